@@ -1,0 +1,383 @@
+/**
+ * W5: replay a recorded allocation trace (shared/workloads.md, "W5 replay").
+ *
+ * A trace is text, optionally gzip-compressed (by a `.gz` name or by the gzip
+ * magic bytes), one operation a line:
+ *
+ *   a <id> <size>   malloc(size); the block is known as <id> from now on
+ *   c <id> <size>   calloc(1, size); its bytes must read as zero
+ *   r <id> <size>   realloc the block <id> to size bytes; it keeps the name <id>
+ *   f <id>          free the block <id>
+ *   # ...           a comment; blank lines are ignored too
+ *
+ * Fields are separated by spaces or tabs; a line may end in CRLF. Ids are
+ * decimal below 2^31 and may be reused once their block is freed; sizes are
+ * decimal below 2^31.
+ *
+ * Two phases:
+ * 1. {@link parseTrace} (untimed) reads the whole trace into typed arrays and
+ *    checks it: a malformed line, an `a`/`c` of an id that is still live, or
+ *    an `r`/`f` of an id that is not live throws a {@link TraceError} naming
+ *    the line number, so the replay stops there before any operation runs.
+ *    Ids are renamed to dense slots, so the replay needs no Map.
+ * 2. {@link replay} (timed, with `performance.now()`) runs the operations.
+ *    Each block gets a marker byte (`i % 255 + 1` for the i-th operation) at
+ *    its first and last byte; before each free and realloc both are checked,
+ *    after a realloc the preserved ones are checked too, and a calloc's first
+ *    and last bytes must read as zero. Blocks still live at the end are
+ *    checked and freed afterwards, untimed.
+ */
+import { readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { WorkloadCorruptionError, WorkloadOutOfMemoryError, type Allocator } from './workloads.js';
+
+/** The allocator interface the replayer needs. */
+export interface ReplayAllocator extends Allocator {
+  calloc(n: number, size: number): number;
+  realloc(ptr: number, size: number): number;
+  /** Optional: bytes taken from the OS or the buffer so far (high-water), reported as the footprint. */
+  footprint?(): number;
+}
+
+/** Operation kinds of a parsed trace. */
+export const OP_MALLOC = 0;
+export const OP_CALLOC = 1;
+export const OP_REALLOC = 2;
+export const OP_FREE = 3;
+
+/** A parsed, checked trace: operation `i` is `kind[i]` on slot `slot[i]` with `size[i]` (0 for frees). */
+export interface Trace {
+  readonly name: string;
+  readonly count: number;
+  readonly kind: Uint8Array;
+  readonly slot: Int32Array;
+  readonly size: Int32Array;
+  /** 1-based line number of each operation, for error messages. */
+  readonly line: Int32Array;
+  /** Number of dense slots: the most blocks live at once. */
+  readonly slots: number;
+}
+
+export interface ReplayResult {
+  name: string;
+  /** Operations replayed (a, c, r and f lines). */
+  ops: number;
+  mallocs: number;
+  callocs: number;
+  reallocs: number;
+  frees: number;
+  /** Sum of the sizes of the a, c and r operations. */
+  bytesRequested: number;
+  /** Peak of live requested bytes. */
+  peakLiveBytes: number;
+  /** Blocks and bytes the trace left live (freed afterwards, untimed). */
+  liveBlocksAtEnd: number;
+  liveBytesAtEnd: number;
+  /** `alloc.footprint()` after the replay, if the allocator has it. */
+  footprintBytes: number | undefined;
+  /** footprintBytes / peakLiveBytes, if both are known and non-zero. */
+  footprintRatio: number | undefined;
+  /** uint32 sum of the marker bytes read back. */
+  checksum: number;
+  elapsedNs: number;
+  opsPerSec: number;
+}
+
+/** A malformed or inconsistent trace line. */
+export class TraceError extends Error {
+  readonly code = 'TRACE_MALFORMED';
+  override name = 'TraceError';
+  constructor(
+    readonly traceName: string,
+    readonly lineNumber: number,
+    reason: string,
+    text: string,
+  ) {
+    super(`${traceName}: line ${lineNumber}: ${reason}: ${JSON.stringify(text)}`);
+  }
+}
+
+const MAX_VALUE = 0x7fff_ffff; // ids and sizes are below 2^31
+const CH_NL = 0x0a;
+const CH_CR = 0x0d;
+const CH_SPACE = 0x20;
+const CH_TAB = 0x09;
+const CH_HASH = 0x23;
+const CH_0 = 0x30;
+const CH_9 = 0x39;
+
+/** Reads a trace file (gzip if the name ends in `.gz` or the data starts with the gzip magic). */
+export function readTraceBytes(path: string): Uint8Array {
+  const raw = readFileSync(path);
+  const gz = path.endsWith('.gz') || (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b);
+  return gz ? gunzipSync(raw) : raw;
+}
+
+/** Reads and parses a trace file. */
+export function loadTrace(path: string): Trace {
+  return parseTrace(readTraceBytes(path), path);
+}
+
+/** Parses and checks a whole trace; throws a {@link TraceError} at the first bad line. */
+export function parseTrace(data: Uint8Array | string, name = 'trace'): Trace {
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+  const n = bytes.length;
+  let lineCount = 1;
+  for (let i = 0; i < n; i++) if (bytes[i] === CH_NL) lineCount++;
+
+  const kind = new Uint8Array(lineCount);
+  const slot = new Int32Array(lineCount);
+  const size = new Int32Array(lineCount);
+  const line = new Int32Array(lineCount);
+  const slotOf = new Map<number, number>(); // live id -> slot
+  const freeSlots: number[] = [];
+  let slots = 0;
+  let count = 0;
+
+  let pos = 0;
+  for (let lineNo = 1; pos <= n; lineNo++) {
+    const start = pos;
+    let end = pos;
+    while (end < n && bytes[end] !== CH_NL) end++;
+    pos = end + 1;
+    if (end > start && bytes[end - 1] === CH_CR) end--;
+
+    let i = skipBlanks(bytes, start, end);
+    if (i === end || bytes[i] === CH_HASH) continue;
+
+    const op = bytes[i]!;
+    let k: number;
+    if (op === 0x61 /* a */) k = OP_MALLOC;
+    else if (op === 0x63 /* c */) k = OP_CALLOC;
+    else if (op === 0x72 /* r */) k = OP_REALLOC;
+    else if (op === 0x66 /* f */) k = OP_FREE;
+    else fail(name, bytes, lineNo, start, end, `unknown operation (expected a, c, r, f or #)`);
+    i++;
+    if (i < end && !isBlank(bytes[i]!)) fail(name, bytes, lineNo, start, end, 'unknown operation (expected a, c, r, f or #)');
+
+    i = skipBlanks(bytes, i, end);
+    const idEnd = scanDigits(bytes, i, end);
+    if (idEnd === i) fail(name, bytes, lineNo, start, end, 'expected a decimal id');
+    const id = decimal(bytes, i, idEnd);
+    if (id > MAX_VALUE) fail(name, bytes, lineNo, start, end, 'id must be below 2^31');
+    i = idEnd;
+
+    let sz = 0;
+    if (k !== OP_FREE) {
+      if (i < end && !isBlank(bytes[i]!)) fail(name, bytes, lineNo, start, end, 'expected a decimal id');
+      i = skipBlanks(bytes, i, end);
+      const sizeEnd = scanDigits(bytes, i, end);
+      if (sizeEnd === i) fail(name, bytes, lineNo, start, end, 'expected a decimal size');
+      sz = decimal(bytes, i, sizeEnd);
+      if (sz > MAX_VALUE) fail(name, bytes, lineNo, start, end, 'size must be below 2^31');
+      i = sizeEnd;
+    }
+    if (i < end && !isBlank(bytes[i]!)) fail(name, bytes, lineNo, start, end, k === OP_FREE ? 'expected a decimal id' : 'expected a decimal size');
+    if (skipBlanks(bytes, i, end) !== end) fail(name, bytes, lineNo, start, end, k === OP_FREE ? "unexpected field after 'f <id>'" : 'unexpected field after the size');
+
+    let s = slotOf.get(id);
+    if (k === OP_MALLOC || k === OP_CALLOC) {
+      if (s !== undefined) fail(name, bytes, lineNo, start, end, `id ${id} is still live`);
+      s = freeSlots.length > 0 ? freeSlots.pop()! : slots++;
+      slotOf.set(id, s);
+    } else {
+      if (s === undefined) fail(name, bytes, lineNo, start, end, `id ${id} is not live`);
+      if (k === OP_FREE) {
+        slotOf.delete(id);
+        freeSlots.push(s!);
+      }
+    }
+    kind[count] = k;
+    slot[count] = s!;
+    size[count] = sz;
+    line[count] = lineNo;
+    count++;
+  }
+  return { name, count, kind, slot, size, line, slots };
+}
+
+/**
+ * Replays a parsed trace on `alloc`: the operations are timed; the blocks
+ * the trace leaves live are then checked and freed (untimed).
+ */
+export function replay(alloc: ReplayAllocator, trace: Trace): ReplayResult {
+  const { count, kind, slot, size } = trace;
+  const ptrs = new Int32Array(Math.max(1, trace.slots));
+  const sizes = new Int32Array(ptrs.length);
+  const tags = new Uint8Array(ptrs.length);
+  const used = new Uint8Array(ptrs.length); // 1 while the slot's block is live
+  const u8 = alloc.u8;
+  let mallocs = 0;
+  let callocs = 0;
+  let reallocs = 0;
+  let frees = 0;
+  let bytesRequested = 0;
+  let live = 0;
+  let peakLive = 0;
+  let checksum = 0;
+
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    const k = kind[i]!;
+    const s = slot[i]!;
+    const tag = (i % 255) + 1;
+    if (k === OP_MALLOC || k === OP_CALLOC) {
+      const sz = size[i]!;
+      let p: number;
+      if (k === OP_MALLOC) {
+        p = alloc.malloc(sz);
+        mallocs++;
+      } else {
+        p = alloc.calloc(1, sz);
+        callocs++;
+      }
+      if (sz > 0) {
+        if (p === 0) replayOutOfMemory(trace, i, k === OP_MALLOC ? 'malloc' : 'calloc', sz);
+        if (k === OP_CALLOC) {
+          const z0 = u8[p]!;
+          const z1 = u8[p + sz - 1]!;
+          if ((z0 | z1) !== 0) replayCorrupted(trace, i, p, sz, 'calloc returned bytes that are not zero', 0, z0, z1);
+        }
+        u8[p] = tag;
+        u8[p + sz - 1] = tag;
+      }
+      ptrs[s] = p;
+      sizes[s] = sz;
+      tags[s] = tag;
+      used[s] = 1;
+      bytesRequested += sz;
+      live += sz;
+      if (live > peakLive) peakLive = live;
+    } else {
+      const p = ptrs[s]!;
+      const old = sizes[s]!;
+      const oldTag = tags[s]!;
+      if (old > 0) {
+        const b0 = u8[p]!;
+        const b1 = u8[p + old - 1]!;
+        if (b0 !== oldTag || b1 !== oldTag) replayCorrupted(trace, i, p, old, 'block was overwritten', oldTag, b0, b1);
+        checksum = (checksum + b0 + b1) >>> 0;
+      }
+      if (k === OP_FREE) {
+        if (p !== 0) alloc.free(p);
+        ptrs[s] = 0;
+        sizes[s] = 0;
+        used[s] = 0;
+        live -= old;
+        frees++;
+      } else {
+        const sz = size[i]!;
+        const q = alloc.realloc(p, sz);
+        if (sz > 0) {
+          if (q === 0) replayOutOfMemory(trace, i, 'realloc', sz);
+          const kept = old < sz ? old : sz;
+          if (kept > 0) {
+            const c0 = u8[q]!;
+            const c1 = u8[q + kept - 1]!;
+            const want1 = kept === old ? oldTag : c1; // the old last byte survives only if nothing was cut
+            if (c0 !== oldTag || c1 !== want1) replayCorrupted(trace, i, q, sz, 'realloc did not preserve the contents', oldTag, c0, c1);
+          }
+          u8[q] = tag;
+          u8[q + sz - 1] = tag;
+        }
+        ptrs[s] = q;
+        sizes[s] = sz;
+        tags[s] = tag;
+        bytesRequested += sz;
+        live += sz - old;
+        if (live > peakLive) peakLive = live;
+        reallocs++;
+      }
+    }
+  }
+  const elapsedNs = Math.round((performance.now() - t0) * 1e6);
+  const footprintBytes = alloc.footprint?.();
+
+  // Untimed: check and free what the trace left live.
+  let liveBlocksAtEnd = 0;
+  for (let s = 0; s < ptrs.length; s++) {
+    const p = ptrs[s]!;
+    const sz = sizes[s]!;
+    if (used[s] === 0) continue;
+    liveBlocksAtEnd++;
+    if (sz > 0 && (u8[p] !== tags[s] || u8[p + sz - 1] !== tags[s])) {
+      replayCorrupted(trace, count, p, sz, 'block was overwritten (found at the end)', tags[s]!, u8[p]!, u8[p + sz - 1]!);
+    }
+    if (p !== 0) alloc.free(p);
+  }
+
+  return {
+    name: trace.name,
+    ops: count,
+    mallocs,
+    callocs,
+    reallocs,
+    frees,
+    bytesRequested,
+    peakLiveBytes: peakLive,
+    liveBlocksAtEnd,
+    liveBytesAtEnd: live,
+    footprintBytes,
+    footprintRatio: footprintBytes !== undefined && peakLive > 0 ? footprintBytes / peakLive : undefined,
+    checksum,
+    elapsedNs,
+    opsPerSec: elapsedNs > 0 ? (count * 1e9) / elapsedNs : 0,
+  };
+}
+
+/** Reads, parses and replays a trace file. */
+export function replayFile(alloc: ReplayAllocator, path: string): ReplayResult {
+  return replay(alloc, loadTrace(path));
+}
+
+// ---------------------------------------------------------------------------
+// Helpers and slow paths
+
+function fail(name: string, bytes: Uint8Array, lineNo: number, start: number, end: number, reason: string): never {
+  throw new TraceError(name, lineNo, reason, new TextDecoder().decode(bytes.subarray(start, end)));
+}
+
+function isBlank(c: number): boolean {
+  return c === CH_SPACE || c === CH_TAB;
+}
+
+function skipBlanks(bytes: Uint8Array, i: number, end: number): number {
+  while (i < end && isBlank(bytes[i]!)) i++;
+  return i;
+}
+
+function scanDigits(bytes: Uint8Array, i: number, end: number): number {
+  while (i < end && bytes[i]! >= CH_0 && bytes[i]! <= CH_9) i++;
+  return i;
+}
+
+/** Value of the digits in [i, end); anything above 2^31 is returned as MAX_VALUE + 1. */
+function decimal(bytes: Uint8Array, i: number, end: number): number {
+  let v = 0;
+  for (; i < end; i++) {
+    v = v * 10 + (bytes[i]! - CH_0);
+    if (v > MAX_VALUE) return MAX_VALUE + 1;
+  }
+  return v;
+}
+
+function replayOutOfMemory(trace: Trace, i: number, fn: string, size: number): never {
+  throw new WorkloadOutOfMemoryError(`${trace.name}: line ${trace.line[i]}: ${fn}(${size}) returned 0 (out of memory)`);
+}
+
+function replayCorrupted(
+  trace: Trace,
+  i: number,
+  p: number,
+  size: number,
+  what: string,
+  expected: number,
+  b0: number,
+  b1: number,
+): never {
+  const where = i < trace.count ? `line ${trace.line[i]}` : 'end of trace';
+  throw new WorkloadCorruptionError(
+    `${trace.name}: ${where}: ${what}: block 0x${p.toString(16)} (size ${size}): ` +
+      `expected ${expected}, found ${b0} at the start and ${b1} at the end`,
+  );
+}
