@@ -1,0 +1,292 @@
+/**
+ * The native peers: bench/native/workloads.c (W1, W2 and W3 on plain
+ * malloc/free) compiled with the machine's C compiler and run with the system
+ * allocator or with jemalloc, tcmalloc or mimalloc through LD_PRELOAD.
+ *
+ * - The C source is found relative to this module, both as bench/native.ts
+ *   (tsx, vitest) and as dist/bench/native.js (after tsc).
+ * - It is compiled on first use with `$CC` (else cc, gcc, clang) and
+ *   `-O2 -pthread` into bench/native/build/ (gitignored; a temporary
+ *   directory if that is not writable), named by a hash of the source and the
+ *   command, so an edited source is rebuilt and concurrent builders do not
+ *   clash (each writes a private file and renames it into place).
+ * - Without a C compiler, {@link nativeSkipReason} says why and
+ *   {@link runNative} rejects with a {@link NativeSkipped} error whose
+ *   message starts with "skipped: no C compiler".
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A native allocator: the system's malloc, or a shared library to preload. */
+export interface NativeAllocator {
+  /** 'glibc' (or 'system' off glibc), 'jemalloc', 'tcmalloc', 'mimalloc'. */
+  name: string;
+  /** Absolute path of the library for LD_PRELOAD; absent for the system allocator. */
+  preload?: string;
+}
+
+export type NativeWorkload = 'W1' | 'W2' | 'W3';
+
+/** Parameters; anything omitted takes the default of shared/workloads.md. */
+export interface NativeParams {
+  threads?: number;
+  cycles?: number;
+  ws?: number;
+  seed?: number;
+  chunks?: number;
+  rounds?: number;
+  opsPerRound?: number;
+}
+
+/** The program's one line of JSON. */
+export interface NativeResult {
+  workload: NativeWorkload;
+  threads: number;
+  cycles?: number;
+  ws?: number;
+  chunks?: number;
+  rounds?: number;
+  opsPerRound?: number;
+  seed: number;
+  ops: number;
+  mallocs: number;
+  bytesRequested: number;
+  checksum: number;
+  seconds: number;
+  opsPerSec: number;
+  /** Peak resident set of the program, in bytes: VmHWM of /proc/self/status, else ru_maxrss. */
+  peakRssBytes: number;
+  /**
+   * getrusage ru_maxrss, in bytes. On Linux it survives execve, so when node
+   * starts the program it can show node's forked image: prefer peakRssBytes.
+   */
+  ruMaxrssBytes: number;
+  /** Peak of live requested bytes (sum of per-thread/per-array peaks with several threads). */
+  peakLiveBytes: number;
+  /** The shared object that defined malloc in the run (checks that the preload took). */
+  mallocLibrary: string;
+  /** Added here: which allocator ran. */
+  allocator: string;
+}
+
+/** Native runs are impossible on this machine (no C compiler). */
+export class NativeSkipped extends Error {
+  readonly code = 'NATIVE_SKIPPED';
+  override name = 'NativeSkipped';
+}
+
+const SOURCE_NAME = 'workloads.c';
+const CFLAGS = ['-O2', '-pthread'];
+const LIBS = ['-ldl']; // dladdr; an empty stub since glibc 2.34, needed before
+
+/** The allocator libraries looked for, by name, most specific file first. */
+const LIBRARY_CANDIDATES: ReadonlyArray<{ name: string; files: readonly string[] }> = [
+  { name: 'jemalloc', files: ['libjemalloc.so.2', 'libjemalloc.so'] },
+  { name: 'tcmalloc', files: ['libtcmalloc_minimal.so.4', 'libtcmalloc_minimal.so', 'libtcmalloc.so.4', 'libtcmalloc.so'] },
+  { name: 'mimalloc', files: ['libmimalloc.so.2', 'libmimalloc.so.3', 'libmimalloc.so'] },
+];
+
+function libraryDirs(): string[] {
+  const triplet = process.arch === 'arm64' ? 'aarch64-linux-gnu' : process.arch === 'x64' ? 'x86_64-linux-gnu' : '';
+  const dirs = [`/usr/lib/${triplet}`, `/lib/${triplet}`, '/usr/lib', '/usr/lib64', '/usr/local/lib'];
+  return [...new Set(dirs.filter((d) => !d.endsWith('/')))];
+}
+
+/** Candidate places of the C source, relative to this module (bench/ or dist/bench/). */
+export function nativeSourceCandidates(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [
+    join(here, 'native', SOURCE_NAME), // bench/native.ts -> bench/native/workloads.c
+    join(here, '..', '..', 'bench', 'native', SOURCE_NAME), // dist/bench/native.js -> bench/native/workloads.c
+  ].map((p) => resolve(p));
+}
+
+/** Path of bench/native/workloads.c; throws if it cannot be found. */
+export function nativeSourcePath(): string {
+  const candidates = nativeSourceCandidates();
+  const found = candidates.find((p) => existsSync(p));
+  if (found === undefined) throw new Error(`native workloads: ${SOURCE_NAME} not found; looked at ${candidates.join(', ')}`);
+  return found;
+}
+
+let compilerCache: string | null | undefined;
+
+/** The C compiler to use ($CC, cc, gcc or clang), or null if there is none. */
+export function findCompiler(): string | null {
+  if (compilerCache !== undefined) return compilerCache;
+  const candidates = [process.env['CC'], 'cc', 'gcc', 'clang'].filter((c): c is string => !!c);
+  compilerCache = null;
+  for (const cc of candidates) {
+    const r = spawnSync(cc, ['--version'], { stdio: 'ignore' });
+    if (r.status === 0) {
+      compilerCache = cc;
+      break;
+    }
+  }
+  return compilerCache;
+}
+
+/** Why native runs are impossible here, or undefined if they are possible. */
+export function nativeSkipReason(): string | undefined {
+  if (process.platform === 'win32') return 'skipped: the native workloads need a POSIX system';
+  if (findCompiler() === null) return 'skipped: no C compiler (tried $CC, cc, gcc, clang)';
+  return undefined;
+}
+
+let binaryCache: string | undefined;
+
+/** Compiles the C program if needed and returns the path of the binary. */
+export function ensureNativeBinary(): string {
+  if (binaryCache !== undefined && existsSync(binaryCache)) return binaryCache;
+  const reason = nativeSkipReason();
+  if (reason !== undefined) throw new NativeSkipped(reason);
+  const cc = findCompiler()!;
+  const source = nativeSourcePath();
+  const hash = createHash('sha256')
+    .update(readFileSync(source))
+    .update('\0' + [cc, ...CFLAGS, ...LIBS].join(' '))
+    .digest('hex')
+    .slice(0, 16);
+  const dir = buildDir(dirname(source));
+  const binary = join(dir, `workloads-${hash}`);
+  if (!existsSync(binary)) {
+    const tmp = `${binary}.${process.pid}.tmp`;
+    let r = spawnSync(cc, [...CFLAGS, '-o', tmp, source, ...LIBS], { encoding: 'utf8' });
+    if (r.status !== 0) r = spawnSync(cc, [...CFLAGS, '-o', tmp, source], { encoding: 'utf8' }); // no libdl
+    if (r.status !== 0) {
+      rmSync(tmp, { force: true });
+      throw new Error(`native workloads: ${cc} failed to compile ${source}:\n${r.stderr ?? r.error?.message}`);
+    }
+    renameSync(tmp, binary);
+    removeStaleBinaries(dir, binary);
+  }
+  binaryCache = binary;
+  return binary;
+}
+
+function buildDir(sourceDir: string): string {
+  for (const dir of [join(sourceDir, 'build'), join(tmpdir(), 'sabmalloc-native')]) {
+    try {
+      mkdirSync(dir, { recursive: true });
+      accessSync(dir, constants.W_OK);
+      return dir;
+    } catch {
+      // not writable (e.g. an installed package): try the next place
+    }
+  }
+  throw new Error('native workloads: no writable build directory');
+}
+
+function removeStaleBinaries(dir: string, keep: string): void {
+  for (const f of readdirSync(dir)) {
+    const p = join(dir, f);
+    if (p !== keep && /^workloads-[0-9a-f]{16}$/.test(f)) rmSync(p, { force: true });
+  }
+}
+
+/**
+ * The native allocators on this machine: the system allocator always, and
+ * each of jemalloc, tcmalloc and mimalloc whose shared library is found.
+ */
+export function nativeAllocators(): NativeAllocator[] {
+  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+    ?.glibcVersionRuntime;
+  const list: NativeAllocator[] = [{ name: glibc !== undefined ? 'glibc' : 'system' }];
+  const dirs = libraryDirs();
+  for (const { name, files } of LIBRARY_CANDIDATES) {
+    const preload = findLibrary(dirs, files);
+    if (preload !== undefined) list.push({ name, preload });
+  }
+  return list;
+}
+
+function findLibrary(dirs: readonly string[], files: readonly string[]): string | undefined {
+  for (const file of files) {
+    for (const dir of dirs) {
+      const p = join(dir, file);
+      if (existsSync(p)) return p;
+    }
+  }
+  // e.g. libmimalloc.so.2.1 without the libmimalloc.so.2 link
+  for (const file of files) {
+    for (const dir of dirs) {
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      const hit = names.find((n) => n.startsWith(file + '.'));
+      if (hit !== undefined) return join(dir, hit);
+    }
+  }
+  return undefined;
+}
+
+/** Command-line arguments for the C program. */
+export function nativeArgs(workload: NativeWorkload, params: NativeParams = {}): string[] {
+  const args: string[] = [workload];
+  const opt = (flag: string, v: number | undefined): void => {
+    if (v === undefined) return;
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`runNative(params): ${flag} must be a non-negative integer, got ${v}`);
+    args.push(flag, String(v));
+  };
+  opt('--threads', params.threads);
+  if (workload === 'W3') {
+    opt('--chunks', params.chunks);
+    opt('--rounds', params.rounds);
+    opt('--ops', params.opsPerRound);
+  } else {
+    opt('--cycles', params.cycles);
+    opt('--ws', params.ws);
+  }
+  opt('--seed', params.seed);
+  return args;
+}
+
+/**
+ * Runs one workload natively with `allocator` and returns its JSON report.
+ * Rejects with {@link NativeSkipped} when there is no C compiler, and with an
+ * Error when the program fails or the preload did not take.
+ */
+export async function runNative(
+  allocator: NativeAllocator,
+  workload: NativeWorkload,
+  params: NativeParams = {},
+): Promise<NativeResult> {
+  const binary = ensureNativeBinary();
+  const args = nativeArgs(workload, params);
+  const env = { ...process.env };
+  delete env['LD_PRELOAD'];
+  if (allocator.preload !== undefined) env['LD_PRELOAD'] = allocator.preload;
+  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((resolveRun, reject) => {
+    execFile(binary, args, { env, maxBuffer: 1 << 20 }, (err, out, errOut) => {
+      if (err) reject(new Error(`native ${workload} with ${allocator.name} failed (${err.message.trim()}):\n${errOut}`));
+      else resolveRun({ stdout: out, stderr: errOut });
+    });
+  });
+  if (allocator.preload !== undefined && /ld\.so|cannot be preloaded/.test(stderr)) {
+    throw new Error(`native ${workload}: LD_PRELOAD=${allocator.preload} did not load:\n${stderr}`);
+  }
+  const line = stdout.trim().split('\n').pop() ?? '';
+  let result: NativeResult;
+  try {
+    result = JSON.parse(line) as NativeResult;
+  } catch {
+    throw new Error(`native ${workload} with ${allocator.name}: expected one line of JSON, got ${JSON.stringify(stdout)}`);
+  }
+  if (allocator.preload !== undefined && !sameLibrary(result.mallocLibrary, allocator.preload)) {
+    throw new Error(`native ${workload}: malloc came from ${result.mallocLibrary}, not from the preloaded ${allocator.preload}`);
+  }
+  result.allocator = allocator.name;
+  return result;
+}
+
+function sameLibrary(a: string, b: string): boolean {
+  const base = (p: string): string => p.slice(p.lastIndexOf('/') + 1).replace(/\.so.*$/, '');
+  return base(a) === base(b);
+}

@@ -1,0 +1,450 @@
+/*
+ * The reference workloads W1 random_mixed, W2 mid_large and W3 larson of
+ * shared/workloads.md on plain malloc/free, so that they can be measured with
+ * the system allocator or with jemalloc, tcmalloc or mimalloc via LD_PRELOAD.
+ * A line-for-line port of bench/workloads.ts: same generator, same seeding,
+ * same marker bytes and checks, same counts and checksum, so that the JS and
+ * native figures describe the same operation sequence.
+ *
+ *   cc -O2 -pthread -o workloads workloads.c
+ *   workloads W1 [--cycles N] [--ws N] [--seed S]
+ *   workloads W2 [--threads T] [--cycles N] [--ws N] [--seed S]
+ *   workloads W3 [--threads T] [--chunks N] [--rounds N] [--ops N] [--seed S]
+ *
+ * Prints one line of JSON on stdout: the workload and its parameters, ops,
+ * mallocs (W3 counts its initial fill), bytesRequested, checksum, seconds,
+ * opsPerSec, peakRssBytes (the process's peak resident set: VmHWM of
+ * /proc/self/status, else getrusage ru_maxrss), ruMaxrssBytes (ru_maxrss
+ * itself: on Linux it survives execve, so when the program is started by a
+ * large parent such as node it may show the parent's forked image rather than
+ * this program), peakLiveBytes (peak of live
+ * requested bytes: exact for one thread, otherwise the sum of per-thread (W2)
+ * or per-array (W3) peaks, an upper bound), and mallocLibrary (the shared
+ * object that defines malloc, as dladdr sees it). Errors go to stderr with
+ * exit status 1 (usage: 2).
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------------ */
+/* Random numbers */
+
+static inline uint32_t xorshift32(uint32_t *state) {
+  uint32_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  return *state = x;
+}
+
+/* seed + t * 0x9E3779B9 (mod 2^32), 0 replaced by 1 */
+static uint32_t thread_seed(uint32_t seed, uint32_t t) {
+  uint32_t s = seed + t * UINT32_C(0x9E3779B9);
+  return s == 0 ? 1 : s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parameters and results */
+
+enum { W1_MIN_SIZE = 16, W1_SIZE_SPAN = 1025 };
+enum { W2_MIN_SIZE = 8192, W2_SIZE_SPAN = 24577 };
+enum { W3_MIN_SIZE = 8, W3_SIZE_SPAN = 993 };
+
+typedef struct {
+  const char *workload;
+  uint64_t threads, cycles, ws, chunks, rounds, ops_per_round;
+  uint32_t seed;
+} params_t;
+
+typedef struct {
+  uint64_t ops, mallocs, bytes_requested, peak_live;
+  uint32_t checksum;
+} tally_t;
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("workloads: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+static void *xcalloc(size_t n, size_t size) {
+  void *p = calloc(n, size);
+  if (p == NULL) die("calloc(%zu, %zu) failed", n, size);
+  return p;
+}
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static __attribute__((noinline, noreturn)) void out_of_memory(const char *w, uint64_t i, uint32_t size) {
+  die("%s: malloc(%" PRIu32 ") returned NULL (out of memory) at op %" PRIu64, w, size, i);
+}
+
+static __attribute__((noinline, noreturn)) void corrupted(const char *w, uint64_t i, const void *p, uint32_t size,
+                                                         unsigned tag, unsigned b0, unsigned b1) {
+  die("%s: block %p (size %" PRIu32 ") was overwritten before free at op %" PRIu64
+      ": expected marker %u, found %u at the start and %u at the end",
+      w, p, size, i, tag, b0, b1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* W1 and W2: the slot loop (bench/workloads.ts slotLoop) */
+
+typedef struct {
+  unsigned char **slots;
+  uint32_t *sizes;
+  unsigned char *tags;
+  uint64_t ws;
+} slots_t;
+
+static void slots_init(slots_t *s, uint64_t ws) {
+  s->ws = ws;
+  s->slots = xcalloc(ws, sizeof *s->slots);
+  s->sizes = xcalloc(ws, sizeof *s->sizes);
+  s->tags = xcalloc(ws, 1);
+}
+
+static void slot_loop(const char *w, slots_t *s, uint32_t *rng, uint64_t cycles, uint32_t min_size,
+                      uint32_t size_span, tally_t *out) {
+  unsigned char **slots = s->slots;
+  uint32_t *sizes = s->sizes;
+  unsigned char *tags = s->tags;
+  const uint32_t ws = (uint32_t)s->ws;
+  uint64_t mallocs = 0, bytes = 0, live = 0, peak = 0;
+  uint32_t checksum = 0;
+  for (uint64_t i = 0; i < cycles; i++) {
+    uint32_t idx = xorshift32(rng) % ws;
+    unsigned char *p = slots[idx];
+    if (p != NULL) {
+      uint32_t size = sizes[idx];
+      unsigned tag = tags[idx], b0 = p[0], b1 = p[size - 1];
+      if (b0 != tag || b1 != tag) corrupted(w, i, p, size, tag, b0, b1);
+      checksum += b0 + b1;
+      free(p);
+      slots[idx] = NULL;
+      live -= size;
+    } else {
+      uint32_t size = min_size + xorshift32(rng) % size_span;
+      unsigned char *q = malloc(size);
+      if (q == NULL) out_of_memory(w, i, size);
+      unsigned char tag = (unsigned char)(i & 0xff);
+      q[0] = tag;
+      q[size - 1] = tag;
+      slots[idx] = q;
+      sizes[idx] = size;
+      tags[idx] = tag;
+      mallocs++;
+      bytes += size;
+      live += size;
+      if (live > peak) peak = live;
+    }
+  }
+  out->ops = cycles;
+  out->mallocs = mallocs;
+  out->bytes_requested = bytes;
+  out->checksum = checksum;
+  out->peak_live = peak;
+}
+
+static void slots_cleanup(const char *w, slots_t *s) {
+  for (uint64_t idx = 0; idx < s->ws; idx++) {
+    unsigned char *p = s->slots[idx];
+    if (p == NULL) continue;
+    uint32_t size = s->sizes[idx];
+    unsigned tag = s->tags[idx];
+    if (p[0] != tag || p[size - 1] != tag) corrupted(w, idx, p, size, tag, p[0], p[size - 1]);
+    free(p);
+    s->slots[idx] = NULL;
+  }
+  free(s->slots);
+  free(s->sizes);
+  free(s->tags);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Threads: start and end barriers shared by W2 and W3 */
+
+static pthread_barrier_t start_barrier; /* threads + main: release all at once */
+static pthread_barrier_t end_barrier;   /* threads + main: main stops the clock */
+static pthread_barrier_t round_barrier; /* threads only: W3 hand-off */
+static const params_t *P;
+
+typedef struct {
+  pthread_t handle;
+  uint32_t t;
+  uint32_t rng;
+  tally_t tally;
+} worker_t;
+
+static void barrier_init(pthread_barrier_t *b, unsigned n) {
+  int e = pthread_barrier_init(b, NULL, n);
+  if (e != 0) die("pthread_barrier_init: %s", strerror(e));
+}
+
+static void run_threads(worker_t *workers, uint64_t threads, void *(*fn)(void *), double *seconds) {
+  barrier_init(&start_barrier, (unsigned)threads + 1);
+  barrier_init(&end_barrier, (unsigned)threads + 1);
+  barrier_init(&round_barrier, (unsigned)threads);
+  for (uint64_t t = 0; t < threads; t++) {
+    workers[t].t = (uint32_t)t;
+    workers[t].rng = thread_seed(P->seed, (uint32_t)t);
+    int e = pthread_create(&workers[t].handle, NULL, fn, &workers[t]);
+    if (e != 0) die("pthread_create: %s", strerror(e));
+  }
+  pthread_barrier_wait(&start_barrier);
+  double t0 = now_seconds();
+  pthread_barrier_wait(&end_barrier);
+  *seconds = now_seconds() - t0;
+  for (uint64_t t = 0; t < threads; t++) pthread_join(workers[t].handle, NULL);
+  pthread_barrier_destroy(&start_barrier);
+  pthread_barrier_destroy(&end_barrier);
+  pthread_barrier_destroy(&round_barrier);
+}
+
+/* W2: each thread runs the slot loop on its own slots. */
+static void *w2_thread(void *arg) {
+  worker_t *me = arg;
+  slots_t s;
+  slots_init(&s, P->ws);
+  pthread_barrier_wait(&start_barrier);
+  slot_loop("W2", &s, &me->rng, P->cycles, W2_MIN_SIZE, W2_SIZE_SPAN, &me->tally);
+  pthread_barrier_wait(&end_barrier);
+  slots_cleanup("W2 cleanup", &s); /* not timed */
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* W3 larson (bench/workloads.ts larsonFill / larsonRound) */
+
+typedef struct {
+  unsigned char **blocks;
+  uint32_t *sizes;
+  uint64_t live, peak_live;
+} larson_array_t;
+
+static larson_array_t *arrays;
+
+static void larson_fill(larson_array_t *a, uint32_t *rng, uint64_t chunks, tally_t *tally) {
+  a->blocks = xcalloc(chunks, sizeof *a->blocks);
+  a->sizes = xcalloc(chunks, sizeof *a->sizes);
+  uint64_t bytes = 0;
+  for (uint64_t k = 0; k < chunks; k++) {
+    uint32_t size = W3_MIN_SIZE + xorshift32(rng) % W3_SIZE_SPAN;
+    unsigned char *p = malloc(size);
+    if (p == NULL) out_of_memory("W3 fill", k, size);
+    p[0] = (unsigned char)(size & 0xff);
+    a->blocks[k] = p;
+    a->sizes[k] = size;
+    bytes += size;
+  }
+  a->live = a->peak_live = bytes;
+  tally->mallocs += chunks;
+  tally->bytes_requested += bytes;
+}
+
+static void larson_round(larson_array_t *a, uint32_t *rng, uint64_t chunks, uint64_t ops, tally_t *tally) {
+  unsigned char **blocks = a->blocks;
+  uint32_t *sizes = a->sizes;
+  const uint32_t n = (uint32_t)chunks;
+  uint64_t live = a->live, peak = a->peak_live, bytes = 0;
+  uint32_t checksum = tally->checksum;
+  for (uint64_t i = 0; i < ops; i++) {
+    uint32_t k = xorshift32(rng) % n;
+    unsigned char *p = blocks[k];
+    uint32_t old_size = sizes[k];
+    unsigned b0 = p[0];
+    if (b0 != (old_size & 0xff)) corrupted("W3", i, p, old_size, old_size & 0xff, b0, b0);
+    checksum += b0;
+    free(p);
+    uint32_t size = W3_MIN_SIZE + xorshift32(rng) % W3_SIZE_SPAN;
+    unsigned char *q = malloc(size);
+    if (q == NULL) out_of_memory("W3", i, size);
+    q[0] = (unsigned char)(size & 0xff);
+    blocks[k] = q;
+    sizes[k] = size;
+    bytes += size;
+    live = live + size - old_size;
+    if (live > peak) peak = live;
+  }
+  a->live = live;
+  a->peak_live = peak;
+  tally->ops += 2 * ops;
+  tally->mallocs += ops;
+  tally->bytes_requested += bytes;
+  tally->checksum = checksum;
+}
+
+static void larson_cleanup(larson_array_t *a, uint64_t chunks) {
+  for (uint64_t k = 0; k < chunks; k++) {
+    unsigned char *p = a->blocks[k];
+    if (p[0] != (a->sizes[k] & 0xff)) corrupted("W3 cleanup", k, p, a->sizes[k], a->sizes[k] & 0xff, p[0], p[0]);
+    free(p);
+  }
+  free(a->blocks);
+  free(a->sizes);
+}
+
+static void *w3_thread(void *arg) {
+  worker_t *me = arg;
+  const uint32_t T = (uint32_t)P->threads;
+  larson_fill(&arrays[me->t], &me->rng, P->chunks, &me->tally); /* before the timed part */
+  pthread_barrier_wait(&start_barrier);
+  for (uint64_t round = 0; round < P->rounds; round++) {
+    /* thread t holds array (t + round) % T: the hand-off applied `round` times */
+    larson_array_t *a = &arrays[(me->t + round) % T];
+    larson_round(a, &me->rng, P->chunks, P->ops_per_round, &me->tally);
+    pthread_barrier_wait(&round_barrier); /* all threads are done with their arrays */
+    /* hand-off: thread t now takes the array thread (t + 1) % T held */
+    pthread_barrier_wait(&round_barrier); /* all threads have taken theirs */
+  }
+  pthread_barrier_wait(&end_barrier);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Command line and report */
+
+static uint64_t parse_u64(const char *name, const char *s, uint64_t min, uint64_t max) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno != 0 || *s == '\0' || *s == '-' || *end != '\0' || v < min || v > max) {
+    fprintf(stderr, "workloads: %s expects an integer in [%" PRIu64 ", %" PRIu64 "], got '%s'\n", name, min, max, s);
+    exit(2);
+  }
+  return v;
+}
+
+static void usage(void) {
+  fputs("usage: workloads W1|W2|W3 [--threads T] [--cycles N] [--ws N] [--seed S]\n"
+        "                          [--chunks N] [--rounds N] [--ops N]\n",
+        stderr);
+  exit(2);
+}
+
+/* VmHWM of /proc/self/status in bytes (high-water RSS of this image), or -1. */
+static long long vm_hwm_bytes(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return -1;
+  char line[256];
+  long long kib = -1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (sscanf(line, "VmHWM: %lld kB", &kib) == 1) break;
+  }
+  fclose(f);
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+static const char *malloc_library(void) {
+  Dl_info info;
+  void *(*volatile fn)(size_t) = malloc;
+  if (dladdr((void *)fn, &info) != 0 && info.dli_fname != NULL) return info.dli_fname;
+  return "unknown";
+}
+
+static void json_string(const char *s) {
+  putchar('"');
+  for (; *s; s++) {
+    if (*s == '"' || *s == '\\') putchar('\\');
+    if ((unsigned char)*s < 0x20) continue;
+    putchar(*s);
+  }
+  putchar('"');
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) usage();
+  params_t p = {.workload = argv[1], .threads = 0, .cycles = 0, .ws = 0, .chunks = 1000, .rounds = 100,
+                .ops_per_round = 10000, .seed = 0};
+  int w = strcmp(argv[1], "W1") == 0 ? 1 : strcmp(argv[1], "W2") == 0 ? 2 : strcmp(argv[1], "W3") == 0 ? 3 : 0;
+  if (w == 0) usage();
+  /* defaults of shared/workloads.md */
+  p.threads = w == 1 ? 1 : 2;
+  p.cycles = w == 1 ? 10000000 : 1000000;
+  p.ws = w == 1 ? 4096 : 2048;
+  p.seed = w == 1 ? 1234567 : w == 2 ? 42 : 4141;
+  for (int i = 2; i < argc; i++) {
+    const char *opt = argv[i];
+    if (i + 1 >= argc) usage();
+    const char *val = argv[++i];
+    if (strcmp(opt, "--threads") == 0) p.threads = parse_u64(opt, val, 1, 4096);
+    else if (strcmp(opt, "--cycles") == 0) p.cycles = parse_u64(opt, val, 0, UINT64_MAX / 2);
+    else if (strcmp(opt, "--ws") == 0) p.ws = parse_u64(opt, val, 1, UINT32_MAX);
+    else if (strcmp(opt, "--seed") == 0) p.seed = (uint32_t)parse_u64(opt, val, 1, UINT32_MAX);
+    else if (strcmp(opt, "--chunks") == 0) p.chunks = parse_u64(opt, val, 1, UINT32_MAX);
+    else if (strcmp(opt, "--rounds") == 0) p.rounds = parse_u64(opt, val, 0, UINT32_MAX);
+    else if (strcmp(opt, "--ops") == 0) p.ops_per_round = parse_u64(opt, val, 0, UINT32_MAX);
+    else usage();
+  }
+  if (w == 1 && p.threads != 1) {
+    fputs("workloads: W1 is single-threaded (--threads 1)\n", stderr);
+    exit(2);
+  }
+  P = &p;
+
+  tally_t total = {0};
+  double seconds = 0;
+  if (w == 1) {
+    slots_t s;
+    slots_init(&s, p.ws);
+    uint32_t rng = p.seed; /* threadSeed(seed, 0) == seed */
+    double t0 = now_seconds();
+    slot_loop("W1", &s, &rng, p.cycles, W1_MIN_SIZE, W1_SIZE_SPAN, &total);
+    seconds = now_seconds() - t0;
+    slots_cleanup("W1 cleanup", &s); /* not timed */
+  } else {
+    worker_t *workers = xcalloc(p.threads, sizeof *workers);
+    if (w == 3) arrays = xcalloc(p.threads, sizeof *arrays);
+    run_threads(workers, p.threads, w == 2 ? w2_thread : w3_thread, &seconds);
+    for (uint64_t t = 0; t < p.threads; t++) {
+      total.ops += workers[t].tally.ops;
+      total.mallocs += workers[t].tally.mallocs;
+      total.bytes_requested += workers[t].tally.bytes_requested;
+      total.checksum += workers[t].tally.checksum;
+      total.peak_live += w == 2 ? workers[t].tally.peak_live : arrays[t].peak_live;
+    }
+    if (w == 3) {
+      for (uint64_t t = 0; t < p.threads; t++) larson_cleanup(&arrays[t], p.chunks); /* not timed */
+      free(arrays);
+    }
+    free(workers);
+  }
+
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  long long ru_maxrss = (long long)ru.ru_maxrss * 1024LL;
+  long long hwm = vm_hwm_bytes();
+  printf("{\"workload\":\"W%d\",\"threads\":%" PRIu64, w, p.threads);
+  if (w == 3) {
+    printf(",\"chunks\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"opsPerRound\":%" PRIu64, p.chunks, p.rounds,
+           p.ops_per_round);
+  } else {
+    printf(",\"cycles\":%" PRIu64 ",\"ws\":%" PRIu64, p.cycles, p.ws);
+  }
+  printf(",\"seed\":%" PRIu32 ",\"ops\":%" PRIu64 ",\"mallocs\":%" PRIu64 ",\"bytesRequested\":%" PRIu64
+         ",\"checksum\":%" PRIu32 ",\"seconds\":%.9f,\"opsPerSec\":%.1f,\"peakRssBytes\":%lld,\"ruMaxrssBytes\":%lld"
+         ",\"peakLiveBytes\":%" PRIu64 ",\"mallocLibrary\":",
+         p.seed, total.ops, total.mallocs, total.bytes_requested, total.checksum, seconds,
+         seconds > 0 ? (double)total.ops / seconds : 0.0, hwm >= 0 ? hwm : ru_maxrss, ru_maxrss, total.peak_live);
+  json_string(malloc_library());
+  puts("}");
+  return 0;
+}
