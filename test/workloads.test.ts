@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { nativeAllocators, nativeSkipReason, nativeSourcePath, runNative } from '../bench/native.js';
@@ -249,7 +250,7 @@ describe('W5 replay', () => {
 
   it('replays the sample trace, plain and gzipped', () => {
     const a = new ReferenceAllocator(16 * MiB);
-    const r = replayFile(a, SAMPLE_TRACE.pathname);
+    const r = replayFile(a, fileURLToPath(SAMPLE_TRACE));
     expect(r.ops).toBe(300);
     expect(r.mallocs + r.callocs + r.reallocs + r.frees).toBe(300);
     expect(r.callocs).toBeGreaterThan(0);
