@@ -1,0 +1,206 @@
+/**
+ * check(): walks every invariant of the header, the SuperSlab masks, the slot metas, every slab's
+ * lists and state bytes, the Stage-1 and abandoned lists, the magazines and the large runs.
+ * Every walk is bounded, so corrupted links cannot make it hang. Meant for a quiescent heap
+ * (no other thread inside malloc or free); throws HeapCorruptionError naming what and where.
+ */
+import {
+  ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
+  K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_COUNT_W, S1_HEAD_W,
+  S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA,
+  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
+  SM_STATE, SS_TABLE_W, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_RECLAIMING,
+} from './layout.js';
+import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
+import type { HeapInternals } from './heap.js';
+import { HeapCorruptionError, hex } from './errors.js';
+import { magazineBase } from './refill.js';
+
+function fail(msg: string): never {
+  throw new HeapCorruptionError(`check(): ${msg}`);
+}
+
+export function checkHeap(h: HeapInternals): void {
+  if (h.i32[10] !== h.gen) h.refreshViews();
+  const i32 = h.i32;
+  const bytes = h.bytes;
+  const geo = h.geo;
+  const carved = Atomics.load(i32, G_CARVED);
+  const bufSupers = Atomics.load(i32, G_BUFFER_SUPERS);
+  if (!(geo.metaSupers <= carved && carved <= bufSupers && bufSupers <= i32[G_MAX_SUPERS])) {
+    fail(`header: carved ${carved}, buffer ${bufSupers}, max ${i32[G_MAX_SUPERS]} SuperSlabs are out of order`);
+  }
+  if (bufSupers * (1 << SUPER_SHIFT) > h.viewBytes) fail(`header: buffer length ${bufSupers} MiB exceeds the buffer`);
+  const lock = Atomics.load(i32, G_LOCK);
+  if (lock < 0 || lock > 2) fail(`lock word is ${lock}, expected 0, 1 or 2`);
+  const slotsPerSuperShift = SUPER_SHIFT - SLOT_SHIFT;
+  const firstSlot = geo.metaSupers << slotsPerSuperShift;
+  const endSlot = carved << slotsPerSuperShift;
+  const meta = (s: number): number => h.smW + (s << SM_SHIFT);
+
+  // SuperSlab masks against slot kinds; metadata and uncarved slots have kind NONE.
+  for (let s = 0; s < firstSlot; s++) if (i32[meta(s) + SM_KIND] !== K_NONE) fail(`metadata slot ${s} has a kind`);
+  for (let sup = geo.metaSupers; sup < carved; sup++) {
+    const mask = i32[SS_TABLE_W + sup];
+    if ((mask & ~FULL_MASK) !== 0) fail(`SuperSlab ${sup}: free mask ${hex(mask)} has stray bits`);
+    for (let k = 0; k < SLOTS_PER_SUPER; k++) {
+      const s = (sup << slotsPerSuperShift) + k;
+      const isFree = i32[meta(s) + SM_KIND] === K_FREE;
+      if (isFree !== ((mask >>> k) & 1) > 0) fail(`slot ${s}: kind ${i32[meta(s) + SM_KIND]} disagrees with its SuperSlab's free mask`);
+    }
+  }
+
+  // Slabs and large runs.
+  const poolSlabs = new Set<number>();
+  let largeBytes = 0;
+  for (let s = firstSlot; s < endSlot; ) {
+    const mW = meta(s);
+    const kind = i32[mW + SM_KIND];
+    if (kind === K_FREE) {
+      if (i32[mW + SM_CLS] !== -1) fail(`UNUSED slot ${s} has class ${i32[mW + SM_CLS]}`);
+      s++;
+      continue;
+    }
+    if (kind !== K_SLAB && kind !== K_LARGE) fail(`slot ${s}: unknown kind ${kind}`);
+    const span = i32[mW + SM_SPAN];
+    if (i32[mW + SM_HEAD] !== s) fail(`slot ${s}: a run starts here but its head says ${i32[mW + SM_HEAD]}`);
+    if (span < 1 || s + span > endSlot) fail(`slot ${s}: span ${span} runs past the carved heap`);
+    if (span <= SLOTS_PER_SUPER && (s >>> slotsPerSuperShift) !== ((s + span - 1) >>> slotsPerSuperShift)) {
+      fail(`slot ${s}: a run of ${span} slots crosses a SuperSlab boundary`);
+    }
+    for (let k = s + 1; k < s + span; k++) {
+      const kW = meta(k);
+      if (i32[kW + SM_KIND] !== kind || i32[kW + SM_HEAD] !== s || i32[kW + SM_CLS] !== i32[mW + SM_CLS]) {
+        fail(`slot ${k}: disagrees with the head of its run at slot ${s}`);
+      }
+    }
+    if (kind === K_LARGE) {
+      if (i32[mW + SM_CLS] !== -1) fail(`large run at slot ${s} has a class`);
+      if (i32[mW + SM_LARGE] !== LARGE_LIVE) fail(`large run at slot ${s} is not marked live`);
+      if (span > SLOTS_PER_SUPER && (s & (SLOTS_PER_SUPER - 1)) !== 0) fail(`large run at slot ${s} is not SuperSlab-aligned`);
+      largeBytes += span * SLOT_BYTES;
+    } else {
+      checkSlab(h, s, span, poolSlabs);
+    }
+    s += span;
+  }
+  if (largeBytes !== h.f64[F_LARGE_LIVE_BYTES]) fail(`large runs hold ${largeBytes} bytes but the header counts ${h.f64[F_LARGE_LIVE_BYTES]}`);
+
+  // Stage-1 lists: acyclic, bounded, each member a pooled slab of the class, found once.
+  const seen = new Set<number>();
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    let slot = Atomics.load(i32, S1_HEAD_W + c) & S1_SLOT_MASK;
+    let n = 0;
+    while (slot !== 0) {
+      if (slot < firstSlot || slot >= endSlot) fail(`Stage-1 list of class ${c}: slot ${slot} is outside the carved heap`);
+      if (seen.has(slot)) fail(`Stage-1 list of class ${c}: slot ${slot} appears twice (a cycle or a double push)`);
+      seen.add(slot);
+      const mW = meta(slot);
+      if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot || i32[mW + SM_CLS] !== c) {
+        fail(`Stage-1 list of class ${c}: slot ${slot} is not a slab head of that class`);
+      }
+      if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) fail(`Stage-1 list of class ${c}: slab ${slot} has an owner`);
+      n++;
+      slot = Atomics.load(i32, mW + SM_POOL_NEXT);
+    }
+    if (n !== Atomics.load(i32, S1_COUNT_W + c)) fail(`Stage-1 list of class ${c}: ${n} slabs, count says ${Atomics.load(i32, S1_COUNT_W + c)}`);
+  }
+  for (const s of poolSlabs) if (!seen.has(s)) fail(`slab ${s} is pooled but on no Stage-1 list`);
+
+  // Abandoned lists.
+  const abandoned = new Set<number>();
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    let slot = i32[ABANDONED_W + c];
+    while (slot !== 0) {
+      if (slot < firstSlot || slot >= endSlot || abandoned.has(slot)) fail(`abandoned list of class ${c}: bad or repeated slot ${slot}`);
+      abandoned.add(slot);
+      const mW = meta(slot);
+      if (i32[mW + SM_ABANDON_LISTED] !== 1 || i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS] !== c) {
+        fail(`abandoned list of class ${c}: slot ${slot} is not a listed slab of that class`);
+      }
+      slot = i32[mW + SM_ABANDON_NEXT];
+    }
+  }
+
+  // Magazines: every entry a block start with state CACHED, none in two places.
+  const cached = new Set<number>();
+  for (let t = 0; t < geo.maxThreads; t++) {
+    const w = geo.threadsW + t * geo.threadWords;
+    const state = Atomics.load(i32, w + TH_STATE);
+    if (state !== TS_ATTACHED && state !== TS_RECLAIMING) continue;
+    const thW = w;
+    for (let c = 0; c < NUM_CLASSES; c++) {
+      const base = thW + (magazineBase(h, c) - h.thW);
+      const top = i32[thW + TH_TOP + c];
+      if (top < base || (top - base) % MAG_ENTRY_WORDS !== 0) fail(`thread ${t}: magazine of class ${c} has a bad top`);
+      for (let e = base; e < top; e += 2) {
+        if (i32[e] === MAG_FULL_SENTINEL) fail(`thread ${t}: magazine of class ${c} runs past its end`);
+        const b = i32[e];
+        const st = i32[e + 1];
+        const where = `thread ${t}, magazine of class ${c}: block ${hex(b)}`;
+        if (b <= 0 || b >= h.viewBytes || (b & 15) !== 0) fail(`${where} is not a block`);
+        const mW = meta(b >>> SLOT_SHIFT);
+        if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS] !== c) fail(`${where} is not in a slab of class ${c}`);
+        const off = b - i32[mW + SM_DATA];
+        if (off < 0 || off % SIZE[c] !== 0) fail(`${where} is not a block start`);
+        if (i32[mW + SM_STATE] + off / SIZE[c] !== st) fail(`${where} has the wrong state byte address`);
+        if (bytes[st] !== ST_CACHED) fail(`${where} has state ${bytes[st]}, expected CACHED`);
+        if (cached.has(b)) fail(`${where} is cached twice`);
+        cached.add(b);
+      }
+    }
+  }
+}
+
+function checkSlab(h: HeapInternals, s: number, span: number, poolSlabs: Set<number>): void {
+  const i32 = h.i32;
+  const bytes = h.bytes;
+  const mW = h.smW + (s << SM_SHIFT);
+  const cls = i32[mW + SM_CLS];
+  const where = `slab at slot ${s} (${hex(s << SLOT_SHIFT)})`;
+  if (cls < 0 || cls >= NUM_CLASSES) fail(`${where}: class ${cls}`);
+  if (span !== SPAN[cls]) fail(`${where}: span ${span}, class ${cls} uses ${SPAN[cls]}`);
+  if (s % span !== 0) fail(`${where}: not aligned to its span`);
+  const start = s << SLOT_SHIFT;
+  if (i32[mW + SM_STATE] !== start || i32[mW + SM_DATA] !== start + HDR[cls]) fail(`${where}: header offsets are wrong`);
+  const count = COUNT[cls];
+  const size = SIZE[cls];
+  const bump = i32[mW + SM_BUMP];
+  if (bump < 0 || bump > count) fail(`${where}: BUMP ${bump} outside 0..${count}`);
+  const owner = Atomics.load(i32, mW + SM_OWNER);
+  if (owner === OWNER_POOL) poolSlabs.add(s);
+  else if (owner !== OWNER_NONE && (owner < 0 || owner >= h.geo.maxThreads)) fail(`${where}: owner ${owner}`);
+  const data = start + HDR[cls];
+  const onList = new Uint8Array(count);
+  const walk = (head: number, expect: number, name: string): number => {
+    let b = head;
+    let n = 0;
+    while (b !== 0) {
+      if (n >= count) fail(`${where}: ${name} list is longer than the slab (a cycle)`);
+      const off = b - data;
+      if (off < 0 || off % size !== 0 || off / size >= bump) fail(`${where}: ${name} list holds ${hex(b)}, not a carved block of the slab`);
+      const idx = off / size;
+      if (onList[idx] !== 0) fail(`${where}: block ${hex(b)} is on the free lists twice`);
+      onList[idx] = 1;
+      if (bytes[start + idx] !== expect) fail(`${where}: block ${hex(b)} on the ${name} list has state ${bytes[start + idx]}`);
+      n++;
+      b = i32[b >>> 2];
+    }
+    return n;
+  };
+  const nLocal = walk(i32[mW + SM_FREE], ST_FREE, 'local free');
+  walk(Atomics.load(i32, mW + SM_REMOTE), ST_PENDING, 'remote free');
+  if (nLocal !== i32[mW + SM_NFREE]) fail(`${where}: local list has ${nLocal} blocks, NFREE says ${i32[mW + SM_NFREE]}`);
+  if (i32[mW + SM_INUSE] + nLocal !== bump) fail(`${where}: INUSE ${i32[mW + SM_INUSE]} + free ${nLocal} != carved ${bump}`);
+  let freeStates = 0;
+  for (let idx = 0; idx < count; idx++) {
+    const st = bytes[start + idx];
+    if (idx >= bump) {
+      if (st !== ST_FREE) fail(`${where}: never-carved block ${idx} has state ${st}`);
+    } else if (st === ST_FREE) {
+      freeStates++;
+    } else if (st > ST_PENDING) fail(`${where}: block ${idx} has unknown state ${st}`);
+  }
+  if (freeStates !== nLocal) fail(`${where}: ${freeStates} blocks say FREE but the local list holds ${nLocal}`);
+  if (owner === OWNER_POOL && i32[mW + SM_INUSE] !== 0) fail(`${where}: pooled with ${i32[mW + SM_INUSE]} blocks in use`);
+}

@@ -1,0 +1,89 @@
+/** Every error sabmalloc throws, with its stable `code`, and the messages, in one file. */
+
+export class HeapError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** An offset that is not the start of a live block: outside the heap, in metadata, interior, never allocated. */
+export class InvalidPointerError extends HeapError {
+  constructor(message: string) {
+    super('ERR_INVALID_POINTER', message);
+  }
+}
+
+/** A block freed (or reallocated) a second time. */
+export class DoubleFreeError extends HeapError {
+  constructor(message: string) {
+    super('ERR_DOUBLE_FREE', message);
+  }
+}
+
+/** check() found an invariant broken. */
+export class HeapCorruptionError extends HeapError {
+  constructor(message: string) {
+    super('ERR_HEAP_CORRUPTION', message);
+  }
+}
+
+/** attach() found every thread slot taken. */
+export class ThreadSlotsExhaustedError extends HeapError {
+  constructor(message: string) {
+    super('ERR_THREAD_SLOTS_EXHAUSTED', message);
+  }
+}
+
+/** A call on a heap this thread detached from, or a buffer that is not a sabmalloc heap. */
+export class HeapStateError extends HeapError {
+  constructor(message: string) {
+    super('ERR_HEAP_STATE', message);
+  }
+}
+
+export function hex(n: number): string {
+  return '0x' + n.toString(16);
+}
+
+/** How a value is shown in a message; never calls valueOf or toString of user objects. */
+export function describe(v: unknown): string {
+  switch (typeof v) {
+    case 'number':
+      return Number.isInteger(v) && v >= 0 ? `${v} (${hex(v)})` : String(v);
+    case 'bigint':
+      return `${v}n (a bigint)`;
+    case 'string':
+      return `${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '...' : v)} (a string)`;
+    case 'undefined':
+      return 'undefined';
+    case 'boolean':
+      return `${v} (a boolean)`;
+    case 'symbol':
+      return 'a symbol';
+    case 'function':
+      return 'a function';
+    default:
+      if (v === null) return 'null';
+      return Array.isArray(v) ? 'an array' : 'an object';
+  }
+}
+
+/**
+ * Validates an integer argument: TypeError for a non-number, RangeError for NaN, Infinity,
+ * negatives, fractions and unsafe integers. Returns the value.
+ */
+export function checkInteger(fn: string, arg: string, v: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number') {
+    throw new TypeError(`${fn}(${arg}): expected a number, got ${describe(v)}`);
+  }
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new RangeError(`${fn}(${arg}): expected a non-negative safe integer, got ${describe(v)}`);
+  }
+  if (v > max) {
+    throw new RangeError(`${fn}(${arg}): ${describe(v)} is above the limit ${max}`);
+  }
+  return v;
+}

@@ -1,0 +1,352 @@
+/**
+ * The slow paths of malloc and free (the page.c of this project): refill an empty magazine
+ * from the thread's slabs, drain a full one back, collect remote frees, and hand empty slabs
+ * back to the pool.
+ *
+ * A thread owns the slabs it took from the pool. It alone touches their [O] fields (local free
+ * list, BUMP, INUSE, partial-list links). Blocks of another thread's slab are pushed onto that
+ * slab's remote list with one CAS per chain; the first push after the owner last looked also puts
+ * the slab on the owner's notice list, so that the owner collects it on its next slow path.
+ */
+import {
+  G_GEN, MAG_ENTRY_WORDS, OWNER_NONE, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD,
+  SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_PART_NEXT, SM_PART_PREV, SM_REMOTE,
+  SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES,
+  TH_CUR, TH_MAG_W, TH_NOTICE, TH_PARTIAL, magazineWords,
+} from './layout.js';
+import { COUNT, SIZE } from './size-classes.js';
+import type { HeapInternals } from './heap.js';
+import { HeapStateError } from './errors.js';
+import { releaseEmptySlab, takeSlab, adoptSlab } from './pool.js';
+
+const LISTED_NONE = 0;
+const LISTED_PARTIAL = 1;
+const LISTED_CURRENT = 2;
+
+/** Word index of the first magazine entry of class `cls` (the empty sentinel is just before it). */
+export function magazineBase(h: HeapInternals, cls: number): number {
+  return h.thW + TH_MAG_W + cls * magazineWords(h.geo.magCap) + MAG_ENTRY_WORDS;
+}
+
+/** Word index of the head slot's meta of the slab holding `block`. */
+function slabMetaOf(h: HeapInternals, block: number): number {
+  const i32 = h.i32;
+  const head = i32[h.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
+  return h.smW + (head << SM_SHIFT);
+}
+
+function stateOf(i32: Int32Array, mW: number, cls: number, block: number): number {
+  return i32[mW + SM_STATE] + (((block - i32[mW + SM_DATA]) / SIZE[cls]) | 0);
+}
+
+export function ensureViews(h: HeapInternals): void {
+  if (h.i32[G_GEN] !== h.gen) h.refreshViews();
+}
+
+/** malloc's slow path: the magazine of `cls` is empty. Returns a block or 0 (out of memory). */
+export function mallocRefill(h: HeapInternals, cls: number): number {
+  return allocFromClass(h, cls, true);
+}
+
+/** Pops a block of class `cls`, refilling the magazine first when it is empty. */
+export function allocFromClass(h: HeapInternals, cls: number, mayBlock: boolean): number {
+  if (h.detached) throw new HeapStateError('malloc(size): this thread has detached from the heap');
+  ensureViews(h);
+  const i32 = h.i32;
+  const topW = h.topW + cls;
+  if (i32[topW] === magazineBase(h, cls) && refillMagazine(h, cls, mayBlock) === 0) return 0;
+  const t = i32[topW] - 2;
+  const block = i32[t];
+  i32[topW] = t;
+  h.bytes[i32[t + 1]] = ST_ALLOCATED;
+  i32[h.liveW + cls]++;
+  return block;
+}
+
+/**
+ * Moves up to refillCls[cls] blocks into the (empty) magazine: from the current slab (local
+ * list, then its remote list taken whole, then never-used blocks), then from slabs on the
+ * partial list, then from slabs the notice list names, then from a slab from the pool.
+ */
+export function refillMagazine(h: HeapInternals, cls: number, mayBlock: boolean): number {
+  const i32 = h.i32;
+  const curW = h.thW + TH_CUR + cls;
+  const want = h.refillCls[cls];
+  h.tf64[h.tfW + TF_REFILLS]++;
+  let noticed = false;
+  for (;;) {
+    const cur = i32[curW];
+    if (cur !== 0) {
+      const got = takeBlocks(h, cur, cls, want);
+      if (got > 0) return got;
+      i32[h.smW + (cur << SM_SHIFT) + SM_LISTED] = LISTED_NONE; // full: stays ours, on no list
+      i32[curW] = 0;
+    }
+    const next = partialPop(h, cls);
+    if (next !== 0) {
+      i32[h.smW + (next << SM_SHIFT) + SM_LISTED] = LISTED_CURRENT;
+      i32[curW] = next;
+      continue;
+    }
+    if (!noticed) {
+      noticed = true;
+      if (processNotices(h) > 0) continue;
+    }
+    const slab = takeSlab(h, cls, mayBlock);
+    if (slab === 0) return 0;
+    i32[h.smW + (slab << SM_SHIFT) + SM_LISTED] = LISTED_CURRENT;
+    i32[curW] = slab;
+  }
+}
+
+/** Moves up to `n` blocks of the owned slab `slot` into the magazine. */
+function takeBlocks(h: HeapInternals, slot: number, cls: number, n: number): number {
+  const i32 = h.i32;
+  const bytes = h.bytes;
+  const mW = h.smW + (slot << SM_SHIFT);
+  const topW = h.topW + cls;
+  let t = i32[topW];
+  let got = 0;
+  if (i32[mW + SM_FREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(h, mW, cls);
+  let b = i32[mW + SM_FREE];
+  while (got < n && b !== 0) {
+    const st = stateOf(i32, mW, cls, b);
+    i32[t] = b;
+    i32[t + 1] = st;
+    bytes[st] = ST_CACHED;
+    t += 2;
+    got++;
+    b = i32[b >>> 2];
+  }
+  i32[mW + SM_FREE] = b;
+  i32[mW + SM_NFREE] -= got;
+  const count = COUNT[cls];
+  const size = SIZE[cls];
+  let bump = i32[mW + SM_BUMP];
+  if (got < n && bump < count) {
+    const data = i32[mW + SM_DATA];
+    const state = i32[mW + SM_STATE];
+    while (got < n && bump < count) {
+      i32[t] = data + bump * size;
+      i32[t + 1] = state + bump;
+      bytes[state + bump] = ST_CACHED;
+      t += 2;
+      got++;
+      bump++;
+    }
+    i32[mW + SM_BUMP] = bump;
+  }
+  i32[mW + SM_INUSE] += got;
+  i32[topW] = t;
+  return got;
+}
+
+/** Takes the slab's whole remote list with one exchange and moves it to the local list. */
+export function collectRemote(h: HeapInternals, mW: number, cls: number): number {
+  const i32 = h.i32;
+  const bytes = h.bytes;
+  let b = Atomics.exchange(i32, mW + SM_REMOTE, 0);
+  let head = i32[mW + SM_FREE];
+  let n = 0;
+  const limit = COUNT[cls];
+  while (b !== 0 && n < limit) {
+    const next = i32[b >>> 2];
+    bytes[stateOf(i32, mW, cls, b)] = ST_FREE;
+    i32[b >>> 2] = head;
+    head = b;
+    n++;
+    b = next;
+  }
+  i32[mW + SM_FREE] = head;
+  i32[mW + SM_NFREE] += n;
+  i32[mW + SM_INUSE] -= n;
+  return n;
+}
+
+// ---- Partial list: owned slabs of one class with local free blocks, not current -----------
+
+function partialPush(h: HeapInternals, slot: number, cls: number): void {
+  const i32 = h.i32;
+  const headW = h.thW + TH_PARTIAL + cls;
+  const mW = h.smW + (slot << SM_SHIFT);
+  const first = i32[headW];
+  i32[mW + SM_PART_NEXT] = first;
+  i32[mW + SM_PART_PREV] = 0;
+  if (first !== 0) i32[h.smW + (first << SM_SHIFT) + SM_PART_PREV] = slot;
+  i32[headW] = slot;
+  i32[mW + SM_LISTED] = LISTED_PARTIAL;
+}
+
+function partialUnlink(h: HeapInternals, slot: number, cls: number): void {
+  const i32 = h.i32;
+  const mW = h.smW + (slot << SM_SHIFT);
+  const prev = i32[mW + SM_PART_PREV];
+  const next = i32[mW + SM_PART_NEXT];
+  if (prev !== 0) i32[h.smW + (prev << SM_SHIFT) + SM_PART_NEXT] = next;
+  else i32[h.thW + TH_PARTIAL + cls] = next;
+  if (next !== 0) i32[h.smW + (next << SM_SHIFT) + SM_PART_PREV] = prev;
+  i32[mW + SM_LISTED] = LISTED_NONE;
+}
+
+function partialPop(h: HeapInternals, cls: number): number {
+  const slot = h.i32[h.thW + TH_PARTIAL + cls];
+  if (slot !== 0) partialUnlink(h, slot, cls);
+  return slot;
+}
+
+/**
+ * After blocks came back to an owned slab: an empty slab goes back to the pool (unless a notice
+ * for it is still pending, which will bring it back here); a slab that has free blocks and is on
+ * no list goes on the partial list.
+ */
+export function afterBlocksReturned(h: HeapInternals, slot: number, cls: number): void {
+  const i32 = h.i32;
+  const mW = h.smW + (slot << SM_SHIFT);
+  const listed = i32[mW + SM_LISTED];
+  if (i32[mW + SM_INUSE] === 0 && Atomics.load(i32, mW + SM_NOTIFIED) === 0) {
+    if (listed === LISTED_PARTIAL) partialUnlink(h, slot, cls);
+    else if (listed === LISTED_CURRENT) i32[h.thW + TH_CUR + cls] = 0;
+    i32[mW + SM_LISTED] = LISTED_NONE;
+    releaseEmptySlab(h, slot, cls);
+  } else if (listed === LISTED_NONE && i32[mW + SM_NFREE] > 0) {
+    partialPush(h, slot, cls);
+  }
+}
+
+/** Takes this thread's notice list whole and collects the remote frees of every slab on it. */
+export function processNotices(h: HeapInternals): number {
+  const i32 = h.i32;
+  let slot = Atomics.exchange(i32, h.thW + TH_NOTICE, 0);
+  let n = 0;
+  while (slot !== 0 && n < h.slotLimit) {
+    const mW = h.smW + (slot << SM_SHIFT);
+    const next = Atomics.load(i32, mW + SM_NOTICE_NEXT);
+    Atomics.store(i32, mW + SM_NOTIFIED, 0); // before collecting: a later push notifies again
+    if (Atomics.load(i32, mW + SM_OWNER) === h.tid) {
+      const cls = i32[mW + SM_CLS];
+      collectRemote(h, mW, cls);
+      afterBlocksReturned(h, slot, cls);
+    }
+    n++;
+    slot = next;
+  }
+  return n;
+}
+
+// ---- Drain -------------------------------------------------------------------------------
+
+/**
+ * Returns the magazine entries [from, to) (word indices) to their slabs: blocks of our own slabs
+ * onto the local list, the others as one chain per run of blocks of the same slab onto that
+ * slab's remote list. The caller has already removed the entries from the magazine.
+ */
+export function drainEntries(h: HeapInternals, cls: number, src: Int32Array, from: number, to: number): void {
+  const i32 = h.i32;
+  const bytes = h.bytes;
+  const tid = h.tid;
+  let t = from;
+  while (t < to) {
+    const b = src[t];
+    const mW = slabMetaOf(h, b);
+    const slot = (mW - h.smW) >>> SM_SHIFT;
+    if (i32[mW + SM_OWNER] === tid) {
+      bytes[src[t + 1]] = ST_FREE;
+      i32[b >>> 2] = i32[mW + SM_FREE];
+      i32[mW + SM_FREE] = b;
+      i32[mW + SM_NFREE]++;
+      i32[mW + SM_INUSE]--;
+      t += 2;
+      if (t >= to || slabMetaOf(h, src[t]) !== mW) afterBlocksReturned(h, slot, cls);
+      continue;
+    }
+    // Another thread's (or an abandoned) slab: build a chain of consecutive entries of that slab.
+    let last = b;
+    let n = 1;
+    bytes[src[t + 1]] = ST_PENDING;
+    t += 2;
+    while (t < to && slabMetaOf(h, src[t]) === mW) {
+      const nb = src[t];
+      bytes[src[t + 1]] = ST_PENDING;
+      i32[last >>> 2] = nb;
+      last = nb;
+      n++;
+      t += 2;
+    }
+    h.tf64[h.tfW + TF_REMOTE_FREES] += n;
+    remotePush(h, slot, b, last);
+  }
+}
+
+/** Publishes the chain first..last onto the slab's remote list and notifies its owner. */
+function remotePush(h: HeapInternals, slot: number, first: number, last: number): void {
+  const i32 = h.i32;
+  const mW = h.smW + (slot << SM_SHIFT);
+  for (;;) {
+    const old = Atomics.load(i32, mW + SM_REMOTE);
+    i32[last >>> 2] = old;
+    if (Atomics.compareExchange(i32, mW + SM_REMOTE, old, first) === old) break;
+  }
+  if (Atomics.load(i32, mW + SM_NOTIFIED) !== 0) return;
+  if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, 1) !== 0) return;
+  const owner = Atomics.load(i32, mW + SM_OWNER);
+  if (owner >= 0) {
+    const noticeW = h.geo.threadsW + owner * h.geo.threadWords + TH_NOTICE;
+    for (;;) {
+      const old = Atomics.load(i32, noticeW);
+      Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
+      if (Atomics.compareExchange(i32, noticeW, old, slot) === old) break;
+    }
+  } else {
+    Atomics.store(i32, mW + SM_NOTIFIED, 0);
+    if (owner === OWNER_NONE && adoptSlab(h, slot)) {
+      const cls = i32[mW + SM_CLS];
+      collectRemote(h, mW, cls);
+      afterBlocksReturned(h, slot, cls);
+    }
+  }
+}
+
+/** free's slow path when the magazine is full: drain its older half, then push the block. */
+export function freeDrainFull(h: HeapInternals, cls: number, block: number, st: number): void {
+  const i32 = h.i32;
+  const base = magazineBase(h, cls);
+  const topW = h.topW + cls;
+  const top = i32[topW];
+  const half = ((top - base) >>> 2) << 1; // half the entries, in words
+  const drainedEnd = base + half;
+  // Copy the older half aside (a per-thread Int32Array), then close the gap.
+  const tmp = h.scratch;
+  for (let i = 0; i < half; i++) tmp[i] = i32[base + i];
+  i32.copyWithin(base, drainedEnd, top);
+  let t = top - half;
+  h.bytes[st] = ST_CACHED;
+  i32[t] = block;
+  i32[t + 1] = st;
+  t += 2;
+  i32[topW] = t;
+  i32[h.liveW + cls]--;
+  h.tf64[h.tfW + TF_DRAINS]++;
+  drainEntries(h, cls, tmp, 0, half);
+}
+
+/** Every drainInterval frees of a class: drain that whole magazine and look at notices. */
+export function drainPeriodic(h: HeapInternals, cls: number): void {
+  h.i32[h.drainW + cls] = h.drainInterval;
+  drainClass(h, cls);
+  processNotices(h);
+}
+
+/** Empties the magazine of `cls` back into the slabs. */
+export function drainClass(h: HeapInternals, cls: number): void {
+  const i32 = h.i32;
+  const base = magazineBase(h, cls);
+  const topW = h.topW + cls;
+  const n = i32[topW] - base;
+  if (n === 0) return;
+  const tmp = h.scratch;
+  for (let i = 0; i < n; i++) tmp[i] = i32[base + i];
+  i32[topW] = base; // removed from the magazine before they are pushed anywhere
+  h.tf64[h.tfW + TF_DRAINS]++;
+  drainEntries(h, cls, tmp, 0, n);
+}
+

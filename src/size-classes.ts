@@ -1,0 +1,122 @@
+/**
+ * Size classes.
+ *
+ * Class sizes are multiples of 16: 16, 32, ... 128 in steps of 16, then four
+ * classes per doubling (160, 192, 224, 256, 320, ...) up to MAX_SMALL.
+ * Worst-case internal waste, tested for every size in test/size-classes.test.ts:
+ *   size <= 128:  usable - size <= 15 bytes
+ *   size >  128:  usable < 1.25 * size  (the step is a quarter of the power of two below)
+ *
+ * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each). A slab is
+ *   [ state bytes: one per block, padded to HDR[cls] ][ COUNT[cls] blocks of SIZE[cls] ]
+ * The span is the smallest power of two of slots whose tail waste is at most
+ * 1/32 of the slab (or the least-waste span if none is that good).
+ */
+import { SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER } from './layout.js';
+
+export const MAX_SMALL = 128 << 10; // 128 KiB: larger requests take runs of slab slots
+const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes up to this are naturally aligned
+
+function buildSizes(): number[] {
+  const sizes: number[] = [];
+  for (let s = 16; s <= 128; s += 16) sizes.push(s);
+  for (let base = 128; base < MAX_SMALL; base *= 2) {
+    for (let k = 1; k <= 4; k++) sizes.push(base + (base / 4) * k);
+  }
+  return sizes;
+}
+
+const SIZES = buildSizes();
+export const NUM_CLASSES = SIZES.length; // 48
+
+/** Block size of each class, in bytes. */
+export const SIZE = Int32Array.from(SIZES);
+/** Slots per slab of each class. */
+export const SPAN = new Int32Array(NUM_CLASSES);
+/** Bytes of state-byte header before the first block (multiple of 16). */
+export const HDR = new Int32Array(NUM_CLASSES);
+/** Blocks per slab. */
+export const COUNT = new Int32Array(NUM_CLASSES);
+/** Alignment every block of the class has (power of two). */
+export const ALIGN = new Int32Array(NUM_CLASSES);
+/**
+ * ceil(2^32 / SIZE): `(off * RECIP[cls] * 2^-32) | 0 === floor(off / SIZE)` exactly for every
+ * off < 2^20 (error term off * (RECIP*SIZE - 2^32) / 2^32 < 1/SIZE). Avoids a division on free.
+ */
+export const RECIP = new Float64Array(NUM_CLASSES);
+/** Class of a request, indexed by (size + 15) >>> 4: one load on the fast path. */
+export const CLASS_OF_GRANULE = new Uint8Array((MAX_SMALL >>> 4) + 1);
+
+function lowbit(x: number): number {
+  return x & -x;
+}
+
+function slabGeometry(size: number, span: number): { hdr: number; count: number; waste: number } {
+  const bytes = span * SLOT_BYTES;
+  const a = Math.min(lowbit(size), MAX_BLOCK_ALIGN);
+  let count = Math.floor(bytes / (size + 1));
+  for (;;) {
+    const hdr = Math.ceil(Math.max(count, 1) / a) * a;
+    const fit = Math.floor((bytes - hdr) / size);
+    if (fit >= count) {
+      // the header holds `count` state bytes; recheck that one more block does not fit
+      const hdr2 = Math.ceil((count + 1) / a) * a;
+      if ((count + 1) * size + hdr2 <= bytes) {
+        count++;
+        continue;
+      }
+      return { hdr, count, waste: bytes - hdr - count * size };
+    }
+    count--;
+  }
+}
+
+for (let cls = 0; cls < NUM_CLASSES; cls++) {
+  const size = SIZE[cls];
+  let best = -1;
+  let bestFrac = 2;
+  for (let span = 1; span <= SLOTS_PER_SUPER; span *= 2) {
+    const g = slabGeometry(size, span);
+    if (g.count < 1) continue;
+    const frac = g.waste / (span * SLOT_BYTES);
+    if (frac <= 1 / 32 && g.count >= 4) {
+      best = span;
+      break;
+    }
+    if (frac < bestFrac - 1e-9) {
+      bestFrac = frac;
+      best = span;
+    }
+  }
+  const g = slabGeometry(size, best);
+  SPAN[cls] = best;
+  HDR[cls] = g.hdr;
+  COUNT[cls] = g.count;
+  ALIGN[cls] = Math.min(lowbit(size), lowbit(g.hdr), SLOT_BYTES);
+  RECIP[cls] = Math.ceil(2 ** 32 / size);
+}
+
+for (let g = 0, cls = 0; g < CLASS_OF_GRANULE.length; g++) {
+  while (SIZE[cls] < g * 16) cls++;
+  CLASS_OF_GRANULE[g] = cls;
+}
+CLASS_OF_GRANULE[0] = 0; // malloc(0) returns a unique 16-byte block
+
+/** Class for a request of `size` bytes (0 <= size <= MAX_SMALL). */
+export function classOf(size: number): number {
+  return CLASS_OF_GRANULE[(size + 15) >>> 4];
+}
+
+/** Smallest class whose blocks hold `size` bytes and are aligned to `align`, or -1. */
+export function alignedClassOf(size: number, align: number): number {
+  if (size > MAX_SMALL) return -1;
+  for (let cls = classOf(size); cls < NUM_CLASSES; cls++) {
+    if (ALIGN[cls] >= align) return cls;
+  }
+  return -1;
+}
+
+/** Bytes of a slab of class `cls`. */
+export function slabBytes(cls: number): number {
+  return SPAN[cls] << SLOT_SHIFT;
+}

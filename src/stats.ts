@@ -1,0 +1,151 @@
+/**
+ * stats(): a snapshot read with plain loads (Atomics for [A] words). While other threads run,
+ * the figures are each a moment's value, not one consistent cut.
+ */
+import {
+  F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
+  F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_PEAK_CARVED, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
+  F_STAGE3, G_BUFFER_SUPERS, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, LIVE_FOLD_W,
+  S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W, TH_LIVE,
+  TH_NODE_ID, TH_STATE, TS_FREE,
+} from './layout.js';
+import { NUM_CLASSES, SIZE } from './size-classes.js';
+import type { HeapInternals } from './heap.js';
+
+export interface LockStats {
+  /** Times the global lock was taken. */
+  acquisitions: number;
+  /** Acquisitions whose first CAS failed. */
+  contended: number;
+  /** Spin iterations spent before getting the lock. */
+  spins: number;
+  /** Atomics.wait calls: the futex-wait count. */
+  waits: number;
+  /** Atomics.notify calls made on release because someone was waiting. */
+  wakes: number;
+  /** Total milliseconds threads spent getting the lock when it was contended. */
+  waitMs: number;
+  maxWaitMs: number;
+  /** Locks taken over from a holder whose thread died. */
+  recoveries: number;
+}
+
+export interface StageStats {
+  /** Slabs reused from a per-class Stage-1 LIFO (lock-free). */
+  stage1: number;
+  /** Slabs made from UNUSED slots of a carved SuperSlab (under the lock). */
+  stage2: number;
+  /** Slabs that needed a fresh SuperSlab (under the lock). */
+  stage3: number;
+  /** EMPTY slabs put on Stage-1 lists. */
+  stage1Pushes: number;
+  /** Abandoned slabs (of detached or dead threads) adopted. */
+  adopted: number;
+  /** Slab slots given back as UNUSED (for any class or large run). */
+  slotsReturned: number;
+}
+
+export interface ClassStats {
+  cls: number;
+  blockSize: number;
+  liveBlocks: number;
+  stage1Slabs: number;
+}
+
+export interface ThreadStats {
+  tid: number;
+  threadId: number;
+  state: 'attached' | 'dead' | 'reclaiming' | 'free';
+  remoteFrees: number;
+  refills: number;
+  drains: number;
+  slabsTaken: number;
+  lockAcquisitions: number;
+}
+
+export interface HeapStats {
+  lock: LockStats;
+  stages: StageStats;
+  /** Bytes of the buffer in use: metadata plus carved SuperSlabs. */
+  footprintBytes: number;
+  peakFootprintBytes: number;
+  bufferBytes: number;
+  maxBytes: number;
+  /** Usable bytes of live blocks (small blocks count their class size, large ones their run). */
+  liveBytes: number;
+  liveBlocks: number;
+  largeLiveBytes: number;
+  largeAllocations: number;
+  threadsAttached: number;
+  reclaims: number;
+  classes: ClassStats[];
+  threads: ThreadStats[];
+}
+
+const STATE_NAMES = ['free', 'attached', 'dead', 'reclaiming'] as const;
+
+export function collectStats(h: HeapInternals): HeapStats {
+  const i32 = h.i32;
+  const f64 = h.f64;
+  const geo = h.geo;
+  const classes: ClassStats[] = [];
+  let liveBlocks = 0;
+  let liveBytes = 0;
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    let live = Atomics.load(i32, LIVE_FOLD_W + c);
+    for (let t = 0; t < geo.maxThreads; t++) live += i32[geo.threadsW + t * geo.threadWords + TH_LIVE + c];
+    liveBlocks += live;
+    liveBytes += live * SIZE[c];
+    classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: Atomics.load(i32, S1_COUNT_W + c) });
+  }
+  const threads: ThreadStats[] = [];
+  for (let t = 0; t < geo.maxThreads; t++) {
+    const w = geo.threadsW + t * geo.threadWords;
+    const state = Atomics.load(i32, w + TH_STATE);
+    if (state === TS_FREE && i32[w + TH_NODE_ID] === 0) continue;
+    const fw = (w + TH_F64_W) >>> 1;
+    threads.push({
+      tid: t,
+      threadId: Atomics.load(i32, w + TH_NODE_ID) - 1,
+      state: STATE_NAMES[state] ?? 'free',
+      remoteFrees: f64[fw + TF_REMOTE_FREES],
+      refills: f64[fw + TF_REFILLS],
+      drains: f64[fw + TF_DRAINS],
+      slabsTaken: f64[fw + TF_SLABS],
+      lockAcquisitions: f64[fw + TF_LOCK_ACQ],
+    });
+  }
+  const largeLive = f64[F_LARGE_LIVE_BYTES];
+  return {
+    lock: {
+      acquisitions: f64[F_LOCK_ACQ],
+      contended: f64[F_LOCK_CONTENDED],
+      spins: f64[F_LOCK_SPINS],
+      waits: f64[F_LOCK_WAITS],
+      wakes: f64[F_LOCK_WAKES],
+      waitMs: f64[F_LOCK_WAIT_MS],
+      maxWaitMs: f64[F_LOCK_MAX_WAIT_MS],
+      recoveries: f64[F_LOCK_RECOVERIES],
+    },
+    stages: {
+      stage1: Atomics.load(i32, G_STAGE1),
+      stage2: f64[F_STAGE2],
+      stage3: f64[F_STAGE3],
+      stage1Pushes: Atomics.load(i32, G_STAGE1_PUSHES),
+      adopted: f64[F_ADOPTED],
+      slotsReturned: f64[F_SLOTS_RETURNED],
+    },
+    footprintBytes: Atomics.load(i32, G_CARVED) * SUPER_BYTES,
+    peakFootprintBytes: Math.max(f64[F_PEAK_CARVED], geo.metaSupers) * SUPER_BYTES,
+    bufferBytes: Atomics.load(i32, G_BUFFER_SUPERS) * SUPER_BYTES,
+    maxBytes: i32[G_MAX_SUPERS] * SUPER_BYTES,
+    liveBytes: liveBytes + largeLive,
+    liveBlocks,
+    largeLiveBytes: largeLive,
+    largeAllocations: f64[F_LARGE_ALLOCS],
+    threadsAttached: Atomics.load(i32, G_THREADS_ATTACHED),
+    reclaims: f64[F_RECLAIMS],
+    classes,
+    threads,
+  };
+}
