@@ -72,24 +72,49 @@ export class WorkloadOutOfMemoryError extends Error {
 // ---------------------------------------------------------------------------
 // Random numbers
 
-/** xorshift32 (13, 17, 5) on a uint32 state. The state must be non-zero. */
+/**
+ * xorshift32 (13, 17, 5). The state is kept as an int32 (the same 32 bits as the spec's uint32)
+ * so that V8 keeps it in a register-sized small integer field.
+ */
 export class XorShift32 {
-  /** Current state, a non-zero uint32. */
-  state: number;
+  /** Current state's bits as an int32; non-zero. */
+  private s: number;
 
   constructor(seed: number) {
     const s = seed >>> 0;
     if (s === 0) throw new RangeError(`XorShift32(seed): seed must be a non-zero uint32, got ${seed}`);
-    this.state = s;
+    this.s = s | 0;
+  }
+
+  /** Current state, a non-zero uint32. */
+  get state(): number {
+    return this.s >>> 0;
   }
 
   /** Next value, a uint32 in [1, 2^32). */
   next(): number {
-    let x = this.state;
+    let x = this.s;
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    return (this.state = x >>> 0);
+    this.s = x;
+    return x >>> 0;
+  }
+
+  /**
+   * `next() % m`, exactly, for 1 <= m < 2^31. A uint32 above 2^31 makes V8 compute `%` in
+   * floating point through a C call (~9 ns here, half the budget of an allocation); for
+   * m <= 32768 this splits the value into 16-bit halves so every step is an int32 operation:
+   * x % m == (((x >>> 16) % m) * 65536 + (x & 0xffff)) % m.
+   */
+  below(m: number): number {
+    let x = this.s;
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    this.s = x;
+    if (m <= 32768) return ((((x >>> 16) % m) << 16) | (x & 0xffff)) % m;
+    return (x >>> 0) % m;
   }
 }
 
@@ -205,7 +230,7 @@ export function slotLoop(
 
   const t0 = performance.now();
   for (let i = 0; i < cycles; i++) {
-    const idx = rng.next() % ws;
+    const idx = rng.below(ws);
     const p = slots[idx]!;
     if (p !== 0) {
       const size = sizes[idx]!;
@@ -218,7 +243,7 @@ export function slotLoop(
       slots[idx] = 0;
       live -= size;
     } else {
-      const size = minSize + (rng.next() % sizeSpan);
+      const size = minSize + rng.below(sizeSpan);
       const q = alloc.malloc(size);
       if (q === 0) outOfMemory(workload, i, size);
       const tag = i & 0xff;
@@ -312,7 +337,7 @@ export function larsonFill(
   const u8 = alloc.u8;
   let bytes = 0;
   for (let k = 0; k < chunks; k++) {
-    const size = W3_MIN_SIZE + (rng.next() % W3_SIZE_SPAN);
+    const size = W3_MIN_SIZE + rng.below(W3_SIZE_SPAN);
     const p = alloc.malloc(size);
     if (p === 0) outOfMemory('W3 fill', k, size);
     u8[p] = size & 0xff;
@@ -352,14 +377,14 @@ export function larsonRound(
 
   const t0 = performance.now();
   for (let i = 0; i < opsPerRound; i++) {
-    const k = rng.next() % chunks;
+    const k = rng.below(chunks);
     const p = blocks[k]!;
     const oldSize = blocks[chunks + k]!;
     const b0 = u8[p]!;
     if (b0 !== (oldSize & 0xff)) corrupted('W3', i, p, oldSize, oldSize & 0xff, b0, b0);
     checksum = (checksum + b0) >>> 0;
     alloc.free(p);
-    const size = W3_MIN_SIZE + (rng.next() % W3_SIZE_SPAN);
+    const size = W3_MIN_SIZE + rng.below(W3_SIZE_SPAN);
     const q = alloc.malloc(size);
     if (q === 0) outOfMemory('W3', i, size);
     u8[q] = size & 0xff;

@@ -8,7 +8,7 @@ import {
   G_GEN, G_HEAP_ID, MAG_FULL_SENTINEL, SLOT_SHIFT, SM_CLS, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED,
   type Geometry,
 } from './layout.js';
-import { CLASS_OF_GRANULE, COUNT, MAX_SMALL, RECIP, SIZE } from './size-classes.js';
+import { CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, MAX_SMALL } from './size-classes.js';
 import { checkInteger } from './errors.js';
 import { mallocRefill, freeDrainFull, drainPeriodic } from './refill.js';
 import { mallocSlow, freeSlow, callocImpl, reallocImpl, usableSizeImpl, alignedAllocImpl, tryMallocImpl } from './alloc-slow.js';
@@ -16,8 +16,6 @@ import { createBuffer, attachThread, detachThread, reclaimThread, watchWorker, f
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
 import { testHoldLock } from './lock.js';
-
-const TWO_NEG_32 = 2 ** -32;
 
 /** Instances per heap id in this thread: attaching twice returns the same one. */
 const attached = new Map<number, SharedHeap>();
@@ -48,7 +46,6 @@ export class SharedHeap {
   /** @internal scratch for magazine entries on their way out */ scratch: Int32Array = new Int32Array(0);
   /** @internal word index of this thread's area */ thW = 0;
   /** @internal */ topW = 0;
-  /** @internal */ liveW = 0;
   /** @internal */ drainW = 0;
   /** @internal Float64 index of this thread's counters */ tfW = 0;
   /** @internal word index of slot 0's meta */ readonly smW: number;
@@ -121,7 +118,6 @@ export class SharedHeap {
     if (block === 0) return mallocRefill(this, cls); // the empty sentinel
     i32[topW] = t;
     this.bytes[i32[t + 1]] = ST_ALLOCATED;
-    i32[this.liveW + cls]++;
     return block;
   }
 
@@ -144,10 +140,10 @@ export class SharedHeap {
       return;
     }
     const off = block - i32[mW + SM_DATA];
-    const idx = (off * RECIP[cls] * TWO_NEG_32) | 0;
+    const idx = Math.imul(off >>> DIV_SHIFT[cls], DIV_INV[cls]); // exact when off is a multiple of the size
     const st = i32[mW + SM_STATE] + idx;
     const bytes = this.bytes;
-    if (idx * SIZE[cls] !== off || idx >>> 0 >= COUNT[cls] || bytes[st] !== ST_ALLOCATED) {
+    if (off < 0 || (off & DIV_MASK[cls]) !== 0 || idx >>> 0 >= COUNT[cls] || bytes[st] !== ST_ALLOCATED) {
       freeSlow(this, block);
       return;
     }
@@ -161,7 +157,6 @@ export class SharedHeap {
     i32[t] = block;
     i32[t + 1] = st;
     i32[topW] = t + 2;
-    i32[this.liveW + cls]--;
     if (--i32[this.drainW + cls] === 0) drainPeriodic(this, cls);
   }
 

@@ -87,7 +87,6 @@ export const F_WORDS = 32; // words of Float64 counters
 export const S1_HEAD_W = F_BASE_W + F_WORDS; //            [A] Stage-1 LIFO head per class: (tag << 15) | slot, 0 = empty
 export const S1_COUNT_W = S1_HEAD_W + 64; //               [A] slabs on each Stage-1 list (approximate, Atomics.add)
 export const ABANDONED_W = S1_COUNT_W + 64; //             [L] abandoned-slab list head per class (slot, 0 = empty)
-export const LIVE_FOLD_W = ABANDONED_W + 64; //            [A] live blocks per class left by threads that detached
 export const HEADER_WORDS = DETACHED_W + 2 + 64; //         (64 >= NUM_CLASSES)
 
 export const S1_SLOT_BITS = 15; // slot index bits in a Stage-1 head; the rest is the ABA tag
@@ -155,8 +154,7 @@ export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got
 export const TH_EPOCH = 3; //     [A] bumped on every attach of the slot
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
 export const TH_DRAIN = TH_TOP + 64; //   [O] per class: frees left before the next periodic drain
-export const TH_LIVE = TH_DRAIN + 64; //  [O] per class: blocks malloc'ed minus blocks freed by this thread
-export const TH_CUR = TH_LIVE + 64; //    [O] per class: current slab's head slot (0 = none)
+export const TH_CUR = TH_DRAIN + 64; //    [O] per class: current slab's head slot (0 = none)
 export const TH_PARTIAL = TH_CUR + 64; // [O] per class: first slab on the partial list (0 = none)
 export const TH_F64_W = TH_PARTIAL + 64; // Float64 counters [O]
 export const TF_REMOTE_FREES = 0; // blocks this thread freed that belong to another thread's slab

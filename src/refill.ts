@@ -59,7 +59,6 @@ export function allocFromClass(h: HeapInternals, cls: number, mayBlock: boolean)
   const block = i32[t];
   i32[topW] = t;
   h.bytes[i32[t + 1]] = ST_ALLOCATED;
-  i32[h.liveW + cls]++;
   return block;
 }
 
@@ -324,7 +323,6 @@ export function freeDrainFull(h: HeapInternals, cls: number, block: number, st: 
   i32[t + 1] = st;
   t += 2;
   i32[topW] = t;
-  i32[h.liveW + cls]--;
   h.tf64[h.tfW + TF_DRAINS]++;
   drainEntries(h, cls, tmp, 0, half);
 }

@@ -44,6 +44,15 @@ export const ALIGN = new Int32Array(NUM_CLASSES);
  * off < 2^20 (error term off * (RECIP*SIZE - 2^32) / 2^32 < 1/SIZE). Avoids a division on free.
  */
 export const RECIP = new Float64Array(NUM_CLASSES);
+/**
+ * Exact division for free(): a block offset `off` within a slab is `idx * SIZE` exactly, and
+ * SIZE = 2^DIV_SHIFT * odd. Then idx = imul(off >>> DIV_SHIFT, DIV_INV) with DIV_INV the inverse
+ * of the odd part mod 2^32 (a multiplication, no division), provided (off & DIV_MASK) == 0
+ * and the result is below COUNT (both tested by free, which is what makes the result exact).
+ */
+export const DIV_SHIFT = new Int32Array(NUM_CLASSES);
+export const DIV_MASK = new Int32Array(NUM_CLASSES);
+export const DIV_INV = new Int32Array(NUM_CLASSES);
 /** Class of a request, indexed by (size + 15) >>> 4: one load on the fast path. */
 export const CLASS_OF_GRANULE = new Uint8Array((MAX_SMALL >>> 4) + 1);
 
@@ -94,6 +103,21 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
   COUNT[cls] = g.count;
   ALIGN[cls] = Math.min(lowbit(size), lowbit(g.hdr), SLOT_BYTES);
   RECIP[cls] = Math.ceil(2 ** 32 / size);
+}
+
+function oddInverse(d: number): number {
+  // Newton's iteration for the inverse of an odd d modulo 2^32: each step doubles the correct bits.
+  let x = d;
+  for (let i = 0; i < 5; i++) x = Math.imul(x, 2 - Math.imul(d, x));
+  return x;
+}
+
+for (let cls = 0; cls < NUM_CLASSES; cls++) {
+  const size = SIZE[cls];
+  const shift = 31 - Math.clz32(lowbit(size));
+  DIV_SHIFT[cls] = shift;
+  DIV_MASK[cls] = (1 << shift) - 1;
+  DIV_INV[cls] = oddInverse(size >>> shift);
 }
 
 for (let g = 0, cls = 0; g < CLASS_OF_GRANULE.length; g++) {

@@ -5,11 +5,11 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_PEAK_CARVED, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, LIVE_FOLD_W,
-  S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W, TH_LIVE,
+  F_STAGE3, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, ST_ALLOCATED, SUPER_SHIFT,
+  S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_NODE_ID, TH_STATE, TS_FREE,
 } from './layout.js';
-import { NUM_CLASSES, SIZE } from './size-classes.js';
+import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
 
 export interface LockStats {
@@ -85,15 +85,31 @@ export interface HeapStats {
 const STATE_NAMES = ['free', 'attached', 'dead', 'reclaiming'] as const;
 
 export function collectStats(h: HeapInternals): HeapStats {
+  if (h.i32[G_GEN] !== h.gen) h.refreshViews();
   const i32 = h.i32;
   const f64 = h.f64;
   const geo = h.geo;
   const classes: ClassStats[] = [];
   let liveBlocks = 0;
   let liveBytes = 0;
+  // Live blocks are counted from the state bytes (no counter on the fast path): every slab's
+  // ALLOCATED bytes among its carved blocks.
+  const livePerClass = new Float64Array(NUM_CLASSES);
+  const bytes = h.bytes;
+  const firstSlot = geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT);
+  const endSlot = Math.min(Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT), h.slotLimit);
+  for (let s = firstSlot; s < endSlot; s++) {
+    const mW = h.smW + (s << SM_SHIFT);
+    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
+    const cls = i32[mW + SM_CLS];
+    const state = i32[mW + SM_STATE];
+    const end = state + Math.min(i32[mW + SM_BUMP], COUNT[cls]);
+    let n = 0;
+    for (let b = state; b < end; b++) if (bytes[b] === ST_ALLOCATED) n++;
+    livePerClass[cls] += n;
+  }
   for (let c = 0; c < NUM_CLASSES; c++) {
-    let live = Atomics.load(i32, LIVE_FOLD_W + c);
-    for (let t = 0; t < geo.maxThreads; t++) live += i32[geo.threadsW + t * geo.threadWords + TH_LIVE + c];
+    const live = livePerClass[c];
     liveBlocks += live;
     liveBytes += live * SIZE[c];
     classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: Atomics.load(i32, S1_COUNT_W + c) });

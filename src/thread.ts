@@ -9,10 +9,10 @@
 import {
   DETACHED_W, F_RECLAIMS, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_MAG_CAP, G_MAGIC,
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_THREADS_ATTACHED, G_VERSION,
-  K_SLAB, LAYOUT_VERSION, LIVE_FOLD_W, MAGIC, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAX_HEAP_BYTES,
+  K_SLAB, LAYOUT_VERSION, MAGIC, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAX_HEAP_BYTES,
   OWNER_NONE, SLOTS_PER_SUPER, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED,
   SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE, ST_CACHED, ST_FREE, SUPER_BYTES, SUPER_SHIFT, TF_WORDS, TH_CUR, TH_DRAIN,
-  TH_EPOCH, TH_F64_W, TH_LIVE, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
+  TH_EPOCH, TH_F64_W, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, geometry, type Geometry,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
@@ -126,7 +126,6 @@ export function bindThread(h: HeapInternals, tid: number): void {
   h.tid = tid;
   h.thW = geo.threadsW + tid * geo.threadWords;
   h.topW = h.thW + TH_TOP;
-  h.liveW = h.thW + TH_LIVE;
   h.drainW = h.thW + TH_DRAIN;
   h.tfW = (h.thW + TH_F64_W) >>> 1;
 }
@@ -168,10 +167,6 @@ export function attachThread(h: HeapInternals): void {
   configureClasses(h);
   const thW = h.thW;
   for (let c = 0; c < NUM_CLASSES; c++) {
-    // Blocks counted live by the slot's previous thread stay counted, in the header.
-    const live = i32[thW + TH_LIVE + c];
-    if (live !== 0) Atomics.add(i32, LIVE_FOLD_W + c, live);
-    i32[thW + TH_LIVE + c] = 0;
     const base = magazineBase(h, c);
     i32[base - 2] = MAG_EMPTY_SENTINEL;
     i32[base - 1] = MAG_EMPTY_SENTINEL;
