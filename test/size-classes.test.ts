@@ -1,0 +1,183 @@
+/**
+ * Size classes (src/size-classes.ts): every request size maps to a class that holds it with the
+ * stated worst-case waste, slab geometry is sane, the reciprocal used by free()'s fast path gives
+ * exact block indices, and alignedClassOf picks the smallest class that is aligned enough.
+ */
+import { describe, expect, it } from 'vitest';
+import { SLOTS_PER_SUPER, SLOT_BYTES } from '../src/layout.js';
+import {
+  ALIGN, CLASS_OF_GRANULE, COUNT, HDR, MAX_SMALL, NUM_CLASSES, RECIP, SIZE, SPAN, alignedClassOf, classOf, slabBytes,
+} from '../src/size-classes.js';
+
+const TWO_NEG_32 = 2 ** -32;
+const classes = Array.from({ length: NUM_CLASSES }, (_, cls) => [cls, SIZE[cls]] as const);
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+describe('class sizes', () => {
+  it('are strictly increasing multiples of 16 from 16 up to MAX_SMALL', () => {
+    expect(SIZE.length).toBe(NUM_CLASSES);
+    expect(NUM_CLASSES).toBeLessThanOrEqual(64); // per-class header arrays hold 64
+    expect(SIZE[0]).toBe(16);
+    expect(SIZE[NUM_CLASSES - 1]).toBe(MAX_SMALL);
+    for (let cls = 0; cls < NUM_CLASSES; cls++) {
+      expect(SIZE[cls] % 16, `class ${cls}`).toBe(0);
+      if (cls > 0) expect(SIZE[cls], `class ${cls}`).toBeGreaterThan(SIZE[cls - 1]);
+    }
+  });
+
+  it('have about four classes per doubling above 128 bytes', () => {
+    for (let base = 128; base < MAX_SMALL; base *= 2) {
+      const n = Array.from(SIZE).filter((s) => s > base && s <= 2 * base).length;
+      expect(n, `classes in (${base}, ${2 * base}]`).toBe(4);
+    }
+  });
+
+  it('for every size 0..MAX_SMALL, classOf gives the smallest class that holds it, with the stated waste', () => {
+    const failures: string[] = [];
+    for (let size = 0; size <= MAX_SMALL; size++) {
+      const cls = classOf(size);
+      const usable = SIZE[cls];
+      if (!(cls >= 0 && cls < NUM_CLASSES)) failures.push(`size ${size}: class ${cls}`);
+      else if (usable < size) failures.push(`size ${size}: class ${cls} holds only ${usable}`);
+      else if (cls > 0 && SIZE[cls - 1] >= size) failures.push(`size ${size}: class ${cls - 1} (${SIZE[cls - 1]}) would do`);
+      // size 0 takes the smallest class (tested below)
+      else if (size > 0 && size <= 128 && usable - size > 15) failures.push(`size ${size}: ${usable - size} bytes wasted (> 15)`);
+      else if (size > 128 && !(usable < 1.25 * size)) failures.push(`size ${size}: usable ${usable} >= 1.25 * size`);
+      if (failures.length > 10) break;
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('maps size 0 to the 16-byte class (malloc(0) returns a real block)', () => {
+    expect(classOf(0)).toBe(0);
+    expect(SIZE[classOf(0)]).toBe(16);
+  });
+
+  it('CLASS_OF_GRANULE covers every 16-byte granule up to MAX_SMALL', () => {
+    expect(CLASS_OF_GRANULE.length).toBe((MAX_SMALL >>> 4) + 1);
+    for (let g = 1; g < CLASS_OF_GRANULE.length; g++) {
+      const cls = CLASS_OF_GRANULE[g];
+      expect(SIZE[cls]).toBeGreaterThanOrEqual(g * 16);
+      if (cls > 0) expect(SIZE[cls - 1]).toBeLessThan(g * 16);
+    }
+  });
+});
+
+describe('slab geometry', () => {
+  it.each(classes)('class %i (%i bytes): span, header, count and tail fit the slab', (cls, size) => {
+    const span = SPAN[cls];
+    const bytes = span * SLOT_BYTES;
+    expect(isPowerOfTwo(span)).toBe(true);
+    expect(span).toBeLessThanOrEqual(SLOTS_PER_SUPER); // a slab never crosses a SuperSlab
+    expect(slabBytes(cls)).toBe(bytes);
+    expect(COUNT[cls]).toBeGreaterThanOrEqual(1);
+    // the header holds one state byte per block and keeps blocks 16-byte aligned
+    expect(HDR[cls]).toBeGreaterThanOrEqual(COUNT[cls]);
+    expect(HDR[cls] % 16).toBe(0);
+    expect(HDR[cls] + COUNT[cls] * size).toBeLessThanOrEqual(bytes);
+    // no room for one more block (with its state byte, at the least padding)
+    expect(Math.ceil((COUNT[cls] + 1) / 16) * 16 + (COUNT[cls] + 1) * size).toBeGreaterThan(bytes);
+    // at least 85% of the slab holds blocks (regression bound; the worst class today is 87.5%)
+    expect((COUNT[cls] * size) / bytes).toBeGreaterThanOrEqual(0.85);
+  });
+
+  it.each(classes)('class %i (%i bytes): every block is aligned to ALIGN[cls]', (cls, size) => {
+    const a = ALIGN[cls];
+    expect(isPowerOfTwo(a)).toBe(true);
+    expect(a).toBeGreaterThanOrEqual(16);
+    // slabs start at a multiple of their span; try the first few positions in a SuperSlab and beyond
+    for (const start of [0, 1, 2, 3, 17].map((k) => (SLOTS_PER_SUPER + k * SPAN[cls]) * SLOT_BYTES)) {
+      for (let i = 0; i < COUNT[cls]; i++) {
+        const block = start + HDR[cls] + i * size;
+        if (block % a !== 0) throw new Error(`class ${cls}: block ${i} at ${block} is not ${a}-aligned`);
+      }
+    }
+  });
+
+  it('power-of-two classes up to 4 KiB are naturally aligned', () => {
+    for (let cls = 0; cls < NUM_CLASSES; cls++) {
+      if (isPowerOfTwo(SIZE[cls]) && SIZE[cls] <= 4096) expect(ALIGN[cls], `class ${cls}`).toBe(SIZE[cls]);
+    }
+  });
+});
+
+describe('RECIP (division by multiplication on free)', () => {
+  // The doc comment in size-classes.ts claims exactness for every offset below 2^20.
+  it.each(classes)('class %i (%i bytes): floor(off / SIZE) exactly, for every offset in a slab', (cls, size) => {
+    const end = SPAN[cls] * SLOT_BYTES - HDR[cls];
+    const r = RECIP[cls];
+    const bad: number[] = [];
+    for (let off = 0; off < end; off++) {
+      if (((off * r * TWO_NEG_32) | 0) !== Math.floor(off / size)) {
+        bad.push(off);
+        if (bad.length >= 5) break;
+      }
+    }
+    expect(bad, `offsets where (off * RECIP * 2^-32) | 0 !== floor(off / ${size})`).toEqual([]);
+  });
+
+  it.each(classes)('class %i (%i bytes): the exact index for every block start', (cls, size) => {
+    const r = RECIP[cls];
+    for (let i = 0; i <= COUNT[cls]; i++) {
+      const off = i * size;
+      if (((off * r * TWO_NEG_32) | 0) !== i) throw new Error(`class ${cls}: block ${i} gives ${(off * r * TWO_NEG_32) | 0}`);
+    }
+  });
+
+  it.each(classes)('class %i (%i bytes): the fast-path test accepts exactly the block starts', (cls, size) => {
+    // heap.ts: idx = (off * RECIP * 2^-32) | 0; a block start iff idx * SIZE === off && idx >>> 0 < COUNT
+    const r = RECIP[cls];
+    const end = SPAN[cls] * SLOT_BYTES - HDR[cls];
+    for (let off = -HDR[cls]; off < end; off += 16) {
+      const idx = (off * r * TWO_NEG_32) | 0;
+      const accepted = idx * size === off && idx >>> 0 < COUNT[cls];
+      const isStart = off >= 0 && off % size === 0 && off / size < COUNT[cls];
+      if (accepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted=${accepted}, block start=${isStart}`);
+    }
+  });
+});
+
+describe('alignedClassOf', () => {
+  const aligns = Array.from({ length: 17 }, (_, k) => 1 << k); // 1 .. 64 KiB
+
+  it('returns the smallest class that holds the size and is aligned enough, or -1', () => {
+    const failures: string[] = [];
+    const sizes: number[] = [];
+    for (let s = 0; s <= 4096; s++) sizes.push(s);
+    for (let s = 4096; s <= MAX_SMALL; s += 61) sizes.push(s);
+    sizes.push(MAX_SMALL - 1, MAX_SMALL);
+    for (const align of aligns) {
+      for (const size of sizes) {
+        let want = -1;
+        for (let c = 0; c < NUM_CLASSES; c++) {
+          if (SIZE[c] >= size && ALIGN[c] >= align) {
+            want = c;
+            break;
+          }
+        }
+        const got = alignedClassOf(size, align);
+        if (got !== want) failures.push(`alignedClassOf(${size}, ${align}) = ${got}, expected ${want}`);
+        if (failures.length > 10) break;
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('agrees with classOf when no alignment beyond 16 is asked', () => {
+    for (let size = 0; size <= MAX_SMALL; size += 7) {
+      expect(alignedClassOf(size, 16)).toBe(classOf(size));
+      expect(alignedClassOf(size, 1)).toBe(classOf(size));
+    }
+  });
+
+  it('returns -1 above MAX_SMALL and for alignments no class has', () => {
+    expect(alignedClassOf(MAX_SMALL + 1, 16)).toBe(-1);
+    expect(alignedClassOf(1 << 20, 16)).toBe(-1);
+    const maxAlign = Math.max(...ALIGN);
+    expect(alignedClassOf(1, maxAlign * 2)).toBe(-1);
+    expect(alignedClassOf(1, maxAlign)).toBeGreaterThanOrEqual(0);
+  });
+});
