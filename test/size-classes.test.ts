@@ -1,12 +1,14 @@
 /**
  * Size classes (src/size-classes.ts): every request size maps to a class that holds it with the
- * stated worst-case waste, slab geometry is sane, the reciprocal used by free()'s fast path gives
+ * stated worst-case waste, slab geometry is sane, the division used by free()'s fast path gives
  * exact block indices, and alignedClassOf picks the smallest class that is aligned enough.
  */
 import { describe, expect, it } from 'vitest';
 import { SLOTS_PER_SUPER, SLOT_BYTES } from '../src/layout.js';
+import * as sizeClasses from '../src/size-classes.js';
 import {
-  ALIGN, CLASS_OF_GRANULE, COUNT, HDR, MAX_SMALL, NUM_CLASSES, RECIP, SIZE, SPAN, alignedClassOf, classOf, slabBytes,
+  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, HDR, MAX_SMALL, NUM_CLASSES, SIZE, SPAN, alignedClassOf,
+  classOf, slabBytes,
 } from '../src/size-classes.js';
 
 const TWO_NEG_32 = 2 ** -32;
@@ -104,41 +106,49 @@ describe('slab geometry', () => {
   });
 });
 
-describe('RECIP (division by multiplication on free)', () => {
-  // The doc comment in size-classes.ts claims exactness for every offset below 2^20.
-  it.each(classes)('class %i (%i bytes): floor(off / SIZE) exactly, for every offset in a slab', (cls, size) => {
+describe('exact division on free (DIV_SHIFT, DIV_MASK, DIV_INV)', () => {
+  // heap.ts: idx = imul(off >>> DIV_SHIFT, DIV_INV); a block start iff off >= 0,
+  // (off & DIV_MASK) === 0 and idx >>> 0 < COUNT. Checked for every byte offset of a slab.
+  it.each(classes)('class %i (%i bytes): accepts exactly the block starts, with their exact index', (cls, size) => {
     const end = SPAN[cls] * SLOT_BYTES - HDR[cls];
-    const r = RECIP[cls];
-    const bad: number[] = [];
-    for (let off = 0; off < end; off++) {
-      if (((off * r * TWO_NEG_32) | 0) !== Math.floor(off / size)) {
-        bad.push(off);
-        if (bad.length >= 5) break;
-      }
-    }
-    expect(bad, `offsets where (off * RECIP * 2^-32) | 0 !== floor(off / ${size})`).toEqual([]);
-  });
-
-  it.each(classes)('class %i (%i bytes): the exact index for every block start', (cls, size) => {
-    const r = RECIP[cls];
-    for (let i = 0; i <= COUNT[cls]; i++) {
-      const off = i * size;
-      if (((off * r * TWO_NEG_32) | 0) !== i) throw new Error(`class ${cls}: block ${i} gives ${(off * r * TWO_NEG_32) | 0}`);
-    }
-  });
-
-  it.each(classes)('class %i (%i bytes): the fast-path test accepts exactly the block starts', (cls, size) => {
-    // heap.ts: idx = (off * RECIP * 2^-32) | 0; a block start iff idx * SIZE === off && idx >>> 0 < COUNT
-    const r = RECIP[cls];
-    const end = SPAN[cls] * SLOT_BYTES - HDR[cls];
-    for (let off = -HDR[cls]; off < end; off += 16) {
-      const idx = (off * r * TWO_NEG_32) | 0;
-      const accepted = idx * size === off && idx >>> 0 < COUNT[cls];
+    for (let off = -HDR[cls]; off < end; off++) {
+      const idx = Math.imul(off >>> DIV_SHIFT[cls], DIV_INV[cls]);
+      const accepted = off >= 0 && (off & DIV_MASK[cls]) === 0 && idx >>> 0 < COUNT[cls];
       const isStart = off >= 0 && off % size === 0 && off / size < COUNT[cls];
       if (accepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted=${accepted}, block start=${isStart}`);
+      if (isStart && idx !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${idx}`);
     }
   });
 });
+
+// RECIP (ceil(2^32 / SIZE)) is exported with the documented claim that
+// (off * RECIP * 2^-32) | 0 === floor(off / SIZE) exactly for every off < 2^20; test the claim
+// for every offset in a slab while the table exists.
+const RECIP = (sizeClasses as Record<string, unknown>).RECIP as Float64Array | undefined;
+if (RECIP !== undefined) {
+  describe('RECIP (division by multiplication)', () => {
+    it.each(classes)('class %i (%i bytes): floor(off / SIZE) exactly, for every offset in a slab', (cls, size) => {
+      const end = SPAN[cls] * SLOT_BYTES - HDR[cls];
+      const r = RECIP[cls];
+      const bad: number[] = [];
+      for (let off = 0; off < end; off++) {
+        if (((off * r * TWO_NEG_32) | 0) !== Math.floor(off / size)) {
+          bad.push(off);
+          if (bad.length >= 5) break;
+        }
+      }
+      expect(bad, `offsets where (off * RECIP * 2^-32) | 0 !== floor(off / ${size})`).toEqual([]);
+    });
+
+    it.each(classes)('class %i (%i bytes): the exact index for every block start', (cls, size) => {
+      const r = RECIP[cls];
+      for (let i = 0; i <= COUNT[cls]; i++) {
+        const off = i * size;
+        if (((off * r * TWO_NEG_32) | 0) !== i) throw new Error(`class ${cls}: block ${i} gives ${(off * r * TWO_NEG_32) | 0}`);
+      }
+    });
+  });
+}
 
 describe('alignedClassOf', () => {
   const aligns = Array.from({ length: 17 }, (_, k) => 1 << k); // 1 .. 64 KiB
