@@ -1,0 +1,60 @@
+/**
+ * Test helper: starts workers/heap-worker in a worker thread and wraps it with comlink, and
+ * keeps a list of every worker started so that afterEach can terminate them all.
+ */
+import { Worker } from 'node:worker_threads';
+import { wrap, releaseProxy, type Endpoint, type Remote } from 'comlink';
+// comlink ships node-adapter.d.ts beside node-adapter.mjs, which NodeNext does not pair.
+// @ts-expect-error TS7016: no declaration file for the .mjs
+import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
+import { workerEntry } from '../src/index.js';
+import type { HeapWorkerApi } from '../workers/heap-worker.js';
+
+interface NodeEndpointLike {
+  postMessage(message: unknown, transfer?: readonly unknown[]): void;
+  on(type: 'message', listener: (value: unknown) => void): unknown;
+  off(type: 'message', listener: (value: unknown) => void): unknown;
+}
+
+/** comlink's nodeEndpoint, typed. */
+export const nodeEndpoint = nodeEndpointUntyped as (nep: NodeEndpointLike) => Endpoint;
+
+export interface RemoteHeap {
+  worker: Worker;
+  remote: Remote<HeapWorkerApi>;
+  /** Resolves with the exit code once the worker has exited (after the 'exit' listeners that were added before it). */
+  exited: Promise<number>;
+}
+
+/** Every worker started by startWorker/startHeapWorker and not yet terminated by terminateAll. */
+const live = new Set<Worker>();
+
+/** Starts workers/<name> with `workerData`; it is terminated by terminateAll(). */
+export function startWorker(name: string, workerData?: unknown): Worker {
+  const e = workerEntry(name);
+  const worker = new Worker(e.filename, { execArgv: e.execArgv, workerData });
+  live.add(worker);
+  worker.once('exit', () => live.delete(worker));
+  return worker;
+}
+
+/** Starts a heap-worker; `beforeExit` runs first (e.g. heap.watch) so it sees the exit before `exited` resolves. */
+export function startHeapWorker(beforeExit?: (w: Worker) => void): RemoteHeap {
+  const worker = startWorker('heap-worker');
+  beforeExit?.(worker);
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  const remote = wrap<HeapWorkerApi>(nodeEndpoint(worker));
+  return { worker, remote, exited };
+}
+
+/** Terminates every worker still running (for afterEach). */
+export async function terminateAll(): Promise<void> {
+  const ws = [...live];
+  live.clear();
+  await Promise.all(ws.map((w) => w.terminate()));
+}
+
+/** Drops comlink's proxy (its message listener) so the worker object can be collected. */
+export function release(r: RemoteHeap): void {
+  r.remote[releaseProxy]();
+}

@@ -1,0 +1,86 @@
+/**
+ * A heap attached in a worker, driven from another thread through comlink:
+ *
+ *   const e = workerEntry('heap-worker');
+ *   const worker = new Worker(e.filename, { execArgv: e.execArgv });
+ *   const remote = wrap<HeapWorkerApi>(nodeEndpoint(worker));
+ *   await remote.attach(heap.buffer);
+ *   const p = await remote.malloc(64);   // a block of the shared heap, allocated in the worker
+ *   heap.free(p);                        // freed on this thread: a cross-thread free
+ *
+ * Every call is one message round trip (tens of microseconds): this is for tests and for
+ * driving a worker's allocations from the outside, not for hot loops.
+ */
+import { parentPort, threadId } from 'node:worker_threads';
+import { expose, type Endpoint } from 'comlink';
+// comlink ships node-adapter.d.ts beside node-adapter.mjs, which NodeNext does not pair with an
+// .mjs file; the import is typed by hand below.
+// @ts-expect-error TS7016: no declaration file for the .mjs
+import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
+import { SharedHeap, type HeapStats } from '../src/index.js';
+
+/** What comlink's node adapter needs from a MessagePort. */
+interface NodeEndpointLike {
+  postMessage(message: unknown, transfer?: readonly unknown[]): void;
+  on(type: 'message', listener: (value: unknown) => void): unknown;
+  off(type: 'message', listener: (value: unknown) => void): unknown;
+}
+
+/** comlink's nodeEndpoint (comlink/dist/esm/node-adapter.mjs), typed. */
+const nodeEndpoint = nodeEndpointUntyped as (nep: NodeEndpointLike) => Endpoint;
+
+let heap: SharedHeap | undefined;
+
+function attached(fn: string): SharedHeap {
+  if (heap === undefined) throw new Error(`heap-worker ${fn}: call attach(buffer) first`);
+  return heap;
+}
+
+const api = {
+  /** Node's threadId of this worker (what heap.reclaim() takes). */
+  threadId,
+  /** Attaches this worker to the heap; returns the heap's threadId (equal to `threadId`). */
+  attach(buffer: SharedArrayBuffer): number {
+    heap = SharedHeap.attach(buffer);
+    return heap.threadId;
+  },
+  /** Attaches again and says whether SharedHeap.attach returned the instance already held. */
+  attachAgainIsSame(buffer: SharedArrayBuffer): boolean {
+    return SharedHeap.attach(buffer) === heap;
+  },
+  malloc(size: number): number {
+    return attached('malloc').malloc(size);
+  },
+  free(ptr: number): void {
+    attached('free').free(ptr);
+  },
+  /** Copies `bytes` into the heap at `ptr`. */
+  write(ptr: number, bytes: Uint8Array | number[]): void {
+    attached('write').u8.set(bytes, ptr);
+  },
+  /** A copy of `len` bytes of the heap at `ptr`. */
+  read(ptr: number, len: number): Uint8Array {
+    return attached('read').u8.slice(ptr, ptr + len);
+  },
+  stats(): HeapStats {
+    return attached('stats').stats();
+  },
+  check(): void {
+    attached('check').check();
+  },
+  flush(): void {
+    attached('flush').flush();
+  },
+  detach(): void {
+    attached('detach').detach();
+    heap = undefined;
+  },
+  /** Takes the global lock and keeps it (the test hook testHoldGlobalLock). */
+  holdLock(): void {
+    attached('holdLock').testHoldGlobalLock();
+  },
+};
+
+export type HeapWorkerApi = typeof api;
+
+if (parentPort !== null) expose(api, nodeEndpoint(parentPort));
