@@ -13,7 +13,7 @@
  */
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
-  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, G_LOCK_OWNER, TH_STATE, TS_ATTACHED, TF_LOCK_ACQ,
+  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_GEN, G_LOCK, G_LOCK_OWNER, TH_STATE, TS_ATTACHED, TF_LOCK_ACQ,
 } from './layout.js';
 import type { HeapInternals } from './heap.js';
 import { repairPool } from './pool.js';
@@ -77,6 +77,8 @@ function lockAcquireSlow(h: HeapInternals, mayWait: boolean): boolean {
 
 function lockTaken(h: HeapInternals, contended: boolean, spins: number, waits: number, waitMs: number): void {
   Atomics.store(h.i32, G_LOCK_OWNER, h.lockTid + 1);
+  // The buffer only grows under the lock: a critical section always works on current views.
+  if (h.i32[G_GEN] !== h.gen) h.refreshViews();
   const f64 = h.f64;
   f64[F_LOCK_ACQ]++;
   h.tf64[h.tfW + TF_LOCK_ACQ]++;

@@ -94,8 +94,13 @@ export function releaseEmptySlab(h: HeapInternals, slot: number, cls: number): v
  * mayBlock false, when the lock is busy).
  */
 export function takeSlab(h: HeapInternals, cls: number, mayBlock: boolean): number {
-  const i32 = h.i32;
+  let i32 = h.i32;
   let slot = stage1Pop(h, cls);
+  // Another thread may have grown the buffer and carved the slab we get: views first.
+  if (i32[G_GEN] !== h.gen) {
+    h.refreshViews();
+    i32 = h.i32;
+  }
   if (slot !== 0) {
     Atomics.add(i32, G_STAGE1, 1);
     Atomics.store(i32, h.smW + (slot << SM_SHIFT) + SM_OWNER, h.tid);
