@@ -58,3 +58,23 @@ export async function terminateAll(): Promise<void> {
 export function release(r: RemoteHeap): void {
   r.remote[releaseProxy]();
 }
+
+type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs?: number) => {
+  async: boolean;
+  value: Promise<'ok' | 'timed-out'> | 'not-equal' | 'timed-out';
+};
+/** Atomics.waitAsync (Node 16+; not in the ES2022 lib typings). */
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+/**
+ * Resolves once `a[index]` satisfies `done`, waking on Atomics.notify of that word (and every
+ * `sliceMs` in case a notify was missed); the main thread's event loop keeps running meanwhile.
+ */
+export async function waitFor(a: Int32Array, index: number, done: (v: number) => boolean, sliceMs = 50): Promise<number> {
+  for (;;) {
+    const v = Atomics.load(a, index);
+    if (done(v)) return v;
+    const r = waitAsync(a, index, v, sliceMs);
+    if (r.async) await r.value;
+  }
+}
