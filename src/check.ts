@@ -15,6 +15,7 @@ import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
 import { HeapCorruptionError, hex } from './errors.js';
 import { magazineBase } from './refill.js';
+import { slabStateBase } from './pool.js';
 
 function fail(msg: string): never {
   throw new HeapCorruptionError(`check(): ${msg}`);
@@ -162,7 +163,8 @@ function checkSlab(h: HeapInternals, s: number, span: number, poolSlabs: Set<num
   if (span !== SPAN[cls]) fail(`${where}: span ${span}, class ${cls} uses ${SPAN[cls]}`);
   if (s % span !== 0) fail(`${where}: not aligned to its span`);
   const start = s << SLOT_SHIFT;
-  if (i32[mW + SM_STATE] !== start || i32[mW + SM_DATA] !== start + HDR[cls]) fail(`${where}: header offsets are wrong`);
+  const stateBase = slabStateBase(h, s, cls);
+  if (i32[mW + SM_STATE] !== stateBase || i32[mW + SM_DATA] !== start + HDR[cls]) fail(`${where}: header offsets are wrong`);
   const count = COUNT[cls];
   const size = SIZE[cls];
   const bump = i32[mW + SM_BUMP];
@@ -182,7 +184,7 @@ function checkSlab(h: HeapInternals, s: number, span: number, poolSlabs: Set<num
       const idx = off / size;
       if (onList[idx] !== 0) fail(`${where}: block ${hex(b)} is on the free lists twice`);
       onList[idx] = 1;
-      if (bytes[start + idx] !== expect) fail(`${where}: block ${hex(b)} on the ${name} list has state ${bytes[start + idx]}`);
+      if (bytes[stateBase + idx] !== expect) fail(`${where}: block ${hex(b)} on the ${name} list has state ${bytes[stateBase + idx]}`);
       n++;
       b = i32[b >>> 2];
     }
@@ -194,7 +196,7 @@ function checkSlab(h: HeapInternals, s: number, span: number, poolSlabs: Set<num
   if (i32[mW + SM_INUSE] + nLocal !== bump) fail(`${where}: INUSE ${i32[mW + SM_INUSE]} + free ${nLocal} != carved ${bump}`);
   let freeStates = 0;
   for (let idx = 0; idx < count; idx++) {
-    const st = bytes[start + idx];
+    const st = bytes[stateBase + idx];
     if (idx >= bump) {
       if (st !== ST_FREE) fail(`${where}: never-carved block ${idx} has state ${st}`);
     } else if (st === ST_FREE) {

@@ -126,6 +126,10 @@ export const SM_LISTED = 17; //     [O] head: 1 when on the owner's partial list
 export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARGE_FREED after free (double-free detection)
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
+// Words SM_STATES_W .. SM_WORDS-1 of a head entry hold the state bytes of slabs with at most
+// SM_STATE_BYTES blocks (classes of 8 KiB and up), whose blocks then fill the slab exactly.
+export const SM_STATES_W = 24; //      [O] head: state bytes (only for classes with META_STATES)
+export const SM_STATE_BYTES = (SM_WORDS - SM_STATES_W) * 4; // 32
 
 export const K_NONE = 0; //  metadata or not carved
 export const K_FREE = 1; //  UNUSED slot of a carved SuperSlab

@@ -17,10 +17,10 @@ import {
   G_GEN, G_MAX_SUPERS, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, G_TEST_DELAY, G_TEST_NO_TAG, K_FREE, K_SLAB, OWNER_NONE,
   OWNER_POOL, S1_COUNT_W, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED,
   SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE,
-  SM_NOTIFIED, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT,
+  SM_NOTIFIED, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT,
   TF_SLABS,
 } from './layout.js';
-import { COUNT, HDR, SPAN } from './size-classes.js';
+import { COUNT, HDR, META_STATES, SPAN } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { collectRemote } from './refill.js';
@@ -71,7 +71,10 @@ export function stage1Push(h: HeapInternals, cls: number, slot: number): void {
   Atomics.add(i32, G_STAGE1_PUSHES, 1);
 }
 
-/** An owned slab whose blocks are all back: to Stage 1 while the class keeps few, else its slots to Stage 2. */
+/**
+ * An owned slab whose blocks are all back: to Stage 1 while its class keeps fewer than
+ * stage1Keep there (reuse without the lock), else its slots to Stage 2 (any class).
+ */
 export function releaseEmptySlab(h: HeapInternals, slot: number, cls: number): void {
   const i32 = h.i32;
   if (Atomics.load(i32, S1_COUNT_W + cls) < i32[G_S1_KEEP]) {
@@ -136,12 +139,13 @@ function initSlab(h: HeapInternals, head: number, cls: number): void {
   const i32 = h.i32;
   const span = SPAN[cls];
   const start = head << SLOT_SHIFT;
+  const state = slabStateBase(h, head, cls);
   for (let s = head; s < head + span; s++) {
     const mW = h.smW + (s << SM_SHIFT);
     i32[mW + SM_KIND] = K_SLAB;
     i32[mW + SM_CLS] = cls;
     i32[mW + SM_DATA] = start + HDR[cls];
-    i32[mW + SM_STATE] = start;
+    i32[mW + SM_STATE] = state;
     i32[mW + SM_HEAD] = head;
     i32[mW + SM_SPAN] = span;
     i32[mW + SM_LARGE] = 0;
@@ -155,7 +159,13 @@ function initSlab(h: HeapInternals, head: number, cls: number): void {
   Atomics.store(i32, mW + SM_REMOTE, 0);
   Atomics.store(i32, mW + SM_NOTIFIED, 0);
   Atomics.store(i32, mW + SM_OWNER, h.tid);
-  h.bytes.fill(0, start, start + HDR[cls]);
+  h.bytes.fill(0, state, state + (META_STATES[cls] !== 0 ? SM_STATE_BYTES : HDR[cls]));
+}
+
+/** Byte offset of block 0's state byte: the slab's start, or its head meta entry (META_STATES). */
+export function slabStateBase(h: HeapInternals, head: number, cls: number): number {
+  if (META_STATES[cls] !== 0) return (h.smW + (head << SM_SHIFT) + SM_STATES_W) * 4;
+  return head << SLOT_SHIFT;
 }
 
 /** [L] Clears the free-mask bits of slots [head, head + span): the commit point of a take. */

@@ -194,15 +194,18 @@ function partialPop(h: HeapInternals, cls: number): number {
 }
 
 /**
- * After blocks came back to an owned slab: an empty slab goes back to the pool (unless a notice
- * for it is still pending, which will bring it back here); a slab that has free blocks and is on
- * no list goes on the partial list.
+ * After blocks came back to an owned slab: an empty slab goes back to the pool, unless a notice
+ * for it is still pending (which will bring it back here) or `keep` says the thread is still
+ * allocating (a drain of a full magazine): then it stays current or on the partial list, until
+ * the periodic drain sweeps it. That hysteresis keeps a thread from giving back and taking again
+ * the same slab on every drain. A slab with free blocks on no list goes on the partial list.
  */
-export function afterBlocksReturned(h: HeapInternals, slot: number, cls: number): void {
+export function afterBlocksReturned(h: HeapInternals, slot: number, cls: number, keep: boolean): void {
   const i32 = h.i32;
   const mW = h.smW + (slot << SM_SHIFT);
   const listed = i32[mW + SM_LISTED];
-  if (i32[mW + SM_INUSE] === 0 && Atomics.load(i32, mW + SM_NOTIFIED) === 0) {
+  if (listed === LISTED_CURRENT && keep) return;
+  if (!keep && i32[mW + SM_INUSE] === 0 && Atomics.load(i32, mW + SM_NOTIFIED) === 0) {
     if (listed === LISTED_PARTIAL) partialUnlink(h, slot, cls);
     else if (listed === LISTED_CURRENT) i32[h.thW + TH_CUR + cls] = 0;
     i32[mW + SM_LISTED] = LISTED_NONE;
@@ -224,7 +227,7 @@ export function processNotices(h: HeapInternals): number {
     if (Atomics.load(i32, mW + SM_OWNER) === h.tid) {
       const cls = i32[mW + SM_CLS];
       collectRemote(h, mW, cls);
-      afterBlocksReturned(h, slot, cls);
+      afterBlocksReturned(h, slot, cls, true);
     }
     n++;
     slot = next;
@@ -239,7 +242,14 @@ export function processNotices(h: HeapInternals): number {
  * onto the local list, the others as one chain per run of blocks of the same slab onto that
  * slab's remote list. The caller has already removed the entries from the magazine.
  */
-export function drainEntries(h: HeapInternals, cls: number, src: Int32Array, from: number, to: number): void {
+export function drainEntries(
+  h: HeapInternals,
+  cls: number,
+  src: Int32Array,
+  from: number,
+  to: number,
+  keepCurrent: boolean,
+): void {
   const i32 = h.i32;
   const bytes = h.bytes;
   const tid = h.tid;
@@ -255,7 +265,7 @@ export function drainEntries(h: HeapInternals, cls: number, src: Int32Array, fro
       i32[mW + SM_NFREE]++;
       i32[mW + SM_INUSE]--;
       t += 2;
-      if (t >= to || slabMetaOf(h, src[t]) !== mW) afterBlocksReturned(h, slot, cls);
+      if (t >= to || slabMetaOf(h, src[t]) !== mW) afterBlocksReturned(h, slot, cls, keepCurrent);
       continue;
     }
     // Another thread's (or an abandoned) slab: build a chain of consecutive entries of that slab.
@@ -300,7 +310,7 @@ function remotePush(h: HeapInternals, slot: number, first: number, last: number)
     if (owner === OWNER_NONE && adoptSlab(h, slot)) {
       const cls = i32[mW + SM_CLS];
       collectRemote(h, mW, cls);
-      afterBlocksReturned(h, slot, cls);
+      afterBlocksReturned(h, slot, cls, false);
     }
   }
 }
@@ -324,17 +334,35 @@ export function freeDrainFull(h: HeapInternals, cls: number, block: number, st: 
   t += 2;
   i32[topW] = t;
   h.tf64[h.tfW + TF_DRAINS]++;
-  drainEntries(h, cls, tmp, 0, half);
+  drainEntries(h, cls, tmp, 0, half, true);
 }
 
-/** Every drainInterval frees of a class: drain that whole magazine and look at notices. */
+/**
+ * Every drainInterval frees of a class: drain that whole magazine (an empty current slab goes
+ * back too) and look at notices.
+ */
 export function drainPeriodic(h: HeapInternals, cls: number): void {
   h.i32[h.drainW + cls] = h.drainInterval;
   drainClass(h, cls);
   processNotices(h);
+  releaseEmptyPartials(h, cls);
 }
 
-/** Empties the magazine of `cls` back into the slabs. */
+/** Gives every empty slab on the partial list of `cls` (and an empty current slab) back to the pool. */
+export function releaseEmptyPartials(h: HeapInternals, cls: number): void {
+  const i32 = h.i32;
+  let slot = i32[h.thW + TH_PARTIAL + cls];
+  let n = 0;
+  while (slot !== 0 && n++ < h.slotLimit) {
+    const next = i32[h.smW + (slot << SM_SHIFT) + SM_PART_NEXT];
+    afterBlocksReturned(h, slot, cls, false);
+    slot = next;
+  }
+  const cur = i32[h.thW + TH_CUR + cls];
+  if (cur !== 0) afterBlocksReturned(h, cur, cls, false);
+}
+
+/** Empties the magazine of `cls` back into the slabs; empty slabs, the current one too, go to the pool. */
 export function drainClass(h: HeapInternals, cls: number): void {
   const i32 = h.i32;
   const base = magazineBase(h, cls);
@@ -345,6 +373,6 @@ export function drainClass(h: HeapInternals, cls: number): void {
   for (let i = 0; i < n; i++) tmp[i] = i32[base + i];
   i32[topW] = base; // removed from the magazine before they are pushed anywhere
   h.tf64[h.tfW + TF_DRAINS]++;
-  drainEntries(h, cls, tmp, 0, n);
+  drainEntries(h, cls, tmp, 0, n, false);
 }
 

@@ -7,12 +7,16 @@
  *   size <= 128:  usable - size <= 15 bytes
  *   size >  128:  usable < 1.25 * size  (the step is a quarter of the power of two below)
  *
- * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each). A slab is
+ * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each). A slab of a small class is
  *   [ state bytes: one per block, padded to HDR[cls] ][ COUNT[cls] blocks of SIZE[cls] ]
- * The span is the smallest power of two of slots whose tail waste is at most
- * 1/32 of the slab (or the least-waste span if none is that good).
+ * A slab of at most SM_STATE_BYTES blocks (classes from 8 KiB up) keeps its state bytes in its
+ * head slot's meta entry instead (META_STATES[cls] = 1, HDR = 0), so that blocks such as 32 KiB
+ * fill a 64 KiB slab exactly.
+ * The span is the smallest power of two of slots whose tail waste is at most 1/32 of the slab
+ * for small classes, 1/16 for META_STATES classes (smaller slabs keep less memory idle), else
+ * the span with the least waste.
  */
-import { SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER } from './layout.js';
+import { SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SM_STATE_BYTES } from './layout.js';
 
 export const MAX_SMALL = 128 << 10; // 128 KiB: larger requests take runs of slab slots
 const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes up to this are naturally aligned
@@ -37,13 +41,10 @@ export const SPAN = new Int32Array(NUM_CLASSES);
 export const HDR = new Int32Array(NUM_CLASSES);
 /** Blocks per slab. */
 export const COUNT = new Int32Array(NUM_CLASSES);
+/** 1 when the class's state bytes live in the slab's head meta entry (see above). */
+export const META_STATES = new Uint8Array(NUM_CLASSES);
 /** Alignment every block of the class has (power of two). */
 export const ALIGN = new Int32Array(NUM_CLASSES);
-/**
- * ceil(2^32 / SIZE): `(off * RECIP[cls] * 2^-32) | 0 === floor(off / SIZE)` exactly for every
- * off < 2^20 (error term off * (RECIP*SIZE - 2^32) / 2^32 < 1/SIZE). Avoids a division on free.
- */
-export const RECIP = new Float64Array(NUM_CLASSES);
 /**
  * Exact division for free(): a block offset `off` within a slab is `idx * SIZE` exactly, and
  * SIZE = 2^DIV_SHIFT * odd. Then idx = imul(off >>> DIV_SHIFT, DIV_INV) with DIV_INV the inverse
@@ -82,27 +83,30 @@ function slabGeometry(size: number, span: number): { hdr: number; count: number;
 
 for (let cls = 0; cls < NUM_CLASSES; cls++) {
   const size = SIZE[cls];
-  let best = -1;
+  let chosen: { span: number; hdr: number; count: number; meta: boolean } | null = null;
+  let best: { span: number; hdr: number; count: number; meta: boolean } | null = null;
   let bestFrac = 2;
-  for (let span = 1; span <= SLOTS_PER_SUPER; span *= 2) {
-    const g = slabGeometry(size, span);
+  for (let span = 1; span <= SLOTS_PER_SUPER && chosen === null; span *= 2) {
+    const bytes = span * SLOT_BYTES;
+    const inMeta = Math.floor(bytes / size);
+    const g =
+      inMeta >= 1 && inMeta <= SM_STATE_BYTES
+        ? { span, hdr: 0, count: inMeta, meta: true, waste: bytes - inMeta * size }
+        : { span, ...slabGeometry(size, span), meta: false };
     if (g.count < 1) continue;
-    const frac = g.waste / (span * SLOT_BYTES);
-    if (frac <= 1 / 32 && g.count >= 4) {
-      best = span;
-      break;
-    }
-    if (frac < bestFrac - 1e-9) {
+    const frac = g.waste / bytes;
+    if (frac <= (g.meta ? 1 / 16 : 1 / 32) && g.count >= (g.meta ? 2 : 4)) chosen = g;
+    else if (frac < bestFrac - 1e-9) {
       bestFrac = frac;
-      best = span;
+      best = g;
     }
   }
-  const g = slabGeometry(size, best);
-  SPAN[cls] = best;
+  const g = chosen ?? best!;
+  SPAN[cls] = g.span;
   HDR[cls] = g.hdr;
   COUNT[cls] = g.count;
-  ALIGN[cls] = Math.min(lowbit(size), lowbit(g.hdr), SLOT_BYTES);
-  RECIP[cls] = Math.ceil(2 ** 32 / size);
+  META_STATES[cls] = g.meta ? 1 : 0;
+  ALIGN[cls] = Math.min(lowbit(size), g.hdr === 0 ? SLOT_BYTES : lowbit(g.hdr), SLOT_BYTES);
 }
 
 function oddInverse(d: number): number {

@@ -18,7 +18,7 @@ import {
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
 import { HeapStateError, ThreadSlotsExhaustedError, describe } from './errors.js';
-import { collectRemote, drainClass, drainEntries, magazineBase, processNotices } from './refill.js';
+import { collectRemote, drainClass, drainEntries, magazineBase, processNotices, releaseEmptyPartials } from './refill.js';
 import { abandonedPush, releaseEmptySlab } from './pool.js';
 import { lockAcquire, lockRelease } from './lock.js';
 
@@ -29,17 +29,17 @@ export interface HeapOptions {
   maxBytes?: number;
   /** Thread slots: threads attached at once. Default 64. */
   maxThreads?: number;
-  /** Upper bound of blocks a thread caches per class (large classes cache fewer: 256 KiB per class). Default 64. */
+  /** Upper bound of blocks a thread caches per class (large classes cache fewer: 128 KiB per class). Default 64. */
   magazineCapacity?: number;
   /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
   refillCount?: number;
   /** A thread drains a class's magazine after this many frees of that class. Default 1024. */
   drainInterval?: number;
-  /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2. Default 4. */
+  /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2. Default 8. */
   stage1Keep?: number;
 }
 
-const MAG_BYTES_PER_CLASS = 256 << 10; // a magazine holds at most this many bytes of blocks
+const MAG_BYTES_PER_CLASS = 128 << 10; // a magazine holds at most this many bytes of blocks
 
 function option(opts: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
   const v = opts[name];
@@ -65,7 +65,7 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   const magCap = option(o, 'magazineCapacity', 64, 1, 4096);
   const refill = option(o, 'refillCount', 32, 1, 4096);
   const drainInterval = option(o, 'drainInterval', 1024, 1, 2 ** 30);
-  const keep = option(o, 'stage1Keep', 4, 0, 1 << 20);
+  const keep = option(o, 'stage1Keep', 8, 0, 1 << 20);
   const maxSupers = Math.ceil(maxBytes / SUPER_BYTES);
   const geo = geometry(maxSupers, maxThreads, magCap, NUM_CLASSES);
   const initialSupers = Math.ceil(initialBytes / SUPER_BYTES);
@@ -193,6 +193,7 @@ export function flushThread(h: HeapInternals): void {
   if (h.detached) throw new HeapStateError('flush(): this thread has detached from the heap');
   for (let c = 0; c < NUM_CLASSES; c++) drainClass(h, c);
   processNotices(h);
+  for (let c = 0; c < NUM_CLASSES; c++) releaseEmptyPartials(h, c);
 }
 
 /** Every slab head owned by thread `tid` (a scan of the carved slot metas). */
@@ -325,7 +326,7 @@ export function reclaimThread(h: HeapInternals, threadId: number): boolean {
       }
     }
     i32[topW] = base;
-    drainEntries(dead, c, src, 0, n);
+    drainEntries(dead, c, src, 0, n, false);
   }
   processNotices(dead);
   abandonAll(dead, true);
