@@ -75,6 +75,15 @@ const api = {
     attached('detach').detach();
     heap = undefined;
   },
+  /** Mallocs and frees a `size`-byte block `count` times in a loop (loads the lock from several workers at once). */
+  churn(size: number, count: number): void {
+    const h = attached('churn');
+    for (let i = 0; i < count; i++) {
+      const p = h.malloc(size);
+      if (p === 0) throw new Error(`heap-worker churn: malloc(${size}) returned 0 (out of memory)`);
+      h.free(p);
+    }
+  },
   /** Takes the global lock and keeps it (the test hook testHoldGlobalLock). */
   holdLock(): void {
     attached('holdLock').testHoldGlobalLock();
