@@ -9,7 +9,7 @@ import {
 } from './layout.js';
 import type { HeapInternals } from './heap.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
-import { carveSuperSlabs, commitTaken, findSlots, returnSlots } from './pool.js';
+import { carveSuperSlabs, commitTaken, findSlots, returnSlots, returnStage1Slabs } from './pool.js';
 
 const SLOTS_SHIFT_IN_SUPER = SUPER_SHIFT - SLOT_SHIFT;
 
@@ -25,11 +25,14 @@ export function largeAlloc(h: HeapInternals, size: number, align: number, mayBlo
     if (slots <= SLOTS_PER_SUPER) {
       const alignSlots = Math.max(1, Math.min(SLOTS_PER_SUPER, align / SLOT_BYTES));
       head = findRun(h, slots, alignSlots);
+      if (head === 0 && returnStage1Slabs(h) > 0) head = findRun(h, slots, alignSlots);
       if (head === 0) head = carveSuperSlabs(h, 1);
     } else {
       const supers = Math.ceil(size / SUPER_BYTES);
       span = supers * SLOTS_PER_SUPER;
-      head = findWholeSupers(h, supers);
+      head = findWholeSupers(h, supers, false);
+      if (head === 0 && returnStage1Slabs(h) > 0) head = findWholeSupers(h, supers, false);
+      if (head === 0) head = findWholeSupers(h, supers, true);
     }
     if (head !== 0) {
       const i32 = h.i32;
@@ -59,8 +62,8 @@ function findRun(h: HeapInternals, n: number, align: number): number {
   return findSlots(h, n, align, false);
 }
 
-/** [L] `n` wholly free SuperSlabs in a row, extending the carved area when needed. */
-function findWholeSupers(h: HeapInternals, n: number): number {
+/** [L] `n` wholly free SuperSlabs in a row; with `carve`, extending the carved area when needed. */
+function findWholeSupers(h: HeapInternals, n: number, carve: boolean): number {
   const i32 = h.i32;
   const carved = Atomics.load(i32, G_CARVED);
   let runStart = 0;
@@ -71,6 +74,7 @@ function findWholeSupers(h: HeapInternals, n: number): number {
       if (++run === n) return runStart << SLOTS_SHIFT_IN_SUPER;
     } else run = 0;
   }
+  if (!carve) return 0;
   // A run of free SuperSlabs at the end of the carved area continues into fresh ones.
   const fresh = carveSuperSlabs(h, n - run);
   if (fresh === 0) return 0;

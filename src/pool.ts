@@ -20,7 +20,7 @@ import {
   SM_NOTIFIED, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT,
   TF_SLABS,
 } from './layout.js';
-import { COUNT, HDR, META_STATES, SPAN } from './size-classes.js';
+import { COUNT, HDR, META_STATES, NUM_CLASSES, SPAN } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { collectRemote } from './refill.js';
@@ -117,6 +117,7 @@ export function takeSlab(h: HeapInternals, cls: number, mayBlock: boolean): numb
     if (slot === 0) {
       const span = SPAN[cls];
       slot = findSlots(h, span, span, false);
+      if (slot === 0 && returnStage1Slabs(h) > 0) slot = findSlots(h, span, span, false);
       if (slot !== 0) h.f64[F_STAGE2]++;
       else {
         slot = carveSuperSlabs(h, 1);
@@ -269,6 +270,22 @@ function growBuffer(h: HeapInternals, supers: number): boolean {
   Atomics.add(i32, G_GEN, 1);
   h.refreshViews();
   return true;
+}
+
+/**
+ * [L] Before the heap grows: every EMPTY slab waiting in any class's Stage-1 list gives its slots
+ * back (UNUSED), so that memory kept for reuse by one class never makes the heap grow for
+ * another. Returns the slabs given back.
+ */
+export function returnStage1Slabs(h: HeapInternals): number {
+  let n = 0;
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    for (let slot = stage1Pop(h, c); slot !== 0; slot = stage1Pop(h, c)) {
+      returnSlots(h, slot);
+      n++;
+    }
+  }
+  return n;
 }
 
 // ---- Abandoned slabs ------------------------------------------------------------------------
