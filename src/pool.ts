@@ -323,6 +323,9 @@ export function adoptSlab(h: HeapInternals, slot: number): boolean {
   const mW = h.smW + (slot << SM_SHIFT);
   if (Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_NONE, h.tid) !== OWNER_NONE) return false;
   i32[mW + SM_LISTED] = 0;
+  // A notice posted to the previous owner is lost with it; the caller collects the remote list
+  // next, so clearing the flag first means any later push notifies the new owner.
+  Atomics.store(i32, mW + SM_NOTIFIED, 0);
   return true;
 }
 
