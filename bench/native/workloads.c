@@ -183,7 +183,7 @@ static void slots_cleanup(const char *w, slots_t *s) {
 /* Threads: start and end barriers shared by W2 and W3 */
 
 static pthread_barrier_t start_barrier; /* threads + main: release all at once */
-static pthread_barrier_t end_barrier;   /* threads + main: main stops the clock */
+static pthread_barrier_t end_barrier;   /* threads + main: all threads are done */
 static pthread_barrier_t round_barrier; /* threads only: W3 hand-off */
 static const params_t *P;
 
@@ -192,6 +192,9 @@ typedef struct {
   uint32_t t;
   uint32_t rng;
   tally_t tally;
+  /* Each thread reads the clock itself: main may be descheduled right after the start barrier
+     and read it late (with one short-running thread, even after that thread has finished). */
+  double start_s, end_s;
 } worker_t;
 
 static void barrier_init(pthread_barrier_t *b, unsigned n) {
@@ -210,9 +213,14 @@ static void run_threads(worker_t *workers, uint64_t threads, void *(*fn)(void *)
     if (e != 0) die("pthread_create: %s", strerror(e));
   }
   pthread_barrier_wait(&start_barrier);
-  double t0 = now_seconds();
   pthread_barrier_wait(&end_barrier);
-  *seconds = now_seconds() - t0;
+  /* wall clock: from the first thread released to the last one done */
+  double t0 = workers[0].start_s, t1 = workers[0].end_s;
+  for (uint64_t t = 1; t < threads; t++) {
+    if (workers[t].start_s < t0) t0 = workers[t].start_s;
+    if (workers[t].end_s > t1) t1 = workers[t].end_s;
+  }
+  *seconds = t1 - t0;
   for (uint64_t t = 0; t < threads; t++) pthread_join(workers[t].handle, NULL);
   pthread_barrier_destroy(&start_barrier);
   pthread_barrier_destroy(&end_barrier);
@@ -225,7 +233,9 @@ static void *w2_thread(void *arg) {
   slots_t s;
   slots_init(&s, P->ws);
   pthread_barrier_wait(&start_barrier);
+  me->start_s = now_seconds();
   slot_loop("W2", &s, &me->rng, P->cycles, W2_MIN_SIZE, W2_SIZE_SPAN, &me->tally);
+  me->end_s = now_seconds();
   pthread_barrier_wait(&end_barrier);
   slots_cleanup("W2 cleanup", &s); /* not timed */
   return NULL;
@@ -307,6 +317,7 @@ static void *w3_thread(void *arg) {
   const uint32_t T = (uint32_t)P->threads;
   larson_fill(&arrays[me->t], &me->rng, P->chunks, &me->tally); /* before the timed part */
   pthread_barrier_wait(&start_barrier);
+  me->start_s = now_seconds();
   for (uint64_t round = 0; round < P->rounds; round++) {
     /* thread t holds array (t + round) % T: the hand-off applied `round` times */
     larson_array_t *a = &arrays[(me->t + round) % T];
@@ -315,6 +326,7 @@ static void *w3_thread(void *arg) {
     /* hand-off: thread t now takes the array thread (t + 1) % T held */
     pthread_barrier_wait(&round_barrier); /* all threads have taken theirs */
   }
+  me->end_s = now_seconds();
   pthread_barrier_wait(&end_barrier);
   return NULL;
 }
