@@ -168,17 +168,19 @@ describe('stages', () => {
     heap.check();
   });
 
-  it('with the default stage1Keep (4), the fifth and later empty slabs of a class go back to Stage 2', () => {
-    const heap = fresh();
+  it.each([0, 3, 5])('with stage1Keep %i, a class keeps that many of 6 empty slabs and returns the rest to Stage 2', (keep) => {
+    const heap = fresh({ stage1Keep: keep });
     const cls = classOf(4096);
     const blocks: number[] = [];
     for (let i = 0; i < 6 * COUNT[cls]; i++) blocks.push(heap.malloc(4096));
+    expect(new Set(blocks.map(slotOf)).size).toBe(6);
     for (const p of blocks) heap.free(p);
     heap.flush();
     heap.check();
     const s = heap.stats();
-    expect(s.classes[cls].stage1Slabs).toBe(4);
-    expect(s.stages.slotsReturned).toBe(2);
+    expect(s.classes[cls].stage1Slabs).toBe(keep);
+    expect(s.stages.stage1Pushes).toBe(keep);
+    expect(s.stages.slotsReturned).toBe((6 - keep) * SPAN[cls]);
   });
 
   it('a SuperSlab whose slots are all free again serves any class or a large run (no new carve)', () => {
