@@ -1,0 +1,431 @@
+#!/usr/bin/env node
+/**
+ * `sabmalloc bench`: the benchmark suite's command line (the package's bin,
+ * dist/bench/cli.js).
+ *
+ *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
+ *                   [--trace FILE] [--allocators LIST] [--json FILE] [--svg FILE] [--smoke]
+ *
+ * From the sources: `node --import tsx bench/cli.ts bench W1 W3 --threads 1,2`.
+ * {@link main} is exported for tests; it returns the exit code.
+ */
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import {
+  addRatios,
+  BenchRunner,
+  checkCasesAgree,
+  cyclesFor,
+  defaultTracePath,
+  describeParams,
+  fmtInt,
+  nativePeers,
+  paramsFor,
+  planCases,
+  SINGLE_THREAD_WORKLOADS,
+  thingAvailable,
+  THING_MAX_CYCLES,
+  WORKLOADS,
+  type CaseResult,
+  type CaseSpec,
+  type RunRecord,
+  type Workload,
+} from './harness.js';
+import { runMicro, type MicroRow } from './micro.js';
+import { collectEnvironment, fmtOps, renderMicroTable, renderSvg, renderTable, type Environment } from './report.js';
+
+export const USAGE = `Usage: sabmalloc bench <workload...> [options]
+
+Workloads (shared/workloads.md; default W1 W2 W3):
+  W1     random_mixed, 16..1040 B, single thread (run at 1 thread only)
+  W2     mid_large, 8..32 KiB, each thread on its own slots
+  W3     larson, 8..1000 B, arrays handed to the next thread every round
+  W5     replay of a trace (--trace; default bench/traces/sample.trace), single thread
+  LOCK   lock storm: magazines of 1 block, small/medium/large sizes, to make lock waits visible
+  MICRO  tinybench micro-benchmarks (malloc+free per size class, calloc, realloc, large, cross-thread free)
+
+Options:
+  --threads LIST      thread counts (default 1,2,4,8)
+  --runs N            timed runs after one warm-up run (default 5)
+  --cycles N          cycles per thread for every workload (W3: operations per thread;
+                      W5: operations replayed); default per workload, printed before the run
+  --trace FILE        W5's trace (text or .gz)
+  --allocators LIST   any of sabmalloc, thi.ng, glibc, jemalloc, tcmalloc, mimalloc;
+                      'native' = every native one; default: all that are available
+  --json FILE         write the environment and every run as JSON
+  --svg FILE          write a chart of ops/s against threads
+  --smoke             a seconds-long run for CI (W1 W2 W3 LOCK, threads 1,2, tiny cycles, 1 run)
+  -h, --help          this text
+`;
+
+export interface CliIO {
+  /** The table and the summary lines. */
+  out(text: string): void;
+  /** Progress and messages. */
+  err(text: string): void;
+  /** Whether err goes to a terminal (a self-updating progress line) or not (one line per run). */
+  isTTY: boolean;
+}
+
+const defaultIO: CliIO = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  isTTY: process.stderr.isTTY === true,
+};
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface CliOptions {
+  workloads: Workload[];
+  micro: boolean;
+  threads: number[];
+  runs: number;
+  cycles?: number;
+  trace?: string;
+  allocators?: string[];
+  json?: string;
+  svg?: string;
+  smoke: boolean;
+}
+
+const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
+
+function positiveInt(name: string, s: string, max: number): number {
+  if (!/^\d+$/.test(s.trim())) throw new UsageError(`${name}: expected a positive integer, got ${JSON.stringify(s)}`);
+  const n = Number(s);
+  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw new UsageError(`${name}: expected an integer from 1 to ${max}, got ${s}`);
+  return n;
+}
+
+/** Parses the arguments after `bench`. Throws UsageError. */
+export function parseBenchArgs(args: string[]): CliOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        threads: { type: 'string' },
+        runs: { type: 'string' },
+        cycles: { type: 'string' },
+        trace: { type: 'string' },
+        allocators: { type: 'string' },
+        json: { type: 'string' },
+        svg: { type: 'string' },
+        smoke: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const smoke = v.smoke === true;
+  const names = parsed.positionals.map((p) => p.toUpperCase());
+  const workloads: Workload[] = [];
+  let micro = false;
+  for (const n of names) {
+    if (n === 'MICRO') micro = true;
+    else if ((WORKLOADS as readonly string[]).includes(n)) {
+      if (!workloads.includes(n as Workload)) workloads.push(n as Workload);
+    } else throw new UsageError(`unknown workload ${JSON.stringify(n)} (expected ${[...WORKLOADS, 'MICRO'].join(', ')})`);
+  }
+  if (smoke && names.length === 0) workloads.push('W1', 'W2', 'W3', 'LOCK');
+  if (names.length === 0 && !smoke) workloads.push('W1', 'W2', 'W3');
+  const threads =
+    v.threads !== undefined
+      ? [...new Set(v.threads.split(',').map((s) => positiveInt('--threads', s, 256)))].sort((a, b) => a - b)
+      : smoke
+        ? [1, 2]
+        : [1, 2, 4, 8];
+  const runs = v.runs !== undefined ? positiveInt('--runs', v.runs, 1000) : smoke ? 1 : 5;
+  const cycles = v.cycles !== undefined ? positiveInt('--cycles', v.cycles, 2 ** 40) : undefined;
+  let allocators: string[] | undefined;
+  if (v.allocators !== undefined) {
+    allocators = [];
+    for (const raw of v.allocators.split(',')) {
+      const a = raw.trim().toLowerCase();
+      if (a === '') continue;
+      if (a === 'native') allocators.push('glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc');
+      else if (a === 'thing' || a === '@thi.ng/malloc') allocators.push('thi.ng');
+      else if (a === 'glibc' || a === 'system') allocators.push('glibc', 'system'); // one name or the other, by platform
+      else if (KNOWN_ALLOCATORS.includes(a)) allocators.push(a);
+      else throw new UsageError(`--allocators: unknown allocator ${JSON.stringify(raw)} (expected ${KNOWN_ALLOCATORS.join(', ')} or native)`);
+    }
+  }
+  return { workloads, micro, threads, runs, cycles, trace: v.trace, allocators, json: v.json, svg: v.svg, smoke };
+}
+
+/** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
+class Progress {
+  private done = 0;
+  private active = false;
+  constructor(
+    private readonly io: CliIO,
+    private total: number,
+  ) {}
+
+  addTotal(n: number): void {
+    this.total += n;
+  }
+
+  step(label: string): void {
+    this.done++;
+    const head = `[${String(this.done).padStart(String(this.total).length)}/${this.total}]`;
+    if (this.io.isTTY) {
+      const width = 24;
+      const filled = Math.round((this.done / Math.max(1, this.total)) * width);
+      const bar = '#'.repeat(filled) + '.'.repeat(width - filled);
+      const cols = process.stderr.columns ?? 120;
+      this.io.err(`\r\x1b[2K${`[${bar}] ${head} ${label}`.slice(0, cols - 1)}`);
+      this.active = true;
+    } else {
+      this.io.err(`${head} ${label}\n`);
+    }
+  }
+
+  message(text: string): void {
+    this.end();
+    this.io.err(text + '\n');
+  }
+
+  end(): void {
+    if (this.active) this.io.err('\n');
+    this.active = false;
+  }
+}
+
+function runLabel(spec: CaseSpec, rec: RunRecord, index: number, runs: number): string {
+  const which = index === 0 ? 'warm-up' : `run ${index}/${runs}`;
+  return `${spec.allocator} ${spec.workload} threads=${spec.threads} ${which}: ${fmtOps(rec.opsPerSec)} ops/s (${rec.seconds.toFixed(3)} s)`;
+}
+
+export interface BenchReport {
+  tool: string;
+  command: string[];
+  env: Environment;
+  options: {
+    workloads: string[];
+    threads: number[];
+    runs: number;
+    smoke: boolean;
+    cycles: Record<string, string>;
+    trace?: string;
+  };
+  messages: string[];
+  cases: CaseResult[];
+  micro: MicroRow[];
+}
+
+/** Runs `sabmalloc <args>`; returns the exit code (0 ok, 1 a run failed, 2 usage). */
+export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
+  if (argv.length === 0 || argv[0] === '-h' || argv[0] === '--help' || argv[0] === 'help') {
+    io.out(USAGE);
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (argv[0] !== 'bench') {
+    io.err(`sabmalloc: unknown command ${JSON.stringify(argv[0])}\n\n${USAGE}`);
+    return 2;
+  }
+  let opts: CliOptions;
+  try {
+    const p = parseBenchArgs(argv.slice(1));
+    if (p === 'help') {
+      io.out(USAGE);
+      return 0;
+    }
+    opts = p;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`sabmalloc bench: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const env = collectEnvironment();
+  const messages: string[] = [];
+  const note = (m: string): void => {
+    messages.push(m);
+    io.err(m + '\n');
+  };
+
+  // W5's trace
+  let trace = opts.trace !== undefined ? resolve(opts.trace) : defaultTracePath();
+  if (opts.workloads.includes('W5') && trace === undefined) {
+    note('W5: skipped: the sample trace is not installed; pass --trace FILE');
+    opts.workloads = opts.workloads.filter((w) => w !== 'W5');
+  }
+  trace ??= '';
+
+  // Allocators and peers
+  const want = (a: string): boolean => opts.allocators === undefined || opts.allocators.includes(a);
+  const allocators = new Set<string>();
+  if (want('sabmalloc')) allocators.add('sabmalloc');
+  const hasThing = await thingAvailable();
+  if (want('thi.ng')) {
+    if (hasThing) allocators.add('thi.ng');
+    else note('thi.ng: skipped: @thi.ng/malloc is not installed (it is a devDependency: npm install -D @thi.ng/malloc)');
+  }
+  const wantsNative = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'].some(want);
+  const nativeWorkloads = opts.workloads.some((w) => w === 'W1' || w === 'W2' || w === 'W3');
+  const peers = wantsNative && nativeWorkloads ? nativePeers() : { natives: [] };
+  if (peers.skip !== undefined) note(`native: ${peers.skip}`);
+  for (const n of peers.natives) if (want(n.name)) allocators.add(n.name);
+  if (wantsNative && nativeWorkloads && peers.skip === undefined) {
+    const found = new Set(peers.natives.map((n) => n.name));
+    for (const lib of ['jemalloc', 'tcmalloc', 'mimalloc']) {
+      if (want(lib) && !found.has(lib)) {
+        note(`native: ${lib}: skipped: its shared library is not installed (Debian: ${lib === 'jemalloc' ? 'libjemalloc2' : lib === 'tcmalloc' ? 'libtcmalloc-minimal4' : 'libmimalloc2.0'})`);
+      }
+    }
+  }
+
+  // Header: machine, parameters
+  io.out(
+    `sabmalloc bench  ${env.date}\n` +
+      `Node ${env.node} (V8 ${env.v8}), ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() = ${env.availableParallelism}\n`,
+  );
+  const cycleInfo: Record<string, string> = {};
+  for (const w of opts.workloads) {
+    const c = cyclesFor(w, opts);
+    const p = paramsFor(w, c, trace);
+    let line = `${describeParams(w, p)}${w === 'W1' || w === 'W5' ? '' : ' per thread'}`;
+    if (allocators.has('thi.ng') && w !== 'LOCK' && c > THING_MAX_CYCLES) {
+      line += `; thi.ng: ${describeParams(w, paramsFor(w, THING_MAX_CYCLES, trace))}`;
+    }
+    cycleInfo[w] = line;
+    io.out(`  ${w}: ${line}\n`);
+  }
+  const single = opts.workloads.filter((w) => SINGLE_THREAD_WORKLOADS.has(w));
+  if (single.length > 0 && opts.threads.some((t) => t !== 1)) {
+    io.out(`  ${single.join(', ')}: defined for one thread: run at 1 thread only\n`);
+  }
+  io.out(
+    `  threads ${opts.threads.join(',')}; a warm-up run, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].join(', ') || 'none'}\n`,
+  );
+
+  const cases = planCases({
+    workloads: opts.workloads,
+    threads: opts.threads,
+    cycles: opts.cycles,
+    smoke: opts.smoke,
+    trace,
+    allocators,
+    thingAvailable: hasThing,
+    natives: peers.natives,
+  });
+
+  const progress = new Progress(io, cases.length * (opts.runs + 1));
+  const runner = new BenchRunner();
+  const results: CaseResult[] = [];
+  let micro: MicroRow[] = [];
+  try {
+    for (const spec of cases) {
+      const r = await runner.runCase(spec, opts.runs, (s, rec, i, n) => progress.step(runLabel(s, rec, i, n)));
+      if (r.error !== undefined) {
+        progress.message(`${spec.allocator} ${spec.workload} threads=${spec.threads}: FAILED: ${r.error}`);
+        // Count the runs it did not get to, so that the progress still ends at the total.
+        const done = (r.warmup ? 1 : 0) + r.runs.length;
+        progress.addTotal(-(opts.runs + 1 - done));
+      }
+      results.push(r);
+    }
+    if (opts.micro) {
+      progress.end();
+      io.err('MICRO: tinybench micro-benchmarks in the main thread\n');
+      micro = await runMicro({
+        allocators,
+        thingAvailable: hasThing,
+        timeMs: opts.smoke ? 20 : 150,
+        pool: () => runner.pool('micro:1', 1),
+        onTask: (row, i, n) => {
+          if (i === 1) progress.addTotal(n);
+          progress.step(`MICRO ${row.allocator} ${row.task}: ${row.error ?? `${fmtOps(row.opsPerSec)} ops/s`}`);
+        },
+      });
+    }
+  } finally {
+    progress.end();
+    await runner.close();
+  }
+  checkCasesAgree(results);
+  addRatios(results);
+  env.loadAverageEnd = os.loadavg();
+
+  // The table
+  if (results.length > 0) io.out('\n' + renderTable(results) + '\n');
+  if (micro.length > 0) io.out('\nMICRO (tinybench, main thread; one op = the named operation)\n' + renderMicroTable(micro) + '\n');
+  const la = (xs: number[] | undefined): string => (xs ?? []).map((x) => x.toFixed(2)).join(' ');
+  io.out(
+    `\nos.availableParallelism() = ${env.availableParallelism}; load average ${la(env.loadAverageStart)} before, ${la(env.loadAverageEnd)} after` +
+      `${Math.max(...env.loadAverageStart, ...(env.loadAverageEnd ?? [])) > env.availableParallelism + 0.5 ? ' (busy machine: figures are noisy)' : ''}\n`,
+  );
+  io.out(
+    'ops/s: median of the timed runs (min-max); x glibc: over glibc native on the same workload and threads; ' +
+      'footprint: sabmalloc peak footprint incl. metadata (meta), thi.ng pool top, native peak RSS; ' +
+      'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks); ' +
+      'lock and stage counters: timed part only (S1/S2/S3 and remote frees per run).\n',
+  );
+
+  const report: BenchReport = {
+    tool: 'sabmalloc bench',
+    command: argv,
+    env,
+    options: {
+      workloads: [...opts.workloads, ...(opts.micro ? ['MICRO'] : [])],
+      threads: opts.threads,
+      runs: opts.runs,
+      smoke: opts.smoke,
+      cycles: cycleInfo,
+      trace: opts.workloads.includes('W5') ? trace : undefined,
+    },
+    messages,
+    cases: results,
+    micro,
+  };
+  if (opts.json !== undefined) {
+    const p = resolve(opts.json);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, JSON.stringify(report, null, 2) + '\n');
+    io.out(`JSON: ${p}\n`);
+  }
+  if (opts.svg !== undefined) {
+    const p = resolve(opts.svg);
+    mkdirSync(dirname(p), { recursive: true });
+    writeFileSync(p, renderSvg(results, env));
+    io.out(`SVG: ${p}\n`);
+  }
+  const failed = results.filter((r) => r.error !== undefined).length + micro.filter((m) => m.error !== undefined).length;
+  if (failed > 0) io.err(`sabmalloc bench: ${failed} case${failed === 1 ? '' : 's'} failed (see the table)\n`);
+  return failed > 0 ? 1 : 0;
+}
+
+function invokedDirectly(): boolean {
+  const argv1 = process.argv[1];
+  if (argv1 === undefined) return false;
+  try {
+    return realpathSync(argv1) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`sabmalloc: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,332 @@
+/**
+ * Output of `sabmalloc bench`: the environment, the text table, the MICRO
+ * table and the SVG chart (hand-written, no dependencies).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CaseResult } from './harness.js';
+import type { MicroRow } from './micro.js';
+
+export interface Environment {
+  date: string;
+  node: string;
+  v8: string;
+  cpuModel: string;
+  cores: number;
+  availableParallelism: number;
+  platform: string;
+  arch: string;
+  osRelease: string;
+  totalMemoryBytes: number;
+  /** `git rev-parse HEAD` of the package's checkout, or null outside one. */
+  gitCommit: string | null;
+  /** Whether the checkout had uncommitted changes (null outside one). */
+  gitDirty: boolean | null;
+  packageVersion: string | null;
+  /** os.loadavg() when the run started. */
+  loadAverageStart: number[];
+  /** os.loadavg() when it ended (set by the caller). */
+  loadAverageEnd?: number[];
+}
+
+/** The directory holding this package's package.json (from bench/ or dist/bench/). */
+export function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+function git(root: string | undefined, args: string[]): string | null {
+  if (root === undefined) return null;
+  try {
+    const r = spawnSync('git', args, { cwd: root, encoding: 'utf8', timeout: 5000 });
+    return r.status === 0 ? r.stdout.trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+export function collectEnvironment(): Environment {
+  const root = packageRoot();
+  const cpus = os.cpus();
+  let packageVersion: string | null = null;
+  try {
+    if (root !== undefined) packageVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version?: string }).version ?? null;
+  } catch {
+    packageVersion = null;
+  }
+  const commit = git(root, ['rev-parse', 'HEAD']);
+  const status = commit === null ? null : git(root, ['status', '--porcelain', '--untracked-files=no']);
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    v8: process.versions.v8,
+    cpuModel: cpus[0]?.model?.trim() ?? 'unknown',
+    cores: cpus.length,
+    availableParallelism: os.availableParallelism(),
+    platform: process.platform,
+    arch: process.arch,
+    osRelease: os.release(),
+    totalMemoryBytes: os.totalmem(),
+    gitCommit: commit,
+    gitDirty: status === null ? null : status.length > 0,
+    packageVersion,
+    loadAverageStart: os.loadavg(),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Number formats
+
+export function fmtOps(x: number): string {
+  if (!Number.isFinite(x)) return '-';
+  if (x >= 1e6) return `${(x / 1e6).toFixed(x >= 1e8 ? 0 : x >= 1e7 ? 1 : 2)}M`;
+  if (x >= 1e3) return `${(x / 1e3).toFixed(x >= 1e5 ? 0 : 1)}k`;
+  return x.toFixed(0);
+}
+
+export function fmtBytes(x: number | undefined): string {
+  if (x === undefined || !Number.isFinite(x)) return '-';
+  if (x >= 1 << 20) return `${(x / (1 << 20)).toFixed(1)} MiB`;
+  if (x >= 1 << 10) return `${(x / (1 << 10)).toFixed(1)} KiB`;
+  return `${x} B`;
+}
+
+function fmtNum(x: number, digits: number): string {
+  if (!Number.isFinite(x)) return '-';
+  if (x === 0) return '0';
+  return x.toFixed(digits);
+}
+
+/** Two decimals, or two significant digits below 0.1 (thi.ng's ratios are ~0.001). */
+export function fmtRatio(x: number): string {
+  if (!Number.isFinite(x)) return '-';
+  return x >= 0.1 || x === 0 ? x.toFixed(2) : x.toPrecision(2);
+}
+
+function fmtCount(x: number): string {
+  return Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-';
+}
+
+// ---------------------------------------------------------------------------
+// Tables
+
+export const TABLE_HEADER = [
+  'allocator',
+  'workload',
+  'threads',
+  'ops/s median (min-max)',
+  'x glibc',
+  'footprint',
+  'meta',
+  'peak live',
+  'fp/live',
+  'lock acq/contended/waits/wait ms per Mops',
+  'S1/S2/S3',
+  'remote frees',
+  'notes',
+] as const;
+
+/** The table's rows, as cells (strings). */
+export function tableRows(cases: CaseResult[]): string[][] {
+  return cases.map((c) => {
+    const s = c.summary;
+    const head = [c.spec.allocator, c.spec.workload, String(c.spec.threads)];
+    if (s === undefined) {
+      return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
+    }
+    const o = s.opsPerSec;
+    const lock = s.lockPerMops;
+    return [
+      ...head,
+      `${fmtOps(o.median)} (${fmtOps(o.min)}-${fmtOps(o.max)})`,
+      s.ratioToGlibc !== undefined ? fmtRatio(s.ratioToGlibc) : '-',
+      fmtBytes(s.footprintBytes),
+      fmtBytes(s.metaBytes),
+      fmtBytes(s.peakLiveBytes),
+      s.footprintRatio !== undefined ? s.footprintRatio.toFixed(2) : '-',
+      lock !== undefined
+        ? `${fmtNum(lock.acquisitions, 1)}/${fmtNum(lock.contended, 1)}/${fmtNum(lock.waits, 1)}/${fmtNum(lock.waitMs, 3)}`
+        : '-',
+      s.stages !== undefined ? `${fmtCount(s.stages.stage1)}/${fmtCount(s.stages.stage2)}/${fmtCount(s.stages.stage3)}` : '-',
+      s.remoteFrees !== undefined ? fmtCount(s.remoteFrees) : '-',
+      c.spec.notes.join('; '),
+    ];
+  });
+}
+
+/** Left-aligns text columns and right-aligns numeric ones, with a rule under the header. */
+export function formatTable(header: readonly string[], rows: string[][], numeric: ReadonlySet<number>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (numeric.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function renderTable(cases: CaseResult[]): string {
+  return formatTable(TABLE_HEADER, tableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]));
+}
+
+export const MICRO_HEADER = ['allocator', 'micro-benchmark', 'ops/s (median)', 'mean ns', 'p50 ns', 'p99 ns', 'rme %', 'samples'] as const;
+
+export function renderMicroTable(rows: MicroRow[]): string {
+  const cells = rows.map((r) =>
+    r.error !== undefined
+      ? [r.allocator, r.task, '-', '-', '-', '-', '-', `ERROR: ${r.error}`]
+      : [
+          r.allocator,
+          r.task,
+          fmtOps(r.opsPerSec),
+          r.meanNs.toFixed(1),
+          r.p50Ns.toFixed(1),
+          r.p99Ns.toFixed(1),
+          r.rme.toFixed(2),
+          String(r.samples),
+        ],
+  );
+  return formatTable(MICRO_HEADER, cells, new Set([2, 3, 4, 5, 6, 7]));
+}
+
+// ---------------------------------------------------------------------------
+// SVG
+
+const COLORS: Record<string, string> = {
+  sabmalloc: '#d62728',
+  glibc: '#1f77b4',
+  system: '#1f77b4',
+  jemalloc: '#2ca02c',
+  tcmalloc: '#9467bd',
+  mimalloc: '#ff7f0e',
+  'thi.ng': '#8c564b',
+};
+const EXTRA_COLORS = ['#17becf', '#bcbd22', '#7f7f7f', '#e377c2'];
+
+const WORKLOAD_TITLES: Record<string, string> = {
+  W1: 'W1 random_mixed',
+  W2: 'W2 mid_large',
+  W3: 'W3 larson',
+  W5: 'W5 replay',
+  LOCK: 'LOCK lock storm',
+};
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** A "nice" axis maximum and step (1, 2 or 5 times a power of ten) for values up to `max`. */
+export function niceAxis(max: number, ticks = 5): { top: number; step: number } {
+  if (!(max > 0)) return { top: 1, step: 0.2 };
+  const raw = max / ticks;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw) ?? 10 * p;
+  return { top: Math.ceil(max / step) * step, step };
+}
+
+/**
+ * Ops/s against threads: one panel per workload, a line per allocator
+ * (median, with a bar from the fastest to the slowest run), axes labelled,
+ * a shared legend, and the date and machine underneath.
+ */
+export function renderSvg(cases: CaseResult[], env: Environment): string {
+  const ok = cases.filter((c) => c.summary !== undefined);
+  const workloads = [...new Set(ok.map((c) => c.spec.workload))];
+  const allocators = [...new Set(ok.map((c) => c.spec.allocator))];
+  const color = (a: string): string => COLORS[a] ?? EXTRA_COLORS[allocators.indexOf(a) % EXTRA_COLORS.length]!;
+  const PW = 340; // panel width
+  const PH = 250; // panel height
+  const M = { l: 58, r: 14, t: 28, b: 42 }; // margins inside a panel
+  const cols = Math.max(1, Math.min(3, workloads.length));
+  const rowsN = Math.max(1, Math.ceil(workloads.length / cols));
+  const legendH = 30;
+  const footH = 34;
+  const W = cols * PW + 20;
+  const H = legendH + rowsN * PH + footH;
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+    `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
+  );
+  // legend
+  let lx = 12;
+  for (const a of allocators) {
+    out.push(
+      `<line x1="${lx}" y1="16" x2="${lx + 22}" y2="16" stroke="${color(a)}" stroke-width="2.5"/>`,
+      `<circle cx="${lx + 11}" cy="16" r="3" fill="${color(a)}"/>`,
+      `<text x="${lx + 27}" y="20">${esc(a)}</text>`,
+    );
+    lx += 36 + a.length * 7;
+  }
+  workloads.forEach((w, i) => {
+    const ox = 10 + (i % cols) * PW;
+    const oy = legendH + Math.floor(i / cols) * PH;
+    const wc = ok.filter((c) => c.spec.workload === w);
+    const threads = [...new Set(wc.map((c) => c.spec.threads))].sort((a, b) => a - b);
+    const maxV = Math.max(...wc.map((c) => c.summary!.opsPerSec.max / 1e6));
+    const { top, step } = niceAxis(maxV);
+    const x0 = ox + M.l;
+    const x1 = ox + PW - M.r;
+    const y0 = oy + PH - M.b;
+    const y1 = oy + M.t;
+    const xs = (t: number): number => {
+      const k = threads.indexOf(t);
+      return threads.length === 1 ? (x0 + x1) / 2 : x0 + 16 + (k * (x1 - x0 - 32)) / (threads.length - 1);
+    };
+    const ys = (v: number): number => y0 - (v / top) * (y0 - y1);
+    out.push(`<g>`);
+    out.push(`<text x="${(x0 + x1) / 2}" y="${oy + 16}" text-anchor="middle" font-size="13" font-weight="bold">${esc(WORKLOAD_TITLES[w] ?? w)}</text>`);
+    for (let v = 0; v <= top + step / 2; v += step) {
+      const y = ys(v).toFixed(1);
+      out.push(
+        `<line x1="${x0}" y1="${y}" x2="${x1}" y2="${y}" stroke="#e5e5e5"/>`,
+        `<text x="${x0 - 5}" y="${(+y + 4).toFixed(1)}" text-anchor="end">${+v.toFixed(6)}</text>`,
+      );
+    }
+    out.push(
+      `<line x1="${x0}" y1="${y0}" x2="${x1}" y2="${y0}" stroke="#333"/>`,
+      `<line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y1}" stroke="#333"/>`,
+    );
+    for (const t of threads) {
+      out.push(
+        `<line x1="${xs(t)}" y1="${y0}" x2="${xs(t)}" y2="${y0 + 4}" stroke="#333"/>`,
+        `<text x="${xs(t)}" y="${y0 + 16}" text-anchor="middle">${t}</text>`,
+      );
+    }
+    out.push(
+      `<text x="${(x0 + x1) / 2}" y="${y0 + 32}" text-anchor="middle">threads</text>`,
+      `<text x="${ox + 14}" y="${(y0 + y1) / 2}" text-anchor="middle" transform="rotate(-90 ${ox + 14} ${(y0 + y1) / 2})">M ops/s</text>`,
+    );
+    for (const a of allocators) {
+      const pts = wc
+        .filter((c) => c.spec.allocator === a)
+        .sort((p, q) => p.spec.threads - q.spec.threads)
+        .map((c) => ({ x: xs(c.spec.threads), s: c.summary!.opsPerSec }));
+      if (pts.length === 0) continue;
+      const col = color(a);
+      if (pts.length > 1) {
+        const d = pts.map((p, k) => `${k === 0 ? 'M' : 'L'}${p.x.toFixed(1)},${ys(p.s.median / 1e6).toFixed(1)}`).join(' ');
+        out.push(`<path d="${d}" fill="none" stroke="${col}" stroke-width="2"/>`);
+      }
+      for (const p of pts) {
+        out.push(
+          `<line x1="${p.x.toFixed(1)}" y1="${ys(p.s.min / 1e6).toFixed(1)}" x2="${p.x.toFixed(1)}" y2="${ys(p.s.max / 1e6).toFixed(1)}" stroke="${col}" stroke-width="1"/>`,
+          `<circle cx="${p.x.toFixed(1)}" cy="${ys(p.s.median / 1e6).toFixed(1)}" r="3.5" fill="${col}"><title>${esc(a)} ${w} ${p.s.median.toFixed(0)} ops/s</title></circle>`,
+        );
+      }
+    }
+    out.push(`</g>`);
+  });
+  const foot =
+    `${env.date}  ·  ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() ${env.availableParallelism}  ·  ` +
+    `Node ${env.node}  ·  ${env.gitCommit ? env.gitCommit.slice(0, 12) : 'no git commit'}  ·  median of the runs, bar = min-max`;
+  out.push(`<text x="12" y="${H - 12}" fill="#555" font-size="10">${esc(foot)}</text>`, `</svg>`);
+  return out.join('\n') + '\n';
+}
