@@ -1,0 +1,157 @@
+/**
+ * `sabmalloc bench --smoke`: the seconds-long run CI does. Runs the CLI as a
+ * child process from the sources (node --import tsx bench/cli.ts) and checks
+ * the output's format: the table's header, a number in every row, the JSON's
+ * environment fields and runs, and the SVG. The figures themselves are not
+ * checked (CI machines are noisy); the workloads check their own results.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main, parseBenchArgs, type BenchReport, type CliIO } from '../bench/cli.js';
+import { TABLE_HEADER } from '../bench/report.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'bench/cli.ts', ...args],
+      { cwd: ROOT, timeout: 120_000, maxBuffer: 16 << 20, env: { ...process.env, FORCE_COLOR: '0' } },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** The rows of the main table: the lines after the header's rule, up to the first blank line. */
+function tableRows(stdout: string): string[][] {
+  const lines = stdout.split('\n');
+  const h = lines.findIndex((l) => l.startsWith('allocator  ') && l.includes('ops/s median'));
+  if (h < 0) return [];
+  const rows: string[][] = [];
+  for (let i = h + 2; i < lines.length && lines[i]!.trim() !== ''; i++) rows.push(lines[i]!.trim().split(/\s{2,}/));
+  return rows;
+}
+
+describe('sabmalloc bench --smoke', () => {
+  let dir: string;
+  let run: Run;
+  let report: BenchReport;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-smoke-'));
+    run = await runCli(['bench', '--smoke', '--json', join(dir, 'out.json'), '--svg', join(dir, 'out.svg')]);
+    if (run.code === 0) report = JSON.parse(readFileSync(join(dir, 'out.json'), 'utf8')) as BenchReport;
+  }, 120_000);
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('exits 0', () => {
+    expect(run.stderr + run.stdout).not.toMatch(/FAILED|ERROR/);
+    expect(run.code).toBe(0);
+  });
+
+  it('prints the table header, the cycles and os.availableParallelism()', () => {
+    const header = run.stdout.split('\n').find((l) => l.startsWith('allocator  '));
+    expect(header).toBeDefined();
+    for (const col of TABLE_HEADER) expect(header).toContain(col);
+    expect(run.stdout).toMatch(/os\.availableParallelism\(\) = \d+/);
+    expect(run.stdout).toMatch(/W1: [\d,]+ cycles/);
+  });
+
+  it('prints a row with numbers for each allocator, workload and thread count', () => {
+    const rows = tableRows(run.stdout);
+    const sab = rows.filter((r) => r[0] === 'sabmalloc');
+    // W1 at 1 thread; W2, W3 and LOCK at 1 and 2
+    expect(sab.map((r) => `${r[1]}x${r[2]}`).sort()).toEqual(['LOCKx1', 'LOCKx2', 'W1x1', 'W2x1', 'W2x2', 'W3x1', 'W3x2']);
+    for (const r of rows) {
+      expect(r.length).toBeGreaterThanOrEqual(12);
+      expect(r[2]).toMatch(/^\d+$/); // threads
+      expect(r[3]).toMatch(/^\d+(\.\d+)?[kM]? \(\d+(\.\d+)?[kM]?-\d+(\.\d+)?[kM]?\)$/); // ops/s median (min-max)
+      expect(r[5]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/); // footprint
+      expect(r[7]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/); // peak live
+      expect(r[8]).toMatch(/^\d+(\.\d+)?$/); // footprint / peak live
+    }
+    for (const r of sab) {
+      expect(r[9]).toMatch(/^[\d.]+\/[\d.]+\/[\d.]+\/[\d.]+$/); // lock counters per Mops
+      expect(r[10]).toMatch(/^[\d,]+\/[\d,]+\/[\d,]+$/); // S1/S2/S3
+      expect(r[11]).toMatch(/^[\d,]+$/); // remote frees
+    }
+  });
+
+  it('writes JSON with the environment and every run', () => {
+    const env = report.env;
+    expect(typeof env.date).toBe('string');
+    expect(Number.isNaN(Date.parse(env.date))).toBe(false);
+    expect(env.node).toBe(process.version);
+    expect(env.v8).toBe(process.versions.v8);
+    expect(typeof env.cpuModel).toBe('string');
+    expect(env.cores).toBeGreaterThan(0);
+    expect(env.availableParallelism).toBeGreaterThan(0);
+    expect('gitCommit' in env).toBe(true);
+    expect(report.cases.length).toBeGreaterThanOrEqual(7);
+    for (const c of report.cases) {
+      expect(c.error).toBeUndefined();
+      expect(c.runs.length).toBe(1);
+      expect(c.warmup).toBeDefined();
+      for (const r of c.runs) {
+        expect(r.opsPerSec).toBeGreaterThan(0);
+        expect(r.mallocs).toBeGreaterThan(0);
+      }
+      expect(c.summary?.opsPerSec.median).toBeGreaterThan(0);
+    }
+    const lock = report.cases.find((c) => c.spec.allocator === 'sabmalloc' && c.spec.workload === 'LOCK');
+    expect(lock?.runs[0]?.lock?.acquisitions).toBeGreaterThan(0);
+  });
+
+  it('writes an SVG with a panel per workload', () => {
+    const svg = readFileSync(join(dir, 'out.svg'), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    for (const t of ['W1 random_mixed', 'W2 mid_large', 'W3 larson', 'LOCK lock storm']) expect(svg).toContain(t);
+  });
+});
+
+describe('sabmalloc bench arguments', () => {
+  const quiet = (): CliIO & { text: string } => {
+    const io = { text: '', isTTY: false, out: (s: string) => void (io.text += s), err: (s: string) => void (io.text += s) };
+    return io;
+  };
+
+  it('parses the options', () => {
+    const o = parseBenchArgs(['W1', 'w3', 'MICRO', '--threads', '4,1,2', '--runs', '3', '--cycles', '1000', '--allocators', 'sabmalloc,native']);
+    expect(o).not.toBe('help');
+    if (o === 'help') return;
+    expect(o.workloads).toEqual(['W1', 'W3']);
+    expect(o.micro).toBe(true);
+    expect(o.threads).toEqual([1, 2, 4]);
+    expect(o.runs).toBe(3);
+    expect(o.cycles).toBe(1000);
+    expect(o.allocators).toContain('glibc');
+    expect(o.allocators).toContain('mimalloc');
+    expect(o.allocators).not.toContain('thi.ng');
+  });
+
+  it('rejects unknown workloads, options and bad numbers with exit code 2', async () => {
+    for (const args of [['bench', 'W9'], ['bench', '--threads', '0'], ['bench', '--runs', 'x'], ['bench', '--frobnicate'], ['frob']]) {
+      const io = quiet();
+      expect(await main(args, io)).toBe(2);
+      expect(io.text).toContain('Usage: sabmalloc bench');
+    }
+  });
+});
