@@ -98,10 +98,11 @@ export function fmtBytes(x: number | undefined): string {
   return `${x} B`;
 }
 
+/** `digits` decimals; a non-zero value that would print as 0 gets two significant digits instead. */
 function fmtNum(x: number, digits: number): string {
   if (!Number.isFinite(x)) return '-';
   if (x === 0) return '0';
-  return x.toFixed(digits);
+  return Math.abs(x) < 10 ** -digits ? x.toPrecision(2) : x.toFixed(digits);
 }
 
 /** Two decimals, or two significant digits below 0.1 (thi.ng's ratios are ~0.001). */
@@ -326,7 +327,7 @@ export function renderSvg(cases: CaseResult[], env: Environment): string {
   });
   const foot =
     `${env.date}  ·  ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() ${env.availableParallelism}  ·  ` +
-    `Node ${env.node}  ·  ${env.gitCommit ? env.gitCommit.slice(0, 12) : 'no git commit'}  ·  median of the runs, bar = min-max`;
+    `Node ${env.node}  ·  ${env.gitCommit ? env.gitCommit.slice(0, 12) + (env.gitDirty ? ' (modified)' : '') : 'no git commit'}  ·  median of the runs, bar = min-max`;
   out.push(`<text x="12" y="${H - 12}" fill="#555" font-size="10">${esc(foot)}</text>`, `</svg>`);
   return out.join('\n') + '\n';
 }

@@ -88,7 +88,8 @@ describe('sabmalloc bench --smoke', () => {
       expect(r[8]).toMatch(/^\d+(\.\d+)?$/); // footprint / peak live
     }
     for (const r of sab) {
-      expect(r[9]).toMatch(/^[\d.]+\/[\d.]+\/[\d.]+\/[\d.]+$/); // lock counters per Mops
+      const n = String.raw`\d+(\.\d+)?(e-\d+)?`;
+      expect(r[9]).toMatch(new RegExp(`^${n}/${n}/${n}/${n}$`)); // lock counters per Mops
       expect(r[10]).toMatch(/^[\d,]+\/[\d,]+\/[\d,]+$/); // S1/S2/S3
       expect(r[11]).toMatch(/^[\d,]+$/); // remote frees
     }
