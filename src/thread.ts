@@ -35,7 +35,7 @@ export interface HeapOptions {
   refillCount?: number;
   /** A thread drains a class's magazine after this many frees of that class. Default 1024. */
   drainInterval?: number;
-  /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2. Default 8. */
+  /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */
   stage1Keep?: number;
 }
 
@@ -65,7 +65,7 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   const magCap = option(o, 'magazineCapacity', 64, 1, 4096);
   const refill = option(o, 'refillCount', 32, 1, 4096);
   const drainInterval = option(o, 'drainInterval', 1024, 1, 2 ** 30);
-  const keep = option(o, 'stage1Keep', 8, 0, 1 << 20);
+  const keep = option(o, 'stage1Keep', 32, 0, 1 << 20);
   const maxSupers = Math.ceil(maxBytes / SUPER_BYTES);
   const geo = geometry(maxSupers, maxThreads, magCap, NUM_CLASSES);
   const initialSupers = Math.ceil(initialBytes / SUPER_BYTES);
