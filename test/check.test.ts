@@ -2,7 +2,8 @@
  * check() (src/check.ts): deliberately corrupted metadata, written through the buffer with the
  * constants of src/layout.ts, is detected and reported as a HeapCorruptionError naming what is
  * wrong and where; check() never hangs (every test has a timeout and measures check()'s time) and
- * never throws anything else, even when random metadata words are overwritten.
+ * never throws anything else, even when random metadata words are overwritten
+ * (CHECK_FUZZ_TRIALS of them, default 2,000).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapError, SharedHeap, type HeapOptions } from '../src/index.js';
@@ -514,7 +515,7 @@ describe('never hangs, never throws anything else', () => {
     const rand = (): number => (x = (Math.imul(x, 1664525) + 1013904223) >>> 0);
     const values = (old: number): number[] => [0, 1, -1, 2, 3, old + 1, old - 1, old ^ 0x10, 0x7fffffff, -0x80000000, rand() | 0];
     let detected = 0;
-    const trials = 2000;
+    const trials = Number(process.env.CHECK_FUZZ_TRIALS ?? 2000);
     const heap0 = busyHeap();
     const { geo } = raw(heap0);
     const carved = heap0.stats().footprintBytes >>> SUPER_SHIFT;
