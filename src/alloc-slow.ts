@@ -5,7 +5,7 @@
  */
 import {
   K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS,
-  SM_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, ST_ALLOCATED, ST_FREE, SUPER_BYTES,
+  SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, ST_ALLOCATED, ST_FREE, SUPER_BYTES,
 } from './layout.js';
 import { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
@@ -40,7 +40,7 @@ export function tryMallocImpl(h: HeapInternals, size: unknown): number {
  * throws InvalidPointerError or DoubleFreeError (naming `fn` and `arg`) otherwise.
  */
 export function classifyBlock(h: HeapInternals, fn: string, arg: string, block: unknown): number {
-  const p = checkInteger(fn, arg, block, 2 ** 31 - 1);
+  const p = checkInteger(fn, arg, block);
   const where = `${fn}(${arg}): ${hex(p)}`;
   ensureViews(h);
   const i32 = h.i32;
@@ -77,6 +77,13 @@ export function classifyBlock(h: HeapInternals, fn: string, arg: string, block: 
   }
   if (kind === K_FREE && (p & (SLOT_BYTES - 1)) === 0 && i32[mW + SM_LARGE] === LARGE_FREED) {
     throw new DoubleFreeError(`${where} is not allocated: the large block there was already freed (double free)`);
+  }
+  const freedCls = i32[mW + SM_FREED_CLS] - 1;
+  if (kind === K_FREE && freedCls >= 0) {
+    const off = p - i32[mW + SM_FREED_DATA];
+    if (off >= 0 && off % SIZE[freedCls] === 0 && off / SIZE[freedCls] < COUNT[freedCls]) {
+      throw new DoubleFreeError(`${where} is not allocated: it was freed and its slab given back to the pool (double free)`);
+    }
   }
   throw new InvalidPointerError(`${where} is not the start of a block (never-allocated space)`);
 }

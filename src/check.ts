@@ -9,7 +9,8 @@ import {
   K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_COUNT_W, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
-  SM_STATE, SS_TABLE_W, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_RECLAIMING,
+  SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
+  TS_RECLAIMING, G_ORPHANS,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
@@ -53,6 +54,7 @@ export function checkHeap(h: HeapInternals): void {
 
   // Slabs and large runs.
   const poolSlabs = new Set<number>();
+  const inFlight = { cached: 0, pending: 0, remote: 0 };
   let largeBytes = 0;
   for (let s = firstSlot; s < endSlot; ) {
     const mW = meta(s);
@@ -81,7 +83,7 @@ export function checkHeap(h: HeapInternals): void {
       if (span > SLOTS_PER_SUPER && (s & (SLOTS_PER_SUPER - 1)) !== 0) fail(`large run at slot ${s} is not SuperSlab-aligned`);
       largeBytes += span * SLOT_BYTES;
     } else {
-      checkSlab(h, s, span, poolSlabs);
+      checkSlab(h, s, span, poolSlabs, inFlight);
     }
     s += span;
   }
@@ -104,7 +106,8 @@ export function checkHeap(h: HeapInternals): void {
       n++;
       slot = Atomics.load(i32, mW + SM_POOL_NEXT);
     }
-    if (n !== Atomics.load(i32, S1_COUNT_W + c)) fail(`Stage-1 list of class ${c}: ${n} slabs, count says ${Atomics.load(i32, S1_COUNT_W + c)}`);
+    const count = Atomics.load(i32, S1_COUNT_W + c);
+    if (n !== count) fail(`Stage-1 list of class ${c}: ${n} slabs, its count says ${count}`);
   }
   for (const s of poolSlabs) if (!seen.has(s)) fail(`slab ${s} is pooled but on no Stage-1 list`);
 
@@ -128,7 +131,7 @@ export function checkHeap(h: HeapInternals): void {
   for (let t = 0; t < geo.maxThreads; t++) {
     const w = geo.threadsW + t * geo.threadWords;
     const state = Atomics.load(i32, w + TH_STATE);
-    if (state !== TS_ATTACHED && state !== TS_RECLAIMING) continue;
+    if (state !== TS_ATTACHED && state !== TS_RECLAIMING && state !== TS_DEAD) continue;
     const thW = w;
     for (let c = 0; c < NUM_CLASSES; c++) {
       const base = thW + (magazineBase(h, c) - h.thW);
@@ -151,9 +154,49 @@ export function checkHeap(h: HeapInternals): void {
       }
     }
   }
+
+  // Every CACHED block is in a magazine and every PENDING one on a remote list, but for the
+  // blocks that threads which died inside a refill or drain may have left in flight.
+  const stray = inFlight.cached - cached.size + (inFlight.pending - inFlight.remote);
+  const allowed = Atomics.load(i32, G_ORPHANS);
+  if (stray > allowed) {
+    fail(
+      `${inFlight.cached - cached.size} blocks say CACHED but are in no magazine and ` +
+        `${inFlight.pending - inFlight.remote} say PENDING but are on no remote list (dead threads account for ${allowed}); ` +
+        `the first: ${firstStray(h, cached)}`,
+    );
+  }
 }
 
-function checkSlab(h: HeapInternals, s: number, span: number, poolSlabs: Set<number>): void {
+/** Where the first CACHED block outside every magazine, or PENDING block off its remote list, is. */
+function firstStray(h: HeapInternals, cached: Set<number>): string {
+  const i32 = h.i32;
+  const geo = h.geo;
+  const shift = SUPER_SHIFT - SLOT_SHIFT;
+  for (let s = geo.metaSupers << shift; s < Atomics.load(i32, G_CARVED) << shift; s++) {
+    const mW = h.smW + (s << SM_SHIFT);
+    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
+    const cls = i32[mW + SM_CLS];
+    const remote = new Set<number>();
+    for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT[cls]; n++, b = i32[b >>> 2]) remote.add(b);
+    for (let idx = 0; idx < i32[mW + SM_BUMP]; idx++) {
+      const st = h.bytes[i32[mW + SM_STATE] + idx];
+      const b = i32[mW + SM_DATA] + idx * SIZE[cls];
+      if ((st === ST_CACHED && !cached.has(b)) || (st === ST_PENDING && !remote.has(b))) {
+        return `block ${hex(b)} (index ${idx}) of the slab at slot ${s} says ${st === ST_CACHED ? 'CACHED' : 'PENDING'}`;
+      }
+    }
+  }
+  return 'not found on a second walk (the heap changed while check() ran)';
+}
+
+function checkSlab(
+  h: HeapInternals,
+  s: number,
+  span: number,
+  poolSlabs: Set<number>,
+  inFlight: { cached: number; pending: number; remote: number },
+): void {
   const i32 = h.i32;
   const bytes = h.bytes;
   const mW = h.smW + (s << SM_SHIFT);
@@ -191,7 +234,7 @@ function checkSlab(h: HeapInternals, s: number, span: number, poolSlabs: Set<num
     return n;
   };
   const nLocal = walk(i32[mW + SM_FREE], ST_FREE, 'local free');
-  walk(Atomics.load(i32, mW + SM_REMOTE), ST_PENDING, 'remote free');
+  inFlight.remote += walk(Atomics.load(i32, mW + SM_REMOTE), ST_PENDING, 'remote free');
   if (nLocal !== i32[mW + SM_NFREE]) fail(`${where}: local list has ${nLocal} blocks, NFREE says ${i32[mW + SM_NFREE]}`);
   if (i32[mW + SM_INUSE] + nLocal !== bump) fail(`${where}: INUSE ${i32[mW + SM_INUSE]} + free ${nLocal} != carved ${bump}`);
   let freeStates = 0;
@@ -201,7 +244,11 @@ function checkSlab(h: HeapInternals, s: number, span: number, poolSlabs: Set<num
       if (st !== ST_FREE) fail(`${where}: never-carved block ${idx} has state ${st}`);
     } else if (st === ST_FREE) {
       freeStates++;
-    } else if (st > ST_PENDING) fail(`${where}: block ${idx} has unknown state ${st}`);
+    } else if (st === ST_CACHED) {
+      inFlight.cached++;
+    } else if (st === ST_PENDING) {
+      inFlight.pending++;
+    } else if (st !== ST_ALLOCATED) fail(`${where}: block ${idx} has unknown state ${st}`);
   }
   if (freeStates !== nLocal) fail(`${where}: ${freeStates} blocks say FREE but the local list holds ${nLocal}`);
   if (owner === OWNER_POOL && i32[mW + SM_INUSE] !== 0) fail(`${where}: pooled with ${i32[mW + SM_INUSE]} blocks in use`);

@@ -4,7 +4,7 @@
  */
 import {
   F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, FULL_MASK, G_CARVED, K_LARGE, LARGE_FREED, LARGE_LIVE, SLOTS_PER_SUPER,
-  SLOT_BYTES, SLOT_SHIFT, SM_CLS, SM_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
+  SLOT_BYTES, SLOT_SHIFT, SM_CLS, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
   SUPER_BYTES, SUPER_SHIFT, MAX_HEAP_BYTES,
 } from './layout.js';
 import type { HeapInternals } from './heap.js';
@@ -45,6 +45,7 @@ export function largeAlloc(h: HeapInternals, size: number, align: number, mayBlo
         i32[mW + SM_HEAD] = head;
         i32[mW + SM_SPAN] = span;
         i32[mW + SM_LARGE] = 0;
+        i32[mW + SM_FREED_CLS] = 0;
       }
       i32[h.smW + (head << SM_SHIFT) + SM_LARGE] = LARGE_LIVE;
       commitTaken(h, head, span);

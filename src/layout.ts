@@ -61,6 +61,9 @@ export const G_TEST_NO_TAG = 17; //     [A] test hook: 1 disables the Stage-1 AB
 export const G_THREADS_ATTACHED = 18; //[A] attached thread count
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers)
 export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
+export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
+//                                      left in flight (CACHED or PENDING, in no magazine or list);
+//                                      check() allows that many and no more
 // DETACHED_W: a constant fake magazine top table for detached instances: every class's top
 // points just past a 0 sentinel, so malloc on a detached instance misses into the slow path.
 export const DETACHED_W = 128 + 64 * 4; // [C] word 0 = 0, words 2 .. 2+64 = DETACHED_W + 2
@@ -85,7 +88,7 @@ export const F_RECLAIMS = F_BASE_W / 2 + 15; //      [L] threads reclaimed
 export const F_WORDS = 32; // words of Float64 counters
 // Per-class arrays in the header
 export const S1_HEAD_W = F_BASE_W + F_WORDS; //            [A] Stage-1 LIFO head per class: (tag << 15) | slot, 0 = empty
-export const S1_COUNT_W = S1_HEAD_W + 64; //               [A] slabs on each Stage-1 list (approximate, Atomics.add)
+export const S1_COUNT_W = S1_HEAD_W + 64; //               [A] slabs on each Stage-1 list (push adds before its CAS, pop subtracts after)
 export const ABANDONED_W = S1_COUNT_W + 64; //             [L] abandoned-slab list head per class (slot, 0 = empty)
 export const HEADER_WORDS = DETACHED_W + 2 + 64; //         (64 >= NUM_CLASSES)
 
@@ -126,6 +129,9 @@ export const SM_LISTED = 17; //     [O] head: 1 when on the owner's partial list
 export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARGE_FREED after free (double-free detection)
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
+export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
+//                                     back (0: none), so a late second free is still a double free
+export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA
 // Words SM_STATES_W .. SM_WORDS-1 of a head entry hold the state bytes of slabs with at most
 // SM_STATE_BYTES blocks (classes of 8 KiB and up), whose blocks then fill the slab exactly.
 export const SM_STATES_W = 24; //      [O] head: state bytes (only for classes with META_STATES)
@@ -156,6 +162,11 @@ export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMI
 export const TH_NODE_ID = 1; //   [A] Node threadId of the attached thread (+1; 0 = unknown)
 export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty)
 export const TH_EPOCH = 3; //     [A] bumped on every attach of the slot
+// Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
+// when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
+export const TH_COLLECT_MW = 5; // [O] while collecting a remote list: the slab's meta word index...
+export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (0: none)
+export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
 export const TH_DRAIN = TH_TOP + 64; //   [O] per class: frees left before the next periodic drain
 export const TH_CUR = TH_DRAIN + 64; //    [O] per class: current slab's head slot (0 = none)
@@ -167,7 +178,13 @@ export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
 export const TF_WORDS = 16; //       (8 doubles)
-export const TH_MAG_W = TH_F64_W + TF_WORDS; // magazines: per class, (cap + 2) entries of 2 words
+export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
+export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
+export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs
+export const TH_JOURNAL_CLS = TH_INFLIGHT + 3; //    [O] class of the journal's blocks
+export const TH_JOURNAL_W = TH_INFLIGHT + 4; //      [O] drain journal: the magazine entries being drained
+// After the journal (magazineWords(magCap) words) come the magazines: per class, (cap + 2)
+// entries of 2 words; Geometry.magW is their offset in the thread area.
 
 // A magazine entry is [block, stateByte]. Entry 0 of a class is a sentinel with block 0 (empty
 // test on pop) and the entry after the last is a sentinel with block -1 (full test on push).
@@ -184,8 +201,13 @@ export function magazineWords(magCap: number): number {
   return (magCap + 2) * MAG_ENTRY_WORDS;
 }
 
+/** Offset of the magazines in a thread area. */
+export function magazinesOffset(magCap: number): number {
+  return TH_JOURNAL_W + magazineWords(magCap);
+}
+
 export function threadWords(magCap: number, numClasses: number): number {
-  const w = TH_MAG_W + numClasses * magazineWords(magCap);
+  const w = magazinesOffset(magCap) + numClasses * magazineWords(magCap);
   return (w + 15) & ~15; // 64-byte aligned areas
 }
 
@@ -197,6 +219,7 @@ export interface Geometry {
   slotMetaW: number; // word index of slot 0's meta
   threadsW: number; // word index of thread 0's area
   threadWords: number;
+  magW: number; // offset of the magazines in a thread area
   metaSupers: number; // SuperSlabs the metadata takes
 }
 
@@ -206,5 +229,5 @@ export function geometry(maxSupers: number, maxThreads: number, magCap: number, 
   const tw = threadWords(magCap, numClasses);
   const endBytes = (threadsW + maxThreads * tw) * 4;
   const metaSupers = Math.ceil(endBytes / SUPER_BYTES);
-  return { maxSupers, maxThreads, magCap, slotMetaW, threadsW, threadWords: tw, metaSupers };
+  return { maxSupers, maxThreads, magCap, slotMetaW, threadsW, threadWords: tw, magW: magazinesOffset(magCap), metaSupers };
 }

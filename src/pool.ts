@@ -16,9 +16,9 @@ import {
   ABANDONED_W, F_ADOPTED, F_PEAK_CARVED, F_SLOTS_RETURNED, F_STAGE2, F_STAGE3, FULL_MASK, G_BUFFER_SUPERS, G_CARVED,
   G_GEN, G_MAX_SUPERS, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, G_TEST_DELAY, G_TEST_NO_TAG, K_FREE, K_SLAB, OWNER_NONE,
   OWNER_POOL, S1_COUNT_W, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED,
-  SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE,
+  SM_ABANDON_NEXT, SM_BUMP, SM_FREED_CLS, SM_FREED_DATA, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE,
   SM_NOTIFIED, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT,
-  TF_SLABS,
+  TF_SLABS, TH_PUSHING,
 } from './layout.js';
 import { COUNT, HDR, META_STATES, NUM_CLASSES, SPAN } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
@@ -60,6 +60,8 @@ export function stage1Push(h: HeapInternals, cls: number, slot: number): void {
   const i32 = h.i32;
   const headW = S1_HEAD_W + cls;
   const mW = h.smW + (slot << SM_SHIFT);
+  i32[h.thW + TH_PUSHING] = slot; // journal: see repairStage1Push
+  Atomics.add(i32, S1_COUNT_W + cls, 1); // counted with the POOL mark, before the CAS
   Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
   for (;;) {
     const head = Atomics.load(i32, headW);
@@ -67,8 +69,47 @@ export function stage1Push(h: HeapInternals, cls: number, slot: number): void {
     testDelay(i32);
     if (Atomics.compareExchange(i32, headW, head, nextHead(i32, head, slot)) === head) break;
   }
-  Atomics.add(i32, S1_COUNT_W + cls, 1);
   Atomics.add(i32, G_STAGE1_PUSHES, 1);
+  i32[h.thW + TH_PUSHING] = 0;
+}
+
+/**
+ * A thread died inside stage1Push of `slot` (TH_PUSHING). If the slab says POOLED but is on no
+ * Stage-1 list, the CAS never happened: push it. Membership is decided on a private copy of the
+ * list (taken whole with one CAS, which is ABA-free) that is then put back in one CAS.
+ */
+export function repairStage1Push(h: HeapInternals, slot: number): void {
+  const i32 = h.i32;
+  const mW = h.smW + (slot << SM_SHIFT);
+  if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) return; // not marked yet, or popped since
+  const cls = i32[mW + SM_CLS];
+  const headW = S1_HEAD_W + cls;
+  let first = 0;
+  for (;;) {
+    const head = Atomics.load(i32, headW);
+    if (Atomics.compareExchange(i32, headW, head, nextHead(i32, head, 0)) === head) {
+      first = head & S1_SLOT_MASK;
+      break;
+    }
+  }
+  let member = false;
+  let last = 0;
+  for (let s = first, n = 0; s !== 0 && n < h.slotLimit; n++) {
+    if (s === slot) member = true;
+    last = s;
+    s = Atomics.load(i32, h.smW + (s << SM_SHIFT) + SM_POOL_NEXT);
+  }
+  if (!member) {
+    Atomics.store(i32, mW + SM_POOL_NEXT, first);
+    if (first === 0) last = slot;
+    first = slot;
+  }
+  if (first === 0) return;
+  for (;;) {
+    const head = Atomics.load(i32, headW);
+    Atomics.store(i32, h.smW + (last << SM_SHIFT) + SM_POOL_NEXT, head & S1_SLOT_MASK);
+    if (Atomics.compareExchange(i32, headW, head, nextHead(i32, head, first)) === head) return;
+  }
 }
 
 /**
@@ -150,6 +191,7 @@ function initSlab(h: HeapInternals, head: number, cls: number): void {
     i32[mW + SM_HEAD] = head;
     i32[mW + SM_SPAN] = span;
     i32[mW + SM_LARGE] = 0;
+    i32[mW + SM_FREED_CLS] = 0;
   }
   const mW = h.smW + (head << SM_SHIFT);
   i32[mW + SM_BUMP] = 0;
@@ -188,8 +230,11 @@ export function returnSlots(h: HeapInternals, head: number): void {
   const hW = h.smW + (head << SM_SHIFT);
   const span = i32[hW + SM_SPAN];
   if (i32[hW + SM_ABANDON_LISTED] !== 0) abandonedUnlink(h, i32[hW + SM_CLS], head);
+  const cls = i32[hW + SM_KIND] === K_SLAB ? i32[hW + SM_CLS] : -1;
   for (let s = head; s < head + span; s++) {
     const mW = h.smW + (s << SM_SHIFT);
+    i32[mW + SM_FREED_CLS] = cls + 1;
+    i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
     i32[mW + SM_KIND] = K_FREE;
     i32[mW + SM_CLS] = -1;
   }

@@ -12,7 +12,8 @@ import {
   G_GEN, MAG_ENTRY_WORDS, OWNER_NONE, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD,
   SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_PART_NEXT, SM_PART_PREV, SM_REMOTE,
   SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES,
-  TH_CUR, TH_MAG_W, TH_NOTICE, TH_PARTIAL, magazineWords,
+  TH_COLLECT_MW, TH_COLLECT_NEXT, TH_CUR, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W, TH_NOTICE, TH_PARTIAL,
+  magazineWords,
 } from './layout.js';
 import { COUNT, SIZE } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
@@ -25,7 +26,7 @@ const LISTED_CURRENT = 2;
 
 /** Word index of the first magazine entry of class `cls` (the empty sentinel is just before it). */
 export function magazineBase(h: HeapInternals, cls: number): number {
-  return h.thW + TH_MAG_W + cls * magazineWords(h.geo.magCap) + MAG_ENTRY_WORDS;
+  return h.thW + h.geo.magW + cls * magazineWords(h.geo.magCap) + MAG_ENTRY_WORDS;
 }
 
 /** Word index of the head slot's meta of the slab holding `block`. */
@@ -68,9 +69,9 @@ export function allocFromClass(h: HeapInternals, cls: number, mayBlock: boolean)
  * partial list, then from slabs the notice list names, then from a slab from the pool.
  */
 export function refillMagazine(h: HeapInternals, cls: number, mayBlock: boolean): number {
+  const want = h.refillCls[cls];
   const i32 = h.i32;
   const curW = h.thW + TH_CUR + cls;
-  const want = h.refillCls[cls];
   h.tf64[h.tfW + TF_REFILLS]++;
   let noticed = false;
   for (;;) {
@@ -98,67 +99,85 @@ export function refillMagazine(h: HeapInternals, cls: number, mayBlock: boolean)
   }
 }
 
-/** Moves up to `n` blocks of the owned slab `slot` into the magazine. */
+/**
+ * Moves up to `n` blocks of the owned slab `slot` into the magazine. Every block is committed
+ * on its own (list head, counts, magazine top) before the next, so a thread stopped at any
+ * loop back-edge leaves each block either on the slab's list or in its magazine.
+ */
 function takeBlocks(h: HeapInternals, slot: number, cls: number, n: number): number {
   const i32 = h.i32;
   const bytes = h.bytes;
   const mW = h.smW + (slot << SM_SHIFT);
   const topW = h.topW + cls;
-  let t = i32[topW];
   let got = 0;
   if (i32[mW + SM_FREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(h, mW, cls);
-  let b = i32[mW + SM_FREE];
-  while (got < n && b !== 0) {
+  while (got < n && i32[mW + SM_FREE] !== 0) {
+    const b = i32[mW + SM_FREE];
     const st = stateOf(i32, mW, cls, b);
+    const t = i32[topW];
+    i32[mW + SM_FREE] = i32[b >>> 2];
+    i32[mW + SM_NFREE]--;
+    i32[mW + SM_INUSE]++;
+    bytes[st] = ST_CACHED;
     i32[t] = b;
     i32[t + 1] = st;
-    bytes[st] = ST_CACHED;
-    t += 2;
+    i32[topW] = t + 2;
     got++;
-    b = i32[b >>> 2];
   }
-  i32[mW + SM_FREE] = b;
-  i32[mW + SM_NFREE] -= got;
   const count = COUNT[cls];
-  const size = SIZE[cls];
-  let bump = i32[mW + SM_BUMP];
-  if (got < n && bump < count) {
+  if (got < n && i32[mW + SM_BUMP] < count) {
+    const size = SIZE[cls];
     const data = i32[mW + SM_DATA];
     const state = i32[mW + SM_STATE];
-    while (got < n && bump < count) {
+    while (got < n && i32[mW + SM_BUMP] < count) {
+      const bump = i32[mW + SM_BUMP];
+      const t = i32[topW];
+      i32[mW + SM_BUMP] = bump + 1;
+      i32[mW + SM_INUSE]++;
+      bytes[state + bump] = ST_CACHED;
       i32[t] = data + bump * size;
       i32[t + 1] = state + bump;
-      bytes[state + bump] = ST_CACHED;
-      t += 2;
+      i32[topW] = t + 2;
       got++;
-      bump++;
     }
-    i32[mW + SM_BUMP] = bump;
   }
-  i32[mW + SM_INUSE] += got;
-  i32[topW] = t;
   return got;
 }
 
-/** Takes the slab's whole remote list with one exchange and moves it to the local list. */
+/**
+ * Takes the slab's whole remote list with one exchange and moves it to the local list, one
+ * block at a time; TH_COLLECT_* record where it is, so a reclaimer can finish the walk.
+ */
 export function collectRemote(h: HeapInternals, mW: number, cls: number): number {
   const i32 = h.i32;
+  const first = Atomics.exchange(i32, mW + SM_REMOTE, 0);
+  if (first === 0) return 0;
+  i32[h.thW + TH_COLLECT_NEXT] = first;
+  i32[h.thW + TH_COLLECT_MW] = mW;
+  const n = finishCollect(h, mW, cls, first);
+  i32[h.thW + TH_COLLECT_MW] = 0;
+  return n;
+}
+
+/** Moves the taken remote chain starting at `b` onto the slab's local list. */
+export function finishCollect(h: HeapInternals, mW: number, cls: number, b: number): number {
+  const i32 = h.i32;
   const bytes = h.bytes;
-  let b = Atomics.exchange(i32, mW + SM_REMOTE, 0);
-  let head = i32[mW + SM_FREE];
+  const nextW = h.thW + TH_COLLECT_NEXT;
   let n = 0;
   const limit = COUNT[cls];
   while (b !== 0 && n < limit) {
     const next = i32[b >>> 2];
-    bytes[stateOf(i32, mW, cls, b)] = ST_FREE;
-    i32[b >>> 2] = head;
-    head = b;
+    const st = stateOf(i32, mW, cls, b);
+    bytes[st] = ST_FREE;
+    i32[b >>> 2] = i32[mW + SM_FREE];
+    i32[mW + SM_FREE] = b;
+    i32[mW + SM_NFREE]++;
+    i32[mW + SM_INUSE]--;
+    i32[nextW] = next;
     n++;
     b = next;
   }
-  i32[mW + SM_FREE] = head;
-  i32[mW + SM_NFREE] += n;
-  i32[mW + SM_INUSE] -= n;
   return n;
 }
 
@@ -236,65 +255,82 @@ export function processNotices(h: HeapInternals): number {
 }
 
 // ---- Drain -------------------------------------------------------------------------------
+//
+// A drain first copies the entries into the thread's journal (TH_JOURNAL_*), then removes them
+// from the magazine, then processes the journal: TH_JOURNAL_DONE says how many words are done,
+// TH_INFLIGHT how many blocks of a remote chain are between their first PENDING state and the
+// CAS that publishes them. A reclaimer can so finish a drain of a thread that died inside one.
+
+/** Copies magazine words [fromW, fromW + words) into the journal and marks it valid. */
+export function journalEntries(h: HeapInternals, cls: number, src: Int32Array, fromW: number, words: number): void {
+  const i32 = h.i32;
+  const jW = h.thW + TH_JOURNAL_W;
+  for (let i = 0; i < words; i++) i32[jW + i] = src[fromW + i];
+  i32[h.thW + TH_JOURNAL_CLS] = cls;
+  i32[h.thW + TH_JOURNAL_DONE] = 0;
+  i32[h.thW + TH_INFLIGHT] = 0;
+  i32[h.thW + TH_JOURNAL_N] = words; // valid from here on
+}
 
 /**
- * Returns the magazine entries [from, to) (word indices) to their slabs: blocks of our own slabs
+ * Returns the journal's entries from TH_JOURNAL_DONE on to their slabs: blocks of our own slabs
  * onto the local list, the others as one chain per run of blocks of the same slab onto that
- * slab's remote list. The caller has already removed the entries from the magazine.
+ * slab's remote list. `keep`: see afterBlocksReturned.
  */
-export function drainEntries(
-  h: HeapInternals,
-  cls: number,
-  src: Int32Array,
-  from: number,
-  to: number,
-  keepCurrent: boolean,
-): void {
+export function drainJournal(h: HeapInternals, cls: number, keep: boolean): void {
   const i32 = h.i32;
   const bytes = h.bytes;
   const tid = h.tid;
-  let t = from;
-  while (t < to) {
-    const b = src[t];
+  const jW = h.thW + TH_JOURNAL_W;
+  const doneW = h.thW + TH_JOURNAL_DONE;
+  const end = jW + i32[h.thW + TH_JOURNAL_N];
+  while (jW + i32[doneW] < end) {
+    const t = jW + i32[doneW];
+    const b = i32[t];
     const mW = slabMetaOf(h, b);
     const slot = (mW - h.smW) >>> SM_SHIFT;
     if (i32[mW + SM_OWNER] === tid) {
-      bytes[src[t + 1]] = ST_FREE;
+      // One block onto our own slab's local list: plain writes, no call, then the progress word.
+      bytes[i32[t + 1]] = ST_FREE;
       i32[b >>> 2] = i32[mW + SM_FREE];
       i32[mW + SM_FREE] = b;
       i32[mW + SM_NFREE]++;
       i32[mW + SM_INUSE]--;
-      t += 2;
-      if (t >= to || slabMetaOf(h, src[t]) !== mW) afterBlocksReturned(h, slot, cls, keepCurrent);
+      i32[doneW] += 2;
+      if (t + 2 >= end || slabMetaOf(h, i32[t + 2]) !== mW) afterBlocksReturned(h, slot, cls, keep);
       continue;
     }
-    // Another thread's (or an abandoned) slab: build a chain of consecutive entries of that slab.
-    let last = b;
+    // Another thread's (or an abandoned) slab: a chain of the consecutive entries of that slab.
     let n = 1;
-    bytes[src[t + 1]] = ST_PENDING;
-    t += 2;
-    while (t < to && slabMetaOf(h, src[t]) === mW) {
-      const nb = src[t];
-      bytes[src[t + 1]] = ST_PENDING;
-      i32[last >>> 2] = nb;
-      last = nb;
-      n++;
-      t += 2;
+    while (t + 2 * n < end && slabMetaOf(h, i32[t + 2 * n]) === mW) n++;
+    i32[h.thW + TH_INFLIGHT] = n;
+    for (let k = 0; k < n; k++) {
+      const e = t + 2 * k;
+      bytes[i32[e + 1]] = ST_PENDING;
+      if (k + 1 < n) i32[i32[e] >>> 2] = i32[e + 2];
     }
+    publishChain(i32, mW, b, i32[t + 2 * (n - 1)]);
+    i32[doneW] += 2 * n;
+    i32[h.thW + TH_INFLIGHT] = 0;
     h.tf64[h.tfW + TF_REMOTE_FREES] += n;
-    remotePush(h, slot, b, last);
+    notifyOwner(h, slot);
   }
+  i32[h.thW + TH_JOURNAL_N] = 0;
 }
 
-/** Publishes the chain first..last onto the slab's remote list and notifies its owner. */
-function remotePush(h: HeapInternals, slot: number, first: number, last: number): void {
-  const i32 = h.i32;
-  const mW = h.smW + (slot << SM_SHIFT);
+/** Pushes the chain first..last onto the slab's remote list (a Treiber push of a whole chain). */
+function publishChain(i32: Int32Array, mW: number, first: number, last: number): void {
   for (;;) {
     const old = Atomics.load(i32, mW + SM_REMOTE);
     i32[last >>> 2] = old;
-    if (Atomics.compareExchange(i32, mW + SM_REMOTE, old, first) === old) break;
+    if (Atomics.compareExchange(i32, mW + SM_REMOTE, old, first) === old) return;
   }
+}
+
+/** After a push: the first one since the owner last looked puts the slab on its notice list. */
+function notifyOwner(h: HeapInternals, slot: number): void {
+  const i32 = h.i32;
+  const mW = h.smW + (slot << SM_SHIFT);
   if (Atomics.load(i32, mW + SM_NOTIFIED) !== 0) return;
   if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, 1) !== 0) return;
   const owner = Atomics.load(i32, mW + SM_OWNER);
@@ -322,19 +358,17 @@ export function freeDrainFull(h: HeapInternals, cls: number, block: number, st: 
   const topW = h.topW + cls;
   const top = i32[topW];
   const half = ((top - base) >>> 2) << 1; // half the entries, in words
-  const drainedEnd = base + half;
-  // Copy the older half aside (a per-thread Int32Array), then close the gap.
-  const tmp = h.scratch;
-  for (let i = 0; i < half; i++) tmp[i] = i32[base + i];
-  i32.copyWithin(base, drainedEnd, top);
-  let t = top - half;
+  journalEntries(h, cls, i32, base, half);
+  for (let w = base + half; w < top; w++) i32[w - half] = i32[w]; // close the gap
+  i32[topW] = top - half;
+  h.tf64[h.tfW + TF_DRAINS]++;
+  drainJournal(h, cls, true);
+  // Now there is room: the fast path's push.
+  const t = i32[topW];
   h.bytes[st] = ST_CACHED;
   i32[t] = block;
   i32[t + 1] = st;
-  t += 2;
-  i32[topW] = t;
-  h.tf64[h.tfW + TF_DRAINS]++;
-  drainEntries(h, cls, tmp, 0, half, true);
+  i32[topW] = t + 2;
 }
 
 /**
@@ -369,10 +403,8 @@ export function drainClass(h: HeapInternals, cls: number): void {
   const topW = h.topW + cls;
   const n = i32[topW] - base;
   if (n === 0) return;
-  const tmp = h.scratch;
-  for (let i = 0; i < n; i++) tmp[i] = i32[base + i];
-  i32[topW] = base; // removed from the magazine before they are pushed anywhere
+  journalEntries(h, cls, i32, base, n);
+  i32[topW] = base;
   h.tf64[h.tfW + TF_DRAINS]++;
-  drainEntries(h, cls, tmp, 0, n, false);
+  drainJournal(h, cls, false);
 }
-

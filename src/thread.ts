@@ -12,14 +12,17 @@ import {
   K_SLAB, LAYOUT_VERSION, MAGIC, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAX_HEAP_BYTES,
   OWNER_NONE, SLOTS_PER_SUPER, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED,
   SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE, ST_CACHED, ST_FREE, SUPER_BYTES, SUPER_SHIFT, TF_WORDS, TH_CUR, TH_DRAIN,
-  TH_EPOCH, TH_F64_W, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
+  G_ORPHANS, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_EPOCH, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W,
+  TH_PUSHING, magazineWords, TH_F64_W, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, geometry, type Geometry,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
 import { HeapStateError, ThreadSlotsExhaustedError, describe } from './errors.js';
-import { collectRemote, drainClass, drainEntries, magazineBase, processNotices, releaseEmptyPartials } from './refill.js';
-import { abandonedPush, releaseEmptySlab } from './pool.js';
+import {
+  collectRemote, drainClass, drainJournal, finishCollect, journalEntries, magazineBase, processNotices, releaseEmptyPartials,
+} from './refill.js';
+import { abandonedPush, releaseEmptySlab, repairStage1Push } from './pool.js';
 import { lockAcquire, lockRelease } from './lock.js';
 
 export interface HeapOptions {
@@ -142,7 +145,6 @@ function configureClasses(h: HeapInternals): void {
     h.refillCls[c] = Math.max(1, Math.min(refill, cap >>> 1 || 1));
   }
   h.drainInterval = i32[G_DRAIN_INTERVAL];
-  h.scratch = new Int32Array((magCap + 2) * MAG_ENTRY_WORDS);
 }
 
 /** Claims a free thread slot for the calling thread and sets up its magazines. */
@@ -179,6 +181,10 @@ export function attachThread(h: HeapInternals): void {
     i32[thW + TH_PARTIAL + c] = 0;
   }
   h.tf64.fill(0, h.tfW, h.tfW + TF_WORDS / 2);
+  i32[thW + TH_COLLECT_MW] = 0;
+  i32[thW + TH_PUSHING] = 0;
+  i32[thW + TH_JOURNAL_N] = 0;
+  i32[thW + TH_INFLIGHT] = 0;
   Atomics.store(i32, thW + TH_NOTICE, 0);
   let id = nodeThreadId();
   if (id < 0) id = Atomics.add(i32, G_NEXT_THREAD_ID, 1);
@@ -311,22 +317,27 @@ export function reclaimThread(h: HeapInternals, threadId: number): boolean {
   const dead = Object.create(h) as HeapInternals;
   bindThread(dead, t);
   configureClasses(dead);
+  // Its magazines: every entry still CACHED that the journal did not hold.
+  const seen = finishJournals(dead);
+  const src = new Int32Array(magazineWords(geo.magCap));
   for (let c = 0; c < NUM_CLASSES; c++) {
     const base = magazineBase(dead, c);
     const topW = dead.topW + c;
-    const top = i32[topW];
-    if (top < base || top > base + dead.magCapCls[c] * MAG_ENTRY_WORDS) continue; // torn: leave it
-    // Entries whose state byte no longer says CACHED were already on their way out.
-    const src = dead.scratch;
+    const top = Math.min(i32[topW], base + dead.magCapCls[c] * MAG_ENTRY_WORDS);
     let n = 0;
     for (let w = base; w < top; w += 2) {
-      if (dead.bytes[i32[w + 1]] === ST_CACHED) {
-        src[n++] = i32[w];
+      const b = i32[w];
+      if (dead.bytes[i32[w + 1]] === ST_CACHED && !seen.has(b)) {
+        seen.add(b);
+        src[n++] = b;
         src[n++] = i32[w + 1];
       }
     }
     i32[topW] = base;
-    drainEntries(dead, c, src, 0, n, false);
+    if (n > 0) {
+      journalEntries(dead, c, src, 0, n);
+      drainJournal(dead, c, false);
+    }
   }
   processNotices(dead);
   abandonAll(dead, true);
@@ -336,6 +347,47 @@ export function reclaimThread(h: HeapInternals, threadId: number): boolean {
   Atomics.store(i32, stateW, TS_FREE);
   Atomics.sub(i32, G_THREADS_ATTACHED, 1);
   return true;
+}
+
+/**
+ * Finishes what a dead thread was in the middle of, from its journal words: a remote list it
+ * had taken, a Stage-1 push, a drain. The blocks of a remote chain it may or may not have
+ * published (TH_INFLIGHT) are left alone and counted in G_ORPHANS. Returns the blocks the drain
+ * journal held (the magazine may still hold copies of them).
+ */
+function finishJournals(dead: HeapInternals): Set<number> {
+  const i32 = dead.i32;
+  const collectW = i32[dead.thW + TH_COLLECT_MW];
+  if (collectW !== 0) {
+    finishCollect(dead, collectW, i32[collectW + SM_CLS], i32[dead.thW + TH_COLLECT_NEXT]);
+    i32[dead.thW + TH_COLLECT_MW] = 0;
+  }
+  const pushing = i32[dead.thW + TH_PUSHING];
+  if (pushing !== 0) {
+    repairStage1Push(dead, pushing);
+    i32[dead.thW + TH_PUSHING] = 0;
+  }
+  const held = new Set<number>();
+  const n = i32[dead.thW + TH_JOURNAL_N];
+  if (n === 0) return held;
+  const jW = dead.thW + TH_JOURNAL_W;
+  for (let w = jW; w < jW + n; w += 2) held.add(i32[w]);
+  const inflight = i32[dead.thW + TH_INFLIGHT];
+  const done = i32[dead.thW + TH_JOURNAL_DONE] + 2 * inflight;
+  if (inflight > 0) Atomics.add(i32, G_ORPHANS, inflight);
+  // Entries after those were never published: still ours while their state says CACHED (a local
+  // push completed just before its progress word says FREE: already back on its slab).
+  const rest = new Int32Array(n);
+  let m = 0;
+  for (let w = jW + done; w < jW + n; w += 2) {
+    if (dead.bytes[i32[w + 1]] !== ST_CACHED) continue;
+    rest[m++] = i32[w];
+    rest[m++] = i32[w + 1];
+  }
+  const cls = i32[dead.thW + TH_JOURNAL_CLS];
+  journalEntries(dead, cls, rest, 0, m);
+  drainJournal(dead, cls, false);
+  return held;
 }
 
 export function watchWorker(h: HeapInternals, worker: { threadId: number; once(event: 'exit', fn: () => void): unknown }): void {
