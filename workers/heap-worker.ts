@@ -71,6 +71,10 @@ const api = {
   flush(): void {
     attached('flush').flush();
   },
+  /** heap.reclaim(threadId) from this worker: a dead thread's slot, magazines and slabs back to the pool. */
+  reclaim(threadId: number): boolean {
+    return attached('reclaim').reclaim(threadId);
+  },
   detach(): void {
     attached('detach').detach();
     heap = undefined;

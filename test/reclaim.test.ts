@@ -1,0 +1,103 @@
+/**
+ * Reclaim of a worker terminated at a chosen point (worker.terminate() gives it no chance to
+ * clean up): whatever it was doing, once it is reclaimed and every block is freed, nothing is
+ * lost. The chosen point is made deterministic with the Stage-1 test delay (G_TEST_DELAY): a
+ * stage1Push spins there, and the main thread terminates the worker while it spins.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { G_TEST_DELAY, OWNER_POOL, SM_OWNER, SM_SHIFT } from '../src/layout.js';
+import { slabsWithBlocksOut } from './inspect.js';
+import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
+
+const MiB = 1 << 20;
+const SIZE = 1024; // 63 blocks per one-slot slab; magazine of 128 with magazineCapacity 256
+
+afterEach(terminateAll);
+
+describe('reclaim after terminate at a chosen point', () => {
+  it('a worker terminated in the middle of draining its magazine loses no block', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4, magazineCapacity: 256 });
+    const hdr = new Int32Array(heap.buffer);
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    // Slab A: all 63 blocks; slab B: 10 blocks (its refill batch left 22 more in the magazine).
+    const blocks = await Promise.all(Array.from({ length: 73 }, () => r.remote.malloc(SIZE)));
+    const slabA = blocks[0]! >>> 16;
+    const slabB = blocks[72]! >>> 16;
+    expect(blocks.slice(0, 63).every((p) => p >>> 16 === slabA)).toBe(true);
+    expect(blocks.slice(63).every((p) => p >>> 16 === slabB)).toBe(true);
+    // All freed into the worker's magazine: [22 of B from the refill][63 of A][10 of B].
+    await Promise.all(blocks.map((p) => r.remote.free(p)));
+    heap.check();
+
+    // flush(): the drain empties slab A, which goes to Stage 1, where stage1Push spins in the test
+    // delay while B's last 10 blocks are still on their way out of the magazine.
+    Atomics.store(hdr, G_TEST_DELAY, 2_000_000_000);
+    const flushing = r.remote.flush().catch(() => 'terminated');
+    const ownerW = heap.smW + (slabA << SM_SHIFT) + SM_OWNER;
+    await waitFor(hdr, ownerW, (v) => v === OWNER_POOL, 5);
+    Atomics.store(hdr, G_TEST_DELAY, 0); // the worker already read it; the reclaim below must not spin
+    await r.worker.terminate();
+    await r.exited; // watch() reclaimed the slot
+    void flushing;
+
+    expect(heap.stats().liveBytes).toBe(0);
+    expect(heap.stats().threadsAttached).toBe(1);
+    // Both at once, so that a failure shows all of it: check() passes (slab A, half pushed, is
+    // on its Stage-1 list or back in use), and slab B's blocks, all freed, are not counted out
+    // (CACHED in no magazine).
+    let checked = 'passes';
+    try {
+      heap.check();
+    } catch (e) {
+      checked = (e as Error).message;
+    }
+    expect({ check: checked, slabsWithBlocksOut: slabsWithBlocksOut(heap) }).toEqual({ check: 'passes', slabsWithBlocksOut: [] });
+  }, 20_000);
+
+  it('a remote free that arrives while a reclaim is under way is collected, and later ones too', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4, magazineCapacity: 256 });
+    const hdr = new Int32Array(heap.buffer);
+    const dead = startHeapWorker(); // not watched: the reclaim is started by hand, in another worker
+    await dead.remote.attach(heap.buffer);
+    const reclaimer = startHeapWorker((w) => heap.watch(w));
+    await reclaimer.remote.attach(heap.buffer);
+    // Slab A: all 63 blocks; slab B: 10 blocks, both owned by the worker that will die.
+    const blocks = await Promise.all(Array.from({ length: 73 }, () => dead.remote.malloc(SIZE)));
+    const slabA = blocks[0]! >>> 16;
+    const inB = blocks.slice(63);
+    expect(inB.every((p) => p >>> 16 === slabA + 1)).toBe(true);
+    // The main thread frees all of A: the reclaim will find A empty and push it to Stage 1.
+    for (const p of blocks.slice(0, 63)) heap.free(p);
+    heap.flush();
+    const threadId = dead.worker.threadId;
+    const deadTid = heap.stats().threads.find((t) => t.threadId === threadId)!.tid;
+    await dead.worker.terminate();
+
+    // The reclaimer spins in stage1Push(A) (the test delay) before it abandons B ...
+    Atomics.store(hdr, G_TEST_DELAY, 2_000_000_000);
+    const reclaimed = reclaimer.remote.reclaim(threadId);
+    await waitFor(hdr, heap.smW + (slabA << SM_SHIFT) + SM_OWNER, (v) => v === OWNER_POOL, 5);
+    Atomics.store(hdr, G_TEST_DELAY, 0);
+    // ... while the main thread frees a block of B: B still names the dead thread as its owner.
+    heap.free(inB[0]!);
+    heap.flush();
+    const ownerOfB = Atomics.load(hdr, heap.smW + ((slabA + 1) << SM_SHIFT) + SM_OWNER);
+    expect(ownerOfB, 'the free reached B while the reclaim was still under way').toBe(deadTid);
+    expect(await reclaimed).toBe(true);
+    // Later remote frees of B, now abandoned, must reach a thread that collects them.
+    for (const p of inB.slice(1)) heap.free(p);
+    heap.flush();
+    await reclaimer.remote.flush();
+
+    expect(heap.stats().liveBytes).toBe(0);
+    let checked = 'passes';
+    try {
+      heap.check();
+    } catch (e) {
+      checked = (e as Error).message;
+    }
+    expect({ check: checked, slabsWithBlocksOut: slabsWithBlocksOut(heap) }).toEqual({ check: 'passes', slabsWithBlocksOut: [] });
+  }, 20_000);
+});
