@@ -11,7 +11,7 @@ import {
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_THREADS_ATTACHED, G_VERSION,
   K_SLAB, LAYOUT_VERSION, MAGIC, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAX_HEAP_BYTES,
   OWNER_NONE, SLOTS_PER_SUPER, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED,
-  SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE, ST_CACHED, ST_FREE, SUPER_BYTES, SUPER_SHIFT, TF_WORDS, TH_CUR, TH_DRAIN,
+  SM_NFREE, SM_NOTIFIED, SM_OWNER, SM_SHIFT, SM_STATE, ST_CACHED, ST_FREE, SUPER_BYTES, SUPER_SHIFT, TF_WORDS, TH_CUR, TH_DRAIN,
   G_ORPHANS, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_EPOCH, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W,
   TH_PUSHING, magazineWords, TH_F64_W, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, geometry, type Geometry,
@@ -237,6 +237,9 @@ function abandonAll(h: HeapInternals, rebuild: boolean): void {
     for (const s of toAbandon) {
       const mW = h.smW + (s << SM_SHIFT);
       Atomics.store(i32, mW + SM_OWNER, OWNER_NONE);
+      // A notice posted to this thread from now on would be lost: clear the flag, so the next
+      // remote free finds no owner and adopts the slab (collecting what came in meanwhile).
+      Atomics.store(i32, mW + SM_NOTIFIED, 0);
       abandonedPush(h, i32[mW + SM_CLS], s);
     }
   } finally {
