@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, type HeapStats } from '../src/index.js';
 import { G_LOCK, G_LOCK_OWNER } from '../src/layout.js';
 import { startHeapWorker, terminateAll, waitFor, type RemoteHeap } from './remote-heap.js';
+import { startWatchdog } from './watchdog.js';
 
 const MiB = 1 << 20;
 const LARGE = 200 << 10; // above MAX_SMALL (128 KiB): taken and given back under the global lock
@@ -77,6 +78,33 @@ describe('global lock', () => {
     heap.check();
     expect(heap.stats().liveBytes).toBe(0);
   }, 20_000);
+
+  it('two watched workers terminated at once, one holding the lock: the main thread handles both exits', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 8 });
+    const stallMs = 3000;
+    const dog = startWatchdog(heap, stallMs);
+    // Either exit may be handled first; when the idle worker's comes first, its reclaim needs the lock
+    // that the other one died holding. A few rounds make that order likely.
+    for (let round = 0; round < 6; round++) {
+      const holder = await watchedWorker(heap);
+      const idle = await watchedWorker(heap);
+      await holder.remote.holdLock();
+      dog.arm([holder.worker.threadId, idle.worker.threadId]);
+      void idle.worker.terminate();
+      void holder.worker.terminate();
+      await Promise.all([idle.exited, holder.exited]);
+      dog.disarm();
+      expect(
+        dog.stalls(),
+        `round ${round}: the main thread was stuck for over ${stallMs} ms in watch()'s exit handler of the idle ` +
+          `worker, waiting for the lock held by the other terminated worker, whose exit handler could not run`,
+      ).toBe(0);
+      expect(heap.stats().threadsAttached).toBe(1);
+      expect(Atomics.load(new Int32Array(heap.buffer), G_LOCK)).toBe(0);
+    }
+    heap.check();
+    expect(heap.stats().lock.recoveries).toBe(6);
+  }, 60_000);
 
   it('counts contended acquisitions, spins and waits when 4 workers hammer it', async () => {
     const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8, magazineCapacity: 1 });

@@ -23,6 +23,7 @@ import {
 } from './stress-harness.js';
 import { slabsWithBlocksOut } from './inspect.js';
 import { startWorker, terminateAll, waitFor } from './remote-heap.js';
+import { startWatchdog } from './watchdog.js';
 
 function envInt(name: string, dflt: number): number {
   const v = process.env[name];
@@ -37,6 +38,7 @@ const ITER = Math.max(1, envInt('STRESS_ITER', 4));
 const OPS = Math.max(1024, envInt('STRESS_OPS', 20_000));
 const SEED = envInt('STRESS_SEED', (Math.random() * 2 ** 31) >>> 0);
 const MiB = 1 << 20;
+const STALL_MS = 10_000; // handling the exits of terminated workers takes milliseconds; this long is a deadlock
 
 afterEach(terminateAll);
 
@@ -76,6 +78,7 @@ describe('stress', () => {
     const { ctl } = shared;
     const alloc = heapAllocator(heap);
     const rand = mulberry32(SEED);
+    const dog = startWatchdog(heap, STALL_MS);
     const tag = `(STRESS_SEED=${SEED} STRESS_THREADS=${THREADS} STRESS_ITER=${ITER} STRESS_OPS=${OPS})`;
     const errors: string[] = [];
     let totalOps = 0;
@@ -106,8 +109,16 @@ describe('stress', () => {
       const target = Math.floor(OPS * THREADS * (0.5 + 0.5 * rand()));
       await Promise.race([waitFor(ctl, C_OPS, (n) => n >= target), failed]);
       totalOps += Atomics.load(ctl, C_OPS);
+      dog.arm(workers.map((w) => w.threadId));
       await Promise.all(workers.map((w) => w.terminate()));
       await Promise.all(exits);
+      dog.disarm();
+      expect(
+        dog.stalls(),
+        `the main thread was stuck for over ${STALL_MS} ms handling the exits of terminated workers (watch() ` +
+          `reclaims in the exit handler and waits there for a lock whose holder, another terminated worker, is ` +
+          `marked dead only by its own exit handler), ${where}`,
+      ).toBe(0);
       for (let w = 0; w < THREADS; w++) {
         const ph = ctl[C_PHASE + w];
         if (ph === PH_MALLOC) killedInMalloc++;
