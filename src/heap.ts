@@ -43,6 +43,8 @@ export class SharedHeap {
   /** @internal */ readonly geo: Geometry;
   /** @internal the thread slot whose magazines and slabs the slow paths work on */ tid = -1;
   /** @internal this thread's own slot: the lock is held in its name (differs from tid while reclaiming) */ lockTid = -1;
+  /** @internal re-entrancy depth of the global lock in this thread (shared with reclaim's views) */
+  lockNest = { depth: 0 };
   /** @internal word index of this thread's area */ thW = 0;
   /** @internal */ topW = 0;
   /** @internal */ drainW = 0;

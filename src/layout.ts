@@ -53,8 +53,8 @@ export const G_S1_KEEP = 9; //          [C] EMPTY slabs a class keeps in Stage 1
 export const G_GEN = 10; //             [A] bumped (under the lock) each time the buffer grows
 export const G_BUFFER_SUPERS = 11; //   [A] written under the lock: buffer length >>> SUPER_SHIFT
 export const G_CARVED = 12; //          [A] written under the lock: SuperSlabs carved, metadata included
-export const G_LOCK = 13; //            [A] 0 free, 1 held, 2 held with waiters (lock.ts)
-export const G_LOCK_OWNER = 14; //      [A] tid + 1 of the holder, 0 when free
+export const G_LOCK = 13; //            [A] ((holder tid + 1) << 2) | state; state 0 free, 1 held, 2 held with waiters (lock.ts)
+export const G_RESERVED_14 = 14; //     [C] unused
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
 export const G_TEST_DELAY = 16; //      [A] test hook: spin iterations between a Stage-1 read and its CAS
 export const G_TEST_NO_TAG = 17; //     [A] test hook: 1 disables the Stage-1 ABA tag (to show the test fails)
@@ -132,6 +132,7 @@ export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list
 export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
 //                                     back (0: none), so a late second free is still a double free
 export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA
+export const SM_COLLECTS = 23; //      [A] head: bumped before every exchange that takes the remote list
 // Words SM_STATES_W .. SM_WORDS-1 of a head entry hold the state bytes of slabs with at most
 // SM_STATE_BYTES blocks (classes of 8 KiB and up), whose blocks then fill the slab exactly.
 export const SM_STATES_W = 24; //      [O] head: state bytes (only for classes with META_STATES)

@@ -1,25 +1,33 @@
 /**
- * The global lock: one Int32 word (G_LOCK) with the three states of the classic futex mutex
- * (Drepper, "Futexes Are Tricky", mutex #2):
- *   0 free, 1 held with no waiters, 2 held and somebody may be waiting.
- * Acquire: one CAS 0 -> 1; on failure spin a bounded number of times, then exchange to 2 and
- * Atomics.wait while the word is 2. Release: exchange to 0, and Atomics.notify only when the old
- * value was 2. G_LOCK_OWNER records the holder (tid + 1) so that a waiter can tell when the
- * holder's thread died (its slot is no longer ATTACHED) and break the lock.
+ * The global lock: one Int32 word (G_LOCK) in the manner of the classic futex mutex (Drepper,
+ * "Futexes Are Tricky", mutex #2), whose three states are kept in the low two bits:
+ *   0 free, 1 held with no waiters, 2 held and somebody may be waiting,
+ * and whose upper bits hold the holder's thread slot + 1: word = ((tid + 1) << 2) | state.
+ * The holder is thus recorded by the very CAS that takes the lock, so a thread terminated at
+ * any point leaves either a free lock or a lock that names it; a waiter breaks the lock of a
+ * holder whose slot is no longer ATTACHED (marked by watch() or reclaim()).
+ *
+ * Acquire: one CAS 0 -> (me | 1); on failure spin a bounded number of times, then set the
+ * waiters bit and Atomics.wait on that exact word. Release: exchange to 0, and Atomics.notify
+ * only when the old word had the waiters bit. On a thread that may not block (a browser main
+ * thread) the lock only spins.
  *
  * Counters (acquisitions, contended, spins, waits, wakes, wait time) are kept in the header's
  * Float64 area and updated by the holder under the lock, so any thread can read them.
- * On a thread that may not block (a browser main thread) the lock only spins.
+ * The lock is re-entrant for its holder (h.lockNest): a reclaim holds it throughout.
  */
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
-  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_GEN, G_LOCK, G_LOCK_OWNER, TH_STATE, TS_ATTACHED, TF_LOCK_ACQ,
+  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_GEN, G_LOCK, TH_STATE, TS_ATTACHED, TF_LOCK_ACQ,
 } from './layout.js';
 import type { HeapInternals } from './heap.js';
 import { repairPool } from './pool.js';
 
 const SPIN_LIMIT = 128; // bounded spin before waiting (an uncontended lock+unlock costs ~38 ns)
 const WAIT_SLICE_MS = 20; // a waiter wakes this often to check whether the holder died
+const HELD = 1;
+const WAITERS = 2;
+const STATE_MASK = 3;
 
 /** Whether Atomics.wait may be called on this thread (false on a browser main thread). */
 export const CAN_BLOCK: boolean = (() => {
@@ -31,42 +39,77 @@ export const CAN_BLOCK: boolean = (() => {
   }
 })();
 
+/** The thread slot holding the lock, or -1 when it is free. */
+export function lockHolder(word: number): number {
+  return word === 0 ? -1 : (word >>> 2) - 1;
+}
+
+function me(h: HeapInternals): number {
+  return (h.lockTid + 1) << 2;
+}
+
 /** Acquires the global lock, waiting as long as needed. */
 export function lockAcquire(h: HeapInternals): void {
-  if (Atomics.compareExchange(h.i32, G_LOCK, 0, 1) === 0) {
-    lockTaken(h, false, 0, 0, 0);
+  if (h.lockNest.depth > 0) {
+    h.lockNest.depth++;
     return;
   }
-  lockAcquireSlow(h, true);
+  if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) !== 0) lockAcquireSlow(h, true);
+  else lockTaken(h, false, 0, 0, 0);
+  h.lockNest.depth = 1;
 }
 
 /** Acquires the lock unless that means waiting; returns whether it is held. */
 export function tryLockAcquire(h: HeapInternals): boolean {
-  if (Atomics.compareExchange(h.i32, G_LOCK, 0, 1) === 0) {
-    lockTaken(h, false, 0, 0, 0);
+  if (h.lockNest.depth > 0) {
+    h.lockNest.depth++;
     return true;
   }
-  return lockAcquireSlow(h, false);
+  if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) === 0) lockTaken(h, false, 0, 0, 0);
+  else if (!lockAcquireSlow(h, false)) return false;
+  h.lockNest.depth = 1;
+  return true;
+}
+
+/**
+ * Takes the lock if it is free or its holder is known dead (then breaking it), without waiting
+ * for a live holder: for code running in an event-loop callback (watch()), which must not block
+ * on a holder that only another callback of the same loop can mark dead.
+ */
+export function lockAcquireNoWait(h: HeapInternals): boolean {
+  if (tryLockAcquire(h)) return true;
+  if (!breakLockIfHolderDead(h, Atomics.load(h.i32, G_LOCK))) return false;
+  lockTaken(h, true, 0, 0, 0);
+  h.lockNest.depth = 1;
+  return true;
 }
 
 function lockAcquireSlow(h: HeapInternals, mayWait: boolean): boolean {
   const i32 = h.i32;
+  const mine = me(h);
   const t0 = performance.now();
   let spins = 0;
   let waits = 0;
   for (; spins < SPIN_LIMIT; spins++) {
-    if (Atomics.load(i32, G_LOCK) === 0 && Atomics.compareExchange(i32, G_LOCK, 0, 1) === 0) {
+    if (Atomics.load(i32, G_LOCK) === 0 && Atomics.compareExchange(i32, G_LOCK, 0, mine | HELD) === 0) {
       lockTaken(h, true, spins, 0, performance.now() - t0);
       return true;
     }
   }
   if (!mayWait) return false;
   for (;;) {
-    if (Atomics.exchange(i32, G_LOCK, 2) === 0) break; // taken, in state 2 (conservatively)
-    if (breakLockIfHolderDead(h)) break;
+    const c = Atomics.load(i32, G_LOCK);
+    if (c === 0) {
+      // Taken with the waiters bit set, conservatively: others may still be waiting.
+      if (Atomics.compareExchange(i32, G_LOCK, 0, mine | WAITERS) === 0) break;
+      continue;
+    }
+    if (breakLockIfHolderDead(h, c)) break;
+    const waiting = (c & ~STATE_MASK) | WAITERS;
+    if (c !== waiting && Atomics.compareExchange(i32, G_LOCK, c, waiting) !== c) continue;
     if (CAN_BLOCK) {
       waits++;
-      Atomics.wait(i32, G_LOCK, 2, WAIT_SLICE_MS);
+      Atomics.wait(i32, G_LOCK, waiting, WAIT_SLICE_MS);
     } else {
       spins++;
     }
@@ -76,7 +119,6 @@ function lockAcquireSlow(h: HeapInternals, mayWait: boolean): boolean {
 }
 
 function lockTaken(h: HeapInternals, contended: boolean, spins: number, waits: number, waitMs: number): void {
-  Atomics.store(h.i32, G_LOCK_OWNER, h.lockTid + 1);
   // The buffer only grows under the lock: a critical section always works on current views.
   if (h.i32[G_GEN] !== h.gen) h.refreshViews();
   const f64 = h.f64;
@@ -92,30 +134,27 @@ function lockTaken(h: HeapInternals, contended: boolean, spins: number, waits: n
 }
 
 export function lockRelease(h: HeapInternals): void {
+  if (--h.lockNest.depth > 0) return;
   const i32 = h.i32;
-  Atomics.store(i32, G_LOCK_OWNER, 0);
-  if (Atomics.exchange(i32, G_LOCK, 0) === 2) {
-    // Counted before the notify would be under the lock, but we have released it: the wake count
-    // is the one Float64 counter written outside the lock, hence approximate under heavy contention.
+  if ((Atomics.exchange(i32, G_LOCK, 0) & WAITERS) !== 0) {
+    // Counted after the release, so the one Float64 counter written outside the lock: under heavy
+    // contention it may miss a count.
     h.f64[F_LOCK_WAKES]++;
     Atomics.notify(i32, G_LOCK, 1);
   }
 }
 
 /**
- * When the holder's thread slot is no longer ATTACHED (its worker exited and was marked by
- * watch() or reclaim()), takes the lock over from it and repairs the pool. Returns true when the
- * caller now holds the lock.
+ * When the holder named by lock word `c` is no longer ATTACHED (its worker exited and was
+ * marked by watch() or reclaim()), takes the lock over from it with one CAS and repairs the
+ * pool. Returns true when the caller now holds the lock.
  */
-function breakLockIfHolderDead(h: HeapInternals): boolean {
+function breakLockIfHolderDead(h: HeapInternals, c: number): boolean {
   const i32 = h.i32;
-  const owner = Atomics.load(i32, G_LOCK_OWNER);
-  if (owner === 0) return false;
-  const holder = owner - 1;
-  if (holder === h.lockTid || holder >= h.geo.maxThreads) return false;
+  const holder = lockHolder(c);
+  if (holder < 0 || holder === h.lockTid || holder >= h.geo.maxThreads) return false;
   if (Atomics.load(i32, h.geo.threadsW + holder * h.geo.threadWords + TH_STATE) === TS_ATTACHED) return false;
-  if (Atomics.compareExchange(i32, G_LOCK_OWNER, owner, h.lockTid + 1) !== owner) return false;
-  Atomics.store(i32, G_LOCK, 2); // keep it held; waiters get notified on release
+  if (Atomics.compareExchange(i32, G_LOCK, c, me(h) | WAITERS) !== c) return false;
   h.f64[F_LOCK_RECOVERIES]++;
   repairPool(h);
   return true;

@@ -11,7 +11,7 @@
 import {
   G_GEN, MAG_ENTRY_WORDS, OWNER_NONE, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD,
   SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_PART_NEXT, SM_PART_PREV, SM_REMOTE,
-  SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES,
+  SM_COLLECTS, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES,
   TH_COLLECT_MW, TH_COLLECT_NEXT, TH_CUR, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W, TH_NOTICE, TH_PARTIAL,
   magazineWords,
 } from './layout.js';
@@ -30,7 +30,7 @@ export function magazineBase(h: HeapInternals, cls: number): number {
 }
 
 /** Word index of the head slot's meta of the slab holding `block`. */
-function slabMetaOf(h: HeapInternals, block: number): number {
+export function slabMetaOf(h: HeapInternals, block: number): number {
   const i32 = h.i32;
   const head = i32[h.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
   return h.smW + (head << SM_SHIFT);
@@ -150,12 +150,16 @@ function takeBlocks(h: HeapInternals, slot: number, cls: number, n: number): num
  */
 export function collectRemote(h: HeapInternals, mW: number, cls: number): number {
   const i32 = h.i32;
+  if (Atomics.load(i32, mW + SM_REMOTE) === 0) return 0;
+  // Announce the collection before taking the list: a reclaimer deciding whether a dead
+  // thread's chain was published looks at TH_COLLECT_MW and SM_COLLECTS (resolveInflight).
+  i32[h.thW + TH_COLLECT_NEXT] = -1;
+  Atomics.store(i32, h.thW + TH_COLLECT_MW, mW);
+  Atomics.add(i32, mW + SM_COLLECTS, 1);
   const first = Atomics.exchange(i32, mW + SM_REMOTE, 0);
-  if (first === 0) return 0;
   i32[h.thW + TH_COLLECT_NEXT] = first;
-  i32[h.thW + TH_COLLECT_MW] = mW;
   const n = finishCollect(h, mW, cls, first);
-  i32[h.thW + TH_COLLECT_MW] = 0;
+  Atomics.store(i32, h.thW + TH_COLLECT_MW, 0);
   return n;
 }
 
@@ -319,7 +323,7 @@ export function drainJournal(h: HeapInternals, cls: number, keep: boolean): void
 }
 
 /** Pushes the chain first..last onto the slab's remote list (a Treiber push of a whole chain). */
-function publishChain(i32: Int32Array, mW: number, first: number, last: number): void {
+export function publishChain(i32: Int32Array, mW: number, first: number, last: number): void {
   for (;;) {
     const old = Atomics.load(i32, mW + SM_REMOTE);
     i32[last >>> 2] = old;
@@ -328,7 +332,7 @@ function publishChain(i32: Int32Array, mW: number, first: number, last: number):
 }
 
 /** After a push: the first one since the owner last looked puts the slab on its notice list. */
-function notifyOwner(h: HeapInternals, slot: number): void {
+export function notifyOwner(h: HeapInternals, slot: number): void {
   const i32 = h.i32;
   const mW = h.smW + (slot << SM_SHIFT);
   if (Atomics.load(i32, mW + SM_NOTIFIED) !== 0) return;

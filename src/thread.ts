@@ -11,7 +11,7 @@ import {
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_THREADS_ATTACHED, G_VERSION,
   K_SLAB, LAYOUT_VERSION, MAGIC, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAX_HEAP_BYTES,
   OWNER_NONE, SLOTS_PER_SUPER, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED,
-  SM_NFREE, SM_NOTIFIED, SM_OWNER, SM_SHIFT, SM_STATE, ST_CACHED, ST_FREE, SUPER_BYTES, SUPER_SHIFT, TF_WORDS, TH_CUR, TH_DRAIN,
+  SM_COLLECTS, SM_NFREE, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, SM_STATE, ST_CACHED, ST_FREE, SUPER_BYTES, SUPER_SHIFT, TF_WORDS, TH_CUR, TH_DRAIN,
   G_ORPHANS, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_EPOCH, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W,
   TH_PUSHING, magazineWords, TH_F64_W, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, geometry, type Geometry,
@@ -20,10 +20,11 @@ import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
 import { HeapStateError, ThreadSlotsExhaustedError, describe } from './errors.js';
 import {
-  collectRemote, drainClass, drainJournal, finishCollect, journalEntries, magazineBase, processNotices, releaseEmptyPartials,
+  collectRemote, drainClass, drainJournal, finishCollect, journalEntries, magazineBase, notifyOwner, processNotices,
+  publishChain, releaseEmptyPartials, slabMetaOf,
 } from './refill.js';
 import { abandonedPush, releaseEmptySlab, repairStage1Push } from './pool.js';
-import { lockAcquire, lockRelease } from './lock.js';
+import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 
 export interface HeapOptions {
   /** Bytes of the buffer at creation (rounded up to 1 MiB). Default 64 MiB. */
@@ -302,10 +303,29 @@ export function markDead(h: HeapInternals, threadId: number): void {
 }
 
 export function reclaimThread(h: HeapInternals, threadId: number): boolean {
+  return reclaimLocked(h, threadId, true) === true;
+}
+
+/**
+ * The reclaim holds the global lock from start to end (the slow paths it runs take it again,
+ * re-entrantly). With mayWait false it returns 'busy' instead of waiting for a live holder.
+ */
+function reclaimLocked(h: HeapInternals, threadId: number, mayWait: boolean): boolean | 'busy' {
   if (h.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
   if (threadId === h.nodeThreadId) {
     throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
   }
+  if (findThread(h, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return false;
+  if (mayWait) lockAcquire(h);
+  else if (!lockAcquireNoWait(h)) return 'busy';
+  try {
+    return reclaimUnderLock(h, threadId);
+  } finally {
+    lockRelease(h);
+  }
+}
+
+function reclaimUnderLock(h: HeapInternals, threadId: number): boolean {
   const i32 = h.i32;
   const geo = h.geo;
   const t = findThread(h, threadId, [TS_ATTACHED, TS_DEAD]);
@@ -344,9 +364,7 @@ export function reclaimThread(h: HeapInternals, threadId: number): boolean {
   }
   processNotices(dead);
   abandonAll(dead, true);
-  lockAcquire(h);
   h.f64[F_RECLAIMS]++;
-  lockRelease(h);
   Atomics.store(i32, stateW, TS_FREE);
   Atomics.sub(i32, G_THREADS_ATTACHED, 1);
   return true;
@@ -362,8 +380,10 @@ function finishJournals(dead: HeapInternals): Set<number> {
   const i32 = dead.i32;
   const collectW = i32[dead.thW + TH_COLLECT_MW];
   if (collectW !== 0) {
-    finishCollect(dead, collectW, i32[collectW + SM_CLS], i32[dead.thW + TH_COLLECT_NEXT]);
-    i32[dead.thW + TH_COLLECT_MW] = 0;
+    // NEXT is -1 when it died around the exchange itself: whatever it took is lost (rare).
+    const next = i32[dead.thW + TH_COLLECT_NEXT];
+    if (next > 0) finishCollect(dead, collectW, i32[collectW + SM_CLS], next);
+    Atomics.store(i32, dead.thW + TH_COLLECT_MW, 0);
   }
   const pushing = i32[dead.thW + TH_PUSHING];
   if (pushing !== 0) {
@@ -377,7 +397,7 @@ function finishJournals(dead: HeapInternals): Set<number> {
   for (let w = jW; w < jW + n; w += 2) held.add(i32[w]);
   const inflight = i32[dead.thW + TH_INFLIGHT];
   const done = i32[dead.thW + TH_JOURNAL_DONE] + 2 * inflight;
-  if (inflight > 0) Atomics.add(i32, G_ORPHANS, inflight);
+  if (inflight > 0) resolveInflight(dead, jW + i32[dead.thW + TH_JOURNAL_DONE], inflight);
   // Entries after those were never published: still ours while their state says CACHED (a local
   // push completed just before its progress word says FREE: already back on its slab).
   const rest = new Int32Array(n);
@@ -393,6 +413,59 @@ function finishJournals(dead: HeapInternals): Set<number> {
   return held;
 }
 
+const INFLIGHT_WAIT_MS = 2000;
+
+/**
+ * A dead thread's remote chain (journal words from `fromW`, `n` blocks, states PENDING) may or
+ * may not have been published by its CAS. Published: its first block is on the slab's remote
+ * list, or was collected since (its state is no longer PENDING). A collection under way can hide
+ * it for a moment (taken off the list, states not yet FREE); collectors announce themselves in
+ * TH_COLLECT_MW before taking and bump SM_COLLECTS, so the test below is repeated until no
+ * collection overlaps it. Unpublished: publish it now. Undecided after INFLIGHT_WAIT_MS (a
+ * collector that died in the middle): leave it, counted in G_ORPHANS, rather than risk a
+ * block on two lists.
+ */
+function resolveInflight(dead: HeapInternals, fromW: number, n: number): void {
+  const i32 = dead.i32;
+  const first = i32[fromW];
+  const mW = slabMetaOf(dead, first);
+  const cls = i32[mW + SM_CLS];
+  const stateW = i32[fromW + 1];
+  const deadline = performance.now() + INFLIGHT_WAIT_MS;
+  for (;;) {
+    if (dead.bytes[stateW] !== ST_PENDING) return; // published and collected since
+    const epoch = Atomics.load(i32, mW + SM_COLLECTS);
+    if (!someoneCollecting(dead, mW)) {
+      let onList = false;
+      for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[b >>> 2]) {
+        if (b === first) onList = true;
+      }
+      if (onList) return;
+      if (dead.bytes[stateW] !== ST_PENDING) return;
+      if (Atomics.load(i32, mW + SM_COLLECTS) === epoch && !someoneCollecting(dead, mW)) {
+        // Never published: link the chain again (the links may be half written) and publish it.
+        for (let k = 0; k + 1 < n; k++) i32[i32[fromW + 2 * k] >>> 2] = i32[fromW + 2 * k + 2];
+        publishChain(i32, mW, first, i32[fromW + 2 * (n - 1)]);
+        notifyOwner(dead, (mW - dead.smW) >>> SM_SHIFT);
+        return;
+      }
+    }
+    if (performance.now() > deadline) {
+      Atomics.add(i32, G_ORPHANS, n);
+      return;
+    }
+  }
+}
+
+/** Whether some thread has announced a collection of the slab whose meta is at `mW`. */
+function someoneCollecting(h: HeapInternals, mW: number): boolean {
+  const geo = h.geo;
+  for (let t = 0; t < geo.maxThreads; t++) {
+    if (Atomics.load(h.i32, geo.threadsW + t * geo.threadWords + TH_COLLECT_MW) === mW) return true;
+  }
+  return false;
+}
+
 export function watchWorker(h: HeapInternals, worker: { threadId: number; once(event: 'exit', fn: () => void): unknown }): void {
   if (worker === null || typeof worker !== 'object' || typeof worker.once !== 'function') {
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
@@ -401,7 +474,30 @@ export function watchWorker(h: HeapInternals, worker: { threadId: number; once(e
   worker.once('exit', () => {
     if (h.detached) return;
     markDead(h, id);
-    reclaimThread(h, id);
+    pendingOf(h).push(id);
+    reclaimPending(h);
   });
+}
+
+const pendingReclaims = new WeakMap<object, number[]>();
+
+function pendingOf(h: HeapInternals): number[] {
+  let list = pendingReclaims.get(h.lockNest);
+  if (list === undefined) pendingReclaims.set(h.lockNest, (list = []));
+  return list;
+}
+
+/**
+ * Reclaims the exited workers waiting for it. Never waits for the lock: its holder may be
+ * another exited worker whose own exit callback (which marks it dead) cannot run while this one
+ * blocks. What stays busy is retried after the next exit, or a millisecond later.
+ */
+function reclaimPending(h: HeapInternals): void {
+  const list = pendingOf(h);
+  for (let i = 0; i < list.length; ) {
+    if (h.detached || reclaimLocked(h, list[i], false) !== 'busy') list.splice(i, 1);
+    else i++;
+  }
+  if (list.length > 0) setTimeout(() => reclaimPending(h), 1);
 }
 
