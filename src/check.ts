@@ -35,7 +35,7 @@ export function checkHeap(h: HeapInternals): void {
   if (bufSupers * (1 << SUPER_SHIFT) > h.viewBytes) fail(`header: buffer length ${bufSupers} MiB exceeds the buffer`);
   const lock = Atomics.load(i32, G_LOCK);
   if (lock !== 0 && ((lock & 3) === 0 || (lock & 3) === 3 || (lock >>> 2) - 1 >= geo.maxThreads)) {
-    fail(`lock word is ${hex(lock)}: neither free nor held by a thread slot in state 1 or 2`);
+    fail(`lock word is ${lock} (${hex(lock)}): neither free nor held by a thread slot in state 1 or 2`);
   }
   const slotsPerSuperShift = SUPER_SHIFT - SLOT_SHIFT;
   const firstSlot = geo.metaSupers << slotsPerSuperShift;

@@ -160,7 +160,12 @@ function breakLockIfHolderDead(h: HeapInternals, c: number): boolean {
   return true;
 }
 
-/** Test hook: takes the global lock and keeps it (a worker calls this, then is terminated). */
+/**
+ * Test hook: takes the global lock and keeps it as if another thread held it (the re-entrancy
+ * count is dropped, so this thread's own tryMalloc sees it busy). A worker calls this, then is
+ * terminated; or a test checks that tryMalloc does not wait.
+ */
 export function testHoldLock(h: HeapInternals): void {
   lockAcquire(h);
+  h.lockNest.depth = 0;
 }
