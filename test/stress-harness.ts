@@ -3,8 +3,9 @@
  * stressLoop() until it is terminated, allocating blocks of 8..512 bytes (1% up to 64 KiB), filling
  * each with a pattern derived from its offset, verifying the pattern before every free, and handing
  * blocks to other workers through a shared transfer table with Atomics.exchange, so that most frees
- * are cross-thread. It takes any allocator with malloc and free over an Int32Array of memory, so
- * the same loop also runs single-threaded against a reference allocator and a broken one.
+ * are cross-thread (the loop counts them; the test asserts more than half). It takes any allocator
+ * with malloc and free over an Int32Array of memory, so the same loop also runs single-threaded
+ * against a reference allocator and a broken one.
  *
  * Nothing is lost when a worker is terminated at an arbitrary moment: every block a worker owns is
  * recorded in shared memory, in its row of the `owned` table or in the transfer table, never only
@@ -12,7 +13,8 @@
  * worker the block, with no call and no loop in between: V8 stops a terminated thread only at an
  * interrupt check (a function entry or a loop back-edge), so it cannot stop between the two.
  * A record says what the block is doing (low bits of the entry; blocks are 16-byte aligned):
- *   p           READY: filled with its pattern (the only kind found in the transfer table)
+ *   p           READY: filled with its pattern, came from the transfer table (the only kind found there)
+ *   p | FRESH   READY, allocated by this worker and not handed on yet
  *   p | FILLING malloc returned it, the pattern may be incomplete
  *   p | FREEING verified and being freed: free may or may not have happened
  * After terminating the workers, resolveAfterDeath() on the main thread settles every record.
@@ -24,7 +26,8 @@ export interface StressAllocator {
 
 export const FILLING = 1;
 export const FREEING = 2;
-const FLAGS = 3;
+export const FRESH = 4;
+const FLAGS = 7;
 
 /** Words of the control array. */
 export const C_MISMATCH = 0; //   blocks whose pattern did not verify
@@ -32,6 +35,8 @@ export const C_BAD_BLOCK = 1; //  the first such block
 export const C_OPS = 2; //        operations done, in steps of OPS_STEP (Atomics.notify on each step)
 export const C_READY = 3; //      workers attached and running
 export const C_OOM = 4; //        malloc returned 0
+export const C_FREES = 5; //      frees done by workers
+export const C_CROSS = 6; //      of those, blocks another thread allocated
 export const C_PHASE = 8; //      C_PHASE + w: what worker w is doing (PH_*), a plain store per step
 export const CTL_WORDS = C_PHASE + 256;
 export const OPS_STEP = 1024;
@@ -42,18 +47,33 @@ export const PH_FREE = 2;
 
 /** Owned-table entries per worker, and transfer-table entries. */
 export const OWNED = 256;
-export const TRANSFERS = 1000;
+export const TRANSFERS = 8192;
+
+/** Percent of visits that free a block this worker allocated itself, and one it was handed. */
+const FREE_FRESH_PCT = 5;
+const FREE_RECEIVED_PCT = 25;
 
 export interface StressShared {
   ctl: Int32Array;
   transfer: Int32Array;
+  /** Who last put a block at each transfer entry (allocator id; a hint, written after the exchange). */
+  putter: Int32Array;
   /** OWNED entries per worker position. */
   owned: Int32Array;
+  /** Allocator id of the thread that allocated the block at byte offset p, at index p >>> 4. */
+  allocatedBy: Uint16Array;
 }
 
-export function makeShared(workers: number): StressShared {
+/** Shared tables for `workers` worker positions over `memoryBytes` of heap. */
+export function makeShared(workers: number, memoryBytes: number): StressShared {
   const sab = (n: number) => new Int32Array(new SharedArrayBuffer(n * 4));
-  return { ctl: sab(CTL_WORDS), transfer: sab(TRANSFERS), owned: sab(workers * OWNED) };
+  return {
+    ctl: sab(CTL_WORDS),
+    transfer: sab(TRANSFERS),
+    putter: sab(TRANSFERS),
+    owned: sab(workers * OWNED),
+    allocatedBy: new Uint16Array(new SharedArrayBuffer(memoryBytes >>> 3)), // 2 bytes per 16
+  };
 }
 
 export interface StressWorkerData {
@@ -62,6 +82,8 @@ export interface StressWorkerData {
   shared: StressShared;
   /** Worker position: its row of the owned table. */
   w: number;
+  /** 1..65535, different for every thread of a run. */
+  id: number;
   seed: number;
 }
 
@@ -95,13 +117,14 @@ function reportMismatch(ctl: Int32Array, p: number): void {
 }
 
 /**
- * Runs `ops` operations (Infinity: until terminated) as worker position `w`. Each picks a random
- * entry of the worker's owned row: an empty one gets a new block; a READY one is freed here (20%)
- * or exchanged with a random transfer entry (80%; the block that comes back, if any, takes its
- * place and is freed or handed on later, most likely by a thread other than its allocator's).
+ * Runs `ops` operations (Infinity: until terminated) as worker position `w`, allocator `id`. Each
+ * picks a random entry of the worker's owned row: an empty one gets a new block; a block there is
+ * freed (5% of the visits when this worker allocated it, 25% when it was handed over) or else
+ * exchanged with a transfer entry, preferably one another thread filled; the block that comes back,
+ * if any, takes its place.
  */
-export function stressLoop(a: StressAllocator, mem: Int32Array, s: StressShared, w: number, ops: number, seed: number): void {
-  const { ctl, transfer, owned } = s;
+export function stressLoop(a: StressAllocator, mem: Int32Array, s: StressShared, w: number, id: number, ops: number, seed: number): void {
+  const { ctl, transfer, putter, owned, allocatedBy } = s;
   const row = w * OWNED;
   const phaseW = C_PHASE + w;
   let x = seed | 0 || 1; // xorshift32
@@ -126,17 +149,26 @@ export function stressLoop(a: StressAllocator, mem: Int32Array, s: StressShared,
         Atomics.add(ctl, C_OOM, 1);
       } else {
         fill(mem, p, n);
-        owned[k] = p;
+        allocatedBy[p >>> 4] = id;
+        owned[k] = p | FRESH;
       }
-    } else if (r % 5 === 0) {
-      if (!verify(mem, e)) reportMismatch(ctl, e);
-      owned[k] = e | FREEING;
+    } else if (r % 100 < ((e & FRESH) !== 0 ? FREE_FRESH_PCT : FREE_RECEIVED_PCT)) {
+      const p = e & ~FLAGS;
+      if (!verify(mem, p)) reportMismatch(ctl, p);
+      Atomics.add(ctl, C_FREES, 1);
+      if (allocatedBy[p >>> 4] !== id) Atomics.add(ctl, C_CROSS, 1);
+      owned[k] = p | FREEING;
       ctl[phaseW] = PH_FREE;
-      a.free(e);
+      a.free(p);
       owned[k] = 0;
       ctl[phaseW] = PH_OTHER;
     } else {
-      owned[k] = Atomics.exchange(transfer, (r >>> 3) % TRANSFERS, e); // the block that comes back is recorded at once
+      // A worker running alone on a core would mostly take back its own blocks: prefer an entry
+      // that another thread filled (the hint may be stale; that only costs a retry).
+      let j = (r >>> 7) % TRANSFERS;
+      for (let tries = 0; tries < 4 && Atomics.load(putter, j) === id; tries++) j = (j + 1 + ((r >>> 20) % 97)) % TRANSFERS;
+      owned[k] = Atomics.exchange(transfer, j, e & ~FLAGS); // the block that comes back is recorded at once
+      Atomics.store(putter, j, id);
     }
     if ((op & (OPS_STEP - 1)) === OPS_STEP - 1) {
       Atomics.add(ctl, C_OPS, OPS_STEP);
@@ -214,9 +246,10 @@ export function freeAllRecorded(a: StressAllocator, mem: Int32Array, s: StressSh
   for (let k = 0; k < s.owned.length; k++) {
     const e = s.owned[k]!;
     if (e === 0) continue;
-    if ((e & FLAGS) !== 0) throw new Error(`freeAllRecorded: owned[${k}] = ${e} is not settled (call resolveAfterDeath first)`);
-    if (!verify(mem, e)) reportMismatch(s.ctl, e);
-    a.free(e);
+    if ((e & (FILLING | FREEING)) !== 0) throw new Error(`freeAllRecorded: owned[${k}] = ${e} is not settled (call resolveAfterDeath first)`);
+    const p = e & ~FLAGS;
+    if (!verify(mem, p)) reportMismatch(s.ctl, p);
+    a.free(p);
     s.owned[k] = 0;
     n++;
   }

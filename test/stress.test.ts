@@ -18,7 +18,7 @@ import type { Worker } from 'node:worker_threads';
 import { HeapError, SharedHeap } from '../src/index.js';
 import { ReferenceAllocator } from '../bench/reference-alloc.js';
 import {
-  C_BAD_BLOCK, C_MISMATCH, C_OOM, C_OPS, C_PHASE, C_READY, OWNED, PH_FREE, PH_MALLOC, freeAllRecorded, makeShared,
+  C_BAD_BLOCK, C_CROSS, C_FREES, C_MISMATCH, C_OOM, C_OPS, C_PHASE, C_READY, OWNED, PH_FREE, PH_MALLOC, freeAllRecorded, makeShared,
   resolveAfterDeath, stressLoop, type StressAllocator, type StressWorkerData,
 } from './stress-harness.js';
 import { slabsWithBlocksOut } from './inspect.js';
@@ -33,8 +33,8 @@ function envInt(name: string, dflt: number): number {
   return n;
 }
 
-const THREADS = Math.max(1, envInt('STRESS_THREADS', 8));
-const ITER = Math.max(1, envInt('STRESS_ITER', 4));
+const THREADS = Math.min(256, Math.max(1, envInt('STRESS_THREADS', 8)));
+const ITER = Math.min(Math.floor(65535 / THREADS), Math.max(1, envInt('STRESS_ITER', 4))); // allocator ids fit 16 bits
 const OPS = Math.max(1024, envInt('STRESS_OPS', 20_000));
 const SEED = envInt('STRESS_SEED', (Math.random() * 2 ** 31) >>> 0);
 const MiB = 1 << 20;
@@ -72,9 +72,9 @@ function heapAllocator(heap: SharedHeap): StressAllocator & { isLive(p: number):
 describe('stress', () => {
   it(`${THREADS} workers, ${ITER} iterations of ~${OPS} ops each, terminated at random moments`, async () => {
     const t0 = performance.now();
-    const heap = SharedHeap.create({ initialBytes: 256 * MiB, maxThreads: 64 });
+    const heap = SharedHeap.create({ initialBytes: 256 * MiB, maxThreads: Math.max(64, THREADS + 8) });
     const mem = new Int32Array(heap.buffer);
-    const shared = makeShared(THREADS);
+    const shared = makeShared(THREADS, heap.buffer.byteLength);
     const { ctl } = shared;
     const alloc = heapAllocator(heap);
     const rand = mulberry32(SEED);
@@ -93,7 +93,7 @@ describe('stress', () => {
       const workers: Worker[] = [];
       const exits: Promise<unknown>[] = [];
       for (let w = 0; w < THREADS; w++) {
-        const data: StressWorkerData = { kind: 'stress', buffer: heap.buffer, shared, w, seed: (SEED ^ Math.imul(iter * 64 + w + 1, 0x9e3779b1)) | 1 };
+        const data: StressWorkerData = { kind: 'stress', buffer: heap.buffer, shared, w, id: iter * THREADS + w + 1, seed: (SEED ^ Math.imul(iter * 64 + w + 1, 0x9e3779b1)) | 1 };
         const worker = startWorker('stress-worker', data);
         heap.watch(worker); // first 'exit' listener: the slot is reclaimed before `exits` resolves
         worker.on('error', (e) => errors.push(`worker ${w}, ${where}: ${(e as Error).stack ?? String(e)}`));
@@ -145,9 +145,13 @@ describe('stress', () => {
     expect(s.liveBytes, `live bytes after freeing everything ${tag}`).toBe(0);
     expect(s.liveBlocks).toBe(0);
     expect(slabsWithBlocksOut(heap), `slabs that still count blocks out after everything was freed ${tag}`).toEqual([]);
+    const frees = Atomics.load(ctl, C_FREES);
+    const cross = Atomics.load(ctl, C_CROSS);
+    expect(cross / frees, `cross-thread frees: ${cross} of ${frees} ${tag}`).toBeGreaterThan(0.5);
     const seconds = (performance.now() - t0) / 1000;
     console.log(
-      `stress: ${THREADS} workers x ${ITER} iterations, ${totalOps} ops in ${seconds.toFixed(1)} s; ` +
+      `stress: ${THREADS} workers x ${ITER} iterations, ${totalOps} ops in ${seconds.toFixed(1)} s; ${frees} frees in ` +
+        `workers, ${((100 * cross) / frees).toFixed(0)}% of blocks another thread allocated; ` +
         `terminated inside malloc ${killedInMalloc}, inside free ${killedInFree}; records of dead workers: ` +
         `refilled ${settled.refilled}, freed for them ${settled.freedForDead}, already freed ${settled.alreadyFreed}; ` +
         `${left} blocks freed at the end; peak footprint ${s.peakFootprintBytes / MiB} MiB, lock recoveries ` +
@@ -174,8 +178,8 @@ describe('the stress harness can fail', () => {
 
   it('passes against a correct reference allocator (single-threaded)', () => {
     const ref = new ReferenceAllocator(64 * MiB);
-    const shared = makeShared(1);
-    stressLoop(ref, new Int32Array(ref.buffer), shared, 0, OPS_1, SEED | 1);
+    const shared = makeShared(1, ref.buffer.byteLength);
+    stressLoop(ref, new Int32Array(ref.buffer), shared, 0, 1, OPS_1, SEED | 1);
     expect(Atomics.load(shared.ctl, C_MISMATCH), `seed ${SEED}`).toBe(0);
     expect(Atomics.load(shared.ctl, C_OOM)).toBe(0);
     const left = freeAllRecorded(ref, new Int32Array(ref.buffer), shared);
@@ -186,8 +190,8 @@ describe('the stress harness can fail', () => {
 
   it('catches an allocator that hands out overlapping blocks', () => {
     const bad = new OverlappingAllocator();
-    const shared = makeShared(1);
-    stressLoop(bad, bad.i32, shared, 0, OPS_1, SEED | 1);
+    const shared = makeShared(1, bad.i32.byteLength);
+    stressLoop(bad, bad.i32, shared, 0, 1, OPS_1, SEED | 1);
     expect(Atomics.load(shared.ctl, C_MISMATCH), `seed ${SEED}`).toBeGreaterThan(0);
   }, 20_000);
 });

@@ -11,7 +11,7 @@ function run(d: StressWorkerData): void {
   const mem = new Int32Array(d.buffer); // the heap does not grow in this test: one view is enough
   Atomics.add(d.shared.ctl, C_READY, 1);
   Atomics.notify(d.shared.ctl, C_READY);
-  stressLoop(heap, mem, d.shared, d.w, Infinity, d.seed);
+  stressLoop(heap, mem, d.shared, d.w, d.id, Infinity, d.seed);
 }
 
 if (parentPort !== null && (workerData as Partial<StressWorkerData> | null)?.kind === 'stress') run(workerData as StressWorkerData);
