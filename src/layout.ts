@@ -165,6 +165,7 @@ export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got
 export const TH_EPOCH = 3; //     [A] bumped on every attach of the slot
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
+export const TH_RETURNING = 4; //  [O] under the lock, between marking a slab POOLED and giving its slots back (0: none)
 export const TH_COLLECT_MW = 5; // [O] while collecting a remote list: the slab's meta word index...
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (0: none)
 export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none)

@@ -18,7 +18,7 @@ import {
   OWNER_POOL, S1_COUNT_W, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED,
   SM_ABANDON_NEXT, SM_BUMP, SM_FREED_CLS, SM_FREED_DATA, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE,
   SM_NOTIFIED, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT,
-  TF_SLABS, TH_PUSHING,
+  TF_SLABS, TH_PUSHING, TH_RETURNING,
 } from './layout.js';
 import { COUNT, HDR, META_STATES, NUM_CLASSES, SPAN } from './size-classes.js';
 import type { HeapInternals } from './heap.js';
@@ -124,8 +124,10 @@ export function releaseEmptySlab(h: HeapInternals, slot: number, cls: number): v
   }
   lockAcquire(h);
   try {
+    i32[h.thW + TH_RETURNING] = slot; // journal: see finishJournals
     Atomics.store(i32, h.smW + (slot << SM_SHIFT) + SM_OWNER, OWNER_POOL);
     returnSlots(h, slot);
+    i32[h.thW + TH_RETURNING] = 0;
   } finally {
     lockRelease(h);
   }
@@ -326,7 +328,9 @@ export function returnStage1Slabs(h: HeapInternals): number {
   let n = 0;
   for (let c = 0; c < NUM_CLASSES; c++) {
     for (let slot = stage1Pop(h, c); slot !== 0; slot = stage1Pop(h, c)) {
+      h.i32[h.thW + TH_RETURNING] = slot;
       returnSlots(h, slot);
+      h.i32[h.thW + TH_RETURNING] = 0;
       n++;
     }
   }

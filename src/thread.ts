@@ -13,7 +13,7 @@ import {
   OWNER_NONE, SLOTS_PER_SUPER, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED,
   SM_COLLECTS, SM_NFREE, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, SM_STATE, ST_CACHED, ST_FREE, SUPER_BYTES, SUPER_SHIFT, TF_WORDS, TH_CUR, TH_DRAIN,
   G_ORPHANS, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_EPOCH, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W,
-  TH_PUSHING, magazineWords, TH_F64_W, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
+  TH_PUSHING, TH_RETURNING, OWNER_POOL, magazineWords, TH_F64_W, TH_NODE_ID, TH_NOTICE, TH_PARTIAL, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, geometry, type Geometry,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
@@ -23,7 +23,7 @@ import {
   collectRemote, drainClass, drainJournal, finishCollect, journalEntries, magazineBase, notifyOwner, processNotices,
   publishChain, releaseEmptyPartials, slabMetaOf,
 } from './refill.js';
-import { abandonedPush, releaseEmptySlab, repairStage1Push } from './pool.js';
+import { abandonedPush, releaseEmptySlab, repairStage1Push, returnSlots } from './pool.js';
 import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 
 export interface HeapOptions {
@@ -153,9 +153,13 @@ export function attachThread(h: HeapInternals): void {
   const i32 = h.i32;
   const geo = h.geo;
   let tid = -1;
+  let id = nodeThreadId();
+  if (id < 0) id = Atomics.add(i32, G_NEXT_THREAD_ID, 1);
   for (let t = 0; t < geo.maxThreads; t++) {
-    const w = geo.threadsW + t * geo.threadWords + TH_STATE;
-    if (Atomics.compareExchange(i32, w, TS_FREE, TS_ATTACHED) === TS_FREE) {
+    const w = geo.threadsW + t * geo.threadWords;
+    if (Atomics.compareExchange(i32, w + TH_STATE, TS_FREE, TS_ATTACHED) === TS_FREE) {
+      // The id right after the claim, so that a thread killed here can still be found by it.
+      Atomics.store(i32, w + TH_NODE_ID, id + 1);
       tid = t;
       break;
     }
@@ -184,13 +188,11 @@ export function attachThread(h: HeapInternals): void {
   h.tf64.fill(0, h.tfW, h.tfW + TF_WORDS / 2);
   i32[thW + TH_COLLECT_MW] = 0;
   i32[thW + TH_PUSHING] = 0;
+  i32[thW + TH_RETURNING] = 0;
   i32[thW + TH_JOURNAL_N] = 0;
   i32[thW + TH_INFLIGHT] = 0;
   Atomics.store(i32, thW + TH_NOTICE, 0);
-  let id = nodeThreadId();
-  if (id < 0) id = Atomics.add(i32, G_NEXT_THREAD_ID, 1);
   h.nodeThreadId = id;
-  Atomics.store(i32, thW + TH_NODE_ID, id + 1);
   Atomics.add(i32, thW + TH_EPOCH, 1);
   Atomics.add(i32, G_THREADS_ATTACHED, 1);
 }
@@ -389,6 +391,16 @@ function finishJournals(dead: HeapInternals): Set<number> {
   if (pushing !== 0) {
     repairStage1Push(dead, pushing);
     i32[dead.thW + TH_PUSHING] = 0;
+  }
+  const returning = i32[dead.thW + TH_RETURNING];
+  if (returning !== 0) {
+    // It died under the lock between marking a slab POOLED (off every list) and giving its
+    // slots back: finish that (the reclaimer holds the lock).
+    const mW = dead.smW + (returning << SM_SHIFT);
+    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === returning && Atomics.load(i32, mW + SM_OWNER) === OWNER_POOL) {
+      returnSlots(dead, returning);
+    }
+    i32[dead.thW + TH_RETURNING] = 0;
   }
   const held = new Set<number>();
   const n = i32[dead.thW + TH_JOURNAL_N];
