@@ -4,34 +4,13 @@
  * with a pattern derived from its offset and verified before it is freed; check() runs after
  * every step of the small tests.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_SMALL, SharedHeap, type HeapOptions } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { MAX_SMALL, SharedHeap } from '../src/index.js';
 import { SLOT_BYTES, SUPER_BYTES } from '../src/layout.js';
+import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
 
-const KiB = 1 << 10;
-const MiB = 1 << 20;
+const { fresh } = freshHeaps();
 
-const heaps: SharedHeap[] = [];
-function fresh(options: HeapOptions = {}): SharedHeap {
-  const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2, ...options });
-  heaps.push(heap);
-  return heap;
-}
-afterEach(() => {
-  for (const h of heaps.splice(0)) h.detach();
-});
-
-/** xorshift32, seeded. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 /** The pattern of a block: 32-bit words derived from the block's offset and the word index. */
 function patternWord(p: number, w: number): number {

@@ -3,33 +3,14 @@
  * each stage and assert its counter, empty slabs going back to Stage 1 and their slots to Stage 2,
  * memory reuse over many rounds, exhaustion and refill, and a growable heap.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { CLASS_SIZES, SharedHeap, type HeapOptions } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { CLASS_SIZES, SharedHeap } from '../src/index.js';
 import { SLOT_SHIFT, SUPER_BYTES, SUPER_SHIFT } from '../src/layout.js';
 import { COUNT, SPAN, classOf } from '../src/size-classes.js';
+import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
 
-const MiB = 1 << 20;
+const { fresh, heaps } = freshHeaps();
 
-const heaps: SharedHeap[] = [];
-function fresh(options: HeapOptions = {}): SharedHeap {
-  const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2, ...options });
-  heaps.push(heap);
-  return heap;
-}
-afterEach(() => {
-  for (const h of heaps.splice(0)) h.detach();
-});
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
 
 const slotOf = (p: number): number => p >>> SLOT_SHIFT;
 const superOf = (p: number): number => p >>> SUPER_SHIFT;

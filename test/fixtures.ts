@@ -1,0 +1,39 @@
+/** Shared by the single-thread test files: small fresh heaps detached after each test, and a seeded generator. */
+import { afterEach } from 'vitest';
+import { SharedHeap, type HeapOptions } from '../src/index.js';
+
+export const KiB = 1 << 10;
+export const MiB = 1 << 20;
+
+/**
+ * Registers an afterEach that detaches every heap made by the returned `fresh` (small by
+ * default: 8 MiB, two thread slots) and returns `fresh` and the list (a test that must not
+ * detach its heap takes it out of the list).
+ */
+export function freshHeaps(defaults: HeapOptions = { initialBytes: 8 * MiB, maxThreads: 2 }): {
+  fresh: (options?: HeapOptions) => SharedHeap;
+  heaps: SharedHeap[];
+} {
+  const heaps: SharedHeap[] = [];
+  afterEach(() => {
+    for (const h of heaps.splice(0)) h.detach();
+  });
+  const fresh = (options: HeapOptions = {}): SharedHeap => {
+    const heap = SharedHeap.create({ ...defaults, ...options });
+    heaps.push(heap);
+    return heap;
+  };
+  return { fresh, heaps };
+}
+
+/** xorshift32, seeded (0 becomes 1). */
+export function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
