@@ -149,7 +149,7 @@ export const OWNER_POOL = -2; // EMPTY, on a Stage-1 list
 export const LARGE_LIVE = 1;
 export const LARGE_FREED = 2;
 
-// ---- Block state bytes (one per block, in the slab header) ------------------------------
+// ---- Block state bytes (one per block: in the slab header, or in the head meta entry) -----
 // The thread holding a block is the only one that changes its byte, so plain writes suffice.
 export const ST_FREE = 0; //      on the slab's local free list, or never carved (index >= BUMP)
 export const ST_ALLOCATED = 1; // returned by malloc, not yet freed
@@ -157,8 +157,8 @@ export const ST_CACHED = 2; //    in some thread's magazine
 export const ST_PENDING = 3; //   on the slab's remote free list (set before the CAS that publishes it)
 
 // ---- Thread areas ----------------------------------------------------------------------
-// One per thread slot, TH_WORDS(magCap) words, touched by its thread only ([O]) except
-// TH_STATE / TH_NODE_ID / TH_NOTICE. A reclaimer acts as the dead thread after winning TH_STATE.
+// One per thread slot, threadWords(magCap) words, touched by its thread only ([O]) except the
+// [A] words. A reclaimer acts as the dead thread after winning TH_STATE.
 export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING
 export const TH_NODE_ID = 1; //   [A] Node threadId of the attached thread (+1; 0 = unknown)
 export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty)
@@ -166,8 +166,9 @@ export const TH_EPOCH = 3; //     [A] bumped on every attach of the slot
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
 export const TH_RETURNING = 4; //  [O] under the lock, between marking a slab POOLED and giving its slots back (0: none)
-export const TH_COLLECT_MW = 5; // [O] while collecting a remote list: the slab's meta word index...
-export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (0: none)
+export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab's meta word index (stored
+//                                 before the exchange; reclaimers read it, see resolveInflight) ...
+export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
 export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
 export const TH_DRAIN = TH_TOP + 64; //   [O] per class: frees left before the next periodic drain
