@@ -114,15 +114,16 @@ export function repairStage1Push(h: HeapInternals, slot: number): void {
 
 /**
  * An owned slab whose blocks are all back: to Stage 1 while its class keeps fewer than
- * stage1Keep there (reuse without the lock), else its slots to Stage 2 (any class).
+ * stage1Keep there (reuse without the lock), else its slots to Stage 2 (any class). Never waits:
+ * when the lock is busy the slab goes to Stage 1 anyway (Stage-1 slabs give their slots back
+ * before the heap grows), so tryMalloc, whose refill may get here, never blocks.
  */
 export function releaseEmptySlab(h: HeapInternals, slot: number, cls: number): void {
   const i32 = h.i32;
-  if (Atomics.load(i32, S1_COUNT_W + cls) < i32[G_S1_KEEP]) {
+  if (Atomics.load(i32, S1_COUNT_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(h)) {
     stage1Push(h, cls, slot);
     return;
   }
-  lockAcquire(h);
   try {
     i32[h.thW + TH_RETURNING] = slot; // journal: see finishJournals
     Atomics.store(i32, h.smW + (slot << SM_SHIFT) + SM_OWNER, OWNER_POOL);
