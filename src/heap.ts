@@ -8,7 +8,7 @@ import {
   G_GEN, G_HEAP_ID, MAG_FULL_SENTINEL, SLOT_SHIFT, SM_CLS, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED,
   type Geometry,
 } from './layout.js';
-import { CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, MAX_SMALL } from './size-classes.js';
+import { CLASS_OF_GRANULE, FREE_DIV, MAX_SMALL } from './size-classes.js';
 import { checkInteger } from './errors.js';
 import { mallocRefill, freeDrainFull, drainPeriodic } from './refill.js';
 import { mallocSlow, freeSlow, callocImpl, reallocImpl, usableSizeImpl, alignedAllocImpl, tryMallocImpl } from './alloc-slow.js';
@@ -140,11 +140,14 @@ export class SharedHeap {
       freeSlow(this, block); // large run, free(0), or not a slab
       return;
     }
+    // Exact division by the block size: a shift, then a multiply by the inverse of its odd part.
+    // A pointer into the slab header (off < 0) cannot give an index below COUNT (size-classes.ts).
     const off = block - i32[mW + SM_DATA];
-    const idx = Math.imul(off >>> DIV_SHIFT[cls], DIV_INV[cls]); // exact when off is a multiple of the size
+    const d = cls << 2;
+    const idx = Math.imul(off >>> FREE_DIV[d], FREE_DIV[d + 1]);
     const st = i32[mW + SM_STATE] + idx;
     const bytes = this.bytes;
-    if (off < 0 || (off & DIV_MASK[cls]) !== 0 || idx >>> 0 >= COUNT[cls] || bytes[st] !== ST_ALLOCATED) {
+    if ((off & FREE_DIV[d + 2]) !== 0 || idx >>> 0 >= FREE_DIV[d + 3] || bytes[st] !== ST_ALLOCATED) {
       freeSlow(this, block);
       return;
     }

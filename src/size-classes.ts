@@ -54,6 +54,8 @@ export const ALIGN = new Int32Array(NUM_CLASSES);
 export const DIV_SHIFT = new Int32Array(NUM_CLASSES);
 export const DIV_MASK = new Int32Array(NUM_CLASSES);
 export const DIV_INV = new Int32Array(NUM_CLASSES);
+/** DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side (free() reads one line). */
+export const FREE_DIV = new Int32Array(NUM_CLASSES * 4);
 /** Class of a request, indexed by (size + 15) >>> 4: one load on the fast path. */
 export const CLASS_OF_GRANULE = new Uint8Array((MAX_SMALL >>> 4) + 1);
 
@@ -122,6 +124,7 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
   DIV_SHIFT[cls] = shift;
   DIV_MASK[cls] = (1 << shift) - 1;
   DIV_INV[cls] = oddInverse(size >>> shift);
+  FREE_DIV.set([shift, DIV_INV[cls], DIV_MASK[cls], COUNT[cls]], cls * 4);
 }
 
 for (let g = 0, cls = 0; g < CLASS_OF_GRANULE.length; g++) {

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { SLOTS_PER_SUPER, SLOT_BYTES, SM_STATE_BYTES } from '../src/layout.js';
 import {
-  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, SIZE, SPAN,
+  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, SIZE, SPAN,
   alignedClassOf, classOf, slabBytes,
 } from '../src/size-classes.js';
 
@@ -112,14 +112,22 @@ describe('slab geometry', () => {
   });
 });
 
-describe('exact division on free (DIV_SHIFT, DIV_MASK, DIV_INV)', () => {
-  // heap.ts: idx = imul(off >>> DIV_SHIFT, DIV_INV); a block start iff off >= 0,
-  // (off & DIV_MASK) === 0 and idx >>> 0 < COUNT. Checked for every byte offset of a slab.
+describe('exact division on free (FREE_DIV: DIV_SHIFT, DIV_INV, DIV_MASK, COUNT)', () => {
+  // heap.ts: idx = imul(off >>> DIV_SHIFT, DIV_INV); a block start iff (off & DIV_MASK) === 0
+  // and idx >>> 0 < COUNT, with no test of off >= 0: an offset into the slab header (off < 0)
+  // must never pass. Checked for every byte offset of a slab, header included.
+  it('FREE_DIV holds the DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side', () => {
+    for (let cls = 0; cls < NUM_CLASSES; cls++) {
+      expect([...FREE_DIV.subarray(cls * 4, cls * 4 + 4)]).toEqual([DIV_SHIFT[cls], DIV_INV[cls], DIV_MASK[cls], COUNT[cls]]);
+    }
+  });
+
   it.each(classes)('class %i (%i bytes): accepts exactly the block starts, with their exact index', (cls, size) => {
     const end = SPAN[cls] * SLOT_BYTES - HDR[cls];
+    const d = cls * 4;
     for (let off = -HDR[cls]; off < end; off++) {
-      const idx = Math.imul(off >>> DIV_SHIFT[cls], DIV_INV[cls]);
-      const accepted = off >= 0 && (off & DIV_MASK[cls]) === 0 && idx >>> 0 < COUNT[cls];
+      const idx = Math.imul(off >>> FREE_DIV[d], FREE_DIV[d + 1]);
+      const accepted = (off & FREE_DIV[d + 2]) === 0 && idx >>> 0 < FREE_DIV[d + 3];
       const isStart = off >= 0 && off % size === 0 && off / size < COUNT[cls];
       if (accepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted=${accepted}, block start=${isStart}`);
       if (isStart && idx !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${idx}`);
