@@ -9,7 +9,7 @@ import {
   type Geometry,
 } from './layout.js';
 import { CLASS_OF_GRANULE, FREE_DIV, MAX_SMALL } from './size-classes.js';
-import { checkInteger } from './errors.js';
+import { checkInteger, describe } from './errors.js';
 import { mallocRefill, freeDrainFull, drainPeriodic } from './refill.js';
 import { mallocSlow, freeSlow, callocImpl, reallocImpl, usableSizeImpl, alignedAllocImpl, tryMallocImpl } from './alloc-slow.js';
 import { createBuffer, attachThread, detachThread, reclaimThread, watchWorker, flushThread, readGeometry, type HeapOptions } from './thread.js';
@@ -83,6 +83,9 @@ export class SharedHeap {
    * Claims a thread slot; attaching twice in one thread returns the same instance.
    */
   static attach(buffer: SharedArrayBuffer): SharedHeap {
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError(`SharedHeap.attach(buffer): expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
+    }
     const probe = new SharedHeap(buffer, 0);
     const id = readGeometryId(probe);
     const existing = attached.get(id);

@@ -82,6 +82,17 @@ describe('create', () => {
     expect(s.footprintBytes % SUPER_BYTES).toBe(0);
     expect(s.footprintBytes).toBeLessThan(8 * MiB);
   });
+
+  it('attach rejects what is not a sabmalloc heap, and attaching again in a thread gives the same instance', () => {
+    const heap = fresh();
+    for (const bad of [undefined, 42, 'buffer', new ArrayBuffer(1 << 20), {}]) {
+      expect(() => SharedHeap.attach(bad as unknown as SharedArrayBuffer)).toThrow(TypeError);
+      expect(() => SharedHeap.attach(bad as unknown as SharedArrayBuffer)).toThrow(/SharedHeap\.attach\(buffer\)/);
+    }
+    expect(() => SharedHeap.attach(new SharedArrayBuffer(1 << 20))).toThrow(/not a sabmalloc heap/);
+    expect(SharedHeap.attach(heap.buffer)).toBe(heap);
+    heap.check();
+  });
 });
 
 describe('malloc and free', () => {
