@@ -33,7 +33,7 @@ export interface HeapOptions {
   maxBytes?: number;
   /** Thread slots: threads attached at once. Default 64. */
   maxThreads?: number;
-  /** Upper bound of blocks a thread caches per class (large classes cache fewer: 128 KiB per class). Default 64. */
+  /** Upper bound of blocks a thread caches per class (large classes cache fewer: 256 KiB per class). Default 64. */
   magazineCapacity?: number;
   /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
   refillCount?: number;
@@ -43,7 +43,7 @@ export interface HeapOptions {
   stage1Keep?: number;
 }
 
-const MAG_BYTES_PER_CLASS = 128 << 10; // a magazine holds at most this many bytes of blocks
+const MAG_BYTES_PER_CLASS = 256 << 10; // a magazine holds at most this many bytes of blocks
 
 function option(opts: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
   const v = opts[name];
