@@ -19,7 +19,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { SharedHeap, workerEntry, type HeapOptions, type HeapStats } from '../src/index.js';
+import { SharedHeap, workerEntry, type HeapOptions, type HeapStats, type LockStats } from '../src/index.js';
 import {
   abortControl,
   controlViews,
@@ -86,15 +86,8 @@ export interface CaseSpec {
   notes: string[];
 }
 
-export interface LockDelta {
-  acquisitions: number;
-  contended: number;
-  spins: number;
-  waits: number;
-  wakes: number;
-  waitMs: number;
-  maxWaitMs: number;
-}
+/** The lock counters of src/stats.ts, as a difference over the timed part (recoveries left out). */
+export type LockDelta = Omit<LockStats, 'recoveries'>;
 
 /** One run of a case. */
 export interface RunRecord {

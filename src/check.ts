@@ -5,7 +5,7 @@
  * (no other thread inside malloc or free); throws HeapCorruptionError naming what and where.
  */
 import {
-  ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
+  ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
   K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_COUNT_W, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
@@ -23,7 +23,7 @@ function fail(msg: string): never {
 }
 
 export function checkHeap(h: HeapInternals): void {
-  if (h.i32[10] !== h.gen) h.refreshViews();
+  if (h.i32[G_GEN] !== h.gen) h.refreshViews();
   const i32 = h.i32;
   const bytes = h.bytes;
   const geo = h.geo;

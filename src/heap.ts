@@ -87,7 +87,7 @@ export class SharedHeap {
       throw new TypeError(`SharedHeap.attach(buffer): expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
     }
     const probe = new SharedHeap(buffer, 0);
-    const id = readGeometryId(probe);
+    const id = probe.i32[G_HEAP_ID];
     const existing = attached.get(id);
     if (existing !== undefined && !existing.detached) return existing;
     const heap = new SharedHeap(buffer, id);
@@ -240,10 +240,6 @@ export class SharedHeap {
     this.f64 = this.tf64 = new Float64Array(buf, 0, bytes >>> 3);
     this.slotLimit = bytes >>> SLOT_SHIFT;
   }
-}
-
-function readGeometryId(probe: SharedHeap): number {
-  return probe.i32[G_HEAP_ID];
 }
 
 /** The type slow-path modules take. */

@@ -24,8 +24,8 @@ export function largeAlloc(h: HeapInternals, size: number, align: number, mayBlo
   try {
     if (slots <= SLOTS_PER_SUPER) {
       const alignSlots = Math.max(1, Math.min(SLOTS_PER_SUPER, align / SLOT_BYTES));
-      head = findRun(h, slots, alignSlots);
-      if (head === 0 && returnStage1Slabs(h) > 0) head = findRun(h, slots, alignSlots);
+      head = findSlots(h, slots, alignSlots, false);
+      if (head === 0 && returnStage1Slabs(h) > 0) head = findSlots(h, slots, alignSlots, false);
       if (head === 0) head = carveSuperSlabs(h, 1);
     } else {
       const supers = Math.ceil(size / SUPER_BYTES);
@@ -56,11 +56,6 @@ export function largeAlloc(h: HeapInternals, size: number, align: number, mayBlo
     lockRelease(h);
   }
   return head << SLOT_SHIFT;
-}
-
-/** [L] `n` free slots in a row inside one SuperSlab, the first a multiple of `align`. */
-function findRun(h: HeapInternals, n: number, align: number): number {
-  return findSlots(h, n, align, false);
 }
 
 /** [L] `n` wholly free SuperSlabs in a row; with `carve`, extending the carved area when needed. */

@@ -54,7 +54,7 @@ export const G_GEN = 10; //             [A] bumped (under the lock) each time th
 export const G_BUFFER_SUPERS = 11; //   [A] written under the lock: buffer length >>> SUPER_SHIFT
 export const G_CARVED = 12; //          [A] written under the lock: SuperSlabs carved, metadata included
 export const G_LOCK = 13; //            [A] ((holder tid + 1) << 2) | state; state 0 free, 1 held, 2 held with waiters (lock.ts)
-export const G_RESERVED_14 = 14; //     [C] unused
+// word 14 is unused
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
 export const G_TEST_DELAY = 16; //      [A] test hook: spin iterations between a Stage-1 read and its CAS
 export const G_TEST_NO_TAG = 17; //     [A] test hook: 1 disables the Stage-1 ABA tag (to show the test fails)
@@ -162,7 +162,6 @@ export const ST_PENDING = 3; //   on the slab's remote free list (set before the
 export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING
 export const TH_NODE_ID = 1; //   [A] Node threadId of the attached thread (+1; 0 = unknown)
 export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty)
-export const TH_EPOCH = 3; //     [A] bumped on every attach of the slot
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
 export const TH_RETURNING = 4; //  [O] under the lock, between marking a slab POOLED and giving its slots back (0: none)
