@@ -19,7 +19,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
-import { SharedHeap, workerEntry, type HeapOptions, type HeapStats, type LockStats } from '../src/index.js';
+import { SharedHeap, type HeapOptions, type HeapStats, type LockStats } from '../src/index.js';
+import { workerEntry } from '../src/node.js';
 import {
   abortControl,
   controlViews,

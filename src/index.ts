@@ -4,4 +4,4 @@ export {
   HeapError, InvalidPointerError, DoubleFreeError, HeapCorruptionError, ThreadSlotsExhaustedError, HeapStateError,
 } from './errors.js';
 export { MAX_SMALL, NUM_CLASSES, SIZE as CLASS_SIZES } from './size-classes.js';
-export { workerEntry } from './worker-entry.js';
+

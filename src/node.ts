@@ -1,7 +1,8 @@
 /**
- * The one place that decides how a worker file is started.
+ * Node-only helpers (the package subpath sabmalloc/node). workerEntry: the one place that decides
+ * how a worker file is started.
  *
- * From the build (dist/src/worker-entry.js) a worker is dist/workers/<name>.js, plain JavaScript.
+ * From the build (dist/src/node.js) a worker is dist/workers/<name>.js, plain JavaScript.
  * From the TypeScript sources (tests under vitest, scripts under tsx) Node 20 cannot load a .ts
  * worker: loader hooks registered with `--import tsx` do not reach worker threads on Node 20
  * (they do from Node 22). So the worker's .ts entry is bundled once per process with esbuild
