@@ -5,25 +5,24 @@
  * (no other thread inside malloc or free); throws HeapCorruptionError naming what and where.
  */
 import {
-  ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
+  ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
   K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_COUNT_W, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
-  TS_RECLAIMING, G_ORPHANS,
+  TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
-import type { HeapInternals } from './heap.js';
+import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
-import { magazineBase } from './refill.js';
-import { slabStateBase } from './pool.js';
+import { slabStateBase } from './slots.js';
 
 function fail(msg: string): never {
   throw new HeapCorruptionError(`check(): ${msg}`);
 }
 
-export function checkHeap(h: HeapInternals): void {
-  if (h.i32[G_GEN] !== h.gen) h.refreshViews();
+export function checkHeap(h: ThreadContext): void {
+  h.ensureViews();
   const i32 = h.i32;
   const bytes = h.bytes;
   const geo = h.geo;
@@ -34,13 +33,13 @@ export function checkHeap(h: HeapInternals): void {
   }
   if (bufSupers * (1 << SUPER_SHIFT) > h.viewBytes) fail(`header: buffer length ${bufSupers} MiB exceeds the buffer`);
   const lock = Atomics.load(i32, G_LOCK);
-  if (lock !== 0 && ((lock & 3) === 0 || (lock & 3) === 3 || (lock >>> 2) - 1 >= geo.maxThreads)) {
+  if (lock !== 0 && ((lock & LOCK_STATE_MASK) === 0 || (lock & LOCK_STATE_MASK) > LOCK_WAITERS || lockHolder(lock) >= geo.maxThreads)) {
     fail(`lock word is ${lock} (${hex(lock)}): neither free nor held by a thread slot in state 1 or 2`);
   }
   const slotsPerSuperShift = SUPER_SHIFT - SLOT_SHIFT;
   const firstSlot = geo.metaSupers << slotsPerSuperShift;
   const endSlot = carved << slotsPerSuperShift;
-  const meta = (s: number): number => h.smW + (s << SM_SHIFT);
+  const meta = (s: number): number => h.metaW(s);
 
   // SuperSlab masks against slot kinds; metadata and uncarved slots have kind NONE.
   for (let s = 0; s < firstSlot; s++) if (i32[meta(s) + SM_KIND] !== K_NONE) fail(`metadata slot ${s} has a kind`);
@@ -136,13 +135,16 @@ export function checkHeap(h: HeapInternals): void {
     if (state !== TS_ATTACHED && state !== TS_RECLAIMING && state !== TS_DEAD) continue;
     const thW = w;
     for (let c = 0; c < NUM_CLASSES; c++) {
-      const base = thW + (magazineBase(h, c) - h.thW);
+      const base = thW + geo.magW + c * magazineWords(geo.magCap) + MAG_ENTRY_WORDS;
       const top = i32[thW + TH_TOP + c];
-      if (top < base || (top - base) % MAG_ENTRY_WORDS !== 0) fail(`thread ${t}: magazine of class ${c} has a bad top`);
-      for (let e = base; e < top; e += 2) {
+      // base <= top <= base + MAG_ENTRY_WORDS * capacity (layout.ts)
+      if (top < base || top > base + MAG_ENTRY_WORDS * h.magCapCls[c] || (top - base) % MAG_ENTRY_WORDS !== 0) {
+        fail(`thread ${t}: magazine of class ${c} has top ${top} outside ${base} .. ${base + MAG_ENTRY_WORDS * h.magCapCls[c]}`);
+      }
+      for (let e = base; e < top; e += MAG_ENTRY_WORDS) {
         if (i32[e] === MAG_FULL_SENTINEL) fail(`thread ${t}: magazine of class ${c} runs past its end`);
         const b = i32[e];
-        const st = i32[e + 1];
+        const st = i32[e + MAG_STATE];
         const where = `thread ${t}, magazine of class ${c}: block ${hex(b)}`;
         if (b <= 0 || b >= h.viewBytes || (b & 15) !== 0) fail(`${where} is not a block`);
         const mW = meta(b >>> SLOT_SHIFT);
@@ -171,7 +173,7 @@ export function checkHeap(h: HeapInternals): void {
 }
 
 /** Where the first CACHED block outside every magazine, or PENDING block off its remote list, is. */
-function firstStray(h: HeapInternals, cached: Set<number>): string {
+function firstStray(h: ThreadContext, cached: Set<number>): string {
   const i32 = h.i32;
   const geo = h.geo;
   const shift = SUPER_SHIFT - SLOT_SHIFT;
@@ -180,7 +182,7 @@ function firstStray(h: HeapInternals, cached: Set<number>): string {
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
     const cls = i32[mW + SM_CLS];
     const remote = new Set<number>();
-    for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT[cls]; n++, b = i32[b >>> 2]) remote.add(b);
+    for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT[cls]; n++, b = i32[(b >>> 2) + FREE_LINK_W]) remote.add(b);
     for (let idx = 0; idx < i32[mW + SM_BUMP]; idx++) {
       const st = h.bytes[i32[mW + SM_STATE] + idx];
       const b = i32[mW + SM_DATA] + idx * SIZE[cls];
@@ -193,7 +195,7 @@ function firstStray(h: HeapInternals, cached: Set<number>): string {
 }
 
 function checkSlab(
-  h: HeapInternals,
+  h: ThreadContext,
   s: number,
   span: number,
   poolSlabs: Set<number>,
@@ -231,7 +233,7 @@ function checkSlab(
       onList[idx] = 1;
       if (bytes[stateBase + idx] !== expect) fail(`${where}: block ${hex(b)} on the ${name} list has state ${bytes[stateBase + idx]}`);
       n++;
-      b = i32[b >>> 2];
+      b = i32[(b >>> 2) + FREE_LINK_W];
     }
     return n;
   };

@@ -1,5 +1,6 @@
 /**
- * The one place where the buffer's layout is drawn. Every offset, shift and size is here.
+ * The one map of the buffer. Every word, offset, shift and size of the shared heap is defined
+ * here, with who may touch it and how; no other file writes a layout number.
  *
  * Glossary
  *   block       what malloc returns: a byte offset into the buffer, > 0, a multiple of 16
@@ -8,39 +9,62 @@
  *   slab        1, 2, 4, 8 or 16 slots of one SuperSlab serving one size class (`cls`)
  *   large run   slots (or whole SuperSlabs) holding one allocation above MAX_SMALL
  *   magazine    a thread's stack of free blocks of one class, in the thread's area
- *   thread slot `tid`, 0 .. maxThreads-1: the area one attached thread owns
+ *   thread slot 0 .. maxThreads-1: the area one attached thread owns (`slot` in a ThreadContext)
  *
  * The whole buffer:
  *
- *   0                                  META_BYTES (a multiple of 1 MiB)           buffer end
- *   | global header | slot meta table | thread areas | SuperSlab | SuperSlab | ...|
- *   |<----------- metadata SuperSlabs (never handed out) ------->|<- carved on demand ->
+ *   0                                      META_BYTES (metaSupers MiB)              buffer end
+ *   | header | SuperSlab table | slot meta table | thread areas |  SuperSlab | SuperSlab | ...
+ *   |<------------- metadata SuperSlabs (never handed out) ----->|<-- carved on demand -->
+ *
+ * A slab (SPAN slots of one SuperSlab, size-classes.ts gives SPAN, HDR and COUNT per class):
+ *
+ *   slab start                  + HDR[cls]
+ *   | state bytes, one per block | block 0 | block 1 | ... | block COUNT-1 | tail waste |
+ *
+ *   Classes of at most SM_STATE_BYTES blocks (8 KiB and up) keep their state bytes in the head
+ *   slot's meta entry instead (SM_STATES_W; HDR = 0), so that their blocks fill the slab.
+ *   A FREE block on the slab's local list, and a PENDING block on its remote list, holds in its
+ *   first word (FREE_LINK_W) the byte offset of the next block of that list, 0 at the end. A
+ *   block in any other state holds the user's data in every byte.
  *
  * Tags on every shared field say who may touch it and how:
  *   [C] constant after initialisation (plain reads by anyone)
- *   [O] owner thread only, plain reads and writes (others may read it racily for stats)
+ *   [O] the owning thread only, plain reads and writes (stats() and check() read it racily)
  *   [A] any thread, Atomics only
- *   [L] under the global lock, plain access (others may read it racily for stats)
+ *   [L] under the global lock, plain access (stats() and check() read it racily)
+ *   [P] published: written under the lock only while no block of the slot exists anywhere
+ *       (when the slot is taken or given back); read plain by any thread that holds a block of
+ *       the slot. Such a thread got the block from a slab whose owner received it through the
+ *       lock or an Atomics CAS after these words were written, so the plain read sees them.
+ *   [R] reserved: unused, kept zero
  *
  * Word offsets end in W; byte offsets are nouns. All Int32 words unless said Float64.
  */
 
-// ---- Geometry -------------------------------------------------------------------------
+// ---- Geometry -------------------------------------------------------------------------------
 export const SLOT_SHIFT = 16;
 export const SLOT_BYTES = 1 << SLOT_SHIFT; // 64 KiB
 export const SUPER_SHIFT = 20;
 export const SUPER_BYTES = 1 << SUPER_SHIFT; // 1 MiB
-export const SLOTS_PER_SUPER = SUPER_BYTES / SLOT_BYTES; // 16
+export const SLOTS_SHIFT_IN_SUPER = SUPER_SHIFT - SLOT_SHIFT; // 4
+export const SLOTS_PER_SUPER = 1 << SLOTS_SHIFT_IN_SUPER; // 16
 export const FULL_MASK = (1 << SLOTS_PER_SUPER) - 1; // 0xffff: every slot of a SuperSlab free
-export const MAX_HEAP_BYTES = 2047 * SUPER_BYTES; // offsets stay below 2^31
+export const MAX_HEAP_BYTES = 2047 * SUPER_BYTES; // 2,146,435,072: offsets stay below 2^31
 export const MAX_SLOTS = MAX_HEAP_BYTES >>> SLOT_SHIFT;
 export const MAX_SUPERS = MAX_HEAP_BYTES >>> SUPER_SHIFT;
+/** Length of every per-class array in the buffer (>= NUM_CLASSES, size-classes.ts checks). */
+export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
-// ---- Global header (words 0 .. HEADER_WORDS-1) ----------------------------------------
-export const G_MAGIC = 0; //            [C] MAGIC
+// ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
+/** A magazine of a large class holds at most this many bytes of blocks. */
+export const MAG_BYTES_PER_CLASS = 256 << 10;
+
+// ---- Global header (words 0 .. HEADER_WORDS-1) ------------------------------------------------
+export const G_MAGIC = 0; //            [C] MAGIC, stored last by create()
 export const G_VERSION = 1; //          [C] LAYOUT_VERSION
 export const G_HEAP_ID = 2; //          [C] random id: attach() finds an existing instance by it
 export const G_MAX_SUPERS = 3; //       [C] maxBytes >>> SUPER_SHIFT
@@ -50,82 +74,105 @@ export const G_MAG_CAP = 6; //          [C] magazineCapacity (entries per class,
 export const G_REFILL = 7; //           [C] refillCount
 export const G_DRAIN_INTERVAL = 8; //   [C] drainInterval
 export const G_S1_KEEP = 9; //          [C] EMPTY slabs a class keeps in Stage 1 before giving slots back
-export const G_GEN = 10; //             [A] bumped (under the lock) each time the buffer grows
-export const G_BUFFER_SUPERS = 11; //   [A] written under the lock: buffer length >>> SUPER_SHIFT
-export const G_CARVED = 12; //          [A] written under the lock: SuperSlabs carved, metadata included
-export const G_LOCK = 13; //            [A] ((holder tid + 1) << 2) | state; state 0 free, 1 held, 2 held with waiters (lock.ts)
-// word 14 is unused
+export const G_GEN = 10; //             [A] bumped under the lock each time the buffer grows (before G_BUFFER_SUPERS)
+export const G_BUFFER_SUPERS = 11; //   [A] stored under the lock: buffer length >>> SUPER_SHIFT
+export const G_CARVED = 12; //          [A] stored under the lock: SuperSlabs carved, metadata included
+export const G_LOCK = 13; //            [A] the global lock word: lockWord(holder slot, state) (lock.ts)
+export const G_RESERVED_14 = 14; //     [R]
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
-export const G_TEST_DELAY = 16; //      [A] test hook: spin iterations between a Stage-1 read and its CAS
-export const G_TEST_NO_TAG = 17; //     [A] test hook: 1 disables the Stage-1 ABA tag (to show the test fails)
+export const G_RESERVED_16 = 16; //     [R]
+export const G_RESERVED_17 = 17; //     [R]
 export const G_THREADS_ATTACHED = 18; //[A] attached thread count
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers)
 export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);
 //                                      check() allows that many and no more
-// DETACHED_W: a constant fake magazine top table for detached instances: every class's top
-// points just past a 0 sentinel, so malloc on a detached instance misses into the slow path.
-export const DETACHED_W = 128 + 64 * 4; // [C] word 0 = 0, words 2 .. 2+64 = DETACHED_W + 2
-// Float64 counters, updated under the lock (plain), read racily by stats(): F_* are Float64Array indices.
-export const F_BASE_W = 32; // word index where the Float64 counters start (8-byte aligned)
-export const F_LOCK_ACQ = F_BASE_W / 2 + 0; //       [L] acquisitions
-export const F_LOCK_CONTENDED = F_BASE_W / 2 + 1; // [L] acquisitions that did not succeed on the first CAS
-export const F_LOCK_SPINS = F_BASE_W / 2 + 2; //     [L] spin iterations before getting it
-export const F_LOCK_WAITS = F_BASE_W / 2 + 3; //     [L] Atomics.wait calls (the futex-wait count)
-export const F_LOCK_WAKES = F_BASE_W / 2 + 4; //     [L] Atomics.notify calls that were needed
-export const F_LOCK_WAIT_MS = F_BASE_W / 2 + 5; //   [L] total milliseconds spent waiting
-export const F_LOCK_MAX_WAIT_MS = F_BASE_W / 2 + 6; // [L] longest single acquisition wait
-export const F_LOCK_RECOVERIES = F_BASE_W / 2 + 7; // [L] locks broken because the holder died
-export const F_STAGE2 = F_BASE_W / 2 + 8; //         [L] Stage-2 takes
-export const F_STAGE3 = F_BASE_W / 2 + 9; //         [L] Stage-3 carves
-export const F_ADOPTED = F_BASE_W / 2 + 10; //       [L] abandoned slabs adopted
-export const F_LARGE_LIVE_BYTES = F_BASE_W / 2 + 11; // [L] bytes in live large runs
-export const F_LARGE_ALLOCS = F_BASE_W / 2 + 12; //  [L] large allocations
-export const F_SLOTS_RETURNED = F_BASE_W / 2 + 13; // [L] slab slots given back to Stage 2
-export const F_PEAK_CARVED = F_BASE_W / 2 + 14; //   [L] peak G_CARVED
-export const F_RECLAIMS = F_BASE_W / 2 + 15; //      [L] threads reclaimed
-export const F_WORDS = 32; // words of Float64 counters
-// Per-class arrays in the header
-export const S1_HEAD_W = F_BASE_W + F_WORDS; //            [A] Stage-1 LIFO head per class: (tag << 15) | slot, 0 = empty
-export const S1_COUNT_W = S1_HEAD_W + 64; //               [A] slabs on each Stage-1 list (push adds before its CAS, pop subtracts after)
-export const ABANDONED_W = S1_COUNT_W + 64; //             [L] abandoned-slab list head per class (slot, 0 = empty)
-export const HEADER_WORDS = DETACHED_W + 2 + 64; //         (64 >= NUM_CLASSES)
+// Words 22 .. F_BASE_W-1 are reserved [R].
 
-export const S1_SLOT_BITS = 15; // slot index bits in a Stage-1 head; the rest is the ABA tag
+// Float64 counters, [L]: updated under the lock (plain), read racily by stats(). F_* are
+// Float64Array indices: word F_BASE_W + 2 * k is counter k.
+export const F_BASE_W = 32; // 8-byte aligned
+export const F_LOCK_ACQ = F_BASE_W / 2 + 0; //        acquisitions
+export const F_LOCK_CONTENDED = F_BASE_W / 2 + 1; //  acquisitions that did not succeed on the first CAS
+export const F_LOCK_SPINS = F_BASE_W / 2 + 2; //      spin iterations before getting it
+export const F_LOCK_WAITS = F_BASE_W / 2 + 3; //      Atomics.wait calls (the futex-wait count)
+export const F_LOCK_WAKES = F_BASE_W / 2 + 4; //      releases that found the waiters bit (then Atomics.notify)
+export const F_LOCK_WAIT_MS = F_BASE_W / 2 + 5; //    total milliseconds spent waiting
+export const F_LOCK_MAX_WAIT_MS = F_BASE_W / 2 + 6; // longest single acquisition wait
+export const F_LOCK_RECOVERIES = F_BASE_W / 2 + 7; // locks broken because the holder died
+export const F_STAGE2 = F_BASE_W / 2 + 8; //          Stage-2 takes
+export const F_STAGE3 = F_BASE_W / 2 + 9; //          Stage-3 carves
+export const F_ADOPTED = F_BASE_W / 2 + 10; //        abandoned slabs adopted
+export const F_LARGE_LIVE_BYTES = F_BASE_W / 2 + 11; // bytes in live large runs
+export const F_LARGE_ALLOCS = F_BASE_W / 2 + 12; //   large allocations
+export const F_SLOTS_RETURNED = F_BASE_W / 2 + 13; // slab slots given back to Stage 2
+export const F_PEAK_CARVED = F_BASE_W / 2 + 14; //    peak G_CARVED
+export const F_RECLAIMS = F_BASE_W / 2 + 15; //       threads reclaimed
+export const F_WORDS = 32; //                         (16 doubles; the 16th and up are unused [R])
+// Per-class arrays, CLASS_SLOTS words each (entries NUM_CLASSES and up are reserved [R]).
+export const S1_HEAD_W = F_BASE_W + F_WORDS; //        [A] Stage-1 LIFO head: (tag << S1_SLOT_BITS) | slot, slot 0 = empty
+export const S1_COUNT_W = S1_HEAD_W + CLASS_SLOTS; //  [A] slabs on each Stage-1 list (a push adds before its CAS, a pop subtracts after)
+export const ABANDONED_W = S1_COUNT_W + CLASS_SLOTS; //[L] abandoned-slab list head (slot, 0 = empty), linked by SM_ABANDON_NEXT
+// DETACHED_W [C]: a fake magazine-top table that a detached instance points its topW at: word 0
+// is an empty sentinel and every class's top points just past it, so malloc on a detached
+// instance misses into the slow path (which throws).
+export const DETACHED_W = ABANDONED_W + CLASS_SLOTS;
+export const DETACHED_TOPS_W = DETACHED_W + 2; //      [C] CLASS_SLOTS tops, each = DETACHED_W + 2
+export const HEADER_WORDS = DETACHED_TOPS_W + CLASS_SLOTS;
+
+export const S1_SLOT_BITS = 15; // slot index bits in a Stage-1 head (MAX_SLOTS < 2^15); the rest is the ABA tag
 export const S1_SLOT_MASK = (1 << S1_SLOT_BITS) - 1;
 
-// ---- SuperSlab table: one word per SuperSlab -------------------------------------------
-// SS_FREEMASK [L]: bit i set when slot i of the SuperSlab is UNUSED (Stage 2 can take it).
-// Invariant: for carved SuperSlabs, bit i set <=> slot meta SM_KIND == K_FREE.
+// ---- The lock word (G_LOCK) ---------------------------------------------------------------------
+// word = ((holder slot + 1) << 2) | state; state LOCK_FREE (word 0), LOCK_HELD, or LOCK_WAITERS
+// (held, and somebody may be waiting). The CAS that takes the lock writes the holder with it.
+export const LOCK_HELD = 1;
+export const LOCK_WAITERS = 2;
+export const LOCK_STATE_MASK = 3;
+/** The lock word naming thread slot `slot` in state `state`. */
+export function lockWord(slot: number, state: number): number {
+  return ((slot + 1) << 2) | state;
+}
+/** The thread slot holding the lock, or -1 when the word says free. */
+export function lockHolder(word: number): number {
+  return word === 0 ? -1 : (word >>> 2) - 1;
+}
+
+// ---- SuperSlab table: one word per SuperSlab, from SS_TABLE_W --------------------------------
+// [L] bit i set when slot i of the SuperSlab is UNUSED (Stage 2 can take it); 0 for metadata
+// and uncarved SuperSlabs. Invariant, carved SuperSlabs: bit i set <=> slot meta SM_KIND == K_FREE.
 export const SS_TABLE_W = HEADER_WORDS;
 
-// ---- Slot meta table: SM_WORDS words per slab slot -------------------------------------
-// Every slot of a slab carries CLS, DATA, STATE, HEAD and SPAN so that free() reads the
-// slot of the pointer only. The slab's control fields live in its head slot's entry.
-// Invariants of a slab owned by a thread (head entry):
-//   BUMP <= COUNT[cls];  INUSE + NFREE == BUMP;  |local free list| == NFREE
-//   every block on the local list has state FREE, every block on the remote list PENDING
+// ---- Slot meta table: SM_WORDS words per slab slot ------------------------------------------------
+// Every slot of a slab carries CLS, DATA, STATE, HEAD and SPAN so that free() reads the slot of
+// the pointer only. A slab's control fields live in its head slot's entry ("head:" below).
+// Invariants of a slab (head entry), counting its carved blocks (index < BUMP) by state byte:
+//   BUMP <= COUNT[cls]
+//   INUSE == #ALLOCATED + #CACHED + #PENDING          (blocks out of the slab)
+//   NFREE == #FREE == |local free list|               (so INUSE + NFREE == BUMP)
+//   every block on the local list is FREE, every block on the remote list PENDING
+//   OWNER == OWNER_POOL  =>  INUSE == 0, and the slab is on exactly one Stage-1 list
 export const SM_SHIFT = 5;
 export const SM_WORDS = 1 << SM_SHIFT; // 32 words (128 bytes)
-export const SM_KIND = 0; //        [L] K_NONE, K_FREE, K_SLAB, K_LARGE (changed only under the lock)
-export const SM_CLS = 1; //         [L] class while K_SLAB, else -1 (the fast path tests < 0)
-export const SM_DATA = 2; //        [L] byte offset of block 0 of the slab this slot belongs to
-export const SM_STATE = 3; //       [L] byte offset of block 0's state byte (the slab start)
-export const SM_HEAD = 4; //        [L] head slot of the slab or large run
-export const SM_SPAN = 5; //        [L] slots of the slab or large run
-export const SM_OWNER = 6; //       [A] head: owner tid, OWNER_NONE (abandoned) or OWNER_POOL (EMPTY, Stage 1)
+export const SM_KIND = 0; //        [L] K_NONE, K_FREE, K_SLAB, K_LARGE
+export const SM_CLS = 1; //         [P] class while K_SLAB, else -1 (free's fast path tests < 0)
+export const SM_DATA = 2; //        [P] byte offset of block 0 of the slab this slot belongs to
+export const SM_STATE = 3; //       [P] byte offset of block 0's state byte
+export const SM_HEAD = 4; //        [P] head slot of the slab or large run
+export const SM_SPAN = 5; //        [P] slots of the slab or large run
+export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned) or OWNER_POOL (EMPTY, Stage 1)
 export const SM_BUMP = 7; //        [O] head: blocks carved so far (blocks >= BUMP were never handed out)
-export const SM_FREE = 8; //        [O] head: local free list, byte offset of first block (link in block word 0), 0 = empty
+export const SM_FREE = 8; //        [O] head: local free list, first block (linked through FREE_LINK_W), 0 = empty
 export const SM_NFREE = 9; //       [O] head: length of the local free list
-export const SM_INUSE = 10; //      [O] head: blocks out of the slab (allocated, in a magazine, or remote-freed but not collected)
+export const SM_INUSE = 10; //      [O] head: blocks out of the slab (see the invariants)
 export const SM_REMOTE = 11; //     [A] head: remote free list (Treiber push of chains; the owner takes all with exchange)
 export const SM_NOTIFIED = 12; //   [A] head: 1 while the slab is on its owner's notice list
 export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice list
-export const SM_POOL_NEXT = 14; //  [A] head: next slot on a Stage-1 list ([L] on an abandoned list)
-export const SM_PART_NEXT = 15; //  [O] head: owner's partial list (slabs with local free blocks, not current)
-export const SM_PART_PREV = 16; //  [O]
-export const SM_LISTED = 17; //     [O] head: 1 when on the owner's partial list, 2 when it is the current slab
+export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
+export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with local free blocks, not current)
+export const SM_PART_PREV = 16; //  [O] head: previous slot on that list
+export const SM_LISTED = 17; //     [O] head: LISTED_NONE, LISTED_PARTIAL or LISTED_CURRENT
 export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARGE_FREED after free (double-free detection)
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
@@ -134,7 +181,7 @@ export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots hel
 export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA
 export const SM_COLLECTS = 23; //      [A] head: bumped before every exchange that takes the remote list
 // Words SM_STATES_W .. SM_WORDS-1 of a head entry hold the state bytes of slabs with at most
-// SM_STATE_BYTES blocks (classes of 8 KiB and up), whose blocks then fill the slab exactly.
+// SM_STATE_BYTES blocks (classes with META_STATES, 8 KiB and up); [R] for other slabs.
 export const SM_STATES_W = 24; //      [O] head: state bytes (only for classes with META_STATES)
 export const SM_STATE_BYTES = (SM_WORDS - SM_STATES_W) * 4; // 32
 
@@ -146,22 +193,38 @@ export const K_LARGE = 3;
 export const OWNER_NONE = -1; // abandoned: blocks still out, no owner; adopted by CAS
 export const OWNER_POOL = -2; // EMPTY, on a Stage-1 list
 
+export const LISTED_NONE = 0; //    SM_LISTED: owned, on no list (full, or being worked on)
+export const LISTED_PARTIAL = 1; // on the owner's partial list of its class
+export const LISTED_CURRENT = 2; // the owner's current slab of its class (TH_CUR)
+
 export const LARGE_LIVE = 1;
 export const LARGE_FREED = 2;
 
-// ---- Block state bytes (one per block: in the slab header, or in the head meta entry) -----
+/** Word of a free block (as a word offset from the block's start) that links its list. */
+export const FREE_LINK_W = 0;
+
+// ---- Block state bytes (one per block: in the slab header, or in the head meta entry) ---------
 // The thread holding a block is the only one that changes its byte, so plain writes suffice.
 export const ST_FREE = 0; //      on the slab's local free list, or never carved (index >= BUMP)
 export const ST_ALLOCATED = 1; // returned by malloc, not yet freed
-export const ST_CACHED = 2; //    in some thread's magazine
+export const ST_CACHED = 2; //    in some thread's magazine (or its drain journal)
 export const ST_PENDING = 3; //   on the slab's remote free list (set before the CAS that publishes it)
+//
+// Transitions, and who makes them:
+//   from \ to   FREE                    ALLOCATED          CACHED                    PENDING
+//   FREE        -                       -                  owner refills a magazine  -
+//   ALLOCATED   -                       -                  free() (any thread)       -
+//   CACHED      drain, own slab         malloc() pops it   -                         drain, another's slab
+//   PENDING     owner collects remote   -                  -                         -
 
-// ---- Thread areas ----------------------------------------------------------------------
-// One per thread slot, threadWords(magCap) words, touched by its thread only ([O]) except the
-// [A] words. A reclaimer acts as the dead thread after winning TH_STATE.
+// ---- Thread areas ---------------------------------------------------------------------------------
+// One per thread slot, threadWords(magCap, classes) words from geometry().threadsW, touched by
+// its thread only ([O]) except the [A] words. A reclaimer acts as the dead thread after winning
+// TH_STATE (ATTACHED or DEAD -> RECLAIMING).
 export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING
-export const TH_NODE_ID = 1; //   [A] Node threadId of the attached thread (+1; 0 = unknown)
+export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread (0 = unknown)
 export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty)
+export const TH_RESERVED_3 = 3; //[R]
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
 export const TH_RETURNING = 4; //  [O] under the lock, between marking a slab POOLED and giving its slots back (0: none)
@@ -170,27 +233,30 @@ export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab'
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
 export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
-export const TH_DRAIN = TH_TOP + 64; //   [O] per class: frees left before the next periodic drain
-export const TH_CUR = TH_DRAIN + 64; //    [O] per class: current slab's head slot (0 = none)
-export const TH_PARTIAL = TH_CUR + 64; // [O] per class: first slab on the partial list (0 = none)
-export const TH_F64_W = TH_PARTIAL + 64; // Float64 counters [O]
+export const TH_DRAIN = TH_TOP + CLASS_SLOTS; //      [O] per class: frees left before the next periodic drain
+export const TH_CUR = TH_DRAIN + CLASS_SLOTS; //      [O] per class: current slab's head slot (0 = none)
+export const TH_PARTIAL = TH_CUR + CLASS_SLOTS; //    [O] per class: first slab on the partial list (0 = none)
+export const TH_F64_W = TH_PARTIAL + CLASS_SLOTS; //  [O] Float64 counters (8 doubles), TF_* from (thW + TH_F64_W) / 2
 export const TF_REMOTE_FREES = 0; // blocks this thread freed that belong to another thread's slab
 export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles)
+export const TF_WORDS = 16; //       (8 doubles; 5 .. 7 reserved [R])
 export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs
 export const TH_JOURNAL_CLS = TH_INFLIGHT + 3; //    [O] class of the journal's blocks
-export const TH_JOURNAL_W = TH_INFLIGHT + 4; //      [O] drain journal: the magazine entries being drained
-// After the journal (magazineWords(magCap) words) come the magazines: per class, (cap + 2)
-// entries of 2 words; Geometry.magW is their offset in the thread area.
-
-// A magazine entry is [block, stateByte]. Entry 0 of a class is a sentinel with block 0 (empty
-// test on pop) and the entry after the last is a sentinel with block -1 (full test on push).
-export const MAG_ENTRY_WORDS = 2;
+export const TH_JOURNAL_W = TH_INFLIGHT + 4; //      [O] drain journal: magazine entries being drained, magazineWords(magCap) words
+// After the journal come the magazines ([O]): per class, magazineWords(magCap) words from
+// Geometry.magW: entry 0 is the empty sentinel (block MAG_EMPTY_SENTINEL: pop's empty test),
+// then capacity entries, then the full sentinel (block MAG_FULL_SENTINEL: push's full test).
+// Invariant: base <= top <= base + MAG_ENTRY_WORDS * capacity, base = the first entry after the
+// empty sentinel, capacity = the class's magazine capacity (<= magCap); entries below top are
+// CACHED blocks of the class.
+export const MAG_ENTRY_WORDS = 2; // an entry is [block, state byte offset]
+export const MAG_BLOCK = 0; //       entry word: the block
+export const MAG_STATE = 1; //       entry word: byte offset of its state byte
 export const MAG_EMPTY_SENTINEL = 0;
 export const MAG_FULL_SENTINEL = -1;
 
@@ -199,6 +265,7 @@ export const TS_ATTACHED = 1;
 export const TS_DEAD = 2;
 export const TS_RECLAIMING = 3;
 
+/** Words of one magazine (and of the drain journal): capacity entries and two sentinels. */
 export function magazineWords(magCap: number): number {
   return (magCap + 2) * MAG_ENTRY_WORDS;
 }
@@ -219,7 +286,7 @@ export interface Geometry {
   maxThreads: number;
   magCap: number;
   slotMetaW: number; // word index of slot 0's meta
-  threadsW: number; // word index of thread 0's area
+  threadsW: number; // word index of thread slot 0's area
   threadWords: number;
   magW: number; // offset of the magazines in a thread area
   metaSupers: number; // SuperSlabs the metadata takes

@@ -14,20 +14,21 @@
  *
  * Counters (acquisitions, contended, spins, waits, wakes, wait time) are kept in the header's
  * Float64 area and updated by the holder under the lock, so any thread can read them.
- * The lock is re-entrant for its holder (h.lockNest): a reclaim holds it throughout.
+ * The lock is re-entrant for its holder (runner.lockDepth): a reclaim holds it throughout.
  */
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
-  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_GEN, G_LOCK, TH_STATE, TS_ATTACHED, TF_LOCK_ACQ,
+  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_STATE, TS_ATTACHED, TF_LOCK_ACQ,
+  lockWord,
 } from './layout.js';
-import type { HeapInternals } from './heap.js';
-import { repairPool } from './pool.js';
+import type { ThreadContext } from './context.js';
+import { repairSlotTable } from './slots.js';
 
 const SPIN_LIMIT = 128; // bounded spin before waiting (an uncontended lock+unlock costs ~38 ns)
 const WAIT_SLICE_MS = 20; // a waiter wakes this often to check whether the holder died
-const HELD = 1;
-const WAITERS = 2;
-const STATE_MASK = 3;
+const HELD = LOCK_HELD;
+const WAITERS = LOCK_WAITERS;
+const STATE_MASK = LOCK_STATE_MASK;
 
 /** Whether Atomics.wait may be called on this thread (false on a browser main thread). */
 export const CAN_BLOCK: boolean = (() => {
@@ -44,30 +45,30 @@ export function lockHolder(word: number): number {
   return word === 0 ? -1 : (word >>> 2) - 1;
 }
 
-function me(h: HeapInternals): number {
-  return (h.lockTid + 1) << 2;
+function me(t: ThreadContext): number {
+  return lockWord(t.runner.slot, 0);
 }
 
 /** Acquires the global lock, waiting as long as needed. */
-export function lockAcquire(h: HeapInternals): void {
-  if (h.lockNest.depth > 0) {
-    h.lockNest.depth++;
+export function lockAcquire(h: ThreadContext): void {
+  if (h.runner.lockDepth > 0) {
+    h.runner.lockDepth++;
     return;
   }
   if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) !== 0) lockAcquireSlow(h, true);
   else lockTaken(h, false, 0, 0, 0);
-  h.lockNest.depth = 1;
+  h.runner.lockDepth = 1;
 }
 
 /** Acquires the lock unless that means waiting; returns whether it is held. */
-export function tryLockAcquire(h: HeapInternals): boolean {
-  if (h.lockNest.depth > 0) {
-    h.lockNest.depth++;
+export function tryLockAcquire(h: ThreadContext): boolean {
+  if (h.runner.lockDepth > 0) {
+    h.runner.lockDepth++;
     return true;
   }
   if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) === 0) lockTaken(h, false, 0, 0, 0);
   else if (!lockAcquireSlow(h, false)) return false;
-  h.lockNest.depth = 1;
+  h.runner.lockDepth = 1;
   return true;
 }
 
@@ -76,15 +77,15 @@ export function tryLockAcquire(h: HeapInternals): boolean {
  * for a live holder: for code running in an event-loop callback (watch()), which must not block
  * on a holder that only another callback of the same loop can mark dead.
  */
-export function lockAcquireNoWait(h: HeapInternals): boolean {
+export function lockAcquireNoWait(h: ThreadContext): boolean {
   if (tryLockAcquire(h)) return true;
   if (!breakLockIfHolderDead(h, Atomics.load(h.i32, G_LOCK))) return false;
   lockTaken(h, true, 0, 0, 0);
-  h.lockNest.depth = 1;
+  h.runner.lockDepth = 1;
   return true;
 }
 
-function lockAcquireSlow(h: HeapInternals, mayWait: boolean): boolean {
+function lockAcquireSlow(h: ThreadContext, mayWait: boolean): boolean {
   const i32 = h.i32;
   const mine = me(h);
   const t0 = performance.now();
@@ -118,12 +119,12 @@ function lockAcquireSlow(h: HeapInternals, mayWait: boolean): boolean {
   return true;
 }
 
-function lockTaken(h: HeapInternals, contended: boolean, spins: number, waits: number, waitMs: number): void {
+function lockTaken(h: ThreadContext, contended: boolean, spins: number, waits: number, waitMs: number): void {
   // The buffer only grows under the lock: a critical section always works on current views.
-  if (h.i32[G_GEN] !== h.gen) h.refreshViews();
+  h.ensureViews();
   const f64 = h.f64;
   f64[F_LOCK_ACQ]++;
-  h.tf64[h.tfW + TF_LOCK_ACQ]++;
+  h.f64[h.tfW + TF_LOCK_ACQ]++;
   if (contended) {
     f64[F_LOCK_CONTENDED]++;
     f64[F_LOCK_SPINS] += spins;
@@ -133,13 +134,14 @@ function lockTaken(h: HeapInternals, contended: boolean, spins: number, waits: n
   }
 }
 
-export function lockRelease(h: HeapInternals): void {
-  if (--h.lockNest.depth > 0) return;
+export function lockRelease(h: ThreadContext): void {
+  if (--h.runner.lockDepth > 0) return;
   const i32 = h.i32;
+  // Counted before the release (a wake is needed when the word has the waiters bit), so that
+  // every Float64 counter of the lock is written under it; a waiter that arrives between this
+  // load and the exchange is woken but not counted.
+  if ((Atomics.load(i32, G_LOCK) & WAITERS) !== 0) h.f64[F_LOCK_WAKES]++;
   if ((Atomics.exchange(i32, G_LOCK, 0) & WAITERS) !== 0) {
-    // Counted after the release, so the one Float64 counter written outside the lock: under heavy
-    // contention it may miss a count.
-    h.f64[F_LOCK_WAKES]++;
     Atomics.notify(i32, G_LOCK, 1);
   }
 }
@@ -149,14 +151,14 @@ export function lockRelease(h: HeapInternals): void {
  * marked by watch() or reclaim()), takes the lock over from it with one CAS and repairs the
  * pool. Returns true when the caller now holds the lock.
  */
-function breakLockIfHolderDead(h: HeapInternals, c: number): boolean {
+function breakLockIfHolderDead(h: ThreadContext, c: number): boolean {
   const i32 = h.i32;
   const holder = lockHolder(c);
-  if (holder < 0 || holder === h.lockTid || holder >= h.geo.maxThreads) return false;
-  if (Atomics.load(i32, h.geo.threadsW + holder * h.geo.threadWords + TH_STATE) === TS_ATTACHED) return false;
+  if (holder < 0 || holder === h.runner.slot || holder >= h.geo.maxThreads) return false;
+  if (Atomics.load(i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED) return false;
   if (Atomics.compareExchange(i32, G_LOCK, c, me(h) | WAITERS) !== c) return false;
   h.f64[F_LOCK_RECOVERIES]++;
-  repairPool(h);
+  repairSlotTable(h);
   return true;
 }
 
@@ -165,7 +167,7 @@ function breakLockIfHolderDead(h: HeapInternals, c: number): boolean {
  * count is dropped, so this thread's own tryMalloc sees it busy). A worker calls this, then is
  * terminated; or a test checks that tryMalloc does not wait.
  */
-export function testHoldLock(h: HeapInternals): void {
-  lockAcquire(h);
-  h.lockNest.depth = 0;
+export function testHoldLock(t: ThreadContext): void {
+  lockAcquire(t);
+  t.runner.lockDepth = 0;
 }

@@ -16,7 +16,7 @@
  * for small classes, 1/16 for META_STATES classes (smaller slabs keep less memory idle), else
  * the span with the least waste.
  */
-import { SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SM_STATE_BYTES } from './layout.js';
+import { CLASS_SLOTS, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SM_STATE_BYTES } from './layout.js';
 
 export const MAX_SMALL = 128 << 10; // 128 KiB: larger requests take runs of slab slots
 const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes up to this are naturally aligned
@@ -32,6 +32,7 @@ function buildSizes(): number[] {
 
 const SIZES = buildSizes();
 export const NUM_CLASSES = SIZES.length; // 48
+if (NUM_CLASSES > CLASS_SLOTS) throw new Error(`size-classes: ${NUM_CLASSES} classes, the layout has room for ${CLASS_SLOTS}`);
 
 /** Block size of each class, in bytes. */
 export const SIZE = Int32Array.from(SIZES);
@@ -54,8 +55,14 @@ export const ALIGN = new Int32Array(NUM_CLASSES);
 export const DIV_SHIFT = new Int32Array(NUM_CLASSES);
 export const DIV_MASK = new Int32Array(NUM_CLASSES);
 export const DIV_INV = new Int32Array(NUM_CLASSES);
-/** DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side (free() reads one line). */
-export const FREE_DIV = new Int32Array(NUM_CLASSES * 4);
+/** DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side (free() reads one line):
+ * entry `cls * FD_WORDS`, fields FD_*. */
+export const FD_SHIFT = 0;
+export const FD_INV = 1;
+export const FD_MASK = 2;
+export const FD_COUNT = 3;
+export const FD_WORDS = 4;
+export const FREE_DIV = new Int32Array(NUM_CLASSES * FD_WORDS);
 /** Class of a request, indexed by (size + 15) >>> 4: one load on the fast path. */
 export const CLASS_OF_GRANULE = new Uint8Array((MAX_SMALL >>> 4) + 1);
 
@@ -124,7 +131,11 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
   DIV_SHIFT[cls] = shift;
   DIV_MASK[cls] = (1 << shift) - 1;
   DIV_INV[cls] = oddInverse(size >>> shift);
-  FREE_DIV.set([shift, DIV_INV[cls], DIV_MASK[cls], COUNT[cls]], cls * 4);
+  const d = cls * FD_WORDS;
+  FREE_DIV[d + FD_SHIFT] = shift;
+  FREE_DIV[d + FD_INV] = DIV_INV[cls];
+  FREE_DIV[d + FD_MASK] = DIV_MASK[cls];
+  FREE_DIV[d + FD_COUNT] = COUNT[cls];
 }
 
 for (let g = 0, cls = 0; g < CLASS_OF_GRANULE.length; g++) {

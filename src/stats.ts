@@ -5,12 +5,12 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_PEAK_CARVED, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, ST_ALLOCATED, SUPER_SHIFT,
+  F_STAGE3, G_BUFFER_SUPERS, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, ST_ALLOCATED, SUPER_SHIFT,
   S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
-  TH_NODE_ID, TH_STATE, TS_FREE,
+  TH_THREAD_ID, TH_STATE, TS_FREE,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
-import type { HeapInternals } from './heap.js';
+import type { ThreadContext } from './context.js';
 
 export interface LockStats {
   /** Times the global lock was taken. */
@@ -84,8 +84,8 @@ export interface HeapStats {
 
 const STATE_NAMES = ['free', 'attached', 'dead', 'reclaiming'] as const;
 
-export function collectStats(h: HeapInternals): HeapStats {
-  if (h.i32[G_GEN] !== h.gen) h.refreshViews();
+export function collectStats(h: ThreadContext): HeapStats {
+  h.ensureViews();
   const i32 = h.i32;
   const f64 = h.f64;
   const geo = h.geo;
@@ -118,11 +118,11 @@ export function collectStats(h: HeapInternals): HeapStats {
   for (let t = 0; t < geo.maxThreads; t++) {
     const w = geo.threadsW + t * geo.threadWords;
     const state = Atomics.load(i32, w + TH_STATE);
-    if (state === TS_FREE && i32[w + TH_NODE_ID] === 0) continue;
+    if (state === TS_FREE && i32[w + TH_THREAD_ID] === 0) continue;
     const fw = (w + TH_F64_W) >>> 1;
     threads.push({
       tid: t,
-      threadId: Atomics.load(i32, w + TH_NODE_ID) - 1,
+      threadId: Atomics.load(i32, w + TH_THREAD_ID) - 1,
       state: STATE_NAMES[state] ?? 'free',
       remoteFrees: f64[fw + TF_REMOTE_FREES],
       refills: f64[fw + TF_REFILLS],

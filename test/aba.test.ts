@@ -1,14 +1,15 @@
 /**
  * ABA torture of a Stage-1 list (src/pool.ts): 4 workers (workers/aba-worker.ts) pop and push the
  * EMPTY slabs of one class's lock-free LIFO with a delay injected between each read of the head
- * and its CAS (G_TEST_DELAY). Each popped slab is marked in a shared `held` table; a pop of a slab
+ * and its CAS (the Stage-1 test hooks' delay). Each popped slab is marked in a shared `held` table; a pop of a slab
  * someone holds is a double pop. With the ABA tag there must be none and check() passes; with
- * the tag disabled (G_TEST_NO_TAG) the same torture must find double pops, which shows that the
+ * the tag disabled (the hooks' no-tag word) the same torture must find double pops, which shows that the
  * test can fail.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { G_TEST_DELAY, G_TEST_NO_TAG, SLOT_SHIFT } from '../src/layout.js';
+import { SLOT_SHIFT } from '../src/layout.js';
+import { internals } from '../src/heap.js';
 import { stage1Pop, stage1Push, takeSlab } from '../src/pool.js';
 import { ABA_CTL_WORDS, ABA_DOUBLE, ABA_EMPTY, ABA_GO, ABA_POPS, ABA_READY, type AbaWorkerData } from '../workers/aba-worker.js';
 import { startWorker, terminateAll, waitFor } from './remote-heap.js';
@@ -28,11 +29,19 @@ afterEach(terminateAll);
 function heapWithStage1List(): { heap: SharedHeap; slabs: number[] } {
   const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 8 });
   const slabs: number[] = [];
-  for (let i = 0; i < SLABS; i++) slabs.push(takeSlab(heap, CLS, true));
-  for (const s of slabs) stage1Push(heap, CLS, s);
+  for (let i = 0; i < SLABS; i++) slabs.push(takeSlab(internals(heap), CLS, true));
+  for (const s of slabs) stage1Push(internals(heap), CLS, s);
   heap.check();
   expect(heap.stats().classes[CLS]!.stage1Slabs).toBe(SLABS);
   return { heap, slabs };
+}
+
+/** The workers' Stage-1 test hooks: [delay spins, no tag]. */
+function stage1Hooks(delay: number, noTag: boolean): Int32Array {
+  const words = new Int32Array(new SharedArrayBuffer(8));
+  words[0] = delay;
+  words[1] = noTag ? 1 : 0;
+  return words;
 }
 
 interface AbaResult {
@@ -43,12 +52,12 @@ interface AbaResult {
 }
 
 /** Runs WORKERS aba-workers on the heap's Stage-1 list of CLS and waits for them to finish. */
-async function torture(heap: SharedHeap, rounds: number, stopOnDouble: boolean): Promise<AbaResult> {
+async function torture(heap: SharedHeap, hooks: Int32Array, rounds: number, stopOnDouble: boolean): Promise<AbaResult> {
   const ctl = new Int32Array(new SharedArrayBuffer(ABA_CTL_WORDS * 4));
   const held = new Int32Array(new SharedArrayBuffer((heap.buffer.byteLength >>> SLOT_SHIFT) * 4));
   const exits: Promise<void>[] = [];
   for (let w = 0; w < WORKERS; w++) {
-    const data: AbaWorkerData = { kind: 'aba', buffer: heap.buffer, ctl, held, cls: CLS, rounds, stopOnDouble, seed: SEED + w * 7919 };
+    const data: AbaWorkerData = { kind: 'aba', buffer: heap.buffer, ctl, held, hooks, cls: CLS, rounds, stopOnDouble, seed: SEED + w * 7919 };
     const worker = startWorker('aba-worker', data);
     heap.watch(worker);
     exits.push(
@@ -77,28 +86,23 @@ async function torture(heap: SharedHeap, rounds: number, stopOnDouble: boolean):
 describe('Stage-1 list under ABA torture', () => {
   it('with the ABA tag: no double pop, every slab back on the list, check() passes', async () => {
     const { heap, slabs } = heapWithStage1List();
-    const hdr = new Int32Array(heap.buffer);
-    Atomics.store(hdr, G_TEST_DELAY, DELAY);
-    const r = await torture(heap, ROUNDS, false);
-    Atomics.store(hdr, G_TEST_DELAY, 0);
+    const hooks = stage1Hooks(DELAY, false);
+    const r = await torture(heap, hooks, ROUNDS, false);
     const msg = `seed ${SEED}, delay ${DELAY}, ${JSON.stringify(r)}`;
     expect(r.pops, msg).toBeGreaterThan(WORKERS * ROUNDS); // 1..3 pops per round, most succeed
     expect(r.doublePops, msg).toBe(0);
     heap.check();
     expect(heap.stats().classes[CLS]!.stage1Slabs, msg).toBe(SLABS);
     const popped: number[] = [];
-    for (let s = stage1Pop(heap, CLS); s !== 0; s = stage1Pop(heap, CLS)) popped.push(s);
+    for (let s = stage1Pop(internals(heap), CLS); s !== 0; s = stage1Pop(internals(heap), CLS)) popped.push(s);
     expect(popped.sort((a, b) => a - b), msg).toEqual([...slabs].sort((a, b) => a - b));
-    for (const s of popped) stage1Push(heap, CLS, s);
+    for (const s of popped) stage1Push(internals(heap), CLS, s);
     heap.check();
   }, 60_000);
 
-  it('without the tag (G_TEST_NO_TAG): the same torture finds double pops', async () => {
+  it('without the tag (the no-tag hook): the same torture finds double pops', async () => {
     const { heap } = heapWithStage1List();
-    const hdr = new Int32Array(heap.buffer);
-    Atomics.store(hdr, G_TEST_DELAY, DELAY);
-    Atomics.store(hdr, G_TEST_NO_TAG, 1);
-    const r = await torture(heap, UNTAGGED_ROUNDS, true);
+    const r = await torture(heap, stage1Hooks(DELAY, true), UNTAGGED_ROUNDS, true);
     // The list is now corrupt (that is the point); the heap is not checked.
     expect(r.doublePops, `seed ${SEED}, delay ${DELAY}, ${JSON.stringify(r)}`).toBeGreaterThan(0);
   }, 60_000);

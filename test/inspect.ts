@@ -3,6 +3,7 @@
  * show. Meant for a quiescent heap.
  */
 import type { SharedHeap } from '../src/index.js';
+import { internals } from '../src/heap.js';
 import {
   G_CARVED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
   SM_REMOTE, SM_SHIFT, SM_STATE, SUPER_SHIFT,
@@ -17,11 +18,11 @@ import { COUNT } from '../src/size-classes.js';
 export function slabsWithBlocksOut(heap: SharedHeap): string[] {
   const i32 = new Int32Array(heap.buffer);
   const bytes = new Uint8Array(heap.buffer);
-  const first = heap.geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT);
+  const first = internals(heap).geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT);
   const end = Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT);
   const out: string[] = [];
   for (let s = first; s < end; s++) {
-    const mW = heap.smW + (s << SM_SHIFT);
+    const mW = internals(heap).metaW(s);
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s || i32[mW + SM_INUSE] === 0) continue;
     const cls = i32[mW + SM_CLS]!;
     const states = [0, 0, 0, 0]; // FREE, ALLOCATED, CACHED, PENDING

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { CLASS_SIZES, SharedHeap } from '../src/index.js';
+import { testHoldGlobalLock } from '../src/heap.js';
 import { SLOT_SHIFT, SUPER_BYTES, SUPER_SHIFT } from '../src/layout.js';
 import { COUNT, SPAN, classOf } from '../src/size-classes.js';
 import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
@@ -440,7 +441,7 @@ describe('lock counters and tryMalloc', () => {
   it('tryMalloc returns 0 instead of waiting while the lock is held, and still serves cached blocks', () => {
     const heap = fresh();
     const warm = heap.malloc(100); // the magazine of this class now holds blocks
-    heap.testHoldGlobalLock();
+    testHoldGlobalLock(heap);
     const a = heap.tryMalloc(100);
     expect(a).toBeGreaterThan(0);
     expect(heap.tryMalloc(5000)).toBe(0); // needs a slab: the lock is busy

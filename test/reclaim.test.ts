@@ -1,12 +1,13 @@
 /**
  * Reclaim of a worker terminated at a chosen point (worker.terminate() gives it no chance to
  * clean up): whatever it was doing, once it is reclaimed and every block is freed, nothing is
- * lost. The chosen point is made deterministic with the Stage-1 test delay (G_TEST_DELAY): a
+ * lost. The chosen point is made deterministic with the Stage-1 test hooks' delay: a
  * stage1Push spins there, and the main thread terminates the worker while it spins.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { G_TEST_DELAY, OWNER_POOL, SM_OWNER, SM_SHIFT } from '../src/layout.js';
+import { OWNER_POOL, SM_OWNER } from '../src/layout.js';
+import { internals } from '../src/heap.js';
 import { slabsWithBlocksOut } from './inspect.js';
 import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
 
@@ -19,8 +20,10 @@ describe('reclaim after terminate at a chosen point', () => {
   it('a worker terminated in the middle of draining its magazine loses no block', async () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4, magazineCapacity: 256 });
     const hdr = new Int32Array(heap.buffer);
+    const hooks = new Int32Array(new SharedArrayBuffer(8)); // Stage-1 test hooks: [delay, no tag]
     const r = startHeapWorker((w) => heap.watch(w));
     await r.remote.attach(heap.buffer);
+    await r.remote.installStage1Hooks(hooks);
     // Slab A: all 63 blocks; slab B: 10 blocks (its refill batch left 22 more in the magazine).
     const blocks = await Promise.all(Array.from({ length: 73 }, () => r.remote.malloc(SIZE)));
     const slabA = blocks[0]! >>> 16;
@@ -33,11 +36,11 @@ describe('reclaim after terminate at a chosen point', () => {
 
     // flush(): the drain empties slab A, which goes to Stage 1, where stage1Push spins in the test
     // delay while B's last 10 blocks are still on their way out of the magazine.
-    Atomics.store(hdr, G_TEST_DELAY, 2_000_000_000);
+    Atomics.store(hooks, 0, 2_000_000_000);
     const flushing = r.remote.flush().catch(() => 'terminated');
-    const ownerW = heap.smW + (slabA << SM_SHIFT) + SM_OWNER;
+    const ownerW = internals(heap).metaW(slabA) + SM_OWNER;
     await waitFor(hdr, ownerW, (v) => v === OWNER_POOL, 5);
-    Atomics.store(hdr, G_TEST_DELAY, 0); // the worker already read it; the reclaim below must not spin
+    Atomics.store(hooks, 0, 0); // the worker already read it; the reclaim below must not spin
     await r.worker.terminate();
     await r.exited; // watch() reclaimed the slot
     void flushing;
@@ -63,6 +66,8 @@ describe('reclaim after terminate at a chosen point', () => {
     await dead.remote.attach(heap.buffer);
     const reclaimer = startHeapWorker((w) => heap.watch(w));
     await reclaimer.remote.attach(heap.buffer);
+    const hooks = new Int32Array(new SharedArrayBuffer(8)); // Stage-1 test hooks: [delay, no tag]
+    await reclaimer.remote.installStage1Hooks(hooks);
     // Slab A: all 63 blocks; slab B: 10 blocks, both owned by the worker that will die.
     const blocks = await Promise.all(Array.from({ length: 73 }, () => dead.remote.malloc(SIZE)));
     const slabA = blocks[0]! >>> 16;
@@ -76,14 +81,14 @@ describe('reclaim after terminate at a chosen point', () => {
     await dead.worker.terminate();
 
     // The reclaimer spins in stage1Push(A) (the test delay) before it abandons B ...
-    Atomics.store(hdr, G_TEST_DELAY, 2_000_000_000);
+    Atomics.store(hooks, 0, 2_000_000_000);
     const reclaimed = reclaimer.remote.reclaim(threadId);
-    await waitFor(hdr, heap.smW + (slabA << SM_SHIFT) + SM_OWNER, (v) => v === OWNER_POOL, 5);
-    Atomics.store(hdr, G_TEST_DELAY, 0);
+    await waitFor(hdr, internals(heap).metaW(slabA) + SM_OWNER, (v) => v === OWNER_POOL, 5);
+    Atomics.store(hooks, 0, 0);
     // ... while the main thread frees a block of B: B still names the dead thread as its owner.
     heap.free(inB[0]!);
     heap.flush();
-    const ownerOfB = Atomics.load(hdr, heap.smW + ((slabA + 1) << SM_SHIFT) + SM_OWNER);
+    const ownerOfB = Atomics.load(hdr, internals(heap).metaW(slabA + 1) + SM_OWNER);
     expect(ownerOfB, 'the free reached B while the reclaim was still under way').toBe(deadTid);
     expect(await reclaimed).toBe(true);
     // Later remote frees of B, now abandoned, must reach a thread that collects them.

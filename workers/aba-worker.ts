@@ -1,12 +1,13 @@
 /**
  * ABA torture (test/aba.test.ts): pops 1..3 slabs from one Stage-1 list, records each in the
  * shared `held` table, then pushes them back in another order. A pop of a slab that another
- * worker holds is a double pop: the ABA problem. The test sets G_TEST_DELAY so that a pop sits
+ * worker holds is a double pop: the ABA problem. The test sets the hooks' delay so that a pop sits
  * between its read of the head and its CAS long enough for others to pop and push around it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
-import { stage1Pop, stage1Push } from '../src/pool.js';
+import { internals } from '../src/heap.js';
+import { setStage1TestHooks, stage1Pop, stage1Push } from '../src/pool.js';
 
 export interface AbaWorkerData {
   kind: 'aba';
@@ -15,6 +16,8 @@ export interface AbaWorkerData {
   ctl: Int32Array;
   /** held[slot] is 1 while a worker holds the slab at `slot`. */
   held: Int32Array;
+  /** The Stage-1 test hooks (src/pool.ts setStage1TestHooks): [delay spins, no tag]. */
+  hooks: Int32Array;
   cls: number;
   /** Pop rounds per worker. */
   rounds: number;
@@ -32,6 +35,8 @@ export const ABA_CTL_WORDS = 8;
 
 function run(d: AbaWorkerData): void {
   const heap = SharedHeap.attach(d.buffer);
+  const t = internals(heap);
+  setStage1TestHooks(d.hooks);
   const { ctl, held, cls } = d;
   Atomics.add(ctl, ABA_READY, 1);
   Atomics.notify(ctl, ABA_READY);
@@ -48,7 +53,7 @@ function run(d: AbaWorkerData): void {
     const want = 1 + ((x >>> 0) % 3);
     let n = 0;
     for (; n < want; n++) {
-      const slot = stage1Pop(heap, cls);
+      const slot = stage1Pop(t, cls);
       if (slot === 0) {
         empty++;
         break;
@@ -61,7 +66,7 @@ function run(d: AbaWorkerData): void {
     for (let k = 0; k < n; k++) {
       const slot = mine[(r & 1) === 0 ? n - 1 - k : k]!;
       Atomics.store(held, slot, 0); // released before the push: after it another pop is legitimate
-      stage1Push(heap, cls, slot);
+      stage1Push(t, cls, slot);
     }
   }
   Atomics.add(ctl, ABA_POPS, pops);

@@ -18,6 +18,8 @@ import { expose, type Endpoint } from 'comlink';
 // @ts-expect-error TS7016: no declaration file for the .mjs
 import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
 import { SharedHeap, type HeapStats } from '../src/index.js';
+import { testHoldGlobalLock } from '../src/heap.js';
+import { setStage1TestHooks } from '../src/pool.js';
 
 /** What comlink's node adapter needs from a MessagePort. */
 interface NodeEndpointLike {
@@ -90,7 +92,11 @@ const api = {
   },
   /** Takes the global lock and keeps it (the test hook testHoldGlobalLock). */
   holdLock(): void {
-    attached('holdLock').testHoldGlobalLock();
+    testHoldGlobalLock(attached('holdLock'));
+  },
+  /** Installs this worker's Stage-1 test hooks (src/pool.ts setStage1TestHooks). */
+  installStage1Hooks(words: Int32Array): void {
+    setStage1TestHooks(words);
   },
 };
 

@@ -7,8 +7,8 @@
  * workers' slots DEAD, so that the test fails with a message instead of hanging the run.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { SharedHeap } from '../src/index.js';
-import { markDead, readGeometry } from '../src/thread.js';
+import { ThreadContext, readGeometry } from '../src/context.js';
+import { markDead } from '../src/reclaim.js';
 
 export interface WatchdogData {
   kind: 'watchdog';
@@ -26,8 +26,8 @@ export const WD_WORDS = WD_IDS + 1024;
 
 function run(d: WatchdogData): void {
   const { ctl } = d;
-  const i32 = new Int32Array(d.buffer);
-  const view = { i32, geo: readGeometry(i32) } as unknown as SharedHeap; // what markDead reads
+  // A context bound to no slot: all markDead needs (the thread table).
+  const view = new ThreadContext(d.buffer, readGeometry(d.buffer, 'watchdog'), { slot: -1, lockDepth: 0 });
   for (;;) {
     let g = Atomics.load(ctl, WD_ARMED);
     while ((g & 1) === 0) {

@@ -1,0 +1,156 @@
+/**
+ * The public calls other than the two fast paths, and the slow halves of malloc and free:
+ * argument checks with clear errors, large blocks, calloc, realloc, usableSize, alignedAlloc,
+ * tryMalloc. Every misuse throws before anything is changed.
+ */
+import {
+  K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS,
+  SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, ST_FREE, SUPER_BYTES,
+} from './layout.js';
+import { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } from './size-classes.js';
+import type { ThreadContext } from './context.js';
+import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
+import { largeAlloc, largeFree } from './large.js';
+import { allocFromClass, freeSmall } from './magazine.js';
+
+function checkAttached(t: ThreadContext, fn: string): void {
+  if (t.detached) throw new HeapStateError(`${fn}: this thread has detached from the heap`);
+}
+
+/** malloc's slow half: argument errors, an empty magazine, and sizes above MAX_SMALL. */
+export function mallocSlow(t: ThreadContext, size: unknown): number {
+  const n = checkInteger('malloc', 'size', size);
+  checkAttached(t, 'malloc(size)');
+  if (n <= MAX_SMALL) return allocFromClass(t, classOf(n), true);
+  return largeAlloc(t, n, SLOT_BYTES, true);
+}
+
+export function tryMallocImpl(t: ThreadContext, size: unknown): number {
+  const n = checkInteger('tryMalloc', 'size', size);
+  checkAttached(t, 'tryMalloc(size)');
+  if (n <= MAX_SMALL) return allocFromClass(t, classOf(n), false);
+  return largeAlloc(t, n, SLOT_BYTES, false);
+}
+
+/** The error for `p` given to `fn(arg)`; the message is built only here, when there is an error. */
+function pointerError(fn: string, arg: string, p: number, what: string, double = false): Error {
+  const where = `${fn}(${arg}): ${hex(p)}`;
+  return double ? new DoubleFreeError(`${where} ${what}`) : new InvalidPointerError(`${where} ${what}`);
+}
+
+/**
+ * Finds what `block` is. Returns the class of a live small block, or -1 for a live large run;
+ * throws InvalidPointerError or DoubleFreeError (naming `fn` and `arg`) otherwise.
+ */
+export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: unknown): number {
+  const p = checkInteger(fn, arg, block);
+  t.ensureViews();
+  const i32 = t.i32;
+  if (p >= t.viewBytes) throw pointerError(fn, arg, p, `is outside the heap (${t.viewBytes} bytes)`);
+  if ((p & 15) !== 0) throw pointerError(fn, arg, p, 'is not the start of a block (blocks are 16-byte aligned)');
+  const mW = t.metaW(p >>> SLOT_SHIFT);
+  const kind = i32[mW + SM_KIND];
+  if (p < t.geo.metaSupers * SUPER_BYTES) throw pointerError(fn, arg, p, "is inside the heap's metadata");
+  if (kind === K_SLAB) {
+    const cls = i32[mW + SM_CLS];
+    const off = p - i32[mW + SM_DATA];
+    if (off < 0) throw pointerError(fn, arg, p, 'is inside a slab header (metadata)');
+    const idx = Math.floor(off / SIZE[cls]);
+    if (idx * SIZE[cls] !== off) {
+      throw pointerError(fn, arg, p, `is not the start of a block (interior to a ${SIZE[cls]}-byte block)`);
+    }
+    if (idx >= COUNT[cls]) throw pointerError(fn, arg, p, "is not the start of a block (past a slab's last block)");
+    const state = t.bytes[i32[mW + SM_STATE] + idx];
+    if (state === ST_ALLOCATED) return cls;
+    const bump = i32[t.metaW(i32[mW + SM_HEAD]) + SM_BUMP];
+    if (state === ST_FREE && idx >= bump) throw pointerError(fn, arg, p, 'is not the start of a block (never allocated)');
+    throw pointerError(fn, arg, p, 'is not allocated: it was already freed (double free)', true);
+  }
+  if (kind === K_LARGE) {
+    const head = i32[mW + SM_HEAD];
+    if (p !== head << SLOT_SHIFT) {
+      throw pointerError(fn, arg, p, `is not the start of a block (interior to a large block at ${hex(head << SLOT_SHIFT)})`);
+    }
+    if (i32[mW + SM_LARGE] === LARGE_LIVE) return -1;
+  }
+  if (kind === K_FREE && (p & (SLOT_BYTES - 1)) === 0 && i32[mW + SM_LARGE] === LARGE_FREED) {
+    throw pointerError(fn, arg, p, 'is not allocated: the large block there was already freed (double free)', true);
+  }
+  const freedCls = i32[mW + SM_FREED_CLS] - 1;
+  if (kind === K_FREE && freedCls >= 0) {
+    const off = p - i32[mW + SM_FREED_DATA];
+    if (off >= 0 && off % SIZE[freedCls] === 0 && off / SIZE[freedCls] < COUNT[freedCls]) {
+      throw pointerError(fn, arg, p, 'is not allocated: it was freed and its slab given back to the pool (double free)', true);
+    }
+  }
+  throw pointerError(fn, arg, p, 'is not the start of a block (never-allocated space)');
+}
+
+/** free's slow half: free(0), argument errors, large blocks, a block beyond the views. */
+export function freeSlow(t: ThreadContext, block: unknown): void {
+  if (block === 0) return;
+  checkAttached(t, 'free(ptr)');
+  const cls = classifyBlock(t, 'free', 'ptr', block);
+  const p = block as number;
+  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT);
+  else freeSmall(t, p); // a live small block the fast path did not take: the views were older than the block
+}
+
+/** Usable bytes of a live block (`cls` from classifyBlock). */
+function usableOf(t: ThreadContext, cls: number, p: number): number {
+  if (cls >= 0) return SIZE[cls];
+  return t.i32[t.metaW(p >>> SLOT_SHIFT) + SM_SPAN] * SLOT_BYTES;
+}
+
+export function usableSizeImpl(t: ThreadContext, block: unknown): number {
+  checkAttached(t, 'usableSize(ptr)');
+  const cls = classifyBlock(t, 'usableSize', 'ptr', block);
+  return usableOf(t, cls, block as number);
+}
+
+export function mallocImpl(t: ThreadContext, n: number): number {
+  if (n <= MAX_SMALL) return allocFromClass(t, classOf(n), true);
+  return largeAlloc(t, n, SLOT_BYTES, true);
+}
+
+export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number {
+  const count = checkInteger('calloc', 'n', n);
+  const each = checkInteger('calloc', 'size', size);
+  checkAttached(t, 'calloc(n, size)');
+  const total = count * each;
+  if (total > MAX_HEAP_BYTES) return 0; // overflow or simply too large: out of memory
+  const p = mallocImpl(t, total);
+  if (p !== 0) t.bytes.fill(0, p, p + total);
+  return p;
+}
+
+export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): number {
+  const n = checkInteger('realloc', 'size', size);
+  checkAttached(t, 'realloc(ptr, size)');
+  if (block === 0) return mallocImpl(t, n);
+  const cls = classifyBlock(t, 'realloc', 'ptr', block);
+  const p = block as number;
+  const usable = usableOf(t, cls, p);
+  if (n <= usable && (n > usable >>> 1 || usable <= 16)) return p;
+  if (n > MAX_HEAP_BYTES) return 0;
+  const q = mallocImpl(t, n);
+  if (q === 0) return 0;
+  t.ensureViews();
+  t.bytes.copyWithin(q, p, p + Math.min(n, usable));
+  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT);
+  else freeSmall(t, p);
+  return q;
+}
+
+export function alignedAllocImpl(t: ThreadContext, align: unknown, size: unknown): number {
+  const a = checkInteger('alignedAlloc', 'align', align);
+  const n = checkInteger('alignedAlloc', 'size', size);
+  if (a === 0 || (a & (a - 1)) !== 0 || a > SUPER_BYTES) {
+    throw new RangeError(`alignedAlloc(align): expected a power of two from 1 to ${SUPER_BYTES}, got ${describe(align)}`);
+  }
+  checkAttached(t, 'alignedAlloc(align, size)');
+  if (a <= 16) return mallocImpl(t, n);
+  const cls = alignedClassOf(n, a);
+  if (cls >= 0) return allocFromClass(t, cls, true);
+  return largeAlloc(t, Math.max(n, 1), a, true); // slot-aligned, or SuperSlab-aligned for a > 64 KiB
+}

@@ -1,0 +1,140 @@
+/**
+ * Attaching a thread to a heap (claiming a thread slot and setting up its magazines) and
+ * detaching it (flushing, abandoning its slabs, giving the slot back).
+ */
+import {
+  DETACHED_TOPS_W, G_THREADS_ATTACHED, G_NEXT_THREAD_ID, K_SLAB, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
+  MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SLOTS_SHIFT_IN_SUPER, G_CARVED, SM_CLS, SM_HEAD, SM_INUSE, SM_KIND,
+  SM_LISTED, SM_NOTIFIED, SM_OWNER, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_DRAIN, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
+  TH_PARTIAL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE,
+} from './layout.js';
+import { NUM_CLASSES } from './size-classes.js';
+import { ThreadContext, readGeometry, type Runner } from './context.js';
+import { ThreadSlotsExhaustedError } from './errors.js';
+import { lockAcquire, lockRelease } from './lock.js';
+import { releaseEmptySlab } from './pool.js';
+import { abandonedPush } from './slots.js';
+import { collectRemote } from './remote.js';
+import { flushThread } from './magazine.js';
+
+function nodeThreadId(): number {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
+  const wt = proc?.getBuiltinModule?.('node:worker_threads') as { threadId?: number } | undefined;
+  return typeof wt?.threadId === 'number' ? wt.threadId : -1;
+}
+
+/** Claims a free thread slot of the heap in `buffer` for the calling thread; returns its context. */
+export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
+  const geo = readGeometry(buffer, 'SharedHeap.attach(buffer)');
+  const runner: Runner = { slot: -1, lockDepth: 0 };
+  const t = new ThreadContext(buffer, geo, runner);
+  const i32 = t.i32;
+  let id = nodeThreadId();
+  if (id < 0) id = Atomics.add(i32, G_NEXT_THREAD_ID, 1);
+  let slot = -1;
+  for (let s = 0; s < geo.maxThreads; s++) {
+    const w = t.threadW(s);
+    if (Atomics.compareExchange(i32, w + TH_STATE, TS_FREE, TS_ATTACHED) === TS_FREE) {
+      // The id right after the claim, so that a thread killed here can still be found by it.
+      Atomics.store(i32, w + TH_THREAD_ID, id + 1);
+      slot = s;
+      break;
+    }
+  }
+  if (slot < 0) {
+    throw new ThreadSlotsExhaustedError(
+      `SharedHeap.attach(buffer): all ${geo.maxThreads} thread slots are taken (raise options.maxThreads, ` +
+        'detach() threads that are done, and watch(worker) or reclaim(threadId) workers that exited)',
+    );
+  }
+  t.bind(slot);
+  runner.slot = slot;
+  t.threadId = id;
+  const thW = t.thW;
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    const base = t.magazineBase(c);
+    const empty = base - MAG_ENTRY_WORDS;
+    i32[empty] = MAG_EMPTY_SENTINEL;
+    i32[empty + MAG_STATE] = MAG_EMPTY_SENTINEL;
+    const end = base + t.magCapCls[c] * MAG_ENTRY_WORDS;
+    i32[end] = MAG_FULL_SENTINEL;
+    i32[end + MAG_STATE] = MAG_FULL_SENTINEL;
+    i32[thW + TH_TOP + c] = base;
+    i32[thW + TH_DRAIN + c] = t.drainInterval;
+    i32[thW + TH_CUR + c] = 0;
+    i32[thW + TH_PARTIAL + c] = 0;
+  }
+  t.f64.fill(0, t.tfW, t.tfW + TF_WORDS / 2);
+  i32[thW + TH_COLLECT_MW] = 0;
+  i32[thW + TH_PUSHING] = 0;
+  i32[thW + TH_RETURNING] = 0;
+  i32[thW + TH_JOURNAL_N] = 0;
+  i32[thW + TH_INFLIGHT] = 0;
+  Atomics.store(i32, thW + TH_NOTICE, 0);
+  Atomics.add(i32, G_THREADS_ATTACHED, 1);
+  t.detached = false;
+  t.refreshViews();
+  return t;
+}
+
+/** Every slab head owned by thread slot `slot` (a scan of the carved slot metas). */
+function ownedSlabs(t: ThreadContext, slot: number): number[] {
+  const i32 = t.i32;
+  const out: number[] = [];
+  const end = Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER;
+  for (let s = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; s < end; s++) {
+    const mW = t.metaW(s);
+    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === s && Atomics.load(i32, mW + SM_OWNER) === slot) out.push(s);
+  }
+  return out;
+}
+
+/**
+ * Gives up all slabs of t's slot: empty ones to the pool, the others to the abandoned lists.
+ * `beforeRelease` (a reclaim's rebuild of each slab from its state bytes) runs on each first.
+ */
+export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: number) => void): void {
+  const i32 = t.i32;
+  const toAbandon: number[] = [];
+  for (const s of ownedSlabs(t, t.slot)) {
+    const mW = t.metaW(s);
+    const cls = i32[mW + SM_CLS];
+    collectRemote(t, mW, cls);
+    if (beforeRelease !== undefined) beforeRelease(mW, cls);
+    i32[mW + SM_LISTED] = LISTED_NONE;
+    if (i32[mW + SM_INUSE] === 0) releaseEmptySlab(t, s, cls);
+    else toAbandon.push(s);
+  }
+  if (toAbandon.length > 0) {
+    lockAcquire(t);
+    try {
+      for (const s of toAbandon) {
+        const mW = t.metaW(s);
+        Atomics.store(i32, mW + SM_OWNER, OWNER_NONE);
+        // A notice posted to this thread from now on would be lost: clear the flag, so the next
+        // remote free finds no owner and adopts the slab (collecting what came in meanwhile).
+        Atomics.store(i32, mW + SM_NOTIFIED, 0);
+        abandonedPush(t, i32[mW + SM_CLS], s);
+      }
+    } finally {
+      lockRelease(t);
+    }
+  }
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    i32[t.thW + TH_CUR + c] = 0;
+    i32[t.thW + TH_PARTIAL + c] = 0;
+  }
+}
+
+/** Flushes, abandons t's slabs, and gives its slot back; t then refuses every call. */
+export function detachThread(t: ThreadContext): void {
+  flushThread(t);
+  abandonAll(t);
+  const i32 = t.i32;
+  Atomics.store(i32, t.thW + TH_THREAD_ID, 0);
+  Atomics.store(i32, t.thW + TH_STATE, TS_FREE);
+  Atomics.sub(i32, G_THREADS_ATTACHED, 1);
+  t.detached = true;
+  t.topW = DETACHED_TOPS_W; // malloc now misses into the slow path, which throws
+  t.slotLimit = 0; // and so does free
+}

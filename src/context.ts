@@ -1,0 +1,149 @@
+/**
+ * The thread context: everything a thread needs to work on the heap, bound to one thread slot.
+ *
+ * A context is never shared between threads. It holds the fixed-length views over the buffer
+ * (re-created when the generation word G_GEN says the buffer grew), the geometry, and the word
+ * indices of the thread area it is bound to. Every slow path takes a context; the public
+ * SharedHeap facade holds one privately.
+ *
+ * Identities, one name each:
+ *   slot       the thread slot whose magazines and slabs this context works on (0 .. maxThreads-1)
+ *   threadId   the id reclaim() knows a thread by: Node's threadId, or one the heap hands out
+ *   runner     the thread actually running: a reclaim builds a context bound to the dead thread's
+ *              slot, but the lock is taken in the reclaimer's name (runner.slot) and its
+ *              re-entrancy depth (runner.lockDepth) is the reclaimer's.
+ */
+import {
+  G_DRAIN_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL, G_VERSION,
+  LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT, TH_DRAIN, TH_F64_W, TH_TOP, geometry,
+  magazineWords, type Geometry,
+} from './layout.js';
+import { NUM_CLASSES, SIZE } from './size-classes.js';
+import { HeapStateError } from './errors.js';
+
+/** The thread that runs the code: whose name the lock is taken in. */
+export interface Runner {
+  /** Its own thread slot (-1 before it attached). */
+  slot: number;
+  /** Re-entrancy depth of the global lock held by this thread. */
+  lockDepth: number;
+}
+
+/** Checks the header of `buffer` and returns its geometry; `fn` names the call in errors. */
+export function readGeometry(buffer: SharedArrayBuffer, fn: string): Geometry {
+  if (buffer.byteLength < 4096) {
+    throw new HeapStateError(`${fn}: the buffer is not a sabmalloc heap (${buffer.byteLength} bytes, too short)`);
+  }
+  const i32 = new Int32Array(buffer, 0, 1024);
+  if (Atomics.load(i32, G_MAGIC) !== MAGIC) {
+    throw new HeapStateError(`${fn}: the buffer is not a sabmalloc heap (bad magic number)`);
+  }
+  if (i32[G_VERSION] !== LAYOUT_VERSION) {
+    throw new HeapStateError(`${fn}: layout version ${i32[G_VERSION]}, expected ${LAYOUT_VERSION}`);
+  }
+  const geo = geometry(i32[G_MAX_SUPERS], i32[G_MAX_THREADS], i32[G_MAG_CAP], NUM_CLASSES);
+  if (geo.metaSupers !== i32[G_META_SUPERS]) throw new HeapStateError(`${fn}: inconsistent header`);
+  return geo;
+}
+
+export class ThreadContext {
+  readonly buffer: SharedArrayBuffer;
+  readonly geo: Geometry;
+  /** Word index of slot 0's meta entry (geo.slotMetaW). */
+  readonly smW: number;
+  /** The thread running this code (shared with a reclaim's context for a dead slot). */
+  readonly runner: Runner;
+  // ---- views, re-created by refreshViews() when G_GEN moves ---------------------------------
+  i32: Int32Array;
+  bytes: Uint8Array;
+  f64: Float64Array;
+  /** Buffer length >>> SLOT_SHIFT as of the views: free() of a block at or beyond is a slow path. */
+  slotLimit = 0;
+  /** Byte length of the views. */
+  viewBytes = 0;
+  /** G_GEN as of the views. */
+  gen = -1;
+  // ---- the bound thread slot -----------------------------------------------------------------
+  slot = -1;
+  /** Word index of the slot's thread area. */
+  thW = 0;
+  /** thW + TH_TOP: per-class magazine tops. */
+  topW = 0;
+  /** thW + TH_DRAIN: per-class countdowns to the periodic drain. */
+  drainW = 0;
+  /** Float64 index of the slot's counters (TF_*). */
+  tfW = 0;
+  /** The public id of the thread bound to the slot (see the file comment). */
+  threadId = 0;
+  /** Per-class magazine capacity (entries) and refill batch, from the header. */
+  readonly magCapCls: Int32Array;
+  readonly refillCls: Int32Array;
+  readonly drainInterval: number;
+  /** True once the thread detached (or before it attached): calls then throw. */
+  detached = true;
+
+  constructor(buffer: SharedArrayBuffer, geo: Geometry, runner: Runner) {
+    this.buffer = buffer;
+    this.geo = geo;
+    this.smW = geo.slotMetaW;
+    this.runner = runner;
+    this.i32 = new Int32Array(0);
+    this.bytes = new Uint8Array(0);
+    this.f64 = new Float64Array(0);
+    this.refreshViews();
+    const i32 = this.i32;
+    const magCapCls = new Int32Array(NUM_CLASSES);
+    const refillCls = new Int32Array(NUM_CLASSES);
+    const refill = i32[G_REFILL];
+    for (let c = 0; c < NUM_CLASSES; c++) {
+      const cap = Math.max(1, Math.min(geo.magCap, Math.floor(MAG_BYTES_PER_CLASS / SIZE[c])));
+      magCapCls[c] = cap;
+      refillCls[c] = Math.max(1, Math.min(refill, cap >>> 1 || 1));
+    }
+    this.magCapCls = magCapCls;
+    this.refillCls = refillCls;
+    this.drainInterval = i32[G_DRAIN_INTERVAL];
+  }
+
+  /** Points the context at thread slot `slot`. */
+  bind(slot: number): void {
+    const geo = this.geo;
+    this.slot = slot;
+    this.thW = geo.threadsW + slot * geo.threadWords;
+    this.topW = this.thW + TH_TOP;
+    this.drainW = this.thW + TH_DRAIN;
+    this.tfW = (this.thW + TH_F64_W) >>> 1;
+  }
+
+  /** Re-creates the fixed-length views over the buffer's current length. */
+  refreshViews(): void {
+    const buf = this.buffer;
+    this.gen = Atomics.load(new Int32Array(buf, 0, 16), G_GEN);
+    const bytes = buf.byteLength;
+    this.viewBytes = bytes;
+    this.i32 = new Int32Array(buf, 0, bytes >>> 2);
+    this.bytes = new Uint8Array(buf, 0, bytes);
+    this.f64 = new Float64Array(buf, 0, bytes >>> 3);
+    this.slotLimit = this.detached ? 0 : bytes >>> SLOT_SHIFT; // a detached context's free() always misses
+  }
+
+  /** Views current with the buffer (a plain load of G_GEN: slow paths only). */
+  ensureViews(): void {
+    if (this.i32[G_GEN] !== this.gen) this.refreshViews();
+  }
+
+  /** Word index of the first magazine entry of class `cls` (the empty sentinel is just before it). */
+  magazineBase(cls: number): number {
+    return this.thW + this.geo.magW + cls * magazineWords(this.geo.magCap) + MAG_ENTRY_WORDS;
+  }
+
+  /** Word index of slab slot `slot`'s meta entry. */
+  metaW(slot: number): number {
+    return this.smW + (slot << SM_SHIFT);
+  }
+
+  /** Word index of the area of thread slot `t`. */
+  threadW(t: number): number {
+    return this.geo.threadsW + t * this.geo.threadWords;
+  }
+}

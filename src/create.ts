@@ -1,0 +1,93 @@
+/**
+ * SharedHeap.create(): the options, and a new buffer formatted as an empty heap (header,
+ * SuperSlab table and slot metas; thread areas are set up by each thread's attach).
+ */
+import {
+  CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_MAG_CAP, G_MAGIC,
+  G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_VERSION, LAYOUT_VERSION, MAGIC,
+  MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SM_CLS, SM_SHIFT, SUPER_BYTES, geometry,
+} from './layout.js';
+import { NUM_CLASSES } from './size-classes.js';
+import { describe } from './errors.js';
+
+/** First id handed to threads that have no Node threadId (browsers); Node ids stay far below. */
+export const FIRST_HEAP_THREAD_ID = 1 << 30;
+
+export interface HeapOptions {
+  /** Bytes of the buffer at creation (rounded up to 1 MiB). Default 64 MiB. */
+  initialBytes?: number;
+  /** The most the buffer may grow to (a growable SharedArrayBuffer when above initialBytes). Default initialBytes. */
+  maxBytes?: number;
+  /** Thread slots: threads attached at once. Default 64. */
+  maxThreads?: number;
+  /** Upper bound of blocks a thread caches per class (large classes cache fewer: 256 KiB per class). Default 64. */
+  magazineCapacity?: number;
+  /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
+  refillCount?: number;
+  /** A thread drains a class's magazine after this many frees of that class. Default 1024. */
+  drainInterval?: number;
+  /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */
+  stage1Keep?: number;
+}
+
+function option(opts: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
+  const v = opts[name];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number') throw new TypeError(`SharedHeap.create(options.${name}): expected a number, got ${describe(v)}`);
+  if (!Number.isSafeInteger(v) || v < min || v > max) {
+    throw new RangeError(`SharedHeap.create(options.${name}): expected an integer from ${min} to ${max}, got ${describe(v)}`);
+  }
+  return v;
+}
+
+export function createBuffer(options: HeapOptions): SharedArrayBuffer {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`SharedHeap.create(options): expected an object, got ${describe(options)}`);
+  }
+  const o = options as Record<string, unknown>;
+  const initialBytes = option(o, 'initialBytes', 64 << 20, SUPER_BYTES, MAX_HEAP_BYTES);
+  const maxBytes = option(o, 'maxBytes', Math.max(initialBytes, 0), SUPER_BYTES, MAX_HEAP_BYTES);
+  if (maxBytes < initialBytes) {
+    throw new RangeError(`SharedHeap.create(options.maxBytes): ${maxBytes} is below options.initialBytes ${initialBytes}`);
+  }
+  const maxThreads = option(o, 'maxThreads', 64, 1, 1024);
+  const magCap = option(o, 'magazineCapacity', 64, 1, 4096);
+  const refill = option(o, 'refillCount', 32, 1, 4096);
+  const drainInterval = option(o, 'drainInterval', 1024, 1, 2 ** 30);
+  const keep = option(o, 'stage1Keep', 32, 0, 1 << 20);
+  const maxSupers = Math.ceil(maxBytes / SUPER_BYTES);
+  const geo = geometry(maxSupers, maxThreads, magCap, NUM_CLASSES);
+  const initialSupers = Math.ceil(initialBytes / SUPER_BYTES);
+  if (initialSupers < geo.metaSupers + 1 || maxSupers < geo.metaSupers + 1) {
+    throw new RangeError(
+      `SharedHeap.create(options.initialBytes): ${initialBytes} leaves no room for blocks; the metadata for ` +
+        `maxBytes ${maxBytes} and maxThreads ${maxThreads} takes ${geo.metaSupers} MiB, so at least ${(geo.metaSupers + 1) * SUPER_BYTES} is needed`,
+    );
+  }
+  const bytes = initialSupers * SUPER_BYTES;
+  const buffer =
+    maxSupers > initialSupers
+      ? new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(bytes, {
+          maxByteLength: maxSupers * SUPER_BYTES,
+        })
+      : new SharedArrayBuffer(bytes);
+  const i32 = new Int32Array(buffer);
+  i32[G_VERSION] = LAYOUT_VERSION;
+  i32[G_HEAP_ID] = (Math.random() * 0x7fffffff) | 1;
+  i32[G_MAX_SUPERS] = maxSupers;
+  i32[G_MAX_THREADS] = maxThreads;
+  i32[G_META_SUPERS] = geo.metaSupers;
+  i32[G_MAG_CAP] = magCap;
+  i32[G_REFILL] = refill;
+  i32[G_DRAIN_INTERVAL] = drainInterval;
+  i32[G_S1_KEEP] = keep;
+  i32[G_BUFFER_SUPERS] = initialSupers;
+  i32[G_CARVED] = geo.metaSupers;
+  i32[G_NEXT_THREAD_ID] = FIRST_HEAP_THREAD_ID;
+  i32[DETACHED_W] = MAG_EMPTY_SENTINEL;
+  for (let c = 0; c < CLASS_SLOTS; c++) i32[DETACHED_TOPS_W + c] = DETACHED_TOPS_W;
+  for (let s = 0; s < maxSupers * SLOTS_PER_SUPER; s++) i32[geo.slotMetaW + (s << SM_SHIFT) + SM_CLS] = -1; // not a slab: free's fast path misses
+  Atomics.store(i32, G_MAGIC, MAGIC); // last: attach() checks it
+  return buffer;
+}
+

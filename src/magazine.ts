@@ -1,0 +1,211 @@
+/**
+ * Magazines: each thread's per-class stacks of free blocks, and the slow paths of malloc and
+ * free around them (the page.c of this project): refill an empty magazine from the thread's
+ * slabs or the pool, drain a full one back, the periodic drain, and flush.
+ *
+ * A drain first copies the entries into the thread's journal (TH_JOURNAL_*), then removes them
+ * from the magazine, then processes the journal: TH_JOURNAL_DONE says how many words are done,
+ * TH_INFLIGHT how many blocks of a remote chain are between their first PENDING state and the
+ * CAS that publishes them. A reclaimer can so finish a drain of a thread that died inside one.
+ */
+import {
+  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS, SM_DATA,
+  SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING,
+  TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N,
+  TH_JOURNAL_W,
+} from './layout.js';
+import { FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES } from './size-classes.js';
+import type { ThreadContext } from './context.js';
+import { takeSlab } from './pool.js';
+import { publishChain, slabMetaOf } from './remote.js';
+import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, releaseEmptyPartials, takeBlocks } from './slab.js';
+
+/** Pops a block of class `cls`, refilling the magazine first when it is empty; 0 when out of memory. */
+export function allocFromClass(t: ThreadContext, cls: number, mayBlock: boolean): number {
+  t.ensureViews();
+  const i32 = t.i32;
+  const topW = t.topW + cls;
+  if (i32[topW] === t.magazineBase(cls) && refillMagazine(t, cls, mayBlock) === 0) return 0;
+  const top = i32[topW] - MAG_ENTRY_WORDS;
+  const block = i32[top];
+  i32[topW] = top;
+  t.bytes[i32[top + MAG_STATE]] = ST_ALLOCATED;
+  return block;
+}
+
+/**
+ * Moves up to refillCls[cls] blocks into the (empty) magazine: from the current slab (local
+ * list, then its remote list taken whole, then never-used blocks), then from slabs on the
+ * partial list, then from slabs the notice list names, then from a slab from the pool.
+ */
+export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean): number {
+  const want = t.refillCls[cls];
+  const i32 = t.i32;
+  const curW = t.thW + TH_CUR + cls;
+  t.f64[t.tfW + TF_REFILLS]++;
+  let noticed = false;
+  for (;;) {
+    const cur = i32[curW];
+    if (cur !== 0) {
+      const got = takeBlocks(t, cur, cls, want);
+      if (got > 0) return got;
+      i32[t.metaW(cur) + SM_LISTED] = LISTED_NONE; // full: stays ours, on no list
+      i32[curW] = 0;
+    }
+    const next = partialPop(t, cls);
+    if (next !== 0) {
+      i32[t.metaW(next) + SM_LISTED] = LISTED_CURRENT;
+      i32[curW] = next;
+      continue;
+    }
+    if (!noticed) {
+      noticed = true;
+      if (processNotices(t) > 0) continue;
+    }
+    const slab = takeSlab(t, cls, mayBlock);
+    if (slab === 0) return 0;
+    i32[t.metaW(slab) + SM_LISTED] = LISTED_CURRENT;
+    t.i32[curW] = slab;
+  }
+}
+
+/**
+ * free() of a live small block from a slow path (the caller validated it and refreshed the
+ * views): the fast path's steps as a function.
+ */
+export function freeSmall(t: ThreadContext, block: number): void {
+  const i32 = t.i32;
+  const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
+  const cls = i32[mW + SM_CLS];
+  const d = cls * FD_WORDS;
+  const off = block - i32[mW + SM_DATA];
+  const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);
+  if ((off & FREE_DIV[d + FD_MASK]) !== 0 || idx >>> 0 >= FREE_DIV[d + FD_COUNT]) {
+    throw new Error(`sabmalloc internal error: freeSmall(${block}) of a block that is not a block start`);
+  }
+  const st = i32[mW + SM_STATE] + idx;
+  const topW = t.topW + cls;
+  const top = i32[topW];
+  if (i32[top] === MAG_FULL_SENTINEL) {
+    freeDrainFull(t, cls, block, st);
+    return;
+  }
+  t.bytes[st] = ST_CACHED;
+  i32[top] = block;
+  i32[top + MAG_STATE] = st;
+  i32[topW] = top + MAG_ENTRY_WORDS;
+  if (--i32[t.drainW + cls] === 0) drainPeriodic(t, cls);
+}
+
+// ---- Drain ------------------------------------------------------------------------------------
+
+/** Copies magazine words [fromW, fromW + words) of `src` into the journal and marks it valid. */
+export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, fromW: number, words: number): void {
+  const i32 = t.i32;
+  const jW = t.thW + TH_JOURNAL_W;
+  for (let i = 0; i < words; i++) i32[jW + i] = src[fromW + i];
+  i32[t.thW + TH_JOURNAL_CLS] = cls;
+  i32[t.thW + TH_JOURNAL_DONE] = 0;
+  i32[t.thW + TH_INFLIGHT] = 0;
+  i32[t.thW + TH_JOURNAL_N] = words; // valid from here on
+}
+
+/**
+ * Returns the journal's entries from TH_JOURNAL_DONE on to their slabs: blocks of t's own slabs
+ * onto the local list, the others as one chain per run of blocks of the same slab onto that
+ * slab's remote list. `keep`: see afterBlocksReturned.
+ */
+export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void {
+  const i32 = t.i32;
+  const bytes = t.bytes;
+  const slot = t.slot;
+  const jW = t.thW + TH_JOURNAL_W;
+  const doneW = t.thW + TH_JOURNAL_DONE;
+  const end = jW + i32[t.thW + TH_JOURNAL_N];
+  while (jW + i32[doneW] < end) {
+    const e = jW + i32[doneW];
+    const b = i32[e];
+    const mW = slabMetaOf(t, b);
+    const slab = (mW - t.smW) >>> SM_SHIFT;
+    if (i32[mW + SM_OWNER] === slot) {
+      // One block onto our own slab's local list: plain writes, no call, then the progress word.
+      bytes[i32[e + MAG_STATE]] = ST_FREE;
+      i32[(b >>> 2) + FREE_LINK_W] = i32[mW + SM_FREE];
+      i32[mW + SM_FREE] = b;
+      i32[mW + SM_NFREE]++;
+      i32[mW + SM_INUSE]--;
+      i32[doneW] += MAG_ENTRY_WORDS;
+      const nextE = e + MAG_ENTRY_WORDS;
+      if (nextE >= end || slabMetaOf(t, i32[nextE]) !== mW) afterBlocksReturned(t, slab, cls, keep);
+      continue;
+    }
+    // Another thread's (or an abandoned) slab: a chain of the consecutive entries of that slab.
+    let n = 1;
+    while (e + MAG_ENTRY_WORDS * n < end && slabMetaOf(t, i32[e + MAG_ENTRY_WORDS * n]) === mW) n++;
+    i32[t.thW + TH_INFLIGHT] = n;
+    for (let k = 0; k < n; k++) {
+      const ek = e + MAG_ENTRY_WORDS * k;
+      bytes[i32[ek + MAG_STATE]] = ST_PENDING;
+      if (k + 1 < n) i32[(i32[ek] >>> 2) + FREE_LINK_W] = i32[ek + MAG_ENTRY_WORDS];
+    }
+    publishChain(i32, mW, b, i32[e + MAG_ENTRY_WORDS * (n - 1)]);
+    i32[doneW] += MAG_ENTRY_WORDS * n;
+    i32[t.thW + TH_INFLIGHT] = 0;
+    t.f64[t.tfW + TF_REMOTE_FREES] += n;
+    notifyOrAdopt(t, slab);
+  }
+  i32[t.thW + TH_JOURNAL_N] = 0;
+}
+
+/** free's slow path when the magazine is full: drain its older half (at least one entry), then push the block. */
+export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: number): void {
+  const i32 = t.i32;
+  const base = t.magazineBase(cls);
+  const topW = t.topW + cls;
+  const top = i32[topW];
+  const entries = (top - base) / MAG_ENTRY_WORDS;
+  const drained = Math.max(1, entries >>> 1) * MAG_ENTRY_WORDS; // words
+  journalEntries(t, cls, i32, base, drained);
+  for (let w = base + drained; w < top; w++) i32[w - drained] = i32[w]; // close the gap
+  i32[topW] = top - drained;
+  t.f64[t.tfW + TF_DRAINS]++;
+  drainJournal(t, cls, true);
+  // Now there is room: the fast path's push.
+  const at = i32[topW];
+  t.bytes[st] = ST_CACHED;
+  i32[at] = block;
+  i32[at + MAG_STATE] = st;
+  i32[topW] = at + MAG_ENTRY_WORDS;
+}
+
+/**
+ * Every drainInterval frees of a class: drain that whole magazine (an empty current slab goes
+ * back too) and look at notices.
+ */
+export function drainPeriodic(t: ThreadContext, cls: number): void {
+  t.i32[t.drainW + cls] = t.drainInterval;
+  drainClass(t, cls);
+  processNotices(t);
+  releaseEmptyPartials(t, cls);
+}
+
+/** Empties the magazine of `cls` back into the slabs; empty slabs, the current one too, go to the pool. */
+export function drainClass(t: ThreadContext, cls: number): void {
+  const i32 = t.i32;
+  const base = t.magazineBase(cls);
+  const topW = t.topW + cls;
+  const n = i32[topW] - base;
+  if (n === 0) return;
+  journalEntries(t, cls, i32, base, n);
+  i32[topW] = base;
+  t.f64[t.tfW + TF_DRAINS]++;
+  drainJournal(t, cls, false);
+}
+
+/** Drains every magazine of t's slot, collects its notices and gives its empty slabs back. */
+export function flushThread(t: ThreadContext): void {
+  t.ensureViews();
+  for (let c = 0; c < NUM_CLASSES; c++) drainClass(t, c);
+  processNotices(t);
+  for (let c = 0; c < NUM_CLASSES; c++) releaseEmptyPartials(t, c);
+}

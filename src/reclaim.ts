@@ -1,0 +1,281 @@
+/**
+ * Reclaiming the slot of a thread that died (worker.terminate() gives it no chance to clean up).
+ * A reclaimer wins the dead slot with one CAS (ATTACHED or DEAD -> RECLAIMING) and then acts as
+ * that thread through a thread context bound to its slot (the lock stays in the reclaimer's
+ * name): it finishes what the journal words say the thread was doing, drains its magazines,
+ * collects its notices, rebuilds each of its slabs from the block state bytes (the thread may
+ * have stopped half-way through a list operation) and gives empty slabs to the pool and the
+ * others to the abandoned lists. watch() does this when a Node worker exits.
+ */
+import {
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_BUMP,
+  SM_CLS, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE,
+  ST_CACHED, ST_FREE, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE,
+  TH_JOURNAL_N, TH_JOURNAL_W, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
+  TS_RECLAIMING, magazineWords,
+} from './layout.js';
+import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
+import { ThreadContext, type Runner } from './context.js';
+import { HeapStateError, describe } from './errors.js';
+import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
+import { returnSlots } from './slots.js';
+import { repairStage1Push } from './pool.js';
+import { finishCollect, publishChain, slabMetaOf } from './remote.js';
+import { notifyOrAdopt, processNotices } from './slab.js';
+import { drainJournal, journalEntries } from './magazine.js';
+import { abandonAll } from './attach.js';
+
+/** Finds the slot of the thread known by `threadId` in one of `states`; -1 when none. */
+function findThread(t: ThreadContext, threadId: number, states: number[]): number {
+  const i32 = t.i32;
+  for (let s = 0; s < t.geo.maxThreads; s++) {
+    const w = t.threadW(s);
+    if (Atomics.load(i32, w + TH_THREAD_ID) === threadId + 1 && states.includes(Atomics.load(i32, w + TH_STATE))) return s;
+  }
+  return -1;
+}
+
+/** Marks the slot of an exited thread DEAD, so a waiter on the lock it may hold breaks it. */
+export function markDead(t: ThreadContext, threadId: number): void {
+  const s = findThread(t, threadId, [TS_ATTACHED]);
+  if (s < 0) return;
+  Atomics.compareExchange(t.i32, t.threadW(s) + TH_STATE, TS_ATTACHED, TS_DEAD);
+}
+
+export function reclaimThread(t: ThreadContext, threadId: number): boolean {
+  return reclaimLocked(t, threadId, true) === true;
+}
+
+/**
+ * The reclaim holds the global lock from start to end (the slow paths it runs take it again,
+ * re-entrantly). With mayWait false it returns 'busy' instead of waiting for a live holder.
+ */
+function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): boolean | 'busy' {
+  if (t.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
+  if (threadId === t.threadId) {
+    throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
+  }
+  if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return false;
+  if (mayWait) lockAcquire(t);
+  else if (!lockAcquireNoWait(t)) return 'busy';
+  try {
+    return reclaimUnderLock(t, threadId);
+  } finally {
+    lockRelease(t);
+  }
+}
+
+function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
+  const i32 = t.i32;
+  const s = findThread(t, threadId, [TS_ATTACHED, TS_DEAD]);
+  if (s < 0) return false;
+  const stateW = t.threadW(s) + TH_STATE;
+  const old = Atomics.load(i32, stateW);
+  if ((old !== TS_ATTACHED && old !== TS_DEAD) || Atomics.compareExchange(i32, stateW, old, TS_RECLAIMING) !== old) {
+    return false;
+  }
+  // Act as the dead thread: a context bound to its slot, run by this thread (same runner).
+  const dead = new ThreadContext(t.buffer, t.geo, t.runner);
+  dead.bind(s);
+  dead.threadId = threadId;
+  dead.detached = false;
+  dead.refreshViews();
+  // Its magazines: every entry still CACHED that the journal did not hold.
+  const seen = finishJournals(dead);
+  const src = new Int32Array(magazineWords(dead.geo.magCap));
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    const base = dead.magazineBase(c);
+    const topW = dead.thW + TH_TOP + c;
+    const top = Math.min(i32[topW], base + dead.magCapCls[c] * MAG_ENTRY_WORDS);
+    let n = 0;
+    for (let w = base; w < top; w += MAG_ENTRY_WORDS) {
+      const b = i32[w];
+      if (dead.bytes[i32[w + MAG_STATE]] === ST_CACHED && !seen.has(b)) {
+        seen.add(b);
+        src[n++] = b;
+        src[n++] = i32[w + MAG_STATE];
+      }
+    }
+    i32[topW] = base;
+    if (n > 0) {
+      journalEntries(dead, c, src, 0, n);
+      drainJournal(dead, c, false);
+    }
+  }
+  processNotices(dead);
+  abandonAll(dead, (mW, cls) => rebuildSlab(dead, mW, cls));
+  t.f64[F_RECLAIMS]++;
+  Atomics.store(i32, t.threadW(s) + TH_THREAD_ID, 0);
+  Atomics.store(i32, stateW, TS_FREE);
+  Atomics.sub(i32, G_THREADS_ATTACHED, 1);
+  return true;
+}
+
+/** Recomputes a slab's local free list, NFREE and INUSE from its state bytes. */
+function rebuildSlab(t: ThreadContext, mW: number, cls: number): void {
+  const i32 = t.i32;
+  const bytes = t.bytes;
+  const state = i32[mW + SM_STATE];
+  const data = i32[mW + SM_DATA];
+  const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
+  let head = 0;
+  let nfree = 0;
+  for (let idx = bump - 1; idx >= 0; idx--) {
+    if (bytes[state + idx] !== ST_FREE) continue;
+    const b = data + idx * SIZE[cls];
+    i32[(b >>> 2) + FREE_LINK_W] = head;
+    head = b;
+    nfree++;
+  }
+  i32[mW + SM_FREE] = head;
+  i32[mW + SM_NFREE] = nfree;
+  i32[mW + SM_INUSE] = bump - nfree;
+}
+
+/**
+ * Finishes what a dead thread was in the middle of, from its journal words: a remote list it
+ * had taken, a Stage-1 push, a give-back, a drain. The blocks of a remote chain it may or may
+ * not have published (TH_INFLIGHT) are resolved by resolveInflight. Returns the blocks the drain
+ * journal held (the magazine may still hold copies of them).
+ */
+function finishJournals(dead: ThreadContext): Set<number> {
+  const i32 = dead.i32;
+  const collectW = i32[dead.thW + TH_COLLECT_MW];
+  if (collectW !== 0) {
+    // NEXT is -1 when it died around the exchange itself: whatever it took is lost (rare).
+    const next = i32[dead.thW + TH_COLLECT_NEXT];
+    if (next > 0) finishCollect(dead, collectW, i32[collectW + SM_CLS], next);
+    Atomics.store(i32, dead.thW + TH_COLLECT_MW, 0);
+  }
+  const pushing = i32[dead.thW + TH_PUSHING];
+  if (pushing !== 0) {
+    repairStage1Push(dead, pushing);
+    i32[dead.thW + TH_PUSHING] = 0;
+  }
+  const returning = i32[dead.thW + TH_RETURNING];
+  if (returning !== 0) {
+    // It died under the lock between marking a slab POOLED (off every list) and giving its
+    // slots back: finish that (the reclaimer holds the lock).
+    const mW = dead.metaW(returning);
+    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === returning && Atomics.load(i32, mW + SM_OWNER) === OWNER_POOL) {
+      returnSlots(dead, returning);
+    }
+    i32[dead.thW + TH_RETURNING] = 0;
+  }
+  const held = new Set<number>();
+  const n = i32[dead.thW + TH_JOURNAL_N];
+  if (n === 0) return held;
+  const jW = dead.thW + TH_JOURNAL_W;
+  for (let w = jW; w < jW + n; w += MAG_ENTRY_WORDS) held.add(i32[w]);
+  const inflight = i32[dead.thW + TH_INFLIGHT];
+  const done = i32[dead.thW + TH_JOURNAL_DONE] + MAG_ENTRY_WORDS * inflight;
+  if (inflight > 0) resolveInflight(dead, jW + i32[dead.thW + TH_JOURNAL_DONE], inflight);
+  // Entries after those were never published: still ours while their state says CACHED (a local
+  // push completed just before its progress word says FREE: already back on its slab).
+  const rest = new Int32Array(n);
+  let m = 0;
+  for (let w = jW + done; w < jW + n; w += MAG_ENTRY_WORDS) {
+    if (dead.bytes[i32[w + MAG_STATE]] !== ST_CACHED) continue;
+    rest[m++] = i32[w];
+    rest[m++] = i32[w + MAG_STATE];
+  }
+  const cls = i32[dead.thW + TH_JOURNAL_CLS];
+  journalEntries(dead, cls, rest, 0, m);
+  drainJournal(dead, cls, false);
+  return held;
+}
+
+const INFLIGHT_WAIT_MS = 2000;
+
+/**
+ * A dead thread's remote chain (journal words from `fromW`, `n` blocks, states PENDING) may or
+ * may not have been published by its CAS. Published: its first block is on the slab's remote
+ * list, or was collected since (its state is no longer PENDING). A collection under way can hide
+ * it for a moment (taken off the list, states not yet FREE); collectors announce themselves in
+ * TH_COLLECT_MW before taking and bump SM_COLLECTS, so the test below is repeated until no
+ * collection overlaps it. Unpublished: publish it now. Undecided after INFLIGHT_WAIT_MS (a
+ * collector that died in the middle): leave it, counted in G_ORPHANS, rather than risk a
+ * block on two lists.
+ */
+function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
+  const i32 = dead.i32;
+  const first = i32[fromW];
+  const mW = slabMetaOf(dead, first);
+  const cls = i32[mW + SM_CLS];
+  const stateW = i32[fromW + MAG_STATE];
+  const deadline = performance.now() + INFLIGHT_WAIT_MS;
+  for (;;) {
+    if (dead.bytes[stateW] !== ST_PENDING) return; // published and collected since
+    const epoch = Atomics.load(i32, mW + SM_COLLECTS);
+    if (!someoneCollecting(dead, mW)) {
+      let onList = false;
+      for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
+        if (b === first) onList = true;
+      }
+      if (onList) return;
+      if (dead.bytes[stateW] !== ST_PENDING) return;
+      if (Atomics.load(i32, mW + SM_COLLECTS) === epoch && !someoneCollecting(dead, mW)) {
+        // Never published: link the chain again (the links may be half written) and publish it.
+        for (let k = 0; k + 1 < n; k++) {
+          i32[(i32[fromW + MAG_ENTRY_WORDS * k] >>> 2) + FREE_LINK_W] = i32[fromW + MAG_ENTRY_WORDS * (k + 1)];
+        }
+        publishChain(i32, mW, first, i32[fromW + MAG_ENTRY_WORDS * (n - 1)]);
+        notifyOrAdopt(dead, (mW - dead.smW) >>> SM_SHIFT);
+        return;
+      }
+    }
+    if (performance.now() > deadline) {
+      Atomics.add(i32, G_ORPHANS, n);
+      return;
+    }
+  }
+}
+
+/** Whether some thread has announced a collection of the slab whose meta is at `mW`. */
+function someoneCollecting(t: ThreadContext, mW: number): boolean {
+  for (let s = 0; s < t.geo.maxThreads; s++) {
+    if (Atomics.load(t.i32, t.threadW(s) + TH_COLLECT_MW) === mW) return true;
+  }
+  return false;
+}
+
+/** What watch() needs of a Node Worker. */
+export interface WatchableWorker {
+  threadId: number;
+  once(event: 'exit', fn: () => void): unknown;
+}
+
+export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
+  if (worker === null || typeof worker !== 'object' || typeof worker.once !== 'function') {
+    throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
+  }
+  const id = worker.threadId;
+  worker.once('exit', () => {
+    if (t.detached) return;
+    markDead(t, id);
+    pendingOf(t.runner).push(id);
+    reclaimPending(t);
+  });
+}
+
+const pendingReclaims = new WeakMap<Runner, number[]>();
+
+function pendingOf(runner: Runner): number[] {
+  let list = pendingReclaims.get(runner);
+  if (list === undefined) pendingReclaims.set(runner, (list = []));
+  return list;
+}
+
+/**
+ * Reclaims the exited workers waiting for it. Never waits for the lock: its holder may be
+ * another exited worker whose own exit callback (which marks it dead) cannot run while this one
+ * blocks. What stays busy is retried after the next exit, or a millisecond later.
+ */
+function reclaimPending(t: ThreadContext): void {
+  const list = pendingOf(t.runner);
+  for (let i = 0; i < list.length; ) {
+    if (t.detached || reclaimLocked(t, list[i], false) !== 'busy') list.splice(i, 1);
+    else i++;
+  }
+  if (list.length > 0) setTimeout(() => reclaimPending(t), 1);
+}

@@ -1,0 +1,117 @@
+/**
+ * Remote frees: blocks freed by a thread other than their slab's owner.
+ *
+ * A drain pushes the blocks of another thread's slab as one chain, with one CAS, onto that slab's
+ * remote list (SM_REMOTE, linked through each block's FREE_LINK_W). The first push since the
+ * owner last looked also puts the slab on the owner's notice list (TH_NOTICE), so that the owner
+ * collects it on its next slow path: it takes the whole list with one exchange and moves the
+ * blocks to the slab's local list. A slab with no owner (abandoned) is adopted by the pusher.
+ */
+import {
+  FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_LISTED,
+  SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, TH_COLLECT_MW,
+  TH_COLLECT_NEXT, TH_NOTICE, LISTED_NONE,
+} from './layout.js';
+import { COUNT, SIZE } from './size-classes.js';
+import type { ThreadContext } from './context.js';
+
+/** Word index of the head slot's meta of the slab holding `block`. */
+export function slabMetaOf(t: ThreadContext, block: number): number {
+  return t.metaW(t.i32[t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]);
+}
+
+/** Byte offset of the state byte of `block` in the slab of class `cls` whose head meta is at `mW`. */
+export function stateOf(i32: Int32Array, mW: number, cls: number, block: number): number {
+  return i32[mW + SM_STATE] + (((block - i32[mW + SM_DATA]) / SIZE[cls]) | 0);
+}
+
+/** Pushes the chain first..last onto the slab's remote list (a Treiber push of a whole chain). */
+export function publishChain(i32: Int32Array, mW: number, first: number, last: number): void {
+  for (;;) {
+    const old = Atomics.load(i32, mW + SM_REMOTE);
+    i32[(last >>> 2) + FREE_LINK_W] = old;
+    if (Atomics.compareExchange(i32, mW + SM_REMOTE, old, first) === old) return;
+  }
+}
+
+/**
+ * After a push onto the remote list of `slot`: the first push since the owner last looked puts
+ * the slab on the owner's notice list. Returns true when the slab had no owner and the caller
+ * has just adopted it: the caller then collects it (see adoptAfterPush in slab.ts).
+ */
+export function notifyOwner(t: ThreadContext, slot: number): boolean {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  if (Atomics.load(i32, mW + SM_NOTIFIED) !== 0) return false;
+  if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, 1) !== 0) return false;
+  const owner = Atomics.load(i32, mW + SM_OWNER);
+  if (owner >= 0) {
+    const noticeW = t.threadW(owner) + TH_NOTICE;
+    for (;;) {
+      const old = Atomics.load(i32, noticeW);
+      Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
+      if (Atomics.compareExchange(i32, noticeW, old, slot) === old) return false;
+    }
+  }
+  Atomics.store(i32, mW + SM_NOTIFIED, 0);
+  return owner === OWNER_NONE && adoptSlab(t, slot);
+}
+
+/** Takes ownership of an abandoned slab with one CAS; true when t's slot now owns it. */
+export function adoptSlab(t: ThreadContext, slot: number): boolean {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  if (Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_NONE, t.slot) !== OWNER_NONE) return false;
+  i32[mW + SM_LISTED] = LISTED_NONE;
+  // A notice posted to the previous owner is lost with it; the caller collects the remote list
+  // next, so clearing the flag first means any later push notifies the new owner.
+  Atomics.store(i32, mW + SM_NOTIFIED, 0);
+  return true;
+}
+
+/**
+ * Takes the slab's whole remote list with one exchange and moves it to the local list, one
+ * block at a time; TH_COLLECT_* record where it is, so a reclaimer can finish the walk.
+ * Returns the blocks moved.
+ */
+export function collectRemote(t: ThreadContext, mW: number, cls: number): number {
+  const i32 = t.i32;
+  if (Atomics.load(i32, mW + SM_REMOTE) === 0) return 0;
+  // Announce the collection before taking the list: a reclaimer deciding whether a dead
+  // thread's chain was published looks at TH_COLLECT_MW and SM_COLLECTS (resolveInflight).
+  i32[t.thW + TH_COLLECT_NEXT] = -1;
+  Atomics.store(i32, t.thW + TH_COLLECT_MW, mW);
+  Atomics.add(i32, mW + SM_COLLECTS, 1);
+  const first = Atomics.exchange(i32, mW + SM_REMOTE, 0);
+  i32[t.thW + TH_COLLECT_NEXT] = first;
+  const n = finishCollect(t, mW, cls, first);
+  Atomics.store(i32, t.thW + TH_COLLECT_MW, 0);
+  return n;
+}
+
+/** Moves the taken remote chain starting at `b` onto the slab's local list. */
+export function finishCollect(t: ThreadContext, mW: number, cls: number, b: number): number {
+  const i32 = t.i32;
+  const bytes = t.bytes;
+  const nextW = t.thW + TH_COLLECT_NEXT;
+  let n = 0;
+  const limit = COUNT[cls];
+  while (b !== 0 && n < limit) {
+    const next = i32[(b >>> 2) + FREE_LINK_W];
+    bytes[stateOf(i32, mW, cls, b)] = ST_FREE;
+    i32[(b >>> 2) + FREE_LINK_W] = i32[mW + SM_FREE];
+    i32[mW + SM_FREE] = b;
+    i32[mW + SM_NFREE]++;
+    i32[mW + SM_INUSE]--;
+    i32[nextW] = next;
+    n++;
+    b = next;
+  }
+  return n;
+}
+
+/** Takes t's notice list whole: the first slot (linked by SM_NOTICE_NEXT), 0 when empty. */
+export function takeNotices(t: ThreadContext): number {
+  return Atomics.exchange(t.i32, t.thW + TH_NOTICE, 0);
+}
+

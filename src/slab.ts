@@ -1,0 +1,159 @@
+/**
+ * A thread's own slabs: carving and taking blocks out of them, the partial lists, collecting
+ * notices of remote frees, and giving empty slabs back to the pool.
+ *
+ * A thread owns the slabs it took from the pool. It alone touches their [O] fields (local free
+ * list, BUMP, INUSE, partial-list links). Each class has at most one current slab (TH_CUR) that
+ * refills come from, and a partial list (TH_PARTIAL) of other owned slabs with free blocks.
+ */
+import {
+  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP, SM_CLS, SM_DATA,
+  SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_PART_NEXT, SM_PART_PREV,
+  SM_REMOTE, SM_STATE, ST_CACHED, TH_CUR, TH_PARTIAL,
+} from './layout.js';
+import { COUNT, SIZE } from './size-classes.js';
+import type { ThreadContext } from './context.js';
+import { releaseEmptySlab } from './pool.js';
+import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
+
+/**
+ * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`. Every block is
+ * committed on its own (list head, counts, magazine top) before the next, so a thread stopped at
+ * any loop back-edge leaves each block either on the slab's list or in its magazine.
+ */
+export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: number): number {
+  const i32 = t.i32;
+  const bytes = t.bytes;
+  const mW = t.metaW(slot);
+  const topW = t.topW + cls;
+  let got = 0;
+  if (i32[mW + SM_FREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
+  while (got < n && i32[mW + SM_FREE] !== 0) {
+    const b = i32[mW + SM_FREE];
+    const st = stateOf(i32, mW, cls, b);
+    const top = i32[topW];
+    i32[mW + SM_FREE] = i32[(b >>> 2) + FREE_LINK_W];
+    i32[mW + SM_NFREE]--;
+    i32[mW + SM_INUSE]++;
+    bytes[st] = ST_CACHED;
+    i32[top] = b;
+    i32[top + MAG_STATE] = st;
+    i32[topW] = top + MAG_ENTRY_WORDS;
+    got++;
+  }
+  const count = COUNT[cls];
+  if (got < n && i32[mW + SM_BUMP] < count) {
+    const size = SIZE[cls];
+    const data = i32[mW + SM_DATA];
+    const state = i32[mW + SM_STATE];
+    while (got < n && i32[mW + SM_BUMP] < count) {
+      const bump = i32[mW + SM_BUMP];
+      const top = i32[topW];
+      i32[mW + SM_BUMP] = bump + 1;
+      i32[mW + SM_INUSE]++;
+      bytes[state + bump] = ST_CACHED;
+      i32[top] = data + bump * size;
+      i32[top + MAG_STATE] = state + bump;
+      i32[topW] = top + MAG_ENTRY_WORDS;
+      got++;
+    }
+  }
+  return got;
+}
+
+// ---- Partial list: owned slabs of one class with local free blocks, not current -------------
+
+function partialPush(t: ThreadContext, slot: number, cls: number): void {
+  const i32 = t.i32;
+  const headW = t.thW + TH_PARTIAL + cls;
+  const mW = t.metaW(slot);
+  const first = i32[headW];
+  i32[mW + SM_PART_NEXT] = first;
+  i32[mW + SM_PART_PREV] = 0;
+  if (first !== 0) i32[t.metaW(first) + SM_PART_PREV] = slot;
+  i32[headW] = slot;
+  i32[mW + SM_LISTED] = LISTED_PARTIAL;
+}
+
+function partialUnlink(t: ThreadContext, slot: number, cls: number): void {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  const prev = i32[mW + SM_PART_PREV];
+  const next = i32[mW + SM_PART_NEXT];
+  if (prev !== 0) i32[t.metaW(prev) + SM_PART_NEXT] = next;
+  else i32[t.thW + TH_PARTIAL + cls] = next;
+  if (next !== 0) i32[t.metaW(next) + SM_PART_PREV] = prev;
+  i32[mW + SM_LISTED] = LISTED_NONE;
+}
+
+/** The first slab on the partial list of `cls`, taken off it; 0 when the list is empty. */
+export function partialPop(t: ThreadContext, cls: number): number {
+  const slot = t.i32[t.thW + TH_PARTIAL + cls];
+  if (slot !== 0) partialUnlink(t, slot, cls);
+  return slot;
+}
+
+/**
+ * After blocks came back to an owned slab: an empty slab goes back to the pool, unless a notice
+ * for it is still pending (which will bring it back here) or `keep` says the thread is still
+ * allocating (a drain of a full magazine): then it stays current or on the partial list, until
+ * the periodic drain sweeps it. That hysteresis keeps a thread from giving back and taking again
+ * the same slab on every drain. A slab with free blocks on no list goes on the partial list.
+ */
+export function afterBlocksReturned(t: ThreadContext, slot: number, cls: number, keep: boolean): void {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  const listed = i32[mW + SM_LISTED];
+  if (listed === LISTED_CURRENT && keep) return;
+  if (!keep && i32[mW + SM_INUSE] === 0 && Atomics.load(i32, mW + SM_NOTIFIED) === 0) {
+    if (listed === LISTED_PARTIAL) partialUnlink(t, slot, cls);
+    else if (listed === LISTED_CURRENT) i32[t.thW + TH_CUR + cls] = 0;
+    i32[mW + SM_LISTED] = LISTED_NONE;
+    releaseEmptySlab(t, slot, cls);
+  } else if (listed === LISTED_NONE && i32[mW + SM_NFREE] > 0) {
+    partialPush(t, slot, cls);
+  }
+}
+
+/** Takes t's notice list whole and collects the remote frees of every slab on it. */
+export function processNotices(t: ThreadContext): number {
+  const i32 = t.i32;
+  let slot = takeNotices(t);
+  let n = 0;
+  while (slot !== 0 && n < t.slotLimit) {
+    const mW = t.metaW(slot);
+    const next = Atomics.load(i32, mW + SM_NOTICE_NEXT);
+    Atomics.store(i32, mW + SM_NOTIFIED, 0); // before collecting: a later push notifies again
+    if (Atomics.load(i32, mW + SM_OWNER) === t.slot) {
+      const cls = i32[mW + SM_CLS];
+      collectRemote(t, mW, cls);
+      afterBlocksReturned(t, slot, cls, true);
+    }
+    n++;
+    slot = next;
+  }
+  return n;
+}
+
+/** After a push onto another slab's remote list: notify its owner, or adopt it if it has none. */
+export function notifyOrAdopt(t: ThreadContext, slot: number): void {
+  if (!notifyOwner(t, slot)) return;
+  const mW = t.metaW(slot);
+  const cls = t.i32[mW + SM_CLS];
+  collectRemote(t, mW, cls);
+  afterBlocksReturned(t, slot, cls, false);
+}
+
+/** Gives every empty slab on the partial list of `cls` (and an empty current slab) back to the pool. */
+export function releaseEmptyPartials(t: ThreadContext, cls: number): void {
+  const i32 = t.i32;
+  let slot = i32[t.thW + TH_PARTIAL + cls];
+  let n = 0;
+  while (slot !== 0 && n++ < t.slotLimit) {
+    const next = i32[t.metaW(slot) + SM_PART_NEXT];
+    afterBlocksReturned(t, slot, cls, false);
+    slot = next;
+  }
+  const cur = i32[t.thW + TH_CUR + cls];
+  if (cur !== 0) afterBlocksReturned(t, cur, cls, false);
+}

@@ -1,0 +1,230 @@
+/**
+ * The slot table: the SuperSlab free masks and the slot meta entries of slabs and large runs,
+ * and the abandoned lists. Every function here runs under the global lock ([L]) except where it
+ * says otherwise; none takes the lock itself, so the lock (which repairs this table after a dead
+ * holder) sits above this file.
+ *
+ * A critical section writes slot metas first and commits with the SuperSlab's free mask (or
+ * G_CARVED), so a holder that dies half-way leaves a state repairSlotTable() puts right.
+ */
+import {
+  ABANDONED_W, F_PEAK_CARVED, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
+  K_SLAB, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE,
+  SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
+  SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT, SLOTS_SHIFT_IN_SUPER,
+} from './layout.js';
+import { HDR, META_STATES, SPAN } from './size-classes.js';
+import type { ThreadContext } from './context.js';
+
+/** Byte offset of block 0's state byte: the slab's start, or its head meta entry (META_STATES). */
+export function slabStateBase(t: ThreadContext, head: number, cls: number): number {
+  if (META_STATES[cls] !== 0) return (t.metaW(head) + SM_STATES_W) * 4;
+  return head << SLOT_SHIFT;
+}
+
+/** [L] Writes the metas of a fresh slab owned by t's slot; its state bytes are zeroed (FREE). */
+export function initSlab(t: ThreadContext, head: number, cls: number): void {
+  const i32 = t.i32;
+  const span = SPAN[cls];
+  const start = head << SLOT_SHIFT;
+  const state = slabStateBase(t, head, cls);
+  for (let s = head; s < head + span; s++) {
+    const mW = t.metaW(s);
+    i32[mW + SM_KIND] = K_SLAB;
+    i32[mW + SM_CLS] = cls;
+    i32[mW + SM_DATA] = start + HDR[cls];
+    i32[mW + SM_STATE] = state;
+    i32[mW + SM_HEAD] = head;
+    i32[mW + SM_SPAN] = span;
+    i32[mW + SM_LARGE] = 0;
+    i32[mW + SM_FREED_CLS] = 0;
+  }
+  const mW = t.metaW(head);
+  i32[mW + SM_BUMP] = 0;
+  i32[mW + SM_FREE] = 0;
+  i32[mW + SM_NFREE] = 0;
+  i32[mW + SM_INUSE] = 0;
+  i32[mW + SM_LISTED] = 0;
+  Atomics.store(i32, mW + SM_REMOTE, 0);
+  Atomics.store(i32, mW + SM_NOTIFIED, 0);
+  Atomics.store(i32, mW + SM_OWNER, t.slot);
+  t.bytes.fill(0, state, state + (META_STATES[cls] !== 0 ? SM_STATE_BYTES : HDR[cls]));
+}
+
+/** [L] Clears the free-mask bits of slots [head, head + span): the commit point of a take. */
+export function commitTaken(t: ThreadContext, head: number, span: number): void {
+  const i32 = t.i32;
+  for (let s = head; s < head + span; ) {
+    const sup = s >>> SLOTS_SHIFT_IN_SUPER;
+    const first = s & (SLOTS_PER_SUPER - 1);
+    const n = Math.min(span - (s - head), SLOTS_PER_SUPER - first);
+    const bits = n === SLOTS_PER_SUPER ? FULL_MASK : ((1 << n) - 1) << first;
+    i32[SS_TABLE_W + sup] &= ~bits;
+    s += n;
+  }
+}
+
+/** [L] Gives the slots of a slab or large run back (UNUSED): metas first, then the free mask. */
+export function returnSlots(t: ThreadContext, head: number): void {
+  const i32 = t.i32;
+  const hW = t.metaW(head);
+  const span = i32[hW + SM_SPAN];
+  if (i32[hW + SM_ABANDON_LISTED] !== 0) abandonedUnlink(t, i32[hW + SM_CLS], head);
+  const cls = i32[hW + SM_KIND] === K_SLAB ? i32[hW + SM_CLS] : -1;
+  for (let s = head; s < head + span; s++) {
+    const mW = t.metaW(s);
+    i32[mW + SM_FREED_CLS] = cls + 1;
+    i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
+    i32[mW + SM_KIND] = K_FREE;
+    i32[mW + SM_CLS] = -1;
+  }
+  for (let s = head; s < head + span; s++) {
+    i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
+  }
+  t.f64[F_SLOTS_RETURNED] += span;
+}
+
+/**
+ * [L] First slot of `count` free slots in one SuperSlab, starting at a multiple of `align`.
+ * SuperSlabs already in use are preferred to wholly free ones (kept for large runs and
+ * other spans). 0 when none.
+ */
+export function findSlots(t: ThreadContext, count: number, align: number): number {
+  const i32 = t.i32;
+  const carved = Atomics.load(i32, G_CARVED);
+  const want = count >= SLOTS_PER_SUPER ? FULL_MASK : (1 << count) - 1;
+  let fallback = 0;
+  for (let sup = t.geo.metaSupers; sup < carved; sup++) {
+    const mask = i32[SS_TABLE_W + sup];
+    if (mask === 0) continue;
+    for (let first = 0; first + count <= SLOTS_PER_SUPER; first += align) {
+      const bits = want << first;
+      if ((mask & bits) === bits) {
+        const slot = (sup << SLOTS_SHIFT_IN_SUPER) + first;
+        if (mask !== FULL_MASK) return slot;
+        if (fallback === 0) fallback = slot;
+        break;
+      }
+    }
+  }
+  return fallback;
+}
+
+/** [L] `n` wholly free SuperSlabs in a row (first slot), 0 when none. */
+export function findWholeSupers(t: ThreadContext, n: number): number {
+  const i32 = t.i32;
+  const carved = Atomics.load(i32, G_CARVED);
+  let run = 0;
+  for (let sup = t.geo.metaSupers; sup < carved; sup++) {
+    if (i32[SS_TABLE_W + sup] !== FULL_MASK) run = 0;
+    else if (++run === n) return (sup - n + 1) << SLOTS_SHIFT_IN_SUPER;
+  }
+  return 0;
+}
+
+/** [L] Wholly free SuperSlabs at the end of the carved area (a large run may start there). */
+export function freeSupersAtEnd(t: ThreadContext): number {
+  const i32 = t.i32;
+  let run = 0;
+  for (let sup = Atomics.load(i32, G_CARVED) - 1; sup >= t.geo.metaSupers && i32[SS_TABLE_W + sup] === FULL_MASK; sup--) run++;
+  return run;
+}
+
+/**
+ * [L] Carves `n` fresh SuperSlabs after the last carved one (growing the buffer if it may grow);
+ * returns the first slot, or 0 when the heap cannot grow that far.
+ */
+export function carveSuperSlabs(t: ThreadContext, n: number): number {
+  const carved = Atomics.load(t.i32, G_CARVED);
+  const need = carved + n;
+  if (need > t.i32[G_MAX_SUPERS]) return 0;
+  if (need > Atomics.load(t.i32, G_BUFFER_SUPERS) && !growBuffer(t, need)) return 0;
+  t.ensureViews();
+  const i32 = t.i32;
+  for (let sup = carved; sup < need; sup++) {
+    for (let k = 0; k < SLOTS_PER_SUPER; k++) {
+      const mW = t.metaW((sup << SLOTS_SHIFT_IN_SUPER) + k);
+      i32[mW + SM_KIND] = K_FREE;
+      i32[mW + SM_CLS] = -1;
+    }
+    i32[SS_TABLE_W + sup] = FULL_MASK;
+  }
+  Atomics.store(i32, G_CARVED, need); // commit
+  if (need > t.f64[F_PEAK_CARVED]) t.f64[F_PEAK_CARVED] = need;
+  return carved << SLOTS_SHIFT_IN_SUPER;
+}
+
+/** [L] Grows a growable buffer to at least `supers` SuperSlabs (a quarter more when it can). */
+function growBuffer(t: ThreadContext, supers: number): boolean {
+  const buf = t.buffer as SharedArrayBuffer & { growable?: boolean; maxByteLength?: number; grow?(n: number): void };
+  if (!buf.growable || typeof buf.grow !== 'function') return false;
+  const maxSupers = Math.min(t.i32[G_MAX_SUPERS], Math.floor((buf.maxByteLength ?? 0) / SUPER_BYTES));
+  if (supers > maxSupers) return false;
+  const current = Math.floor(buf.byteLength / SUPER_BYTES);
+  const target = Math.min(maxSupers, Math.max(supers, current + (current >>> 2)));
+  try {
+    if (target * SUPER_BYTES > buf.byteLength) buf.grow(target * SUPER_BYTES);
+  } catch {
+    return false;
+  }
+  // The generation first: a holder killed between the two leaves a G_BUFFER_SUPERS that is too
+  // small (the next carve grows again, a no-op), never one beyond other threads' views.
+  Atomics.add(t.i32, G_GEN, 1);
+  Atomics.store(t.i32, G_BUFFER_SUPERS, Math.floor(buf.byteLength / SUPER_BYTES));
+  t.refreshViews();
+  return true;
+}
+
+// ---- Abandoned slabs ------------------------------------------------------------------------
+
+/** [L] Puts an abandoned slab (owner OWNER_NONE) on its class's abandoned list. */
+export function abandonedPush(t: ThreadContext, cls: number, slot: number): void {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  if (i32[mW + SM_ABANDON_LISTED] !== 0) return;
+  i32[mW + SM_ABANDON_NEXT] = i32[ABANDONED_W + cls];
+  i32[mW + SM_ABANDON_LISTED] = 1;
+  i32[ABANDONED_W + cls] = slot;
+}
+
+/** [L] Takes `slot` off the abandoned list of `cls`. */
+export function abandonedUnlink(t: ThreadContext, cls: number, slot: number): void {
+  const i32 = t.i32;
+  let prevW = ABANDONED_W + cls;
+  let s = i32[prevW];
+  let guard = 0;
+  while (s !== 0 && guard++ < t.geo.maxSupers * SLOTS_PER_SUPER) {
+    const mW = t.metaW(s);
+    if (s === slot) {
+      i32[prevW] = i32[mW + SM_ABANDON_NEXT];
+      i32[mW + SM_ABANDON_LISTED] = 0;
+      return;
+    }
+    prevW = mW + SM_ABANDON_NEXT;
+    s = i32[prevW];
+  }
+}
+
+/**
+ * [L] Puts the slot table right after the lock was taken from a dead holder: a slot whose free
+ * bit is set but whose meta says otherwise was being taken (reset it to UNUSED); a slot whose
+ * meta says UNUSED but whose bit is clear was being given back (set the bit).
+ */
+export function repairSlotTable(t: ThreadContext): void {
+  const i32 = t.i32;
+  const carved = Atomics.load(i32, G_CARVED);
+  for (let sup = t.geo.metaSupers; sup < carved; sup++) {
+    let mask = i32[SS_TABLE_W + sup];
+    for (let k = 0; k < SLOTS_PER_SUPER; k++) {
+      const mW = t.metaW((sup << SLOTS_SHIFT_IN_SUPER) + k);
+      const bit = 1 << k;
+      if ((mask & bit) !== 0 && i32[mW + SM_KIND] !== K_FREE) {
+        i32[mW + SM_KIND] = K_FREE;
+        i32[mW + SM_CLS] = -1;
+      } else if ((mask & bit) === 0 && i32[mW + SM_KIND] === K_FREE) {
+        mask |= bit;
+      }
+    }
+    i32[SS_TABLE_W + sup] = mask;
+  }
+}
