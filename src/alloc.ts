@@ -4,7 +4,7 @@
  * tryMalloc. Every misuse throws before anything is changed.
  */
 import {
-  K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS,
+  K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1,
   SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, ST_FREE, SUPER_BYTES,
 } from './layout.js';
 import { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } from './size-classes.js';
@@ -52,7 +52,7 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
   const kind = i32[mW + SM_KIND];
   if (p < t.geo.metaSupers * SUPER_BYTES) throw pointerError(fn, arg, p, "is inside the heap's metadata");
   if (kind === K_SLAB) {
-    const cls = i32[mW + SM_CLS];
+    const cls = i32[mW + SM_CLS1] - 1;
     const off = p - i32[mW + SM_DATA];
     if (off < 0) throw pointerError(fn, arg, p, 'is inside a slab header (metadata)');
     const idx = Math.floor(off / SIZE[cls]);

@@ -3,8 +3,8 @@
  * detaching it (flushing, abandoning its slabs, giving the slot back).
  */
 import {
-  DETACHED_TOPS_W, G_THREADS_ATTACHED, G_NEXT_THREAD_ID, K_SLAB, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
-  MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SLOTS_SHIFT_IN_SUPER, G_CARVED, SM_CLS, SM_HEAD, SM_INUSE, SM_KIND,
+  DETACHED_TOPS_W, G_SLOTS_USED, G_THREADS_ATTACHED, G_NEXT_THREAD_ID, K_SLAB, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
+  MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SLOTS_SHIFT_IN_SUPER, G_CARVED, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND,
   SM_LISTED, SM_NOTIFIED, SM_OWNER, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_DRAIN, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
   TH_PARTIAL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE,
 } from './layout.js';
@@ -46,6 +46,9 @@ export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
       `SharedHeap.attach(buffer): all ${geo.maxThreads} thread slots are taken (raise options.maxThreads, ` +
         'detach() threads that are done, and watch(worker) or reclaim(threadId) workers that exited)',
     );
+  }
+  for (let used = Atomics.load(i32, G_SLOTS_USED); used < slot + 1; used = Atomics.load(i32, G_SLOTS_USED)) {
+    if (Atomics.compareExchange(i32, G_SLOTS_USED, used, slot + 1) === used) break;
   }
   t.bind(slot);
   runner.slot = slot;
@@ -98,7 +101,7 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
   const toAbandon: number[] = [];
   for (const s of ownedSlabs(t, t.slot)) {
     const mW = t.metaW(s);
-    const cls = i32[mW + SM_CLS];
+    const cls = i32[mW + SM_CLS1] - 1;
     collectRemote(t, mW, cls);
     if (beforeRelease !== undefined) beforeRelease(mW, cls);
     i32[mW + SM_LISTED] = LISTED_NONE;
@@ -114,7 +117,7 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
         // A notice posted to this thread from now on would be lost: clear the flag, so the next
         // remote free finds no owner and adopts the slab (collecting what came in meanwhile).
         Atomics.store(i32, mW + SM_NOTIFIED, 0);
-        abandonedPush(t, i32[mW + SM_CLS], s);
+        abandonedPush(t, (i32[mW + SM_CLS1] - 1), s);
       }
     } finally {
       lockRelease(t);

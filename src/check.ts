@@ -7,7 +7,7 @@
 import {
   ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
   K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_COUNT_W, S1_HEAD_W,
-  S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA,
+  S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords,
@@ -61,7 +61,7 @@ export function checkHeap(h: ThreadContext): void {
     const mW = meta(s);
     const kind = i32[mW + SM_KIND];
     if (kind === K_FREE) {
-      if (i32[mW + SM_CLS] !== -1) fail(`UNUSED slot ${s} has class ${i32[mW + SM_CLS]}`);
+      if ((i32[mW + SM_CLS1] - 1) !== -1) fail(`UNUSED slot ${s} has class ${(i32[mW + SM_CLS1] - 1)}`);
       s++;
       continue;
     }
@@ -74,12 +74,12 @@ export function checkHeap(h: ThreadContext): void {
     }
     for (let k = s + 1; k < s + span; k++) {
       const kW = meta(k);
-      if (i32[kW + SM_KIND] !== kind || i32[kW + SM_HEAD] !== s || i32[kW + SM_CLS] !== i32[mW + SM_CLS]) {
+      if (i32[kW + SM_KIND] !== kind || i32[kW + SM_HEAD] !== s || (i32[kW + SM_CLS1] - 1) !== (i32[mW + SM_CLS1] - 1)) {
         fail(`slot ${k}: disagrees with the head of its run at slot ${s}`);
       }
     }
     if (kind === K_LARGE) {
-      if (i32[mW + SM_CLS] !== -1) fail(`large run at slot ${s} has a class`);
+      if ((i32[mW + SM_CLS1] - 1) !== -1) fail(`large run at slot ${s} has a class`);
       if (i32[mW + SM_LARGE] !== LARGE_LIVE) fail(`large run at slot ${s} is not marked live`);
       if (span > SLOTS_PER_SUPER && (s & (SLOTS_PER_SUPER - 1)) !== 0) fail(`large run at slot ${s} is not SuperSlab-aligned`);
       largeBytes += span * SLOT_BYTES;
@@ -100,7 +100,7 @@ export function checkHeap(h: ThreadContext): void {
       if (seen.has(slot)) fail(`Stage-1 list of class ${c}: slot ${slot} appears twice (a cycle or a double push)`);
       seen.add(slot);
       const mW = meta(slot);
-      if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot || i32[mW + SM_CLS] !== c) {
+      if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot || (i32[mW + SM_CLS1] - 1) !== c) {
         fail(`Stage-1 list of class ${c}: slot ${slot} is not a slab head of that class`);
       }
       if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) fail(`Stage-1 list of class ${c}: slab ${slot} has an owner`);
@@ -120,7 +120,7 @@ export function checkHeap(h: ThreadContext): void {
       if (slot < firstSlot || slot >= endSlot || abandoned.has(slot)) fail(`abandoned list of class ${c}: bad or repeated slot ${slot}`);
       abandoned.add(slot);
       const mW = meta(slot);
-      if (i32[mW + SM_ABANDON_LISTED] !== 1 || i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS] !== c) {
+      if (i32[mW + SM_ABANDON_LISTED] !== 1 || i32[mW + SM_KIND] !== K_SLAB || (i32[mW + SM_CLS1] - 1) !== c) {
         fail(`abandoned list of class ${c}: slot ${slot} is not a listed slab of that class`);
       }
       slot = i32[mW + SM_ABANDON_NEXT];
@@ -148,7 +148,7 @@ export function checkHeap(h: ThreadContext): void {
         const where = `thread ${t}, magazine of class ${c}: block ${hex(b)}`;
         if (b <= 0 || b >= h.viewBytes || (b & 15) !== 0) fail(`${where} is not a block`);
         const mW = meta(b >>> SLOT_SHIFT);
-        if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS] !== c) fail(`${where} is not in a slab of class ${c}`);
+        if (i32[mW + SM_KIND] !== K_SLAB || (i32[mW + SM_CLS1] - 1) !== c) fail(`${where} is not in a slab of class ${c}`);
         const off = b - i32[mW + SM_DATA];
         if (off < 0 || off % SIZE[c] !== 0) fail(`${where} is not a block start`);
         if (i32[mW + SM_STATE] + off / SIZE[c] !== st) fail(`${where} has the wrong state byte address`);
@@ -180,7 +180,7 @@ function firstStray(h: ThreadContext, cached: Set<number>): string {
   for (let s = geo.metaSupers << shift; s < Atomics.load(i32, G_CARVED) << shift; s++) {
     const mW = h.smW + (s << SM_SHIFT);
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
-    const cls = i32[mW + SM_CLS];
+    const cls = i32[mW + SM_CLS1] - 1;
     const remote = new Set<number>();
     for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT[cls]; n++, b = i32[(b >>> 2) + FREE_LINK_W]) remote.add(b);
     for (let idx = 0; idx < i32[mW + SM_BUMP]; idx++) {
@@ -204,7 +204,7 @@ function checkSlab(
   const i32 = h.i32;
   const bytes = h.bytes;
   const mW = h.smW + (s << SM_SHIFT);
-  const cls = i32[mW + SM_CLS];
+  const cls = i32[mW + SM_CLS1] - 1;
   const where = `slab at slot ${s} (${hex(s << SLOT_SHIFT)})`;
   if (cls < 0 || cls >= NUM_CLASSES) fail(`${where}: class ${cls}`);
   if (span !== SPAN[cls]) fail(`${where}: span ${span}, class ${cls} uses ${SPAN[cls]}`);

@@ -5,7 +5,7 @@
 import {
   CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_MAG_CAP, G_MAGIC,
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_VERSION, LAYOUT_VERSION, MAGIC,
-  MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SM_CLS, SM_SHIFT, SUPER_BYTES, geometry,
+  MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SUPER_BYTES, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { describe } from './errors.js';
@@ -86,7 +86,6 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   i32[G_NEXT_THREAD_ID] = FIRST_HEAP_THREAD_ID;
   i32[DETACHED_W] = MAG_EMPTY_SENTINEL;
   for (let c = 0; c < CLASS_SLOTS; c++) i32[DETACHED_TOPS_W + c] = DETACHED_TOPS_W;
-  for (let s = 0; s < maxSupers * SLOTS_PER_SUPER; s++) i32[geo.slotMetaW + (s << SM_SHIFT) + SM_CLS] = -1; // not a slab: free's fast path misses
   Atomics.store(i32, G_MAGIC, MAGIC); // last: attach() checks it
   return buffer;
 }

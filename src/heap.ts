@@ -3,8 +3,8 @@
  * thread, and the two fast paths (malloc and free). Every other call is a named slow function
  * in a lower file, working on the thread context (context.ts) this instance holds privately.
  */
-import { G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } from './layout.js';
-import { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL } from './size-classes.js';
+import { G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } from './layout.js';
+import { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } from './size-classes.js';
 import { HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { testHoldLock } from './lock.js';
@@ -23,6 +23,8 @@ const attached = new Map<number, SharedHeap>();
 /** Only create() and attach() may construct an instance. */
 const CONSTRUCT = Symbol('SharedHeap');
 let contextOf: (heap: SharedHeap) => ThreadContext;
+/** realloc's fast path copies up to this many bytes word by word; larger copies use copyWithin (a native call). */
+const REALLOC_WORD_COPY = 1024;
 
 function attachedContext(heap: SharedHeap, fn: string): ThreadContext {
   const t = contextOf(heap);
@@ -119,7 +121,7 @@ export class SharedHeap {
     }
     const i32 = t.i32;
     const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
-    const cls = i32[mW + SM_CLS];
+    const cls = i32[mW + SM_CLS1] - 1;
     if (cls < 0) {
       freeSlow(t, block); // large run, free(0), or not a slab
       return;
@@ -153,9 +155,44 @@ export class SharedHeap {
     return callocImpl(this.#t, n, size);
   }
 
-  /** Resizes a block, keeping its contents up to the smaller size; 0 (old block intact) when out of memory. */
+  /**
+   * Resizes a block, keeping its contents up to the smaller size; 0 (old block intact) when out
+   * of memory. Fast path (a live small block, a small size): free's validation, then the block
+   * itself when it still fits, else malloc, a word copy and free, each by its fast path; no
+   * Atomics, no object. Anything else (errors, large blocks, copies above REALLOC_WORD_COPY)
+   * goes to reallocImpl.
+   */
   realloc(block: number, size: number): number {
-    return reallocImpl(this.#t, block, size);
+    const t = this.#t;
+    if (
+      typeof size !== 'number' || size >>> 0 !== size || size > MAX_SMALL ||
+      typeof block !== 'number' || block >>> 0 !== block || block >>> SLOT_SHIFT >= t.slotLimit
+    ) {
+      return reallocImpl(t, block, size);
+    }
+    const i32 = t.i32;
+    const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
+    const cls = i32[mW + SM_CLS1] - 1;
+    if (cls < 0) return reallocImpl(t, block, size);
+    const off = block - i32[mW + SM_DATA];
+    const d = cls * FD_WORDS;
+    const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);
+    if ((off & FREE_DIV[d + FD_MASK]) !== 0 || idx >>> 0 >= FREE_DIV[d + FD_COUNT] || t.bytes[i32[mW + SM_STATE] + idx] !== ST_ALLOCATED) {
+      return reallocImpl(t, block, size);
+    }
+    const usable = SIZE[cls];
+    if (size <= usable && (size > usable >>> 1 || usable <= 16)) return block;
+    const keep = size < usable ? size : usable;
+    if (keep > REALLOC_WORD_COPY) return reallocImpl(t, block, size);
+    const q = this.malloc(size);
+    if (q === 0) return 0;
+    // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
+    const v = t.i32; // malloc may have refreshed the views
+    const from = block >>> 2;
+    const to = q >>> 2;
+    for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
+    this.free(block);
+    return q;
   }
 
   /** Bytes the block can hold (>= what was asked for). */

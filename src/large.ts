@@ -4,7 +4,7 @@
  */
 import {
   F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, K_LARGE, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
-  SLOT_BYTES, SLOT_SHIFT, SM_CLS, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SUPER_BYTES,
+  SLOT_BYTES, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SUPER_BYTES,
 } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
@@ -42,7 +42,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
       for (let s = head; s < head + span; s++) {
         const mW = t.metaW(s);
         i32[mW + SM_KIND] = K_LARGE;
-        i32[mW + SM_CLS] = -1;
+        i32[mW + SM_CLS1] = 0;
         i32[mW + SM_DATA] = head << SLOT_SHIFT;
         i32[mW + SM_STATE] = 0;
         i32[mW + SM_HEAD] = head;

@@ -53,6 +53,7 @@ export const FULL_MASK = (1 << SLOTS_PER_SUPER) - 1; // 0xffff: every slot of a 
 export const MAX_HEAP_BYTES = 2047 * SUPER_BYTES; // 2,146,435,072: offsets stay below 2^31
 export const MAX_SLOTS = MAX_HEAP_BYTES >>> SLOT_SHIFT;
 export const MAX_SUPERS = MAX_HEAP_BYTES >>> SUPER_SHIFT;
+export const PAGE_BYTES = 4096; // what the operating system maps on first touch (footprint accounting)
 /** Length of every per-class array in the buffer (>= NUM_CLASSES, size-classes.ts checks). */
 export const CLASS_SLOTS = 64;
 
@@ -78,7 +79,8 @@ export const G_GEN = 10; //             [A] bumped under the lock each time the 
 export const G_BUFFER_SUPERS = 11; //   [A] stored under the lock: buffer length >>> SUPER_SHIFT
 export const G_CARVED = 12; //          [A] stored under the lock: SuperSlabs carved, metadata included
 export const G_LOCK = 13; //            [A] the global lock word: lockWord(holder slot, state) (lock.ts)
-export const G_RESERVED_14 = 14; //     [R]
+export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1 (raised by attach): the thread
+//                                      areas beyond it were never touched (stats() metadataBytes)
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
 export const G_RESERVED_16 = 16; //     [R]
 export const G_RESERVED_17 = 17; //     [R]
@@ -156,7 +158,8 @@ export const SS_TABLE_W = HEADER_WORDS;
 export const SM_SHIFT = 5;
 export const SM_WORDS = 1 << SM_SHIFT; // 32 words (128 bytes)
 export const SM_KIND = 0; //        [L] K_NONE, K_FREE, K_SLAB, K_LARGE
-export const SM_CLS = 1; //         [P] class while K_SLAB, else -1 (free's fast path tests < 0)
+export const SM_CLS1 = 1; //        [P] class + 1 while K_SLAB, else 0 (never written for an uncarved slot, so the
+//                                  meta pages of uncarved SuperSlabs stay untouched; free's fast path tests cls < 0)
 export const SM_DATA = 2; //        [P] byte offset of block 0 of the slab this slot belongs to
 export const SM_STATE = 3; //       [P] byte offset of block 0's state byte
 export const SM_HEAD = 4; //        [P] head slot of the slab or large run

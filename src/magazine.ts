@@ -9,7 +9,7 @@
  * CAS that publishes them. A reclaimer can so finish a drain of a thread that died inside one.
  */
 import {
-  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS, SM_DATA,
+  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA,
   SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING,
   TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N,
   TH_JOURNAL_W,
@@ -76,7 +76,7 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
 export function freeSmall(t: ThreadContext, block: number): void {
   const i32 = t.i32;
   const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
-  const cls = i32[mW + SM_CLS];
+  const cls = i32[mW + SM_CLS1] - 1;
   const d = cls * FD_WORDS;
   const off = block - i32[mW + SM_DATA];
   const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);

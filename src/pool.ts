@@ -11,7 +11,7 @@
  */
 import {
   ABANDONED_W, F_ADOPTED, F_STAGE2, F_STAGE3, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, OWNER_POOL, S1_COUNT_W,
-  S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_HEAD, SM_INUSE,
+  S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_HEAD, SM_INUSE,
   SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_NEXT, TF_SLABS, TH_PUSHING, TH_RETURNING,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SPAN } from './size-classes.js';
@@ -88,7 +88,7 @@ export function repairStage1Push(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) return; // not marked yet, or popped since
-  const cls = i32[mW + SM_CLS];
+  const cls = i32[mW + SM_CLS1] - 1;
   const headW = S1_HEAD_W + cls;
   let first = 0;
   for (;;) {
@@ -209,7 +209,7 @@ function adoptAbandoned(t: ThreadContext, cls: number): number {
     const mW = t.metaW(slot);
     i32[ABANDONED_W + cls] = i32[mW + SM_ABANDON_NEXT];
     i32[mW + SM_ABANDON_LISTED] = 0;
-    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS] !== cls || i32[mW + SM_HEAD] !== slot) continue;
+    if (i32[mW + SM_KIND] !== K_SLAB || (i32[mW + SM_CLS1] - 1) !== cls || i32[mW + SM_HEAD] !== slot) continue;
     if (!adoptSlab(t, slot)) continue; // adopted meanwhile by a remote free, or pooled
     t.f64[F_ADOPTED]++;
     collectRemote(t, mW, cls);

@@ -9,7 +9,7 @@
  */
 import {
   F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_BUMP,
-  SM_CLS, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE,
+  SM_CLS1, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE,
   ST_CACHED, ST_FREE, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE,
   TH_JOURNAL_N, TH_JOURNAL_W, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords,
@@ -144,7 +144,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
   if (collectW !== 0) {
     // NEXT is -1 when it died around the exchange itself: whatever it took is lost (rare).
     const next = i32[dead.thW + TH_COLLECT_NEXT];
-    if (next > 0) finishCollect(dead, collectW, i32[collectW + SM_CLS], next);
+    if (next > 0) finishCollect(dead, collectW, (i32[collectW + SM_CLS1] - 1), next);
     Atomics.store(i32, dead.thW + TH_COLLECT_MW, 0);
   }
   const pushing = i32[dead.thW + TH_PUSHING];
@@ -201,7 +201,7 @@ function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
   const i32 = dead.i32;
   const first = i32[fromW];
   const mW = slabMetaOf(dead, first);
-  const cls = i32[mW + SM_CLS];
+  const cls = i32[mW + SM_CLS1] - 1;
   const stateW = i32[fromW + MAG_STATE];
   const deadline = performance.now() + INFLIGHT_WAIT_MS;
   for (;;) {

@@ -7,7 +7,7 @@
  * refills come from, and a partial list (TH_PARTIAL) of other owned slabs with free blocks.
  */
 import {
-  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP, SM_CLS, SM_DATA,
+  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP, SM_CLS1, SM_DATA,
   SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_PART_NEXT, SM_PART_PREV,
   SM_REMOTE, SM_STATE, ST_CACHED, TH_CUR, TH_PARTIAL,
 } from './layout.js';
@@ -125,7 +125,7 @@ export function processNotices(t: ThreadContext): number {
     const next = Atomics.load(i32, mW + SM_NOTICE_NEXT);
     Atomics.store(i32, mW + SM_NOTIFIED, 0); // before collecting: a later push notifies again
     if (Atomics.load(i32, mW + SM_OWNER) === t.slot) {
-      const cls = i32[mW + SM_CLS];
+      const cls = i32[mW + SM_CLS1] - 1;
       collectRemote(t, mW, cls);
       afterBlocksReturned(t, slot, cls, true);
     }
@@ -139,7 +139,7 @@ export function processNotices(t: ThreadContext): number {
 export function notifyOrAdopt(t: ThreadContext, slot: number): void {
   if (!notifyOwner(t, slot)) return;
   const mW = t.metaW(slot);
-  const cls = t.i32[mW + SM_CLS];
+  const cls = t.i32[mW + SM_CLS1] - 1;
   collectRemote(t, mW, cls);
   afterBlocksReturned(t, slot, cls, false);
 }

@@ -9,7 +9,7 @@
  */
 import {
   ABANDONED_W, F_PEAK_CARVED, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
-  K_SLAB, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_DATA, SM_FREE,
+  K_SLAB, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT, SLOTS_SHIFT_IN_SUPER,
 } from './layout.js';
@@ -31,7 +31,7 @@ export function initSlab(t: ThreadContext, head: number, cls: number): void {
   for (let s = head; s < head + span; s++) {
     const mW = t.metaW(s);
     i32[mW + SM_KIND] = K_SLAB;
-    i32[mW + SM_CLS] = cls;
+    i32[mW + SM_CLS1] = cls + 1;
     i32[mW + SM_DATA] = start + HDR[cls];
     i32[mW + SM_STATE] = state;
     i32[mW + SM_HEAD] = head;
@@ -69,14 +69,14 @@ export function returnSlots(t: ThreadContext, head: number): void {
   const i32 = t.i32;
   const hW = t.metaW(head);
   const span = i32[hW + SM_SPAN];
-  if (i32[hW + SM_ABANDON_LISTED] !== 0) abandonedUnlink(t, i32[hW + SM_CLS], head);
-  const cls = i32[hW + SM_KIND] === K_SLAB ? i32[hW + SM_CLS] : -1;
+  if (i32[hW + SM_ABANDON_LISTED] !== 0) abandonedUnlink(t, (i32[hW + SM_CLS1] - 1), head);
+  const cls = i32[hW + SM_KIND] === K_SLAB ? (i32[hW + SM_CLS1] - 1) : -1;
   for (let s = head; s < head + span; s++) {
     const mW = t.metaW(s);
     i32[mW + SM_FREED_CLS] = cls + 1;
     i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
     i32[mW + SM_KIND] = K_FREE;
-    i32[mW + SM_CLS] = -1;
+    i32[mW + SM_CLS1] = 0;
   }
   for (let s = head; s < head + span; s++) {
     i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
@@ -145,7 +145,7 @@ export function carveSuperSlabs(t: ThreadContext, n: number): number {
     for (let k = 0; k < SLOTS_PER_SUPER; k++) {
       const mW = t.metaW((sup << SLOTS_SHIFT_IN_SUPER) + k);
       i32[mW + SM_KIND] = K_FREE;
-      i32[mW + SM_CLS] = -1;
+      i32[mW + SM_CLS1] = 0;
     }
     i32[SS_TABLE_W + sup] = FULL_MASK;
   }
@@ -220,7 +220,7 @@ export function repairSlotTable(t: ThreadContext): void {
       const bit = 1 << k;
       if ((mask & bit) !== 0 && i32[mW + SM_KIND] !== K_FREE) {
         i32[mW + SM_KIND] = K_FREE;
-        i32[mW + SM_CLS] = -1;
+        i32[mW + SM_CLS1] = 0;
       } else if ((mask & bit) === 0 && i32[mW + SM_KIND] === K_FREE) {
         mask |= bit;
       }

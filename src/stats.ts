@@ -5,7 +5,7 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_PEAK_CARVED, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, ST_ALLOCATED, SUPER_SHIFT,
+  F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, ST_ALLOCATED, SUPER_SHIFT,
   S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_FREE,
 } from './layout.js';
@@ -66,9 +66,16 @@ export interface ThreadStats {
 export interface HeapStats {
   lock: LockStats;
   stages: StageStats;
-  /** Bytes of the buffer in use: metadata plus carved SuperSlabs. */
+  /**
+   * Bytes of the buffer in use: the carved SuperSlabs, plus the metadata pages ever touched
+   * (header, SuperSlab table, slot metas of carved SuperSlabs, thread areas of slots ever
+   * attached; pages of a SharedArrayBuffer that were never touched take no memory).
+   */
   footprintBytes: number;
+  /** footprintBytes at the heap's largest (peak carved SuperSlabs). */
   peakFootprintBytes: number;
+  /** The metadata part of footprintBytes. */
+  metadataBytes: number;
   bufferBytes: number;
   maxBytes: number;
   /** Usable bytes of live blocks (small blocks count their class size, large ones their run). */
@@ -80,6 +87,17 @@ export interface HeapStats {
   reclaims: number;
   classes: ClassStats[];
   threads: ThreadStats[];
+}
+
+/** Bytes of the pages of the metadata that have been touched while `carved` SuperSlabs were carved. */
+function metadataBytes(t: ThreadContext, carved: number): number {
+  const geo = t.geo;
+  const pages = (fromW: number, toW: number): number => (toW <= fromW ? 0 : Math.ceil((toW * 4) / PAGE_BYTES) - Math.floor((fromW * 4) / PAGE_BYTES));
+  const slotsEnd = geo.slotMetaW + ((carved << SLOTS_SHIFT_IN_SUPER) << SM_SHIFT);
+  const threadsEnd = geo.threadsW + Atomics.load(t.i32, G_SLOTS_USED) * geo.threadWords;
+  // Header and SuperSlab table, then the slot metas of carved SuperSlabs (the metadata's own slots
+  // included: their meta is written once, K_NONE), then the thread areas of the slots ever used.
+  return (pages(0, slotsEnd) + pages(geo.threadsW, threadsEnd)) * PAGE_BYTES;
 }
 
 const STATE_NAMES = ['free', 'attached', 'dead', 'reclaiming'] as const;
@@ -101,7 +119,7 @@ export function collectStats(h: ThreadContext): HeapStats {
   for (let s = firstSlot; s < endSlot; s++) {
     const mW = h.smW + (s << SM_SHIFT);
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
-    const cls = i32[mW + SM_CLS];
+    const cls = i32[mW + SM_CLS1] - 1;
     const state = i32[mW + SM_STATE];
     const end = state + Math.min(i32[mW + SM_BUMP], COUNT[cls]);
     let n = 0;
@@ -132,6 +150,8 @@ export function collectStats(h: ThreadContext): HeapStats {
     });
   }
   const largeLive = f64[F_LARGE_LIVE_BYTES];
+  const carved = Atomics.load(i32, G_CARVED);
+  const peakCarved = Math.max(f64[F_PEAK_CARVED], carved);
   return {
     lock: {
       acquisitions: f64[F_LOCK_ACQ],
@@ -151,8 +171,9 @@ export function collectStats(h: ThreadContext): HeapStats {
       adopted: f64[F_ADOPTED],
       slotsReturned: f64[F_SLOTS_RETURNED],
     },
-    footprintBytes: Atomics.load(i32, G_CARVED) * SUPER_BYTES,
-    peakFootprintBytes: Math.max(f64[F_PEAK_CARVED], geo.metaSupers) * SUPER_BYTES,
+    footprintBytes: (carved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, carved),
+    peakFootprintBytes: (peakCarved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, peakCarved),
+    metadataBytes: metadataBytes(h, carved),
     bufferBytes: Atomics.load(i32, G_BUFFER_SUPERS) * SUPER_BYTES,
     maxBytes: i32[G_MAX_SUPERS] * SUPER_BYTES,
     liveBytes: liveBytes + largeLive,

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapError, SharedHeap, type HeapOptions } from '../src/index.js';
 import {
   ABANDONED_W, F_LARGE_LIVE_BYTES, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAG_CAP, G_MAX_SUPERS, G_MAX_THREADS, HEADER_WORDS,
-  K_FREE, S1_COUNT_W, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS, SM_FREE,
+  K_FREE, S1_COUNT_W, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_FREE,
   SM_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_TOP, geometry,
 } from '../src/layout.js';
@@ -42,7 +42,7 @@ function raw(heap: SharedHeap) {
   /** Byte offset of the state byte of a small block. */
   const stateOf = (block: number): number => {
     const mW = meta(block >>> SLOT_SHIFT);
-    const cls = i32[mW + SM_CLS];
+    const cls = i32[mW + SM_CLS1] - 1;
     return i32[mW + SM_STATE] + (block - i32[mW + SM_DATA]) / SIZE[cls];
   };
   return { i32, u8, f64, geo, meta, thread, stateOf };
@@ -399,7 +399,7 @@ describe('the pool: Stage-1 lists, SuperSlab masks, slot metas, abandoned lists'
         return `slot ${p >>> SLOT_SHIFT}`;
       },
       (h, p) => {
-        raw(h).i32[raw(h).meta(p >>> SLOT_SHIFT) + SM_CLS] = NUM_CLASSES + 3;
+        raw(h).i32[raw(h).meta(p >>> SLOT_SHIFT) + SM_CLS1] = NUM_CLASSES + 3 + 1;
         return `slot ${p >>> SLOT_SHIFT}`;
       },
       (h, p) => {
@@ -427,7 +427,7 @@ describe('the pool: Stage-1 lists, SuperSlab masks, slot metas, abandoned lists'
     const p = heap.malloc(SIZE[cls]);
     const head = p >>> SLOT_SHIFT;
     const { i32, meta } = raw(heap);
-    i32[meta(head + 1) + SM_CLS] = cls === 0 ? 1 : 0;
+    i32[meta(head + 1) + SM_CLS1] = (cls === 0 ? 1 : 0) + 1;
     expectCorruption(heap, `slot ${head + 1}`);
   }, TIMEOUT);
 
@@ -440,7 +440,7 @@ describe('the pool: Stage-1 lists, SuperSlab masks, slot metas, abandoned lists'
     const k = 31 - Math.clz32(mask); // a free slot of the SuperSlab
     const slot = (sup << (SUPER_SHIFT - SLOT_SHIFT)) + k;
     expect(i32[meta(slot) + SM_KIND]).toBe(K_FREE);
-    i32[meta(slot) + SM_CLS] = 3;
+    i32[meta(slot) + SM_CLS1] = 3 + 1;
     expectCorruption(heap, `slot ${slot}`);
   }, TIMEOUT);
 

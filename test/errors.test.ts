@@ -7,7 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { DoubleFreeError, HeapError, InvalidPointerError, SharedHeap, type HeapOptions } from '../src/index.js';
-import { SLOT_BYTES, SLOT_SHIFT, SS_TABLE_W, SUPER_SHIFT, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING } from '../src/layout.js';
+import { G_CARVED, SLOT_BYTES, SLOT_SHIFT, SS_TABLE_W, SUPER_SHIFT, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING } from '../src/layout.js';
 import { COUNT, HDR, SIZE, SPAN, classOf } from '../src/size-classes.js';
 
 const KiB = 1 << 10;
@@ -90,7 +90,7 @@ function slabStart(p: number, size: number): number {
 /** Byte offset of a slot in a carved SuperSlab that is UNUSED, or -1. */
 function unusedSlot(heap: SharedHeap, metaEnd: number): number {
   const i32 = new Int32Array(heap.buffer);
-  const carved = heap.stats().footprintBytes >>> SUPER_SHIFT;
+  const carved = Atomics.load(i32, G_CARVED);
   for (let sup = metaEnd >>> SUPER_SHIFT; sup < carved; sup++) {
     const mask = i32[SS_TABLE_W + sup];
     for (let k = 15; k >= 0; k--) if ((mask >>> k) & 1) return (sup << SUPER_SHIFT) + k * SLOT_BYTES;

@@ -5,7 +5,7 @@
 import type { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import {
-  G_CARVED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
+  G_CARVED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
   SM_REMOTE, SM_SHIFT, SM_STATE, SUPER_SHIFT,
 } from '../src/layout.js';
 import { COUNT } from '../src/size-classes.js';
@@ -24,7 +24,7 @@ export function slabsWithBlocksOut(heap: SharedHeap): string[] {
   for (let s = first; s < end; s++) {
     const mW = internals(heap).metaW(s);
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s || i32[mW + SM_INUSE] === 0) continue;
-    const cls = i32[mW + SM_CLS]!;
+    const cls = i32[mW + SM_CLS1]! - 1;
     const states = [0, 0, 0, 0]; // FREE, ALLOCATED, CACHED, PENDING
     const bump = Math.min(i32[mW + SM_BUMP]!, COUNT[cls]!);
     for (let b = 0; b < bump; b++) states[bytes[i32[mW + SM_STATE]! + b]!]!++;
