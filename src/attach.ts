@@ -6,7 +6,7 @@ import {
   DETACHED_TOPS_W, G_SLOTS_USED, G_THREADS_ATTACHED, G_NEXT_THREAD_ID, K_SLAB, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SLOTS_SHIFT_IN_SUPER, G_CARVED, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND,
   SM_LISTED, SM_NOTIFIED, SM_OWNER, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_DRAIN, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
-  TH_PARTIAL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE,
+  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, readGeometry, type Runner } from './context.js';
@@ -66,6 +66,7 @@ export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
     i32[thW + TH_DRAIN + c] = t.drainInterval;
     i32[thW + TH_CUR + c] = 0;
     i32[thW + TH_PARTIAL + c] = 0;
+    i32[thW + TH_PARTIAL_TAIL + c] = 0;
   }
   t.f64.fill(0, t.tfW, t.tfW + TF_WORDS / 2);
   i32[thW + TH_COLLECT_MW] = 0;
@@ -126,6 +127,7 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
   for (let c = 0; c < NUM_CLASSES; c++) {
     i32[t.thW + TH_CUR + c] = 0;
     i32[t.thW + TH_PARTIAL + c] = 0;
+    i32[t.thW + TH_PARTIAL_TAIL + c] = 0;
   }
 }
 

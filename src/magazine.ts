@@ -9,7 +9,7 @@
  * CAS that publishes them. A reclaimer can so finish a drain of a thread that died inside one.
  */
 import {
-  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA,
+  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_HEAD,
   SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING,
   TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N,
   TH_JOURNAL_W,
@@ -17,7 +17,7 @@ import {
 import { FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES } from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { takeSlab } from './pool.js';
-import { publishChain, slabMetaOf } from './remote.js';
+import { publishChain } from './remote.js';
 import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, releaseEmptyPartials, takeBlocks } from './slab.js';
 
 /** Pops a block of class `cls`, refilling the magazine first when it is empty; 0 when out of memory. */
@@ -113,46 +113,63 @@ export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, f
 /**
  * Returns the journal's entries from TH_JOURNAL_DONE on to their slabs: blocks of t's own slabs
  * onto the local list, the others as one chain per run of blocks of the same slab onto that
- * slab's remote list. `keep`: see afterBlocksReturned.
+ * slab's remote list. Each block is committed on its own (list head, counts, then the progress
+ * word), so a reclaimer can finish a drain stopped anywhere. `keep`: see afterBlocksReturned.
  */
 export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void {
   const i32 = t.i32;
   const bytes = t.bytes;
-  const slot = t.slot;
+  const smW = t.smW;
   const jW = t.thW + TH_JOURNAL_W;
   const doneW = t.thW + TH_JOURNAL_DONE;
   const end = jW + i32[t.thW + TH_JOURNAL_N];
-  while (jW + i32[doneW] < end) {
-    const e = jW + i32[doneW];
-    const b = i32[e];
-    const mW = slabMetaOf(t, b);
-    const slab = (mW - t.smW) >>> SM_SHIFT;
-    if (i32[mW + SM_OWNER] === slot) {
-      // One block onto our own slab's local list: plain writes, no call, then the progress word.
-      bytes[i32[e + MAG_STATE]] = ST_FREE;
-      i32[(b >>> 2) + FREE_LINK_W] = i32[mW + SM_FREE];
-      i32[mW + SM_FREE] = b;
-      i32[mW + SM_NFREE]++;
-      i32[mW + SM_INUSE]--;
-      i32[doneW] += MAG_ENTRY_WORDS;
-      const nextE = e + MAG_ENTRY_WORDS;
-      if (nextE >= end || slabMetaOf(t, i32[nextE]) !== mW) afterBlocksReturned(t, slab, cls, keep);
-      continue;
+  let e = jW + i32[doneW];
+  // The head slot of the slab of the entry at e (entries of one slab tend to come in runs).
+  let slab = e < end ? i32[smW + ((i32[e] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD] : 0;
+  while (e < end) {
+    const mW = smW + (slab << SM_SHIFT);
+    let next = 0;
+    if (i32[mW + SM_OWNER] === t.slot) {
+      // A run of blocks of one of our own slabs onto its local list: plain writes.
+      let free = i32[mW + SM_FREE];
+      let nfree = i32[mW + SM_NFREE];
+      let inuse = i32[mW + SM_INUSE];
+      for (;;) {
+        const b = i32[e];
+        bytes[i32[e + MAG_STATE]] = ST_FREE;
+        i32[(b >>> 2) + FREE_LINK_W] = free;
+        free = b;
+        i32[mW + SM_FREE] = free;
+        i32[mW + SM_NFREE] = ++nfree;
+        i32[mW + SM_INUSE] = --inuse;
+        e += MAG_ENTRY_WORDS;
+        i32[doneW] = e - jW;
+        if (e >= end) break;
+        next = i32[smW + ((i32[e] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
+        if (next !== slab) break;
+      }
+      afterBlocksReturned(t, slab, cls, keep);
+    } else {
+      // Another thread's (or an abandoned) slab: one chain of the consecutive entries of that slab.
+      let n = 1;
+      for (; e + MAG_ENTRY_WORDS * n < end; n++) {
+        next = i32[smW + ((i32[e + MAG_ENTRY_WORDS * n] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
+        if (next !== slab) break;
+      }
+      i32[t.thW + TH_INFLIGHT] = n;
+      for (let k = 0; k < n; k++) {
+        const ek = e + MAG_ENTRY_WORDS * k;
+        bytes[i32[ek + MAG_STATE]] = ST_PENDING;
+        if (k + 1 < n) i32[(i32[ek] >>> 2) + FREE_LINK_W] = i32[ek + MAG_ENTRY_WORDS];
+      }
+      publishChain(i32, mW, i32[e], i32[e + MAG_ENTRY_WORDS * (n - 1)]);
+      e += MAG_ENTRY_WORDS * n;
+      i32[doneW] = e - jW;
+      i32[t.thW + TH_INFLIGHT] = 0;
+      t.f64[t.tfW + TF_REMOTE_FREES] += n;
+      notifyOrAdopt(t, slab);
     }
-    // Another thread's (or an abandoned) slab: a chain of the consecutive entries of that slab.
-    let n = 1;
-    while (e + MAG_ENTRY_WORDS * n < end && slabMetaOf(t, i32[e + MAG_ENTRY_WORDS * n]) === mW) n++;
-    i32[t.thW + TH_INFLIGHT] = n;
-    for (let k = 0; k < n; k++) {
-      const ek = e + MAG_ENTRY_WORDS * k;
-      bytes[i32[ek + MAG_STATE]] = ST_PENDING;
-      if (k + 1 < n) i32[(i32[ek] >>> 2) + FREE_LINK_W] = i32[ek + MAG_ENTRY_WORDS];
-    }
-    publishChain(i32, mW, b, i32[e + MAG_ENTRY_WORDS * (n - 1)]);
-    i32[doneW] += MAG_ENTRY_WORDS * n;
-    i32[t.thW + TH_INFLIGHT] = 0;
-    t.f64[t.tfW + TF_REMOTE_FREES] += n;
-    notifyOrAdopt(t, slab);
+    slab = next;
   }
   i32[t.thW + TH_JOURNAL_N] = 0;
 }

@@ -4,12 +4,13 @@
  *
  * A thread owns the slabs it took from the pool. It alone touches their [O] fields (local free
  * list, BUMP, INUSE, partial-list links). Each class has at most one current slab (TH_CUR) that
- * refills come from, and a partial list (TH_PARTIAL) of other owned slabs with free blocks.
+ * refills come from, and a partial list (TH_PARTIAL .. TH_PARTIAL_TAIL) of other owned slabs with
+ * free blocks.
  */
 import {
   FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP, SM_CLS1, SM_DATA,
   SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_PART_NEXT, SM_PART_PREV,
-  SM_REMOTE, SM_STATE, ST_CACHED, TH_CUR, TH_PARTIAL,
+  SM_REMOTE, SM_STATE, ST_CACHED, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, SIZE } from './size-classes.js';
 import type { ThreadContext } from './context.js';
@@ -62,16 +63,31 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
 }
 
 // ---- Partial list: owned slabs of one class with local free blocks, not current -------------
+// Doubly linked through SM_PART_NEXT/PREV, from TH_PARTIAL (first) to TH_PARTIAL_TAIL (last).
+// Refills take from the front; empty slabs (INUSE == 0) are kept at the back, so refills prefer
+// slabs in use (which lets the empty ones go back) and the periodic drain finds the empty ones
+// from the tail without walking the whole list.
 
-function partialPush(t: ThreadContext, slot: number, cls: number): void {
+function partialInsert(t: ThreadContext, slot: number, cls: number, atTail: boolean): void {
   const i32 = t.i32;
   const headW = t.thW + TH_PARTIAL + cls;
+  const tailW = t.thW + TH_PARTIAL_TAIL + cls;
   const mW = t.metaW(slot);
-  const first = i32[headW];
-  i32[mW + SM_PART_NEXT] = first;
-  i32[mW + SM_PART_PREV] = 0;
-  if (first !== 0) i32[t.metaW(first) + SM_PART_PREV] = slot;
-  i32[headW] = slot;
+  if (atTail) {
+    const last = i32[tailW];
+    i32[mW + SM_PART_PREV] = last;
+    i32[mW + SM_PART_NEXT] = 0;
+    if (last !== 0) i32[t.metaW(last) + SM_PART_NEXT] = slot;
+    else i32[headW] = slot;
+    i32[tailW] = slot;
+  } else {
+    const first = i32[headW];
+    i32[mW + SM_PART_NEXT] = first;
+    i32[mW + SM_PART_PREV] = 0;
+    if (first !== 0) i32[t.metaW(first) + SM_PART_PREV] = slot;
+    else i32[tailW] = slot;
+    i32[headW] = slot;
+  }
   i32[mW + SM_LISTED] = LISTED_PARTIAL;
 }
 
@@ -83,6 +99,7 @@ function partialUnlink(t: ThreadContext, slot: number, cls: number): void {
   if (prev !== 0) i32[t.metaW(prev) + SM_PART_NEXT] = next;
   else i32[t.thW + TH_PARTIAL + cls] = next;
   if (next !== 0) i32[t.metaW(next) + SM_PART_PREV] = prev;
+  else i32[t.thW + TH_PARTIAL_TAIL + cls] = prev;
   i32[mW + SM_LISTED] = LISTED_NONE;
 }
 
@@ -96,22 +113,27 @@ export function partialPop(t: ThreadContext, cls: number): number {
 /**
  * After blocks came back to an owned slab: an empty slab goes back to the pool, unless a notice
  * for it is still pending (which will bring it back here) or `keep` says the thread is still
- * allocating (a drain of a full magazine): then it stays current or on the partial list, until
- * the periodic drain sweeps it. That hysteresis keeps a thread from giving back and taking again
- * the same slab on every drain. A slab with free blocks on no list goes on the partial list.
+ * allocating (a drain of a full magazine): then it stays current, or goes to the back of the
+ * partial list, until the periodic drain sweeps it. That hysteresis keeps a thread from giving
+ * back and taking again the same slab on every drain. A slab with free blocks on no list goes on
+ * the partial list.
  */
 export function afterBlocksReturned(t: ThreadContext, slot: number, cls: number, keep: boolean): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   const listed = i32[mW + SM_LISTED];
   if (listed === LISTED_CURRENT && keep) return;
-  if (!keep && i32[mW + SM_INUSE] === 0 && Atomics.load(i32, mW + SM_NOTIFIED) === 0) {
+  const empty = i32[mW + SM_INUSE] === 0;
+  if (empty && !keep && Atomics.load(i32, mW + SM_NOTIFIED) === 0) {
     if (listed === LISTED_PARTIAL) partialUnlink(t, slot, cls);
     else if (listed === LISTED_CURRENT) i32[t.thW + TH_CUR + cls] = 0;
     i32[mW + SM_LISTED] = LISTED_NONE;
     releaseEmptySlab(t, slot, cls);
   } else if (listed === LISTED_NONE && i32[mW + SM_NFREE] > 0) {
-    partialPush(t, slot, cls);
+    partialInsert(t, slot, cls, empty);
+  } else if (listed === LISTED_PARTIAL && empty && i32[mW + SM_PART_NEXT] !== 0) {
+    partialUnlink(t, slot, cls); // now empty: to the back, with the other empty ones
+    partialInsert(t, slot, cls, true);
   }
 }
 
@@ -144,15 +166,20 @@ export function notifyOrAdopt(t: ThreadContext, slot: number): void {
   afterBlocksReturned(t, slot, cls, false);
 }
 
-/** Gives every empty slab on the partial list of `cls` (and an empty current slab) back to the pool. */
+/**
+ * Gives every empty slab on the partial list of `cls` (they are at its back) and an empty
+ * current slab back to the pool.
+ */
 export function releaseEmptyPartials(t: ThreadContext, cls: number): void {
   const i32 = t.i32;
-  let slot = i32[t.thW + TH_PARTIAL + cls];
+  let slot = i32[t.thW + TH_PARTIAL_TAIL + cls];
   let n = 0;
   while (slot !== 0 && n++ < t.slotLimit) {
-    const next = i32[t.metaW(slot) + SM_PART_NEXT];
+    const mW = t.metaW(slot);
+    if (i32[mW + SM_INUSE] !== 0) break;
+    const prev = i32[mW + SM_PART_PREV];
     afterBlocksReturned(t, slot, cls, false);
-    slot = next;
+    slot = prev;
   }
   const cur = i32[t.thW + TH_CUR + cls];
   if (cur !== 0) afterBlocksReturned(t, cur, cls, false);
