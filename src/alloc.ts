@@ -13,6 +13,19 @@ import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, des
 import { largeAlloc, largeFree } from './large.js';
 import { allocFromClass, freeSmall } from './magazine.js';
 
+/** A block that grows past this many bytes by realloc is given room to grow (reallocGrowth). */
+export const REALLOC_SLACK_FROM = 512;
+
+/**
+ * What realloc asks for when a block grows: half as much again (at most MAX_SMALL), so that a
+ * block grown a little at a time (a string appended to) moves O(log n) times instead of at
+ * every step; the usable size reports the room.
+ */
+export function reallocGrowth(size: number): number {
+  const room = size + (size >>> 1);
+  return room < MAX_SMALL ? room : size > MAX_SMALL ? size : MAX_SMALL;
+}
+
 function checkAttached(t: ThreadContext, fn: string): void {
   if (t.detached) throw new HeapStateError(`${fn}: this thread has detached from the heap`);
 }
@@ -133,7 +146,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   const usable = usableOf(t, cls, p);
   if (n <= usable && (n > usable >>> 1 || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
-  const q = mallocImpl(t, n);
+  const q = mallocImpl(t, n > usable && n > REALLOC_SLACK_FROM && n <= MAX_SMALL ? reallocGrowth(n) : n);
   if (q === 0) return 0;
   t.ensureViews();
   t.bytes.copyWithin(q, p, p + Math.min(n, usable));

@@ -9,7 +9,9 @@ import { HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { testHoldLock } from './lock.js';
 import { drainPeriodic, freeDrainFull, flushThread } from './magazine.js';
-import { alignedAllocImpl, callocImpl, freeSlow, mallocSlow, reallocImpl, tryMallocImpl, usableSizeImpl } from './alloc.js';
+import {
+  REALLOC_SLACK_FROM, alignedAllocImpl, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
+} from './alloc.js';
 import { createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
 import { reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
@@ -184,7 +186,7 @@ export class SharedHeap {
     if (size <= usable && (size > usable >>> 1 || usable <= 16)) return block;
     const keep = size < usable ? size : usable;
     if (keep > REALLOC_WORD_COPY) return reallocImpl(t, block, size);
-    const q = this.malloc(size);
+    const q = this.malloc(size > usable && size > REALLOC_SLACK_FROM ? reallocGrowth(size) : size);
     if (q === 0) return 0;
     // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
     const v = t.i32; // malloc may have refreshed the views

@@ -8,6 +8,8 @@ import { SLOTS_PER_SUPER, SLOT_BYTES, SM_STATE_BYTES } from '../src/layout.js';
 import {
   ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, SIZE, SPAN,
   alignedClassOf, classOf, slabBytes,
+  FINE_FROM,
+  FINE_TO,
 } from '../src/size-classes.js';
 
 const classes = Array.from({ length: NUM_CLASSES }, (_, cls) => [cls, SIZE[cls]] as const);
@@ -28,10 +30,10 @@ describe('class sizes', () => {
     }
   });
 
-  it('have about four classes per doubling above 128 bytes', () => {
+  it('have eight classes per doubling from FINE_FROM to FINE_TO, four elsewhere above 128 bytes', () => {
     for (let base = 128; base < MAX_SMALL; base *= 2) {
       const n = Array.from(SIZE).filter((s) => s > base && s <= 2 * base).length;
-      expect(n, `classes in (${base}, ${2 * base}]`).toBe(4);
+      expect(n, `classes in (${base}, ${2 * base}]`).toBe(base >= FINE_FROM && base < FINE_TO ? 8 : 4);
     }
   });
 
@@ -45,6 +47,7 @@ describe('class sizes', () => {
       else if (cls > 0 && SIZE[cls - 1] >= size) failures.push(`size ${size}: class ${cls - 1} (${SIZE[cls - 1]}) would do`);
       // size 0 takes the smallest class (tested below)
       else if (size > 0 && size <= 128 && usable - size > 15) failures.push(`size ${size}: ${usable - size} bytes wasted (> 15)`);
+      else if (size > FINE_FROM && size <= FINE_TO && !(usable < 1.125 * size)) failures.push(`size ${size}: usable ${usable} >= 1.125 * size`);
       else if (size > 128 && !(usable < 1.25 * size)) failures.push(`size ${size}: usable ${usable} >= 1.25 * size`);
       if (failures.length > 10) break;
     }
