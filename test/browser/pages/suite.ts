@@ -183,28 +183,34 @@ async function nonBlockingScenario() {
     let calls = 0;
     let bad = 0;
     const t0 = performance.now();
-    const mainOps = 3000;
     const live: number[] = [];
-    for (let i = 0; i < mainOps; i++) {
-      const size = sizes[i % sizes.length]!;
-      let t = performance.now();
-      const p = heap.malloc(size);
-      let dt = performance.now() - t;
-      callMs += dt;
-      maxCallMs = Math.max(maxCallMs, dt);
-      calls++;
-      if (p === 0) throw new Error(`malloc(${size}) returned 0 on the main thread`);
-      fillBlock(heap.u8, p, Math.min(size, 64), 9);
-      live.push(p, Math.min(size, 64));
-      if (live.length > 8) {
-        const q = live.shift()!;
-        bad += badBytes(heap.u8, q, live.shift()!, 9);
-        t = performance.now();
-        heap.free(q);
-        dt = performance.now() - t;
+    // Rounds of 1000 operations until the global lock was contended during one of them (at
+    // least 3 rounds; at most 10 s): with 3 threads on 2 cores that happens within a few rounds.
+    let i = 0;
+    for (let round = 0; ; round++) {
+      if (round >= 3 && heap.stats().lock.contended > before.contended) break;
+      if (performance.now() - t0 > 10_000) break;
+      for (const end = i + 1000; i < end; i++) {
+        const size = sizes[i % sizes.length]!;
+        let t = performance.now();
+        const p = heap.malloc(size);
+        let dt = performance.now() - t;
         callMs += dt;
         maxCallMs = Math.max(maxCallMs, dt);
         calls++;
+        if (p === 0) throw new Error(`malloc(${size}) returned 0 on the main thread`);
+        fillBlock(heap.u8, p, Math.min(size, 64), 9);
+        live.push(p, Math.min(size, 64));
+        if (live.length > 8) {
+          const q = live.shift()!;
+          bad += badBytes(heap.u8, q, live.shift()!, 9);
+          t = performance.now();
+          heap.free(q);
+          dt = performance.now() - t;
+          callMs += dt;
+          maxCallMs = Math.max(maxCallMs, dt);
+          calls++;
+        }
       }
     }
     for (let i = 0; i < live.length; i += 2) heap.free(live[i]!);
