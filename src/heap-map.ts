@@ -6,7 +6,7 @@
  */
 import {
   G_BUFFER_SUPERS, G_CARVED, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, K_FREE, K_LARGE, K_SLAB, MAGIC, OWNER_POOL,
-  SLOTS_PER_SUPER, SM_CLS, SM_HEAD, SM_KIND, SM_OWNER, SM_SHIFT, TH_NODE_ID, geometry,
+  SLOTS_PER_SUPER, SM_CLS, SM_HEAD, SM_KIND, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 
@@ -79,7 +79,7 @@ export function readHeapMap(buffer: SharedArrayBuffer): HeapMap {
         kind[s] = MAP_SLAB;
         if (o >= 0 && o < geo.maxThreads) {
           tid[s] = o;
-          owner[s] = Atomics.load(i32, geo.threadsW + o * geo.threadWords + TH_NODE_ID) - 1;
+          owner[s] = Atomics.load(i32, geo.threadsW + o * geo.threadWords + TH_THREAD_ID) - 1;
         }
       }
     } else kind[s] = MAP_UNCARVED; // between states while another thread changes it

@@ -79,6 +79,13 @@ describe('package', () => {
   });
 });
 
+describe('types', () => {
+  it('the browser pages, the demo and the browser tests type-check (test/browser/tsconfig.json: strict, DOM library)', () => {
+    // Throws (with tsc's messages) on any error.
+    execFileSync(`${root}node_modules/.bin/tsc`, ['-p', `${root}test/browser/tsconfig.json`], { stdio: 'pipe' });
+  });
+});
+
 describe('liveness in Node (no Web Locks API)', () => {
   it('is a no-op: the lock is never held, and reclaimWhenGone rejects pointing at watch()', async () => {
     expect(hasWebLocks()).toBe(false);
