@@ -44,6 +44,8 @@ describe('package', () => {
     expect(pkg.type).toBe('module');
     expect(pkg.sideEffects).toBe(false);
     expect(pkg.dependencies ?? {}).toEqual({});
+    expect(pkg.peerDependencies ?? {}).toEqual({});
+    expect(pkg.bin).toBeUndefined(); // the benchmark CLI needs devDependencies: run it from a checkout
     const exp = pkg.exports as Record<string, Record<string, string>>;
     expect(exp['.']).toEqual({ types: './dist/src/index.d.ts', default: './dist/src/index.js' });
     expect(exp['./node']).toEqual({ types: './dist/src/node.d.ts', node: './dist/src/node.js' });
@@ -74,7 +76,9 @@ describe('package', () => {
         'dist/src/heap.d.ts',
       ]),
     );
-    expect(files.filter((f) => /^(test|bench|demo|examples|dist\/bench|dist\/test)\//.test(f) || /^src\//.test(f))).toEqual([]);
+    // Nothing but the allocator: no tests, benchmark, demo, examples, sources, nor the repository's
+    // worker files (they hold test hooks).
+    expect(files.filter((f) => /^(test|bench|demo|examples|workers|src|dist\/bench|dist\/test|dist\/workers)\//.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
   });
 });
