@@ -137,7 +137,9 @@ async function crossFreesScenario() {
     const distinctA = new Set(fromA).size;
     const reusedByMain = fromMain.filter((p) => fromA.includes(p)).length; // A's blocks, freed here, reused here
     const liveAfter = heap.stats().liveBytes; // small and large blocks
-    await Promise.all([a.call({ cmd: 'check' }), b.call({ cmd: 'flush' })]);
+    // check() wants a quiescent heap: one thread at a time.
+    await b.call({ cmd: 'flush' });
+    await a.call({ cmd: 'check' });
     heap.flush();
     heap.check();
     const s = heap.stats();
