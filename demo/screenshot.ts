@@ -8,7 +8,7 @@ import { serveDemo } from './serve.js';
 const served = await serveDemo();
 const browser = await launchChromium();
 try {
-  const page = await browser.newPage({ viewport: { width: 1220, height: 760 } });
+  const page = await browser.newPage({ viewport: { width: 1220, height: 790 } });
   page.on('pageerror', (e) => console.error(`pageerror: ${e.message}`));
   await page.goto(`${served.origin}/?threads=4&mix=mixed&autostart=1`);
   await page.waitForTimeout(15_000); // a picture after a while, not a test: the test polls counters
