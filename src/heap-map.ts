@@ -6,7 +6,7 @@
  */
 import {
   G_BUFFER_SUPERS, G_CARVED, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, K_FREE, K_LARGE, K_SLAB, MAGIC, OWNER_POOL,
-  SLOTS_PER_SUPER, SM_CLS, SM_HEAD, SM_KIND, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry,
+  SLOTS_PER_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 
@@ -73,7 +73,7 @@ export function readHeapMap(buffer: SharedArrayBuffer): HeapMap {
     else if (k === K_SLAB) {
       const head = i32[mW + SM_HEAD]!;
       const o = Atomics.load(i32, geo.slotMetaW + (head << SM_SHIFT) + SM_OWNER);
-      cls[s] = i32[mW + SM_CLS]!;
+      cls[s] = i32[mW + SM_CLS1]! - 1; // SM_CLS1 holds class + 1
       if (o === OWNER_POOL) kind[s] = MAP_POOLED;
       else {
         kind[s] = MAP_SLAB;
