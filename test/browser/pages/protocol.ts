@@ -6,6 +6,7 @@
 /** Words of the control Int32Array (its own small SharedArrayBuffer). */
 export const C_STOP = 0; // set to 1 to end every loop
 export const C_READY = 1; // workers that entered their loop (Atomics.add + notify)
+export const C_HELD = 2; // 1 while a worker holds the global lock (holdLock)
 export const C_COUNT = 8; // C_COUNT + worker index: iterations done (Atomics.add + notify every CHUNK)
 export const CTL_WORDS = 32;
 export const CHUNK = 64; // a loop publishes its count every CHUNK iterations
@@ -16,6 +17,7 @@ export type Request =
   | { cmd: 'verifyFree'; blocks: [number, number][]; seed: number }
   | { cmd: 'loop'; ctl: Int32Array; index: number; sizes: number[]; seed: number }
   | { cmd: 'holdAndLoop'; ctl: Int32Array; index: number; hold: number; size: number; seed: number }
+  | { cmd: 'holdLock'; ctl: Int32Array; ms: number }
   | { cmd: 'view' }
   | { cmd: 'write'; block: number; size: number; seed: number }
   | { cmd: 'check' }

@@ -5,7 +5,7 @@
 import { SharedHeap } from '../../../src/index.js';
 import { G_HEAP_ID } from '../../../src/layout.js';
 import {
-  CHUNK, CTL_WORDS, C_COUNT, C_READY, C_STOP, badBytes, fillBlock, type AttachReply, type LoopReply, type Reply,
+  CHUNK, CTL_WORDS, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, type AttachReply, type LoopReply, type Reply,
   type Request, type ViewReply,
 } from './protocol.js';
 
@@ -174,6 +174,29 @@ async function nonBlockingScenario() {
   try {
     const workers = [startWorker(), startWorker()];
     await Promise.all(workers.map((w) => w.attach(heap.buffer)));
+    // 1. Forced: worker 0 holds the global lock for HOLD_MS once it says so; a large malloc on
+    // the main thread needs the lock, so it must spin until the worker lets go.
+    const HOLD_MS = 50;
+    const lock0 = heap.stats().lock;
+    const holding = workers[0]!.call({ cmd: 'holdLock', ctl, ms: HOLD_MS });
+    await waitAtLeast(ctl, C_HELD, 1);
+    const tForced = performance.now();
+    const forcedBlock = heap.malloc(300_000);
+    const forcedMs = performance.now() - tForced;
+    const heldAfterMalloc = Atomics.load(ctl, C_HELD); // 0: the worker had released it
+    await holding;
+    const lock1 = heap.stats().lock;
+    heap.free(forcedBlock);
+    const forced = {
+      holdMs: HOLD_MS,
+      mallocMs: forcedMs,
+      gotBlock: forcedBlock !== 0,
+      heldAfterMalloc,
+      contended: lock1.contended - lock0.contended,
+      spins: lock1.spins - lock0.spins,
+      waits: lock1.waits - lock0.waits,
+    };
+    // 2. Free-running: both workers and the main thread on the same mix.
     const sizes = [24_000, 30_000, 40];
     const loops = workers.map((w, i) => w.call<LoopReply>({ cmd: 'loop', ctl, index: i, sizes, seed: 5 + i }));
     await waitAtLeast(ctl, C_READY, workers.length);
@@ -186,33 +209,26 @@ async function nonBlockingScenario() {
     let bad = 0;
     const t0 = performance.now();
     const live: number[] = [];
-    // Rounds of 1000 operations until the global lock was contended during one of them (at
-    // least 3 rounds; at most 10 s): with 3 threads on 2 cores that happens within a few rounds.
-    let i = 0;
-    for (let round = 0; ; round++) {
-      if (round >= 3 && heap.stats().lock.contended > before.contended) break;
-      if (performance.now() - t0 > 10_000) break;
-      for (const end = i + 1000; i < end; i++) {
-        const size = sizes[i % sizes.length]!;
-        let t = performance.now();
-        const p = heap.malloc(size);
-        let dt = performance.now() - t;
+    for (let i = 0; i < 3000; i++) {
+      const size = sizes[i % sizes.length]!;
+      let t = performance.now();
+      const p = heap.malloc(size);
+      let dt = performance.now() - t;
+      callMs += dt;
+      maxCallMs = Math.max(maxCallMs, dt);
+      calls++;
+      if (p === 0) throw new Error(`malloc(${size}) returned 0 on the main thread`);
+      fillBlock(heap.u8, p, Math.min(size, 64), 9);
+      live.push(p, Math.min(size, 64));
+      if (live.length > 8) {
+        const q = live.shift()!;
+        bad += badBytes(heap.u8, q, live.shift()!, 9);
+        t = performance.now();
+        heap.free(q);
+        dt = performance.now() - t;
         callMs += dt;
         maxCallMs = Math.max(maxCallMs, dt);
         calls++;
-        if (p === 0) throw new Error(`malloc(${size}) returned 0 on the main thread`);
-        fillBlock(heap.u8, p, Math.min(size, 64), 9);
-        live.push(p, Math.min(size, 64));
-        if (live.length > 8) {
-          const q = live.shift()!;
-          bad += badBytes(heap.u8, q, live.shift()!, 9);
-          t = performance.now();
-          heap.free(q);
-          dt = performance.now() - t;
-          callMs += dt;
-          maxCallMs = Math.max(maxCallMs, dt);
-          calls++;
-        }
       }
     }
     for (let i = 0; i < live.length; i += 2) heap.free(live[i]!);
@@ -229,6 +245,7 @@ async function nonBlockingScenario() {
       checkError = String(e);
     }
     return {
+      forced,
       canWaitOnMain: canAtomicsWait(),
       calls,
       callMs,

@@ -3,10 +3,12 @@
  * commands of protocol.ts, answering each with a Reply.
  */
 import { SharedHeap } from '../../../src/index.js';
+import { internals } from '../../../src/heap.js';
+import { lockAcquire, lockRelease } from '../../../src/lock.js';
 import { threadLockName } from '../../../src/liveness.js';
 import { G_HEAP_ID } from '../../../src/layout.js';
 import {
-  CHUNK, C_COUNT, C_READY, C_STOP, badBytes, fillBlock, type AttachReply, type LoopReply, type Reply, type Request,
+  CHUNK, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, type AttachReply, type LoopReply, type Reply, type Request,
   type ViewReply,
 } from './protocol.js';
 
@@ -85,6 +87,18 @@ function run(m: Request): unknown {
       }
       postMessage({ id: -1, ok: true, value: held } satisfies Reply); // the blocks it keeps
       return loop(h, m.ctl, m.index, [m.size], m.seed);
+    }
+    case 'holdLock': {
+      // Takes the global lock, says so through ctl[C_HELD], keeps it `ms` milliseconds, releases.
+      const t = internals(attached());
+      lockAcquire(t);
+      Atomics.store(m.ctl, C_HELD, 1);
+      Atomics.notify(m.ctl, C_HELD);
+      const until = performance.now() + m.ms;
+      while (performance.now() < until);
+      Atomics.store(m.ctl, C_HELD, 0);
+      lockRelease(t);
+      return null;
     }
     case 'view': {
       const h = attached();
