@@ -15,6 +15,8 @@ import {
 import { createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
 import { reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { markDead } from './reclaim.js'; // liveness (browser)
+import { holdThreadLock, threadLockName, whenThreadLockFree, NO_THREAD_LOCK, type ThreadLock } from './liveness.js'; // liveness (browser)
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
 
@@ -36,6 +38,8 @@ function attachedContext(heap: SharedHeap, fn: string): ThreadContext {
 
 export class SharedHeap {
   readonly #t: ThreadContext;
+  /** The Web Lock this thread holds while attached (liveness.ts). */ // liveness (browser)
+  #lock: ThreadLock = NO_THREAD_LOCK; // liveness (browser)
 
   static {
     contextOf = (heap) => heap.#t;
@@ -64,6 +68,7 @@ export class SharedHeap {
     const existing = attached.get(id);
     if (existing !== undefined && !existing.#t.detached) return existing;
     const heap = new SharedHeap(CONSTRUCT, attachThread(buffer));
+    heap.#lock = holdThreadLock(threadLockName(id, heap.threadId)); // liveness (browser)
     attached.set(id, heap);
     return heap;
   }
@@ -232,6 +237,7 @@ export class SharedHeap {
     const t = this.#t;
     if (t.detached) return;
     detachThread(t);
+    this.#lock.release(); // liveness (browser)
     attached.delete(new Int32Array(t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]);
   }
 
@@ -239,6 +245,38 @@ export class SharedHeap {
   reclaim(threadId: number): boolean {
     return reclaimThread(this.#t, checkInteger('reclaim', 'threadId', threadId, 2 ** 31 - 1));
   }
+
+  // ---- liveness (browser): begin ----
+  /**
+   * Resolves true once this thread holds its Web Lock (named after the heap and `threadId`),
+   * false where there is no Web Locks API (Node). A browser worker posts its `threadId` to the
+   * thread that will reclaim it only after this resolved.
+   */
+  threadLockHeld(): Promise<boolean> {
+    return this.#lock.held;
+  }
+
+  /**
+   * Browsers: waits until the thread known by `threadId` is really gone (its Web Lock is
+   * released), then reclaims its slot like reclaim(). Resolves to reclaim()'s answer; false when
+   * this thread detached meanwhile. Rejects where there is no Web Locks API (in Node use watch()).
+   * Throws at once for a bad threadId or the calling thread's own (whose lock it would wait on).
+   */
+  reclaimWhenGone(threadId: number): Promise<boolean> {
+    const id = checkInteger('reclaimWhenGone', 'threadId', threadId, 2 ** 31 - 1);
+    if (id === this.threadId) throw new HeapStateError(`reclaimWhenGone(threadId): ${id} is the calling thread; use detach()`);
+    const heapId = new Int32Array(this.#t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID];
+    return whenThreadLockFree(threadLockName(heapId, id)).then((free) => {
+      if (!free) {
+        throw new HeapStateError('reclaimWhenGone(threadId): this thread has no Web Locks API (navigator.locks); in Node use watch(worker)');
+      }
+      const t = this.#t;
+      if (t.detached) return false;
+      markDead(t, id); // a global lock it held is broken by the reclaim
+      return reclaimThread(t, id);
+    });
+  }
+  // ---- liveness (browser): end ----
 
   /** Reclaims automatically when `worker` exits (Node worker_threads Worker). */
   watch(worker: WatchableWorker): void {

@@ -5,3 +5,6 @@ export {
 } from './errors.js';
 export { MAX_SMALL, NUM_CLASSES, SIZE as CLASS_SIZES } from './size-classes.js';
 
+export {
+  readHeapMap, type HeapMap, MAP_METADATA, MAP_UNCARVED, MAP_UNUSED, MAP_SLAB, MAP_POOLED, MAP_LARGE, MAP_NO_OWNER,
+} from './heap-map.js';

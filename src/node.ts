@@ -63,3 +63,30 @@ function bundleWorker(name: string): string {
   renameSync(tmp, out); // atomic: concurrent test processes never see a half-written file
   return out;
 }
+
+/** What watchPool needs of a worker pool (piscina's Piscina has it: `threads` and the 'workerCreate' event). */
+export interface WorkerPoolLike {
+  readonly threads: readonly { threadId: number; once(event: 'exit', fn: () => void): unknown }[];
+  on(event: 'workerCreate', fn: (...args: unknown[]) => void): unknown;
+}
+
+/**
+ * Watches every thread of a worker pool (piscina), now and as the pool starts more, so that each
+ * one's thread slot is reclaimed when it exits: when the pool shrinks or is destroyed
+ * (`pool.destroy()` terminates its threads, which get no chance to detach).
+ */
+export function watchPool(heap: { watch(worker: WorkerPoolLike['threads'][number]): void }, pool: WorkerPoolLike): void {
+  if (pool === null || typeof pool !== 'object' || !Array.isArray(pool.threads) || typeof pool.on !== 'function') {
+    throw new TypeError('watchPool(heap, pool): expected a worker pool with `threads` and on() (a Piscina)');
+  }
+  const watched = new WeakSet<object>();
+  const watchNew = (): void => {
+    for (const w of pool.threads) {
+      if (watched.has(w)) continue;
+      watched.add(w);
+      heap.watch(w);
+    }
+  };
+  watchNew();
+  pool.on('workerCreate', watchNew);
+}

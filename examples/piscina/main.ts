@@ -1,0 +1,39 @@
+/**
+ * sabmalloc with a piscina pool: the heap goes to every pool thread in workerData; tasks return
+ * block offsets (no copy of the data), which the main thread reads and frees. watchPool()
+ * reclaims each pool thread's slot when it exits, so destroying the pool leaves no thread
+ * attached.
+ *
+ * Build and run: tsc, then `node main.js` (task.js beside it).
+ */
+import { Piscina } from 'piscina';
+import { SharedHeap } from 'sabmalloc';
+import { watchPool } from 'sabmalloc/node';
+import type { PoolData } from './task.js';
+
+const heap = SharedHeap.create({ initialBytes: 16 << 20, maxThreads: 8 });
+const pool = new Piscina<{ n: number }, number>({
+  filename: new URL('./task.js', import.meta.url).href,
+  workerData: { buffer: heap.buffer } satisfies PoolData,
+  minThreads: 4,
+  maxThreads: 4,
+});
+watchPool(heap, pool);
+
+const blocks = await Promise.all(Array.from({ length: 200 }, (_, i) => pool.run({ n: i + 1 })));
+let wrong = 0;
+for (let i = 0; i < blocks.length; i++) {
+  const n = i + 1;
+  const words = new Int32Array(heap.buffer, blocks[i]!, n);
+  for (let k = 0; k < n; k++) if (words[k] !== (k + 1) * (k + 1)) wrong++;
+  heap.free(blocks[i]!); // a block made by a pool thread, freed here
+}
+const during = heap.stats().threadsAttached;
+
+await pool.destroy(); // terminates the pool's threads; watchPool reclaims their slots
+heap.check();
+const after = heap.stats();
+console.log(
+  JSON.stringify({ tasks: blocks.length, wrong, attachedWhileRunning: during, attachedAfterDestroy: after.threadsAttached, reclaims: after.reclaims, liveBytes: after.liveBytes }),
+);
+heap.detach();

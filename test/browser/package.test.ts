@@ -1,0 +1,111 @@
+/**
+ * What the npm package ships and what its entries reach: the main entry bundles for a browser
+ * with no `node:` import left; `npm pack` builds first and ships the build, its types and
+ * nothing of the tests or the benchmark; in Node (no Web Locks API) the liveness calls are no-ops.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { build } from 'esbuild';
+import { describe, expect, it } from 'vitest';
+import { SharedHeap, HeapStateError } from '../../src/index.js';
+import { hasWebLocks, holdThreadLock, whenThreadLockFree } from '../../src/liveness.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+
+/** The `node:` modules a browser bundle of `entry` still imports (they are left external). */
+async function nodeImportsOfBrowserBundle(entry: string): Promise<{ imports: string[]; text: string }> {
+  const r = await build({
+    entryPoints: [`${root}${entry}`],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    write: false,
+    metafile: true,
+    external: ['node:*'],
+    logLevel: 'silent',
+  });
+  const imports = Object.values(r.metafile.outputs).flatMap((o) => o.imports.map((i) => i.path));
+  return { imports: imports.filter((p) => p.startsWith('node:')), text: r.outputFiles[0]!.text };
+}
+
+describe('package', () => {
+  it("the main entry (src/index.ts) bundles for the browser with no node: import; sabmalloc/node does import node: modules", async () => {
+    const main = await nodeImportsOfBrowserBundle('src/index.ts');
+    expect(main.imports).toEqual([]);
+    expect(main.text).not.toMatch(/(?:from\s*|import\s*\(\s*|require\s*\(\s*)["']node:/);
+    expect(main.text).toContain('reclaimWhenGone');
+    // The same check on the Node-only entry finds its imports: the check can fail.
+    const node = await nodeImportsOfBrowserBundle('src/node.ts');
+    expect(node.imports).toEqual(expect.arrayContaining(['node:module', 'node:url', 'node:path', 'node:fs']));
+  });
+
+  it('package.json: ESM, an exports map, no runtime dependencies, no side effects', () => {
+    const pkg = JSON.parse(readFileSync(`${root}package.json`, 'utf8')) as Record<string, unknown>;
+    expect(pkg.type).toBe('module');
+    expect(pkg.sideEffects).toBe(false);
+    expect(pkg.dependencies ?? {}).toEqual({});
+    expect(pkg.peerDependencies ?? {}).toEqual({});
+    expect(pkg.bin).toBeUndefined(); // the benchmark CLI needs devDependencies: run it from a checkout
+    const exp = pkg.exports as Record<string, Record<string, string>>;
+    expect(exp['.']).toEqual({ types: './dist/src/index.d.ts', default: './dist/src/index.js' });
+    expect(exp['./node']).toEqual({ types: './dist/src/node.d.ts', node: './dist/src/node.js' });
+    expect(Object.keys(pkg.devDependencies as object)).toEqual(expect.arrayContaining(['piscina', 'tinybench', 'comlink', 'playwright-core']));
+  });
+
+  it('npm pack builds first and ships dist/src (JavaScript and .d.ts), and no tests or benchmark', () => {
+    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--no-audit', '--no-fund'], {
+      cwd: root,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 64 << 20,
+    });
+    // prepack's build output comes before the JSON on stdout.
+    const [report] = JSON.parse(out.slice(out.indexOf('\n[') + 1)) as { files: { path: string }[]; size: number; entryCount: number }[];
+    const files = report!.files.map((f) => f.path);
+    console.log(`npm pack: ${report!.entryCount} files, ${report!.size} bytes packed`);
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'LICENSE',
+        'dist/src/index.js',
+        'dist/src/index.d.ts',
+        'dist/src/node.js',
+        'dist/src/node.d.ts',
+        'dist/src/liveness.js',
+        'dist/src/heap.d.ts',
+      ]),
+    );
+    // Nothing but the allocator: no tests, benchmark, demo, examples, sources, nor the repository's
+    // worker files (they hold test hooks).
+    expect(files.filter((f) => /^(test|bench|demo|examples|workers|src|dist\/bench|dist\/test|dist\/workers)\//.test(f))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+  });
+});
+
+describe('types', () => {
+  it('the browser pages, the demo and the browser tests type-check (test/browser/tsconfig.json: strict, DOM library)', () => {
+    // Throws (with tsc's messages) on any error.
+    execFileSync(`${root}node_modules/.bin/tsc`, ['-p', `${root}test/browser/tsconfig.json`], { stdio: 'pipe' });
+  });
+});
+
+describe('liveness in Node (no Web Locks API)', () => {
+  it('is a no-op: the lock is never held, and reclaimWhenGone rejects pointing at watch()', async () => {
+    expect(hasWebLocks()).toBe(false);
+    const lock = holdThreadLock('sabmalloc:1:2');
+    expect(await lock.held).toBe(false);
+    lock.release();
+    expect(await whenThreadLockFree('sabmalloc:1:2')).toBe(false);
+    const heap = SharedHeap.create({ initialBytes: 8 << 20, maxThreads: 2 });
+    try {
+      expect(await heap.threadLockHeld()).toBe(false);
+      await expect(heap.reclaimWhenGone(12345)).rejects.toThrow(HeapStateError);
+      await expect(heap.reclaimWhenGone(12345)).rejects.toThrow(/watch\(worker\)/);
+      expect(() => heap.reclaimWhenGone(-1)).toThrow(RangeError);
+      expect(() => heap.reclaimWhenGone(heap.threadId)).toThrow(/calling thread/); // would wait for itself
+    } finally {
+      heap.detach();
+    }
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * Messages between the browser suite's page (suite.ts) and its module Web Workers (worker.ts),
+ * and the shared control words they rendezvous on.
+ */
+
+/** Words of the control Int32Array (its own small SharedArrayBuffer). */
+export const C_STOP = 0; // set to 1 to end every loop
+export const C_READY = 1; // workers that entered their loop (Atomics.add + notify)
+export const C_HELD = 2; // 1 while a worker holds the global lock (holdLock)
+export const C_COUNT = 8; // C_COUNT + worker index: iterations done (Atomics.add + notify every CHUNK)
+export const CTL_WORDS = 32;
+export const CHUNK = 64; // a loop publishes its count every CHUNK iterations
+
+export type Request =
+  | { cmd: 'attach'; buffer: SharedArrayBuffer }
+  | { cmd: 'fill'; sizes: number[]; seed: number }
+  | { cmd: 'verifyFree'; blocks: [number, number][]; seed: number }
+  | { cmd: 'loop'; ctl: Int32Array; index: number; sizes: number[]; seed: number }
+  | { cmd: 'holdAndLoop'; ctl: Int32Array; index: number; hold: number; size: number; seed: number }
+  | { cmd: 'holdLock'; ctl: Int32Array; ms: number }
+  | { cmd: 'view' }
+  | { cmd: 'write'; block: number; size: number; seed: number }
+  | { cmd: 'check' }
+  | { cmd: 'flush' }
+  | { cmd: 'detach' };
+
+export interface Reply {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  error?: string;
+}
+
+export interface AttachReply {
+  threadId: number;
+  lockHeld: boolean;
+  lockName: string;
+  crossOriginIsolated: boolean;
+}
+
+export interface ViewReply {
+  u8Length: number;
+  byteLength: number;
+  bufferBytes: number;
+}
+
+export interface LoopReply {
+  ops: number;
+  bad: number;
+}
+
+/** The byte a test block holds at index j: depends on the block, the seed and j. */
+export function pattern(block: number, seed: number, j: number): number {
+  return ((block >>> 4) + seed + j * 7) & 255;
+}
+
+export function fillBlock(u8: Uint8Array, block: number, size: number, seed: number): void {
+  for (let j = 0; j < size; j++) u8[block + j] = pattern(block, seed, j);
+}
+
+/** Bytes of the block that do not hold the pattern. */
+export function badBytes(u8: Uint8Array, block: number, size: number, seed: number): number {
+  let bad = 0;
+  for (let j = 0; j < size; j++) if (u8[block + j] !== pattern(block, seed, j)) bad++;
+  return bad;
+}
