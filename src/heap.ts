@@ -15,8 +15,8 @@ import {
 import { createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
 import { reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
-import { markDead } from './reclaim.js'; // liveness (browser)
-import { holdThreadLock, threadLockName, whenThreadLockFree, NO_THREAD_LOCK, type ThreadLock } from './liveness.js'; // liveness (browser)
+import { markDead } from './reclaim.js';
+import { holdThreadLock, threadLockName, whenThreadLockFree, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
 
@@ -38,8 +38,8 @@ function attachedContext(heap: SharedHeap, fn: string): ThreadContext {
 
 export class SharedHeap {
   readonly #t: ThreadContext;
-  /** The Web Lock this thread holds while attached (liveness.ts). */ // liveness (browser)
-  #lock: ThreadLock = NO_THREAD_LOCK; // liveness (browser)
+  /** The Web Lock this thread holds while attached (liveness.ts). */
+  #lock: ThreadLock = NO_THREAD_LOCK;
 
   static {
     contextOf = (heap) => heap.#t;
@@ -68,7 +68,7 @@ export class SharedHeap {
     const existing = attached.get(id);
     if (existing !== undefined && !existing.#t.detached) return existing;
     const heap = new SharedHeap(CONSTRUCT, attachThread(buffer));
-    heap.#lock = holdThreadLock(threadLockName(id, heap.threadId)); // liveness (browser)
+    heap.#lock = holdThreadLock(threadLockName(id, heap.threadId));
     attached.set(id, heap);
     return heap;
   }
@@ -237,7 +237,7 @@ export class SharedHeap {
     const t = this.#t;
     if (t.detached) return;
     detachThread(t);
-    this.#lock.release(); // liveness (browser)
+    this.#lock.release();
     attached.delete(new Int32Array(t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]);
   }
 
@@ -246,7 +246,7 @@ export class SharedHeap {
     return reclaimThread(this.#t, checkInteger('reclaim', 'threadId', threadId, 2 ** 31 - 1));
   }
 
-  // ---- liveness (browser): begin ----
+
   /**
    * Resolves true once this thread holds its Web Lock (named after the heap and `threadId`),
    * false where there is no Web Locks API (Node). A browser worker posts its `threadId` to the
@@ -276,7 +276,7 @@ export class SharedHeap {
       return reclaimThread(t, id);
     });
   }
-  // ---- liveness (browser): end ----
+
 
   /** Reclaims automatically when `worker` exits (Node worker_threads Worker). */
   watch(worker: WatchableWorker): void {
