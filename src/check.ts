@@ -11,6 +11,7 @@ import {
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords,
+  LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
@@ -124,6 +125,39 @@ export function checkHeap(h: ThreadContext): void {
         fail(`abandoned list of class ${c}: slot ${slot} is not a listed slab of that class`);
       }
       slot = i32[mW + SM_ABANDON_NEXT];
+    }
+  }
+
+  // Each attached thread's current slabs and partial lists: owned, flagged, doubly linked to
+  // the tail, the empty slabs (INUSE == 0) after all the others (layout.ts).
+  for (let t = 0; t < geo.maxThreads; t++) {
+    const w = geo.threadsW + t * geo.threadWords;
+    if (Atomics.load(i32, w + TH_STATE) !== TS_ATTACHED) continue;
+    for (let c = 0; c < NUM_CLASSES; c++) {
+      const where = `thread ${t}, class ${c}`;
+      const cur = i32[w + TH_CUR + c];
+      if (cur !== 0) {
+        const mW = meta(cur);
+        if (cur < firstSlot || cur >= endSlot || i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== cur || i32[mW + SM_CLS1] - 1 !== c) {
+          fail(`${where}: current slab ${cur} is not a slab head of the class`);
+        }
+        if (Atomics.load(i32, mW + SM_OWNER) !== t || i32[mW + SM_LISTED] !== LISTED_CURRENT) fail(`${where}: current slab ${cur} is not owned and flagged current`);
+      }
+      let prev = 0;
+      let seenEmpty = false;
+      let n = 0;
+      for (let s = i32[w + TH_PARTIAL + c]; s !== 0; s = i32[meta(s) + SM_PART_NEXT]) {
+        const mW = meta(s);
+        if (s < firstSlot || s >= endSlot || n++ > endSlot) fail(`${where}: partial list holds slot ${s} (outside the heap, or a cycle)`);
+        if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s || i32[mW + SM_CLS1] - 1 !== c) fail(`${where}: partial list holds ${s}, not a slab head of the class`);
+        if (Atomics.load(i32, mW + SM_OWNER) !== t || i32[mW + SM_LISTED] !== LISTED_PARTIAL) fail(`${where}: slab ${s} on the partial list is not owned and flagged partial`);
+        if (i32[mW + SM_PART_PREV] !== prev) fail(`${where}: slab ${s} on the partial list links back to ${i32[mW + SM_PART_PREV]}, not ${prev}`);
+        const empty = i32[mW + SM_INUSE] === 0;
+        if (seenEmpty && !empty) fail(`${where}: slab ${s} in use comes after an empty one on the partial list`);
+        seenEmpty ||= empty;
+        prev = s;
+      }
+      if (i32[w + TH_PARTIAL_TAIL + c] !== prev) fail(`${where}: partial list ends at ${prev}, its tail word says ${i32[w + TH_PARTIAL_TAIL + c]}`);
     }
   }
 

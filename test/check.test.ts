@@ -12,6 +12,7 @@ import {
   K_FREE, S1_COUNT_W, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_FREE,
   SM_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_TOP, geometry,
+  SM_LISTED, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from '../src/layout.js';
 import { COUNT, NUM_CLASSES, SIZE, SPAN, classOf } from '../src/size-classes.js';
 
@@ -178,6 +179,49 @@ describe('slab lists and counts', () => {
     Atomics.store(i32, meta(slot) + SM_REMOTE, a);
     expectCorruption(heap, `slab at slot ${slot}`);
   }, TIMEOUT);
+});
+
+describe('current slabs and partial lists', () => {
+  /** A heap whose thread 0 has two slabs of 48-byte blocks on its partial list, one of them empty. */
+  function withPartials(): { heap: SharedHeap; cls: number; first: number } {
+    const heap = fresh();
+    const cls = classOf(48);
+    const n = COUNT[cls];
+    const blocks = Array.from({ length: 3 * n }, () => heap.malloc(48)); // three slabs
+    for (let i = 0; i < n; i++) heap.free(blocks[i]!); // the first slab: every block back
+    heap.free(blocks[n]!); // the second: one block back
+    heap.flush(); // magazines drained: the empty slab is given back, the other stays partial
+    for (let i = 0; i < n; i++) blocks[i] = heap.malloc(48); // ... and reused
+    for (let i = 0; i < n; i++) heap.free(blocks[i]!);
+    const { i32, thread } = raw(heap);
+    const first = i32[thread(0) + TH_PARTIAL + cls]!;
+    expect(first).toBeGreaterThan(0);
+    heap.check();
+    return { heap, cls, first };
+  }
+
+  it('a partial list whose tail word is wrong', () => {
+    const { heap, cls } = withPartials();
+    const { i32, thread } = raw(heap);
+    i32[thread(0) + TH_PARTIAL_TAIL + cls] = 0;
+    expectCorruption(heap, 'partial list ends at');
+  });
+
+  it('a slab on a partial list that links back wrongly', () => {
+    const { heap, first } = withPartials();
+    const { i32, meta } = raw(heap);
+    i32[meta(first) + SM_PART_PREV] = first;
+    expectCorruption(heap, 'links back to');
+  });
+
+  it('a current slab that is not flagged current', () => {
+    const heap = fresh();
+    heap.malloc(48);
+    const { i32, meta, thread } = raw(heap);
+    const cur = i32[thread(0) + TH_CUR + classOf(48)]!;
+    i32[meta(cur) + SM_LISTED] = 0;
+    expectCorruption(heap, `current slab ${cur}`);
+  });
 });
 
 describe('state bytes', () => {
