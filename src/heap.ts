@@ -92,9 +92,9 @@ export class SharedHeap {
 
   /**
    * Allocates `size` bytes; returns the block's offset (> 0, a multiple of 16), or 0 when out
-   * of memory. Fast path, no Atomics and no object: 7 loads (the context, its views and
-   * magazine-top index, the class table, the top, the entry's block and state address) and
-   * 2 stores (the top, the state byte). An empty magazine, a size above MAX_SMALL or a
+   * of memory. Fast path, no Atomics and no object: 8 loads (the context; its i32 and bytes
+   * views and magazine-top index; the class table; the top; the entry's block and state
+   * address) and 2 stores (the top, the state byte). An empty magazine, a size above MAX_SMALL or a
    * non-integer misses into mallocSlow.
    */
   malloc(size: number): number {
