@@ -3,15 +3,19 @@
  * argument checks with clear errors, large blocks, calloc, realloc, usableSize, alignedAlloc,
  * tryMalloc. Every misuse throws before anything is changed.
  */
-import {
-  K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1,
-  SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, ST_FREE, SUPER_BYTES,
-} from './layout.js';
-import { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } from './size-classes.js';
+import * as layout from './layout.js';
+import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
 import { largeAlloc, largeFree } from './large.js';
 import { allocFromClass, freeSmall } from './magazine.js';
+
+// Module-local copies of the layout's constants: V8 folds these into optimized code, while an
+// imported binding is read through its module cell at every use (see heap.ts).
+const { K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT, SM_BUMP,
+  SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED,
+  ST_FREE, SUPER_BYTES } = layout;
+const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
 
 /** A block that grows past this many bytes by realloc is given room to grow (reallocGrowth). */
 export const REALLOC_SLACK_FROM = 512;

@@ -13,13 +13,17 @@
  *              slot, but the lock is taken in the reclaimer's name (runner.slot) and its
  *              re-entrancy depth (runner.lockDepth) is the reclaimer's.
  */
-import {
-  G_DRAIN_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL, G_VERSION,
-  LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT, TH_DRAIN, TH_F64_W, TH_TOP, geometry,
-  magazineWords, type Geometry,
-} from './layout.js';
-import { NUM_CLASSES, SIZE } from './size-classes.js';
+import * as layout from './layout.js';
+import { type Geometry } from './layout.js';
+import * as classes from './size-classes.js';
 import { HeapStateError } from './errors.js';
+
+// Module-local copies of the layout's constants: V8 folds these into optimized code, while an
+// imported binding is read through its module cell at every use (see heap.ts).
+const { G_DRAIN_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
+  G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT, TH_DRAIN,
+  TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
+const { NUM_CLASSES, SIZE } = classes;
 
 /** The thread that runs the code: whose name the lock is taken in. */
 export interface Runner {

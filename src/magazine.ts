@@ -8,17 +8,20 @@
  * TH_INFLIGHT how many blocks of a remote chain are between their first PENDING state and the
  * CAS that publishes them. A reclaimer can so finish a drain of a thread that died inside one.
  */
-import {
-  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_HEAD,
-  SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING,
-  TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N,
-  TH_JOURNAL_W,
-} from './layout.js';
-import { FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES } from './size-classes.js';
+import * as layout from './layout.js';
+import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { takeSlab } from './pool.js';
 import { publishChain } from './remote.js';
 import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, releaseEmptyPartials, takeBlocks } from './slab.js';
+
+// Module-local copies of the layout's constants: V8 folds these into optimized code, while an
+// imported binding is read through its module cell at every use (see heap.ts).
+const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
+  SM_CLS1, SM_DATA, SM_HEAD, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
+  ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
+  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W } = layout;
+const { FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES } = classes;
 
 /** Pops a block of class `cls`, refilling the magazine first when it is empty; 0 when out of memory. */
 export function allocFromClass(t: ThreadContext, cls: number, mayBlock: boolean): number {

@@ -9,16 +9,19 @@
  * Before Stage 2 the lock holder adopts an abandoned slab of the class (left by a detached or
  * dead thread) if there is one. The slot table itself (masks, metas) is slots.ts.
  */
-import {
-  ABANDONED_W, F_ADOPTED, F_STAGE2, F_STAGE3, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, OWNER_POOL, S1_COUNT_W,
-  S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_HEAD, SM_INUSE,
-  SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_NEXT, TF_SLABS, TH_PUSHING, TH_RETURNING,
-} from './layout.js';
-import { COUNT, NUM_CLASSES, SPAN } from './size-classes.js';
+import * as layout from './layout.js';
+import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
+
+// Module-local copies of the layout's constants: V8 folds these into optimized code, while an
+// imported binding is read through its module cell at every use (see heap.ts).
+const { ABANDONED_W, F_ADOPTED, F_STAGE2, F_STAGE3, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, OWNER_POOL,
+  S1_COUNT_W, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
+  SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_NEXT, TF_SLABS, TH_PUSHING, TH_RETURNING } = layout;
+const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
 

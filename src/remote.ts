@@ -7,13 +7,16 @@
  * collects it on its next slow path: it takes the whole list with one exchange and moves the
  * blocks to the slab's local list. A slab with no owner (abandoned) is adopted by the pusher.
  */
-import {
-  FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_LISTED,
-  SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, TH_COLLECT_MW,
-  TH_COLLECT_NEXT, TH_NOTICE, LISTED_NONE,
-} from './layout.js';
-import { COUNT, SIZE } from './size-classes.js';
+import * as layout from './layout.js';
+import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
+
+// Module-local copies of the layout's constants: V8 folds these into optimized code, while an
+// imported binding is read through its module cell at every use (see heap.ts).
+const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_LISTED,
+  SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, TH_COLLECT_MW,
+  TH_COLLECT_NEXT, TH_NOTICE, LISTED_NONE } = layout;
+const { COUNT, SIZE } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
 export function slabMetaOf(t: ThreadContext, block: number): number {

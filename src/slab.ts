@@ -7,15 +7,18 @@
  * refills come from, and a partial list (TH_PARTIAL .. TH_PARTIAL_TAIL) of other owned slabs with
  * free blocks.
  */
-import {
-  FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP, SM_CLS1, SM_DATA,
-  SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_PART_NEXT, SM_PART_PREV,
-  SM_REMOTE, SM_STATE, ST_CACHED, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
-} from './layout.js';
-import { COUNT, SIZE } from './size-classes.js';
+import * as layout from './layout.js';
+import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { releaseEmptySlab } from './pool.js';
 import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
+
+// Module-local copies of the layout's constants: V8 folds these into optimized code, while an
+// imported binding is read through its module cell at every use (see heap.ts).
+const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
+  SM_CLS1, SM_DATA, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
+  SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
+const { COUNT, SIZE } = classes;
 
 /**
  * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`. Every block is
