@@ -172,7 +172,7 @@ export class SharedHeap {
   /**
    * Resizes a block, keeping its contents up to the smaller size; 0 (old block intact) when out
    * of memory. Fast path (a live small block, a small size): free's validation, then the block
-   * itself when it still fits, else malloc, a word copy and free, each by its fast path; no
+   * itself when it still fits, else malloc's fast path, a word copy and free's push; no
    * Atomics, no object. Anything else (errors, large blocks, copies above REALLOC_WORD_COPY)
    * goes to reallocImpl.
    */
@@ -191,7 +191,8 @@ export class SharedHeap {
     const off = block - i32[mW + SM_DATA];
     const d = cls * FD_WORDS;
     const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);
-    if ((off & FREE_DIV[d + FD_MASK]) !== 0 || idx >>> 0 >= FREE_DIV[d + FD_COUNT] || t.bytes[i32[mW + SM_STATE] + idx] !== ST_ALLOCATED) {
+    const st = i32[mW + SM_STATE] + idx;
+    if ((off & FREE_DIV[d + FD_MASK]) !== 0 || idx >>> 0 >= FREE_DIV[d + FD_COUNT] || t.bytes[st] !== ST_ALLOCATED) {
       return reallocImpl(t, block, size);
     }
     const usable = SIZE[cls];
@@ -205,7 +206,18 @@ export class SharedHeap {
     const from = block >>> 2;
     const to = q >>> 2;
     for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
-    this.free(block);
+    // free's push of the old block, validated above (it is still ALLOCATED: its slab stays put).
+    const topW = t.topW + cls;
+    const top = v[topW];
+    if (v[top] === MAG_FULL_SENTINEL) {
+      freeDrainFull(t, cls, block, st);
+      return q;
+    }
+    t.bytes[st] = ST_CACHED;
+    v[top] = block;
+    v[top + MAG_STATE] = st;
+    v[topW] = top + MAG_ENTRY_WORDS;
+    if (--v[t.drainW + cls] === 0) drainPeriodic(t, cls);
     return q;
   }
 
