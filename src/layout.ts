@@ -227,7 +227,8 @@ export const ST_PENDING = 3; //   on the slab's remote free list (set before the
 export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING
 export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread (0 = unknown)
 export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty)
-export const TH_RESERVED_3 = 3; //[R]
+export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's
+//                                 magazine itself (a drain in place), or TH_JOURNAL_W (a reclaim's copy)
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
 export const TH_RETURNING = 4; //  [O] under the lock, between marking a slab POOLED and giving its slots back (0: none)
@@ -253,7 +254,7 @@ export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain 
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs
 export const TH_JOURNAL_CLS = TH_INFLIGHT + 3; //    [O] class of the journal's blocks
-export const TH_JOURNAL_W = TH_INFLIGHT + 4; //      [O] drain journal: magazine entries being drained, magazineWords(magCap) words
+export const TH_JOURNAL_W = TH_INFLIGHT + 4; //      [O] room for a copied journal (reclaim), magazineWords(magCap) words
 // After the journal come the magazines ([O]): per class, magazineWords(magCap) words from
 // Geometry.magW: entry 0 is the empty sentinel (block MAG_EMPTY_SENTINEL: pop's empty test),
 // then capacity entries, then the full sentinel (block MAG_FULL_SENTINEL: push's full test).

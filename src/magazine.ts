@@ -20,7 +20,7 @@ import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, release
 const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_HEAD, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
-  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_W } = layout;
+  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W } = layout;
 const { FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES } = classes;
 
 /** Pops a block of class `cls`, refilling the magazine first when it is empty; 0 when out of memory. */
@@ -102,15 +102,26 @@ export function freeSmall(t: ThreadContext, block: number): void {
 
 // ---- Drain ------------------------------------------------------------------------------------
 
-/** Copies magazine words [fromW, fromW + words) of `src` into the journal and marks it valid. */
-export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, fromW: number, words: number): void {
+/**
+ * Makes magazine words [fromW, fromW + words) of t's own magazine of `cls` the journal, in
+ * place: the caller then lowers the magazine's top below them, and nothing writes there until
+ * the drain is done (only this thread pushes onto its magazines).
+ */
+export function journalInPlace(t: ThreadContext, cls: number, fromW: number, words: number): void {
   const i32 = t.i32;
-  const jW = t.thW + TH_JOURNAL_W;
-  for (let i = 0; i < words; i++) i32[jW + i] = src[fromW + i];
+  i32[t.thW + TH_JOURNAL_SRC] = fromW;
   i32[t.thW + TH_JOURNAL_CLS] = cls;
   i32[t.thW + TH_JOURNAL_DONE] = 0;
   i32[t.thW + TH_INFLIGHT] = 0;
   i32[t.thW + TH_JOURNAL_N] = words; // valid from here on
+}
+
+/** Copies words [fromW, fromW + words) of `src` (entries collected by a reclaim) into the journal area. */
+export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, fromW: number, words: number): void {
+  const i32 = t.i32;
+  const jW = t.thW + TH_JOURNAL_W;
+  for (let i = 0; i < words; i++) i32[jW + i] = src[fromW + i];
+  journalInPlace(t, cls, jW, words);
 }
 
 /**
@@ -123,7 +134,7 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
   const i32 = t.i32;
   const bytes = t.bytes;
   const smW = t.smW;
-  const jW = t.thW + TH_JOURNAL_W;
+  const jW = i32[t.thW + TH_JOURNAL_SRC];
   const doneW = t.thW + TH_JOURNAL_DONE;
   const end = jW + i32[t.thW + TH_JOURNAL_N];
   let e = jW + i32[doneW];
@@ -177,7 +188,11 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
   i32[t.thW + TH_JOURNAL_N] = 0;
 }
 
-/** free's slow path when the magazine is full: drain its older half (at least one entry), then push the block. */
+/**
+ * free's slow path when the magazine is full: drain its newer half (at least one entry) in
+ * place, then push the block. (The newer half: nothing to move, and the blocks go back to their
+ * slabs' lists, which the next refill takes first.)
+ */
 export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: number): void {
   const i32 = t.i32;
   const base = t.magazineBase(cls);
@@ -185,8 +200,7 @@ export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: 
   const top = i32[topW];
   const entries = (top - base) / MAG_ENTRY_WORDS;
   const drained = Math.max(1, entries >>> 1) * MAG_ENTRY_WORDS; // words
-  journalEntries(t, cls, i32, base, drained);
-  for (let w = base + drained; w < top; w++) i32[w - drained] = i32[w]; // close the gap
+  journalInPlace(t, cls, top - drained, drained);
   i32[topW] = top - drained;
   t.f64[t.tfW + TF_DRAINS]++;
   drainJournal(t, cls, true);
@@ -216,7 +230,7 @@ export function drainClass(t: ThreadContext, cls: number): void {
   const topW = t.topW + cls;
   const n = i32[topW] - base;
   if (n === 0) return;
-  journalEntries(t, cls, i32, base, n);
+  journalInPlace(t, cls, base, n);
   i32[topW] = base;
   t.f64[t.tfW + TF_DRAINS]++;
   drainJournal(t, cls, false);

@@ -11,7 +11,7 @@ import {
   F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_BUMP,
   SM_CLS1, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE,
   ST_CACHED, ST_FREE, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE,
-  TH_JOURNAL_N, TH_JOURNAL_W, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
+  TH_JOURNAL_N, TH_JOURNAL_SRC, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
@@ -165,7 +165,13 @@ function finishJournals(dead: ThreadContext): Set<number> {
   const held = new Set<number>();
   const n = i32[dead.thW + TH_JOURNAL_N];
   if (n === 0) return held;
-  const jW = dead.thW + TH_JOURNAL_W;
+  // The journal's entries: in the dead thread's magazine (a drain in place) or in its journal
+  // area (a copy); a word index outside its thread area is not trusted.
+  const jW = i32[dead.thW + TH_JOURNAL_SRC];
+  if (jW < dead.thW || jW + n > dead.thW + dead.geo.threadWords) {
+    i32[dead.thW + TH_JOURNAL_N] = 0;
+    return held;
+  }
   for (let w = jW; w < jW + n; w += MAG_ENTRY_WORDS) held.add(i32[w]);
   const inflight = i32[dead.thW + TH_INFLIGHT];
   const done = i32[dead.thW + TH_JOURNAL_DONE] + MAG_ENTRY_WORDS * inflight;
