@@ -24,15 +24,18 @@
  * throw {@link BenchAbortedError} instead of waiting forever.
  */
 import { SharedHeap } from '../src/index.js';
+import { copyFor } from './copies.js';
 import { lockStorm, lockStormCleanup } from './lock-storm.js';
-import { loadTrace, replay, type ReplayAllocator, type Trace } from './replay.js';
+import { loadTrace, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
 import {
   emptyResult,
   larsonCleanup,
   larsonFill,
   larsonHeld,
   larsonRound,
+  larsonRoundLoop,
   slotCleanup,
+  slotLoop,
   threadRng,
   w1,
   w2,
@@ -299,6 +302,8 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
 
 function runWorkload(task: RunTask, alloc: ReplayAllocator, ctl: Int32Array, f64: Float64Array): ThreadResult {
   const { workload, threads: T, thread: t, params: p } = task;
+  // Each allocator runs its own copy of the timed loop (bench/copies.ts), which calls its methods directly.
+  const name = task.allocator;
   const start = (): number => {
     arrive(ctl, CTL_READY);
     waitWhile(ctl, CTL_GO, 0);
@@ -316,8 +321,8 @@ function runWorkload(task: RunTask, alloc: ReplayAllocator, ctl: Int32Array, f64
   if (workload === 'W1' || workload === 'W2' || workload === 'LOCK') {
     const startNs = start();
     let run: SlotRun;
-    if (workload === 'W1') run = w1(alloc, { cycles: p.cycles, ws: p.ws, seed: p.seed });
-    else if (workload === 'W2') run = w2(alloc, { cycles: p.cycles, ws: p.ws, seed: p.seed, thread: t });
+    if (workload === 'W1') run = w1(alloc, { cycles: p.cycles, ws: p.ws, seed: p.seed }, copyFor(slotLoop, name));
+    else if (workload === 'W2') run = w2(alloc, { cycles: p.cycles, ws: p.ws, seed: p.seed, thread: t }, copyFor(slotLoop, name));
     else run = lockStorm(alloc, { cycles: p.cycles, ws: p.ws, seed: p.seed, thread: t });
     const fp = footprint();
     const endNs = finish();
@@ -337,11 +342,12 @@ function runWorkload(task: RunTask, alloc: ReplayAllocator, ctl: Int32Array, f64
     const tally = emptyResult();
     larsonFill(alloc, rng, chunks, arrays[t], tally);
     f64[fPeak(T, t)] = tally.peakLiveBytes;
+    const loop = copyFor(larsonRoundLoop, name);
     const startNs = start();
     for (let round = 0; round < rounds; round++) {
       const a = larsonHeld(t, round, T);
       tally.peakLiveBytes = f64[fPeak(T, a)]!;
-      larsonRound(alloc, rng, arrays[a]!, opsPerRound, tally);
+      larsonRound(alloc, rng, arrays[a]!, opsPerRound, tally, loop);
       f64[fPeak(T, a)] = tally.peakLiveBytes;
       barrier(ctl, T); // all threads are done with their arrays
       // hand-off: thread t now holds the array thread (t + 1) % T held
@@ -367,9 +373,10 @@ function runWorkload(task: RunTask, alloc: ReplayAllocator, ctl: Int32Array, f64
     frees: 0,
   };
   let fp = 0;
+  const loop = copyFor(replayLoop, name);
   total.startNs = start();
   for (let k = 0; k < repeats; k++) {
-    const r = replay(alloc, trace);
+    const r = replay(alloc, trace, loop);
     total.ops += r.ops;
     total.mallocs += r.mallocs;
     total.callocs! += r.callocs;

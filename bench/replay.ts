@@ -196,17 +196,102 @@ export function parseTrace(data: Uint8Array | string, name = 'trace'): Trace {
   return { name, count, kind, slot, size, line, slots };
 }
 
+/** The slow paths of {@link replayLoop}, passed in so that the loop stays self-contained. */
+export interface ReplayFailures {
+  outOfMemory(trace: Trace, i: number, fn: string, size: number): never;
+  corrupted(trace: Trace, i: number, p: number, size: number, what: string, expected: number, b0: number, b1: number): never;
+}
+
+const REPLAY_FAILURES: ReplayFailures = { outOfMemory: replayOutOfMemory, corrupted: replayCorrupted };
+
+/** The blocks a replay holds, by dense slot. */
+export interface ReplayState {
+  readonly ptrs: Int32Array;
+  readonly sizes: Int32Array;
+  readonly tags: Uint8Array;
+  /** 1 while the slot's block is live. */
+  readonly used: Uint8Array;
+}
+
+/** What {@link replayLoop} counts. */
+export interface ReplayCounts {
+  mallocs: number;
+  callocs: number;
+  reallocs: number;
+  frees: number;
+  bytesRequested: number;
+  peakLiveBytes: number;
+  liveBytes: number;
+  checksum: number;
+  elapsedNs: number;
+}
+
+/** The signature of {@link replayLoop} (and of its per-allocator copies). */
+export type ReplayLoop = typeof replayLoop;
+
 /**
  * Replays a parsed trace on `alloc`: the operations are timed; the blocks
- * the trace leaves live are then checked and freed (untimed).
+ * the trace leaves live are then checked and freed (untimed). `loop` is
+ * {@link replayLoop} or a copy of it compiled for this allocator.
  */
-export function replay(alloc: ReplayAllocator, trace: Trace): ReplayResult {
-  const { count, kind, slot, size } = trace;
-  const ptrs = new Int32Array(Math.max(1, trace.slots));
-  const sizes = new Int32Array(ptrs.length);
-  const tags = new Uint8Array(ptrs.length);
-  const used = new Uint8Array(ptrs.length); // 1 while the slot's block is live
+export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = replayLoop): ReplayResult {
+  const n = Math.max(1, trace.slots);
+  const state: ReplayState = { ptrs: new Int32Array(n), sizes: new Int32Array(n), tags: new Uint8Array(n), used: new Uint8Array(n) };
+  const c = loop(alloc, trace, state, REPLAY_FAILURES);
+  const footprintBytes = alloc.footprint?.();
+
+  // Untimed: check and free what the trace left live.
+  const { ptrs, sizes, tags, used } = state;
   const u8 = alloc.u8;
+  let liveBlocksAtEnd = 0;
+  for (let s = 0; s < ptrs.length; s++) {
+    const p = ptrs[s]!;
+    const sz = sizes[s]!;
+    if (used[s] === 0) continue;
+    liveBlocksAtEnd++;
+    if (sz > 0 && (u8[p] !== tags[s] || u8[p + sz - 1] !== tags[s])) {
+      replayCorrupted(trace, trace.count, p, sz, 'block was overwritten (found at the end)', tags[s]!, u8[p]!, u8[p + sz - 1]!);
+    }
+    if (p !== 0) alloc.free(p);
+  }
+
+  return {
+    name: trace.name,
+    ops: trace.count,
+    mallocs: c.mallocs,
+    callocs: c.callocs,
+    reallocs: c.reallocs,
+    frees: c.frees,
+    bytesRequested: c.bytesRequested,
+    peakLiveBytes: c.peakLiveBytes,
+    liveBlocksAtEnd,
+    liveBytesAtEnd: c.liveBytes,
+    footprintBytes,
+    footprintRatio: footprintBytes !== undefined && c.peakLiveBytes > 0 ? footprintBytes / c.peakLiveBytes : undefined,
+    checksum: c.checksum,
+    elapsedNs: c.elapsedNs,
+    opsPerSec: c.elapsedNs > 0 ? (trace.count * 1e9) / c.elapsedNs : 0,
+  };
+}
+
+/**
+ * The timed replay loop. Self-contained: it refers to nothing but its
+ * parameters and globals, so that bench/copies.ts can compile a copy per
+ * allocator from its source text; hence the operation kinds as literals
+ * (0 {@link OP_MALLOC}, 1 {@link OP_CALLOC}, 2 {@link OP_REALLOC},
+ * 3 {@link OP_FREE}). `alloc.u8` is read again only when a block ends past
+ * the view (a heap that grew during the replay).
+ */
+export function replayLoop(alloc: ReplayAllocator, trace: Trace, state: ReplayState, fail: ReplayFailures): ReplayCounts {
+  const count = trace.count;
+  const kind = trace.kind;
+  const slot = trace.slot;
+  const size = trace.size;
+  const ptrs = state.ptrs;
+  const sizes = state.sizes;
+  const tags = state.tags;
+  const used = state.used;
+  let u8 = alloc.u8;
   let mallocs = 0;
   let callocs = 0;
   let reallocs = 0;
@@ -221,10 +306,10 @@ export function replay(alloc: ReplayAllocator, trace: Trace): ReplayResult {
     const k = kind[i]!;
     const s = slot[i]!;
     const tag = (i % 255) + 1;
-    if (k === OP_MALLOC || k === OP_CALLOC) {
+    if (k <= 1 /* OP_MALLOC, OP_CALLOC */) {
       const sz = size[i]!;
       let p: number;
-      if (k === OP_MALLOC) {
+      if (k === 0) {
         p = alloc.malloc(sz);
         mallocs++;
       } else {
@@ -232,11 +317,12 @@ export function replay(alloc: ReplayAllocator, trace: Trace): ReplayResult {
         callocs++;
       }
       if (sz > 0) {
-        if (p === 0) replayOutOfMemory(trace, i, k === OP_MALLOC ? 'malloc' : 'calloc', sz);
-        if (k === OP_CALLOC) {
+        if (p === 0) fail.outOfMemory(trace, i, k === 0 ? 'malloc' : 'calloc', sz);
+        if (p + sz > u8.length) u8 = alloc.u8; // the heap grew
+        if (k === 1) {
           const z0 = u8[p]!;
           const z1 = u8[p + sz - 1]!;
-          if ((z0 | z1) !== 0) replayCorrupted(trace, i, p, sz, 'calloc returned bytes that are not zero', 0, z0, z1);
+          if ((z0 | z1) !== 0) fail.corrupted(trace, i, p, sz, 'calloc returned bytes that are not zero', 0, z0, z1);
         }
         u8[p] = tag;
         u8[p + sz - 1] = tag;
@@ -255,10 +341,10 @@ export function replay(alloc: ReplayAllocator, trace: Trace): ReplayResult {
       if (old > 0) {
         const b0 = u8[p]!;
         const b1 = u8[p + old - 1]!;
-        if (b0 !== oldTag || b1 !== oldTag) replayCorrupted(trace, i, p, old, 'block was overwritten', oldTag, b0, b1);
+        if (b0 !== oldTag || b1 !== oldTag) fail.corrupted(trace, i, p, old, 'block was overwritten', oldTag, b0, b1);
         checksum = (checksum + b0 + b1) >>> 0;
       }
-      if (k === OP_FREE) {
+      if (k === 3 /* OP_FREE */) {
         if (p !== 0) alloc.free(p);
         ptrs[s] = 0;
         sizes[s] = 0;
@@ -269,13 +355,14 @@ export function replay(alloc: ReplayAllocator, trace: Trace): ReplayResult {
         const sz = size[i]!;
         const q = alloc.realloc(p, sz);
         if (sz > 0) {
-          if (q === 0) replayOutOfMemory(trace, i, 'realloc', sz);
+          if (q === 0) fail.outOfMemory(trace, i, 'realloc', sz);
+          if (q + sz > u8.length) u8 = alloc.u8; // the heap grew
           const kept = old < sz ? old : sz;
           if (kept > 0) {
             const c0 = u8[q]!;
             const c1 = u8[q + kept - 1]!;
             const want1 = kept === old ? oldTag : c1; // the old last byte survives only if nothing was cut
-            if (c0 !== oldTag || c1 !== want1) replayCorrupted(trace, i, q, sz, 'realloc did not preserve the contents', oldTag, c0, c1);
+            if (c0 !== oldTag || c1 !== want1) fail.corrupted(trace, i, q, sz, 'realloc did not preserve the contents', oldTag, c0, c1);
           }
           u8[q] = tag;
           u8[q + sz - 1] = tag;
@@ -291,38 +378,7 @@ export function replay(alloc: ReplayAllocator, trace: Trace): ReplayResult {
     }
   }
   const elapsedNs = Math.round((performance.now() - t0) * 1e6);
-  const footprintBytes = alloc.footprint?.();
-
-  // Untimed: check and free what the trace left live.
-  let liveBlocksAtEnd = 0;
-  for (let s = 0; s < ptrs.length; s++) {
-    const p = ptrs[s]!;
-    const sz = sizes[s]!;
-    if (used[s] === 0) continue;
-    liveBlocksAtEnd++;
-    if (sz > 0 && (u8[p] !== tags[s] || u8[p + sz - 1] !== tags[s])) {
-      replayCorrupted(trace, count, p, sz, 'block was overwritten (found at the end)', tags[s]!, u8[p]!, u8[p + sz - 1]!);
-    }
-    if (p !== 0) alloc.free(p);
-  }
-
-  return {
-    name: trace.name,
-    ops: count,
-    mallocs,
-    callocs,
-    reallocs,
-    frees,
-    bytesRequested,
-    peakLiveBytes: peakLive,
-    liveBlocksAtEnd,
-    liveBytesAtEnd: live,
-    footprintBytes,
-    footprintRatio: footprintBytes !== undefined && peakLive > 0 ? footprintBytes / peakLive : undefined,
-    checksum,
-    elapsedNs,
-    opsPerSec: elapsedNs > 0 ? (count * 1e9) / elapsedNs : 0,
-  };
+  return { mallocs, callocs, reallocs, frees, bytesRequested, peakLiveBytes: peakLive, liveBytes: live, checksum, elapsedNs };
 }
 
 /** Reads, parses and replays a trace file. */

@@ -29,9 +29,16 @@
  *   bound of the true global peak, which would need a shared counter on the
  *   hot path to measure exactly. The C program uses the same definition.
  *
- * The hot loops are monomorphic and allocate nothing: typed arrays, locals,
- * no closures; `alloc.u8` is read once per call, so an allocator must not
- * replace its byte view during a run.
+ * The hot loops ({@link slotLoop}, {@link larsonRoundLoop}) allocate nothing
+ * (typed arrays, locals, no closures) and are self-contained: they refer to
+ * nothing but their parameters and globals, so that bench/copies.ts can
+ * compile a copy of each one per allocator from its source text (each copy
+ * then sees one receiver type at its malloc/free call sites). Their slow
+ * paths (errors) go through the {@link LoopFailures} parameter. The
+ * generator's state is kept in a local (`rng.state` is read before the loop
+ * and written back after it). `alloc.u8` is read once per call and again
+ * only when a block ends past its end (a heap that grew), so an allocator
+ * must keep every view it handed out valid for the offsets it covers.
  */
 
 /** The allocator under test. `malloc` returns a byte offset into `u8`, or 0 when out of memory. */
@@ -89,6 +96,12 @@ export class XorShift32 {
   /** Current state, a non-zero uint32. */
   get state(): number {
     return this.s >>> 0;
+  }
+
+  /** Sets the state (the timed loops keep it in a local and write it back). */
+  set state(v: number) {
+    if ((v | 0) === 0) throw new RangeError(`XorShift32.state: must be a non-zero uint32, got ${v}`);
+    this.s = v | 0;
   }
 
   /** Next value, a uint32 in [1, 2^32). */
@@ -185,27 +198,52 @@ export interface SlotRun extends SlotState {
   readonly result: WorkloadResult;
 }
 
-/** W1 random_mixed, timed part. Free what it leaves with {@link slotCleanup}. */
-export function w1(alloc: Allocator, opts: W1Options = {}): SlotRun {
+/** The slow paths of the timed loops, passed in so that the loops stay self-contained. */
+export interface LoopFailures {
+  corrupted(workload: string, i: number, p: number, size: number, tag: number, b0: number, b1: number): never;
+  outOfMemory(workload: string, i: number, size: number): never;
+}
+
+/** The failures of this module's loops (WorkloadCorruptionError, WorkloadOutOfMemoryError). */
+export const LOOP_FAILURES: LoopFailures = { corrupted, outOfMemory };
+
+/** The signature of {@link slotLoop} (and of its per-allocator copies). */
+export type SlotLoop = typeof slotLoop;
+
+/**
+ * W1 random_mixed, timed part. Free what it leaves with {@link slotCleanup}.
+ * `loop` is {@link slotLoop} or a copy of it compiled for this allocator.
+ */
+export function w1(alloc: Allocator, opts: W1Options = {}, loop: SlotLoop = slotLoop): SlotRun {
   const cycles = opts.cycles ?? W1_DEFAULTS.cycles;
   const ws = opts.ws ?? W1_DEFAULTS.ws;
   const seed = opts.seed ?? W1_DEFAULTS.seed;
-  return slotLoop(alloc, 'W1', new XorShift32(seed), cycles, ws, W1_MIN_SIZE, W1_SIZE_SPAN);
+  checkSlotParams('W1', cycles, ws);
+  return loop(alloc, 'W1', new XorShift32(seed), cycles, ws, W1_MIN_SIZE, W1_SIZE_SPAN, LOOP_FAILURES);
 }
 
 /** One thread of W2 mid_large, timed part. Free what it leaves with {@link slotCleanup}. */
-export function w2(alloc: Allocator, opts: W2Options = {}): SlotRun {
+export function w2(alloc: Allocator, opts: W2Options = {}, loop: SlotLoop = slotLoop): SlotRun {
   const cycles = opts.cycles ?? W2_DEFAULTS.cycles;
   const ws = opts.ws ?? W2_DEFAULTS.ws;
   const seed = opts.seed ?? W2_DEFAULTS.seed;
   const thread = opts.thread ?? 0;
-  return slotLoop(alloc, 'W2', threadRng(seed, thread), cycles, ws, W2_MIN_SIZE, W2_SIZE_SPAN);
+  checkSlotParams('W2', cycles, ws);
+  return loop(alloc, 'W2', threadRng(seed, thread), cycles, ws, W2_MIN_SIZE, W2_SIZE_SPAN, LOOP_FAILURES);
+}
+
+function checkSlotParams(workload: string, cycles: number, ws: number): void {
+  checkCount(workload, 'cycles', cycles, 0);
+  checkCount(workload, 'ws', ws, 1);
+  if (ws > 0x7fff_ffff) throw new RangeError(`${workload}: ws must be below 2^31, got ${ws}`);
 }
 
 /**
  * The W1 loop: `cycles` times pick a slot; free it if full, else fill it
  * with `malloc(minSize + next() % sizeSpan)` and write `i & 0xff` at both
- * ends. Before each free both ends are checked.
+ * ends. Before each free both ends are checked. Self-contained (see the
+ * module comment): `next() % m` is {@link XorShift32.below} written out on
+ * a local state. The caller checks the parameters (cycles >= 0, ws >= 1).
  */
 export function slotLoop(
   alloc: Allocator,
@@ -215,13 +253,13 @@ export function slotLoop(
   ws: number,
   minSize: number,
   sizeSpan: number,
+  fail: LoopFailures,
 ): SlotRun {
-  checkCount(workload, 'cycles', cycles, 0);
-  checkCount(workload, 'ws', ws, 1);
   const slots = new Int32Array(ws);
   const sizes = new Int32Array(ws);
   const tags = new Uint8Array(ws);
-  const u8 = alloc.u8;
+  let u8 = alloc.u8;
+  let x = rng.state | 0;
   let mallocs = 0;
   let bytesRequested = 0;
   let checksum = 0;
@@ -230,22 +268,30 @@ export function slotLoop(
 
   const t0 = performance.now();
   for (let i = 0; i < cycles; i++) {
-    const idx = rng.below(ws);
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const idx = ws <= 32768 ? ((((x >>> 16) % ws) << 16) | (x & 0xffff)) % ws : (x >>> 0) % ws;
     const p = slots[idx]!;
     if (p !== 0) {
       const size = sizes[idx]!;
       const tag = tags[idx]!;
       const b0 = u8[p]!;
       const b1 = u8[p + size - 1]!;
-      if (b0 !== tag || b1 !== tag) corrupted(workload, i, p, size, tag, b0, b1);
+      if (b0 !== tag || b1 !== tag) fail.corrupted(workload, i, p, size, tag, b0, b1);
       checksum = (checksum + b0 + b1) >>> 0;
       alloc.free(p);
       slots[idx] = 0;
       live -= size;
     } else {
-      const size = minSize + rng.below(sizeSpan);
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      const size =
+        minSize + (sizeSpan <= 32768 ? ((((x >>> 16) % sizeSpan) << 16) | (x & 0xffff)) % sizeSpan : (x >>> 0) % sizeSpan);
       const q = alloc.malloc(size);
-      if (q === 0) outOfMemory(workload, i, size);
+      if (q === 0) fail.outOfMemory(workload, i, size);
+      if (q + size > u8.length) u8 = alloc.u8; // the heap grew
       const tag = i & 0xff;
       u8[q] = tag;
       u8[q + size - 1] = tag;
@@ -259,6 +305,7 @@ export function slotLoop(
     }
   }
   const elapsedNs = Math.round((performance.now() - t0) * 1e6);
+  rng.state = x >>> 0;
 
   return {
     workload,
@@ -353,12 +400,16 @@ export function larsonFill(
   return blocks;
 }
 
+/** The signature of {@link larsonRoundLoop} (and of its per-allocator copies). */
+export type LarsonRoundLoop = typeof larsonRoundLoop;
+
 /**
  * One W3 round (timed) on the array the calling thread holds now:
  * `opsPerRound` times free a random block and replace it with a new one.
  * Adds to `tally` (created if absent) and returns it: `ops` grows by
  * `2 * opsPerRound`, `peakLiveBytes` is raised to this array's peak during
- * the round, and `elapsedNs` grows by the round's duration.
+ * the round, and `elapsedNs` grows by the round's duration. `loop` is
+ * {@link larsonRoundLoop} or a copy of it compiled for this allocator.
  */
 export function larsonRound(
   alloc: Allocator,
@@ -366,27 +417,55 @@ export function larsonRound(
   blocks: LarsonBlocks,
   opsPerRound: number,
   tally: WorkloadResult = emptyResult(),
+  loop: LarsonRoundLoop = larsonRoundLoop,
 ): WorkloadResult {
   checkCount('W3', 'opsPerRound', opsPerRound, 0);
+  return loop(alloc, rng, blocks, opsPerRound, tally, larsonLiveBytes(blocks), W3_MIN_SIZE, W3_SIZE_SPAN, LOOP_FAILURES);
+}
+
+/**
+ * The loop of {@link larsonRound}; self-contained (see the module comment).
+ * `live` is the array's live requested bytes before the round; sizes are
+ * `minSize + next() % sizeSpan`.
+ */
+export function larsonRoundLoop(
+  alloc: Allocator,
+  rng: XorShift32,
+  blocks: LarsonBlocks,
+  opsPerRound: number,
+  tally: WorkloadResult,
+  live: number,
+  minSize: number,
+  sizeSpan: number,
+  fail: LoopFailures,
+): WorkloadResult {
   const chunks = blocks.length >>> 1;
-  const u8 = alloc.u8;
-  let live = larsonLiveBytes(blocks);
+  let u8 = alloc.u8;
+  let x = rng.state | 0;
   let peakLive = tally.peakLiveBytes > live ? tally.peakLiveBytes : live;
   let bytesRequested = 0;
   let checksum = tally.checksum;
 
   const t0 = performance.now();
   for (let i = 0; i < opsPerRound; i++) {
-    const k = rng.below(chunks);
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const k = chunks <= 32768 ? ((((x >>> 16) % chunks) << 16) | (x & 0xffff)) % chunks : (x >>> 0) % chunks;
     const p = blocks[k]!;
     const oldSize = blocks[chunks + k]!;
     const b0 = u8[p]!;
-    if (b0 !== (oldSize & 0xff)) corrupted('W3', i, p, oldSize, oldSize & 0xff, b0, b0);
+    if (b0 !== (oldSize & 0xff)) fail.corrupted('W3', i, p, oldSize, oldSize & 0xff, b0, b0);
     checksum = (checksum + b0) >>> 0;
     alloc.free(p);
-    const size = W3_MIN_SIZE + rng.below(W3_SIZE_SPAN);
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const size =
+      minSize + (sizeSpan <= 32768 ? ((((x >>> 16) % sizeSpan) << 16) | (x & 0xffff)) % sizeSpan : (x >>> 0) % sizeSpan);
     const q = alloc.malloc(size);
-    if (q === 0) outOfMemory('W3', i, size);
+    if (q === 0) fail.outOfMemory('W3', i, size);
+    if (q + size > u8.length) u8 = alloc.u8; // the heap grew
     u8[q] = size & 0xff;
     blocks[k] = q;
     blocks[chunks + k] = size;
@@ -395,6 +474,7 @@ export function larsonRound(
     if (live > peakLive) peakLive = live;
   }
   tally.elapsedNs += Math.round((performance.now() - t0) * 1e6);
+  rng.state = x >>> 0;
 
   tally.ops += 2 * opsPerRound;
   tally.mallocs += opsPerRound;

@@ -14,15 +14,18 @@ import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { nativeAllocators, nativeSkipReason, nativeSourcePath, runNative } from '../bench/native.js';
 import { ReferenceAllocator } from '../bench/reference-alloc.js';
-import { parseTrace, replay, replayFile, TraceError, type ReplayAllocator } from '../bench/replay.js';
+import { copyFor } from '../bench/copies.js';
+import { loadTrace, parseTrace, replay, replayFile, replayLoop, TraceError, type ReplayAllocator } from '../bench/replay.js';
 import { makeSampleTrace } from '../bench/traces/make-sample.js';
 import {
   larsonCleanup,
   larsonFill,
   larsonHeld,
   larsonRound,
+  larsonRoundLoop,
   emptyResult,
   slotCleanup,
+  slotLoop,
   threadRng,
   threadSeed,
   w1,
@@ -384,5 +387,47 @@ describe('native workloads availability', () => {
     const hasCc = spawnSync('cc', ['--version']).status === 0;
     if (hasCc) expect(skip).toBeUndefined();
     else expect(skip).toMatch(/^skipped: /);
+  });
+});
+
+describe('per-allocator copies of the timed loops (bench/copies.ts)', () => {
+  it('are new functions that do exactly what the originals do', () => {
+    const copy = copyFor(slotLoop, 'reference');
+    expect(copy).not.toBe(slotLoop);
+    expect(copyFor(slotLoop, 'reference'), 'one copy per allocator').toBe(copy);
+    expect(copyFor(slotLoop, 'other')).not.toBe(copy);
+
+    const a = new ReferenceAllocator(64 * MiB);
+    const b = new ReferenceAllocator(64 * MiB);
+    const r1 = w1(a, { cycles: 50_000 });
+    const r2 = w1(b, { cycles: 50_000 }, copy);
+    const counts = (r: { result: { ops: number; mallocs: number; bytesRequested: number; checksum: number; peakLiveBytes: number } }) =>
+      [r.result.ops, r.result.mallocs, r.result.bytesRequested, r.result.checksum, r.result.peakLiveBytes];
+    expect(counts(r2)).toEqual(counts(r1));
+    slotCleanup(a, r1);
+    slotCleanup(b, r2);
+
+    const rngA = threadRng(4141, 0);
+    const rngB = threadRng(4141, 0);
+    const blocksA = larsonFill(a, rngA, 100);
+    const blocksB = larsonFill(b, rngB, 100);
+    const tA = larsonRound(a, rngA, blocksA, 2000);
+    const tB = larsonRound(b, rngB, blocksB, 2000, emptyResult(), copyFor(larsonRoundLoop, 'reference'));
+    expect([tB.ops, tB.mallocs, tB.bytesRequested, tB.checksum, tB.peakLiveBytes]).toEqual([tA.ops, tA.mallocs, tA.bytesRequested, tA.checksum, tA.peakLiveBytes]);
+    expect(rngB.state, 'the generator state is written back').toBe(rngA.state);
+
+    const trace = loadTrace(fileURLToPath(SAMPLE_TRACE));
+    const p1 = replay(new ReferenceAllocator(64 * MiB), trace);
+    const p2 = replay(new ReferenceAllocator(64 * MiB), trace, copyFor(replayLoop, 'reference'));
+    expect([p2.ops, p2.mallocs, p2.callocs, p2.reallocs, p2.frees, p2.bytesRequested, p2.checksum, p2.peakLiveBytes]).toEqual([
+      p1.ops, p1.mallocs, p1.callocs, p1.reallocs, p1.frees, p1.bytesRequested, p1.checksum, p1.peakLiveBytes,
+    ]);
+  });
+
+  it('report corruption through the same errors as the originals', () => {
+    expect(() => w1(new OverlappingAllocator(), { cycles: 10_000 }, copyFor(slotLoop, 'overlapping'))).toThrow(WorkloadCorruptionError);
+    expect(() => replay(new OverlappingAllocator(), parseTrace('a 1 100\na 2 92\nf 1\n'), copyFor(replayLoop, 'overlapping'))).toThrow(
+      /line 3: block was overwritten/,
+    );
   });
 });
