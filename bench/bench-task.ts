@@ -1,7 +1,7 @@
 /**
  * The worker side of `sabmalloc bench`: what one thread of one timed run does.
  * workers/bench-worker.ts (the piscina task file) only forwards to
- * {@link runBenchTask}; bench/harness.ts is the main-thread side.
+ * {@link runBenchTask}; bench/run.ts is the main-thread side.
  *
  * Protocol of a run with T threads, over a small SharedArrayBuffer (the
  * "control", laid out by {@link createControl}):

@@ -14,10 +14,9 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { CaseResult, CaseSpec, RunRecord, Workload } from './case.js';
+import { checkCase, checkCasesAgree } from './check.js';
 import {
-  addRatios,
-  BenchRunner,
-  checkCasesAgree,
   cyclesFor,
   defaultTracePath,
   describeParams,
@@ -29,11 +28,9 @@ import {
   thingAvailable,
   THING_MAX_CYCLES,
   WORKLOADS,
-  type CaseResult,
-  type CaseSpec,
-  type RunRecord,
-  type Workload,
-} from './harness.js';
+} from './plan.js';
+import { BenchRunner } from './run.js';
+import { addRatios, summarizeCase } from './summarize.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, renderMicroTable, renderSvg, renderTable, type Environment } from './report.js';
 
@@ -330,6 +327,8 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
   try {
     for (const spec of cases) {
       const r = await runner.runCase(spec, opts.runs, (s, rec, i, n) => progress.step(runLabel(s, rec, i, n)));
+      checkCase(r);
+      summarizeCase(r);
       if (r.error !== undefined) {
         progress.message(`${spec.allocator} ${spec.workload} threads=${spec.threads}: FAILED: ${r.error}`);
         // Count the runs it did not get to, so that the progress still ends at the total.

@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CaseResult } from './harness.js';
+import type { CaseResult } from './case.js';
 import type { MicroRow } from './micro.js';
 
 export interface Environment {

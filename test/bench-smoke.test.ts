@@ -6,9 +6,9 @@
  * checked (CI machines are noisy); the workloads check their own results.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, parseBenchArgs, type BenchReport, type CliIO } from '../bench/cli.js';
@@ -153,6 +153,64 @@ describe('sabmalloc bench arguments', () => {
       const io = quiet();
       expect(await main(args, io)).toBe(2);
       expect(io.text).toContain('Usage: sabmalloc bench');
+    }
+  });
+});
+
+describe('bench/ modules', () => {
+  /** bench/**\/*.ts (generated and build folders aside) -> the bench/ files each one imports. */
+  function importGraph(): Map<string, string[]> {
+    const benchDir = join(ROOT, 'bench');
+    const files: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory() && e.name !== 'build' && e.name !== 'results') walk(p);
+        else if (e.isFile() && e.name.endsWith('.ts') && !e.name.endsWith('.tmp.ts')) files.push(p);
+      }
+    };
+    walk(benchDir);
+    const graph = new Map<string, string[]>();
+    for (const f of files) {
+      const text = readFileSync(f, 'utf8');
+      const deps: string[] = [];
+      for (const m of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)\.js'/g)) {
+        const target = resolve(dirname(f), m[1]! + '.ts');
+        if (target.startsWith(benchDir + '/')) deps.push(relative(benchDir, target));
+      }
+      graph.set(relative(benchDir, f), deps);
+    }
+    return graph;
+  }
+
+  it('import each other without a cycle (type-only imports included)', () => {
+    const graph = importGraph();
+    expect(graph.size).toBeGreaterThan(10);
+    const state = new Map<string, 'open' | 'done'>();
+    const cycles: string[] = [];
+    const visit = (f: string, path: string[]): void => {
+      if (state.get(f) === 'done') return;
+      if (state.get(f) === 'open') {
+        cycles.push([...path.slice(path.indexOf(f)), f].join(' -> '));
+        return;
+      }
+      state.set(f, 'open');
+      for (const d of graph.get(f) ?? []) visit(d, [...path, f]);
+      state.set(f, 'done');
+    };
+    for (const f of graph.keys()) visit(f, []);
+    expect(cycles).toEqual([]);
+  });
+
+  it('keep the layers: case <- plan <- run <- check <- summarize, each importing only from below', () => {
+    const layers = ['case.ts', 'plan.ts', 'run.ts', 'check.ts', 'summarize.ts'];
+    const graph = importGraph();
+    for (const [i, f] of layers.entries()) {
+      expect(graph.has(f), f).toBe(true);
+      for (const d of graph.get(f)!) {
+        const j = layers.indexOf(d);
+        if (j >= 0) expect(j, `${f} imports ${d}`).toBeLessThan(i);
+      }
     }
   });
 });

@@ -1,0 +1,94 @@
+/**
+ * The records of `sabmalloc bench`, shared by its layers: what a case runs
+ * ({@link CaseSpec}), what one run of it measured ({@link RunRecord}), and
+ * its result and summary. Types only.
+ *
+ * The layers, each importing only from those below it (and from the
+ * workload modules: bench-task, workloads, replay, native, lock-storm):
+ *
+ *   case.ts       these records
+ *   plan.ts       what to run: workloads, parameters, heap sizes, the cases
+ *   run.ts        running the cases: worker pools, heaps, native programs
+ *   check.ts      validation: the runs of a case agree; cases agree
+ *   summarize.ts  statistics: medians, ratios to glibc
+ *
+ * bench/cli.ts drives them in that order and prints with bench/report.ts.
+ */
+import type { HeapOptions, LockStats } from '../src/index.js';
+import type { JsWorkload, WorkloadParams } from './bench-task.js';
+
+export type Workload = JsWorkload;
+
+/** What one case runs: an allocator on a workload at a thread count. */
+export interface CaseSpec {
+  /** 'sabmalloc', 'thi.ng', or a native allocator's name ('glibc', 'jemalloc', ...). */
+  allocator: string;
+  family: 'js' | 'native';
+  workload: Workload;
+  threads: number;
+  params: WorkloadParams;
+  /** Cycles per thread this case stands for (W3: ops per thread). */
+  cycles: number;
+  /** sabmalloc: bytes of the (non-growable) heap. */
+  heapBytes?: number;
+  /** sabmalloc: extra heap options (LOCK's magazines of one). */
+  heapOptions?: Partial<HeapOptions>;
+  /** thi.ng: bytes of its pool. */
+  poolBytes?: number;
+  /** Native: the library preloaded (absent for the system allocator). */
+  preload?: string;
+  /** Shown in the table's notes column. */
+  notes: string[];
+}
+
+/** The lock counters of src/stats.ts, as a difference over the timed part (recoveries left out). */
+export type LockDelta = Omit<LockStats, 'recoveries'>;
+
+/** One run of a case. */
+export interface RunRecord {
+  warmup: boolean;
+  seconds: number;
+  opsPerSec: number;
+  ops: number;
+  mallocs: number;
+  bytesRequested: number;
+  checksum: number;
+  peakLiveBytes: number;
+  /** sabmalloc: stats().peakFootprintBytes; thi.ng: pool top; native: peak RSS. */
+  footprintBytes?: number;
+  /** sabmalloc: the heap's metadata (its footprint before the first allocation). */
+  metaBytes?: number;
+  /** sabmalloc: counters of the timed part. */
+  lock?: LockDelta;
+  stages?: { stage1: number; stage2: number; stage3: number; stage1Pushes: number };
+  remoteFrees?: number;
+  /** JS: latest thread start minus the release, in microseconds (how together the threads started). */
+  releaseSkewUs?: number;
+  /** JS: each thread's own timed loop, in seconds. */
+  threadSeconds?: number[];
+  /** Native: the shared object malloc came from. */
+  mallocLibrary?: string;
+}
+
+export interface CaseSummary {
+  opsPerSec: { median: number; min: number; max: number };
+  /** ops/s median over glibc native's median for the same workload and threads. */
+  ratioToGlibc?: number;
+  footprintBytes?: number;
+  metaBytes?: number;
+  peakLiveBytes: number;
+  footprintRatio?: number;
+  /** Lock counters per million timed operations, over all timed runs. */
+  lockPerMops?: { acquisitions: number; contended: number; waits: number; waitMs: number };
+  /** Median per run. */
+  stages?: { stage1: number; stage2: number; stage3: number };
+  remoteFrees?: number;
+}
+
+export interface CaseResult {
+  spec: CaseSpec;
+  warmup?: RunRecord;
+  runs: RunRecord[];
+  summary?: CaseSummary;
+  error?: string;
+}

@@ -1,0 +1,271 @@
+/**
+ * Runs the cases of bench/plan.ts: a warm-up run, then the timed runs.
+ *
+ * - sabmalloc: every run gets a fresh heap created here and passed to the
+ *   workers as its buffer; one piscina pool per allocator and thread count
+ *   (the workers persist across runs, so the warm-up run warms their JIT);
+ *   heap.check() after each run; lock and stage counters are the difference
+ *   of two heap.stats() snapshots taken around the timed part.
+ * - @thi.ng/malloc: single thread, in its own one-worker pool.
+ * - Native: bench/native.ts runs the C program with the system allocator and
+ *   each LD_PRELOAD library found, on the same parameters.
+ *
+ * bench/bench-task.ts is the worker side. Validation (check.ts) and
+ * statistics (summarize.ts) come after, in the caller.
+ */
+import { Piscina } from 'piscina';
+import { SharedHeap, type HeapStats } from '../src/index.js';
+import { workerEntry } from '../src/node.js';
+import {
+  abortControl,
+  controlViews,
+  createControl,
+  CTL_CLEANUP,
+  CTL_DONE,
+  CTL_GO,
+  CTL_READY,
+  fEnd,
+  fPeak,
+  F_START,
+  nowNs,
+  type RunTask,
+  type ThreadResult,
+} from './bench-task.js';
+import type { CaseResult, CaseSpec, RunRecord } from './case.js';
+import { runNative, type NativeParams } from './native.js';
+
+export type RunListener = (spec: CaseSpec, run: RunRecord, index: number, total: number) => void;
+
+/** Runs cases; owns the piscina pools (one per allocator and thread count). Call close() at the end. */
+export class BenchRunner {
+  private readonly pools = new Map<string, Piscina>();
+
+  /**
+   * Runs one case: a warm-up run, then `runs` timed runs. Never throws: a
+   * failure is the case's `error`. Check it with check.ts and summarize it
+   * with summarize.ts.
+   */
+  async runCase(spec: CaseSpec, runs: number, onRun?: RunListener): Promise<CaseResult> {
+    const result: CaseResult = { spec, runs: [] };
+    try {
+      for (let i = 0; i <= runs; i++) {
+        const rec = await this.runOnce(spec, i === 0);
+        if (i === 0) result.warmup = rec;
+        else result.runs.push(rec);
+        onRun?.(spec, rec, i, runs);
+      }
+    } catch (err) {
+      result.error = err instanceof Error ? err.message : String(err);
+    }
+    return result;
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(pools.map((p) => p.destroy()));
+  }
+
+  /** The pool for an allocator at a thread count: exactly `threads` workers, one task each. */
+  pool(key: string, threads: number): Piscina {
+    let pool = this.pools.get(key);
+    if (pool === undefined) {
+      const entry = workerEntry('bench-worker');
+      pool = new Piscina({
+        filename: entry.filename,
+        execArgv: entry.execArgv,
+        minThreads: threads,
+        maxThreads: threads,
+        concurrentTasksPerWorker: 1,
+        idleTimeout: 24 * 3600_000,
+      });
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  private runOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord> {
+    return spec.family === 'native' ? runNativeOnce(spec, warmup) : this.runJsOnce(spec, warmup);
+  }
+
+  private async runJsOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord> {
+    const T = spec.threads;
+    const pool = this.pool(`${spec.allocator}:${T}`, T);
+    const control = createControl(T);
+    const { ctl, f64 } = controlViews(control);
+    let heap: SharedHeap | undefined;
+    let metaBytes: number | undefined;
+    if (spec.allocator === 'sabmalloc') {
+      heap = SharedHeap.create({
+        initialBytes: spec.heapBytes,
+        maxBytes: spec.heapBytes,
+        maxThreads: T + 2,
+        ...spec.heapOptions,
+      });
+      metaBytes = heap.stats().footprintBytes;
+    }
+    const chunks = spec.params.chunks ?? 0;
+    const larson = spec.workload === 'W3' ? new SharedArrayBuffer(T * 2 * chunks * 4) : undefined;
+    let failure: unknown;
+    const tasks: Promise<ThreadResult>[] = [];
+    for (let t = 0; t < T; t++) {
+      const task: RunTask = {
+        kind: 'run',
+        allocator: spec.allocator === 'sabmalloc' ? 'sabmalloc' : 'thi.ng',
+        workload: spec.workload,
+        threads: T,
+        thread: t,
+        params: spec.params,
+        control,
+        heap: heap?.buffer,
+        poolBytes: spec.poolBytes,
+        larson,
+      };
+      tasks.push(
+        (pool.run(task) as Promise<ThreadResult>).catch((err: unknown) => {
+          failure ??= err;
+          abortControl(ctl);
+          throw err;
+        }),
+      );
+    }
+    const settled = Promise.allSettled(tasks);
+    try {
+      await waitCount(ctl, CTL_READY, T, () => failure, 300_000, 'threads to get ready');
+      const before = heap?.stats();
+      f64[F_START] = nowNs();
+      Atomics.store(ctl, CTL_GO, 1);
+      Atomics.notify(ctl, CTL_GO);
+      await waitCount(ctl, CTL_DONE, T, () => failure, Infinity, 'threads to finish');
+      const after = heap?.stats();
+      Atomics.store(ctl, CTL_CLEANUP, 1);
+      Atomics.notify(ctl, CTL_CLEANUP);
+      const results = await Promise.all(tasks);
+      heap?.check();
+      return jsRecord(spec, warmup, results, f64, before, after, metaBytes);
+    } catch (err) {
+      abortControl(ctl);
+      await settled;
+      throw failure ?? err;
+    } finally {
+      heap?.detach();
+    }
+  }
+}
+
+function jsRecord(
+  spec: CaseSpec,
+  warmup: boolean,
+  results: ThreadResult[],
+  f64: Float64Array,
+  before: HeapStats | undefined,
+  after: HeapStats | undefined,
+  metaBytes: number | undefined,
+): RunRecord {
+  const T = spec.threads;
+  const start = f64[F_START]!;
+  let end = start;
+  let latestStart = start;
+  let ops = 0;
+  let mallocs = 0;
+  let bytesRequested = 0;
+  let checksum = 0;
+  let peakLive = 0;
+  let elapsedNs = 0;
+  let footprint: number | undefined;
+  for (const r of results) {
+    end = Math.max(end, r.endNs, f64[fEnd(r.thread)]!);
+    latestStart = Math.max(latestStart, r.startNs);
+    ops += r.ops;
+    mallocs += r.mallocs + (r.callocs ?? 0);
+    bytesRequested += r.bytesRequested;
+    checksum = (checksum + r.checksum) >>> 0;
+    peakLive += r.peakLiveBytes;
+    elapsedNs += r.elapsedNs;
+    if (r.footprintBytes !== undefined) footprint = Math.max(footprint ?? 0, r.footprintBytes);
+  }
+  if (spec.workload === 'W3') for (let a = 0; a < T; a++) peakLive += f64[fPeak(T, a)]!;
+  // W5 replays the trace several times, each followed by an untimed cleanup: count the replays only.
+  const seconds = spec.workload === 'W5' ? elapsedNs / 1e9 : (end - start) / 1e9;
+  const rec: RunRecord = {
+    warmup,
+    seconds,
+    opsPerSec: seconds > 0 ? ops / seconds : 0,
+    ops,
+    mallocs,
+    bytesRequested,
+    checksum,
+    peakLiveBytes: peakLive,
+    footprintBytes: footprint,
+    releaseSkewUs: (latestStart - start) / 1e3,
+    threadSeconds: results.map((r) => r.elapsedNs / 1e9),
+  };
+  if (before !== undefined && after !== undefined) {
+    rec.footprintBytes = after.peakFootprintBytes;
+    rec.metaBytes = metaBytes;
+    const l0 = before.lock;
+    const l1 = after.lock;
+    rec.lock = {
+      acquisitions: l1.acquisitions - l0.acquisitions,
+      contended: l1.contended - l0.contended,
+      spins: l1.spins - l0.spins,
+      waits: l1.waits - l0.waits,
+      wakes: l1.wakes - l0.wakes,
+      waitMs: l1.waitMs - l0.waitMs,
+      maxWaitMs: l1.maxWaitMs,
+    };
+    rec.stages = {
+      stage1: after.stages.stage1 - before.stages.stage1,
+      stage2: after.stages.stage2 - before.stages.stage2,
+      stage3: after.stages.stage3 - before.stages.stage3,
+      stage1Pushes: after.stages.stage1Pushes - before.stages.stage1Pushes,
+    };
+    const remote = (s: HeapStats): number => s.threads.reduce((sum, th) => sum + th.remoteFrees, 0);
+    rec.remoteFrees = remote(after) - remote(before);
+  }
+  return rec;
+}
+
+async function waitCount(
+  ctl: Int32Array,
+  index: number,
+  count: number,
+  failed: () => unknown,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Atomics.load(ctl, index) < count) {
+    const f = failed();
+    if (f !== undefined) throw f;
+    if (Date.now() > deadline) throw new Error(`bench: timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+async function runNativeOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord> {
+  const p = spec.params;
+  const params: NativeParams = { seed: p.seed };
+  if (spec.workload !== 'W1') params.threads = spec.threads;
+  if (spec.workload === 'W3') {
+    params.chunks = p.chunks;
+    params.rounds = p.rounds;
+    params.opsPerRound = p.opsPerRound;
+  } else {
+    params.cycles = p.cycles;
+    params.ws = p.ws;
+  }
+  const r = await runNative({ name: spec.allocator, preload: spec.preload }, spec.workload as 'W1' | 'W2' | 'W3', params);
+  return {
+    warmup,
+    seconds: r.seconds,
+    opsPerSec: r.opsPerSec,
+    ops: r.ops,
+    mallocs: r.mallocs,
+    bytesRequested: r.bytesRequested,
+    checksum: r.checksum,
+    peakLiveBytes: r.peakLiveBytes,
+    footprintBytes: r.peakRssBytes,
+    mallocLibrary: r.mallocLibrary,
+  };
+}
