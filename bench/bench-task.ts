@@ -26,7 +26,7 @@
 import { SharedHeap } from '../src/index.js';
 import { copyFor } from './copies.js';
 import { lockStorm, lockStormCleanup } from './lock-storm.js';
-import { loadTrace, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
+import { loadTrace, readTraceOps, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
 import {
   emptyResult,
   larsonCleanup,
@@ -63,6 +63,11 @@ export interface WorkloadParams {
   /** W5: trace file, and how many times it is replayed back to back in one run. */
   trace?: string;
   repeats?: number;
+  /** W5: the trace parsed, in the binary form of bench/replay.ts writeTraceOps (what the threads load). */
+  traceOps?: string;
+  /** W5: the trace's operations and peak live requested bytes. */
+  traceCount?: number;
+  traceLiveBytes?: number;
 }
 
 /** One thread of one timed run. */
@@ -239,12 +244,13 @@ export async function createThingAllocator(bytes: number): Promise<ThingAllocato
 
 const traces = new Map<string, Trace>();
 
-/** A parsed trace, cached per path in this thread. */
-export function cachedTrace(path: string): Trace {
-  let t = traces.get(path);
+/** A parsed trace, cached per path in this thread: from its binary form if given, else from the text. */
+export function cachedTrace(path: string, opsFile?: string): Trace {
+  const key = opsFile ?? path;
+  let t = traces.get(key);
   if (t === undefined) {
-    t = loadTrace(path);
-    traces.set(path, t);
+    t = opsFile !== undefined ? readTraceOps(opsFile, path) : loadTrace(path);
+    traces.set(key, t);
   }
   return t;
 }
@@ -361,7 +367,7 @@ function runWorkload(task: RunTask, alloc: ReplayAllocator, ctl: Int32Array, f64
   }
 
   // W5: replay the trace `repeats` times (each replay frees what the trace left live, untimed).
-  const trace = cachedTrace(p.trace!);
+  const trace = cachedTrace(p.trace!, p.traceOps);
   const repeats = p.repeats ?? 1;
   const total: ThreadResult = {
     ...emptyResult(),

@@ -25,12 +25,16 @@ export interface CaseSpec {
   allocator: string;
   family: 'js' | 'native';
   workload: Workload;
+  /** W5: the trace's name (bench/trace-prep.ts traceName). */
+  trace?: string;
   threads: number;
   params: WorkloadParams;
   /** Cycles per thread this case stands for (W3: ops per thread). */
   cycles: number;
-  /** sabmalloc: bytes of the (non-growable) heap. */
+  /** sabmalloc: bytes of the heap (its initial size when heapMaxBytes is larger). */
   heapBytes?: number;
+  /** sabmalloc: the most the heap may grow to (a growable buffer); absent = heapBytes. */
+  heapMaxBytes?: number;
   /** sabmalloc: extra heap options (LOCK's magazines of one). */
   heapOptions?: Partial<HeapOptions>;
   /** thi.ng: bytes of its pool. */
@@ -71,8 +75,11 @@ export interface RunRecord {
 }
 
 export interface CaseSummary {
+  /** Of the timed (warm) runs. */
   opsPerSec: { median: number; min: number; max: number };
-  /** ops/s median over glibc native's median for the same workload and threads. */
+  /** The warm-up run: the first call of the timed loop in fresh workers (JS: partly on-stack-replaced code). */
+  coldOpsPerSec?: number;
+  /** ops/s median over glibc native's median for the same workload (W5: trace) and threads. */
   ratioToGlibc?: number;
   footprintBytes?: number;
   metaBytes?: number;

@@ -18,12 +18,12 @@ import type { CaseResult, CaseSpec, RunRecord, Workload } from './case.js';
 import { checkCase, checkCasesAgree } from './check.js';
 import {
   cyclesFor,
-  defaultTracePath,
   describeParams,
   fmtInt,
   nativePeers,
   paramsFor,
   planCases,
+  NATIVE_WORKLOADS,
   SINGLE_THREAD_WORKLOADS,
   thingAvailable,
   THING_MAX_CYCLES,
@@ -31,6 +31,7 @@ import {
 } from './plan.js';
 import { BenchRunner } from './run.js';
 import { addRatios, summarizeCase } from './summarize.js';
+import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, renderMicroTable, renderSvg, renderTable, type Environment } from './report.js';
 
@@ -83,7 +84,8 @@ export interface CliOptions {
   threads: number[];
   runs: number;
   cycles?: number;
-  trace?: string;
+  /** --trace arguments (files or folders), in order. */
+  traces: string[];
   allocators?: string[];
   json?: string;
   svg?: string;
@@ -111,7 +113,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
         threads: { type: 'string' },
         runs: { type: 'string' },
         cycles: { type: 'string' },
-        trace: { type: 'string' },
+        trace: { type: 'string', multiple: true },
         allocators: { type: 'string' },
         json: { type: 'string' },
         svg: { type: 'string' },
@@ -157,7 +159,11 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
       else throw new UsageError(`--allocators: unknown allocator ${JSON.stringify(raw)} (expected ${KNOWN_ALLOCATORS.join(', ')} or native)`);
     }
   }
-  return { workloads, micro, threads, runs, cycles, trace: v.trace, allocators, json: v.json, svg: v.svg, smoke };
+  const traces = v.trace ?? [];
+  if (workloads.includes('W5') && traces.length === 0) {
+    throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
+  }
+  return { workloads, micro, threads, runs, cycles, traces, allocators, json: v.json, svg: v.svg, smoke };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -200,8 +206,8 @@ class Progress {
 }
 
 function runLabel(spec: CaseSpec, rec: RunRecord, index: number, runs: number): string {
-  const which = index === 0 ? 'warm-up' : `run ${index}/${runs}`;
-  return `${spec.allocator} ${spec.workload} threads=${spec.threads} ${which}: ${fmtOps(rec.opsPerSec)} ops/s (${rec.seconds.toFixed(3)} s)`;
+  const which = index === 0 ? 'warm-up (cold)' : `run ${index}/${runs}`;
+  return `${spec.allocator} ${spec.workload}${spec.trace !== undefined ? ` ${spec.trace}` : ''} threads=${spec.threads} ${which}: ${fmtOps(rec.opsPerSec)} ops/s (${rec.seconds.toFixed(3)} s)`;
 }
 
 export interface BenchReport {
@@ -214,7 +220,7 @@ export interface BenchReport {
     runs: number;
     smoke: boolean;
     cycles: Record<string, string>;
-    trace?: string;
+    traces: string[];
   };
   messages: string[];
   cases: CaseResult[];
@@ -247,20 +253,43 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     throw err;
   }
 
+  // W5's traces: expanded, parsed and checked, and written in binary form, before anything is timed.
+  let traceFiles: string[] = [];
+  if (opts.workloads.includes('W5')) {
+    try {
+      traceFiles = expandTraceArgs(opts.traces);
+    } catch (err) {
+      io.err(`sabmalloc bench: ${(err as Error).message}\n`);
+      return 2;
+    }
+  }
+  const traceDir = traceFiles.length > 0 ? makeTraceDir() : undefined;
+  try {
+    return await runBench(argv, opts, io, traceFiles, traceDir);
+  } finally {
+    if (traceDir !== undefined) removeTraceDir(traceDir);
+  }
+}
+
+async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles: string[], traceDir: string | undefined): Promise<number> {
   const env = collectEnvironment();
   const messages: string[] = [];
   const note = (m: string): void => {
     messages.push(m);
     io.err(m + '\n');
   };
-
-  // W5's trace
-  let trace = opts.trace !== undefined ? resolve(opts.trace) : defaultTracePath();
-  if (opts.workloads.includes('W5') && trace === undefined) {
-    note('W5: skipped: the sample trace is not installed; pass --trace FILE');
-    opts.workloads = opts.workloads.filter((w) => w !== 'W5');
+  const traces: PreparedTrace[] = [];
+  for (const [i, f] of traceFiles.entries()) {
+    const t0 = performance.now();
+    try {
+      traces.push(prepareTrace(f, traceDir!, i));
+    } catch (err) {
+      io.err(`sabmalloc bench: W5: ${(err as Error).message}\n`);
+      return 1;
+    }
+    const t = traces.at(-1)!;
+    io.err(`W5: ${t.name}: ${fmtInt(t.ops)} operations, peak live ${fmtInt(t.peakLiveBytes)} B (parsed in ${((performance.now() - t0) / 1000).toFixed(1)} s, untimed)\n`);
   }
-  trace ??= '';
 
   // Allocators and peers
   const want = (a: string): boolean => opts.allocators === undefined || opts.allocators.includes(a);
@@ -272,7 +301,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     else note('thi.ng: skipped: @thi.ng/malloc is not installed (it is a devDependency: npm install -D @thi.ng/malloc)');
   }
   const wantsNative = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'].some(want);
-  const nativeWorkloads = opts.workloads.some((w) => w === 'W1' || w === 'W2' || w === 'W3');
+  const nativeWorkloads = opts.workloads.some((w) => NATIVE_WORKLOADS.has(w));
   const peers = wantsNative && nativeWorkloads ? nativePeers() : { natives: [] };
   if (peers.skip !== undefined) note(`native: ${peers.skip}`);
   for (const n of peers.natives) if (want(n.name)) allocators.add(n.name);
@@ -293,13 +322,16 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
   const cycleInfo: Record<string, string> = {};
   for (const w of opts.workloads) {
     const c = cyclesFor(w, opts);
-    const p = paramsFor(w, c, trace);
-    let line = `${describeParams(w, p)}${w === 'W1' || w === 'W5' ? '' : ' per thread'}`;
-    if (allocators.has('thi.ng') && w !== 'LOCK' && c > THING_MAX_CYCLES) {
-      line += `; thi.ng: ${describeParams(w, paramsFor(w, THING_MAX_CYCLES, trace))}`;
+    for (const t of w === 'W5' ? traces : [undefined]) {
+      const p = paramsFor(w, c, t);
+      let line = `${describeParams(w, p)}${w === 'W1' || w === 'W5' ? '' : ' per thread'}`;
+      if (allocators.has('thi.ng') && w !== 'LOCK' && c > THING_MAX_CYCLES && (t === undefined || t.ops <= THING_MAX_CYCLES)) {
+        line += `; thi.ng: ${describeParams(w, paramsFor(w, THING_MAX_CYCLES, t))}`;
+      }
+      const key = t === undefined ? w : `${w} ${t.name}`;
+      cycleInfo[key] = line;
+      io.out(`  ${key}: ${line}\n`);
     }
-    cycleInfo[w] = line;
-    io.out(`  ${w}: ${line}\n`);
   }
   const single = opts.workloads.filter((w) => SINGLE_THREAD_WORKLOADS.has(w));
   if (single.length > 0 && opts.threads.some((t) => t !== 1)) {
@@ -314,10 +346,11 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     threads: opts.threads,
     cycles: opts.cycles,
     smoke: opts.smoke,
-    trace,
+    traces,
     allocators,
     thingAvailable: hasThing,
     natives: peers.natives,
+    note,
   });
 
   const progress = new Progress(io, cases.length * (opts.runs + 1));
@@ -330,7 +363,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
       checkCase(r);
       summarizeCase(r);
       if (r.error !== undefined) {
-        progress.message(`${spec.allocator} ${spec.workload} threads=${spec.threads}: FAILED: ${r.error}`);
+        progress.message(`${spec.allocator} ${spec.workload}${spec.trace !== undefined ? ` ${spec.trace}` : ''} threads=${spec.threads}: FAILED: ${r.error}`);
         // Count the runs it did not get to, so that the progress still ends at the total.
         const done = (r.warmup ? 1 : 0) + r.runs.length;
         progress.addTotal(-(opts.runs + 1 - done));
@@ -384,7 +417,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
       runs: opts.runs,
       smoke: opts.smoke,
       cycles: cycleInfo,
-      trace: opts.workloads.includes('W5') ? trace : undefined,
+      traces: traces.map((t) => t.path),
     },
     messages,
     cases: results,

@@ -1,6 +1,6 @@
 /**
- * The native peers: bench/native/workloads.c (W1, W2 and W3 on plain
- * malloc/free) compiled with the machine's C compiler and run with the system
+ * The native peers: bench/native/workloads.c (W1, W2, W3 and the W5 replay
+ * on plain malloc/free/calloc/realloc) compiled with the machine's C compiler and run with the system
  * allocator or with jemalloc, tcmalloc or mimalloc through LD_PRELOAD.
  *
  * - The C source is found relative to this module, both as bench/native.ts
@@ -29,7 +29,7 @@ export interface NativeAllocator {
   preload?: string;
 }
 
-export type NativeWorkload = 'W1' | 'W2' | 'W3';
+export type NativeWorkload = 'W1' | 'W2' | 'W3' | 'W5';
 
 /** Parameters; anything omitted takes the default of shared/workloads.md. */
 export interface NativeParams {
@@ -40,6 +40,9 @@ export interface NativeParams {
   chunks?: number;
   rounds?: number;
   opsPerRound?: number;
+  /** W5: the trace in the binary form of bench/replay.ts writeTraceOps, and how many times to replay it. */
+  traceOps?: string;
+  repeats?: number;
 }
 
 /** The program's one line of JSON. */
@@ -58,7 +61,10 @@ export interface NativeResult {
   checksum: number;
   seconds: number;
   opsPerSec: number;
-  /** Peak resident set of the program, in bytes: VmHWM of /proc/self/status, else ru_maxrss. */
+  /**
+   * Peak resident set of the program, in bytes: VmHWM of /proc/self/status,
+   * else ru_maxrss. W5: the growth of the peak RSS during the replay loop.
+   */
   peakRssBytes: number;
   /**
    * getrusage ru_maxrss, in bytes. On Linux it survives execve, so when node
@@ -229,6 +235,12 @@ function findLibrary(dirs: readonly string[], files: readonly string[]): string 
 
 /** Command-line arguments for the C program. */
 export function nativeArgs(workload: NativeWorkload, params: NativeParams = {}): string[] {
+  if (workload === 'W5') {
+    if (params.traceOps === undefined) throw new RangeError('runNative(params): W5 needs traceOps');
+    const args = ['W5', '--trace-ops', params.traceOps];
+    if (params.repeats !== undefined) args.push('--repeats', String(params.repeats));
+    return args;
+  }
   const args: string[] = [workload];
   const opt = (flag: string, v: number | undefined): void => {
     if (v === undefined) return;

@@ -4,14 +4,11 @@
  * machine, and the list of cases (allocator x workload x threads) in the
  * order they run. Nothing here starts a thread or a process.
  */
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { WorkloadParams } from './bench-task.js';
 import type { CaseSpec, Workload } from './case.js';
 import { LOCK_DEFAULTS, LOCK_HEAP_OPTIONS } from './lock-storm.js';
 import { nativeAllocators, nativeSkipReason, type NativeAllocator } from './native.js';
-import { loadTrace, OP_FREE, OP_REALLOC, type Trace } from './replay.js';
+import type { PreparedTrace } from './trace-prep.js';
 import { W1_DEFAULTS, W2_DEFAULTS, W3_DEFAULTS } from './workloads.js';
 
 export type { Workload } from './case.js';
@@ -19,7 +16,7 @@ export const WORKLOADS: readonly Workload[] = ['W1', 'W2', 'W3', 'W5', 'LOCK'];
 /** Workloads defined for one thread only. */
 export const SINGLE_THREAD_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['W1', 'W5']);
 /** Workloads the C program implements. */
-export const NATIVE_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['W1', 'W2', 'W3']);
+export const NATIVE_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['W1', 'W2', 'W3', 'W5']);
 
 /** Cycles per thread of each workload when --cycles is not given (W3: ops per thread; W5: ops replayed). */
 export const DEFAULT_CYCLES: Readonly<Record<Workload, number>> = {
@@ -36,19 +33,20 @@ export const THING_MAX_CYCLES = 100_000;
 
 const MiB = 1 << 20;
 
-
 export interface PlanOptions {
   workloads: Workload[];
   threads: number[];
   /** Overrides the per-workload cycles (per thread). */
   cycles?: number;
   smoke?: boolean;
-  /** W5's trace file. */
-  trace: string;
+  /** W5's traces, parsed (bench/trace-prep.ts): one set of cases each. */
+  traces: PreparedTrace[];
   /** Allocators wanted: 'sabmalloc', 'thi.ng', and native names. */
   allocators: Set<string>;
   thingAvailable: boolean;
   natives: NativeAllocator[];
+  /** Told why a case is left out. */
+  note?: (message: string) => void;
 }
 
 /** Cycles per thread used for `workload`. */
@@ -64,8 +62,12 @@ export function w3Shape(cycles: number): { rounds: number; opsPerRound: number }
   return { rounds, opsPerRound };
 }
 
-/** The workload parameters of `cycles` per thread. */
-export function paramsFor(workload: Workload, cycles: number, trace: string): WorkloadParams {
+/**
+ * The workload parameters of `cycles` per thread. W5 replays `trace` as many
+ * times back to back as it takes to reach `cycles` operations (once for a
+ * real program's trace).
+ */
+export function paramsFor(workload: Workload, cycles: number, trace?: PreparedTrace): WorkloadParams {
   switch (workload) {
     case 'W1':
       return { cycles, ws: W1_DEFAULTS.ws, seed: W1_DEFAULTS.seed };
@@ -76,8 +78,9 @@ export function paramsFor(workload: Workload, cycles: number, trace: string): Wo
     case 'LOCK':
       return { cycles, ws: LOCK_DEFAULTS.ws, seed: LOCK_DEFAULTS.seed };
     case 'W5': {
-      const t = tracePeak(trace);
-      return { trace, repeats: Math.max(1, Math.ceil(cycles / Math.max(1, t.ops))) };
+      if (trace === undefined) throw new Error('paramsFor(W5): a trace is needed');
+      const repeats = Math.max(1, Math.ceil(cycles / Math.max(1, trace.ops)));
+      return { trace: trace.path, traceOps: trace.opsFile, traceCount: trace.ops, traceLiveBytes: trace.peakLiveBytes, repeats };
     }
   }
 }
@@ -85,7 +88,7 @@ export function paramsFor(workload: Workload, cycles: number, trace: string): Wo
 /** Operations per thread of a parameter set (what the table's cycles column shows). */
 export function opsPerThread(workload: Workload, p: WorkloadParams): number {
   if (workload === 'W3') return 2 * p.rounds! * p.opsPerRound!;
-  if (workload === 'W5') return tracePeak(p.trace!).ops * (p.repeats ?? 1);
+  if (workload === 'W5') return p.traceCount! * (p.repeats ?? 1);
   return p.cycles!;
 }
 
@@ -95,13 +98,13 @@ export function describeParams(workload: Workload, p: WorkloadParams): string {
     case 'W3':
       return `${p.rounds} rounds x ${fmtInt(p.opsPerRound!)} ops, ${p.chunks} chunks`;
     case 'W5':
-      return `${p.trace} x ${p.repeats}`;
+      return `${p.trace}: ${fmtInt(p.traceCount!)} ops${p.repeats! > 1 ? ` x ${p.repeats} replays` : ''}, peak live ${fmtInt(p.traceLiveBytes!)} B`;
     default:
       return `${fmtInt(p.cycles!)} cycles, ws ${p.ws}`;
   }
 }
 
-/** Bytes of the sabmalloc heap for a case: generous, so that it never has to grow. */
+/** Bytes of the sabmalloc heap for a case: generous, so that it never has to grow (W5: see {@link w5HeapBytes}). */
 export function heapBytesFor(workload: Workload, threads: number, p: WorkloadParams): number {
   let mib: number;
   switch (workload) {
@@ -118,39 +121,32 @@ export function heapBytesFor(workload: Workload, threads: number, p: WorkloadPar
       mib = 64 + 64 * threads;
       break;
     case 'W5':
-      mib = 64 + Math.ceil((4 * tracePeak(p.trace!).peakLiveBytes) / MiB);
-      break;
+      return w5HeapBytes(p.traceLiveBytes!).initialBytes;
   }
-  return Math.min(2047, mib) * MiB;
+  return Math.min(MAX_HEAP_MIB, mib) * MiB;
 }
 
-const tracePeaks = new Map<string, { ops: number; peakLiveBytes: number }>();
+/** The largest heap sabmalloc takes (offsets stay below 2^31), in MiB. */
+const MAX_HEAP_MIB = 2047;
+/** W5's heap starts this large (or at its maximum if that is smaller), in MiB. */
+const W5_INITIAL_MIB = 64;
+/** W5's headroom above twice the trace's peak live bytes, in MiB. */
+const W5_SLACK_MIB = 64;
 
-/** Operations and peak live bytes of a trace (parsed once). */
-export function tracePeak(path: string): { ops: number; peakLiveBytes: number } {
-  let r = tracePeaks.get(path);
-  if (r === undefined) {
-    const t: Trace = loadTrace(path);
-    const sizes = new Float64Array(Math.max(1, t.slots));
-    let live = 0;
-    let peak = 0;
-    for (let i = 0; i < t.count; i++) {
-      const s = t.slot[i]!;
-      const k = t.kind[i]!;
-      if (k === OP_FREE) {
-        live -= sizes[s]!;
-        sizes[s] = 0;
-      } else {
-        if (k === OP_REALLOC) live -= sizes[s]!;
-        sizes[s] = t.size[i]!;
-        live += t.size[i]!;
-        if (live > peak) peak = live;
-      }
-    }
-    r = { ops: t.count, peakLiveBytes: peak };
-    tracePeaks.set(path, r);
-  }
-  return r;
+/**
+ * The sabmalloc heap of a W5 replay: a growable SharedArrayBuffer that starts
+ * at 64 MiB and may grow to twice the trace's peak live bytes plus 64 MiB
+ * (at most 2047 MiB). Growable, so that the replay pays for growing the heap
+ * as a program would, and the footprint reported (stats().peakFootprintBytes,
+ * metadata included) is what the allocator took, not what was reserved.
+ * Twice the peak live bytes covers size-class rounding (at most 25%), slabs
+ * and magazines that are partly used, and blocks freed late; the 64 MiB are
+ * for the metadata and for traces whose live set is small. A trace that
+ * needs more fails with out of memory, naming its line.
+ */
+export function w5HeapBytes(peakLiveBytes: number): { initialBytes: number; maxBytes: number } {
+  const maxMib = Math.min(MAX_HEAP_MIB, Math.ceil((2 * peakLiveBytes) / MiB) + W5_SLACK_MIB);
+  return { initialBytes: Math.min(maxMib, W5_INITIAL_MIB) * MiB, maxBytes: maxMib * MiB };
 }
 
 /** Threads a workload runs at, given the --threads list. */
@@ -159,74 +155,83 @@ export function threadsFor(workload: Workload, threads: number[]): number[] {
 }
 
 /**
- * The cases to run, in order: for each workload and thread count, sabmalloc,
- * then the native allocators, then @thi.ng/malloc (so each comparison is
- * measured close together in time).
+ * The cases to run, in order: for each workload (W5: each trace) and thread
+ * count, sabmalloc, then the native allocators, then @thi.ng/malloc (so each
+ * comparison is measured close together in time).
  */
 export function planCases(o: PlanOptions): CaseSpec[] {
   const cases: CaseSpec[] = [];
   for (const workload of o.workloads) {
     const cycles = cyclesFor(workload, o);
-    const params = paramsFor(workload, cycles, o.trace);
-    for (const threads of threadsFor(workload, o.threads)) {
-      const notes: string[] = [];
-      if (SINGLE_THREAD_WORKLOADS.has(workload) && !o.threads.every((t) => t === 1)) notes.push('1 thread only');
-      if (o.allocators.has('sabmalloc')) {
-        const heapOptions = workload === 'LOCK' ? { ...LOCK_HEAP_OPTIONS } : undefined;
-        cases.push({
-          allocator: 'sabmalloc',
-          family: 'js',
-          workload,
-          threads,
-          params,
-          cycles: opsPerThread(workload, params),
-          heapBytes: heapBytesFor(workload, threads, params),
-          heapOptions,
-          notes: workload === 'LOCK' ? [...notes, 'magazines of 1'] : [...notes],
-        });
-      }
-      if (NATIVE_WORKLOADS.has(workload)) {
-        for (const n of o.natives) {
-          if (!o.allocators.has(n.name)) continue;
+    const traces: (PreparedTrace | undefined)[] = workload === 'W5' ? o.traces : [undefined];
+    for (const trace of traces) {
+      const params = paramsFor(workload, cycles, trace);
+      const traceField = trace !== undefined ? { trace: trace.name } : {};
+      for (const threads of threadsFor(workload, o.threads)) {
+        const notes: string[] = [];
+        if (SINGLE_THREAD_WORKLOADS.has(workload) && !o.threads.every((t) => t === 1)) notes.push('1 thread only');
+        if (o.allocators.has('sabmalloc')) {
+          const heapOptions = workload === 'LOCK' ? { ...LOCK_HEAP_OPTIONS } : undefined;
           cases.push({
-            allocator: n.name,
-            family: 'native',
+            allocator: 'sabmalloc',
+            family: 'js',
             workload,
+            ...traceField,
             threads,
             params,
             cycles: opsPerThread(workload, params),
-            preload: n.preload,
-            notes: [...notes, 'footprint = peak RSS'],
+            heapBytes: heapBytesFor(workload, threads, params),
+            heapMaxBytes: workload === 'W5' ? w5HeapBytes(params.traceLiveBytes!).maxBytes : undefined,
+            heapOptions,
+            notes: workload === 'LOCK' ? [...notes, 'magazines of 1'] : [...notes],
           });
         }
-      }
-      if (o.allocators.has('thi.ng') && o.thingAvailable && threads === 1 && workload !== 'LOCK') {
-        const reduced = Math.min(cycles, THING_MAX_CYCLES);
-        const p = reduced < cycles ? paramsFor(workload, reduced, o.trace) : params;
-        const thingNotes = [...notes];
-        if (reduced < cycles) thingNotes.push(`cycles reduced to ${fmtInt(opsPerThread(workload, p))}`);
-        cases.push({
-          allocator: 'thi.ng',
-          family: 'js',
-          workload,
-          threads: 1,
-          params: p,
-          cycles: opsPerThread(workload, p),
-          poolBytes: workload === 'W2' ? 256 * MiB : workload === 'W5' ? heapBytesFor('W5', 1, p) : 128 * MiB,
-          notes: thingNotes,
-        });
+        if (NATIVE_WORKLOADS.has(workload)) {
+          for (const n of o.natives) {
+            if (!o.allocators.has(n.name)) continue;
+            cases.push({
+              allocator: n.name,
+              family: 'native',
+              workload,
+              ...traceField,
+              threads,
+              params,
+              cycles: opsPerThread(workload, params),
+              preload: n.preload,
+              notes: [...notes, workload === 'W5' ? 'footprint = peak RSS growth' : 'footprint = peak RSS'],
+            });
+          }
+        }
+        if (o.allocators.has('thi.ng') && o.thingAvailable && threads === 1 && workload !== 'LOCK') {
+          if (trace !== undefined && trace.ops > THING_MAX_CYCLES) {
+            o.note?.(`thi.ng: W5 ${trace.name}: skipped: ${fmtInt(trace.ops)} operations (it takes ~10-17 us an operation; at most ${fmtInt(THING_MAX_CYCLES)})`);
+            continue;
+          }
+          const reduced = Math.min(cycles, THING_MAX_CYCLES);
+          const p = reduced < cycles ? paramsFor(workload, reduced, trace) : params;
+          const thingNotes = [...notes];
+          if (reduced < cycles) thingNotes.push(`cycles reduced to ${fmtInt(opsPerThread(workload, p))}`);
+          cases.push({
+            allocator: 'thi.ng',
+            family: 'js',
+            workload,
+            ...traceField,
+            threads: 1,
+            params: p,
+            cycles: opsPerThread(workload, p),
+            poolBytes:
+              workload === 'W2'
+                ? 256 * MiB
+                : workload === 'W5'
+                  ? Math.min(MAX_HEAP_MIB, 64 + Math.ceil((4 * p.traceLiveBytes!) / MiB)) * MiB
+                  : 128 * MiB,
+            notes: thingNotes,
+          });
+        }
       }
     }
   }
   return cases;
-}
-
-
-/** Where the sample trace is, from bench/ (sources) or dist/bench/ (build); undefined if absent. */
-export function defaultTracePath(): string | undefined {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, 'traces', 'sample.trace'), join(here, '..', '..', 'bench', 'traces', 'sample.trace')];
-  return candidates.map((p) => resolve(p)).find((p) => existsSync(p));
 }
 
 /** Whether @thi.ng/malloc can be imported (it is a devDependency). */

@@ -27,7 +27,7 @@
  *    and last bytes must read as zero. Blocks still live at the end are
  *    checked and freed afterwards, untimed.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { WorkloadCorruptionError, WorkloadOutOfMemoryError, type Allocator } from './workloads.js';
 
@@ -116,6 +116,90 @@ export function readTraceBytes(path: string): Uint8Array {
 /** Reads and parses a trace file. */
 export function loadTrace(path: string): Trace {
   return parseTrace(readTraceBytes(path), path);
+}
+
+// ---------------------------------------------------------------------------
+// The parsed form on disk: what `sabmalloc bench` hands to its workers and to
+// the native replayer (bench/native/workloads.c, `W5 --ops FILE`), so that
+// the text is parsed once, untimed, in the main thread. Host byte order:
+//
+//   bytes 0-7    magic "SABW5OPS"
+//   bytes 8-23   uint32 version (1), count, slots, reserved (0)
+//   then         kind  uint8[count], zero-padded to a multiple of 4 bytes
+//                slot  int32[count]
+//                size  int32[count]
+//                line  int32[count]   (line numbers, for error messages)
+
+const OPS_MAGIC = 'SABW5OPS';
+const OPS_VERSION = 1;
+const OPS_HEADER_BYTES = 24;
+
+/** Writes a parsed trace in the binary form above. */
+export function writeTraceOps(trace: Trace, path: string): void {
+  const n = trace.count;
+  const kindBytes = (n + 3) & ~3;
+  const header = new Uint8Array(OPS_HEADER_BYTES);
+  header.set(new TextEncoder().encode(OPS_MAGIC), 0);
+  const h32 = new Uint32Array(header.buffer, 8, 4);
+  h32[0] = OPS_VERSION;
+  h32[1] = n;
+  h32[2] = trace.slots;
+  h32[3] = 0;
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, header);
+    writeSync(fd, trace.kind.subarray(0, n));
+    if (kindBytes > n) writeSync(fd, new Uint8Array(kindBytes - n));
+    for (const a of [trace.slot, trace.size, trace.line]) writeSync(fd, new Uint8Array(a.buffer, a.byteOffset, 4 * n));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Reads a trace written by {@link writeTraceOps}; `name` names it in error messages. */
+export function readTraceOps(path: string, name = path): Trace {
+  const raw = readFileSync(path);
+  const bad = (why: string): never => {
+    throw new Error(`${path}: not a parsed W5 trace (${why})`);
+  };
+  if (raw.length < OPS_HEADER_BYTES || new TextDecoder().decode(raw.subarray(0, 8)) !== OPS_MAGIC) bad('no magic');
+  // Copy into an aligned buffer (readFileSync's Buffer may start at any offset of its pool).
+  const bytes = new Uint8Array(raw.length);
+  bytes.set(raw);
+  const h32 = new Uint32Array(bytes.buffer, 8, 4);
+  if (h32[0] !== OPS_VERSION) bad(`version ${h32[0]}`);
+  const count = h32[1]!;
+  const slots = h32[2]!;
+  const kindBytes = (count + 3) & ~3;
+  if (bytes.length !== OPS_HEADER_BYTES + kindBytes + 12 * count) bad('wrong length');
+  let off = OPS_HEADER_BYTES;
+  const kind = bytes.subarray(off, off + count);
+  off += kindBytes;
+  const slot = new Int32Array(bytes.buffer, off, count);
+  const size = new Int32Array(bytes.buffer, off + 4 * count, count);
+  const line = new Int32Array(bytes.buffer, off + 8 * count, count);
+  return { name, count, kind, slot, size, line, slots };
+}
+
+/** Operations and peak live requested bytes of a parsed trace. */
+export function tracePeakLive(t: Trace): number {
+  const sizes = new Float64Array(Math.max(1, t.slots));
+  let live = 0;
+  let peak = 0;
+  for (let i = 0; i < t.count; i++) {
+    const s = t.slot[i]!;
+    const k = t.kind[i]!;
+    if (k === OP_FREE) {
+      live -= sizes[s]!;
+      sizes[s] = 0;
+    } else {
+      if (k === OP_REALLOC) live -= sizes[s]!;
+      sizes[s] = t.size[i]!;
+      live += t.size[i]!;
+      if (live > peak) peak = live;
+    }
+  }
+  return peak;
 }
 
 /** Parses and checks a whole trace; throws a {@link TraceError} at the first bad line. */

@@ -122,6 +122,7 @@ export const TABLE_HEADER = [
   'allocator',
   'workload',
   'threads',
+  'cold',
   'ops/s median (min-max)',
   'x glibc',
   'footprint',
@@ -138,14 +139,15 @@ export const TABLE_HEADER = [
 export function tableRows(cases: CaseResult[]): string[][] {
   return cases.map((c) => {
     const s = c.summary;
-    const head = [c.spec.allocator, c.spec.workload, String(c.spec.threads)];
+    const head = [c.spec.allocator, c.spec.trace !== undefined ? `${c.spec.workload} ${c.spec.trace}` : c.spec.workload, String(c.spec.threads)];
     if (s === undefined) {
-      return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
+      return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
     }
     const o = s.opsPerSec;
     const lock = s.lockPerMops;
     return [
       ...head,
+      s.coldOpsPerSec !== undefined ? fmtOps(s.coldOpsPerSec) : '-',
       `${fmtOps(o.median)} (${fmtOps(o.min)}-${fmtOps(o.max)})`,
       s.ratioToGlibc !== undefined ? fmtRatio(s.ratioToGlibc) : '-',
       fmtBytes(s.footprintBytes),
@@ -174,7 +176,7 @@ export function formatTable(header: readonly string[], rows: string[][], numeric
 }
 
 export function renderTable(cases: CaseResult[]): string {
-  return formatTable(TABLE_HEADER, tableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]));
+  return formatTable(TABLE_HEADER, tableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
 }
 
 export const MICRO_HEADER = ['allocator', 'micro-benchmark', 'ops/s (median)', 'mean ns', 'p50 ns', 'p99 ns', 'rme %', 'samples'] as const;

@@ -2,8 +2,10 @@
  * Runs the cases of bench/plan.ts: a warm-up run, then the timed runs.
  *
  * - sabmalloc: every run gets a fresh heap created here and passed to the
- *   workers as its buffer; one piscina pool per allocator and thread count
- *   (the workers persist across runs, so the warm-up run warms their JIT);
+ *   workers as its buffer; each case gets a fresh piscina pool of exactly
+ *   `threads` workers, kept for its runs and closed after them, so the
+ *   warm-up run is the first call of the timed loop in those workers (the
+ *   cold figure) and the timed runs are warm;
  *   heap.check() after each run; lock and stage counters are the difference
  *   of two heap.stats() snapshots taken around the timed part.
  * - @thi.ng/malloc: single thread, in its own one-worker pool.
@@ -32,13 +34,14 @@ import {
   type ThreadResult,
 } from './bench-task.js';
 import type { CaseResult, CaseSpec, RunRecord } from './case.js';
-import { runNative, type NativeParams } from './native.js';
+import { runNative, type NativeParams, type NativeWorkload } from './native.js';
 
 export type RunListener = (spec: CaseSpec, run: RunRecord, index: number, total: number) => void;
 
-/** Runs cases; owns the piscina pools (one per allocator and thread count). Call close() at the end. */
+/** Runs cases; owns the piscina pools (one per case, and MICRO's). Call close() at the end. */
 export class BenchRunner {
   private readonly pools = new Map<string, Piscina>();
+  private caseCount = 0;
 
   /**
    * Runs one case: a warm-up run, then `runs` timed runs. Never throws: a
@@ -47,17 +50,26 @@ export class BenchRunner {
    */
   async runCase(spec: CaseSpec, runs: number, onRun?: RunListener): Promise<CaseResult> {
     const result: CaseResult = { spec, runs: [] };
+    const poolKey = `case ${++this.caseCount}: ${spec.allocator} ${spec.workload} ${spec.trace ?? ''} ${spec.threads}`;
     try {
       for (let i = 0; i <= runs; i++) {
-        const rec = await this.runOnce(spec, i === 0);
+        const rec = spec.family === 'native' ? await runNativeOnce(spec, i === 0) : await this.runJsOnce(spec, poolKey, i === 0);
         if (i === 0) result.warmup = rec;
         else result.runs.push(rec);
         onRun?.(spec, rec, i, runs);
       }
     } catch (err) {
       result.error = err instanceof Error ? err.message : String(err);
+    } finally {
+      await this.closePool(poolKey);
     }
     return result;
+  }
+
+  private async closePool(key: string): Promise<void> {
+    const pool = this.pools.get(key);
+    this.pools.delete(key);
+    await pool?.destroy();
   }
 
   async close(): Promise<void> {
@@ -84,13 +96,9 @@ export class BenchRunner {
     return pool;
   }
 
-  private runOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord> {
-    return spec.family === 'native' ? runNativeOnce(spec, warmup) : this.runJsOnce(spec, warmup);
-  }
-
-  private async runJsOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord> {
+  private async runJsOnce(spec: CaseSpec, poolKey: string, warmup: boolean): Promise<RunRecord> {
     const T = spec.threads;
-    const pool = this.pool(`${spec.allocator}:${T}`, T);
+    const pool = this.pool(poolKey, T);
     const control = createControl(T);
     const { ctl, f64 } = controlViews(control);
     let heap: SharedHeap | undefined;
@@ -98,7 +106,7 @@ export class BenchRunner {
     if (spec.allocator === 'sabmalloc') {
       heap = SharedHeap.create({
         initialBytes: spec.heapBytes,
-        maxBytes: spec.heapBytes,
+        maxBytes: spec.heapMaxBytes ?? spec.heapBytes,
         maxThreads: T + 2,
         ...spec.heapOptions,
       });
@@ -245,17 +253,16 @@ async function waitCount(
 
 async function runNativeOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord> {
   const p = spec.params;
-  const params: NativeParams = { seed: p.seed };
-  if (spec.workload !== 'W1') params.threads = spec.threads;
-  if (spec.workload === 'W3') {
-    params.chunks = p.chunks;
-    params.rounds = p.rounds;
-    params.opsPerRound = p.opsPerRound;
+  let params: NativeParams;
+  if (spec.workload === 'W5') {
+    params = { traceOps: p.traceOps, repeats: p.repeats }; // the file the JS threads load
+  } else if (spec.workload === 'W3') {
+    params = { seed: p.seed, threads: spec.threads, chunks: p.chunks, rounds: p.rounds, opsPerRound: p.opsPerRound };
   } else {
-    params.cycles = p.cycles;
-    params.ws = p.ws;
+    params = { seed: p.seed, cycles: p.cycles, ws: p.ws };
+    if (spec.workload !== 'W1') params.threads = spec.threads;
   }
-  const r = await runNative({ name: spec.allocator, preload: spec.preload }, spec.workload as 'W1' | 'W2' | 'W3', params);
+  const r = await runNative({ name: spec.allocator, preload: spec.preload }, spec.workload as NativeWorkload, params);
   return {
     warmup,
     seconds: r.seconds,

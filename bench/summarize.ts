@@ -21,6 +21,7 @@ export function summarize(c: CaseResult): CaseSummary {
   const ops = runs.map((r) => r.opsPerSec);
   const s: CaseSummary = {
     opsPerSec: { median: median(ops), min: Math.min(...ops), max: Math.max(...ops) },
+    coldOpsPerSec: c.warmup?.opsPerSec,
     peakLiveBytes: runs[0]?.peakLiveBytes ?? 0,
   };
   const fps = runs.map((r) => r.footprintBytes).filter((x): x is number => x !== undefined);
@@ -49,16 +50,20 @@ export function summarize(c: CaseResult): CaseSummary {
   return s;
 }
 
+function ratioKey(c: CaseResult): string {
+  return `${c.spec.workload}|${c.spec.trace ?? ''}|${c.spec.threads}`;
+}
+
 /** Fills in each summary's ratio to glibc (or the system allocator) native on the same workload and threads. */
 export function addRatios(cases: CaseResult[]): void {
   const ref = new Map<string, number>();
   for (const c of cases) {
     if (c.spec.family === 'native' && c.spec.preload === undefined && c.summary !== undefined) {
-      ref.set(`${c.spec.workload}|${c.spec.threads}`, c.summary.opsPerSec.median);
+      ref.set(ratioKey(c), c.summary.opsPerSec.median);
     }
   }
   for (const c of cases) {
-    const r = ref.get(`${c.spec.workload}|${c.spec.threads}`);
+    const r = ref.get(ratioKey(c));
     if (c.summary !== undefined && r !== undefined && r > 0) c.summary.ratioToGlibc = c.summary.opsPerSec.median / r;
   }
 }

@@ -15,7 +15,18 @@ import { describe, expect, it } from 'vitest';
 import { nativeAllocators, nativeSkipReason, nativeSourcePath, runNative } from '../bench/native.js';
 import { ReferenceAllocator } from '../bench/reference-alloc.js';
 import { copyFor } from '../bench/copies.js';
-import { loadTrace, parseTrace, replay, replayFile, replayLoop, TraceError, type ReplayAllocator } from '../bench/replay.js';
+import {
+  loadTrace,
+  parseTrace,
+  readTraceOps,
+  replay,
+  replayFile,
+  replayLoop,
+  TraceError,
+  tracePeakLive,
+  writeTraceOps,
+  type ReplayAllocator,
+} from '../bench/replay.js';
 import { makeSampleTrace } from '../bench/traces/make-sample.js';
 import {
   larsonCleanup,
@@ -379,6 +390,56 @@ describe.skipIf(skip !== undefined)('native workloads (C)', () => {
       js3.checksum,
       js3.peakLiveBytes,
     ]);
+  });
+});
+
+describe('W5 parsed once: the binary form of a trace', () => {
+  it('reads back exactly what was written, and replays the same', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sabmalloc-ops-'));
+    try {
+      const trace = loadTrace(fileURLToPath(SAMPLE_TRACE));
+      const file = join(dir, 'sample.w5ops');
+      writeTraceOps(trace, file);
+      const back = readTraceOps(file, 'sample');
+      expect(back.count).toBe(trace.count);
+      expect(back.slots).toBe(trace.slots);
+      expect([...back.kind]).toEqual([...trace.kind.subarray(0, trace.count)]);
+      expect([...back.slot]).toEqual([...trace.slot.subarray(0, trace.count)]);
+      expect([...back.size]).toEqual([...trace.size.subarray(0, trace.count)]);
+      expect([...back.line]).toEqual([...trace.line.subarray(0, trace.count)]);
+      expect(tracePeakLive(back)).toBe(replay(new ReferenceAllocator(16 * MiB), trace).peakLiveBytes);
+      const a = replay(new ReferenceAllocator(16 * MiB), trace);
+      const b = replay(new ReferenceAllocator(16 * MiB), back);
+      expect([b.checksum, b.bytesRequested, b.mallocs]).toEqual([a.checksum, a.bytesRequested, a.mallocs]);
+      writeFileSync(file, 'a 1 10\n');
+      expect(() => readTraceOps(file)).toThrow(/not a parsed W5 trace/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(skip !== undefined)('the native replayer (C) does the same operations and checks as the JS one', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sabmalloc-ops-'));
+    try {
+      const trace = loadTrace(fileURLToPath(SAMPLE_TRACE));
+      const file = join(dir, 'sample.w5ops');
+      writeTraceOps(trace, file);
+      const js = replay(new ReferenceAllocator(16 * MiB), trace);
+      const sys = nativeAllocators()[0]!;
+      const c = await runNative(sys, 'W5', { traceOps: file, repeats: 2 });
+      expect([c.ops, c.mallocs, c.bytesRequested, c.checksum, c.peakLiveBytes]).toEqual([
+        2 * js.ops,
+        2 * (js.mallocs + js.callocs),
+        2 * js.bytesRequested,
+        (2 * js.checksum) >>> 0,
+        js.peakLiveBytes,
+      ]);
+      expect(c.peakRssBytes).toBeGreaterThanOrEqual(0);
+      writeFileSync(file, 'not a trace');
+      await expect(runNative(sys, 'W5', { traceOps: file })).rejects.toThrow(/not a parsed W5 trace/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -10,6 +10,17 @@
  *   workloads W1 [--cycles N] [--ws N] [--seed S]
  *   workloads W2 [--threads T] [--cycles N] [--ws N] [--seed S]
  *   workloads W3 [--threads T] [--chunks N] [--rounds N] [--ops N] [--seed S]
+ *   workloads W5 --trace-ops FILE [--repeats N]
+ *
+ * W5 replays a trace that bench/replay.ts parsed and wrote in its binary
+ * form (writeTraceOps): the file is mapped (not read through malloc), the
+ * replay's own tables are mmap'd, and only the replay loop is timed. Like
+ * bench/replay.ts it writes the tag (i % 255 + 1) at the first and last byte
+ * of every block, checks both before each free and realloc, checks the bytes
+ * a realloc keeps and a calloc's zeros, and sums the bytes read back into the
+ * same checksum. Its peakRssBytes is the growth of the peak RSS during the
+ * loop (the peak is reset with /proc/self/clear_refs first), not the peak of
+ * the whole process, whose trace tables would dominate it.
  *
  * Prints one line of JSON on stdout: the workload and its parameters, ops,
  * mallocs (W3 counts its initial fill), bytesRequested, checksum, seconds,
@@ -33,7 +44,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 /* ------------------------------------------------------------------------ */
@@ -332,6 +347,176 @@ static void *w3_thread(void *arg) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* W5 replay of a parsed trace (bench/replay.ts replayLoop) */
+
+typedef struct {
+  uint64_t ops, mallocs, reallocs, frees, bytes_requested, peak_live;
+  uint32_t checksum;
+  double seconds;
+  long long rss_growth;
+} w5_result_t;
+
+static void *map_anon(size_t bytes) {
+  void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) die("mmap(%zu): %s", bytes, strerror(errno));
+  memset(p, 0, bytes); /* resident before the timed part */
+  return p;
+}
+
+/* VmRSS of /proc/self/status in bytes, or -1. */
+static long long vm_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (f == NULL) return -1;
+  char line[256];
+  long long kib = -1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    if (sscanf(line, "VmRSS: %lld kB", &kib) == 1) break;
+  }
+  fclose(f);
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+static long long vm_hwm_bytes(void);
+
+static __attribute__((noinline, noreturn)) void w5_corrupted(const int32_t *line, uint64_t i, uint64_t count,
+                                                            const void *p, uint32_t size, const char *what,
+                                                            unsigned expected, unsigned b0, unsigned b1) {
+  if (i < count) die("W5: line %d: %s: block %p (size %" PRIu32 "): expected %u, found %u at the start and %u at the end",
+                     (int)line[i], what, p, size, expected, b0, b1);
+  die("W5: end of trace: %s: block %p (size %" PRIu32 "): expected %u, found %u at the start and %u at the end", what, p,
+      size, expected, b0, b1);
+}
+
+static void w5_replay(const char *path, uint64_t repeats, w5_result_t *r) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) die("W5: cannot open %s: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) die("W5: cannot stat %s: %s", path, strerror(errno));
+  size_t file_bytes = (size_t)st.st_size;
+  if (file_bytes < 24) die("W5: %s: not a parsed W5 trace (too short)", path);
+  const unsigned char *file = mmap(NULL, file_bytes, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+  if (file == MAP_FAILED) die("W5: mmap %s: %s", path, strerror(errno));
+  close(fd);
+  uint32_t hdr[4];
+  memcpy(hdr, file + 8, sizeof hdr);
+  if (memcmp(file, "SABW5OPS", 8) != 0 || hdr[0] != 1) die("W5: %s: not a parsed W5 trace (magic or version)", path);
+  const uint64_t count = hdr[1], nslots = hdr[2] ? hdr[2] : 1;
+  const uint64_t kind_bytes = (count + 3) & ~(uint64_t)3;
+  if (file_bytes != 24 + kind_bytes + 12 * count) die("W5: %s: not a parsed W5 trace (wrong length)", path);
+  const unsigned char *kind = file + 24;
+  const int32_t *slot = (const int32_t *)(file + 24 + kind_bytes);
+  const int32_t *size = slot + count;
+  const int32_t *line = size + count;
+  for (uint64_t i = 0; i < count; i++) { /* untimed: a corrupt file must not crash the loop */
+    if (kind[i] > 3 || slot[i] < 0 || (uint64_t)slot[i] >= nslots || size[i] < 0) die("W5: %s: bad operation %" PRIu64, path, i);
+  }
+  unsigned char **ptrs = map_anon(nslots * sizeof *ptrs);
+  uint32_t *sizes = map_anon(nslots * sizeof *sizes);
+  unsigned char *tags = map_anon(nslots);
+  unsigned char *used = map_anon(nslots);
+
+  /* Reset the peak RSS to the current RSS (Linux >= 4.0), so that the growth is the replay's. */
+  int cr = open("/proc/self/clear_refs", O_WRONLY);
+  if (cr >= 0) {
+    if (write(cr, "5", 1) != 1) { /* older kernel: the peak so far is about the current RSS anyway */ }
+    close(cr);
+  }
+  long long rss0 = vm_rss_bytes();
+
+  uint64_t mallocs = 0, reallocs = 0, frees = 0, bytes = 0, peak = 0;
+  uint32_t checksum = 0;
+  double seconds = 0;
+  for (uint64_t rep = 0; rep < repeats; rep++) {
+    uint64_t live = 0;
+    double t0 = now_seconds();
+    for (uint64_t i = 0; i < count; i++) {
+      const unsigned k = kind[i];
+      const int32_t s = slot[i];
+      const unsigned char tag = (unsigned char)(i % 255 + 1);
+      if (k <= 1) { /* malloc, calloc */
+        const uint32_t sz = (uint32_t)size[i];
+        unsigned char *p = k == 0 ? malloc(sz) : calloc(1, sz);
+        mallocs++;
+        if (sz > 0) {
+          if (p == NULL) die("W5: line %d: %s(%" PRIu32 ") returned NULL (out of memory)", (int)line[i], k == 0 ? "malloc" : "calloc", sz);
+          if (k == 1 && (p[0] | p[sz - 1]) != 0) w5_corrupted(line, i, count, p, sz, "calloc returned bytes that are not zero", 0, p[0], p[sz - 1]);
+          p[0] = tag;
+          p[sz - 1] = tag;
+        }
+        ptrs[s] = p;
+        sizes[s] = sz;
+        tags[s] = tag;
+        used[s] = 1;
+        bytes += sz;
+        live += sz;
+        if (live > peak) peak = live;
+      } else {
+        unsigned char *p = ptrs[s];
+        const uint32_t old = sizes[s];
+        const unsigned old_tag = tags[s];
+        if (old > 0) {
+          const unsigned b0 = p[0], b1 = p[old - 1];
+          if (b0 != old_tag || b1 != old_tag) w5_corrupted(line, i, count, p, old, "block was overwritten", old_tag, b0, b1);
+          checksum += b0 + b1;
+        }
+        if (k == 3) { /* free */
+          free(p);
+          ptrs[s] = NULL;
+          sizes[s] = 0;
+          used[s] = 0;
+          live -= old;
+          frees++;
+        } else { /* realloc */
+          const uint32_t sz = (uint32_t)size[i];
+          unsigned char *q = realloc(p, sz);
+          if (sz > 0) {
+            if (q == NULL) die("W5: line %d: realloc(%" PRIu32 ") returned NULL (out of memory)", (int)line[i], sz);
+            const uint32_t kept = old < sz ? old : sz;
+            if (kept > 0) {
+              const unsigned c0 = q[0], c1 = q[kept - 1];
+              const unsigned want1 = kept == old ? old_tag : c1;
+              if (c0 != old_tag || c1 != want1) w5_corrupted(line, i, count, q, sz, "realloc did not preserve the contents", old_tag, c0, c1);
+            }
+            q[0] = tag;
+            q[sz - 1] = tag;
+          }
+          ptrs[s] = q;
+          sizes[s] = sz;
+          tags[s] = tag;
+          bytes += sz;
+          live = live + sz - old;
+          if (live > peak) peak = live;
+          reallocs++;
+        }
+      }
+    }
+    seconds += now_seconds() - t0;
+
+    /* untimed: check and free what the trace left live */
+    for (uint64_t s = 0; s < nslots; s++) {
+      if (!used[s]) continue;
+      unsigned char *p = ptrs[s];
+      if (sizes[s] > 0 && (p[0] != tags[s] || p[sizes[s] - 1] != tags[s]))
+        w5_corrupted(line, count, count, p, sizes[s], "block was overwritten (found at the end)", tags[s], p[0], p[sizes[s] - 1]);
+      free(p);
+      ptrs[s] = NULL;
+      sizes[s] = 0;
+      used[s] = 0;
+    }
+  }
+  long long hwm = vm_hwm_bytes();
+  r->rss_growth = hwm >= 0 && rss0 >= 0 && hwm > rss0 ? hwm - rss0 : 0;
+  r->seconds = seconds;
+  r->ops = count * repeats;
+  r->mallocs = mallocs;
+  r->reallocs = reallocs;
+  r->frees = frees;
+  r->bytes_requested = bytes;
+  r->peak_live = peak;
+  r->checksum = checksum;
+}
+
+/* ------------------------------------------------------------------------ */
 /* Command line and report */
 
 static uint64_t parse_u64(const char *name, const char *s, uint64_t min, uint64_t max) {
@@ -347,7 +532,8 @@ static uint64_t parse_u64(const char *name, const char *s, uint64_t min, uint64_
 
 static void usage(void) {
   fputs("usage: workloads W1|W2|W3 [--threads T] [--cycles N] [--ws N] [--seed S]\n"
-        "                          [--chunks N] [--rounds N] [--ops N]\n",
+        "                          [--chunks N] [--rounds N] [--ops N]\n"
+        "       workloads W5 --trace-ops FILE [--repeats N]\n",
         stderr);
   exit(2);
 }
@@ -384,6 +570,27 @@ static void json_string(const char *s) {
 
 int main(int argc, char **argv) {
   if (argc < 2) usage();
+  if (strcmp(argv[1], "W5") == 0) {
+    const char *ops_file = NULL;
+    uint64_t repeats = 1;
+    for (int i = 2; i + 1 < argc; i += 2) {
+      if (strcmp(argv[i], "--trace-ops") == 0) ops_file = argv[i + 1];
+      else if (strcmp(argv[i], "--repeats") == 0) repeats = parse_u64(argv[i], argv[i + 1], 1, UINT32_MAX);
+      else usage();
+    }
+    if (ops_file == NULL || argc % 2 != 0) usage();
+    w5_result_t r = {0};
+    w5_replay(ops_file, repeats, &r);
+    printf("{\"workload\":\"W5\",\"threads\":1,\"ops\":%" PRIu64 ",\"mallocs\":%" PRIu64 ",\"reallocs\":%" PRIu64
+           ",\"frees\":%" PRIu64 ",\"bytesRequested\":%" PRIu64 ",\"checksum\":%" PRIu32
+           ",\"seconds\":%.9f,\"opsPerSec\":%.1f,\"peakRssBytes\":%lld,\"ruMaxrssBytes\":0,\"peakLiveBytes\":%" PRIu64
+           ",\"mallocLibrary\":",
+           r.ops, r.mallocs, r.reallocs, r.frees, r.bytes_requested, r.checksum, r.seconds,
+           r.seconds > 0 ? (double)r.ops / r.seconds : 0.0, r.rss_growth, r.peak_live);
+    json_string(malloc_library());
+    puts("}");
+    return 0;
+  }
   params_t p = {.workload = argv[1], .threads = 0, .cycles = 0, .ws = 0, .chunks = 1000, .rounds = 100,
                 .ops_per_round = 10000, .seed = 0};
   int w = strcmp(argv[1], "W1") == 0 ? 1 : strcmp(argv[1], "W2") == 0 ? 2 : strcmp(argv[1], "W3") == 0 ? 3 : 0;

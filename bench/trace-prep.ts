@@ -1,0 +1,74 @@
+/**
+ * W5's traces, made ready before anything is timed: `--trace` arguments
+ * expanded (a folder gives its `*.trace` and `*.trace.gz` files), each trace
+ * parsed and checked once in the main thread, and written in the binary form
+ * of bench/replay.ts (writeTraceOps) to a temporary folder, from which the
+ * workers and the native replayer load it without parsing text again.
+ */
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { loadTrace, tracePeakLive, writeTraceOps } from './replay.js';
+
+/** A trace parsed and written in binary form. */
+export interface PreparedTrace {
+  /** The trace file as given (resolved). */
+  path: string;
+  /** Its name without the folder and the .trace/.gz suffixes (the table shows it). */
+  name: string;
+  /** Operations (a, c, r and f lines). */
+  ops: number;
+  /** Peak of live requested bytes. */
+  peakLiveBytes: number;
+  /** Most blocks live at once. */
+  slots: number;
+  /** The binary form (bench/replay.ts readTraceOps). */
+  opsFile: string;
+}
+
+/** The name a trace goes by: `x/lua_inventory.trace.gz` -> `lua_inventory`. */
+export function traceName(path: string): string {
+  return basename(path).replace(/\.gz$/, '').replace(/\.trace$/, '');
+}
+
+/**
+ * The trace files of `--trace` arguments: a file as it is; a folder's
+ * `*.trace` and `*.trace.gz` files in name order. Throws (with a message for
+ * the user) on a path that does not exist or a folder without traces.
+ */
+export function expandTraceArgs(args: readonly string[]): string[] {
+  const files: string[] = [];
+  for (const a of args) {
+    const p = resolve(a);
+    if (!existsSync(p)) throw new Error(`--trace: ${a}: no such file or folder`);
+    if (statSync(p).isDirectory()) {
+      const found = readdirSync(p)
+        .filter((f) => /\.trace(\.gz)?$/.test(f))
+        .sort()
+        .map((f) => join(p, f))
+        .filter((f) => statSync(f).isFile());
+      if (found.length === 0) throw new Error(`--trace: ${a}: the folder holds no *.trace or *.trace.gz file`);
+      files.push(...found);
+    } else {
+      files.push(p);
+    }
+  }
+  return [...new Set(files)];
+}
+
+/** A temporary folder for the binary traces; remove it with {@link removeTraceDir}. */
+export function makeTraceDir(): string {
+  return mkdtempSync(join(tmpdir(), 'sabmalloc-w5-'));
+}
+
+export function removeTraceDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Parses and checks `path` (a TraceError names a malformed line) and writes its binary form into `dir`. */
+export function prepareTrace(path: string, dir: string, index: number): PreparedTrace {
+  const trace = loadTrace(path);
+  const opsFile = join(dir, `${index}-${traceName(path).replace(/[^\w.-]/g, '_')}.w5ops`);
+  writeTraceOps(trace, opsFile);
+  return { path, name: traceName(path), ops: trace.count, peakLiveBytes: tracePeakLive(trace), slots: trace.slots, opsFile };
+}
