@@ -33,30 +33,38 @@ import { BenchRunner } from './run.js';
 import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { runMicro, type MicroRow } from './micro.js';
-import { collectEnvironment, fmtOps, renderMicroTable, renderSvg, renderTable, type Environment } from './report.js';
+import { collectEnvironment, fmtOps, renderMicroTable, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
 
 export const USAGE = `Usage: sabmalloc bench <workload...> [options]
 
-Workloads (shared/workloads.md; default W1 W2 W3):
-  W1     random_mixed, 16..1040 B, single thread (run at 1 thread only)
-  W2     mid_large, 8..32 KiB, each thread on its own slots
-  W3     larson, 8..1000 B, arrays handed to the next thread every round
-  W5     replay of a trace (--trace; default bench/traces/sample.trace), single thread
+Workloads (default W1 W2 W3; each checks its own blocks; the README's Benchmarks section has the details):
+  W1     random_mixed: one thread frees or allocates (16..1040 B) a random slot of 4096, 10M times
+  W2     mid_large: each thread runs W1's loop on its own 2048 slots with 8..32 KiB blocks
+  W3     larson: 8..1000 B blocks replaced at random; every round each thread hands its array
+         to the next thread, so frees cross threads
+  W5     replay of recorded allocation traces (a/c/r/f lines; text or .gz), one thread;
+         needs --trace
   LOCK   lock storm: magazines of 1 block, small/medium/large sizes, to make lock waits visible
-  MICRO  tinybench micro-benchmarks (malloc+free per size class, calloc, realloc, large, cross-thread free)
+  MICRO  tinybench micro-benchmarks (malloc+free per size class, calloc, realloc, large,
+         cross-thread free)
 
 Options:
   --threads LIST      thread counts (default 1,2,4,8)
-  --runs N            timed runs after one warm-up run (default 5)
+  --runs N            timed runs after one warm-up run (default 5); the warm-up is the cold figure
   --cycles N          cycles per thread for every workload (W3: operations per thread;
-                      W5: operations replayed); default per workload, printed before the run
-  --trace FILE        W5's trace (text or .gz)
+                      W5: operations replayed, a trace repeated to reach them); default per workload
+  --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
   --allocators LIST   any of sabmalloc, thi.ng, glibc, jemalloc, tcmalloc, mimalloc;
                       'native' = every native one; default: all that are available
   --json FILE         write the environment and every run as JSON
   --svg FILE          write a chart of ops/s against threads
+  --wide              print every figure (lock and stage counters, metadata) in a wider table
   --smoke             a seconds-long run for CI (W1 W2 W3 LOCK, threads 1,2, tiny cycles, 1 run)
   -h, --help          this text
+
+Nothing is written to disk unless --json or --svg is given.
+Quick look at sabmalloc alone on one trace:
+  sabmalloc bench W5 --trace FILE --allocators sabmalloc --runs 3
 `;
 
 export interface CliIO {
@@ -89,6 +97,7 @@ export interface CliOptions {
   allocators?: string[];
   json?: string;
   svg?: string;
+  wide: boolean;
   smoke: boolean;
 }
 
@@ -117,6 +126,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
         allocators: { type: 'string' },
         json: { type: 'string' },
         svg: { type: 'string' },
+        wide: { type: 'boolean' },
         smoke: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -163,7 +173,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   if (workloads.includes('W5') && traces.length === 0) {
     throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
   }
-  return { workloads, micro, threads, runs, cycles, traces, allocators, json: v.json, svg: v.svg, smoke };
+  return { workloads, micro, threads, runs, cycles, traces, allocators, json: v.json, svg: v.svg, wide: v.wide === true, smoke };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -393,19 +403,30 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   env.loadAverageEnd = os.loadavg();
 
   // The table
-  if (results.length > 0) io.out('\n' + renderTable(results) + '\n');
+  if (results.length > 0) io.out('\n' + (opts.wide ? renderWideTable(results) : renderTable(results)) + '\n');
   if (micro.length > 0) io.out('\nMICRO (tinybench, main thread; one op = the named operation)\n' + renderMicroTable(micro) + '\n');
   const la = (xs: number[] | undefined): string => (xs ?? []).map((x) => x.toFixed(2)).join(' ');
+  const busy = Math.max(...env.loadAverageStart, ...(env.loadAverageEnd ?? [])) > env.availableParallelism + 0.5;
   io.out(
-    `\nos.availableParallelism() = ${env.availableParallelism}; load average ${la(env.loadAverageStart)} before, ${la(env.loadAverageEnd)} after` +
-      `${Math.max(...env.loadAverageStart, ...(env.loadAverageEnd ?? [])) > env.availableParallelism + 0.5 ? ' (busy machine: figures are noisy)' : ''}\n`,
+    '\n' +
+      wrap(
+        `${env.cpuModel}, os.availableParallelism() = ${env.availableParallelism}; load average ${la(env.loadAverageStart)} before, ` +
+          `${la(env.loadAverageEnd)} after${busy ? ' (busy machine: figures are noisy)' : ''}`,
+      ) +
+      '\n',
   );
-  io.out(
-    'ops/s: median of the timed runs (min-max); x glibc: over glibc native on the same workload and threads; ' +
-      'footprint: sabmalloc peak footprint incl. metadata (meta), thi.ng pool top, native peak RSS; ' +
-      'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks); ' +
-      'lock and stage counters: timed part only (S1/S2/S3 and remote frees per run).\n',
-  );
+  const legend = opts.wide
+    ? 'cold: the warm-up run (the first call of the timed loop in fresh workers); ops/s: median of the timed runs (min-max); ' +
+      'x glibc: over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc peak footprint incl. ' +
+      'metadata (meta), thi.ng pool top, native peak RSS (W5: its growth during the replay); peak live: peak of live requested ' +
+      'bytes (with threads, the sum of per-thread/per-array peaks); lock and stage counters: timed part only (S1/S2/S3 and ' +
+      'remote frees per run).'
+    : 'cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max); ' +
+      'x glibc: warm median over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc ' +
+      'stats().peakFootprintBytes (metadata included), thi.ng pool top, native peak RSS (W5: its growth during the replay); ' +
+      'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks). ' +
+      'Lock and stage counters: --wide, and in --json.';
+  io.out(wrap(legend) + '\n');
 
   const report: BenchReport = {
     tool: 'sabmalloc bench',

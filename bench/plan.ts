@@ -4,6 +4,7 @@
  * machine, and the list of cases (allocator x workload x threads) in the
  * order they run. Nothing here starts a thread or a process.
  */
+import { basename } from 'node:path';
 import type { WorkloadParams } from './bench-task.js';
 import type { CaseSpec, Workload } from './case.js';
 import { LOCK_DEFAULTS, LOCK_HEAP_OPTIONS } from './lock-storm.js';
@@ -98,7 +99,7 @@ export function describeParams(workload: Workload, p: WorkloadParams): string {
     case 'W3':
       return `${p.rounds} rounds x ${fmtInt(p.opsPerRound!)} ops, ${p.chunks} chunks`;
     case 'W5':
-      return `${p.trace}: ${fmtInt(p.traceCount!)} ops${p.repeats! > 1 ? ` x ${p.repeats} replays` : ''}, peak live ${fmtInt(p.traceLiveBytes!)} B`;
+      return `${basename(p.trace!)}: ${fmtInt(p.traceCount!)} ops${p.repeats! > 1 ? ` x ${p.repeats} replays` : ''}, peak live ${fmtInt(p.traceLiveBytes!)} B`;
     default:
       return `${fmtInt(p.cycles!)} cycles, ws ${p.ws}`;
   }

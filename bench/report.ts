@@ -118,7 +118,91 @@ function fmtCount(x: number): string {
 // ---------------------------------------------------------------------------
 // Tables
 
+// The default table: one line per case, at most TABLE_MAX_WIDTH columns.
+// Everything else (lock and stage counters, metadata, per-run figures) is in
+// the JSON and in the --wide table.
+
+/** The widest line of the default table. */
+export const TABLE_MAX_WIDTH = 120;
+/** The workload column's widest cell; a longer trace name is cut (the JSON has it whole). */
+const WORKLOAD_CELL_MAX = 24;
+/** The notes column's widest cell. */
+const NOTES_CELL_MAX = 16;
+
 export const TABLE_HEADER = [
+  'workload',
+  'thr',
+  'allocator',
+  'cold ops/s',
+  'warm ops/s (min-max)',
+  'x glibc',
+  'footprint',
+  'peak live',
+  'fp/live',
+  'notes',
+] as const;
+
+function cut(s: string, max: number): string {
+  return s.length <= max ? s : s.slice(0, max - 1) + '~';
+}
+
+function workloadCell(c: CaseResult): string {
+  return cut(c.spec.trace !== undefined ? `${c.spec.workload} ${c.spec.trace}` : c.spec.workload, WORKLOAD_CELL_MAX);
+}
+
+/** Short notes for the default table (the long forms are in the JSON). */
+function shortNotes(c: CaseResult): string {
+  const n: string[] = [];
+  if (c.spec.heapOptions?.magazineCapacity === 1) n.push('mags of 1');
+  if (c.spec.allocator === 'thi.ng') n.push(`${fmtOps(c.spec.cycles)} ops`);
+  return cut(n.join('; '), NOTES_CELL_MAX);
+}
+
+/** The default table's rows, as cells (strings); a failed case shows its error in the last cell. */
+export function tableRows(cases: CaseResult[]): string[][] {
+  return cases.map((c) => {
+    const s = c.summary;
+    const head = [workloadCell(c), String(c.spec.threads), c.spec.allocator];
+    if (s === undefined) return [...head, '-', '-', '-', '-', '-', '-', `ERROR (see below)`];
+    const o = s.opsPerSec;
+    return [
+      ...head,
+      s.coldOpsPerSec !== undefined ? fmtOps(s.coldOpsPerSec) : '-',
+      `${fmtOps(o.median)} (${fmtOps(o.min)}-${fmtOps(o.max)})`,
+      s.ratioToGlibc !== undefined ? fmtRatio(s.ratioToGlibc) : '-',
+      fmtBytes(s.footprintBytes),
+      fmtBytes(s.peakLiveBytes),
+      s.footprintRatio !== undefined ? s.footprintRatio.toFixed(2) : '-',
+      shortNotes(c),
+    ];
+  });
+}
+
+/** The default table, then one line per failed case with its error. */
+export function renderTable(cases: CaseResult[]): string {
+  const table = formatTable(TABLE_HEADER, tableRows(cases), new Set([1, 3, 4, 5, 6, 7, 8]));
+  const errors = cases
+    .filter((c) => c.summary === undefined)
+    .map((c) => `ERROR: ${c.spec.allocator} ${workloadCell(c)} threads=${c.spec.threads}: ${c.error ?? 'no result'}`);
+  return [table, ...errors].join('\n');
+}
+
+/** Lines of at most `width` columns (breaking at spaces). */
+export function wrap(text: string, width = TABLE_MAX_WIDTH): string {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') out.push(line);
+  return out.join('\n');
+}
+
+/** The --wide table: every figure of the summary on one line per case. */
+export const WIDE_TABLE_HEADER = [
   'allocator',
   'workload',
   'threads',
@@ -135,8 +219,8 @@ export const TABLE_HEADER = [
   'notes',
 ] as const;
 
-/** The table's rows, as cells (strings). */
-export function tableRows(cases: CaseResult[]): string[][] {
+/** The --wide table's rows, as cells (strings). */
+export function wideTableRows(cases: CaseResult[]): string[][] {
   return cases.map((c) => {
     const s = c.summary;
     const head = [c.spec.allocator, c.spec.trace !== undefined ? `${c.spec.workload} ${c.spec.trace}` : c.spec.workload, String(c.spec.threads)];
@@ -175,8 +259,8 @@ export function formatTable(header: readonly string[], rows: string[][], numeric
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-export function renderTable(cases: CaseResult[]): string {
-  return formatTable(TABLE_HEADER, tableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
+export function renderWideTable(cases: CaseResult[]): string {
+  return formatTable(WIDE_TABLE_HEADER, wideTableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
 }
 
 export const MICRO_HEADER = ['allocator', 'micro-benchmark', 'ops/s (median)', 'mean ns', 'p50 ns', 'p99 ns', 'rme %', 'samples'] as const;

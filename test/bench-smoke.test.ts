@@ -6,13 +6,16 @@
  * checked (CI machines are noisy); the workloads check their own results.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, parseBenchArgs, type BenchReport, type CliIO } from '../bench/cli.js';
-import { TABLE_HEADER } from '../bench/report.js';
+import { nativeSkipReason } from '../bench/native.js';
+import { renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
+import { makeSampleTrace } from '../bench/traces/make-sample.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -36,15 +39,26 @@ function runCli(args: string[]): Promise<Run> {
   });
 }
 
-/** The rows of the main table: the lines after the header's rule, up to the first blank line. */
-function tableRows(stdout: string): string[][] {
+/** The main table's lines: its header, rule and rows, up to the first blank line. */
+function tableLines(stdout: string): string[] {
   const lines = stdout.split('\n');
-  const h = lines.findIndex((l) => l.startsWith('allocator  ') && l.includes('ops/s median'));
+  const h = lines.findIndex((l) => l.startsWith('workload  ') && l.includes('warm ops/s'));
   if (h < 0) return [];
-  const rows: string[][] = [];
-  for (let i = h + 2; i < lines.length && lines[i]!.trim() !== ''; i++) rows.push(lines[i]!.trim().split(/\s{2,}/));
-  return rows;
+  let end = h;
+  while (end < lines.length && lines[end]!.trim() !== '') end++;
+  return lines.slice(h, end);
 }
+
+/** The rows of the main table, as cells (columns are at least two spaces apart). */
+function tableRows(stdout: string): string[][] {
+  return tableLines(stdout)
+    .slice(2)
+    .map((l) => l.trim().split(/\s{2,}/));
+}
+
+/** Columns of the default table (TABLE_HEADER). */
+const COL = { workload: 0, threads: 1, allocator: 2, cold: 3, warm: 4, xGlibc: 5, footprint: 6, peakLive: 7, fpLive: 8 } as const;
+const OPS = String.raw`\d+(\.\d+)?[kM]?`;
 
 describe('sabmalloc bench --smoke', () => {
   let dir: string;
@@ -67,7 +81,7 @@ describe('sabmalloc bench --smoke', () => {
   });
 
   it('prints the table header, the cycles and os.availableParallelism()', () => {
-    const header = run.stdout.split('\n').find((l) => l.startsWith('allocator  '));
+    const header = tableLines(run.stdout)[0];
     expect(header).toBeDefined();
     for (const col of TABLE_HEADER) expect(header).toContain(col);
     expect(run.stdout).toMatch(/os\.availableParallelism\(\) = \d+/);
@@ -76,20 +90,33 @@ describe('sabmalloc bench --smoke', () => {
 
   it('prints a row with numbers for each allocator, workload and thread count', () => {
     const rows = tableRows(run.stdout);
-    const sab = rows.filter((r) => r[0] === 'sabmalloc');
+    const sab = rows.filter((r) => r[COL.allocator] === 'sabmalloc');
     // W1 at 1 thread; W2, W3 and LOCK at 1 and 2
-    expect(sab.map((r) => `${r[1]}x${r[2]}`).sort()).toEqual(['LOCKx1', 'LOCKx2', 'W1x1', 'W2x1', 'W2x2', 'W3x1', 'W3x2']);
+    expect(sab.map((r) => `${r[COL.workload]}x${r[COL.threads]}`).sort()).toEqual(['LOCKx1', 'LOCKx2', 'W1x1', 'W2x1', 'W2x2', 'W3x1', 'W3x2']);
     for (const r of rows) {
-      expect(r.length).toBeGreaterThanOrEqual(13);
-      expect(r[2]).toMatch(/^\d+$/); // threads
-      expect(r[3]).toMatch(/^\d+(\.\d+)?[kM]?$/); // cold
-      expect(r[4]).toMatch(/^\d+(\.\d+)?[kM]? \(\d+(\.\d+)?[kM]?-\d+(\.\d+)?[kM]?\)$/); // ops/s median (min-max)
-      expect(r[6]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/); // footprint
-      expect(r[8]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/); // peak live
-      expect(r[9]).toMatch(/^\d+(\.\d+)?$/); // footprint / peak live
+      expect(r.length).toBeGreaterThanOrEqual(9);
+      expect(r[COL.threads]).toMatch(/^\d+$/);
+      expect(r[COL.cold]).toMatch(new RegExp(`^${OPS}$`));
+      expect(r[COL.warm]).toMatch(new RegExp(`^${OPS} \\(${OPS}-${OPS}\\)$`)); // median (min-max)
+      expect(r[COL.footprint]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
+      expect(r[COL.peakLive]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
+      expect(r[COL.fpLive]).toMatch(/^\d+(\.\d+)?$/);
     }
+  });
+
+  it(`prints a table no wider than ${TABLE_MAX_WIDTH} columns`, () => {
+    const lines = tableLines(run.stdout);
+    expect(lines.length).toBeGreaterThan(2);
+    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(TABLE_MAX_WIDTH);
+  });
+
+  it('keeps the lock and stage counters for --wide (and the JSON)', () => {
+    const wide = renderWideTable(report.cases).split('\n');
+    for (const col of WIDE_TABLE_HEADER) expect(wide[0]).toContain(col);
+    const sab = wide.slice(2).map((l) => l.trim().split(/\s{2,}/)).filter((r) => r[0] === 'sabmalloc');
+    expect(sab.length).toBe(7);
+    const n = String.raw`\d+(\.\d+)?(e-\d+)?`;
     for (const r of sab) {
-      const n = String.raw`\d+(\.\d+)?(e-\d+)?`;
       expect(r[10]).toMatch(new RegExp(`^${n}/${n}/${n}/${n}$`)); // lock counters per Mops
       expect(r[11]).toMatch(/^[\d,]+\/[\d,]+\/[\d,]+$/); // S1/S2/S3
       expect(r[12]).toMatch(/^[\d,]+$/); // remote frees
@@ -147,6 +174,25 @@ describe('sabmalloc bench arguments', () => {
     expect(o.allocators).toContain('glibc');
     expect(o.allocators).toContain('mimalloc');
     expect(o.allocators).not.toContain('thi.ng');
+  });
+
+  it('W5 without a trace is an error that says what to pass (exit 2), not an empty table', async () => {
+    for (const args of [['bench', 'W5'], ['bench', 'W1', 'W5', '--allocators', 'sabmalloc']]) {
+      const io = quiet();
+      expect(await main(args, io)).toBe(2);
+      expect(io.text).toMatch(/W5 replays the traces given with --trace/);
+      expect(io.text).not.toMatch(/^workload  /m); // no table
+    }
+    const io = quiet();
+    expect(await main(['bench', 'W5', '--trace', join(tmpdir(), 'no-such-trace-folder-of-sabmalloc')], io)).toBe(2);
+    expect(io.text).toMatch(/no such file or folder/);
+  });
+
+  it('the help names no file that is not shipped', async () => {
+    const io = quiet();
+    expect(await main(['bench', '--help'], io)).toBe(0);
+    expect(io.text).toContain('Usage: sabmalloc bench');
+    expect(io.text).not.toMatch(/shared\/|workloads\.md/);
   });
 
   it('rejects unknown workloads, options and bad numbers with exit code 2', async () => {
@@ -213,5 +259,59 @@ describe('bench/ modules', () => {
         if (j >= 0) expect(j, `${f} imports ${d}`).toBeLessThan(i);
       }
     }
+  });
+});
+
+describe('sabmalloc bench W5 over a folder of traces', () => {
+  let dir: string;
+  let run: Run;
+  let report: BenchReport;
+  const natives = nativeSkipReason() === undefined;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-w5-'));
+    const traces = join(dir, 'traces');
+    mkdirSync(traces);
+    writeFileSync(join(traces, 'alpha.trace'), makeSampleTrace(400, 7));
+    writeFileSync(join(traces, 'beta.trace.gz'), gzipSync(makeSampleTrace(500, 11)));
+    writeFileSync(join(traces, 'notes.txt'), 'not a trace\n');
+    run = await runCli(['bench', 'W5', '--trace', traces, '--runs', '2', '--cycles', '2000', '--allocators', 'sabmalloc,glibc', '--json', join(dir, 'w5.json')]);
+    if (run.code === 0) report = JSON.parse(readFileSync(join(dir, 'w5.json'), 'utf8')) as BenchReport;
+  }, 120_000);
+
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('replays each *.trace and *.trace.gz of the folder, with glibc in the same run', () => {
+    expect(run.stderr + run.stdout).not.toMatch(/FAILED|ERROR/);
+    expect(run.code).toBe(0);
+    const rows = tableRows(run.stdout);
+    const expected = natives
+      ? ['W5 alpha|glibc', 'W5 alpha|sabmalloc', 'W5 beta|glibc', 'W5 beta|sabmalloc']
+      : ['W5 alpha|sabmalloc', 'W5 beta|sabmalloc'];
+    expect(rows.map((r) => `${r[COL.workload]}|${r[COL.allocator]}`).sort()).toEqual(expected);
+    for (const r of rows) {
+      expect(r[COL.cold]).toMatch(new RegExp(`^${OPS}$`));
+      expect(r[COL.warm]).toMatch(new RegExp(`^${OPS} \\(${OPS}-${OPS}\\)$`));
+      expect(r[COL.fpLive]).toMatch(/^\d+(\.\d+)?$/);
+      if (natives) expect(r[COL.xGlibc]).toMatch(/^\d+(\.\d+)?$/);
+    }
+    for (const l of tableLines(run.stdout)) expect(l.length, l).toBeLessThanOrEqual(TABLE_MAX_WIDTH);
+  });
+
+  it('records each trace, its operations and both runs in the JSON', () => {
+    expect(report.options.traces.map((t) => t.split('/').pop())).toEqual(['alpha.trace', 'beta.trace.gz']);
+    for (const c of report.cases) {
+      expect(c.error).toBeUndefined();
+      expect(c.runs.length).toBe(2);
+      expect(c.warmup).toBeDefined();
+      // --cycles 2000: each trace is replayed back to back until 2000 operations are reached
+      expect(c.spec.cycles).toBeGreaterThanOrEqual(2000);
+      expect(c.runs[0]!.ops).toBe(c.spec.cycles);
+    }
+    const sab = report.cases.find((c) => c.spec.allocator === 'sabmalloc' && c.spec.trace === 'beta')!;
+    expect(sab.runs[0]!.footprintBytes).toBeGreaterThan(0);
+    expect(sab.summary!.coldOpsPerSec).toBeGreaterThan(0);
   });
 });
