@@ -325,7 +325,9 @@ export function niceAxis(max: number, ticks = 5): { top: number; step: number } 
  */
 export function renderSvg(cases: CaseResult[], env: Environment): string {
   const ok = cases.filter((c) => c.summary !== undefined);
-  const workloads = [...new Set(ok.map((c) => c.spec.workload))];
+  // one panel per workload, and per trace for W5
+  const panelOf = (c: CaseResult): string => (c.spec.trace !== undefined ? `${c.spec.workload} ${c.spec.trace}` : c.spec.workload);
+  const workloads = [...new Set(ok.map(panelOf))];
   const allocators = [...new Set(ok.map((c) => c.spec.allocator))];
   const color = (a: string): string => COLORS[a] ?? EXTRA_COLORS[allocators.indexOf(a) % EXTRA_COLORS.length]!;
   const PW = 340; // panel width
@@ -355,7 +357,7 @@ export function renderSvg(cases: CaseResult[], env: Environment): string {
   workloads.forEach((w, i) => {
     const ox = 10 + (i % cols) * PW;
     const oy = legendH + Math.floor(i / cols) * PH;
-    const wc = ok.filter((c) => c.spec.workload === w);
+    const wc = ok.filter((c) => panelOf(c) === w);
     const threads = [...new Set(wc.map((c) => c.spec.threads))].sort((a, b) => a - b);
     const maxV = Math.max(...wc.map((c) => c.summary!.opsPerSec.max / 1e6));
     const { top, step } = niceAxis(maxV);
@@ -369,7 +371,7 @@ export function renderSvg(cases: CaseResult[], env: Environment): string {
     };
     const ys = (v: number): number => y0 - (v / top) * (y0 - y1);
     out.push(`<g>`);
-    out.push(`<text x="${(x0 + x1) / 2}" y="${oy + 16}" text-anchor="middle" font-size="13" font-weight="bold">${esc(WORKLOAD_TITLES[w] ?? w)}</text>`);
+    out.push(`<text x="${(x0 + x1) / 2}" y="${oy + 16}" text-anchor="middle" font-size="13" font-weight="bold">${esc(WORKLOAD_TITLES[w] ?? (w.startsWith('W5 ') ? `W5 replay: ${w.slice(3)}` : w))}</text>`);
     for (let v = 0; v <= top + step / 2; v += step) {
       const y = ys(v).toFixed(1);
       out.push(
