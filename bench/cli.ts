@@ -4,9 +4,14 @@
  * dist/bench/cli.js).
  *
  *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
- *                   [--trace FILE] [--allocators LIST] [--json FILE] [--svg FILE] [--smoke]
+ *                   [--trace FILE|FOLDER]... [--allocators LIST] [--json FILE] [--svg FILE]
+ *                   [--wide] [--smoke]
  *
  * From the sources: `node --import tsx bench/cli.ts bench W1 W3 --threads 1,2`.
+ * The order of work: parse the arguments; expand and parse W5's traces
+ * (trace-prep.ts); plan the cases (plan.ts); run each (run.ts), check it
+ * (check.ts) and summarize it (summarize.ts); compare the cases (check.ts,
+ * summarize.ts); print (report.ts). Files are written only for --json/--svg.
  * {@link main} is exported for tests; it returns the exit code.
  */
 import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
