@@ -34,7 +34,11 @@ import {
   type ThreadResult,
 } from './bench-task.js';
 import type { CaseResult, CaseSpec, RunRecord } from './case.js';
+import { collectGarbage } from './gc.js';
 import { runNative, type NativeParams, type NativeWorkload } from './native.js';
+
+/** A pause before each release, so that the collection's background work (sweeping, unmapping) is done. */
+const SETTLE_MS = 100;
 
 export type RunListener = (spec: CaseSpec, run: RunRecord, index: number, total: number) => void;
 
@@ -99,6 +103,7 @@ export class BenchRunner {
   private async runJsOnce(spec: CaseSpec, poolKey: string, warmup: boolean): Promise<RunRecord> {
     const T = spec.threads;
     const pool = this.pool(poolKey, T);
+    collectGarbage(); // the previous run's heap (bench/gc.ts); untimed
     const control = createControl(T);
     const { ctl, f64 } = controlViews(control);
     let heap: SharedHeap | undefined;
@@ -140,6 +145,7 @@ export class BenchRunner {
     const settled = Promise.allSettled(tasks);
     try {
       await waitCount(ctl, CTL_READY, T, () => failure, 300_000, 'threads to get ready');
+      await new Promise((r) => setTimeout(r, SETTLE_MS)); // let the collection's background work finish
       const before = heap?.stats();
       f64[F_START] = nowNs();
       Atomics.store(ctl, CTL_GO, 1);
