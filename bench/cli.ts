@@ -279,10 +279,19 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     }
   }
   const traceDir = traceFiles.length > 0 ? makeTraceDir() : undefined;
+  // The parsed traces can take hundreds of MB of the temporary folder: remove them on Ctrl-C too.
+  const onInterrupt = (): void => {
+    if (traceDir !== undefined) removeTraceDir(traceDir);
+    process.exit(130);
+  };
+  if (traceDir !== undefined) process.once('SIGINT', onInterrupt);
   try {
     return await runBench(argv, opts, io, traceFiles, traceDir);
   } finally {
-    if (traceDir !== undefined) removeTraceDir(traceDir);
+    if (traceDir !== undefined) {
+      process.off('SIGINT', onInterrupt);
+      removeTraceDir(traceDir);
+    }
   }
 }
 
