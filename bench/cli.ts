@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * `sabmalloc bench`: the benchmark suite's command line (the package's bin,
- * dist/bench/cli.js).
+ * `sabmalloc bench`: the benchmark suite's command line (dist/bench/cli.js
+ * after `npm run build`; not part of the published package).
  *
  *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
  *                   [--trace FILE|FOLDER]... [--allocators LIST] [--json FILE] [--svg FILE]
@@ -68,8 +68,9 @@ Options:
   -h, --help          this text
 
 Nothing is written to disk unless --json or --svg is given.
+From a checkout: npm run build && node dist/bench/cli.js bench ..., or npx tsx bench/cli.ts bench ...
 Quick look at sabmalloc alone on one trace:
-  sabmalloc bench W5 --trace FILE --allocators sabmalloc --runs 3
+  npx tsx bench/cli.ts bench W5 --trace FILE --allocators sabmalloc --runs 3
 `;
 
 export interface CliIO {
