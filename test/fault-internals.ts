@@ -1,0 +1,38 @@
+/**
+ * Test helper: the few looks inside a heap that the fault tests need and the public API cannot
+ * give. Every access to the layout for test/faults.test.ts and test/options.test.ts is here, so
+ * that a change of the internals touches this file only.
+ */
+import type { SharedHeap } from '../src/index.js';
+import { G_LOCK, G_MAGIC, G_TEST_DELAY, MAGIC, TH_NODE_ID, TH_STATE } from '../src/layout.js';
+
+/** The heap's magic word is intact (attach() from any thread would accept the buffer). */
+export function magicIntact(buffer: SharedArrayBuffer): boolean {
+  return Atomics.load(new Int32Array(buffer, 0, 16), G_MAGIC) === MAGIC;
+}
+
+/** The global lock word (0: free). */
+export function lockWord(buffer: SharedArrayBuffer): number {
+  return Atomics.load(new Int32Array(buffer, 0, 64), G_LOCK);
+}
+
+/** Sets the Stage-1 test delay: a stage1Push spins that many iterations between its read and its CAS. */
+export function setStage1Delay(buffer: SharedArrayBuffer, spins: number): void {
+  Atomics.store(new Int32Array(buffer, 0, 64), G_TEST_DELAY, spins);
+}
+
+interface GeometryView {
+  geo: { maxThreads: number; threadsW: number; threadWords: number };
+}
+
+/** The Node threadIds (+1; 0 = none) that the thread slots still name, with their states. */
+export function slotIds(heap: SharedHeap): { tid: number; state: number; id: number }[] {
+  const { geo } = heap as unknown as GeometryView;
+  const i32 = new Int32Array(heap.buffer);
+  const out: { tid: number; state: number; id: number }[] = [];
+  for (let t = 0; t < geo.maxThreads; t++) {
+    const w = geo.threadsW + t * geo.threadWords;
+    out.push({ tid: t, state: Atomics.load(i32, w + TH_STATE), id: Atomics.load(i32, w + TH_NODE_ID) - 1 });
+  }
+  return out;
+}

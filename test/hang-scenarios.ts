@@ -1,0 +1,165 @@
+/**
+ * Scenarios in which a main thread may block on the global lock. Each runs in a child process
+ * (test/faults.test.ts starts `node --import tsx test/hang-scenarios.ts <name>` with a deadline
+ * and kills it when the deadline passes), so that a hang fails one test instead of the run.
+ * A scenario prints one line `RESULT <json>` and exits.
+ */
+import { SharedHeap, type HeapError } from '../src/index.js';
+import { lockWord, setStage1Delay, slotIds } from './fault-internals.js';
+import { slabsWithBlocksOut } from './inspect.js';
+import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
+
+const MiB = 1 << 20;
+const LARGE = 1 * MiB; // a large block: taken and given back under the global lock
+
+export interface ErrorInfo {
+  name: string;
+  code: string | undefined;
+  message: string;
+}
+
+function info(e: unknown): ErrorInfo {
+  const err = e as HeapError;
+  return { name: err?.name, code: err?.code, message: String(err?.message ?? e) };
+}
+
+function checked(heap: SharedHeap): string {
+  try {
+    heap.check();
+    return 'passes';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+type AsyncHeap = SharedHeap & { mallocAsync(size: number): Promise<number> };
+
+export const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
+  /** Finding 1: an unwatched worker dies holding the lock; the main thread calls reclaim(threadId). */
+  async reclaimLockHolder() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker();
+    await r.remote.attach(heap.buffer);
+    const id = r.worker.threadId;
+    await r.remote.holdLock();
+    await r.worker.terminate(); // awaited: the caller may state that the thread stopped
+    const t0 = performance.now();
+    const reclaimed = heap.reclaim(id);
+    const reclaimMs = performance.now() - t0;
+    const p = heap.malloc(LARGE);
+    heap.free(p);
+    return { reclaimed, reclaimMs, p, check: checked(heap), lock: lockWord(heap.buffer), attached: heap.stats().threadsAttached };
+  },
+
+  /** Finding 1, last sentence: neither watch() nor reclaim(); the main thread's next malloc. */
+  async mallocAfterUnwatchedHolderDied() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker();
+    await r.remote.attach(heap.buffer);
+    const id = r.worker.threadId;
+    await r.remote.holdLock();
+    await r.worker.terminate();
+    const t0 = performance.now();
+    let error: ErrorInfo | undefined;
+    let p = -1;
+    try {
+      p = heap.malloc(LARGE);
+    } catch (e) {
+      error = info(e);
+    }
+    const ms = performance.now() - t0;
+    // What the error says to do: reclaim the thread, then the heap works again.
+    const reclaimed = heap.reclaim(id);
+    const q = heap.malloc(LARGE);
+    heap.free(q);
+    return { id, p, error, ms, reclaimed, q, check: checked(heap), lock: lockWord(heap.buffer) };
+  },
+
+  /**
+   * Finding 2: a watched worker dies holding the lock (terminate() not awaited) while the main
+   * thread allocates: its exit event cannot run while the main thread blocks.
+   */
+  async watchedHolderDiesWhileMainAllocates() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 }) as AsyncHeap;
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    const id = r.worker.threadId;
+    await r.remote.holdLock();
+    void r.worker.terminate();
+    const t0 = performance.now();
+    let syncRounds = 0;
+    let syncError: ErrorInfo | undefined;
+    try {
+      for (let i = 0; i < 20; i++) {
+        heap.free(heap.malloc(LARGE));
+        syncRounds++;
+      }
+    } catch (e) {
+      syncError = info(e);
+    }
+    const syncMs = performance.now() - t0;
+    // The asynchronous call waits with the event loop running: the exit handler marks the worker.
+    const t1 = performance.now();
+    const p = await heap.mallocAsync(LARGE);
+    const asyncMs = performance.now() - t1;
+    heap.free(p);
+    return {
+      id, syncRounds, syncError, syncMs, p, asyncMs, check: checked(heap), lock: lockWord(heap.buffer),
+      recoveries: heap.stats().lock.recoveries,
+    };
+  },
+
+  /** Finding 8: a reclaimer terminated in the middle of a reclaim (it held the lock, the victim was RECLAIMING). */
+  async reclaimerKilledMidReclaim() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const victim = startHeapWorker();
+    const victimId = await victim.remote.attach(heap.buffer);
+    const reclaimer = startHeapWorker();
+    const reclaimerId = await reclaimer.remote.attach(heap.buffer);
+    // The victim owns one slab whose 63 blocks the main thread frees: the reclaim pushes it to Stage 1.
+    const blocks = await Promise.all(Array.from({ length: 63 }, () => victim.remote.malloc(1024)));
+    for (const p of blocks) heap.free(p);
+    heap.flush();
+    await victim.worker.terminate();
+    // The reclaimer spins in that Stage-1 push (the test delay) and is terminated there.
+    setStage1Delay(heap.buffer, 2_000_000_000);
+    void reclaimer.remote.reclaim(victimId).catch(() => 'terminated');
+    const victimTid = slotIds(heap).find((s) => s.id === victimId)!.tid;
+    const i32 = new Int32Array(heap.buffer);
+    await waitFor(i32, 0, () => slotIds(heap)[victimTid]!.state === 3, 5); // RECLAIMING
+    setStage1Delay(heap.buffer, 0);
+    await reclaimer.worker.terminate();
+    // Both are stopped: the caller says so with reclaim(threadId). It must finish both.
+    const outcome: Record<string, unknown> = {};
+    for (const [name, id] of [['reclaimer', reclaimerId], ['victim', victimId]] as const) {
+      const t0 = performance.now();
+      try {
+        outcome[name] = heap.reclaim(id);
+      } catch (e) {
+        outcome[name] = (e as Error).message;
+      }
+      outcome[`${name}Fast`] = performance.now() - t0 < 5000;
+    }
+    outcome.attached = heap.stats().threadsAttached;
+    outcome.check = checked(heap);
+    outcome.leaks = slabsWithBlocksOut(heap);
+    outcome.lock = lockWord(heap.buffer);
+    return outcome;
+  },
+};
+
+const name = process.argv[2];
+if (name !== undefined && process.argv[1]?.endsWith('hang-scenarios.ts')) {
+  const run = scenarios[name];
+  if (run === undefined) {
+    console.log(`RESULT ${JSON.stringify({ error: `no scenario ${name}` })}`);
+    process.exit(2);
+  }
+  run()
+    .then((r) => console.log(`RESULT ${JSON.stringify(r)}`))
+    .catch((e) => console.log(`RESULT ${JSON.stringify({ thrown: info(e) })}`))
+    .finally(async () => {
+      await terminateAll();
+      process.exit(0);
+    });
+}
