@@ -14,9 +14,9 @@ import { describe } from './errors.js';
 export const FIRST_HEAP_THREAD_ID = 1 << 30;
 
 export interface HeapOptions {
-  /** Bytes of the buffer at creation (rounded up to 1 MiB). Default 64 MiB. */
+  /** Bytes of the buffer at creation, rounded up to a multiple of 1 MiB; at most MAX_HEAP_BYTES (2,146,435,072). Default 64 MiB. */
   initialBytes?: number;
-  /** The most the buffer may grow to (a growable SharedArrayBuffer when above initialBytes). Default initialBytes. */
+  /** The most the buffer may grow to (a growable SharedArrayBuffer when above initialBytes), rounded up to 1 MiB, at most 2,146,435,072. Default initialBytes. */
   maxBytes?: number;
   /** Thread slots: threads attached at once. Default 64. */
   maxThreads?: number;
@@ -29,6 +29,11 @@ export interface HeapOptions {
   /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */
   stage1Keep?: number;
 }
+
+/** Every option create() takes: any other key is refused (a misspelt option would be ignored silently). */
+const OPTION_NAMES = [
+  'initialBytes', 'maxBytes', 'maxThreads', 'magazineCapacity', 'refillCount', 'drainInterval', 'stage1Keep',
+];
 
 function option(opts: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
   const v = opts[name];
@@ -45,6 +50,14 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
     throw new TypeError(`SharedHeap.create(options): expected an object, got ${describe(options)}`);
   }
   const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!OPTION_NAMES.includes(key)) {
+      throw new TypeError(
+        `SharedHeap.create(options): unknown option ${JSON.stringify(key.length > 40 ? key.slice(0, 40) + '...' : key)} ` +
+          `(the options are ${OPTION_NAMES.join(', ')})`,
+      );
+    }
+  }
   const initialBytes = option(o, 'initialBytes', 64 << 20, SUPER_BYTES, MAX_HEAP_BYTES);
   const maxBytes = option(o, 'maxBytes', Math.max(initialBytes, 0), SUPER_BYTES, MAX_HEAP_BYTES);
   if (maxBytes < initialBytes) {

@@ -4,7 +4,8 @@
  * that a change of the internals touches this file only.
  */
 import type { SharedHeap } from '../src/index.js';
-import { G_LOCK, G_MAGIC, G_TEST_DELAY, MAGIC, TH_NODE_ID, TH_STATE } from '../src/layout.js';
+import { internals } from '../src/heap.js';
+import { G_LOCK, G_MAGIC, G_TEST_DELAY, MAGIC, TH_THREAD_ID, TH_STATE } from '../src/layout.js';
 
 /** The heap's magic word is intact (attach() from any thread would accept the buffer). */
 export function magicIntact(buffer: SharedArrayBuffer): boolean {
@@ -21,18 +22,14 @@ export function setStage1Delay(buffer: SharedArrayBuffer, spins: number): void {
   Atomics.store(new Int32Array(buffer, 0, 64), G_TEST_DELAY, spins);
 }
 
-interface GeometryView {
-  geo: { maxThreads: number; threadsW: number; threadWords: number };
-}
-
 /** The Node threadIds (+1; 0 = none) that the thread slots still name, with their states. */
 export function slotIds(heap: SharedHeap): { tid: number; state: number; id: number }[] {
-  const { geo } = heap as unknown as GeometryView;
+  const { geo } = internals(heap);
   const i32 = new Int32Array(heap.buffer);
   const out: { tid: number; state: number; id: number }[] = [];
   for (let t = 0; t < geo.maxThreads; t++) {
     const w = geo.threadsW + t * geo.threadWords;
-    out.push({ tid: t, state: Atomics.load(i32, w + TH_STATE), id: Atomics.load(i32, w + TH_NODE_ID) - 1 });
+    out.push({ tid: t, state: Atomics.load(i32, w + TH_STATE), id: Atomics.load(i32, w + TH_THREAD_ID) - 1 });
   }
   return out;
 }
