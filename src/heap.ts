@@ -7,7 +7,7 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import { HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
-import { testHoldLock } from './lock.js';
+import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { drainPeriodic, freeDrainFull, flushThread } from './magazine.js';
 import {
   REALLOC_SLACK_FROM, alignedAllocImpl, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
@@ -221,6 +221,52 @@ export class SharedHeap {
     return q;
   }
 
+  /**
+   * malloc for the main thread: never blocks on the global lock. Where malloc would wait, this
+   * waits with Atomics.waitAsync, the event loop running (so a dead worker's 'exit' handler can
+   * mark it and its lock is broken), then tries again. Same result and errors as malloc.
+   */
+  mallocAsync(size: number): Promise<number> {
+    return this.#withoutBlocking(() => this.malloc(size));
+  }
+
+  /** calloc without blocking the event loop (see mallocAsync). */
+  callocAsync(n: number, size: number): Promise<number> {
+    return this.#withoutBlocking(() => this.calloc(n, size));
+  }
+
+  /** alignedAlloc without blocking the event loop (see mallocAsync). */
+  alignedAllocAsync(align: number, size: number): Promise<number> {
+    return this.#withoutBlocking(() => this.alignedAlloc(align, size));
+  }
+
+  /** realloc without blocking the event loop (see mallocAsync). */
+  async reallocAsync(block: number, size: number): Promise<number> {
+    let usable = 0;
+    if (typeof block === 'number' && block !== 0) usable = this.usableSize(block); // validates, never waits
+    if (usable <= MAX_SMALL) return this.#withoutBlocking(() => this.realloc(block, size));
+    // A large block: its free takes the lock after the copy, so the steps are retried one by one.
+    checkInteger('reallocAsync', 'size', size);
+    if (size <= usable && size > usable >>> 1) return block;
+    const q = await this.mallocAsync(size);
+    if (q === 0) return 0;
+    const u8 = this.u8;
+    u8.copyWithin(q, block, block + Math.min(size, usable));
+    await this.#withoutBlocking(() => this.free(block));
+    return q;
+  }
+
+  async #withoutBlocking<T>(call: () => T): Promise<T> {
+    for (;;) {
+      try {
+        return runNoWait(call);
+      } catch (e) {
+        if (e !== WOULD_BLOCK) throw e;
+      }
+      await waitLockAsync(this.#t);
+    }
+  }
+
   /** Bytes the block can hold (>= what was asked for). */
   usableSize(block: number): number {
     return usableSizeImpl(this.#t, block);
@@ -260,9 +306,14 @@ export class SharedHeap {
     attached.delete(new Int32Array(t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]);
   }
 
-  /** Returns a dead thread's magazines, slabs and held lock to the pool. */
-  reclaim(threadId: number): boolean {
-    return reclaimThread(this.#t, checkInteger('reclaim', 'threadId', threadId, 2 ** 31 - 1));
+  /**
+   * Returns a stopped thread's magazines, slabs and held lock to the pool; true when a slot was
+   * reclaimed. Pass the Worker (watched with watch() while it ran; refused until its 'exit' was
+   * seen), or a threadId: the caller then states that the thread has stopped (as after an awaited
+   * terminate()), and the reclaim completes promptly whatever that thread held.
+   */
+  reclaim(thread: number | WatchableWorker): boolean {
+    return reclaimThread(this.#t, thread);
   }
 
 

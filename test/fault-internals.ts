@@ -5,7 +5,7 @@
  */
 import type { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, G_MAGIC, G_TEST_DELAY, MAGIC, TH_THREAD_ID, TH_STATE } from '../src/layout.js';
+import { G_LOCK, G_MAGIC, MAGIC, TH_THREAD_ID, TH_STATE } from '../src/layout.js';
 
 /** The heap's magic word is intact (attach() from any thread would accept the buffer). */
 export function magicIntact(buffer: SharedArrayBuffer): boolean {
@@ -15,11 +15,6 @@ export function magicIntact(buffer: SharedArrayBuffer): boolean {
 /** The global lock word (0: free). */
 export function lockWord(buffer: SharedArrayBuffer): number {
   return Atomics.load(new Int32Array(buffer, 0, 64), G_LOCK);
-}
-
-/** Sets the Stage-1 test delay: a stage1Push spins that many iterations between its read and its CAS. */
-export function setStage1Delay(buffer: SharedArrayBuffer, spins: number): void {
-  Atomics.store(new Int32Array(buffer, 0, 64), G_TEST_DELAY, spins);
 }
 
 /** The Node threadIds (+1; 0 = none) that the thread slots still name, with their states. */

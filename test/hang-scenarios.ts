@@ -5,9 +5,8 @@
  * A scenario prints one line `RESULT <json>` and exits.
  */
 import { SharedHeap, type HeapError } from '../src/index.js';
-import { lockWord, setStage1Delay, slotIds } from './fault-internals.js';
-import { slabsWithBlocksOut } from './inspect.js';
-import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
+import { lockWord } from './fault-internals.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 const MiB = 1 << 20;
 const LARGE = 1 * MiB; // a large block: taken and given back under the global lock
@@ -109,43 +108,6 @@ export const scenarios: Record<string, () => Promise<Record<string, unknown>>> =
     };
   },
 
-  /** Finding 8: a reclaimer terminated in the middle of a reclaim (it held the lock, the victim was RECLAIMING). */
-  async reclaimerKilledMidReclaim() {
-    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
-    const victim = startHeapWorker();
-    const victimId = await victim.remote.attach(heap.buffer);
-    const reclaimer = startHeapWorker();
-    const reclaimerId = await reclaimer.remote.attach(heap.buffer);
-    // The victim owns one slab whose 63 blocks the main thread frees: the reclaim pushes it to Stage 1.
-    const blocks = await Promise.all(Array.from({ length: 63 }, () => victim.remote.malloc(1024)));
-    for (const p of blocks) heap.free(p);
-    heap.flush();
-    await victim.worker.terminate();
-    // The reclaimer spins in that Stage-1 push (the test delay) and is terminated there.
-    setStage1Delay(heap.buffer, 2_000_000_000);
-    void reclaimer.remote.reclaim(victimId).catch(() => 'terminated');
-    const victimTid = slotIds(heap).find((s) => s.id === victimId)!.tid;
-    const i32 = new Int32Array(heap.buffer);
-    await waitFor(i32, 0, () => slotIds(heap)[victimTid]!.state === 3, 5); // RECLAIMING
-    setStage1Delay(heap.buffer, 0);
-    await reclaimer.worker.terminate();
-    // Both are stopped: the caller says so with reclaim(threadId). It must finish both.
-    const outcome: Record<string, unknown> = {};
-    for (const [name, id] of [['reclaimer', reclaimerId], ['victim', victimId]] as const) {
-      const t0 = performance.now();
-      try {
-        outcome[name] = heap.reclaim(id);
-      } catch (e) {
-        outcome[name] = (e as Error).message;
-      }
-      outcome[`${name}Fast`] = performance.now() - t0 < 5000;
-    }
-    outcome.attached = heap.stats().threadsAttached;
-    outcome.check = checked(heap);
-    outcome.leaks = slabsWithBlocksOut(heap);
-    outcome.lock = lockWord(heap.buffer);
-    return outcome;
-  },
 };
 
 const name = process.argv[2];
