@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, SharedHeap } from '../src/index.js';
-import { slotIds } from './fault-internals.js';
+import { skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -265,4 +265,26 @@ describe('the main thread never waits forever on the lock', () => {
     heap.detach();
   });
 
+});
+
+describe('check() asserts the magazine bounds and the INUSE equation', () => {
+  it('INUSE = ALLOCATED + CACHED + PENDING per slab', () => {
+    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
+    const p = heap.malloc(64);
+    skewInuse(heap, p, 1);
+    expect(() => heap.check()).toThrow(/INUSE \d+ != ALLOCATED 1 \+ CACHED \d+ \+ PENDING 0/);
+    skewInuse(heap, p, -1);
+    heap.check();
+    heap.detach();
+  });
+
+  it('each magazine top within its bounds', () => {
+    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2, magazineCapacity: 8 });
+    heap.free(heap.malloc(16)); // class 0
+    skewMagazineTop(heap, 0, 2 * 16);
+    expect(() => heap.check()).toThrow(/magazine of class 0 has top \d+ outside/);
+    skewMagazineTop(heap, 0, -2 * 16);
+    heap.check();
+    heap.detach();
+  });
 });
