@@ -82,7 +82,7 @@ export const G_LOCK = 13; //            [A] the global lock word: lockWord(holde
 export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1 (raised by attach): the thread
 //                                      areas beyond it were never touched (stats() metadataBytes)
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
-export const G_RESERVED_16 = 16; //     [R]
+export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_RESERVED_17 = 17; //     [R]
 export const G_THREADS_ATTACHED = 18; //[A] attached thread count
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers)

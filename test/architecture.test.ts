@@ -21,7 +21,7 @@ const LAYERS: string[][] = [
   ['large', 'slab'], //               large runs; a thread's own slabs
   ['magazine'], //                    refill, drain, journal, flush
   ['alloc', 'attach'], //             the public calls' slow halves; attach/detach
-  ['reclaim', 'stats', 'check', 'heap-map'], // dead threads; stats(); check(); readHeapMap() (browser demo)
+  ['reclaim', 'stats', 'check', 'heap-map', 'debug'], // dead threads; stats(); check(); readHeapMap() (browser demo); debug mode's checks
   ['heap'], //                        the SharedHeap facade and its fast paths
   ['index', 'node'], //               the package entries
 ];
