@@ -8,15 +8,14 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_BUMP,
-  SM_CLS1, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE,
-  ST_CACHED, ST_FREE, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE,
-  TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED,
-  TS_DEAD, TS_FREE,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_CLS1,
+  SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
+  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_PUSHING, TH_RECLAIMER, TH_RETURNING,
+  TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
-import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
+import { COUNT, NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
 import { HeapStateError, checkInteger, describe } from './errors.js';
 import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';

@@ -95,6 +95,8 @@ describe('every option at the ends of its range works', () => {
     ['maxThreads 1', { initialBytes: 32 * MiB, maxThreads: 1 }],
     ['maxThreads 1024', { initialBytes: 256 * MiB, maxThreads: 1024 }],
     ['initialBytes 2047 MiB (the ceiling)', { ...small, initialBytes: 2047 * MiB }],
+    ['debug true, magazineCapacity 1', { ...small, initialBytes: 32 * MiB, debug: true, magazineCapacity: 1 }],
+    ['debug false', { ...small, initialBytes: 32 * MiB, debug: false }],
   ];
   it.each(cases)('%s', (_name, options) => {
     const heap = SharedHeap.create(options);

@@ -129,6 +129,18 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       ledgerMalloc(heap, d, 2 * MiB);
     },
   },
+  /** Empty slabs given back: slots to Stage 2 (stage1Keep 0), and Stage-1 slabs given back before the heap grows. */
+  'give-back': {
+    options: { ...SMALL, initialBytes: 5 * MiB, maxBytes: 5 * MiB, stage1Keep: 0 },
+    workerRun(heap, d) {
+      const a: number[] = [];
+      for (let k = 0; k < 8; k++) a.push(ledgerMalloc(heap, d, 20 * KiB)); // 3 per 64 KiB slab
+      for (const i of a) ledgerFree(heap, d, i);
+      heap.flush(); // each empty slab's slots go back under the lock
+      ledgerMalloc(heap, d, 20 * KiB); // Stage 2 again
+      ledgerMalloc(heap, d, 600 * KiB); // a run of slots where the slabs were
+    },
+  },
   /** The reclaim of a dead thread (set up by the test) by this worker, stopped anywhere in it. */
   reclaim: {
     options: SMALL,
