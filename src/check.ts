@@ -274,8 +274,10 @@ function checkSlab(
   const nLocal = walk(i32[mW + SM_FREE], ST_FREE, 'local free');
   inFlight.remote += walk(Atomics.load(i32, mW + SM_REMOTE), ST_PENDING, 'remote free');
   if (nLocal !== i32[mW + SM_NFREE]) fail(`${where}: local list has ${nLocal} blocks, NFREE says ${i32[mW + SM_NFREE]}`);
-  if (i32[mW + SM_INUSE] + nLocal !== bump) fail(`${where}: INUSE ${i32[mW + SM_INUSE]} + free ${nLocal} != carved ${bump}`);
   let freeStates = 0;
+  let allocated = 0;
+  let cachedHere = 0;
+  let pendingHere = 0;
   for (let idx = 0; idx < count; idx++) {
     const st = bytes[stateBase + idx];
     if (idx >= bump) {
@@ -283,11 +285,20 @@ function checkSlab(
     } else if (st === ST_FREE) {
       freeStates++;
     } else if (st === ST_CACHED) {
-      inFlight.cached++;
+      cachedHere++;
     } else if (st === ST_PENDING) {
-      inFlight.pending++;
-    } else if (st !== ST_ALLOCATED) fail(`${where}: block ${idx} has unknown state ${st}`);
+      pendingHere++;
+    } else if (st === ST_ALLOCATED) {
+      allocated++;
+    } else fail(`${where}: block ${idx} has unknown state ${st}`);
   }
+  inFlight.cached += cachedHere;
+  inFlight.pending += pendingHere;
+  // INUSE == #ALLOCATED + #CACHED + #PENDING (layout.ts)
+  if (i32[mW + SM_INUSE] !== allocated + cachedHere + pendingHere) {
+    fail(`${where}: INUSE ${i32[mW + SM_INUSE]} != ALLOCATED ${allocated} + CACHED ${cachedHere} + PENDING ${pendingHere}`);
+  }
+  if (i32[mW + SM_INUSE] + nLocal !== bump) fail(`${where}: INUSE ${i32[mW + SM_INUSE]} + free ${nLocal} != carved ${bump}`);
   if (freeStates !== nLocal) fail(`${where}: ${freeStates} blocks say FREE but the local list holds ${nLocal}`);
   if (owner === OWNER_POOL && i32[mW + SM_INUSE] !== 0) fail(`${where}: pooled with ${i32[mW + SM_INUSE]} blocks in use`);
 }

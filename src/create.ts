@@ -4,7 +4,7 @@
  */
 import {
   CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_MAG_CAP, G_MAGIC,
-  G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_VERSION, LAYOUT_VERSION, MAGIC,
+  G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_DEBUG, G_VERSION, LAYOUT_VERSION, MAGIC,
   MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SUPER_BYTES, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -14,9 +14,9 @@ import { describe } from './errors.js';
 export const FIRST_HEAP_THREAD_ID = 1 << 30;
 
 export interface HeapOptions {
-  /** Bytes of the buffer at creation (rounded up to 1 MiB). Default 64 MiB. */
+  /** Bytes of the buffer at creation, rounded up to a multiple of 1 MiB; at most MAX_HEAP_BYTES (2,146,435,072). Default 64 MiB. */
   initialBytes?: number;
-  /** The most the buffer may grow to (a growable SharedArrayBuffer when above initialBytes). Default initialBytes. */
+  /** The most the buffer may grow to (a growable SharedArrayBuffer when above initialBytes), rounded up to 1 MiB, at most 2,146,435,072. Default initialBytes. */
   maxBytes?: number;
   /** Thread slots: threads attached at once. Default 64. */
   maxThreads?: number;
@@ -28,7 +28,18 @@ export interface HeapOptions {
   drainInterval?: number;
   /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */
   stage1Keep?: number;
+  /**
+   * Debug mode, for every thread that attaches: a canary after each block's requested size
+   * (checked by free, realloc and check()) and freed blocks filled with a pattern checked when
+   * handed out again. Slower (see the README); the default mode does not pay for it. Default false.
+   */
+  debug?: boolean;
 }
+
+/** Every option create() takes: any other key is refused (a misspelt option would be ignored silently). */
+const OPTION_NAMES = [
+  'initialBytes', 'maxBytes', 'maxThreads', 'magazineCapacity', 'refillCount', 'drainInterval', 'stage1Keep', 'debug',
+];
 
 function option(opts: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
   const v = opts[name];
@@ -45,6 +56,14 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
     throw new TypeError(`SharedHeap.create(options): expected an object, got ${describe(options)}`);
   }
   const o = options as Record<string, unknown>;
+  for (const key of Object.keys(o)) {
+    if (!OPTION_NAMES.includes(key)) {
+      throw new TypeError(
+        `SharedHeap.create(options): unknown option ${JSON.stringify(key.length > 40 ? key.slice(0, 40) + '...' : key)} ` +
+          `(the options are ${OPTION_NAMES.join(', ')})`,
+      );
+    }
+  }
   const initialBytes = option(o, 'initialBytes', 64 << 20, SUPER_BYTES, MAX_HEAP_BYTES);
   const maxBytes = option(o, 'maxBytes', Math.max(initialBytes, 0), SUPER_BYTES, MAX_HEAP_BYTES);
   if (maxBytes < initialBytes) {
@@ -55,6 +74,10 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   const refill = option(o, 'refillCount', 32, 1, 4096);
   const drainInterval = option(o, 'drainInterval', 1024, 1, 2 ** 30);
   const keep = option(o, 'stage1Keep', 32, 0, 1 << 20);
+  const debug = o.debug;
+  if (debug !== undefined && typeof debug !== 'boolean') {
+    throw new TypeError(`SharedHeap.create(options.debug): expected a boolean, got ${describe(debug)}`);
+  }
   const maxSupers = Math.ceil(maxBytes / SUPER_BYTES);
   const geo = geometry(maxSupers, maxThreads, magCap, NUM_CLASSES);
   const initialSupers = Math.ceil(initialBytes / SUPER_BYTES);
@@ -81,6 +104,7 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   i32[G_REFILL] = refill;
   i32[G_DRAIN_INTERVAL] = drainInterval;
   i32[G_S1_KEEP] = keep;
+  i32[G_DEBUG] = debug === true ? 1 : 0;
   i32[G_BUFFER_SUPERS] = initialSupers;
   i32[G_CARVED] = geo.metaSupers;
   i32[G_NEXT_THREAD_ID] = FIRST_HEAP_THREAD_ID;

@@ -37,6 +37,16 @@ export class ThreadSlotsExhaustedError extends HeapError {
   }
 }
 
+/**
+ * The main thread waited MAIN_THREAD_WAIT_MS for the global lock (its holder is most likely a
+ * worker that died holding it and whose exit the blocked event loop cannot deliver).
+ */
+export class LockTimeoutError extends HeapError {
+  constructor(message: string) {
+    super('ERR_LOCK_TIMEOUT', message);
+  }
+}
+
 /** A call on a heap this thread detached from, or a buffer that is not a sabmalloc heap. */
 export class HeapStateError extends HeapError {
   constructor(message: string) {

@@ -7,10 +7,10 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import { HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
-import { testHoldLock } from './lock.js';
+import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { drainPeriodic, freeDrainFull, flushThread } from './magazine.js';
 import {
-  REALLOC_SLACK_FROM, alignedAllocImpl, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
+  REALLOC_SLACK_FROM, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
@@ -18,6 +18,7 @@ import { markDead, reclaimThread, watchWorker, type WatchableWorker } from './re
 import { holdThreadLock, threadLockName, whenThreadLockFree, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
+import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut } from './debug.js';
 
 export type { HeapOptions };
 
@@ -26,7 +27,7 @@ export type { HeapOptions };
 // optimized code too, while a module-local const is folded into it: 16 mallocs then 16 frees
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
-const { G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
+const { G_DEBUG, G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
 
 /** Instances per heap id in this thread: attaching twice returns the same one. */
@@ -52,7 +53,7 @@ export class SharedHeap {
     contextOf = (heap) => heap.#t;
   }
 
-  private constructor(key: symbol, t: ThreadContext) {
+  protected constructor(key: symbol, t: ThreadContext) {
     if (key !== CONSTRUCT) throw new TypeError('new SharedHeap(): use SharedHeap.create(options) or SharedHeap.attach(buffer)');
     this.#t = t;
   }
@@ -74,7 +75,9 @@ export class SharedHeap {
     const id = new Int32Array(buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID];
     const existing = attached.get(id);
     if (existing !== undefined && !existing.#t.detached) return existing;
-    const heap = new SharedHeap(CONSTRUCT, attachThread(buffer));
+    const t = attachThread(buffer);
+    // Debug mode is a class of its own, chosen here: the default class's fast paths never test it.
+    const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
     heap.#lock = holdThreadLock(threadLockName(id, heap.threadId));
     attached.set(id, heap);
     return heap;
@@ -221,6 +224,52 @@ export class SharedHeap {
     return q;
   }
 
+  /**
+   * malloc for the main thread: never blocks on the global lock. Where malloc would wait, this
+   * waits with Atomics.waitAsync, the event loop running (so a dead worker's 'exit' handler can
+   * mark it and its lock is broken), then tries again. Same result and errors as malloc.
+   */
+  mallocAsync(size: number): Promise<number> {
+    return this.#withoutBlocking(() => this.malloc(size));
+  }
+
+  /** calloc without blocking the event loop (see mallocAsync). */
+  callocAsync(n: number, size: number): Promise<number> {
+    return this.#withoutBlocking(() => this.calloc(n, size));
+  }
+
+  /** alignedAlloc without blocking the event loop (see mallocAsync). */
+  alignedAllocAsync(align: number, size: number): Promise<number> {
+    return this.#withoutBlocking(() => this.alignedAlloc(align, size));
+  }
+
+  /** realloc without blocking the event loop (see mallocAsync). */
+  async reallocAsync(block: number, size: number): Promise<number> {
+    let usable = 0;
+    if (typeof block === 'number' && block !== 0) usable = this.usableSize(block); // validates, never waits
+    if (usable <= MAX_SMALL) return this.#withoutBlocking(() => this.realloc(block, size));
+    // A large block: its free takes the lock after the copy, so the steps are retried one by one.
+    checkInteger('reallocAsync', 'size', size);
+    if (size <= usable && size > usable >>> 1) return block;
+    const q = await this.mallocAsync(size);
+    if (q === 0) return 0;
+    const u8 = this.u8;
+    u8.copyWithin(q, block, block + Math.min(size, usable));
+    await this.#withoutBlocking(() => this.free(block));
+    return q;
+  }
+
+  async #withoutBlocking<T>(call: () => T): Promise<T> {
+    for (;;) {
+      try {
+        return runNoWait(call);
+      } catch (e) {
+        if (e !== WOULD_BLOCK) throw e;
+      }
+      await waitLockAsync(this.#t);
+    }
+  }
+
   /** Bytes the block can hold (>= what was asked for). */
   usableSize(block: number): number {
     return usableSizeImpl(this.#t, block);
@@ -260,9 +309,14 @@ export class SharedHeap {
     attached.delete(new Int32Array(t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]);
   }
 
-  /** Returns a dead thread's magazines, slabs and held lock to the pool. */
-  reclaim(threadId: number): boolean {
-    return reclaimThread(this.#t, checkInteger('reclaim', 'threadId', threadId, 2 ** 31 - 1));
+  /**
+   * Returns a stopped thread's magazines, slabs and held lock to the pool; true when a slot was
+   * reclaimed. Pass the Worker (watched with watch() while it ran; refused until its 'exit' was
+   * seen), or a threadId: the caller then states that the thread has stopped (as after an awaited
+   * terminate()), and the reclaim completes promptly whatever that thread held.
+   */
+  reclaim(thread: number | WatchableWorker): boolean {
+    return reclaimThread(this.#t, thread);
   }
 
 
@@ -300,6 +354,80 @@ export class SharedHeap {
   /** Reclaims automatically when `worker` exits (Node worker_threads Worker). */
   watch(worker: WatchableWorker): void {
     watchWorker(this.#t, worker);
+  }
+}
+
+
+/**
+ * Debug mode (create({ debug: true }), debug.ts): every call that hands out a block asks for
+ * DEBUG_EXTRA bytes more and writes a canary and a size record after the requested size; free,
+ * realloc and check() verify them; freed small blocks are filled and checked when handed out
+ * again. The fast paths are the default class's, reached through super.
+ */
+class DebugSharedHeap extends SharedHeap {
+  override malloc(size: number): number {
+    const n = checkInteger('malloc', 'size', size);
+    return this.#handOut('malloc(size)', super.malloc(n + DEBUG_EXTRA), n);
+  }
+
+  override tryMalloc(size: number): number {
+    const n = checkInteger('tryMalloc', 'size', size);
+    return this.#handOut('tryMalloc(size)', super.tryMalloc(n + DEBUG_EXTRA), n);
+  }
+
+  override alignedAlloc(align: number, size: number): number {
+    const n = checkInteger('alignedAlloc', 'size', size);
+    return this.#handOut('alignedAlloc(align, size)', super.alignedAlloc(align, n + DEBUG_EXTRA), n);
+  }
+
+  override calloc(n: number, size: number): number {
+    const count = checkInteger('calloc', 'n', n);
+    const each = checkInteger('calloc', 'size', size);
+    const total = count * each;
+    if (total > layout.MAX_HEAP_BYTES) return 0;
+    const p = this.malloc(total);
+    if (p !== 0) this.u8.fill(0, p, p + total);
+    return p;
+  }
+
+  override free(block: number): void {
+    if (block === 0) return;
+    this.#live('free', block);
+    debugFillFreed(contextOf(this), block);
+    super.free(block);
+  }
+
+  override usableSize(block: number): number {
+    return this.#live('usableSize', block);
+  }
+
+  override realloc(block: number, size: number): number {
+    const n = checkInteger('realloc', 'size', size);
+    if (block === 0) return this.malloc(n);
+    const old = this.#live('realloc', block);
+    const q = this.malloc(n);
+    if (q === 0) return 0;
+    this.u8.copyWithin(q, block, block + Math.min(n, old));
+    this.free(block);
+    return q;
+  }
+
+  override check(): void {
+    super.check();
+    debugCheckAll(contextOf(this));
+  }
+
+  /** Validates a live block (errors name `fn`) and checks its canary; returns its requested size. */
+  #live(fn: string, block: number): number {
+    const t = contextOf(this);
+    if (t.detached) throw new HeapStateError(`${fn}(ptr): this thread has detached from the heap`);
+    classifyBlock(t, fn, 'ptr', block);
+    return debugCheckLive(t, `${fn}(ptr)`, block);
+  }
+
+  #handOut(fn: string, p: number, n: number): number {
+    if (p !== 0) debugHandOut(contextOf(this), fn, p, n);
+    return p;
   }
 }
 

@@ -6,6 +6,7 @@ import {
   F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, K_LARGE, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
   SLOT_BYTES, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SUPER_BYTES,
 } from './layout.js';
+import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { carveSuperSlabs, commitTaken, findSlots, findWholeSupers, freeSupersAtEnd, returnSlots } from './slots.js';
@@ -51,7 +52,9 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
         i32[mW + SM_FREED_CLS] = 0;
       }
       i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
+      crashPoint(CP_LARGE);
       commitTaken(t, head, span);
+      crashPoint(CP_LARGE);
       t.f64[F_LARGE_LIVE_BYTES] += span * SLOT_BYTES;
       t.f64[F_LARGE_ALLOCS]++;
     }
@@ -67,6 +70,7 @@ export function largeFree(t: ThreadContext, head: number): void {
   try {
     const i32 = t.i32;
     const hW = t.metaW(head);
+    crashPoint(CP_LARGE);
     t.f64[F_LARGE_LIVE_BYTES] -= i32[hW + SM_SPAN] * SLOT_BYTES;
     returnSlots(t, head);
     i32[hW + SM_LARGE] = LARGE_FREED;

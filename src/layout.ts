@@ -82,7 +82,7 @@ export const G_LOCK = 13; //            [A] the global lock word: lockWord(holde
 export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1 (raised by attach): the thread
 //                                      areas beyond it were never touched (stats() metadataBytes)
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
-export const G_RESERVED_16 = 16; //     [R]
+export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_RESERVED_17 = 17; //     [R]
 export const G_THREADS_ATTACHED = 18; //[A] attached thread count
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers)
@@ -249,7 +249,10 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles; 5 .. 7 reserved [R])
+export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's word, 6 .. 7 reserved [R])
+export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
+//                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
+//                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
 export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs

@@ -12,17 +12,26 @@
  * only when the old word had the waiters bit. On a thread that may not block (a browser main
  * thread) the lock only spins.
  *
+ * The main thread never waits forever: a main thread (Node's, or any thread that may not block)
+ * gives up after MAIN_THREAD_WAIT_MS with a LockTimeoutError naming the holder, because the
+ * event that would tell it the holder died (a worker's 'exit') cannot run while it blocks. The
+ * asynchronous calls (mallocAsync ...) run the synchronous ones with `noWait` set: where they
+ * would wait they throw WOULD_BLOCK before changing anything, and the caller awaits the lock
+ * word with Atomics.waitAsync (waitLockAsync), so exit handlers run meanwhile. Workers wait as
+ * long as needed.
+ *
  * Counters (acquisitions, contended, spins, waits, wakes, wait time) are kept in the header's
  * Float64 area and updated by the holder under the lock, so any thread can read them.
  * The lock is re-entrant for its holder (runner.lockDepth): a reclaim holds it throughout.
  */
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
-  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_STATE, TS_ATTACHED, TF_LOCK_ACQ,
+  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
   lockWord,
 } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { repairSlotTable } from './slots.js';
+import { LockTimeoutError } from './errors.js';
 
 const SPIN_LIMIT = 128; // bounded spin before waiting (an uncontended lock+unlock costs ~38 ns)
 const WAIT_SLICE_MS = 20; // a waiter wakes this often to check whether the holder died
@@ -39,6 +48,58 @@ export const CAN_BLOCK: boolean = (() => {
     return false;
   }
 })();
+
+/** Whether this is a main thread, whose waits are bounded: Node's main thread, or one that may not block. */
+export const IS_MAIN_THREAD: boolean = (() => {
+  if (!CAN_BLOCK) return true;
+  const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
+  const wt = proc?.getBuiltinModule?.('node:worker_threads') as { isMainThread?: boolean } | undefined;
+  return wt?.isMainThread === true;
+})();
+
+/** How long a main thread waits for the global lock before a LockTimeoutError. */
+export const MAIN_THREAD_WAIT_MS = 3000;
+
+/** Thrown (never to the user) by a lock acquisition that would wait while noWait is set. */
+export const WOULD_BLOCK: object = Object.freeze({ wouldBlock: true });
+
+let noWait = false;
+
+/**
+ * Runs `fn` so that any wait for the global lock throws WOULD_BLOCK instead (before the caller
+ * changed anything: every acquisition comes before its critical section's writes).
+ */
+export function runNoWait<T>(fn: () => T): T {
+  const before = noWait;
+  noWait = true;
+  try {
+    return fn();
+  } finally {
+    noWait = before;
+  }
+}
+
+type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs?: number) => {
+  async: boolean;
+  value: Promise<'ok' | 'timed-out'> | 'not-equal' | 'timed-out';
+};
+const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
+
+/**
+ * Resolves when the lock word changed or WAIT_SLICE_MS passed, the event loop running meanwhile
+ * (exit handlers mark dead holders, so the next attempt breaks their lock).
+ */
+export function waitLockAsync(t: ThreadContext): Promise<unknown> {
+  const i32 = t.i32;
+  const c = Atomics.load(i32, G_LOCK);
+  if (c === 0) return Promise.resolve();
+  if (waitAsync !== undefined) {
+    const r = waitAsync(i32, G_LOCK, c, WAIT_SLICE_MS);
+    if (r.async) return r.value as Promise<unknown>;
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => setTimeout(resolve, 1));
+}
 
 /** The thread slot holding the lock, or -1 when it is free. */
 export function lockHolder(word: number): number {
@@ -106,6 +167,8 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean): boolean {
       continue;
     }
     if (breakLockIfHolderDead(h, c)) break;
+    if (noWait) throw WOULD_BLOCK;
+    if (IS_MAIN_THREAD && performance.now() - t0 > MAIN_THREAD_WAIT_MS) throw lockTimeout(h, c, performance.now() - t0);
     const waiting = (c & ~STATE_MASK) | WAITERS;
     if (c !== waiting && Atomics.compareExchange(i32, G_LOCK, c, waiting) !== c) continue;
     if (CAN_BLOCK) {
@@ -117,6 +180,18 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean): boolean {
   }
   lockTaken(h, true, spins, waits, performance.now() - t0);
   return true;
+}
+
+function lockTimeout(t: ThreadContext, c: number, ms: number): LockTimeoutError {
+  const holder = lockHolder(c);
+  const id = holder >= 0 && holder < t.geo.maxThreads ? Atomics.load(t.i32, t.threadW(holder) + TH_THREAD_ID) - 1 : -1;
+  return new LockTimeoutError(
+    `the main thread waited ${Math.round(ms)} ms for the heap's global lock, held by thread slot ${holder} ` +
+      `(threadId ${id}), and does not wait longer: a worker that dies holding the lock can only be known dead once ` +
+      `the event loop runs. If that worker stopped, call heap.reclaim(${id}) (or watch(worker) every worker); ` +
+      'on the main thread use mallocAsync(), callocAsync(), reallocAsync() or alignedAllocAsync(), which wait ' +
+      'without blocking the event loop. Nothing was changed by this call.',
+  );
 }
 
 function lockTaken(h: ThreadContext, contended: boolean, spins: number, waits: number, waitMs: number): void {

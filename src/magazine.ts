@@ -10,6 +10,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
+import { CP_DRAIN, CP_JOURNAL, CP_PUBLISH, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { takeSlab } from './pool.js';
 import { publishChain } from './remote.js';
@@ -114,6 +115,7 @@ export function journalInPlace(t: ThreadContext, cls: number, fromW: number, wor
   i32[t.thW + TH_JOURNAL_DONE] = 0;
   i32[t.thW + TH_INFLIGHT] = 0;
   i32[t.thW + TH_JOURNAL_N] = words; // valid from here on
+  crashPoint(CP_JOURNAL);
 }
 
 /** Copies words [fromW, fromW + words) of `src` (entries collected by a reclaim) into the journal area. */
@@ -158,6 +160,7 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
         i32[mW + SM_INUSE] = --inuse;
         e += MAG_ENTRY_WORDS;
         i32[doneW] = e - jW;
+        crashPoint(CP_DRAIN);
         if (e >= end) break;
         next = i32[smW + ((i32[e] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
         if (next !== slab) break;
@@ -170,13 +173,18 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
         next = i32[smW + ((i32[e + MAG_ENTRY_WORDS * n] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
         if (next !== slab) break;
       }
-      i32[t.thW + TH_INFLIGHT] = n;
+      // States and links first; then TH_INFLIGHT says the chain may be published from here on
+      // (a reclaimer finds it PENDING throughout); before that it is the dead thread's still.
       for (let k = 0; k < n; k++) {
         const ek = e + MAG_ENTRY_WORDS * k;
         bytes[i32[ek + MAG_STATE]] = ST_PENDING;
         if (k + 1 < n) i32[(i32[ek] >>> 2) + FREE_LINK_W] = i32[ek + MAG_ENTRY_WORDS];
+        crashPoint(CP_PUBLISH);
       }
+      i32[t.thW + TH_INFLIGHT] = n;
+      crashPoint(CP_PUBLISH);
       publishChain(i32, mW, i32[e], i32[e + MAG_ENTRY_WORDS * (n - 1)]);
+      crashPoint(CP_PUBLISH);
       e += MAG_ENTRY_WORDS * n;
       i32[doneW] = e - jW;
       i32[t.thW + TH_INFLIGHT] = 0;
@@ -201,6 +209,7 @@ export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: 
   const entries = (top - base) / MAG_ENTRY_WORDS;
   const drained = Math.max(1, entries >>> 1) * MAG_ENTRY_WORDS; // words
   journalInPlace(t, cls, top - drained, drained);
+  crashPoint(CP_DRAIN);
   i32[topW] = top - drained;
   t.f64[t.tfW + TF_DRAINS]++;
   drainJournal(t, cls, true);
@@ -232,6 +241,7 @@ export function drainClass(t: ThreadContext, cls: number): void {
   if (n === 0) return;
   journalInPlace(t, cls, base, n);
   i32[topW] = base;
+  crashPoint(CP_DRAIN);
   t.f64[t.tfW + TF_DRAINS]++;
   drainJournal(t, cls, false);
 }

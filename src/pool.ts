@@ -11,6 +11,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
+import { CP_GIVE_BACK, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
@@ -56,6 +57,7 @@ export function stage1Pop(t: ThreadContext, cls: number): number {
     const head = Atomics.load(i32, headW);
     const slot = head & S1_SLOT_MASK;
     if (slot === 0) return 0;
+    crashPoint(CP_STAGE1_POP);
     const next = Atomics.load(i32, t.metaW(slot) + SM_POOL_NEXT);
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, next)) === head) {
@@ -70,14 +72,17 @@ export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
   const headW = S1_HEAD_W + cls;
   const mW = t.metaW(slot);
   i32[t.thW + TH_PUSHING] = slot; // journal: see repairStage1Push
+  crashPoint(CP_STAGE1_PUSH);
   Atomics.add(i32, S1_COUNT_W + cls, 1); // counted with the POOL mark, before the CAS
   Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
   for (;;) {
+    crashPoint(CP_STAGE1_PUSH);
     const head = Atomics.load(i32, headW);
     Atomics.store(i32, mW + SM_POOL_NEXT, head & S1_SLOT_MASK);
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, slot)) === head) break;
   }
+  crashPoint(CP_STAGE1_PUSH);
   Atomics.add(i32, G_STAGE1_PUSHES, 1);
   i32[t.thW + TH_PUSHING] = 0;
 }
@@ -136,6 +141,7 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
   try {
     i32[t.thW + TH_RETURNING] = slot; // journal: see finishJournals
     Atomics.store(i32, t.metaW(slot) + SM_OWNER, OWNER_POOL);
+    crashPoint(CP_GIVE_BACK);
     returnSlots(t, slot);
     i32[t.thW + TH_RETURNING] = 0;
   } finally {
@@ -155,6 +161,7 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
     // The owner right after the pop (slot metas are in the metadata, inside every view); then
     // the views, since another thread may have grown the buffer and carved this slab.
     Atomics.store(t.i32, t.metaW(slot) + SM_OWNER, t.slot);
+    crashPoint(CP_STAGE1_POP);
     Atomics.add(t.i32, G_STAGE1, 1);
     t.ensureViews();
     t.f64[t.tfW + TF_SLABS]++;
@@ -175,7 +182,9 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
       }
       if (slot !== 0) {
         initSlab(t, slot, cls);
+        crashPoint(CP_TAKE);
         commitTaken(t, slot, span);
+        crashPoint(CP_TAKE);
       }
     }
   } finally {
@@ -195,6 +204,7 @@ export function returnStage1Slabs(t: ThreadContext): number {
   for (let c = 0; c < NUM_CLASSES; c++) {
     for (let slot = stage1Pop(t, c); slot !== 0; slot = stage1Pop(t, c)) {
       t.i32[t.thW + TH_RETURNING] = slot;
+      crashPoint(CP_GIVE_BACK);
       returnSlots(t, slot);
       t.i32[t.thW + TH_RETURNING] = 0;
       n++;

@@ -8,20 +8,21 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_BUMP,
-  SM_CLS1, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE,
-  ST_CACHED, ST_FREE, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT, TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE,
-  TH_JOURNAL_N, TH_JOURNAL_SRC, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_CLS1,
+  SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
+  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_PUSHING, TH_RECLAIMER, TH_RETURNING,
+  TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords,
 } from './layout.js';
-import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
+import { CP_RECLAIM, crashPoint } from './crash.js';
+import { COUNT, NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
-import { HeapStateError, describe } from './errors.js';
+import { HeapStateError, checkInteger, describe } from './errors.js';
 import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { repairStage1Push } from './pool.js';
 import { finishCollect, publishChain, slabMetaOf } from './remote.js';
-import { notifyOrAdopt, processNotices } from './slab.js';
+import { notifyOrAdopt, processNotices, rebuildFreeList } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
 
@@ -42,8 +43,60 @@ export function markDead(t: ThreadContext, threadId: number): void {
   Atomics.compareExchange(t.i32, t.threadW(s) + TH_STATE, TS_ATTACHED, TS_DEAD);
 }
 
-export function reclaimThread(t: ThreadContext, threadId: number): boolean {
+/**
+ * reclaim(thread): `thread` is a Worker passed to watch() whose exit was seen, or a threadId
+ * that the caller states has stopped. The slot is marked DEAD before the lock is taken, so a
+ * lock the thread died holding is broken by this very acquisition.
+ */
+export function reclaimThread(t: ThreadContext, thread: unknown): boolean {
+  if (t.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
+  let threadId: number;
+  if (thread !== null && typeof thread === 'object') {
+    threadId = watchedId(t, thread as WatchableWorker);
+  } else {
+    if (thread === -1) {
+      throw new RangeError(
+        'reclaim(threadId): -1 is what worker.threadId reads once the worker has exited; pass the Worker itself ' +
+          '(after watch(worker) while it ran: watch() also reclaims it), or the threadId saved while it ran',
+      );
+    }
+    threadId = checkInteger('reclaim', 'threadId', thread, 2 ** 31 - 1);
+    const w = watchesOf(t.runner).get(threadId);
+    if (w !== undefined && w.threadId === threadId) {
+      throw new HeapStateError(
+        `reclaim(threadId): ${threadId} is a watched worker that is still running (its 'exit' has not been seen); ` +
+          'reclaiming a running thread corrupts the heap. terminate() it: watch() reclaims it at its exit',
+      );
+    }
+  }
+  if (threadId === t.threadId) {
+    throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
+  }
+  markDead(t, threadId);
   return reclaimLocked(t, threadId, true) === true;
+}
+
+/** The threadId watch() recorded for `worker`, which must have exited. */
+function watchedId(t: ThreadContext, worker: WatchableWorker): number {
+  for (const [id, w] of watchesOf(t.runner)) {
+    if (w !== worker) continue;
+    if (worker.threadId !== -1) {
+      throw new HeapStateError(
+        `reclaim(worker): the worker with threadId ${id} is still running (its 'exit' has not been seen); ` +
+          'reclaiming a running thread corrupts the heap. terminate() it: watch() reclaims it at its exit',
+      );
+    }
+    return id;
+  }
+  const running = typeof worker.threadId === 'number' && worker.threadId >= 0;
+  throw new HeapStateError(
+    running
+      ? `reclaim(worker): the worker with threadId ${worker.threadId} is still running (its 'exit' has not been seen); ` +
+          'reclaiming a running thread corrupts the heap. Call watch(worker) after starting it: it reclaims the worker at its exit'
+      : 'reclaim(worker): this worker was not passed to watch(worker) while it ran, so its thread id is unknown ' +
+          "(worker.threadId reads -1 after the exit). Call heap.watch(worker) right after starting it, or save " +
+          'worker.threadId while it runs and pass it to reclaim(threadId)',
+  );
 }
 
 /**
@@ -71,9 +124,26 @@ function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
   if (s < 0) return false;
   const stateW = t.threadW(s) + TH_STATE;
   const old = Atomics.load(i32, stateW);
-  if ((old !== TS_ATTACHED && old !== TS_DEAD) || Atomics.compareExchange(i32, stateW, old, TS_RECLAIMING) !== old) {
-    return false;
+  if (old !== TS_ATTACHED && old !== TS_DEAD) return false;
+  i32[t.threadW(s) + TH_RECLAIMER] = t.runner.slot + 1; // under the lock: one reclaimer at a time
+  if (Atomics.compareExchange(i32, stateW, old, TS_RECLAIMING) !== old) return false;
+  reclaimSlot(t, s, threadId);
+  // Slots this thread was reclaiming when it stopped (it held the lock, which we broke): the
+  // journal words of each say how far it got; a reclaim from the start finishes them.
+  for (let v = 0; v < t.geo.maxThreads; v++) {
+    const vW = t.threadW(v);
+    if (Atomics.load(i32, vW + TH_STATE) === TS_RECLAIMING && i32[vW + TH_RECLAIMER] === s + 1) {
+      i32[vW + TH_RECLAIMER] = t.runner.slot + 1;
+      reclaimSlot(t, v, Atomics.load(i32, vW + TH_THREAD_ID) - 1);
+    }
   }
+  return true;
+}
+
+/** [L] Reclaims slot `s` (state RECLAIMING, won by this thread) of the thread known as `threadId`. */
+function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
+  const i32 = t.i32;
+  const stateW = t.threadW(s) + TH_STATE;
   // Act as the dead thread: a context bound to its slot, run by this thread (same runner).
   const dead = new ThreadContext(t.buffer, t.geo, t.runner);
   dead.bind(s);
@@ -82,6 +152,7 @@ function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
   dead.refreshViews();
   // Its magazines: every entry still CACHED that the journal did not hold.
   const seen = finishJournals(dead);
+  crashPoint(CP_RECLAIM);
   const src = new Int32Array(magazineWords(dead.geo.magCap));
   for (let c = 0; c < NUM_CLASSES; c++) {
     const base = dead.magazineBase(c);
@@ -96,41 +167,28 @@ function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
         src[n++] = i32[w + MAG_STATE];
       }
     }
-    i32[topW] = base;
     if (n > 0) {
+      // The journal first, then the magazine emptied: a reclaimer stopped between the two
+      // leaves the blocks in both, and the next reclaim drains them once (finishJournals).
       journalEntries(dead, c, src, 0, n);
+      i32[topW] = base;
+      crashPoint(CP_RECLAIM);
       drainJournal(dead, c, false);
+    } else {
+      i32[topW] = base;
     }
   }
   processNotices(dead);
-  abandonAll(dead, (mW, cls) => rebuildSlab(dead, mW, cls));
+  crashPoint(CP_RECLAIM);
+  abandonAll(dead, (mW, cls) => rebuildFreeList(dead, mW, cls));
+  crashPoint(CP_RECLAIM);
   t.f64[F_RECLAIMS]++;
   Atomics.store(i32, t.threadW(s) + TH_THREAD_ID, 0);
+  i32[t.threadW(s) + TH_RECLAIMER] = 0;
   Atomics.store(i32, stateW, TS_FREE);
   Atomics.sub(i32, G_THREADS_ATTACHED, 1);
-  return true;
 }
 
-/** Recomputes a slab's local free list, NFREE and INUSE from its state bytes. */
-function rebuildSlab(t: ThreadContext, mW: number, cls: number): void {
-  const i32 = t.i32;
-  const bytes = t.bytes;
-  const state = i32[mW + SM_STATE];
-  const data = i32[mW + SM_DATA];
-  const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
-  let head = 0;
-  let nfree = 0;
-  for (let idx = bump - 1; idx >= 0; idx--) {
-    if (bytes[state + idx] !== ST_FREE) continue;
-    const b = data + idx * SIZE[cls];
-    i32[(b >>> 2) + FREE_LINK_W] = head;
-    head = b;
-    nfree++;
-  }
-  i32[mW + SM_FREE] = head;
-  i32[mW + SM_NFREE] = nfree;
-  i32[mW + SM_INUSE] = bump - nfree;
-}
 
 /**
  * Finishes what a dead thread was in the middle of, from its journal words: a remote list it
@@ -176,12 +234,14 @@ function finishJournals(dead: ThreadContext): Set<number> {
   const inflight = i32[dead.thW + TH_INFLIGHT];
   const done = i32[dead.thW + TH_JOURNAL_DONE] + MAG_ENTRY_WORDS * inflight;
   if (inflight > 0) resolveInflight(dead, jW + i32[dead.thW + TH_JOURNAL_DONE], inflight);
-  // Entries after those were never published: still ours while their state says CACHED (a local
-  // push completed just before its progress word says FREE: already back on its slab).
+  // Entries after those were never published: still ours while their state says CACHED, or
+  // PENDING (a chain whose states were being set, TH_INFLIGHT not yet stored); FREE: a local push
+  // completed just before its progress word, already back on its slab.
   const rest = new Int32Array(n);
   let m = 0;
   for (let w = jW + done; w < jW + n; w += MAG_ENTRY_WORDS) {
-    if (dead.bytes[i32[w + MAG_STATE]] !== ST_CACHED) continue;
+    const st = dead.bytes[i32[w + MAG_STATE]];
+    if (st !== ST_CACHED && st !== ST_PENDING) continue;
     rest[m++] = i32[w];
     rest[m++] = i32[w + MAG_STATE];
   }
@@ -191,7 +251,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
   return held;
 }
 
-const INFLIGHT_WAIT_MS = 2000;
+const INFLIGHT_WAIT_MS = 50; // a live collector takes microseconds; the reclaimer holds the lock meanwhile
 
 /**
  * A dead thread's remote chain (journal words from `fromW`, `n` blocks, states PENDING) may or
@@ -256,12 +316,29 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
   }
   const id = worker.threadId;
+  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+    throw new RangeError(`watch(worker): the worker has exited already (threadId ${describe(id)}); watch it right after starting it`);
+  }
+  const watches = watchesOf(t.runner);
+  watches.set(id, worker);
   worker.once('exit', () => {
+    // The record stays until this handler ran, so reclaim(worker) works in exit handlers that
+    // run before this one; reclaim(threadId) of a recorded worker is refused while it runs.
+    if (watches.get(id) === worker) watches.delete(id);
     if (t.detached) return;
     markDead(t, id);
     pendingOf(t.runner).push(id);
     reclaimPending(t);
   });
+}
+
+/** Workers this thread watches, by threadId (recorded while they live). */
+const watchedWorkers = new WeakMap<Runner, Map<number, WatchableWorker>>();
+
+function watchesOf(runner: Runner): Map<number, WatchableWorker> {
+  let m = watchedWorkers.get(runner);
+  if (m === undefined) watchedWorkers.set(runner, (m = new Map()));
+  return m;
 }
 
 const pendingReclaims = new WeakMap<Runner, number[]>();

@@ -9,6 +9,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
+import { CP_COLLECT, CP_PUBLISH, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -31,6 +32,7 @@ export function stateOf(i32: Int32Array, mW: number, cls: number, block: number)
 /** Pushes the chain first..last onto the slab's remote list (a Treiber push of a whole chain). */
 export function publishChain(i32: Int32Array, mW: number, first: number, last: number): void {
   for (;;) {
+    crashPoint(CP_PUBLISH);
     const old = Atomics.load(i32, mW + SM_REMOTE);
     i32[(last >>> 2) + FREE_LINK_W] = old;
     if (Atomics.compareExchange(i32, mW + SM_REMOTE, old, first) === old) return;
@@ -51,6 +53,7 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
   if (owner >= 0) {
     const noticeW = t.threadW(owner) + TH_NOTICE;
     for (;;) {
+      crashPoint(CP_PUBLISH);
       const old = Atomics.load(i32, noticeW);
       Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
       if (Atomics.compareExchange(i32, noticeW, old, slot) === old) return false;
@@ -85,8 +88,10 @@ export function collectRemote(t: ThreadContext, mW: number, cls: number): number
   i32[t.thW + TH_COLLECT_NEXT] = -1;
   Atomics.store(i32, t.thW + TH_COLLECT_MW, mW);
   Atomics.add(i32, mW + SM_COLLECTS, 1);
+  crashPoint(CP_COLLECT);
   const first = Atomics.exchange(i32, mW + SM_REMOTE, 0);
   i32[t.thW + TH_COLLECT_NEXT] = first;
+  crashPoint(CP_COLLECT);
   const n = finishCollect(t, mW, cls, first);
   Atomics.store(i32, t.thW + TH_COLLECT_MW, 0);
   return n;
@@ -100,6 +105,7 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
   let n = 0;
   const limit = COUNT[cls];
   while (b !== 0 && n < limit) {
+    crashPoint(CP_COLLECT);
     const next = i32[(b >>> 2) + FREE_LINK_W];
     bytes[stateOf(i32, mW, cls, b)] = ST_FREE;
     i32[(b >>> 2) + FREE_LINK_W] = i32[mW + SM_FREE];

@@ -9,7 +9,9 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
+import { CP_REFILL, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
+import { HeapCorruptionError, hex } from './errors.js';
 import { releaseEmptySlab } from './pool.js';
 import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
 
@@ -17,7 +19,7 @@ import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   SM_CLS1, SM_DATA, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
-  SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
+  SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, SIZE } = classes;
 
 /**
@@ -33,10 +35,14 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
   let got = 0;
   if (i32[mW + SM_FREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
   while (got < n && i32[mW + SM_FREE] !== 0) {
+    crashPoint(CP_REFILL);
     const b = i32[mW + SM_FREE];
     const st = stateOf(i32, mW, cls, b);
     const top = i32[topW];
-    i32[mW + SM_FREE] = i32[(b >>> 2) + FREE_LINK_W];
+    const next = i32[(b >>> 2) + FREE_LINK_W];
+    // The link lives in the freed block itself: a write after free would send us anywhere.
+    if (next !== 0 && !isFreeBlock(t, mW, cls, next)) freeListCorrupted(t, mW, cls, b, next);
+    i32[mW + SM_FREE] = next;
     i32[mW + SM_NFREE]--;
     i32[mW + SM_INUSE]++;
     bytes[st] = ST_CACHED;
@@ -51,6 +57,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     const data = i32[mW + SM_DATA];
     const state = i32[mW + SM_STATE];
     while (got < n && i32[mW + SM_BUMP] < count) {
+      crashPoint(CP_REFILL);
       const bump = i32[mW + SM_BUMP];
       const top = i32[topW];
       i32[mW + SM_BUMP] = bump + 1;
@@ -63,6 +70,50 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     }
   }
   return got;
+}
+
+/** Whether `b` is a FREE block of the slab (head meta `mW`, class `cls`): what a list link must be. */
+function isFreeBlock(t: ThreadContext, mW: number, cls: number, b: number): boolean {
+  const i32 = t.i32;
+  const off = b - i32[mW + SM_DATA];
+  if (off < 0 || off % SIZE[cls] !== 0) return false;
+  const idx = off / SIZE[cls];
+  return idx < i32[mW + SM_BUMP] && t.bytes[i32[mW + SM_STATE] + idx] === ST_FREE;
+}
+
+/**
+ * A local free list link that is not a free block of its slab: the block was written after it
+ * was freed. The list is rebuilt from the block state bytes (the truth), so the heap stays
+ * usable, and the write is reported.
+ */
+function freeListCorrupted(t: ThreadContext, mW: number, cls: number, b: number, next: number): never {
+  rebuildFreeList(t, mW, cls);
+  throw new HeapCorruptionError(
+    `malloc(size): the free ${SIZE[cls]}-byte block at ${hex(b)} links to ${hex(next >>> 0)}, which is not a free ` +
+      `block of its slab: something wrote into the block after it was freed (a use after free). The slab's free ` +
+      'list was rebuilt from its block states',
+  );
+}
+
+/** Recomputes a slab's local free list, NFREE and INUSE from its block state bytes. */
+export function rebuildFreeList(t: ThreadContext, mW: number, cls: number): void {
+  const i32 = t.i32;
+  const bytes = t.bytes;
+  const state = i32[mW + SM_STATE];
+  const data = i32[mW + SM_DATA];
+  const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
+  let head = 0;
+  let nfree = 0;
+  for (let idx = bump - 1; idx >= 0; idx--) {
+    if (bytes[state + idx] !== ST_FREE) continue;
+    const blk = data + idx * SIZE[cls];
+    i32[(blk >>> 2) + FREE_LINK_W] = head;
+    head = blk;
+    nfree++;
+  }
+  i32[mW + SM_FREE] = head;
+  i32[mW + SM_NFREE] = nfree;
+  i32[mW + SM_INUSE] = bump - nfree;
 }
 
 // ---- Partial list: owned slabs of one class with local free blocks, not current -------------

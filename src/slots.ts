@@ -8,11 +8,12 @@
  * G_CARVED), so a holder that dies half-way leaves a state repairSlotTable() puts right.
  */
 import {
-  ABANDONED_W, F_PEAK_CARVED, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
-  K_SLAB, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE,
+  ABANDONED_W, F_LARGE_LIVE_BYTES, F_PEAK_CARVED, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
+  K_LARGE, K_SLAB, LARGE_LIVE, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SUPER_SHIFT, SLOTS_SHIFT_IN_SUPER,
 } from './layout.js';
+import { CP_GIVE_BACK, CP_GROWTH, crashPoint } from './crash.js';
 import { HDR, META_STATES, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
 
@@ -78,6 +79,7 @@ export function returnSlots(t: ThreadContext, head: number): void {
     i32[mW + SM_KIND] = K_FREE;
     i32[mW + SM_CLS1] = 0;
   }
+  crashPoint(CP_GIVE_BACK);
   for (let s = head; s < head + span; s++) {
     i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
   }
@@ -148,8 +150,10 @@ export function carveSuperSlabs(t: ThreadContext, n: number): number {
       i32[mW + SM_CLS1] = 0;
     }
     i32[SS_TABLE_W + sup] = FULL_MASK;
+    crashPoint(CP_GROWTH);
   }
   Atomics.store(i32, G_CARVED, need); // commit
+  crashPoint(CP_GROWTH);
   if (need > t.f64[F_PEAK_CARVED]) t.f64[F_PEAK_CARVED] = need;
   return carved << SLOTS_SHIFT_IN_SUPER;
 }
@@ -169,7 +173,9 @@ function growBuffer(t: ThreadContext, supers: number): boolean {
   }
   // The generation first: a holder killed between the two leaves a G_BUFFER_SUPERS that is too
   // small (the next carve grows again, a no-op), never one beyond other threads' views.
+  crashPoint(CP_GROWTH);
   Atomics.add(t.i32, G_GEN, 1);
+  crashPoint(CP_GROWTH);
   Atomics.store(t.i32, G_BUFFER_SUPERS, Math.floor(buf.byteLength / SUPER_BYTES));
   t.refreshViews();
   return true;
@@ -227,4 +233,13 @@ export function repairSlotTable(t: ThreadContext): void {
     }
     i32[SS_TABLE_W + sup] = mask;
   }
+  // The live-bytes counter of large runs is written next to their commit: recount it.
+  let largeBytes = 0;
+  for (let s = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; s < carved << SLOTS_SHIFT_IN_SUPER; s++) {
+    const mW = t.metaW(s);
+    if (i32[mW + SM_KIND] === K_LARGE && i32[mW + SM_HEAD] === s && i32[mW + SM_LARGE] === LARGE_LIVE) {
+      largeBytes += i32[mW + SM_SPAN] * SLOT_BYTES;
+    }
+  }
+  t.f64[F_LARGE_LIVE_BYTES] = largeBytes;
 }

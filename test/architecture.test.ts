@@ -11,7 +11,7 @@ const SRC = join(import.meta.dirname, '..', 'src');
 
 /** Bottom first. Files of one layer may not import each other. */
 const LAYERS: string[][] = [
-  ['layout', 'errors', 'liveness'], // the map of the buffer; every error and message helper; Web Locks (browser: liveness.ts imports nothing)
+  ['layout', 'errors', 'liveness', 'crash'], // the map of the buffer; every error and message helper; Web Locks (browser: liveness.ts imports nothing); test-only crash points
   ['size-classes'], //                classes, slab geometry, the division table
   ['context', 'create'], //           a thread's views and slot; the options and a new buffer
   ['slots'], //                       SuperSlab masks, slot metas, abandoned lists ([L])
@@ -21,7 +21,7 @@ const LAYERS: string[][] = [
   ['large', 'slab'], //               large runs; a thread's own slabs
   ['magazine'], //                    refill, drain, journal, flush
   ['alloc', 'attach'], //             the public calls' slow halves; attach/detach
-  ['reclaim', 'stats', 'check', 'heap-map'], // dead threads; stats(); check(); readHeapMap() (browser demo)
+  ['reclaim', 'stats', 'check', 'heap-map', 'debug'], // dead threads; stats(); check(); readHeapMap() (browser demo); debug mode's checks
   ['heap'], //                        the SharedHeap facade and its fast paths
   ['index', 'node'], //               the package entries
 ];

@@ -1,0 +1,128 @@
+/**
+ * Debug mode (SharedHeap.create({ debug: true }); the header word G_DEBUG tells every thread that
+ * attaches). It is a separate class chosen at attach (DebugSharedHeap in heap.ts), so the default
+ * mode's fast paths carry no test for it. These are its checks, on top of the normal calls:
+ *
+ * A live block of requested size n is allocated DEBUG_EXTRA bytes larger, and holds:
+ *
+ *   p                 p + n                                    p + usable - 8      p + usable
+ *   | user's n bytes  | canary: CANARY bytes (up to CANARY_MAX) | n | n ^ p ^ SEAL  |
+ *
+ * free, realloc and check() verify the record and the canary: a write past the end is a
+ * HeapCorruptionError naming the block and n. usableSize() answers n.
+ *
+ * A freed small block is filled: word 1 (bytes 4..7) holds FREED_MARK ^ p ^ usable, and bytes
+ * 8 .. (up to FILL_MAX) hold FREED_FILL (word 0 is the allocator's list link). When malloc hands a
+ * block out again and finds the mark, the fill must be intact: a write after free is reported
+ * with the offset it hit. A write that hits the mark itself goes unseen. Every block handed out
+ * has the mark positions inside it cleared (one word per 16 bytes), so that no mark of an earlier
+ * life of that memory (another class, a large run) survives into a later one. Large runs are not
+ * filled when freed (their slots go back to the pool).
+ */
+import * as layout from './layout.js';
+import * as classes from './size-classes.js';
+import type { ThreadContext } from './context.js';
+import { HeapCorruptionError, hex } from './errors.js';
+
+const { K_LARGE, K_SLAB, LARGE_LIVE, SLOTS_SHIFT_IN_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD,
+  SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, G_CARVED } = layout;
+const { COUNT, MAX_SMALL, SIZE } = classes;
+
+/** Bytes added to every request: at least one canary byte and the 8-byte record. */
+export const DEBUG_EXTRA = 9;
+const CANARY = 0xcb;
+const CANARY_MAX = 64; // canary bytes written and checked after the requested size
+const SEAL = 0x5ab3dbe6;
+const FREED_MARK = 0x0df4ee0d;
+const FREED_FILL = 0xdf;
+const FILL_MAX = 256; // bytes of a freed block filled and checked
+
+function usableOf(t: ThreadContext, p: number): number {
+  const mW = t.metaW(p >>> SLOT_SHIFT);
+  const cls = t.i32[mW + SM_CLS1] - 1;
+  return cls >= 0 ? SIZE[cls] : t.i32[mW + SM_SPAN] * SLOT_BYTES;
+}
+
+/**
+ * A block of `usable` bytes is handed out for a request of n bytes: checks the freed fill when
+ * the block carries the freed mark, then writes the record and the canary.
+ */
+export function debugHandOut(t: ThreadContext, fn: string, p: number, n: number): void {
+  t.ensureViews();
+  const i32 = t.i32;
+  const bytes = t.bytes;
+  const usable = usableOf(t, p);
+  if (usable <= MAX_SMALL) {
+    if (i32[(p >>> 2) + 1] === (FREED_MARK ^ p ^ usable)) {
+      const end = Math.min(p + usable, p + 8 + FILL_MAX);
+      for (let b = p + 8; b < end; b++) {
+        if (bytes[b] !== FREED_FILL) {
+          i32[(p >>> 2) + 1] = 0;
+          throw new HeapCorruptionError(
+            `${fn}: the ${usable}-byte block at ${hex(p)} was written after it was freed: byte ${hex(b)} ` +
+              `(offset ${b - p}) is ${hex(bytes[b])}, the fill was ${hex(FREED_FILL)} (use after free; debug mode)`,
+          );
+        }
+      }
+    }
+  }
+  for (let w = (p >>> 2) + 1, end = (p + usable) >>> 2; w < end; w += 4) i32[w] = 0;
+  const rec = p + usable - 8;
+  bytes.fill(CANARY, p + n, Math.min(rec, p + n + CANARY_MAX));
+  i32[rec >>> 2] = n; // usable is a multiple of 16: the record is word-aligned
+  i32[(rec >>> 2) + 1] = n ^ p ^ SEAL;
+}
+
+/** The requested size of the live block p, after checking its record and canary. */
+export function debugCheckLive(t: ThreadContext, fn: string, p: number): number {
+  t.ensureViews();
+  const bytes = t.bytes;
+  const usable = usableOf(t, p);
+  const rec = p + usable - 8;
+  const n = t.i32[rec >>> 2];
+  if ((n ^ p ^ SEAL) !== t.i32[(rec >>> 2) + 1] || n < 0 || p + n >= rec) {
+    throw new HeapCorruptionError(
+      `${fn}: the block at ${hex(p)} was written past its end: its size record at ${hex(rec)} is overwritten ` +
+        `(a write of at least ${rec - p} bytes into a ${usable}-byte block; debug mode)`,
+    );
+  }
+  const end = Math.min(rec, p + n + CANARY_MAX);
+  for (let b = p + n; b < end; b++) {
+    if (bytes[b] !== CANARY) {
+      throw new HeapCorruptionError(
+        `${fn}: the block at ${hex(p)} (requested size ${n}) was written past its end: canary byte ${hex(b)} ` +
+          `(offset ${b - p}) is ${hex(bytes[b])} (debug mode)`,
+      );
+    }
+  }
+  return n;
+}
+
+/** Fills a small block being freed (after debugCheckLive). */
+export function debugFillFreed(t: ThreadContext, p: number): void {
+  const usable = usableOf(t, p);
+  if (usable > MAX_SMALL) return;
+  t.bytes.fill(FREED_FILL, p + 8, Math.min(p + usable, p + 8 + FILL_MAX));
+  t.i32[(p >>> 2) + 1] = FREED_MARK ^ p ^ usable;
+}
+
+/** check() in debug mode: the record and canary of every live block. */
+export function debugCheckAll(t: ThreadContext): void {
+  t.ensureViews();
+  const i32 = t.i32;
+  const end = Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER;
+  for (let s = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; s < end; s++) {
+    const mW = t.metaW(s);
+    if (i32[mW + SM_HEAD] !== s) continue;
+    const kind = i32[mW + SM_KIND];
+    if (kind === K_LARGE && i32[mW + SM_LARGE] === LARGE_LIVE) {
+      debugCheckLive(t, 'check()', s << SLOT_SHIFT);
+    } else if (kind === K_SLAB) {
+      const cls = i32[mW + SM_CLS1] - 1;
+      const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
+      for (let idx = 0; idx < bump; idx++) {
+        if (t.bytes[i32[mW + SM_STATE] + idx] === ST_ALLOCATED) debugCheckLive(t, 'check()', i32[mW + SM_DATA] + idx * SIZE[cls]);
+      }
+    }
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * Crash points (src/crash.ts), systematic rather than random: each scenario of
+ * workers/crash-scenarios.ts is first run counting the crash points it passes; then, for every
+ * one of them, a fresh heap and a fresh worker run it again and stop at that point (as
+ * worker.terminate() would stop them). The main thread then reclaims the stopped worker by its
+ * threadId and asserts: the reclaim is prompt; the lock is free; check() passes; every other
+ * live block (the main thread's, and the worker's outside the call in flight) keeps its bytes;
+ * once all of them are freed nothing stays allocated beyond the one call in flight.
+ */
+import { Worker } from 'node:worker_threads';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.js';
+import { workerEntry } from '../src/node.js';
+import { CRASH_PATHS } from '../src/crash.js';
+import {
+  CRASH_SCENARIOS, C_STOPPED, C_VICTIM, LEDGER_ENTRIES, L_COUNT, L_FIRST, L_INFLIGHT, patternOf, type CrashWorkerData,
+} from '../workers/crash-scenarios.js';
+import { lockWord } from './fault-internals.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
+
+const exercised = new Array<number>(CRASH_PATHS.length).fill(0);
+const perScenario: string[] = [];
+
+afterAll(async () => {
+  await terminateAll();
+  const byPath = CRASH_PATHS.map((p, i) => `${p} ${exercised[i]}`).join(', ');
+  console.log(`crash points exercised: ${exercised.reduce((a, b) => a + b, 0)} (${byPath}); ${perScenario.join('; ')}`);
+});
+
+interface RunResult {
+  counts: number[] | undefined;
+  stoppedAt: string;
+  failures: string[];
+}
+
+function checked(heap: SharedHeap): string {
+  try {
+    heap.check();
+    return 'passes';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** The dead thread the reclaim scenario reclaims: a worker with cached, remote-freed and live blocks. */
+async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
+  const v = startHeapWorker();
+  const id = await v.remote.attach(heap.buffer);
+  const blocks: number[] = [];
+  for (let k = 0; k < 14; k++) blocks.push(await v.remote.malloc(k % 2 === 0 ? 64 : 3000));
+  for (let k = 0; k < 6; k++) await v.remote.free(blocks[k]!); // in its magazines (some drained)
+  for (let k = 6; k < 10; k++) heap.free(blocks[k]!); // remote frees to its slabs, noticed
+  heap.flush();
+  extra.push(...blocks.slice(10)); // still allocated when it dies
+  await v.worker.terminate();
+  return id;
+}
+
+async function runOnce(name: string, n: number): Promise<RunResult> {
+  const scenario = CRASH_SCENARIOS[name]!;
+  const heap = SharedHeap.create(scenario.options);
+  const failures: string[] = [];
+  // The main thread's own live blocks, each with its pattern.
+  const mine: [number, number][] = [];
+  for (let k = 0; k < 12; k++) {
+    const size = [24, 200, 5000][k % 3]!;
+    const p = heap.malloc(size);
+    heap.u8.fill(0xc0 + k, p, p + size);
+    mine.push([p, size]);
+  }
+  const d: CrashWorkerData = {
+    kind: 'crash', buffer: heap.buffer, scenario: name, n,
+    ledger: new Int32Array(new SharedArrayBuffer(4 * (L_FIRST + LEDGER_ENTRIES))),
+    sizes: new Int32Array(new SharedArrayBuffer(4 * LEDGER_ENTRIES)),
+    ctl: new Int32Array(new SharedArrayBuffer(16)),
+  };
+  d.ledger[L_INFLIGHT] = -1;
+  const extra: number[] = []; // blocks to free at the end without a pattern (the victim's)
+  let victimId = -1;
+  if (name === 'reclaim') {
+    victimId = await makeVictim(heap, extra);
+    Atomics.store(d.ctl, C_VICTIM, victimId);
+  }
+  const e = workerEntry('crash-worker');
+  const w = new Worker(e.filename, { execArgv: e.execArgv, workerData: d });
+  const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
+  const messages: { attached?: boolean; threadId?: number; done?: boolean; counts?: number[] }[] = [];
+  let notify = (): void => {};
+  w.on('message', (m) => {
+    messages.push(m);
+    notify();
+  });
+  w.on('error', (err) => failures.push(`worker error: ${err.message}`));
+  const next = (): Promise<(typeof messages)[number] | undefined> =>
+    messages.length > 0 ? Promise.resolve(messages.shift()) : Promise.race([new Promise<undefined>((r) => (notify = () => r(undefined))), exited.then(() => undefined)]).then(() => messages.shift());
+  const hello = await next();
+  const threadId = hello?.threadId ?? -1;
+  scenario.mainMiddle?.(heap, d);
+  w.postMessage('go');
+  const end = await next();
+  if (n > 0 && end?.done) failures.push(`finished without stopping at crash point ${n}`);
+  if (n === 0) await w.terminate();
+  await exited;
+  const stoppedAt = n === 0 ? 'none' : (CRASH_PATHS[Atomics.load(d.ctl, C_STOPPED) - 1] ?? 'unknown');
+
+  // The test states the worker stopped: reclaim by threadId must be prompt.
+  const t0 = performance.now();
+  let reclaimed: unknown;
+  try {
+    reclaimed = heap.reclaim(threadId);
+    if (victimId >= 0) heap.reclaim(victimId); // finished by the first reclaim, or still to do
+  } catch (err) {
+    reclaimed = (err as Error).message;
+  }
+  const ms = performance.now() - t0;
+  if (reclaimed !== true) failures.push(`reclaim(${threadId}) returned ${String(reclaimed)}`);
+  if (ms > 1000) failures.push(`reclaim took ${Math.round(ms)} ms`);
+  if (lockWord(heap.buffer) !== 0) failures.push(`lock word ${lockWord(heap.buffer)} after the reclaim`);
+  const c1 = checked(heap);
+  if (c1 !== 'passes') failures.push(`check() after the reclaim: ${c1}`);
+  mine.forEach(([p, size], k) => {
+    if (!heap.u8.subarray(p, p + size).every((b) => b === 0xc0 + k)) failures.push(`the main thread's block ${p} lost its bytes`);
+  });
+  // Free everything; the call in flight may or may not have freed (or got) its block.
+  const inflight = d.ledger[L_INFLIGHT]!;
+  let allowed = 0;
+  for (let i = 0; i < d.ledger[L_COUNT]! + (inflight >= 0 ? 1 : 0); i++) {
+    const p = d.ledger[L_FIRST + i]!;
+    if (i === inflight) {
+      allowed = 2 * d.sizes[i]! + (64 << 10);
+      if (p !== 0) {
+        try {
+          heap.free(p);
+        } catch (err) {
+          if (!(err instanceof DoubleFreeError || err instanceof InvalidPointerError)) throw err;
+        }
+      }
+      continue;
+    }
+    if (p === 0) continue;
+    const size = d.sizes[i]!;
+    if (!heap.u8.subarray(p, p + size).every((b) => b === patternOf(i))) failures.push(`the worker's block ${i} (${p}) lost its bytes`);
+    try {
+      heap.free(p);
+    } catch (err) {
+      failures.push(`free of the worker's block ${i} (${p}): ${(err as Error).message}`);
+    }
+  }
+  for (const p of extra) heap.free(p);
+  for (const [p] of mine) heap.free(p);
+  heap.flush();
+  const c2 = checked(heap);
+  if (c2 !== 'passes') failures.push(`check() after freeing everything: ${c2}`);
+  const live = heap.stats().liveBytes;
+  if (live > allowed) failures.push(`${live} bytes still allocated, the call in flight accounts for at most ${allowed}`);
+  // The heap works on: allocate and free across classes.
+  const again: number[] = [];
+  for (let k = 0; k < 40; k++) again.push(heap.malloc(16 + k * 97));
+  for (const p of again) heap.free(p);
+  heap.flush();
+  const c3 = checked(heap);
+  if (c3 !== 'passes') failures.push(`check() after more use: ${c3}`);
+  heap.detach();
+  return { counts: end?.counts, stoppedAt, failures };
+}
+
+/** Runs `jobs` two at a time (the machine has two cores). */
+async function inPairs<T>(jobs: (() => Promise<T>)[]): Promise<T[]> {
+  const out: T[] = new Array(jobs.length);
+  let nextJob = 0;
+  const lane = async (): Promise<void> => {
+    while (nextJob < jobs.length) {
+      const k = nextJob++;
+      out[k] = await jobs[k]!();
+    }
+  };
+  await Promise.all([lane(), lane()]);
+  return out;
+}
+
+describe('crash points: a thread stopped at every step of every slow path is reclaimed cleanly', () => {
+  it.each(Object.keys(CRASH_SCENARIOS))('%s', async (name) => {
+    const counted = await runOnce(name, 0);
+    expect(counted.failures, `${name}: the run without a stop`).toEqual([]);
+    const counts = counted.counts!;
+    const total = counts.reduce((a, b) => a + b, 0);
+    expect(total, `${name} passes no crash point`).toBeGreaterThan(0);
+    const results = await inPairs(Array.from({ length: total }, (_, k) => () => runOnce(name, k + 1)));
+    const failed = results.flatMap((r, k) => r.failures.map((f) => `stop at point ${k + 1} (${r.stoppedAt}): ${f}`));
+    results.forEach((r) => {
+      const path = CRASH_PATHS.indexOf(r.stoppedAt as (typeof CRASH_PATHS)[number]);
+      if (path >= 0) exercised[path]++;
+    });
+    perScenario.push(`${name} ${total}`);
+    expect(failed.slice(0, 20), `${failed.length} of ${total} stops failed`).toEqual([]);
+  }, 120_000);
+});

@@ -1,0 +1,117 @@
+/**
+ * Debug mode (create({ debug: true })): writes past a block's end are found by free, realloc and
+ * check(); writes into a freed block are found when it is handed out again; every thread that
+ * attaches is in debug mode; the default mode is the plain class.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLASS_SIZES, HeapCorruptionError, SharedHeap } from '../src/index.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
+
+const MiB = 1 << 20;
+
+afterEach(terminateAll);
+
+function debugHeap(): SharedHeap {
+  return SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4, debug: true });
+}
+
+function thrown(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
+describe('debug mode', () => {
+  it('the default mode is the plain class; debug mode is another', () => {
+    const plain = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
+    const debug = debugHeap();
+    expect(Object.getPrototypeOf(plain)).toBe(SharedHeap.prototype);
+    expect(Object.getPrototypeOf(debug)).not.toBe(SharedHeap.prototype);
+    expect(debug).toBeInstanceOf(SharedHeap);
+    plain.detach();
+    debug.detach();
+  });
+
+  it.each([10, 16, 100, 1000, 5000, 100_000, 300_000])('a write one byte past %i bytes is reported by free, naming offset and size', (n) => {
+    const heap = debugHeap();
+    const p = heap.malloc(n);
+    heap.u8.fill(1, p, p + n); // every byte the user asked for is fine
+    heap.check();
+    heap.u8[p + n] = 0x77;
+    const e = thrown(() => heap.free(p));
+    expect(e).toBeInstanceOf(HeapCorruptionError);
+    expect((e as Error).message).toContain(`free(ptr): the block at 0x${p.toString(16)} (requested size ${n}) was written past its end`);
+    heap.detach();
+  });
+
+  it('realloc and check() report it too', () => {
+    const heap = debugHeap();
+    const p = heap.malloc(40);
+    heap.u8[p + 41] = 1;
+    expect(() => heap.check()).toThrow(new RegExp(`check\\(\\): the block at 0x${p.toString(16)} \\(requested size 40\\)`));
+    expect(() => heap.realloc(p, 80)).toThrow(HeapCorruptionError);
+    heap.detach();
+  });
+
+  it('a write that reaches the size record is reported', () => {
+    const heap = debugHeap();
+    const p = heap.malloc(100);
+    heap.u8.fill(9, p, p + heap.usableSize(p) + 28); // through the canary and the record
+    expect(() => heap.free(p)).toThrow(/size record .* is overwritten/);
+    heap.detach();
+  });
+
+  it('a write into a freed block is reported with its offset when the block is handed out again', () => {
+    const heap = debugHeap();
+    const p = heap.malloc(64);
+    heap.free(p);
+    heap.u8[p + 20] = 0x55; // use after free
+    const e = thrown(() => {
+      for (let k = 0; k < 100; k++) heap.malloc(64);
+    });
+    expect(e).toBeInstanceOf(HeapCorruptionError);
+    expect((e as Error).message).toContain(`the 80-byte block at 0x${p.toString(16)} was written after it was freed: byte 0x${(p + 20).toString(16)} (offset 20)`);
+    heap.detach();
+  });
+
+  it('usableSize is the requested size; calloc zeroes; realloc keeps the bytes; every class and large sizes pass check()', () => {
+    const heap = debugHeap();
+    const live: [number, number][] = [];
+    for (const n of [0, 1, ...Array.from(CLASS_SIZES), 200_000, 3 * MiB]) {
+      const p = heap.malloc(n);
+      expect(heap.usableSize(p)).toBe(n);
+      heap.u8.fill(n & 0xff, p, p + n);
+      live.push([p, n]);
+    }
+    const c = heap.calloc(10, 10);
+    expect(heap.u8.subarray(c, c + 100).every((b) => b === 0)).toBe(true);
+    heap.check();
+    const [p0, n0] = live[5]!;
+    const q = heap.realloc(p0, n0 * 3);
+    expect(heap.u8.subarray(q, q + n0).every((b) => b === (n0 & 0xff))).toBe(true);
+    live[5] = [q, n0];
+    for (const [p] of live) heap.free(p);
+    heap.free(c);
+    heap.flush();
+    heap.check();
+    expect(heap.stats().liveBytes).toBe(0);
+    heap.detach();
+  });
+
+  it('a worker attaching to a debug heap is in debug mode', async () => {
+    const heap = debugHeap();
+    const r = startHeapWorker();
+    await r.remote.attach(heap.buffer);
+    const p = await r.remote.malloc(24);
+    heap.u8[p + 24] = 1;
+    await expect(r.remote.free(p)).rejects.toThrow(/requested size 24\) was written past its end/);
+    heap.detach();
+  });
+
+  it('options.debug must be a boolean', () => {
+    expect(() => SharedHeap.create({ debug: 1 as unknown as boolean })).toThrow(/options\.debug\): expected a boolean, got 1/);
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * Test helper: the few looks inside a heap that the fault tests need and the public API cannot
+ * give. Every access to the layout for test/faults.test.ts and test/options.test.ts is here, so
+ * that a change of the internals touches this file only.
+ */
+import type { SharedHeap } from '../src/index.js';
+import { internals } from '../src/heap.js';
+import { G_LOCK, G_MAGIC, MAGIC, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_SHIFT, TH_TOP, TH_THREAD_ID, TH_STATE } from '../src/layout.js';
+
+/** The heap's magic word is intact (attach() from any thread would accept the buffer). */
+export function magicIntact(buffer: SharedArrayBuffer): boolean {
+  return Atomics.load(new Int32Array(buffer, 0, 16), G_MAGIC) === MAGIC;
+}
+
+/** The global lock word (0: free). */
+export function lockWord(buffer: SharedArrayBuffer): number {
+  return Atomics.load(new Int32Array(buffer, 0, 64), G_LOCK);
+}
+
+/** The Node threadIds (+1; 0 = none) that the thread slots still name, with their states. */
+export function slotIds(heap: SharedHeap): { tid: number; state: number; id: number }[] {
+  const { geo } = internals(heap);
+  const i32 = new Int32Array(heap.buffer);
+  const out: { tid: number; state: number; id: number }[] = [];
+  for (let t = 0; t < geo.maxThreads; t++) {
+    const w = geo.threadsW + t * geo.threadWords;
+    out.push({ tid: t, state: Atomics.load(i32, w + TH_STATE), id: Atomics.load(i32, w + TH_THREAD_ID) - 1 });
+  }
+  return out;
+}
+
+/** Adds `delta` to the INUSE count of the slab holding `block` (to show check() catches it). */
+export function skewInuse(heap: SharedHeap, block: number, delta: number): void {
+  const t = internals(heap);
+  const i32 = new Int32Array(heap.buffer);
+  const head = i32[t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!;
+  i32[t.smW + (head << SM_SHIFT) + SM_INUSE]! += delta;
+}
+
+/** Moves this thread's magazine top of class `cls` by `words` (to show check() catches it). */
+export function skewMagazineTop(heap: SharedHeap, cls: number, words: number): void {
+  const t = internals(heap);
+  new Int32Array(heap.buffer)[t.thW + TH_TOP + cls]! += words;
+}

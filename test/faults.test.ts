@@ -1,0 +1,290 @@
+/**
+ * Fault tolerance (issue 8): dead and misbehaving workers, reclaim misuse, stray writes into freed
+ * blocks. A scenario in which the main thread could block forever runs in a child process with a
+ * deadline (test/hang-scenarios.ts), so a hang fails its test instead of hanging the run.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HeapCorruptionError, SharedHeap } from '../src/index.js';
+import { skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
+
+const MiB = 1 << 20;
+
+afterEach(terminateAll);
+
+interface ScenarioRun {
+  hung: boolean;
+  ms: number;
+  result: Record<string, unknown> | undefined;
+  output: string;
+}
+
+const scenarioFile = fileURLToPath(new URL('./hang-scenarios.ts', import.meta.url));
+
+/** Runs a scenario of test/hang-scenarios.ts in a child process, killed after `deadlineMs`. */
+function runScenario(name: string, deadlineMs = 12_000): Promise<ScenarioRun> {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', scenarioFile, name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let hung = false;
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const timer = setTimeout(() => {
+      hung = true;
+      child.kill('SIGKILL');
+    }, deadlineMs);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      const line = output.split('\n').find((l) => l.startsWith('RESULT '));
+      const result = line === undefined ? undefined : (JSON.parse(line.slice(7)) as Record<string, unknown>);
+      resolve({ hung, ms: performance.now() - t0, result, output });
+    });
+  });
+}
+
+function hangMessage(name: string, r: ScenarioRun): string {
+  return `${name}: ${r.hung ? `hung (killed after ${Math.round(r.ms)} ms)` : 'finished'}; output: ${r.output.slice(0, 2000)}`;
+}
+
+function checked(heap: SharedHeap): string {
+  try {
+    heap.check();
+    return 'passes';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+describe('finding 1: reclaim(threadId) of a thread that died holding the lock', () => {
+  it('completes promptly without watch(), and the heap works after it', async () => {
+    const r = await runScenario('reclaimLockHolder');
+    expect(r.hung, hangMessage('reclaimLockHolder', r)).toBe(false);
+    expect(r.result, hangMessage('reclaimLockHolder', r)).toMatchObject({ reclaimed: true, check: 'passes', lock: 0, attached: 1 });
+    expect(r.result!.reclaimMs as number).toBeLessThan(1000);
+    expect(r.result!.p as number).toBeGreaterThan(0);
+  }, 30_000);
+
+  it('with neither watch() nor reclaim(), the main thread gets a HeapError naming the holder instead of hanging', async () => {
+    const r = await runScenario('mallocAfterUnwatchedHolderDied');
+    expect(r.hung, hangMessage('mallocAfterUnwatchedHolderDied', r)).toBe(false);
+    const res = r.result as { id: number; error?: { code?: string; message: string }; ms: number };
+    expect(res.error?.code, hangMessage('mallocAfterUnwatchedHolderDied', r)).toBe('ERR_LOCK_TIMEOUT');
+    expect(res.error!.message).toContain(`threadId ${res.id}`);
+    expect(res.error!.message).toMatch(/reclaim\(/);
+    expect(res.error!.message).toMatch(/mallocAsync/);
+    expect(res.ms).toBeLessThan(10_000);
+    expect(r.result).toMatchObject({ reclaimed: true, check: 'passes', lock: 0 });
+    expect(r.result!.q as number).toBeGreaterThan(0);
+  }, 30_000);
+});
+
+describe('finding 2: a watched worker dies holding the lock while the main thread allocates', () => {
+  it('the synchronous calls end in a HeapError within seconds, mallocAsync then succeeds', async () => {
+    const r = await runScenario('watchedHolderDiesWhileMainAllocates');
+    expect(r.hung, hangMessage('watchedHolderDiesWhileMainAllocates', r)).toBe(false);
+    const res = r.result as { id: number; syncError?: { code?: string; message: string }; syncMs: number };
+    expect(res.syncError?.code, hangMessage('watchedHolderDiesWhileMainAllocates', r)).toBe('ERR_LOCK_TIMEOUT');
+    expect(res.syncError!.message).toContain(`threadId ${res.id}`);
+    expect(res.syncError!.message).toMatch(/mallocAsync/);
+    expect(res.syncMs).toBeLessThan(10_000);
+    expect(r.result).toMatchObject({ check: 'passes', lock: 0 });
+    expect(r.result!.p as number).toBeGreaterThan(0);
+    expect(r.result!.recoveries as number).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+});
+
+describe('finding 3: worker.threadId is -1 after the exit', () => {
+  it('reclaim(worker) in an exit handler registered before watch() reclaims the slot', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker();
+    const outcome = new Promise<unknown>((resolve) =>
+      r.worker.once('exit', () => {
+        try {
+          resolve({ reclaimed: heap.reclaim(r.worker as never), threadId: r.worker.threadId });
+        } catch (e) {
+          resolve({ error: (e as Error).message });
+        }
+      }),
+    );
+    heap.watch(r.worker);
+    await r.remote.attach(heap.buffer);
+    await r.remote.malloc(100);
+    await r.worker.terminate();
+    expect(await outcome).toEqual({ reclaimed: true, threadId: -1 });
+    expect(heap.stats().threadsAttached).toBe(1);
+    heap.check();
+    heap.detach();
+  }, 20_000);
+
+  it('reclaim(worker.threadId) after the exit (-1) and reclaim(worker) of an unwatched worker say what to do', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker();
+    await r.remote.attach(heap.buffer);
+    await r.worker.terminate();
+    expect(r.worker.threadId).toBe(-1);
+    expect(() => heap.reclaim(r.worker.threadId)).toThrow(/reclaim\(threadId\): -1.*watch\(worker\)/s);
+    expect(() => heap.reclaim(r.worker as never)).toThrow(/reclaim\(worker\):.*watch\(worker\)/s);
+    heap.check();
+    heap.detach();
+  }, 20_000);
+
+  it('attach() with every slot taken names watch() and reclaim() in its hint', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+    const a = startHeapWorker();
+    await a.remote.attach(heap.buffer);
+    const b = startHeapWorker();
+    const err = await b.remote.attach(heap.buffer).then(() => undefined, (e: Error) => e.message);
+    expect(err).toMatch(/all 2 thread slots are taken/);
+    expect(err).toMatch(/watch\(worker\)/);
+    expect(err).toMatch(/reclaim\(/);
+    heap.detach();
+  }, 20_000);
+});
+
+describe('finding 4: reclaiming a thread that is still running', () => {
+  it('reclaim(worker) of a running worker is refused with a clear error; the heap stays intact', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    const blocks = await Promise.all(Array.from({ length: 40 }, () => r.remote.malloc(48)));
+    expect(() => heap.reclaim(r.worker as never)).toThrow(/reclaim\(worker\): .*still running/);
+    for (const p of blocks) await r.remote.free(p);
+    await r.remote.flush();
+    expect(heap.stats().threadsAttached).toBe(2);
+    expect(checked(heap)).toBe('passes');
+    heap.detach();
+  }, 20_000);
+
+  it('reclaim(threadId) of a watched worker that is still running is refused; no corruption follows', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    const blocks = await Promise.all(Array.from({ length: 40 }, () => r.remote.malloc(48)));
+    let outcome: unknown;
+    try {
+      outcome = heap.reclaim(r.worker.threadId);
+    } catch (e) {
+      outcome = (e as Error).message;
+    }
+    // What followed a wrong reclaim: the worker's frees go to a slot marked free, another claims it.
+    for (const p of blocks) await r.remote.free(p);
+    const other = startHeapWorker((w) => heap.watch(w));
+    await other.remote.attach(heap.buffer);
+    await other.remote.free(await other.remote.malloc(48));
+    expect({ outcome, check: checked(heap) }).toEqual({
+      outcome: expect.stringMatching(/reclaim\(threadId\): .*still running/),
+      check: 'passes',
+    });
+    heap.detach();
+  }, 20_000);
+});
+
+describe('finding 7: a write into a freed block', () => {
+  it.each([
+    ['the offset of a live block', 'live'],
+    ['a byte pattern (a negative offset)', 'pattern'],
+  ])('written as %s, makes malloc report HeapCorruptionError, never hand out a live block', (_what, kind) => {
+    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
+    const u8 = heap.u8;
+    const live: number[] = [];
+    for (let i = 0; i < 16; i++) {
+      const p = heap.malloc(64);
+      u8.fill(0x40 + i, p, p + 64);
+      live.push(p);
+    }
+    const freed: number[] = [];
+    for (let i = 0; i < 16; i++) freed.push(heap.malloc(64));
+    for (const p of freed) heap.free(p);
+    heap.flush(); // the slab's local free list now links the freed blocks through their first word
+    const dv = new DataView(heap.buffer);
+    for (const p of freed) {
+      if (kind === 'live') dv.setInt32(p, live[3]!, true);
+      else heap.u8.fill(0xab, p, p + 16);
+    }
+    const liveSet = new Set(live);
+    const handed: number[] = [];
+    let error: unknown;
+    try {
+      for (let i = 0; i < 64; i++) handed.push(heap.malloc(64));
+    } catch (e) {
+      error = e;
+    }
+    const bad = handed.filter((p) => liveSet.has(p) || p <= 0 || p % 16 !== 0 || p >= heap.buffer.byteLength);
+    expect(bad, 'malloc handed out live blocks or offsets that are not blocks').toEqual([]);
+    expect(error).toBeInstanceOf(HeapCorruptionError);
+    expect((error as Error).message).toMatch(/malloc\(size\): .*0x[0-9a-f]+/);
+    // The heap is usable after the report: the slab was rebuilt from its block states.
+    for (let i = 0; i < 64; i++) heap.malloc(64);
+    live.forEach((p, i) => expect(u8.subarray(p, p + 64).every((b) => b === 0x40 + i), `live block ${i}`).toBe(true));
+    expect(checked(heap)).toBe('passes');
+    heap.detach();
+  });
+});
+
+describe('finding 8: from reading', () => {
+  it('detach() and reclaim() clear the thread id of the slot they free', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const a = startHeapWorker((w) => heap.watch(w));
+    const aId = await a.remote.attach(heap.buffer);
+    await a.remote.detach();
+    const b = startHeapWorker();
+    const bId = await b.remote.attach(heap.buffer);
+    await b.worker.terminate();
+    expect(heap.reclaim(bId)).toBe(true);
+    const naming = slotIds(heap).filter((s) => s.id === aId || s.id === bId);
+    expect(naming, 'free slots that still name an exited thread').toEqual([]);
+    heap.detach();
+  }, 20_000);
+
+  // A reclaimer stopped in the middle of a reclaim, at every step of it: test/crash-points.test.ts, scenario "reclaim".
+});
+
+describe('the main thread never waits forever on the lock', () => {
+  it('mallocAsync, callocAsync, reallocAsync and alignedAllocAsync work like their synchronous calls', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 }) as SharedHeap & {
+      mallocAsync(size: number): Promise<number>;
+      callocAsync(n: number, size: number): Promise<number>;
+      reallocAsync(ptr: number, size: number): Promise<number>;
+      alignedAllocAsync(align: number, size: number): Promise<number>;
+    };
+    const a = await heap.mallocAsync(100);
+    heap.u8.fill(7, a, a + 100);
+    const b = await heap.callocAsync(10, 1000);
+    expect(heap.u8.subarray(b, b + 10_000).every((x) => x === 0)).toBe(true);
+    const c = await heap.reallocAsync(a, 3 * MiB);
+    expect(heap.u8.subarray(c, c + 100).every((x) => x === 7)).toBe(true);
+    const d = await heap.alignedAllocAsync(4096, 5000);
+    expect(d % 4096).toBe(0);
+    await expect(heap.mallocAsync(-1)).rejects.toThrow(RangeError);
+    for (const p of [b, c, d]) heap.free(p);
+    heap.check();
+    expect(heap.stats().liveBytes).toBe(0);
+    heap.detach();
+  });
+
+});
+
+describe('check() asserts the magazine bounds and the INUSE equation', () => {
+  it('INUSE = ALLOCATED + CACHED + PENDING per slab', () => {
+    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
+    const p = heap.malloc(64);
+    skewInuse(heap, p, 1);
+    expect(() => heap.check()).toThrow(/INUSE \d+ != ALLOCATED 1 \+ CACHED \d+ \+ PENDING 0/);
+    skewInuse(heap, p, -1);
+    heap.check();
+    heap.detach();
+  });
+
+  it('each magazine top within its bounds', () => {
+    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2, magazineCapacity: 8 });
+    heap.free(heap.malloc(16)); // class 0
+    skewMagazineTop(heap, 0, 2 * 16);
+    expect(() => heap.check()).toThrow(/magazine of class 0 has top \d+ outside/);
+    skewMagazineTop(heap, 0, -2 * 16);
+    heap.check();
+    heap.detach();
+  });
+});

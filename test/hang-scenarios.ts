@@ -1,0 +1,127 @@
+/**
+ * Scenarios in which a main thread may block on the global lock. Each runs in a child process
+ * (test/faults.test.ts starts `node --import tsx test/hang-scenarios.ts <name>` with a deadline
+ * and kills it when the deadline passes), so that a hang fails one test instead of the run.
+ * A scenario prints one line `RESULT <json>` and exits.
+ */
+import { SharedHeap, type HeapError } from '../src/index.js';
+import { lockWord } from './fault-internals.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
+
+const MiB = 1 << 20;
+const LARGE = 1 * MiB; // a large block: taken and given back under the global lock
+
+export interface ErrorInfo {
+  name: string;
+  code: string | undefined;
+  message: string;
+}
+
+function info(e: unknown): ErrorInfo {
+  const err = e as HeapError;
+  return { name: err?.name, code: err?.code, message: String(err?.message ?? e) };
+}
+
+function checked(heap: SharedHeap): string {
+  try {
+    heap.check();
+    return 'passes';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+type AsyncHeap = SharedHeap & { mallocAsync(size: number): Promise<number> };
+
+export const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
+  /** Finding 1: an unwatched worker dies holding the lock; the main thread calls reclaim(threadId). */
+  async reclaimLockHolder() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker();
+    await r.remote.attach(heap.buffer);
+    const id = r.worker.threadId;
+    await r.remote.holdLock();
+    await r.worker.terminate(); // awaited: the caller may state that the thread stopped
+    const t0 = performance.now();
+    const reclaimed = heap.reclaim(id);
+    const reclaimMs = performance.now() - t0;
+    const p = heap.malloc(LARGE);
+    heap.free(p);
+    return { reclaimed, reclaimMs, p, check: checked(heap), lock: lockWord(heap.buffer), attached: heap.stats().threadsAttached };
+  },
+
+  /** Finding 1, last sentence: neither watch() nor reclaim(); the main thread's next malloc. */
+  async mallocAfterUnwatchedHolderDied() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker();
+    await r.remote.attach(heap.buffer);
+    const id = r.worker.threadId;
+    await r.remote.holdLock();
+    await r.worker.terminate();
+    const t0 = performance.now();
+    let error: ErrorInfo | undefined;
+    let p = -1;
+    try {
+      p = heap.malloc(LARGE);
+    } catch (e) {
+      error = info(e);
+    }
+    const ms = performance.now() - t0;
+    // What the error says to do: reclaim the thread, then the heap works again.
+    const reclaimed = heap.reclaim(id);
+    const q = heap.malloc(LARGE);
+    heap.free(q);
+    return { id, p, error, ms, reclaimed, q, check: checked(heap), lock: lockWord(heap.buffer) };
+  },
+
+  /**
+   * Finding 2: a watched worker dies holding the lock (terminate() not awaited) while the main
+   * thread allocates: its exit event cannot run while the main thread blocks.
+   */
+  async watchedHolderDiesWhileMainAllocates() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 }) as AsyncHeap;
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    const id = r.worker.threadId;
+    await r.remote.holdLock();
+    void r.worker.terminate();
+    const t0 = performance.now();
+    let syncRounds = 0;
+    let syncError: ErrorInfo | undefined;
+    try {
+      for (let i = 0; i < 20; i++) {
+        heap.free(heap.malloc(LARGE));
+        syncRounds++;
+      }
+    } catch (e) {
+      syncError = info(e);
+    }
+    const syncMs = performance.now() - t0;
+    // The asynchronous call waits with the event loop running: the exit handler marks the worker.
+    const t1 = performance.now();
+    const p = await heap.mallocAsync(LARGE);
+    const asyncMs = performance.now() - t1;
+    heap.free(p);
+    return {
+      id, syncRounds, syncError, syncMs, p, asyncMs, check: checked(heap), lock: lockWord(heap.buffer),
+      recoveries: heap.stats().lock.recoveries,
+    };
+  },
+
+};
+
+const name = process.argv[2];
+if (name !== undefined && process.argv[1]?.endsWith('hang-scenarios.ts')) {
+  const run = scenarios[name];
+  if (run === undefined) {
+    console.log(`RESULT ${JSON.stringify({ error: `no scenario ${name}` })}`);
+    process.exit(2);
+  }
+  run()
+    .then((r) => console.log(`RESULT ${JSON.stringify(r)}`))
+    .catch((e) => console.log(`RESULT ${JSON.stringify({ thrown: info(e) })}`))
+    .finally(async () => {
+      await terminateAll();
+      process.exit(0);
+    });
+}

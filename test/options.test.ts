@@ -1,0 +1,214 @@
+/**
+ * Every value create() accepts works (each option at both ends of its range), and inputs that
+ * used to get no clear error get one (issue 8, findings 5, 6 and 9).
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CLASS_SIZES, HeapStateError, SharedHeap, type HeapOptions } from '../src/index.js';
+import { magicIntact } from './fault-internals.js';
+import { rng } from './fixtures.js';
+
+const MiB = 1 << 20;
+const LARGE_SIZES = [(128 << 10) + 1, 200 << 10, MiB - 16, MiB, 3 * MiB];
+
+function checked(heap: SharedHeap): string {
+  try {
+    heap.check();
+    return 'passes';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * malloc/free mixes over every class and some large sizes: each block filled with its own
+ * pattern, no two blocks overlapping, usableSize at least the size asked for, every pattern
+ * intact before its free; then flush and check(). Out of memory (0) is allowed.
+ */
+function exercise(heap: SharedHeap, seed: number, rounds = 3): void {
+  const next = rng(seed);
+  const sizes = [0, 1, ...CLASS_SIZES.map((s) => s - 1), ...CLASS_SIZES, ...LARGE_SIZES];
+  for (let round = 0; round < rounds; round++) {
+    const live: { p: number; n: number; tag: number }[] = [];
+    for (let k = 0; k < 3; k++) {
+      for (const n of sizes) {
+        const p = heap.malloc(n);
+        if (p === 0) continue;
+        expect(heap.usableSize(p), `malloc(${n}) seed ${seed}`).toBeGreaterThanOrEqual(n);
+        const tag = (live.length * 7 + 1) & 0xff;
+        heap.u8.fill(tag, p, p + n);
+        live.push({ p, n, tag });
+      }
+      // Free a random third, interleaved with the allocations.
+      for (let i = live.length - 1; i >= 0; i--) {
+        if (next() % 3 !== 0) continue;
+        const b = live[i]!;
+        expect(heap.u8.subarray(b.p, b.p + b.n).every((x) => x === b.tag), `block ${b.p} (${b.n} bytes) seed ${seed}`).toBe(true);
+        heap.free(b.p);
+        live.splice(i, 1);
+      }
+    }
+    const sorted = [...live].sort((a, b) => a.p - b.p);
+    for (let i = 1; i < sorted.length; i++) {
+      const a = sorted[i - 1]!;
+      expect(a.p + Math.max(a.n, 1), `blocks ${a.p} and ${sorted[i]!.p} overlap (seed ${seed})`).toBeLessThanOrEqual(sorted[i]!.p);
+    }
+    expect(checked(heap), `seed ${seed} round ${round}`).toBe('passes');
+    for (const b of live) {
+      expect(heap.u8.subarray(b.p, b.p + b.n).every((x) => x === b.tag), `block ${b.p} (${b.n} bytes) seed ${seed}`).toBe(true);
+      heap.free(b.p);
+    }
+    heap.flush();
+    expect(checked(heap), `seed ${seed} round ${round} after flush`).toBe('passes');
+    expect(heap.stats().liveBytes).toBe(0);
+  }
+}
+
+/** The smallest initialBytes (a multiple of 1 MiB) create() accepts with these options. */
+function smallestInitial(options: HeapOptions): number {
+  for (let mib = 1; mib <= 2047; mib++) {
+    try {
+      SharedHeap.create({ ...options, initialBytes: mib * MiB }).detach();
+      return mib * MiB;
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e;
+    }
+  }
+  throw new Error('no initialBytes accepted');
+}
+
+describe('every option at the ends of its range works', () => {
+  const small = { maxThreads: 2 };
+  const cases: [string, HeapOptions][] = [
+    ['magazineCapacity 1', { ...small, initialBytes: 32 * MiB, magazineCapacity: 1 }],
+    ['magazineCapacity 2', { ...small, initialBytes: 32 * MiB, magazineCapacity: 2 }],
+    ['magazineCapacity 3', { ...small, initialBytes: 32 * MiB, magazineCapacity: 3 }],
+    ['magazineCapacity 4096', { ...small, initialBytes: 64 * MiB, magazineCapacity: 4096 }],
+    ['refillCount 1', { ...small, initialBytes: 32 * MiB, refillCount: 1 }],
+    ['refillCount 4096', { ...small, initialBytes: 32 * MiB, refillCount: 4096 }],
+    ['magazineCapacity 1, refillCount 4096', { ...small, initialBytes: 32 * MiB, magazineCapacity: 1, refillCount: 4096 }],
+    ['magazineCapacity 4096, refillCount 1', { ...small, initialBytes: 64 * MiB, magazineCapacity: 4096, refillCount: 1 }],
+    ['drainInterval 1', { ...small, initialBytes: 32 * MiB, drainInterval: 1 }],
+    ['drainInterval 2^30', { ...small, initialBytes: 32 * MiB, drainInterval: 2 ** 30 }],
+    ['stage1Keep 0', { ...small, initialBytes: 32 * MiB, stage1Keep: 0 }],
+    ['stage1Keep 2^20', { ...small, initialBytes: 32 * MiB, stage1Keep: 1 << 20 }],
+    ['maxThreads 1', { initialBytes: 32 * MiB, maxThreads: 1 }],
+    ['maxThreads 1024', { initialBytes: 256 * MiB, maxThreads: 1024 }],
+    ['initialBytes 2047 MiB (the ceiling)', { ...small, initialBytes: 2047 * MiB }],
+    ['debug true, magazineCapacity 1', { ...small, initialBytes: 32 * MiB, debug: true, magazineCapacity: 1 }],
+    ['debug false', { ...small, initialBytes: 32 * MiB, debug: false }],
+  ];
+  it.each(cases)('%s', (_name, options) => {
+    const heap = SharedHeap.create(options);
+    try {
+      exercise(heap, 0x5eed + (options.magazineCapacity ?? 0));
+    } finally {
+      heap.detach();
+    }
+  });
+
+  it('the smallest initialBytes, fixed and growable to the ceiling', () => {
+    const min = smallestInitial(small);
+    const fixed = SharedHeap.create({ ...small, initialBytes: min });
+    exercise(fixed, 1); // mostly out of memory: 0 must leave the heap consistent
+    fixed.detach();
+    const minGrowable = smallestInitial({ ...small, maxBytes: 2047 * MiB });
+    const growable = SharedHeap.create({ ...small, initialBytes: minGrowable, maxBytes: 2047 * MiB });
+    exercise(growable, 2);
+    expect(growable.buffer.byteLength).toBeGreaterThan(minGrowable);
+    growable.detach();
+  });
+
+  it('a heap too small for its metadata is refused with a RangeError naming initialBytes', () => {
+    expect(() => SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 1024 })).toThrow(/options\.initialBytes/);
+  });
+});
+
+describe('finding 5: magazineCapacity 1', () => {
+  it('after frees of every class, malloc of every class gets a block of its size, and check() passes', () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2, magazineCapacity: 1 });
+    for (const n of Array.from(CLASS_SIZES)) {
+      const ps = [heap.malloc(n), heap.malloc(n), heap.malloc(n)];
+      for (const p of ps) heap.free(p); // the one-block magazine is full from the second free on: drains
+    }
+    const wrong = Array.from(CLASS_SIZES).filter((n) => heap.usableSize(heap.malloc(n)) < n);
+    expect({ wrong, check: checked(heap) }).toEqual({ wrong: [], check: 'passes' });
+    heap.detach();
+  });
+});
+
+describe('finding 6: the constructor is not public', () => {
+  it('new SharedHeap(buffer, 0) cannot write to the heap', () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+    const Ctor = SharedHeap as unknown as new (buffer: SharedArrayBuffer, id: number) => SharedHeap;
+    let error: unknown;
+    try {
+      new Ctor(heap.buffer, 0).malloc(16);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TypeError);
+    expect((error as Error).message).toMatch(/SharedHeap\.create|SharedHeap\.attach/);
+    expect(magicIntact(heap.buffer)).toBe(true);
+    expect(checked(heap)).toBe('passes');
+    heap.detach();
+  });
+});
+
+describe('finding 9: inputs that get a clear error', () => {
+  it('an unknown option is refused, naming it and the known ones', () => {
+    expect(() => SharedHeap.create({ inititalBytes: 16 * MiB } as HeapOptions)).toThrow(
+      /SharedHeap\.create\(options\): unknown option "inititalBytes".*initialBytes/,
+    );
+  });
+
+  it('attach(new SharedArrayBuffer(8)) says the buffer is not a heap', () => {
+    let error: unknown;
+    try {
+      SharedHeap.attach(new SharedArrayBuffer(8));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(HeapStateError);
+    expect((error as Error).message).toMatch(/SharedHeap\.attach\(buffer\): .*not a sabmalloc heap.*8 bytes/);
+  });
+
+  it('sizes are rounded up to 1 MiB, and the README states that and the ceiling', () => {
+    const heap = SharedHeap.create({ initialBytes: 5 * MiB + 1, maxThreads: 2 });
+    expect(heap.buffer.byteLength).toBe(6 * MiB);
+    heap.detach();
+    expect(() => SharedHeap.create({ initialBytes: 2047 * MiB + 1 })).toThrow(/2146435072/);
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    expect(readme).toMatch(/rounded up to a multiple of 1 MiB/);
+    expect(readme).toMatch(/2,146,435,072/);
+  });
+
+  it('after detach(), every call throws HeapStateError naming it', () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+    const p = heap.malloc(10);
+    heap.detach();
+    const calls: [string, () => unknown][] = [
+      ['stats()', () => heap.stats()],
+      ['check()', () => heap.check()],
+      ['flush()', () => heap.flush()],
+      ['malloc(size)', () => heap.malloc(10)],
+      ['free(ptr)', () => heap.free(p)],
+      ['calloc(n, size)', () => heap.calloc(1, 10)],
+      ['realloc(ptr, size)', () => heap.realloc(p, 20)],
+      ['usableSize(ptr)', () => heap.usableSize(p)],
+      ['alignedAlloc(align, size)', () => heap.alignedAlloc(64, 10)],
+      ['tryMalloc(size)', () => heap.tryMalloc(10)],
+      ['reclaim(threadId)', () => heap.reclaim(12345)],
+    ];
+    const outcomes = calls.map(([name, call]) => {
+      try {
+        call();
+        return `${name}: no error`;
+      } catch (e) {
+        const msg = (e as Error).message;
+        return e instanceof HeapStateError && msg.startsWith(name) && /detached/.test(msg) ? `${name}: ok` : `${name}: ${msg}`;
+      }
+    });
+    expect(outcomes).toEqual(calls.map(([name]) => `${name}: ok`));
+  });
+});

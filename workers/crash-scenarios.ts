@@ -1,0 +1,151 @@
+/**
+ * The scenarios of test/crash-points.test.ts, shared with the worker that runs them
+ * (crash-worker.ts). Each drives the slow paths of one area; the worker runs `workerRun`
+ * with crash points armed. Every block the worker holds is recorded in a shared ledger before
+ * and after each call, so that the test knows which blocks are live, which one call was in
+ * flight when the thread stopped, and can check and free them all afterwards.
+ */
+import type { HeapOptions, SharedHeap } from '../src/index.js';
+
+const KiB = 1 << 10;
+const MiB = 1 << 20;
+
+export interface CrashWorkerData {
+  kind: 'crash';
+  buffer: SharedArrayBuffer;
+  scenario: string;
+  /** 0: count the crash points; n > 0: stop at the n-th. */
+  n: number;
+  /** [L_INFLIGHT] the ledger entry of the call under way (-1: none), [L_COUNT] entries, then blocks (0: freed). */
+  ledger: Int32Array;
+  /** Requested size of each ledger entry. */
+  sizes: Int32Array;
+  /** [C_VICTIM] threadId the reclaim scenario reclaims; [C_STOPPED] crash path + 1 where the worker stopped. */
+  ctl: Int32Array;
+}
+
+export const L_INFLIGHT = 0;
+export const L_COUNT = 1;
+export const L_FIRST = 2;
+export const LEDGER_ENTRIES = 1024;
+export const C_VICTIM = 0;
+export const C_STOPPED = 1;
+
+/** The byte every block of ledger entry `i` is filled with. */
+export function patternOf(i: number): number {
+  return ((i * 13 + 7) & 0xff) | 1;
+}
+
+/** malloc through the ledger: the entry is marked in flight around the call. */
+export function ledgerMalloc(heap: SharedHeap, d: CrashWorkerData, size: number): number {
+  const i = d.ledger[L_COUNT]!;
+  d.sizes[i] = size;
+  Atomics.store(d.ledger, L_INFLIGHT, i);
+  const p = heap.malloc(size);
+  if (p !== 0) heap.u8.fill(patternOf(i), p, p + size);
+  d.ledger[L_FIRST + i] = p;
+  d.ledger[L_COUNT] = i + 1;
+  Atomics.store(d.ledger, L_INFLIGHT, -1);
+  return i;
+}
+
+/** free through the ledger. */
+export function ledgerFree(heap: SharedHeap, d: CrashWorkerData, i: number): void {
+  const p = d.ledger[L_FIRST + i]!;
+  if (p === 0) return;
+  Atomics.store(d.ledger, L_INFLIGHT, i);
+  heap.free(p);
+  d.ledger[L_FIRST + i] = 0;
+  Atomics.store(d.ledger, L_INFLIGHT, -1);
+}
+
+export interface CrashScenario {
+  options: HeapOptions;
+  /** In the worker, before 'go' (not counted). */
+  workerSetup?(heap: SharedHeap, d: CrashWorkerData): void;
+  /** On the main thread, between the worker's setup and 'go' (not counted). */
+  mainMiddle?(heap: SharedHeap, d: CrashWorkerData): void;
+  /** In the worker, crash points armed. */
+  workerRun(heap: SharedHeap, d: CrashWorkerData): void;
+}
+
+// Small magazines and frequent drains make every slow path run often in a short scenario.
+const SMALL: HeapOptions = {
+  initialBytes: 12 * MiB, maxBytes: 40 * MiB, maxThreads: 4, magazineCapacity: 4, refillCount: 2, drainInterval: 8, stage1Keep: 1,
+};
+
+export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
+  /** Refill, drains of a full magazine and periodic ones, slab take and give-back, Stage 1 push and pop. */
+  'own slabs': {
+    options: SMALL,
+    workerRun(heap, d) {
+      const a: number[] = [];
+      for (let k = 0; k < 12; k++) a.push(ledgerMalloc(heap, d, 48));
+      for (let k = 0; k < 6; k++) a.push(ledgerMalloc(heap, d, 9 * KiB));
+      for (let k = 0; k < a.length; k += 2) ledgerFree(heap, d, a[k]!);
+      heap.flush();
+      for (let k = 1; k < a.length; k += 2) ledgerFree(heap, d, a[k]!);
+      heap.flush(); // empty slabs: one to Stage 1, the others' slots given back
+      for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 9 * KiB); // Stage-1 pop
+    },
+  },
+  /** Remote frees both ways: publishing chains onto another thread's slab, notices, collecting. */
+  remote: {
+    options: SMALL,
+    workerSetup(heap, d) {
+      for (let k = 0; k < 10; k++) ledgerMalloc(heap, d, 64);
+    },
+    mainMiddle(heap, d) {
+      // The main thread frees half of the worker's blocks (remote: published to its slab, noticed) ...
+      for (let i = 0; i < 10; i += 2) {
+        heap.free(d.ledger[L_FIRST + i]!);
+        d.ledger[L_FIRST + i] = 0;
+      }
+      heap.flush();
+      // ... and gives it blocks of its own to free.
+      for (let k = 0; k < 8; k++) {
+        const i = d.ledger[L_COUNT]!;
+        const p = heap.malloc(64);
+        heap.u8.fill(patternOf(i), p, p + 64);
+        d.sizes[i] = 64;
+        d.ledger[L_FIRST + i] = p;
+        d.ledger[L_COUNT] = i + 1;
+      }
+    },
+    workerRun(heap, d) {
+      for (let i = 10; i < 18; i++) ledgerFree(heap, d, i); // remote frees: drained as chains
+      heap.flush();
+      for (let k = 0; k < 6; k++) ledgerMalloc(heap, d, 64); // refill collects the remote list
+    },
+  },
+  /** Large runs of slots and of SuperSlabs, and the growth of the buffer. */
+  large: {
+    options: { ...SMALL, initialBytes: 6 * MiB },
+    workerRun(heap, d) {
+      const a = ledgerMalloc(heap, d, 200 * KiB);
+      const b = ledgerMalloc(heap, d, 3 * MiB); // grows the buffer
+      ledgerFree(heap, d, a);
+      ledgerFree(heap, d, b);
+      ledgerMalloc(heap, d, 2 * MiB);
+    },
+  },
+  /** Empty slabs given back: slots to Stage 2 (stage1Keep 0), and Stage-1 slabs given back before the heap grows. */
+  'give-back': {
+    options: { ...SMALL, initialBytes: 5 * MiB, maxBytes: 5 * MiB, stage1Keep: 0 },
+    workerRun(heap, d) {
+      const a: number[] = [];
+      for (let k = 0; k < 8; k++) a.push(ledgerMalloc(heap, d, 20 * KiB)); // 3 per 64 KiB slab
+      for (const i of a) ledgerFree(heap, d, i);
+      heap.flush(); // each empty slab's slots go back under the lock
+      ledgerMalloc(heap, d, 20 * KiB); // Stage 2 again
+      ledgerMalloc(heap, d, 600 * KiB); // a run of slots where the slabs were
+    },
+  },
+  /** The reclaim of a dead thread (set up by the test) by this worker, stopped anywhere in it. */
+  reclaim: {
+    options: SMALL,
+    workerRun(heap, d) {
+      heap.reclaim(Atomics.load(d.ctl, C_VICTIM));
+    },
+  },
+};

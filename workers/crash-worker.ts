@@ -1,0 +1,42 @@
+/**
+ * Test worker for test/crash-points.test.ts: runs one crash scenario on a shared heap, either
+ * counting the crash points it passes (n = 0) or stopping at the n-th one. Stopping ends the
+ * thread with process.exit(), which, like worker.terminate(), runs no finally block: a lock it
+ * holds stays held, a journal stays half written. The worker is then left unreclaimed for the
+ * test to reclaim.
+ *
+ * Messages: the worker posts { attached, threadId } and waits for 'go' (the main thread's part
+ * of the setup runs between); then it posts { done, counts } when the scenario ended.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { SharedHeap } from '../src/index.js';
+import { armCrash, countCrashPoints, crashCounts } from '../src/crash.js';
+import { CRASH_SCENARIOS, C_STOPPED, type CrashWorkerData } from './crash-scenarios.js';
+
+function stopHere(): never {
+  process.exit(0);
+  for (;;) {
+    // process.exit() in a worker stops the thread at its next interrupt check: this loop's back-edge.
+  }
+}
+
+function run(d: CrashWorkerData): void {
+  const heap = SharedHeap.attach(d.buffer);
+  const scenario = CRASH_SCENARIOS[d.scenario]!;
+  scenario.workerSetup?.(heap, d);
+  parentPort!.postMessage({ attached: true, threadId: heap.threadId });
+  parentPort!.once('message', () => {
+    if (d.n === 0) countCrashPoints();
+    else {
+      armCrash(d.n, (path) => {
+        Atomics.store(d.ctl, C_STOPPED, path + 1);
+        return stopHere();
+      });
+    }
+    scenario.workerRun(heap, d);
+    const counts = crashCounts();
+    parentPort!.postMessage({ done: true, counts });
+  });
+}
+
+if (parentPort !== null && (workerData as Partial<CrashWorkerData> | null)?.kind === 'crash') run(workerData as CrashWorkerData);
