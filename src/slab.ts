@@ -20,7 +20,7 @@ import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
 const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   SM_CLS1, SM_DATA, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
-const { COUNT, SIZE } = classes;
+const { COUNT, SIZE, FD_WORDS, FD_SHIFT, FD_INV, FD_MASK, FREE_DIV } = classes;
 
 /**
  * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`. Every block is
@@ -75,10 +75,12 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
 /** Whether `b` is a FREE block of the slab (head meta `mW`, class `cls`): what a list link must be. */
 function isFreeBlock(t: ThreadContext, mW: number, cls: number, b: number): boolean {
   const i32 = t.i32;
+  // Exact division by the block size as in free(), on offsets inside the slab's blocks.
   const off = b - i32[mW + SM_DATA];
-  if (off < 0 || off % SIZE[cls] !== 0) return false;
-  const idx = off / SIZE[cls];
-  return idx < i32[mW + SM_BUMP] && t.bytes[i32[mW + SM_STATE] + idx] === ST_FREE;
+  const d = cls * FD_WORDS;
+  const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);
+  if (off < 0 || off >= COUNT[cls] * SIZE[cls] || (off & FREE_DIV[d + FD_MASK]) !== 0) return false; // the range free()'s division is tested on
+  return idx >>> 0 < i32[mW + SM_BUMP] && t.bytes[i32[mW + SM_STATE] + idx] === ST_FREE;
 }
 
 /**
