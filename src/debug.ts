@@ -25,7 +25,7 @@ import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
 
 const { K_LARGE, K_SLAB, LARGE_LIVE, SLOTS_SHIFT_IN_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD,
-  SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, G_CARVED } = layout;
+  SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, G_CARVED, DEBUG_MARK_W, DEBUG_RECORD_BYTES } = layout;
 const { COUNT, MAX_SMALL, SIZE } = classes;
 
 /** Bytes added to every request: at least one canary byte and the 8-byte record. */
@@ -53,11 +53,11 @@ export function debugHandOut(t: ThreadContext, fn: string, p: number, n: number)
   const bytes = t.bytes;
   const usable = usableOf(t, p);
   if (usable <= MAX_SMALL) {
-    if (i32[(p >>> 2) + 1] === (FREED_MARK ^ p ^ usable)) {
+    if (i32[(p >>> 2) + DEBUG_MARK_W] === (FREED_MARK ^ p ^ usable)) {
       const end = Math.min(p + usable, p + 8 + FILL_MAX);
       for (let b = p + 8; b < end; b++) {
         if (bytes[b] !== FREED_FILL) {
-          i32[(p >>> 2) + 1] = 0;
+          i32[(p >>> 2) + DEBUG_MARK_W] = 0;
           throw new HeapCorruptionError(
             `${fn}: the ${usable}-byte block at ${hex(p)} was written after it was freed: byte ${hex(b)} ` +
               `(offset ${b - p}) is ${hex(bytes[b])}, the fill was ${hex(FREED_FILL)} (use after free; debug mode)`,
@@ -66,8 +66,8 @@ export function debugHandOut(t: ThreadContext, fn: string, p: number, n: number)
       }
     }
   }
-  for (let w = (p >>> 2) + 1, end = (p + usable) >>> 2; w < end; w += 4) i32[w] = 0;
-  const rec = p + usable - 8;
+  for (let w = (p >>> 2) + DEBUG_MARK_W, end = (p + usable) >>> 2; w < end; w += 4) i32[w] = 0;
+  const rec = p + usable - DEBUG_RECORD_BYTES;
   bytes.fill(CANARY, p + n, Math.min(rec, p + n + CANARY_MAX));
   i32[rec >>> 2] = n; // usable is a multiple of 16: the record is word-aligned
   i32[(rec >>> 2) + 1] = n ^ p ^ SEAL;
@@ -78,7 +78,7 @@ export function debugCheckLive(t: ThreadContext, fn: string, p: number): number 
   t.ensureViews();
   const bytes = t.bytes;
   const usable = usableOf(t, p);
-  const rec = p + usable - 8;
+  const rec = p + usable - DEBUG_RECORD_BYTES;
   const n = t.i32[rec >>> 2];
   if ((n ^ p ^ SEAL) !== t.i32[(rec >>> 2) + 1] || n < 0 || p + n >= rec) {
     throw new HeapCorruptionError(
@@ -103,7 +103,7 @@ export function debugFillFreed(t: ThreadContext, p: number): void {
   const usable = usableOf(t, p);
   if (usable > MAX_SMALL) return;
   t.bytes.fill(FREED_FILL, p + 8, Math.min(p + usable, p + 8 + FILL_MAX));
-  t.i32[(p >>> 2) + 1] = FREED_MARK ^ p ^ usable;
+  t.i32[(p >>> 2) + DEBUG_MARK_W] = FREED_MARK ^ p ^ usable;
 }
 
 /** check() in debug mode: the record and canary of every live block. */

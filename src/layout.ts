@@ -206,6 +206,15 @@ export const LARGE_FREED = 2;
 /** Word of a free block (as a word offset from the block's start) that links its list. */
 export const FREE_LINK_W = 0;
 
+/**
+ * Debug mode only (G_DEBUG; debug.ts): a live block of requested size n ends in a record of
+ * DEBUG_RECORD_BYTES at usable - DEBUG_RECORD_BYTES, words [n, n ^ block ^ seal], with canary bytes
+ * between n and the record; a freed small block holds a mark in word DEBUG_MARK_W (after the free
+ * list's FREE_LINK_W) and a fill after it.
+ */
+export const DEBUG_RECORD_BYTES = 8;
+export const DEBUG_MARK_W = 1;
+
 // ---- Block state bytes (one per block: in the slab header, or in the head meta entry) ---------
 // The thread holding a block is the only one that changes its byte, so plain writes suffice.
 export const ST_FREE = 0; //      on the slab's local free list, or never carved (index >= BUMP)

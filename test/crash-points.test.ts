@@ -17,6 +17,7 @@ import {
 } from '../workers/crash-scenarios.js';
 import { lockWord } from './fault-internals.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { checked } from './fixtures.js';
 
 const exercised = new Array<number>(CRASH_PATHS.length).fill(0);
 const perScenario: string[] = [];
@@ -31,15 +32,6 @@ interface RunResult {
   counts: number[] | undefined;
   stoppedAt: string;
   failures: string[];
-}
-
-function checked(heap: SharedHeap): string {
-  try {
-    heap.check();
-    return 'passes';
-  } catch (e) {
-    return (e as Error).message;
-  }
 }
 
 /** The dead thread the reclaim scenario reclaims: a worker with cached, remote-freed and live blocks. */

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, SharedHeap } from '../src/index.js';
 import { skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { checked } from './fixtures.js';
 
 const MiB = 1 << 20;
 
@@ -47,15 +48,6 @@ function runScenario(name: string, deadlineMs = 12_000): Promise<ScenarioRun> {
 
 function hangMessage(name: string, r: ScenarioRun): string {
   return `${name}: ${r.hung ? `hung (killed after ${Math.round(r.ms)} ms)` : 'finished'}; output: ${r.output.slice(0, 2000)}`;
-}
-
-function checked(heap: SharedHeap): string {
-  try {
-    heap.check();
-    return 'passes';
-  } catch (e) {
-    return (e as Error).message;
-  }
 }
 
 describe('finding 1: reclaim(threadId) of a thread that died holding the lock', () => {

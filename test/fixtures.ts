@@ -37,3 +37,13 @@ export function rng(seed: number): () => number {
     return x;
   };
 }
+
+/** check()'s verdict as a value: 'passes', or the message of what it found (to compare in one expect). */
+export function checked(heap: SharedHeap): string {
+  try {
+    heap.check();
+    return 'passes';
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

@@ -7,6 +7,7 @@
 import { SharedHeap, type HeapError } from '../src/index.js';
 import { lockWord } from './fault-internals.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { checked } from './fixtures.js';
 
 const MiB = 1 << 20;
 const LARGE = 1 * MiB; // a large block: taken and given back under the global lock
@@ -20,15 +21,6 @@ export interface ErrorInfo {
 function info(e: unknown): ErrorInfo {
   const err = e as HeapError;
   return { name: err?.name, code: err?.code, message: String(err?.message ?? e) };
-}
-
-function checked(heap: SharedHeap): string {
-  try {
-    heap.check();
-    return 'passes';
-  } catch (e) {
-    return (e as Error).message;
-  }
 }
 
 type AsyncHeap = SharedHeap & { mallocAsync(size: number): Promise<number> };

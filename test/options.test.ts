@@ -6,19 +6,10 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CLASS_SIZES, HeapStateError, SharedHeap, type HeapOptions } from '../src/index.js';
 import { magicIntact } from './fault-internals.js';
-import { rng } from './fixtures.js';
+import { rng, checked } from './fixtures.js';
 
 const MiB = 1 << 20;
 const LARGE_SIZES = [(128 << 10) + 1, 200 << 10, MiB - 16, MiB, 3 * MiB];
-
-function checked(heap: SharedHeap): string {
-  try {
-    heap.check();
-    return 'passes';
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 
 /**
  * malloc/free mixes over every class and some large sizes: each block filled with its own
