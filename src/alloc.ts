@@ -19,15 +19,21 @@ const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
 
 /** A block that grows past this many bytes by realloc is given room to grow (reallocGrowth). */
 export const REALLOC_SLACK_FROM = 512;
+/**
+ * ... and at most this size: the classes above have few blocks per slab and slabs of up to 1 MiB,
+ * where the room would cost more memory than the copies it saves.
+ */
+export const REALLOC_SLACK_TO = 32 << 10;
 
 /**
- * What realloc asks for when a block grows: half as much again (at most MAX_SMALL), so that a
+ * What realloc asks for when a block grows: half as much again (at most REALLOC_SLACK_TO), so that a
  * block grown a little at a time (a string appended to) moves O(log n) times instead of at
  * every step; the usable size reports the room.
  */
 export function reallocGrowth(size: number): number {
+  if (size > REALLOC_SLACK_TO) return size;
   const room = size + (size >>> 1);
-  return room < MAX_SMALL ? room : size > MAX_SMALL ? size : MAX_SMALL;
+  return room < REALLOC_SLACK_TO ? room : REALLOC_SLACK_TO;
 }
 
 function checkAttached(t: ThreadContext, fn: string): void {
