@@ -82,7 +82,6 @@ export function checkHeap(h: ThreadContext): void {
     if (kind === K_LARGE) {
       if ((i32[mW + SM_CLS1] - 1) !== -1) fail(`large run at slot ${s} has a class`);
       if (i32[mW + SM_LARGE] !== LARGE_LIVE) fail(`large run at slot ${s} is not marked live`);
-      if (span > SLOTS_PER_SUPER && (s & (SLOTS_PER_SUPER - 1)) !== 0) fail(`large run at slot ${s} is not SuperSlab-aligned`);
       largeBytes += span * SLOT_BYTES;
     } else {
       checkSlab(h, s, span, poolSlabs, inFlight);

@@ -1,6 +1,7 @@
 /**
- * Allocations above MAX_SMALL: a run of slab slots inside one SuperSlab (up to 1 MiB), or a run
- * of whole SuperSlabs. Taken and given back under the global lock; usable size is the run.
+ * Allocations above MAX_SMALL: a run of slab slots inside one SuperSlab (up to 1 MiB), or, above,
+ * a run of slots in a row across SuperSlab boundaries (whole SuperSlabs when it must be aligned to
+ * more than a slot). Taken and given back under the global lock; usable size is the run.
  */
 import {
   F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, K_LARGE, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
@@ -9,7 +10,9 @@ import {
 import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
-import { carveSuperSlabs, commitTaken, findSlots, findWholeSupers, freeSupersAtEnd, returnSlots } from './slots.js';
+import {
+  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAtEnd, freeSupersAtEnd, returnSlots,
+} from './slots.js';
 import { returnStage1Slabs } from './pool.js';
 
 /** A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory. */
@@ -26,6 +29,16 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
       head = findSlots(t, slots, alignSlots);
       if (head === 0 && returnStage1Slabs(t) > 0) head = findSlots(t, slots, alignSlots);
       if (head === 0) head = carveSuperSlabs(t, 1);
+    } else if (align <= SLOT_BYTES) {
+      // Slots in a row, wherever they are free: a request just above 1 MiB takes 17 slots, not
+      // two SuperSlabs, and fits in the free slots of SuperSlabs that are partly in use.
+      head = findRun(t, slots);
+      if (head === 0 && returnStage1Slabs(t) > 0) head = findRun(t, slots);
+      if (head === 0) {
+        const atEnd = freeSlotsAtEnd(t);
+        const fresh = carveSuperSlabs(t, Math.ceil((slots - atEnd) / SLOTS_PER_SUPER));
+        if (fresh !== 0) head = fresh - atEnd;
+      }
     } else {
       const supers = Math.ceil(size / SUPER_BYTES);
       span = supers << SLOTS_SHIFT_IN_SUPER;

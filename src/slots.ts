@@ -124,6 +124,45 @@ export function findWholeSupers(t: ThreadContext, n: number): number {
   return 0;
 }
 
+/**
+ * [L] The first run of `n` free slots in a row (n > SLOTS_PER_SUPER: across SuperSlab
+ * boundaries, starting anywhere), 0 when none.
+ */
+export function findRun(t: ThreadContext, n: number): number {
+  const i32 = t.i32;
+  const carved = Atomics.load(i32, G_CARVED);
+  let run = 0;
+  let start = 0;
+  for (let sup = t.geo.metaSupers; sup < carved; sup++) {
+    const mask = i32[SS_TABLE_W + sup];
+    for (let k = 0; k < SLOTS_PER_SUPER; k++) {
+      if (((mask >>> k) & 1) === 0) {
+        run = 0;
+        continue;
+      }
+      if (run++ === 0) start = (sup << SLOTS_SHIFT_IN_SUPER) + k;
+      if (run === n) return start;
+    }
+  }
+  return 0;
+}
+
+/** [L] Free slots at the end of the carved area (a run may start there and go on into fresh SuperSlabs). */
+export function freeSlotsAtEnd(t: ThreadContext): number {
+  const i32 = t.i32;
+  let n = 0;
+  for (let sup = Atomics.load(i32, G_CARVED) - 1; sup >= t.geo.metaSupers; sup--) {
+    const mask = i32[SS_TABLE_W + sup];
+    if (mask === FULL_MASK) {
+      n += SLOTS_PER_SUPER;
+      continue;
+    }
+    for (let k = SLOTS_PER_SUPER - 1; k >= 0 && ((mask >>> k) & 1) !== 0; k--) n++;
+    break;
+  }
+  return n;
+}
+
 /** [L] Wholly free SuperSlabs at the end of the carved area (a large run may start there). */
 export function freeSupersAtEnd(t: ThreadContext): number {
   const i32 = t.i32;
