@@ -319,7 +319,6 @@ export class SharedHeap {
     return reclaimThread(this.#t, thread);
   }
 
-
   /**
    * Resolves true once this thread holds its Web Lock (named after the heap and `threadId`),
    * false where there is no Web Locks API (Node). A browser worker posts its `threadId` to the
@@ -350,13 +349,11 @@ export class SharedHeap {
     });
   }
 
-
   /** Reclaims automatically when `worker` exits (Node worker_threads Worker). */
   watch(worker: WatchableWorker): void {
     watchWorker(this.#t, worker);
   }
 }
-
 
 /**
  * Debug mode (create({ debug: true }), debug.ts): every call that hands out a block asks for
