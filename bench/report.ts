@@ -158,18 +158,25 @@ function shortNotes(c: CaseResult): string {
   return cut(n.join('; '), NOTES_CELL_MAX);
 }
 
+/** The cold, warm (median, min-max) and x glibc cells both tables show. */
+function speedCells(s: NonNullable<CaseResult['summary']>): string[] {
+  const o = s.opsPerSec;
+  return [
+    s.coldOpsPerSec !== undefined ? fmtOps(s.coldOpsPerSec) : '-',
+    `${fmtOps(o.median)} (${fmtOps(o.min)}-${fmtOps(o.max)})`,
+    s.ratioToGlibc !== undefined ? fmtRatio(s.ratioToGlibc) : '-',
+  ];
+}
+
 /** The default table's rows, as cells (strings); a failed case shows its error in the last cell. */
 export function tableRows(cases: CaseResult[]): string[][] {
   return cases.map((c) => {
     const s = c.summary;
     const head = [workloadCell(c), String(c.spec.threads), c.spec.allocator];
     if (s === undefined) return [...head, '-', '-', '-', '-', '-', '-', `ERROR (see below)`];
-    const o = s.opsPerSec;
     return [
       ...head,
-      s.coldOpsPerSec !== undefined ? fmtOps(s.coldOpsPerSec) : '-',
-      `${fmtOps(o.median)} (${fmtOps(o.min)}-${fmtOps(o.max)})`,
-      s.ratioToGlibc !== undefined ? fmtRatio(s.ratioToGlibc) : '-',
+      ...speedCells(s),
       fmtBytes(s.footprintBytes),
       fmtBytes(s.peakLiveBytes),
       s.footprintRatio !== undefined ? s.footprintRatio.toFixed(2) : '-',
@@ -227,13 +234,10 @@ export function wideTableRows(cases: CaseResult[]): string[][] {
     if (s === undefined) {
       return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
     }
-    const o = s.opsPerSec;
     const lock = s.lockPerMops;
     return [
       ...head,
-      s.coldOpsPerSec !== undefined ? fmtOps(s.coldOpsPerSec) : '-',
-      `${fmtOps(o.median)} (${fmtOps(o.min)}-${fmtOps(o.max)})`,
-      s.ratioToGlibc !== undefined ? fmtRatio(s.ratioToGlibc) : '-',
+      ...speedCells(s),
       fmtBytes(s.footprintBytes),
       fmtBytes(s.metaBytes),
       fmtBytes(s.peakLiveBytes),

@@ -8,7 +8,7 @@ import * as classes from './size-classes.js';
 import { HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
-import { drainPeriodic, freeDrainFull, flushThread } from './magazine.js';
+import { drainPeriodic, freeDrainFull, flushThread, pushFreed } from './magazine.js';
 import {
   REALLOC_SLACK_FROM, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
@@ -209,18 +209,7 @@ export class SharedHeap {
     const from = block >>> 2;
     const to = q >>> 2;
     for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
-    // free's push of the old block, validated above (it is still ALLOCATED: its slab stays put).
-    const topW = t.topW + cls;
-    const top = v[topW];
-    if (v[top] === MAG_FULL_SENTINEL) {
-      freeDrainFull(t, cls, block, st);
-      return q;
-    }
-    t.bytes[st] = ST_CACHED;
-    v[top] = block;
-    v[top + MAG_STATE] = st;
-    v[topW] = top + MAG_ENTRY_WORDS;
-    if (--v[t.drainW + cls] === 0) drainPeriodic(t, cls);
+    pushFreed(t, cls, block, st); // validated above; still ALLOCATED, so its slab stayed put
     return q;
   }
 

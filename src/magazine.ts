@@ -87,7 +87,16 @@ export function freeSmall(t: ThreadContext, block: number): void {
   if ((off & FREE_DIV[d + FD_MASK]) !== 0 || idx >>> 0 >= FREE_DIV[d + FD_COUNT]) {
     throw new Error(`sabmalloc internal error: freeSmall(${block}) of a block that is not a block start`);
   }
-  const st = i32[mW + SM_STATE] + idx;
+  pushFreed(t, cls, block, i32[mW + SM_STATE] + idx);
+}
+
+/**
+ * free's push of a validated live block of class `cls` whose state byte is at `st`: onto the
+ * magazine (a drain first when it is full), then the periodic-drain countdown. The same steps as
+ * SharedHeap.free's fast path, which keeps its own copy inline.
+ */
+export function pushFreed(t: ThreadContext, cls: number, block: number, st: number): void {
+  const i32 = t.i32;
   const topW = t.topW + cls;
   const top = i32[topW];
   if (i32[top] === MAG_FULL_SENTINEL) {
