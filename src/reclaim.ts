@@ -22,7 +22,7 @@ import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { repairStage1Push } from './pool.js';
 import { finishCollect, publishChain, slabMetaOf } from './remote.js';
-import { notifyOrAdopt, processNotices, rebuildFreeList } from './slab.js';
+import { notifyOrAdopt, processNotices, rebuildFreeList, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
 
@@ -153,6 +153,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
   // Its magazines: every entry still CACHED that the journal did not hold.
   const seen = finishJournals(dead);
   crashPoint(CP_RECLAIM);
+  for (let c = 0; c < NUM_CLASSES; c++) repairRefill(dead, c); // a refill batch cut short
   const src = new Int32Array(magazineWords(dead.geo.magCap));
   for (let c = 0; c < NUM_CLASSES; c++) {
     const base = dead.magazineBase(c);

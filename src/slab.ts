@@ -23,64 +23,131 @@ const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORD
 const { COUNT, SIZE, FD_WORDS, FD_SHIFT, FD_INV, FD_MASK, FREE_DIV } = classes;
 
 /**
- * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`. Every block is
- * committed on its own (list head, counts, magazine top) before the next, so a thread stopped at
- * any loop back-edge leaves each block either on the slab's list or in its magazine.
+ * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`, first from its
+ * local free list, then never-used blocks, in batches: the entries are written above the top,
+ * reversed so that malloc pops them in list order (the most recently freed first) and carved
+ * blocks in address order; then the top is raised (states still FREE), the states are set to
+ * CACHED, and only then the slab's list head or BUMP and its counts move. A thread stopped
+ * anywhere in a batch leaves entries the reclaim can sort out: a magazine entry whose state
+ * is still FREE is not taken, and one whose state says CACHED but that the slab has not given
+ * up yet (still on its list, or at or above BUMP) is fixed by repairRefill before the reclaim
+ * drains the magazine.
  */
 export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: number): number {
   const i32 = t.i32;
-  const bytes = t.bytes;
   const mW = t.metaW(slot);
   const topW = t.topW + cls;
-  let got = 0;
   if (i32[mW + SM_FREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
-  while (got < n && i32[mW + SM_FREE] !== 0) {
-    crashPoint(CP_REFILL);
-    const b = i32[mW + SM_FREE];
-    const st = stateOf(i32, mW, cls, b);
-    const top = i32[topW];
-    const next = i32[(b >>> 2) + FREE_LINK_W];
-    // The link lives in the freed block itself: a write after free would send us anywhere.
-    if (next !== 0 && !isFreeBlock(t, mW, cls, next)) freeListCorrupted(t, mW, cls, b, next);
-    i32[mW + SM_FREE] = next;
-    i32[mW + SM_NFREE]--;
-    i32[mW + SM_INUSE]++;
-    bytes[st] = ST_CACHED;
-    i32[top] = b;
-    i32[top + MAG_STATE] = st;
-    i32[topW] = top + MAG_ENTRY_WORDS;
-    got++;
-  }
+  let got = 0;
+  if (i32[mW + SM_FREE] !== 0) got = takeListed(t, mW, cls, topW, n);
   const count = COUNT[cls];
-  if (got < n && i32[mW + SM_BUMP] < count) {
+  const bump = i32[mW + SM_BUMP];
+  if (got < n && bump < count) {
+    const k = Math.min(n - got, count - bump);
     const size = SIZE[cls];
-    const data = i32[mW + SM_DATA];
-    const state = i32[mW + SM_STATE];
-    while (got < n && i32[mW + SM_BUMP] < count) {
-      crashPoint(CP_REFILL);
-      const bump = i32[mW + SM_BUMP];
-      const top = i32[topW];
-      i32[mW + SM_BUMP] = bump + 1;
-      i32[mW + SM_INUSE]++;
-      bytes[state + bump] = ST_CACHED;
-      i32[top] = data + bump * size;
-      i32[top + MAG_STATE] = state + bump;
-      i32[topW] = top + MAG_ENTRY_WORDS;
-      got++;
+    const data = i32[mW + SM_DATA] + bump * size;
+    const state = i32[mW + SM_STATE] + bump;
+    const top = i32[topW];
+    // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first.
+    for (let j = 0, w = top + (k - 1) * MAG_ENTRY_WORDS; j < k; j++, w -= MAG_ENTRY_WORDS) {
+      i32[w] = data + j * size;
+      i32[w + MAG_STATE] = state + j;
     }
+    i32[topW] = top + k * MAG_ENTRY_WORDS;
+    crashPoint(CP_REFILL);
+    const bytes = t.bytes;
+    for (let j = 0; j < k; j++) bytes[state + j] = ST_CACHED;
+    crashPoint(CP_REFILL);
+    i32[mW + SM_BUMP] = bump + k;
+    i32[mW + SM_INUSE] += k;
+    crashPoint(CP_REFILL);
+    got += k;
   }
   return got;
 }
 
-/** Whether `b` is a FREE block of the slab (head meta `mW`, class `cls`): what a list link must be. */
-function isFreeBlock(t: ThreadContext, mW: number, cls: number, b: number): boolean {
+/** takeBlocks' first half: up to `n` blocks off the slab's (non-empty) local free list. */
+function takeListed(t: ThreadContext, mW: number, cls: number, topW: number, n: number): number {
   const i32 = t.i32;
-  // Exact division by the block size as in free(), on offsets inside the slab's blocks.
-  const off = b - i32[mW + SM_DATA];
+  const bytes = t.bytes;
+  const data = i32[mW + SM_DATA];
+  const state = i32[mW + SM_STATE];
+  const span = COUNT[cls] * SIZE[cls];
+  const bump = i32[mW + SM_BUMP];
   const d = cls * FD_WORDS;
-  const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);
-  if (off < 0 || off >= COUNT[cls] * SIZE[cls] || (off & FREE_DIV[d + FD_MASK]) !== 0) return false; // the range free()'s division is tested on
-  return idx >>> 0 < i32[mW + SM_BUMP] && t.bytes[i32[mW + SM_STATE] + idx] === ST_FREE;
+  const shift = FREE_DIV[d + FD_SHIFT];
+  const inv = FREE_DIV[d + FD_INV];
+  const mask = FREE_DIV[d + FD_MASK];
+  const top = i32[topW];
+  let b = i32[mW + SM_FREE];
+  let st = stateOf(i32, mW, cls, b);
+  let w = top;
+  let got = 0;
+  // Entries in list order from the top down; each link checked before it is followed (it lives
+  // in the freed block itself: a write after free would send us anywhere).
+  for (;;) {
+    i32[w] = b;
+    i32[w + MAG_STATE] = st;
+    w += MAG_ENTRY_WORDS;
+    got++;
+    const next = i32[(b >>> 2) + FREE_LINK_W];
+    if (next !== 0) {
+      const off = next - data;
+      const idx = Math.imul(off >>> shift, inv);
+      if (off < 0 || off >= span || (off & mask) !== 0 || idx >>> 0 >= bump || bytes[state + idx] !== ST_FREE) {
+        freeListCorrupted(t, mW, cls, b, next); // nothing committed yet
+      }
+      st = state + idx;
+    }
+    b = next;
+    if (b === 0 || got === n) break;
+  }
+  // Reverse, so that the list's first block is on top.
+  for (let lo = top, hi = w - MAG_ENTRY_WORDS; lo < hi; lo += MAG_ENTRY_WORDS, hi -= MAG_ENTRY_WORDS) {
+    const lb = i32[lo];
+    const ls = i32[lo + MAG_STATE];
+    i32[lo] = i32[hi];
+    i32[lo + MAG_STATE] = i32[hi + MAG_STATE];
+    i32[hi] = lb;
+    i32[hi + MAG_STATE] = ls;
+  }
+  i32[topW] = w;
+  crashPoint(CP_REFILL);
+  for (let e = top; e < w; e += MAG_ENTRY_WORDS) bytes[i32[e + MAG_STATE]] = ST_CACHED;
+  crashPoint(CP_REFILL);
+  i32[mW + SM_FREE] = b;
+  i32[mW + SM_NFREE] -= got;
+  i32[mW + SM_INUSE] += got;
+  crashPoint(CP_REFILL);
+  return got;
+}
+
+/**
+ * Reclaim, before a dead thread's magazine of `cls` is drained: if it died inside a refill batch
+ * from its current slab (takeBlocks), its magazine may hold CACHED blocks the slab has not given
+ * up yet. BUMP is moved past the carved ones, and the list and counts are rebuilt from the
+ * states (which leaves CACHED blocks off the list and counts them as in use, as the drain that
+ * follows expects).
+ */
+export function repairRefill(t: ThreadContext, cls: number): void {
+  const i32 = t.i32;
+  const slot = i32[t.thW + TH_CUR + cls];
+  if (slot === 0) return;
+  const mW = t.metaW(slot);
+  if (i32[mW + SM_OWNER] !== t.slot || i32[mW + SM_CLS1] - 1 !== cls) return;
+  const data = i32[mW + SM_DATA];
+  const size = SIZE[cls];
+  const count = COUNT[cls];
+  const end = Math.min(i32[t.topW + cls], t.magazineBase(cls) + t.magCapCls[cls] * MAG_ENTRY_WORDS);
+  let bump = i32[mW + SM_BUMP];
+  for (let w = t.magazineBase(cls); w < end; w += MAG_ENTRY_WORDS) {
+    const off = i32[w] - data;
+    if (off < 0 || off >= count * size || off % size !== 0) continue;
+    const idx = off / size;
+    if (idx >= bump && t.bytes[i32[w + MAG_STATE]] === ST_CACHED) bump = idx + 1;
+  }
+  i32[mW + SM_BUMP] = bump;
+  rebuildFreeList(t, mW, cls);
 }
 
 /**
@@ -116,6 +183,8 @@ export function rebuildFreeList(t: ThreadContext, mW: number, cls: number): void
   i32[mW + SM_FREE] = head;
   i32[mW + SM_NFREE] = nfree;
   i32[mW + SM_INUSE] = bump - nfree;
+  // Blocks at or above BUMP were never handed out (a refill batch may have been cut short).
+  for (let idx = bump; idx < COUNT[cls]; idx++) bytes[state + idx] = ST_FREE;
 }
 
 // ---- Partial list: owned slabs of one class with local free blocks, not current -------------
