@@ -138,8 +138,8 @@ export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, f
 /**
  * Returns the journal's entries from TH_JOURNAL_DONE on to their slabs: blocks of t's own slabs
  * onto the local list, the others as one chain per run of blocks of the same slab onto that
- * slab's remote list. Each block is committed on its own (list head, counts, then the progress
- * word), so a reclaimer can finish a drain stopped anywhere. `keep`: see afterBlocksReturned.
+ * slab's remote list. Each run is committed before the progress word moves past it, so a
+ * reclaimer can finish a drain stopped anywhere. `keep`: see afterBlocksReturned.
  */
 export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void {
   const i32 = t.i32;
@@ -155,25 +155,32 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
     const mW = smW + (slab << SM_SHIFT);
     let next = 0;
     if (i32[mW + SM_OWNER] === t.slot) {
-      // A run of blocks of one of our own slabs onto its local list: plain writes.
-      let free = i32[mW + SM_FREE];
-      let nfree = i32[mW + SM_NFREE];
-      let inuse = i32[mW + SM_INUSE];
+      // A run of blocks of one of our own slabs onto its local list, as one batch: links (each
+      // block to the one drained before it, the first to the old head), states FREE, then the
+      // head and counts, then the progress word. A thread stopped before the head moved leaves
+      // FREE blocks off the list, which the reclaim's rebuild of its slabs lists again (and the
+      // journal's redo skips, as their state says FREE).
+      const first = e;
+      let prev = i32[mW + SM_FREE];
       for (;;) {
         const b = i32[e];
-        bytes[i32[e + MAG_STATE]] = ST_FREE;
-        i32[(b >>> 2) + FREE_LINK_W] = free;
-        free = b;
-        i32[mW + SM_FREE] = free;
-        i32[mW + SM_NFREE] = ++nfree;
-        i32[mW + SM_INUSE] = --inuse;
+        i32[(b >>> 2) + FREE_LINK_W] = prev;
+        prev = b;
         e += MAG_ENTRY_WORDS;
-        i32[doneW] = e - jW;
-        crashPoint(CP_DRAIN);
         if (e >= end) break;
         next = i32[smW + ((i32[e] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
         if (next !== slab) break;
       }
+      crashPoint(CP_DRAIN);
+      for (let f = first; f < e; f += MAG_ENTRY_WORDS) bytes[i32[f + MAG_STATE]] = ST_FREE;
+      crashPoint(CP_DRAIN);
+      const r = (e - first) / MAG_ENTRY_WORDS;
+      i32[mW + SM_FREE] = prev;
+      i32[mW + SM_NFREE] += r;
+      i32[mW + SM_INUSE] -= r;
+      crashPoint(CP_DRAIN);
+      i32[doneW] = e - jW;
+      crashPoint(CP_DRAIN);
       afterBlocksReturned(t, slab, cls, keep);
     } else {
       // Another thread's (or an abandoned) slab: one chain of the consecutive entries of that slab.

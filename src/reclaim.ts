@@ -236,8 +236,9 @@ function finishJournals(dead: ThreadContext): Set<number> {
   const done = i32[dead.thW + TH_JOURNAL_DONE] + MAG_ENTRY_WORDS * inflight;
   if (inflight > 0) resolveInflight(dead, jW + i32[dead.thW + TH_JOURNAL_DONE], inflight);
   // Entries after those were never published: still ours while their state says CACHED, or
-  // PENDING (a chain whose states were being set, TH_INFLIGHT not yet stored); FREE: a local push
-  // completed just before its progress word, already back on its slab.
+  // PENDING (a chain whose states were being set, TH_INFLIGHT not yet stored); FREE: a run of its
+  // own slab's blocks whose states were set (on the slab's list, or listed again by the rebuild of
+  // the dead thread's slabs at the end of the reclaim).
   const rest = new Int32Array(n);
   let m = 0;
   for (let w = jW + done; w < jW + n; w += MAG_ENTRY_WORDS) {

@@ -98,6 +98,7 @@ describe('sabmalloc in Chromium', () => {
       bad: number;
       workerOps: number[];
       acquisitions: number;
+      mainAcquisitions: number;
       contended: number;
       spins: number;
       checkPassed: boolean;
@@ -106,7 +107,7 @@ describe('sabmalloc in Chromium', () => {
     console.log(
       `main thread: malloc spun ${r.forced.mallocMs.toFixed(1)} ms (${r.forced.spins} spins) for a lock a worker held ${r.forced.holdMs} ms; ` +
         `beside 2 busy workers ${r.calls} calls took ${r.callMs.toFixed(1)} ms in all, longest ${r.maxCallMs.toFixed(2)} ms ` +
-        `(wall ${r.wallMs.toFixed(0)} ms); lock: ${r.acquisitions} acquisitions, ${r.contended} contended, ${r.spins} spins; ` +
+        `(wall ${r.wallMs.toFixed(0)} ms); lock: ${r.acquisitions} acquisitions (${r.mainAcquisitions} by the main thread), ${r.contended} contended, ${r.spins} spins; ` +
         `worker ops ${r.workerOps.join(', ')}`,
     );
     expect(r.canWaitOnMain).toBe(false); // Atomics.wait throws on a browser main thread
@@ -123,7 +124,10 @@ describe('sabmalloc in Chromium', () => {
     expect(r.checkPassed).toBe(true);
     expect(r.bad).toBe(0);
     expect(r.workerOps.every((n) => n > 0)).toBe(true);
-    expect(r.acquisitions).toBeGreaterThan(1000);
+    // The workers' mix goes to the lock all the time; how many times in the main thread's window
+    // depends on scheduling (2,204-9,994 in three quiet runs, 595 under a parallel test run).
+    expect(r.acquisitions).toBeGreaterThan(100);
+    expect(r.acquisitions).toBeGreaterThan(r.mainAcquisitions);
     expect(r.calls).toBe(5996); // 3000 mallocs and their frees
     // A call that spins while a descheduled worker holds the lock can take tens of ms on 2 cores;
     // a main thread stuck for good would time the test out.

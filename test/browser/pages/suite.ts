@@ -159,6 +159,13 @@ async function crossFreesScenario() {
   }
 }
 
+/** The global-lock acquisitions of the calling thread so far. */
+function ownAcquisitions(heap: SharedHeap): number {
+  const me = heap.stats().threads.find((th) => th.threadId === heap.threadId);
+  if (me === undefined) throw new Error('the calling thread is missing from stats().threads');
+  return me.lockAcquisitions;
+}
+
 async function nonBlockingScenario() {
   // Magazines of one or two blocks and a slab that holds two blocks: nearly every operation
   // goes to the pool, and emptied slabs give their slots back under the global lock.
@@ -202,6 +209,7 @@ async function nonBlockingScenario() {
     await waitAtLeast(ctl, C_READY, workers.length);
     await Promise.all(workers.map((_, i) => waitAtLeast(ctl, C_COUNT + i, CHUNK)));
     const before = heap.stats().lock;
+    const mainBefore = ownAcquisitions(heap);
     // The main thread runs the same mix and times every call.
     let callMs = 0;
     let maxCallMs = 0;
@@ -233,6 +241,7 @@ async function nonBlockingScenario() {
     }
     for (let i = 0; i < live.length; i += 2) heap.free(live[i]!);
     const wallMs = performance.now() - t0;
+    const mainAcquisitions = ownAcquisitions(heap) - mainBefore;
     Atomics.store(ctl, C_STOP, 1);
     const results = await Promise.all(loops);
     const after = heap.stats().lock;
@@ -254,6 +263,7 @@ async function nonBlockingScenario() {
       bad: bad + results.reduce((n, r) => n + r.bad, 0),
       workerOps: results.map((r) => r.ops),
       acquisitions: after.acquisitions - before.acquisitions,
+      mainAcquisitions,
       contended: after.contended - before.contended,
       spins: after.spins - before.spins,
       checkPassed,
