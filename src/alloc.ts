@@ -26,13 +26,14 @@ export const REALLOC_SLACK_FROM = 512;
 export const REALLOC_SLACK_TO = 32 << 10;
 
 /**
- * What realloc asks for when a block grows: half as much again (at most REALLOC_SLACK_TO), so that a
+ * What realloc asks for when a block grows: twice the size (at most REALLOC_SLACK_TO), so that a
  * block grown a little at a time (a string appended to) moves O(log n) times instead of at
- * every step; the usable size reports the room.
+ * every step, and one that doubles (a buffer of a program that doubles its own) moves every
+ * other time; the usable size reports the room.
  */
 export function reallocGrowth(size: number): number {
   if (size > REALLOC_SLACK_TO) return size;
-  const room = size + (size >>> 1);
+  const room = size * 2;
   return room < REALLOC_SLACK_TO ? room : REALLOC_SLACK_TO;
 }
 
