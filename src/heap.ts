@@ -35,8 +35,8 @@ const attached = new Map<number, SharedHeap>();
 /** Only create() and attach() may construct an instance. */
 const CONSTRUCT = Symbol('SharedHeap');
 let contextOf: (heap: SharedHeap) => ThreadContext;
-/** realloc's fast path copies up to this many bytes word by word; larger copies use copyWithin (a native call). */
-const REALLOC_WORD_COPY = 1024;
+/** realloc's fast path copies up to this many bytes word by word, larger copies with copyWithin (a native call). */
+const REALLOC_WORD_COPY = 128;
 
 function attachedContext(heap: SharedHeap, fn: string): ThreadContext {
   const t = contextOf(heap);
@@ -175,9 +175,9 @@ export class SharedHeap {
   /**
    * Resizes a block, keeping its contents up to the smaller size; 0 (old block intact) when out
    * of memory. Fast path (a live small block, a small size): free's validation, then the block
-   * itself when it still fits, else malloc's fast path, a word copy and free's push; no
-   * Atomics, no object. Anything else (errors, large blocks, copies above REALLOC_WORD_COPY)
-   * goes to reallocImpl.
+   * itself when it still fits, else malloc's fast path, a copy (word by word up to
+   * REALLOC_WORD_COPY bytes, else copyWithin) and free's push; no Atomics, no object. Anything
+   * else (errors, large blocks) goes to reallocImpl.
    */
   realloc(block: number, size: number): number {
     const t = this.#t;
@@ -201,14 +201,17 @@ export class SharedHeap {
     const usable = SIZE[cls];
     if (size <= usable && (size > usable >>> 1 || usable <= 16)) return block;
     const keep = size < usable ? size : usable;
-    if (keep > REALLOC_WORD_COPY) return reallocImpl(t, block, size);
     const q = this.malloc(size > usable && size > REALLOC_SLACK_FROM ? reallocGrowth(size) : size);
     if (q === 0) return 0;
-    // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
-    const v = t.i32; // malloc may have refreshed the views
-    const from = block >>> 2;
-    const to = q >>> 2;
-    for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
+    if (keep <= REALLOC_WORD_COPY) {
+      // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
+      const v = t.i32; // malloc may have refreshed the views
+      const from = block >>> 2;
+      const to = q >>> 2;
+      for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
+    } else {
+      t.bytes.copyWithin(q, block, block + keep);
+    }
     pushFreed(t, cls, block, st); // validated above; still ALLOCATED, so its slab stayed put
     return q;
   }
