@@ -21,7 +21,7 @@ import { HeapStateError } from './errors.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_DRAIN_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
-  G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT, TH_DRAIN,
+  G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
   TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
 const { NUM_CLASSES, SIZE } = classes;
 
@@ -73,8 +73,12 @@ export class ThreadContext {
   thW = 0;
   /** thW + TH_TOP: per-class magazine tops. */
   topW = 0;
-  /** thW + TH_DRAIN: per-class countdowns to the periodic drain. */
-  drainW = 0;
+  /**
+   * Frees left before the next periodic drain, which drains the class of the free that brings
+   * it to 0: each class is so drained once per drainInterval of its own frees on average, with
+   * one counter (a plain field of this thread's object) instead of one shared word per class.
+   */
+  drainLeft = 0;
   /** Float64 index of the slot's counters (TF_*). */
   tfW = 0;
   /** The public id of the thread bound to the slot (see the file comment). */
@@ -115,7 +119,7 @@ export class ThreadContext {
     this.slot = slot;
     this.thW = geo.threadsW + slot * geo.threadWords;
     this.topW = this.thW + TH_TOP;
-    this.drainW = this.thW + TH_DRAIN;
+    this.drainLeft = this.drainInterval;
     this.tfW = (this.thW + TH_F64_W) >>> 1;
   }
 

@@ -24,7 +24,10 @@ export interface HeapOptions {
   magazineCapacity?: number;
   /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
   refillCount?: number;
-  /** A thread drains a class's magazine after this many frees of that class. Default 1024. */
+  /**
+   * After every this many frees, a thread drains the magazine of the class it is freeing: each
+   * class about once per this many of its own frees. Default 1024.
+   */
   drainInterval?: number;
   /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */
   stage1Keep?: number;

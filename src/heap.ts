@@ -125,9 +125,9 @@ export class SharedHeap {
    * Frees a block from any thread. Fast path, no Atomics and no object: the slot meta gives
    * class, data and state offsets, a multiply by the inverse of the block size finds the
    * block's index, its state byte must say ALLOCATED, then a magazine push and the drain
-   * countdown: 18 loads (context fields, slot-limit and meta words, the four division
-   * constants, state byte, top, the entry under it, the countdown) and 5 stores (state byte,
-   * entry block and state, top, countdown). Misuse, large blocks and blocks beyond this
+   * countdown (a field of the context): 18 loads (context fields, slot-limit and meta words, the
+   * four division constants, state byte, top, the entry under it, the countdown) and 5 stores
+   * (state byte, entry block and state, top, countdown). Misuse, large blocks and blocks beyond this
    * thread's views go to freeSlow, which throws before changing anything.
    */
   free(block: number): void {
@@ -164,7 +164,7 @@ export class SharedHeap {
     i32[top] = block;
     i32[top + MAG_STATE] = st;
     i32[topW] = top + MAG_ENTRY_WORDS;
-    if (--i32[t.drainW + cls] === 0) drainPeriodic(t, cls);
+    if (--t.drainLeft === 0) drainPeriodic(t, cls);
   }
 
   /** malloc(n * size) whose bytes read as zero; 0 when out of memory or when n * size overflows. */

@@ -58,7 +58,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /** A magazine of a large class holds at most this many bytes of blocks. */
@@ -246,8 +246,7 @@ export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab'
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
 export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
-export const TH_DRAIN = TH_TOP + CLASS_SLOTS; //      [O] per class: frees left before the next periodic drain
-export const TH_CUR = TH_DRAIN + CLASS_SLOTS; //      [O] per class: current slab's head slot (0 = none)
+export const TH_CUR = TH_TOP + CLASS_SLOTS; //      [O] per class: current slab's head slot (0 = none)
 export const TH_PARTIAL = TH_CUR + CLASS_SLOTS; //    [O] per class: first slab on the partial list (0 = none)
 export const TH_PARTIAL_TAIL = TH_PARTIAL + CLASS_SLOTS; // [O] per class: last slab on the partial list (0 = none)
 // Invariant of a partial list: its slabs with INUSE == 0 (empty, kept) come after all the others,

@@ -107,7 +107,7 @@ export function pushFreed(t: ThreadContext, cls: number, block: number, st: numb
   i32[top] = block;
   i32[top + MAG_STATE] = st;
   i32[topW] = top + MAG_ENTRY_WORDS;
-  if (--i32[t.drainW + cls] === 0) drainPeriodic(t, cls);
+  if (--t.drainLeft === 0) drainPeriodic(t, cls);
 }
 
 // ---- Drain ------------------------------------------------------------------------------------
@@ -238,11 +238,11 @@ export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: 
 }
 
 /**
- * Every drainInterval frees of a class: drain that whole magazine (an empty current slab goes
- * back too) and look at notices.
+ * After every drainInterval frees of this thread (t.drainLeft), for the class of the last one:
+ * drain that whole magazine (an empty current slab goes back too) and look at notices.
  */
 export function drainPeriodic(t: ThreadContext, cls: number): void {
-  t.i32[t.drainW + cls] = t.drainInterval;
+  t.drainLeft = t.drainInterval;
   drainClass(t, cls);
   processNotices(t);
   releaseEmptyPartials(t, cls);
