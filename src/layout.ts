@@ -155,6 +155,12 @@ export const SS_TABLE_W = HEADER_WORDS;
 //   NFREE == #FREE == |local free list|               (so INUSE + NFREE == BUMP)
 //   every block on the local list is FREE, every block on the remote list PENDING
 //   OWNER == OWNER_POOL  =>  INUSE == 0, and the slab is on exactly one Stage-1 list
+// They hold whenever the owner is outside a batch. Its two batches change them in steps that a
+// reclaim puts right (reclaim.ts): a refill (slab.ts takeBlocks) raises the magazine top, sets
+// the states CACHED, then moves FREE or BUMP and the counts (repairRefill advances BUMP over
+// CACHED magazine entries and rebuilds the list from the states); a drain of a run (magazine.ts
+// drainJournal) links the blocks, sets the states FREE, then moves FREE and the counts (the
+// rebuild of the dead thread's slabs lists FREE blocks the head did not reach yet).
 export const SM_SHIFT = 5;
 export const SM_WORDS = 1 << SM_SHIFT; // 32 words (128 bytes)
 export const SM_KIND = 0; //        [L] K_NONE, K_FREE, K_SLAB, K_LARGE
