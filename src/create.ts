@@ -25,8 +25,8 @@ export interface HeapOptions {
   /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
   refillCount?: number;
   /**
-   * After every this many frees, a thread drains the magazine of the class it is freeing: each
-   * class about once per this many of its own frees. Default 1024.
+   * After every this many frees, a thread drains the magazine of the class it is freeing and, in
+   * turn, one other class's that holds blocks. Default 1024.
    */
   drainInterval?: number;
   /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */

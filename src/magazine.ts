@@ -239,13 +239,32 @@ export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: 
 
 /**
  * After every drainInterval frees of this thread (t.drainLeft), for the class of the last one:
- * drain that whole magazine (an empty current slab goes back too) and look at notices.
+ * drain that whole magazine (an empty current slab goes back too), and the next class after the
+ * one drained that way last time whose magazine holds blocks; then look at notices. (Frees that
+ * come in a fixed pattern, a struct and then its string, would otherwise end every countdown on
+ * the same class, and the other class's magazine would never be drained this way.)
  */
 export function drainPeriodic(t: ThreadContext, cls: number): void {
   t.drainLeft = t.drainInterval;
   drainClass(t, cls);
+  const other = nextCachedClass(t, cls);
+  if (other >= 0) drainClass(t, other);
   processNotices(t);
   releaseEmptyPartials(t, cls);
+  if (other >= 0) releaseEmptyPartials(t, other);
+}
+
+/** The first class after t.drainCursor (in turn, not `skip`) whose magazine holds blocks; -1 when none. */
+function nextCachedClass(t: ThreadContext, skip: number): number {
+  const i32 = t.i32;
+  for (let k = 1; k <= NUM_CLASSES; k++) {
+    const c = (t.drainCursor + k) % NUM_CLASSES;
+    if (c !== skip && i32[t.topW + c] !== t.magazineBase(c)) {
+      t.drainCursor = c;
+      return c;
+    }
+  }
+  return -1;
 }
 
 /** Empties the magazine of `cls` back into the slabs; empty slabs, the current one too, go to the pool. */

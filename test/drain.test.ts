@@ -1,11 +1,14 @@
 /**
- * Drain interval (src/refill.ts drainPeriodic): a thread that only frees does not sit on the
- * blocks it freed. Every `drainInterval` frees of a class it drains that magazine, so without any
- * flush the blocks go back to their slabs, empty slabs go back to the pool, and the memory is
- * reused instead of the heap growing.
+ * Drain interval (src/magazine.ts drainPeriodic): a thread that only frees does not sit on the
+ * blocks it freed. After every `drainInterval` frees it drains the magazine of the class it frees
+ * (and, in turn, one other class's), so without any flush the blocks go back to their slabs,
+ * empty slabs go back to the pool, and the memory is reused instead of the heap growing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLASS_SIZES, SharedHeap } from '../src/index.js';
+import { internals } from '../src/heap.js';
+import { MAG_ENTRY_WORDS } from '../src/layout.js';
+import { classOf } from '../src/size-classes.js';
 import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -75,6 +78,31 @@ describe('drain interval', () => {
     heap.check();
     expect(heap.stats().liveBytes).toBe(0);
   }, 20_000);
+
+  it('two classes freed in turn: both magazines are drained, not only the one whose frees end the countdown', () => {
+    const heap = SharedHeap.create(OPTIONS);
+    const t = internals(heap);
+    const cached = (cls: number) => (t.i32[t.topW + cls]! - t.magazineBase(cls)) / MAG_ENTRY_WORDS;
+    const [a, b] = [classOf(SIZE), classOf(SIZE / 2)];
+    expect(t.magCapCls[a]).toBeGreaterThanOrEqual(BLOCKS); // neither magazine fills up in this test
+    expect(t.magCapCls[b]).toBeGreaterThanOrEqual(BLOCKS);
+    const as = Array.from({ length: BLOCKS }, () => heap.malloc(SIZE));
+    const bs = Array.from({ length: BLOCKS }, () => heap.malloc(SIZE / 2));
+    heap.flush(); // empty magazines, and a countdown that has not started
+    const drains = heap.stats().threads.find((x) => x.threadId === heap.threadId)!.drains;
+    let most = [0, 0];
+    for (let i = 0; i < BLOCKS; i++) {
+      heap.free(as[i]!);
+      heap.free(bs[i]!); // every drainInterval-th free is one of these
+      most = [Math.max(most[0]!, cached(a)), Math.max(most[1]!, cached(b))];
+    }
+    // Each class is drained every drainInterval frees (of both), so neither holds more than that.
+    expect(most[0]).toBeLessThanOrEqual(DRAIN);
+    expect(most[1]).toBeLessThanOrEqual(DRAIN);
+    expect(heap.stats().threads.find((x) => x.threadId === heap.threadId)!.drains - drains).toBeGreaterThanOrEqual((2 * BLOCKS) / DRAIN);
+    expect(heap.stats().liveBytes).toBe(0);
+    heap.check();
+  });
 
   it('a worker that only frees the blocks of a live owner keeps fewer than drainInterval of them', async () => {
     const heap = SharedHeap.create(OPTIONS);
