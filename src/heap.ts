@@ -10,7 +10,7 @@ import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { drainPeriodic, freeDrainFull, flushThread, pushFreed } from './magazine.js';
 import {
-  REALLOC_SLACK_FROM, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, REALLOC_SLACK_FROM as SLACK_FROM_IMPORTED, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
@@ -29,6 +29,8 @@ export type { HeapOptions };
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
+const REALLOC_SHRINK = SHRINK_IMPORTED;
+const REALLOC_SLACK_FROM = SLACK_FROM_IMPORTED;
 
 /** Instances per heap id in this thread: attaching twice returns the same one. */
 const attached = new Map<number, SharedHeap>();
@@ -199,7 +201,7 @@ export class SharedHeap {
       return reallocImpl(t, block, size);
     }
     const usable = SIZE[cls];
-    if (size <= usable && (size > usable >>> 1 || usable <= 16)) return block;
+    if (size <= usable && (size > usable >>> REALLOC_SHRINK || usable <= 16)) return block;
     const keep = size < usable ? size : usable;
     const q = this.malloc(size > usable && size > REALLOC_SLACK_FROM ? reallocGrowth(size) : size);
     if (q === 0) return 0;
