@@ -29,6 +29,7 @@ export type { HeapOptions };
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
+// realloc's fast path reads alloc.ts's two constants through module-local copies too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
 const REALLOC_SLACK_FROM = SLACK_FROM_IMPORTED;
 
