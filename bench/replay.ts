@@ -58,18 +58,10 @@ export interface Trace {
   readonly slots: number;
 }
 
-export interface ReplayResult {
+export interface ReplayResult extends Omit<ReplayCounts, 'liveBytes'> {
   name: string;
   /** Operations replayed (a, c, r and f lines). */
   ops: number;
-  mallocs: number;
-  callocs: number;
-  reallocs: number;
-  frees: number;
-  /** Sum of the sizes of the a, c and r operations. */
-  bytesRequested: number;
-  /** Peak of live requested bytes. */
-  peakLiveBytes: number;
   /** Blocks and bytes the trace left live (freed afterwards, untimed). */
   liveBlocksAtEnd: number;
   liveBytesAtEnd: number;
@@ -77,9 +69,6 @@ export interface ReplayResult {
   footprintBytes: number | undefined;
   /** footprintBytes / peakLiveBytes, if both are known and non-zero. */
   footprintRatio: number | undefined;
-  /** uint32 sum of the marker bytes read back. */
-  checksum: number;
-  elapsedNs: number;
   opsPerSec: number;
 }
 
@@ -303,9 +292,13 @@ export interface ReplayCounts {
   callocs: number;
   reallocs: number;
   frees: number;
+  /** Sum of the sizes of the a, c and r operations. */
   bytesRequested: number;
+  /** Peak of live requested bytes. */
   peakLiveBytes: number;
+  /** Live requested bytes when the loop ended. */
   liveBytes: number;
+  /** uint32 sum of the marker bytes read back. */
   checksum: number;
   elapsedNs: number;
 }
@@ -339,21 +332,15 @@ export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = 
     if (p !== 0) alloc.free(p);
   }
 
+  const { liveBytes, ...counts } = c;
   return {
     name: trace.name,
     ops: trace.count,
-    mallocs: c.mallocs,
-    callocs: c.callocs,
-    reallocs: c.reallocs,
-    frees: c.frees,
-    bytesRequested: c.bytesRequested,
-    peakLiveBytes: c.peakLiveBytes,
+    ...counts,
     liveBlocksAtEnd,
-    liveBytesAtEnd: c.liveBytes,
+    liveBytesAtEnd: liveBytes,
     footprintBytes,
     footprintRatio: footprintBytes !== undefined && c.peakLiveBytes > 0 ? footprintBytes / c.peakLiveBytes : undefined,
-    checksum: c.checksum,
-    elapsedNs: c.elapsedNs,
     opsPerSec: c.elapsedNs > 0 ? (trace.count * 1e9) / c.elapsedNs : 0,
   };
 }
