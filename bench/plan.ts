@@ -138,8 +138,9 @@ const W5_SLACK_MIB = 64;
  * The sabmalloc heap of a W5 replay: a growable SharedArrayBuffer that starts
  * at 64 MiB and may grow to twice the trace's peak live bytes plus 64 MiB
  * (at most 2047 MiB). Growable, so that the replay pays for growing the heap
- * as a program would, and the footprint reported (stats().peakFootprintBytes,
- * metadata included) is what the allocator took, not what was reserved.
+ * as a program would; the footprint reported (stats().peakFootprintBytes,
+ * metadata included) counts the pages the heap handed out or wrote, what the
+ * operating system holds for it, as the natives' RSS does.
  * Twice the peak live bytes covers size-class rounding (at most 25%), slabs
  * and magazines that are partly used, and blocks freed late; the 64 MiB are
  * for the metadata and for traces whose live set is small. A trace that

@@ -7,7 +7,7 @@
 import {
   ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
   K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_COUNT_W, S1_HEAD_W,
-  S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA,
+  S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords,
@@ -85,6 +85,12 @@ export function checkHeap(h: ThreadContext): void {
       largeBytes += span * SLOT_BYTES;
     } else {
       checkSlab(h, s, span, poolSlabs, inFlight);
+    }
+    // The footprint counts every byte handed out: SM_TOUCHED covers the run, or the slab up to BUMP.
+    const end = kind === K_LARGE ? (s + span) << SLOT_SHIFT : i32[mW + SM_DATA] + Math.min(i32[mW + SM_BUMP], COUNT[i32[mW + SM_CLS1] - 1]!) * SIZE[i32[mW + SM_CLS1] - 1]!;
+    for (let k = s; k < s + span && k << SLOT_SHIFT < end; k++) {
+      const touched = i32[meta(k) + SM_TOUCHED];
+      if (touched < Math.min(end - (k << SLOT_SHIFT), SLOT_BYTES)) fail(`slot ${k}: SM_TOUCHED ${touched} does not cover the bytes handed out (up to ${hex(end)})`);
     }
     s += span;
   }

@@ -11,7 +11,7 @@ import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
-  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAtEnd, freeSupersAtEnd, returnSlots,
+  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAtEnd, freeSupersAtEnd, noteTouched, returnSlots,
 } from './slots.js';
 import { returnStage1Slabs } from './pool.js';
 
@@ -65,6 +65,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
         i32[mW + SM_FREED_CLS] = 0;
       }
       i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
+      noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size
       crashPoint(CP_LARGE);
       commitTaken(t, head, span);
       crashPoint(CP_LARGE);

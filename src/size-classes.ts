@@ -13,7 +13,7 @@
  *
  * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each). A slab of a small class is
  *   [ state bytes: one per block, padded to HDR[cls] ][ COUNT[cls] blocks of SIZE[cls] ]
- * A slab of at most SM_STATE_BYTES blocks (classes from 8 KiB up) keeps its state bytes in its
+ * A slab of at most SM_STATE_BYTES blocks (classes from 2560 bytes up) keeps its state bytes in its
  * head slot's meta entry instead (META_STATES[cls] = 1, HDR = 0), so that blocks such as 32 KiB
  * fill a 64 KiB slab exactly.
  * The span is the smallest power of two of slots whose tail waste is at most 1/32 of the slab

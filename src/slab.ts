@@ -13,6 +13,7 @@ import { CP_REFILL, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
 import { releaseEmptySlab } from './pool.js';
+import { noteTouched } from './slots.js';
 import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -48,6 +49,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     const data = i32[mW + SM_DATA] + bump * size;
     const state = i32[mW + SM_STATE] + bump;
     const top = i32[topW];
+    noteTouched(t, data, data + k * size); // first: a thread that dies in the batch leaves no page uncounted
     // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first.
     for (let j = 0, w = top + (k - 1) * MAG_ENTRY_WORDS; j < k; j++, w -= MAG_ENTRY_WORDS) {
       i32[w] = data + j * size;
@@ -146,6 +148,7 @@ export function repairRefill(t: ThreadContext, cls: number): void {
     const idx = off / size;
     if (idx >= bump && t.bytes[i32[w + MAG_STATE]] === ST_CACHED) bump = idx + 1;
   }
+  if (bump > i32[mW + SM_BUMP]) noteTouched(t, data + i32[mW + SM_BUMP] * size, data + bump * size);
   i32[mW + SM_BUMP] = bump;
   rebuildFreeList(t, mW, cls);
 }

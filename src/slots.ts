@@ -11,7 +11,7 @@ import {
   ABANDONED_W, F_LARGE_LIVE_BYTES, F_PEAK_CARVED, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
   K_LARGE, K_SLAB, LARGE_LIVE, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
-  SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER,
+  SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER,
 } from './layout.js';
 import { CP_GIVE_BACK, CP_GROWTH, crashPoint } from './crash.js';
 import { HDR, META_STATES, SPAN } from './size-classes.js';
@@ -21,6 +21,20 @@ import type { ThreadContext } from './context.js';
 export function slabStateBase(t: ThreadContext, head: number, cls: number): number {
   if (META_STATES[cls] !== 0) return (t.metaW(head) + SM_STATES_W) * 4;
   return head << SLOT_SHIFT;
+}
+
+/**
+ * Raises SM_TOUCHED of the slots of the slab or run at `head` to cover the bytes up to `end`
+ * (an offset into the buffer), starting at `from` (an offset in the slab, where the slots
+ * below were covered before). Called by whoever holds the slots (see SM_TOUCHED).
+ */
+export function noteTouched(t: ThreadContext, from: number, end: number): void {
+  const i32 = t.i32;
+  for (let s = from >>> SLOT_SHIFT, last = (end - 1) >>> SLOT_SHIFT; s <= last; s++) {
+    const w = t.metaW(s) + SM_TOUCHED;
+    const upTo = Math.min(end - (s << SLOT_SHIFT), SLOT_BYTES);
+    if (upTo > i32[w]) i32[w] = upTo;
+  }
 }
 
 /** [L] Writes the metas of a fresh slab owned by t's slot; its state bytes are zeroed (FREE). */
@@ -50,6 +64,7 @@ export function initSlab(t: ThreadContext, head: number, cls: number): void {
   Atomics.store(i32, mW + SM_NOTIFIED, 0);
   Atomics.store(i32, mW + SM_OWNER, t.slot);
   t.bytes.fill(0, state, state + (META_STATES[cls] !== 0 ? SM_STATE_BYTES : HDR[cls]));
+  if (HDR[cls] !== 0) noteTouched(t, start, start + HDR[cls]);
 }
 
 /** [L] Clears the free-mask bits of slots [head, head + span): the commit point of a take. */

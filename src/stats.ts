@@ -5,7 +5,7 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_PEAK_CARVED, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, ST_ALLOCATED, SUPER_SHIFT,
+  F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_FREE,
 } from './layout.js';
@@ -67,13 +67,20 @@ export interface HeapStats {
   lock: LockStats;
   stages: StageStats;
   /**
-   * Bytes of the buffer in use: the carved SuperSlabs, plus the metadata pages ever touched
-   * (header, SuperSlab table, slot metas of carved SuperSlabs, thread areas of slots ever
-   * attached; pages of a SharedArrayBuffer that were never touched take no memory).
+   * Memory the buffer takes: its pages that the heap ever handed out or wrote (blocks carved
+   * from a slab and the slab's header, large runs, over every use of each slot), plus the
+   * metadata pages ever touched (header, SuperSlab table, slot metas of carved SuperSlabs,
+   * thread areas of slots ever attached). Pages of a SharedArrayBuffer that were never touched
+   * take no memory, and a page once touched is never given back, so this is what the operating
+   * system holds for the buffer (its resident pages: test/footprint.test.ts compares the two).
    */
   footprintBytes: number;
-  /** footprintBytes at the heap's largest (peak carved SuperSlabs). */
+  /** The largest footprintBytes so far: the same figure, since no page is ever given back. */
   peakFootprintBytes: number;
+  /** Address space the heap has taken: the carved SuperSlabs plus the metadata pages (as above). */
+  carvedBytes: number;
+  /** carvedBytes at the heap's largest. */
+  peakCarvedBytes: number;
   /** The metadata part of footprintBytes. */
   metadataBytes: number;
   bufferBytes: number;
@@ -149,6 +156,10 @@ export function collectStats(h: ThreadContext): HeapStats {
       lockAcquisitions: f64[fw + TF_LOCK_ACQ],
     });
   }
+  // Pages the heap ever handed out or wrote, slot by slot (SM_TOUCHED): what the operating system
+  // holds for the buffer. Nothing gives a page back to it, so this is also the peak.
+  let touched = 0;
+  for (let s = firstSlot; s < endSlot; s++) touched += Math.ceil(i32[h.smW + (s << SM_SHIFT) + SM_TOUCHED] / PAGE_BYTES) * PAGE_BYTES;
   const largeLive = f64[F_LARGE_LIVE_BYTES];
   const carved = Atomics.load(i32, G_CARVED);
   const peakCarved = Math.max(f64[F_PEAK_CARVED], carved);
@@ -171,8 +182,10 @@ export function collectStats(h: ThreadContext): HeapStats {
       adopted: f64[F_ADOPTED],
       slotsReturned: f64[F_SLOTS_RETURNED],
     },
-    footprintBytes: (carved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, carved),
-    peakFootprintBytes: (peakCarved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, peakCarved),
+    footprintBytes: touched + metadataBytes(h, carved),
+    peakFootprintBytes: touched + metadataBytes(h, carved),
+    carvedBytes: (carved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, carved),
+    peakCarvedBytes: (peakCarved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, peakCarved),
     metadataBytes: metadataBytes(h, carved),
     bufferBytes: Atomics.load(i32, G_BUFFER_SUPERS) * SUPER_BYTES,
     maxBytes: i32[G_MAX_SUPERS] * SUPER_BYTES,

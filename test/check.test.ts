@@ -562,7 +562,7 @@ describe('never hangs, never throws anything else', () => {
     const trials = Number(process.env.CHECK_FUZZ_TRIALS ?? 2000);
     const heap0 = busyHeap();
     const { geo } = raw(heap0);
-    const carved = heap0.stats().footprintBytes >>> SUPER_SHIFT;
+    const carved = heap0.stats().carvedBytes >>> SUPER_SHIFT;
     // the words that matter: header, SuperSlab table, slot metas of carved slots, thread 0's area
     const regions: Array<[number, number]> = [
       [0, HEADER_WORDS + carved],

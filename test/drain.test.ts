@@ -50,7 +50,7 @@ describe('drain interval', () => {
     const slabs = new Set(blocks.map((p) => p >>> 16));
     expect(slabs.size).toBe(5);
     await owner.remote.detach(); // its slabs are abandoned with their blocks still out
-    const footprint = heap.stats().footprintBytes;
+    const footprint = heap.stats().carvedBytes;
     const before = returned(heap);
 
     const freer = await attachedWorker(heap);
@@ -71,7 +71,7 @@ describe('drain interval', () => {
     // The main thread reuses that memory: the heap does not grow.
     const again: number[] = [];
     for (let i = 0; i < BLOCKS; i++) again.push(heap.malloc(SIZE));
-    expect(heap.stats().footprintBytes).toBe(footprint);
+    expect(heap.stats().carvedBytes).toBe(footprint);
     expect(new Set(again.map((p) => p >>> 16)).size).toBe(5);
     for (const p of again) heap.free(p);
     heap.flush();
@@ -119,11 +119,11 @@ describe('drain interval', () => {
       expect(heap.stats().liveBytes).toBe(0);
       const s = heap.stats();
       if (round === 0) {
-        footprint = s.footprintBytes;
+        footprint = s.carvedBytes;
         stage3 = s.stages.stage3;
       } else {
         // The main thread reused its slabs (the remote frees were collected): nothing new carved.
-        expect(s.footprintBytes, `round ${round}`).toBe(footprint);
+        expect(s.carvedBytes, `round ${round}`).toBe(footprint);
         expect(s.stages.stage3, `round ${round}`).toBe(stage3);
       }
     }

@@ -1,0 +1,74 @@
+/**
+ * Child process of test/footprint.test.ts: one heap (so that its buffer is a mapping of its own),
+ * a mixed single-thread run, then the kernel's resident size of the buffer's mapping (smaps Rss,
+ * which leaves out pages only read, mapped to the shared zero page) next to the heap's stats.
+ * Prints `RESULT {json}`. Argument: "full" writes every usable byte of each block, "ends" one
+ * byte at each end (as the trace replay does).
+ */
+import { readFileSync } from 'node:fs';
+import { SharedHeap } from '../src/index.js';
+import { KiB, MiB, rng } from './fixtures.js';
+
+function residentBytes(buffer: SharedArrayBuffer): number {
+  const bytes = buffer.byteLength;
+  const lines = readFileSync('/proc/self/smaps', 'utf8').split('\n');
+  let found = -1;
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) rw-p /.exec(lines[i]!);
+    if (m === null) continue;
+    const size = Number(BigInt('0x' + m[2]) - BigInt('0x' + m[1]));
+    if (size < bytes || size > bytes + 64 * KiB) continue;
+    for (let j = i + 1; j < lines.length && !/^[0-9a-f]+-/.test(lines[j]!); j++) {
+      const r = /^Rss:\s+(\d+) kB/.exec(lines[j]!);
+      if (r !== null) {
+        if (found >= 0) throw new Error(`two mappings of ${bytes} bytes`);
+        found = Number(r[1]) * KiB;
+      }
+    }
+  }
+  if (found < 0) throw new Error(`no mapping of ${bytes} bytes (merged with a neighbour?)`);
+  return found;
+}
+
+const mode = process.argv[2] ?? 'full';
+const heap = SharedHeap.create({ initialBytes: 93 * MiB, maxBytes: 93 * MiB });
+const atStart = { resident: residentBytes(heap.buffer), footprint: heap.stats().footprintBytes };
+const next = rng(7);
+const live: number[] = [];
+const touch = (p: number): void => {
+  const n = heap.usableSize(p);
+  if (mode === 'full') heap.u8.fill(0xa5, p, p + n);
+  else {
+    heap.u8[p] = 1;
+    heap.u8[p + n - 1] = 1;
+  }
+};
+for (let i = 0; i < 40_000; i++) {
+  const r = next() % 100;
+  const size = next() % 100 < 97 ? 1 + (next() % (r < 50 ? 512 : 24 * KiB)) : 130 * KiB + (next() % (170 * KiB));
+  if (live.length > 0 && r < 45) {
+    const k = next() % live.length;
+    heap.free(live[k]!);
+    live[k] = live[live.length - 1]!;
+    live.pop();
+  } else if (live.length > 0 && r < 55) {
+    const k = next() % live.length;
+    live[k] = heap.realloc(live[k]!, size);
+    touch(live[k]!);
+  } else {
+    const p = r < 60 ? heap.calloc(1, size) : heap.malloc(size);
+    touch(p);
+    live.push(p);
+  }
+}
+heap.check();
+const s = heap.stats();
+const out = {
+  atStart,
+  resident: residentBytes(heap.buffer),
+  footprint: s.footprintBytes,
+  peakFootprint: s.peakFootprintBytes,
+  carved: s.carvedBytes,
+  live: s.liveBytes,
+};
+console.log('RESULT ' + JSON.stringify(out));
