@@ -1,15 +1,18 @@
 /**
  * Size classes.
  *
- * Class sizes are multiples of 16: 16, 32, ... 128 in steps of 16, then four classes per
- * doubling (160, 192, 224, 256), eight per doubling from FINE_FROM to FINE_TO (288, 320, ...
- * 1024), and four per doubling above (1280, 1536, ...) up to MAX_SMALL. Eight steps where the
- * objects of parsers and interpreters fall (a quarter step there wasted 15% of jq_customers'
- * memory); four elsewhere, since every class more is one more partly used slab per thread.
+ * Class sizes are multiples of 16: 16, 32, ... 128 in steps of 16, four classes per doubling
+ * (160, 192, 224, 256), every multiple of 16 from STEP16_FROM to STEP16_TO (272, 288, ... 512),
+ * eight per doubling up to FINE_TO (576, 640, ... 1024), and four per doubling above (1280,
+ * 1536, ...) up to MAX_SMALL. The objects of parsers and interpreters fall in 256-1024 bytes:
+ * there a coarse step is memory lost on every object (jq_customers keeps 85,000 nodes of 392
+ * bytes, which lost 24 bytes each in a 416-byte class; steps of 16 there: footprint 1.20x ->
+ * 1.17x peak live). Four per doubling elsewhere, since every class more is one more partly used
+ * slab per thread (gawk_records, with its small live set, pays for these 8 more classes too).
  * Worst-case internal waste, tested for every size in test/size-classes.test.ts:
- *   size <= 128:                 usable - size <= 15 bytes
- *   FINE_FROM < size <= FINE_TO: usable < 1.125 * size  (the step is an eighth of the power of two below)
- *   other sizes:                 usable < 1.25 * size   (a quarter)
+ *   size <= 128 or STEP16_FROM < size <= STEP16_TO: usable - size <= 15 bytes
+ *   STEP16_TO < size <= FINE_TO:                    usable < 1.125 * size  (an eighth of the power of two below)
+ *   other sizes:                                    usable < 1.25 * size   (a quarter)
  *
  * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each). A slab of a small class is
  *   [ state bytes: one per block, padded to HDR[cls] ][ COUNT[cls] blocks of SIZE[cls] ]
@@ -24,8 +27,9 @@
 import { CLASS_SLOTS, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SM_STATE_BYTES } from './layout.js';
 
 export const MAX_SMALL = 128 << 10; // 128 KiB: larger requests take runs of slab slots
-export const FINE_FROM = 256; // eight classes per doubling in (FINE_FROM, FINE_TO], four elsewhere above 128
-export const FINE_TO = 1024;
+export const STEP16_FROM = 256; // every multiple of 16 in (STEP16_FROM, STEP16_TO] is a class
+export const STEP16_TO = 512;
+export const FINE_TO = 1024; // eight classes per doubling in (STEP16_TO, FINE_TO], four elsewhere above 128
 const MAX_BLOCK_ALIGN = 4096;
 /**
  * Classes from this size take the fewest slots that hold a block: a slab of a few large blocks
@@ -39,14 +43,14 @@ function buildSizes(): number[] {
   const sizes: number[] = [];
   for (let s = 16; s <= 128; s += 16) sizes.push(s);
   for (let base = 128; base < MAX_SMALL; base *= 2) {
-    const steps = base >= FINE_FROM && base < FINE_TO ? 8 : 4;
+    const steps = base === STEP16_FROM ? STEP16_FROM / 16 : base >= STEP16_TO && base < FINE_TO ? 8 : 4;
     for (let k = 1; k <= steps; k++) sizes.push(base + (base / steps) * k);
   }
   return sizes;
 }
 
 const SIZES = buildSizes();
-export const NUM_CLASSES = SIZES.length; // 56
+export const NUM_CLASSES = SIZES.length; // 64
 if (NUM_CLASSES > CLASS_SLOTS) throw new Error(`size-classes: ${NUM_CLASSES} classes, the layout has room for ${CLASS_SLOTS}`);
 
 /** Block size of each class, in bytes. */

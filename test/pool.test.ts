@@ -275,7 +275,7 @@ describe('exhaustion', () => {
   ];
 
   it.each(patterns)('$name: fill until malloc returns 0, check, free all, refill to >= 99%', ({ sizeOf }) => {
-    // 7 SuperSlabs of blocks: 112 slab slots, enough for a slab of each of the 56 classes and more
+    // 7 SuperSlabs of blocks: 112 slab slots, enough for a slab of each of the 64 classes and more
     // (a 3 MiB heap has fewer slots than the 36 classes up to 4 KiB have slabs and magazines).
     const heap = fresh({ initialBytes: 8 * MiB });
     const first = fillUntilFull(heap, sizeOf, 1e6);

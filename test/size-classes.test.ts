@@ -4,11 +4,12 @@
  * exact block indices, and alignedClassOf picks the smallest class that is aligned enough.
  */
 import { describe, expect, it } from 'vitest';
-import { SLOTS_PER_SUPER, SLOT_BYTES, SM_STATE_BYTES } from '../src/layout.js';
+import { CLASS_SLOTS, SLOTS_PER_SUPER, SLOT_BYTES, SM_STATE_BYTES } from '../src/layout.js';
 import {
   ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, SIZE, SPAN,
   alignedClassOf, classOf, slabBytes,
-  FINE_FROM,
+  STEP16_FROM,
+  STEP16_TO,
   FINE_TO,
   FEWEST_SLOTS_FROM,
 } from '../src/size-classes.js';
@@ -22,7 +23,7 @@ function isPowerOfTwo(n: number): boolean {
 describe('class sizes', () => {
   it('are strictly increasing multiples of 16 from 16 up to MAX_SMALL', () => {
     expect(SIZE.length).toBe(NUM_CLASSES);
-    expect(NUM_CLASSES).toBeLessThanOrEqual(64); // per-class header arrays hold 64
+    expect(NUM_CLASSES).toBeLessThanOrEqual(CLASS_SLOTS); // per-class arrays of the layout
     expect(SIZE[0]).toBe(16);
     expect(SIZE[NUM_CLASSES - 1]).toBe(MAX_SMALL);
     for (let cls = 0; cls < NUM_CLASSES; cls++) {
@@ -31,10 +32,14 @@ describe('class sizes', () => {
     }
   });
 
-  it('have eight classes per doubling from FINE_FROM to FINE_TO, four elsewhere above 128 bytes', () => {
+  it('have steps of 16 up to 128 and from STEP16_FROM to STEP16_TO, eight per doubling from there to FINE_TO, four elsewhere', () => {
+    const all = Array.from(SIZE);
+    for (let s = 16; s <= 128; s += 16) expect(all).toContain(s);
+    for (let s = STEP16_FROM + 16; s <= STEP16_TO; s += 16) expect(all).toContain(s);
     for (let base = 128; base < MAX_SMALL; base *= 2) {
-      const n = Array.from(SIZE).filter((s) => s > base && s <= 2 * base).length;
-      expect(n, `classes in (${base}, ${2 * base}]`).toBe(base >= FINE_FROM && base < FINE_TO ? 8 : 4);
+      const n = all.filter((s) => s > base && s <= 2 * base).length;
+      const want = base === STEP16_FROM ? STEP16_FROM / 16 : base >= STEP16_TO && base < FINE_TO ? 8 : 4;
+      expect(n, `classes in (${base}, ${2 * base}]`).toBe(want);
     }
   });
 
@@ -47,8 +52,8 @@ describe('class sizes', () => {
       else if (usable < size) failures.push(`size ${size}: class ${cls} holds only ${usable}`);
       else if (cls > 0 && SIZE[cls - 1] >= size) failures.push(`size ${size}: class ${cls - 1} (${SIZE[cls - 1]}) would do`);
       // size 0 takes the smallest class (tested below)
-      else if (size > 0 && size <= 128 && usable - size > 15) failures.push(`size ${size}: ${usable - size} bytes wasted (> 15)`);
-      else if (size > FINE_FROM && size <= FINE_TO && !(usable < 1.125 * size)) failures.push(`size ${size}: usable ${usable} >= 1.125 * size`);
+      else if (size > 0 && (size <= 128 || (size > STEP16_FROM && size <= STEP16_TO)) && usable - size > 15) failures.push(`size ${size}: ${usable - size} bytes wasted (> 15)`);
+      else if (size > STEP16_TO && size <= FINE_TO && !(usable < 1.125 * size)) failures.push(`size ${size}: usable ${usable} >= 1.125 * size`);
       else if (size > 128 && !(usable < 1.25 * size)) failures.push(`size ${size}: usable ${usable} >= 1.25 * size`);
       if (failures.length > 10) break;
     }
