@@ -62,6 +62,8 @@ export interface RunRecord {
   footprintBytes?: number;
   /** sabmalloc: the heap's metadata (its footprint before the first allocation). */
   metaBytes?: number;
+  /** sabmalloc: stats().peakCarvedBytes, the address space of the carved SuperSlabs (metadata included). */
+  carvedBytes?: number;
   /** sabmalloc: counters of the timed part. */
   lock?: LockDelta;
   stages?: { stage1: number; stage2: number; stage3: number; stage1Pushes: number };
@@ -82,6 +84,7 @@ export interface CaseSummary {
   /** ops/s median over glibc native's median for the same workload (W5: trace) and threads. */
   ratioToGlibc?: number;
   footprintBytes?: number;
+  carvedBytes?: number;
   metaBytes?: number;
   peakLiveBytes: number;
   footprintRatio?: number;

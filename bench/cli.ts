@@ -433,7 +433,8 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   const legend = opts.wide
     ? 'cold: the warm-up run (the first call of the timed loop in fresh workers); ops/s: median of the timed runs (min-max); ' +
       'x glibc: over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc peak footprint (pages ' +
-      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, native peak RSS (W5: its growth during the replay); peak live: peak of live requested ' +
+      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, native peak RSS (W5: its growth during the ' +
+      'replay); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
       'bytes (with threads, the sum of per-thread/per-array peaks); lock and stage counters: timed part only (S1/S2/S3 and ' +
       'remote frees per run).'
     : 'cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max); ' +

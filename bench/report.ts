@@ -217,6 +217,7 @@ export const WIDE_TABLE_HEADER = [
   'ops/s median (min-max)',
   'x glibc',
   'footprint',
+  'carved',
   'meta',
   'peak live',
   'fp/live',
@@ -232,13 +233,14 @@ export function wideTableRows(cases: CaseResult[]): string[][] {
     const s = c.summary;
     const head = [c.spec.allocator, c.spec.trace !== undefined ? `${c.spec.workload} ${c.spec.trace}` : c.spec.workload, String(c.spec.threads)];
     if (s === undefined) {
-      return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
+      return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
     }
     const lock = s.lockPerMops;
     return [
       ...head,
       ...speedCells(s),
       fmtBytes(s.footprintBytes),
+      fmtBytes(s.carvedBytes),
       fmtBytes(s.metaBytes),
       fmtBytes(s.peakLiveBytes),
       s.footprintRatio !== undefined ? s.footprintRatio.toFixed(2) : '-',
@@ -264,7 +266,7 @@ export function formatTable(header: readonly string[], rows: string[][], numeric
 }
 
 export function renderWideTable(cases: CaseResult[]): string {
-  return formatTable(WIDE_TABLE_HEADER, wideTableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
+  return formatTable(WIDE_TABLE_HEADER, wideTableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]));
 }
 
 export const MICRO_HEADER = ['allocator', 'micro-benchmark', 'ops/s (median)', 'mean ns', 'p50 ns', 'p99 ns', 'rme %', 'samples'] as const;

@@ -216,6 +216,7 @@ function jsRecord(
   };
   if (before !== undefined && after !== undefined) {
     rec.footprintBytes = after.peakFootprintBytes;
+    rec.carvedBytes = after.peakCarvedBytes;
     rec.metaBytes = metaBytes;
     const l0 = before.lock;
     const l1 = after.lock;

@@ -29,6 +29,8 @@ export function summarize(c: CaseResult): CaseSummary {
     s.footprintBytes = median(fps);
     if (s.peakLiveBytes > 0) s.footprintRatio = s.footprintBytes / s.peakLiveBytes;
   }
+  const carved = runs.map((r) => r.carvedBytes).filter((x): x is number => x !== undefined);
+  if (carved.length > 0) s.carvedBytes = median(carved);
   if (runs[0]?.metaBytes !== undefined) s.metaBytes = runs[0].metaBytes;
   if (runs.every((r) => r.lock !== undefined)) {
     const totalOps = runs.reduce((a, r) => a + r.ops, 0);
