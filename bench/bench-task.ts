@@ -6,7 +6,7 @@
  * Protocol of a run with T threads, over a small SharedArrayBuffer (the
  * "control", laid out by {@link createControl}):
  *
- * 1. Each thread attaches to the heap (or makes its own @thi.ng/malloc pool),
+ * 1. Each thread attaches to the heap (or makes its own @thi.ng/malloc pool or dlmalloc-wasm heap),
  *    does the untimed setup (W3's fill, W5's trace parse), adds 1 to READY
  *    and waits for GO.
  * 2. The main thread waits for READY = T, snapshots heap.stats(), writes the
@@ -27,6 +27,7 @@ import { SharedHeap } from '../src/index.js';
 import { copyFor } from './copies.js';
 import { lockStorm, lockStormCleanup } from './lock-storm.js';
 import { loadTrace, readTraceOps, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
+import { createWasmDlmalloc } from './wasm-dlmalloc.js';
 import {
   emptyResult,
   larsonCleanup,
@@ -47,7 +48,7 @@ import {
 /** The workloads that run on JavaScript allocators. */
 export type JsWorkload = 'W1' | 'W2' | 'W3' | 'W5' | 'LOCK';
 /** The JavaScript allocators. */
-export type JsAllocatorName = 'sabmalloc' | 'thi.ng';
+export type JsAllocatorName = 'sabmalloc' | 'thi.ng' | 'dlmalloc-wasm';
 
 /** Parameters of one run of a workload; per thread where that applies. */
 export interface WorkloadParams {
@@ -83,6 +84,8 @@ export interface RunTask {
   heap?: SharedArrayBuffer;
   /** thi.ng: bytes of the pool this thread creates. */
   poolBytes?: number;
+  /** dlmalloc-wasm: the compiled module (bench/wasm-dlmalloc.ts). */
+  wasmPath?: string;
   /** W3: the T larson arrays, each 2 * chunks Int32 words (see LarsonBlocks). */
   larson?: SharedArrayBuffer;
 }
@@ -286,17 +289,18 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
   let heap: SharedHeap | undefined;
   try {
     let alloc: ReplayAllocator;
-    let thing: ThingAllocator | undefined;
     if (task.allocator === 'sabmalloc') {
       if (task.heap === undefined) throw new Error('bench task: sabmalloc needs the heap buffer');
       heap = SharedHeap.attach(task.heap);
       alloc = heap;
+    } else if (task.allocator === 'dlmalloc-wasm') {
+      if (task.wasmPath === undefined) throw new Error('bench task: dlmalloc-wasm needs the module path');
+      alloc = createWasmDlmalloc(task.wasmPath);
     } else {
-      thing = await createThingAllocator(task.poolBytes ?? 256 << 20);
-      alloc = thing;
+      alloc = await createThingAllocator(task.poolBytes ?? 256 << 20);
     }
     const result = runWorkload(task, alloc, ctl, f64);
-    if (thing !== undefined) result.footprintBytes = result.footprintBytes ?? thing.footprint();
+    if (heap === undefined && alloc.footprint !== undefined) result.footprintBytes = result.footprintBytes ?? alloc.footprint();
     return result;
   } catch (err) {
     abortControl(ctl);
@@ -322,7 +326,9 @@ function runWorkload(task: RunTask, alloc: ReplayAllocator, ctl: Int32Array, f64
     waitWhile(ctl, CTL_CLEANUP, 0);
     return end;
   };
-  const footprint = (): number | undefined => (alloc instanceof ThingAllocator ? alloc.footprint() : undefined);
+  // The peers' own high-water marks (sabmalloc's footprint comes from stats() in the main thread).
+  const peer = name !== 'sabmalloc';
+  const footprint = (): number | undefined => (peer ? alloc.footprint?.() : undefined);
 
   if (workload === 'W1' || workload === 'W2' || workload === 'LOCK') {
     const startNs = start();
@@ -394,7 +400,7 @@ function runWorkload(task: RunTask, alloc: ReplayAllocator, ctl: Int32Array, f64
     total.elapsedNs += r.elapsedNs;
     if (r.footprintBytes !== undefined && r.footprintBytes > fp) fp = r.footprintBytes;
   }
-  total.footprintBytes = alloc instanceof ThingAllocator ? fp : undefined;
+  total.footprintBytes = peer ? fp : undefined;
   total.endNs = finish();
   return total;
 }

@@ -37,6 +37,7 @@ import {
 import { BenchRunner } from './run.js';
 import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
+import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, renderMicroTable, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
 
@@ -59,7 +60,7 @@ Options:
   --cycles N          cycles per thread for every workload (W3: operations per thread;
                       W5: operations replayed, a trace repeated to reach them); default per workload
   --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
-  --allocators LIST   any of sabmalloc, thi.ng, glibc, jemalloc, tcmalloc, mimalloc;
+  --allocators LIST   any of sabmalloc, thi.ng, dlmalloc-wasm, glibc, jemalloc, tcmalloc, mimalloc;
                       'native' = every native one; default: all that are available
   --json FILE         write the environment and every run as JSON
   --svg FILE          write a chart of ops/s against threads
@@ -107,7 +108,7 @@ export interface CliOptions {
   smoke: boolean;
 }
 
-const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
+const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
 
 function positiveInt(name: string, s: string, max: number): number {
   if (!/^\d+$/.test(s.trim())) throw new UsageError(`${name}: expected a positive integer, got ${JSON.stringify(s)}`);
@@ -170,6 +171,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
       if (a === '') continue;
       if (a === 'native') allocators.push('glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc');
       else if (a === 'thing' || a === '@thi.ng/malloc') allocators.push('thi.ng');
+      else if (a === 'dlmalloc' || a === 'wasm') allocators.push('dlmalloc-wasm');
       else if (a === 'glibc' || a === 'system') allocators.push('glibc', 'system'); // one name or the other, by platform
       else if (KNOWN_ALLOCATORS.includes(a)) allocators.push(a);
       else throw new UsageError(`--allocators: unknown allocator ${JSON.stringify(raw)} (expected ${KNOWN_ALLOCATORS.join(', ')} or native)`);
@@ -325,6 +327,14 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     if (hasThing) allocators.add('thi.ng');
     else note('thi.ng: skipped: @thi.ng/malloc is not installed (it is a devDependency: npm install -D @thi.ng/malloc)');
   }
+  let hasWasm = false;
+  if (want('dlmalloc-wasm') && opts.workloads.some((w) => w === 'W1' || w === 'W2' || w === 'W5')) {
+    const skip = wasmSkipReason();
+    if (skip === undefined) {
+      hasWasm = true;
+      allocators.add('dlmalloc-wasm');
+    } else note(`dlmalloc-wasm: ${skip}`);
+  }
   const wantsNative = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'].some(want);
   const nativeWorkloads = opts.workloads.some((w) => NATIVE_WORKLOADS.has(w));
   const peers = wantsNative && nativeWorkloads ? nativePeers() : { natives: [] };
@@ -374,6 +384,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     traces,
     allocators,
     thingAvailable: hasThing,
+    wasmAvailable: hasWasm,
     natives: peers.natives,
     note,
   });
@@ -439,7 +450,8 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       'remote frees per run).'
     : 'cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max); ' +
       'x glibc: warm median over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc ' +
-      'stats().peakFootprintBytes (pages of the buffer handed out or written, metadata included), thi.ng pool top, native peak RSS (W5: its growth during the replay); ' +
+      'stats().peakFootprintBytes (pages of the buffer handed out or written, metadata included), thi.ng pool top, dlmalloc-wasm memory ' +
+      'size, native peak RSS (W5: its growth during the replay); ' +
       'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks). ' +
       'Lock and stage counters: --wide, and in --json.';
   io.out(wrap(legend) + '\n');

@@ -45,6 +45,8 @@ export interface PlanOptions {
   /** Allocators wanted: 'sabmalloc', 'thi.ng', and native names. */
   allocators: Set<string>;
   thingAvailable: boolean;
+  /** Whether the WebAssembly peer could be built (bench/wasm-dlmalloc.ts); false if not asked for. */
+  wasmAvailable?: boolean;
   natives: NativeAllocator[];
   /** Told why a case is left out. */
   note?: (message: string) => void;
@@ -204,6 +206,18 @@ export function planCases(o: PlanOptions): CaseSpec[] {
             });
           }
         }
+        if (o.allocators.has('dlmalloc-wasm') && o.wasmAvailable === true && threads === 1 && WASM_WORKLOADS.has(workload)) {
+          cases.push({
+            allocator: 'dlmalloc-wasm',
+            family: 'js',
+            workload,
+            ...traceField,
+            threads: 1,
+            params,
+            cycles: opsPerThread(workload, params),
+            notes: [...notes, 'footprint = memory size'],
+          });
+        }
         if (o.allocators.has('thi.ng') && o.thingAvailable && threads === 1 && workload !== 'LOCK') {
           if (trace !== undefined && trace.ops > THING_MAX_CYCLES) {
             o.note?.(`thi.ng: W5 ${trace.name}: skipped: ${fmtInt(trace.ops)} operations (it takes ~10-17 us an operation; at most ${fmtInt(THING_MAX_CYCLES)})`);
@@ -235,6 +249,9 @@ export function planCases(o: PlanOptions): CaseSpec[] {
   }
   return cases;
 }
+
+/** The workloads the WebAssembly peer runs: one heap, one thread (W3 frees across threads, LOCK is about the lock). */
+const WASM_WORKLOADS = new Set<Workload>(['W1', 'W2', 'W5']);
 
 /** Whether @thi.ng/malloc can be imported (it is a devDependency). */
 export async function thingAvailable(): Promise<boolean> {

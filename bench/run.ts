@@ -8,7 +8,7 @@
  *   cold figure) and the timed runs are warm;
  *   heap.check() after each run; lock and stage counters are the difference
  *   of two heap.stats() snapshots taken around the timed part.
- * - @thi.ng/malloc: single thread, in its own one-worker pool.
+ * - @thi.ng/malloc and dlmalloc-wasm: single thread, in their own one-worker pool.
  * - Native: bench/native.ts runs the C program with the system allocator and
  *   each LD_PRELOAD library found, on the same parameters.
  *
@@ -36,6 +36,7 @@ import {
 import type { CaseResult, CaseSpec, RunRecord } from './case.js';
 import { collectGarbage } from './gc.js';
 import { runNative, type NativeParams, type NativeWorkload } from './native.js';
+import { wasmBinaryPath } from './wasm-dlmalloc.js';
 
 /** A pause before each release, so that the collection's background work (sweeping, unmapping) is done. */
 const SETTLE_MS = 100;
@@ -124,7 +125,7 @@ export class BenchRunner {
     for (let t = 0; t < T; t++) {
       const task: RunTask = {
         kind: 'run',
-        allocator: spec.allocator === 'sabmalloc' ? 'sabmalloc' : 'thi.ng',
+        allocator: spec.allocator === 'sabmalloc' || spec.allocator === 'dlmalloc-wasm' ? spec.allocator : 'thi.ng',
         workload: spec.workload,
         threads: T,
         thread: t,
@@ -132,6 +133,7 @@ export class BenchRunner {
         control,
         heap: heap?.buffer,
         poolBytes: spec.poolBytes,
+        wasmPath: spec.allocator === 'dlmalloc-wasm' ? wasmBinaryPath() : undefined,
         larson,
       };
       tasks.push(

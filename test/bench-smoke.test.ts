@@ -275,7 +275,7 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     writeFileSync(join(traces, 'alpha.trace'), makeSampleTrace(400, 7));
     writeFileSync(join(traces, 'beta.trace.gz'), gzipSync(makeSampleTrace(500, 11)));
     writeFileSync(join(traces, 'notes.txt'), 'not a trace\n');
-    run = await runCli(['bench', 'W5', '--trace', traces, '--runs', '2', '--cycles', '2000', '--allocators', 'sabmalloc,glibc', '--json', join(dir, 'w5.json')]);
+    run = await runCli(['bench', 'W5', '--trace', traces, '--runs', '2', '--cycles', '2000', '--allocators', 'sabmalloc,glibc,dlmalloc-wasm', '--json', join(dir, 'w5.json')]);
     if (run.code === 0) report = JSON.parse(readFileSync(join(dir, 'w5.json'), 'utf8')) as BenchReport;
   }, 120_000);
 
@@ -283,13 +283,13 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('replays each *.trace and *.trace.gz of the folder, with glibc in the same run', () => {
+  it('replays each *.trace and *.trace.gz of the folder, with glibc and dlmalloc-wasm in the same run', () => {
     expect(run.stderr + run.stdout).not.toMatch(/FAILED|ERROR/);
     expect(run.code).toBe(0);
     const rows = tableRows(run.stdout);
     const expected = natives
-      ? ['W5 alpha|glibc', 'W5 alpha|sabmalloc', 'W5 beta|glibc', 'W5 beta|sabmalloc']
-      : ['W5 alpha|sabmalloc', 'W5 beta|sabmalloc'];
+      ? ['W5 alpha|dlmalloc-wasm', 'W5 alpha|glibc', 'W5 alpha|sabmalloc', 'W5 beta|dlmalloc-wasm', 'W5 beta|glibc', 'W5 beta|sabmalloc']
+      : ['W5 alpha|dlmalloc-wasm', 'W5 alpha|sabmalloc', 'W5 beta|dlmalloc-wasm', 'W5 beta|sabmalloc'];
     expect(rows.map((r) => `${r[COL.workload]}|${r[COL.allocator]}`).sort()).toEqual(expected);
     for (const r of rows) {
       expect(r[COL.cold]).toMatch(new RegExp(`^${OPS}$`));
