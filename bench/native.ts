@@ -16,10 +16,10 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDir } from './build-dir.js';
 
 /** A native allocator: the system's malloc, or a shared library to preload. */
 export interface NativeAllocator {
@@ -157,7 +157,7 @@ export function ensureNativeBinary(): string {
     .update('\0' + [cc, ...CFLAGS, ...LIBS].join(' '))
     .digest('hex')
     .slice(0, 16);
-  const dir = buildDir(dirname(source));
+  const dir = buildDir(dirname(source), 'sabmalloc-native', 'native workloads');
   const binary = join(dir, `workloads-${hash}`);
   if (!existsSync(binary)) {
     const tmp = `${binary}.${process.pid}.tmp`;
@@ -172,19 +172,6 @@ export function ensureNativeBinary(): string {
   }
   binaryCache = binary;
   return binary;
-}
-
-function buildDir(sourceDir: string): string {
-  for (const dir of [join(sourceDir, 'build'), join(tmpdir(), 'sabmalloc-native')]) {
-    try {
-      mkdirSync(dir, { recursive: true });
-      accessSync(dir, constants.W_OK);
-      return dir;
-    } catch {
-      // not writable (e.g. an installed package): try the next place
-    }
-  }
-  throw new Error('native workloads: no writable build directory');
 }
 
 function removeStaleBinaries(dir: string, keep: string): void {

@@ -15,10 +15,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildDir } from './build-dir.js';
 import type { ReplayAllocator } from './replay.js';
 
 const SOURCE_NAME = 'dlmalloc.c';
@@ -84,7 +84,7 @@ export function wasmBinaryPath(): string {
   if (sysroot === null) throw new Error('dlmalloc-wasm: no wasm32-wasi libc');
   const args = [...CFLAGS, `--sysroot=${sysroot}`];
   const hash = createHash('sha256').update(readFileSync(source)).update('\0' + args.join(' ')).digest('hex').slice(0, 16);
-  const dir = buildDir(dirname(source));
+  const dir = buildDir(dirname(source), 'sabmalloc-wasm', 'dlmalloc-wasm');
   const binary = join(dir, `dlmalloc-${hash}.wasm`);
   if (!existsSync(binary)) {
     const tmp = `${binary}.${process.pid}.tmp`;
@@ -100,19 +100,6 @@ export function wasmBinaryPath(): string {
   }
   binaryCache = binary;
   return binary;
-}
-
-function buildDir(sourceDir: string): string {
-  for (const dir of [join(sourceDir, 'build'), join(tmpdir(), 'sabmalloc-wasm')]) {
-    try {
-      mkdirSync(dir, { recursive: true });
-      accessSync(dir, constants.W_OK);
-      return dir;
-    } catch {
-      // not writable (e.g. an installed package): try the next place
-    }
-  }
-  throw new Error('dlmalloc-wasm: no writable build directory');
 }
 
 // The few WebAssembly calls used here (the project compiles without the DOM's type library).
