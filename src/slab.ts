@@ -49,11 +49,11 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     const data = i32[mW + SM_DATA] + bump * size;
     const state = i32[mW + SM_STATE] + bump;
     const top = i32[topW];
-    // First, so that a thread that dies in the batch leaves no page uncounted; carving goes up in
-    // address order, so when the last slot reached is covered, so is everything below.
+    // First, so that a thread that dies in the batch leaves no page uncounted. SM_TOUCHED marks a
+    // prefix of its slot: within one slot a single load says whether the batch is covered.
     const end = data + k * size;
     const last = (end - 1) >>> SLOT_SHIFT;
-    if (i32[t.metaW(last) + SM_TOUCHED] < end - (last << SLOT_SHIFT)) noteTouched(t, data, end);
+    if (last !== data >>> SLOT_SHIFT || i32[t.metaW(last) + SM_TOUCHED] < end - (last << SLOT_SHIFT)) noteTouched(t, data, end);
     // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first.
     for (let j = 0, w = top + (k - 1) * MAG_ENTRY_WORDS; j < k; j++, w -= MAG_ENTRY_WORDS) {
       i32[w] = data + j * size;
