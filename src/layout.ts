@@ -189,12 +189,13 @@ export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots hel
 //                                     back (0: none), so a late second free is still a double free
 export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA
 export const SM_COLLECTS = 23; //      [A] head: bumped before every exchange that takes the remote list
-export const SM_TOUCHED = 24; //       every slot: bytes from the slot's start that the heap has handed out
-//                                     or written so far, over all the slabs and runs it was part of (it
-//                                     never decreases): the pages below it are resident, those above never
-//                                     touched (stats() footprintBytes). Written plain, only raised, by
-//                                     whoever holds the slot: the slab's owner when it carves blocks ([O]),
-//                                     the lock holder when it takes the slot ([L]); stats() reads racily.
+export const SM_TOUCHED = 24; //    [O]/[L] every slot: bytes from the slot's start that the heap has handed
+//                                  out or written so far, over all the slabs and runs it was part of (it
+//                                  never decreases): the pages below it are resident, those above never
+//                                  touched (stats() footprintBytes). Written plain, only raised, by whoever
+//                                  holds the slot: the slab's owner when it carves blocks ([O]), the lock
+//                                  holder when it makes a slab or a large run there ([L]); check() tests
+//                                  that it covers every block handed out; stats() reads it racily.
 // Words SM_STATES_W .. SM_WORDS-1 of a head entry hold the state bytes of slabs with at most
 // SM_STATE_BYTES blocks (classes with META_STATES, 2560 bytes and up); [R] for other slabs.
 export const SM_STATES_W = 25; //      [O] head: state bytes (only for classes with META_STATES)

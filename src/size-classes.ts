@@ -30,14 +30,14 @@ export const MAX_SMALL = 128 << 10; // 128 KiB: larger requests take runs of sla
 export const STEP16_FROM = 256; // every multiple of 16 in (STEP16_FROM, STEP16_TO] is a class
 export const STEP16_TO = 512;
 export const FINE_TO = 1024; // eight classes per doubling in (STEP16_TO, FINE_TO], four elsewhere above 128
-const MAX_BLOCK_ALIGN = 4096;
+const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes up to this are naturally aligned
 /**
  * Classes from this size take the fewest slots that hold a block: a slab of a few large blocks
  * spread over 2-16 slots stays partly used for as long as any of them lives, while one slot per
  * few blocks goes back to the pool sooner and serves another class (gawk_records, whose live
  * set is mostly 4-64 KiB strings: footprint 2.26x -> 2.04x peak live; W2's speed unchanged).
  */
-export const FEWEST_SLOTS_FROM = 4096; // slab headers are padded so power-of-two classes up to this are naturally aligned
+export const FEWEST_SLOTS_FROM = 4096;
 
 function buildSizes(): number[] {
   const sizes: number[] = [];

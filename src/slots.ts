@@ -24,9 +24,9 @@ export function slabStateBase(t: ThreadContext, head: number, cls: number): numb
 }
 
 /**
- * Raises SM_TOUCHED of the slots of the slab or run at `head` to cover the bytes up to `end`
- * (an offset into the buffer), starting at `from` (an offset in the slab, where the slots
- * below were covered before). Called by whoever holds the slots (see SM_TOUCHED).
+ * Raises SM_TOUCHED of the slots under the bytes [from, end) (offsets into the buffer, within one
+ * slab or large run) so that each slot's mark covers them. Called by whoever holds the slots
+ * (see SM_TOUCHED).
  */
 export function noteTouched(t: ThreadContext, from: number, end: number): void {
   const i32 = t.i32;
