@@ -15,11 +15,10 @@
  *   message starts with "skipped: no C compiler".
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildDir } from './build-dir.js';
+import { cachedBuild, run } from './build-dir.js';
 
 /** A native allocator: the system's malloc, or a shared library to preload. */
 export interface NativeAllocator {
@@ -152,33 +151,20 @@ export function ensureNativeBinary(): string {
   if (reason !== undefined) throw new NativeSkipped(reason);
   const cc = findCompiler()!;
   const source = nativeSourcePath();
-  const hash = createHash('sha256')
-    .update(readFileSync(source))
-    .update('\0' + [cc, ...CFLAGS, ...LIBS].join(' '))
-    .digest('hex')
-    .slice(0, 16);
-  const dir = buildDir(dirname(source), 'sabmalloc-native', 'native workloads');
-  const binary = join(dir, `workloads-${hash}`);
-  if (!existsSync(binary)) {
-    const tmp = `${binary}.${process.pid}.tmp`;
-    let r = spawnSync(cc, [...CFLAGS, '-o', tmp, source, ...LIBS], { encoding: 'utf8' });
-    if (r.status !== 0) r = spawnSync(cc, [...CFLAGS, '-o', tmp, source], { encoding: 'utf8' }); // no libdl
-    if (r.status !== 0) {
-      rmSync(tmp, { force: true });
-      throw new Error(`native workloads: ${cc} failed to compile ${source}:\n${r.stderr ?? r.error?.message}`);
-    }
-    renameSync(tmp, binary);
-    removeStaleBinaries(dir, binary);
-  }
+  const binary = cachedBuild({
+    source,
+    command: [cc, ...CFLAGS, ...LIBS],
+    prefix: 'workloads-',
+    suffix: '',
+    tmpName: 'sabmalloc-native',
+    what: 'native workloads',
+    compile: (out) => {
+      const r = run(cc, [...CFLAGS, '-o', out, source, ...LIBS]);
+      return r.status === 0 ? r : run(cc, [...CFLAGS, '-o', out, source]); // no libdl
+    },
+  });
   binaryCache = binary;
   return binary;
-}
-
-function removeStaleBinaries(dir: string, keep: string): void {
-  for (const f of readdirSync(dir)) {
-    const p = join(dir, f);
-    if (p !== keep && /^workloads-[0-9a-f]{16}$/.test(f)) rmSync(p, { force: true });
-  }
 }
 
 /**

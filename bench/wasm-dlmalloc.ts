@@ -14,11 +14,10 @@
  *   runs it single-threaded (W1, W2 at 1 thread, W5).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildDir } from './build-dir.js';
+import { cachedBuild, run } from './build-dir.js';
 import type { ReplayAllocator } from './replay.js';
 
 const SOURCE_NAME = 'dlmalloc.c';
@@ -83,21 +82,15 @@ export function wasmBinaryPath(): string {
   const sysroot = findSysroot();
   if (sysroot === null) throw new Error('dlmalloc-wasm: no wasm32-wasi libc');
   const args = [...CFLAGS, `--sysroot=${sysroot}`];
-  const hash = createHash('sha256').update(readFileSync(source)).update('\0' + args.join(' ')).digest('hex').slice(0, 16);
-  const dir = buildDir(dirname(source), 'sabmalloc-wasm', 'dlmalloc-wasm');
-  const binary = join(dir, `dlmalloc-${hash}.wasm`);
-  if (!existsSync(binary)) {
-    const tmp = `${binary}.${process.pid}.tmp`;
-    const r = spawnSync('clang', [...args, '-o', tmp, source], { encoding: 'utf8' });
-    if (r.status !== 0) {
-      rmSync(tmp, { force: true });
-      throw new Error(`clang failed to build the WebAssembly peer:\n${r.stderr ?? r.error?.message}`);
-    }
-    renameSync(tmp, binary);
-    for (const f of readdirSync(dir)) {
-      if (/^dlmalloc-[0-9a-f]{16}\.wasm$/.test(f) && join(dir, f) !== binary) rmSync(join(dir, f), { force: true });
-    }
-  }
+  const binary = cachedBuild({
+    source,
+    command: ['clang', ...args],
+    prefix: 'dlmalloc-',
+    suffix: '.wasm',
+    tmpName: 'sabmalloc-wasm',
+    what: 'dlmalloc-wasm',
+    compile: (out) => run('clang', [...args, '-o', out, source]),
+  });
   binaryCache = binary;
   return binary;
 }
