@@ -304,9 +304,7 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
     } else {
       alloc = await createThingAllocator(task.poolBytes ?? 256 << 20);
     }
-    const result = runWorkload(task, alloc, ctl, f64);
-    if (heap === undefined && alloc.footprint !== undefined) result.footprintBytes = result.footprintBytes ?? alloc.footprint();
-    return result;
+    return runWorkload(task, alloc, ctl, f64); // the peers' footprints are read there
   } catch (err) {
     abortControl(ctl);
     throw err;

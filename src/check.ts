@@ -87,7 +87,8 @@ export function checkHeap(h: ThreadContext): void {
       checkSlab(h, s, span, poolSlabs, inFlight);
     }
     // The footprint counts every byte handed out: SM_TOUCHED covers the run, or the slab up to BUMP.
-    const end = kind === K_LARGE ? (s + span) << SLOT_SHIFT : i32[mW + SM_DATA] + Math.min(i32[mW + SM_BUMP], COUNT[i32[mW + SM_CLS1] - 1]!) * SIZE[i32[mW + SM_CLS1] - 1]!;
+    const cls = i32[mW + SM_CLS1] - 1;
+    const end = kind === K_LARGE ? (s + span) << SLOT_SHIFT : i32[mW + SM_DATA] + Math.min(i32[mW + SM_BUMP], COUNT[cls]!) * SIZE[cls]!;
     for (let k = s; k < s + span && k << SLOT_SHIFT < end; k++) {
       const touched = i32[meta(k) + SM_TOUCHED];
       if (touched < Math.min(end - (k << SLOT_SHIFT), SLOT_BYTES)) fail(`slot ${k}: SM_TOUCHED ${touched} does not cover the bytes handed out (up to ${hex(end)})`);

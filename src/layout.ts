@@ -109,7 +109,7 @@ export const F_ADOPTED = F_BASE_W / 2 + 10; //        abandoned slabs adopted
 export const F_LARGE_LIVE_BYTES = F_BASE_W / 2 + 11; // bytes in live large runs
 export const F_LARGE_ALLOCS = F_BASE_W / 2 + 12; //   large allocations
 export const F_SLOTS_RETURNED = F_BASE_W / 2 + 13; // slab slots given back to Stage 2
-export const F_PEAK_CARVED = F_BASE_W / 2 + 14; //    peak G_CARVED
+export const F_RESERVED_14 = F_BASE_W / 2 + 14; //   [R] (was the peak of G_CARVED, which never decreases)
 export const F_RECLAIMS = F_BASE_W / 2 + 15; //       threads reclaimed
 export const F_WORDS = 32; //                         (16 doubles; the 16th and up are unused [R])
 // Per-class arrays, CLASS_SLOTS words each (entries NUM_CLASSES and up are reserved [R]).

@@ -18,7 +18,7 @@ import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_LINK_W, SLOT_SHIFT, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
+const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   SM_CLS1, SM_DATA, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, SIZE, FD_WORDS, FD_SHIFT, FD_INV, FD_MASK, FREE_DIV } = classes;
@@ -49,11 +49,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     const data = i32[mW + SM_DATA] + bump * size;
     const state = i32[mW + SM_STATE] + bump;
     const top = i32[topW];
-    // First, so that a thread that dies in the batch leaves no page uncounted. SM_TOUCHED marks a
-    // prefix of its slot: within one slot a single load says whether the batch is covered.
-    const end = data + k * size;
-    const last = (end - 1) >>> SLOT_SHIFT;
-    if (last !== data >>> SLOT_SHIFT || i32[t.metaW(last) + SM_TOUCHED] < end - (last << SLOT_SHIFT)) noteTouched(t, data, end);
+    noteTouched(t, data, data + k * size); // first: a thread that dies in the batch leaves no page uncounted
     // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first.
     for (let j = 0, w = top + (k - 1) * MAG_ENTRY_WORDS; j < k; j++, w -= MAG_ENTRY_WORDS) {
       i32[w] = data + j * size;

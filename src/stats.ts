@@ -4,7 +4,7 @@
  */
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
-  F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_PEAK_CARVED, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
+  F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
   F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_FREE,
@@ -79,7 +79,7 @@ export interface HeapStats {
   peakFootprintBytes: number;
   /** Address space the heap has taken: the carved SuperSlabs plus the metadata pages (as above). */
   carvedBytes: number;
-  /** carvedBytes at the heap's largest. */
+  /** carvedBytes at the heap's largest: the same figure, since no SuperSlab is ever uncarved. */
   peakCarvedBytes: number;
   /** The metadata part of footprintBytes. */
   metadataBytes: number;
@@ -161,8 +161,10 @@ export function collectStats(h: ThreadContext): HeapStats {
   let touched = 0;
   for (let s = firstSlot; s < endSlot; s++) touched += Math.ceil(i32[h.smW + (s << SM_SHIFT) + SM_TOUCHED] / PAGE_BYTES) * PAGE_BYTES;
   const largeLive = f64[F_LARGE_LIVE_BYTES];
+  // G_CARVED never decreases (no SuperSlab is uncarved), so the current figures are the peaks.
   const carved = Atomics.load(i32, G_CARVED);
-  const peakCarved = Math.max(f64[F_PEAK_CARVED], carved);
+  const meta = metadataBytes(h, carved);
+  const carvedBytes = (carved - geo.metaSupers) * SUPER_BYTES + meta;
   return {
     lock: {
       acquisitions: f64[F_LOCK_ACQ],
@@ -182,11 +184,11 @@ export function collectStats(h: ThreadContext): HeapStats {
       adopted: f64[F_ADOPTED],
       slotsReturned: f64[F_SLOTS_RETURNED],
     },
-    footprintBytes: touched + metadataBytes(h, carved),
-    peakFootprintBytes: touched + metadataBytes(h, carved),
-    carvedBytes: (carved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, carved),
-    peakCarvedBytes: (peakCarved - geo.metaSupers) * SUPER_BYTES + metadataBytes(h, peakCarved),
-    metadataBytes: metadataBytes(h, carved),
+    footprintBytes: touched + meta,
+    peakFootprintBytes: touched + meta,
+    carvedBytes,
+    peakCarvedBytes: carvedBytes,
+    metadataBytes: meta,
     bufferBytes: Atomics.load(i32, G_BUFFER_SUPERS) * SUPER_BYTES,
     maxBytes: i32[G_MAX_SUPERS] * SUPER_BYTES,
     liveBytes: liveBytes + largeLive,
