@@ -97,7 +97,10 @@ export interface CaseSummary {
 
 export interface CaseResult {
   spec: CaseSpec;
+  /** The first run: the cold figure. */
   warmup?: RunRecord;
+  /** Untimed runs between the cold run and the timed ones (JS allocators only; see BenchRunner.runCase). */
+  warmups?: number;
   runs: RunRecord[];
   summary?: CaseSummary;
   error?: string;

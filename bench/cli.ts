@@ -34,7 +34,7 @@ import {
   THING_MAX_CYCLES,
   WORKLOADS,
 } from './plan.js';
-import { BenchRunner } from './run.js';
+import { BenchRunner, warmupsFor } from './run.js';
 import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
@@ -56,7 +56,9 @@ Workloads (default W1 W2 W3; each checks its own blocks; the README's Benchmarks
 
 Options:
   --threads LIST      thread counts (default 1,2,4,8)
-  --runs N            timed runs after one warm-up run (default 5); the warm-up is the cold figure
+  --runs N            timed runs (default 5), after one warm-up run, the cold figure, and
+  --warmup N          untimed warm-up runs before the timed ones (default 2; not for the natives,
+                      whose every run is a fresh process): V8 still replaces the loop's code then
   --cycles N          cycles per thread for every workload (W3: operations per thread;
                       W5: operations replayed, a trace repeated to reach them); default per workload
   --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
@@ -98,6 +100,8 @@ export interface CliOptions {
   micro: boolean;
   threads: number[];
   runs: number;
+  /** Untimed runs after the cold one, before the timed ones (allocators in V8 only). */
+  warmups: number;
   cycles?: number;
   /** --trace arguments (files or folders), in order. */
   traces: string[];
@@ -117,6 +121,13 @@ function positiveInt(name: string, s: string, max: number): number {
   return n;
 }
 
+function nonNegativeInt(name: string, s: string, max: number): number {
+  return s.trim() === '0' ? 0 : positiveInt(name, s, max);
+}
+
+/** Untimed runs after the cold one by default (bench/run.ts warmupsFor says why). */
+export const DEFAULT_WARMUPS = 2;
+
 /** Parses the arguments after `bench`. Throws UsageError. */
 export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   let parsed;
@@ -128,6 +139,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
       options: {
         threads: { type: 'string' },
         runs: { type: 'string' },
+        warmup: { type: 'string' },
         cycles: { type: 'string' },
         trace: { type: 'string', multiple: true },
         allocators: { type: 'string' },
@@ -162,6 +174,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
         ? [1, 2]
         : [1, 2, 4, 8];
   const runs = v.runs !== undefined ? positiveInt('--runs', v.runs, 1000) : smoke ? 1 : 5;
+  const warmups = v.warmup !== undefined ? nonNegativeInt('--warmup', v.warmup, 100) : smoke ? 0 : DEFAULT_WARMUPS;
   const cycles = v.cycles !== undefined ? positiveInt('--cycles', v.cycles, 2 ** 40) : undefined;
   let allocators: string[] | undefined;
   if (v.allocators !== undefined) {
@@ -181,7 +194,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   if (workloads.includes('W5') && traces.length === 0) {
     throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
   }
-  return { workloads, micro, threads, runs, cycles, traces, allocators, json: v.json, svg: v.svg, wide: v.wide === true, smoke };
+  return { workloads, micro, threads, runs, warmups, cycles, traces, allocators, json: v.json, svg: v.svg, wide: v.wide === true, smoke };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -223,8 +236,8 @@ class Progress {
   }
 }
 
-function runLabel(spec: CaseSpec, rec: RunRecord, index: number, runs: number): string {
-  const which = index === 0 ? 'warm-up (cold)' : `run ${index}/${runs}`;
+function runLabel(spec: CaseSpec, rec: RunRecord, index: number, runs: number, warmups: number): string {
+  const which = index === 0 ? 'warm-up (cold)' : index <= warmups ? `warm-up ${index}/${warmups} (untimed)` : `run ${index - warmups}/${runs}`;
   return `${spec.allocator} ${spec.workload}${spec.trace !== undefined ? ` ${spec.trace}` : ''} threads=${spec.threads} ${which}: ${fmtOps(rec.opsPerSec)} ops/s (${rec.seconds.toFixed(3)} s)`;
 }
 
@@ -236,6 +249,7 @@ export interface BenchReport {
     workloads: string[];
     threads: number[];
     runs: number;
+    warmups: number;
     smoke: boolean;
     cycles: Record<string, string>;
     traces: string[];
@@ -373,7 +387,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     io.out(`  ${single.join(', ')}: defined for one thread: run at 1 thread only\n`);
   }
   io.out(
-    `  threads ${opts.threads.join(',')}; a warm-up run, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].join(', ') || 'none'}\n`,
+    `  threads ${opts.threads.join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].join(', ') || 'none'}\n`,
   );
 
   const cases = planCases({
@@ -389,20 +403,21 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     note,
   });
 
-  const progress = new Progress(io, cases.length * (opts.runs + 1));
+  const runsOf = (spec: CaseSpec): number => 1 + warmupsFor(spec, opts.warmups) + opts.runs;
+  const progress = new Progress(io, cases.reduce((n, spec) => n + runsOf(spec), 0));
   const runner = new BenchRunner();
   const results: CaseResult[] = [];
   let micro: MicroRow[] = [];
   try {
     for (const spec of cases) {
-      const r = await runner.runCase(spec, opts.runs, (s, rec, i, n) => progress.step(runLabel(s, rec, i, n)));
+      const r = await runner.runCase(spec, opts.runs, (s, rec, i, n, w) => progress.step(runLabel(s, rec, i, n, w)), opts.warmups);
       checkCase(r);
       summarizeCase(r);
       if (r.error !== undefined) {
         progress.message(`${spec.allocator} ${spec.workload}${spec.trace !== undefined ? ` ${spec.trace}` : ''} threads=${spec.threads}: FAILED: ${r.error}`);
         // Count the runs it did not get to, so that the progress still ends at the total.
-        const done = (r.warmup ? 1 : 0) + r.runs.length;
-        progress.addTotal(-(opts.runs + 1 - done));
+        const done = (r.warmup ? 1 + (r.warmups ?? 0) : 0) + r.runs.length;
+        progress.addTotal(-(runsOf(spec) - done));
       }
       results.push(r);
     }
@@ -441,14 +456,15 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       ) +
       '\n',
   );
+  const untimed = opts.warmups > 0 ? `, after ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (JS and WebAssembly allocators)` : '';
   const legend = opts.wide
-    ? 'cold: the warm-up run (the first call of the timed loop in fresh workers); ops/s: median of the timed runs (min-max); ' +
+    ? `cold: the warm-up run (the first call of the timed loop in fresh workers); ops/s: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc peak footprint (pages ' +
       'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, native peak RSS (W5: its growth during the ' +
       'replay); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
       'bytes (with threads, the sum of per-thread/per-array peaks); lock and stage counters: timed part only (S1/S2/S3 and ' +
       'remote frees per run).'
-    : 'cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max); ' +
+    : `cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: warm median over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc ' +
       'stats().peakFootprintBytes (pages of the buffer handed out or written, metadata included), thi.ng pool top, dlmalloc-wasm memory ' +
       'size, native peak RSS (W5: its growth during the replay); ' +
@@ -464,6 +480,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       workloads: [...opts.workloads, ...(opts.micro ? ['MICRO'] : [])],
       threads: opts.threads,
       runs: opts.runs,
+      warmups: opts.warmups,
       smoke: opts.smoke,
       cycles: cycleInfo,
       traces: traces.map((t) => t.path),

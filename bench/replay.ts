@@ -60,6 +60,11 @@ export interface Trace {
 
 export interface ReplayResult extends Omit<ReplayCounts, 'liveBytes'> {
   name: string;
+  /**
+   * Sum of the sizes of the a, c and r operations: a property of the trace ({@link traceBytesRequested}),
+   * not summed in the timed loop, where the sum passing 2^31 deoptimized the loop in the middle of the first run.
+   */
+  bytesRequested: number;
   /** Operations replayed (a, c, r and f lines). */
   ops: number;
   /** Blocks and bytes the trace left live (freed afterwards, untimed). */
@@ -168,6 +173,19 @@ export function readTraceOps(path: string, name = path): Trace {
   const size = new Int32Array(bytes.buffer, off + 4 * count, count);
   const line = new Int32Array(bytes.buffer, off + 8 * count, count);
   return { name, count, kind, slot, size, line, slots };
+}
+
+const bytesRequestedOf = new WeakMap<Trace, number>();
+
+/** Sum of the sizes of a parsed trace's a, c and r operations (computed once per trace). */
+export function traceBytesRequested(t: Trace): number {
+  let sum = bytesRequestedOf.get(t);
+  if (sum === undefined) {
+    sum = 0;
+    for (let i = 0; i < t.count; i++) if (t.kind[i] !== OP_FREE) sum += t.size[i]!;
+    bytesRequestedOf.set(t, sum);
+  }
+  return sum;
 }
 
 /** Operations and peak live requested bytes of a parsed trace. */
@@ -292,8 +310,6 @@ export interface ReplayCounts {
   callocs: number;
   reallocs: number;
   frees: number;
-  /** Sum of the sizes of the a, c and r operations. */
-  bytesRequested: number;
   /** Peak of live requested bytes. */
   peakLiveBytes: number;
   /** Live requested bytes when the loop ended. */
@@ -337,6 +353,7 @@ export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = 
     name: trace.name,
     ops: trace.count,
     ...counts,
+    bytesRequested: traceBytesRequested(trace),
     liveBlocksAtEnd,
     liveBytesAtEnd: liveBytes,
     footprintBytes,
@@ -367,7 +384,6 @@ export function replayLoop(alloc: ReplayAllocator, trace: Trace, state: ReplaySt
   let callocs = 0;
   let reallocs = 0;
   let frees = 0;
-  let bytesRequested = 0;
   let live = 0;
   let peakLive = 0;
   let checksum = 0;
@@ -402,7 +418,6 @@ export function replayLoop(alloc: ReplayAllocator, trace: Trace, state: ReplaySt
       sizes[s] = sz;
       tags[s] = tag;
       used[s] = 1;
-      bytesRequested += sz;
       live += sz;
       if (live > peakLive) peakLive = live;
     } else {
@@ -413,7 +428,7 @@ export function replayLoop(alloc: ReplayAllocator, trace: Trace, state: ReplaySt
         const b0 = u8[p]!;
         const b1 = u8[p + old - 1]!;
         if (b0 !== oldTag || b1 !== oldTag) fail.corrupted(trace, i, p, old, 'block was overwritten', oldTag, b0, b1);
-        checksum = (checksum + b0 + b1) >>> 0;
+        checksum = (checksum + b0 + b1) | 0; // int32 in the loop (a uint32 above 2^31 would deopt it), uint32 at the end
       }
       if (k === 3 /* OP_FREE */) {
         if (p !== 0) alloc.free(p);
@@ -441,7 +456,6 @@ export function replayLoop(alloc: ReplayAllocator, trace: Trace, state: ReplaySt
         ptrs[s] = q;
         sizes[s] = sz;
         tags[s] = tag;
-        bytesRequested += sz;
         live += sz - old;
         if (live > peakLive) peakLive = live;
         reallocs++;
@@ -449,7 +463,7 @@ export function replayLoop(alloc: ReplayAllocator, trace: Trace, state: ReplaySt
     }
   }
   const elapsedNs = Math.round((performance.now() - t0) * 1e6);
-  return { mallocs, callocs, reallocs, frees, bytesRequested, peakLiveBytes: peakLive, liveBytes: live, checksum, elapsedNs };
+  return { mallocs, callocs, reallocs, frees, peakLiveBytes: peakLive, liveBytes: live, checksum: checksum >>> 0, elapsedNs };
 }
 
 /** Reads, parses and replays a trace file. */

@@ -1,5 +1,6 @@
 /**
- * Runs the cases of bench/plan.ts: a warm-up run, then the timed runs.
+ * Runs the cases of bench/plan.ts: a warm-up run (the cold figure), untimed warm-up runs for the
+ * allocators written in JavaScript or WebAssembly, then the timed runs.
  *
  * - sabmalloc: every run gets a fresh heap created here and passed to the
  *   workers as its buffer; each case gets a fresh piscina pool of exactly
@@ -41,7 +42,18 @@ import { wasmBinaryPath } from './wasm-dlmalloc.js';
 /** A pause before each release, so that the collection's background work (sweeping, unmapping) is done. */
 const SETTLE_MS = 100;
 
-export type RunListener = (spec: CaseSpec, run: RunRecord, index: number, total: number) => void;
+/** `index` 0 is the cold run, 1 .. warmups the untimed ones, then the timed runs. */
+export type RunListener = (spec: CaseSpec, run: RunRecord, index: number, total: number, warmups: number) => void;
+
+/**
+ * Untimed runs a case gets after its cold run: `warmups` for the allocators that run in V8, where
+ * the first calls of a timed loop still run in code compiled on-stack or about to be replaced
+ * (sabmalloc's gawk_records replay, runs 1 to 6 in one worker: 15.9, 21.7, 28.2, 27.6, 28.2,
+ * 26.4 M ops/s); none for a native one, whose every run is a fresh process.
+ */
+export function warmupsFor(spec: CaseSpec, warmups: number): number {
+  return spec.family === 'native' ? 0 : warmups;
+}
 
 /** Runs cases; owns the piscina pools (one per case, and MICRO's). Call close() at the end. */
 export class BenchRunner {
@@ -49,19 +61,20 @@ export class BenchRunner {
   private caseCount = 0;
 
   /**
-   * Runs one case: a warm-up run, then `runs` timed runs. Never throws: a
-   * failure is the case's `error`. Check it with check.ts and summarize it
-   * with summarize.ts.
+   * Runs one case: a warm-up run (the cold figure), warmupsFor(spec, warmups) untimed runs, then
+   * `runs` timed runs. Never throws: a failure is the case's `error`. Check it with check.ts and
+   * summarize it with summarize.ts.
    */
-  async runCase(spec: CaseSpec, runs: number, onRun?: RunListener): Promise<CaseResult> {
-    const result: CaseResult = { spec, runs: [] };
+  async runCase(spec: CaseSpec, runs: number, onRun?: RunListener, warmups = 0): Promise<CaseResult> {
+    const w = warmupsFor(spec, warmups);
+    const result: CaseResult = { spec, warmups: w, runs: [] };
     const poolKey = `case ${++this.caseCount}: ${spec.allocator} ${spec.workload} ${spec.trace ?? ''} ${spec.threads}`;
     try {
-      for (let i = 0; i <= runs; i++) {
-        const rec = spec.family === 'native' ? await runNativeOnce(spec, i === 0) : await this.runJsOnce(spec, poolKey, i === 0);
+      for (let i = 0; i <= w + runs; i++) {
+        const rec = spec.family === 'native' ? await runNativeOnce(spec, i <= w) : await this.runJsOnce(spec, poolKey, i <= w);
         if (i === 0) result.warmup = rec;
-        else result.runs.push(rec);
-        onRun?.(spec, rec, i, runs);
+        else if (i > w) result.runs.push(rec);
+        onRun?.(spec, rec, i, runs, w);
       }
     } catch (err) {
       result.error = err instanceof Error ? err.message : String(err);

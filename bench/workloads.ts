@@ -279,7 +279,7 @@ export function slotLoop(
       const b0 = u8[p]!;
       const b1 = u8[p + size - 1]!;
       if (b0 !== tag || b1 !== tag) fail.corrupted(workload, i, p, size, tag, b0, b1);
-      checksum = (checksum + b0 + b1) >>> 0;
+      checksum = (checksum + b0 + b1) | 0; // int32 here (a uint32 above 2^31 would deoptimize the loop), uint32 at the end
       alloc.free(p);
       slots[idx] = 0;
       live -= size;
@@ -312,7 +312,7 @@ export function slotLoop(
     slots,
     sizes,
     tags,
-    result: { ops: cycles, mallocs, bytesRequested, checksum, peakLiveBytes: peakLive, elapsedNs },
+    result: { ops: cycles, mallocs, bytesRequested, checksum: checksum >>> 0, peakLiveBytes: peakLive, elapsedNs },
   };
 }
 
@@ -444,7 +444,7 @@ export function larsonRoundLoop(
   let x = rng.state | 0;
   let peakLive = tally.peakLiveBytes > live ? tally.peakLiveBytes : live;
   let bytesRequested = 0;
-  let checksum = tally.checksum;
+  let checksum = tally.checksum | 0; // int32 in the loop (see slotLoop), uint32 in the tally
 
   const t0 = performance.now();
   for (let i = 0; i < opsPerRound; i++) {
@@ -456,7 +456,7 @@ export function larsonRoundLoop(
     const oldSize = blocks[chunks + k]!;
     const b0 = u8[p]!;
     if (b0 !== (oldSize & 0xff)) fail.corrupted('W3', i, p, oldSize, oldSize & 0xff, b0, b0);
-    checksum = (checksum + b0) >>> 0;
+    checksum = (checksum + b0) | 0;
     alloc.free(p);
     x ^= x << 13;
     x ^= x >>> 17;
@@ -479,7 +479,7 @@ export function larsonRoundLoop(
   tally.ops += 2 * opsPerRound;
   tally.mallocs += opsPerRound;
   tally.bytesRequested += bytesRequested;
-  tally.checksum = checksum;
+  tally.checksum = checksum >>> 0;
   tally.peakLiveBytes = peakLive;
   return tally;
 }

@@ -176,6 +176,41 @@ describe('sabmalloc bench arguments', () => {
     expect(o.allocators).not.toContain('thi.ng');
   });
 
+  it('--warmup: untimed runs between the cold run and the timed ones, for allocators in V8 only', async () => {
+    const o = parseBenchArgs(['W1']);
+    if (o === 'help') throw new Error('help');
+    expect(o.warmups).toBe(2);
+    const s = parseBenchArgs(['--smoke']);
+    if (s === 'help') throw new Error('help');
+    expect(s.warmups).toBe(0);
+    const z = parseBenchArgs(['W1', '--warmup', '0']);
+    if (z === 'help') throw new Error('help');
+    expect(z.warmups).toBe(0);
+    for (const bad of ['-1', 'x', '101']) {
+      const io = quiet();
+      expect(await main(['bench', 'W1', '--warmup', bad], io)).toBe(2);
+      expect(io.text).toMatch(/--warmup/);
+    }
+    const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-warmup-'));
+    const json = join(tmp, 'warmup.json');
+    const io = quiet();
+    expect(await main(['bench', 'W1', '--threads', '1', '--cycles', '2000', '--runs', '2', '--warmup', '3', '--allocators', 'sabmalloc,glibc', '--json', json], io)).toBe(0);
+    expect(io.text).toContain('sabmalloc W1 threads=1 warm-up 3/3 (untimed)');
+    expect(io.text).toContain('sabmalloc W1 threads=1 run 2/2');
+    const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+    expect(r.options.warmups).toBe(3);
+    const sab = r.cases.find((c) => c.spec.allocator === 'sabmalloc')!;
+    expect(sab.warmups).toBe(3);
+    expect(sab.runs.length).toBe(2);
+    expect(sab.warmup?.warmup).toBe(true);
+    expect(sab.runs.every((run) => !run.warmup)).toBe(true);
+    const native = r.cases.find((c) => c.spec.allocator === 'glibc');
+    expect(native?.warmups).toBe(0); // a native run is a fresh process
+    expect(native?.runs.length).toBe(2);
+    expect(io.text).not.toMatch(/glibc W1 threads=1 warm-up 1\//);
+    rmSync(tmp, { recursive: true, force: true });
+  }, 60_000);
+
   it('W5 without a trace is an error that says what to pass (exit 2), not an empty table', async () => {
     for (const args of [['bench', 'W5'], ['bench', 'W1', 'W5', '--allocators', 'sabmalloc']]) {
       const io = quiet();
