@@ -409,17 +409,34 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   const results: CaseResult[] = [];
   let micro: MicroRow[] = [];
   try {
-    for (const spec of cases) {
-      const r = await runner.runCase(spec, opts.runs, (s, rec, i, n, w) => progress.step(runLabel(s, rec, i, n, w)), opts.warmups);
-      checkCase(r);
-      summarizeCase(r);
-      if (r.error !== undefined) {
-        progress.message(`${spec.allocator} ${spec.workload}${spec.trace !== undefined ? ` ${spec.trace}` : ''} threads=${spec.threads}: FAILED: ${r.error}`);
-        // Count the runs it did not get to, so that the progress still ends at the total.
-        const done = (r.warmup ? 1 + (r.warmups ?? 0) : 0) + r.runs.length;
-        progress.addTotal(-(runsOf(spec) - done));
+    // One comparison at a time (a workload, trace and thread count: its cases are consecutive),
+    // its timed runs taken in turn (BenchRunner.runGroup).
+    const sameComparison = (a: CaseSpec, b: CaseSpec): boolean => a.workload === b.workload && a.trace === b.trace && a.threads === b.threads;
+    const reported = new Map<CaseSpec, number>();
+    for (let g = 0; g < cases.length; ) {
+      let end = g + 1;
+      while (end < cases.length && sameComparison(cases[g]!, cases[end]!)) end++;
+      const group = await runner.runGroup(
+        cases.slice(g, end),
+        opts.runs,
+        (s, rec, i, n, w) => {
+          reported.set(s, (reported.get(s) ?? 0) + 1);
+          progress.step(runLabel(s, rec, i, n, w));
+        },
+        opts.warmups,
+      );
+      for (const r of group) {
+        const spec = r.spec;
+        checkCase(r);
+        summarizeCase(r);
+        if (r.error !== undefined) {
+          progress.message(`${spec.allocator} ${spec.workload}${spec.trace !== undefined ? ` ${spec.trace}` : ''} threads=${spec.threads}: FAILED: ${r.error}`);
+          // Count the runs it did not get to, so that the progress still ends at the total.
+          progress.addTotal(-(runsOf(spec) - (reported.get(spec) ?? 0)));
+        }
+        results.push(r);
       }
-      results.push(r);
+      g = end;
     }
     if (opts.micro) {
       progress.end();

@@ -66,22 +66,44 @@ export class BenchRunner {
    * summarize it with summarize.ts.
    */
   async runCase(spec: CaseSpec, runs: number, onRun?: RunListener, warmups = 0): Promise<CaseResult> {
-    const w = warmupsFor(spec, warmups);
-    const result: CaseResult = { spec, warmups: w, runs: [] };
-    const poolKey = `case ${++this.caseCount}: ${spec.allocator} ${spec.workload} ${spec.trace ?? ''} ${spec.threads}`;
-    try {
-      for (let i = 0; i <= w + runs; i++) {
-        const rec = spec.family === 'native' ? await runNativeOnce(spec, i <= w) : await this.runJsOnce(spec, poolKey, i <= w);
-        if (i === 0) result.warmup = rec;
-        else if (i > w) result.runs.push(rec);
-        onRun?.(spec, rec, i, runs, w);
+    return (await this.runGroup([spec], runs, onRun, warmups))[0]!;
+  }
+
+  /**
+   * Runs the cases of one comparison (one workload, trace and thread count, one case per
+   * allocator), their results in the same order: each case's cold run and untimed warm-up runs
+   * back to back, then the timed runs in turn, the first of every case, then the second, and so
+   * on, so that a machine whose speed drifts during the comparison shifts every allocator's
+   * median alike instead of the ratio. Never throws: a failure is that case's `error`, and the
+   * others go on.
+   */
+  async runGroup(specs: CaseSpec[], runs: number, onRun?: RunListener, warmups = 0): Promise<CaseResult[]> {
+    const cases = specs.map((spec) => ({
+      spec,
+      w: warmupsFor(spec, warmups),
+      result: { spec, warmups: warmupsFor(spec, warmups), runs: [] } as CaseResult,
+      poolKey: `case ${++this.caseCount}: ${spec.allocator} ${spec.workload} ${spec.trace ?? ''} ${spec.threads}`,
+    }));
+    const step = async (c: (typeof cases)[number], i: number): Promise<void> => {
+      if (c.result.error !== undefined) return;
+      try {
+        const untimed = i <= c.w;
+        const rec = c.spec.family === 'native' ? await runNativeOnce(c.spec, untimed) : await this.runJsOnce(c.spec, c.poolKey, untimed);
+        if (i === 0) c.result.warmup = rec;
+        else if (!untimed) c.result.runs.push(rec);
+        onRun?.(c.spec, rec, i, runs, c.w);
+      } catch (err) {
+        c.result.error = err instanceof Error ? err.message : String(err);
+        await this.closePool(c.poolKey);
       }
-    } catch (err) {
-      result.error = err instanceof Error ? err.message : String(err);
+    };
+    try {
+      for (const c of cases) for (let i = 0; i <= c.w; i++) await step(c, i);
+      for (let k = 1; k <= runs; k++) for (const c of cases) await step(c, c.w + k);
     } finally {
-      await this.closePool(poolKey);
+      for (const c of cases) await this.closePool(c.poolKey);
     }
-    return result;
+    return cases.map((c) => c.result);
   }
 
   private async closePool(key: string): Promise<void> {

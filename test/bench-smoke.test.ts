@@ -176,7 +176,7 @@ describe('sabmalloc bench arguments', () => {
     expect(o.allocators).not.toContain('thi.ng');
   });
 
-  it('--warmup: untimed runs between the cold run and the timed ones, for allocators in V8 only', async () => {
+  it('--warmup: untimed runs between the cold run and the timed ones, for allocators in V8 only; timed runs taken in turn', async () => {
     const o = parseBenchArgs(['W1']);
     if (o === 'help') throw new Error('help');
     expect(o.warmups).toBe(2);
@@ -208,6 +208,15 @@ describe('sabmalloc bench arguments', () => {
     expect(native?.warmups).toBe(0); // a native run is a fresh process
     expect(native?.runs.length).toBe(2);
     expect(io.text).not.toMatch(/glibc W1 threads=1 warm-up 1\//);
+    // The timed runs of the comparison are taken in turn (BenchRunner.runGroup).
+    const at = (label: string): number => io.text.indexOf(`${label} W1 threads=1 `);
+    const order = ['sabmalloc warm-up 3/3', 'glibc warm-up (cold)', 'sabmalloc run 1/2', 'glibc run 1/2', 'sabmalloc run 2/2', 'glibc run 2/2'].map((l) => {
+      const [who, ...what] = l.split(' ');
+      return io.text.indexOf(`${who} W1 threads=1 ${what.join(' ')}`);
+    });
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(at('sabmalloc')).toBeLessThan(at('glibc'));
     rmSync(tmp, { recursive: true, force: true });
   }, 60_000);
 
