@@ -99,7 +99,7 @@ export interface CaseResult {
   spec: CaseSpec;
   /** The first run: the cold figure. */
   warmup?: RunRecord;
-  /** Untimed runs between the cold run and the timed ones (JS allocators only; see BenchRunner.runCase). */
+  /** Untimed runs between the cold run and the timed ones (allocators in V8 only: bench/run.ts warmupsFor). */
   warmups?: number;
   runs: RunRecord[];
   summary?: CaseSummary;

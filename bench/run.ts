@@ -61,21 +61,12 @@ export class BenchRunner {
   private caseCount = 0;
 
   /**
-   * Runs one case: a warm-up run (the cold figure), warmupsFor(spec, warmups) untimed runs, then
-   * `runs` timed runs. Never throws: a failure is the case's `error`. Check it with check.ts and
-   * summarize it with summarize.ts.
-   */
-  async runCase(spec: CaseSpec, runs: number, onRun?: RunListener, warmups = 0): Promise<CaseResult> {
-    return (await this.runGroup([spec], runs, onRun, warmups))[0]!;
-  }
-
-  /**
    * Runs the cases of one comparison (one workload, trace and thread count, one case per
    * allocator), their results in the same order: each case's cold run and untimed warm-up runs
    * back to back, then the timed runs in turn, the first of every case, then the second, and so
    * on, so that a machine whose speed drifts during the comparison shifts every allocator's
    * median alike instead of the ratio. Never throws: a failure is that case's `error`, and the
-   * others go on.
+   * others go on. Check each result with check.ts and summarize it with summarize.ts.
    */
   async runGroup(specs: CaseSpec[], runs: number, onRun?: RunListener, warmups = 0): Promise<CaseResult[]> {
     const cases = specs.map((spec) => ({
