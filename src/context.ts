@@ -20,7 +20,7 @@ import { HeapStateError } from './errors.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { G_DRAIN_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
+const { G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
   G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
   TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
 const { NUM_CLASSES, SIZE } = classes;
@@ -89,6 +89,10 @@ export class ThreadContext {
   readonly magCapCls: Int32Array;
   readonly refillCls: Int32Array;
   readonly drainInterval: number;
+  /** From the header: trim before every this many slabs taken from the pool (0: never; magazine.ts trimOthers). */
+  readonly trimInterval: number;
+  /** Slabs taken from the pool since the last trim. Thread-local, not shared. */
+  takesSinceTrim = 0;
   /** True once the thread detached (or before it attached): calls then throw. */
   detached = true;
 
@@ -113,6 +117,7 @@ export class ThreadContext {
     this.magCapCls = magCapCls;
     this.refillCls = refillCls;
     this.drainInterval = i32[G_DRAIN_INTERVAL];
+    this.trimInterval = i32[G_TRIM_INTERVAL];
   }
 
   /** Points the context at thread slot `slot`. */

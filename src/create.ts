@@ -4,7 +4,7 @@
  */
 import {
   CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_MAG_CAP, G_MAGIC,
-  G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_DEBUG, G_VERSION, LAYOUT_VERSION, MAGIC,
+  G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_TRIM_INTERVAL, G_DEBUG, G_VERSION, LAYOUT_VERSION, MAGIC,
   MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SUPER_BYTES, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -32,6 +32,13 @@ export interface HeapOptions {
   /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */
   stage1Keep?: number;
   /**
+   * Before every this many slabs a thread takes from the pool, it first drains its magazines of
+   * the other classes and gives their empty slabs back, so that blocks cached for one size do not
+   * make the heap touch new pages for another: a smaller footprint for programs with small live
+   * sets, paid for in speed (see the README). 0: never. Default 0.
+   */
+  trimInterval?: number;
+  /**
    * Debug mode, for every thread that attaches: a canary after each block's requested size
    * (checked by free, realloc and check()) and freed blocks filled with a pattern checked when
    * handed out again. Slower (see the README); the default mode does not pay for it. Default false.
@@ -41,7 +48,7 @@ export interface HeapOptions {
 
 /** Every option create() takes: any other key is refused (a misspelt option would be ignored silently). */
 const OPTION_NAMES = [
-  'initialBytes', 'maxBytes', 'maxThreads', 'magazineCapacity', 'refillCount', 'drainInterval', 'stage1Keep', 'debug',
+  'initialBytes', 'maxBytes', 'maxThreads', 'magazineCapacity', 'refillCount', 'drainInterval', 'stage1Keep', 'trimInterval', 'debug',
 ];
 
 function option(opts: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
@@ -77,6 +84,7 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   const refill = option(o, 'refillCount', 32, 1, 4096);
   const drainInterval = option(o, 'drainInterval', 1024, 1, 2 ** 30);
   const keep = option(o, 'stage1Keep', 32, 0, 1 << 20);
+  const trimInterval = option(o, 'trimInterval', 0, 0, 1 << 20);
   const debug = o.debug;
   if (debug !== undefined && typeof debug !== 'boolean') {
     throw new TypeError(`SharedHeap.create(options.debug): expected a boolean, got ${describe(debug)}`);
@@ -107,6 +115,7 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   i32[G_REFILL] = refill;
   i32[G_DRAIN_INTERVAL] = drainInterval;
   i32[G_S1_KEEP] = keep;
+  i32[G_TRIM_INTERVAL] = trimInterval;
   i32[G_DEBUG] = debug === true ? 1 : 0;
   i32[G_BUFFER_SUPERS] = initialSupers;
   i32[G_CARVED] = geo.metaSupers;

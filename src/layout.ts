@@ -83,7 +83,7 @@ export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1
 //                                      areas beyond it were never touched (stats() metadataBytes)
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
 export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
-export const G_RESERVED_17 = 17; //     [R]
+export const G_TRIM_INTERVAL = 17; //   [C] trimInterval (0: off; see magazine.ts trimOthers)
 export const G_THREADS_ATTACHED = 18; //[A] attached thread count
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers)
 export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1

@@ -66,6 +66,10 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
       noticed = true;
       if (processNotices(t) > 0) continue;
     }
+    if (t.trimInterval !== 0 && ++t.takesSinceTrim >= t.trimInterval) {
+      t.takesSinceTrim = 0;
+      trimOthers(t, cls);
+    }
     const slab = takeSlab(t, cls, mayBlock);
     if (slab === 0) return 0;
     i32[t.metaW(slab) + SM_LISTED] = LISTED_CURRENT;
@@ -279,6 +283,20 @@ export function drainClass(t: ThreadContext, cls: number): void {
   crashPoint(CP_DRAIN);
   t.f64[t.tfW + TF_DRAINS]++;
   drainJournal(t, cls, false);
+}
+
+/**
+ * The trim (options.trimInterval), before a slab of `cls` is taken from the pool: every other
+ * class's magazine is drained and its empty slabs go back, so that their slots can serve this
+ * one instead of pages never touched. Each step is a drain's, as crash-safe.
+ */
+export function trimOthers(t: ThreadContext, cls: number): void {
+  const i32 = t.i32;
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    if (c === cls || i32[t.topW + c] === t.magazineBase(c)) continue;
+    drainClass(t, c);
+    releaseEmptyPartials(t, c);
+  }
 }
 
 /** Drains every magazine of t's slot, collects its notices and gives its empty slabs back. */

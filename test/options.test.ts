@@ -83,6 +83,9 @@ describe('every option at the ends of its range works', () => {
     ['drainInterval 2^30', { ...small, initialBytes: 32 * MiB, drainInterval: 2 ** 30 }],
     ['stage1Keep 0', { ...small, initialBytes: 32 * MiB, stage1Keep: 0 }],
     ['stage1Keep 2^20', { ...small, initialBytes: 32 * MiB, stage1Keep: 1 << 20 }],
+    ['trimInterval 1', { ...small, initialBytes: 32 * MiB, trimInterval: 1 }],
+    ['trimInterval 1, magazineCapacity 1, stage1Keep 0', { ...small, initialBytes: 32 * MiB, trimInterval: 1, magazineCapacity: 1, stage1Keep: 0 }],
+    ['trimInterval 2^20', { ...small, initialBytes: 32 * MiB, trimInterval: 1 << 20 }],
     ['maxThreads 1', { initialBytes: 32 * MiB, maxThreads: 1 }],
     ['maxThreads 1024', { initialBytes: 256 * MiB, maxThreads: 1024 }],
     ['initialBytes 2047 MiB (the ceiling)', { ...small, initialBytes: 2047 * MiB }],
@@ -112,6 +115,61 @@ describe('every option at the ends of its range works', () => {
 
   it('a heap too small for its metadata is refused with a RangeError naming initialBytes', () => {
     expect(() => SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 1024 })).toThrow(/options\.initialBytes/);
+  });
+});
+
+describe('numeric options out of range', () => {
+  const ranges: [keyof HeapOptions, number, number][] = [
+    ['maxThreads', 1, 1024],
+    ['magazineCapacity', 1, 4096],
+    ['refillCount', 1, 4096],
+    ['drainInterval', 1, 2 ** 30],
+    ['stage1Keep', 0, 1 << 20],
+    ['trimInterval', 0, 1 << 20],
+  ];
+  it.each(ranges)('%s: below %d, above %d, fractions, NaN and strings are refused, naming the option and the value', (name, min, max) => {
+    for (const bad of [min - 1, max + 1, 1.5, NaN, Infinity]) {
+      expect(() => SharedHeap.create({ initialBytes: 32 * MiB, [name]: bad }), `${name} ${bad}`).toThrow(
+        new RegExp(`SharedHeap\\.create\\(options\\.${name}\\): expected an integer from ${min} to ${max}, got ${String(bad)}`),
+      );
+    }
+    expect(() => SharedHeap.create({ initialBytes: 32 * MiB, [name]: '8' as unknown as number })).toThrow(
+      new RegExp(`SharedHeap\\.create\\(options\\.${name}\\): expected a number, got`),
+    );
+  });
+});
+
+describe('trimInterval', () => {
+  /** 8 blocks of 16 KiB freed into the magazine, then 8 of 20 KiB: the footprint after, check(), and the data. */
+  function run(trimInterval: number): number {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 2, stage1Keep: 0, trimInterval });
+    try {
+      const keep = heap.malloc(100);
+      heap.u8.fill(0x5a, keep, keep + 100);
+      const a: number[] = [];
+      for (let k = 0; k < 8; k++) a.push(heap.malloc(16 << 10));
+      for (const p of a) heap.free(p); // cached: their slabs stay in use
+      const b: number[] = [];
+      for (let k = 0; k < 8; k++) {
+        const p = heap.malloc(20 << 10);
+        heap.u8.fill(k + 1, p, p + (20 << 10));
+        b.push(p);
+      }
+      expect(checked(heap)).toBe('passes');
+      expect(b.every((p, k) => heap.u8.subarray(p, p + (20 << 10)).every((x) => x === k + 1))).toBe(true);
+      expect(heap.u8.subarray(keep, keep + 100).every((x) => x === 0x5a)).toBe(true);
+      return heap.stats().footprintBytes;
+    } finally {
+      heap.detach();
+    }
+  }
+
+  it('before a slab is taken from the pool, the other magazines go back, and their slots serve it', () => {
+    const without = run(0);
+    const withTrim = run(1);
+    // The two 16 KiB slabs emptied by the trim are the slots the 20 KiB slabs take.
+    expect(withTrim).toBeLessThan(without);
+    expect(without - withTrim).toBeGreaterThanOrEqual(64 << 10);
   });
 });
 

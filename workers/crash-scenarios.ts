@@ -141,6 +141,16 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       ledgerMalloc(heap, d, 600 * KiB); // a run of slots where the slabs were
     },
   },
+  /** The trim (trimInterval 1): before a slab is taken, the other magazines drained and their empty slabs given back. */
+  trim: {
+    options: { ...SMALL, trimInterval: 1, stage1Keep: 0 },
+    workerRun(heap, d) {
+      const a: number[] = [];
+      for (let k = 0; k < 6; k++) a.push(ledgerMalloc(heap, d, 16 * KiB));
+      for (const i of a) ledgerFree(heap, d, i); // four stay in the magazine (its capacity)
+      for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 20 * KiB); // a slab of another class: the trim first
+    },
+  },
   /** The reclaim of a dead thread (set up by the test) by this worker, stopped anywhere in it. */
   reclaim: {
     options: SMALL,
