@@ -37,6 +37,8 @@ export interface CaseSpec {
   heapMaxBytes?: number;
   /** sabmalloc: extra heap options (LOCK's magazines of one). */
   heapOptions?: Partial<HeapOptions>;
+  /** sabmalloc: the --heap options, as the table's notes show them (`trimInterval=16`). */
+  heapNote?: string;
   /** thi.ng: bytes of its pool. */
   poolBytes?: number;
   /** Native: the library preloaded (absent for the system allocator). */

@@ -4,8 +4,8 @@
  * after `npm run build`; not part of the published package).
  *
  *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
- *                   [--trace FILE|FOLDER]... [--allocators LIST] [--json FILE] [--svg FILE]
- *                   [--wide] [--smoke]
+ *                   [--warmup N] [--trace FILE|FOLDER]... [--allocators LIST] [--heap NAME=VALUE]...
+ *                   [--json FILE] [--svg FILE] [--wide] [--smoke]
  *
  * From the sources: `node --import tsx bench/cli.ts bench W1 W3 --threads 1,2`.
  * The order of work: parse the arguments; expand and parse W5's traces
@@ -19,12 +19,14 @@ import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SharedHeap, type HeapOptions } from '../src/index.js';
 import type { CaseResult, CaseSpec, RunRecord, Workload } from './case.js';
 import { checkCase, checkCasesAgree } from './check.js';
 import {
   cyclesFor,
   describeParams,
   fmtInt,
+  heapOptionsNote,
   nativePeers,
   paramsFor,
   planCases,
@@ -64,6 +66,8 @@ Options:
   --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
   --allocators LIST   any of sabmalloc, thi.ng, dlmalloc-wasm, glibc, jemalloc, tcmalloc, mimalloc;
                       'native' = every native one; default: all that are available
+  --heap NAME=VALUE   a create() option for sabmalloc's heaps, repeatable: magazineCapacity,
+                      refillCount, drainInterval, stage1Keep, trimInterval (e.g. trimInterval=16)
   --json FILE         write the environment and every run as JSON
   --svg FILE          write a chart of ops/s against threads
   --wide              print every figure (lock and stage counters, metadata) in a wider table
@@ -105,6 +109,8 @@ export interface CliOptions {
   cycles?: number;
   /** --trace arguments (files or folders), in order. */
   traces: string[];
+  /** --heap options for sabmalloc's heaps. */
+  heapOptions: Partial<HeapOptions>;
   allocators?: string[];
   json?: string;
   svg?: string;
@@ -128,6 +134,29 @@ function nonNegativeInt(name: string, s: string, max: number): number {
 /** Untimed runs after the cold one by default (bench/run.ts warmupsFor says why). */
 export const DEFAULT_WARMUPS = 2;
 
+/** The create() options --heap may set (the benchmark sizes the heap and its thread slots itself). */
+export const HEAP_TUNING_OPTIONS = ['magazineCapacity', 'refillCount', 'drainInterval', 'stage1Keep', 'trimInterval'] as const;
+
+/** --heap NAME=VALUE arguments: each name one of HEAP_TUNING_OPTIONS, each value one create() accepts. */
+function parseHeapOptions(args: string[]): Partial<HeapOptions> {
+  const out: Record<string, number> = {};
+  for (const arg of args) {
+    const m = /^([A-Za-z0-9]+)=(-?\d+)$/.exec(arg.trim());
+    if (m === null) throw new UsageError(`--heap: expected NAME=INTEGER, got ${JSON.stringify(arg)}`);
+    const [, name, value] = m as unknown as [string, string, string];
+    if (!(HEAP_TUNING_OPTIONS as readonly string[]).includes(name)) {
+      throw new UsageError(`--heap: ${JSON.stringify(name)} is not one of ${HEAP_TUNING_OPTIONS.join(', ')}`);
+    }
+    out[name] = Number(value);
+  }
+  try {
+    SharedHeap.create({ initialBytes: 16 << 20, maxThreads: 1, ...out }).detach(); // create()'s own checks
+  } catch (err) {
+    throw new UsageError(`--heap: ${(err as Error).message}`);
+  }
+  return out;
+}
+
 /** Parses the arguments after `bench`. Throws UsageError. */
 export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   let parsed;
@@ -142,6 +171,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
         warmup: { type: 'string' },
         cycles: { type: 'string' },
         trace: { type: 'string', multiple: true },
+        heap: { type: 'string', multiple: true },
         allocators: { type: 'string' },
         json: { type: 'string' },
         svg: { type: 'string' },
@@ -194,7 +224,8 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   if (workloads.includes('W5') && traces.length === 0) {
     throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
   }
-  return { workloads, micro, threads, runs, warmups, cycles, traces, allocators, json: v.json, svg: v.svg, wide: v.wide === true, smoke };
+  const heapOptions = parseHeapOptions(v.heap ?? []);
+  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, smoke };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -250,6 +281,7 @@ export interface BenchReport {
     threads: number[];
     runs: number;
     warmups: number;
+    heapOptions: Partial<HeapOptions>;
     smoke: boolean;
     cycles: Record<string, string>;
     traces: string[];
@@ -387,6 +419,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     io.out(`  ${single.join(', ')}: defined for one thread: run at 1 thread only\n`);
   }
   io.out(
+    (Object.keys(opts.heapOptions).length > 0 ? `  sabmalloc's heaps: ${heapOptionsNote(opts.heapOptions)}\n` : '') +
     `  threads ${opts.threads.join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].join(', ') || 'none'}\n`,
   );
 
@@ -400,6 +433,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     thingAvailable: hasThing,
     wasmAvailable: hasWasm,
     natives: peers.natives,
+    heapOptions: opts.heapOptions,
     note,
   });
 
@@ -498,6 +532,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       threads: opts.threads,
       runs: opts.runs,
       warmups: opts.warmups,
+      heapOptions: opts.heapOptions,
       smoke: opts.smoke,
       cycles: cycleInfo,
       traces: traces.map((t) => t.path),

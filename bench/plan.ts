@@ -6,6 +6,7 @@
  */
 import { basename } from 'node:path';
 import type { WorkloadParams } from './bench-task.js';
+import type { HeapOptions } from '../src/index.js';
 import type { CaseSpec, Workload } from './case.js';
 import { LOCK_DEFAULTS, LOCK_HEAP_OPTIONS } from './lock-storm.js';
 import { nativeAllocators, nativeSkipReason, type NativeAllocator } from './native.js';
@@ -48,8 +49,17 @@ export interface PlanOptions {
   /** Whether the WebAssembly peer could be built (bench/wasm-dlmalloc.ts); false if not asked for. */
   wasmAvailable?: boolean;
   natives: NativeAllocator[];
+  /** create() options for sabmalloc's heaps (--heap), on top of LOCK's own. */
+  heapOptions?: Partial<HeapOptions>;
   /** Told why a case is left out. */
   note?: (message: string) => void;
+}
+
+/** How --heap options read in a table note and the header: `trimInterval=16, stage1Keep=0`. */
+export function heapOptionsNote(options: Partial<HeapOptions>): string {
+  return Object.entries(options)
+    .map(([k, v]) => `${k}=${String(v)}`)
+    .join(', ');
 }
 
 /** Cycles per thread used for `workload`. */
@@ -175,7 +185,9 @@ export function planCases(o: PlanOptions): CaseSpec[] {
         const notes: string[] = [];
         if (SINGLE_THREAD_WORKLOADS.has(workload) && !o.threads.every((t) => t === 1)) notes.push('1 thread only');
         if (o.allocators.has('sabmalloc')) {
-          const heapOptions = workload === 'LOCK' ? { ...LOCK_HEAP_OPTIONS } : undefined;
+          const user = o.heapOptions ?? {};
+          const mine = workload === 'LOCK' ? { ...LOCK_HEAP_OPTIONS, ...user } : { ...user };
+          const heapOptions = Object.keys(mine).length > 0 ? mine : undefined;
           cases.push({
             allocator: 'sabmalloc',
             family: 'js',
@@ -187,7 +199,8 @@ export function planCases(o: PlanOptions): CaseSpec[] {
             heapBytes: heapBytesFor(workload, threads, params),
             heapMaxBytes: workload === 'W5' ? w5HeapBytes(params.traceLiveBytes!).maxBytes : undefined,
             heapOptions,
-            notes: workload === 'LOCK' ? [...notes, 'magazines of 1'] : [...notes],
+            heapNote: Object.keys(user).length > 0 ? heapOptionsNote(user) : undefined,
+            notes: [...notes, ...(workload === 'LOCK' ? ['magazines of 1'] : []), ...(Object.keys(user).length > 0 ? [heapOptionsNote(user)] : [])],
           });
         }
         if (NATIVE_WORKLOADS.has(workload)) {

@@ -154,6 +154,7 @@ function workloadCell(c: CaseResult): string {
 function shortNotes(c: CaseResult): string {
   const n: string[] = [];
   if (c.spec.heapOptions?.magazineCapacity === 1) n.push('mags of 1');
+  if (c.spec.heapNote !== undefined) n.push(c.spec.heapNote);
   if (c.spec.allocator === 'thi.ng') n.push(`${fmtOps(c.spec.cycles)} ops`);
   return cut(n.join('; '), NOTES_CELL_MAX);
 }

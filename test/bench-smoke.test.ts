@@ -220,6 +220,37 @@ describe('sabmalloc bench arguments', () => {
     rmSync(tmp, { recursive: true, force: true });
   }, 60_000);
 
+  it('--heap NAME=VALUE: create() options for sabmalloc\'s heaps, checked by create() itself, shown in the table', async () => {
+    const o = parseBenchArgs(['W1', '--heap', 'trimInterval=16', '--heap', 'stage1Keep=0']);
+    if (o === 'help') throw new Error('help');
+    expect(o.heapOptions).toEqual({ trimInterval: 16, stage1Keep: 0 });
+    const bad: [string, RegExp][] = [
+      ['initialBytes=5', /--heap: "initialBytes" is not one of magazineCapacity, refillCount, drainInterval, stage1Keep, trimInterval/],
+      ['trimInterval=-1', /--heap: SharedHeap\.create\(options\.trimInterval\): expected an integer from 0 to 1048576, got -1/],
+      ['magazineCapacity=0', /--heap: SharedHeap\.create\(options\.magazineCapacity\): expected an integer from 1/],
+      ['trimInterval', /--heap: expected NAME=INTEGER, got "trimInterval"/],
+    ];
+    for (const [arg, message] of bad) {
+      const io = quiet();
+      expect(await main(['bench', 'W1', '--heap', arg], io), arg).toBe(2);
+      expect(io.text).toMatch(message);
+    }
+    const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-heap-'));
+    const json = join(tmp, 'heap.json');
+    const io = quiet();
+    expect(await main(['bench', 'W1', 'LOCK', '--threads', '1', '--cycles', '2000', '--runs', '1', '--allocators', 'sabmalloc', '--heap', 'trimInterval=4', '--json', json], io)).toBe(0);
+    expect(io.text).toContain("sabmalloc's heaps: trimInterval=4");
+    const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+    expect(r.options.heapOptions).toEqual({ trimInterval: 4 });
+    const w1 = r.cases.find((c) => c.spec.workload === 'W1')!;
+    const lock = r.cases.find((c) => c.spec.workload === 'LOCK')!;
+    expect(w1.spec.heapOptions).toEqual({ trimInterval: 4 });
+    expect(lock.spec.heapOptions).toMatchObject({ magazineCapacity: 1, trimInterval: 4 }); // on top of LOCK's own
+    expect(w1.spec.heapNote).toBe('trimInterval=4');
+    expect(io.text).toMatch(/^W1 .*sabmalloc.*trimInterval=4/m);
+    rmSync(tmp, { recursive: true, force: true });
+  }, 60_000);
+
   it('W5 without a trace is an error that says what to pass (exit 2), not an empty table', async () => {
     for (const args of [['bench', 'W5'], ['bench', 'W1', 'W5', '--allocators', 'sabmalloc']]) {
       const io = quiet();
