@@ -290,7 +290,7 @@ export function drainClass(t: ThreadContext, cls: number): void {
  * class's magazine is drained and its empty slabs go back, so that their slots can serve this
  * one instead of pages never touched. Each step is a drain's, as crash-safe.
  */
-export function trimOthers(t: ThreadContext, cls: number): void {
+function trimOthers(t: ThreadContext, cls: number): void {
   const i32 = t.i32;
   for (let c = 0; c < NUM_CLASSES; c++) {
     if (c === cls || i32[t.topW + c] === t.magazineBase(c)) continue;
