@@ -18,7 +18,7 @@
  *   `drainInterval` frees every cache is emptied back. (sabmalloc's magazines: 64 entries, 256
  *   KiB a class, a periodic drain every 1024 frees, which takes two classes at a time.)
  * - realloc as sabmalloc's: a class block stays put while the new size fits and is above a
- *   quarter of it, else moves with room (alloc.ts reallocGrowth); a page run grows into the free
+ *   quarter of it, else moves with room (alloc.ts reallocRequest); a page run grows into the free
  *   pages after it in its slot, or shrinks in place giving its tail pages back, or moves. A move
  *   copies the smaller of the old usable size and the new size.
  *
@@ -29,7 +29,7 @@
  *     [--drain-interval N]
  */
 import { parseArgs } from 'node:util';
-import { REALLOC_SHRINK, REALLOC_SLACK_FROM, reallocGrowth } from '../src/alloc.js';
+import { REALLOC_SHRINK, reallocRequest } from '../src/alloc.js';
 import { PAGE_BYTES, SLOT_BYTES } from '../src/layout.js';
 import { COUNT, HDR, MAX_SMALL, NUM_CLASSES, SIZE, SPAN, classOf } from '../src/size-classes.js';
 import { loadTrace, OP_FREE, OP_REALLOC, type Trace } from './replay.js';
@@ -243,8 +243,7 @@ export function modelPages(trace: Trace, o: PageModelOptions = {}): PageModelRes
         }
       }
       if (w.kind === 'large' && size > MAX_SMALL && Math.ceil(size / SLOT_BYTES) === w.slots) continue;
-      const grow = size > w.usable && size > REALLOC_SLACK_FROM && size <= MAX_SMALL && size < pagesFrom;
-      const q = alloc(grow ? reallocGrowth(size) : size);
+      const q = alloc(size < pagesFrom ? reallocRequest(size, w.usable) : size);
       moves++;
       copied += Math.min(w.usable, size);
       free(w);

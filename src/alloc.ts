@@ -34,13 +34,15 @@ export const REALLOC_SLACK_FROM = 512;
 export const REALLOC_SLACK_TO = 64 << 10;
 
 /**
- * What realloc asks for when a block grows: twice the size (at most REALLOC_SLACK_TO), so that a
- * block grown a little at a time (a string appended to) moves O(log n) times instead of at
- * every step, and one that doubles (a buffer of a program that doubles its own) moves every
- * other time; the usable size reports the room.
+ * What realloc asks malloc for when a block of `usable` bytes cannot hold `size`: a block that
+ * grows past REALLOC_SLACK_FROM gets twice the size (at most REALLOC_SLACK_TO), so that a block
+ * grown a little at a time (a string appended to) moves O(log n) times instead of at every
+ * step, and one that doubles (a buffer of a program that doubles its own) moves every other
+ * time; the usable size reports the room. Anything else gets `size`. The fast path in heap.ts
+ * and reallocImpl both ask here.
  */
-export function reallocGrowth(size: number): number {
-  if (size > REALLOC_SLACK_TO) return size;
+export function reallocRequest(size: number, usable: number): number {
+  if (size <= usable || size <= REALLOC_SLACK_FROM || size > REALLOC_SLACK_TO) return size;
   const room = size * 2;
   return room < REALLOC_SLACK_TO ? room : REALLOC_SLACK_TO;
 }
@@ -166,7 +168,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // A small block stays put down to a quarter of its size (REALLOC_SHRINK), a large run to half.
   if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : 1) || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
-  const q = mallocImpl(t, n > usable && n > REALLOC_SLACK_FROM && n <= MAX_SMALL ? reallocGrowth(n) : n);
+  const q = mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
   t.ensureViews();
   t.bytes.copyWithin(q, p, p + Math.min(n, usable));

@@ -10,7 +10,7 @@ import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { drainPeriodic, freeDrainFull, flushThread, pushFreed } from './magazine.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, REALLOC_SLACK_FROM as SLACK_FROM_IMPORTED, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocGrowth, reallocImpl, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocImpl, reallocRequest, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
@@ -29,9 +29,8 @@ export type { HeapOptions };
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
-// realloc's fast path reads alloc.ts's two constants through module-local copies too.
+// realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
-const REALLOC_SLACK_FROM = SLACK_FROM_IMPORTED;
 
 /** Instances per heap id in this thread: attaching twice returns the same one. */
 const attached = new Map<number, SharedHeap>();
@@ -204,7 +203,7 @@ export class SharedHeap {
     const usable = SIZE[cls];
     if (size <= usable && (size > usable >>> REALLOC_SHRINK || usable <= 16)) return block;
     const keep = size < usable ? size : usable;
-    const q = this.malloc(size > usable && size > REALLOC_SLACK_FROM ? reallocGrowth(size) : size);
+    const q = this.malloc(reallocRequest(size, usable));
     if (q === 0) return 0;
     if (keep <= REALLOC_WORD_COPY) {
       // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
