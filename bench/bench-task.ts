@@ -6,7 +6,7 @@
  * Protocol of a run with T threads, over a small SharedArrayBuffer (the
  * "control", laid out by {@link createControl}):
  *
- * 1. Each thread attaches to the heap (or makes its own @thi.ng/malloc pool or dlmalloc-wasm heap),
+ * 1. Each thread attaches to the heap (or makes its own @thi.ng/malloc pool, dlmalloc-wasm heap or reference allocator),
  *    does the untimed setup (W3's fill, W5's trace parse), adds 1 to READY
  *    and waits for GO.
  * 2. The main thread waits for READY = T, snapshots heap.stats(), writes the
@@ -29,6 +29,7 @@ import { lockStorm, lockStormCleanup } from './lock-storm.js';
 import { loadTrace, readTraceOps, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
 import { collectGarbage } from './gc.js';
 import { createWasmDlmalloc } from './wasm-dlmalloc.js';
+import { ReferenceAllocator } from './reference-alloc.js';
 import {
   emptyResult,
   larsonCleanup,
@@ -49,7 +50,7 @@ import {
 /** The workloads that run on JavaScript allocators. */
 export type JsWorkload = 'W1' | 'W2' | 'W3' | 'W5' | 'LOCK';
 /** The JavaScript allocators. */
-export type JsAllocatorName = 'sabmalloc' | 'thi.ng' | 'dlmalloc-wasm';
+export type JsAllocatorName = 'sabmalloc' | 'thi.ng' | 'dlmalloc-wasm' | 'reference';
 
 /** Parameters of one run of a workload; per thread where that applies. */
 export interface WorkloadParams {
@@ -83,7 +84,7 @@ export interface RunTask {
   control: SharedArrayBuffer;
   /** sabmalloc: the heap, created by the main thread. */
   heap?: SharedArrayBuffer;
-  /** thi.ng: bytes of the pool this thread creates. */
+  /** thi.ng and reference: bytes of the pool (buffer) this thread creates. */
   poolBytes?: number;
   /** dlmalloc-wasm: the compiled module (bench/wasm-dlmalloc.ts). */
   wasmPath?: string;
@@ -301,6 +302,8 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
       // 10.1, 4.4 M ops/s in one thread; 9.3-11.9 with a collection before each). Untimed.
       collectGarbage();
       alloc = createWasmDlmalloc(task.wasmPath);
+    } else if (task.allocator === 'reference') {
+      alloc = new ReferenceAllocator(task.poolBytes ?? 128 << 20);
     } else {
       alloc = await createThingAllocator(task.poolBytes ?? 256 << 20);
     }

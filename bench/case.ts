@@ -21,7 +21,7 @@ export type Workload = JsWorkload;
 
 /** What one case runs: an allocator on a workload at a thread count. */
 export interface CaseSpec {
-  /** 'sabmalloc', 'thi.ng', or a native allocator's name ('glibc', 'jemalloc', ...). */
+  /** 'sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference', or a native allocator's name ('glibc', 'jemalloc', ...). */
   allocator: string;
   family: 'js' | 'native';
   workload: Workload;
@@ -60,7 +60,7 @@ export interface RunRecord {
   bytesRequested: number;
   checksum: number;
   peakLiveBytes: number;
-  /** sabmalloc: stats().peakFootprintBytes; thi.ng: pool top; native: peak RSS. */
+  /** sabmalloc: stats().peakFootprintBytes; thi.ng: pool top; dlmalloc-wasm: memory size; reference: bump top; native: peak RSS. */
   footprintBytes?: number;
   /** sabmalloc: the heap's metadata (its footprint before the first allocation). */
   metaBytes?: number;

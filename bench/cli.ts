@@ -64,8 +64,10 @@ Options:
   --cycles N          cycles per thread for every workload (W3: operations per thread;
                       W5: operations replayed, a trace repeated to reach them); default per workload
   --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
-  --allocators LIST   any of sabmalloc, thi.ng, dlmalloc-wasm, glibc, jemalloc, tcmalloc, mimalloc;
-                      'native' = every native one; default: all that are available
+  --allocators LIST   any of sabmalloc, thi.ng, dlmalloc-wasm, reference, glibc, jemalloc, tcmalloc,
+                      mimalloc; 'native' = every native one; default: all that are available.
+                      reference (W1, W5): bench/reference-alloc.ts, a free list per size class for
+                      one thread, no sharing: the floor of the timed loop, not a contender
   --heap NAME=VALUE   a create() option for sabmalloc's heaps, repeatable: magazineCapacity,
                       refillCount, drainInterval, stage1Keep, trimInterval (e.g. trimInterval=16)
   --json FILE         write the environment and every run as JSON
@@ -118,7 +120,7 @@ export interface CliOptions {
   smoke: boolean;
 }
 
-const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
+const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
 
 function positiveInt(name: string, s: string, max: number): number {
   if (!/^\d+$/.test(s.trim())) throw new UsageError(`${name}: expected a positive integer, got ${JSON.stringify(s)}`);
@@ -381,6 +383,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       allocators.add('dlmalloc-wasm');
     } else note(`dlmalloc-wasm: ${skip}`);
   }
+  if (want('reference') && opts.workloads.some((w) => w === 'W1' || w === 'W5')) allocators.add('reference');
   const wantsNative = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'].some(want);
   const nativeWorkloads = opts.workloads.some((w) => NATIVE_WORKLOADS.has(w));
   const peers = wantsNative && nativeWorkloads ? nativePeers() : { natives: [] };
@@ -511,14 +514,14 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   const legend = opts.wide
     ? `cold: the warm-up run (the first call of the timed loop in fresh workers); ops/s: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc peak footprint (pages ' +
-      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, native peak RSS (W5: its growth during the ' +
+      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, reference bump top, native peak RSS (W5: its growth during the ' +
       'replay); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
       'bytes (with threads, the sum of per-thread/per-array peaks); lock and stage counters: timed part only (S1/S2/S3 and ' +
       'remote frees per run).'
     : `cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: warm median over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc ' +
       'stats().peakFootprintBytes (pages of the buffer handed out or written, metadata included), thi.ng pool top, dlmalloc-wasm memory ' +
-      'size, native peak RSS (W5: its growth during the replay); ' +
+      'size, reference bump top, native peak RSS (W5: its growth during the replay); ' +
       'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks). ' +
       'Lock and stage counters: --wide, and in --json.';
   io.out(wrap(legend) + '\n');

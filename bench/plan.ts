@@ -43,7 +43,7 @@ export interface PlanOptions {
   smoke?: boolean;
   /** W5's traces, parsed (bench/trace-prep.ts): one set of cases each. */
   traces: PreparedTrace[];
-  /** Allocators wanted: 'sabmalloc', 'thi.ng', and native names. */
+  /** Allocators wanted: 'sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference', and native names. */
   allocators: Set<string>;
   thingAvailable: boolean;
   /** Whether the WebAssembly peer could be built (bench/wasm-dlmalloc.ts); false if not asked for. */
@@ -219,17 +219,24 @@ export function planCases(o: PlanOptions): CaseSpec[] {
             });
           }
         }
+        // A single-thread JavaScript or WebAssembly peer on the full workload.
+        const oneThread = (allocator: string, note: string, poolBytes?: number): CaseSpec => ({
+          allocator,
+          family: 'js',
+          workload,
+          ...traceField,
+          threads: 1,
+          params,
+          cycles: opsPerThread(workload, params),
+          ...(poolBytes !== undefined ? { poolBytes } : {}),
+          notes: [...notes, note],
+        });
         if (o.allocators.has('dlmalloc-wasm') && o.wasmAvailable === true && threads === 1 && WASM_WORKLOADS.has(workload)) {
-          cases.push({
-            allocator: 'dlmalloc-wasm',
-            family: 'js',
-            workload,
-            ...traceField,
-            threads: 1,
-            params,
-            cycles: opsPerThread(workload, params),
-            notes: [...notes, 'footprint = memory size'],
-          });
+          cases.push(oneThread('dlmalloc-wasm', 'footprint = memory size'));
+        }
+        if (o.allocators.has('reference') && threads === 1 && REFERENCE_WORKLOADS.has(workload)) {
+          const bytes = workload === 'W5' ? referenceBytesFor(params.traceLiveBytes!) : 128 * MiB;
+          cases.push(oneThread('reference', 'not a contender: one thread, no sharing', bytes));
         }
         if (o.allocators.has('thi.ng') && o.thingAvailable && threads === 1 && workload !== 'LOCK') {
           if (trace !== undefined && trace.ops > THING_MAX_CYCLES) {
@@ -261,6 +268,21 @@ export function planCases(o: PlanOptions): CaseSpec[] {
     }
   }
   return cases;
+}
+
+/**
+ * The workloads bench/reference-alloc.ts runs: the floor of the timed loop itself. It is a free
+ * list per size class over a plain ArrayBuffer, a 16-byte header before each block (double frees
+ * caught by a state word there), nothing shared with another thread and nothing given back to a
+ * common pool, so it shows what the JavaScript loop and the buffer cost with almost no allocator
+ * in between: how close to it sabmalloc is, and how close the loop lets any JavaScript allocator
+ * come to the natives.
+ */
+const REFERENCE_WORKLOADS = new Set<Workload>(['W1', 'W5']);
+
+/** The reference allocator's buffer for a W5 trace: it never reuses a block for another size (gawk_records: 2.27x its peak live bytes). */
+export function referenceBytesFor(peakLiveBytes: number): number {
+  return Math.min(MAX_HEAP_MIB, 64 + Math.ceil((4 * peakLiveBytes) / MiB)) * MiB;
 }
 
 /** The workloads the WebAssembly peer runs: one heap, one thread (W3 frees across threads, LOCK is about the lock). */

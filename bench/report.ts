@@ -156,6 +156,7 @@ function shortNotes(c: CaseResult): string {
   if (c.spec.heapOptions?.magazineCapacity === 1) n.push('mags of 1');
   if (c.spec.heapNote !== undefined) n.push(c.spec.heapNote);
   if (c.spec.allocator === 'thi.ng') n.push(`${fmtOps(c.spec.cycles)} ops`);
+  if (c.spec.allocator === 'reference') n.push('floor, 1 thread');
   return cut(n.join('; '), NOTES_CELL_MAX);
 }
 
@@ -301,8 +302,9 @@ const COLORS: Record<string, string> = {
   tcmalloc: '#9467bd',
   mimalloc: '#ff7f0e',
   'thi.ng': '#8c564b',
+  reference: '#7f7f7f',
 };
-const EXTRA_COLORS = ['#17becf', '#bcbd22', '#7f7f7f', '#e377c2'];
+const EXTRA_COLORS = ['#17becf', '#bcbd22', '#e377c2', '#aec7e8'];
 
 const WORKLOAD_TITLES: Record<string, string> = {
   W1: 'W1 random_mixed',

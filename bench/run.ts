@@ -9,7 +9,8 @@
  *   cold figure) and the timed runs are warm;
  *   heap.check() after each run; lock and stage counters are the difference
  *   of two heap.stats() snapshots taken around the timed part.
- * - @thi.ng/malloc and dlmalloc-wasm: single thread, in their own one-worker pool.
+ * - @thi.ng/malloc, dlmalloc-wasm and the reference allocator: single thread, in their own
+ *   one-worker pool.
  * - Native: bench/native.ts runs the C program with the system allocator and
  *   each LD_PRELOAD library found, on the same parameters.
  *
@@ -151,7 +152,7 @@ export class BenchRunner {
     for (let t = 0; t < T; t++) {
       const task: RunTask = {
         kind: 'run',
-        allocator: spec.allocator === 'sabmalloc' || spec.allocator === 'dlmalloc-wasm' ? spec.allocator : 'thi.ng',
+        allocator: spec.allocator === 'sabmalloc' || spec.allocator === 'dlmalloc-wasm' || spec.allocator === 'reference' ? spec.allocator : 'thi.ng',
         workload: spec.workload,
         threads: T,
         thread: t,

@@ -350,7 +350,7 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     writeFileSync(join(traces, 'alpha.trace'), makeSampleTrace(400, 7));
     writeFileSync(join(traces, 'beta.trace.gz'), gzipSync(makeSampleTrace(500, 11)));
     writeFileSync(join(traces, 'notes.txt'), 'not a trace\n');
-    run = await runCli(['bench', 'W5', '--trace', traces, '--runs', '2', '--cycles', '2000', '--allocators', 'sabmalloc,glibc,dlmalloc-wasm', '--json', join(dir, 'w5.json')]);
+    run = await runCli(['bench', 'W5', '--trace', traces, '--runs', '2', '--cycles', '2000', '--allocators', 'sabmalloc,glibc,dlmalloc-wasm,reference', '--json', join(dir, 'w5.json')]);
     if (run.code === 0) report = JSON.parse(readFileSync(join(dir, 'w5.json'), 'utf8')) as BenchReport;
   }, 120_000);
 
@@ -358,13 +358,12 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('replays each *.trace and *.trace.gz of the folder, with glibc and dlmalloc-wasm in the same run', () => {
+  it('replays each *.trace and *.trace.gz of the folder, with glibc, dlmalloc-wasm and the reference floor in the same run', () => {
     expect(run.stderr + run.stdout).not.toMatch(/FAILED|ERROR/);
     expect(run.code).toBe(0);
     const rows = tableRows(run.stdout);
-    const expected = natives
-      ? ['W5 alpha|dlmalloc-wasm', 'W5 alpha|glibc', 'W5 alpha|sabmalloc', 'W5 beta|dlmalloc-wasm', 'W5 beta|glibc', 'W5 beta|sabmalloc']
-      : ['W5 alpha|dlmalloc-wasm', 'W5 alpha|sabmalloc', 'W5 beta|dlmalloc-wasm', 'W5 beta|sabmalloc'];
+    const peers = natives ? ['dlmalloc-wasm', 'glibc', 'reference', 'sabmalloc'] : ['dlmalloc-wasm', 'reference', 'sabmalloc'];
+    const expected = ['alpha', 'beta'].flatMap((t) => peers.map((a) => `W5 ${t}|${a}`));
     expect(rows.map((r) => `${r[COL.workload]}|${r[COL.allocator]}`).sort()).toEqual(expected);
     for (const r of rows) {
       expect(r[COL.cold]).toMatch(new RegExp(`^${OPS}$`));
@@ -388,5 +387,10 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     const sab = report.cases.find((c) => c.spec.allocator === 'sabmalloc' && c.spec.trace === 'beta')!;
     expect(sab.runs[0]!.footprintBytes).toBeGreaterThan(0);
     expect(sab.summary!.coldOpsPerSec).toBeGreaterThan(0);
+    // The reference floor replays the same operations (same checksum) in a buffer of its own.
+    const ref = report.cases.find((c) => c.spec.allocator === 'reference' && c.spec.trace === 'beta')!;
+    expect(ref.spec.threads).toBe(1);
+    expect(ref.runs[0]!.checksum).toBe(sab.runs[0]!.checksum);
+    expect(ref.runs[0]!.footprintBytes).toBeGreaterThanOrEqual(ref.runs[0]!.peakLiveBytes);
   });
 });
