@@ -31,6 +31,7 @@ import {
   paramsFor,
   planCases,
   NATIVE_WORKLOADS,
+  REFERENCE_WORKLOADS,
   SINGLE_THREAD_WORKLOADS,
   thingAvailable,
   THING_MAX_CYCLES,
@@ -66,8 +67,8 @@ Options:
   --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
   --allocators LIST   any of sabmalloc, thi.ng, dlmalloc-wasm, reference, glibc, jemalloc, tcmalloc,
                       mimalloc; 'native' = every native one; default: all that are available.
-                      reference (W1, W5): bench/reference-alloc.ts, a free list per size class for
-                      one thread, no sharing: the floor of the timed loop, not a contender
+                      reference (W1, W2, W3, W5 at one thread): bench/reference-alloc.ts, a free
+                      list per size class, no sharing: the floor of the timed loop, not a contender
   --heap NAME=VALUE   a create() option for sabmalloc's heaps, repeatable: magazineCapacity,
                       refillCount, drainInterval, stage1Keep, trimInterval (e.g. trimInterval=16)
   --json FILE         write the environment and every run as JSON
@@ -383,7 +384,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       allocators.add('dlmalloc-wasm');
     } else note(`dlmalloc-wasm: ${skip}`);
   }
-  if (want('reference') && opts.workloads.some((w) => w === 'W1' || w === 'W5')) allocators.add('reference');
+  if (want('reference') && opts.workloads.some((w) => REFERENCE_WORKLOADS.has(w))) allocators.add('reference');
   const wantsNative = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'].some(want);
   const nativeWorkloads = opts.workloads.some((w) => NATIVE_WORKLOADS.has(w));
   const peers = wantsNative && nativeWorkloads ? nativePeers() : { natives: [] };

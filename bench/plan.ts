@@ -235,7 +235,7 @@ export function planCases(o: PlanOptions): CaseSpec[] {
           cases.push(oneThread('dlmalloc-wasm', 'footprint = memory size'));
         }
         if (o.allocators.has('reference') && threads === 1 && REFERENCE_WORKLOADS.has(workload)) {
-          const bytes = workload === 'W5' ? referenceBytesFor(params.traceLiveBytes!) : 128 * MiB;
+          const bytes = workload === 'W5' ? referenceBytesFor(params.traceLiveBytes!) : workload === 'W2' ? 256 * MiB : 128 * MiB;
           cases.push(oneThread('reference', 'not a contender: one thread, no sharing', bytes));
         }
         if (o.allocators.has('thi.ng') && o.thingAvailable && threads === 1 && workload !== 'LOCK') {
@@ -271,14 +271,14 @@ export function planCases(o: PlanOptions): CaseSpec[] {
 }
 
 /**
- * The workloads bench/reference-alloc.ts runs: the floor of the timed loop itself. It is a free
+ * The workloads bench/reference-alloc.ts runs, at one thread: the floor of the timed loop itself. It is a free
  * list per size class over a plain ArrayBuffer, a 16-byte header before each block (double frees
  * caught by a state word there), nothing shared with another thread and nothing given back to a
  * common pool, so it shows what the JavaScript loop and the buffer cost with almost no allocator
  * in between: how close to it sabmalloc is, and how close the loop lets any JavaScript allocator
  * come to the natives.
  */
-const REFERENCE_WORKLOADS = new Set<Workload>(['W1', 'W5']);
+export const REFERENCE_WORKLOADS = new Set<Workload>(['W1', 'W2', 'W3', 'W5']);
 
 /** The reference allocator's buffer for a W5 trace: it never reuses a block for another size (gawk_records: 2.27x its peak live bytes). */
 export function referenceBytesFor(peakLiveBytes: number): number {

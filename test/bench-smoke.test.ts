@@ -220,6 +220,28 @@ describe('sabmalloc bench arguments', () => {
     rmSync(tmp, { recursive: true, force: true });
   }, 60_000);
 
+  it('the reference floor runs W2 and W3 at one thread only, on the same operations as sabmalloc', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-reference-'));
+    const json = join(tmp, 'reference.json');
+    const io = quiet();
+    try {
+      expect(await main(['bench', 'W2', 'W3', '--threads', '1,2', '--cycles', '2000', '--runs', '1', '--warmup', '0', '--allocators', 'sabmalloc,reference', '--json', json], io)).toBe(0);
+      const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+      const refs = r.cases.filter((c) => c.spec.allocator === 'reference');
+      expect(refs.map((c) => `${c.spec.workload}@${c.spec.threads}`).sort()).toEqual(['W2@1', 'W3@1']);
+      for (const ref of refs) {
+        expect(ref.error).toBeUndefined();
+        const sab = r.cases.find((c) => c.spec.allocator === 'sabmalloc' && c.spec.workload === ref.spec.workload && c.spec.threads === 1)!;
+        expect(ref.runs[0]!.checksum).toBe(sab.runs[0]!.checksum);
+        expect(ref.runs[0]!.mallocs).toBe(sab.runs[0]!.mallocs);
+        expect(ref.runs[0]!.footprintBytes).toBeGreaterThan(0);
+      }
+      expect(io.text).toContain('floor, 1 thread');
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('--heap NAME=VALUE: create() options for sabmalloc\'s heaps, checked by create() itself, shown in the table', async () => {
     const o = parseBenchArgs(['W1', '--heap', 'trimInterval=16', '--heap', 'stage1Keep=0']);
     if (o === 'help') throw new Error('help');
