@@ -271,12 +271,12 @@ export function planCases(o: PlanOptions): CaseSpec[] {
 }
 
 /**
- * The workloads bench/reference-alloc.ts runs, at one thread: the floor of the timed loop itself. It is a free
- * list per size class over a plain ArrayBuffer, a 16-byte header before each block (double frees
- * caught by a state word there), nothing shared with another thread and nothing given back to a
- * common pool, so it shows what the JavaScript loop and the buffer cost with almost no allocator
- * in between: how close to it sabmalloc is, and how close the loop lets any JavaScript allocator
- * come to the natives.
+ * The workloads bench/reference-alloc.ts runs, at one thread: the floor of the timed loop itself.
+ * It is a free list per size class over a plain ArrayBuffer, a 16-byte header before each block
+ * (double frees caught by a state word there), nothing shared with another thread and nothing
+ * given back to a common pool, so it shows what the JavaScript loop and the buffer cost with
+ * almost no allocator in between: how close to it sabmalloc is, and how close the loop lets any
+ * JavaScript allocator come to the natives.
  */
 export const REFERENCE_WORKLOADS = new Set<Workload>(['W1', 'W2', 'W3', 'W5']);
 
