@@ -553,7 +553,7 @@ describe('8-32 KiB blocks (W2-like)', () => {
           if (p === 0) throw new Error(`out of memory at step ${i} with ${live} bytes live`);
           expect(p % 16).toBe(0);
           expect(heap.usableSize(p)).toBeGreaterThanOrEqual(size);
-          expect(heap.usableSize(p)).toBeLessThan(1.25 * size);
+          expect(heap.usableSize(p)).toBeLessThan(1.5 * size); // two classes per doubling from 4 KiB (size-classes.ts)
           fill(heap, p, size);
           slots[idx] = p;
           sizes[idx] = size;
