@@ -13,7 +13,7 @@
  * sets, where those slabs are most of the footprint: gawk_records, whose live set is mostly 4-64
  * KiB strings, 2.16x -> 1.91x its peak live bytes with two per doubling from 4 KiB (64 -> 54
  * classes; the other traces unchanged); W2, whose 8-32 KiB blocks now fall into 5 classes instead
- * of 9, 5-10% slower at one thread (alternated in one process) and 1.29x -> 1.32x.
+ * of 9, 5-19% slower at one thread (alternated in one process) and 1.29x -> 1.32x.
  * Worst-case internal waste, tested for every size in test/size-classes.test.ts:
  *   size <= 128 or STEP16_FROM < size <= STEP16_TO: usable - size <= 15 bytes
  *   STEP16_TO < size <= FINE_TO:                    usable < 1.125 * size  (an eighth of the power of two below)
