@@ -63,8 +63,8 @@ export const LAYOUT_VERSION = 4;
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
  * A magazine of a large class holds at most this many bytes of blocks; twice as many for the
- * classes of two per doubling (from TWO_PER_DOUBLING_FROM in size-classes.ts), each of which
- * serves the sizes of two classes of four per doubling (context.ts).
+ * classes of two per doubling (TWO_PER_DOUBLING_FROM to TWO_PER_DOUBLING_TO in size-classes.ts),
+ * each of which serves the sizes of two classes of four per doubling (context.ts).
  */
 export const MAG_BYTES_PER_CLASS = 256 << 10;
 

@@ -4,20 +4,23 @@
  * Class sizes are multiples of 16: 16, 32, ... 128 in steps of 16, four classes per doubling
  * (160, 192, 224, 256), every multiple of 16 from STEP16_FROM to STEP16_TO (272, 288, ... 512),
  * eight per doubling up to FINE_TO (576, 640, ... 1024), four per doubling above (1280,
- * 1536, ... 4096) up to TWO_PER_DOUBLING_FROM, and two per doubling from there (6, 8, 12, 16,
- * ... 128 KiB) up to MAX_SMALL. The objects of parsers and interpreters fall in 256-1024 bytes:
- * there a coarse step is memory lost on every object (jq_customers keeps 85,000 nodes of 392
- * bytes, which lost 24 bytes each in a 416-byte class; steps of 16 there: footprint 1.20x ->
- * 1.17x peak live). Fewer classes elsewhere, since every class more is one more partly used
- * slab per thread, and blocks from 4 KiB are the buffers and strings of programs with small live
- * sets, where those slabs are most of the footprint: gawk_records, whose live set is mostly 4-64
- * KiB strings, 2.16x -> 1.91x its peak live bytes with two per doubling from 4 KiB (64 -> 54
- * classes; the other traces unchanged); W2, whose 8-32 KiB blocks now fall into 5 classes instead
- * of 9, 5-19% slower at one thread (alternated in one process) and 1.29x -> 1.32x.
+ * 1536, ... 4096), two per doubling from TWO_PER_DOUBLING_FROM to TWO_PER_DOUBLING_TO (6, 8, 12,
+ * 16 KiB), and four again up to MAX_SMALL (20, 24, 28, 32, 40, ... 128 KiB). The objects of
+ * parsers and interpreters fall in 256-1024 bytes: there a coarse step is memory lost on every
+ * object (jq_customers keeps 85,000 nodes of 392 bytes, which lost 24 bytes each in a 416-byte
+ * class; steps of 16 there: footprint 1.20x -> 1.17x peak live). Fewer classes elsewhere, since
+ * every class more is one more partly used slab per thread, which for a program with a small
+ * live set of strings and buffers is most of its footprint: gawk_records (a live set of mostly
+ * 4-64 KiB strings) 2.16x -> 1.96x its peak live bytes with two per doubling from 4 to 16 KiB
+ * (64 -> 60 classes; the other traces unchanged). Two per doubling from 4 KiB all the way up gave
+ * 1.91x but cost W2, whose 8-32 KiB blocks then fell into 5 classes instead of 9, 5-19% at one
+ * thread (alternated in one process; fddecfa); with four per doubling from 16 KiB W2 is as
+ * before (9.46 / 9.59, 8.76 / 8.46, 8.64 / 9.30, 7.57 / 7.70 M ops/s alternated) and its
+ * footprint too (1.29x).
  * Worst-case internal waste, tested for every size in test/size-classes.test.ts:
  *   size <= 128 or STEP16_FROM < size <= STEP16_TO: usable - size <= 15 bytes
  *   STEP16_TO < size <= FINE_TO:                    usable < 1.125 * size  (an eighth of the power of two below)
- *   TWO_PER_DOUBLING_FROM < size:                   usable < 1.5 * size    (a half)
+ *   TWO_PER_DOUBLING_FROM < size <= TWO_PER_DOUBLING_TO: usable < 1.5 * size (a half)
  *   other sizes:                                    usable < 1.25 * size   (a quarter)
  *
  * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each). A slab of a small class is
@@ -35,9 +38,10 @@ import { CLASS_SLOTS, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SM_STATE_BYTES } 
 export const MAX_SMALL = 128 << 10; // 128 KiB: larger requests take runs of slab slots
 export const STEP16_FROM = 256; // every multiple of 16 in (STEP16_FROM, STEP16_TO] is a class
 export const STEP16_TO = 512;
-export const FINE_TO = 1024; // eight classes per doubling in (STEP16_TO, FINE_TO], four elsewhere above 128 up to TWO_PER_DOUBLING_FROM
-/** Two classes per doubling above this size (6, 8, 12, 16, ... 128 KiB). */
+export const FINE_TO = 1024; // eight classes per doubling in (STEP16_TO, FINE_TO], four elsewhere above 128 but in the band below
+/** Two classes per doubling in (TWO_PER_DOUBLING_FROM, TWO_PER_DOUBLING_TO]: 6, 8, 12 and 16 KiB. */
 export const TWO_PER_DOUBLING_FROM = 4096;
+export const TWO_PER_DOUBLING_TO = 16384;
 const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes up to this are naturally aligned
 /**
  * Classes from this size take the fewest slots that hold a block: a slab of a few large blocks
@@ -51,14 +55,18 @@ function buildSizes(): number[] {
   const sizes: number[] = [];
   for (let s = 16; s <= 128; s += 16) sizes.push(s);
   for (let base = 128; base < MAX_SMALL; base *= 2) {
-    const steps = base === STEP16_FROM ? STEP16_FROM / 16 : base >= STEP16_TO && base < FINE_TO ? 8 : base >= TWO_PER_DOUBLING_FROM ? 2 : 4;
+    const steps =
+      base === STEP16_FROM ? STEP16_FROM / 16
+      : base >= STEP16_TO && base < FINE_TO ? 8
+      : base >= TWO_PER_DOUBLING_FROM && base < TWO_PER_DOUBLING_TO ? 2
+      : 4;
     for (let k = 1; k <= steps; k++) sizes.push(base + (base / steps) * k);
   }
   return sizes;
 }
 
 const SIZES = buildSizes();
-export const NUM_CLASSES = SIZES.length; // 54
+export const NUM_CLASSES = SIZES.length; // 60
 if (NUM_CLASSES > CLASS_SLOTS) throw new Error(`size-classes: ${NUM_CLASSES} classes, the layout has room for ${CLASS_SLOTS}`);
 
 /** Block size of each class, in bytes. */

@@ -12,6 +12,7 @@ import {
   STEP16_TO,
   FINE_TO,
   TWO_PER_DOUBLING_FROM,
+  TWO_PER_DOUBLING_TO,
   FEWEST_SLOTS_FROM,
 } from '../src/size-classes.js';
 
@@ -33,13 +34,13 @@ describe('class sizes', () => {
     }
   });
 
-  it('have steps of 16 up to 128 and from STEP16_FROM to STEP16_TO, eight per doubling from there to FINE_TO, two from TWO_PER_DOUBLING_FROM, four elsewhere', () => {
+  it('have steps of 16 up to 128 and from STEP16_FROM to STEP16_TO, eight per doubling from there to FINE_TO, two from TWO_PER_DOUBLING_FROM to TWO_PER_DOUBLING_TO, four elsewhere', () => {
     const all = Array.from(SIZE);
     for (let s = 16; s <= 128; s += 16) expect(all).toContain(s);
     for (let s = STEP16_FROM + 16; s <= STEP16_TO; s += 16) expect(all).toContain(s);
     for (let base = 128; base < MAX_SMALL; base *= 2) {
       const n = all.filter((s) => s > base && s <= 2 * base).length;
-      const want = base === STEP16_FROM ? STEP16_FROM / 16 : base >= STEP16_TO && base < FINE_TO ? 8 : base >= TWO_PER_DOUBLING_FROM ? 2 : 4;
+      const want = base === STEP16_FROM ? STEP16_FROM / 16 : base >= STEP16_TO && base < FINE_TO ? 8 : base >= TWO_PER_DOUBLING_FROM && base < TWO_PER_DOUBLING_TO ? 2 : 4;
       expect(n, `classes in (${base}, ${2 * base}]`).toBe(want);
     }
   });
@@ -55,8 +56,8 @@ describe('class sizes', () => {
       // size 0 takes the smallest class (tested below)
       else if (size > 0 && (size <= 128 || (size > STEP16_FROM && size <= STEP16_TO)) && usable - size > 15) failures.push(`size ${size}: ${usable - size} bytes wasted (> 15)`);
       else if (size > STEP16_TO && size <= FINE_TO && !(usable < 1.125 * size)) failures.push(`size ${size}: usable ${usable} >= 1.125 * size`);
-      else if (size > 128 && size <= TWO_PER_DOUBLING_FROM && !(usable < 1.25 * size)) failures.push(`size ${size}: usable ${usable} >= 1.25 * size`);
-      else if (size > TWO_PER_DOUBLING_FROM && !(usable < 1.5 * size)) failures.push(`size ${size}: usable ${usable} >= 1.5 * size`);
+      else if (size > TWO_PER_DOUBLING_FROM && size <= TWO_PER_DOUBLING_TO && !(usable < 1.5 * size)) failures.push(`size ${size}: usable ${usable} >= 1.5 * size`);
+      else if (size > 128 && (size <= TWO_PER_DOUBLING_FROM || size > TWO_PER_DOUBLING_TO) && !(usable < 1.25 * size)) failures.push(`size ${size}: usable ${usable} >= 1.25 * size`);
       if (failures.length > 10) break;
     }
     expect(failures).toEqual([]);
