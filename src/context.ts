@@ -23,7 +23,7 @@ import { HeapStateError } from './errors.js';
 const { G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
   G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
   TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
-const { NUM_CLASSES, SIZE, TWO_PER_DOUBLING_FROM, TWO_PER_DOUBLING_TO } = classes;
+const { NUM_CLASSES, PER_DOUBLING, SIZE } = classes;
 
 /** The thread that runs the code: whose name the lock is taken in. */
 export interface Runner {
@@ -113,8 +113,7 @@ export class ThreadContext {
       // A class of two per doubling takes the requests of two classes of four: twice the bytes
       // (with two per doubling from 4 KiB all the way up, W2's 8-32 KiB blocks at one thread
       // were refilled 14% more often than with four without this, and 34% less often with it).
-      const wide = SIZE[c] > TWO_PER_DOUBLING_FROM && SIZE[c] <= TWO_PER_DOUBLING_TO;
-      const bytes = wide ? 2 * MAG_BYTES_PER_CLASS : MAG_BYTES_PER_CLASS;
+      const bytes = PER_DOUBLING[c] === 2 ? 2 * MAG_BYTES_PER_CLASS : MAG_BYTES_PER_CLASS;
       const cap = Math.max(1, Math.min(geo.magCap, Math.floor(bytes / SIZE[c])));
       magCapCls[c] = cap;
       refillCls[c] = Math.max(1, Math.min(refill, cap >>> 1 || 1));

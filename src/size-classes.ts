@@ -51,26 +51,36 @@ const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes
  */
 export const FEWEST_SLOTS_FROM = 4096;
 
-function buildSizes(): number[] {
+/** Each class's size and how many classes share its doubling (steps of 16 up to 128: 8). */
+function buildSizes(): { sizes: number[]; perDoubling: number[] } {
   const sizes: number[] = [];
-  for (let s = 16; s <= 128; s += 16) sizes.push(s);
+  const perDoubling: number[] = [];
+  for (let s = 16; s <= 128; s += 16) {
+    sizes.push(s);
+    perDoubling.push(8);
+  }
   for (let base = 128; base < MAX_SMALL; base *= 2) {
     const steps =
       base === STEP16_FROM ? STEP16_FROM / 16
       : base >= STEP16_TO && base < FINE_TO ? 8
       : base >= TWO_PER_DOUBLING_FROM && base < TWO_PER_DOUBLING_TO ? 2
       : 4;
-    for (let k = 1; k <= steps; k++) sizes.push(base + (base / steps) * k);
+    for (let k = 1; k <= steps; k++) {
+      sizes.push(base + (base / steps) * k);
+      perDoubling.push(steps);
+    }
   }
-  return sizes;
+  return { sizes, perDoubling };
 }
 
-const SIZES = buildSizes();
-export const NUM_CLASSES = SIZES.length; // 60
+const BUILT = buildSizes();
+export const NUM_CLASSES = BUILT.sizes.length; // 60
 if (NUM_CLASSES > CLASS_SLOTS) throw new Error(`size-classes: ${NUM_CLASSES} classes, the layout has room for ${CLASS_SLOTS}`);
 
 /** Block size of each class, in bytes. */
-export const SIZE = Int32Array.from(SIZES);
+export const SIZE = Int32Array.from(BUILT.sizes);
+/** How many classes share each class's doubling: 2 for the wide ones (TWO_PER_DOUBLING_FROM..TO), which cache twice the bytes. */
+export const PER_DOUBLING = Uint8Array.from(BUILT.perDoubling);
 /** Slots per slab of each class. */
 export const SPAN = new Int32Array(NUM_CLASSES);
 /** Bytes of state-byte header before the first block (multiple of 16). */

@@ -7,8 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLASS_SIZES, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { MAG_ENTRY_WORDS } from '../src/layout.js';
-import { classOf } from '../src/size-classes.js';
+import { MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS } from '../src/layout.js';
+import { PER_DOUBLING, classOf } from '../src/size-classes.js';
 import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -78,6 +78,17 @@ describe('drain interval', () => {
     heap.check();
     expect(heap.stats().liveBytes).toBe(0);
   }, 20_000);
+
+  it('a class of two per doubling caches twice the bytes of one of four (it takes the sizes of two)', () => {
+    const heap = SharedHeap.create(OPTIONS);
+    const t = internals(heap);
+    const wide = classOf(12000); // 12 KiB, two per doubling
+    const narrow = classOf(20000); // 20 KiB, four per doubling
+    expect([PER_DOUBLING[wide], PER_DOUBLING[narrow]]).toEqual([2, 4]);
+    expect(t.magCapCls[wide]).toBe(Math.floor((2 * MAG_BYTES_PER_CLASS) / CLASS_SIZES[wide]!));
+    expect(t.magCapCls[narrow]).toBe(Math.floor(MAG_BYTES_PER_CLASS / CLASS_SIZES[narrow]!));
+    heap.detach();
+  });
 
   it('two classes freed in turn: both magazines are drained, not only the one whose frees end the countdown', () => {
     const heap = SharedHeap.create(OPTIONS);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { CLASS_SLOTS, SLOTS_PER_SUPER, SLOT_BYTES, SM_STATE_BYTES } from '../src/layout.js';
 import {
-  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, SIZE, SPAN,
+  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, PER_DOUBLING, SIZE, SPAN,
   alignedClassOf, classOf, slabBytes,
   STEP16_FROM,
   STEP16_TO,
@@ -42,6 +42,17 @@ describe('class sizes', () => {
       const n = all.filter((s) => s > base && s <= 2 * base).length;
       const want = base === STEP16_FROM ? STEP16_FROM / 16 : base >= STEP16_TO && base < FINE_TO ? 8 : base >= TWO_PER_DOUBLING_FROM && base < TWO_PER_DOUBLING_TO ? 2 : 4;
       expect(n, `classes in (${base}, ${2 * base}]`).toBe(want);
+    }
+  });
+
+  it('PER_DOUBLING says how many classes share each class\'s doubling', () => {
+    for (let cls = 0; cls < NUM_CLASSES; cls++) {
+      const size = SIZE[cls];
+      const want = size <= 128 ? 8 : size > TWO_PER_DOUBLING_FROM && size <= TWO_PER_DOUBLING_TO ? 2 : undefined;
+      if (want !== undefined) expect(PER_DOUBLING[cls], `class ${cls} (${size})`).toBe(want);
+      // the classes of one doubling (base, 2 * base] are PER_DOUBLING of them
+      const base = 2 ** Math.ceil(Math.log2(size)) / 2;
+      if (size > 128) expect(Array.from(SIZE).filter((s) => s > base && s <= 2 * base).length, `class ${cls} (${size})`).toBe(PER_DOUBLING[cls]);
     }
   });
 
