@@ -49,8 +49,15 @@ import {
 
 /** The workloads that run on JavaScript allocators. */
 export type JsWorkload = 'W1' | 'W2' | 'W3' | 'W5' | 'LOCK';
-/** The JavaScript allocators. */
-export type JsAllocatorName = 'sabmalloc' | 'thi.ng' | 'dlmalloc-wasm' | 'reference';
+/** The JavaScript (and WebAssembly) allocators a worker can run. */
+export const JS_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference'] as const;
+export type JsAllocatorName = (typeof JS_ALLOCATORS)[number];
+
+/** `name` as a JsAllocatorName; throws for any other (a case the workers cannot run). */
+export function jsAllocatorName(name: string): JsAllocatorName {
+  if (!(JS_ALLOCATORS as readonly string[]).includes(name)) throw new Error(`bench: no JavaScript allocator named ${JSON.stringify(name)}`);
+  return name as JsAllocatorName;
+}
 
 /** Parameters of one run of a workload; per thread where that applies. */
 export interface WorkloadParams {

@@ -31,6 +31,7 @@ import {
   fEnd,
   fPeak,
   F_START,
+  jsAllocatorName,
   nowNs,
   type RunTask,
   type ThreadResult,
@@ -152,7 +153,7 @@ export class BenchRunner {
     for (let t = 0; t < T; t++) {
       const task: RunTask = {
         kind: 'run',
-        allocator: spec.allocator === 'sabmalloc' || spec.allocator === 'dlmalloc-wasm' || spec.allocator === 'reference' ? spec.allocator : 'thi.ng',
+        allocator: jsAllocatorName(spec.allocator),
         workload: spec.workload,
         threads: T,
         thread: t,
