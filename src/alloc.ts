@@ -7,7 +7,7 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
-import { largeAlloc, largeFree } from './large.js';
+import { largeAlloc, largeFree, largeResize } from './large.js';
 import { allocFromClass, freeSmall } from './magazine.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -168,6 +168,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // A small block stays put down to a quarter of its size (REALLOC_SHRINK), a large run to half.
   if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : 1) || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
+  if (cls < 0 && resizeLargeInPlace(t, p, n)) return p;
   const q = mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
   t.ensureViews();
@@ -175,6 +176,14 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   if (cls < 0) largeFree(t, p >>> SLOT_SHIFT);
   else freeSmall(t, p);
   return q;
+}
+
+/**
+ * realloc of the live large run `p` to `n` bytes where it is (large.ts largeResize), for sizes
+ * that stay large: true when done (the caller returns `p`), false when the run must move.
+ */
+export function resizeLargeInPlace(t: ThreadContext, p: number, n: number): boolean {
+  return n > MAX_SMALL && n <= MAX_HEAP_BYTES && largeResize(t, p >>> SLOT_SHIFT, Math.ceil(n / SLOT_BYTES), true);
 }
 
 export function alignedAllocImpl(t: ThreadContext, align: unknown, size: unknown): number {

@@ -10,7 +10,7 @@ import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { drainPeriodic, freeDrainFull, flushThread, pushFreed } from './magazine.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocImpl, reallocRequest, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
@@ -245,6 +245,9 @@ export class SharedHeap {
     // A large block: its free takes the lock after the copy, so the steps are retried one by one.
     checkInteger('reallocAsync', 'size', size);
     if (size <= usable && size > usable >>> 1) return block;
+    // In place where it can (debug mode moves, to write the block's canary anew).
+    const t = this.#t;
+    if (!(this instanceof DebugSharedHeap) && (await this.#withoutBlocking(() => resizeLargeInPlace(t, block, size)))) return block;
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
     const u8 = this.u8;

@@ -4,14 +4,15 @@
  * more than a slot). Taken and given back under the global lock; usable size is the run.
  */
 import {
-  F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, K_LARGE, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
+  F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, G_CARVED, K_LARGE, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
   SLOT_BYTES, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
-  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAtEnd, freeSupersAtEnd, noteTouched, returnSlots,
+  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
+  returnSlots, shrinkRun, writeRunMetas,
 } from './slots.js';
 import { returnStage1Slabs } from './pool.js';
 
@@ -53,17 +54,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
     }
     if (head !== 0) {
       const i32 = t.i32;
-      for (let s = head; s < head + span; s++) {
-        const mW = t.metaW(s);
-        i32[mW + SM_KIND] = K_LARGE;
-        i32[mW + SM_CLS1] = 0;
-        i32[mW + SM_DATA] = head << SLOT_SHIFT;
-        i32[mW + SM_STATE] = 0;
-        i32[mW + SM_HEAD] = head;
-        i32[mW + SM_SPAN] = span;
-        i32[mW + SM_LARGE] = 0;
-        i32[mW + SM_FREED_CLS] = 0;
-      }
+      writeRunMetas(t, head, head, head + span, span);
       i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
       noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size
       crashPoint(CP_LARGE);
@@ -88,6 +79,36 @@ export function largeFree(t: ThreadContext, head: number): void {
     t.f64[F_LARGE_LIVE_BYTES] -= i32[hW + SM_SPAN] * SLOT_BYTES;
     returnSlots(t, head);
     i32[hW + SM_LARGE] = LARGE_FREED;
+  } finally {
+    lockRelease(t);
+  }
+}
+
+/**
+ * Resizes the live large run at `head` to `slots` slots where it is (realloc): a run shrinks by
+ * giving its tail back; it grows over the free slots after it, and a run that reaches the end of
+ * the carved area (more than one SuperSlab's slots) goes on into fresh SuperSlabs. True when
+ * resized; false (nothing changed) when the slots after it are taken, or the lock is busy and
+ * `mayBlock` is false.
+ */
+export function largeResize(t: ThreadContext, head: number, slots: number, mayBlock: boolean): boolean {
+  if (mayBlock) lockAcquire(t);
+  else if (!tryLockAcquire(t)) return false;
+  try {
+    const span = t.i32[t.metaW(head) + SM_SPAN];
+    if (slots < span) {
+      shrinkRun(t, head, span, slots);
+      return true;
+    }
+    const more = slots - span;
+    const free = freeSlotsAfter(t, head, span, more);
+    if (free < more) {
+      // Only a run past one SuperSlab may go on into fresh ones, and only from the carved end.
+      if (slots <= SLOTS_PER_SUPER || head + span + free !== Atomics.load(t.i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER) return false;
+      if (carveSuperSlabs(t, Math.ceil((more - free) / SLOTS_PER_SUPER)) === 0) return false;
+    }
+    growRun(t, head, span, slots);
+    return true;
   } finally {
     lockRelease(t);
   }

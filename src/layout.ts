@@ -173,7 +173,12 @@ export const SM_CLS1 = 1; //        [P] class + 1 while K_SLAB, else 0 (never wr
 export const SM_DATA = 2; //        [P] byte offset of block 0 of the slab this slot belongs to
 export const SM_STATE = 3; //       [P] byte offset of block 0's state byte
 export const SM_HEAD = 4; //        [P] head slot of the slab or large run
-export const SM_SPAN = 5; //        [P] slots of the slab or large run
+export const SM_SPAN = 5; //        [P] slots of the slab or large run, read at its head only. A live large
+//                                  run's head's also changes under the lock when realloc resizes the run in
+//                                  place (large.ts largeResize; only the thread holding the block reads it
+//                                  then): the commit point of the resize, slots taken beyond it are a dead
+//                                  holder's to give back (slots.ts repairSlotTable); the run's other slots
+//                                  keep the span they were written with
 export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned) or OWNER_POOL (EMPTY, Stage 1)
 export const SM_BUMP = 7; //        [O] head: blocks carved so far (blocks >= BUMP were never handed out)
 export const SM_FREE = 8; //        [O] head: local free list, first block (linked through FREE_LINK_W), 0 = empty

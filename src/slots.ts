@@ -13,7 +13,7 @@ import {
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER,
 } from './layout.js';
-import { CP_GIVE_BACK, CP_GROWTH, crashPoint } from './crash.js';
+import { CP_GIVE_BACK, CP_GROWTH, CP_LARGE, crashPoint } from './crash.js';
 import { HDR, META_STATES, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
 
@@ -99,6 +99,81 @@ export function returnSlots(t: ThreadContext, head: number): void {
     i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
   }
   t.f64[F_SLOTS_RETURNED] += span;
+}
+
+/**
+ * [L] Slots free in a row right after the run [head, head + span), up to `want` of them: in the
+ * same SuperSlab when the run may not cross one (a grown span of at most SLOTS_PER_SUPER), else
+ * across SuperSlab boundaries up to the end of the carved area.
+ */
+export function freeSlotsAfter(t: ThreadContext, head: number, span: number, want: number): number {
+  const i32 = t.i32;
+  const end = head + span;
+  const limit = span + want <= SLOTS_PER_SUPER
+    ? ((head >>> SLOTS_SHIFT_IN_SUPER) + 1) << SLOTS_SHIFT_IN_SUPER
+    : Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER;
+  let n = 0;
+  for (let s = end; n < want && s < limit; s++, n++) {
+    if (((i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] >>> (s & (SLOTS_PER_SUPER - 1))) & 1) === 0) break;
+  }
+  return n;
+}
+
+/** [L] Writes the metas of slots [from, end) as slots of the large run at `head` of `span` slots (not yet LARGE_LIVE). */
+export function writeRunMetas(t: ThreadContext, head: number, from: number, end: number, span: number): void {
+  const i32 = t.i32;
+  for (let s = from; s < end; s++) {
+    const mW = t.metaW(s);
+    i32[mW + SM_KIND] = K_LARGE;
+    i32[mW + SM_CLS1] = 0;
+    i32[mW + SM_DATA] = head << SLOT_SHIFT;
+    i32[mW + SM_STATE] = 0;
+    i32[mW + SM_HEAD] = head;
+    i32[mW + SM_SPAN] = span;
+    i32[mW + SM_LARGE] = 0;
+    i32[mW + SM_FREED_CLS] = 0;
+  }
+}
+
+/**
+ * [L] Grows the live large run at `head` from `span` to `newSpan` slots, in place: the slots
+ * after it are free (freeSlotsAfter). Metas of the new slots first (still free in the mask, a
+ * dead holder's repair resets them), then the mask (taken, but beyond the head's span: repair
+ * gives them back), then the head's span, the commit point.
+ */
+export function growRun(t: ThreadContext, head: number, span: number, newSpan: number): void {
+  const i32 = t.i32;
+  writeRunMetas(t, head, head + span, head + newSpan, newSpan);
+  noteTouched(t, (head + span) << SLOT_SHIFT, (head + newSpan) << SLOT_SHIFT);
+  crashPoint(CP_LARGE);
+  commitTaken(t, head + span, newSpan - span);
+  crashPoint(CP_LARGE);
+  i32[t.metaW(head) + SM_SPAN] = newSpan; // commit (the other slots keep theirs: see SM_SPAN)
+  crashPoint(CP_LARGE);
+  t.f64[F_LARGE_LIVE_BYTES] += (newSpan - span) * SLOT_BYTES;
+}
+
+/**
+ * [L] Shrinks the live large run at `head` from `span` to `newSpan` slots, in place: the head's
+ * span first (the commit point: the slots beyond it are then a dead holder's to give back, see
+ * repairSlotTable), then the tail's metas, then its free-mask bits.
+ */
+export function shrinkRun(t: ThreadContext, head: number, span: number, newSpan: number): void {
+  const i32 = t.i32;
+  i32[t.metaW(head) + SM_SPAN] = newSpan; // commit (the other slots keep theirs: see SM_SPAN)
+  t.f64[F_LARGE_LIVE_BYTES] -= (span - newSpan) * SLOT_BYTES;
+  crashPoint(CP_LARGE);
+  for (let s = head + newSpan; s < head + span; s++) {
+    const mW = t.metaW(s);
+    i32[mW + SM_FREED_CLS] = 0;
+    i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
+    i32[mW + SM_KIND] = K_FREE;
+  }
+  crashPoint(CP_LARGE);
+  for (let s = head + newSpan; s < head + span; s++) {
+    i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
+  }
+  t.f64[F_SLOTS_RETURNED] += span - newSpan;
 }
 
 /**
@@ -267,7 +342,11 @@ export function abandonedUnlink(t: ThreadContext, cls: number, slot: number): vo
 /**
  * [L] Puts the slot table right after the lock was taken from a dead holder: a slot whose free
  * bit is set but whose meta says otherwise was being taken (reset it to UNUSED); a slot whose
- * meta says UNUSED but whose bit is clear was being given back (set the bit).
+ * meta says UNUSED but whose bit is clear was being given back (set the bit). Then every taken
+ * slot of a slab or large run must lie within the span its head gives, in a run whose slots all
+ * agree and are all taken; one that does not was left by a give-back stopped half-way through
+ * its metas, a run resized in place (large.ts) before or after its commit, or a take of more than
+ * one SuperSlab's slots stopped before it committed them all: it is given back.
  */
 export function repairSlotTable(t: ThreadContext): void {
   const i32 = t.i32;
@@ -285,6 +364,40 @@ export function repairSlotTable(t: ThreadContext): void {
       }
     }
     i32[SS_TABLE_W + sup] = mask;
+  }
+  const first = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER;
+  const end = carved << SLOTS_SHIFT_IN_SUPER;
+  const taken = (s: number): boolean => ((i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] >>> (s & (SLOTS_PER_SUPER - 1))) & 1) === 0;
+  const belongs = (s: number, head: number, kind: number): boolean =>
+    taken(s) && i32[t.metaW(s) + SM_KIND] === kind && i32[t.metaW(s) + SM_HEAD] === head;
+  // Per head, once: 1 when its run is whole (every slot of its span taken and agreeing), 2 when not.
+  const verdict = new Uint8Array(end - first);
+  const whole = (head: number, kind: number): boolean => {
+    if (head < first || head >= end) return false;
+    if (verdict[head - first] === 0) {
+      const span = i32[t.metaW(head) + SM_SPAN];
+      const headKind = i32[t.metaW(head) + SM_KIND];
+      let ok = headKind !== K_FREE && span >= 1 && head + span <= end;
+      for (let k = head; ok && k < head + span; k++) ok = belongs(k, head, headKind);
+      verdict[head - first] = ok ? 1 : 2;
+    }
+    return verdict[head - first] === 1 && i32[t.metaW(head) + SM_KIND] === kind;
+  };
+  const orphans: number[] = [];
+  for (let s = first; s < end; s++) {
+    const mW = t.metaW(s);
+    const kind = i32[mW + SM_KIND];
+    if (kind === K_FREE || !taken(s)) continue;
+    const head = i32[mW + SM_HEAD];
+    if (!whole(head, kind) || s < head || s >= head + i32[t.metaW(head) + SM_SPAN]) orphans.push(s);
+  }
+  for (const s of orphans) {
+    const mW = t.metaW(s);
+    i32[mW + SM_FREED_CLS] = i32[mW + SM_KIND] === K_SLAB ? i32[mW + SM_CLS1] : 0;
+    i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
+    i32[mW + SM_KIND] = K_FREE;
+    i32[mW + SM_CLS1] = 0;
+    i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
   }
   // The live-bytes counter of large runs is written next to their commit: recount it.
   let largeBytes = 0;

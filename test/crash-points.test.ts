@@ -13,7 +13,7 @@ import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.j
 import { workerEntry } from '../src/node.js';
 import { CRASH_PATHS } from '../src/crash.js';
 import {
-  CRASH_SCENARIOS, C_STOPPED, C_VICTIM, LEDGER_ENTRIES, L_COUNT, L_FIRST, L_INFLIGHT, patternOf, type CrashWorkerData,
+  CRASH_SCENARIOS, C_KEEP, C_STOPPED, C_VICTIM, LEDGER_ENTRIES, L_COUNT, L_FIRST, L_INFLIGHT, patternOf, type CrashWorkerData,
 } from '../workers/crash-scenarios.js';
 import { lockWord } from './fault-internals.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
@@ -46,6 +46,16 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   extra.push(...blocks.slice(10)); // still allocated when it dies
   await v.worker.terminate();
   return id;
+}
+
+/** The block is live (usableSize accepts it). */
+function isLive(heap: SharedHeap, p: number): boolean {
+  try {
+    heap.usableSize(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function runOnce(name: string, n: number): Promise<RunResult> {
@@ -120,6 +130,10 @@ async function runOnce(name: string, n: number): Promise<RunResult> {
     const p = d.ledger[L_FIRST + i]!;
     if (i === inflight) {
       allowed = 2 * d.sizes[i]! + (64 << 10);
+      const keep = Atomics.load(d.ctl, C_KEEP);
+      if (p !== 0 && keep > 0 && isLive(heap, p) && !heap.u8.subarray(p, p + keep).every((b) => b === patternOf(i))) {
+        failures.push(`the worker's block ${i} (${p}), stopped in realloc, lost its first ${keep} bytes`);
+      }
       if (p !== 0) {
         try {
           heap.free(p);

@@ -20,7 +20,10 @@ export interface CrashWorkerData {
   ledger: Int32Array;
   /** Requested size of each ledger entry. */
   sizes: Int32Array;
-  /** [C_VICTIM] threadId the reclaim scenario reclaims; [C_STOPPED] crash path + 1 where the worker stopped. */
+  /**
+   * [C_VICTIM] threadId the reclaim scenario reclaims; [C_STOPPED] crash path + 1 where the worker
+   * stopped; [C_KEEP] bytes a realloc in flight must keep.
+   */
   ctl: Int32Array;
 }
 
@@ -30,6 +33,8 @@ export const L_FIRST = 2;
 export const LEDGER_ENTRIES = 1024;
 export const C_VICTIM = 0;
 export const C_STOPPED = 1;
+/** While a realloc is in flight: the leading bytes of its block that must keep their pattern. */
+export const C_KEEP = 2;
 
 /** The byte every block of ledger entry `i` is filled with. */
 export function patternOf(i: number): number {
@@ -57,6 +62,30 @@ export function ledgerFree(heap: SharedHeap, d: CrashWorkerData, i: number): voi
   heap.free(p);
   d.ledger[L_FIRST + i] = 0;
   Atomics.store(d.ledger, L_INFLIGHT, -1);
+}
+
+/**
+ * realloc through the ledger: while in flight, the entry names the old block, its size is the
+ * larger of the two and C_KEEP the bytes that must survive; the bytes a block gained get the
+ * entry's pattern afterwards.
+ */
+export function ledgerRealloc(heap: SharedHeap, d: CrashWorkerData, i: number, size: number): number {
+  const p = d.ledger[L_FIRST + i]!;
+  const old = d.sizes[i]!;
+  d.sizes[i] = Math.max(old, size);
+  Atomics.store(d.ctl, C_KEEP, Math.min(old, size));
+  Atomics.store(d.ledger, L_INFLIGHT, i);
+  const q = heap.realloc(p, size);
+  if (q !== 0) {
+    if (size > old) heap.u8.fill(patternOf(i), q + old, q + size);
+    d.ledger[L_FIRST + i] = q;
+    d.sizes[i] = size;
+  } else {
+    d.sizes[i] = old;
+  }
+  Atomics.store(d.ledger, L_INFLIGHT, -1);
+  Atomics.store(d.ctl, C_KEEP, 0);
+  return q;
 }
 
 export interface CrashScenario {
@@ -127,6 +156,14 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       ledgerFree(heap, d, a);
       ledgerFree(heap, d, b);
       ledgerMalloc(heap, d, 2 * MiB);
+      // realloc in place: a run grown over the free slots after it, shrunk, and one past a
+      // SuperSlab grown from the carved end into fresh ones (the buffer grows).
+      const g = ledgerMalloc(heap, d, 300 * KiB);
+      ledgerRealloc(heap, d, g, 700 * KiB);
+      ledgerRealloc(heap, d, g, 150 * KiB);
+      const e = ledgerMalloc(heap, d, 1200 * KiB);
+      ledgerRealloc(heap, d, e, 4 * MiB);
+      ledgerRealloc(heap, d, e, 1100 * KiB);
     },
   },
   /** Empty slabs given back: slots to Stage 2 (stage1Keep 0), and Stage-1 slabs given back before the heap grows. */

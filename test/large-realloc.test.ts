@@ -1,0 +1,216 @@
+/**
+ * realloc of large runs (above MAX_SMALL) in place: a run grows over the free slots after it
+ * (a run past one SuperSlab also into fresh SuperSlabs at the carved end) and shrinks by giving
+ * its tail back; it moves only when the slots after it are taken. A holder stopped in the middle
+ * of either is test/crash-points.test.ts (scenario "large"); the repair of runs that a dead holder
+ * left half-written is tested here on the slot table directly.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { internals } from '../src/heap.js';
+import { K_FREE, K_LARGE, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_SPAN, SS_TABLE_W } from '../src/layout.js';
+import { DoubleFreeError } from '../src/errors.js';
+import { MAX_SMALL } from '../src/size-classes.js';
+import { commitTaken, repairSlotTable } from '../src/slots.js';
+
+const KiB = 1 << 10;
+const MiB = 1 << 20;
+const heaps: SharedHeap[] = [];
+afterEach(() => {
+  for (const h of heaps.splice(0)) h.detach();
+});
+
+function fresh(initialBytes = 8 * MiB, maxBytes = 64 * MiB): SharedHeap {
+  const h = SharedHeap.create({ initialBytes, maxBytes, maxThreads: 2 });
+  heaps.push(h);
+  return h;
+}
+
+function fill(h: SharedHeap, p: number, n: number, v: number): void {
+  h.u8.fill(v, p, p + n);
+}
+
+function holds(h: SharedHeap, p: number, n: number, v: number): boolean {
+  return h.u8.subarray(p, p + n).every((b) => b === v);
+}
+
+/** The slot-table free bit of `slot` (set: UNUSED). */
+function freeBit(h: SharedHeap, slot: number): boolean {
+  const i32 = new Int32Array(h.buffer);
+  return ((i32[SS_TABLE_W + (slot >>> SLOTS_SHIFT_IN_SUPER)]! >>> (slot & (SLOTS_PER_SUPER - 1))) & 1) === 1;
+}
+
+describe('realloc of a large run', () => {
+  it('grows in place over the free slots after it, keeping its bytes, and counts the new ones', () => {
+    const h = fresh();
+    const p = h.malloc(200 * KiB);
+    fill(h, p, 200 * KiB, 7);
+    const before = h.stats().largeLiveBytes;
+    const q = h.realloc(p, 600 * KiB);
+    expect(q).toBe(p);
+    expect(h.usableSize(q)).toBe(10 * SLOT_BYTES); // 600 KiB in 64 KiB slots
+    expect(holds(h, q, 200 * KiB, 7)).toBe(true);
+    expect(h.stats().largeLiveBytes - before).toBe(10 * SLOT_BYTES - 4 * SLOT_BYTES);
+    h.check();
+    fill(h, q, 600 * KiB, 9); // every byte of it is the caller's
+    h.free(q);
+    h.check();
+    expect(h.stats().largeLiveBytes).toBe(0);
+  });
+
+  it('grows a run past one SuperSlab from the carved end into fresh SuperSlabs, the buffer growing', () => {
+    const h = fresh(4 * MiB, 128 * MiB);
+    let p = h.malloc(MAX_SMALL + 1);
+    fill(h, p, MAX_SMALL + 1, 3);
+    const first = p;
+    for (let n = 256 * KiB; n <= 40 * MiB; n += 300 * KiB) {
+      p = h.realloc(p, n);
+      expect(p).toBe(first);
+    }
+    expect(h.buffer.byteLength).toBeGreaterThan(40 * MiB);
+    expect(holds(h, p, MAX_SMALL + 1, 3)).toBe(true);
+    h.check();
+    h.free(p);
+    h.check();
+  });
+
+  it('moves when the slots after it are taken, and frees the old run', () => {
+    const h = fresh();
+    const a = h.malloc(300 * KiB);
+    const b = h.malloc(300 * KiB);
+    expect(b).toBe(a + 5 * SLOT_BYTES); // b follows a (the test relies on it)
+    fill(h, a, 300 * KiB, 5);
+    const c = h.realloc(a, 700 * KiB);
+    expect(c).not.toBe(a);
+    expect(holds(h, c, 300 * KiB, 5)).toBe(true);
+    expect(() => h.free(a)).toThrow(DoubleFreeError);
+    h.check();
+    h.free(b);
+    h.free(c);
+    h.check();
+  });
+
+  it('does not grow a run of up to one SuperSlab across a SuperSlab boundary', () => {
+    const h = fresh(16 * MiB);
+    // Runs of 5 slots: the third in a SuperSlab of 16 slots ends at slot 15, the fourth cannot follow it.
+    const runs: number[] = [];
+    for (let k = 0; k < 9; k++) runs.push(h.malloc(5 * SLOT_BYTES));
+    const last = runs.find((p) => ((p >>> SLOT_SHIFT) & (SLOTS_PER_SUPER - 1)) + 5 === SLOTS_PER_SUPER - 1)!;
+    expect(last).toBeDefined();
+    fill(h, last, 5 * SLOT_BYTES, 1);
+    const q = h.realloc(last, 7 * SLOT_BYTES); // one free slot before the boundary: must move
+    expect(q).not.toBe(last);
+    expect(holds(h, q, 5 * SLOT_BYTES, 1)).toBe(true);
+    h.check();
+    for (const p of runs) if (p !== last) h.free(p);
+    h.free(q);
+    h.check();
+  });
+
+  it('shrinks in place below half, giving the tail back for others to use', () => {
+    const h = fresh();
+    const p = h.malloc(1 * MiB);
+    fill(h, p, 200 * KiB, 4);
+    const q = h.realloc(p, 200 * KiB);
+    expect(q).toBe(p);
+    expect(h.usableSize(q)).toBe(4 * SLOT_BYTES);
+    expect(holds(h, q, 200 * KiB, 4)).toBe(true);
+    expect(h.stats().largeLiveBytes).toBe(4 * SLOT_BYTES);
+    const tail = (p >>> SLOT_SHIFT) + 4;
+    for (let s = tail; s < tail + 12; s++) expect(freeBit(h, s)).toBe(true);
+    h.check();
+    const other = h.malloc(700 * KiB); // fits in the tail
+    expect(other).toBe(tail << SLOT_SHIFT);
+    h.free(other);
+    h.free(q);
+    h.check();
+  });
+
+  it('a large run shrunk to a small size still moves to a size class', () => {
+    const h = fresh();
+    const p = h.malloc(300 * KiB);
+    fill(h, p, 1000, 6);
+    const q = h.realloc(p, 1000);
+    expect(q).not.toBe(p);
+    expect(h.usableSize(q)).toBeLessThan(2000);
+    expect(holds(h, q, 1000, 6)).toBe(true);
+    h.free(q);
+    h.check();
+  });
+
+  it('reallocAsync grows in place too', async () => {
+    const h = fresh();
+    const p = h.malloc(200 * KiB);
+    fill(h, p, 200 * KiB, 8);
+    const q = await h.reallocAsync(p, 900 * KiB);
+    expect(q).toBe(p);
+    expect(holds(h, q, 200 * KiB, 8)).toBe(true);
+    h.free(q);
+    h.check();
+  });
+});
+
+describe('the slot table repair after a dead holder', () => {
+  /** Runs the repair as the lock's break would, then check(). */
+  function repaired(h: SharedHeap): void {
+    repairSlotTable(internals(h));
+    h.check();
+  }
+
+  it("gives back slots taken beyond a run's span (a grow stopped before its commit, a shrink after it)", () => {
+    const h = fresh();
+    const p = h.malloc(200 * KiB); // 4 slots
+    fill(h, p, 200 * KiB, 2);
+    const t = internals(h);
+    const head = p >>> SLOT_SHIFT;
+    const i32 = new Int32Array(h.buffer);
+    // Slots 4 and 5 written as the run's and taken, its span not yet raised.
+    for (const s of [head + 4, head + 5]) {
+      const mW = t.metaW(s);
+      i32[mW + SM_KIND] = K_LARGE;
+      i32[mW + SM_HEAD] = head;
+      i32[mW + SM_SPAN] = 6;
+    }
+    commitTaken(t, head + 4, 2);
+    expect(() => h.check()).toThrow();
+    repaired(h);
+    expect(freeBit(h, head + 4) && freeBit(h, head + 5)).toBe(true);
+    expect(h.usableSize(p)).toBe(4 * SLOT_BYTES);
+    expect(holds(h, p, 200 * KiB, 2)).toBe(true);
+    h.free(p);
+    h.check();
+  });
+
+  it('gives back the rest of a run whose give-back stopped half-way through its metas', () => {
+    const h = fresh();
+    const p = h.malloc(400 * KiB); // 7 slots
+    const keep = h.malloc(100);
+    const t = internals(h);
+    const head = p >>> SLOT_SHIFT;
+    const i32 = new Int32Array(h.buffer);
+    // The head's meta already UNUSED, the others not, no free bit set yet.
+    i32[t.metaW(head) + SM_KIND] = K_FREE;
+    i32[t.metaW(head) + SM_CLS1] = 0;
+    expect(() => h.check()).toThrow();
+    repaired(h);
+    for (let s = head; s < head + 7; s++) expect(freeBit(h, s)).toBe(true);
+    expect(h.stats().largeLiveBytes).toBe(0);
+    h.free(keep);
+    h.check();
+  });
+
+  it('gives back a run of more than one SuperSlab whose take committed only its first SuperSlab', () => {
+    const h = fresh(16 * MiB);
+    const p = h.malloc(3 * MiB); // 48 slots: three SuperSlabs' worth
+    const t = internals(h);
+    const head = p >>> SLOT_SHIFT;
+    const i32 = new Int32Array(h.buffer);
+    // As if the take had cleared only the bits of the SuperSlab holding its head.
+    const firstInNext = ((head >>> SLOTS_SHIFT_IN_SUPER) + 1) * SLOTS_PER_SUPER;
+    for (let s = firstInNext; s < head + 48; s++) i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)]! |= 1 << (s & (SLOTS_PER_SUPER - 1));
+    expect(() => h.check()).toThrow();
+    repaired(h);
+    for (let s = head; s < head + 48; s++) expect(freeBit(h, s)).toBe(true);
+    expect(h.stats().largeLiveBytes).toBe(0);
+  });
+});
