@@ -154,7 +154,8 @@ export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number 
   const total = count * each;
   if (total > MAX_HEAP_BYTES) return 0; // overflow or simply too large: out of memory
   const p = mallocImpl(t, total);
-  if (p !== 0) t.bytes.fill(0, p, p + total);
+  // A large run zeroes only what the heap handed out or wrote before: the rest was never touched.
+  if (p !== 0) t.bytes.fill(0, p, p + (total > MAX_SMALL ? Math.min(total, t.largeDirtyBytes) : total));
   return p;
 }
 

@@ -93,6 +93,12 @@ export class ThreadContext {
   readonly trimInterval: number;
   /** Slabs taken from the pool since the last trim. Thread-local, not shared. */
   takesSinceTrim = 0;
+  /**
+   * Bytes at the start of the large run this thread took last that the heap had handed out or
+   * written before (its slots' SM_TOUCHED marks): the rest was never touched and reads as zero,
+   * so calloc zeroes only these (large.ts largeAlloc). Thread-local, not shared.
+   */
+  largeDirtyBytes = 0;
   /** True once the thread detached (or before it attached): calls then throw. */
   detached = true;
 

@@ -5,7 +5,7 @@
  */
 import {
   F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, G_CARVED, K_LARGE, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
-  SLOT_BYTES, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SUPER_BYTES,
+  SLOT_BYTES, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
@@ -54,6 +54,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
     }
     if (head !== 0) {
       const i32 = t.i32;
+      t.largeDirtyBytes = touchedBytes(t, head, span);
       writeRunMetas(t, head, head, head + span, span);
       i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
       noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size
@@ -67,6 +68,19 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
     lockRelease(t);
   }
   return head << SLOT_SHIFT;
+}
+
+/**
+ * [L] Bytes from the start of the run [head, head + span) up to the end of the last byte the heap
+ * ever handed out or wrote there (SM_TOUCHED, which never decreases): everything after reads as
+ * zero, as the buffer was created or grown.
+ */
+function touchedBytes(t: ThreadContext, head: number, span: number): number {
+  for (let s = head + span - 1; s >= head; s--) {
+    const mark = t.i32[t.metaW(s) + SM_TOUCHED];
+    if (mark > 0) return ((s - head) << SLOT_SHIFT) + mark;
+  }
+  return 0;
 }
 
 /** Frees a live large run (the caller validated it). */

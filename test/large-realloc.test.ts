@@ -214,3 +214,50 @@ describe('the slot table repair after a dead holder', () => {
     expect(h.stats().largeLiveBytes).toBe(0);
   });
 });
+
+describe('calloc of a large run zeroes only what was used before', () => {
+  it('a run never touched is not written, and reads as zero', () => {
+    const h = fresh(16 * MiB);
+    const p = h.calloc(1, 3 * MiB);
+    expect(internals(h).largeDirtyBytes).toBe(0);
+    expect(holds(h, p, 3 * MiB, 0)).toBe(true);
+    h.free(p);
+    h.check();
+  });
+
+  it('runs over slots used before read as zero, in any mix of used and fresh slots', () => {
+    const h = fresh(8 * MiB, 96 * MiB);
+    let seed = 12345;
+    const next = (m: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % m;
+    };
+    const live: number[] = [];
+    for (let round = 0; round < 300; round++) {
+      if (live.length >= 24 || (live.length > 0 && next(2) === 0)) {
+        h.free(live.splice(next(live.length), 1)[0]!);
+        continue;
+      }
+      const size = MAX_SMALL + 1 + next(3 * MiB);
+      const zeroed = next(2) === 0;
+      const p = zeroed ? h.calloc(1, size) : h.malloc(size);
+      expect(p).toBeGreaterThan(0);
+      if (zeroed) expect(holds(h, p, size, 0), `calloc(1, ${size}) = ${p} in round ${round}`).toBe(true);
+      fill(h, p, h.usableSize(p), 0xa5); // dirty every byte it may be given again
+      live.push(p);
+    }
+    for (const p of live) h.free(p);
+    h.check();
+  });
+
+  it('small blocks are zeroed as before', () => {
+    const h = fresh();
+    const a = h.malloc(1000);
+    fill(h, a, 1000, 0xff);
+    h.free(a);
+    const b = h.calloc(10, 100);
+    expect(b).toBe(a); // the same block, from the magazine
+    expect(holds(h, b, 1000, 0)).toBe(true);
+    h.free(b);
+  });
+});
