@@ -111,6 +111,8 @@ export function largeResize(t: ThreadContext, head: number, slots: number, mayBl
   try {
     const span = t.i32[t.metaW(head) + SM_SPAN];
     if (slots < span) {
+      // A run of at most one SuperSlab's slots lies in one SuperSlab: one that would cross moves.
+      if (slots <= SLOTS_PER_SUPER && head >>> SLOTS_SHIFT_IN_SUPER !== (head + slots - 1) >>> SLOTS_SHIFT_IN_SUPER) return false;
       shrinkRun(t, head, span, slots);
       return true;
     }

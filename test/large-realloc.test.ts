@@ -126,6 +126,25 @@ describe('realloc of a large run', () => {
     h.check();
   });
 
+  it('a run past one SuperSlab shrunk to at most one SuperSlab\'s slots moves rather than cross a boundary', () => {
+    const h = fresh(16 * MiB);
+    const first = h.malloc(10 * SLOT_BYTES); // slots 0-9 of a SuperSlab
+    const p = h.malloc(17 * SLOT_BYTES); // the first 17 free slots in a row: from slot 10, across the boundary
+    const head = p >>> SLOT_SHIFT;
+    expect(head >>> SLOTS_SHIFT_IN_SUPER).not.toBe((head + 7) >>> SLOTS_SHIFT_IN_SUPER); // 8 slots from it would cross
+    fill(h, p, 8 * SLOT_BYTES, 3);
+    const q = h.realloc(p, 8 * SLOT_BYTES); // below half: shrinks, here by moving
+    expect(q).not.toBe(p);
+    expect(holds(h, q, 8 * SLOT_BYTES, 3)).toBe(true);
+    h.check();
+    const r = h.realloc(q, 3 * SLOT_BYTES); // within one SuperSlab: in place
+    expect(r).toBe(q);
+    h.check();
+    h.free(first);
+    h.free(r);
+    h.check();
+  });
+
   it('a large run shrunk to a small size still moves to a size class', () => {
     const h = fresh();
     const p = h.malloc(300 * KiB);
