@@ -84,21 +84,38 @@ export function commitTaken(t: ThreadContext, head: number, span: number): void 
 export function returnSlots(t: ThreadContext, head: number): void {
   const i32 = t.i32;
   const hW = t.metaW(head);
-  const span = i32[hW + SM_SPAN];
   if (i32[hW + SM_ABANDON_LISTED] !== 0) abandonedUnlink(t, (i32[hW + SM_CLS1] - 1), head);
-  const cls = i32[hW + SM_KIND] === K_SLAB ? (i32[hW + SM_CLS1] - 1) : -1;
-  for (let s = head; s < head + span; s++) {
+  const cls1 = i32[hW + SM_KIND] === K_SLAB ? i32[hW + SM_CLS1] : 0;
+  giveBack(t, head, head + i32[hW + SM_SPAN], cls1, CP_GIVE_BACK);
+}
+
+/**
+ * [L] Slots [from, end) back to UNUSED: their metas first (recording the class + 1 and data of
+ * what they held, so that a late second free is still a double free), then, after a crash point
+ * of `path`, their free-mask bits.
+ */
+function giveBack(t: ThreadContext, from: number, end: number, freedCls1: number, path: number): void {
+  const i32 = t.i32;
+  for (let s = from; s < end; s++) {
     const mW = t.metaW(s);
-    i32[mW + SM_FREED_CLS] = cls + 1;
+    i32[mW + SM_FREED_CLS] = freedCls1;
     i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
     i32[mW + SM_KIND] = K_FREE;
     i32[mW + SM_CLS1] = 0;
   }
-  crashPoint(CP_GIVE_BACK);
-  for (let s = head; s < head + span; s++) {
-    i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
-  }
-  t.f64[F_SLOTS_RETURNED] += span;
+  crashPoint(path);
+  for (let s = from; s < end; s++) markFree(i32, s);
+  t.f64[F_SLOTS_RETURNED] += end - from;
+}
+
+/** [L] Whether slot `s` is UNUSED by the free masks. */
+function isFree(i32: Int32Array, s: number): boolean {
+  return ((i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] >>> (s & (SLOTS_PER_SUPER - 1))) & 1) !== 0;
+}
+
+/** [L] Sets slot `s`'s free-mask bit. */
+function markFree(i32: Int32Array, s: number): void {
+  i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
 }
 
 /**
@@ -113,9 +130,7 @@ export function freeSlotsAfter(t: ThreadContext, head: number, span: number, wan
     ? ((head >>> SLOTS_SHIFT_IN_SUPER) + 1) << SLOTS_SHIFT_IN_SUPER
     : Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER;
   let n = 0;
-  for (let s = end; n < want && s < limit; s++, n++) {
-    if (((i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] >>> (s & (SLOTS_PER_SUPER - 1))) & 1) === 0) break;
-  }
+  for (let s = end; n < want && s < limit && isFree(i32, s); s++) n++;
   return n;
 }
 
@@ -163,17 +178,7 @@ export function shrinkRun(t: ThreadContext, head: number, span: number, newSpan:
   i32[t.metaW(head) + SM_SPAN] = newSpan; // commit (the other slots keep theirs: see SM_SPAN)
   t.f64[F_LARGE_LIVE_BYTES] -= (span - newSpan) * SLOT_BYTES;
   crashPoint(CP_LARGE);
-  for (let s = head + newSpan; s < head + span; s++) {
-    const mW = t.metaW(s);
-    i32[mW + SM_FREED_CLS] = 0;
-    i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
-    i32[mW + SM_KIND] = K_FREE;
-  }
-  crashPoint(CP_LARGE);
-  for (let s = head + newSpan; s < head + span; s++) {
-    i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
-  }
-  t.f64[F_SLOTS_RETURNED] += span - newSpan;
+  giveBack(t, head + newSpan, head + span, 0, CP_LARGE);
 }
 
 /**
@@ -367,9 +372,8 @@ export function repairSlotTable(t: ThreadContext): void {
   }
   const first = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER;
   const end = carved << SLOTS_SHIFT_IN_SUPER;
-  const taken = (s: number): boolean => ((i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] >>> (s & (SLOTS_PER_SUPER - 1))) & 1) === 0;
   const belongs = (s: number, head: number, kind: number): boolean =>
-    taken(s) && i32[t.metaW(s) + SM_KIND] === kind && i32[t.metaW(s) + SM_HEAD] === head;
+    !isFree(i32, s) && i32[t.metaW(s) + SM_KIND] === kind && i32[t.metaW(s) + SM_HEAD] === head;
   // Per head, once: 1 when its run is whole (every slot of its span taken and agreeing), 2 when not.
   const verdict = new Uint8Array(end - first);
   const whole = (head: number, kind: number): boolean => {
@@ -387,17 +391,13 @@ export function repairSlotTable(t: ThreadContext): void {
   for (let s = first; s < end; s++) {
     const mW = t.metaW(s);
     const kind = i32[mW + SM_KIND];
-    if (kind === K_FREE || !taken(s)) continue;
+    if (kind === K_FREE || isFree(i32, s)) continue;
     const head = i32[mW + SM_HEAD];
     if (!whole(head, kind) || s < head || s >= head + i32[t.metaW(head) + SM_SPAN]) orphans.push(s);
   }
   for (const s of orphans) {
     const mW = t.metaW(s);
-    i32[mW + SM_FREED_CLS] = i32[mW + SM_KIND] === K_SLAB ? i32[mW + SM_CLS1] : 0;
-    i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
-    i32[mW + SM_KIND] = K_FREE;
-    i32[mW + SM_CLS1] = 0;
-    i32[SS_TABLE_W + (s >>> SLOTS_SHIFT_IN_SUPER)] |= 1 << (s & (SLOTS_PER_SUPER - 1));
+    giveBack(t, s, s + 1, i32[mW + SM_KIND] === K_SLAB ? i32[mW + SM_CLS1] : 0, CP_GIVE_BACK);
   }
   // The live-bytes counter of large runs is written next to their commit: recount it.
   let largeBytes = 0;

@@ -5,26 +5,16 @@
  * of either is test/crash-points.test.ts (scenario "large"); the repair of runs that a dead holder
  * left half-written is tested here on the slot table directly.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { SharedHeap } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import type { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { K_FREE, K_LARGE, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_SPAN, SS_TABLE_W } from '../src/layout.js';
 import { DoubleFreeError } from '../src/errors.js';
 import { MAX_SMALL } from '../src/size-classes.js';
 import { commitTaken, repairSlotTable } from '../src/slots.js';
+import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
 
-const KiB = 1 << 10;
-const MiB = 1 << 20;
-const heaps: SharedHeap[] = [];
-afterEach(() => {
-  for (const h of heaps.splice(0)) h.detach();
-});
-
-function fresh(initialBytes = 8 * MiB, maxBytes = 64 * MiB): SharedHeap {
-  const h = SharedHeap.create({ initialBytes, maxBytes, maxThreads: 2 });
-  heaps.push(h);
-  return h;
-}
+const { fresh } = freshHeaps({ initialBytes: 8 * MiB, maxBytes: 64 * MiB, maxThreads: 2 });
 
 function fill(h: SharedHeap, p: number, n: number, v: number): void {
   h.u8.fill(v, p, p + n);
@@ -59,7 +49,7 @@ describe('realloc of a large run', () => {
   });
 
   it('grows a run past one SuperSlab from the carved end into fresh SuperSlabs, the buffer growing', () => {
-    const h = fresh(4 * MiB, 128 * MiB);
+    const h = fresh({ initialBytes: 4 * MiB, maxBytes: 128 * MiB });
     let p = h.malloc(MAX_SMALL + 1);
     fill(h, p, MAX_SMALL + 1, 3);
     const first = p;
@@ -91,7 +81,7 @@ describe('realloc of a large run', () => {
   });
 
   it('does not grow a run of up to one SuperSlab across a SuperSlab boundary', () => {
-    const h = fresh(16 * MiB);
+    const h = fresh({ initialBytes: 16 * MiB });
     // Runs of 5 slots: the third in a SuperSlab of 16 slots ends at slot 15, the fourth cannot follow it.
     const runs: number[] = [];
     for (let k = 0; k < 9; k++) runs.push(h.malloc(5 * SLOT_BYTES));
@@ -127,7 +117,7 @@ describe('realloc of a large run', () => {
   });
 
   it('a run past one SuperSlab shrunk to at most one SuperSlab\'s slots moves rather than cross a boundary', () => {
-    const h = fresh(16 * MiB);
+    const h = fresh({ initialBytes: 16 * MiB });
     const first = h.malloc(10 * SLOT_BYTES); // slots 0-9 of a SuperSlab
     const p = h.malloc(17 * SLOT_BYTES); // the first 17 free slots in a row: from slot 10, across the boundary
     const head = p >>> SLOT_SHIFT;
@@ -219,7 +209,7 @@ describe('the slot table repair after a dead holder', () => {
   });
 
   it('gives back a run of more than one SuperSlab whose take committed only its first SuperSlab', () => {
-    const h = fresh(16 * MiB);
+    const h = fresh({ initialBytes: 16 * MiB });
     const p = h.malloc(3 * MiB); // 48 slots: three SuperSlabs' worth
     const t = internals(h);
     const head = p >>> SLOT_SHIFT;
@@ -236,7 +226,7 @@ describe('the slot table repair after a dead holder', () => {
 
 describe('calloc of a large run zeroes only what was used before', () => {
   it('a run never touched is not written, and reads as zero', () => {
-    const h = fresh(16 * MiB);
+    const h = fresh({ initialBytes: 16 * MiB });
     const p = h.calloc(1, 3 * MiB);
     expect(internals(h).largeDirtyBytes).toBe(0);
     expect(holds(h, p, 3 * MiB, 0)).toBe(true);
@@ -245,12 +235,9 @@ describe('calloc of a large run zeroes only what was used before', () => {
   });
 
   it('runs over slots used before read as zero, in any mix of used and fresh slots', () => {
-    const h = fresh(8 * MiB, 96 * MiB);
-    let seed = 12345;
-    const next = (m: number): number => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-      return (seed >>> 8) % m;
-    };
+    const h = fresh({ maxBytes: 96 * MiB });
+    const random = rng(12345);
+    const next = (m: number): number => random() % m;
     const live: number[] = [];
     for (let round = 0; round < 300; round++) {
       if (live.length >= 24 || (live.length > 0 && next(2) === 0)) {
