@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, ThreadSlotsExhaustedError, type HeapStats } from '../src/index.js';
 import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
+import { reallocChurn } from '../workers/realloc-churn.js';
 
 const MiB = 1 << 20;
 const TIMEOUT = 20_000;
@@ -46,6 +47,25 @@ function expectEmpty(heap: SharedHeap): void {
   expect(s.liveBytes).toBe(0);
   expect(s.liveBlocks).toBe(0);
 }
+
+describe('large runs resized by several threads at once', () => {
+  it('three workers and the main thread grow and shrink large blocks in place and by moving, under one lock', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxBytes: 96 * MiB, maxThreads: 8 });
+    const workers = await Promise.all([0, 1, 2].map(() => attachedWorker(heap)));
+    const runs = workers.map((r, k) => r.remote.reallocChurn(1000 + k, 40));
+    // The main thread does the same meanwhile, between the workers' messages.
+    const mine = reallocChurn(heap, 7, 40);
+    const results = [...(await Promise.all(runs)), mine];
+    for (const r of results) expect(r.mismatches).toBe(0);
+    const resizes = results.reduce((a, r) => a + r.resizes, 0);
+    const inPlace = results.reduce((a, r) => a + r.inPlace, 0);
+    expect(resizes).toBe(4 * 40 * 6);
+    expect(inPlace).toBeGreaterThan(0); // some resizes found their slots free
+    expect(inPlace).toBeLessThan(resizes); // and some had to move
+    for (const r of workers) await r.remote.flush();
+    expectEmpty(heap);
+  }, TIMEOUT);
+});
 
 describe('cross-thread free', () => {
   it('a block malloc-ed and written in a worker is read and freed on the main thread', async () => {

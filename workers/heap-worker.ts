@@ -20,6 +20,7 @@ import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
 import { SharedHeap, type HeapStats } from '../src/index.js';
 import { testHoldGlobalLock } from '../src/heap.js';
 import { setStage1TestHooks } from '../src/pool.js';
+import { reallocChurn, type ChurnResult } from './realloc-churn.js';
 
 /** What comlink's node adapter needs from a MessagePort. */
 interface NodeEndpointLike {
@@ -89,6 +90,10 @@ const api = {
       if (p === 0) throw new Error(`heap-worker churn: malloc(${size}) returned 0 (out of memory)`);
       h.free(p);
     }
+  },
+  /** Resizes large blocks by realloc (workers/realloc-churn.ts reallocChurn). */
+  reallocChurn(seed: number, rounds: number): ChurnResult {
+    return reallocChurn(attached('reallocChurn'), seed, rounds);
   },
   /** Takes the global lock and keeps it (the test hook testHoldGlobalLock). */
   holdLock(): void {
