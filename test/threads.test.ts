@@ -53,7 +53,7 @@ describe('large runs resized by several threads at once', () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxBytes: 96 * MiB, maxThreads: 8 });
     const workers = await Promise.all([0, 1, 2].map(() => attachedWorker(heap)));
     const runs = workers.map((r, k) => r.remote.reallocChurn(1000 + k, 40));
-    // The main thread does the same meanwhile, between the workers' messages.
+    // The main thread does the same meanwhile, in parallel with the workers (their calls are posted).
     const mine = reallocChurn(heap, 7, 40);
     const results = [...(await Promise.all(runs)), mine];
     for (const r of results) expect(r.mismatches).toBe(0);
