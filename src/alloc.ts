@@ -184,7 +184,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
  * that stay large: true when done (the caller returns `p`), false when the run must move.
  */
 export function resizeLargeInPlace(t: ThreadContext, p: number, n: number): boolean {
-  return n > MAX_SMALL && n <= MAX_HEAP_BYTES && largeResize(t, p >>> SLOT_SHIFT, Math.ceil(n / SLOT_BYTES), true);
+  return n > MAX_SMALL && n <= MAX_HEAP_BYTES && largeResize(t, p >>> SLOT_SHIFT, Math.ceil(n / SLOT_BYTES));
 }
 
 export function alignedAllocImpl(t: ThreadContext, align: unknown, size: unknown): number {

@@ -102,12 +102,11 @@ export function largeFree(t: ThreadContext, head: number): void {
  * Resizes the live large run at `head` to `slots` slots where it is (realloc): a run shrinks by
  * giving its tail back; it grows over the free slots after it, and a run that reaches the end of
  * the carved area (more than one SuperSlab's slots) goes on into fresh SuperSlabs. True when
- * resized; false (nothing changed) when the slots after it are taken, or the lock is busy and
- * `mayBlock` is false.
+ * resized; false (nothing changed) when the slots after it are taken, or when a run shrunk to at
+ * most one SuperSlab's slots would cross a SuperSlab boundary (the caller then moves it).
  */
-export function largeResize(t: ThreadContext, head: number, slots: number, mayBlock: boolean): boolean {
-  if (mayBlock) lockAcquire(t);
-  else if (!tryLockAcquire(t)) return false;
+export function largeResize(t: ThreadContext, head: number, slots: number): boolean {
+  lockAcquire(t);
   try {
     const span = t.i32[t.metaW(head) + SM_SPAN];
     if (slots < span) {
