@@ -186,6 +186,7 @@ export function planCases(o: PlanOptions): CaseSpec[] {
         if (SINGLE_THREAD_WORKLOADS.has(workload) && !o.threads.every((t) => t === 1)) notes.push('1 thread only');
         if (o.allocators.has('sabmalloc')) {
           const user = o.heapOptions ?? {};
+          const userNote = Object.keys(user).length > 0 ? heapOptionsNote(user) : undefined;
           const mine = workload === 'LOCK' ? { ...LOCK_HEAP_OPTIONS, ...user } : { ...user };
           const heapOptions = Object.keys(mine).length > 0 ? mine : undefined;
           cases.push({
@@ -199,8 +200,8 @@ export function planCases(o: PlanOptions): CaseSpec[] {
             heapBytes: heapBytesFor(workload, threads, params),
             heapMaxBytes: workload === 'W5' ? w5HeapBytes(params.traceLiveBytes!).maxBytes : undefined,
             heapOptions,
-            heapNote: Object.keys(user).length > 0 ? heapOptionsNote(user) : undefined,
-            notes: [...notes, ...(workload === 'LOCK' ? ['magazines of 1'] : []), ...(Object.keys(user).length > 0 ? [heapOptionsNote(user)] : [])],
+            heapNote: userNote,
+            notes: [...notes, ...(workload === 'LOCK' ? ['magazines of 1'] : []), ...(userNote !== undefined ? [userNote] : [])],
           });
         }
         if (NATIVE_WORKLOADS.has(workload)) {

@@ -401,7 +401,7 @@ export function repairSlotTable(t: ThreadContext): void {
   }
   // The live-bytes counter of large runs is written next to their commit: recount it.
   let largeBytes = 0;
-  for (let s = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; s < carved << SLOTS_SHIFT_IN_SUPER; s++) {
+  for (let s = first; s < end; s++) {
     const mW = t.metaW(s);
     if (i32[mW + SM_KIND] === K_LARGE && i32[mW + SM_HEAD] === s && i32[mW + SM_LARGE] === LARGE_LIVE) {
       largeBytes += i32[mW + SM_SPAN] * SLOT_BYTES;
