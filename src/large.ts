@@ -99,9 +99,27 @@ export function largeFree(t: ThreadContext, head: number): void {
 }
 
 /**
+ * A run grown in place by realloc to `slots` slots takes up to this many more, when they are free
+ * right after it: a quarter of its size (LARGE_GROWTH_ROOM), so that a buffer grown a little at
+ * a time takes the lock O(log n) times instead of at every step. A run of at most one
+ * SuperSlab's slots stays in its SuperSlab (the room ends at the SuperSlab's end). No SuperSlab
+ * is carved for room, and a run that moves or is allocated gets none.
+ */
+export function growthRoom(head: number, slots: number): number {
+  const room = slots >>> LARGE_GROWTH_ROOM;
+  if (slots > SLOTS_PER_SUPER) return room;
+  const toEnd = SLOTS_PER_SUPER - ((head & (SLOTS_PER_SUPER - 1)) + slots);
+  return room < toEnd ? room : toEnd;
+}
+
+/** growthRoom gives a run grown in place slots >>> LARGE_GROWTH_ROOM slots of room. */
+export const LARGE_GROWTH_ROOM = 2;
+
+/**
  * Resizes the live large run at `head` to `slots` slots where it is (realloc): a run shrinks by
  * giving its tail back; it grows over the free slots after it, and a run that reaches the end of
- * the carved area (more than one SuperSlab's slots) goes on into fresh SuperSlabs. True when
+ * the carved area (more than one SuperSlab's slots) goes on into fresh SuperSlabs, and a run
+ * that grows takes some room beyond `slots` where the slots are free (growthRoom). True when
  * resized; false (nothing changed) when the slots after it are taken, or when a run shrunk to at
  * most one SuperSlab's slots would cross a SuperSlab boundary (the caller then moves it).
  */
@@ -122,7 +140,7 @@ export function largeResize(t: ThreadContext, head: number, slots: number): bool
       if (slots <= SLOTS_PER_SUPER || head + span + free !== Atomics.load(t.i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER) return false;
       if (carveSuperSlabs(t, Math.ceil((more - free) / SLOTS_PER_SUPER)) === 0) return false;
     }
-    growRun(t, head, span, slots);
+    growRun(t, head, span, slots + freeSlotsAfter(t, head, slots, growthRoom(head, slots)));
     return true;
   } finally {
     lockRelease(t);

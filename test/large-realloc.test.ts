@@ -12,6 +12,7 @@ import { K_FREE, K_LARGE, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SLOTS_SHIFT_I
 import { DoubleFreeError } from '../src/errors.js';
 import { MAX_SMALL } from '../src/size-classes.js';
 import { commitTaken, repairSlotTable } from '../src/slots.js';
+import { growthRoom } from '../src/large.js';
 import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
 
 const { fresh } = freshHeaps({ initialBytes: 8 * MiB, maxBytes: 64 * MiB, maxThreads: 2 });
@@ -38,11 +39,12 @@ describe('realloc of a large run', () => {
     const before = h.stats().largeLiveBytes;
     const q = h.realloc(p, 600 * KiB);
     expect(q).toBe(p);
-    expect(h.usableSize(q)).toBe(10 * SLOT_BYTES); // 600 KiB in 64 KiB slots
+    // 600 KiB is 10 slots, and a quarter of that (2 slots) more as room to grow (growthRoom).
+    expect(h.usableSize(q)).toBe(12 * SLOT_BYTES);
     expect(holds(h, q, 200 * KiB, 7)).toBe(true);
-    expect(h.stats().largeLiveBytes - before).toBe(10 * SLOT_BYTES - 4 * SLOT_BYTES);
+    expect(h.stats().largeLiveBytes - before).toBe(12 * SLOT_BYTES - 4 * SLOT_BYTES);
     h.check();
-    fill(h, q, 600 * KiB, 9); // every byte of it is the caller's
+    fill(h, q, 12 * SLOT_BYTES, 9); // every byte of it is the caller's
     h.free(q);
     h.check();
     expect(h.stats().largeLiveBytes).toBe(0);
@@ -62,6 +64,62 @@ describe('realloc of a large run', () => {
     h.check();
     h.free(p);
     h.check();
+  });
+
+  it('a run grown in small steps takes room, so the lock is taken O(log n) times, not at every step', () => {
+    const h = fresh({ initialBytes: 16 * MiB });
+    let p = h.malloc(200 * KiB);
+    const first = p;
+    fill(h, p, 200 * KiB, 6);
+    const before = h.stats().lock.acquisitions;
+    let n = 256 * KiB;
+    for (; n <= 8 * MiB; n += 64 * KiB) {
+      p = h.realloc(p, n);
+      expect(p).toBe(first);
+      expect(h.usableSize(p)).toBeGreaterThanOrEqual(n);
+      h.u8[p + n - 1] = 6;
+    }
+    // 125 resizes; with a quarter's room from 4 to 128 slots about 16 take the lock (each one
+    // resize at least), without room every one would.
+    const taken = h.stats().lock.acquisitions - before;
+    expect(taken).toBeGreaterThanOrEqual(10);
+    expect(taken).toBeLessThanOrEqual(20);
+    expect(holds(h, p, 200 * KiB, 6)).toBe(true);
+    expect(h.usableSize(p)).toBeLessThanOrEqual(Math.ceil((n - 64 * KiB) / SLOT_BYTES) * SLOT_BYTES * 1.25 + SLOT_BYTES);
+    h.check();
+    h.free(p);
+    h.check();
+    expect(h.stats().largeLiveBytes).toBe(0);
+  });
+
+  it('room stops at the SuperSlab\'s end for a run of up to one SuperSlab, and at a taken slot', () => {
+    const h = fresh({ initialBytes: 16 * MiB });
+    const a = h.malloc(10 * SLOT_BYTES); // slots 0-9 of a fresh SuperSlab
+    expect((a >>> SLOT_SHIFT) & (SLOTS_PER_SUPER - 1)).toBe(0);
+    // 13 slots and a quarter more (3) would be 16: exactly to the end.
+    expect(h.realloc(a, 13 * SLOT_BYTES)).toBe(a);
+    expect(h.usableSize(a)).toBe(16 * SLOT_BYTES);
+    expect(growthRoom(a >>> SLOT_SHIFT, 14)).toBe(2); // 14 + 3 would cross: only 2 to the end
+    expect(growthRoom((a >>> SLOT_SHIFT) + 3, 10)).toBe(2); // from slot 3, 10 slots: a quarter, 2
+    expect(growthRoom(a >>> SLOT_SHIFT, 40)).toBe(10); // past one SuperSlab: a quarter, any SuperSlab
+    h.free(a);
+    // A taken slot: the run grows to the request and no further (runs of 3 slots are large:
+    // MAX_SMALL is 2 slots).
+    const b = h.malloc(4 * SLOT_BYTES);
+    const c = h.malloc(3 * SLOT_BYTES);
+    const blocker = h.malloc(3 * SLOT_BYTES);
+    expect(c).toBe(b + 4 * SLOT_BYTES);
+    expect(blocker).toBe(b + 7 * SLOT_BYTES);
+    h.free(c);
+    fill(h, b, 4 * SLOT_BYTES, 8);
+    expect(h.realloc(b, 7 * SLOT_BYTES)).toBe(b); // room would be 1 slot, but slot 7 is taken
+    expect(h.usableSize(b)).toBe(7 * SLOT_BYTES);
+    expect(holds(h, b, 4 * SLOT_BYTES, 8)).toBe(true);
+    h.check();
+    h.free(b);
+    h.free(blocker);
+    h.check();
+    expect(h.stats().largeLiveBytes).toBe(0);
   });
 
   it('moves when the slots after it are taken, and frees the old run', () => {
