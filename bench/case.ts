@@ -78,6 +78,15 @@ export interface RunRecord {
   mallocLibrary?: string;
 }
 
+export interface PairedRatio {
+  median: number;
+  min: number;
+  max: number;
+  /** Rounds whose ratio is at least 1.0. */
+  atLeastOne: number;
+  rounds: number;
+}
+
 export interface CaseSummary {
   /** Of the timed (warm) runs. */
   opsPerSec: { median: number; min: number; max: number };
@@ -85,6 +94,12 @@ export interface CaseSummary {
   coldOpsPerSec?: number;
   /** ops/s median over glibc native's median for the same workload (W5: trace) and threads. */
   ratioToGlibc?: number;
+  /**
+   * Each timed run over glibc native's timed run of the same round (the runs of a group take
+   * turns, so the two ran one after the other on the machine as it was then): their median, min
+   * and max, and in how many of the rounds the ratio reached 1.0.
+   */
+  pairedRatio?: PairedRatio;
   footprintBytes?: number;
   carvedBytes?: number;
   metaBytes?: number;

@@ -42,7 +42,7 @@ import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { runMicro, type MicroRow } from './micro.js';
-import { collectEnvironment, fmtOps, renderMicroTable, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
+import { collectEnvironment, fmtOps, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
 
 export const USAGE = `Usage: sabmalloc bench <workload...> [options]
 
@@ -500,6 +500,8 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
 
   // The table
   if (results.length > 0) io.out('\n' + (opts.wide ? renderWideTable(results) : renderTable(results)) + '\n');
+  const paired = renderPairedRatios(results);
+  if (paired !== '') io.out('\n' + paired + '\n');
   if (micro.length > 0) io.out('\nMICRO (tinybench, main thread; one op = the named operation)\n' + renderMicroTable(micro) + '\n');
   const la = (xs: number[] | undefined): string => (xs ?? []).map((x) => x.toFixed(2)).join(' ');
   const busy = Math.max(...env.loadAverageStart, ...(env.loadAverageEnd ?? [])) > env.availableParallelism + 0.5;

@@ -196,6 +196,23 @@ export function renderTable(cases: CaseResult[]): string {
   return [table, ...errors].join('\n');
 }
 
+/**
+ * sabmalloc's ratio to glibc round by round (CaseSummary.pairedRatio), one line per case that has
+ * one; '' when none has. On a machine whose speed drifts between runs, the spread of these says
+ * more than a ratio of two medians.
+ */
+export function renderPairedRatios(cases: CaseResult[]): string {
+  const lines: string[] = [];
+  for (const c of cases) {
+    const p = c.summary?.pairedRatio;
+    if (c.spec.allocator !== 'sabmalloc' || p === undefined) continue;
+    const what = `${workloadCell(c)}, ${c.spec.threads} thread${c.spec.threads === 1 ? '' : 's'}`;
+    lines.push(`  ${what}: ${fmtRatio(p.median)} (${fmtRatio(p.min)}-${fmtRatio(p.max)}), at least 1.0 in ${p.atLeastOne} of ${p.rounds} rounds`);
+  }
+  if (lines.length === 0) return '';
+  return ['sabmalloc x glibc round by round (each timed run over glibc\'s timed run of the same round, run just before or after it):', ...lines].join('\n');
+}
+
 /** Lines of at most `width` columns (breaking at spaces). */
 export function wrap(text: string, width = TABLE_MAX_WIDTH): string {
   const out: string[] = [];

@@ -2,7 +2,7 @@
  * Statistics of `sabmalloc bench` results: medians and ranges of the timed
  * runs, lock counters per million operations, and ratios to glibc.
  */
-import type { CaseResult, CaseSummary, RunRecord } from './case.js';
+import type { CaseResult, CaseSummary, PairedRatio, RunRecord } from './case.js';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -56,16 +56,39 @@ function ratioKey(c: CaseResult): string {
   return `${c.spec.workload}|${c.spec.trace ?? ''}|${c.spec.threads}`;
 }
 
-/** Fills in each summary's ratio to glibc (or the system allocator) native on the same workload and threads. */
+/**
+ * Fills in each summary's ratio to glibc (or the system allocator) native on the same workload
+ * and threads: of the medians, and round by round (pairedRatio).
+ */
 export function addRatios(cases: CaseResult[]): void {
-  const ref = new Map<string, number>();
+  const ref = new Map<string, CaseResult>();
   for (const c of cases) {
-    if (c.spec.family === 'native' && c.spec.preload === undefined && c.summary !== undefined) {
-      ref.set(ratioKey(c), c.summary.opsPerSec.median);
+    if (c.spec.family === 'native' && c.spec.preload === undefined && c.summary !== undefined) ref.set(ratioKey(c), c);
+  }
+  for (const c of cases) {
+    const g = ref.get(ratioKey(c));
+    if (c.summary === undefined || g === undefined) continue;
+    const r = g.summary!.opsPerSec.median;
+    if (r > 0) c.summary.ratioToGlibc = c.summary.opsPerSec.median / r;
+    if (c !== g) {
+      const paired = pairedRatio(c.runs, g.runs);
+      if (paired !== undefined) c.summary.pairedRatio = paired;
     }
   }
-  for (const c of cases) {
-    const r = ref.get(ratioKey(c));
-    if (c.summary !== undefined && r !== undefined && r > 0) c.summary.ratioToGlibc = c.summary.opsPerSec.median / r;
+}
+
+/** Run k of `runs` over run k of `ref`, for the rounds both have; undefined when there are none. */
+export function pairedRatio(runs: RunRecord[], ref: RunRecord[]): PairedRatio | undefined {
+  const ratios: number[] = [];
+  for (let k = 0; k < runs.length && k < ref.length; k++) {
+    if (ref[k]!.opsPerSec > 0) ratios.push(runs[k]!.opsPerSec / ref[k]!.opsPerSec);
   }
+  if (ratios.length === 0) return undefined;
+  return {
+    median: median(ratios),
+    min: Math.min(...ratios),
+    max: Math.max(...ratios),
+    atLeastOne: ratios.filter((x) => x >= 1).length,
+    rounds: ratios.length,
+  };
 }

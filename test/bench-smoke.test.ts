@@ -14,7 +14,9 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, parseBenchArgs, type BenchReport, type CliIO } from '../bench/cli.js';
 import { nativeSkipReason } from '../bench/native.js';
-import { renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
+import { renderPairedRatios, renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
+import { addRatios, pairedRatio, summarizeCase } from '../bench/summarize.js';
+import type { CaseResult, RunRecord } from '../bench/case.js';
 import { makeSampleTrace } from '../bench/traces/make-sample.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -301,6 +303,43 @@ describe('sabmalloc bench arguments', () => {
   });
 });
 
+describe('ratios to glibc', () => {
+  const rec = (opsPerSec: number): RunRecord =>
+    ({ warmup: false, seconds: 1, opsPerSec, ops: opsPerSec, mallocs: 0, bytesRequested: 0, checksum: 0, peakLiveBytes: 0 });
+  const result = (allocator: string, family: 'js' | 'native', ops: number[]): CaseResult => {
+    const c: CaseResult = {
+      spec: { allocator, family, workload: 'W5', trace: 't', threads: 1, params: {}, cycles: 1, notes: [] },
+      runs: ops.map(rec),
+    };
+    summarizeCase(c);
+    return c;
+  };
+
+  it('pairs each timed run with glibc\'s run of the same round, besides the ratio of the medians', () => {
+    // The machine got twice as fast after the first round: glibc's median is 20, sabmalloc's 18,
+    // a ratio of 0.9, while round by round sabmalloc ran at 1.2, 0.9 and 0.9 times glibc's speed.
+    const sab = result('sabmalloc', 'js', [12, 18, 18]);
+    const glibc = result('glibc', 'native', [10, 20, 20]);
+    const other = result('sabmalloc', 'js', [30]);
+    other.spec = { ...other.spec, trace: 'u' }; // another trace: no glibc case for it
+    addRatios([sab, glibc, other]);
+    expect(sab.summary!.ratioToGlibc).toBeCloseTo(0.9);
+    expect(sab.summary!.pairedRatio).toEqual({ median: 0.9, min: 0.9, max: 1.2, atLeastOne: 1, rounds: 3 });
+    expect(glibc.summary!.ratioToGlibc).toBe(1);
+    expect(glibc.summary!.pairedRatio).toBeUndefined();
+    expect(other.summary!.pairedRatio).toBeUndefined();
+    expect(renderPairedRatios([sab, glibc, other])).toBe(
+      "sabmalloc x glibc round by round (each timed run over glibc's timed run of the same round, run just before or after it):\n" +
+        '  W5 t, 1 thread: 0.90 (0.90-1.20), at least 1.0 in 1 of 3 rounds',
+    );
+  });
+
+  it('pairs only the rounds both have', () => {
+    expect(pairedRatio([rec(5), rec(8)], [rec(10)])).toEqual({ median: 0.5, min: 0.5, max: 0.5, atLeastOne: 0, rounds: 1 });
+    expect(pairedRatio([], [rec(10)])).toBeUndefined();
+  });
+});
+
 describe('bench/ modules', () => {
   /** bench/**\/*.ts (generated and build folders aside) -> the bench/ files each one imports. */
   function importGraph(): Map<string, string[]> {
@@ -394,6 +433,12 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
       if (natives) expect(r[COL.xGlibc]).toMatch(/^\d+(\.\d+)?$/);
     }
     for (const l of tableLines(run.stdout)) expect(l.length, l).toBeLessThanOrEqual(TABLE_MAX_WIDTH);
+    if (natives) {
+      // sabmalloc's ratio to glibc round by round, under the table: one line per trace.
+      for (const t of ['alpha', 'beta']) {
+        expect(run.stdout).toMatch(new RegExp(`W5 ${t}, 1 thread: [\\d.]+ \\([\\d.]+-[\\d.]+\\), at least 1\\.0 in [0-2] of 2 rounds`));
+      }
+    }
   });
 
   it('records each trace, its operations and both runs in the JSON', () => {
