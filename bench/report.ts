@@ -7,7 +7,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CaseResult } from './case.js';
+import type { CaseResult, PairedRatio } from './case.js';
+import { ratioKey } from './summarize.js';
 import type { MicroRow } from './micro.js';
 
 export interface Environment {
@@ -198,19 +199,28 @@ export function renderTable(cases: CaseResult[]): string {
 
 /**
  * sabmalloc's ratio to glibc round by round (CaseSummary.pairedRatio), one line per case that has
- * one; '' when none has. On a machine whose speed drifts between runs, the spread of these says
- * more than a ratio of two medians.
+ * one, with the reference floor's on the same workload and threads where it ran; '' when none
+ * has. On a machine whose speed drifts between runs, the spread of these says more than a ratio
+ * of two medians, and the floor's says what any allocator in this loop could reach.
  */
 export function renderPairedRatios(cases: CaseResult[]): string {
+  const floor = new Map<string, PairedRatio>();
+  for (const c of cases) {
+    const p = c.summary?.pairedRatio;
+    if (c.spec.allocator === 'reference' && p !== undefined) floor.set(ratioKey(c), p);
+  }
+  const cell = (p: PairedRatio): string =>
+    `${fmtRatio(p.median)} (${fmtRatio(p.min)}-${fmtRatio(p.max)}), at least 1.0 in ${p.atLeastOne} of ${p.rounds}`;
   const lines: string[] = [];
   for (const c of cases) {
     const p = c.summary?.pairedRatio;
     if (c.spec.allocator !== 'sabmalloc' || p === undefined) continue;
+    const f = floor.get(ratioKey(c));
     const what = `${workloadCell(c)}, ${c.spec.threads} thread${c.spec.threads === 1 ? '' : 's'}`;
-    lines.push(`  ${what}: ${fmtRatio(p.median)} (${fmtRatio(p.min)}-${fmtRatio(p.max)}), at least 1.0 in ${p.atLeastOne} of ${p.rounds} rounds`);
+    lines.push(`  ${what}: ${cell(p)} rounds${f !== undefined ? `; the floor ${cell(f)}` : ''}`);
   }
   if (lines.length === 0) return '';
-  return ['sabmalloc x glibc round by round (each timed run over glibc\'s timed run of the same round, run just before or after it):', ...lines].join('\n');
+  return ["sabmalloc x glibc round by round (each timed run over glibc's timed run of the same round, run just before or after it):", ...lines].join('\n');
 }
 
 /** Lines of at most `width` columns (breaking at spaces). */

@@ -52,7 +52,8 @@ export function summarize(c: CaseResult): CaseSummary {
   return s;
 }
 
-function ratioKey(c: CaseResult): string {
+/** What a ratio compares across allocators: the workload, trace and thread count. */
+export function ratioKey(c: CaseResult): string {
   return `${c.spec.workload}|${c.spec.trace ?? ''}|${c.spec.threads}`;
 }
 

@@ -320,15 +320,21 @@ describe('ratios to glibc', () => {
     // a ratio of 0.9, while round by round sabmalloc ran at 1.2, 0.9 and 0.9 times glibc's speed.
     const sab = result('sabmalloc', 'js', [12, 18, 18]);
     const glibc = result('glibc', 'native', [10, 20, 20]);
+    const floor = result('reference', 'js', [11, 30, 16]);
     const other = result('sabmalloc', 'js', [30]);
     other.spec = { ...other.spec, trace: 'u' }; // another trace: no glibc case for it
-    addRatios([sab, glibc, other]);
+    addRatios([sab, glibc, floor, other]);
     expect(sab.summary!.ratioToGlibc).toBeCloseTo(0.9);
     expect(sab.summary!.pairedRatio).toEqual({ median: 0.9, min: 0.9, max: 1.2, atLeastOne: 1, rounds: 3 });
     expect(glibc.summary!.ratioToGlibc).toBe(1);
     expect(glibc.summary!.pairedRatio).toBeUndefined();
     expect(other.summary!.pairedRatio).toBeUndefined();
-    expect(renderPairedRatios([sab, glibc, other])).toBe(
+    expect(floor.summary!.pairedRatio).toEqual({ median: 1.1, min: 0.8, max: 1.5, atLeastOne: 2, rounds: 3 });
+    expect(renderPairedRatios([sab, glibc, floor, other])).toBe(
+      "sabmalloc x glibc round by round (each timed run over glibc's timed run of the same round, run just before or after it):\n" +
+        '  W5 t, 1 thread: 0.90 (0.90-1.20), at least 1.0 in 1 of 3 rounds; the floor 1.10 (0.80-1.50), at least 1.0 in 2 of 3',
+    );
+    expect(renderPairedRatios([sab, glibc])).toBe(
       "sabmalloc x glibc round by round (each timed run over glibc's timed run of the same round, run just before or after it):\n" +
         '  W5 t, 1 thread: 0.90 (0.90-1.20), at least 1.0 in 1 of 3 rounds',
     );
@@ -436,7 +442,8 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     if (natives) {
       // sabmalloc's ratio to glibc round by round, under the table: one line per trace.
       for (const t of ['alpha', 'beta']) {
-        expect(run.stdout).toMatch(new RegExp(`W5 ${t}, 1 thread: [\\d.]+ \\([\\d.]+-[\\d.]+\\), at least 1\\.0 in [0-2] of 2 rounds`));
+        const r = String.raw`[\d.]+ \([\d.]+-[\d.]+\), at least 1\.0 in [0-2] of 2`;
+        expect(run.stdout).toMatch(new RegExp(`W5 ${t}, 1 thread: ${r} rounds; the floor ${r}\n`));
       }
     }
   });
