@@ -98,6 +98,9 @@ export function largeFree(t: ThreadContext, head: number): void {
   }
 }
 
+/** growthRoom gives a run grown in place slots >>> LARGE_GROWTH_ROOM slots of room (a quarter). */
+export const LARGE_GROWTH_ROOM = 2;
+
 /**
  * A run grown in place by realloc to `slots` slots takes up to this many more, when they are free
  * right after it: a quarter of its size (LARGE_GROWTH_ROOM), so that a buffer grown a little at
@@ -111,9 +114,6 @@ export function growthRoom(head: number, slots: number): number {
   const toEnd = SLOTS_PER_SUPER - ((head & (SLOTS_PER_SUPER - 1)) + slots);
   return room < toEnd ? room : toEnd;
 }
-
-/** growthRoom gives a run grown in place slots >>> LARGE_GROWTH_ROOM slots of room. */
-export const LARGE_GROWTH_ROOM = 2;
 
 /**
  * Resizes the live large run at `head` to `slots` slots where it is (realloc): a run shrinks by
