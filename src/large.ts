@@ -4,8 +4,8 @@
  * more than a slot). Taken and given back under the global lock; usable size is the run.
  */
 import {
-  F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, G_CARVED, K_LARGE, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
-  SLOT_BYTES, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_FREED_CLS, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, SUPER_BYTES,
+  F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, G_CARVED, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
+  SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, SM_TOUCHED, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
