@@ -155,8 +155,19 @@ export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number 
   if (total > MAX_HEAP_BYTES) return 0; // overflow or simply too large: out of memory
   const p = mallocImpl(t, total);
   // A large run zeroes only what the heap handed out or wrote before: the rest was never touched.
-  if (p !== 0) t.bytes.fill(0, p, p + (total > MAX_SMALL ? Math.min(total, t.largeDirtyBytes) : total));
+  if (p !== 0) zeroBytes(t.f64, p, total > MAX_SMALL ? Math.min(total, t.largeDirtyBytes) : total);
   return p;
+}
+
+/**
+ * Zeroes `n` bytes from the 8-aligned offset `p`, rounded up to whole 8-byte words (every block
+ * is 16-aligned and its usable size a multiple of 16, so the rounding stays inside it), through
+ * the Float64Array view (+0 is eight zero bytes). Uint8Array.fill on a SharedArrayBuffer is a
+ * call into the runtime that stores byte by byte: 33 ns for 16 bytes, 2.4-3.6 bytes/ns from 4 KiB
+ * up, against 6.5 ns and 8-10 bytes/ns for this loop (Node 20, node script in the commit message).
+ */
+export function zeroBytes(f64: Float64Array, p: number, n: number): void {
+  for (let w = p >>> 3, end = (p + n + 7) >>> 3; w < end; w++) f64[w] = 0;
 }
 
 export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): number {

@@ -254,6 +254,24 @@ describe('calloc', () => {
     heap.check();
   });
 
+  it.each([1, 7, 9, 15, 17, 33, 100, 1000])('zeroes whole words inside its block only (%i bytes, dirty neighbours)', (size) => {
+    const heap = fresh();
+    const blocks = Array.from({ length: 5 }, () => heap.malloc(size));
+    const usable = heap.usableSize(blocks[0]!);
+    for (const b of blocks) heap.u8.fill(0xa5, b, b + usable);
+    heap.free(blocks[2]!);
+    const q = heap.calloc(size, 1);
+    expect(q).toBe(blocks[2]); // from the magazine: calloc's fast path
+    const u8 = heap.u8;
+    for (let i = 0; i < size; i++) if (u8[q + i] !== 0) throw new Error(`byte ${i} of calloc(${size}, 1) is ${u8[q + i]}`);
+    for (const b of [blocks[0]!, blocks[1]!, blocks[3]!, blocks[4]!]) {
+      for (let i = 0; i < usable; i++) if (u8[b + i] !== 0xa5) throw new Error(`byte ${i} of the neighbour at ${b} is ${u8[b + i]}`);
+    }
+    heap.check();
+    for (const b of blocks) heap.free(b);
+    heap.check();
+  });
+
   it('multiplies n by size', () => {
     const heap = fresh();
     const p = heap.malloc(240);
