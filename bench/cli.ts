@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `sabmalloc bench`: the benchmark suite's command line (dist/bench/cli.js
- * after `npm run build`; not part of the published package).
+ * after `npm run build`; not part of the published package); `sabmalloc record` (record.ts)
+ * records a program's allocation trace for W5.
  *
  *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
  *                   [--warmup N] [--trace FILE|FOLDER]... [--allocators LIST] [--heap NAME=VALUE]...
@@ -41,6 +42,7 @@ import { BenchRunner, warmupsFor } from './run.js';
 import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
+import { recordTrace } from './record.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
 
@@ -78,9 +80,21 @@ Options:
   -h, --help          this text
 
 Nothing is written to disk unless --json or --svg is given.
+Record a program's own trace for W5: sabmalloc record --out FILE.trace.gz -- program args...
 From a checkout: npm run build && node dist/bench/cli.js bench ..., or npx tsx bench/cli.ts bench ...
 Quick look at sabmalloc alone on one trace:
   npx tsx bench/cli.ts bench W5 --trace FILE --allocators sabmalloc --runs 3
+`;
+
+export const RECORD_USAGE = `Usage: sabmalloc record --out FILE -- program [args...]
+
+Runs the program with a shim preloaded (bench/native/trace-record.c, built on first use with the
+machine's C compiler) that writes the malloc, calloc, realloc, free and aligned-allocation calls
+of its main thread as a W5 trace (gzip when FILE ends in .gz). Then replay it:
+  sabmalloc bench W5 --trace FILE
+Linux with glibc only. Calls of other threads and of pointers made before the shim loaded are
+not recorded; the summary counts them. Programs it starts do not record; one it execs in its
+place (a wrapper script) takes the trace over.
 `;
 
 export interface CliIO {
@@ -300,6 +314,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     io.out(USAGE);
     return argv.length === 0 ? 2 : 0;
   }
+  if (argv[0] === 'record') return runRecord(argv.slice(1), io);
   if (argv[0] !== 'bench') {
     io.err(`sabmalloc: unknown command ${JSON.stringify(argv[0])}\n\n${USAGE}`);
     return 2;
@@ -344,6 +359,49 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
       process.off('SIGINT', onInterrupt);
       removeTraceDir(traceDir);
     }
+  }
+}
+
+/** `sabmalloc record --out FILE -- program args...`; returns the exit code (0, 1 failed, 2 usage). */
+async function runRecord(argv: string[], io: CliIO): Promise<number> {
+  const dash = argv.indexOf('--');
+  const own = dash < 0 ? argv : argv.slice(0, dash);
+  const command = dash < 0 ? [] : argv.slice(dash + 1);
+  if (own.includes('-h') || own.includes('--help')) {
+    io.out(RECORD_USAGE);
+    return 0;
+  }
+  let out: string | undefined;
+  try {
+    const { values } = parseArgs({ args: own, options: { out: { type: 'string' } }, strict: true, allowPositionals: false });
+    out = values.out;
+  } catch (err) {
+    io.err(`sabmalloc record: ${(err as Error).message}\n\n${RECORD_USAGE}`);
+    return 2;
+  }
+  if (out === undefined || out === '') {
+    io.err(`sabmalloc record: --out FILE is required\n\n${RECORD_USAGE}`);
+    return 2;
+  }
+  if (command.length === 0) {
+    io.err(`sabmalloc record: expected the program after --, got ${dash < 0 ? 'no --' : 'nothing after --'}\n\n${RECORD_USAGE}`);
+    return 2;
+  }
+  try {
+    const s = await recordTrace({ out, command });
+    const c = s.counters;
+    const missed = Object.entries(c).filter(([k, v]) => k !== 'live_at_exit' && v > 0);
+    io.err(
+      `sabmalloc record: ${s.out}: ${fmtInt(s.ops)} ops (a ${fmtInt(s.mallocs)}, c ${fmtInt(s.callocs)}, r ${fmtInt(s.reallocs)}, ` +
+        `f ${fmtInt(s.frees)}), peak live ${fmtInt(s.peakLiveBytes)} B in ${fmtInt(s.peakLiveBlocks)} blocks, ` +
+        `${fmtInt(c['live_at_exit'] ?? 0)} blocks live at exit\n` +
+        (missed.length > 0 ? `  not recorded: ${missed.map(([k, v]) => `${k} ${fmtInt(v)}`).join(', ')}\n` : '') +
+        (s.status !== 0 ? `  the program ${s.signal !== null ? `was ended by ${s.signal}` : `exited with ${s.status}`}\n` : ''),
+    );
+    return 0;
+  } catch (err) {
+    io.err(`${(err as Error).message}\n`);
+    return 1;
   }
 }
 

@@ -1,0 +1,302 @@
+/*
+ * trace-record.c: an LD_PRELOAD shim that writes the malloc-family calls of a program's main
+ * thread as a W5 trace (shared/workloads.md "W5 replay"), for `sabmalloc record`.
+ *
+ *   cc -O2 -shared -fPIC -o trace-record.so trace-record.c
+ *   SABMALLOC_TRACE_OUT=out.trace LD_PRELOAD=./trace-record.so program args...
+ *
+ * What it writes:
+ * - malloc, realloc(NULL, n), posix_memalign, aligned_alloc, memalign, valloc, pvalloc -> `a ID n`
+ *   (the alignment is not kept: W5 has no aligned line); calloc(k, s) -> `c ID k*s`;
+ *   realloc(p, n) -> `r ID n`; free(p) and realloc(p, 0) -> `f ID`; free(NULL) is not written.
+ * - IDs are dense: the most recently freed ID is reused first, so the largest ID + 1 is the peak
+ *   number of live blocks.
+ * - Only the thread that loaded the shim (the process's main thread) is recorded. Calls of other
+ *   threads, and frees or reallocs of pointers the trace never saw (made before the shim started,
+ *   or by another thread), pass through and are counted; the counts are written as `#` lines at
+ *   exit. A trace whose counters are not all 0 is still well formed but misses part of the traffic.
+ * - A child made by fork stops recording (its calls are not the parent's), and programs started
+ *   from the recorded one do not record (SABMALLOC_TRACE_PID names the recording process); a program
+ *   the recorded one execs in its place takes the trace over (a wrapper script exec'ing the real
+ *   program). The trace then holds only the last image's calls.
+ *
+ * The shim itself never calls malloc: its tables and its output buffer are mmap'ed, it calls
+ * glibc's __libc_* entry points, and it formats numbers by hand.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+
+static int out_fd = -1;
+static pid_t main_tid;
+static int active;
+static int busy; /* the main thread is inside the shim (no re-entry is recorded) */
+
+static char *buf;
+static size_t buf_len;
+#define BUF_BYTES (1 << 20)
+
+/* Pointer -> id: open addressing over a power-of-two table of (pointer, id) pairs; deleted slots
+ * hold TOMB. Grown (rehashed) at half full including tombstones. */
+#define TOMB ((uintptr_t)1)
+static uintptr_t *keys;
+static uint32_t *vals;
+static size_t cap, used, live;
+static uint32_t *free_ids;
+static size_t free_ids_n, free_ids_cap;
+static uint32_t next_id;
+
+static uint64_t n_other_threads, n_unknown, n_failed;
+
+static void *map(size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+static void flush(void) {
+  size_t done = 0;
+  while (done < buf_len) {
+    ssize_t w = write(out_fd, buf + done, buf_len - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) { active = 0; break; } /* cannot write: stop recording rather than lose lines silently */
+    done += (size_t)w;
+  }
+  buf_len = 0;
+}
+
+static void put_str(const char *s) {
+  size_t n = strlen(s);
+  if (buf_len + n > BUF_BYTES) flush();
+  memcpy(buf + buf_len, s, n);
+  buf_len += n;
+}
+
+static void put_u64(uint64_t v) {
+  char tmp[24];
+  int i = 0;
+  do { tmp[i++] = (char)('0' + v % 10); v /= 10; } while (v != 0);
+  if (buf_len + (size_t)i > BUF_BYTES) flush();
+  while (i > 0) buf[buf_len++] = tmp[--i];
+}
+
+static void put_line(char op, uint32_t id, int has_size, uint64_t size) {
+  if (buf_len + 48 > BUF_BYTES) flush();
+  buf[buf_len++] = op;
+  buf[buf_len++] = ' ';
+  put_u64(id);
+  if (has_size) { buf[buf_len++] = ' '; put_u64(size); }
+  buf[buf_len++] = '\n';
+}
+
+static inline size_t hash(uintptr_t p) {
+  uint64_t h = (uint64_t)p * 0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 20);
+}
+
+static int grow_table(void) {
+  size_t ncap = cap ? cap * 2 : (1u << 20);
+  uintptr_t *nk = map(ncap * sizeof(uintptr_t));
+  uint32_t *nv = map(ncap * sizeof(uint32_t));
+  if (!nk || !nv) return 0;
+  for (size_t i = 0; i < cap; i++) {
+    uintptr_t k = keys[i];
+    if (k == 0 || k == TOMB) continue;
+    size_t j = hash(k) & (ncap - 1);
+    while (nk[j] != 0) j = (j + 1) & (ncap - 1);
+    nk[j] = k;
+    nv[j] = vals[i];
+  }
+  if (keys) { munmap(keys, cap * sizeof(uintptr_t)); munmap(vals, cap * sizeof(uint32_t)); }
+  keys = nk; vals = nv; cap = ncap; used = live;
+  return 1;
+}
+
+static int64_t take_id(void) {
+  if (free_ids_n > 0) return free_ids[--free_ids_n];
+  return next_id++;
+}
+
+static void give_id(uint32_t id) {
+  if (free_ids_n == free_ids_cap) {
+    size_t ncap = free_ids_cap ? free_ids_cap * 2 : (1u << 16);
+    uint32_t *n = map(ncap * sizeof(uint32_t));
+    if (!n) return; /* the id is not reused: the trace stays correct */
+    if (free_ids) { memcpy(n, free_ids, free_ids_n * sizeof(uint32_t)); munmap(free_ids, free_ids_cap * sizeof(uint32_t)); }
+    free_ids = n; free_ids_cap = ncap;
+  }
+  free_ids[free_ids_n++] = id;
+}
+
+/* Enters `p` as block `id`. */
+static void put_at(uintptr_t p, uint32_t id) {
+  if ((used + 1) * 2 > cap && !grow_table()) { active = 0; return; }
+  size_t j = hash(p) & (cap - 1);
+  while (keys[j] != 0 && keys[j] != TOMB) j = (j + 1) & (cap - 1);
+  if (keys[j] == 0) used++;
+  keys[j] = p; vals[j] = id; live++;
+}
+
+/* Records `p` as a new block; returns its id. */
+static uint32_t insert(uintptr_t p) {
+  uint32_t id = (uint32_t)take_id();
+  put_at(p, id);
+  return id;
+}
+
+/* The id of `p` (removed from the table when `remove`), or -1 when the trace never saw it. */
+static int64_t lookup(uintptr_t p, int remove) {
+  if (cap == 0) return -1;
+  size_t j = hash(p) & (cap - 1);
+  while (keys[j] != 0) {
+    if (keys[j] == p) {
+      uint32_t id = vals[j];
+      if (remove) { keys[j] = TOMB; live--; }
+      return id;
+    }
+    j = (j + 1) & (cap - 1);
+  }
+  return -1;
+}
+
+static int recording(void) {
+  if (!active || busy) return 0;
+  if ((pid_t)syscall(SYS_gettid) != main_tid) { __atomic_fetch_add(&n_other_threads, 1, __ATOMIC_RELAXED); return 0; }
+  return 1;
+}
+
+static void stop_in_child(void) { active = 0; out_fd = -1; }
+
+__attribute__((constructor)) static void start(void) {
+  const char *path = getenv("SABMALLOC_TRACE_OUT");
+  if (!path || !*path) return;
+  /* Programs this process starts load the shim too, but only this process writes the trace: the
+   * first image records its pid, and a later image records only in that process (a wrapper
+   * such as a shell script that execs the real program hands the trace on to it). */
+  char pid_text[24];
+  int k = 0;
+  pid_t pid = getpid();
+  do { pid_text[k++] = (char)('0' + pid % 10); pid /= 10; } while (pid != 0);
+  for (int a = 0, b = k - 1; a < b; a++, b--) { char c = pid_text[a]; pid_text[a] = pid_text[b]; pid_text[b] = c; }
+  pid_text[k] = 0;
+  const char *owner = getenv("SABMALLOC_TRACE_PID");
+  if (owner && strcmp(owner, pid_text) != 0) return;
+  if (!owner) setenv("SABMALLOC_TRACE_PID", pid_text, 1); /* before recording starts: not traced */
+  out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out_fd < 0) return;
+  buf = map(BUF_BYTES);
+  if (!buf || !grow_table()) return;
+  main_tid = (pid_t)syscall(SYS_gettid);
+  pthread_atfork(NULL, NULL, stop_in_child);
+  put_str("# recorded by sabmalloc's bench/native/trace-record.c\n");
+  const char *cmd = getenv("SABMALLOC_TRACE_COMMAND");
+  if (cmd) { put_str("# command: "); put_str(cmd); put_str("\n"); }
+  active = 1;
+}
+
+__attribute__((destructor)) static void finish(void) {
+  if (!active || (pid_t)syscall(SYS_gettid) != main_tid) return;
+  busy = 1;
+  put_str("# counters: other_threads="); put_u64(n_other_threads);
+  put_str(" unknown_pointers="); put_u64(n_unknown);
+  put_str(" failed_calls="); put_u64(n_failed);
+  put_str(" live_at_exit="); put_u64(live);
+  put_str("\n");
+  flush();
+  active = 0;
+  close(out_fd);
+}
+
+static void record_new(char op, void *p, uint64_t size) {
+  if (!p) { n_failed++; return; }
+  uint32_t id = insert((uintptr_t)p);
+  if (active) put_line(op, id, 1, size);
+}
+
+void *malloc(size_t n) {
+  void *p = __libc_malloc(n);
+  if (recording()) { busy = 1; record_new('a', p, n); busy = 0; }
+  return p;
+}
+
+void *calloc(size_t k, size_t s) {
+  void *p = __libc_calloc(k, s);
+  if (recording()) { busy = 1; record_new('c', p, (uint64_t)k * s); busy = 0; }
+  return p;
+}
+
+void free(void *p) {
+  if (p && recording()) {
+    busy = 1;
+    int64_t id = lookup((uintptr_t)p, 1);
+    if (id < 0) n_unknown++;
+    else { put_line('f', (uint32_t)id, 0, 0); give_id((uint32_t)id); }
+    busy = 0;
+  }
+  __libc_free(p);
+}
+
+void *realloc(void *p, size_t n) {
+  if (!recording()) return __libc_realloc(p, n);
+  busy = 1;
+  if (p == NULL) {
+    void *q = __libc_realloc(NULL, n);
+    record_new('a', q, n);
+    busy = 0;
+    return q;
+  }
+  int64_t id = lookup((uintptr_t)p, 0);
+  void *q = __libc_realloc(p, n);
+  if (id < 0) { n_unknown++; busy = 0; return q; }
+  if (n == 0) {
+    /* glibc frees the block and returns NULL (or a minimal block for some builds) */
+    lookup((uintptr_t)p, 1);
+    put_line('f', (uint32_t)id, 0, 0);
+    give_id((uint32_t)id);
+    if (q) record_new('a', q, 0);
+  } else if (q == NULL) {
+    n_failed++; /* the old block is unchanged */
+  } else {
+    if (q != p) {
+      lookup((uintptr_t)p, 1); /* the id moves with the block */
+      put_at((uintptr_t)q, (uint32_t)id);
+    }
+    put_line('r', (uint32_t)id, 1, n);
+  }
+  busy = 0;
+  return q;
+}
+
+static void *aligned(size_t align, size_t n) {
+  void *p = __libc_memalign(align, n);
+  if (recording()) { busy = 1; record_new('a', p, n); busy = 0; }
+  return p;
+}
+
+int posix_memalign(void **out, size_t align, size_t n) {
+  if (align < sizeof(void *) || (align & (align - 1)) != 0) return EINVAL;
+  void *p = aligned(align, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void *aligned_alloc(size_t align, size_t n) { return aligned(align, n); }
+void *memalign(size_t align, size_t n) { return aligned(align, n); }
+void *valloc(size_t n) { return aligned((size_t)sysconf(_SC_PAGESIZE), n); }
+void *pvalloc(size_t n) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  return aligned(page, (n + page - 1) & ~(page - 1));
+}

@@ -1,0 +1,151 @@
+/**
+ * `sabmalloc record`: runs a program with bench/native/trace-record.c preloaded and writes the
+ * malloc-family calls of its main thread as a W5 trace (text, or gzip when the name ends in
+ * .gz), which `sabmalloc bench W5 --trace FILE` then replays against sabmalloc and the native
+ * allocators. Linux with glibc only (LD_PRELOAD and glibc's __libc_malloc entry points).
+ *
+ * The shim is compiled on first use like the native workloads (build-dir.ts). After the run the
+ * trace is parsed (replay.ts parseTrace checks every line and that each id is live where it is
+ * used) and summarized: operations by kind, peak live bytes and blocks, and the shim's counters
+ * (calls of other threads and of pointers the trace never saw, which it could not record).
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { createGzip } from 'node:zlib';
+import { cachedBuild, run } from './build-dir.js';
+import { findCompiler } from './native.js';
+import { loadTrace, tracePeakLive, OP_CALLOC, OP_FREE, OP_MALLOC, OP_REALLOC } from './replay.js';
+
+/** The shim's source: bench/native/trace-record.c, from bench/record.ts (tsx) or dist/bench/record.js. */
+export function recorderSourcePath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const p of [join(here, 'native', 'trace-record.c'), join(here, '..', '..', 'bench', 'native', 'trace-record.c')]) {
+    if (existsSync(p)) return p;
+  }
+  throw new Error(`sabmalloc record: bench/native/trace-record.c not found beside ${here}`);
+}
+
+/** Why recording cannot work here, or undefined when it can. */
+export function recordSkipReason(): string | undefined {
+  if (process.platform !== 'linux') return `recording needs Linux with glibc (LD_PRELOAD), this is ${process.platform}`;
+  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
+  if (glibc === undefined) return 'recording needs glibc (the shim calls __libc_malloc), and this Node does not run on glibc';
+  if (findCompiler() === null) return 'recording needs a C compiler to build the shim (tried $CC, cc, gcc, clang)';
+  return undefined;
+}
+
+/** Builds the shim if needed; returns the shared library's path. */
+export function recorderLibrary(): string {
+  const reason = recordSkipReason();
+  if (reason !== undefined) throw new Error(`sabmalloc record: ${reason}`);
+  const cc = findCompiler()!;
+  const source = recorderSourcePath();
+  const flags = ['-O2', '-shared', '-fPIC', '-pthread'];
+  return cachedBuild({
+    source,
+    command: [cc, ...flags],
+    prefix: 'trace-record-',
+    suffix: '.so',
+    tmpName: 'sabmalloc-native',
+    what: 'trace recorder',
+    compile: (out) => run(cc, [...flags, '-o', out, source]),
+  });
+}
+
+export interface RecordOptions {
+  /** Where the trace goes; gzip-compressed when it ends in .gz. */
+  out: string;
+  /** The program and its arguments. */
+  command: string[];
+  /** The program's standard streams (default: inherited). */
+  stdio?: 'inherit' | 'ignore';
+}
+
+export interface RecordSummary {
+  out: string;
+  /** The program's exit code, or null when a signal ended it. */
+  status: number | null;
+  signal: string | null;
+  ops: number;
+  mallocs: number;
+  callocs: number;
+  reallocs: number;
+  frees: number;
+  peakLiveBytes: number;
+  /** Peak number of live blocks (the largest id + 1: freed ids are reused most recent first). */
+  peakLiveBlocks: number;
+  /** The shim's counters line (`other_threads=... unknown_pointers=... failed_calls=... live_at_exit=...`). */
+  counters: Record<string, number>;
+}
+
+/** The shim's last `# counters:` line (written at exit, so within the file's last bytes); {} if absent. */
+export function readCounters(path: string): Record<string, number> {
+  const size = statSync(path).size;
+  const n = Math.min(size, 4096);
+  const buf = Buffer.alloc(n);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, n, size - n);
+  } finally {
+    closeSync(fd);
+  }
+  const counters: Record<string, number> = {};
+  const m = /# counters: ([^\n]*)\n?$/.exec(buf.toString('latin1'));
+  if (m === null) return counters;
+  for (const kv of m[1]!.split(' ')) {
+    const [k, v] = kv.split('=');
+    if (k && v !== undefined) counters[k] = Number(v);
+  }
+  return counters;
+}
+
+/** Runs the program under the shim, writes the trace, and parses it back to summarize it. */
+export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
+  if (o.command.length === 0) throw new Error('recordTrace(command): expected a program to run, got none');
+  const lib = recorderLibrary();
+  const out = resolve(o.out);
+  const gz = out.endsWith('.gz');
+  const text = gz ? `${out}.${process.pid}.part` : out;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LD_PRELOAD: process.env['LD_PRELOAD'] ? `${lib} ${process.env['LD_PRELOAD']}` : lib,
+    SABMALLOC_TRACE_OUT: text,
+    SABMALLOC_TRACE_COMMAND: o.command.join(' '),
+  };
+  delete env['SABMALLOC_TRACE_PID']; // a recording started inside a recorded program starts afresh
+  try {
+    const r = spawnSync(o.command[0]!, o.command.slice(1), { env, stdio: o.stdio ?? 'inherit' });
+    if (r.error !== undefined) throw new Error(`sabmalloc record: could not run ${JSON.stringify(o.command[0])}: ${r.error.message}`);
+    if (!existsSync(text)) {
+      throw new Error(
+        `sabmalloc record: ${o.command[0]} wrote no trace: the shim did not load (a static or setuid program ignores LD_PRELOAD)`,
+      );
+    }
+    const trace = loadTrace(text);
+    if (trace.count === 0) {
+      throw new Error(`sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (is it statically linked?)`);
+    }
+    const counts = [0, 0, 0, 0];
+    for (let i = 0; i < trace.count; i++) counts[trace.kind[i]!]!++;
+    const counters = readCounters(text);
+    if (gz) await pipeline(createReadStream(text), createGzip({ level: 9 }), createWriteStream(out));
+    return {
+      out,
+      status: r.status,
+      signal: r.signal,
+      ops: trace.count,
+      mallocs: counts[OP_MALLOC]!,
+      callocs: counts[OP_CALLOC]!,
+      reallocs: counts[OP_REALLOC]!,
+      frees: counts[OP_FREE]!,
+      peakLiveBytes: tracePeakLive(trace),
+      peakLiveBlocks: trace.slots,
+      counters,
+    };
+  } finally {
+    if (gz) rmSync(text, { force: true });
+  }
+}
