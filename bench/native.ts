@@ -167,14 +167,17 @@ export function ensureNativeBinary(): string {
   return binary;
 }
 
+/** The version of the glibc this process runs on (process.report), or undefined off glibc. */
+export function glibcVersion(): string | undefined {
+  return (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
+}
+
 /**
  * The native allocators on this machine: the system allocator always, and
  * each of jemalloc, tcmalloc and mimalloc whose shared library is found.
  */
 export function nativeAllocators(): NativeAllocator[] {
-  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
-    ?.glibcVersionRuntime;
-  const list: NativeAllocator[] = [{ name: glibc !== undefined ? 'glibc' : 'system' }];
+  const list: NativeAllocator[] = [{ name: glibcVersion() !== undefined ? 'glibc' : 'system' }];
   const dirs = libraryDirs();
   for (const { name, files } of LIBRARY_CANDIDATES) {
     const preload = findLibrary(dirs, files);

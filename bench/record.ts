@@ -16,7 +16,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { cachedBuild, run } from './build-dir.js';
-import { findCompiler } from './native.js';
+import { findCompiler, glibcVersion } from './native.js';
 import { loadTrace, tracePeakLive, OP_CALLOC, OP_FREE, OP_MALLOC, OP_REALLOC } from './replay.js';
 
 /** The shim's source: bench/native/trace-record.c, from bench/record.ts (tsx) or dist/bench/record.js. */
@@ -31,8 +31,7 @@ export function recorderSourcePath(): string {
 /** Why recording cannot work here, or undefined when it can. */
 export function recordSkipReason(): string | undefined {
   if (process.platform !== 'linux') return `recording needs Linux with glibc (LD_PRELOAD), this is ${process.platform}`;
-  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime;
-  if (glibc === undefined) return 'recording needs glibc (the shim calls __libc_malloc), and this Node does not run on glibc';
+  if (glibcVersion() === undefined) return 'recording needs glibc (the shim calls __libc_malloc), and this Node does not run on glibc';
   if (findCompiler() === null) return 'recording needs a C compiler to build the shim (tried $CC, cc, gcc, clang)';
   return undefined;
 }
