@@ -18,8 +18,10 @@ import { readCounters, recordSkipReason, recordTrace } from '../bench/record.js'
 import { replayFile } from '../bench/replay.js';
 
 const PROGRAM = String.raw`
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +46,11 @@ int main(void) {
   free(al);
   void *leak = malloc(33);   /* live at exit */
   (void)leak;
+  void *arr = reallocarray(0, 7, 11);
+  arr = reallocarray(arr, 13, 11);
+  free(arr);
+  char *dup = strdup("hello");  /* malloc called inside libc */
+  free(dup);
   free(mark);
   void *end = malloc(54321);
   free(end);
@@ -111,6 +118,11 @@ describe('sabmalloc record', () => {
       'f C',
       'f D',
       'a D 33',
+      'a C 77', // reallocarray(NULL, 7, 11); C was freed before D, so it comes back after D
+      'r C 143',
+      'f C',
+      'a C 6', // strdup("hello")
+      'f C',
       'f A',
       'a A 54321',
       'f A',

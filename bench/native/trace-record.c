@@ -8,7 +8,8 @@
  * What it writes:
  * - malloc, realloc(NULL, n), posix_memalign, aligned_alloc, memalign, valloc, pvalloc -> `a ID n`
  *   (the alignment is not kept: W5 has no aligned line); calloc(k, s) -> `c ID k*s`;
- *   realloc(p, n) -> `r ID n`; free(p) and realloc(p, 0) -> `f ID`; free(NULL) is not written.
+ *   realloc(p, n) -> `r ID n` (glibc's reallocarray and the other calls inside libc reach these
+ *   functions too); free(p) and realloc(p, 0) -> `f ID`; free(NULL) is not written.
  * - IDs are dense: the most recently freed ID is reused first, so the largest ID + 1 is the peak
  *   number of live blocks.
  * - Only the thread that loaded the shim (the process's main thread) is recorded. Calls of other
