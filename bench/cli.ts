@@ -396,6 +396,9 @@ async function runRecord(argv: string[], io: CliIO): Promise<number> {
         `f ${fmtInt(s.frees)}), peak live ${fmtInt(s.peakLiveBytes)} B in ${fmtInt(s.peakLiveBlocks)} blocks, ` +
         `${fmtInt(c['live_at_exit'] ?? 0)} blocks live at exit\n` +
         (missed.length > 0 ? `  not recorded: ${missed.map(([k, v]) => `${k} ${fmtInt(v)}`).join(', ')}\n` : '') +
+        (Object.keys(c).length === 0
+          ? '  the trace has no closing counters line: the program ended without exit or _exit (a signal), so its last calls may be missing\n'
+          : '') +
         (s.status !== 0 ? `  the program ${s.signal !== null ? `was ended by ${s.signal}` : `exited with ${s.status}`}\n` : ''),
     );
     return 0;

@@ -125,7 +125,11 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
     }
     const trace = loadTrace(text);
     if (trace.count === 0) {
-      throw new Error(`sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (is it statically linked?)`);
+      throw new Error(
+        r.signal !== null
+          ? `sabmalloc record: ${o.command[0]} was ended by ${r.signal} before the shim wrote any of its calls`
+          : `sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (is it statically linked?)`,
+      );
     }
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < trace.count; i++) counts[trace.kind[i]!]!++;

@@ -144,6 +144,28 @@ describe('sabmalloc record', () => {
     expect(readFileSync(viaChild, 'utf8')).not.toMatch(/^a \d+ 12345$/m);
   });
 
+  it.each([
+    ['_exit', '_exit(0);'],
+    ['exit from another thread', 'pthread_t th; pthread_create(&th, 0, exiter, 0); pthread_join(th, 0);'],
+  ])('a program that ends with %s still gets its whole trace and the counters', async (name, ending) => {
+    const src = join(dir, 'ending.c');
+    writeFileSync(
+      src,
+      `#include <pthread.h>\n#include <stdlib.h>\n#include <unistd.h>\n` +
+        `static void *exiter(void *a) { exit(0); return a; }\n` +
+        `int main(void) { void *p = malloc(4321); (void)p; void *q = malloc(1234); free(q); ${ending} return 1; }\n`,
+    );
+    const bin = join(dir, 'ending');
+    const cc = spawnSync(findCompiler()!, ['-O0', '-pthread', '-o', bin, src], { encoding: 'utf8' });
+    expect(cc.status, cc.stderr).toBe(0);
+    const out = join(dir, `ending-${name.length}.trace`);
+    const s = await recordTrace({ out, command: [bin], stdio: 'ignore' });
+    expect(s.status).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toMatch(/^a (\d+) 4321\na (\d+) 1234\nf \2$/m);
+    expect(s.counters['live_at_exit']).toBeGreaterThanOrEqual(1);
+  });
+
   it('the recorded trace replays on sabmalloc', async () => {
     const out = join(dir, 'replay.trace');
     await recordTrace({ out, command: [prog], stdio: 'ignore' });
@@ -165,6 +187,22 @@ describe('sabmalloc record', () => {
     expect(text).toMatch(/^a \d+ 12345$/m);
     expect(errs.join('')).toMatch(/ops \(a \d+, c \d+, r \d+, f \d+\), peak live [\d,]+ B/);
     expect(errs.join('')).toMatch(/not recorded: other_threads \d+/);
+
+    errs.length = 0;
+    const killed = join(dir, 'killed.c');
+    writeFileSync(
+      killed,
+      '#include <signal.h>\n#include <stdlib.h>\n' +
+        'int main(int argc, char **argv) { for (int i = 0; i < atoi(argv[1]); i++) free(malloc(5)); raise(SIGKILL); return 0; }\n',
+    );
+    expect(spawnSync(findCompiler()!, ['-o', join(dir, 'killed'), killed]).status).toBe(0);
+    // 200,000 pairs: more than the shim's 1 MiB buffer, so most of it reached the file.
+    expect(await main(['record', '--out', join(dir, 'killed.trace'), '--', join(dir, 'killed'), '200000'], io)).toBe(0);
+    expect(errs.join('')).toMatch(/no closing counters line/);
+    expect(errs.join('')).toMatch(/the program was ended by SIGKILL/);
+    errs.length = 0;
+    expect(await main(['record', '--out', join(dir, 'killed.trace'), '--', join(dir, 'killed'), '1'], io)).toBe(1);
+    expect(errs.join('')).toMatch(/was ended by SIGKILL before the shim wrote any of its calls/);
 
     errs.length = 0;
     expect(await main(['record', '--out', out], io)).toBe(2);

@@ -20,6 +20,8 @@
  *   from the recorded one do not record (SABMALLOC_TRACE_PID names the recording process); a program
  *   the recorded one execs in its place takes the trace over (a wrapper script exec'ing the real
  *   program). The trace then holds only the last image's calls.
+ * - The trace is written through a 1 MiB buffer, flushed when full and at exit (exit from any
+ *   thread, _exit, _Exit); a program killed by a signal loses what the buffer held (whole lines).
  *
  * The shim itself never calls malloc: its tables and its output buffer are mmap'ed, it calls
  * glibc's __libc_* entry points, and it formats numbers by hand.
@@ -207,8 +209,11 @@ __attribute__((constructor)) static void start(void) {
   active = 1;
 }
 
+/* At exit (a destructor: exit() from any thread) or _exit: the counters, then the buffer. Another
+ * thread's exit may race with a call the main thread is recording; the process is ending then. */
 __attribute__((destructor)) static void finish(void) {
-  if (!active || (pid_t)syscall(SYS_gettid) != main_tid) return;
+  if (!active) return;
+  active = 0;
   busy = 1;
   put_str("# counters: other_threads="); put_u64(n_other_threads);
   put_str(" unknown_pointers="); put_u64(n_unknown);
@@ -218,6 +223,17 @@ __attribute__((destructor)) static void finish(void) {
   flush();
   active = 0;
   close(out_fd);
+}
+
+/* _exit and _Exit skip the destructors: write the trace first. */
+void _exit(int status) {
+  finish();
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
+}
+
+void _Exit(int status) {
+  _exit(status);
 }
 
 static void record_new(char op, void *p, uint64_t size) {
