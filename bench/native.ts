@@ -101,20 +101,20 @@ function libraryDirs(): string[] {
   return [...new Set(dirs.filter((d) => !d.endsWith('/')))];
 }
 
-/** Candidate places of the C source, relative to this module (bench/ or dist/bench/). */
-export function nativeSourceCandidates(): string[] {
+/** Candidate places of a C source of bench/native/, relative to this module (bench/ or dist/bench/). */
+export function nativeSourceCandidates(name = SOURCE_NAME): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
   return [
-    join(here, 'native', SOURCE_NAME), // bench/native.ts -> bench/native/workloads.c
-    join(here, '..', '..', 'bench', 'native', SOURCE_NAME), // dist/bench/native.js -> bench/native/workloads.c
+    join(here, 'native', name), // bench/native.ts -> bench/native/workloads.c
+    join(here, '..', '..', 'bench', 'native', name), // dist/bench/native.js -> bench/native/workloads.c
   ].map((p) => resolve(p));
 }
 
-/** Path of bench/native/workloads.c; throws if it cannot be found. */
-export function nativeSourcePath(): string {
-  const candidates = nativeSourceCandidates();
+/** Path of bench/native/workloads.c (or of another C source there, `what` naming its user); throws if it cannot be found. */
+export function nativeSourcePath(name = SOURCE_NAME, what = 'native workloads'): string {
+  const candidates = nativeSourceCandidates(name);
   const found = candidates.find((p) => existsSync(p));
-  if (found === undefined) throw new Error(`native workloads: ${SOURCE_NAME} not found; looked at ${candidates.join(', ')}`);
+  if (found === undefined) throw new Error(`${what}: ${name} not found; looked at ${candidates.join(', ')}`);
   return found;
 }
 

@@ -11,22 +11,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { cachedBuild, run } from './build-dir.js';
-import { findCompiler, glibcVersion } from './native.js';
+import { findCompiler, glibcVersion, nativeSourcePath } from './native.js';
 import { loadTrace, tracePeakLive, OP_CALLOC, OP_FREE, OP_MALLOC, OP_REALLOC } from './replay.js';
-
-/** The shim's source: bench/native/trace-record.c, from bench/record.ts (tsx) or dist/bench/record.js. */
-export function recorderSourcePath(): string {
-  const here = dirname(fileURLToPath(import.meta.url));
-  for (const p of [join(here, 'native', 'trace-record.c'), join(here, '..', '..', 'bench', 'native', 'trace-record.c')]) {
-    if (existsSync(p)) return p;
-  }
-  throw new Error(`sabmalloc record: bench/native/trace-record.c not found beside ${here}`);
-}
 
 /** Why recording cannot work here, or undefined when it can. */
 export function recordSkipReason(): string | undefined {
@@ -41,7 +31,7 @@ export function recorderLibrary(): string {
   const reason = recordSkipReason();
   if (reason !== undefined) throw new Error(`sabmalloc record: ${reason}`);
   const cc = findCompiler()!;
-  const source = recorderSourcePath();
+  const source = nativeSourcePath('trace-record.c', 'sabmalloc record');
   const flags = ['-O2', '-shared', '-fPIC', '-pthread'];
   return cachedBuild({
     source,
