@@ -29,7 +29,11 @@ export interface HeapOptions {
    * turn, one other class's that holds blocks. Default 1024.
    */
   drainInterval?: number;
-  /** EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also give them back before the heap grows). Default 32. */
+  /**
+   * EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also
+   * give them back before the pool carves a SuperSlab or the heap grows, so memory kept here
+   * never makes the heap larger). Default 1024.
+   */
   stage1Keep?: number;
   /**
    * Before every this many slabs a thread takes from the pool, it first drains its magazines of
@@ -83,7 +87,7 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   const magCap = option(o, 'magazineCapacity', 64, 1, 4096);
   const refill = option(o, 'refillCount', 32, 1, 4096);
   const drainInterval = option(o, 'drainInterval', 1024, 1, 2 ** 30);
-  const keep = option(o, 'stage1Keep', 32, 0, 1 << 20);
+  const keep = option(o, 'stage1Keep', 1024, 0, 1 << 20);
   const trimInterval = option(o, 'trimInterval', 0, 0, 1 << 20);
   const debug = o.debug;
   if (debug !== undefined && typeof debug !== 'boolean') {

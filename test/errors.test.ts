@@ -454,9 +454,9 @@ describe('DoubleFreeError for a second free', () => {
   });
 
   it('a block whose slab went back to Stage 2 (more empty slabs than the class keeps) is reported as a double free', () => {
-    const s = scene(); // default options
+    const s = scene({ stage1Keep: 32 });
     const cls = classOf(7000); // a class the scene does not use
-    const blocks = Array.from({ length: 40 * COUNT[cls] }, () => s.heap.malloc(7000)); // more slabs than stage1Keep (32)
+    const blocks = Array.from({ length: 40 * COUNT[cls] }, () => s.heap.malloc(7000)); // more slabs than stage1Keep
     expect(blocks.every((b) => b > 0)).toBe(true);
     for (const b of blocks) s.heap.free(b);
     s.heap.flush();

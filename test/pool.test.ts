@@ -167,6 +167,38 @@ describe('stages', () => {
     expect(s.stages.slotsReturned).toBe((6 - keep) * SPAN[cls]);
   });
 
+  it('with the default stage1Keep, 48 empty slabs wait in Stage 1, and give their slots to other classes and a large run before the pool carves a SuperSlab', () => {
+    const heap = fresh({ initialBytes: 8 * MiB, maxBytes: 64 * MiB }); // growable
+    const cls = classOf(16384);
+    expect(SPAN[cls]).toBe(1);
+    const blocks: number[] = [];
+    for (let i = 0; i < 48 * COUNT[cls]; i++) blocks.push(heap.malloc(16384)); // three SuperSlabs' slots
+    const slabs = new Set(blocks.map(slotOf));
+    expect(slabs.size).toBe(48);
+    for (const p of blocks) heap.free(p);
+    heap.flush();
+    heap.check();
+    let s = heap.stats();
+    expect(s.classes[cls].stage1Slabs).toBe(48); // more than the 32 kept before 1024 became the default
+    expect(s.stages.slotsReturned).toBe(0);
+    const carved = s.carvedBytes;
+    const footprint = s.peakFootprintBytes;
+    // Another class fills those slots, then a large run of 16 slots takes a SuperSlab's worth.
+    const other: number[] = [];
+    for (let i = 0; i < 32 * COUNT[classOf(1000)]; i++) other.push(heap.malloc(1000));
+    const big = heap.malloc(SUPER_BYTES);
+    expect(big).toBeGreaterThan(0);
+    heap.check();
+    s = heap.stats();
+    expect(s.carvedBytes).toBe(carved);
+    expect(s.peakFootprintBytes).toBe(footprint);
+    expect(s.classes[cls].stage1Slabs).toBe(0);
+    expect([...other, big].every((p) => slabs.has(slotOf(p)))).toBe(true);
+    for (const p of other) heap.free(p);
+    heap.free(big);
+    heap.check();
+  });
+
   it('a SuperSlab whose slots are all free again serves any class or a large run (no new carve)', () => {
     const heap = fresh({ initialBytes: 4 * MiB, stage1Keep: 0 });
     const cls = classOf(1000);
