@@ -180,7 +180,10 @@ export const SM_SPAN = 5; //        [P] slots of the slab or large run, read at 
 //                                  holder's to give back (slots.ts repairSlotTable); the run's other slots
 //                                  keep the span they were written with
 export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned) or OWNER_POOL (EMPTY, Stage 1)
-export const SM_BUMP = 7; //        [O] head: blocks carved so far (blocks >= BUMP were never handed out)
+export const SM_BUMP = 7; //        [O] head: blocks carved so far in this life of the slab (blocks >= BUMP are FREE
+//                                  and on no list); back to 0, with FREE and NFREE, when the slab goes
+//                                  to Stage 1 empty (pool.ts forgetFreeList), so that its next owner
+//                                  carves its blocks again instead of following links through them
 export const SM_FREE = 8; //        [O] head: local free list, first block (linked through FREE_LINK_W), 0 = empty
 export const SM_NFREE = 9; //       [O] head: length of the local free list
 export const SM_INUSE = 10; //      [O] head: blocks out of the slab (see the invariants)
@@ -239,7 +242,7 @@ export const DEBUG_MARK_W = 1;
 
 // ---- Block state bytes (one per block: in the slab header, or in the head meta entry) ---------
 // The thread holding a block is the only one that changes its byte, so plain writes suffice.
-export const ST_FREE = 0; //      on the slab's local free list, or never carved (index >= BUMP)
+export const ST_FREE = 0; //      on the slab's local free list, or not carved (index >= BUMP)
 export const ST_ALLOCATED = 1; // returned by malloc, not yet freed
 export const ST_CACHED = 2; //    in some thread's magazine (or its drain journal)
 export const ST_PENDING = 3; //   on the slab's remote free list (set before the CAS that publishes it)

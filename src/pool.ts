@@ -21,7 +21,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { ABANDONED_W, F_ADOPTED, F_STAGE2, F_STAGE3, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, OWNER_POOL,
   S1_COUNT_W, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
-  SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_NEXT, TF_SLABS, TH_PUSHING, TH_RETURNING } = layout;
+  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_NEXT, TF_SLABS, TH_PUSHING, TH_RETURNING } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -127,6 +127,25 @@ export function repairStage1Push(t: ThreadContext, slot: number): void {
 }
 
 /**
+ * [O] An owned slab with no block out (INUSE 0) forgets its local free list: BUMP, FREE and NFREE
+ * to 0, so that whoever takes it from Stage 1 carves its blocks again in address order, without
+ * reading a link from each block (a cache miss each: a slab of four 16 KiB blocks cost four).
+ * Every block's state says FREE, as for blocks never carved. A thread stopped between the three
+ * stores leaves a slab it still owns, whose list the reclaim rebuilds from the states
+ * (rebuildFreeList); a later free of one of its blocks is still a double free (classifyBlock
+ * tells handed-out blocks by the slot's SM_TOUCHED, not by BUMP).
+ */
+function forgetFreeList(t: ThreadContext, slot: number): void {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  i32[mW + SM_BUMP] = 0;
+  crashPoint(CP_STAGE1_PUSH);
+  i32[mW + SM_FREE] = 0;
+  crashPoint(CP_STAGE1_PUSH);
+  i32[mW + SM_NFREE] = 0;
+}
+
+/**
  * An owned slab whose blocks are all back: to Stage 1 while its class keeps fewer than
  * stage1Keep there (reuse without the lock), else its slots to Stage 2 (any class). Never waits:
  * when the lock is busy the slab goes to Stage 1 anyway (Stage-1 slabs give their slots back
@@ -135,6 +154,7 @@ export function repairStage1Push(t: ThreadContext, slot: number): void {
 export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): void {
   const i32 = t.i32;
   if (Atomics.load(i32, S1_COUNT_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
+    forgetFreeList(t, slot);
     stage1Push(t, cls, slot);
     return;
   }

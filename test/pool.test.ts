@@ -4,7 +4,7 @@
  * memory reuse over many rounds, exhaustion and refill, and a growable heap.
  */
 import { describe, expect, it } from 'vitest';
-import { CLASS_SIZES, SharedHeap } from '../src/index.js';
+import { CLASS_SIZES, DoubleFreeError, SharedHeap } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { PAGE_BYTES, SLOT_SHIFT, SUPER_BYTES, SUPER_SHIFT } from '../src/layout.js';
 import { COUNT, SPAN, classOf } from '../src/size-classes.js';
@@ -196,6 +196,32 @@ describe('stages', () => {
     expect([...other, big].every((p) => slabs.has(slotOf(p)))).toBe(true);
     for (const p of other) heap.free(p);
     heap.free(big);
+    heap.check();
+  });
+
+  it('an empty slab goes to Stage 1 without its free list: taken again, it hands its blocks out in address order, and a second free of one of them is still a double free', () => {
+    const heap = fresh();
+    const cls = classOf(16384);
+    const first: number[] = [];
+    for (let i = 0; i < 2 * COUNT[cls]; i++) first.push(heap.malloc(16384));
+    expect(new Set(first.map(slotOf)).size).toBe(2);
+    for (const p of first) heap.free(p); // in address order: a free list would hand them back in reverse
+    heap.flush();
+    heap.check();
+    expect(heap.stats().classes[cls].stage1Slabs).toBe(2);
+    for (const p of [first[0], first[first.length - 1]]) {
+      expect(() => heap.free(p)).toThrow(DoubleFreeError);
+    }
+    heap.check();
+    const again: number[] = [];
+    for (let i = 0; i < 2 * COUNT[cls]; i++) again.push(heap.malloc(16384));
+    expect(heap.stats().stages.stage1).toBe(2);
+    expect(new Set(again)).toEqual(new Set(first));
+    for (const slab of new Set(again.map(slotOf))) {
+      const inSlab = again.filter((p) => slotOf(p) === slab);
+      expect(inSlab).toEqual([...inSlab].sort((a, b) => a - b));
+    }
+    for (const p of again) heap.free(p);
     heap.check();
   });
 
