@@ -4,6 +4,11 @@
  */
 import type { CaseResult, CaseSummary, PairedRatio, RunRecord } from './case.js';
 
+/** Median, minimum and maximum of `xs`. */
+export function spread(xs: number[]): { median: number; min: number; max: number } {
+  return { median: median(xs), min: Math.min(...xs), max: Math.max(...xs) };
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const n = s.length;
@@ -20,7 +25,7 @@ export function summarize(c: CaseResult): CaseSummary {
   const runs = c.runs.length > 0 ? c.runs : c.warmup ? [c.warmup] : [];
   const ops = runs.map((r) => r.opsPerSec);
   const s: CaseSummary = {
-    opsPerSec: { median: median(ops), min: Math.min(...ops), max: Math.max(...ops) },
+    opsPerSec: spread(ops),
     coldOpsPerSec: c.warmup?.opsPerSec,
     peakLiveBytes: runs[0]?.peakLiveBytes ?? 0,
   };
@@ -86,9 +91,7 @@ export function pairedRatio(runs: RunRecord[], ref: RunRecord[]): PairedRatio | 
   }
   if (ratios.length === 0) return undefined;
   return {
-    median: median(ratios),
-    min: Math.min(...ratios),
-    max: Math.max(...ratios),
+    ...spread(ratios),
     atLeastOne: ratios.filter((x) => x >= 1).length,
     rounds: ratios.length,
   };

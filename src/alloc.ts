@@ -12,7 +12,7 @@ import { allocFromClass, freeSmall } from './magazine.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT, SM_BUMP,
+const { K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
   ST_FREE, SUPER_BYTES } = layout;
 const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
@@ -96,10 +96,10 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     if (idx >= COUNT[cls]) throw pointerError(fn, arg, p, "is not the start of a block (past a slab's last block)");
     const state = t.bytes[i32[mW + SM_STATE] + idx];
     if (state === ST_ALLOCATED) return cls;
-    // A FREE block never carved in this slab's life (at or above BUMP) was handed out before if it
-    // starts below its slot's touched mark: BUMP restarts at 0 when an empty slab goes to Stage 1.
-    const bump = i32[t.metaW(i32[mW + SM_HEAD]) + SM_BUMP];
-    if (state === ST_FREE && idx >= bump && (p & (SLOT_BYTES - 1)) >= i32[mW + SM_TOUCHED]) {
+    // A FREE block was handed out before (a double free) if it starts below its slot's touched
+    // mark, which covers every block ever carved there; BUMP cannot tell, as it restarts at 0
+    // when an empty slab goes to Stage 1.
+    if (state === ST_FREE && (p & (SLOT_BYTES - 1)) >= i32[mW + SM_TOUCHED]) {
       throw pointerError(fn, arg, p, 'is not the start of a block (never allocated)');
     }
     throw pointerError(fn, arg, p, 'is not allocated: it was already freed (double free)', true);
