@@ -1,9 +1,19 @@
 /**
  * stats().footprintBytes against the operating system: the resident size Linux reports for the
  * heap's buffer (smaps Rss of its mapping, read in a child process that has no other heap) is
- * never above the footprint, and with every block written in full the two are close. The
+ * not above the footprint, and with every block written in full the two are close. The
  * footprint counts what the heap handed out (blocks carved into magazines included), so it may
  * be a little above.
+ *
+ * One allowance, for the platform: with blocks written in full from JavaScript the kernel may
+ * hold a page more after a block than the program wrote. Measured on Linux 6.18 (Node 20.20, a
+ * loop of byte stores into a SharedArrayBuffer, interpreter or optimized alike): writing bytes
+ * 0-4094 or 4000-4095 of each of 100 pages made 200 pages resident, writing bytes 4088-4095 or
+ * one byte of each made 100, and the same 100 full pages written from C made 100. Pages only
+ * read count in Rss there too (C, one byte read from each of 100 fresh pages: 100 more). So in
+ * 'full' mode the resident size may
+ * exceed the footprint by FULL_WRITE_SLACK; here it did by 23 pages of 1,955 (1.2%). One-byte
+ * writes ('ends') get no allowance.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +22,8 @@ import { SharedHeap } from '../src/index.js';
 import { MiB } from './fixtures.js';
 
 const child = fileURLToPath(new URL('./resident.ts', import.meta.url));
+/** What the kernel may hold above the footprint when JavaScript writes blocks in full (see above). */
+const FULL_WRITE_SLACK = 0.02;
 
 interface Resident {
   atStart: { resident: number; footprint: number };
@@ -30,11 +42,11 @@ function run(mode: 'full' | 'ends'): Resident {
 }
 
 describe('footprint', () => {
-  it('is never below what Linux holds for the buffer, and close to it when blocks are written in full', () => {
+  it('is not below what Linux holds for the buffer (2% allowed with blocks written in full), and close to it', () => {
     const r = run('full');
     expect(r.atStart.resident).toBeLessThanOrEqual(r.atStart.footprint);
     expect(r.resident).toBeGreaterThan(4 * MiB);
-    expect(r.resident).toBeLessThanOrEqual(r.footprint);
+    expect(r.resident).toBeLessThanOrEqual(r.footprint * (1 + FULL_WRITE_SLACK));
     expect(r.footprint).toBeLessThan(r.resident * 1.1);
     expect(r.peakFootprint).toBe(r.footprint);
     expect(r.footprint).toBeLessThan(r.carved);
