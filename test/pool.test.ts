@@ -17,6 +17,18 @@ const slotOf = (p: number): number => p >>> SLOT_SHIFT;
 const superOf = (p: number): number => p >>> SUPER_SHIFT;
 
 /** A cheap stamp at both ends of a block, derived from its offset. */
+/** Fills `slabs` slabs of the class of `size`, then frees every block and flushes; returns the slabs' slots. */
+function fillThenEmpty(heap: SharedHeap, size: number, slabs: number): Set<number> {
+  const blocks: number[] = [];
+  for (let i = 0; i < slabs * COUNT[classOf(size)]; i++) blocks.push(heap.malloc(size));
+  const slots = new Set(blocks.map(slotOf));
+  expect(slots.size).toBe(slabs);
+  for (const p of blocks) heap.free(p);
+  heap.flush();
+  heap.check();
+  return slots;
+}
+
 function stamp(heap: SharedHeap, p: number, n: number): void {
   const u8 = heap.u8;
   u8[p] = (p >>> 4) & 0xff;
@@ -122,13 +134,7 @@ describe('stages', () => {
     const heap = fresh({ stage1Keep: 1 });
     const cls = classOf(4096);
     expect(SPAN[cls]).toBe(1);
-    const blocks: number[] = [];
-    for (let i = 0; i < 3 * COUNT[cls]; i++) blocks.push(heap.malloc(4096));
-    const slabs = new Set(blocks.map(slotOf));
-    expect(slabs.size).toBe(3);
-    for (const p of blocks) heap.free(p);
-    heap.flush();
-    heap.check();
+    const slabs = fillThenEmpty(heap, 4096, 3);
     let s = heap.stats();
     expect(s.classes[cls].stage1Slabs).toBe(1);
     expect(s.stages.stage1Pushes).toBe(1);
@@ -155,12 +161,7 @@ describe('stages', () => {
   it.each([0, 3, 5])('with stage1Keep %i, a class keeps that many of 6 empty slabs and returns the rest to Stage 2', (keep) => {
     const heap = fresh({ stage1Keep: keep });
     const cls = classOf(4096);
-    const blocks: number[] = [];
-    for (let i = 0; i < 6 * COUNT[cls]; i++) blocks.push(heap.malloc(4096));
-    expect(new Set(blocks.map(slotOf)).size).toBe(6);
-    for (const p of blocks) heap.free(p);
-    heap.flush();
-    heap.check();
+    fillThenEmpty(heap, 4096, 6);
     const s = heap.stats();
     expect(s.classes[cls].stage1Slabs).toBe(keep);
     expect(s.stages.stage1Pushes).toBe(keep);
@@ -171,13 +172,7 @@ describe('stages', () => {
     const heap = fresh({ initialBytes: 8 * MiB, maxBytes: 64 * MiB }); // growable
     const cls = classOf(16384);
     expect(SPAN[cls]).toBe(1);
-    const blocks: number[] = [];
-    for (let i = 0; i < 48 * COUNT[cls]; i++) blocks.push(heap.malloc(16384)); // three SuperSlabs' slots
-    const slabs = new Set(blocks.map(slotOf));
-    expect(slabs.size).toBe(48);
-    for (const p of blocks) heap.free(p);
-    heap.flush();
-    heap.check();
+    const slabs = fillThenEmpty(heap, 16384, 48); // three SuperSlabs' slots
     let s = heap.stats();
     expect(s.classes[cls].stage1Slabs).toBe(48); // more than the 32 kept before 1024 became the default
     expect(s.stages.slotsReturned).toBe(0);
