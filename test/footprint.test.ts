@@ -11,9 +11,8 @@
  * 0-4094 or 4000-4095 of each of 100 pages made 200 pages resident, writing bytes 4088-4095 or
  * one byte of each made 100, and the same 100 full pages written from C made 100. Pages only
  * read count in Rss there too (C, one byte read from each of 100 fresh pages: 100 more). So in
- * 'full' mode the resident size may
- * exceed the footprint by FULL_WRITE_SLACK; here it did by 23 pages of 1,955 (1.2%). One-byte
- * writes ('ends') get no allowance.
+ * 'full' mode the resident size may exceed the footprint by FULL_WRITE_SLACK; here it did by 23
+ * pages of 1,955 (1.2%). One-byte writes ('ends') get no allowance.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

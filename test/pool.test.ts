@@ -17,8 +17,11 @@ const slotOf = (p: number): number => p >>> SLOT_SHIFT;
 const superOf = (p: number): number => p >>> SUPER_SHIFT;
 
 /** A cheap stamp at both ends of a block, derived from its offset. */
-/** Fills `slabs` slabs of the class of `size`, then frees every block and flushes; returns the slabs' slots. */
-function fillThenEmpty(heap: SharedHeap, size: number, slabs: number): Set<number> {
+/**
+ * Fills `slabs` slabs of the class of `size`, then frees every block (in allocation order) and
+ * flushes; returns the blocks and the slabs' slots.
+ */
+function fillThenEmpty(heap: SharedHeap, size: number, slabs: number): { blocks: number[]; slots: Set<number> } {
   const blocks: number[] = [];
   for (let i = 0; i < slabs * COUNT[classOf(size)]; i++) blocks.push(heap.malloc(size));
   const slots = new Set(blocks.map(slotOf));
@@ -26,7 +29,7 @@ function fillThenEmpty(heap: SharedHeap, size: number, slabs: number): Set<numbe
   for (const p of blocks) heap.free(p);
   heap.flush();
   heap.check();
-  return slots;
+  return { blocks, slots };
 }
 
 function stamp(heap: SharedHeap, p: number, n: number): void {
@@ -134,7 +137,7 @@ describe('stages', () => {
     const heap = fresh({ stage1Keep: 1 });
     const cls = classOf(4096);
     expect(SPAN[cls]).toBe(1);
-    const slabs = fillThenEmpty(heap, 4096, 3);
+    const slabs = fillThenEmpty(heap, 4096, 3).slots;
     let s = heap.stats();
     expect(s.classes[cls].stage1Slabs).toBe(1);
     expect(s.stages.stage1Pushes).toBe(1);
@@ -172,7 +175,7 @@ describe('stages', () => {
     const heap = fresh({ initialBytes: 8 * MiB, maxBytes: 64 * MiB }); // growable
     const cls = classOf(16384);
     expect(SPAN[cls]).toBe(1);
-    const slabs = fillThenEmpty(heap, 16384, 48); // three SuperSlabs' slots
+    const slabs = fillThenEmpty(heap, 16384, 48).slots; // three SuperSlabs' slots
     let s = heap.stats();
     expect(s.classes[cls].stage1Slabs).toBe(48); // more than the 32 kept before 1024 became the default
     expect(s.stages.slotsReturned).toBe(0);
@@ -197,12 +200,8 @@ describe('stages', () => {
   it('an empty slab goes to Stage 1 without its free list: taken again, it hands its blocks out in address order, and a second free of one of them is still a double free', () => {
     const heap = fresh();
     const cls = classOf(16384);
-    const first: number[] = [];
-    for (let i = 0; i < 2 * COUNT[cls]; i++) first.push(heap.malloc(16384));
-    expect(new Set(first.map(slotOf)).size).toBe(2);
-    for (const p of first) heap.free(p); // in address order: a free list would hand them back in reverse
-    heap.flush();
-    heap.check();
+    // Freed in address order: a free list would hand them back in reverse.
+    const first = fillThenEmpty(heap, 16384, 2).blocks;
     expect(heap.stats().classes[cls].stage1Slabs).toBe(2);
     for (const p of [first[0], first[first.length - 1]]) {
       expect(() => heap.free(p)).toThrow(DoubleFreeError);
