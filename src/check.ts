@@ -6,9 +6,9 @@
  */
 import {
   ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
-  K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_COUNT_W, S1_HEAD_W,
+  K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
-  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
+  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
@@ -99,9 +99,9 @@ export function checkHeap(h: ThreadContext): void {
 
   // Stage-1 lists: acyclic, bounded, each member a pooled slab of the class, found once.
   const seen = new Set<number>();
+  const list: number[] = [];
   for (let c = 0; c < NUM_CLASSES; c++) {
     let slot = Atomics.load(i32, S1_HEAD_W + c) & S1_SLOT_MASK;
-    let n = 0;
     while (slot !== 0) {
       if (slot < firstSlot || slot >= endSlot) fail(`Stage-1 list of class ${c}: slot ${slot} is outside the carved heap`);
       if (seen.has(slot)) fail(`Stage-1 list of class ${c}: slot ${slot} appears twice (a cycle or a double push)`);
@@ -111,11 +111,17 @@ export function checkHeap(h: ThreadContext): void {
         fail(`Stage-1 list of class ${c}: slot ${slot} is not a slab head of that class`);
       }
       if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) fail(`Stage-1 list of class ${c}: slab ${slot} has an owner`);
-      n++;
+      list.push(slot);
       slot = Atomics.load(i32, mW + SM_POOL_NEXT);
     }
-    const count = Atomics.load(i32, S1_COUNT_W + c);
-    if (n !== count) fail(`Stage-1 list of class ${c}: ${n} slabs, its count says ${count}`);
+    // Each slab's depth is the length of the list from it to the end (the head's is stage1Count).
+    for (let k = 0; k < list.length; k++) {
+      const depth = Atomics.load(i32, meta(list[k]!) + SM_POOL_DEPTH);
+      if (depth !== list.length - k) {
+        fail(`Stage-1 list of class ${c}: slab ${list[k]} says ${depth} slabs from it to the end, there are ${list.length - k}`);
+      }
+    }
+    list.length = 0;
   }
   for (const s of poolSlabs) if (!seen.has(s)) fail(`slab ${s} is pooled but on no Stage-1 list`);
 

@@ -118,8 +118,10 @@ export const F_RECLAIMS = F_BASE_W / 2 + 15; //       threads reclaimed
 export const F_WORDS = 32; //                         (16 doubles; the 16th and up are unused [R])
 // Per-class arrays, CLASS_SLOTS words each (entries NUM_CLASSES and up are reserved [R]).
 export const S1_HEAD_W = F_BASE_W + F_WORDS; //        [A] Stage-1 LIFO head: (tag << S1_SLOT_BITS) | slot, slot 0 = empty
-export const S1_COUNT_W = S1_HEAD_W + CLASS_SLOTS; //  [A] slabs on each Stage-1 list (a push adds before its CAS, a pop subtracts after)
-export const ABANDONED_W = S1_COUNT_W + CLASS_SLOTS; //[L] abandoned-slab list head (slot, 0 = empty), linked by SM_ABANDON_NEXT
+//                                                       (a list's length is its head slab's SM_POOL_DEPTH: stage1Count)
+export const S1_RESERVED_W = S1_HEAD_W + CLASS_SLOTS; //[R] (was a count of each list, moved by its own Atomics call
+//                                                       beside the CAS, which a thread stopped between the two left wrong)
+export const ABANDONED_W = S1_RESERVED_W + CLASS_SLOTS; //[L] abandoned-slab list head (slot, 0 = empty), linked by SM_ABANDON_NEXT
 // DETACHED_W [C]: a fake magazine-top table that a detached instance points its topW at: word 0
 // is an empty sentinel and every class's top points just past it, so malloc on a detached
 // instance misses into the slow path (which throws).
@@ -140,6 +142,15 @@ export const LOCK_STATE_MASK = 3;
 export function lockWord(slot: number, state: number): number {
   return ((slot + 1) << 2) | state;
 }
+/**
+ * Slabs on class `cls`'s Stage-1 list: its head slab's SM_POOL_DEPTH. Exact when no push or pop
+ * runs; while they run, a value the list had a moment ago or near it (the pool's keep test).
+ */
+export function stage1Count(i32: Int32Array, slotMetaW: number, cls: number): number {
+  const slot = Atomics.load(i32, S1_HEAD_W + cls) & S1_SLOT_MASK;
+  return slot === 0 ? 0 : Atomics.load(i32, slotMetaW + (slot << SM_SHIFT) + SM_POOL_DEPTH);
+}
+
 /** The thread slot holding the lock, or -1 when the word says free. */
 export function lockHolder(word: number): number {
   return word === 0 ? -1 : (word >>> 2) - 1;
@@ -159,6 +170,9 @@ export const SS_TABLE_W = HEADER_WORDS;
 //   NFREE == #FREE == |local free list|               (so INUSE + NFREE == BUMP)
 //   every block on the local list is FREE, every block on the remote list PENDING
 //   OWNER == OWNER_POOL  =>  INUSE == 0, and the slab is on exactly one Stage-1 list
+//   on a Stage-1 list    =>  OWNER == OWNER_POOL, or a thread's slot while it pushes the slab (between
+//                            its CAS and the POOL store) or claims it to pop it (pool.ts; TH_PUSHING,
+//                            TH_POPPING name the slab meanwhile)
 // They hold whenever the owner is outside a batch. Its two batches change them in steps that a
 // reclaim puts right (reclaim.ts): a refill (slab.ts takeBlocks) raises the magazine top, sets
 // the states CACHED, then moves FREE or BUMP and the counts (repairRefill advances BUMP over
@@ -179,7 +193,9 @@ export const SM_SPAN = 5; //        [P] slots of the slab or large run, read at 
 //                                  then): the commit point of the resize, slots taken beyond it are a dead
 //                                  holder's to give back (slots.ts repairSlotTable); the run's other slots
 //                                  keep the span they were written with
-export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned) or OWNER_POOL (EMPTY, Stage 1)
+export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned), OWNER_POOL (EMPTY, Stage 1) or
+//                                  OWNER_RETURNING (its slots going back to Stage 2 under the lock). A popper
+//                                  claims a POOL slab by CAS to its slot before the CAS that unlinks it
 export const SM_BUMP = 7; //        [O] head: blocks carved so far in this life of the slab (blocks >= BUMP are FREE
 //                                  and on no list); back to 0, with FREE and NFREE, when the slab goes
 //                                  to Stage 1 empty (pool.ts forgetFreeList), so that its next owner
@@ -199,7 +215,12 @@ export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
 export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
 //                                     back (0: none), so a late second free is still a double free
-export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA
+export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA (read only while K_FREE, written by giveBack)
+// The same word while the slot heads a slab on a Stage-1 list: the slabs on that list from this
+// one to its end (1 for the last), written by the pusher before the CAS that links the slab and
+// never changed while it is linked, so that a list's length is its head's word (stage1Count),
+// exact whenever the head is, with no count to keep beside the CAS.
+export const SM_POOL_DEPTH = SM_FREED_DATA; // [A]
 export const SM_COLLECTS = 23; //      [A] head: bumped before every exchange that takes the remote list
 export const SM_TOUCHED = 24; //    [O]/[L] every slot: bytes from the slot's start that the heap has handed
 //                                  out or written so far, over all the slabs and runs it was part of (it
@@ -220,6 +241,7 @@ export const K_LARGE = 3;
 
 export const OWNER_NONE = -1; // abandoned: blocks still out, no owner; adopted by CAS
 export const OWNER_POOL = -2; // EMPTY, on a Stage-1 list
+export const OWNER_RETURNING = -3; // EMPTY, on no list, its slots going back to Stage 2 (under the lock; TH_RETURNING)
 
 export const LISTED_NONE = 0; //    SM_LISTED: owned, on no list (full, or being worked on)
 export const LISTED_PARTIAL = 1; // on the owner's partial list of its class
@@ -265,11 +287,11 @@ export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal'
 //                                 magazine itself (a drain in place), or TH_JOURNAL_W (a reclaim's copy)
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
-export const TH_RETURNING = 4; //  [O] under the lock, between marking a slab POOLED and giving its slots back (0: none)
+export const TH_RETURNING = 4; //  [O] under the lock, around marking a slab OWNER_RETURNING and giving its slots back (0: none)
 export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab's meta word index (stored
 //                                 before the exchange; reclaimers read it, see resolveInflight) ...
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
-export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none)
+export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none; see repairStage1)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
 export const TH_CUR = TH_TOP + CLASS_SLOTS; //      [O] per class: current slab's head slot (0 = none)
 export const TH_PARTIAL = TH_CUR + CLASS_SLOTS; //    [O] per class: first slab on the partial list (0 = none)
@@ -282,10 +304,12 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's word, 6 .. 7 reserved [R])
+export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's word, 6 TH_POPPING's, 7 reserved [R])
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
+export const TH_POPPING = TH_F64_W + 2 * 6; // [O] (an Int32 word in the counters area) while popping a Stage-1
+//                                slab: the slab it claims or claimed (0: none; see repairStage1)
 export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs

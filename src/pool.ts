@@ -20,8 +20,10 @@ import { adoptSlab, collectRemote } from './remote.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { ABANDONED_W, F_ADOPTED, F_STAGE2, F_STAGE3, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, OWNER_POOL,
-  S1_COUNT_W, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
-  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_NEXT, TF_SLABS, TH_PUSHING, TH_RETURNING } = layout;
+  OWNER_RETURNING, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
+  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
+  TH_PUSHING, TH_RETURNING } = layout;
+const { stage1Count } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -29,7 +31,8 @@ const { COUNT, NUM_CLASSES, SPAN } = classes;
 /**
  * Test hooks of this thread's Stage-1 operations, null in production (a plain load of a module
  * variable per pop or push, no Atomics): words[0] spin iterations between a read of the head and
- * its CAS, words[1] non-zero disables the ABA tag (to show the ABA test can fail).
+ * its CAS; words[1] 1 disables both guards against ABA, the tag and the pop's claim (to show that
+ * the ABA test can fail), 2 the tag only (to show that the claim alone guards).
  */
 let stage1Hooks: Int32Array | null = null;
 
@@ -50,54 +53,103 @@ function nextHead(head: number, slot: number): number {
   return ((((head >>> S1_SLOT_BITS) + 1) << S1_SLOT_BITS) | slot) | 0;
 }
 
+/**
+ * Takes the slab at the head of class `cls`'s Stage-1 list, owned by t's slot on return; 0 when
+ * the list is empty, or when its head is claimed by another thread that is popping it (or still
+ * owned by its pusher) and the head did not move: the caller then goes on to Stage 2.
+ * The slab is claimed first (its owner CAS from POOL to t's slot: no other thread pops or gives it
+ * back meanwhile), then unlinked by the head's CAS, the commit point: a thread stopped anywhere
+ * leaves either a claimed slab still on the list or an unlinked one it owns, and TH_POPPING names
+ * it (repairStage1).
+ */
 export function stage1Pop(t: ThreadContext, cls: number): number {
   const i32 = t.i32;
   const headW = S1_HEAD_W + cls;
+  const popW = t.thW + TH_POPPING;
   for (;;) {
     const head = Atomics.load(i32, headW);
     const slot = head & S1_SLOT_MASK;
     if (slot === 0) return 0;
+    const mW = t.metaW(slot);
+    i32[popW] = slot; // journal: see repairStage1
     crashPoint(CP_STAGE1_POP);
-    const next = Atomics.load(i32, t.metaW(slot) + SM_POOL_NEXT);
+    if (!claim(i32, mW, t.slot)) {
+      // Claimed by another popper, not yet POOL after its push, or no longer on the list: a live
+      // claimant moves the head within a few instructions; a dead one not until its reclaim.
+      i32[popW] = 0;
+      if (!headMoves(i32, headW, head)) return 0;
+      continue;
+    }
+    crashPoint(CP_STAGE1_POP);
+    const next = Atomics.load(i32, mW + SM_POOL_NEXT);
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, next)) === head) {
-      Atomics.sub(i32, S1_COUNT_W + cls, 1);
+      crashPoint(CP_STAGE1_POP);
+      i32[popW] = 0;
       return slot;
     }
+    // The head moved: the slab is still on a list (claimed, nobody unlinks it); unclaim it.
+    crashPoint(CP_STAGE1_POP);
+    if (stage1Hooks === null || Atomics.load(stage1Hooks, 1) !== 1) Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
+    i32[popW] = 0;
   }
 }
 
+/** A popper's claim of a pooled slab (owner POOL -> its slot); the no-guard test hook skips it. */
+function claim(i32: Int32Array, mW: number, slot: number): boolean {
+  if (stage1Hooks !== null && Atomics.load(stage1Hooks, 1) === 1) return true;
+  return Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_POOL, slot) === OWNER_POOL;
+}
+
+const HEAD_SPINS = 256; // re-reads of a head whose slab is claimed before Stage 1 gives up
+
+/** Whether the head word moves from `head` within HEAD_SPINS reads. */
+function headMoves(i32: Int32Array, headW: number, head: number): boolean {
+  for (let k = 0; k < HEAD_SPINS; k++) if (Atomics.load(i32, headW) !== head) return true;
+  return false;
+}
+
+/**
+ * Pushes t's empty slab onto class `cls`'s Stage-1 list: its link and depth (SM_POOL_DEPTH: the
+ * list's length with it) written before the head's CAS, the commit point; its owner stays t's slot
+ * until after the CAS, then POOL, so that no popper claims a slab that is not linked yet.
+ */
 export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
   const i32 = t.i32;
   const headW = S1_HEAD_W + cls;
   const mW = t.metaW(slot);
-  i32[t.thW + TH_PUSHING] = slot; // journal: see repairStage1Push
-  crashPoint(CP_STAGE1_PUSH);
-  Atomics.add(i32, S1_COUNT_W + cls, 1); // counted with the POOL mark, before the CAS
-  Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
+  i32[t.thW + TH_PUSHING] = slot; // journal: see repairStage1
   for (;;) {
     crashPoint(CP_STAGE1_PUSH);
     const head = Atomics.load(i32, headW);
-    Atomics.store(i32, mW + SM_POOL_NEXT, head & S1_SLOT_MASK);
+    const top = head & S1_SLOT_MASK;
+    Atomics.store(i32, mW + SM_POOL_NEXT, top);
+    Atomics.store(i32, mW + SM_POOL_DEPTH, top === 0 ? 1 : Atomics.load(i32, t.metaW(top) + SM_POOL_DEPTH) + 1);
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, slot)) === head) break;
   }
+  crashPoint(CP_STAGE1_PUSH);
+  Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
   crashPoint(CP_STAGE1_PUSH);
   Atomics.add(i32, G_STAGE1_PUSHES, 1);
   i32[t.thW + TH_PUSHING] = 0;
 }
 
 /**
- * A thread died inside stage1Push of `slot` (TH_PUSHING). If the slab says POOLED but is on no
- * Stage-1 list, the CAS never happened: push it. Membership is decided on a private copy of the
- * list (taken whole with one CAS, which is ABA-free) that is then put back in one CAS.
+ * A thread died inside stage1Push or stage1Pop of `slot` (TH_PUSHING, TH_POPPING). Only when the
+ * slab still names it as owner is anything left to do: on its list (a push past its CAS, or a
+ * pop's claim before its unlink), the slab is given to the list (POOL); on no list, it is the dead
+ * thread's empty slab like any other, which the reclaim's abandonAll releases. Membership is
+ * decided on a private copy of the list, taken whole with one CAS (ABA-free; pops and pushes
+ * meanwhile see an empty list or fail their CAS) and put back in one CAS, its depths rewritten
+ * over whatever was pushed meanwhile.
  */
-export function repairStage1Push(t: ThreadContext, slot: number): void {
+export function repairStage1(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
-  if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) return; // not marked yet, or popped since
-  const cls = i32[mW + SM_CLS1] - 1;
-  const headW = S1_HEAD_W + cls;
+  if (Atomics.load(i32, mW + SM_OWNER) !== t.slot) return; // not its slab (any more)
+  if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot) return;
+  const headW = S1_HEAD_W + i32[mW + SM_CLS1] - 1;
   let first = 0;
   for (;;) {
     const head = Atomics.load(i32, headW);
@@ -108,20 +160,22 @@ export function repairStage1Push(t: ThreadContext, slot: number): void {
   }
   let member = false;
   let last = 0;
-  for (let s = first, n = 0; s !== 0 && n < t.slotLimit; n++) {
+  let n = 0;
+  for (let s = first; s !== 0 && n < t.slotLimit; n++) {
     if (s === slot) member = true;
     last = s;
     s = Atomics.load(i32, t.metaW(s) + SM_POOL_NEXT);
   }
-  if (!member) {
-    Atomics.store(i32, mW + SM_POOL_NEXT, first);
-    if (first === 0) last = slot;
-    first = slot;
-  }
+  if (member) Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
   if (first === 0) return;
   for (;;) {
     const head = Atomics.load(i32, headW);
-    Atomics.store(i32, t.metaW(last) + SM_POOL_NEXT, head & S1_SLOT_MASK);
+    const top = head & S1_SLOT_MASK;
+    Atomics.store(i32, t.metaW(last) + SM_POOL_NEXT, top);
+    const below = top === 0 ? 0 : Atomics.load(i32, t.metaW(top) + SM_POOL_DEPTH);
+    for (let s = first, k = 0; k < n; k++, s = Atomics.load(i32, t.metaW(s) + SM_POOL_NEXT)) {
+      Atomics.store(i32, t.metaW(s) + SM_POOL_DEPTH, below + n - k);
+    }
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, first)) === head) return;
   }
 }
@@ -153,14 +207,14 @@ function forgetFreeList(t: ThreadContext, slot: number): void {
  */
 export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): void {
   const i32 = t.i32;
-  if (Atomics.load(i32, S1_COUNT_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
+  if (stage1Count(i32, t.smW, cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
     forgetFreeList(t, slot);
     stage1Push(t, cls, slot);
     return;
   }
   try {
     i32[t.thW + TH_RETURNING] = slot; // journal: see finishJournals
-    Atomics.store(i32, t.metaW(slot) + SM_OWNER, OWNER_POOL);
+    Atomics.store(i32, t.metaW(slot) + SM_OWNER, OWNER_RETURNING);
     crashPoint(CP_GIVE_BACK);
     returnSlots(t, slot);
     i32[t.thW + TH_RETURNING] = 0;
@@ -178,10 +232,8 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
 export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): number {
   let slot = stage1Pop(t, cls);
   if (slot !== 0) {
-    // The owner right after the pop (slot metas are in the metadata, inside every view); then
-    // the views, since another thread may have grown the buffer and carved this slab.
-    Atomics.store(t.i32, t.metaW(slot) + SM_OWNER, t.slot);
-    crashPoint(CP_STAGE1_POP);
+    // Ours (the pop claimed it); the views next, since another thread may have grown the buffer
+    // and carved this slab.
     Atomics.add(t.i32, G_STAGE1, 1);
     t.ensureViews();
     t.f64[t.tfW + TF_SLABS]++;
@@ -224,6 +276,8 @@ export function returnStage1Slabs(t: ThreadContext): number {
   for (let c = 0; c < NUM_CLASSES; c++) {
     for (let slot = stage1Pop(t, c); slot !== 0; slot = stage1Pop(t, c)) {
       t.i32[t.thW + TH_RETURNING] = slot;
+      crashPoint(CP_GIVE_BACK);
+      Atomics.store(t.i32, t.metaW(slot) + SM_OWNER, OWNER_RETURNING);
       crashPoint(CP_GIVE_BACK);
       returnSlots(t, slot);
       t.i32[t.thW + TH_RETURNING] = 0;

@@ -8,9 +8,9 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_POOL, SM_CLS1,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
-  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_PUSHING, TH_RECLAIMER, TH_RETURNING,
+  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords,
 } from './layout.js';
@@ -20,7 +20,7 @@ import { ThreadContext, type Runner } from './context.js';
 import { HeapStateError, checkInteger, describe } from './errors.js';
 import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
-import { repairStage1Push } from './pool.js';
+import { repairStage1 } from './pool.js';
 import { finishCollect, publishChain, slabMetaOf } from './remote.js';
 import { notifyOrAdopt, processNotices, rebuildFreeList, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
@@ -206,17 +206,20 @@ function finishJournals(dead: ThreadContext): Set<number> {
     if (next > 0) finishCollect(dead, collectW, (i32[collectW + SM_CLS1] - 1), next);
     Atomics.store(i32, dead.thW + TH_COLLECT_MW, 0);
   }
-  const pushing = i32[dead.thW + TH_PUSHING];
-  if (pushing !== 0) {
-    repairStage1Push(dead, pushing);
-    i32[dead.thW + TH_PUSHING] = 0;
+  for (const w of [TH_POPPING, TH_PUSHING]) {
+    const slot = i32[dead.thW + w];
+    if (slot !== 0) {
+      if (slot < dead.slotLimit) repairStage1(dead, slot);
+      i32[dead.thW + w] = 0;
+    }
   }
   const returning = i32[dead.thW + TH_RETURNING];
   if (returning !== 0) {
-    // It died under the lock between marking a slab POOLED (off every list) and giving its
-    // slots back: finish that (the reclaimer holds the lock).
+    // It died under the lock between marking a slab OWNER_RETURNING (off every list) and giving
+    // its slots back: finish that (the reclaimer holds the lock). Not marked yet: still its own
+    // slab, which abandonAll releases.
     const mW = dead.metaW(returning);
-    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === returning && Atomics.load(i32, mW + SM_OWNER) === OWNER_POOL) {
+    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === returning && Atomics.load(i32, mW + SM_OWNER) === OWNER_RETURNING) {
       returnSlots(dead, returning);
     }
     i32[dead.thW + TH_RETURNING] = 0;

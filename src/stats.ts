@@ -6,7 +6,7 @@ import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
   F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
-  S1_COUNT_W, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
+  stage1Count, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_FREE,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
@@ -137,7 +137,7 @@ export function collectStats(h: ThreadContext): HeapStats {
     const live = livePerClass[c];
     liveBlocks += live;
     liveBytes += live * SIZE[c];
-    classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: Atomics.load(i32, S1_COUNT_W + c) });
+    classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: stage1Count(i32, h.smW, c) });
   }
   const threads: ThreadStats[] = [];
   for (let t = 0; t < geo.maxThreads; t++) {

@@ -2,9 +2,10 @@
  * ABA torture of a Stage-1 list (src/pool.ts): 4 workers (workers/aba-worker.ts) pop and push the
  * EMPTY slabs of one class's lock-free LIFO with a delay injected between each read of the head
  * and its CAS (the Stage-1 test hooks' delay). Each popped slab is marked in a shared `held` table; a pop of a slab
- * someone holds is a double pop. With the ABA tag there must be none and check() passes; with
- * the tag disabled (the hooks' no-tag word) the same torture must find double pops, which shows that the
- * test can fail.
+ * someone holds is a double pop. A pop has two guards against ABA: the head's tag, and its claim
+ * of the slab (owner CAS) before the unlinking CAS. With both there must be none and check()
+ * passes; with the claim alone (the hooks' guard word 2) too; with neither (guard word 1) the same
+ * torture must find double pops, which shows that the test can fail.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
@@ -36,11 +37,11 @@ function heapWithStage1List(): { heap: SharedHeap; slabs: number[] } {
   return { heap, slabs };
 }
 
-/** The workers' Stage-1 test hooks: [delay spins, no tag]. */
-function stage1Hooks(delay: number, noTag: boolean): Int32Array {
+/** The workers' Stage-1 test hooks: [delay spins, guards off: 0 none, 1 tag and claim, 2 tag]. */
+function stage1Hooks(delay: number, guardsOff: 0 | 1 | 2): Int32Array {
   const words = new Int32Array(new SharedArrayBuffer(8));
   words[0] = delay;
-  words[1] = noTag ? 1 : 0;
+  words[1] = guardsOff;
   return words;
 }
 
@@ -84,9 +85,12 @@ async function torture(heap: SharedHeap, hooks: Int32Array, rounds: number, stop
 }
 
 describe('Stage-1 list under ABA torture', () => {
-  it('with the ABA tag: no double pop, every slab back on the list, check() passes', async () => {
+  it.each([
+    ['the ABA tag and the claim', 0],
+    ['the claim alone (no tag)', 2],
+  ] as const)('with %s: no double pop, every slab back on the list, check() passes', async (_, guardsOff) => {
     const { heap, slabs } = heapWithStage1List();
-    const hooks = stage1Hooks(DELAY, false);
+    const hooks = stage1Hooks(DELAY, guardsOff);
     const r = await torture(heap, hooks, ROUNDS, false);
     const msg = `seed ${SEED}, delay ${DELAY}, ${JSON.stringify(r)}`;
     expect(r.pops, msg).toBeGreaterThan(WORKERS * ROUNDS); // 1..3 pops per round, most succeed
@@ -100,9 +104,9 @@ describe('Stage-1 list under ABA torture', () => {
     heap.check();
   }, 60_000);
 
-  it('without the tag (the no-tag hook): the same torture finds double pops', async () => {
+  it('with neither guard (no tag, no claim): the same torture finds double pops', async () => {
     const { heap } = heapWithStage1List();
-    const r = await torture(heap, stage1Hooks(DELAY, true), UNTAGGED_ROUNDS, true);
+    const r = await torture(heap, stage1Hooks(DELAY, 1), UNTAGGED_ROUNDS, true);
     // The list is now corrupt (that is the point); the heap is not checked.
     expect(r.doublePops, `seed ${SEED}, delay ${DELAY}, ${JSON.stringify(r)}`).toBeGreaterThan(0);
   }, 60_000);

@@ -9,8 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapError, SharedHeap, type HeapOptions } from '../src/index.js';
 import {
   ABANDONED_W, F_LARGE_LIVE_BYTES, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAG_CAP, G_MAX_SUPERS, G_MAX_THREADS, HEADER_WORDS,
-  K_FREE, S1_COUNT_W, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_FREE,
-  SM_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
+  K_FREE, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_FREE,
+  SM_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_TOP, geometry,
   SM_LISTED, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from '../src/layout.js';
@@ -369,11 +369,19 @@ describe('the pool: Stage-1 lists, SuperSlab masks, slot metas, abandoned lists'
     expectCorruption(heap, `Stage-1 list of class ${cls}`);
   }, TIMEOUT);
 
-  it('a Stage-1 count that disagrees with the list', () => {
-    const { heap, cls } = withStage1();
-    const { i32 } = raw(heap);
-    Atomics.add(i32, S1_COUNT_W + cls, 1);
-    expectCorruption(heap, `Stage-1 list of class ${cls}`, 'count');
+  it('a Stage-1 slab whose depth disagrees with the list after it', () => {
+    {
+      const { heap, cls, first } = withStage1();
+      const { i32, meta } = raw(heap);
+      Atomics.add(i32, meta(first) + SM_POOL_DEPTH, 1); // the head: the list's count
+      expectCorruption(heap, `Stage-1 list of class ${cls}`, `slab ${first} says`);
+    }
+    {
+      const { heap, cls, second } = withStage1();
+      const { i32, meta } = raw(heap);
+      Atomics.sub(i32, meta(second) + SM_POOL_DEPTH, 1);
+      expectCorruption(heap, `Stage-1 list of class ${cls}`, `slab ${second} says`);
+    }
   }, TIMEOUT);
 
   it('a Stage-1 list holding an owned slab, a slab of another class, or a slot outside the heap', () => {
@@ -410,7 +418,6 @@ describe('the pool: Stage-1 lists, SuperSlab masks, slot metas, abandoned lists'
     const { i32, meta } = raw(heap);
     const second = i32[meta(first) + SM_POOL_NEXT];
     Atomics.store(i32, S1_HEAD_W + cls, second); // first is dropped from the list
-    Atomics.sub(i32, S1_COUNT_W + cls, 1);
     expectCorruption(heap, `slab ${first}`);
   }, TIMEOUT);
 

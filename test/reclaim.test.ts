@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { OWNER_POOL, SM_OWNER } from '../src/layout.js';
+import { OWNER_POOL, S1_HEAD_W, S1_SLOT_MASK, SM_OWNER, SM_POOL_DEPTH } from '../src/layout.js';
+import { COUNT, classOf } from '../src/size-classes.js';
 import { internals } from '../src/heap.js';
 import { slabsWithBlocksOut } from './inspect.js';
 import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
@@ -20,7 +21,7 @@ describe('reclaim after terminate at a chosen point', () => {
   it('a worker terminated in the middle of draining its magazine loses no block', async () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4, magazineCapacity: 256 });
     const hdr = new Int32Array(heap.buffer);
-    const hooks = new Int32Array(new SharedArrayBuffer(8)); // Stage-1 test hooks: [delay, no tag]
+    const hooks = new Int32Array(new SharedArrayBuffer(8)); // Stage-1 test hooks: [delay, guards off]
     const r = startHeapWorker((w) => heap.watch(w));
     await r.remote.attach(heap.buffer);
     await r.remote.installStage1Hooks(hooks);
@@ -38,8 +39,8 @@ describe('reclaim after terminate at a chosen point', () => {
     // delay while B's last 10 blocks are still on their way out of the magazine.
     Atomics.store(hooks, 0, 2_000_000_000);
     const flushing = r.remote.flush().catch(() => 'terminated');
-    const ownerW = internals(heap).metaW(slabA) + SM_OWNER;
-    await waitFor(hdr, ownerW, (v) => v === OWNER_POOL, 5);
+    // Its depth on the list is written just before the delay (slab A was never given back: 0 till then).
+    await waitFor(hdr, internals(heap).metaW(slabA) + SM_POOL_DEPTH, (v) => v > 0, 5);
     Atomics.store(hooks, 0, 0); // the worker already read it; the reclaim below must not spin
     await r.worker.terminate();
     await r.exited; // watch() reclaimed the slot
@@ -66,7 +67,7 @@ describe('reclaim after terminate at a chosen point', () => {
     await dead.remote.attach(heap.buffer);
     const reclaimer = startHeapWorker((w) => heap.watch(w));
     await reclaimer.remote.attach(heap.buffer);
-    const hooks = new Int32Array(new SharedArrayBuffer(8)); // Stage-1 test hooks: [delay, no tag]
+    const hooks = new Int32Array(new SharedArrayBuffer(8)); // Stage-1 test hooks: [delay, guards off]
     await reclaimer.remote.installStage1Hooks(hooks);
     // Slab A: all 63 blocks; slab B: 10 blocks, both owned by the worker that will die.
     const blocks = await Promise.all(Array.from({ length: 73 }, () => dead.remote.malloc(SIZE)));
@@ -83,7 +84,7 @@ describe('reclaim after terminate at a chosen point', () => {
     // The reclaimer spins in stage1Push(A) (the test delay) before it abandons B ...
     Atomics.store(hooks, 0, 2_000_000_000);
     const reclaimed = reclaimer.remote.reclaim(threadId);
-    await waitFor(hdr, internals(heap).metaW(slabA) + SM_OWNER, (v) => v === OWNER_POOL, 5);
+    await waitFor(hdr, internals(heap).metaW(slabA) + SM_POOL_DEPTH, (v) => v > 0, 5);
     Atomics.store(hooks, 0, 0);
     // ... while the main thread frees a block of B: B still names the dead thread as its owner.
     heap.free(inB[0]!);
@@ -104,5 +105,54 @@ describe('reclaim after terminate at a chosen point', () => {
       checked = (e as Error).message;
     }
     expect({ check: checked, slabsWithBlocksOut: slabsWithBlocksOut(heap) }).toEqual({ check: 'passes', slabsWithBlocksOut: [] });
+  }, 20_000);
+
+  it('a worker terminated holding its claim on a Stage-1 slab, with slabs pushed above it meanwhile: the slab goes back to the list, every count right', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const hdr = new Int32Array(heap.buffer);
+    const t = internals(heap);
+    const cls = classOf(4096);
+    /** Fills `slabs` fresh slabs of the class on the main thread and empties them into Stage 1. */
+    const pushSlabs = (slabs: number): void => {
+      const blocks = Array.from({ length: slabs * COUNT[cls]! }, () => heap.malloc(4096));
+      for (const b of blocks) heap.free(b);
+      heap.flush();
+    };
+    pushSlabs(3);
+    const before = heap.stats().classes[cls]!.stage1Slabs;
+    expect(before).toBeGreaterThanOrEqual(3);
+    const claimed = Atomics.load(hdr, S1_HEAD_W + cls) & S1_SLOT_MASK;
+
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    const hooks = new Int32Array(new SharedArrayBuffer(8)); // Stage-1 test hooks: [delay, guards off]
+    await r.remote.installStage1Hooks(hooks);
+    const tid = heap.stats().threads.find((x) => x.threadId === r.worker.threadId)!.tid;
+    // The worker's malloc pops the head slab: it claims it, then spins before the unlinking CAS.
+    Atomics.store(hooks, 0, 2_000_000_000);
+    const pending = r.remote.malloc(4096).catch(() => 'terminated');
+    await waitFor(hdr, t.metaW(claimed) + SM_OWNER, (v) => v === tid, 5);
+    Atomics.store(hooks, 0, 0);
+    // Meanwhile the main thread's pops find the head claimed (Stage 2 instead), and it pushes two more slabs above it.
+    pushSlabs(2);
+    expect(Atomics.load(hdr, t.metaW(claimed) + SM_OWNER)).toBe(tid);
+    await r.worker.terminate();
+    await r.exited; // watch() reclaimed the slot
+    void pending;
+
+    expect(Atomics.load(hdr, t.metaW(claimed) + SM_OWNER)).toBe(OWNER_POOL);
+    let checked = 'passes';
+    try {
+      heap.check();
+    } catch (e) {
+      checked = (e as Error).message;
+    }
+    expect({ check: checked, stage1Slabs: heap.stats().classes[cls]!.stage1Slabs }).toEqual({ check: 'passes', stage1Slabs: before + 2 });
+    // Every one of them can be popped again.
+    const again = Array.from({ length: (before + 2) * COUNT[cls]! }, () => heap.malloc(4096));
+    expect(heap.stats().classes[cls]!.stage1Slabs).toBe(0);
+    expect(heap.stats().stages.stage1).toBeGreaterThanOrEqual(before + 2);
+    for (const b of again) heap.free(b);
+    heap.check();
   }, 20_000);
 });

@@ -16,7 +16,7 @@ export interface AbaWorkerData {
   ctl: Int32Array;
   /** held[slot] is 1 while a worker holds the slab at `slot`. */
   held: Int32Array;
-  /** The Stage-1 test hooks (src/pool.ts setStage1TestHooks): [delay spins, no tag]. */
+  /** The Stage-1 test hooks (src/pool.ts setStage1TestHooks): [delay spins, guards off]. */
   hooks: Int32Array;
   cls: number;
   /** Pop rounds per worker. */
