@@ -286,7 +286,9 @@ export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got
 export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's
 //                                 magazine itself (a drain in place), or TH_JOURNAL_W (a reclaim's copy)
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
-// when the thread died there (worker.terminate() stops a thread at any call or loop back-edge).
+// when the thread died there (worker.terminate() stops a thread at any call or loop back-edge,
+// and at any Atomics call: between two of them in about half of the terminations of a loop of
+// two, measured; test/crash-points.test.ts stops a worker before each of its Atomics calls).
 export const TH_RETURNING = 4; //  [O] under the lock, around marking a slab OWNER_RETURNING and giving its slots back (0: none)
 export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab's meta word index (stored
 //                                 before the exchange; reclaimers read it, see resolveInflight) ...

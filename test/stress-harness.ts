@@ -11,7 +11,8 @@
  * recorded in shared memory, in its row of the `owned` table or in the transfer table, never only
  * in a local variable. The record is a plain store right after the call or exchange that gave the
  * worker the block, with no call and no loop in between: V8 stops a terminated thread only at an
- * interrupt check (a function entry or a loop back-edge), so it cannot stop between the two.
+ * interrupt check (a function entry, an Atomics call included, or a loop back-edge), so it cannot
+ * stop between the two.
  * A record says what the block is doing (low bits of the entry; blocks are 16-byte aligned):
  *   p           READY: filled with its pattern, came from the transfer table (the only kind found there)
  *   p | FRESH   READY, allocated by this worker and not handed on yet

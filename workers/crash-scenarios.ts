@@ -16,6 +16,8 @@ export interface CrashWorkerData {
   scenario: string;
   /** 0: count the crash points; n > 0: stop at the n-th. */
   n: number;
+  /** Stop at (and count) the worker's Atomics calls instead of its crash points. */
+  atomics?: boolean;
   /** [L_INFLIGHT] the ledger entry of the call under way (-1: none), [L_COUNT] entries, then blocks (0: freed). */
   ledger: Int32Array;
   /** Requested size of each ledger entry. */
@@ -33,6 +35,8 @@ export const L_FIRST = 2;
 export const LEDGER_ENTRIES = 1024;
 export const C_VICTIM = 0;
 export const C_STOPPED = 1;
+/** C_STOPPED's value for a stop at an Atomics call (crash paths are 1 .. CRASH_PATHS.length). */
+export const ATOMICS_STOP = 1000;
 /** While a realloc is in flight: the leading bytes of its block that must keep their pattern. */
 export const C_KEEP = 2;
 
@@ -72,9 +76,11 @@ export function ledgerFree(heap: SharedHeap, d: CrashWorkerData, i: number): voi
 export function ledgerRealloc(heap: SharedHeap, d: CrashWorkerData, i: number, size: number): number {
   const p = d.ledger[L_FIRST + i]!;
   const old = d.sizes[i]!;
-  d.sizes[i] = Math.max(old, size);
+  // In flight before the size changes: a stop at one of these Atomics calls (the test stops at
+  // every one) leaves the entry either whole or in flight.
   Atomics.store(d.ctl, C_KEEP, Math.min(old, size));
   Atomics.store(d.ledger, L_INFLIGHT, i);
+  d.sizes[i] = Math.max(old, size);
   const q = heap.realloc(p, size);
   if (q !== 0) {
     if (size > old) heap.u8.fill(patternOf(i), q + old, q + size);

@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { armCrash, countCrashPoints, crashCounts } from '../src/crash.js';
-import { CRASH_SCENARIOS, C_STOPPED, type CrashWorkerData } from './crash-scenarios.js';
+import { ATOMICS_STOP, CRASH_SCENARIOS, C_STOPPED, type CrashWorkerData } from './crash-scenarios.js';
 
 function stopHere(): never {
   process.exit(0);
@@ -20,12 +20,51 @@ function stopHere(): never {
   }
 }
 
+/**
+ * Stops at Atomics calls instead of crash points (d.atomics): every Atomics method of this
+ * thread is wrapped so that the n-th call stops the thread at its entry, before the operation,
+ * as worker.terminate() can (test/crash-points.test.ts measured it: a thread terminated in a
+ * loop of two Atomics calls stops between them in about half the runs). n = 0 counts the calls;
+ * the count is returned by the function this installs.
+ */
+const ATOMICS_METHODS = ['add', 'and', 'compareExchange', 'exchange', 'load', 'or', 'store', 'sub', 'xor', 'notify', 'wait'] as const;
+
+function armAtomics(n: number, onStop: () => never): () => number {
+  const table = Atomics as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const originals = ATOMICS_METHODS.map((m) => table[m]!);
+  let calls = 0;
+  ATOMICS_METHODS.forEach((m, k) => {
+    const original = originals[k]!;
+    table[m] = function (this: unknown, ...args: unknown[]): unknown {
+      if (++calls === n) {
+        ATOMICS_METHODS.forEach((name, j) => (table[name] = originals[j]!));
+        onStop();
+      }
+      return original.apply(Atomics, args);
+    };
+  });
+  return () => {
+    ATOMICS_METHODS.forEach((name, j) => (table[name] = originals[j]!));
+    return calls;
+  };
+}
+
 function run(d: CrashWorkerData): void {
   const heap = SharedHeap.attach(d.buffer);
   const scenario = CRASH_SCENARIOS[d.scenario]!;
   scenario.workerSetup?.(heap, d);
   parentPort!.postMessage({ attached: true, threadId: heap.threadId });
   parentPort!.once('message', () => {
+    if (d.atomics === true) {
+      const disarm = armAtomics(d.n, () => {
+        Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
+        return stopHere();
+      });
+      scenario.workerRun(heap, d);
+      const calls = disarm();
+      parentPort!.postMessage({ done: true, counts: [calls] });
+      return;
+    }
     if (d.n === 0) countCrashPoints();
     else {
       armCrash(d.n, (path) => {
