@@ -306,12 +306,17 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's word, 6 TH_POPPING's, 7 reserved [R])
+export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's word, 6 TH_POPPING's, 7 TH_S1_PRIVATE's)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
 export const TH_POPPING = TH_F64_W + 2 * 6; // [O] (an Int32 word in the counters area) while popping a Stage-1
 //                                slab: the slab it claims or claimed (0: none; see repairStage1)
+export const TH_S1_PRIVATE = TH_F64_W + 2 * 7; // [L] (an Int32 word in the counters area) of a thread being
+//                                reclaimed: the first slab of the Stage-1 list its reclaimer holds whole (taken off
+//                                the list to repair a push or pop, pool.ts repairStage1), 0 when none; stored
+//                                with no call after the CAS that takes the list and cleared likewise after the CAS
+//                                that puts it back, so a reclaim of a reclaimer stopped in between puts it back
 export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs

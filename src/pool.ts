@@ -11,7 +11,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_GIVE_BACK, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crashPoint } from './crash.js';
+import { CP_GIVE_BACK, CP_RECLAIM, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
@@ -22,7 +22,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 const { ABANDONED_W, F_ADOPTED, F_STAGE2, F_STAGE3, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, OWNER_POOL,
   OWNER_RETURNING, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
-  TH_PUSHING, TH_RETURNING } = layout;
+  TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
 const { stage1Count } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
@@ -136,13 +136,13 @@ export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
 }
 
 /**
- * A thread died inside stage1Push or stage1Pop of `slot` (TH_PUSHING, TH_POPPING). Only when the
- * slab still names it as owner is anything left to do: on its list (a push past its CAS, or a
- * pop's claim before its unlink), the slab is given to the list (POOL); on no list, it is the dead
- * thread's empty slab like any other, which the reclaim's abandonAll releases. Membership is
- * decided on a private copy of the list, taken whole with one CAS (ABA-free; pops and pushes
- * meanwhile see an empty list or fail their CAS) and put back in one CAS, its depths rewritten
- * over whatever was pushed meanwhile.
+ * [L] A thread died inside stage1Push or stage1Pop of `slot` (TH_PUSHING, TH_POPPING); t is the
+ * dead thread, the caller its reclaimer. Only when the slab still names it as owner is anything
+ * left to do: on its list (a push past its CAS, or a pop's claim before its unlink), the slab is
+ * given to the list (POOL); on no list, it is the dead thread's empty slab like any other, which
+ * the reclaim's abandonAll releases. Membership is decided on a private copy of the list, taken
+ * whole with one CAS (ABA-free; pops and pushes meanwhile see an empty list or fail their CAS)
+ * and put back in one CAS (putBackChain), recorded meanwhile in the dead thread's TH_S1_PRIVATE.
  */
 export function repairStage1(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
@@ -155,20 +155,42 @@ export function repairStage1(t: ThreadContext, slot: number): void {
     const head = Atomics.load(i32, headW);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, 0)) === head) {
       first = head & S1_SLOT_MASK;
+      i32[t.thW + TH_S1_PRIVATE] = first; // no call since the CAS: a reclaimer stopped from here on leaves it recorded
       break;
     }
   }
+  crashPoint(CP_RECLAIM);
   let member = false;
-  let last = 0;
-  let n = 0;
-  for (let s = first; s !== 0 && n < t.slotLimit; n++) {
+  for (let s = first, n = 0; s !== 0 && n < t.slotLimit; n++) {
     if (s === slot) member = true;
-    last = s;
     s = Atomics.load(i32, t.metaW(s) + SM_POOL_NEXT);
   }
   if (member) Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
-  if (first === 0) return;
+  crashPoint(CP_RECLAIM);
+  putBackChain(t, first);
+}
+
+/**
+ * [L] Puts the private chain of Stage-1 slabs starting at `first` (taken whole off its list by a
+ * repair of t, recorded in t's TH_S1_PRIVATE) back on its list, on top of whatever was pushed
+ * meanwhile, its depths rewritten; then clears the record. Also what the reclaim of a reclaimer
+ * stopped inside repairStage1 does with the record.
+ */
+export function putBackChain(t: ThreadContext, first: number): void {
+  const i32 = t.i32;
+  if (first === 0) {
+    i32[t.thW + TH_S1_PRIVATE] = 0;
+    return;
+  }
+  const headW = S1_HEAD_W + i32[t.metaW(first) + SM_CLS1] - 1;
+  let last = first;
+  let n = 1;
+  for (let s = Atomics.load(i32, t.metaW(first) + SM_POOL_NEXT); s !== 0 && n < t.slotLimit; n++) {
+    last = s;
+    s = Atomics.load(i32, t.metaW(s) + SM_POOL_NEXT);
+  }
   for (;;) {
+    crashPoint(CP_RECLAIM);
     const head = Atomics.load(i32, headW);
     const top = head & S1_SLOT_MASK;
     Atomics.store(i32, t.metaW(last) + SM_POOL_NEXT, top);
@@ -176,7 +198,10 @@ export function repairStage1(t: ThreadContext, slot: number): void {
     for (let s = first, k = 0; k < n; k++, s = Atomics.load(i32, t.metaW(s) + SM_POOL_NEXT)) {
       Atomics.store(i32, t.metaW(s) + SM_POOL_DEPTH, below + n - k);
     }
-    if (Atomics.compareExchange(i32, headW, head, nextHead(head, first)) === head) return;
+    if (Atomics.compareExchange(i32, headW, head, nextHead(head, first)) === head) {
+      i32[t.thW + TH_S1_PRIVATE] = 0; // no call since the CAS
+      return;
+    }
   }
 }
 

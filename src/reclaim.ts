@@ -10,7 +10,7 @@
 import {
   F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
-  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING,
+  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords,
 } from './layout.js';
@@ -20,7 +20,7 @@ import { ThreadContext, type Runner } from './context.js';
 import { HeapStateError, checkInteger, describe } from './errors.js';
 import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
-import { repairStage1 } from './pool.js';
+import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, publishChain, slabMetaOf } from './remote.js';
 import { notifyOrAdopt, processNotices, rebuildFreeList, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
@@ -206,6 +206,9 @@ function finishJournals(dead: ThreadContext): Set<number> {
     if (next > 0) finishCollect(dead, collectW, (i32[collectW + SM_CLS1] - 1), next);
     Atomics.store(i32, dead.thW + TH_COLLECT_MW, 0);
   }
+  // A reclaimer of this thread stopped while it held a Stage-1 list whole: put the list back first.
+  const privateList = i32[dead.thW + TH_S1_PRIVATE];
+  if (privateList !== 0) putBackChain(dead, privateList < dead.slotLimit ? privateList : 0);
   for (const w of [TH_POPPING, TH_PUSHING]) {
     const slot = i32[dead.thW + w];
     if (slot !== 0) {

@@ -19,6 +19,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.js';
 import { workerEntry } from '../src/node.js';
 import { CRASH_PATHS } from '../src/crash.js';
+import { internals } from '../src/heap.js';
+import { S1_HEAD_W, S1_SLOT_MASK, SM_OWNER, TH_POPPING } from '../src/layout.js';
+import { COUNT, classOf } from '../src/size-classes.js';
 import {
   ATOMICS_STOP, CRASH_SCENARIOS, C_KEEP, C_STOPPED, C_VICTIM, LEDGER_ENTRIES, L_COUNT, L_FIRST, L_INFLIGHT, patternOf, type CrashWorkerData,
 } from '../workers/crash-scenarios.js';
@@ -51,7 +54,19 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   for (let k = 6; k < 10; k++) heap.free(blocks[k]!); // remote frees to its slabs, noticed
   heap.flush();
   extra.push(...blocks.slice(10)); // still allocated when it dies
+  const tid = heap.stats().threads.find((x) => x.threadId === id)!.tid;
   await v.worker.terminate();
+  // It also dies holding its claim on a slab of a Stage-1 list, as a stop between a pop's claim
+  // and its unlinking CAS leaves it: the reclaim takes that list whole to repair it.
+  const cls = classOf(1024);
+  const slab = Array.from({ length: COUNT[cls]! }, () => heap.malloc(1024));
+  for (const p of slab) heap.free(p);
+  heap.flush(); // the empty slab goes to Stage 1 (stage1Keep 1)
+  const t = internals(heap);
+  const claimed = Atomics.load(t.i32, S1_HEAD_W + cls) & S1_SLOT_MASK;
+  if (claimed === 0) throw new Error('no Stage-1 slab to claim');
+  Atomics.store(t.i32, t.metaW(claimed) + SM_OWNER, tid);
+  t.i32[t.threadW(tid) + TH_POPPING] = claimed;
   return id;
 }
 
