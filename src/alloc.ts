@@ -12,7 +12,7 @@ import { allocFromClass, freeSmall } from './magazine.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
+const { K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
   ST_FREE, SUPER_BYTES } = layout;
 const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
@@ -110,6 +110,9 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
       throw pointerError(fn, arg, p, `is not the start of a block (interior to a large block at ${hex(head << SLOT_SHIFT)})`);
     }
     if (i32[mW + SM_LARGE] === LARGE_LIVE) return -1;
+    if (i32[mW + SM_LARGE] === LARGE_POOLED) {
+      throw pointerError(fn, arg, p, 'is not allocated: the large block there was already freed (double free)', true);
+    }
   }
   if (kind === K_FREE && (p & (SLOT_BYTES - 1)) === 0 && i32[mW + SM_LARGE] === LARGE_FREED) {
     throw pointerError(fn, arg, p, 'is not allocated: the large block there was already freed (double free)', true);
@@ -130,7 +133,7 @@ export function freeSlow(t: ThreadContext, block: unknown): void {
   checkAttached(t, 'free(ptr)');
   const cls = classifyBlock(t, 'free', 'ptr', block);
   const p = block as number;
-  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT);
+  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, true);
   else freeSmall(t, p); // a live small block the fast path did not take: the views were older than the block
 }
 
@@ -189,7 +192,8 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   if (q === 0) return 0;
   t.ensureViews();
   t.bytes.copyWithin(q, p, p + Math.min(n, usable));
-  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT);
+  // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
+  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false);
   else freeSmall(t, p);
   return q;
 }

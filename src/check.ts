@@ -5,8 +5,8 @@
  * (no other thread inside malloc or free); throws HeapCorruptionError naming what and where.
  */
 import {
-  ABANDONED_W, F_LARGE_LIVE_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
-  K_NONE, K_SLAB, LARGE_LIVE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_HEAD_W,
+  ABANDONED_W, F_LARGE_HELD_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
+  K_NONE, K_SLAB, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SPANS, LARGE_POOL_W, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
@@ -58,6 +58,7 @@ export function checkHeap(h: ThreadContext): void {
   const poolSlabs = new Set<number>();
   const inFlight = { cached: 0, pending: 0, remote: 0 };
   let largeBytes = 0;
+  const pooledRuns = new Set<number>();
   for (let s = firstSlot; s < endSlot; ) {
     const mW = meta(s);
     const kind = i32[mW + SM_KIND];
@@ -81,7 +82,11 @@ export function checkHeap(h: ThreadContext): void {
     }
     if (kind === K_LARGE) {
       if ((i32[mW + SM_CLS1] - 1) !== -1) fail(`large run at slot ${s} has a class`);
-      if (i32[mW + SM_LARGE] !== LARGE_LIVE) fail(`large run at slot ${s} is not marked live`);
+      const mark = i32[mW + SM_LARGE];
+      if (mark === LARGE_POOLED) {
+        if (span > LARGE_POOL_SPANS || Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) fail(`large run at slot ${s} is pooled but not owned by the pool`);
+        pooledRuns.add(s);
+      } else if (mark !== LARGE_LIVE) fail(`large run at slot ${s} is neither live nor pooled`);
       largeBytes += span * SLOT_BYTES;
     } else {
       checkSlab(h, s, span, poolSlabs, inFlight);
@@ -95,35 +100,39 @@ export function checkHeap(h: ThreadContext): void {
     }
     s += span;
   }
-  if (largeBytes !== h.f64[F_LARGE_LIVE_BYTES]) fail(`large runs hold ${largeBytes} bytes but the header counts ${h.f64[F_LARGE_LIVE_BYTES]}`);
+  if (largeBytes !== h.f64[F_LARGE_HELD_BYTES]) fail(`large runs hold ${largeBytes} bytes but the header counts ${h.f64[F_LARGE_HELD_BYTES]}`);
 
-  // Stage-1 lists: acyclic, bounded, each member a pooled slab of the class, found once.
+  // Stage-1 lists and large-run lists: acyclic, bounded, each member a pooled slab of the class
+  // (a pooled run of the span), found once, each one's depth the length of the list from it.
   const seen = new Set<number>();
   const list: number[] = [];
-  for (let c = 0; c < NUM_CLASSES; c++) {
-    let slot = Atomics.load(i32, S1_HEAD_W + c) & S1_SLOT_MASK;
+  const walkList = (headW: number, name: string, fits: (mW: number) => boolean): void => {
+    let slot = Atomics.load(i32, headW) & S1_SLOT_MASK;
     while (slot !== 0) {
-      if (slot < firstSlot || slot >= endSlot) fail(`Stage-1 list of class ${c}: slot ${slot} is outside the carved heap`);
-      if (seen.has(slot)) fail(`Stage-1 list of class ${c}: slot ${slot} appears twice (a cycle or a double push)`);
+      if (slot < firstSlot || slot >= endSlot) fail(`${name}: slot ${slot} is outside the carved heap`);
+      if (seen.has(slot)) fail(`${name}: slot ${slot} appears twice (a cycle or a double push)`);
       seen.add(slot);
       const mW = meta(slot);
-      if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot || (i32[mW + SM_CLS1] - 1) !== c) {
-        fail(`Stage-1 list of class ${c}: slot ${slot} is not a slab head of that class`);
-      }
-      if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) fail(`Stage-1 list of class ${c}: slab ${slot} has an owner`);
+      if (i32[mW + SM_HEAD] !== slot || !fits(mW)) fail(`${name}: slot ${slot} does not belong on it`);
+      if (Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) fail(`${name}: slab ${slot} has an owner`);
       list.push(slot);
       slot = Atomics.load(i32, mW + SM_POOL_NEXT);
     }
-    // Each slab's depth is the length of the list from it to the end (the head's is stage1Count).
     for (let k = 0; k < list.length; k++) {
       const depth = Atomics.load(i32, meta(list[k]!) + SM_POOL_DEPTH);
-      if (depth !== list.length - k) {
-        fail(`Stage-1 list of class ${c}: slab ${list[k]} says ${depth} slabs from it to the end, there are ${list.length - k}`);
-      }
+      if (depth !== list.length - k) fail(`${name}: slab ${list[k]} says ${depth} slabs from it to the end, there are ${list.length - k}`);
     }
     list.length = 0;
+  };
+  for (let c = 0; c < NUM_CLASSES; c++) {
+    walkList(S1_HEAD_W + c, `Stage-1 list of class ${c}`, (mW) => i32[mW + SM_KIND] === K_SLAB && (i32[mW + SM_CLS1] - 1) === c);
   }
   for (const s of poolSlabs) if (!seen.has(s)) fail(`slab ${s} is pooled but on no Stage-1 list`);
+  for (let span = 1; span <= LARGE_POOL_SPANS; span++) {
+    walkList(LARGE_POOL_W + span, `large-run list of span ${span}`, (mW) => i32[mW + SM_KIND] === K_LARGE && i32[mW + SM_SPAN] === span && i32[mW + SM_LARGE] === LARGE_POOLED);
+  }
+  if (Atomics.load(i32, LARGE_POOL_W) !== 0) fail(`large-run list word 0 (no span) is ${Atomics.load(i32, LARGE_POOL_W)}`);
+  for (const s of pooledRuns) if (!seen.has(s)) fail(`large run ${s} is pooled but on no large-run list`);
 
   // Abandoned lists.
   const abandoned = new Set<number>();

@@ -5,8 +5,8 @@
  * may be caught between two states), which is what a live picture needs.
  */
 import {
-  G_BUFFER_SUPERS, G_CARVED, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, K_FREE, K_LARGE, K_SLAB, MAGIC, OWNER_POOL,
-  SLOTS_PER_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry,
+  G_BUFFER_SUPERS, G_CARVED, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, K_FREE, K_LARGE, K_SLAB, LARGE_POOLED, MAGIC, OWNER_POOL,
+  SLOTS_PER_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 
@@ -15,7 +15,8 @@ export const MAP_METADATA = 0; // the header, slot meta table and thread areas
 export const MAP_UNCARVED = 1; // in the buffer, not carved yet (or beyond the buffer's length)
 export const MAP_UNUSED = 2; //   carved, free for any class or large run (Stage 2)
 export const MAP_SLAB = 3; //     part of a slab of class cls
-export const MAP_POOLED = 4; //   part of an EMPTY slab of class cls on its Stage-1 list
+export const MAP_POOLED = 4; //   part of an EMPTY slab of class cls on its Stage-1 list, or of a freed large run
+//                                waiting in a large-run list (cls -1)
 export const MAP_LARGE = 5; //    part of a large run
 
 /** Owner values besides a thread id. */
@@ -69,7 +70,10 @@ export function readHeapMap(buffer: SharedArrayBuffer): HeapMap {
     const mW = geo.slotMetaW + (s << SM_SHIFT);
     const k = i32[mW + SM_KIND];
     if (k === K_FREE) kind[s] = MAP_UNUSED;
-    else if (k === K_LARGE) kind[s] = MAP_LARGE;
+    else if (k === K_LARGE) {
+      const head = i32[mW + SM_HEAD]!;
+      kind[s] = i32[geo.slotMetaW + (head << SM_SHIFT) + SM_LARGE] === LARGE_POOLED ? MAP_POOLED : MAP_LARGE;
+    }
     else if (k === K_SLAB) {
       const head = i32[mW + SM_HEAD]!;
       const o = Atomics.load(i32, geo.slotMetaW + (head << SM_SHIFT) + SM_OWNER);

@@ -1,10 +1,12 @@
 /**
  * Allocations above MAX_SMALL: a run of slab slots inside one SuperSlab (up to 1 MiB), or, above,
  * a run of slots in a row across SuperSlab boundaries (whole SuperSlabs when it must be aligned to
- * more than a slot). Taken and given back under the global lock; usable size is the run.
+ * more than a slot). Taken and given back under the global lock; usable size is the run. A freed
+ * run of up to LARGE_POOL_SPANS slots waits in its span's large-run list (pool.ts), where the
+ * next allocation of that span takes it without the lock.
  */
 import {
-  F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, G_CARVED, LARGE_FREED, LARGE_LIVE, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
+  F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_FREED, LARGE_LIVE, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
   SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, SM_TOUCHED, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
@@ -14,17 +16,28 @@ import {
   carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
   returnSlots, shrinkRun, writeRunMetas,
 } from './slots.js';
-import { returnStage1Slabs } from './pool.js';
+import { largePoolHasRoom, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
 
 /** A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory. */
 export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlock: boolean): number {
   if (size > MAX_HEAP_BYTES) return 0;
   const slots = Math.max(1, Math.ceil(size / SLOT_BYTES));
+  if (slots <= LARGE_POOL_SPANS && align <= SLOT_BYTES) {
+    // A run of the same span freed earlier, without the lock (pool.ts largePoolPop).
+    const pooled = largePoolPop(t, slots);
+    if (pooled !== 0) {
+      t.largeDirtyBytes = touchedBytes(t, pooled, slots);
+      t.ensureViews(); // another thread may have grown the buffer and carved these slots
+      return pooled << SLOT_SHIFT;
+    }
+  }
   if (mayBlock) lockAcquire(t);
   else if (!tryLockAcquire(t)) return 0;
   let head = 0;
   let span = slots;
   try {
+    // Pooled runs give their slots back before any new slot is taken (pool.ts returnLargeRuns).
+    if (Atomics.load(t.i32, G_LARGE_POOLED) > 0) returnLargeRuns(t, false);
     if (slots <= SLOTS_PER_SUPER) {
       const alignSlots = Math.max(1, Math.min(SLOTS_PER_SUPER, align / SLOT_BYTES));
       head = findSlots(t, slots, alignSlots);
@@ -61,7 +74,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
       crashPoint(CP_LARGE);
       commitTaken(t, head, span);
       crashPoint(CP_LARGE);
-      t.f64[F_LARGE_LIVE_BYTES] += span * SLOT_BYTES;
+      t.f64[F_LARGE_HELD_BYTES] += span * SLOT_BYTES;
       t.f64[F_LARGE_ALLOCS]++;
     }
   } finally {
@@ -83,14 +96,22 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
   return 0;
 }
 
-/** Frees a live large run (the caller validated it). */
-export function largeFree(t: ThreadContext, head: number): void {
+/**
+ * Frees a live large run (the caller validated it): with `keep`, into its span's large-run list
+ * while the lists have room (no lock; pool.ts largePoolPush), else its slots back under the lock.
+ */
+export function largeFree(t: ThreadContext, head: number, keep: boolean): void {
+  const span = t.i32[t.metaW(head) + SM_SPAN];
+  if (keep && largePoolHasRoom(t, span)) {
+    largePoolPush(t, head, span);
+    return;
+  }
   lockAcquire(t);
   try {
     const i32 = t.i32;
     const hW = t.metaW(head);
     crashPoint(CP_LARGE);
-    t.f64[F_LARGE_LIVE_BYTES] -= i32[hW + SM_SPAN] * SLOT_BYTES;
+    t.f64[F_LARGE_HELD_BYTES] -= i32[hW + SM_SPAN] * SLOT_BYTES;
     returnSlots(t, head);
     i32[hW + SM_LARGE] = LARGE_FREED;
   } finally {

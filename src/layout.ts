@@ -58,7 +58,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -94,7 +94,12 @@ export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);
 //                                      check() allows that many and no more
-// Words 22 .. F_BASE_W-1 are reserved [R].
+export const G_LARGE_POOLED = 22; //    [A] slots in the large-run lists, about: added after a push, subtracted after a
+//                                      pop (Atomics.add/sub), set to the lists' sum after the lock holder empties
+//                                      them or repairs one; only the pool's keep test reads it (pool.ts)
+export const G_LARGE_CREDIT = 23; //    [A] whether keeping freed large runs pays, about: +1 when a kept run is taken again,
+//                                      -1 when one goes back to Stage 2 unused (pool.ts), held within -8 .. 8
+// Words 24 .. F_BASE_W-1 are reserved [R].
 
 // Float64 counters, [L]: updated under the lock (plain), read racily by stats(). F_* are
 // Float64Array indices: word F_BASE_W + 2 * k is counter k.
@@ -110,7 +115,8 @@ export const F_LOCK_RECOVERIES = F_BASE_W / 2 + 7; // locks broken because the h
 export const F_STAGE2 = F_BASE_W / 2 + 8; //          Stage-2 takes
 export const F_STAGE3 = F_BASE_W / 2 + 9; //          Stage-3 carves
 export const F_ADOPTED = F_BASE_W / 2 + 10; //        abandoned slabs adopted
-export const F_LARGE_LIVE_BYTES = F_BASE_W / 2 + 11; // bytes in live large runs
+export const F_LARGE_HELD_BYTES = F_BASE_W / 2 + 11; // bytes in large runs not given back: live, or pooled (LARGE_POOLED);
+//                                                     not those marked OWNER_RETURNING (repairSlotTable recounts it so)
 export const F_LARGE_ALLOCS = F_BASE_W / 2 + 12; //   large allocations
 export const F_SLOTS_RETURNED = F_BASE_W / 2 + 13; // slab slots given back to Stage 2
 export const F_RESERVED_14 = F_BASE_W / 2 + 14; //   [R] (was the peak of G_CARVED, which never decreases)
@@ -118,10 +124,11 @@ export const F_RECLAIMS = F_BASE_W / 2 + 15; //       threads reclaimed
 export const F_WORDS = 32; //                         (16 doubles; the 16th and up are unused [R])
 // Per-class arrays, CLASS_SLOTS words each (entries NUM_CLASSES and up are reserved [R]).
 export const S1_HEAD_W = F_BASE_W + F_WORDS; //        [A] Stage-1 LIFO head: (tag << S1_SLOT_BITS) | slot, slot 0 = empty
-//                                                       (a list's length is its head slab's SM_POOL_DEPTH: stage1Count)
-export const S1_RESERVED_W = S1_HEAD_W + CLASS_SLOTS; //[R] (was a count of each list, moved by its own Atomics call
-//                                                       beside the CAS, which a thread stopped between the two left wrong)
-export const ABANDONED_W = S1_RESERVED_W + CLASS_SLOTS; //[L] abandoned-slab list head (slot, 0 = empty), linked by SM_ABANDON_NEXT
+//                                                       (a list's length is its head slab's SM_POOL_DEPTH: listCount)
+export const LARGE_POOL_W = S1_HEAD_W + CLASS_SLOTS; // [A] per span 1 .. LARGE_POOL_SPANS (entry 0 unused): LIFO head of
+//                                                       freed large runs of that many slots kept for reuse (pool.ts
+//                                                       largePoolPush/Pop), the same format and protocol as S1_HEAD_W
+export const ABANDONED_W = LARGE_POOL_W + CLASS_SLOTS; //[L] abandoned-slab list head (slot, 0 = empty), linked by SM_ABANDON_NEXT
 // DETACHED_W [C]: a fake magazine-top table that a detached instance points its topW at: word 0
 // is an empty sentinel and every class's top points just past it, so malloc on a detached
 // instance misses into the slow path (which throws).
@@ -143,13 +150,19 @@ export function lockWord(slot: number, state: number): number {
   return ((slot + 1) << 2) | state;
 }
 /**
- * Slabs on class `cls`'s Stage-1 list: its head slab's SM_POOL_DEPTH. Exact when no push or pop
- * runs; while they run, a value the list had a moment ago or near it (the pool's keep test).
+ * Entries of the LIFO whose head is word `headW` (a Stage-1 list or a large-run list): its head's
+ * SM_POOL_DEPTH. Exact when no push or pop runs; while they run, a value the list had a moment
+ * ago or near it (the pool's keep tests).
  */
-export function stage1Count(i32: Int32Array, slotMetaW: number, cls: number): number {
-  const slot = Atomics.load(i32, S1_HEAD_W + cls) & S1_SLOT_MASK;
+export function listCount(i32: Int32Array, slotMetaW: number, headW: number): number {
+  const slot = Atomics.load(i32, headW) & S1_SLOT_MASK;
   return slot === 0 ? 0 : Atomics.load(i32, slotMetaW + (slot << SM_SHIFT) + SM_POOL_DEPTH);
 }
+
+/** Large runs of at most this many slots (4032 KiB) are kept in the large-run lists when freed. */
+export const LARGE_POOL_SPANS = CLASS_SLOTS - 1;
+/** The large-run lists together keep at most this many slots (2 MiB) of runs. */
+export const LARGE_POOL_SLOTS = 32;
 
 /** The thread slot holding the lock, or -1 when the word says free. */
 export function lockHolder(word: number): number {
@@ -193,7 +206,8 @@ export const SM_SPAN = 5; //        [P] slots of the slab or large run, read at 
 //                                  then): the commit point of the resize, slots taken beyond it are a dead
 //                                  holder's to give back (slots.ts repairSlotTable); the run's other slots
 //                                  keep the span they were written with
-export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned), OWNER_POOL (EMPTY, Stage 1) or
+export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned), OWNER_POOL (EMPTY, Stage 1; or a pooled
+//                                  large run on its large-run list, whose owner is otherwise unused) or
 //                                  OWNER_RETURNING (its slots going back to Stage 2 under the lock). A popper
 //                                  claims a POOL slab by CAS to its slot before the CAS that unlinks it
 export const SM_BUMP = 7; //        [O] head: blocks carved so far in this life of the slab (blocks >= BUMP are FREE
@@ -210,7 +224,9 @@ export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
 export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with local free blocks, not current)
 export const SM_PART_PREV = 16; //  [O] head: previous slot on that list
 export const SM_LISTED = 17; //     [O] head: LISTED_NONE, LISTED_PARTIAL or LISTED_CURRENT
-export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARGE_FREED after free (double-free detection)
+export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARGE_FREED after free (double-free detection);
+//                                  [O] LARGE_POOLED while on a large-run list, set and cleared by the thread that owns the
+//                                  run meanwhile (its pusher before the CAS, its popper after)
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
 export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
@@ -218,7 +234,7 @@ export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots hel
 export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA (read only while K_FREE, written by giveBack)
 // The same word while the slot heads a slab on a Stage-1 list: the slabs on that list from this
 // one to its end (1 for the last), written by the pusher before the CAS that links the slab and
-// never changed while it is linked, so that a list's length is its head's word (stage1Count),
+// never changed while it is linked, so that a list's length is its head's word (listCount),
 // exact whenever the head is, with no count to keep beside the CAS.
 export const SM_POOL_DEPTH = SM_FREED_DATA; // [A]
 export const SM_COLLECTS = 23; //      [A] head: bumped before every exchange that takes the remote list
@@ -249,6 +265,7 @@ export const LISTED_CURRENT = 2; // the owner's current slab of its class (TH_CU
 
 export const LARGE_LIVE = 1;
 export const LARGE_FREED = 2;
+export const LARGE_POOLED = 3; // freed into its span's large-run list (LARGE_POOL_W), on it or being pushed or popped
 
 /** Word of a free block (as a word offset from the block's start) that links its list. */
 export const FREE_LINK_W = 0;

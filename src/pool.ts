@@ -19,11 +19,12 @@ import { adoptSlab, collectRemote } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { ABANDONED_W, F_ADOPTED, F_STAGE2, F_STAGE3, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, OWNER_POOL,
-  OWNER_RETURNING, S1_HEAD_W, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
+const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_LARGE,
+  K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
+  OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
-const { stage1Count } = layout;
+const { listCount } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -57,14 +58,22 @@ function nextHead(head: number, slot: number): number {
  * Takes the slab at the head of class `cls`'s Stage-1 list, owned by t's slot on return; 0 when
  * the list is empty, or when its head is claimed by another thread that is popping it (or still
  * owned by its pusher) and the head did not move: the caller then goes on to Stage 2.
- * The slab is claimed first (its owner CAS from POOL to t's slot: no other thread pops or gives it
- * back meanwhile), then unlinked by the head's CAS, the commit point: a thread stopped anywhere
- * leaves either a claimed slab still on the list or an unlinked one it owns, and TH_POPPING names
- * it (repairStage1).
  */
 export function stage1Pop(t: ThreadContext, cls: number): number {
+  const slot = listPop(t, S1_HEAD_W + cls);
+  t.i32[t.thW + TH_POPPING] = 0; // the slab is t's own now (or nothing was taken)
+  return slot;
+}
+
+/**
+ * Pops the head of the LIFO at word `headW` (a Stage-1 list or a large-run list): the slab or
+ * run is claimed first (its owner CAS from POOL to t's slot: no other thread pops or gives it back
+ * meanwhile), then unlinked by the head's CAS, the commit point. TH_POPPING names it from before
+ * the claim until the caller clears it: a thread stopped anywhere leaves either a claimed entry
+ * still on the list or an unlinked one it owns, which repairStage1 tells apart. 0 as stage1Pop.
+ */
+export function listPop(t: ThreadContext, headW: number): number {
   const i32 = t.i32;
-  const headW = S1_HEAD_W + cls;
   const popW = t.thW + TH_POPPING;
   for (;;) {
     const head = Atomics.load(i32, headW);
@@ -85,10 +94,9 @@ export function stage1Pop(t: ThreadContext, cls: number): number {
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, next)) === head) {
       crashPoint(CP_STAGE1_POP);
-      i32[popW] = 0;
       return slot;
     }
-    // The head moved: the slab is still on a list (claimed, nobody unlinks it); unclaim it.
+    // The head moved: the entry is still on a list (claimed, nobody unlinks it); unclaim it.
     crashPoint(CP_STAGE1_POP);
     if (stage1Hooks === null || Atomics.load(stage1Hooks, 1) !== 1) Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
     i32[popW] = 0;
@@ -101,6 +109,8 @@ function claim(i32: Int32Array, mW: number, slot: number): boolean {
   return Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_POOL, slot) === OWNER_POOL;
 }
 
+const LARGE_CREDIT_MAX = 8; // G_LARGE_CREDIT stays within -8 .. 8 (about: it is moved by separate Atomics calls)
+
 const HEAD_SPINS = 256; // re-reads of a head whose slab is claimed before Stage 1 gives up
 
 /** Whether the head word moves from `head` within HEAD_SPINS reads. */
@@ -109,16 +119,22 @@ function headMoves(i32: Int32Array, headW: number, head: number): boolean {
   return false;
 }
 
-/**
- * Pushes t's empty slab onto class `cls`'s Stage-1 list: its link and depth (SM_POOL_DEPTH: the
- * list's length with it) written before the head's CAS, the commit point; its owner stays t's slot
- * until after the CAS, then POOL, so that no popper claims a slab that is not linked yet.
- */
+/** Pushes t's empty slab onto class `cls`'s Stage-1 list (listPush). */
 export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
+  t.i32[t.thW + TH_PUSHING] = slot; // journal: see repairStage1
+  listPush(t, S1_HEAD_W + cls, slot);
+  Atomics.add(t.i32, G_STAGE1_PUSHES, 1);
+}
+
+/**
+ * Pushes `slot` (t's, named by TH_PUSHING, which this clears) onto the LIFO at word `headW`: its
+ * link and depth (SM_POOL_DEPTH: the list's length with it) written before the head's CAS, the
+ * commit point; its owner stays t's slot until after the CAS, then POOL, so that no popper claims
+ * an entry that is not linked yet.
+ */
+function listPush(t: ThreadContext, headW: number, slot: number): void {
   const i32 = t.i32;
-  const headW = S1_HEAD_W + cls;
   const mW = t.metaW(slot);
-  i32[t.thW + TH_PUSHING] = slot; // journal: see repairStage1
   for (;;) {
     crashPoint(CP_STAGE1_PUSH);
     const head = Atomics.load(i32, headW);
@@ -131,8 +147,77 @@ export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
   crashPoint(CP_STAGE1_PUSH);
   Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
   crashPoint(CP_STAGE1_PUSH);
-  Atomics.add(i32, G_STAGE1_PUSHES, 1);
   i32[t.thW + TH_PUSHING] = 0;
+}
+
+/** Word of the LIFO head that the slab or large run heading at meta word `mW` goes on. */
+function listWordOf(i32: Int32Array, mW: number): number {
+  return i32[mW + SM_KIND] === K_LARGE ? LARGE_POOL_W + i32[mW + SM_SPAN] : S1_HEAD_W + i32[mW + SM_CLS1] - 1;
+}
+
+/**
+ * Whether a freed large run of `span` slots is kept for reuse: while the large-run lists hold
+ * fewer than LARGE_POOL_SLOTS slots with it (G_LARGE_POOLED), and its span's list fewer than
+ * stage1Keep runs (0 keeps none). A small budget: runs of sizes that come back soon are reused
+ * without the lock, while runs of sizes that do not come back keep few slots from Stage 2.
+ */
+export function largePoolHasRoom(t: ThreadContext, span: number): boolean {
+  const i32 = t.i32;
+  if (span > LARGE_POOL_SPANS || Atomics.load(i32, G_LARGE_POOLED) + span > LARGE_POOL_SLOTS) return false;
+  if (listCount(i32, t.smW, LARGE_POOL_W + span) >= i32[G_S1_KEEP]) return false;
+  // While kept runs mostly go back unused (sizes that do not come back), only every eighth is kept,
+  // to find out when that changes (G_LARGE_CREDIT).
+  return Atomics.load(i32, G_LARGE_CREDIT) >= 0 || (++t.largeProbes & 7) === 0;
+}
+
+/** [L] Sets G_LARGE_POOLED to the slots the large-run lists hold (heals what stopped threads left). */
+function recountLargePooled(t: ThreadContext): void {
+  let slots = 0;
+  for (let span = 1; span <= LARGE_POOL_SPANS; span++) slots += listCount(t.i32, t.smW, LARGE_POOL_W + span) * span;
+  Atomics.store(t.i32, G_LARGE_POOLED, slots);
+}
+
+/**
+ * Frees the live large run at `head` into its span's list (no lock): TH_PUSHING first, then the
+ * owner (t's slot) and the mark LARGE_POOLED, then listPush. A thread stopped before the mark
+ * leaves a live run; after it, repairStage1 gives the run back or hands it to its list.
+ */
+export function largePoolPush(t: ThreadContext, head: number, span: number): void {
+  const i32 = t.i32;
+  const mW = t.metaW(head);
+  i32[t.thW + TH_PUSHING] = head; // journal: see repairStage1
+  crashPoint(CP_STAGE1_PUSH);
+  Atomics.store(i32, mW + SM_OWNER, t.slot);
+  i32[mW + SM_LARGE] = LARGE_POOLED;
+  listPush(t, LARGE_POOL_W + span, head);
+  Atomics.add(i32, G_LARGE_POOLED, span);
+}
+
+/**
+ * A pooled run of `span` slots made live again for t (no lock), or 0 when the list is empty or its
+ * head is busy. The mark goes LIVE before TH_POPPING is cleared (repairStage1 gives back a run it
+ * finds unlinked and still POOLED).
+ */
+export function largePoolPop(t: ThreadContext, span: number): number {
+  const head = listPop(t, LARGE_POOL_W + span);
+  if (head === 0) return 0;
+  t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
+  crashPoint(CP_STAGE1_POP);
+  t.i32[t.thW + TH_POPPING] = 0;
+  Atomics.sub(t.i32, G_LARGE_POOLED, span);
+  if (Atomics.load(t.i32, G_LARGE_CREDIT) < LARGE_CREDIT_MAX) Atomics.add(t.i32, G_LARGE_CREDIT, 1);
+  return head;
+}
+
+/**
+ * [L] Gives the slots of large run `head` back (UNUSED) and marks it freed, its bytes out of the
+ * held count: a pooled run on no list (a repair), or one the pool returns before the heap grows.
+ */
+function giveBackRun(t: ThreadContext, head: number): void {
+  const i32 = t.i32;
+  t.f64[F_LARGE_HELD_BYTES] -= i32[t.metaW(head) + SM_SPAN] * SLOT_BYTES;
+  returnSlots(t, head);
+  i32[t.metaW(head) + SM_LARGE] = LARGE_FREED;
 }
 
 /**
@@ -147,9 +232,11 @@ export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
 export function repairStage1(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
-  if (Atomics.load(i32, mW + SM_OWNER) !== t.slot) return; // not its slab (any more)
-  if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot) return;
-  const headW = S1_HEAD_W + i32[mW + SM_CLS1] - 1;
+  if (Atomics.load(i32, mW + SM_OWNER) !== t.slot) return; // not its slab or run (any more)
+  const kind = i32[mW + SM_KIND];
+  if ((kind !== K_SLAB && kind !== K_LARGE) || i32[mW + SM_HEAD] !== slot) return;
+  if (kind === K_LARGE && (i32[mW + SM_LARGE] !== LARGE_POOLED || i32[mW + SM_SPAN] > LARGE_POOL_SPANS)) return; // live
+  const headW = listWordOf(i32, mW);
   let first = 0;
   for (;;) {
     const head = Atomics.load(i32, headW);
@@ -168,6 +255,9 @@ export function repairStage1(t: ThreadContext, slot: number): void {
   if (member) Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
   crashPoint(CP_RECLAIM);
   putBackChain(t, first);
+  // A pooled run on no list: freed, or taken and not yet live; either way the run goes back.
+  if (!member && kind === K_LARGE) giveBackRun(t, slot);
+  if (kind === K_LARGE) recountLargePooled(t);
 }
 
 /**
@@ -182,7 +272,7 @@ export function putBackChain(t: ThreadContext, first: number): void {
     i32[t.thW + TH_S1_PRIVATE] = 0;
     return;
   }
-  const headW = S1_HEAD_W + i32[t.metaW(first) + SM_CLS1] - 1;
+  const headW = listWordOf(i32, t.metaW(first));
   let last = first;
   let n = 1;
   for (let s = Atomics.load(i32, t.metaW(first) + SM_POOL_NEXT); s !== 0 && n < t.slotLimit; n++) {
@@ -232,7 +322,7 @@ function forgetFreeList(t: ThreadContext, slot: number): void {
  */
 export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): void {
   const i32 = t.i32;
-  if (stage1Count(i32, t.smW, cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
+  if (listCount(i32, t.smW, S1_HEAD_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
     forgetFreeList(t, slot);
     stage1Push(t, cls, slot);
     return;
@@ -270,6 +360,7 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
     slot = adoptAbandoned(t, cls);
     if (slot === 0) {
       const span = SPAN[cls];
+      if (Atomics.load(t.i32, G_LARGE_POOLED) > 0) returnLargeRuns(t, false);
       slot = findSlots(t, span, span);
       if (slot === 0 && returnStage1Slabs(t) > 0) slot = findSlots(t, span, span);
       if (slot !== 0) t.f64[F_STAGE2]++;
@@ -292,23 +383,56 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
 }
 
 /**
- * [L] Before the heap grows: every EMPTY slab waiting in any class's Stage-1 list gives its slots
- * back (UNUSED), so that memory kept for reuse by one class never makes the heap grow for
- * another. Returns the slabs given back.
+ * [L] Before the heap grows: every EMPTY slab waiting in any class's Stage-1 list, and every
+ * pooled large run, gives its slots back (UNUSED), so that memory kept for reuse never makes the
+ * heap grow. Returns the slabs and runs given back.
  */
 export function returnStage1Slabs(t: ThreadContext): number {
+  const i32 = t.i32;
   let n = 0;
   for (let c = 0; c < NUM_CLASSES; c++) {
     for (let slot = stage1Pop(t, c); slot !== 0; slot = stage1Pop(t, c)) {
-      t.i32[t.thW + TH_RETURNING] = slot;
+      i32[t.thW + TH_RETURNING] = slot;
       crashPoint(CP_GIVE_BACK);
-      Atomics.store(t.i32, t.metaW(slot) + SM_OWNER, OWNER_RETURNING);
+      Atomics.store(i32, t.metaW(slot) + SM_OWNER, OWNER_RETURNING);
       crashPoint(CP_GIVE_BACK);
       returnSlots(t, slot);
-      t.i32[t.thW + TH_RETURNING] = 0;
+      i32[t.thW + TH_RETURNING] = 0;
       n++;
     }
   }
+  return n + returnLargeRuns(t, true);
+}
+
+/**
+ * [L] Pooled large runs give their slots back (UNUSED): all of them (`all`, before the heap
+ * grows), or, before any slab or run is taken under the lock, as many as G_LARGE_POOLED counts
+ * (from the smallest span up), so that runs kept for reuse do not make the heap touch pages it
+ * has not used yet (a pooled run's slots are all touched). Returns the runs given back.
+ */
+export function returnLargeRuns(t: ThreadContext, all: boolean): number {
+  const i32 = t.i32;
+  let n = 0;
+  let left = Atomics.load(i32, G_LARGE_POOLED);
+  for (let span = 1; span <= LARGE_POOL_SPANS && (all || left > 0); span++) {
+    for (let head = listPop(t, LARGE_POOL_W + span); head !== 0; head = listPop(t, LARGE_POOL_W + span)) {
+      // TH_POPPING stays until the run is marked RETURNING: a pooled run on no list and no
+      // journal would be lost (repairStage1 gives back one that TH_POPPING names).
+      i32[t.thW + TH_RETURNING] = head;
+      crashPoint(CP_GIVE_BACK);
+      Atomics.store(i32, t.metaW(head) + SM_OWNER, OWNER_RETURNING);
+      i32[t.thW + TH_POPPING] = 0;
+      crashPoint(CP_GIVE_BACK);
+      giveBackRun(t, head);
+      i32[t.thW + TH_RETURNING] = 0;
+      Atomics.sub(i32, G_LARGE_POOLED, span);
+      if (!all && Atomics.load(i32, G_LARGE_CREDIT) > -LARGE_CREDIT_MAX) Atomics.sub(i32, G_LARGE_CREDIT, 1);
+      left -= span;
+      n++;
+    }
+    i32[t.thW + TH_POPPING] = 0;
+  }
+  if (all) recountLargePooled(t);
   return n;
 }
 

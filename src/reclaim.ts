@@ -8,8 +8,8 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
-  SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_THREADS_ATTACHED, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
+  SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords,
@@ -222,8 +222,11 @@ function finishJournals(dead: ThreadContext): Set<number> {
     // its slots back: finish that (the reclaimer holds the lock). Not marked yet: still its own
     // slab, which abandonAll releases.
     const mW = dead.metaW(returning);
-    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === returning && Atomics.load(i32, mW + SM_OWNER) === OWNER_RETURNING) {
+    const kind = i32[mW + SM_KIND];
+    if ((kind === K_SLAB || kind === K_LARGE) && i32[mW + SM_HEAD] === returning && Atomics.load(i32, mW + SM_OWNER) === OWNER_RETURNING) {
+      // (A large run: the lock was broken, and repairSlotTable's recount left it out of the held bytes.)
       returnSlots(dead, returning);
+      if (kind === K_LARGE) i32[mW + SM_LARGE] = LARGE_FREED;
     }
     i32[dead.thW + TH_RETURNING] = 0;
   }

@@ -8,8 +8,8 @@
  * G_CARVED), so a holder that dies half-way leaves a state repairSlotTable() puts right.
  */
 import {
-  ABANDONED_W, F_LARGE_LIVE_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
-  K_LARGE, K_SLAB, LARGE_LIVE, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE,
+  ABANDONED_W, F_LARGE_HELD_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
+  K_LARGE, K_SLAB, LARGE_LIVE, LARGE_POOLED, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER,
 } from './layout.js';
@@ -165,7 +165,7 @@ export function growRun(t: ThreadContext, head: number, span: number, newSpan: n
   crashPoint(CP_LARGE);
   i32[t.metaW(head) + SM_SPAN] = newSpan; // commit (the other slots keep theirs: see SM_SPAN)
   crashPoint(CP_LARGE);
-  t.f64[F_LARGE_LIVE_BYTES] += (newSpan - span) * SLOT_BYTES;
+  t.f64[F_LARGE_HELD_BYTES] += (newSpan - span) * SLOT_BYTES;
 }
 
 /**
@@ -176,7 +176,7 @@ export function growRun(t: ThreadContext, head: number, span: number, newSpan: n
 export function shrinkRun(t: ThreadContext, head: number, span: number, newSpan: number): void {
   const i32 = t.i32;
   i32[t.metaW(head) + SM_SPAN] = newSpan; // commit (the other slots keep theirs: see SM_SPAN)
-  t.f64[F_LARGE_LIVE_BYTES] -= (span - newSpan) * SLOT_BYTES;
+  t.f64[F_LARGE_HELD_BYTES] -= (span - newSpan) * SLOT_BYTES;
   crashPoint(CP_LARGE);
   giveBack(t, head + newSpan, head + span, 0, CP_LARGE);
 }
@@ -399,13 +399,16 @@ export function repairSlotTable(t: ThreadContext): void {
     const mW = t.metaW(s);
     giveBack(t, s, s + 1, i32[mW + SM_KIND] === K_SLAB ? i32[mW + SM_CLS1] : 0, CP_GIVE_BACK);
   }
-  // The live-bytes counter of large runs is written next to their commit: recount it.
+  // The held-bytes counter of large runs is written next to their commit: recount it (live and
+  // pooled runs; not one marked RETURNING, whose give-back the reclaim finishes).
   let largeBytes = 0;
   for (let s = first; s < end; s++) {
     const mW = t.metaW(s);
-    if (i32[mW + SM_KIND] === K_LARGE && i32[mW + SM_HEAD] === s && i32[mW + SM_LARGE] === LARGE_LIVE) {
+    if (i32[mW + SM_KIND] !== K_LARGE || i32[mW + SM_HEAD] !== s) continue;
+    const mark = i32[mW + SM_LARGE];
+    if (mark === LARGE_LIVE || (mark === LARGE_POOLED && Atomics.load(i32, mW + SM_OWNER) !== OWNER_RETURNING)) {
       largeBytes += i32[mW + SM_SPAN] * SLOT_BYTES;
     }
   }
-  t.f64[F_LARGE_LIVE_BYTES] = largeBytes;
+  t.f64[F_LARGE_HELD_BYTES] = largeBytes;
 }

@@ -3,10 +3,10 @@
  * the figures are each a moment's value, not one consistent cut.
  */
 import {
-  F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_LIVE_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
+  F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
   F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
-  stage1Count, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
+  LARGE_POOL_SPANS, LARGE_POOL_W, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_FREE,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
@@ -89,6 +89,9 @@ export interface HeapStats {
   liveBytes: number;
   liveBlocks: number;
   largeLiveBytes: number;
+  /** Bytes of freed large runs kept in the large-run lists for reuse (part of the footprint, not live). */
+  largePooledBytes: number;
+  /** Large runs taken under the lock (a run reused from a large-run list is not counted). */
   largeAllocations: number;
   threadsAttached: number;
   reclaims: number;
@@ -137,7 +140,7 @@ export function collectStats(h: ThreadContext): HeapStats {
     const live = livePerClass[c];
     liveBlocks += live;
     liveBytes += live * SIZE[c];
-    classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: stage1Count(i32, h.smW, c) });
+    classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: listCount(i32, h.smW, S1_HEAD_W + c) });
   }
   const threads: ThreadStats[] = [];
   for (let t = 0; t < geo.maxThreads; t++) {
@@ -160,7 +163,10 @@ export function collectStats(h: ThreadContext): HeapStats {
   // holds for the buffer. Nothing gives a page back to it, so this is also the peak.
   let touched = 0;
   for (let s = firstSlot; s < endSlot; s++) touched += Math.ceil(i32[h.smW + (s << SM_SHIFT) + SM_TOUCHED] / PAGE_BYTES) * PAGE_BYTES;
-  const largeLive = f64[F_LARGE_LIVE_BYTES];
+  // The held count covers live and pooled runs; the lists' depths give the pooled ones.
+  let largePooled = 0;
+  for (let span = 1; span <= LARGE_POOL_SPANS; span++) largePooled += listCount(i32, h.smW, LARGE_POOL_W + span) * span * SLOT_BYTES;
+  const largeLive = f64[F_LARGE_HELD_BYTES] - largePooled;
   // G_CARVED never decreases (no SuperSlab is uncarved), so the current figures are the peaks.
   const carved = Atomics.load(i32, G_CARVED);
   const meta = metadataBytes(h, carved);
@@ -194,6 +200,7 @@ export function collectStats(h: ThreadContext): HeapStats {
     liveBytes: liveBytes + largeLive,
     liveBlocks,
     largeLiveBytes: largeLive,
+    largePooledBytes: largePooled,
     largeAllocations: f64[F_LARGE_ALLOCS],
     threadsAttached: Atomics.load(i32, G_THREADS_ATTACHED),
     reclaims: f64[F_RECLAIMS],

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapError, SharedHeap, type HeapOptions } from '../src/index.js';
 import {
-  ABANDONED_W, F_LARGE_LIVE_BYTES, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAG_CAP, G_MAX_SUPERS, G_MAX_THREADS, HEADER_WORDS,
+  ABANDONED_W, F_LARGE_HELD_BYTES, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAG_CAP, G_MAX_SUPERS, G_MAX_THREADS, HEADER_WORDS,
   K_FREE, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_FREE,
   SM_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_TOP, geometry,
@@ -520,7 +520,7 @@ describe('large runs and the header', () => {
   it('live large bytes that disagree with the runs', () => {
     const heap = fresh();
     heap.malloc(300_000);
-    raw(heap).f64[F_LARGE_LIVE_BYTES] += 65536;
+    raw(heap).f64[F_LARGE_HELD_BYTES] += 65536;
     expectCorruption(heap, 'large runs');
   }, TIMEOUT);
 

@@ -93,7 +93,8 @@ describe('realloc of a large run', () => {
   });
 
   it('room stops at the SuperSlab\'s end for a run of up to one SuperSlab, and at a taken slot', () => {
-    const h = fresh({ initialBytes: 16 * MiB });
+    // stage1Keep 0: freed runs give their slots back at once (none waits in a large-run list).
+    const h = fresh({ initialBytes: 16 * MiB, stage1Keep: 0 });
     const a = h.malloc(10 * SLOT_BYTES); // slots 0-9 of a fresh SuperSlab
     expect((a >>> SLOT_SHIFT) & (SLOTS_PER_SUPER - 1)).toBe(0);
     // 13 slots and a quarter more (3) would be 16: exactly to the end.

@@ -108,7 +108,8 @@ describe('global lock', () => {
   }, 60_000);
 
   it('counts contended acquisitions, spins and waits when 4 workers hammer it', async () => {
-    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8, magazineCapacity: 1 });
+    // stage1Keep 0: no freed run waits in a large-run list, so every large malloc and free takes the lock.
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8, magazineCapacity: 1, stage1Keep: 0 });
     const workers = await Promise.all([0, 1, 2, 3].map(() => watchedWorker(heap)));
     const before = heap.stats().lock;
     const count = 20_000;

@@ -237,8 +237,8 @@ describe('stages', () => {
     heap.check();
   });
 
-  it('large runs take slots from Stage 2 and give them back', () => {
-    const heap = fresh();
+  it('with stage1Keep 0, large runs take slots from Stage 2 and give them back', () => {
+    const heap = fresh({ stage1Keep: 0 });
     const small = heap.malloc(100);
     const big = heap.malloc(200 << 10); // 4 slots
     expect(superOf(big)).toBe(superOf(small)); // in the SuperSlab already in use
@@ -250,6 +250,64 @@ describe('stages', () => {
     expect(again).toBe(big);
     heap.free(again);
     heap.free(small);
+    heap.check();
+  });
+});
+
+describe('large-run lists', () => {
+  it('a freed large run waits in its span\'s list and the next allocation of that span takes it without the lock', () => {
+    const heap = fresh();
+    const small = heap.malloc(100);
+    const big = heap.malloc(200 << 10); // 4 slots
+    const other = heap.malloc(300 << 10); // 5 slots
+    heap.u8.fill(7, big, big + 1000);
+    const before = heap.stats();
+    heap.free(big);
+    heap.check();
+    let s = heap.stats();
+    expect(s.stages.slotsReturned).toBe(before.stages.slotsReturned);
+    expect(s.largePooledBytes).toBe(4 * 65536);
+    expect(s.largeLiveBytes).toBe(5 * 65536);
+    expect(s.lock.acquisitions).toBe(before.lock.acquisitions);
+    expect(() => heap.free(big)).toThrow(DoubleFreeError);
+    expect(() => heap.usableSize(big)).toThrow(DoubleFreeError);
+    const again = heap.calloc(1, 250 << 10); // 4 slots: the pooled run, zeroed
+    expect(again).toBe(big);
+    expect(heap.u8.subarray(again, again + 1000).every((b) => b === 0)).toBe(true);
+    s = heap.stats();
+    expect(s.largePooledBytes).toBe(0);
+    expect(s.lock.acquisitions).toBe(before.lock.acquisitions);
+    heap.check();
+    // A run taken under the lock gives the pooled runs back first (no new page touched while they wait).
+    heap.free(again);
+    expect(heap.stats().largePooledBytes).toBe(4 * 65536);
+    const third = heap.malloc(600 << 10); // 10 slots
+    expect(heap.stats().largePooledBytes).toBe(0);
+    heap.free(third);
+    heap.free(other);
+    heap.free(small);
+    heap.check();
+  });
+
+  it('the large-run lists keep 32 slots of runs in all, a span\'s list at most stage1Keep runs; the others give their slots back', () => {
+    for (const [keepOption, span, kept] of [[1024, 4, 8], [1024, 20, 1], [3, 4, 3], [0, 4, 0]] as const) {
+      const heap = fresh({ initialBytes: 64 * MiB, stage1Keep: keepOption });
+      const runs = Array.from({ length: 10 }, () => heap.malloc(span * 65536 - 1000));
+      for (const p of runs) heap.free(p);
+      heap.check();
+      expect(heap.stats().largePooledBytes, `stage1Keep ${keepOption}, span ${span}`).toBe(kept * span * 65536);
+    }
+  });
+
+  it('pooled runs give their slots back before the heap grows', () => {
+    const heap = fresh({ initialBytes: 4 * MiB, maxBytes: 4 * MiB });
+    const a = heap.malloc(600 << 10); // 10 slots
+    heap.free(a);
+    expect(heap.stats().largePooledBytes).toBe(10 * 65536);
+    const b = heap.malloc(900 << 10); // 15 slots: the heap has room for them only where the pooled run is
+    expect(b).not.toBe(0);
+    expect(heap.stats().largePooledBytes).toBe(0);
+    heap.free(b);
     heap.check();
   });
 });

@@ -159,7 +159,8 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
     workerRun(heap, d) {
       const a = ledgerMalloc(heap, d, 200 * KiB);
       const b = ledgerMalloc(heap, d, 3 * MiB); // grows the buffer
-      ledgerFree(heap, d, a);
+      ledgerFree(heap, d, a); // into the large-run list of its span
+      ledgerFree(heap, d, ledgerMalloc(heap, d, 196 * KiB)); // the same 4 slots: taken from that list, and back
       ledgerFree(heap, d, b);
       ledgerMalloc(heap, d, 2 * MiB);
       // realloc in place: a run grown over the free slots after it, shrunk, and one past a

@@ -40,7 +40,10 @@ describe('readHeapMap', () => {
     heap.check();
     const m2 = readHeapMap(heap.buffer);
     expect([MAP_POOLED, MAP_UNUSED]).toContain(m2.kind[s]);
-    expect(m2.kind[large >>> 16]).toBe(MAP_UNUSED);
+    expect(m2.kind[large >>> 16]).toBe(MAP_POOLED); // kept in its span's large-run list
+    expect(m2.cls[large >>> 16]).toBe(-1);
+    heap.malloc(300_000); // takes it again
+    expect(readHeapMap(heap.buffer).kind[large >>> 16]).toBe(MAP_LARGE);
   });
 
   it('rejects a buffer that is not a heap', () => {
