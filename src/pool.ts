@@ -109,8 +109,6 @@ function claim(i32: Int32Array, mW: number, slot: number): boolean {
   return Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_POOL, slot) === OWNER_POOL;
 }
 
-const LARGE_CREDIT_MAX = 8; // G_LARGE_CREDIT stays within -8 .. 8 (about: it is moved by separate Atomics calls)
-
 const HEAD_SPINS = 256; // re-reads of a head whose slab is claimed before Stage 1 gives up
 
 /** Whether the head word moves from `head` within HEAD_SPINS reads. */
@@ -154,6 +152,8 @@ function listPush(t: ThreadContext, headW: number, slot: number): void {
 function listWordOf(i32: Int32Array, mW: number): number {
   return i32[mW + SM_KIND] === K_LARGE ? LARGE_POOL_W + i32[mW + SM_SPAN] : S1_HEAD_W + i32[mW + SM_CLS1] - 1;
 }
+
+const LARGE_CREDIT_MAX = 8; // G_LARGE_CREDIT stays within -8 .. 8 (about: it is moved by separate Atomics calls)
 
 /**
  * Whether a freed large run of `span` slots is kept for reuse: while the large-run lists hold
@@ -218,6 +218,26 @@ function giveBackRun(t: ThreadContext, head: number): void {
   t.f64[F_LARGE_HELD_BYTES] -= i32[t.metaW(head) + SM_SPAN] * SLOT_BYTES;
   returnSlots(t, head);
   i32[t.metaW(head) + SM_LARGE] = LARGE_FREED;
+}
+
+/**
+ * [L] Gives back the slots of t's slab or large run `slot`, taken off a list (TH_POPPING may still
+ * name it) or never listed: TH_RETURNING names it, then it is marked OWNER_RETURNING (only then is
+ * TH_POPPING cleared: until the mark, repairStage1 can tell what to do with it), then its slots go
+ * back (a run's bytes out of the held count, giveBackRun). A reclaim finishes the give-back of a
+ * marked one (reclaim.ts finishJournals).
+ */
+function giveBackOwned(t: ThreadContext, slot: number): void {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  i32[t.thW + TH_RETURNING] = slot; // journal: see finishJournals
+  crashPoint(CP_GIVE_BACK);
+  Atomics.store(i32, mW + SM_OWNER, OWNER_RETURNING);
+  i32[t.thW + TH_POPPING] = 0;
+  crashPoint(CP_GIVE_BACK);
+  if (i32[mW + SM_KIND] === K_LARGE) giveBackRun(t, slot);
+  else returnSlots(t, slot);
+  i32[t.thW + TH_RETURNING] = 0;
 }
 
 /**
@@ -328,11 +348,7 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
     return;
   }
   try {
-    i32[t.thW + TH_RETURNING] = slot; // journal: see finishJournals
-    Atomics.store(i32, t.metaW(slot) + SM_OWNER, OWNER_RETURNING);
-    crashPoint(CP_GIVE_BACK);
-    returnSlots(t, slot);
-    i32[t.thW + TH_RETURNING] = 0;
+    giveBackOwned(t, slot);
   } finally {
     lockRelease(t);
   }
@@ -391,16 +407,12 @@ export function returnStage1Slabs(t: ThreadContext): number {
   const i32 = t.i32;
   let n = 0;
   for (let c = 0; c < NUM_CLASSES; c++) {
-    for (let slot = stage1Pop(t, c); slot !== 0; slot = stage1Pop(t, c)) {
-      i32[t.thW + TH_RETURNING] = slot;
-      crashPoint(CP_GIVE_BACK);
-      Atomics.store(i32, t.metaW(slot) + SM_OWNER, OWNER_RETURNING);
-      crashPoint(CP_GIVE_BACK);
-      returnSlots(t, slot);
-      i32[t.thW + TH_RETURNING] = 0;
+    for (let slot = listPop(t, S1_HEAD_W + c); slot !== 0; slot = listPop(t, S1_HEAD_W + c)) {
+      giveBackOwned(t, slot);
       n++;
     }
   }
+  i32[t.thW + TH_POPPING] = 0;
   return n + returnLargeRuns(t, true);
 }
 
@@ -416,15 +428,7 @@ export function returnLargeRuns(t: ThreadContext, all: boolean): number {
   let left = Atomics.load(i32, G_LARGE_POOLED);
   for (let span = 1; span <= LARGE_POOL_SPANS && (all || left > 0); span++) {
     for (let head = listPop(t, LARGE_POOL_W + span); head !== 0; head = listPop(t, LARGE_POOL_W + span)) {
-      // TH_POPPING stays until the run is marked RETURNING: a pooled run on no list and no
-      // journal would be lost (repairStage1 gives back one that TH_POPPING names).
-      i32[t.thW + TH_RETURNING] = head;
-      crashPoint(CP_GIVE_BACK);
-      Atomics.store(i32, t.metaW(head) + SM_OWNER, OWNER_RETURNING);
-      i32[t.thW + TH_POPPING] = 0;
-      crashPoint(CP_GIVE_BACK);
-      giveBackRun(t, head);
-      i32[t.thW + TH_RETURNING] = 0;
+      giveBackOwned(t, head);
       Atomics.sub(i32, G_LARGE_POOLED, span);
       if (!all && Atomics.load(i32, G_LARGE_CREDIT) > -LARGE_CREDIT_MAX) Atomics.sub(i32, G_LARGE_CREDIT, 1);
       left -= span;
