@@ -133,4 +133,19 @@ describe('global lock', () => {
     heap.check();
     expect(s.liveBytes).toBe(0);
   }, 30_000);
+
+  it('4 workers churning large blocks of two sizes reuse them through the large-run lists, mostly without the lock', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8 });
+    const workers = await Promise.all([0, 1, 2, 3].map(() => watchedWorker(heap)));
+    const before = heap.stats();
+    const count = 20_000;
+    await Promise.all(workers.map((w, k) => w.remote.churn(k < 2 ? LARGE : 700 << 10, count)));
+    const s = heap.stats();
+    const msg = JSON.stringify({ lock: s.lock, stages: s.stages, pooled: s.largePooledBytes });
+    // A run kept and taken again skips the lock; only misses (a list empty or its head busy) take it.
+    expect(s.lock.acquisitions - before.lock.acquisitions, msg).toBeLessThan(4 * count * 2 / 4);
+    expect(s.largePooledBytes, msg).toBeLessThanOrEqual(32 * 65536);
+    expect(s.liveBytes, msg).toBe(0);
+    heap.check();
+  }, 30_000);
 });
