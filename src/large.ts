@@ -6,7 +6,7 @@
  * next allocation of that span takes it without the lock.
  */
 import {
-  F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_FREED, LARGE_LIVE, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
+  F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_LIVE, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
   SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, SM_TOUCHED, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
@@ -14,9 +14,9 @@ import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
   carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
-  returnSlots, shrinkRun, writeRunMetas,
+  shrinkRun, writeRunMetas,
 } from './slots.js';
-import { largePoolHasRoom, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
+import { giveBackRun, largePoolHasRoom, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
 
 /** A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory. */
 export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlock: boolean): number {
@@ -108,12 +108,8 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean): void {
   }
   lockAcquire(t);
   try {
-    const i32 = t.i32;
-    const hW = t.metaW(head);
     crashPoint(CP_LARGE);
-    t.f64[F_LARGE_HELD_BYTES] -= i32[hW + SM_SPAN] * SLOT_BYTES;
-    returnSlots(t, head);
-    i32[hW + SM_LARGE] = LARGE_FREED;
+    giveBackRun(t, head);
   } finally {
     lockRelease(t);
   }

@@ -211,9 +211,10 @@ export function largePoolPop(t: ThreadContext, span: number): number {
 
 /**
  * [L] Gives the slots of large run `head` back (UNUSED) and marks it freed, its bytes out of the
- * held count: a pooled run on no list (a repair), or one the pool returns before the heap grows.
+ * held count: a live run freed under the lock (large.ts largeFree), a pooled run on no list (a
+ * repair), or one the pool returns.
  */
-function giveBackRun(t: ThreadContext, head: number): void {
+export function giveBackRun(t: ThreadContext, head: number): void {
   const i32 = t.i32;
   t.f64[F_LARGE_HELD_BYTES] -= i32[t.metaW(head) + SM_SPAN] * SLOT_BYTES;
   returnSlots(t, head);
