@@ -159,6 +159,13 @@ export function listCount(i32: Int32Array, slotMetaW: number, headW: number): nu
   return slot === 0 ? 0 : Atomics.load(i32, slotMetaW + (slot << SM_SHIFT) + SM_POOL_DEPTH);
 }
 
+/** Slots held by the large-run lists together (each list's count times its span); exact as listCount is. */
+export function largePooledSlots(i32: Int32Array, slotMetaW: number): number {
+  let slots = 0;
+  for (let span = 1; span <= LARGE_POOL_SPANS; span++) slots += listCount(i32, slotMetaW, LARGE_POOL_W + span) * span;
+  return slots;
+}
+
 /** Large runs of at most this many slots (4032 KiB) are kept in the large-run lists when freed. */
 export const LARGE_POOL_SPANS = CLASS_SLOTS - 1;
 /** The large-run lists together keep at most this many slots (2 MiB) of runs. */

@@ -24,7 +24,7 @@ const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
-const { listCount } = layout;
+const { largePooledSlots, listCount } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -172,9 +172,7 @@ export function largePoolHasRoom(t: ThreadContext, span: number): boolean {
 
 /** [L] Sets G_LARGE_POOLED to the slots the large-run lists hold (heals what stopped threads left). */
 function recountLargePooled(t: ThreadContext): void {
-  let slots = 0;
-  for (let span = 1; span <= LARGE_POOL_SPANS; span++) slots += listCount(t.i32, t.smW, LARGE_POOL_W + span) * span;
-  Atomics.store(t.i32, G_LARGE_POOLED, slots);
+  Atomics.store(t.i32, G_LARGE_POOLED, largePooledSlots(t.i32, t.smW));
 }
 
 /**

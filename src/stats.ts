@@ -6,7 +6,7 @@ import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
   F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
-  LARGE_POOL_SPANS, LARGE_POOL_W, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
+  largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_FREE,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
@@ -164,8 +164,7 @@ export function collectStats(h: ThreadContext): HeapStats {
   let touched = 0;
   for (let s = firstSlot; s < endSlot; s++) touched += Math.ceil(i32[h.smW + (s << SM_SHIFT) + SM_TOUCHED] / PAGE_BYTES) * PAGE_BYTES;
   // The held count covers live and pooled runs; the lists' depths give the pooled ones.
-  let largePooled = 0;
-  for (let span = 1; span <= LARGE_POOL_SPANS; span++) largePooled += listCount(i32, h.smW, LARGE_POOL_W + span) * span * SLOT_BYTES;
+  const largePooled = largePooledSlots(i32, h.smW) * SLOT_BYTES;
   const largeLive = f64[F_LARGE_HELD_BYTES] - largePooled;
   // G_CARVED never decreases (no SuperSlab is uncarved), so the current figures are the peaks.
   const carved = Atomics.load(i32, G_CARVED);

@@ -32,19 +32,20 @@ const ATOMICS_METHODS = ['add', 'and', 'compareExchange', 'exchange', 'load', 'o
 function armAtomics(n: number, onStop: () => never): () => number {
   const table = Atomics as unknown as Record<string, (...args: unknown[]) => unknown>;
   const originals = ATOMICS_METHODS.map((m) => table[m]!);
+  const restore = (): void => ATOMICS_METHODS.forEach((name, j) => (table[name] = originals[j]!));
   let calls = 0;
   ATOMICS_METHODS.forEach((m, k) => {
     const original = originals[k]!;
     table[m] = function (this: unknown, ...args: unknown[]): unknown {
       if (++calls === n) {
-        ATOMICS_METHODS.forEach((name, j) => (table[name] = originals[j]!));
+        restore();
         onStop();
       }
       return original.apply(Atomics, args);
     };
   });
   return () => {
-    ATOMICS_METHODS.forEach((name, j) => (table[name] = originals[j]!));
+    restore();
     return calls;
   };
 }
