@@ -32,8 +32,37 @@ const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DI
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
 
-/** Instances per heap id in this thread: attaching twice returns the same one. */
-const attached = new Map<number, SharedHeap>();
+/**
+ * Instances per heap id in this thread: attaching twice returns the same one while it is
+ * referenced. Held weakly, so that a heap its program dropped without detach() can be collected.
+ */
+const attached = new Map<number, WeakRef<SharedHeap>>();
+
+/** What the finalizer of a dropped, still attached instance needs; nothing in it refers to the instance. */
+interface Dropped {
+  id: number;
+  ref: WeakRef<SharedHeap>;
+  t: ThreadContext;
+  lock: ThreadLock;
+}
+
+/**
+ * An instance dropped while still attached is detached once the collector has taken it: its
+ * magazines go back to their slabs and its slot is freed, as detach() would, and then nothing of
+ * this thread holds the buffer (before this, each dropped heap kept its whole SharedArrayBuffer
+ * for the life of the thread: 40 heaps of 64 MiB created and dropped in a loop held 2.5 GiB).
+ * A failure here has no caller to go to: the slot then stays attached until the thread ends.
+ */
+const dropped = new FinalizationRegistry<Dropped>((d) => {
+  if (attached.get(d.id) === d.ref) attached.delete(d.id);
+  if (d.t.detached) return;
+  try {
+    detachThread(d.t);
+  } catch {
+    // left attached: a reclaim after this thread ends returns the slot
+  }
+  d.lock.release();
+});
 /** Only create() and attach() may construct an instance. */
 const CONSTRUCT = Symbol('SharedHeap');
 let contextOf: (heap: SharedHeap) => ThreadContext;
@@ -75,13 +104,15 @@ export class SharedHeap {
     }
     readGeometry(buffer, 'SharedHeap.attach(buffer)');
     const id = new Int32Array(buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID];
-    const existing = attached.get(id);
+    const existing = attached.get(id)?.deref();
     if (existing !== undefined && !existing.#t.detached) return existing;
     const t = attachThread(buffer);
     // Debug mode is a class of its own, chosen here: the default class's fast paths never test it.
     const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
     heap.#lock = holdThreadLock(threadLockName(id, heap.threadId));
-    attached.set(id, heap);
+    const ref = new WeakRef(heap);
+    attached.set(id, ref);
+    dropped.register(heap, { id, ref, t, lock: heap.#lock }, heap);
     return heap;
   }
 
@@ -322,7 +353,9 @@ export class SharedHeap {
     if (t.detached) return;
     detachThread(t);
     this.#lock.release();
-    attached.delete(new Int32Array(t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]);
+    dropped.unregister(this);
+    const id = new Int32Array(t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID];
+    if (attached.get(id)?.deref() === this) attached.delete(id);
   }
 
   /**

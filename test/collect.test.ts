@@ -1,0 +1,83 @@
+/**
+ * A heap instance its program dropped without detach() (src/heap.ts, the `dropped` registry):
+ * the collector may take it, and its thread slot is then detached as detach() would do it, so
+ * that neither the slot nor the buffer is held for the life of the thread.
+ */
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { describe, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { G_THREADS_ATTACHED } from '../src/layout.js';
+import { MiB } from './fixtures.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function attachedThreads(buffer: SharedArrayBuffer): number {
+  return Atomics.load(new Int32Array(buffer, 0, 64), G_THREADS_ATTACHED);
+}
+
+/** Collects until `done()` holds (finalizers run on later turns of the event loop); false if it never did. */
+async function collectUntil(done: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 100; i++) {
+    if (done()) return true;
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  return done();
+}
+
+/**
+ * Creates a heap, leaves a block of `fill` bytes live and a freed one in its magazine, and drops
+ * the instance; returns only the buffer and the live block.
+ */
+function createAndDrop(fill: number): { buffer: SharedArrayBuffer; p: number } {
+  const heap = SharedHeap.create({ initialBytes: 8 * MiB });
+  const p = heap.malloc(200);
+  heap.u8.fill(fill, p, p + 200);
+  heap.free(heap.malloc(64));
+  return { buffer: heap.buffer, p };
+}
+
+describe('a heap instance dropped without detach()', () => {
+  it('is detached once collected: its slot is free, its cached block back on its slab, its live blocks intact', async () => {
+    const { buffer, p } = createAndDrop(0x5a);
+    expect(attachedThreads(buffer)).toBe(1);
+    expect(await collectUntil(() => attachedThreads(buffer) === 0)).toBe(true);
+    const heap = SharedHeap.attach(buffer);
+    expect(heap.stats().threadsAttached).toBe(1);
+    heap.check();
+    expect(Array.from(heap.u8.subarray(p, p + 200)).every((b) => b === 0x5a)).toBe(true);
+    heap.free(p);
+    heap.check();
+    expect(heap.stats().liveBytes).toBe(0);
+    heap.detach();
+  });
+
+  it('gives its buffer back: twelve 64 MiB heaps created and dropped do not add up', async () => {
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    for (let i = 0; i < 12; i++) {
+      const heap = SharedHeap.create({ initialBytes: 64 * MiB });
+      heap.malloc(100);
+      await collectUntil(() => process.memoryUsage().arrayBuffers - before <= 2 * 64 * MiB);
+    }
+    // Without the registry every one stayed reachable from the instance table: 12 x 64 MiB.
+    expect(await collectUntil(() => process.memoryUsage().arrayBuffers - before <= 2 * 64 * MiB)).toBe(true);
+  });
+
+  it('is not detached while it is referenced, and attach() still returns it', async () => {
+    const heap = SharedHeap.create({ initialBytes: 8 * MiB });
+    const p = heap.malloc(100);
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(attachedThreads(heap.buffer)).toBe(1);
+    expect(SharedHeap.attach(heap.buffer)).toBe(heap);
+    heap.free(p);
+    heap.check();
+    heap.detach();
+    expect(attachedThreads(heap.buffer)).toBe(0);
+  });
+});
