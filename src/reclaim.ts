@@ -78,15 +78,15 @@ export function reclaimThread(t: ThreadContext, thread: unknown): boolean {
 
 /** The threadId watch() recorded for `worker`, which must have exited. */
 function watchedId(t: ThreadContext, worker: WatchableWorker): number {
-  for (const [id, w] of watchesOf(t.runner)) {
-    if (w !== worker) continue;
+  const id = everWatchedOf(t.runner).get(worker);
+  if (id !== undefined) {
     if (worker.threadId !== -1) {
       throw new HeapStateError(
         `reclaim(worker): the worker with threadId ${id} is still running (its 'exit' has not been seen); ` +
           'reclaiming a running thread corrupts the heap. terminate() it: watch() reclaims it at its exit',
       );
     }
-    return id;
+    return id; // in an exit handler that ran after watch()'s own, the slot is reclaimed already: false
   }
   const running = typeof worker.threadId === 'number' && worker.threadId >= 0;
   throw new HeapStateError(
@@ -332,6 +332,7 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   }
   const watches = watchesOf(t.runner);
   watches.set(id, worker);
+  everWatchedOf(t.runner).set(worker, id);
   worker.once('exit', () => {
     // The record stays until this handler ran, so reclaim(worker) works in exit handlers that
     // run before this one; reclaim(threadId) of a recorded worker is refused while it runs.
@@ -349,6 +350,19 @@ const watchedWorkers = new WeakMap<Runner, Map<number, WatchableWorker>>();
 function watchesOf(runner: Runner): Map<number, WatchableWorker> {
   let m = watchedWorkers.get(runner);
   if (m === undefined) watchedWorkers.set(runner, (m = new Map()));
+  return m;
+}
+
+/**
+ * Every worker this thread ever watched, with its threadId, kept after its exit (weakly: a
+ * Worker nobody holds is forgotten), so that reclaim(worker) knows it in exit handlers that run
+ * after watch()'s own and later on.
+ */
+const everWatched = new WeakMap<Runner, WeakMap<object, number>>();
+
+function everWatchedOf(runner: Runner): WeakMap<object, number> {
+  let m = everWatched.get(runner);
+  if (m === undefined) everWatched.set(runner, (m = new WeakMap()));
   return m;
 }
 

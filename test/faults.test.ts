@@ -111,6 +111,28 @@ describe('finding 3: worker.threadId is -1 after the exit', () => {
     heap.detach();
   }, 20_000);
 
+  it('reclaim(worker) in an exit handler registered after watch(), and later, returns false: watch() reclaimed the slot', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const r = startHeapWorker();
+    heap.watch(r.worker);
+    const outcome = new Promise<unknown>((resolve) =>
+      r.worker.once('exit', () => {
+        try {
+          resolve({ reclaimed: heap.reclaim(r.worker as never), attached: heap.stats().threadsAttached });
+        } catch (e) {
+          resolve({ error: (e as Error).message });
+        }
+      }),
+    );
+    await r.remote.attach(heap.buffer);
+    await r.remote.malloc(100);
+    await r.worker.terminate();
+    expect(await outcome).toEqual({ reclaimed: false, attached: 1 });
+    expect(heap.reclaim(r.worker as never)).toBe(false);
+    heap.check();
+    heap.detach();
+  }, 20_000);
+
   it('reclaim(worker.threadId) after the exit (-1) and reclaim(worker) of an unwatched worker say what to do', async () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
     const r = startHeapWorker();
