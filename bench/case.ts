@@ -76,6 +76,12 @@ export interface RunRecord {
   threadSeconds?: number[];
   /** Native: the shared object malloc came from. */
   mallocLibrary?: string;
+  /**
+   * Minor page faults of the process during the timed part (first touches of fresh pages, every
+   * thread; W5: the replays and their untimed cleanups). Where a first touch is slow (10-22 us a
+   * page on the machine of the README's run 16) they are much of a large trace's time.
+   */
+  minorFaults?: number;
 }
 
 export interface PairedRatio {
@@ -110,6 +116,8 @@ export interface CaseSummary {
   /** Median per run. */
   stages?: { stage1: number; stage2: number; stage3: number };
   remoteFrees?: number;
+  /** Median per timed run (RunRecord.minorFaults). */
+  minorFaults?: number;
 }
 
 export interface CaseResult {

@@ -580,14 +580,15 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       'x glibc: over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc peak footprint (pages ' +
       'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, reference bump top, native peak RSS (W5: its growth during the ' +
       'replay); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
-      'bytes (with threads, the sum of per-thread/per-array peaks); lock and stage counters: timed part only (S1/S2/S3 and ' +
-      'remote frees per run).'
+      'bytes (with threads, the sum of per-thread/per-array peaks); page faults: the process\'s minor page faults (first touches ' +
+      'of fresh pages, every thread) during a timed run, median (W5: the replays with their untimed cleanups); lock and stage ' +
+      'counters: timed part only (S1/S2/S3 and remote frees per run).'
     : `cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: warm median over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc ' +
       'stats().peakFootprintBytes (pages of the buffer handed out or written, metadata included), thi.ng pool top, dlmalloc-wasm memory ' +
       'size, reference bump top, native peak RSS (W5: its growth during the replay); ' +
       'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks). ' +
-      'Lock and stage counters: --wide, and in --json.';
+      'Page faults, lock and stage counters: --wide, and in --json.';
   io.out(wrap(legend) + '\n');
 
   const report: BenchReport = {

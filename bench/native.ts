@@ -72,6 +72,8 @@ export interface NativeResult {
   ruMaxrssBytes: number;
   /** Peak of live requested bytes (sum of per-thread/per-array peaks with several threads). */
   peakLiveBytes: number;
+  /** Minor page faults of the process during the timed part (W5: the replays and their cleanups). */
+  minorFaults: number;
   /** The shared object that defined malloc in the run (checks that the preload took). */
   mallocLibrary: string;
   /** Added here: which allocator ran. */

@@ -250,6 +250,7 @@ export const WIDE_TABLE_HEADER = [
   'meta',
   'peak live',
   'fp/live',
+  'page faults',
   'lock acq/contended/waits/wait ms per Mops',
   'S1/S2/S3',
   'remote frees',
@@ -262,7 +263,7 @@ export function wideTableRows(cases: CaseResult[]): string[][] {
     const s = c.summary;
     const head = [c.spec.allocator, c.spec.trace !== undefined ? `${c.spec.workload} ${c.spec.trace}` : c.spec.workload, String(c.spec.threads)];
     if (s === undefined) {
-      return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
+      return [...head, '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', '-', `ERROR: ${c.error ?? 'no result'}`];
     }
     const lock = s.lockPerMops;
     return [
@@ -273,6 +274,7 @@ export function wideTableRows(cases: CaseResult[]): string[][] {
       fmtBytes(s.metaBytes),
       fmtBytes(s.peakLiveBytes),
       s.footprintRatio !== undefined ? s.footprintRatio.toFixed(2) : '-',
+      s.minorFaults !== undefined ? fmtCount(s.minorFaults) : '-',
       lock !== undefined
         ? `${fmtNum(lock.acquisitions, 1)}/${fmtNum(lock.contended, 1)}/${fmtNum(lock.waits, 1)}/${fmtNum(lock.waitMs, 3)}`
         : '-',
@@ -295,7 +297,7 @@ export function formatTable(header: readonly string[], rows: string[][], numeric
 }
 
 export function renderWideTable(cases: CaseResult[]): string {
-  return formatTable(WIDE_TABLE_HEADER, wideTableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]));
+  return formatTable(WIDE_TABLE_HEADER, wideTableRows(cases), new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]));
 }
 
 export const MICRO_HEADER = ['allocator', 'micro-benchmark', 'ops/s (median)', 'mean ns', 'p50 ns', 'p99 ns', 'rme %', 'samples'] as const;

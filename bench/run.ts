@@ -177,16 +177,21 @@ export class BenchRunner {
       await waitCount(ctl, CTL_READY, T, () => failure, 300_000, 'threads to get ready');
       await new Promise((r) => setTimeout(r, SETTLE_MS)); // let the collection's background work finish
       const before = heap?.stats();
+      // The process's minor page faults (every thread's) from the release to the last thread done.
+      const faults0 = process.resourceUsage().minorPageFault;
       f64[F_START] = nowNs();
       Atomics.store(ctl, CTL_GO, 1);
       Atomics.notify(ctl, CTL_GO);
       await waitCount(ctl, CTL_DONE, T, () => failure, Infinity, 'threads to finish');
+      const faults = process.resourceUsage().minorPageFault - faults0;
       const after = heap?.stats();
       Atomics.store(ctl, CTL_CLEANUP, 1);
       Atomics.notify(ctl, CTL_CLEANUP);
       const results = await Promise.all(tasks);
       heap?.check();
-      return jsRecord(spec, warmup, results, f64, before, after, metaBytes);
+      const rec = jsRecord(spec, warmup, results, f64, before, after, metaBytes);
+      rec.minorFaults = faults;
+      return rec;
     } catch (err) {
       abortControl(ctl);
       await settled;
@@ -311,5 +316,6 @@ async function runNativeOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord
     peakLiveBytes: r.peakLiveBytes,
     footprintBytes: r.peakRssBytes,
     mallocLibrary: r.mallocLibrary,
+    minorFaults: r.minorFaults,
   };
 }

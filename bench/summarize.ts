@@ -37,6 +37,8 @@ export function summarize(c: CaseResult): CaseSummary {
   const carved = runs.map((r) => r.carvedBytes).filter((x): x is number => x !== undefined);
   if (carved.length > 0) s.carvedBytes = median(carved);
   if (runs[0]?.metaBytes !== undefined) s.metaBytes = runs[0].metaBytes;
+  const faults = runs.map((r) => r.minorFaults).filter((x): x is number => x !== undefined);
+  if (faults.length > 0) s.minorFaults = median(faults);
   if (runs.every((r) => r.lock !== undefined)) {
     const totalOps = runs.reduce((a, r) => a + r.ops, 0);
     const per = (f: (r: RunRecord) => number): number =>

@@ -119,9 +119,10 @@ describe('sabmalloc bench --smoke', () => {
     expect(sab.length).toBe(7);
     const n = String.raw`\d+(\.\d+)?(e-\d+)?`;
     for (const r of sab) {
-      expect(r[11]).toMatch(new RegExp(`^${n}/${n}/${n}/${n}$`)); // lock counters per Mops
-      expect(r[12]).toMatch(/^[\d,]+\/[\d,]+\/[\d,]+$/); // S1/S2/S3
-      expect(r[13]).toMatch(/^[\d,]+$/); // remote frees
+      expect(r[11]).toMatch(/^[\d,]+$/); // page faults
+      expect(r[12]).toMatch(new RegExp(`^${n}/${n}/${n}/${n}$`)); // lock counters per Mops
+      expect(r[13]).toMatch(/^[\d,]+\/[\d,]+\/[\d,]+$/); // S1/S2/S3
+      expect(r[14]).toMatch(/^[\d,]+$/); // remote frees
     }
   });
 
@@ -143,6 +144,7 @@ describe('sabmalloc bench --smoke', () => {
       for (const r of c.runs) {
         expect(r.opsPerSec).toBeGreaterThan(0);
         expect(r.mallocs).toBeGreaterThan(0);
+        expect(Number.isInteger(r.minorFaults) && r.minorFaults! >= 0, `${c.spec.allocator} ${c.spec.workload}: ${r.minorFaults}`).toBe(true);
       }
       expect(c.summary?.opsPerSec.median).toBeGreaterThan(0);
     }
@@ -460,6 +462,9 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     }
     const sab = report.cases.find((c) => c.spec.allocator === 'sabmalloc' && c.spec.trace === 'beta')!;
     expect(sab.runs[0]!.footprintBytes).toBeGreaterThan(0);
+    // Each run replays on fresh memory (a new heap; a new process for glibc): its first touches are counted.
+    expect(sab.runs[0]!.minorFaults).toBeGreaterThan(0);
+    if (natives) expect(report.cases.find((c) => c.spec.allocator === 'glibc' && c.spec.trace === 'beta')!.runs[0]!.minorFaults).toBeGreaterThan(0);
     expect(sab.summary!.coldOpsPerSec).toBeGreaterThan(0);
     // The reference floor replays the same operations (same checksum) in a buffer of its own.
     const ref = report.cases.find((c) => c.spec.allocator === 'reference' && c.spec.trace === 'beta')!;

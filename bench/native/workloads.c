@@ -18,7 +18,9 @@
  * bench/replay.ts it writes the tag (i % 255 + 1) at the first and last byte
  * of every block, checks both before each free and realloc, checks the bytes
  * a realloc keeps and a calloc's zeros, and sums the bytes read back into the
- * same checksum. Its peakRssBytes is the growth of the peak RSS during the
+ * same checksum. minorFaults counts the process's minor page faults (first
+ * touches of fresh pages) during the timed part (W5: the replays and their
+ * cleanups). Its peakRssBytes is the growth of the peak RSS during the
  * loop (the peak is reset with /proc/self/clear_refs first), not the peak of
  * the whole process, whose trace tables would dominate it.
  *
@@ -101,6 +103,13 @@ static void *xcalloc(size_t n, size_t size) {
   void *p = calloc(n, size);
   if (p == NULL) die("calloc(%zu, %zu) failed", n, size);
   return p;
+}
+
+/* Minor page faults of the process so far (first touches of fresh pages, every thread). */
+static long long minor_faults(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (long long)ru.ru_minflt;
 }
 
 static double now_seconds(void) {
@@ -217,7 +226,7 @@ static void barrier_init(pthread_barrier_t *b, unsigned n) {
   if (e != 0) die("pthread_barrier_init: %s", strerror(e));
 }
 
-static void run_threads(worker_t *workers, uint64_t threads, void *(*fn)(void *), double *seconds) {
+static void run_threads(worker_t *workers, uint64_t threads, void *(*fn)(void *), double *seconds, long long *faults) {
   barrier_init(&start_barrier, (unsigned)threads + 1);
   barrier_init(&end_barrier, (unsigned)threads + 1);
   barrier_init(&round_barrier, (unsigned)threads);
@@ -228,7 +237,9 @@ static void run_threads(worker_t *workers, uint64_t threads, void *(*fn)(void *)
     if (e != 0) die("pthread_create: %s", strerror(e));
   }
   pthread_barrier_wait(&start_barrier);
+  long long f0 = minor_faults(); /* the threads are released: their setup is done */
   pthread_barrier_wait(&end_barrier);
+  *faults = minor_faults() - f0;
   /* wall clock: from the first thread released to the last one done */
   double t0 = workers[0].start_s, t1 = workers[0].end_s;
   for (uint64_t t = 1; t < threads; t++) {
@@ -354,6 +365,7 @@ typedef struct {
   uint32_t checksum;
   double seconds;
   long long rss_growth;
+  long long minor_faults; /* during the replays and their cleanups, as bench/run.ts counts them */
 } w5_result_t;
 
 static void *map_anon(size_t bytes) {
@@ -426,6 +438,7 @@ static void w5_replay(const char *path, uint64_t repeats, w5_result_t *r) {
   uint64_t mallocs = 0, reallocs = 0, frees = 0, bytes = 0, peak = 0;
   uint32_t checksum = 0;
   double seconds = 0;
+  long long faults0 = minor_faults();
   for (uint64_t rep = 0; rep < repeats; rep++) {
     uint64_t live = 0;
     double t0 = now_seconds();
@@ -504,6 +517,7 @@ static void w5_replay(const char *path, uint64_t repeats, w5_result_t *r) {
       used[s] = 0;
     }
   }
+  r->minor_faults = minor_faults() - faults0;
   long long hwm = vm_hwm_bytes();
   r->rss_growth = hwm >= 0 && rss0 >= 0 && hwm > rss0 ? hwm - rss0 : 0;
   r->seconds = seconds;
@@ -584,9 +598,9 @@ int main(int argc, char **argv) {
     printf("{\"workload\":\"W5\",\"threads\":1,\"ops\":%" PRIu64 ",\"mallocs\":%" PRIu64 ",\"reallocs\":%" PRIu64
            ",\"frees\":%" PRIu64 ",\"bytesRequested\":%" PRIu64 ",\"checksum\":%" PRIu32
            ",\"seconds\":%.9f,\"opsPerSec\":%.1f,\"peakRssBytes\":%lld,\"ruMaxrssBytes\":0,\"peakLiveBytes\":%" PRIu64
-           ",\"mallocLibrary\":",
+           ",\"minorFaults\":%lld,\"mallocLibrary\":",
            r.ops, r.mallocs, r.reallocs, r.frees, r.bytes_requested, r.checksum, r.seconds,
-           r.seconds > 0 ? (double)r.ops / r.seconds : 0.0, r.rss_growth, r.peak_live);
+           r.seconds > 0 ? (double)r.ops / r.seconds : 0.0, r.rss_growth, r.peak_live, r.minor_faults);
     json_string(malloc_library());
     puts("}");
     return 0;
@@ -621,18 +635,21 @@ int main(int argc, char **argv) {
 
   tally_t total = {0};
   double seconds = 0;
+  long long faults = 0; /* minor page faults during the timed part */
   if (w == 1) {
     slots_t s;
     slots_init(&s, p.ws);
     uint32_t rng = p.seed; /* threadSeed(seed, 0) == seed */
     double t0 = now_seconds();
+    long long f0 = minor_faults();
     slot_loop("W1", &s, &rng, p.cycles, W1_MIN_SIZE, W1_SIZE_SPAN, &total);
     seconds = now_seconds() - t0;
+    faults = minor_faults() - f0;
     slots_cleanup("W1 cleanup", &s); /* not timed */
   } else {
     worker_t *workers = xcalloc(p.threads, sizeof *workers);
     if (w == 3) arrays = xcalloc(p.threads, sizeof *arrays);
-    run_threads(workers, p.threads, w == 2 ? w2_thread : w3_thread, &seconds);
+    run_threads(workers, p.threads, w == 2 ? w2_thread : w3_thread, &seconds, &faults);
     for (uint64_t t = 0; t < p.threads; t++) {
       total.ops += workers[t].tally.ops;
       total.mallocs += workers[t].tally.mallocs;
@@ -660,9 +677,9 @@ int main(int argc, char **argv) {
   }
   printf(",\"seed\":%" PRIu32 ",\"ops\":%" PRIu64 ",\"mallocs\":%" PRIu64 ",\"bytesRequested\":%" PRIu64
          ",\"checksum\":%" PRIu32 ",\"seconds\":%.9f,\"opsPerSec\":%.1f,\"peakRssBytes\":%lld,\"ruMaxrssBytes\":%lld"
-         ",\"peakLiveBytes\":%" PRIu64 ",\"mallocLibrary\":",
+         ",\"peakLiveBytes\":%" PRIu64 ",\"minorFaults\":%lld,\"mallocLibrary\":",
          p.seed, total.ops, total.mallocs, total.bytes_requested, total.checksum, seconds,
-         seconds > 0 ? (double)total.ops / seconds : 0.0, hwm >= 0 ? hwm : ru_maxrss, ru_maxrss, total.peak_live);
+         seconds > 0 ? (double)total.ops / seconds : 0.0, hwm >= 0 ? hwm : ru_maxrss, ru_maxrss, total.peak_live, faults);
   json_string(malloc_library());
   puts("}");
   return 0;
