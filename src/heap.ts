@@ -51,7 +51,9 @@ interface Dropped {
  * magazines go back to their slabs and its slot is freed, as detach() would, and then nothing of
  * this thread holds the buffer (before this, each dropped heap kept its whole SharedArrayBuffer
  * for the life of the thread: 40 heaps of 64 MiB created and dropped in a loop held 2.5 GiB).
- * A failure here has no caller to go to: the slot then stays attached until the thread ends.
+ * A failure here has no caller to go to: the slot then stays attached, and its Web Lock is let go
+ * all the same (nothing in this thread can use the slot again), so that reclaimWhenGone() in
+ * another thread can return it; in Node, a reclaim after this thread ends does.
  */
 const dropped = new FinalizationRegistry<Dropped>((d) => {
   if (attached.get(d.id) === d.ref) attached.delete(d.id);
@@ -59,7 +61,7 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
   try {
     detachThread(d.t);
   } catch {
-    // left attached: a reclaim after this thread ends returns the slot
+    // left attached (above)
   }
   d.lock.release();
 });

@@ -334,8 +334,8 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   watches.set(id, worker);
   everWatchedOf(t.runner).set(worker, id);
   worker.once('exit', () => {
-    // The record stays until this handler ran, so reclaim(worker) works in exit handlers that
-    // run before this one; reclaim(threadId) of a recorded worker is refused while it runs.
+    // The record stays until this handler ran: reclaim(threadId) of a recorded worker is refused
+    // while it runs. (reclaim(worker) finds the worker in everWatched, before and after this.)
     if (watches.get(id) === worker) watches.delete(id);
     if (t.detached) return;
     markDead(t, id);
