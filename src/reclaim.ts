@@ -344,14 +344,16 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   });
 }
 
+/** The record of `runner` in `table`, made by `make` the first time it is asked for. */
+function recordOf<V>(table: WeakMap<Runner, V>, runner: Runner, make: () => V): V {
+  let v = table.get(runner);
+  if (v === undefined) table.set(runner, (v = make()));
+  return v;
+}
+
 /** Workers this thread watches, by threadId (recorded while they live). */
 const watchedWorkers = new WeakMap<Runner, Map<number, WatchableWorker>>();
-
-function watchesOf(runner: Runner): Map<number, WatchableWorker> {
-  let m = watchedWorkers.get(runner);
-  if (m === undefined) watchedWorkers.set(runner, (m = new Map()));
-  return m;
-}
+const watchesOf = (runner: Runner): Map<number, WatchableWorker> => recordOf(watchedWorkers, runner, () => new Map());
 
 /**
  * Every worker this thread ever watched, with its threadId, kept after its exit (weakly: a
@@ -359,20 +361,11 @@ function watchesOf(runner: Runner): Map<number, WatchableWorker> {
  * after watch()'s own and later on.
  */
 const everWatched = new WeakMap<Runner, WeakMap<object, number>>();
+const everWatchedOf = (runner: Runner): WeakMap<object, number> => recordOf(everWatched, runner, () => new WeakMap());
 
-function everWatchedOf(runner: Runner): WeakMap<object, number> {
-  let m = everWatched.get(runner);
-  if (m === undefined) everWatched.set(runner, (m = new WeakMap()));
-  return m;
-}
-
+/** Exited workers whose reclaim is still to be done (reclaimPending). */
 const pendingReclaims = new WeakMap<Runner, number[]>();
-
-function pendingOf(runner: Runner): number[] {
-  let list = pendingReclaims.get(runner);
-  if (list === undefined) pendingReclaims.set(runner, (list = []));
-  return list;
-}
+const pendingOf = (runner: Runner): number[] => recordOf(pendingReclaims, runner, () => []);
 
 /**
  * Reclaims the exited workers waiting for it. Never waits for the lock: its holder may be
