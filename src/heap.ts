@@ -65,6 +65,11 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
   }
   d.lock.release();
 });
+/** The id create() wrote into the heap's header (the key of `attached` and of the Web Lock names). */
+function heapIdOf(buffer: SharedArrayBuffer): number {
+  return new Int32Array(buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]!;
+}
+
 /** Only create() and attach() may construct an instance. */
 const CONSTRUCT = Symbol('SharedHeap');
 let contextOf: (heap: SharedHeap) => ThreadContext;
@@ -105,7 +110,7 @@ export class SharedHeap {
       throw new TypeError(`SharedHeap.attach(buffer): expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
     }
     readGeometry(buffer, 'SharedHeap.attach(buffer)');
-    const id = new Int32Array(buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID];
+    const id = heapIdOf(buffer);
     const existing = attached.get(id)?.deref();
     if (existing !== undefined && !existing.#t.detached) return existing;
     const t = attachThread(buffer);
@@ -356,7 +361,7 @@ export class SharedHeap {
     detachThread(t);
     this.#lock.release();
     dropped.unregister(this);
-    const id = new Int32Array(t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID];
+    const id = heapIdOf(t.buffer);
     if (attached.get(id)?.deref() === this) attached.delete(id);
   }
 
@@ -388,7 +393,7 @@ export class SharedHeap {
   reclaimWhenGone(threadId: number): Promise<boolean> {
     const id = checkInteger('reclaimWhenGone', 'threadId', threadId, 2 ** 31 - 1);
     if (id === this.threadId) throw new HeapStateError(`reclaimWhenGone(threadId): ${id} is the calling thread; use detach()`);
-    const heapId = new Int32Array(this.#t.buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID];
+    const heapId = heapIdOf(this.#t.buffer);
     return whenThreadLockFree(threadLockName(heapId, id)).then((free) => {
       if (!free) {
         throw new HeapStateError('reclaimWhenGone(threadId): this thread has no Web Locks API (navigator.locks); in Node use watch(worker)');

@@ -70,7 +70,8 @@ export function stage1Pop(t: ThreadContext, cls: number): number {
  * run is claimed first (its owner CAS from POOL to t's slot: no other thread pops or gives it back
  * meanwhile), then unlinked by the head's CAS, the commit point. TH_POPPING names it from before
  * the claim until the caller clears it: a thread stopped anywhere leaves either a claimed entry
- * still on the list or an unlinked one it owns, which repairStage1 tells apart. 0 as stage1Pop.
+ * still on the list or an unlinked one it owns, which repairStage1 tells apart. 0 as stage1Pop,
+ * with TH_POPPING 0 again.
  */
 export function listPop(t: ThreadContext, headW: number): number {
   const i32 = t.i32;
@@ -403,7 +404,6 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
  * heap grow. Returns the slabs and runs given back.
  */
 export function returnStage1Slabs(t: ThreadContext): number {
-  const i32 = t.i32;
   let n = 0;
   for (let c = 0; c < NUM_CLASSES; c++) {
     for (let slot = listPop(t, S1_HEAD_W + c); slot !== 0; slot = listPop(t, S1_HEAD_W + c)) {
@@ -411,7 +411,6 @@ export function returnStage1Slabs(t: ThreadContext): number {
       n++;
     }
   }
-  i32[t.thW + TH_POPPING] = 0;
   return n + returnLargeRuns(t, true);
 }
 
@@ -433,7 +432,6 @@ export function returnLargeRuns(t: ThreadContext, all: boolean): number {
       left -= span;
       n++;
     }
-    i32[t.thW + TH_POPPING] = 0;
   }
   if (all) recountLargePooled(t);
   return n;
