@@ -34,6 +34,12 @@ export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
   let slot = -1;
   for (let s = 0; s < geo.maxThreads; s++) {
     const w = t.threadW(s);
+    if (Atomics.load(i32, w + TH_STATE) !== TS_FREE) continue;
+    // G_SLOTS_USED first: a scan bounded by it (usedSlots) never misses a claimed slot, even one
+    // whose thread dies right after the claim. A failed claim leaves it one slot high: harmless.
+    for (let used = Atomics.load(i32, G_SLOTS_USED); used < s + 1; used = Atomics.load(i32, G_SLOTS_USED)) {
+      if (Atomics.compareExchange(i32, G_SLOTS_USED, used, s + 1) === used) break;
+    }
     if (Atomics.compareExchange(i32, w + TH_STATE, TS_FREE, TS_ATTACHED) === TS_FREE) {
       // The id right after the claim, so that a thread killed here can still be found by it.
       Atomics.store(i32, w + TH_THREAD_ID, id + 1);
@@ -46,9 +52,6 @@ export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
       `SharedHeap.attach(buffer): all ${geo.maxThreads} thread slots are taken (raise options.maxThreads, ` +
         'detach() threads that are done, and watch(worker) or reclaim(threadId) workers that exited)',
     );
-  }
-  for (let used = Atomics.load(i32, G_SLOTS_USED); used < slot + 1; used = Atomics.load(i32, G_SLOTS_USED)) {
-    if (Atomics.compareExchange(i32, G_SLOTS_USED, used, slot + 1) === used) break;
   }
   t.bind(slot);
   runner.slot = slot;

@@ -10,7 +10,7 @@ import {
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
-  TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords,
+  TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
@@ -36,6 +36,10 @@ export function checkHeap(h: ThreadContext): void {
   const lock = Atomics.load(i32, G_LOCK);
   if (lock !== 0 && ((lock & LOCK_STATE_MASK) === 0 || (lock & LOCK_STATE_MASK) > LOCK_WAITERS || lockHolder(lock) >= geo.maxThreads)) {
     fail(`lock word is ${lock} (${hex(lock)}): neither free nor held by a thread slot in state 1 or 2`);
+  }
+  const slotsUsed = Atomics.load(i32, G_SLOTS_USED);
+  if (!(h.runner.slot < slotsUsed && slotsUsed <= geo.maxThreads)) {
+    fail(`header: ${slotsUsed} thread slots ever used, with ${geo.maxThreads} slots and slot ${h.runner.slot} attached`);
   }
   const slotsPerSuperShift = SUPER_SHIFT - SLOT_SHIFT;
   const firstSlot = geo.metaSupers << slotsPerSuperShift;
@@ -151,7 +155,7 @@ export function checkHeap(h: ThreadContext): void {
 
   // Each attached thread's current slabs and partial lists: owned, flagged, doubly linked to
   // the tail, the empty slabs (INUSE == 0) after all the others (layout.ts).
-  for (let t = 0; t < geo.maxThreads; t++) {
+  for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
     const w = geo.threadsW + t * geo.threadWords;
     if (Atomics.load(i32, w + TH_STATE) !== TS_ATTACHED) continue;
     for (let c = 0; c < NUM_CLASSES; c++) {
@@ -184,7 +188,7 @@ export function checkHeap(h: ThreadContext): void {
 
   // Magazines: every entry a block start with state CACHED, none in two places.
   const cached = new Set<number>();
-  for (let t = 0; t < geo.maxThreads; t++) {
+  for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
     const w = geo.threadsW + t * geo.threadWords;
     const state = Atomics.load(i32, w + TH_STATE);
     if (state !== TS_ATTACHED && state !== TS_RECLAIMING && state !== TS_DEAD) continue;

@@ -83,8 +83,11 @@ export const G_GEN = 10; //             [A] bumped under the lock each time the 
 export const G_BUFFER_SUPERS = 11; //   [A] stored under the lock: buffer length >>> SUPER_SHIFT
 export const G_CARVED = 12; //          [A] stored under the lock: SuperSlabs carved, metadata included
 export const G_LOCK = 13; //            [A] the global lock word: lockWord(holder slot, state) (lock.ts)
-export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1 (raised by attach): the thread
-//                                      areas beyond it were never touched (stats() metadataBytes)
+export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1, raised by attach before the CAS that
+//                                      claims a slot (so every claimed slot is below it at every instruction):
+//                                      the thread areas beyond it were never touched (stats() metadataBytes),
+//                                      and every scan of the thread areas stops at it (usedSlots), as reading
+//                                      an area makes its page resident
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
 export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_TRIM_INTERVAL = 17; //   [C] trimInterval (0: off; see magazine.ts trimOthers)
@@ -170,6 +173,12 @@ export function largePooledSlots(i32: Int32Array, slotMetaW: number): number {
 export const LARGE_POOL_SPANS = CLASS_SLOTS - 1;
 /** The large-run lists together keep at most this many slots (2 MiB) of runs. */
 export const LARGE_POOL_SLOTS = 32;
+
+/** Thread slots ever claimed (G_SLOTS_USED, kept within 0 .. maxThreads): the scans of the thread areas go no further. */
+export function usedSlots(i32: Int32Array, maxThreads: number): number {
+  const used = Atomics.load(i32, G_SLOTS_USED);
+  return used < 0 ? 0 : used > maxThreads ? maxThreads : used;
+}
 
 /** The thread slot holding the lock, or -1 when the word says free. */
 export function lockHolder(word: number): number {

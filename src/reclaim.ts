@@ -12,7 +12,7 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
-  TS_RECLAIMING, magazineWords,
+  TS_RECLAIMING, magazineWords, usedSlots,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { COUNT, NUM_CLASSES } from './size-classes.js';
@@ -29,7 +29,7 @@ import { abandonAll } from './attach.js';
 /** Finds the slot of the thread known by `threadId` in one of `states`; -1 when none. */
 function findThread(t: ThreadContext, threadId: number, states: number[]): number {
   const i32 = t.i32;
-  for (let s = 0; s < t.geo.maxThreads; s++) {
+  for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
     const w = t.threadW(s);
     if (Atomics.load(i32, w + TH_THREAD_ID) === threadId + 1 && states.includes(Atomics.load(i32, w + TH_STATE))) return s;
   }
@@ -130,7 +130,7 @@ function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
   reclaimSlot(t, s, threadId);
   // Slots this thread was reclaiming when it stopped (it held the lock, which we broke): the
   // journal words of each say how far it got; a reclaim from the start finishes them.
-  for (let v = 0; v < t.geo.maxThreads; v++) {
+  for (let v = 0, used = usedSlots(i32, t.geo.maxThreads); v < used; v++) {
     const vW = t.threadW(v);
     if (Atomics.load(i32, vW + TH_STATE) === TS_RECLAIMING && i32[vW + TH_RECLAIMER] === s + 1) {
       i32[vW + TH_RECLAIMER] = t.runner.slot + 1;
@@ -310,7 +310,7 @@ function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
 
 /** Whether some thread has announced a collection of the slab whose meta is at `mW`. */
 function someoneCollecting(t: ThreadContext, mW: number): boolean {
-  for (let s = 0; s < t.geo.maxThreads; s++) {
+  for (let s = 0, used = usedSlots(t.i32, t.geo.maxThreads); s < used; s++) {
     if (Atomics.load(t.i32, t.threadW(s) + TH_COLLECT_MW) === mW) return true;
   }
   return false;

@@ -5,9 +5,9 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, G_SLOTS_USED, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
+  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
-  TH_THREAD_ID, TH_STATE, TS_FREE,
+  TH_THREAD_ID, TH_STATE, TS_FREE, usedSlots,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { ThreadContext } from './context.js';
@@ -104,7 +104,7 @@ function metadataBytes(t: ThreadContext, carved: number): number {
   const geo = t.geo;
   const pages = (fromW: number, toW: number): number => (toW <= fromW ? 0 : Math.ceil((toW * 4) / PAGE_BYTES) - Math.floor((fromW * 4) / PAGE_BYTES));
   const slotsEnd = geo.slotMetaW + ((carved << SLOTS_SHIFT_IN_SUPER) << SM_SHIFT);
-  const threadsEnd = geo.threadsW + Atomics.load(t.i32, G_SLOTS_USED) * geo.threadWords;
+  const threadsEnd = geo.threadsW + usedSlots(t.i32, geo.maxThreads) * geo.threadWords;
   // Header and SuperSlab table, then the slot metas of carved SuperSlabs (the metadata's own slots
   // included: their meta is written once, K_NONE), then the thread areas of the slots ever used.
   return (pages(0, slotsEnd) + pages(geo.threadsW, threadsEnd)) * PAGE_BYTES;
@@ -143,7 +143,7 @@ export function collectStats(h: ThreadContext): HeapStats {
     classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: listCount(i32, h.smW, S1_HEAD_W + c) });
   }
   const threads: ThreadStats[] = [];
-  for (let t = 0; t < geo.maxThreads; t++) {
+  for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
     const w = geo.threadsW + t * geo.threadWords;
     const state = Atomics.load(i32, w + TH_STATE);
     if (state === TS_FREE && i32[w + TH_THREAD_ID] === 0) continue;
