@@ -595,11 +595,16 @@ describe('8-32 KiB blocks (W2-like)', () => {
     const peak = pass(42);
     const first = heap.stats().footprintBytes;
     expect(first).toBeLessThan(1 * MiB + 4 * peak); // metadata + a bounded multiple of the peak live bytes
-    // The same operations again reuse the pages: at most a slot more (the pool hands slots out in
-    // another order the second time), and none at all the third time.
+    // The same operations again reuse the pages: at most two slots more over the next three
+    // passes (the pool hands slots out in another order each time, and a slab carves its blocks a
+    // page at a time, so one carved only in part may serve a class that carves further), and
+    // none at all after that.
+    pass(42);
+    pass(42);
     pass(42);
     const footprint = heap.stats().footprintBytes;
-    expect(footprint - first).toBeLessThanOrEqual(SLOT_BYTES);
+    expect(footprint - first).toBeLessThanOrEqual(2 * SLOT_BYTES);
+    pass(42);
     pass(42);
     expect(heap.stats().footprintBytes).toBe(footprint);
     pass(43);
