@@ -549,6 +549,29 @@ describe('large blocks', () => {
   });
 });
 
+describe('refills', () => {
+  const refills = (heap: SharedHeap): number => heap.stats().threads.find((t) => t.state === 'attached')!.refills; // the heap's one thread
+
+  it('carve at most 4 KiB of never-used blocks a batch, and whole batches of blocks whose pages were touched before', () => {
+    const heap = fresh({ initialBytes: 16 * MiB });
+    const round = (): number => {
+      const before = refills(heap);
+      const ps: number[] = [];
+      for (let i = 0; i < 64; i++) ps.push(heap.malloc(16 * KiB));
+      for (const p of ps) heap.free(p);
+      heap.flush(); // every slab empty and back in the pool, its pages still touched
+      heap.check();
+      return refills(heap) - before;
+    };
+    const first = round();
+    const footprint = heap.stats().footprintBytes;
+    expect(first).toBeGreaterThanOrEqual(64); // one fresh 16 KiB block a refill
+    const again = round();
+    expect(again).toBeLessThan(first / 2); // the same slabs again: a refill takes all a slab holds
+    expect(heap.stats().footprintBytes).toBe(footprint);
+  });
+});
+
 describe('8-32 KiB blocks (W2-like)', () => {
   it('random sizes 8192..32768 in a working set: aligned, intact, footprint reused when the same operations run again', () => {
     const heap = fresh({ initialBytes: 24 * MiB });
