@@ -77,7 +77,10 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     // Blocks below the slots' touched marks cost no new page (a slab taken again from the pool):
     // as many as the magazine takes; fresh ones at most CARVE_BYTES' worth, at least one.
     let k = Math.min(n - got, count - bump);
-    if (k > CARVE_MAX[cls]) k = Math.max(CARVE_MAX[cls], Math.min(k, Math.floor((touchedEnd(t, slot, i32[mW + SM_SPAN]) - data) / size)));
+    if (k > CARVE_MAX[cls]) {
+      const touchedBlocks = Math.floor((touchedEnd(t, slot, i32[mW + SM_SPAN]) - data) / size); // < 0 when none
+      k = Math.max(CARVE_MAX[cls], Math.min(k, touchedBlocks));
+    }
     const state = i32[mW + SM_STATE] + bump;
     const top = i32[topW];
     noteTouched(t, data, data + k * size); // first: a thread that dies in the batch leaves no page uncounted
