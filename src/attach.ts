@@ -40,12 +40,15 @@ export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
     for (let used = Atomics.load(i32, G_SLOTS_USED); used < s + 1; used = Atomics.load(i32, G_SLOTS_USED)) {
       if (Atomics.compareExchange(i32, G_SLOTS_USED, used, s + 1) === used) break;
     }
+    // The id first, by a CAS from 0 that reserves the slot against other attachers, then the
+    // state: a thread killed between the two leaves a FREE slot carrying its id, which
+    // reclaim(id) releases (reclaim.ts), and at no step a slot that no id names.
+    if (Atomics.compareExchange(i32, w + TH_THREAD_ID, 0, id + 1) !== 0) continue;
     if (Atomics.compareExchange(i32, w + TH_STATE, TS_FREE, TS_ATTACHED) === TS_FREE) {
-      // The id right after the claim, so that a thread killed here can still be found by it.
-      Atomics.store(i32, w + TH_THREAD_ID, id + 1);
       slot = s;
       break;
     }
+    Atomics.store(i32, w + TH_THREAD_ID, 0); // taken meanwhile by a release still under way: not ours
   }
   if (slot < 0) {
     throw new ThreadSlotsExhaustedError(

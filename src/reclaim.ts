@@ -108,6 +108,10 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   if (threadId === t.threadId) {
     throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
   }
+  // A thread killed in attach between reserving a slot (its id) and marking it ATTACHED held
+  // nothing yet: giving the id back frees the slot.
+  const reserved = findThread(t, threadId, [TS_FREE]);
+  if (reserved >= 0) return Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
   if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return false;
   if (mayWait) lockAcquire(t);
   else if (!lockAcquireNoWait(t)) return 'busy';

@@ -239,3 +239,52 @@ describe('Atomics calls: a thread stopped before any Atomics call of its slow pa
     expect(failed.slice(0, 20), `${failed.length} of ${stops.length} stops failed`).toEqual([]);
   }, 600_000);
 });
+
+describe('attach under termination', () => {
+  /** A worker that attaches to `heap`, stopped before the n-th Atomics call of attach (0: none; resolves to the calls made). */
+  async function attachStopped(heap: SharedHeap, n: number): Promise<{ calls: number; stopped: boolean }> {
+    const d: CrashWorkerData = {
+      kind: 'crash', buffer: heap.buffer, scenario: '', n: 0, attachStop: n,
+      ledger: new Int32Array(new SharedArrayBuffer(4 * L_FIRST)),
+      sizes: new Int32Array(new SharedArrayBuffer(4)),
+      ctl: new Int32Array(new SharedArrayBuffer(16)),
+    };
+    const e = workerEntry('crash-worker');
+    const w = new Worker(e.filename, { execArgv: e.execArgv, workerData: d });
+    heap.watch(w); // reclaims at the exit whatever slot the worker claimed
+    let calls = -1;
+    w.on('message', (m: { counts?: number[] }) => (calls = m.counts?.[0] ?? -1));
+    await new Promise<void>((resolve) => w.once('exit', () => resolve()));
+    await new Promise((resolve) => setImmediate(resolve)); // after watch()'s exit handler
+    return { calls, stopped: Atomics.load(d.ctl, C_STOPPED) === ATOMICS_STOP };
+  }
+
+  it('a worker stopped before each Atomics call of attach leaves no thread slot taken once it exited', async () => {
+    const counted = SharedHeap.create({ initialBytes: 8 * 1024 * 1024 });
+    const { calls } = await attachStopped(counted, 0);
+    counted.detach();
+    expect(calls).toBeGreaterThan(2);
+    const failures: string[] = [];
+    for (let n = 1; n <= calls; n++) {
+      const heap = SharedHeap.create({ initialBytes: 8 * 1024 * 1024, maxThreads: 3 });
+      const mine = [heap.malloc(40), heap.malloc(3000)];
+      mine.forEach((p, k) => heap.u8.fill(0x51 + k, p, p + 40));
+      const r = await attachStopped(heap, n);
+      if (!r.stopped) failures.push(`call ${n}: the worker did not stop there`);
+      try {
+        heap.check();
+      } catch (err) {
+        failures.push(`call ${n}: check(): ${(err as Error).message}`);
+      }
+      // Not attached, and not reserved either (a free slot that still carries an id cannot be claimed).
+      const others = heap.stats().threads.filter((t) => t.tid !== internals(heap).runner.slot && (t.state !== 'free' || t.threadId !== -1));
+      if (others.length > 0) failures.push(`call ${n}: slots left ${others.map((t) => `${t.tid} ${t.state} id ${t.threadId}`).join(', ')}`);
+      mine.forEach((p, k) => {
+        if (heap.u8.subarray(p, p + 40).some((b) => b !== 0x51 + k)) failures.push(`call ${n}: a block of the main thread changed`);
+        heap.free(p);
+      });
+      heap.detach();
+    }
+    expect(failures).toEqual([]);
+  }, 120_000);
+});

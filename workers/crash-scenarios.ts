@@ -18,6 +18,11 @@ export interface CrashWorkerData {
   n: number;
   /** Stop at (and count) the worker's Atomics calls instead of its crash points. */
   atomics?: boolean;
+  /**
+   * Stop at the n-th Atomics call of SharedHeap.attach itself (0: count them and post
+   * { attached, counts }), before any scenario runs.
+   */
+  attachStop?: number;
   /** [L_INFLIGHT] the ledger entry of the call under way (-1: none), [L_COUNT] entries, then blocks (0: freed). */
   ledger: Int32Array;
   /** Requested size of each ledger entry. */

@@ -51,6 +51,15 @@ function armAtomics(n: number, onStop: () => never): () => number {
 }
 
 function run(d: CrashWorkerData): void {
+  if (d.attachStop !== undefined) {
+    const disarm = armAtomics(d.attachStop, () => {
+      Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
+      return stopHere();
+    });
+    SharedHeap.attach(d.buffer);
+    parentPort!.postMessage({ attached: true, counts: [disarm()] });
+    return;
+  }
   const heap = SharedHeap.attach(d.buffer);
   const scenario = CRASH_SCENARIOS[d.scenario]!;
   scenario.workerSetup?.(heap, d);
