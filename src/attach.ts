@@ -141,8 +141,11 @@ export function detachThread(t: ThreadContext): void {
   flushThread(t);
   abandonAll(t);
   const i32 = t.i32;
-  Atomics.store(i32, t.thW + TH_THREAD_ID, 0);
+  // The state first, the id last: the id going to 0 is what lets attach claim the slot, and a
+  // thread killed between the two leaves a FREE slot carrying its id, which reclaim(id) releases
+  // (the other order left an ATTACHED slot that no id named).
   Atomics.store(i32, t.thW + TH_STATE, TS_FREE);
+  Atomics.store(i32, t.thW + TH_THREAD_ID, 0);
   Atomics.sub(i32, G_THREADS_ATTACHED, 1);
   t.detached = true;
   t.topW = DETACHED_TOPS_W; // malloc now misses into the slow path, which throws

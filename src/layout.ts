@@ -317,8 +317,9 @@ export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMI
 export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread; 0 on a free slot. attach reserves a
 //                                 slot by a CAS of this word from 0 before the CAS of TH_STATE from FREE, so
 //                                 no slot is ATTACHED without an id; a FREE slot carrying an id was reserved
-//                                 by a thread killed in between, and reclaim(id) sets it back to 0. detach
-//                                 and reclaim clear it before the state goes FREE.
+//                                 by a thread killed in between (or in detach, which stores FREE first and
+//                                 the id last), and reclaim(id) sets it back to 0. A reclaim clears it while
+//                                 the slot is still RECLAIMING, then stores FREE.
 export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty)
 export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's
 //                                 magazine itself (a drain in place), or TH_JOURNAL_W (a reclaim's copy)

@@ -240,11 +240,11 @@ describe('Atomics calls: a thread stopped before any Atomics call of its slow pa
   }, 600_000);
 });
 
-describe('attach under termination', () => {
-  /** A worker that attaches to `heap`, stopped before the n-th Atomics call of attach (0: none; resolves to the calls made). */
-  async function attachStopped(heap: SharedHeap, n: number): Promise<{ calls: number; stopped: boolean }> {
+describe('attach and detach under termination', () => {
+  /** A worker that attaches to `heap` (and detaches), stopped before the n-th Atomics call of `phase` (0: none; resolves to the calls made). */
+  async function stoppedIn(heap: SharedHeap, phase: 'attach' | 'detach', n: number): Promise<{ calls: number; stopped: boolean }> {
     const d: CrashWorkerData = {
-      kind: 'crash', buffer: heap.buffer, scenario: '', n: 0, attachStop: n,
+      kind: 'crash', buffer: heap.buffer, scenario: '', n: 0, lifecycle: { phase, n },
       ledger: new Int32Array(new SharedArrayBuffer(4 * L_FIRST)),
       sizes: new Int32Array(new SharedArrayBuffer(4)),
       ctl: new Int32Array(new SharedArrayBuffer(16)),
@@ -259,17 +259,22 @@ describe('attach under termination', () => {
     return { calls, stopped: Atomics.load(d.ctl, C_STOPPED) === ATOMICS_STOP };
   }
 
-  it('a worker stopped before each Atomics call of attach leaves no thread slot taken once it exited', async () => {
-    const counted = SharedHeap.create({ initialBytes: 8 * 1024 * 1024 });
-    const { calls } = await attachStopped(counted, 0);
+  it.each(['attach', 'detach'] as const)('a worker stopped before each Atomics call of %s leaves no thread slot taken once it exited', async (phase) => {
+    // The same heap each time (a run to count the calls, then one stopped at each).
+    const heapWithBlocks = (): { heap: SharedHeap; mine: number[] } => {
+      const heap = SharedHeap.create({ initialBytes: 8 * 1024 * 1024, maxThreads: 3 });
+      const mine = [heap.malloc(40), heap.malloc(3000)];
+      mine.forEach((p, k) => heap.u8.fill(0x51 + k, p, p + 40));
+      return { heap, mine };
+    };
+    const counted = heapWithBlocks().heap;
+    const { calls } = await stoppedIn(counted, phase, 0);
     counted.detach();
     expect(calls).toBeGreaterThan(2);
     const failures: string[] = [];
     for (let n = 1; n <= calls; n++) {
-      const heap = SharedHeap.create({ initialBytes: 8 * 1024 * 1024, maxThreads: 3 });
-      const mine = [heap.malloc(40), heap.malloc(3000)];
-      mine.forEach((p, k) => heap.u8.fill(0x51 + k, p, p + 40));
-      const r = await attachStopped(heap, n);
+      const { heap, mine } = heapWithBlocks();
+      const r = await stoppedIn(heap, phase, n);
       if (!r.stopped) failures.push(`call ${n}: the worker did not stop there`);
       try {
         heap.check();

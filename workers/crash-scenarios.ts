@@ -19,10 +19,11 @@ export interface CrashWorkerData {
   /** Stop at (and count) the worker's Atomics calls instead of its crash points. */
   atomics?: boolean;
   /**
-   * Stop at the n-th Atomics call of SharedHeap.attach itself (0: count them and post
-   * { attached, counts }), before any scenario runs.
+   * Instead of a scenario: stop at the n-th Atomics call (0: count them and post { counts }) of
+   * SharedHeap.attach, or of detach() after a few mallocs and frees (blocks in the magazines,
+   * one block left allocated).
    */
-  attachStop?: number;
+  lifecycle?: { phase: 'attach' | 'detach'; n: number };
   /** [L_INFLIGHT] the ledger entry of the call under way (-1: none), [L_COUNT] entries, then blocks (0: freed). */
   ledger: Int32Array;
   /** Requested size of each ledger entry. */

@@ -51,13 +51,23 @@ function armAtomics(n: number, onStop: () => never): () => number {
 }
 
 function run(d: CrashWorkerData): void {
-  if (d.attachStop !== undefined) {
-    const disarm = armAtomics(d.attachStop, () => {
-      Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
-      return stopHere();
-    });
-    SharedHeap.attach(d.buffer);
-    parentPort!.postMessage({ attached: true, counts: [disarm()] });
+  if (d.lifecycle !== undefined) {
+    const { phase, n } = d.lifecycle;
+    const arm = (): (() => number) =>
+      armAtomics(n, () => {
+        Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
+        return stopHere();
+      });
+    let disarm = (): number => 0;
+    if (phase === 'attach') disarm = arm();
+    const heap = SharedHeap.attach(d.buffer);
+    if (phase === 'detach') {
+      const ps = [24, 200, 5000, 24, 200, 5000].map((size) => heap.malloc(size));
+      ps.slice(1).forEach((p) => heap.free(p));
+      disarm = arm();
+      heap.detach();
+    }
+    parentPort!.postMessage({ counts: [disarm()] });
     return;
   }
   const heap = SharedHeap.attach(d.buffer);
