@@ -10,7 +10,7 @@ import {
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
-  TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED,
+  TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
@@ -192,6 +192,8 @@ export function checkHeap(h: ThreadContext): void {
     const w = geo.threadsW + t * geo.threadWords;
     const state = Atomics.load(i32, w + TH_STATE);
     if (state !== TS_ATTACHED && state !== TS_RECLAIMING && state !== TS_DEAD) continue;
+    // attach writes the id before the state, detach clears it after: only a reclaim runs without one.
+    if (state !== TS_RECLAIMING && Atomics.load(i32, w + TH_THREAD_ID) === 0) fail(`thread ${t}: in use (state ${state}) with no threadId`);
     const thW = w;
     for (let c = 0; c < NUM_CLASSES; c++) {
       const base = thW + geo.magW + c * magazineWords(geo.magCap) + MAG_ENTRY_WORDS;

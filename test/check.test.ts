@@ -12,7 +12,7 @@ import {
   K_FREE, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_FREE,
   SM_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_TOP, geometry,
-  SM_LISTED, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
+  SM_LISTED, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL, TH_THREAD_ID, G_SLOTS_USED,
 } from '../src/layout.js';
 import { COUNT, NUM_CLASSES, SIZE, SPAN, classOf } from '../src/size-classes.js';
 
@@ -537,6 +537,22 @@ describe('large runs and the header', () => {
     const { i32 } = raw(heap);
     Atomics.store(i32, G_CARVED, i32[G_BUFFER_SUPERS] + 5);
     expectCorruption(heap, 'header', 'carved');
+  }, TIMEOUT);
+});
+
+describe('thread slots', () => {
+  it('a slot in use whose threadId is gone, and a count of slots ever used that leaves the caller out', () => {
+    const heap = fresh();
+    const { i32, thread } = raw(heap);
+    const tid = heap.stats().threads.find((t) => t.state === 'attached')!.tid;
+    i32[thread(tid) + TH_THREAD_ID] = 0;
+    expectCorruption(heap, `thread ${tid}`, 'no threadId');
+    i32[thread(tid) + TH_THREAD_ID] = heap.threadId + 1;
+    heap.check();
+    i32[G_SLOTS_USED] = 0;
+    expectCorruption(heap, 'thread slots ever used');
+    i32[G_SLOTS_USED] = tid + 1;
+    heap.check();
   }, TIMEOUT);
 });
 
