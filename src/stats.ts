@@ -5,9 +5,9 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, G_THREADS_ATTACHED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
+  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
-  TH_THREAD_ID, TH_STATE, TS_FREE, usedSlots,
+  TH_THREAD_ID, TH_STATE, TS_ATTACHED, TS_FREE, usedSlots,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { ThreadContext } from './context.js';
@@ -143,9 +143,11 @@ export function collectStats(h: ThreadContext): HeapStats {
     classes.push({ cls: c, blockSize: SIZE[c], liveBlocks: live, stage1Slabs: listCount(i32, h.smW, S1_HEAD_W + c) });
   }
   const threads: ThreadStats[] = [];
+  let threadsAttached = 0; // counted from the states: a count kept beside them went wrong when a thread died between the two
   for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
     const w = geo.threadsW + t * geo.threadWords;
     const state = Atomics.load(i32, w + TH_STATE);
+    if (state === TS_ATTACHED) threadsAttached++;
     if (state === TS_FREE && i32[w + TH_THREAD_ID] === 0) continue;
     const fw = (w + TH_F64_W) >>> 1;
     threads.push({
@@ -201,7 +203,7 @@ export function collectStats(h: ThreadContext): HeapStats {
     largeLiveBytes: largeLive,
     largePooledBytes: largePooled,
     largeAllocations: f64[F_LARGE_ALLOCS],
-    threadsAttached: Atomics.load(i32, G_THREADS_ATTACHED),
+    threadsAttached,
     reclaims: f64[F_RECLAIMS],
     classes,
     threads,

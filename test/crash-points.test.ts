@@ -284,6 +284,7 @@ describe('attach and detach under termination', () => {
       // Not attached, and not reserved either (a free slot that still carries an id cannot be claimed).
       const others = heap.stats().threads.filter((t) => t.tid !== internals(heap).runner.slot && (t.state !== 'free' || t.threadId !== -1));
       if (others.length > 0) failures.push(`call ${n}: slots left ${others.map((t) => `${t.tid} ${t.state} id ${t.threadId}`).join(', ')}`);
+      if (heap.stats().threadsAttached !== 1) failures.push(`call ${n}: ${heap.stats().threadsAttached} threads counted attached`);
       mine.forEach((p, k) => {
         if (heap.u8.subarray(p, p + 40).some((b) => b !== 0x51 + k)) failures.push(`call ${n}: a block of the main thread changed`);
         heap.free(p);
