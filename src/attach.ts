@@ -48,7 +48,7 @@ export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
       slot = s;
       break;
     }
-    Atomics.store(i32, w + TH_THREAD_ID, 0); // taken meanwhile by a release still under way: not ours
+    Atomics.store(i32, w + TH_THREAD_ID, 0); // a slot being reclaimed (its id cleared, its state not yet FREE): not ours yet
   }
   if (slot < 0) {
     throw new ThreadSlotsExhaustedError(

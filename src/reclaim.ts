@@ -108,8 +108,9 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   if (threadId === t.threadId) {
     throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
   }
-  // A thread killed in attach between reserving a slot (its id) and marking it ATTACHED held
-  // nothing yet: giving the id back frees the slot.
+  // A thread killed in attach between reserving a slot (its id) and marking it ATTACHED, or in
+  // detach between marking it FREE and clearing its id, holds nothing there: giving the id back
+  // frees the slot.
   const reserved = findThread(t, threadId, [TS_FREE]);
   if (reserved >= 0) return Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
   if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return false;
