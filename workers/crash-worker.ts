@@ -50,14 +50,18 @@ function armAtomics(n: number, onStop: () => never): () => number {
   };
 }
 
+/** Stops the thread before its n-th Atomics call from now, saying so in d.ctl (armAtomics). */
+function stopAtAtomicsCall(d: CrashWorkerData, n: number): () => number {
+  return armAtomics(n, () => {
+    Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
+    return stopHere();
+  });
+}
+
 function run(d: CrashWorkerData): void {
   if (d.lifecycle !== undefined) {
     const { phase, n } = d.lifecycle;
-    const arm = (): (() => number) =>
-      armAtomics(n, () => {
-        Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
-        return stopHere();
-      });
+    const arm = (): (() => number) => stopAtAtomicsCall(d, n);
     let disarm = (): number => 0;
     if (phase === 'attach') disarm = arm();
     const heap = SharedHeap.attach(d.buffer);
@@ -76,10 +80,7 @@ function run(d: CrashWorkerData): void {
   parentPort!.postMessage({ attached: true, threadId: heap.threadId });
   parentPort!.once('message', () => {
     if (d.atomics === true) {
-      const disarm = armAtomics(d.n, () => {
-        Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
-        return stopHere();
-      });
+      const disarm = stopAtAtomicsCall(d, d.n);
       scenario.workerRun(heap, d);
       const calls = disarm();
       parentPort!.postMessage({ done: true, counts: [calls] });
