@@ -41,7 +41,12 @@ const { COUNT, SIZE, FD_WORDS, FD_SHIFT, FD_INV, FD_MASK, FREE_DIV } = classes;
 export const CARVE_BYTES = 4096;
 const CARVE_MAX = Int32Array.from(SIZE, (s) => Math.max(1, Math.floor(CARVE_BYTES / s)));
 
-/** The end of the bytes of the slab at `head` (`span` slots) that were ever touched (SM_TOUCHED). */
+/**
+ * The end of the bytes of the slab at `head` (`span` slots) touched without a gap from its start
+ * (SM_TOUCHED of each slot in turn, up to the first not touched to its end): the pages below are
+ * resident. large.ts touchedBytes is the other bound, up to the last byte touched anywhere in a
+ * run (what may be non-zero), and is not a substitute here.
+ */
 function touchedEnd(t: ThreadContext, head: number, span: number): number {
   const i32 = t.i32;
   for (let s = head; s < head + span; s++) {
