@@ -330,6 +330,15 @@ export type ReplayLoop = typeof replayLoop;
 export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = replayLoop): ReplayResult {
   const n = Math.max(1, trace.slots);
   const state: ReplayState = { ptrs: new Int32Array(n), sizes: new Int32Array(n), tags: new Uint8Array(n), used: new Uint8Array(n) };
+  // Resident before the timer, as the native replayer's arrays are (bench/native/workloads.c
+  // writes them before its clock starts): a typed array this large comes from fresh pages that
+  // fault on first touch, and on a machine where a first touch costs 5-13 us a page (this one:
+  // Firecracker, AMD EPYC) xmllint_format's 2.9 M slots took 7,000 of those in the timed loop,
+  // about 90 ms of a 1.2 s replay charged to the allocator under test.
+  state.ptrs.fill(0);
+  state.sizes.fill(0);
+  state.tags.fill(0);
+  state.used.fill(0);
   const c = loop(alloc, trace, state, REPLAY_FAILURES);
   const footprintBytes = alloc.footprint?.();
 
