@@ -463,7 +463,8 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   // Header: machine, parameters
   io.out(
     `sabmalloc bench  ${env.date}\n` +
-      `Node ${env.node} (V8 ${env.v8}), ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() = ${env.availableParallelism}\n`,
+      `Node ${env.node} (V8 ${env.v8}), ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() = ${env.availableParallelism}\n` +
+      `first touch of a fresh page: ${env.firstTouchUs?.toFixed(2) ?? '-'} us (each page fault of a run costs about this)\n`,
   );
   const cycleInfo: Record<string, string> = {};
   for (const w of opts.workloads) {

@@ -31,6 +31,30 @@ export interface Environment {
   loadAverageStart: number[];
   /** os.loadavg() when it ended (set by the caller). */
   loadAverageEnd?: number[];
+  /**
+   * Microseconds a first touch of a fresh page took ({@link measureFirstTouchUs}): the cost of
+   * each of a run's page faults, which every allocator pays for each page it touches first.
+   */
+  firstTouchUs?: number;
+}
+
+/**
+ * Microseconds a first write to a fresh 4 KiB page takes here: one byte written a page over a
+ * fresh SharedArrayBuffer of `bytes`, the median of `rounds`. On an ordinary machine well under
+ * a microsecond; in some virtual machines ten times that and more (12-15 us on the Firecracker VM
+ * the README's tables come from), where replaying a trace with a large live set spends most of
+ * its time in first touches, whatever the allocator.
+ */
+export function measureFirstTouchUs(bytes = 16 << 20, rounds = 3): number {
+  const times: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const u8 = new Uint8Array(new SharedArrayBuffer(bytes));
+    const t0 = performance.now();
+    for (let i = 0; i < bytes; i += 4096) u8[i] = 1;
+    times.push(((performance.now() - t0) * 1000) / Math.ceil(bytes / 4096));
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1]!;
 }
 
 /** The directory holding this package's package.json (from bench/ or dist/bench/). */
@@ -79,6 +103,7 @@ export function collectEnvironment(): Environment {
     gitDirty: status === null ? null : status.length > 0,
     packageVersion,
     loadAverageStart: os.loadavg(),
+    firstTouchUs: measureFirstTouchUs(),
   };
 }
 

@@ -90,6 +90,13 @@ describe('sabmalloc bench --smoke', () => {
     expect(run.stdout).toMatch(/W1: [\d,]+ cycles/);
   });
 
+  it("names the cost of a page's first touch on this machine, in the header and the JSON", () => {
+    const m = /first touch of a fresh page: (\d+\.\d\d) us/.exec(run.stdout);
+    expect(m, run.stdout.slice(0, 400)).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThan(0);
+    expect(report.env.firstTouchUs).toBeGreaterThan(0);
+  });
+
   it('prints a row with numbers for each allocator, workload and thread count', () => {
     const rows = tableRows(run.stdout);
     const sab = rows.filter((r) => r[COL.allocator] === 'sabmalloc');
