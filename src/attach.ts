@@ -6,11 +6,11 @@ import {
   DETACHED_TOPS_W, G_SLOTS_USED, G_NEXT_THREAD_ID, K_SLAB, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SLOTS_SHIFT_IN_SUPER, G_CARVED, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND,
   SM_LISTED, SM_NOTIFIED, SM_OWNER, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
-  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE,
+  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, readGeometry, type Runner } from './context.js';
-import { ThreadSlotsExhaustedError } from './errors.js';
+import { HeapStateError, ThreadSlotsExhaustedError } from './errors.js';
 import { lockAcquire, lockRelease } from './lock.js';
 import { releaseEmptySlab } from './pool.js';
 import { abandonedPush } from './slots.js';
@@ -23,14 +23,28 @@ function nodeThreadId(): number {
   return typeof wt?.threadId === 'number' ? wt.threadId : -1;
 }
 
-/** Claims a free thread slot of the heap in `buffer` for the calling thread; returns its context. */
-export function attachThread(buffer: SharedArrayBuffer): ThreadContext {
+/**
+ * Claims a free thread slot of the heap in `buffer` for the calling thread; returns its context.
+ * The thread is known by `givenId` when given (an id newThreadId() handed out, whose Web Lock the
+ * caller holds: SharedHeap.attachAsync), else by Node's threadId, else by a fresh heap id.
+ */
+export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadContext {
   const geo = readGeometry(buffer, 'SharedHeap.attach(buffer)');
   const runner: Runner = { slot: -1, lockDepth: 0 };
   const t = new ThreadContext(buffer, geo, runner);
   const i32 = t.i32;
-  let id = nodeThreadId();
+  let id = givenId >= 0 ? givenId : nodeThreadId();
   if (id < 0) id = Atomics.add(i32, G_NEXT_THREAD_ID, 1);
+  if (givenId >= 0) {
+    // Under the id's Web Lock (attachAsync), no other thread attaches or reclaims under it now.
+    for (let s = 0, used = usedSlots(i32, geo.maxThreads); s < used; s++) {
+      if (Atomics.load(i32, t.threadW(s) + TH_THREAD_ID) === givenId + 1) {
+        throw new HeapStateError(
+          `SharedHeap.attachAsync(buffer, options): threadId ${givenId} names a thread slot still (a thread attached under it was not reclaimed)`,
+        );
+      }
+    }
+  }
   let slot = -1;
   for (let s = 0; s < geo.maxThreads; s++) {
     const w = t.threadW(s);

@@ -12,10 +12,10 @@ import { drainPeriodic, freeDrainFull, flushThread, pushFreed } from './magazine
 import {
   REALLOC_SHRINK as SHRINK_IMPORTED, zeroBytes, alignedAllocImpl, classifyBlock, callocImpl, freeSlow, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
-import { createBuffer, type HeapOptions } from './create.js';
+import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { attachThread, detachThread } from './attach.js';
 import { markDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
-import { holdThreadLock, threadLockName, whenThreadLockFree, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
+import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
 import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut } from './debug.js';
@@ -27,7 +27,7 @@ export type { HeapOptions };
 // optimized code too, while a module-local const is folded into it: 16 mallocs then 16 frees
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
-const { G_DEBUG, G_HEAP_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
+const { G_DEBUG, G_HEAP_ID, G_NEXT_THREAD_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
@@ -44,6 +44,14 @@ interface Dropped {
   ref: WeakRef<SharedHeap>;
   t: ThreadContext;
   lock: ThreadLock;
+  /** The Web Locks of gone threads that reclaimWhenGone() took and keeps (see there). */
+  gone: Map<number, Promise<ThreadLock>>;
+}
+
+/** Lets go every Web Lock of `gone` (held ones, and pending ones once granted). */
+function releaseGone(gone: Map<number, Promise<ThreadLock>>): void {
+  for (const lock of gone.values()) void lock.then((l) => l.release());
+  gone.clear();
 }
 
 /**
@@ -64,6 +72,7 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
     // left attached (above)
   }
   d.lock.release();
+  releaseGone(d.gone);
 });
 /** The id create() wrote into the heap's header (the key of `attached` and of the Web Lock names). */
 function heapIdOf(buffer: SharedArrayBuffer): number {
@@ -86,6 +95,8 @@ export class SharedHeap {
   readonly #t: ThreadContext;
   /** The Web Lock this thread holds while attached (liveness.ts). */
   #lock: ThreadLock = NO_THREAD_LOCK;
+  /** The Web Locks of threads reclaimWhenGone() saw gone, by threadId, kept until this thread detaches. */
+  readonly #gone = new Map<number, Promise<ThreadLock>>();
 
   static {
     contextOf = (heap) => heap.#t;
@@ -114,13 +125,89 @@ export class SharedHeap {
     const existing = attached.get(id)?.deref();
     if (existing !== undefined && !existing.#t.detached) return existing;
     const t = attachThread(buffer);
+    return SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
+  }
+
+  /**
+   * Browsers: attaches a worker under the id its parent reserved for it with newThreadId(), once
+   * it holds that id's Web Lock. The parent knows the id before the worker runs, so
+   * reclaimWhenGone(threadId) returns the worker's slot wherever the worker dies, inside this
+   * call too (with attach() the id exists only once the worker has attached and posted it). A
+   * worker whose id was reclaimed before it got here never attaches (the parent keeps the lock:
+   * reclaimWhenGone), and this promise stays pending. Rejects for an id this heap did not hand
+   * out, one that names a slot still (a thread under it that was not reclaimed), a thread
+   * attached already under another id, and where there is no Web Locks API (Node: there
+   * worker.threadId names a worker, attach() and watch(worker)).
+   */
+  static async attachAsync(buffer: SharedArrayBuffer, options: { threadId: number }): Promise<SharedHeap> {
+    const fn = 'SharedHeap.attachAsync(buffer, options)';
+    if (!(buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
+    }
+    readGeometry(buffer, fn);
+    if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
+    const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
+    const next = Atomics.load(new Int32Array(buffer, 0, G_NEXT_THREAD_ID + 1), G_NEXT_THREAD_ID);
+    if (threadId < FIRST_HEAP_THREAD_ID || threadId >= next) {
+      throw new RangeError(`${fn}: options.threadId ${threadId} was not handed out by this heap's newThreadId()`);
+    }
+    const id = heapIdOf(buffer);
+    const attachedAs = (): SharedHeap | undefined => {
+      const existing = attached.get(id)?.deref();
+      if (existing === undefined || existing.#t.detached) return undefined;
+      if (existing.threadId !== threadId) {
+        throw new HeapStateError(`${fn}: this thread is attached to the heap already, as ${existing.threadId}`);
+      }
+      return existing;
+    };
+    const before = attachedAs();
+    if (before !== undefined) return before;
+    if (!hasWebLocks()) {
+      throw new HeapStateError(
+        `${fn}: this thread has no Web Locks API (navigator.locks), which makes a reserved id safe to reclaim; ` +
+          'in Node attach with SharedHeap.attach(buffer) and reclaim with heap.watch(worker)',
+      );
+    }
+    const lock = holdThreadLock(threadLockName(id, threadId));
+    if (!(await lock.held)) throw new HeapStateError(`${fn}: the Web Lock of threadId ${threadId} was refused`);
+    try {
+      const meanwhile = attachedAs();
+      if (meanwhile !== undefined) {
+        lock.release();
+        return meanwhile;
+      }
+      return SharedHeap.#adopt(attachThread(buffer, threadId), id, lock);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  /** The instance for a context attachThread() made, registered for this thread. */
+  static #adopt(t: ThreadContext, id: number, lock: ThreadLock): SharedHeap {
     // Debug mode is a class of its own, chosen here: the default class's fast paths never test it.
     const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
-    heap.#lock = holdThreadLock(threadLockName(id, heap.threadId));
+    heap.#lock = lock;
     const ref = new WeakRef(heap);
     attached.set(id, ref);
-    dropped.register(heap, { id, ref, t, lock: heap.#lock }, heap);
+    dropped.register(heap, { id, ref, t, lock, gone: heap.#gone }, heap);
     return heap;
+  }
+
+  /**
+   * Browsers: reserves a fresh thread id for a worker still to start. Post it with the buffer;
+   * the worker attaches with SharedHeap.attachAsync(buffer, { threadId }), and this thread can
+   * reclaimWhenGone(threadId) from then on, whatever becomes of the worker. Ids are never reused
+   * within a heap.
+   */
+  newThreadId(): number {
+    const t = attachedContext(this, 'newThreadId()');
+    const threadId = Atomics.add(t.i32, G_NEXT_THREAD_ID, 1);
+    if (threadId < FIRST_HEAP_THREAD_ID) {
+      Atomics.sub(t.i32, G_NEXT_THREAD_ID, 1);
+      throw new HeapStateError('newThreadId(): this heap has handed out all its 2^30 thread ids');
+    }
+    return threadId;
   }
 
   /** The SharedArrayBuffer holding the heap; post it to workers and attach there. */
@@ -360,6 +447,7 @@ export class SharedHeap {
     if (t.detached) return;
     detachThread(t);
     this.#lock.release();
+    releaseGone(this.#gone);
     dropped.unregister(this);
     const id = heapIdOf(t.buffer);
     if (attached.get(id)?.deref() === this) attached.delete(id);
@@ -389,17 +477,34 @@ export class SharedHeap {
    * released), then reclaims its slot like reclaim(). Resolves to reclaim()'s answer; false when
    * this thread detached meanwhile. Rejects where there is no Web Locks API (in Node use watch()).
    * Throws at once for a bad threadId or the calling thread's own (whose lock it would wait on).
+   *
+   * The lock, once granted, stays with this thread until it detaches: a worker still on its way
+   * to attachAsync(buffer, { threadId }) under that id (terminated, or never started) then never
+   * gets it, so never attaches a slot behind the reclaim. Asking again for the same id answers
+   * at once.
    */
   reclaimWhenGone(threadId: number): Promise<boolean> {
     const id = checkInteger('reclaimWhenGone', 'threadId', threadId, 2 ** 31 - 1);
     if (id === this.threadId) throw new HeapStateError(`reclaimWhenGone(threadId): ${id} is the calling thread; use detach()`);
-    const heapId = heapIdOf(this.#t.buffer);
-    return whenThreadLockFree(threadLockName(heapId, id)).then((free) => {
-      if (!free) {
-        throw new HeapStateError('reclaimWhenGone(threadId): this thread has no Web Locks API (navigator.locks); in Node use watch(worker)');
-      }
+    if (this.#t.detached) throw new HeapStateError('reclaimWhenGone(threadId): this thread has detached from the heap');
+    let gone = this.#gone.get(id);
+    if (gone === undefined) {
+      const lock = holdThreadLock(threadLockName(heapIdOf(this.#t.buffer), id));
+      gone = lock.held.then((held) => {
+        if (!held) {
+          this.#gone.delete(id);
+          throw new HeapStateError('reclaimWhenGone(threadId): this thread has no Web Locks API (navigator.locks); in Node use watch(worker)');
+        }
+        return lock;
+      });
+      this.#gone.set(id, gone);
+    }
+    return gone.then((lock) => {
       const t = this.#t;
-      if (t.detached) return false;
+      if (t.detached) {
+        lock.release();
+        return false;
+      }
       markDead(t, id); // a global lock it held is broken by the reclaim
       return reclaimThread(t, id);
     });

@@ -92,7 +92,7 @@ export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
 export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_TRIM_INTERVAL = 17; //   [C] trimInterval (0: off; see magazine.ts trimOthers)
 export const G_THREADS_ATTACHED = 18; //[R] (was a count of attached threads, which a thread killed between its state and this count left wrong; stats() counts the states)
-export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers)
+export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers): Atomics.add by attach and newThreadId
 export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);

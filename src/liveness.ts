@@ -16,9 +16,14 @@
  * Where there is no `navigator.locks` (Node), every function here is a no-op; Node has exit
  * events (`heap.watch(worker)`).
  *
- * The protocol, which the caller must keep: a worker posts its `heap.threadId` to the main
- * thread only after `await heap.threadLockHeld()` resolved. A request made before the worker
- * holds its lock would be granted at once and reclaim a live thread.
+ * Two protocols. Either the parent reserves the id (`heap.newThreadId()`) and posts it with the
+ * buffer, and the worker attaches with `SharedHeap.attachAsync(buffer, { threadId })`, which
+ * takes the lock before it claims a slot; or the worker attaches with `attach(buffer)` and posts
+ * its `heap.threadId` only after `await heap.threadLockHeld()` resolved (a request made before
+ * the worker holds its lock would be granted at once and reclaim a live thread). The first
+ * covers a worker that dies inside attach, before it could post anything. Either way the
+ * reclaiming thread keeps the lock once granted (`reclaimWhenGone`), so that a worker that was
+ * terminated on its way to attachAsync can never take it and attach behind the reclaim.
  */
 
 /** The part of the Web Locks API (LockManager) used here. */
@@ -71,15 +76,4 @@ export function holdThreadLock(name: string): ThreadLock {
     })
     .catch(() => settle(false));
   return { held, release };
-}
-
-/**
- * Resolves true when the lock `name` is free: its holder released it or is gone. Resolves false
- * at once where there is no Web Locks API.
- */
-export async function whenThreadLockFree(name: string): Promise<boolean> {
-  const locks = lockManager();
-  if (locks === undefined) return false;
-  await locks.request(name, { mode: 'exclusive' }, () => undefined);
-  return true;
 }

@@ -192,4 +192,38 @@ describe('sabmalloc in Chromium', () => {
     expect(r.badHeld).toBe(0);
     expect(r.liveAfterFree).toBe(r.liveBeforeFree - r.held);
   });
+
+  it('a worker given its id by the parent (newThreadId, attachAsync) is reclaimed wherever it was terminated, and never attaches once reclaimed', async () => {
+    const r = await scenario<{
+      idA: number;
+      replyA: { threadId: number; lockHeld: boolean };
+      attachedA: number[];
+      reclaimedA: boolean;
+      againA: boolean;
+      badA: number;
+      earlyB: boolean;
+      answeredB: boolean;
+      namedB: number;
+      rounds: { delay: number; reclaimed: boolean; named: number; attached: number }[];
+      threadsAttached: number;
+      liveBlocks: number;
+    }>('reservedIds');
+    console.log(`reserved ids: terminated 0-8 ms after the attach message: ${r.rounds.map((x) => `${x.delay} ms ${x.reclaimed ? 'reclaimed' : 'nothing to reclaim'}`).join(', ')}`);
+    expect(r.replyA.threadId).toBe(r.idA);
+    expect(r.replyA.lockHeld).toBe(true);
+    expect(r.attachedA).toContain(r.idA);
+    expect(r.reclaimedA).toBe(true);
+    expect(r.againA).toBe(false);
+    expect(r.badA).toBe(0);
+    expect(r.earlyB).toBe(false);
+    expect(r.answeredB).toBe(false); // its attachAsync waits for a lock the main thread keeps
+    expect(r.namedB).toBe(0);
+    expect(r.rounds).toHaveLength(6);
+    for (const x of r.rounds) {
+      expect(x.named, `terminated after ${x.delay} ms: a slot still names it`).toBe(0);
+      expect(x.attached).toBe(1); // the main thread
+    }
+    expect(r.threadsAttached).toBe(1);
+    expect(r.liveBlocks).toBe(0);
+  });
 });

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { SharedHeap, HeapStateError } from '../../src/index.js';
-import { hasWebLocks, holdThreadLock, whenThreadLockFree } from '../../src/liveness.js';
+import { hasWebLocks, holdThreadLock } from '../../src/liveness.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
@@ -96,7 +96,6 @@ describe('liveness in Node (no Web Locks API)', () => {
     const lock = holdThreadLock('sabmalloc:1:2');
     expect(await lock.held).toBe(false);
     lock.release();
-    expect(await whenThreadLockFree('sabmalloc:1:2')).toBe(false);
     const heap = SharedHeap.create({ initialBytes: 8 << 20, maxThreads: 2 });
     try {
       expect(await heap.threadLockHeld()).toBe(false);
@@ -107,5 +106,34 @@ describe('liveness in Node (no Web Locks API)', () => {
     } finally {
       heap.detach();
     }
+  });
+
+  it('newThreadId hands out fresh ids; attachAsync checks its arguments, then rejects pointing at attach() and watch()', async () => {
+    const heap = SharedHeap.create({ initialBytes: 8 << 20, maxThreads: 2 });
+    try {
+      const a = heap.newThreadId();
+      const b = heap.newThreadId();
+      expect(a).toBeGreaterThanOrEqual(2 ** 30);
+      expect(b).toBe(a + 1);
+      const buf = heap.buffer;
+      const call = (o: unknown, buffer: unknown = buf) => SharedHeap.attachAsync(buffer as SharedArrayBuffer, o as { threadId: number });
+      await expect(call({ threadId: a }, new ArrayBuffer(8))).rejects.toThrow(/attachAsync\(buffer, options\): expected the heap's SharedArrayBuffer/);
+      await expect(call(null)).rejects.toThrow(TypeError);
+      await expect(call({ threadId: 'x' })).rejects.toThrow(/attachAsync.*options\.threadId.*"x"/);
+      await expect(call({ threadId: 5 })).rejects.toThrow(/options\.threadId 5 was not handed out by this heap's newThreadId\(\)/);
+      await expect(call({ threadId: b + 1 })).rejects.toThrow(RangeError);
+      // This thread is attached already, under Node's threadId.
+      await expect(call({ threadId: a })).rejects.toThrow(new RegExp(`attached to the heap already, as ${heap.threadId}`));
+      heap.check();
+      expect(heap.stats().threadsAttached).toBe(1);
+    } finally {
+      heap.detach();
+    }
+    const other = SharedHeap.create({ initialBytes: 8 << 20, maxThreads: 2 });
+    const id = other.newThreadId();
+    const buffer = other.buffer;
+    other.detach();
+    await expect(SharedHeap.attachAsync(buffer, { threadId: id })).rejects.toThrow(/no Web Locks API.*SharedHeap\.attach\(buffer\).*watch\(worker\)/);
+    expect(() => other.newThreadId()).toThrow(/newThreadId\(\): this thread has detached/);
   });
 });

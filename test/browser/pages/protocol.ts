@@ -13,6 +13,8 @@ export const CHUNK = 64; // a loop publishes its count every CHUNK iterations
 
 export type Request =
   | { cmd: 'attach'; buffer: SharedArrayBuffer }
+  | { cmd: 'attachAs'; buffer: SharedArrayBuffer; threadId: number }
+  | { cmd: 'ping' }
   | { cmd: 'fill'; sizes: number[]; seed: number }
   | { cmd: 'verifyFree'; blocks: [number, number][]; seed: number }
   | { cmd: 'loop'; ctl: Int32Array; index: number; sizes: number[]; seed: number }

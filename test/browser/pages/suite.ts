@@ -382,6 +382,78 @@ async function reclaimScenario() {
   }
 }
 
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Ids reserved by the parent (newThreadId, attachAsync): a worker is reclaimed wherever it was
+ * terminated, attach included, and one whose id was reclaimed before it attached never attaches.
+ */
+async function reservedIdsScenario() {
+  const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+  const named = (id: number) => heap.stats().threads.filter((t) => t.threadId === id).length;
+  try {
+    // The usual course: attached under the id it was given, it fills blocks, is terminated and reclaimed.
+    const idA = heap.newThreadId();
+    const a = startWorker();
+    const replyA = await a.call<AttachReply>({ cmd: 'attachAs', buffer: heap.buffer, threadId: idA });
+    const sizes = [100, 5000, 100_000];
+    const filled = await a.call<number[]>({ cmd: 'fill', sizes, seed: 3 });
+    const attachedA = heap.stats().threads.filter((t) => t.state === 'attached').map((t) => t.threadId);
+    a.worker.terminate();
+    const reclaimedA = await heap.reclaimWhenGone(idA);
+    const againA = await heap.reclaimWhenGone(idA); // the lock is this thread's now: answered at once
+    heap.check();
+    const badA = filled.reduce((n, p, i) => n + badBytes(heap.u8, p, sizes[i]!, 3), 0);
+    for (const p of filled) heap.free(p);
+    heap.check();
+
+    // Reclaimed before it attached (nobody held its lock: granted at once): it never attaches.
+    const idB = heap.newThreadId();
+    const b = startWorker();
+    const earlyB = await heap.reclaimWhenGone(idB);
+    let answeredB = false;
+    void b.call({ cmd: 'attachAs', buffer: heap.buffer, threadId: idB }).then(
+      () => (answeredB = true),
+      () => (answeredB = true),
+    );
+    await sleep(500);
+    const namedB = named(idB);
+    b.worker.terminate();
+
+    // Loaded, told to attach, and terminated 0 to 8 ms later: reclaimed wherever it got to
+    // (waiting for its lock, inside attach, attached).
+    const rounds: { delay: number; reclaimed: boolean; named: number; attached: number }[] = [];
+    for (const delay of [0, 0, 1, 2, 4, 8]) {
+      const id = heap.newThreadId();
+      const w = startWorker();
+      await w.call({ cmd: 'ping' });
+      void w.call({ cmd: 'attachAs', buffer: heap.buffer, threadId: id }).catch(() => undefined);
+      if (delay > 0) await sleep(delay);
+      w.worker.terminate();
+      const reclaimed = await heap.reclaimWhenGone(id);
+      heap.check();
+      rounds.push({ delay, reclaimed, named: named(id), attached: heap.stats().threadsAttached });
+    }
+    const s = heap.stats();
+    return {
+      idA,
+      replyA,
+      attachedA,
+      reclaimedA,
+      againA,
+      badA,
+      earlyB,
+      answeredB,
+      namedB,
+      rounds,
+      threadsAttached: s.threadsAttached,
+      liveBlocks: s.liveBlocks,
+    };
+  } finally {
+    endWorkers();
+  }
+}
+
 declare global {
   interface Window {
     suite: Record<string, () => Promise<unknown>>;
@@ -394,5 +466,6 @@ window.suite = {
   nonBlocking: nonBlockingScenario,
   growth: growthScenario,
   reclaim: reclaimScenario,
+  reservedIds: reservedIdsScenario,
 };
 document.title = 'ready';

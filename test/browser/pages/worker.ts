@@ -57,6 +57,10 @@ function run(m: Request): unknown {
     case 'attach':
       heap = SharedHeap.attach(m.buffer);
       return null; // the reply waits for the Web Lock: see onmessage
+    case 'attachAs':
+      return null; // attachAsync: see onmessage
+    case 'ping':
+      return null; // loaded and listening
     case 'fill': {
       const h = attached();
       return m.sizes.map((size) => {
@@ -123,7 +127,8 @@ onmessage = async (e: MessageEvent<Request & { id: number }>) => {
   const m = e.data;
   try {
     let value = run(m);
-    if (m.cmd === 'attach') {
+    if (m.cmd === 'attachAs') heap = await SharedHeap.attachAsync(m.buffer, { threadId: m.threadId });
+    if (m.cmd === 'attach' || m.cmd === 'attachAs') {
       const h = attached();
       // The thread id is handed out only once the Web Lock that says "alive" is held.
       const lockHeld = await h.threadLockHeld();
