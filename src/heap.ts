@@ -74,6 +74,13 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
   d.lock.release();
   releaseGone(d.gone);
 });
+/** `fn`'s check of a heap's buffer (attach, attachAsync); returns its heap id. */
+function checkHeapBuffer(buffer: unknown, fn: string): number {
+  if (!(buffer instanceof SharedArrayBuffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
+  readGeometry(buffer, fn);
+  return heapIdOf(buffer);
+}
+
 /** The id create() wrote into the heap's header (the key of `attached` and of the Web Lock names). */
 function heapIdOf(buffer: SharedArrayBuffer): number {
   return new Int32Array(buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]!;
@@ -117,13 +124,9 @@ export class SharedHeap {
    * Claims a thread slot; attaching twice in one thread returns the same instance.
    */
   static attach(buffer: SharedArrayBuffer): SharedHeap {
-    if (!(buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError(`SharedHeap.attach(buffer): expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
-    }
-    readGeometry(buffer, 'SharedHeap.attach(buffer)');
-    const id = heapIdOf(buffer);
-    const existing = attached.get(id)?.deref();
-    if (existing !== undefined && !existing.#t.detached) return existing;
+    const id = checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
+    const existing = SharedHeap.#current(id);
+    if (existing !== undefined) return existing;
     const t = attachThread(buffer);
     return SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
   }
@@ -141,21 +144,16 @@ export class SharedHeap {
    */
   static async attachAsync(buffer: SharedArrayBuffer, options: { threadId: number }): Promise<SharedHeap> {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
-    if (!(buffer instanceof SharedArrayBuffer)) {
-      throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
-    }
-    readGeometry(buffer, fn);
+    const id = checkHeapBuffer(buffer, fn);
     if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
     const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
     const next = Atomics.load(new Int32Array(buffer, 0, G_NEXT_THREAD_ID + 1), G_NEXT_THREAD_ID);
     if (threadId < FIRST_HEAP_THREAD_ID || threadId >= next) {
       throw new RangeError(`${fn}: options.threadId ${threadId} was not handed out by this heap's newThreadId()`);
     }
-    const id = heapIdOf(buffer);
     const attachedAs = (): SharedHeap | undefined => {
-      const existing = attached.get(id)?.deref();
-      if (existing === undefined || existing.#t.detached) return undefined;
-      if (existing.threadId !== threadId) {
+      const existing = SharedHeap.#current(id);
+      if (existing !== undefined && existing.threadId !== threadId) {
         throw new HeapStateError(`${fn}: this thread is attached to the heap already, as ${existing.threadId}`);
       }
       return existing;
@@ -181,6 +179,12 @@ export class SharedHeap {
       lock.release();
       throw e;
     }
+  }
+
+  /** This thread's attached instance for the heap `id`, if any. */
+  static #current(id: number): SharedHeap | undefined {
+    const existing = attached.get(id)?.deref();
+    return existing !== undefined && !existing.#t.detached ? existing : undefined;
   }
 
   /** The instance for a context attachThread() made, registered for this thread. */
