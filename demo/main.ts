@@ -70,11 +70,14 @@ function start(): void {
     const w = new Worker('/worker.js', { type: 'module' });
     w.onmessage = (e: MessageEvent<WorkerMessage>) => onWorkerMessage(r, i, w, e.data);
     w.onerror = (e) => status(`worker ${i}: ${e.message}`);
-    const msg: StartMessage = { buffer: heap.buffer, ctl, xfer, index: i, mix, seed: 0x9e3779b9 * (i + 1) };
+    // The id is reserved here, before the worker runs: heap.reclaimWhenGone(threadId) would
+    // cover it wherever it died, inside attach too (README, Browsers).
+    const threadId = heap.newThreadId();
+    r.threadIds.push(threadId);
+    const msg: StartMessage = { buffer: heap.buffer, ctl, xfer, index: i, mix, seed: 0x9e3779b9 * (i + 1), threadId };
     w.postMessage(msg);
     r.workers.push(w);
   }
-  r.threadIds = new Array(threads).fill(-1);
   r.timer = window.setInterval(() => sample(r), SAMPLE_MS);
   $('start').setAttribute('disabled', '');
   $('stop').removeAttribute('disabled');
@@ -84,8 +87,8 @@ function start(): void {
 
 let done = 0;
 function onWorkerMessage(r: Run, i: number, w: Worker, m: WorkerMessage): void {
-  if (m.type === 'attached') r.threadIds[i] = m.threadId;
-  else if (m.type === 'error') status(`worker ${i}: ${m.message}`);
+  if (m.type === 'attached') return;
+  if (m.type === 'error') status(`worker ${i}: ${m.message}`);
   else if (m.type === 'done') {
     w.terminate();
     if (++done === r.workers.length) finish(r);

@@ -20,6 +20,8 @@ export interface StartMessage {
   index: number;
   mix: string;
   seed: number;
+  /** The id the page reserved for this worker (heap.newThreadId()): it attaches under it. */
+  threadId: number;
 }
 
 export type WorkerMessage = { type: 'attached'; threadId: number } | { type: 'done'; ops: number } | { type: 'error'; message: string };

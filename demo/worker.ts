@@ -11,8 +11,7 @@ function send(m: WorkerMessage): void {
 }
 
 async function run(m: StartMessage): Promise<void> {
-  const heap = SharedHeap.attach(m.buffer);
-  await heap.threadLockHeld();
+  const heap = await SharedHeap.attachAsync(m.buffer, { threadId: m.threadId });
   send({ type: 'attached', threadId: heap.threadId });
   const mix = MIXES[m.mix] ?? MIXES.mixed!;
   const logMin = Math.log2(mix.min);
