@@ -87,7 +87,6 @@ function start(): void {
 
 let done = 0;
 function onWorkerMessage(r: Run, i: number, w: Worker, m: WorkerMessage): void {
-  if (m.type === 'attached') return;
   if (m.type === 'error') status(`worker ${i}: ${m.message}`);
   else if (m.type === 'done') {
     w.terminate();

@@ -24,4 +24,4 @@ export interface StartMessage {
   threadId: number;
 }
 
-export type WorkerMessage = { type: 'attached'; threadId: number } | { type: 'done'; ops: number } | { type: 'error'; message: string };
+export type WorkerMessage = { type: 'done'; ops: number } | { type: 'error'; message: string };

@@ -12,7 +12,6 @@ function send(m: WorkerMessage): void {
 
 async function run(m: StartMessage): Promise<void> {
   const heap = await SharedHeap.attachAsync(m.buffer, { threadId: m.threadId });
-  send({ type: 'attached', threadId: heap.threadId });
   const mix = MIXES[m.mix] ?? MIXES.mixed!;
   const logMin = Math.log2(mix.min);
   const logSpan = Math.log2(mix.max) - logMin;
