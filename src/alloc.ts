@@ -7,7 +7,7 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
-import { largeAlloc, largeFree, largeResize } from './large.js';
+import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
 import { allocFromClass, freeSmall } from './magazine.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -188,7 +188,8 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : 1) || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
   if (cls < 0 && resizeLargeInPlace(t, p, n)) return p;
-  const q = mallocImpl(t, reallocRequest(n, usable));
+  // A block growing into or within the large runs moves to a run with free slots after it.
+  const q = n > MAX_SMALL && n > usable ? largeAllocToGrow(t, n) : mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
   t.ensureViews();
   t.bytes.copyWithin(q, p, p + Math.min(n, usable));

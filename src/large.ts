@@ -18,11 +18,19 @@ import {
 } from './slots.js';
 import { giveBackRun, largePoolHasRoom, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
 
-/** A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory. */
-export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlock: boolean): number {
+/**
+ * A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory.
+ * With `room` (slot-aligned runs only), the run is placed before as many free slots as it has,
+ * which stay free (largeAllocToGrow); not from the large-run pool then, and a run of 9 to 16
+ * slots gets none (it must stay in one SuperSlab, and twice its slots do not fit in one).
+ */
+export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlock: boolean, room = false): number {
   if (size > MAX_HEAP_BYTES) return 0;
   const slots = Math.max(1, Math.ceil(size / SLOT_BYTES));
-  if (slots <= LARGE_POOL_SPANS && align <= SLOT_BYTES) {
+  const extra = room && align <= SLOT_BYTES && (2 * slots <= SLOTS_PER_SUPER || slots > SLOTS_PER_SUPER) ? slots : 0;
+  const want = slots + extra;
+  if (want > MAX_HEAP_BYTES / SLOT_BYTES) return 0;
+  if (extra === 0 && slots <= LARGE_POOL_SPANS && align <= SLOT_BYTES) {
     // A run of the same span freed earlier, without the lock (pool.ts largePoolPop).
     const pooled = largePoolPop(t, slots);
     if (pooled !== 0) {
@@ -38,19 +46,19 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
   try {
     // Pooled runs give their slots back before any new slot is taken (pool.ts returnLargeRuns).
     if (Atomics.load(t.i32, G_LARGE_POOLED) > 0) returnLargeRuns(t, false);
-    if (slots <= SLOTS_PER_SUPER) {
+    if (want <= SLOTS_PER_SUPER) {
       const alignSlots = Math.max(1, Math.min(SLOTS_PER_SUPER, align / SLOT_BYTES));
-      head = findSlots(t, slots, alignSlots);
-      if (head === 0 && returnStage1Slabs(t) > 0) head = findSlots(t, slots, alignSlots);
+      head = findSlots(t, want, alignSlots);
+      if (head === 0 && returnStage1Slabs(t) > 0) head = findSlots(t, want, alignSlots);
       if (head === 0) head = carveSuperSlabs(t, 1);
     } else if (align <= SLOT_BYTES) {
       // Slots in a row, wherever they are free: a request just above 1 MiB takes 17 slots, not
       // two SuperSlabs, and fits in the free slots of SuperSlabs that are partly in use.
-      head = findRun(t, slots);
-      if (head === 0 && returnStage1Slabs(t) > 0) head = findRun(t, slots);
+      head = findRun(t, want);
+      if (head === 0 && returnStage1Slabs(t) > 0) head = findRun(t, want);
       if (head === 0) {
         const atEnd = freeSlotsAtEnd(t);
-        const fresh = carveSuperSlabs(t, Math.ceil((slots - atEnd) / SLOTS_PER_SUPER));
+        const fresh = carveSuperSlabs(t, Math.ceil((want - atEnd) / SLOTS_PER_SUPER));
         if (fresh !== 0) head = fresh - atEnd;
       }
     } else {
@@ -65,22 +73,35 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
         if (fresh !== 0) head = fresh - (atEnd << SLOTS_SHIFT_IN_SUPER);
       }
     }
-    if (head !== 0) {
-      const i32 = t.i32;
-      t.largeDirtyBytes = touchedBytes(t, head, span);
-      writeRunMetas(t, head, head, head + span, span);
-      i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
-      noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size
-      crashPoint(CP_LARGE);
-      commitTaken(t, head, span);
-      crashPoint(CP_LARGE);
-      t.f64[F_LARGE_HELD_BYTES] += span * SLOT_BYTES;
-      t.f64[F_LARGE_ALLOCS]++;
-    }
+    if (head !== 0) takeRun(t, head, span);
   } finally {
     lockRelease(t);
   }
   return head << SLOT_SHIFT;
+}
+
+/** [L] Makes the free slots [head, head + span) a live large run. */
+function takeRun(t: ThreadContext, head: number, span: number): void {
+  t.largeDirtyBytes = touchedBytes(t, head, span);
+  writeRunMetas(t, head, head, head + span, span);
+  t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
+  noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size
+  crashPoint(CP_LARGE);
+  commitTaken(t, head, span);
+  crashPoint(CP_LARGE);
+  t.f64[F_LARGE_HELD_BYTES] += span * SLOT_BYTES;
+  t.f64[F_LARGE_ALLOCS]++;
+}
+
+/**
+ * The run realloc moves a growing block to: a run with as many free slots after it as it has,
+ * left free and not handed out, so that the block's next growth takes them in place
+ * (largeResize) instead of moving again, copying, and writing every page of a run in fresh
+ * slots; where the heap cannot give that, a plain largeAlloc.
+ */
+export function largeAllocToGrow(t: ThreadContext, size: number): number {
+  const p = largeAlloc(t, size, SLOT_BYTES, true, true);
+  return p !== 0 ? p : largeAlloc(t, size, SLOT_BYTES, true);
 }
 
 /**
