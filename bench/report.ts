@@ -110,10 +110,22 @@ export function collectEnvironment(): Environment {
 // ---------------------------------------------------------------------------
 // Number formats
 
+/**
+ * Operations per second in at most five characters (9.99M, 99.9M, 100M, 99.9k, 999k, 999): the
+ * unit and the decimals are chosen on the rounded figure, so that 9,996,000 reads 10.0M, not
+ * 10.00M, and 999,700 reads 1.00M, not 1000k (those six-character forms once widened the table
+ * past its 120 columns).
+ */
 export function fmtOps(x: number): string {
   if (!Number.isFinite(x)) return '-';
-  if (x >= 1e6) return `${(x / 1e6).toFixed(x >= 1e8 ? 0 : x >= 1e7 ? 1 : 2)}M`;
-  if (x >= 1e3) return `${(x / 1e3).toFixed(x >= 1e5 ? 0 : 1)}k`;
+  if (x >= 999_500) {
+    const m = x / 1e6;
+    return `${m.toFixed(m >= 99.95 ? 0 : m >= 9.995 ? 1 : 2)}M`;
+  }
+  if (x >= 999.5) {
+    const k = x / 1e3;
+    return `${k.toFixed(k >= 99.95 ? 0 : 1)}k`;
+  }
   return x.toFixed(0);
 }
 

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, parseBenchArgs, type BenchReport, type CliIO } from '../bench/cli.js';
 import { nativeSkipReason } from '../bench/native.js';
-import { renderPairedRatios, renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
+import { fmtOps, renderPairedRatios, renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
 import { addRatios, pairedRatio, summarizeCase } from '../bench/summarize.js';
 import type { CaseResult, RunRecord } from '../bench/case.js';
 import { makeSampleTrace } from '../bench/traces/make-sample.js';
@@ -480,3 +480,24 @@ describe('sabmalloc bench W5 over a folder of traces', () => {
     expect(ref.runs[0]!.footprintBytes).toBeGreaterThanOrEqual(ref.runs[0]!.peakLiveBytes);
   });
 });
+
+describe('fmtOps', () => {
+  it('fits ops/s in five characters, choosing the unit on the rounded figure', () => {
+    expect(fmtOps(9_996_000)).toBe('10.0M'); // was 10.00M
+    expect(fmtOps(99_960_000)).toBe('100M'); // was 100.0M
+    expect(fmtOps(999_700)).toBe('1.00M'); // was 1000k
+    expect(fmtOps(99_970)).toBe('100k'); // was 100.0k
+    expect(fmtOps(999.7)).toBe('1.0k'); // was 1000
+    expect(fmtOps(9_994_000)).toBe('9.99M');
+    expect(fmtOps(45_678)).toBe('45.7k');
+    expect(fmtOps(123)).toBe('123');
+    const unit: Record<string, number> = { M: 1e6, k: 1e3 };
+    for (let x = 1; x < 1e9; x *= 1.0007) {
+      const f = fmtOps(x);
+      expect(f.length, `${x} -> ${f}`).toBeLessThanOrEqual(5);
+      const back = parseFloat(f) * (unit[f.slice(-1)] ?? 1);
+      if (x >= 100) expect(Math.abs(back - x) / x, `${x} -> ${f}`).toBeLessThan(0.051); // two or three digits
+    }
+  });
+});
+
