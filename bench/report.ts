@@ -129,10 +129,15 @@ export function fmtOps(x: number): string {
   return x.toFixed(0);
 }
 
+/**
+ * Bytes in at most nine characters (999.9 KiB, 1.0 MiB, 999.9 MiB, 1.95 GiB): from 999.95 of a
+ * unit the next one, so that no figure reads 1020.0 KiB or 1945.3 MiB and widens its column.
+ */
 export function fmtBytes(x: number | undefined): string {
   if (x === undefined || !Number.isFinite(x)) return '-';
-  if (x >= 1 << 20) return `${(x / (1 << 20)).toFixed(1)} MiB`;
-  if (x >= 1 << 10) return `${(x / (1 << 10)).toFixed(1)} KiB`;
+  if (x >= 999.95 * (1 << 20)) return `${(x / (1 << 30)).toFixed(2)} GiB`;
+  if (x >= 999.95 * (1 << 10)) return `${(x / (1 << 20)).toFixed(1)} MiB`;
+  if (x >= 1000) return `${(x / (1 << 10)).toFixed(1)} KiB`;
   return `${x} B`;
 }
 

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, parseBenchArgs, type BenchReport, type CliIO } from '../bench/cli.js';
 import { nativeSkipReason } from '../bench/native.js';
-import { fmtOps, renderPairedRatios, renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
+import { fmtBytes, fmtOps, renderPairedRatios, renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
 import { addRatios, pairedRatio, summarizeCase } from '../bench/summarize.js';
 import type { CaseResult, RunRecord } from '../bench/case.js';
 import { makeSampleTrace } from '../bench/traces/make-sample.js';
@@ -107,8 +107,8 @@ describe('sabmalloc bench --smoke', () => {
       expect(r[COL.threads]).toMatch(/^\d+$/);
       expect(r[COL.cold]).toMatch(new RegExp(`^${OPS}$`));
       expect(r[COL.warm]).toMatch(new RegExp(`^${OPS} \\(${OPS}-${OPS}\\)$`)); // median (min-max)
-      expect(r[COL.footprint]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
-      expect(r[COL.peakLive]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB)$/);
+      expect(r[COL.footprint]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB|GiB)$/);
+      expect(r[COL.peakLive]).toMatch(/^\d+(\.\d+)? (B|KiB|MiB|GiB)$/);
       expect(r[COL.fpLive]).toMatch(/^\d+(\.\d+)?$/);
     }
   });
@@ -498,6 +498,19 @@ describe('fmtOps', () => {
       const back = parseFloat(f) * (unit[f.slice(-1)] ?? 1);
       if (x >= 100) expect(Math.abs(back - x) / x, `${x} -> ${f}`).toBeLessThan(0.051); // two or three digits
     }
+  });
+});
+
+describe('fmtBytes', () => {
+  it('fits byte counts in nine characters, the next unit from 999.95 of one', () => {
+    expect(fmtBytes(1_044_480)).toBe('1.0 MiB'); // 1020 KiB: was 1020.0 KiB
+    expect(fmtBytes(2_039_742_464)).toBe('1.90 GiB'); // was 1945.3 MiB
+    expect(fmtBytes(999)).toBe('999 B');
+    expect(fmtBytes(1000)).toBe('1.0 KiB');
+    expect(fmtBytes(535_449)).toBe('522.9 KiB');
+    expect(fmtBytes(286_261_248)).toBe('273.0 MiB');
+    expect(fmtBytes(undefined)).toBe('-');
+    for (let x = 1; x < 2 ** 31; x = Math.ceil(x * 1.0007)) expect(fmtBytes(x).length, `${x}`).toBeLessThanOrEqual(9);
   });
 });
 
