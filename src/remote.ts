@@ -47,7 +47,13 @@ export function publishChain(i32: Int32Array, mW: number, first: number, last: n
 export function notifyOwner(t: ThreadContext, slot: number): boolean {
   const i32 = t.i32;
   const mW = t.metaW(slot);
-  if (Atomics.load(i32, mW + SM_NOTIFIED) !== 0) return false;
+  if (Atomics.load(i32, mW + SM_NOTIFIED) !== 0) {
+    // Set with no owner to take the notice: a thread that set it found the slab abandoned and
+    // died before clearing it (or is about to clear it and adopt). Trusting the flag would leave
+    // every later remote free on the list for good (the stress test found one: 133 blocks).
+    // Whoever adopts first collects; adoptSlab's CAS decides, and clears the flag.
+    return Atomics.load(i32, mW + SM_OWNER) === OWNER_NONE && adoptSlab(t, slot);
+  }
   if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, 1) !== 0) return false;
   const owner = Atomics.load(i32, mW + SM_OWNER);
   if (owner >= 0) {

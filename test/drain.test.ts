@@ -7,7 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLASS_SIZES, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS } from '../src/layout.js';
+import { MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, OWNER_NONE, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER } from '../src/layout.js';
+import { slabsWithBlocksOut } from './inspect.js';
 import { PER_DOUBLING, classOf } from '../src/size-classes.js';
 import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
 
@@ -41,6 +42,27 @@ describe('drain interval', () => {
   it('uses a 1024-byte class whose magazine holds more than drainInterval blocks', () => {
     expect(CLASS_SIZES).toContain(SIZE);
   });
+
+  it("a remote free adopts an abandoned slab whose notice flag a dead freer left set, instead of trusting the flag", async () => {
+    // A freer that set SM_NOTIFIED, found no owner and died before clearing the flag and adopting
+    // left the slab unowned with the flag set: every later remote free trusted the flag, and the
+    // blocks stayed on the remote list for good. Simulated here by setting the flag by hand.
+    const heap = SharedHeap.create(OPTIONS);
+    const owner = await attachedWorker(heap);
+    const blocks = await Promise.all(Array.from({ length: 10 }, () => owner.remote.malloc(SIZE)));
+    await owner.remote.detach(); // its slab is abandoned with its blocks out
+    const slot = blocks[0]! >>> SLOT_SHIFT;
+    const t = internals(heap);
+    const i32 = new Int32Array(heap.buffer);
+    const mW = t.metaW(slot);
+    expect(Atomics.load(i32, mW + SM_OWNER)).toBe(OWNER_NONE);
+    Atomics.store(i32, mW + SM_NOTIFIED, 1); // the dead freer's flag
+    for (const p of blocks) heap.free(p);
+    heap.flush(); // the main thread's magazine drains to the slab: a remote free onto it
+    expect(slabsWithBlocksOut(heap)).toEqual([]);
+    expect(heap.stats().liveBytes).toBe(0);
+    heap.check();
+  }, 20_000);
 
   it('a worker that only frees returns the slabs of a detached owner to the pool, without flush', async () => {
     const heap = SharedHeap.create(OPTIONS);
