@@ -81,6 +81,17 @@ export class ThreadContext {
   drainLeft = 0;
   /** The class the last periodic drain took in turn (see drainPeriodic). */
   drainCursor = 0;
+  /**
+   * What the periodic drain saw of each class's magazine when it last looked at it, to tell a
+   * magazine the thread allocates from (which it leaves alone) from one that only fills
+   * (drainPeriodic): the top (0: never looked), the block of the entry under that top, and
+   * refillsCls as of then. Thread-local hints, not shared: a stale one costs a drain or saves one.
+   */
+  readonly seenTop: Int32Array;
+  readonly seenBlock: Int32Array;
+  readonly seenRefills: Int32Array;
+  /** Refills of each class's magazine (refillMagazine), thread-local. */
+  readonly refillsCls: Int32Array;
   /** Float64 index of the slot's counters (TF_*). */
   tfW = 0;
   /** The public id of the thread bound to the slot (see the file comment). */
@@ -128,6 +139,10 @@ export class ThreadContext {
     }
     this.magCapCls = magCapCls;
     this.refillCls = refillCls;
+    this.seenTop = new Int32Array(NUM_CLASSES);
+    this.seenBlock = new Int32Array(NUM_CLASSES);
+    this.seenRefills = new Int32Array(NUM_CLASSES);
+    this.refillsCls = new Int32Array(NUM_CLASSES);
     this.drainInterval = i32[G_DRAIN_INTERVAL];
     this.trimInterval = i32[G_TRIM_INTERVAL];
   }
@@ -139,6 +154,7 @@ export class ThreadContext {
     this.thW = geo.threadsW + slot * geo.threadWords;
     this.topW = this.thW + TH_TOP;
     this.drainLeft = this.drainInterval;
+    this.seenTop.fill(0);
     this.tfW = (this.thW + TH_F64_W) >>> 1;
   }
 

@@ -182,17 +182,15 @@ describe('slab lists and counts', () => {
 });
 
 describe('current slabs and partial lists', () => {
-  /** A heap whose thread 0 has two slabs of 48-byte blocks on its partial list, one of them empty. */
+  /** A heap whose thread 0 has two slabs of 48-byte blocks on its partial list. */
   function withPartials(): { heap: SharedHeap; cls: number; first: number } {
     const heap = fresh();
     const cls = classOf(48);
     const n = COUNT[cls];
-    const blocks = Array.from({ length: 3 * n }, () => heap.malloc(48)); // three slabs
-    for (let i = 0; i < n; i++) heap.free(blocks[i]!); // the first slab: every block back
-    heap.free(blocks[n]!); // the second: one block back
-    heap.flush(); // magazines drained: the empty slab is given back, the other stays partial
-    for (let i = 0; i < n; i++) blocks[i] = heap.malloc(48); // ... and reused
-    for (let i = 0; i < n; i++) heap.free(blocks[i]!);
+    const blocks = Array.from({ length: 3 * n }, () => heap.malloc(48)); // three full slabs
+    heap.free(blocks[0]!); // a block of the first ...
+    heap.free(blocks[n]!); // ... and of the second
+    heap.flush(); // magazines drained: both slabs, neither full nor empty, go on the partial list
     const { i32, thread } = raw(heap);
     const first = i32[thread(0) + TH_PARTIAL + cls]!;
     expect(first).toBeGreaterThan(0);

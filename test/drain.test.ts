@@ -1,8 +1,9 @@
 /**
  * Drain interval (src/magazine.ts drainPeriodic): a thread that only frees does not sit on the
- * blocks it freed. After every `drainInterval` frees it drains the magazine of the class it frees
- * (and, in turn, one other class's), so without any flush the blocks go back to their slabs,
- * empty slabs go back to the pool, and the memory is reused instead of the heap growing.
+ * blocks it freed. After every `drainInterval` frees it looks at the magazine of the class it
+ * frees (and, in turn, at one other class's) and drains it unless the thread allocated from it
+ * since the last look, so without any flush the blocks go back to their slabs, empty slabs go back
+ * to the pool, and the memory is reused instead of the heap growing; a magazine in use stays.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLASS_SIZES, SharedHeap } from '../src/index.js';
@@ -135,6 +136,40 @@ describe('drain interval', () => {
     expect(heap.stats().threads.find((x) => x.threadId === heap.threadId)!.drains - drains).toBeGreaterThanOrEqual((2 * BLOCKS) / DRAIN);
     expect(heap.stats().liveBytes).toBe(0);
     heap.check();
+  });
+
+  it('a magazine the thread allocates from stays through the periodic drain; one of a class above 1 KiB does not', () => {
+    // W1's pattern on one class: a free or a malloc at random over 512 slots. Draining the magazine
+    // every drainInterval frees only sent the thread back to its slabs to refill it.
+    const churn = (size: number) => {
+      const heap = SharedHeap.create(OPTIONS);
+      const slots = new Array<number>(512).fill(0);
+      let x = 2463534242;
+      let frees = 0;
+      for (let i = 0; i < 40_000; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        const k = (x >>> 0) % slots.length;
+        if (slots[k] !== 0) {
+          heap.free(slots[k]!);
+          slots[k] = 0;
+          frees++;
+        } else slots[k] = heap.malloc(size);
+      }
+      const { drains } = threadStats(heap, heap.threadId);
+      for (const p of slots) if (p !== 0) heap.free(p);
+      heap.flush();
+      heap.check();
+      expect(heap.stats().liveBytes).toBe(0);
+      heap.detach();
+      return { frees, drains };
+    };
+    const small = churn(SIZE);
+    expect(small.frees).toBeGreaterThan(64 * DRAIN);
+    expect(small.drains).toBeLessThan(small.frees / DRAIN / 8);
+    const large = churn(2048); // its magazine may hold 128 KiB: drained at every look, as before
+    expect(large.drains).toBeGreaterThanOrEqual(Math.floor(large.frees / DRAIN));
   });
 
   it('a worker that only frees the blocks of a live owner keeps fewer than drainInterval of them', async () => {
