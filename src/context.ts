@@ -21,7 +21,7 @@ import { HeapStateError } from './errors.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
-  G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
+  G_UNSURE, G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
   TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
 const { NUM_CLASSES, PER_DOUBLING, SIZE } = classes;
 
@@ -92,6 +92,8 @@ export class ThreadContext {
   readonly seenRefills: Int32Array;
   /** Refills of each class's magazine (refillMagazine), thread-local. */
   readonly refillsCls: Int32Array;
+  /** G_UNSURE as of this thread's last settling of unsure notice flags (slab.ts processNotices). Thread-local. */
+  unsureSeen = 0;
   /** Float64 index of the slot's counters (TF_*). */
   tfW = 0;
   /** The public id of the thread bound to the slot (see the file comment). */
@@ -155,6 +157,7 @@ export class ThreadContext {
     this.topW = this.thW + TH_TOP;
     this.drainLeft = this.drainInterval;
     this.seenTop.fill(0);
+    this.unsureSeen = Atomics.load(this.i32, G_UNSURE); // flags marked before it owned any slab are not its own
     this.tfW = (this.thW + TH_F64_W) >>> 1;
   }
 

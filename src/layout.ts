@@ -58,7 +58,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -102,7 +102,10 @@ export const G_LARGE_POOLED = 22; //    [A] slots in the large-run lists, about:
 //                                      them or repairs one; only the pool's keep test reads it (pool.ts)
 export const G_LARGE_CREDIT = 23; //    [A] whether keeping freed large runs pays, about: +1 when a kept run is taken again,
 //                                      -1 when one goes back to Stage 2 unused (pool.ts), held within -8 .. 8
-// Words 24 .. F_BASE_W-1 are reserved [R].
+export const G_UNSURE = 24; //          [A] epoch of unsure notice flags: Atomics.add by a reclaimer before it marks a slab's
+//                                      SM_NOTIFIED -epoch (reclaim.ts markUnsureNotice); owners compare it with the
+//                                      epoch they last looked at (slab.ts processNotices)
+// Words 25 .. F_BASE_W-1 are reserved [R].
 
 // Float64 counters, [L]: updated under the lock (plain), read racily by stats(). F_* are
 // Float64Array indices: word F_BASE_W + 2 * k is counter k.
@@ -234,7 +237,14 @@ export const SM_FREE = 8; //        [O] head: local free list, first block (link
 export const SM_NFREE = 9; //       [O] head: length of the local free list
 export const SM_INUSE = 10; //      [O] head: blocks out of the slab (see the invariants)
 export const SM_REMOTE = 11; //     [A] head: remote free list (Treiber push of chains; the owner takes all with exchange)
-export const SM_NOTIFIED = 12; //   [A] head: 1 while the slab is on its owner's notice list (a remote freer's CAS 0 -> 1); set with no owner (its setter died before adopting), the next remote freer adopts (remote.ts notifyOwner)
+export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free's notice of the slab is pending: the
+//                                  freer's thread slot + 1 (its CAS from 0), then on the owner's notice list until
+//                                  the owner takes it and stores 0 (slab.ts processNotices). A reclaimer of a freer
+//                                  that died around its notice (TH_NOTIFYING) turns its slot + 1 into -epoch
+//                                  (G_UNSURE) by CAS: on the owner's list or not, nobody can tell, so the owner
+//                                  clears it by CAS only after a take of its notice list that began after that
+//                                  epoch, and collects. Nonzero with no owner (its setter died before adopting):
+//                                  the next remote freer adopts (remote.ts notifyOwner)
 export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice list
 export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
 export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with local free blocks, not current)
@@ -344,10 +354,14 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's word, 6 TH_POPPING's, 7 TH_S1_PRIVATE's)
+export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's, 7 TH_S1_PRIVATE's)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
+export const TH_NOTIFYING = TH_F64_W + 2 * 5 + 1; // [O] (an Int32 word in the counters area) while a remote freer
+//                                notifies a slab's owner (remote.ts notifyOwner): the slab, stored before the CAS of
+//                                SM_NOTIFIED and cleared after the push onto the owner's notice list (0: none); a
+//                                reclaimer finding it set resolves the flag (reclaim.ts markUnsureNotice)
 export const TH_POPPING = TH_F64_W + 2 * 6; // [O] (an Int32 word in the counters area) while popping a Stage-1
 //                                slab: the slab it claims or claimed (0: none; see repairStage1)
 export const TH_S1_PRIVATE = TH_F64_W + 2 * 7; // [L] (an Int32 word in the counters area) of a thread being

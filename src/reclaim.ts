@@ -8,7 +8,7 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_NOTIFYING, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
@@ -203,6 +203,12 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
  */
 function finishJournals(dead: ThreadContext): Set<number> {
   const i32 = dead.i32;
+  // First, before this reclaim notifies anything as the dead thread (TH_NOTIFYING is its word too).
+  const notifying = i32[dead.thW + TH_NOTIFYING];
+  if (notifying !== 0) {
+    if (notifying > 0 && notifying < dead.slotLimit) markUnsureNotice(dead, notifying);
+    i32[dead.thW + TH_NOTIFYING] = 0;
+  }
   const collectW = i32[dead.thW + TH_COLLECT_MW];
   if (collectW !== 0) {
     // NEXT is -1 when it died around the exchange itself: whatever it took is lost (rare).
@@ -264,6 +270,24 @@ function finishJournals(dead: ThreadContext): Set<number> {
   journalEntries(dead, cls, rest, 0, m);
   drainJournal(dead, cls, false);
   return held;
+}
+
+/**
+ * The dead thread was notifying the owner of the slab at `slot` (TH_NOTIFYING): if the slab's
+ * notice flag is still the one it set (its slot + 1), the slab may be on the owner's notice list
+ * (pushed, not taken yet) or on none (stopped before the push), and nothing tells which. Left
+ * as it was, the flag would make every later remote free skip the notice while the owner never
+ * looks: their blocks would wait on the slab's remote list. Marked -epoch instead (after the
+ * epoch's increment, which so follows the death and any push), for the owner to settle
+ * (slab.ts settleUnsure). A reclaimer stopped before the CAS leaves TH_NOTIFYING for the next.
+ */
+function markUnsureNotice(dead: ThreadContext, slot: number): void {
+  const i32 = dead.i32;
+  const mW = dead.metaW(slot);
+  if (Atomics.load(i32, mW + SM_NOTIFIED) !== dead.slot + 1) return;
+  const epoch = Atomics.add(i32, G_UNSURE, 1) + 1;
+  crashPoint(CP_RECLAIM);
+  Atomics.compareExchange(i32, mW + SM_NOTIFIED, dead.slot + 1, -epoch);
 }
 
 const INFLIGHT_WAIT_MS = 50; // a live collector takes microseconds; the reclaimer holds the lock meanwhile

@@ -16,7 +16,7 @@ import type { ThreadContext } from './context.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, TH_COLLECT_MW,
-  TH_COLLECT_NEXT, TH_NOTICE, LISTED_NONE } = layout;
+  TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE } = layout;
 const { COUNT, SIZE } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
@@ -54,7 +54,16 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     // Whoever adopts first collects; adoptSlab's CAS decides, and clears the flag.
     return Atomics.load(i32, mW + SM_OWNER) === OWNER_NONE && adoptSlab(t, slot);
   }
-  if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, 1) !== 0) return false;
+  // TH_NOTIFYING covers the flag's CAS up to the push: a reclaimer of a thread stopped in between
+  // cannot tell whether the slab reached the owner's list, and marks the flag for the owner to
+  // settle (reclaim.ts markUnsureNotice).
+  const notifyingW = t.thW + TH_NOTIFYING;
+  i32[notifyingW] = slot;
+  crashPoint(CP_PUBLISH);
+  if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, t.slot + 1) !== 0) {
+    i32[notifyingW] = 0;
+    return false;
+  }
   const owner = Atomics.load(i32, mW + SM_OWNER);
   if (owner >= 0) {
     const noticeW = t.threadW(owner) + TH_NOTICE;
@@ -62,10 +71,14 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
       crashPoint(CP_PUBLISH);
       const old = Atomics.load(i32, noticeW);
       Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
-      if (Atomics.compareExchange(i32, noticeW, old, slot) === old) return false;
+      if (Atomics.compareExchange(i32, noticeW, old, slot) === old) break;
     }
+    crashPoint(CP_PUBLISH);
+    i32[notifyingW] = 0;
+    return false;
   }
   Atomics.store(i32, mW + SM_NOTIFIED, 0);
+  i32[notifyingW] = 0;
   return owner === OWNER_NONE && adoptSlab(t, slot);
 }
 

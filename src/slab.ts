@@ -18,7 +18,7 @@ import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_LINK_W, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
+const { FREE_LINK_W, G_CARVED, G_UNSURE, K_SLAB, SLOTS_SHIFT_IN_SUPER, SM_HEAD, SM_KIND, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   SM_CLS1, SM_DATA, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, SIZE, FD_WORDS, FD_SHIFT, FD_INV, FD_MASK, FREE_DIV } = classes;
@@ -304,9 +304,13 @@ export function afterBlocksReturned(t: ThreadContext, slot: number, cls: number,
   }
 }
 
-/** Takes t's notice list whole and collects the remote frees of every slab on it. */
+/**
+ * Takes t's notice list whole and collects the remote frees of every slab on it; then, when a
+ * reclaimer marked notice flags unsure since t last looked (G_UNSURE), settles those of t's slabs.
+ */
 export function processNotices(t: ThreadContext): number {
   const i32 = t.i32;
+  const unsure = Atomics.load(i32, G_UNSURE); // before the take (see settleUnsure)
   let slot = takeNotices(t);
   let n = 0;
   while (slot !== 0 && n < t.slotLimit) {
@@ -320,6 +324,36 @@ export function processNotices(t: ThreadContext): number {
     }
     n++;
     slot = next;
+  }
+  if (unsure !== t.unsureSeen) n += settleUnsure(t, unsure);
+  return n;
+}
+
+/**
+ * Settles the notice flags of t's slabs that a reclaimer marked -e for e <= `epoch` (reclaim.ts
+ * markUnsureNotice): the freer that set the flag died between its CAS and its push, or after the
+ * push. Its death came before the mark's epoch, and so before the take of t's notice list that
+ * processNotices made after reading `epoch`: a slab it pushed was on that list or an earlier one,
+ * and taking it off stored 0 over the mark (or came first, and the mark's CAS failed). A mark
+ * still there was never pushed, and no live freer waits on it (the flag stayed nonzero): cleared
+ * by CAS, and the slab's remote list collected. Marks of a later epoch wait for the next look.
+ * A scan of the slot table, made only after a reclaim found a freer stopped in that window.
+ */
+function settleUnsure(t: ThreadContext, epoch: number): number {
+  const i32 = t.i32;
+  t.unsureSeen = epoch;
+  const end = Math.min(Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER, t.slotLimit);
+  let n = 0;
+  for (let slot = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; slot < end; slot++) {
+    const mW = t.metaW(slot);
+    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot) continue;
+    const flag = Atomics.load(i32, mW + SM_NOTIFIED);
+    if (flag >= 0 || -flag > epoch || Atomics.load(i32, mW + SM_OWNER) !== t.slot) continue;
+    if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, flag, 0) !== flag) continue;
+    const cls = i32[mW + SM_CLS1] - 1;
+    collectRemote(t, mW, cls);
+    afterBlocksReturned(t, slot, cls, true);
+    n++;
   }
   return n;
 }

@@ -20,7 +20,9 @@ import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.j
 import { workerEntry } from '../src/node.js';
 import { CRASH_PATHS } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { S1_HEAD_W, S1_SLOT_MASK, SM_OWNER, TH_POPPING } from '../src/layout.js';
+import {
+  K_SLAB, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_HEAD, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTICE, TH_NOTIFYING, TH_POPPING,
+} from '../src/layout.js';
 import { COUNT, classOf } from '../src/size-classes.js';
 import {
   ATOMICS_STOP, CRASH_SCENARIOS, C_KEEP, C_STOPPED, C_VICTIM, LEDGER_ENTRIES, L_COUNT, L_FIRST, L_INFLIGHT, patternOf, type CrashWorkerData,
@@ -54,8 +56,23 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   for (let k = 6; k < 10; k++) heap.free(blocks[k]!); // remote frees to its slabs, noticed
   heap.flush();
   extra.push(...blocks.slice(10)); // still allocated when it dies
+  // It frees blocks of the main thread (remote: published onto the main thread's slab, noticed) ...
+  const theirs = [heap.malloc(64), heap.malloc(64), heap.malloc(64)];
+  for (const p of theirs) await v.remote.free(p);
+  await v.remote.flush();
   const tid = heap.stats().threads.find((x) => x.threadId === id)!.tid;
   await v.worker.terminate();
+  // ... and is made to look stopped between its CAS of the slab's notice flag and its push onto
+  // the main thread's notice list: the flag says noticed, the list is empty, TH_NOTIFYING names
+  // the slab. Reclaiming it must leave the flag for the main thread to settle.
+  const ti = internals(heap);
+  const noticeW = ti.threadW(ti.runner.slot) + TH_NOTICE;
+  const noticed = theirs[0]! >>> SLOT_SHIFT;
+  if (Atomics.load(ti.i32, noticeW) !== noticed || Atomics.load(ti.i32, ti.metaW(noticed) + SM_NOTIFIED) !== tid + 1) {
+    throw new Error('the victim did not notice the main thread of its remote frees');
+  }
+  Atomics.store(ti.i32, noticeW, 0);
+  ti.i32[ti.threadW(tid) + TH_NOTIFYING] = noticed;
   // It also dies holding its claim on a slab of a Stage-1 list, as a stop between a pop's claim
   // and its unlinking CAS leaves it: the reclaim takes that list whole to repair it.
   const cls = classOf(1024);
@@ -68,6 +85,18 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   Atomics.store(t.i32, t.metaW(claimed) + SM_OWNER, tid);
   t.i32[t.threadW(tid) + TH_POPPING] = claimed;
   return id;
+}
+
+/** The slabs owned by thread slot `slot` whose remote list is not empty, as 'slot (notice flag)'. */
+function remoteListsOf(heap: SharedHeap, slot: number): string[] {
+  const t = internals(heap);
+  const out: string[] = [];
+  for (let s = 0; s < t.slotLimit; s++) {
+    const mW = t.metaW(s);
+    if (t.i32[mW + SM_KIND] !== K_SLAB || t.i32[mW + SM_HEAD] !== s || Atomics.load(t.i32, mW + SM_OWNER) !== slot) continue;
+    if (Atomics.load(t.i32, mW + SM_REMOTE) !== 0) out.push(`${s} (${Atomics.load(t.i32, mW + SM_NOTIFIED)})`);
+  }
+  return out;
 }
 
 /** The block is live (usableSize accepts it). */
@@ -178,6 +207,10 @@ async function runOnce(name: string, n: number, atomics = false): Promise<RunRes
   for (const p of extra) heap.free(p);
   for (const [p] of mine) heap.free(p);
   heap.flush();
+  // The flush took this thread's notices: no slab of its own keeps blocks freed by the dead worker
+  // on its remote list (a notice the worker flagged and never pushed would leave them there).
+  const waiting = remoteListsOf(heap, internals(heap).runner.slot);
+  if (waiting.length > 0) failures.push(`after the flush, slabs of the main thread hold remote frees: ${waiting.join(', ')}`);
   const c2 = checked(heap);
   if (c2 !== 'passes') failures.push(`check() after freeing everything: ${c2}`);
   const live = heap.stats().liveBytes;
