@@ -28,7 +28,7 @@ export type { HeapOptions };
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_HEAP_ID, G_NEXT_THREAD_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
-const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_MASK, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
+const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
 
@@ -256,8 +256,8 @@ export class SharedHeap {
    * Frees a block from any thread. Fast path, no Atomics and no object: the slot meta gives
    * class, data and state offsets, a multiply by the inverse of the block size finds the
    * block's index, its state byte must say ALLOCATED, then a magazine push and the drain
-   * countdown (a field of the context): 18 loads (context fields, slot-limit and meta words, the
-   * four division constants, state byte, top, the entry under it, the countdown) and 5 stores
+   * countdown (a field of the context): 17 loads (context fields, slot-limit and meta words, the
+   * three division constants, state byte, top, the entry under it, the countdown) and 5 stores
    * (state byte, entry block and state, top, countdown). Misuse, large blocks and blocks beyond this
    * thread's views go to freeSlow, which throws before changing anything.
    */
@@ -274,14 +274,17 @@ export class SharedHeap {
       freeSlow(t, block); // large run, free(0), or not a slab
       return;
     }
-    // Exact division by the block size: a shift, then a multiply by the inverse of its odd part.
-    // A pointer into the slab header (off < 0) cannot give an index below COUNT (size-classes.ts).
+    // Exact division by the block size: a multiply by the inverse of its odd part, then a rotate
+    // right by its power of two, which sends an offset that is not a block start, one into the
+    // slab header (off < 0) included, to an index at or above COUNT: one test (size-classes.ts).
     const off = block - i32[mW + SM_DATA];
     const d = cls * FD_WORDS;
-    const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);
+    const q = Math.imul(off, FREE_DIV[d + FD_INV]);
+    const sh = FREE_DIV[d + FD_SHIFT];
+    const idx = (q >>> sh) | (q << (32 - sh));
     const st = i32[mW + SM_STATE] + idx;
     const bytes = t.bytes;
-    if ((off & FREE_DIV[d + FD_MASK]) !== 0 || idx >>> 0 >= FREE_DIV[d + FD_COUNT] || bytes[st] !== ST_ALLOCATED) {
+    if (idx >>> 0 >= FREE_DIV[d + FD_COUNT] || bytes[st] !== ST_ALLOCATED) {
       freeSlow(t, block);
       return;
     }
@@ -343,9 +346,11 @@ export class SharedHeap {
     if (cls < 0) return reallocImpl(t, block, size);
     const off = block - i32[mW + SM_DATA];
     const d = cls * FD_WORDS;
-    const idx = Math.imul(off >>> FREE_DIV[d + FD_SHIFT], FREE_DIV[d + FD_INV]);
+    const prod = Math.imul(off, FREE_DIV[d + FD_INV]); // free's exact division, rotate and all
+    const sh = FREE_DIV[d + FD_SHIFT];
+    const idx = (prod >>> sh) | (prod << (32 - sh));
     const st = i32[mW + SM_STATE] + idx;
-    if ((off & FREE_DIV[d + FD_MASK]) !== 0 || idx >>> 0 >= FREE_DIV[d + FD_COUNT] || t.bytes[st] !== ST_ALLOCATED) {
+    if (idx >>> 0 >= FREE_DIV[d + FD_COUNT] || t.bytes[st] !== ST_ALLOCATED) {
       return reallocImpl(t, block, size);
     }
     const usable = SIZE[cls];

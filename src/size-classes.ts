@@ -95,7 +95,13 @@ export const ALIGN = new Int32Array(NUM_CLASSES);
  * Exact division for free(): a block offset `off` within a slab is `idx * SIZE` exactly, and
  * SIZE = 2^DIV_SHIFT * odd. Then idx = imul(off >>> DIV_SHIFT, DIV_INV) with DIV_INV the inverse
  * of the odd part mod 2^32 (a multiplication, no division), provided (off & DIV_MASK) == 0
- * and the result is below COUNT (both tested by free, which is what makes the result exact).
+ * and the result is below COUNT (both tested, which is what makes the result exact). The fast
+ * paths (heap.ts free and realloc, magazine.ts freeSmall) fold the two tests into one: with
+ * q = imul(off, DIV_INV) rotated right by DIV_SHIFT, a block start gives its index, an offset
+ * that is not a multiple of 2^DIV_SHIFT gives its low bits on top (at least 2^(32 - DIV_SHIFT)),
+ * and a multiple of 2^DIV_SHIFT but not of SIZE gives more than 2^32 / SIZE (the divisibility
+ * test by the modular inverse): all at or above COUNT, so `idx >>> 0 < COUNT` alone decides. One
+ * mask load and test fewer on every free: W1 in one process 40.8-41.8 -> 44.4-45.7 M ops/s.
  */
 export const DIV_SHIFT = new Int32Array(NUM_CLASSES);
 export const DIV_MASK = new Int32Array(NUM_CLASSES);

@@ -142,9 +142,10 @@ describe('slab geometry', () => {
 });
 
 describe('exact division on free (FREE_DIV: DIV_SHIFT, DIV_INV, DIV_MASK, COUNT)', () => {
-  // heap.ts: idx = imul(off >>> DIV_SHIFT, DIV_INV); a block start iff (off & DIV_MASK) === 0
-  // and idx >>> 0 < COUNT, with no test of off >= 0: an offset into the slab header (off < 0)
-  // must never pass. Checked for every byte offset of a slab, header included.
+  // idx = imul(off >>> DIV_SHIFT, DIV_INV); a block start iff (off & DIV_MASK) === 0 and
+  // idx >>> 0 < COUNT; the fast paths' form, imul(off, DIV_INV) rotated right by DIV_SHIFT, a
+  // block start iff below COUNT. No test of off >= 0 in either: an offset into the slab header
+  // (off < 0) must never pass. Checked for every byte offset of a slab, header included.
   it('FREE_DIV holds the DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side', () => {
     for (let cls = 0; cls < NUM_CLASSES; cls++) {
       expect([...FREE_DIV.subarray(cls * 4, cls * 4 + 4)]).toEqual([DIV_SHIFT[cls], DIV_INV[cls], DIV_MASK[cls], COUNT[cls]]);
@@ -160,6 +161,12 @@ describe('exact division on free (FREE_DIV: DIV_SHIFT, DIV_INV, DIV_MASK, COUNT)
       const isStart = off >= 0 && off % size === 0 && off / size < COUNT[cls];
       if (accepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted=${accepted}, block start=${isStart}`);
       if (isStart && idx !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${idx}`);
+      // The fast paths' form: multiply, rotate right, one test.
+      const q = Math.imul(off, FREE_DIV[d + 1]);
+      const rot = (q >>> FREE_DIV[d]!) | (q << (32 - FREE_DIV[d]!));
+      const rotAccepted = rot >>> 0 < FREE_DIV[d + 3]!;
+      if (rotAccepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted by the rotate=${rotAccepted}, block start=${isStart}`);
+      if (isStart && rot !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${rot} by the rotate`);
     }
   });
 });
