@@ -3,8 +3,8 @@
  * detaching it (flushing, abandoning its slabs, giving the slot back).
  */
 import {
-  DETACHED_TOPS_W, G_SLOTS_USED, G_NEXT_THREAD_ID, K_SLAB, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
-  MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SLOTS_SHIFT_IN_SUPER, G_CARVED, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND,
+  DETACHED_TOPS_W, G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
+  MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
   SM_LISTED, SM_NOTIFIED, SM_OWNER, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
   TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots,
 } from './layout.js';
@@ -13,7 +13,7 @@ import { ThreadContext, readGeometry, type Runner } from './context.js';
 import { HeapStateError, ThreadSlotsExhaustedError } from './errors.js';
 import { lockAcquire, lockRelease } from './lock.js';
 import { releaseEmptySlab } from './pool.js';
-import { abandonedPush } from './slots.js';
+import { abandonedPush, ownedSlabs } from './slots.js';
 import { collectRemote } from './remote.js';
 import { flushThread } from './magazine.js';
 
@@ -97,18 +97,6 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
   t.detached = false;
   t.refreshViews();
   return t;
-}
-
-/** Every slab head owned by thread slot `slot` (a scan of the carved slot metas). */
-function ownedSlabs(t: ThreadContext, slot: number): number[] {
-  const i32 = t.i32;
-  const out: number[] = [];
-  const end = Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER;
-  for (let s = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; s < end; s++) {
-    const mW = t.metaW(s);
-    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === s && Atomics.load(i32, mW + SM_OWNER) === slot) out.push(s);
-  }
-  return out;
 }
 
 /**

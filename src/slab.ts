@@ -13,12 +13,12 @@ import { CP_REFILL, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
 import { releaseEmptySlab } from './pool.js';
-import { noteTouched } from './slots.js';
+import { noteTouched, ownedSlabs } from './slots.js';
 import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_LINK_W, G_CARVED, G_UNSURE, K_SLAB, SLOTS_SHIFT_IN_SUPER, SM_HEAD, SM_KIND, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
+const { FREE_LINK_W, G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   SM_CLS1, SM_DATA, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, SIZE, FD_WORDS, FD_SHIFT, FD_INV, FD_MASK, FREE_DIV } = classes;
@@ -342,13 +342,11 @@ export function processNotices(t: ThreadContext): number {
 function settleUnsure(t: ThreadContext, epoch: number): number {
   const i32 = t.i32;
   t.unsureSeen = epoch;
-  const end = Math.min(Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER, t.slotLimit);
   let n = 0;
-  for (let slot = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; slot < end; slot++) {
+  for (const slot of ownedSlabs(t, t.slot)) {
     const mW = t.metaW(slot);
-    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot) continue;
     const flag = Atomics.load(i32, mW + SM_NOTIFIED);
-    if (flag >= 0 || -flag > epoch || Atomics.load(i32, mW + SM_OWNER) !== t.slot) continue;
+    if (flag >= 0 || -flag > epoch) continue;
     if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, flag, 0) !== flag) continue;
     const cls = i32[mW + SM_CLS1] - 1;
     collectRemote(t, mW, cls);

@@ -314,6 +314,18 @@ function growBuffer(t: ThreadContext, supers: number): boolean {
   return true;
 }
 
+/** Every slab head owned by thread slot `slot` (a scan of the carved slot metas). */
+export function ownedSlabs(t: ThreadContext, slot: number): number[] {
+  const i32 = t.i32;
+  const out: number[] = [];
+  const end = Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER;
+  for (let s = t.geo.metaSupers << SLOTS_SHIFT_IN_SUPER; s < end; s++) {
+    const mW = t.metaW(s);
+    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === s && Atomics.load(i32, mW + SM_OWNER) === slot) out.push(s);
+  }
+  return out;
+}
+
 // ---- Abandoned slabs ------------------------------------------------------------------------
 
 /** [L] Puts an abandoned slab (owner OWNER_NONE) on its class's abandoned list. */

@@ -20,9 +20,8 @@ import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.j
 import { workerEntry } from '../src/node.js';
 import { CRASH_PATHS } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import {
-  K_SLAB, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_HEAD, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTICE, TH_NOTIFYING, TH_POPPING,
-} from '../src/layout.js';
+import { S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTICE, TH_NOTIFYING, TH_POPPING } from '../src/layout.js';
+import { ownedSlabs } from '../src/slots.js';
 import { COUNT, classOf } from '../src/size-classes.js';
 import {
   ATOMICS_STOP, CRASH_SCENARIOS, C_KEEP, C_STOPPED, C_VICTIM, LEDGER_ENTRIES, L_COUNT, L_FIRST, L_INFLIGHT, patternOf, type CrashWorkerData,
@@ -90,13 +89,9 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
 /** The slabs owned by thread slot `slot` whose remote list is not empty, as 'slot (notice flag)'. */
 function remoteListsOf(heap: SharedHeap, slot: number): string[] {
   const t = internals(heap);
-  const out: string[] = [];
-  for (let s = 0; s < t.slotLimit; s++) {
-    const mW = t.metaW(s);
-    if (t.i32[mW + SM_KIND] !== K_SLAB || t.i32[mW + SM_HEAD] !== s || Atomics.load(t.i32, mW + SM_OWNER) !== slot) continue;
-    if (Atomics.load(t.i32, mW + SM_REMOTE) !== 0) out.push(`${s} (${Atomics.load(t.i32, mW + SM_NOTIFIED)})`);
-  }
-  return out;
+  return ownedSlabs(t, slot)
+    .filter((s) => Atomics.load(t.i32, t.metaW(s) + SM_REMOTE) !== 0)
+    .map((s) => `${s} (${Atomics.load(t.i32, t.metaW(s) + SM_NOTIFIED)})`);
 }
 
 /** The block is live (usableSize accepts it). */
