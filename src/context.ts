@@ -156,7 +156,6 @@ export class ThreadContext {
     this.thW = geo.threadsW + slot * geo.threadWords;
     this.topW = this.thW + TH_TOP;
     this.drainLeft = this.drainInterval;
-    this.seenTop.fill(0);
     this.unsureSeen = Atomics.load(this.i32, G_UNSURE); // flags marked before it owned any slab are not its own
     this.tfW = (this.thW + TH_F64_W) >>> 1;
   }

@@ -64,21 +64,20 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   // ... and is made to look stopped between its CAS of the slab's notice flag and its push onto
   // the main thread's notice list: the flag says noticed, the list is empty, TH_NOTIFYING names
   // the slab. Reclaiming it must leave the flag for the main thread to settle.
-  const ti = internals(heap);
-  const noticeW = ti.threadW(ti.runner.slot) + TH_NOTICE;
+  const t = internals(heap);
+  const noticeW = t.threadW(t.runner.slot) + TH_NOTICE;
   const noticed = theirs[0]! >>> SLOT_SHIFT;
-  if (Atomics.load(ti.i32, noticeW) !== noticed || Atomics.load(ti.i32, ti.metaW(noticed) + SM_NOTIFIED) !== tid + 1) {
+  if (Atomics.load(t.i32, noticeW) !== noticed || Atomics.load(t.i32, t.metaW(noticed) + SM_NOTIFIED) !== tid + 1) {
     throw new Error('the victim did not notice the main thread of its remote frees');
   }
-  Atomics.store(ti.i32, noticeW, 0);
-  ti.i32[ti.threadW(tid) + TH_NOTIFYING] = noticed;
+  Atomics.store(t.i32, noticeW, 0);
+  t.i32[t.threadW(tid) + TH_NOTIFYING] = noticed;
   // It also dies holding its claim on a slab of a Stage-1 list, as a stop between a pop's claim
   // and its unlinking CAS leaves it: the reclaim takes that list whole to repair it.
   const cls = classOf(1024);
   const slab = Array.from({ length: COUNT[cls]! }, () => heap.malloc(1024));
   for (const p of slab) heap.free(p);
   heap.flush(); // the empty slab goes to Stage 1 (stage1Keep 1)
-  const t = internals(heap);
   const claimed = Atomics.load(t.i32, S1_HEAD_W + cls) & S1_SLOT_MASK;
   if (claimed === 0) throw new Error('no Stage-1 slab to claim');
   Atomics.store(t.i32, t.metaW(claimed) + SM_OWNER, tid);
