@@ -112,7 +112,7 @@ export class ThreadContext {
    * so calloc zeroes only these (large.ts largeAlloc). Thread-local, not shared.
    */
   largeDirtyBytes = 0;
-  /** Large frees that found keeping runs unprofitable (pool.ts largePoolHasRoom). Thread-local, not shared. */
+  /** Large frees that found keeping runs unprofitable (pool.ts largePoolReserve). Thread-local, not shared. */
   largeProbes = 0;
   /** True once the thread detached (or before it attached): calls then throw. */
   detached = true;

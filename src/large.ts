@@ -16,7 +16,7 @@ import {
   carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
   shrinkRun, writeRunMetas,
 } from './slots.js';
-import { giveBackRun, largePoolHasRoom, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
+import { giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
 
 /**
  * A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory.
@@ -123,7 +123,7 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
  */
 export function largeFree(t: ThreadContext, head: number, keep: boolean): void {
   const span = t.i32[t.metaW(head) + SM_SPAN];
-  if (keep && largePoolHasRoom(t, span)) {
+  if (keep && largePoolReserve(t, head, span)) {
     largePoolPush(t, head, span);
     return;
   }

@@ -97,9 +97,11 @@ export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);
 //                                      check() allows that many and no more
-export const G_LARGE_POOLED = 22; //    [A] slots in the large-run lists, about: added after a push, subtracted after a
-//                                      pop (Atomics.add/sub), set to the lists' sum after the lock holder empties
-//                                      them or repairs one; only the pool's keep test reads it (pool.ts)
+export const G_LARGE_POOLED = 22; //    [A] slots in the large-run lists and reserved for a push under way: Atomics.add by a
+//                                      free before its push (taken back by Atomics.sub when it overshoots the budget),
+//                                      Atomics.sub after a pop unlinks (before the run is marked LIVE or given back);
+//                                      set to the lists' sum by a repair (a thread stopped inside a push or pop);
+//                                      only the pool's keep test reads it (pool.ts largePoolReserve)
 export const G_LARGE_CREDIT = 23; //    [A] whether keeping freed large runs pays, about: +1 when a kept run is taken again,
 //                                      -1 when one goes back to Stage 2 unused (pool.ts), held within -8 .. 8
 export const G_UNSURE = 24; //          [A] epoch of unsure notice flags: Atomics.add by a reclaimer before it marks a slab's
@@ -341,7 +343,8 @@ export const TH_RETURNING = 4; //  [O] under the lock, around marking a slab OWN
 export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab's meta word index (stored
 //                                 before the exchange; reclaimers read it, see resolveInflight) ...
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
-export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list: its slot (0: none; see repairStage1)
+export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list, or a large run onto its list (from before its
+//                                slots are reserved in G_LARGE_POOLED): its slot (0: none; see repairStage1)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
 export const TH_CUR = TH_TOP + CLASS_SLOTS; //      [O] per class: current slab's head slot (0 = none)
 export const TH_PARTIAL = TH_CUR + CLASS_SLOTS; //    [O] per class: first slab on the partial list (0 = none)

@@ -161,35 +161,53 @@ const LARGE_CREDIT_MAX = 8; // G_LARGE_CREDIT stays within -8 .. 8 (about: it is
  * fewer than LARGE_POOL_SLOTS slots with it (G_LARGE_POOLED), and its span's list fewer than
  * stage1Keep runs (0 keeps none). A small budget: runs of sizes that come back soon are reused
  * without the lock, while runs of sizes that do not come back keep few slots from Stage 2.
+ * A true answer has reserved the run's slots in G_LARGE_POOLED (one Atomics.add, taken back when
+ * it overshoots), so that frees in other threads cannot all pass the test at once: the caller
+ * pushes the run (largePoolPush). Pops subtract after they unlink, so the lists never hold more
+ * than the count, which stays within LARGE_POOL_SLOTS; only a repair's recount (after a thread
+ * stopped inside a push or pop) can drop reservations still under way elsewhere, and the lists
+ * then exceed the budget by those, once, until pops bring the count back under it.
  */
-export function largePoolHasRoom(t: ThreadContext, span: number): boolean {
+export function largePoolReserve(t: ThreadContext, head: number, span: number): boolean {
   const i32 = t.i32;
   if (span > LARGE_POOL_SPANS || Atomics.load(i32, G_LARGE_POOLED) + span > LARGE_POOL_SLOTS) return false;
   if (listCount(i32, t.smW, LARGE_POOL_W + span) >= i32[G_S1_KEEP]) return false;
   // While kept runs mostly go back unused (sizes that do not come back), only every eighth is kept,
   // to find out when that changes (G_LARGE_CREDIT).
-  return Atomics.load(i32, G_LARGE_CREDIT) >= 0 || (++t.largeProbes & 7) === 0;
+  if (Atomics.load(i32, G_LARGE_CREDIT) < 0 && (++t.largeProbes & 7) !== 0) return false;
+  // The push's journal from before the reservation: a thread stopped from here on is repaired,
+  // and its repair recounts (repairStage1).
+  i32[t.thW + TH_PUSHING] = head;
+  if (Atomics.add(i32, G_LARGE_POOLED, span) + span > LARGE_POOL_SLOTS) {
+    Atomics.sub(i32, G_LARGE_POOLED, span);
+    i32[t.thW + TH_PUSHING] = 0;
+    return false;
+  }
+  return true;
 }
 
-/** [L] Sets G_LARGE_POOLED to the slots the large-run lists hold (heals what stopped threads left). */
+/**
+ * [L] Sets G_LARGE_POOLED to the slots the large-run lists hold: what a repair does, as a thread
+ * stopped between a pop and its subtraction, or between its reservation and its push, left the
+ * count high. Only there: a recount drops the reservations of frees still under way elsewhere.
+ */
 function recountLargePooled(t: ThreadContext): void {
   Atomics.store(t.i32, G_LARGE_POOLED, largePooledSlots(t.i32, t.smW));
 }
 
 /**
- * Frees the live large run at `head` into its span's list (no lock): TH_PUSHING first, then the
- * owner (t's slot) and the mark LARGE_POOLED, then listPush. A thread stopped before the mark
- * leaves a live run; after it, repairStage1 gives the run back or hands it to its list.
+ * Frees the live large run at `head` into its span's list (no lock): after largePoolReserve
+ * (which journals it in TH_PUSHING and reserves its slots), the owner (t's slot) and the mark
+ * LARGE_POOLED, then listPush. A thread stopped before the mark leaves a live run; after it,
+ * repairStage1 gives the run back or hands it to its list; either way the repair recounts.
  */
 export function largePoolPush(t: ThreadContext, head: number, span: number): void {
   const i32 = t.i32;
   const mW = t.metaW(head);
-  i32[t.thW + TH_PUSHING] = head; // journal: see repairStage1
-  crashPoint(CP_STAGE1_PUSH);
+  crashPoint(CP_STAGE1_PUSH); // TH_PUSHING names the run already (largePoolReserve)
   Atomics.store(i32, mW + SM_OWNER, t.slot);
   i32[mW + SM_LARGE] = LARGE_POOLED;
   listPush(t, LARGE_POOL_W + span, head);
-  Atomics.add(i32, G_LARGE_POOLED, span);
 }
 
 /**
@@ -200,10 +218,12 @@ export function largePoolPush(t: ThreadContext, head: number, span: number): voi
 export function largePoolPop(t: ThreadContext, span: number): number {
   const head = listPop(t, LARGE_POOL_W + span);
   if (head === 0) return 0;
+  // Subtracted while the run is still marked POOLED: a popper stopped before the LIVE mark leaves a
+  // run its repair gives back and recounts; after the mark, the count is right.
+  Atomics.sub(t.i32, G_LARGE_POOLED, span);
   t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
   crashPoint(CP_STAGE1_POP);
   t.i32[t.thW + TH_POPPING] = 0;
-  Atomics.sub(t.i32, G_LARGE_POOLED, span);
   if (Atomics.load(t.i32, G_LARGE_CREDIT) < LARGE_CREDIT_MAX) Atomics.add(t.i32, G_LARGE_CREDIT, 1);
   return head;
 }
@@ -250,6 +270,13 @@ function giveBackOwned(t: ThreadContext, slot: number): void {
  * and put back in one CAS (putBackChain), recorded meanwhile in the dead thread's TH_S1_PRIVATE.
  */
 export function repairStage1(t: ThreadContext, slot: number): void {
+  const large = t.i32[t.metaW(slot) + SM_KIND] === K_LARGE;
+  repairListed(t, slot);
+  // A large run's push or pop may have stopped between its list and G_LARGE_POOLED, either way.
+  if (large) recountLargePooled(t);
+}
+
+function repairListed(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   if (Atomics.load(i32, mW + SM_OWNER) !== t.slot) return; // not its slab or run (any more)
@@ -277,7 +304,6 @@ export function repairStage1(t: ThreadContext, slot: number): void {
   putBackChain(t, first);
   // A pooled run on no list: freed, or taken and not yet live; either way the run goes back.
   if (!member && kind === K_LARGE) giveBackRun(t, slot);
-  if (kind === K_LARGE) recountLargePooled(t);
 }
 
 /**
@@ -426,14 +452,13 @@ export function returnLargeRuns(t: ThreadContext, all: boolean): number {
   let left = Atomics.load(i32, G_LARGE_POOLED);
   for (let span = 1; span <= LARGE_POOL_SPANS && (all || left > 0); span++) {
     for (let head = listPop(t, LARGE_POOL_W + span); head !== 0; head = listPop(t, LARGE_POOL_W + span)) {
+      Atomics.sub(i32, G_LARGE_POOLED, span); // before the give-back, as in largePoolPop
       giveBackOwned(t, head);
-      Atomics.sub(i32, G_LARGE_POOLED, span);
       if (!all && Atomics.load(i32, G_LARGE_CREDIT) > -LARGE_CREDIT_MAX) Atomics.sub(i32, G_LARGE_CREDIT, 1);
       left -= span;
       n++;
     }
   }
-  if (all) recountLargePooled(t);
   return n;
 }
 

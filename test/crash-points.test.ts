@@ -20,7 +20,7 @@ import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.j
 import { workerEntry } from '../src/node.js';
 import { CRASH_PATHS } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTICE, TH_NOTIFYING, TH_POPPING } from '../src/layout.js';
+import { G_LARGE_POOLED, largePooledSlots, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTICE, TH_NOTIFYING, TH_POPPING } from '../src/layout.js';
 import { ownedSlabs } from '../src/slots.js';
 import { COUNT, classOf } from '../src/size-classes.js';
 import {
@@ -166,6 +166,12 @@ async function runOnce(name: string, n: number, atomics = false): Promise<RunRes
   if (lockWord(heap.buffer) !== 0) failures.push(`lock word ${lockWord(heap.buffer)} after the reclaim`);
   const c1 = checked(heap);
   if (c1 !== 'passes') failures.push(`check() after the reclaim: ${c1}`);
+  // The large-run lists' count agrees with the lists (no push or pop is under way now): a thread
+  // stopped between a list and the count is repaired and recounted.
+  const ti = internals(heap);
+  const counted = Atomics.load(ti.i32, G_LARGE_POOLED);
+  const held = largePooledSlots(ti.i32, ti.smW);
+  if (counted !== held) failures.push(`G_LARGE_POOLED ${counted} after the reclaim, the large-run lists hold ${held} slots`);
   mine.forEach(([p, size], k) => {
     if (!heap.u8.subarray(p, p + size).every((b) => b === 0xc0 + k)) failures.push(`the main thread's block ${p} lost its bytes`);
   });

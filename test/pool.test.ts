@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { CLASS_SIZES, DoubleFreeError, SharedHeap } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
-import { PAGE_BYTES, SLOT_SHIFT, SUPER_BYTES, SUPER_SHIFT } from '../src/layout.js';
+import { G_LARGE_POOLED, PAGE_BYTES, TH_PUSHING, SLOT_SHIFT, SUPER_BYTES, SUPER_SHIFT } from '../src/layout.js';
+import { largePoolReserve } from '../src/pool.js';
 import { COUNT, SPAN, classOf } from '../src/size-classes.js';
 import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
 
@@ -297,6 +298,30 @@ describe('large-run lists', () => {
       heap.check();
       expect(heap.stats().largePooledBytes, `stage1Keep ${keepOption}, span ${span}`).toBe(kept * span * 65536);
     }
+  });
+
+  it('a free that passes the keep test has reserved its slots: two frees under way cannot both overshoot the budget', () => {
+    // Two threads freeing at once each test the budget before either pushes; the test reserves, so
+    // the second sees the first's slots. (Before: both saw room and the lists held 34 of 32 slots.)
+    const heap = fresh({ initialBytes: 64 * MiB });
+    const t = internals(heap);
+    const runs = Array.from({ length: 3 }, () => heap.malloc(10 * 65536 - 1000)); // 10 slots each
+    const big = heap.malloc(11 * 65536 - 1000); // 11 slots
+    const other = heap.malloc(11 * 65536 - 1000);
+    for (const p of runs) heap.free(p); // 30 of 32 slots kept
+    expect(heap.stats().largePooledBytes).toBe(30 * 65536);
+    heap.free(big); // 41 > 32: given back
+    expect(heap.stats().largePooledBytes).toBe(30 * 65536);
+    heap.malloc(10 * 65536 - 1000); // 20 kept: room for one run of 11 slots, not two
+    const head = other >>> SLOT_SHIFT;
+    expect(largePoolReserve(t, head, 11)).toBe(true); // a free under way, not yet pushed
+    expect(largePoolReserve(t, head, 11)).toBe(false); // another thread's free, at the same moment
+    expect(largePoolReserve(t, head, 1)).toBe(true); // 20 + 11 + 1 = 32
+    Atomics.sub(t.i32, G_LARGE_POOLED, 12); // neither push happens: the reservations taken back
+    t.i32[t.thW + TH_PUSHING] = 0;
+    heap.free(other);
+    expect(heap.stats().largePooledBytes).toBe(31 * 65536);
+    heap.check();
   });
 
   it('pooled runs give their slots back before the heap grows', () => {
