@@ -8,7 +8,7 @@ import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
 import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
-import { allocFromClass, freeSmall } from './magazine.js';
+import { allocFromClass, drainPeriodic, freeDrainFull, freeSmall } from './magazine.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -135,6 +135,17 @@ export function freeSlow(t: ThreadContext, block: unknown): void {
   const p = block as number;
   if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, true);
   else freeSmall(t, p); // a live small block the fast path did not take: the views were older than the block
+}
+
+/**
+ * Where free's fast path goes when it does not end there, by its one call out (heap.ts free): `cls`
+ * -1, anything free's checks did not pass (freeSlow); otherwise the block was valid and is pushed
+ * (ST_CACHED: the drain countdown ran out) or not (the magazine was full).
+ */
+export function freeMiss(t: ThreadContext, block: unknown, cls: number, st: number): void {
+  if (cls < 0) freeSlow(t, block);
+  else if (t.bytes[st] === ST_ALLOCATED) freeDrainFull(t, cls, block as number, st);
+  else drainPeriodic(t, cls);
 }
 
 /** Usable bytes of a live block (`cls` from classifyBlock). */

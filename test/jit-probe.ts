@@ -1,0 +1,135 @@
+/**
+ * Child process of test/jit.test.ts (run with --allow-natives-syntax): for each rare way off a fast
+ * path (malloc, calloc and realloc of a large size, free of a large block, free into a full
+ * magazine), a loop that calls the method is warmed up on small blocks only and optimized, then
+ * run once more with the rare case among its calls. Prints, per case, whether the loop was
+ * optimized (TurboFan, the method inlined into it) after the warm-up and whether it still is after
+ * the rare call: a call site V8 has never seen made is compiled as a deoptimization, which would
+ * throw the loop's optimized code away at the first large block or full magazine. One case a
+ * process: node --allow-natives-syntax --no-concurrent-recompilation --import tsx test/jit-probe.ts NAME.
+ */
+import { SharedHeap } from '../src/index.js';
+
+const status = new Function('f', 'return %GetOptimizationStatus(f)') as (f: unknown) => number;
+const prepare = new Function('f', '%PrepareFunctionForOptimization(f)') as (f: unknown) => void;
+const optimizeNext = new Function('f', '%OptimizeFunctionOnNextCall(f)') as (f: unknown) => void;
+const TURBOFANNED = 1 << 6; // V8's OptimizationStatus::kTurboFanned
+
+const heap = SharedHeap.create({ initialBytes: 64 << 20 });
+const proto = SharedHeap.prototype;
+const LARGE = 200_000;
+const BATCH = 256;
+
+/** Small sizes, a few blocks of each class a batch: no magazine fills during the warm-up. */
+function smallSizes(seed: number): Int32Array {
+  const sizes = new Int32Array(BATCH);
+  let x = seed | 1;
+  for (let i = 0; i < BATCH; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    sizes[i] = 16 + ((x >>> 0) % 1024);
+  }
+  return sizes;
+}
+
+function mallocAll(sizes: Int32Array, out: Int32Array): void {
+  for (let i = 0; i < sizes.length; i++) out[i] = heap.malloc(sizes[i]!);
+}
+function callocAll(sizes: Int32Array, out: Int32Array): void {
+  for (let i = 0; i < sizes.length; i++) out[i] = heap.calloc(1, sizes[i]!);
+}
+function freeAll(blocks: Int32Array): void {
+  for (let i = 0; i < blocks.length; i++) heap.free(blocks[i]!);
+}
+function reallocAll(blocks: Int32Array, sizes: Int32Array): void {
+  for (let i = 0; i < blocks.length; i++) blocks[i] = heap.realloc(blocks[i]!, sizes[i]!);
+}
+function release(blocks: Int32Array): void {
+  for (let i = 0; i < blocks.length; i++) proto.free.call(heap, blocks[i]!);
+}
+
+interface Case {
+  name: string;
+  loop: unknown;
+  /** One round of the loop on small blocks (`rare` false) or with the rare case in it. */
+  round(rare: boolean, seed: number): void;
+}
+
+const cases: Case[] = [
+  {
+    name: 'free of a large block',
+    loop: freeAll,
+    round(rare, seed) {
+      const sizes = smallSizes(seed);
+      if (rare) sizes[BATCH >>> 1] = LARGE;
+      const blocks = new Int32Array(BATCH);
+      for (let i = 0; i < BATCH; i++) blocks[i] = heap.malloc(sizes[i]!);
+      freeAll(blocks);
+    },
+  },
+  {
+    name: 'free into a full magazine',
+    loop: freeAll,
+    round(rare, seed) {
+      // The rare round frees 256 blocks of one class: more than a magazine holds (64).
+      const sizes = rare ? new Int32Array(BATCH).fill(48) : smallSizes(seed);
+      const blocks = new Int32Array(BATCH);
+      for (let i = 0; i < BATCH; i++) blocks[i] = heap.malloc(sizes[i]!);
+      freeAll(blocks);
+    },
+  },
+  {
+    name: 'malloc of a large size',
+    loop: mallocAll,
+    round(rare, seed) {
+      const sizes = smallSizes(seed);
+      if (rare) sizes[BATCH >>> 1] = LARGE;
+      const out = new Int32Array(BATCH);
+      mallocAll(sizes, out);
+      release(out);
+    },
+  },
+  {
+    name: 'calloc of a large size',
+    loop: callocAll,
+    round(rare, seed) {
+      const sizes = smallSizes(seed);
+      if (rare) sizes[BATCH >>> 1] = LARGE;
+      const out = new Int32Array(BATCH);
+      callocAll(sizes, out);
+      release(out);
+    },
+  },
+  {
+    name: 'realloc to a large size',
+    loop: reallocAll,
+    round(rare, seed) {
+      const from = smallSizes(seed);
+      const to = smallSizes(seed * 7 + 1);
+      if (rare) to[BATCH >>> 1] = LARGE;
+      const blocks = new Int32Array(BATCH);
+      for (let i = 0; i < BATCH; i++) blocks[i] = heap.malloc(from[i]!);
+      reallocAll(blocks, to);
+      release(blocks);
+    },
+  },
+];
+
+// One case a process (its name the argument), so that no other case's calls have fed the call
+// sites under test: V8 keeps one record of call targets a function, whoever calls it.
+const only = process.argv[2];
+const c = cases.find((k) => k.name === only);
+if (c === undefined) throw new Error(`jit-probe: no case named ${JSON.stringify(only)}; the cases: ${cases.map((k) => k.name).join(', ')}`);
+prepare(c.loop);
+// Enough rounds for the periodic drains and refills to have happened (drainInterval 1024).
+let seed = 12345;
+for (let r = 0; r < 40; r++) c.round(false, seed++);
+optimizeNext(c.loop);
+c.round(false, seed++);
+const warm = (status(c.loop) & TURBOFANNED) !== 0;
+c.round(true, seed++);
+const after = (status(c.loop) & TURBOFANNED) !== 0;
+heap.flush();
+heap.check();
+process.stdout.write(JSON.stringify({ name: c.name, warm, after, liveBytes: heap.stats().liveBytes }) + '\n');
