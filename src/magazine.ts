@@ -108,7 +108,8 @@ export function freeSmall(t: ThreadContext, block: number): void {
 /**
  * free's push of a validated live block of class `cls` whose state byte is at `st`: onto the
  * magazine (a drain first when it is full), then the periodic-drain countdown. The same steps as
- * SharedHeap.free's fast path, which keeps its own copy inline.
+ * SharedHeap.free's and realloc's fast paths, which keep their own copies inline (with their one
+ * call out, heap.ts).
  */
 export function pushFreed(t: ThreadContext, cls: number, block: number, st: number): void {
   const i32 = t.i32;
