@@ -318,6 +318,7 @@ export class SharedHeap {
         }
       }
     }
+    if (block === 0) return; // free(0), which C programs make often: nothing to do, no call out
     freeMissCall(t, block, cls, st);
   }
 
@@ -407,6 +408,9 @@ export class SharedHeap {
         }
       }
     }
+    // realloc(0, n) is malloc(n) (reallocImpl's rule), which programs that allocate through
+    // realloc make for every block: malloc's fast path, not the call out, for a valid small size.
+    if (block === 0 && typeof size === 'number' && size >>> 0 === size && size <= MAX_SMALL && !t.detached) return this.malloc(size);
     return reallocMiss(t, block, size); // the one call out (see free)
   }
 

@@ -244,6 +244,7 @@ describe('finding 9: inputs that get a clear error', () => {
       ['free(ptr)', () => heap.free(p)],
       ['calloc(n, size)', () => heap.calloc(1, 10)],
       ['realloc(ptr, size)', () => heap.realloc(p, 20)],
+      ['realloc(ptr, size)', () => heap.realloc(0, 20)], // malloc's fast path when attached: still realloc's error here
       ['usableSize(ptr)', () => heap.usableSize(p)],
       ['alignedAlloc(align, size)', () => heap.alignedAlloc(64, 10)],
       ['tryMalloc(size)', () => heap.tryMalloc(10)],
