@@ -19,7 +19,7 @@ import * as classes from './size-classes.js';
 import { HeapStateError } from './errors.js';
 
 /** A thread's first periodic drain comes after at most this many frees (then every drainInterval). */
-const FIRST_DRAIN_AFTER = 64;
+export const FIRST_DRAIN_AFTER = 64;
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
