@@ -18,9 +18,6 @@ import { type Geometry } from './layout.js';
 import * as classes from './size-classes.js';
 import { HeapStateError } from './errors.js';
 
-/** A thread's first periodic drain comes after at most this many frees (then every drainInterval). */
-export const FIRST_DRAIN_AFTER = 64;
-
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
@@ -158,10 +155,7 @@ export class ThreadContext {
     this.slot = slot;
     this.thW = geo.threadsW + slot * geo.threadWords;
     this.topW = this.thW + TH_TOP;
-    // The first look comes early (after FIRST_DRAIN_AFTER frees at most): it makes free's one call
-    // out (heap.ts free) before V8 optimizes a loop that frees, so that the loop is compiled with
-    // that call in it rather than a deoptimization where it would be.
-    this.drainLeft = Math.min(this.drainInterval, FIRST_DRAIN_AFTER);
+    this.drainLeft = this.drainInterval;
     this.unsureSeen = Atomics.load(this.i32, G_UNSURE); // flags marked before it owned any slab are not its own
     this.tfW = (this.thW + TH_F64_W) >>> 1;
   }

@@ -26,7 +26,7 @@ export interface HeapOptions {
   refillCount?: number;
   /**
    * After every this many frees, a thread drains the magazine of the class it is freeing and, in
-   * turn, one other class's that holds blocks (the first time after at most 64). Default 1024.
+   * turn, one other class's that holds blocks. Default 1024.
    */
   drainInterval?: number;
   /**

@@ -52,8 +52,6 @@ function release(blocks: Int32Array): void {
 interface Case {
   name: string;
   loop: unknown;
-  /** Rounds before the loop is optimized (40: every periodic drain and refill has happened). */
-  warmRounds?: number;
   /** One round of the loop on small blocks (`rare` false) or with the rare case in it. */
   round(rare: boolean, seed: number): void;
 }
@@ -67,19 +65,6 @@ const cases: Case[] = [
       if (rare) sizes[BATCH >>> 1] = LARGE;
       const blocks = new Int32Array(BATCH);
       for (let i = 0; i < BATCH; i++) blocks[i] = heap.malloc(sizes[i]!);
-      freeAll(blocks);
-    },
-  },
-  {
-    // The loop is optimized after 192 frees, long before drainInterval (1024) frees: the thread's
-    // first periodic drain, after 64, has made free's one call out by then (context.ts bind).
-    name: "free's periodic drains",
-    loop: freeAll,
-    warmRounds: 2,
-    round(rare, seed) {
-      const n = rare ? 4 * BATCH : BATCH >>> 2; // 64 frees a warm round; 1,024 in the last
-      const blocks = new Int32Array(n);
-      for (let i = 0; i < n; i++) blocks[i] = heap.malloc(16 + ((seed + i * 7) % 1024));
       freeAll(blocks);
     },
   },
@@ -137,8 +122,9 @@ const only = process.argv[2];
 const c = cases.find((k) => k.name === only);
 if (c === undefined) throw new Error(`jit-probe: no case named ${JSON.stringify(only)}; the cases: ${cases.map((k) => k.name).join(', ')}`);
 prepare(c.loop);
+// Enough rounds for the periodic drains and refills to have happened (drainInterval 1024).
 let seed = 12345;
-for (let r = 0; r < (c.warmRounds ?? 40); r++) c.round(false, seed++);
+for (let r = 0; r < 40; r++) c.round(false, seed++);
 optimizeNext(c.loop);
 c.round(false, seed++);
 const warm = (status(c.loop) & TURBOFANNED) !== 0;
