@@ -16,7 +16,6 @@ const optimizeNext = new Function('f', '%OptimizeFunctionOnNextCall(f)') as (f: 
 const TURBOFANNED = 1 << 6; // V8's OptimizationStatus::kTurboFanned
 
 const heap = SharedHeap.create({ initialBytes: 64 << 20 });
-const proto = SharedHeap.prototype;
 const LARGE = 200_000;
 const BATCH = 256;
 
@@ -45,8 +44,20 @@ function freeAll(blocks: Int32Array): void {
 function reallocAll(blocks: Int32Array, sizes: Int32Array): void {
   for (let i = 0; i < blocks.length; i++) blocks[i] = heap.realloc(blocks[i]!, sizes[i]!);
 }
+/** Small sizes, with one large size among them in the rare round. */
+function sizesFor(rare: boolean, seed: number): Int32Array {
+  const sizes = smallSizes(seed);
+  if (rare) sizes[BATCH >>> 1] = LARGE;
+  return sizes;
+}
+/** A block of each size, by a malloc outside the loops under test. */
+function blocksOf(sizes: Int32Array): Int32Array {
+  const blocks = new Int32Array(sizes.length);
+  for (let i = 0; i < sizes.length; i++) blocks[i] = heap.malloc(sizes[i]!);
+  return blocks;
+}
 function release(blocks: Int32Array): void {
-  for (let i = 0; i < blocks.length; i++) proto.free.call(heap, blocks[i]!);
+  for (let i = 0; i < blocks.length; i++) heap.free(blocks[i]!);
 }
 
 interface Case {
@@ -60,33 +71,20 @@ const cases: Case[] = [
   {
     name: 'free of a large block',
     loop: freeAll,
-    round(rare, seed) {
-      const sizes = smallSizes(seed);
-      if (rare) sizes[BATCH >>> 1] = LARGE;
-      const blocks = new Int32Array(BATCH);
-      for (let i = 0; i < BATCH; i++) blocks[i] = heap.malloc(sizes[i]!);
-      freeAll(blocks);
-    },
+    round: (rare, seed) => freeAll(blocksOf(sizesFor(rare, seed))),
   },
   {
     name: 'free into a full magazine',
     loop: freeAll,
-    round(rare, seed) {
-      // The rare round frees 256 blocks of one class: more than a magazine holds (64).
-      const sizes = rare ? new Int32Array(BATCH).fill(48) : smallSizes(seed);
-      const blocks = new Int32Array(BATCH);
-      for (let i = 0; i < BATCH; i++) blocks[i] = heap.malloc(sizes[i]!);
-      freeAll(blocks);
-    },
+    // The rare round frees 256 blocks of one class: more than a magazine holds (64).
+    round: (rare, seed) => freeAll(blocksOf(rare ? new Int32Array(BATCH).fill(48) : smallSizes(seed))),
   },
   {
     name: 'malloc of a large size',
     loop: mallocAll,
     round(rare, seed) {
-      const sizes = smallSizes(seed);
-      if (rare) sizes[BATCH >>> 1] = LARGE;
       const out = new Int32Array(BATCH);
-      mallocAll(sizes, out);
+      mallocAll(sizesFor(rare, seed), out);
       release(out);
     },
   },
@@ -94,10 +92,8 @@ const cases: Case[] = [
     name: 'calloc of a large size',
     loop: callocAll,
     round(rare, seed) {
-      const sizes = smallSizes(seed);
-      if (rare) sizes[BATCH >>> 1] = LARGE;
       const out = new Int32Array(BATCH);
-      callocAll(sizes, out);
+      callocAll(sizesFor(rare, seed), out);
       release(out);
     },
   },
@@ -105,12 +101,8 @@ const cases: Case[] = [
     name: 'realloc to a large size',
     loop: reallocAll,
     round(rare, seed) {
-      const from = smallSizes(seed);
-      const to = smallSizes(seed * 7 + 1);
-      if (rare) to[BATCH >>> 1] = LARGE;
-      const blocks = new Int32Array(BATCH);
-      for (let i = 0; i < BATCH; i++) blocks[i] = heap.malloc(from[i]!);
-      reallocAll(blocks, to);
+      const blocks = blocksOf(smallSizes(seed));
+      reallocAll(blocks, sizesFor(rare, seed * 7 + 1));
       release(blocks);
     },
   },
