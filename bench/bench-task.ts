@@ -23,7 +23,7 @@
  * threads. If a thread fails it sets ABORT and wakes everyone, so the others
  * throw {@link BenchAbortedError} instead of waiting forever.
  */
-import { SharedHeap } from '../src/index.js';
+import { SharedHeap, type SharedMemory } from '../src/index.js';
 import { copyFor } from './copies.js';
 import { lockStorm, lockStormCleanup } from './lock-storm.js';
 import { loadTrace, readTraceOps, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
@@ -91,6 +91,8 @@ export interface RunTask {
   control: SharedArrayBuffer;
   /** sabmalloc: the heap, created by the main thread. */
   heap?: SharedArrayBuffer;
+  /** sabmalloc: the heap's WebAssembly.Memory when it has one (heap.memory), attached with instead of the buffer. */
+  heapMemory?: SharedMemory;
   /** thi.ng and reference: bytes of the pool (buffer) this thread creates. */
   poolBytes?: number;
   /** dlmalloc-wasm: the compiled module (bench/wasm-dlmalloc.ts). */
@@ -300,7 +302,7 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
     let alloc: ReplayAllocator;
     if (task.allocator === 'sabmalloc') {
       if (task.heap === undefined) throw new Error('bench task: sabmalloc needs the heap buffer');
-      heap = SharedHeap.attach(task.heap);
+      heap = SharedHeap.attach(task.heapMemory ?? task.heap);
       alloc = heap;
     } else if (task.allocator === 'dlmalloc-wasm') {
       if (task.wasmPath === undefined) throw new Error('bench task: dlmalloc-wasm needs the module path');

@@ -1,53 +1,19 @@
 /**
  * What a copy inside a shared buffer costs, the way realloc moves a block: `copyWithin` on a
- * Uint8Array over a SharedArrayBuffer (what sabmalloc does today) against WebAssembly's
- * `memory.copy` on a shared WebAssembly.Memory, called from JavaScript through a one-instruction
- * module. The buffers are 64 MiB, each copy goes from one 64 KiB stride to another (so the
- * blocks are not all in the cache), n bytes a copy; the figure is ns a copy, the median of 5
+ * Uint8Array over a SharedArrayBuffer (what a thread without the heap's memory does) against
+ * WebAssembly's `memory.copy` on a shared WebAssembly.Memory, called from JavaScript through the
+ * one-instruction module of src/wasm-copy.ts (what realloc uses where it can). The buffers are
+ * 64 MiB, each copy goes from one 64 KiB stride to another (so the blocks are not all in the
+ * cache), n bytes a copy; the figure is ns a copy, the median of 5
  * rounds after a warm-up round. Both ways are checked to copy the same bytes.
  * Run: npm run build && node dist/bench/copy-cost.js
  */
 import { availableParallelism, cpus } from 'node:os';
-import { Wasm } from './wasm-dlmalloc.js';
+import { createSharedMemory, memoryCopy } from '../src/wasm-copy.js';
 
 const PAGES = 1024; // 64 MiB of 64 KiB wasm pages
 const STRIDE = 65536;
 const SIZES = [64, 256, 1024, 4096, 16384];
-
-function leb128(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const low = n & 0x7f;
-    n >>>= 7;
-    if (n === 0) {
-      out.push(low);
-      return out;
-    }
-    out.push(low | 0x80);
-  }
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...leb128(body.length), ...body];
-}
-
-function name(s: string): number[] {
-  return [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
-}
-
-/** A module importing a shared memory of `pages` pages as m.mem and exporting copy(dst, src, n) = memory.copy. */
-function copyModule(pages: number): Uint8Array {
-  const I32 = 0x7f;
-  const body = [0 /* no locals */, 0x20, 0, 0x20, 1, 0x20, 2 /* local.get 0, 1, 2 */, 0xfc, 0x0a, 0, 0 /* memory.copy */, 0x0b];
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
-    ...section(1, [1, 0x60, 3, I32, I32, I32, 0]), // type 0: (i32, i32, i32) -> ()
-    ...section(2, [1, ...name('m'), ...name('mem'), 0x02, 0x03, ...leb128(pages), ...leb128(pages)]), // shared memory, min = max
-    ...section(3, [1, 0]), // function 0 has type 0
-    ...section(7, [1, ...name('copy'), 0x00, 0]), // export function 0 as copy
-    ...section(10, [1, body.length, ...body]),
-  ]);
-}
 
 type Copy = (to: number, from: number, n: number) => void;
 
@@ -77,8 +43,9 @@ function median(xs: number[]): number {
   return s[s.length >> 1]!;
 }
 
-const memory = new Wasm.Memory({ initial: PAGES, maximum: PAGES, shared: true });
-const wasmCopy = (new Wasm.Instance(new Wasm.Module(copyModule(PAGES)), { m: { mem: memory } }).exports as { copy: Copy }).copy;
+const memory = createSharedMemory(PAGES * 65536);
+if (memory === undefined) throw new Error('copy-cost: no shared WebAssembly.Memory here');
+const wasmCopy = memoryCopy(memory)!; // src/wasm-copy.ts: the one realloc uses
 const onMemory = new Uint8Array(memory.buffer);
 const plain = new Uint8Array(new SharedArrayBuffer(PAGES * 65536));
 for (let i = 0; i < onMemory.length; i += 4096) {

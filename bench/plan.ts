@@ -141,18 +141,20 @@ export function heapBytesFor(workload: Workload, threads: number, p: WorkloadPar
 
 /** The largest heap sabmalloc takes (offsets stay below 2^31), in MiB. */
 const MAX_HEAP_MIB = 2047;
-/** W5's heap starts this large (or at its maximum if that is smaller), in MiB. */
-const W5_INITIAL_MIB = 64;
 /** W5's headroom above twice the trace's peak live bytes, in MiB. */
 const W5_SLACK_MIB = 64;
 
 /**
- * The sabmalloc heap of a W5 replay: a growable SharedArrayBuffer that starts
- * at 64 MiB and may grow to twice the trace's peak live bytes plus 64 MiB
- * (at most 2047 MiB). Growable, so that the replay pays for growing the heap
- * as a program would; the footprint reported (stats().peakFootprintBytes,
+ * The sabmalloc heap of a W5 replay: a heap of a fixed size, twice the trace's
+ * peak live bytes plus 64 MiB (at most 2047 MiB), as create() makes by
+ * default (maxBytes = initialBytes), and so on a shared WebAssembly.Memory,
+ * whose memory.copy realloc uses (src/wasm-copy.ts; a growable heap grows a
+ * SharedArrayBuffer instead and copies with copyWithin). Pages it never
+ * touches cost nothing: the footprint reported (stats().peakFootprintBytes,
  * metadata included) counts the pages the heap handed out or wrote, what the
- * operating system holds for it, as the natives' RSS does.
+ * operating system holds for it, as the natives' RSS does. (Until the heaps
+ * had a memory this was a growable heap from 64 MiB, so that a replay paid
+ * for growing it: a few grows of the buffer in a replay of a second.)
  * Twice the peak live bytes covers size-class rounding (at most 25%), slabs
  * and magazines that are partly used, and blocks freed late; the 64 MiB are
  * for the metadata and for traces whose live set is small. A trace that
@@ -160,7 +162,7 @@ const W5_SLACK_MIB = 64;
  */
 export function w5HeapBytes(peakLiveBytes: number): { initialBytes: number; maxBytes: number } {
   const maxMib = Math.min(MAX_HEAP_MIB, Math.ceil((2 * peakLiveBytes) / MiB) + W5_SLACK_MIB);
-  return { initialBytes: Math.min(maxMib, W5_INITIAL_MIB) * MiB, maxBytes: maxMib * MiB };
+  return { initialBytes: maxMib * MiB, maxBytes: maxMib * MiB };
 }
 
 /** Threads a workload runs at, given the --threads list. */

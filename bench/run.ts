@@ -160,6 +160,7 @@ export class BenchRunner {
         params: spec.params,
         control,
         heap: heap?.buffer,
+        heapMemory: heap?.memory,
         poolBytes: spec.poolBytes,
         wasmPath: spec.allocator === 'dlmalloc-wasm' ? wasmBinaryPath() : undefined,
         larson,

@@ -203,7 +203,9 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   const q = n > MAX_SMALL && n > usable ? largeAllocToGrow(t, n) : mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
   t.ensureViews();
-  t.bytes.copyWithin(q, p, p + Math.min(n, usable));
+  const keep = Math.min(n, usable);
+  if (t.copy !== null) t.copy(q, p, keep);
+  else t.bytes.copyWithin(q, p, p + keep);
   // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
   if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false);
   else freeSmall(t, p);

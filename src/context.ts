@@ -17,6 +17,7 @@ import * as layout from './layout.js';
 import { type Geometry } from './layout.js';
 import * as classes from './size-classes.js';
 import { HeapStateError } from './errors.js';
+import type { MemoryCopy, SharedMemory } from './wasm-copy.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -67,6 +68,13 @@ export class ThreadContext {
   viewBytes = 0;
   /** G_GEN as of the views. */
   gen = -1;
+  /**
+   * realloc's copy within the buffer when this thread has the heap's WebAssembly.Memory
+   * (wasm-copy.ts: `memory.copy`, 2-4x faster than copyWithin on a shared buffer), else null.
+   */
+  copy: MemoryCopy | null = null;
+  /** The heap's WebAssembly.Memory, when this thread was given it (heap.memory). */
+  memory: SharedMemory | undefined = undefined;
   // ---- the bound thread slot -----------------------------------------------------------------
   slot = -1;
   /** Word index of the slot's thread area. */

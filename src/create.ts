@@ -2,6 +2,7 @@
  * SharedHeap.create(): the options, and a new buffer formatted as an empty heap (header,
  * SuperSlab table and slot metas; thread areas are set up by each thread's attach).
  */
+import { createSharedMemory, type SharedMemory } from './wasm-copy.js';
 import {
   CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_MAG_CAP, G_MAGIC,
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_TRIM_INTERVAL, G_DEBUG, G_VERSION, LAYOUT_VERSION, MAGIC,
@@ -65,7 +66,11 @@ function option(opts: Record<string, unknown>, name: string, dflt: number, min: 
   return v;
 }
 
-export function createBuffer(options: HeapOptions): SharedArrayBuffer {
+/**
+ * A new heap's buffer, set up, and the shared WebAssembly.Memory it is the buffer of when the heap
+ * has a fixed size and the platform makes one (wasm-copy.ts; else undefined).
+ */
+export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer; memory: SharedMemory | undefined } {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`SharedHeap.create(options): expected an object, got ${describe(options)}`);
   }
@@ -103,12 +108,13 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
     );
   }
   const bytes = initialSupers * SUPER_BYTES;
+  const memory = maxSupers > initialSupers ? undefined : createSharedMemory(bytes);
   const buffer =
     maxSupers > initialSupers
       ? new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(bytes, {
           maxByteLength: maxSupers * SUPER_BYTES,
         })
-      : new SharedArrayBuffer(bytes);
+      : (memory?.buffer ?? new SharedArrayBuffer(bytes));
   const i32 = new Int32Array(buffer);
   i32[G_VERSION] = LAYOUT_VERSION;
   i32[G_HEAP_ID] = (Math.random() * 0x7fffffff) | 1;
@@ -127,6 +133,6 @@ export function createBuffer(options: HeapOptions): SharedArrayBuffer {
   i32[DETACHED_W] = MAG_EMPTY_SENTINEL;
   for (let c = 0; c < CLASS_SLOTS; c++) i32[DETACHED_TOPS_W + c] = DETACHED_TOPS_W;
   Atomics.store(i32, G_MAGIC, MAGIC); // last: attach() checks it
-  return buffer;
+  return { buffer, memory };
 }
 

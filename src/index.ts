@@ -1,4 +1,5 @@
 export { SharedHeap, type HeapOptions } from './heap.js';
+export type { SharedMemory } from './wasm-copy.js';
 export type { HeapStats, LockStats, StageStats, ClassStats, ThreadStats } from './stats.js';
 export {
   HeapError, InvalidPointerError, DoubleFreeError, HeapCorruptionError, ThreadSlotsExhaustedError, HeapStateError,

@@ -17,7 +17,7 @@ import { expose, type Endpoint } from 'comlink';
 // .mjs file; the import is typed by hand below.
 // @ts-expect-error TS7016: no declaration file for the .mjs
 import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
-import { SharedHeap, type HeapStats } from '../src/index.js';
+import { SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
 import { testHoldGlobalLock } from '../src/heap.js';
 import { setStage1TestHooks } from '../src/pool.js';
 import { reallocChurn, type ChurnResult } from './realloc-churn.js';
@@ -43,16 +43,23 @@ const api = {
   /** Node's threadId of this worker (what heap.reclaim() takes). */
   threadId,
   /** Attaches this worker to the heap; returns the heap's threadId (equal to `threadId`). */
-  attach(buffer: SharedArrayBuffer): number {
+  attach(buffer: SharedArrayBuffer | SharedMemory): number {
     heap = SharedHeap.attach(buffer);
     return heap.threadId;
   },
   /** Attaches again and says whether SharedHeap.attach returned the instance already held. */
-  attachAgainIsSame(buffer: SharedArrayBuffer): boolean {
+  attachAgainIsSame(buffer: SharedArrayBuffer | SharedMemory): boolean {
     return SharedHeap.attach(buffer) === heap;
+  },
+  /** Whether this worker's instance has the heap's WebAssembly.Memory (heap.memory). */
+  hasMemory(): boolean {
+    return attached('hasMemory').memory !== undefined;
   },
   malloc(size: number): number {
     return attached('malloc').malloc(size);
+  },
+  realloc(ptr: number, size: number): number {
+    return attached('realloc').realloc(ptr, size);
   },
   free(ptr: number): void {
     attached('free').free(ptr);

@@ -1,0 +1,100 @@
+/**
+ * The heap's buffer as a shared WebAssembly.Memory, for one thing: realloc's copy. V8 copies
+ * within a SharedArrayBuffer (`copyWithin`) with relaxed atomic word moves and a call into the
+ * runtime, while WebAssembly's `memory.copy` on a shared memory is a plain `memmove`: 2.2-4x
+ * faster from 64 bytes to 16 KiB (bench/copy-cost.ts). A thread that has the memory object (the
+ * one that created the heap, or one attached with `SharedHeap.attach(heap.memory)`) copies
+ * through a one-instruction module over it; a thread that has only the buffer copies as before.
+ * Only heaps of a fixed size are made this way: a growable heap grows its SharedArrayBuffer,
+ * which every thread holding the buffer sees (a WebAssembly.Memory grows into a new buffer
+ * object, which a thread holding only the old one would not see).
+ */
+
+/** The few WebAssembly calls used here (the project compiles without the DOM's type library). */
+export interface SharedMemory {
+  readonly buffer: SharedArrayBuffer;
+}
+interface WasmApi {
+  Memory: new (d: { initial: number; maximum: number; shared: boolean }) => SharedMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (m: object, imports: object) => { exports: unknown };
+}
+
+/** copy(to, from, n): n bytes from offset `from` to offset `to` of the memory (overlap allowed). */
+export type MemoryCopy = (to: number, from: number, n: number) => void;
+
+const WASM_PAGE = 65536;
+
+function wasmApi(): WasmApi | undefined {
+  const w = (globalThis as unknown as { WebAssembly?: Partial<WasmApi> }).WebAssembly;
+  return w !== undefined && typeof w.Memory === 'function' && typeof w.Module === 'function' && typeof w.Instance === 'function'
+    ? (w as WasmApi)
+    : undefined;
+}
+
+/** Unsigned LEB128, as the module format writes numbers. */
+function leb128(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const low = n & 0x7f;
+    n >>>= 7;
+    if (n === 0) {
+      out.push(low);
+      return out;
+    }
+    out.push(low | 0x80);
+  }
+}
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...leb128(body.length), ...body];
+}
+
+function name(s: string): number[] {
+  return [s.length, ...Array.from(s, (c) => c.charCodeAt(0))];
+}
+
+/** A module that imports a shared memory of `pages` pages (m.mem) and exports copy = memory.copy. */
+function copyModuleBytes(pages: number): Uint8Array {
+  const I32 = 0x7f;
+  const body = [0 /* no locals */, 0x20, 0, 0x20, 1, 0x20, 2 /* local.get 0 1 2 */, 0xfc, 0x0a, 0, 0 /* memory.copy */, 0x0b /* end */];
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+    ...section(1, [1, 0x60, 3, I32, I32, I32, 0]), // type 0: (i32, i32, i32) -> ()
+    ...section(2, [1, ...name('m'), ...name('mem'), 0x02, 0x03, ...leb128(pages), ...leb128(pages)]), // shared, min = max
+    ...section(3, [1, 0]), // function 0: type 0
+    ...section(7, [1, ...name('copy'), 0x00, 0]), // export function 0 as "copy"
+    ...section(10, [1, body.length, ...body]),
+  ]);
+}
+
+/** A fixed-size shared WebAssembly.Memory of `bytes` (a multiple of 64 KiB), or undefined where there is none. */
+export function createSharedMemory(bytes: number): SharedMemory | undefined {
+  const api = wasmApi();
+  if (api === undefined) return undefined;
+  try {
+    const memory = new api.Memory({ initial: bytes / WASM_PAGE, maximum: bytes / WASM_PAGE, shared: true });
+    return memory.buffer instanceof SharedArrayBuffer && memory.buffer.byteLength === bytes ? memory : undefined;
+  } catch {
+    return undefined; // no shared memories here (a page that is not cross-origin isolated), or no room
+  }
+}
+
+/** Whether `value` is a WebAssembly.Memory (of any kind). */
+export function isWasmMemory(value: unknown): value is SharedMemory {
+  const api = (globalThis as unknown as { WebAssembly?: { Memory?: unknown } }).WebAssembly;
+  return typeof api?.Memory === 'function' && value instanceof (api.Memory as new () => object);
+}
+
+/** memory.copy over `memory`, or undefined when the module cannot be made here. */
+export function memoryCopy(memory: SharedMemory): MemoryCopy | undefined {
+  const api = wasmApi();
+  if (api === undefined) return undefined;
+  try {
+    const pages = memory.buffer.byteLength / WASM_PAGE;
+    const instance = new api.Instance(new api.Module(copyModuleBytes(pages)), { m: { mem: memory } });
+    return (instance.exports as { copy: MemoryCopy }).copy;
+  } catch {
+    return undefined;
+  }
+}

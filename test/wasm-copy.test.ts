@@ -1,0 +1,118 @@
+/**
+ * A heap of a fixed size is the buffer of a shared WebAssembly.Memory (src/wasm-copy.ts), and
+ * realloc copies with WebAssembly's memory.copy in a thread that has that memory: the blocks it
+ * moves keep their bytes, in every class and for large runs, in the creating thread and in a
+ * worker given heap.memory; a worker given only heap.buffer copies as before.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { CLASS_SIZES, MAX_SMALL, SharedHeap } from '../src/index.js';
+import { createSharedMemory, memoryCopy } from '../src/wasm-copy.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
+
+afterEach(terminateAll);
+
+const MiB = 1 << 20;
+
+/** Fills `n` bytes at `p` with a pattern of `seed`. */
+function fill(heap: SharedHeap, p: number, n: number, seed: number): void {
+  const u8 = heap.u8;
+  for (let i = 0; i < n; i++) u8[p + i] = (i * 31 + seed) & 0xff;
+}
+
+/** The first byte of the `n` at `p` that does not hold `seed`'s pattern, or -1. */
+function firstWrong(heap: SharedHeap, p: number, n: number, seed: number): number {
+  const u8 = heap.u8;
+  for (let i = 0; i < n; i++) if (u8[p + i] !== ((i * 31 + seed) & 0xff)) return i;
+  return -1;
+}
+
+describe('memory.copy', () => {
+  it('copies n bytes from one offset to another, overlapping both ways, as copyWithin does', () => {
+    const memory = createSharedMemory(MiB)!;
+    expect(memory).toBeDefined();
+    const copy = memoryCopy(memory)!;
+    const u8 = new Uint8Array(memory.buffer);
+    const want = new Uint8Array(MiB);
+    for (const [to, from, n] of [[70_000, 3, 65_000], [5, 40, 1_000], [200_000, 200_100, 5_000], [300_000, 299_990, 7_000], [9, 9, 0]] as const) {
+      for (let i = 0; i < 400_000; i++) u8[i] = want[i] = (i * 7 + 3) & 0xff;
+      copy(to, from, n);
+      want.copyWithin(to, from, from + n);
+      expect(u8.subarray(0, 400_000)).toEqual(want.subarray(0, 400_000));
+    }
+  });
+});
+
+describe('a heap on a shared WebAssembly.Memory', () => {
+  it('a heap of a fixed size has its memory, a growable one has none', () => {
+    const fixed = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
+    expect(fixed.memory).toBeInstanceOf((globalThis as unknown as { WebAssembly: { Memory: new () => object } }).WebAssembly.Memory);
+    expect(fixed.memory!.buffer).toBe(fixed.buffer);
+    const growable = SharedHeap.create({ initialBytes: 8 * MiB, maxBytes: 16 * MiB, maxThreads: 2 });
+    expect(growable.memory).toBeUndefined();
+  });
+
+  it('realloc keeps the bytes of blocks it moves, in every class, into and out of large runs', () => {
+    const heap = SharedHeap.create({ initialBytes: 64 * MiB, maxThreads: 2 });
+    expect(heap.memory).toBeDefined();
+    const sizes = [...CLASS_SIZES, MAX_SMALL + 1, 3 * MAX_SMALL];
+    const live: [number, number, number][] = [];
+    sizes.forEach((size, k) => {
+      // Grow from below the class to its size, then shrink to a quarter and below (a move each).
+      let n = Math.max(1, size >>> 3);
+      let p = heap.malloc(n);
+      fill(heap, p, n, k);
+      for (const next of [size, Math.max(1, size >>> 3) + 1, size >>> 4 || 1]) {
+        const q = heap.realloc(p, next);
+        expect(q).not.toBe(0);
+        const kept = Math.min(n, next);
+        expect(firstWrong(heap, q, kept, k)).toBe(-1);
+        fill(heap, q, next, k);
+        p = q;
+        n = next;
+      }
+      live.push([p, n, k]);
+    });
+    heap.check();
+    for (const [p, n, k] of live) expect(firstWrong(heap, p, n, k)).toBe(-1);
+    for (const [p] of live) heap.free(p);
+    heap.check();
+  });
+
+  it('a worker given heap.memory copies with it, one given heap.buffer without; both keep the bytes', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const withMemory = startHeapWorker();
+    const withBuffer = startHeapWorker();
+    await withMemory.remote.attach(heap.memory!);
+    await withBuffer.remote.attach(heap.buffer);
+    expect(await withMemory.remote.hasMemory()).toBe(true);
+    expect(await withBuffer.remote.hasMemory()).toBe(false);
+    for (const [w, seed] of [[withMemory, 1], [withBuffer, 2]] as const) {
+      const p = heap.malloc(3000);
+      fill(heap, p, 3000, seed);
+      const q = await w.remote.realloc(p, 20_000); // moves: another class
+      expect(q).not.toBe(p);
+      expect(firstWrong(heap, q, 3000, seed)).toBe(-1);
+      const r = await w.remote.realloc(q, MAX_SMALL + 5000); // into a large run
+      expect(firstWrong(heap, r, 3000, seed)).toBe(-1);
+      await w.remote.free(r);
+    }
+    await withMemory.remote.detach();
+    await withBuffer.remote.detach();
+    heap.check();
+  });
+
+  it('attaching again with the memory gives the instance held, which copies with it from then on', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 3 });
+    const w = startHeapWorker();
+    await w.remote.attach(heap.buffer);
+    expect(await w.remote.hasMemory()).toBe(false);
+    expect(await w.remote.attachAgainIsSame(heap.memory!)).toBe(true);
+    expect(await w.remote.hasMemory()).toBe(true);
+    await w.remote.detach();
+  });
+
+  it('a memory that is not a heap is refused, naming attach', () => {
+    const memory = createSharedMemory(2 * MiB)!;
+    expect(() => SharedHeap.attach(memory)).toThrow(/SharedHeap\.attach\(buffer\)/);
+  });
+});
