@@ -102,12 +102,12 @@ interface WasmMemory {
 interface WasmModule {
   readonly kind?: 'module';
 }
-export interface WasmApi {
+interface WasmApi {
   Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (m: WasmModule, imports: object) => { exports: unknown };
 }
-export const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+const Wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 interface DlmallocExports {
   wasm_malloc(n: number): number;
