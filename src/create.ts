@@ -108,9 +108,10 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
     );
   }
   const bytes = initialSupers * SUPER_BYTES;
-  const memory = maxSupers > initialSupers ? undefined : createSharedMemory(bytes);
+  const growable = maxSupers > initialSupers;
+  const memory = growable ? undefined : createSharedMemory(bytes);
   const buffer =
-    maxSupers > initialSupers
+    growable
       ? new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(bytes, {
           maxByteLength: maxSupers * SUPER_BYTES,
         })
