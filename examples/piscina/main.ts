@@ -14,7 +14,7 @@ import type { PoolData } from './task.js';
 const heap = SharedHeap.create({ initialBytes: 16 << 20, maxThreads: 8 });
 const pool = new Piscina<{ n: number }, number>({
   filename: new URL('./task.js', import.meta.url).href,
-  workerData: { buffer: heap.buffer } satisfies PoolData,
+  workerData: { buffer: heap.buffer, memory: heap.memory } satisfies PoolData,
   minThreads: 4,
   maxThreads: 4,
 });

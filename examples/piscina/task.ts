@@ -3,13 +3,16 @@
  * loads this module, once; every task then allocates in the shared heap and returns an offset.
  */
 import { workerData } from 'node:worker_threads';
-import { SharedHeap } from 'sabmalloc';
+import { SharedHeap, type SharedMemory } from 'sabmalloc';
 
 export interface PoolData {
   buffer: SharedArrayBuffer;
+  /** heap.memory where the heap has one: attached with, realloc copies with WebAssembly's memory.copy. */
+  memory: SharedMemory | undefined;
 }
 
-const heap = SharedHeap.attach((workerData as PoolData).buffer);
+const data = workerData as PoolData;
+const heap = SharedHeap.attach(data.memory ?? data.buffer);
 
 /** Writes the squares 1..n as Int32 into a new block; the caller reads and frees it. */
 export default function squares({ n }: { n: number }): number {
