@@ -2,6 +2,7 @@
  * Messages between the browser suite's page (suite.ts) and its module Web Workers (worker.ts),
  * and the shared control words they rendezvous on.
  */
+import type { SharedMemory } from '../../../src/index.js';
 
 /** Words of the control Int32Array (its own small SharedArrayBuffer). */
 export const C_STOP = 0; // set to 1 to end every loop
@@ -12,10 +13,11 @@ export const CTL_WORDS = 32;
 export const CHUNK = 64; // a loop publishes its count every CHUNK iterations
 
 export type Request =
-  | { cmd: 'attach'; buffer: SharedArrayBuffer }
+  | { cmd: 'attach'; buffer: SharedArrayBuffer | SharedMemory }
   | { cmd: 'attachAs'; buffer: SharedArrayBuffer; threadId: number }
   | { cmd: 'ping' }
   | { cmd: 'fill'; sizes: number[]; seed: number }
+  | { cmd: 'reallocChain'; sizes: number[]; seed: number }
   | { cmd: 'verifyFree'; blocks: [number, number][]; seed: number }
   | { cmd: 'loop'; ctl: Int32Array; index: number; sizes: number[]; seed: number }
   | { cmd: 'holdAndLoop'; ctl: Int32Array; index: number; hold: number; size: number; seed: number }
@@ -46,6 +48,11 @@ export interface ViewReply {
   bufferBytes: number;
 }
 
+export interface ChainReply {
+  bad: number;
+  hasMemory: boolean;
+}
+
 export interface LoopReply {
   ops: number;
   bad: number;
@@ -64,5 +71,37 @@ export function fillBlock(u8: Uint8Array, block: number, size: number, seed: num
 export function badBytes(u8: Uint8Array, block: number, size: number, seed: number): number {
   let bad = 0;
   for (let j = 0; j < size; j++) if (u8[block + j] !== pattern(block, seed, j)) bad++;
+  return bad;
+}
+
+/** What reallocChain needs of a heap. */
+export interface ReallocHeap {
+  malloc(size: number): number;
+  realloc(block: number, size: number): number;
+  free(block: number): void;
+  readonly u8: Uint8Array;
+}
+
+/**
+ * Grows one block through `sizes` by realloc and shrinks it back (most steps move it), filling it
+ * each time with a pattern that does not depend on where it is; returns the bytes a step found
+ * changed among those it had to keep.
+ */
+export function reallocChain(h: ReallocHeap, sizes: number[], seed: number): number {
+  const byte = (j: number): number => (seed + j * 7) & 255;
+  let p = h.malloc(1);
+  let n = 1;
+  h.u8[p] = byte(0);
+  let bad = 0;
+  for (const size of [...sizes, ...[...sizes].reverse()]) {
+    const q = h.realloc(p, size);
+    if (q === 0) throw new Error(`reallocChain: realloc(${p}, ${size}) returned 0`);
+    const u8 = h.u8;
+    for (let j = 0, kept = Math.min(n, size); j < kept; j++) if (u8[q + j] !== byte(j)) bad++;
+    for (let j = 0; j < size; j++) u8[q + j] = byte(j);
+    p = q;
+    n = size;
+  }
+  h.free(p);
   return bad;
 }

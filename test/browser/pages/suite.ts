@@ -2,11 +2,11 @@
  * The browser suite's page: each scenario runs on the main thread against module Web Workers
  * and returns plain figures that test/browser/browser.test.ts asserts on.
  */
-import { SharedHeap } from '../../../src/index.js';
+import { SharedHeap, type SharedMemory } from '../../../src/index.js';
 import { G_HEAP_ID } from '../../../src/layout.js';
 import {
-  CHUNK, CTL_WORDS, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, type AttachReply, type LoopReply, type Reply,
-  type Request, type ViewReply,
+  CHUNK, CTL_WORDS, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, reallocChain, type AttachReply, type ChainReply,
+  type LoopReply, type Reply, type Request, type ViewReply,
 } from './protocol.js';
 
 const MiB = 1 << 20;
@@ -53,7 +53,7 @@ class TestWorker {
     return new Promise<T>((resolve) => this.earlyWaiters.push(resolve as (v: unknown) => void));
   }
 
-  attach(buffer: SharedArrayBuffer): Promise<AttachReply> {
+  attach(buffer: SharedArrayBuffer | SharedMemory): Promise<AttachReply> {
     return this.call<AttachReply>({ cmd: 'attach', buffer });
   }
 }
@@ -106,6 +106,21 @@ async function attachScenario() {
       threadsAttached: stats.threadsAttached,
       attachedIds: stats.threads.filter((t) => t.state === 'attached').map((t) => t.threadId),
     };
+  } finally {
+    endWorkers();
+  }
+}
+
+async function memoryCopyScenario() {
+  const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8 });
+  try {
+    const mainBad = reallocChain(heap, SIZES, 5);
+    const [withMemory, withBuffer] = [startWorker(), startWorker()];
+    await Promise.all([withMemory.attach(heap.memory!), withBuffer.attach(heap.buffer)]);
+    const inMemoryWorker = await withMemory.call<ChainReply>({ cmd: 'reallocChain', sizes: SIZES, seed: 6 });
+    const inBufferWorker = await withBuffer.call<ChainReply>({ cmd: 'reallocChain', sizes: SIZES, seed: 7 });
+    heap.check();
+    return { mainHasMemory: heap.memory !== undefined && heap.memory.buffer === heap.buffer, mainBad, inMemoryWorker, inBufferWorker };
   } finally {
     endWorkers();
   }
@@ -463,6 +478,7 @@ declare global {
 window.suite = {
   attach: attachScenario,
   crossFrees: crossFreesScenario,
+  memoryCopy: memoryCopyScenario,
   nonBlocking: nonBlockingScenario,
   growth: growthScenario,
   reclaim: reclaimScenario,

@@ -8,8 +8,8 @@ import { lockAcquire, lockRelease } from '../../../src/lock.js';
 import { threadLockName } from '../../../src/liveness.js';
 import { G_HEAP_ID } from '../../../src/layout.js';
 import {
-  CHUNK, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, type AttachReply, type LoopReply, type Reply, type Request,
-  type ViewReply,
+  CHUNK, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, reallocChain, type AttachReply, type ChainReply, type LoopReply, type Reply,
+  type Request, type ViewReply,
 } from './protocol.js';
 
 let heap: SharedHeap | undefined;
@@ -69,6 +69,10 @@ function run(m: Request): unknown {
         fillBlock(h.u8, p, size, m.seed);
         return p;
       });
+    }
+    case 'reallocChain': {
+      const h = attached();
+      return { bad: reallocChain(h, m.sizes, m.seed), hasMemory: h.memory !== undefined } satisfies ChainReply;
     }
     case 'verifyFree': {
       const h = attached();
