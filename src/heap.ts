@@ -145,6 +145,11 @@ export class SharedHeap {
       const t = attachThread(buf as SharedArrayBuffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
     }
+    return SharedHeap.#withMemory(heap, memory);
+  }
+
+  /** `heap`, copying with `memory` from now on when it is given and the instance had none (attach, attachAsync). */
+  static #withMemory(heap: SharedHeap, memory: SharedMemory | undefined): SharedHeap {
     if (memory !== undefined && heap.#t.copy === null) {
       heap.#t.memory = memory;
       heap.#t.copy = memoryCopy(memory) ?? null;
@@ -162,9 +167,12 @@ export class SharedHeap {
    * out, one that names a slot still (a thread under it that was not reclaimed), a thread
    * attached already under another id, and where there is no Web Locks API (Node: there
    * worker.threadId names a worker, attach() and watch(worker)).
+   * The worker may be given `heap.memory` instead of the buffer, as attach() takes it.
    */
-  static async attachAsync(buffer: SharedArrayBuffer, options: { threadId: number }): Promise<SharedHeap> {
+  static async attachAsync(given: SharedArrayBuffer | SharedMemory, options: { threadId: number }): Promise<SharedHeap> {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
+    const memory = isWasmMemory(given) ? given : undefined; // heap.memory, as attach() takes it
+    const buffer = (memory !== undefined ? memory.buffer : given) as SharedArrayBuffer;
     const id = checkHeapBuffer(buffer, fn);
     if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
     const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
@@ -180,7 +188,7 @@ export class SharedHeap {
       return existing;
     };
     const before = attachedAs();
-    if (before !== undefined) return before;
+    if (before !== undefined) return SharedHeap.#withMemory(before, memory);
     if (!hasWebLocks()) {
       throw new HeapStateError(
         `${fn}: this thread has no Web Locks API (navigator.locks), which makes a reserved id safe to reclaim; ` +
@@ -193,9 +201,9 @@ export class SharedHeap {
       const meanwhile = attachedAs();
       if (meanwhile !== undefined) {
         lock.release();
-        return meanwhile;
+        return SharedHeap.#withMemory(meanwhile, memory);
       }
-      return SharedHeap.#adopt(attachThread(buffer, threadId), id, lock);
+      return SharedHeap.#withMemory(SharedHeap.#adopt(attachThread(buffer, threadId), id, lock), memory);
     } catch (e) {
       lock.release();
       throw e;

@@ -87,17 +87,19 @@ describe('sabmalloc in Chromium', () => {
     expect(r.remoteFrees).toBeGreaterThan(0);
   });
 
-  it('a heap of a fixed size is a shared WebAssembly.Memory: realloc moves blocks with their bytes intact on the page and in workers given the memory or only the buffer', async () => {
+  it('a heap of a fixed size is a shared WebAssembly.Memory: realloc moves blocks with their bytes intact on the page and in workers given the memory (attach or attachAsync) or only the buffer', async () => {
     const r = await scenario<{
       mainHasMemory: boolean;
       mainBad: number;
       inMemoryWorker: { bad: number; hasMemory: boolean };
       inBufferWorker: { bad: number; hasMemory: boolean };
+      inReservedWorker: { bad: number; hasMemory: boolean };
     }>('memoryCopy');
     expect(r.mainHasMemory).toBe(true);
     expect(r.mainBad).toBe(0);
     expect(r.inMemoryWorker).toEqual({ bad: 0, hasMemory: true });
     expect(r.inBufferWorker).toEqual({ bad: 0, hasMemory: false });
+    expect(r.inReservedWorker).toEqual({ bad: 0, hasMemory: true }); // attachAsync(heap.memory, { threadId })
   });
 
   it('the main thread never blocks: it spins for the global lock a worker holds, and runs beside contending workers', async () => {

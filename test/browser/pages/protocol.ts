@@ -14,7 +14,7 @@ export const CHUNK = 64; // a loop publishes its count every CHUNK iterations
 
 export type Request =
   | { cmd: 'attach'; buffer: SharedArrayBuffer | SharedMemory }
-  | { cmd: 'attachAs'; buffer: SharedArrayBuffer; threadId: number }
+  | { cmd: 'attachAs'; buffer: SharedArrayBuffer | SharedMemory; threadId: number }
   | { cmd: 'ping' }
   | { cmd: 'fill'; sizes: number[]; seed: number }
   | { cmd: 'reallocChain'; sizes: number[]; seed: number }

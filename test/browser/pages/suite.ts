@@ -115,12 +115,23 @@ async function memoryCopyScenario() {
   const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8 });
   try {
     const mainBad = reallocChain(heap, SIZES, 5);
-    const [withMemory, withBuffer] = [startWorker(), startWorker()];
-    await Promise.all([withMemory.attach(heap.memory!), withBuffer.attach(heap.buffer)]);
+    const [withMemory, withBuffer, reserved] = [startWorker(), startWorker(), startWorker()];
+    await Promise.all([
+      withMemory.attach(heap.memory!),
+      withBuffer.attach(heap.buffer),
+      reserved.call<AttachReply>({ cmd: 'attachAs', buffer: heap.memory!, threadId: heap.newThreadId() }),
+    ]);
     const inMemoryWorker = await withMemory.call<ChainReply>({ cmd: 'reallocChain', sizes: SIZES, seed: 6 });
     const inBufferWorker = await withBuffer.call<ChainReply>({ cmd: 'reallocChain', sizes: SIZES, seed: 7 });
+    const inReservedWorker = await reserved.call<ChainReply>({ cmd: 'reallocChain', sizes: SIZES, seed: 8 });
     heap.check();
-    return { mainHasMemory: heap.memory !== undefined && heap.memory.buffer === heap.buffer, mainBad, inMemoryWorker, inBufferWorker };
+    return {
+      mainHasMemory: heap.memory !== undefined && heap.memory.buffer === heap.buffer,
+      mainBad,
+      inMemoryWorker,
+      inBufferWorker,
+      inReservedWorker,
+    };
   } finally {
     endWorkers();
   }
