@@ -16,7 +16,7 @@ const worker = new Worker(new URL('./worker.js', import.meta.url));
 heap.watch(worker); // if it dies, its slot comes back
 const remote = wrap<HeapWorkerApi>(nodeEndpoint(worker));
 
-const workerThreadId = await remote.attach(heap.buffer);
+const workerThreadId = await remote.attach(heap.memory ?? heap.buffer); // the memory: its realloc copies with memory.copy
 
 // Worker -> main: the worker stores, the main thread reads and frees.
 const fromWorker = await remote.store('made in the worker');

@@ -4,7 +4,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { expose } from 'comlink';
-import { SharedHeap } from 'sabmalloc';
+import { SharedHeap, type SharedMemory } from 'sabmalloc';
 import { nodeEndpoint } from './node-endpoint.js';
 
 let heap: SharedHeap | undefined;
@@ -16,7 +16,7 @@ function attached(fn: string): SharedHeap {
 
 const api = {
   /** Attaches this worker; returns its heap.threadId (Node's threadId here). */
-  attach(buffer: SharedArrayBuffer): number {
+  attach(buffer: SharedArrayBuffer | SharedMemory): number {
     heap = SharedHeap.attach(buffer);
     return heap.threadId;
   },
