@@ -202,14 +202,22 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // A block growing into or within the large runs moves to a run with free slots after it.
   const q = n > MAX_SMALL && n > usable ? largeAllocToGrow(t, n) : mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
-  t.ensureViews();
-  const keep = Math.min(n, usable);
-  if (t.copy !== null) t.copy(q, p, keep);
-  else t.bytes.copyWithin(q, p, p + keep);
+  copyInHeap(t, q, p, Math.min(n, usable));
   // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
   if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false);
   else freeSmall(t, p);
   return q;
+}
+
+/**
+ * The slow paths' copy of `n` bytes from `from` to `to` within the heap (realloc's moves): with
+ * WebAssembly's memory.copy where this thread has the heap's memory (wasm-copy.ts), else
+ * copyWithin, the views made current first. realloc's fast path keeps its own copy of this inline (heap.ts).
+ */
+export function copyInHeap(t: ThreadContext, to: number, from: number, n: number): void {
+  t.ensureViews(); // current views for the caller's next steps too (freeSmall expects them)
+  if (t.copy !== null) t.copy(to, from, n);
+  else t.bytes.copyWithin(to, from, from + n);
 }
 
 /**

@@ -10,7 +10,7 @@ import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { flushThread } from './magazine.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, zeroBytes, alignedAllocImpl, classifyBlock, callocImpl, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, zeroBytes, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isWasmMemory, memoryCopy, type SharedMemory } from './wasm-copy.js';
@@ -87,6 +87,11 @@ function heapIdOf(buffer: SharedArrayBuffer): number {
   return new Int32Array(buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]!;
 }
 
+/** attach's and attachAsync's argument: the heap's buffer, and its memory when given that (heap.memory). */
+function bufferAndMemory(given: SharedArrayBuffer | SharedMemory): { buffer: SharedArrayBuffer; memory: SharedMemory | undefined } {
+  return isWasmMemory(given) ? { buffer: given.buffer, memory: given } : { buffer: given, memory: undefined };
+}
+
 /** Only create() and attach() may construct an instance. */
 const CONSTRUCT = Symbol('SharedHeap');
 let contextOf: (heap: SharedHeap) => ThreadContext;
@@ -136,13 +141,12 @@ export class SharedHeap {
    * every heap. Claims a thread slot; attaching twice in one thread returns the same instance
    * (given the memory the second time, it copies with it from then on).
    */
-  static attach(buffer: SharedArrayBuffer | SharedMemory): SharedHeap {
-    const memory = isWasmMemory(buffer) ? buffer : undefined;
-    const buf = memory !== undefined ? memory.buffer : buffer;
-    const id = checkHeapBuffer(buf, 'SharedHeap.attach(buffer)');
+  static attach(given: SharedArrayBuffer | SharedMemory): SharedHeap {
+    const { buffer, memory } = bufferAndMemory(given);
+    const id = checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
     let heap = SharedHeap.#current(id);
     if (heap === undefined) {
-      const t = attachThread(buf as SharedArrayBuffer);
+      const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
     }
     return SharedHeap.#withMemory(heap, memory);
@@ -171,8 +175,7 @@ export class SharedHeap {
    */
   static async attachAsync(given: SharedArrayBuffer | SharedMemory, options: { threadId: number }): Promise<SharedHeap> {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
-    const memory = isWasmMemory(given) ? given : undefined; // heap.memory, as attach() takes it
-    const buffer = (memory !== undefined ? memory.buffer : given) as SharedArrayBuffer;
+    const { buffer, memory } = bufferAndMemory(given); // heap.memory, as attach() takes it
     const id = checkHeapBuffer(buffer, fn);
     if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
     const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
@@ -481,8 +484,7 @@ export class SharedHeap {
     if (!(this instanceof DebugSharedHeap) && (await this.#withoutBlocking(() => resizeLargeInPlace(t, block, size)))) return block;
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
-    const u8 = this.u8;
-    u8.copyWithin(q, block, block + Math.min(size, usable));
+    copyInHeap(t, q, block, Math.min(size, usable));
     await this.#withoutBlocking(() => this.free(block));
     return q;
   }
@@ -652,7 +654,7 @@ class DebugSharedHeap extends SharedHeap {
     const old = this.#live('realloc', block);
     const q = this.malloc(n);
     if (q === 0) return 0;
-    this.u8.copyWithin(q, block, block + Math.min(n, old));
+    copyInHeap(contextOf(this), q, block, Math.min(n, old));
     this.free(block);
     return q;
   }
