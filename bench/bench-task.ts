@@ -296,6 +296,21 @@ function microAlloc(task: MicroAllocTask): number {
 }
 
 async function runThread(task: RunTask): Promise<ThreadResult> {
+  try {
+    return await runThreadOnce(task);
+  } finally {
+    // Untimed, once the run is over: this worker lets go of the run's heap (sabmalloc's buffer,
+    // dlmalloc-wasm's memory, the peers' pools) now, not at its next full collection, which with
+    // an idle worker came runs later. Otherwise every run's memory stayed mapped while the next
+    // runs (any allocator's, the native peers' too) took their pages from memory this machine had
+    // not handed out before, whose first touches cost several times more (README, Benchmarks).
+    task.heap = undefined;
+    task.heapMemory = undefined;
+    collectGarbage();
+  }
+}
+
+async function runThreadOnce(task: RunTask): Promise<ThreadResult> {
   const { ctl, f64 } = controlViews(task.control);
   let heap: SharedHeap | undefined;
   try {
@@ -306,10 +321,6 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
       alloc = heap;
     } else if (task.allocator === 'dlmalloc-wasm') {
       if (task.wasmPath === undefined) throw new Error('bench task: dlmalloc-wasm needs the module path');
-      // Its memory lives in this worker: without a collection the earlier runs' memories stay
-      // resident and each run is slower than the one before (xmllint_format: 13.3, 11.3, 11.0,
-      // 10.1, 4.4 M ops/s in one thread; 9.3-11.9 with a collection before each). Untimed.
-      collectGarbage();
       alloc = createWasmDlmalloc(task.wasmPath);
     } else if (task.allocator === 'reference') {
       alloc = new ReferenceAllocator(task.poolBytes ?? 128 << 20);

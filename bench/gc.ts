@@ -8,9 +8,11 @@
  * (each ~276 MiB) following jq_customers, and the later lua replays slowed
  * down from 7.1M to 4.3M ops/s. With a collection in the main thread before
  * each run the process stayed under 1.2 GB and the six replays ran at
- * 8.3M-9.6M ops/s. (The workers' references die young and go without help;
- * a forced collection in the worker itself cost its next runs about 20% on
- * jq_customers, 8.4M against 10.2-13.8M ops/s, so the workers are left alone.)
+ * 8.3M-9.6M ops/s. The workers hold the heap too (their views of it, the
+ * task that brought it), and an idle worker did not collect for runs, so the
+ * memory of every run stayed mapped while the next ones ran; each worker
+ * now collects once its run is over, and the main thread after each run as
+ * well as before it (bench/bench-task.ts runThread, bench/run.ts), untimed.
  *
  * `gc` is exposed by setting --expose-gc at run time and fetching the
  * function from a fresh context; if that fails, this does nothing.

@@ -139,6 +139,18 @@ export function heapBytesFor(workload: Workload, threads: number, p: WorkloadPar
   return Math.min(MAX_HEAP_MIB, mib) * MiB;
 }
 
+/**
+ * Bytes to prime before each run of a comparison (bench/prime.ts), the same for every allocator
+ * in it: what the runs touch at most, with room. W5: 1.25 x the trace's peak live bytes (the
+ * natives' footprints are 1.07-1.36x, sabmalloc's 1.06-1.91x on far smaller live sets) plus
+ * 64 MiB; W2: 64 MiB a thread (2,048 slots of at most 32 KiB) plus 64; the others 64 MiB.
+ */
+export function primeBytesFor(workload: Workload, threads: number, p: WorkloadParams): number {
+  if (workload === 'W5') return Math.ceil((2 * p.traceLiveBytes!) / MiB) * MiB + 64 * MiB;
+  if (workload === 'W2') return (64 + 64 * threads) * MiB;
+  return 64 * MiB;
+}
+
 /** The largest heap sabmalloc takes (offsets stay below 2^31), in MiB. */
 const MAX_HEAP_MIB = 2047;
 /** W5's headroom above twice the trace's peak live bytes, in MiB. */

@@ -38,6 +38,8 @@ import {
 } from './bench-task.js';
 import type { CaseResult, CaseSpec, RunRecord } from './case.js';
 import { collectGarbage } from './gc.js';
+import { primeBytesFor } from './plan.js';
+import { primeMemory } from './prime.js';
 import { runNative, type NativeParams, type NativeWorkload } from './native.js';
 import { wasmBinaryPath } from './wasm-dlmalloc.js';
 
@@ -133,6 +135,7 @@ export class BenchRunner {
     const T = spec.threads;
     const pool = this.pool(poolKey, T);
     collectGarbage(); // the previous run's heap (bench/gc.ts); untimed
+    primeMemory(primeBytesFor(spec.workload, T, spec.params)); // bench/prime.ts; untimed
     const control = createControl(T);
     const { ctl, f64 } = controlViews(control);
     let heap: SharedHeap | undefined;
@@ -199,6 +202,8 @@ export class BenchRunner {
       throw failure ?? err;
     } finally {
       heap?.detach();
+      heap = undefined;
+      collectGarbage(); // this run's heap, now, before the next run of any allocator (see runThread); untimed
     }
   }
 }
@@ -313,6 +318,7 @@ async function runNativeOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord
     params = { seed: p.seed, cycles: p.cycles, ws: p.ws };
     if (spec.workload !== 'W1') params.threads = spec.threads;
   }
+  primeMemory(primeBytesFor(spec.workload, spec.threads, spec.params)); // as before a JS run (bench/prime.ts); untimed
   const r = await runNative({ name: spec.allocator, preload: spec.preload }, spec.workload as NativeWorkload, params);
   return {
     warmup,

@@ -16,6 +16,8 @@ import { main, parseBenchArgs, type BenchReport, type CliIO } from '../bench/cli
 import { nativeSkipReason } from '../bench/native.js';
 import { fmtBytes, fmtOps, renderPairedRatios, renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
 import { addRatios, pairedRatio, summarizeCase } from '../bench/summarize.js';
+import { primeBytesFor, w5HeapBytes } from '../bench/plan.js';
+import { primeMemory } from '../bench/prime.js';
 import type { CaseResult, RunRecord } from '../bench/case.js';
 import { makeSampleTrace } from '../bench/traces/make-sample.js';
 
@@ -410,6 +412,23 @@ describe('bench/ modules', () => {
         if (j >= 0) expect(j, `${f} imports ${d}`).toBeLessThan(i);
       }
     }
+  });
+});
+
+describe('the memory prime (bench/prime.ts)', () => {
+  it('runs its child, which writes a page at a time into the region and exits 0', () => {
+    expect(primeMemory(8 << 20)).toBe(true);
+    expect(primeMemory(0)).toBe(true);
+  });
+
+  it('covers what a W5 run touches: as much as sabmalloc\'s heap for the trace, every allocator alike', () => {
+    for (const live of [1 << 20, 3_700_000, 312_812_218]) {
+      const p = { traceLiveBytes: live };
+      expect(primeBytesFor('W5', 1, p)).toBeGreaterThanOrEqual(w5HeapBytes(live).initialBytes);
+      expect(primeBytesFor('W5', 1, p)).toBeGreaterThanOrEqual(2 * live);
+    }
+    expect(primeBytesFor('W2', 4, {})).toBeGreaterThanOrEqual(4 * 2048 * 32768);
+    expect(primeBytesFor('W1', 1, {})).toBeGreaterThan(0);
   });
 });
 
