@@ -16,6 +16,7 @@
  * leaves. Untimed; skipped where no child process can be started.
  */
 import { spawnSync } from 'node:child_process';
+import { freemem } from 'node:os';
 
 const MiB = 1 << 20;
 /** The largest region primed (the largest heap sabmalloc takes). */
@@ -30,8 +31,10 @@ const PROGRAM = 'const n=+process.argv[1];const u=new Uint8Array(n);for(let i=0;
  * Returns false where the child could not run.
  */
 export function primeMemory(bytes: number): boolean {
-  if (!(bytes > 0)) return true;
-  const n = Math.min(MAX_PRIME, Math.ceil(bytes / MiB) * MiB);
+  // At most half the memory the system has free: a prime is a courtesy to the runs, not a
+  // reason for the machine to swap.
+  const n = Math.min(MAX_PRIME, Math.floor(freemem() / 2 / MiB) * MiB, Math.ceil(bytes / MiB) * MiB);
+  if (!(n > 0)) return true;
   const r = spawnSync(process.execPath, ['-e', PROGRAM, String(n)], { stdio: 'ignore' });
   return r.status === 0;
 }
