@@ -464,7 +464,8 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   io.out(
     `sabmalloc bench  ${env.date}\n` +
       `Node ${env.node} (V8 ${env.v8}), ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() = ${env.availableParallelism}\n` +
-      `first touch of a fresh page: ${env.firstTouchUs?.toFixed(2) ?? '-'} us (each page fault of a run costs about this)\n`,
+      `first touch of a fresh page: ${env.firstTouchUs?.toFixed(2) ?? '-'} us (each page fault of a run costs about this)\n` +
+      `memory primed before each run, every allocator's: a child process touches as many pages as the run will, then exits (bench/prime.ts)\n`,
   );
   const cycleInfo: Record<string, string> = {};
   for (const w of opts.workloads) {

@@ -97,6 +97,7 @@ describe('sabmalloc bench --smoke', () => {
     expect(m, run.stdout.slice(0, 400)).not.toBeNull();
     expect(Number(m![1])).toBeGreaterThan(0);
     expect(report.env.firstTouchUs).toBeGreaterThan(0);
+    expect(run.stdout).toMatch(/memory primed before each run, every allocator's/);
   });
 
   it('prints a row with numbers for each allocator, workload and thread count', () => {
