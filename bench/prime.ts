@@ -10,8 +10,9 @@
  * spell, all of it in the kernel (perf stat: 1.33 s of system time against 0.44 s; the same
  * 83,687 faults), glibc's and sabmalloc's alike, and which run met a spell depended on when the
  * runs before it had let their memory go: with sabmalloc in the comparison glibc's five replays
- * all ran in it (3.5-3.8 M ops/s against 12-17 M on its own). After a prime of the run's size no
- * run met one (15 of 15: glibc 12.7-17.1 M ops/s, sabmalloc 9.2-12.3, dlmalloc-wasm 9.7-10.8).
+ * all ran in it (3.5-3.8 M ops/s against 12-17 M on its own). With a prime of twice the trace's
+ * peak live bytes (plan.ts primeBytesFor) no replay of the two largest traces met one (0 of 24:
+ * glibc's xmllint_format 10.4-15.2 M ops/s, sabmalloc's 9.2-13.8, dlmalloc-wasm's 8.8-12.0).
  * A machine without a host under it faults at the guest's price only, which is what the prime
  * leaves. Untimed; skipped where no child process can be started.
  */
