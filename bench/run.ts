@@ -83,6 +83,9 @@ export class BenchRunner {
       if (c.result.error !== undefined) return;
       try {
         const untimed = i <= c.w;
+        // Untimed, before every run of every allocator: the previous runs' heaps collected (bench/gc.ts), then the prime (bench/prime.ts).
+        collectGarbage();
+        primeMemory(primeBytesFor(c.spec.workload, c.spec.threads, c.spec.params));
         const rec = c.spec.family === 'native' ? await runNativeOnce(c.spec, untimed) : await this.runJsOnce(c.spec, c.poolKey, untimed);
         if (i === 0) c.result.warmup = rec;
         else if (!untimed) c.result.runs.push(rec);
@@ -134,8 +137,6 @@ export class BenchRunner {
   private async runJsOnce(spec: CaseSpec, poolKey: string, warmup: boolean): Promise<RunRecord> {
     const T = spec.threads;
     const pool = this.pool(poolKey, T);
-    collectGarbage(); // the previous run's heap (bench/gc.ts); untimed
-    primeMemory(primeBytesFor(spec.workload, T, spec.params)); // bench/prime.ts; untimed
     const control = createControl(T);
     const { ctl, f64 } = controlViews(control);
     let heap: SharedHeap | undefined;
@@ -318,7 +319,6 @@ async function runNativeOnce(spec: CaseSpec, warmup: boolean): Promise<RunRecord
     params = { seed: p.seed, cycles: p.cycles, ws: p.ws };
     if (spec.workload !== 'W1') params.threads = spec.threads;
   }
-  primeMemory(primeBytesFor(spec.workload, spec.threads, spec.params)); // as before a JS run (bench/prime.ts); untimed
   const r = await runNative({ name: spec.allocator, preload: spec.preload }, spec.workload as NativeWorkload, params);
   return {
     warmup,
