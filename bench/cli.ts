@@ -6,7 +6,7 @@
  *
  *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
  *                   [--warmup N] [--trace FILE|FOLDER]... [--allocators LIST] [--heap NAME=VALUE]...
- *                   [--json FILE] [--svg FILE] [--wide] [--smoke]
+ *                   [--json FILE] [--svg FILE] [--wide] [--no-prime] [--smoke]
  *
  * From the sources: `node --import tsx bench/cli.ts bench W1 W3 --threads 1,2`.
  * The order of work: parse the arguments; expand and parse W5's traces
@@ -76,6 +76,10 @@ Options:
   --json FILE         write the environment and every run as JSON
   --svg FILE          write a chart of ops/s against threads
   --wide              print every figure (lock and stage counters, metadata) in a wider table
+  --no-prime          no memory prime before each run (bench/prime.ts: a child process touches
+                      as many pages as the run will, so that its first touches land on memory
+                      just used; on a VM whose host takes back idle memory, runs without it
+                      mostly measure which allocator met the host's page faults)
   --smoke             a seconds-long run for CI (W1 W2 W3 LOCK, threads 1,2, tiny cycles, 1 run)
   -h, --help          this text
 
@@ -132,6 +136,8 @@ export interface CliOptions {
   json?: string;
   svg?: string;
   wide: boolean;
+  /** The memory prime before each run (bench/prime.ts); false with --no-prime. */
+  prime: boolean;
   smoke: boolean;
 }
 
@@ -193,6 +199,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
         json: { type: 'string' },
         svg: { type: 'string' },
         wide: { type: 'boolean' },
+        'no-prime': { type: 'boolean' },
         smoke: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -242,7 +249,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
     throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
   }
   const heapOptions = parseHeapOptions(v.heap ?? []);
-  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, smoke };
+  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -299,6 +306,8 @@ export interface BenchReport {
     runs: number;
     warmups: number;
     heapOptions: Partial<HeapOptions>;
+    /** Whether each run was primed (bench/prime.ts). */
+    prime: boolean;
     smoke: boolean;
     cycles: Record<string, string>;
     traces: string[];
@@ -465,7 +474,9 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     `sabmalloc bench  ${env.date}\n` +
       `Node ${env.node} (V8 ${env.v8}), ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() = ${env.availableParallelism}\n` +
       `first touch of a fresh page: ${env.firstTouchUs?.toFixed(2) ?? '-'} us (each page fault of a run costs about this)\n` +
-      `memory primed before each run, every allocator's: a child process touches as many pages as the run will, then exits (bench/prime.ts)\n`,
+      (opts.prime
+        ? `memory primed before each run, every allocator's: a child process touches as many pages as the run will, then exits (bench/prime.ts)\n`
+        : `memory not primed (--no-prime): each run's first touches cost what this machine's memory costs at that moment\n`),
   );
   const cycleInfo: Record<string, string> = {};
   for (const w of opts.workloads) {
@@ -506,7 +517,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
 
   const runsOf = (spec: CaseSpec): number => 1 + warmupsFor(spec, opts.warmups) + opts.runs;
   const progress = new Progress(io, cases.reduce((n, spec) => n + runsOf(spec), 0));
-  const runner = new BenchRunner();
+  const runner = new BenchRunner({ prime: opts.prime });
   const results: CaseResult[] = [];
   let micro: MicroRow[] = [];
   try {
@@ -603,6 +614,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       runs: opts.runs,
       warmups: opts.warmups,
       heapOptions: opts.heapOptions,
+      prime: opts.prime,
       smoke: opts.smoke,
       cycles: cycleInfo,
       traces: traces.map((t) => t.path),

@@ -63,6 +63,12 @@ export function warmupsFor(spec: CaseSpec, warmups: number): number {
 export class BenchRunner {
   private readonly pools = new Map<string, Piscina>();
   private caseCount = 0;
+  /** Whether each run is primed (bench/prime.ts; the CLI's --no-prime turns it off). */
+  private readonly prime: boolean;
+
+  constructor(options: { prime?: boolean } = {}) {
+    this.prime = options.prime ?? true;
+  }
 
   /**
    * Runs the cases of one comparison (one workload, trace and thread count, one case per
@@ -85,7 +91,7 @@ export class BenchRunner {
         const untimed = i <= c.w;
         // Untimed, before every run of every allocator: the previous runs' heaps collected (bench/gc.ts), then the prime (bench/prime.ts).
         collectGarbage();
-        primeMemory(primeBytesFor(c.spec.workload, c.spec.threads, c.spec.params));
+        if (this.prime) primeMemory(primeBytesFor(c.spec.workload, c.spec.threads, c.spec.params));
         const rec = c.spec.family === 'native' ? await runNativeOnce(c.spec, untimed) : await this.runJsOnce(c.spec, c.poolKey, untimed);
         if (i === 0) c.result.warmup = rec;
         else if (!untimed) c.result.runs.push(rec);

@@ -98,6 +98,7 @@ describe('sabmalloc bench --smoke', () => {
     expect(Number(m![1])).toBeGreaterThan(0);
     expect(report.env.firstTouchUs).toBeGreaterThan(0);
     expect(run.stdout).toMatch(/memory primed before each run, every allocator's/);
+    expect(report.options.prime).toBe(true);
   });
 
   it('prints a row with numbers for each allocator, workload and thread count', () => {
@@ -284,6 +285,23 @@ describe('sabmalloc bench arguments', () => {
     expect(lock.spec.heapOptions).toMatchObject({ magazineCapacity: 1, trimInterval: 4 }); // on top of LOCK's own
     expect(w1.spec.heapNote).toBe('trimInterval=4');
     expect(io.text).toMatch(/^W1 .*sabmalloc.*trimInterval=4/m);
+    rmSync(tmp, { recursive: true, force: true });
+  }, 60_000);
+
+  it('--no-prime: no memory prime before the runs, said in the header and the JSON', async () => {
+    const o = parseBenchArgs(['W1', '--no-prime']);
+    if (o === 'help') throw new Error('help');
+    expect(o.prime).toBe(false);
+    const d = parseBenchArgs(['W1']);
+    if (d === 'help') throw new Error('help');
+    expect(d.prime).toBe(true);
+    const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-noprime-'));
+    const json = join(tmp, 'noprime.json');
+    const io = quiet();
+    expect(await main(['bench', 'W1', '--threads', '1', '--cycles', '2000', '--runs', '1', '--allocators', 'sabmalloc', '--no-prime', '--json', json], io)).toBe(0);
+    expect(io.text).toMatch(/memory not primed \(--no-prime\)/);
+    expect(io.text).not.toMatch(/memory primed before each run/);
+    expect((JSON.parse(readFileSync(json, 'utf8')) as BenchReport).options.prime).toBe(false);
     rmSync(tmp, { recursive: true, force: true });
   }, 60_000);
 
