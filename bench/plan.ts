@@ -141,14 +141,14 @@ export function heapBytesFor(workload: Workload, threads: number, p: WorkloadPar
 
 /**
  * Bytes to prime before each run of a comparison (bench/prime.ts), the same for every allocator
- * in it: what the runs touch at most, with room. W5: twice the trace's peak live bytes plus
- * 64 MiB, as sabmalloc's heap (the footprints are 1.06-1.36x peak live on the large traces; with
- * 1.25x instead, 2 of 24 replays of lua_inventory and xmllint_format still met the expensive
- * faults, with 2x none of 24); W2: 64 MiB a thread (2,048 slots of at most 32 KiB) plus 64; the
+ * in it: what the runs touch at most, with room. W5: as much as sabmalloc's heap
+ * ({@link w5HeapBytes}: twice the trace's peak live bytes plus 64 MiB; the footprints are
+ * 1.06-1.36x peak live on the large traces, and with 1.25x instead 2 of 24 replays of
+ * lua_inventory and xmllint_format still met the expensive faults, with 2x none of 24); W2: 64 MiB a thread (2,048 slots of at most 32 KiB) plus 64; the
  * others 64 MiB.
  */
 export function primeBytesFor(workload: Workload, threads: number, p: WorkloadParams): number {
-  if (workload === 'W5') return Math.ceil((2 * p.traceLiveBytes!) / MiB) * MiB + 64 * MiB;
+  if (workload === 'W5') return w5HeapBytes(p.traceLiveBytes!).initialBytes;
   if (workload === 'W2') return (64 + 64 * threads) * MiB;
   return 64 * MiB;
 }

@@ -82,8 +82,8 @@ export function createSharedMemory(bytes: number): SharedMemory | undefined {
 
 /** Whether `value` is a WebAssembly.Memory (of any kind). */
 export function isWasmMemory(value: unknown): value is SharedMemory {
-  const api = (globalThis as unknown as { WebAssembly?: { Memory?: unknown } }).WebAssembly;
-  return typeof api?.Memory === 'function' && value instanceof (api.Memory as new () => object);
+  const api = wasmApi();
+  return api !== undefined && value instanceof api.Memory;
 }
 
 /** memory.copy over `memory`, or undefined when the module cannot be made here. */
