@@ -15,7 +15,7 @@
  * stop between the two.
  * A record says what the block is doing (low bits of the entry; blocks are 16-byte aligned):
  *   p           READY: filled with its pattern, came from the transfer table (the only kind found there)
- *   p | FRESH   READY, allocated by this worker and not handed on yet
+ *   p | FRESH   READY, allocated by this worker and not handed on yet (or handed back to it)
  *   p | FILLING malloc returned it, the pattern may be incomplete
  *   p | FREEING verified and being freed: free may or may not have happened
  * After terminating the workers, resolveAfterDeath() on the main thread settles every record.
@@ -168,7 +168,12 @@ export function stressLoop(a: StressAllocator, mem: Int32Array, s: StressShared,
       // that another thread filled (the hint may be stale; that only costs a retry).
       let j = (r >>> 7) % TRANSFERS;
       for (let tries = 0; tries < 4 && Atomics.load(putter, j) === id; tries++) j = (j + 1 + ((r >>> 20) % 97)) % TRANSFERS;
-      owned[k] = Atomics.exchange(transfer, j, e & ~FLAGS); // the block that comes back is recorded at once
+      // The block that comes back is recorded at once (a load, no call, in between). One this worker
+      // allocated itself (a worker running alone on a core takes back its own) counts as fresh
+      // again, freed as rarely and handed on as often as a new one: most frees stay cross-thread
+      // however the threads are scheduled (the share had fallen to 48% with the full suite running).
+      const got = Atomics.exchange(transfer, j, e & ~FLAGS);
+      owned[k] = got !== 0 && allocatedBy[got >>> 4] === id ? got | FRESH : got;
       Atomics.store(putter, j, id);
     }
     if ((op & (OPS_STEP - 1)) === OPS_STEP - 1) {
