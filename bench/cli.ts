@@ -43,6 +43,8 @@ import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { recordTrace } from './record.js';
+import { ceilingMachineLine, measureCeiling, renderCeiling } from './ceiling.js';
+import { readTraceOps } from './replay.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
 
@@ -99,6 +101,15 @@ of its main thread as a W5 trace (gzip when FILE ends in .gz). Then replay it:
 Linux with glibc only. Calls of other threads and of pointers made before the shim loaded are
 not recorded; the summary counts them. Programs it starts do not record; one it execs in its
 place (a wrapper script) takes the trace over.
+`;
+
+export const CEILING_USAGE = `Usage: sabmalloc ceiling --trace FILE|FOLDER... [--runs N] [--no-prime]
+
+Replays each trace, in this thread, alternated round by round on fresh primed memory: sabmalloc;
+"placement", an allocator that hands out the addresses sabmalloc returned on a recorded replay and
+does no other work; and glibc's native replay. Prints median M ops/s, x glibc and ns per
+operation: how fast the replay loop goes at sabmalloc's placement on this machine, and what
+sabmalloc's own work adds to it (bench/ceiling.ts). Default 5 timed rounds after an untimed one.
 `;
 
 export interface CliIO {
@@ -324,6 +335,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     return argv.length === 0 ? 2 : 0;
   }
   if (argv[0] === 'record') return runRecord(argv.slice(1), io);
+  if (argv[0] === 'ceiling') return runCeiling(argv.slice(1), io);
   if (argv[0] !== 'bench') {
     io.err(`sabmalloc: unknown command ${JSON.stringify(argv[0])}\n\n${USAGE}`);
     return 2;
@@ -372,6 +384,54 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
 }
 
 /** `sabmalloc record --out FILE -- program args...`; returns the exit code (0, 1 failed, 2 usage). */
+async function runCeiling(argv: string[], io: CliIO): Promise<number> {
+  let traces: string[];
+  let runs: number;
+  let prime: boolean;
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: { trace: { type: 'string', multiple: true }, runs: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help === true) {
+      io.out(CEILING_USAGE);
+      return 0;
+    }
+    if (values.trace === undefined || values.trace.length === 0) throw new UsageError('--trace FILE|FOLDER is required');
+    runs = values.runs === undefined ? 5 : Number(values.runs);
+    if (!Number.isSafeInteger(runs) || runs < 1 || runs > 1000) throw new UsageError(`--runs: expected an integer in [1, 1000], got ${JSON.stringify(values.runs)}`);
+    traces = expandTraceArgs(values.trace);
+    prime = values['no-prime'] !== true;
+  } catch (err) {
+    io.err(`sabmalloc ceiling: ${(err as Error).message}\n\n${CEILING_USAGE}`);
+    return 2;
+  }
+  const dir = makeTraceDir();
+  try {
+    io.out(`sabmalloc ceiling  ${new Date().toISOString()}\n${ceilingMachineLine()}\n` +
+      `${prime ? 'memory primed before each run (bench/prime.ts)' : 'not primed (--no-prime)'}; one untimed round, then ${runs} timed\n`);
+    for (let i = 0; i < traces.length; i++) {
+      const prepared = prepareTrace(traces[i]!, dir, i);
+      const trace = readTraceOps(prepared.opsFile, prepared.name);
+      const result = await measureCeiling(trace, {
+        runs,
+        prime,
+        traceOps: prepared.opsFile,
+        onRun: (row, round, opsPerSec) => io.err(`${prepared.name} ${row} ${round === 0 ? 'untimed' : `round ${round}/${runs}`}: ${fmtOps(opsPerSec)} ops/s\n`),
+      });
+      io.out(`\n${renderCeiling(result)}\n`);
+    }
+    return 0;
+  } catch (err) {
+    io.err(`sabmalloc ceiling: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    removeTraceDir(dir);
+  }
+}
+
 async function runRecord(argv: string[], io: CliIO): Promise<number> {
   const dash = argv.indexOf('--');
   const own = dash < 0 ? argv : argv.slice(0, dash);

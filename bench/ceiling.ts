@@ -1,0 +1,257 @@
+/**
+ * `sabmalloc ceiling`: how fast a trace replays through the benchmark's own replay loop when the
+ * allocator does no work at all, at sabmalloc's own placement; the ceiling a JavaScript
+ * allocator that lays blocks out as sabmalloc does could reach on this machine.
+ *
+ * sabmalloc replays the trace once on a fresh heap (untimed) and its placement is recorded: the
+ * address each malloc, calloc and realloc returned and the bytes each moving realloc had to keep.
+ * Then, alternated round by round, each on fresh memory primed as in the bench (bench/prime.ts),
+ * with its own copy of the replay loop (bench/copies.ts):
+ *
+ * - sabmalloc, as in `sabmalloc bench W5`;
+ * - `placement`: an allocator that hands out the recorded addresses and does nothing else (free
+ *   is empty, a moving realloc copies the kept bytes, calloc zeroes), over the buffer of a heap
+ *   just created with the same options: the same kind of memory, the same pages first touched in
+ *   the same order, the same blocks read and written by the loop;
+ * - glibc's native replay of the same trace (bench/native/workloads.c), when a C compiler is there.
+ *
+ * The replay loop checks every block as in the bench, so a placement that did not hold fails here.
+ * sabmalloc's ns per operation over placement's is what its own work costs (metadata, magazines,
+ * slow paths, its calls); placement's own bookkeeping (one read of the recorded addresses per
+ * operation) is in its figure, so the difference is if anything understated. A variant that also
+ * made sabmalloc's metadata reads and writes from recorded addresses was tried and dropped: its
+ * bookkeeping (three more recorded arrays read per block) cost more than sabmalloc's own
+ * metadata work, so the rows could not be told apart. Runs in the calling thread (the bench runs W5
+ * in a worker). Not a contender, not in the bench's tables.
+ */
+import os from 'node:os';
+import { SharedHeap, type HeapOptions } from '../src/index.js';
+import { compileCopy } from './copies.js';
+import { collectGarbage } from './gc.js';
+import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
+import { w5HeapBytes } from './plan.js';
+import { primeMemory } from './prime.js';
+import { replay, replayLoop, tracePeakLive, OP_FREE, OP_REALLOC, type ReplayAllocator, type Trace } from './replay.js';
+
+/** What sabmalloc did on one replay of a trace, operation by operation. */
+export interface Placement {
+  /** Per malloc, calloc or realloc, in trace order: the block returned. */
+  readonly addresses: Int32Array;
+  /** Per realloc, in trace order: the bytes a moving realloc had to keep (0 when it stayed put). */
+  readonly kept: Int32Array;
+}
+
+/** The heap options sabmalloc gets for a trace: the bench's (plan.ts w5HeapBytes). */
+export function ceilingHeapOptions(trace: Trace): Partial<HeapOptions> {
+  const { initialBytes, maxBytes } = w5HeapBytes(tracePeakLive(trace));
+  return { initialBytes, maxBytes, maxThreads: 3 };
+}
+
+/** Forwards to a heap and notes its placement (untimed: the recording replay is not measured). */
+class Recorder implements ReplayAllocator {
+  readonly u8: Uint8Array;
+  readonly addresses: Int32Array;
+  readonly kept: Int32Array;
+  #a = 0;
+  #r = 0;
+  readonly #heap: SharedHeap;
+  /** Requested size of each live block, by address (a realloc keeps at most the old request). */
+  readonly #sizes = new Map<number, number>();
+
+  constructor(heap: SharedHeap, trace: Trace) {
+    this.#heap = heap;
+    this.u8 = heap.u8;
+    let outs = 0;
+    let reallocs = 0;
+    for (let i = 0; i < trace.count; i++) {
+      if (trace.kind[i] !== OP_FREE) outs++;
+      if (trace.kind[i] === OP_REALLOC) reallocs++;
+    }
+    this.addresses = new Int32Array(outs);
+    this.kept = new Int32Array(reallocs);
+  }
+
+  #out(p: number, size: number): number {
+    this.addresses[this.#a++] = p;
+    if (p !== 0) this.#sizes.set(p, size);
+    return p;
+  }
+
+  malloc(size: number): number {
+    return this.#out(this.#heap.malloc(size), size);
+  }
+
+  calloc(n: number, size: number): number {
+    return this.#out(this.#heap.calloc(n, size), n * size);
+  }
+
+  realloc(p: number, size: number): number {
+    const old = this.#sizes.get(p) ?? 0;
+    this.#sizes.delete(p);
+    const q = this.#heap.realloc(p, size);
+    this.kept[this.#r++] = q !== p ? Math.min(old, size) : 0;
+    return this.#out(q, size);
+  }
+
+  free(p: number): void {
+    this.#sizes.delete(p);
+    this.#heap.free(p);
+  }
+
+  footprint(): number {
+    return this.#heap.stats().peakFootprintBytes;
+  }
+}
+
+/** Replays `trace` on a fresh heap and returns sabmalloc's placement. */
+export function recordPlacement(trace: Trace, options: Partial<HeapOptions> = ceilingHeapOptions(trace)): Placement {
+  const heap = SharedHeap.create(options);
+  try {
+    const r = new Recorder(heap, trace);
+    replay(r, trace);
+    return { addresses: r.addresses, kept: r.kept };
+  } finally {
+    heap.detach();
+  }
+}
+
+/**
+ * Hands out a recorded placement and does nothing else: free is empty, a moving realloc copies the
+ * bytes it must keep, calloc zeroes its block. Good for one replay of the trace it was recorded from.
+ */
+export class PlacementAllocator implements ReplayAllocator {
+  readonly buffer: SharedArrayBuffer;
+  readonly u8: Uint8Array;
+  protected readonly addresses: Int32Array;
+  protected readonly kept: Int32Array;
+  protected a = 0;
+  protected r = 0;
+
+  constructor(buffer: SharedArrayBuffer, placement: Placement) {
+    this.buffer = buffer;
+    this.u8 = new Uint8Array(buffer);
+    this.addresses = placement.addresses;
+    this.kept = placement.kept;
+  }
+
+  malloc(_size: number): number {
+    return this.addresses[this.a++]!;
+  }
+
+  calloc(n: number, size: number): number {
+    const q = this.addresses[this.a++]!;
+    this.u8.fill(0, q, q + n * size); // a block used before holds its old bytes here; sabmalloc zeroes it too
+    return q;
+  }
+
+  realloc(p: number, _size: number): number {
+    const q = this.addresses[this.a++]!;
+    const keep = this.kept[this.r++]!;
+    if (keep > 0) this.u8.copyWithin(q, p, p + keep);
+    return q;
+  }
+
+  free(_p: number): void {}
+}
+
+export const CEILING_ROWS = ['sabmalloc', 'placement', 'glibc'] as const;
+export type CeilingRow = (typeof CEILING_ROWS)[number];
+
+/** One trace's figures: M ops/s of each timed run, by row (glibc's empty without a C compiler). */
+export interface CeilingResult {
+  trace: string;
+  ops: number;
+  runs: Record<CeilingRow, number[]>;
+  /** Why glibc's row is empty, if it is. */
+  nativeSkipped?: string;
+}
+
+export interface CeilingOptions {
+  /** Timed rounds (each runs every row once), after one untimed round. */
+  runs: number;
+  /** Prime memory before each run, as the bench does (default true). */
+  prime?: boolean;
+  /** The parsed trace written in binary form, for the native replayer (else no glibc row). */
+  traceOps?: string;
+  /** Called after each run, for progress. */
+  onRun?: (row: CeilingRow, round: number, opsPerSec: number) => void;
+}
+
+/** Measures one trace: the rows alternated, round by round (the first round untimed). */
+export async function measureCeiling(trace: Trace, o: CeilingOptions): Promise<CeilingResult> {
+  const options = ceilingHeapOptions(trace);
+  const placement = recordPlacement(trace, options);
+  const primeBytes = options.maxBytes!;
+  const loops = {
+    sabmalloc: compileCopy(replayLoop, 'ceiling sabmalloc'),
+    placement: compileCopy(replayLoop, 'ceiling placement'),
+  };
+  const runs: Record<CeilingRow, number[]> = { sabmalloc: [], placement: [], glibc: [] };
+  const skip = o.traceOps === undefined ? 'no parsed trace file given' : nativeSkipReason();
+  const glibc = nativeAllocators()[0]!;
+  for (let round = 0; round <= o.runs; round++) {
+    for (const row of ['sabmalloc', 'placement'] as const) {
+      collectGarbage();
+      if (o.prime !== false) primeMemory(primeBytes);
+      const heap = SharedHeap.create(options);
+      let opsPerSec: number;
+      if (row === 'sabmalloc') {
+        opsPerSec = replay(heap, trace, loops[row]).opsPerSec;
+        heap.detach();
+      } else {
+        // The buffer of a heap just created, as sabmalloc's runs get: same kind, metadata initialized.
+        const buffer = heap.buffer;
+        heap.detach();
+        opsPerSec = replay(new PlacementAllocator(buffer, placement), trace, loops[row]).opsPerSec;
+      }
+      if (round > 0) runs[row].push(opsPerSec / 1e6);
+      o.onRun?.(row, round, opsPerSec);
+    }
+    if (skip === undefined) {
+      collectGarbage();
+      if (o.prime !== false) primeMemory(primeBytes);
+      const r = await runNative(glibc, 'W5', { traceOps: o.traceOps });
+      if (round > 0) runs.glibc.push(r.opsPerSec / 1e6);
+      o.onRun?.('glibc', round, r.opsPerSec);
+    }
+  }
+  collectGarbage();
+  return { trace: trace.name, ops: trace.count, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
+}
+
+function median(a: readonly number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 === 1 ? s[n >> 1]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+}
+
+/** The table for one trace: median M ops/s (min-max), x glibc, and each row's ns per operation over the row above. */
+export function renderCeiling(r: CeilingResult): string {
+  const g = median(r.runs.glibc);
+  const lines = [`${r.trace}: ${r.ops.toLocaleString('en-US')} operations, ${r.runs.sabmalloc.length} timed rounds`];
+  lines.push('  row             M ops/s (min-max)     x glibc  ns/op  over placement');
+  const order: CeilingRow[] = ['placement', 'sabmalloc', 'glibc'];
+  const cells = order.map((row) => {
+    const m = median(r.runs[row]);
+    const runs = r.runs[row];
+    const range = runs.length > 0 ? `${median(runs).toFixed(1)} (${Math.min(...runs).toFixed(1)}-${Math.max(...runs).toFixed(1)})` : 'n/a';
+    return { row, m, range, ns: 1e3 / m };
+  });
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells[i]!;
+    const ratio = Number.isFinite(g) && Number.isFinite(c.m) ? (c.m / g).toFixed(2) : 'n/a';
+    const ns = Number.isFinite(c.ns) ? c.ns.toFixed(1) : 'n/a';
+    const prev = c.row === 'sabmalloc' ? cells[0]! : undefined;
+    const over = prev !== undefined && Number.isFinite(c.ns) && Number.isFinite(prev.ns) ? `${(c.ns - prev.ns >= 0 ? '+' : '')}${(c.ns - prev.ns).toFixed(1)} ns` : '';
+    lines.push(`  ${c.row.padEnd(15)} ${c.range.padEnd(21)} ${ratio.padStart(7)}  ${ns.padStart(5)}  ${over}`);
+  }
+  if (r.nativeSkipped !== undefined) lines.push(`  glibc: not run (${r.nativeSkipped})`);
+  return lines.join('\n');
+}
+
+/** The machine line printed above the tables. */
+export function ceilingMachineLine(): string {
+  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
+  return `Node ${process.version}, ${cpu}, ${os.cpus().length} cores, os.availableParallelism() = ${os.availableParallelism()}`;
+}
+
