@@ -32,6 +32,7 @@ import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
 import { replay, replayLoop, tracePeakLive, OP_FREE, OP_REALLOC, type ReplayAllocator, type Trace } from './replay.js';
+import { slotCleanup, slotLoop, w1, W1_DEFAULTS, type Allocator } from './workloads.js';
 
 /** What sabmalloc did on one replay of a trace, operation by operation. */
 export interface Placement {
@@ -58,15 +59,10 @@ class Recorder implements ReplayAllocator {
   /** Requested size of each live block, by address (a realloc keeps at most the old request). */
   readonly #sizes = new Map<number, number>();
 
-  constructor(heap: SharedHeap, trace: Trace) {
+  /** `outs`: the mallocs, callocs and reallocs to come; `reallocs`: the reallocs. */
+  constructor(heap: SharedHeap, outs: number, reallocs: number) {
     this.#heap = heap;
     this.u8 = heap.u8;
-    let outs = 0;
-    let reallocs = 0;
-    for (let i = 0; i < trace.count; i++) {
-      if (trace.kind[i] !== OP_FREE) outs++;
-      if (trace.kind[i] === OP_REALLOC) reallocs++;
-    }
     this.addresses = new Int32Array(outs);
     this.kept = new Int32Array(reallocs);
   }
@@ -105,9 +101,15 @@ class Recorder implements ReplayAllocator {
 
 /** Replays `trace` on a fresh heap and returns sabmalloc's placement. */
 export function recordPlacement(trace: Trace, options: Partial<HeapOptions> = ceilingHeapOptions(trace)): Placement {
+  let outs = 0;
+  let reallocs = 0;
+  for (let i = 0; i < trace.count; i++) {
+    if (trace.kind[i] !== OP_FREE) outs++;
+    if (trace.kind[i] === OP_REALLOC) reallocs++;
+  }
   const heap = SharedHeap.create(options);
   try {
-    const r = new Recorder(heap, trace);
+    const r = new Recorder(heap, outs, reallocs);
     replay(r, trace);
     return { addresses: r.addresses, kept: r.kept };
   } finally {
@@ -217,6 +219,63 @@ export async function measureCeiling(trace: Trace, o: CeilingOptions): Promise<C
   }
   collectGarbage();
   return { trace: trace.name, ops: trace.count, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
+}
+
+/** W1 as the bench runs it (plan.ts): the default cycles, ws and seed; sabmalloc's heap of 128 MiB. */
+export const W1_CEILING_HEAP: Partial<HeapOptions> = { initialBytes: 128 << 20, maxBytes: 128 << 20, maxThreads: 3 };
+
+/** Runs W1 on a fresh heap and returns sabmalloc's placement (one address per malloc; W1 makes no realloc). */
+export function recordW1Placement(cycles: number, options: Partial<HeapOptions> = W1_CEILING_HEAP): Placement {
+  const heap = SharedHeap.create(options);
+  try {
+    const r = new Recorder(heap, cycles, 0); // at most one malloc a cycle
+    slotCleanup(r, w1(r, { cycles }));
+    return { addresses: r.addresses, kept: r.kept };
+  } finally {
+    heap.detach();
+  }
+}
+
+/**
+ * W1 (random_mixed) the same way as {@link measureCeiling} a trace: sabmalloc, its recorded
+ * placement handed out by an allocator that does nothing else, and glibc's native W1, alternated
+ * round by round on fresh primed memory (64 MiB, as the bench primes W1).
+ */
+export async function measureW1Ceiling(o: CeilingOptions & { cycles?: number }): Promise<CeilingResult> {
+  const cycles = o.cycles ?? W1_DEFAULTS.cycles;
+  const placement = recordW1Placement(cycles);
+  const loops = { sabmalloc: compileCopy(slotLoop, 'ceiling sabmalloc'), placement: compileCopy(slotLoop, 'ceiling placement') };
+  const runs: Record<CeilingRow, number[]> = { sabmalloc: [], placement: [], glibc: [] };
+  const skip = nativeSkipReason();
+  const glibc = nativeAllocators()[0]!;
+  for (let round = 0; round <= o.runs; round++) {
+    for (const row of ['sabmalloc', 'placement'] as const) {
+      collectGarbage();
+      if (o.prime !== false) primeMemory(64 << 20);
+      const heap = SharedHeap.create(W1_CEILING_HEAP);
+      let alloc: Allocator = heap;
+      if (row === 'placement') {
+        const buffer = heap.buffer;
+        heap.detach();
+        alloc = new PlacementAllocator(buffer, placement);
+      }
+      const run = w1(alloc, { cycles }, loops[row]);
+      const opsPerSec = (cycles * 1e9) / run.result.elapsedNs;
+      slotCleanup(alloc, run);
+      if (row === 'sabmalloc') heap.detach();
+      if (round > 0) runs[row].push(opsPerSec / 1e6);
+      o.onRun?.(row, round, opsPerSec);
+    }
+    if (skip === undefined) {
+      collectGarbage();
+      if (o.prime !== false) primeMemory(64 << 20);
+      const r = await runNative(glibc, 'W1', { cycles, ws: W1_DEFAULTS.ws, seed: W1_DEFAULTS.seed });
+      if (round > 0) runs.glibc.push(r.opsPerSec / 1e6);
+      o.onRun?.('glibc', round, r.opsPerSec);
+    }
+  }
+  collectGarbage();
+  return { trace: 'W1', ops: cycles, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
 }
 
 function median(a: readonly number[]): number {

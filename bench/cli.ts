@@ -43,7 +43,7 @@ import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { recordTrace } from './record.js';
-import { ceilingMachineLine, measureCeiling, renderCeiling } from './ceiling.js';
+import { ceilingMachineLine, measureCeiling, measureW1Ceiling, renderCeiling } from './ceiling.js';
 import { readTraceOps } from './replay.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
@@ -103,13 +103,14 @@ not recorded; the summary counts them. Programs it starts do not record; one it 
 place (a wrapper script) takes the trace over.
 `;
 
-export const CEILING_USAGE = `Usage: sabmalloc ceiling --trace FILE|FOLDER... [--runs N] [--no-prime]
+export const CEILING_USAGE = `Usage: sabmalloc ceiling [W1] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
 
-Replays each trace, in this thread, alternated round by round on fresh primed memory: sabmalloc;
-"placement", an allocator that hands out the addresses sabmalloc returned on a recorded replay and
-does no other work; and glibc's native replay. Prints median M ops/s, x glibc and ns per
-operation: how fast the replay loop goes at sabmalloc's placement on this machine, and what
-sabmalloc's own work adds to it (bench/ceiling.ts). Default 5 timed rounds after an untimed one.
+Replays each trace (and runs W1 when it is named), in this thread, alternated round by round on
+fresh primed memory: sabmalloc; "placement", an allocator that hands out the addresses sabmalloc
+returned on a recorded run and does no other work; and glibc's native run of the same operations.
+Prints median M ops/s, x glibc and ns per operation: how fast the timed loop goes at sabmalloc's
+placement on this machine, and what sabmalloc's own work adds to it (bench/ceiling.ts). Default
+5 timed rounds after an untimed one.
 `;
 
 export interface CliIO {
@@ -388,21 +389,25 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   let traces: string[];
   let runs: number;
   let prime: boolean;
+  let withW1: boolean;
   try {
-    const { values } = parseArgs({
+    const { values, positionals } = parseArgs({
       args: argv,
       options: { trace: { type: 'string', multiple: true }, runs: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
-      allowPositionals: false,
+      allowPositionals: true,
     });
     if (values.help === true) {
       io.out(CEILING_USAGE);
       return 0;
     }
-    if (values.trace === undefined || values.trace.length === 0) throw new UsageError('--trace FILE|FOLDER is required');
+    const unknown = positionals.filter((w) => w !== 'W1');
+    if (unknown.length > 0) throw new UsageError(`unknown workload ${JSON.stringify(unknown[0])} (W1, or traces with --trace)`);
+    withW1 = positionals.length > 0;
+    if (!withW1 && (values.trace === undefined || values.trace.length === 0)) throw new UsageError('name W1 or give --trace FILE|FOLDER');
     runs = values.runs === undefined ? 5 : Number(values.runs);
     if (!Number.isSafeInteger(runs) || runs < 1 || runs > 1000) throw new UsageError(`--runs: expected an integer in [1, 1000], got ${JSON.stringify(values.runs)}`);
-    traces = expandTraceArgs(values.trace);
+    traces = expandTraceArgs(values.trace ?? []);
     prime = values['no-prime'] !== true;
   } catch (err) {
     io.err(`sabmalloc ceiling: ${(err as Error).message}\n\n${CEILING_USAGE}`);
@@ -412,15 +417,13 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   try {
     io.out(`sabmalloc ceiling  ${new Date().toISOString()}\n${ceilingMachineLine()}\n` +
       `${prime ? 'memory primed before each run (bench/prime.ts)' : 'not primed (--no-prime)'}; one untimed round, then ${runs} timed\n`);
+    const progress = (name: string) => (row: string, round: number, opsPerSec: number): void =>
+      io.err(`${name} ${row} ${round === 0 ? 'untimed' : `round ${round}/${runs}`}: ${fmtOps(opsPerSec)} ops/s\n`);
+    if (withW1) io.out(`\n${renderCeiling(await measureW1Ceiling({ runs, prime, onRun: progress('W1') }))}\n`);
     for (let i = 0; i < traces.length; i++) {
       const prepared = prepareTrace(traces[i]!, dir, i);
       const trace = readTraceOps(prepared.opsFile, prepared.name);
-      const result = await measureCeiling(trace, {
-        runs,
-        prime,
-        traceOps: prepared.opsFile,
-        onRun: (row, round, opsPerSec) => io.err(`${prepared.name} ${row} ${round === 0 ? 'untimed' : `round ${round}/${runs}`}: ${fmtOps(opsPerSec)} ops/s\n`),
-      });
+      const result = await measureCeiling(trace, { runs, prime, traceOps: prepared.opsFile, onRun: progress(prepared.name) });
       io.out(`\n${renderCeiling(result)}\n`);
     }
     return 0;

@@ -6,7 +6,17 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { ceilingHeapOptions, measureCeiling, PlacementAllocator, recordPlacement, renderCeiling } from '../bench/ceiling.js';
+import {
+  ceilingHeapOptions,
+  measureCeiling,
+  measureW1Ceiling,
+  PlacementAllocator,
+  recordPlacement,
+  recordW1Placement,
+  renderCeiling,
+  W1_CEILING_HEAP,
+} from '../bench/ceiling.js';
+import { slotCleanup, w1 } from '../bench/workloads.js';
 import { main, type CliIO } from '../bench/cli.js';
 import { nativeSkipReason } from '../bench/native.js';
 import { loadTrace, replay, OP_FREE, OP_REALLOC } from '../bench/replay.js';
@@ -87,7 +97,9 @@ describe('sabmalloc ceiling', () => {
     const err: string[] = [];
     const io: CliIO = { out: (s) => out.push(s), err: (s) => err.push(s), isTTY: false };
     expect(await main(['ceiling'], io)).toBe(2);
-    expect(err.join('')).toMatch(/--trace FILE\|FOLDER is required/);
+    expect(err.join('')).toMatch(/name W1 or give --trace FILE\|FOLDER/);
+    expect(await main(['ceiling', 'W9'], io)).toBe(2);
+    expect(err.join('')).toMatch(/unknown workload "W9"/);
     expect(await main(['ceiling', '--trace', SAMPLE, '--runs', '0'], io)).toBe(2);
     expect(err.join('')).toMatch(/--runs: expected an integer in \[1, 1000\], got "0"/);
     out.length = 0;
@@ -100,5 +112,27 @@ describe('sabmalloc ceiling', () => {
     expect(nativeSkipReason()).toBeUndefined();
     expect(text).toMatch(/\n  glibc +\d+\.\d \(\d+\.\d-\d+\.\d\) +1\.00 /);
     expect(text).toMatch(/\n  sabmalloc +\d+\.\d \(\d+\.\d-\d+\.\d\) +\d+\.\d\d /);
+  }, 60_000);
+
+  it("W1: sabmalloc's placement runs W1 with its checksum, and every row is measured beside glibc's native W1", async () => {
+    const cycles = 20_000;
+    const heap = SharedHeap.create(W1_CEILING_HEAP);
+    const own = w1(heap, { cycles });
+    slotCleanup(heap, own);
+    heap.detach();
+    const p = recordW1Placement(cycles);
+    expect(p.addresses.filter((a) => a !== 0).length).toBe(own.result.mallocs);
+    const buffer = scratchBuffer(W1_CEILING_HEAP);
+    const run = w1(new PlacementAllocator(buffer, p), { cycles });
+    expect(run.result.checksum).toBe(own.result.checksum);
+    expect(run.result.peakLiveBytes).toBe(own.result.peakLiveBytes);
+
+    const r = await measureW1Ceiling({ runs: 1, prime: false, cycles });
+    expect(r.trace).toBe('W1');
+    expect(r.runs.sabmalloc).toHaveLength(1);
+    expect(r.runs.placement).toHaveLength(1);
+    expect(nativeSkipReason()).toBeUndefined(); // CI installs clang (.ci/run)
+    expect(r.runs.glibc).toHaveLength(1);
+    expect(renderCeiling(r)).toMatch(/^W1: 20,000 operations, 1 timed rounds/);
   }, 60_000);
 });
