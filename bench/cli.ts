@@ -2,7 +2,8 @@
 /**
  * `sabmalloc bench`: the benchmark suite's command line (dist/bench/cli.js
  * after `npm run build`; not part of the published package); `sabmalloc record` (record.ts)
- * records a program's allocation trace for W5.
+ * records a program's allocation trace for W5; `sabmalloc ceiling` (ceiling.ts) measures how fast
+ * the loops go at sabmalloc's own placement with no allocator work.
  *
  *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
  *                   [--warmup N] [--trace FILE|FOLDER]... [--allocators LIST] [--heap NAME=VALUE]...
@@ -87,6 +88,7 @@ Options:
 
 Nothing is written to disk unless --json or --svg is given.
 Record a program's own trace for W5: sabmalloc record --out FILE.trace.gz -- program args...
+How fast the loops go at sabmalloc's own placement with no allocator work: sabmalloc ceiling W1 --trace FILE
 From a checkout: npm run build && node dist/bench/cli.js bench ..., or npx tsx bench/cli.ts bench ...
 Quick look at sabmalloc alone on one trace:
   npx tsx bench/cli.ts bench W5 --trace FILE --allocators sabmalloc --runs 3
@@ -384,7 +386,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
   }
 }
 
-/** `sabmalloc record --out FILE -- program args...`; returns the exit code (0, 1 failed, 2 usage). */
+/** `sabmalloc ceiling [W1] --trace ...` (ceiling.ts); returns the exit code (0, 1 failed, 2 usage). */
 async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   let traces: string[];
   let runs: number;
@@ -435,6 +437,7 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
+/** `sabmalloc record --out FILE -- program args...`; returns the exit code (0, 1 failed, 2 usage). */
 async function runRecord(argv: string[], io: CliIO): Promise<number> {
   const dash = argv.indexOf('--');
   const own = dash < 0 ? argv : argv.slice(0, dash);
