@@ -32,7 +32,22 @@ import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
 import { replay, replayLoop, tracePeakLive, OP_FREE, OP_REALLOC, type ReplayAllocator, type Trace } from './replay.js';
-import { slotCleanup, slotLoop, w1, W1_DEFAULTS, type Allocator } from './workloads.js';
+import {
+  emptyResult,
+  larsonCleanup,
+  larsonFill,
+  larsonRound,
+  larsonRoundLoop,
+  slotCleanup,
+  slotLoop,
+  threadRng,
+  w1,
+  W1_DEFAULTS,
+  W3_DEFAULTS,
+  type Allocator,
+  type LarsonRoundLoop,
+  type WorkloadResult,
+} from './workloads.js';
 
 /** What sabmalloc did on one replay of a trace, operation by operation. */
 export interface Placement {
@@ -99,6 +114,18 @@ class Recorder implements ReplayAllocator {
   }
 }
 
+/** Runs `body` on a recorder over a fresh heap of `options` and returns sabmalloc's placement. */
+function recordOn(options: Partial<HeapOptions>, outs: number, reallocs: number, body: (r: Recorder) => void): Placement {
+  const heap = SharedHeap.create(options);
+  try {
+    const r = new Recorder(heap, outs, reallocs);
+    body(r);
+    return { addresses: r.addresses, kept: r.kept };
+  } finally {
+    heap.detach();
+  }
+}
+
 /** Replays `trace` on a fresh heap and returns sabmalloc's placement. */
 export function recordPlacement(trace: Trace, options: Partial<HeapOptions> = ceilingHeapOptions(trace)): Placement {
   let outs = 0;
@@ -107,14 +134,7 @@ export function recordPlacement(trace: Trace, options: Partial<HeapOptions> = ce
     if (trace.kind[i] !== OP_FREE) outs++;
     if (trace.kind[i] === OP_REALLOC) reallocs++;
   }
-  const heap = SharedHeap.create(options);
-  try {
-    const r = new Recorder(heap, outs, reallocs);
-    replay(r, trace);
-    return { addresses: r.addresses, kept: r.kept };
-  } finally {
-    heap.detach();
-  }
+  return recordOn(options, outs, reallocs, (r) => replay(r, trace));
 }
 
 /**
@@ -179,45 +199,64 @@ export interface CeilingOptions {
   onRun?: (row: CeilingRow, round: number, opsPerSec: number) => void;
 }
 
-/** Measures one trace: the rows alternated, round by round (the first round untimed). */
-export async function measureCeiling(trace: Trace, o: CeilingOptions): Promise<CeilingResult> {
-  const options = ceilingHeapOptions(trace);
-  const placement = recordPlacement(trace, options);
-  const primeBytes = options.maxBytes!;
-  const loops = {
-    sabmalloc: compileCopy(replayLoop, 'ceiling sabmalloc'),
-    placement: compileCopy(replayLoop, 'ceiling placement'),
-  };
+/**
+ * The rounds every measurement makes (the first untimed): sabmalloc on a fresh heap of `options`,
+ * then the placement over the buffer of another such heap just created (the same kind of memory,
+ * its metadata initialized, the thread detached), then `native` when given; each after a
+ * collection and a prime of `primeBytes` (unless o.prime is false). `run(row, alloc)` makes one
+ * timed run and returns its ops/s.
+ */
+async function alternate(
+  o: CeilingOptions,
+  options: Partial<HeapOptions>,
+  primeBytes: number,
+  placement: Placement,
+  run: (row: 'sabmalloc' | 'placement', alloc: SharedHeap | PlacementAllocator) => number,
+  native: (() => Promise<number>) | undefined,
+): Promise<Record<CeilingRow, number[]>> {
   const runs: Record<CeilingRow, number[]> = { sabmalloc: [], placement: [], glibc: [] };
-  const skip = o.traceOps === undefined ? 'no parsed trace file given' : nativeSkipReason();
-  const glibc = nativeAllocators()[0]!;
+  const prepare = (): void => {
+    collectGarbage();
+    if (o.prime !== false) primeMemory(primeBytes);
+  };
   for (let round = 0; round <= o.runs; round++) {
     for (const row of ['sabmalloc', 'placement'] as const) {
-      collectGarbage();
-      if (o.prime !== false) primeMemory(primeBytes);
+      prepare();
       const heap = SharedHeap.create(options);
       let opsPerSec: number;
       if (row === 'sabmalloc') {
-        opsPerSec = replay(heap, trace, loops[row]).opsPerSec;
+        opsPerSec = run(row, heap);
         heap.detach();
       } else {
-        // The buffer of a heap just created, as sabmalloc's runs get: same kind, metadata initialized.
         const buffer = heap.buffer;
         heap.detach();
-        opsPerSec = replay(new PlacementAllocator(buffer, placement), trace, loops[row]).opsPerSec;
+        opsPerSec = run(row, new PlacementAllocator(buffer, placement));
       }
       if (round > 0) runs[row].push(opsPerSec / 1e6);
       o.onRun?.(row, round, opsPerSec);
     }
-    if (skip === undefined) {
-      collectGarbage();
-      if (o.prime !== false) primeMemory(primeBytes);
-      const r = await runNative(glibc, 'W5', { traceOps: o.traceOps });
-      if (round > 0) runs.glibc.push(r.opsPerSec / 1e6);
-      o.onRun?.('glibc', round, r.opsPerSec);
+    if (native !== undefined) {
+      prepare();
+      const opsPerSec = await native();
+      if (round > 0) runs.glibc.push(opsPerSec / 1e6);
+      o.onRun?.('glibc', round, opsPerSec);
     }
   }
   collectGarbage();
+  return runs;
+}
+
+/** Measures one trace: the rows alternated, round by round (the first round untimed). */
+export async function measureCeiling(trace: Trace, o: CeilingOptions): Promise<CeilingResult> {
+  const options = ceilingHeapOptions(trace);
+  const placement = recordPlacement(trace, options);
+  const loops = { sabmalloc: compileCopy(replayLoop, 'ceiling sabmalloc'), placement: compileCopy(replayLoop, 'ceiling placement') };
+  const skip = o.traceOps === undefined ? 'no parsed trace file given' : nativeSkipReason();
+  const traceOps = o.traceOps;
+  const native = skip === undefined && traceOps !== undefined
+    ? async () => (await runNative(nativeAllocators()[0]!, 'W5', { traceOps })).opsPerSec
+    : undefined;
+  const runs = await alternate(o, options, options.maxBytes!, placement, (row, alloc) => replay(alloc, trace, loops[row]).opsPerSec, native);
   return { trace: trace.name, ops: trace.count, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
 }
 
@@ -226,14 +265,7 @@ export const W1_CEILING_HEAP: Partial<HeapOptions> = { initialBytes: 128 << 20, 
 
 /** Runs W1 on a fresh heap and returns sabmalloc's placement (one address per malloc; W1 makes no realloc). */
 export function recordW1Placement(cycles: number, options: Partial<HeapOptions> = W1_CEILING_HEAP): Placement {
-  const heap = SharedHeap.create(options);
-  try {
-    const r = new Recorder(heap, cycles, 0); // at most one malloc a cycle
-    slotCleanup(r, w1(r, { cycles }));
-    return { addresses: r.addresses, kept: r.kept };
-  } finally {
-    heap.detach();
-  }
+  return recordOn(options, cycles, 0, (r) => slotCleanup(r, w1(r, { cycles }))); // at most one malloc a cycle
 }
 
 /**
@@ -245,37 +277,56 @@ export async function measureW1Ceiling(o: CeilingOptions & { cycles?: number }):
   const cycles = o.cycles ?? W1_DEFAULTS.cycles;
   const placement = recordW1Placement(cycles);
   const loops = { sabmalloc: compileCopy(slotLoop, 'ceiling sabmalloc'), placement: compileCopy(slotLoop, 'ceiling placement') };
-  const runs: Record<CeilingRow, number[]> = { sabmalloc: [], placement: [], glibc: [] };
   const skip = nativeSkipReason();
-  const glibc = nativeAllocators()[0]!;
-  for (let round = 0; round <= o.runs; round++) {
-    for (const row of ['sabmalloc', 'placement'] as const) {
-      collectGarbage();
-      if (o.prime !== false) primeMemory(64 << 20);
-      const heap = SharedHeap.create(W1_CEILING_HEAP);
-      let alloc: Allocator = heap;
-      if (row === 'placement') {
-        const buffer = heap.buffer;
-        heap.detach();
-        alloc = new PlacementAllocator(buffer, placement);
-      }
-      const run = w1(alloc, { cycles }, loops[row]);
-      const opsPerSec = (cycles * 1e9) / run.result.elapsedNs;
-      slotCleanup(alloc, run);
-      if (row === 'sabmalloc') heap.detach();
-      if (round > 0) runs[row].push(opsPerSec / 1e6);
-      o.onRun?.(row, round, opsPerSec);
-    }
-    if (skip === undefined) {
-      collectGarbage();
-      if (o.prime !== false) primeMemory(64 << 20);
-      const r = await runNative(glibc, 'W1', { cycles, ws: W1_DEFAULTS.ws, seed: W1_DEFAULTS.seed });
-      if (round > 0) runs.glibc.push(r.opsPerSec / 1e6);
-      o.onRun?.('glibc', round, r.opsPerSec);
-    }
-  }
-  collectGarbage();
+  const native = skip === undefined
+    ? async () => (await runNative(nativeAllocators()[0]!, 'W1', { cycles, ws: W1_DEFAULTS.ws, seed: W1_DEFAULTS.seed })).opsPerSec
+    : undefined;
+  const runs = await alternate(o, W1_CEILING_HEAP, 64 << 20, placement, (row, alloc) => {
+    const run = w1(alloc, { cycles }, loops[row]);
+    slotCleanup(alloc, run);
+    return (cycles * 1e9) / run.result.elapsedNs;
+  }, native);
   return { trace: 'W1', ops: cycles, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
+}
+
+/** sabmalloc's heap for W3 at one thread, as the bench gives it (plan.ts: 64 + 16 MiB a thread). */
+export const W3_CEILING_HEAP: Partial<HeapOptions> = { initialBytes: 80 << 20, maxBytes: 80 << 20, maxThreads: 3 };
+
+/** W3 (larson) at one thread, on `alloc`: the untimed fill, then the timed rounds; returns the tally. */
+function w3OneThread(alloc: Allocator, rounds: number, loop?: LarsonRoundLoop): WorkloadResult {
+  const { chunks, opsPerRound, seed } = W3_DEFAULTS;
+  const rng = threadRng(seed, 0);
+  const tally = emptyResult();
+  const blocks = larsonFill(alloc, rng, chunks, undefined, tally);
+  for (let round = 0; round < rounds; round++) larsonRound(alloc, rng, blocks, opsPerRound, tally, loop);
+  larsonCleanup(alloc, blocks);
+  return tally;
+}
+
+/** Runs W3 at one thread on a fresh heap and returns sabmalloc's placement (the fill's blocks included). */
+export function recordW3Placement(rounds: number, options: Partial<HeapOptions> = W3_CEILING_HEAP): Placement {
+  return recordOn(options, W3_DEFAULTS.chunks + rounds * W3_DEFAULTS.opsPerRound, 0, (r) => w3OneThread(r, rounds));
+}
+
+/**
+ * W3 (larson) at one thread the same way as {@link measureW1Ceiling}: the bench's chunks, operations
+ * per round and seed; `rounds` (default the bench's 100) timed as the sum of the rounds' own times.
+ */
+export async function measureW3Ceiling(o: CeilingOptions & { rounds?: number }): Promise<CeilingResult> {
+  const rounds = o.rounds ?? W3_DEFAULTS.rounds;
+  const placement = recordW3Placement(rounds);
+  const loops = { sabmalloc: compileCopy(larsonRoundLoop, 'ceiling sabmalloc'), placement: compileCopy(larsonRoundLoop, 'ceiling placement') };
+  const { chunks, opsPerRound, seed } = W3_DEFAULTS;
+  const skip = nativeSkipReason();
+  const native = skip === undefined
+    ? async () => (await runNative(nativeAllocators()[0]!, 'W3', { threads: 1, chunks, rounds, opsPerRound, seed })).opsPerSec
+    : undefined;
+  const ops = 2 * rounds * opsPerRound;
+  const runs = await alternate(o, W3_CEILING_HEAP, 64 << 20, placement, (row, alloc) => {
+    const tally = w3OneThread(alloc, rounds, loops[row]);
+    return (tally.ops * 1e9) / tally.elapsedNs;
+  }, native);
+  return { trace: 'W3 at one thread', ops, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
 }
 
 function median(a: readonly number[]): number {

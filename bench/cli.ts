@@ -44,7 +44,7 @@ import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { recordTrace } from './record.js';
-import { ceilingMachineLine, measureCeiling, measureW1Ceiling, renderCeiling } from './ceiling.js';
+import { ceilingMachineLine, measureCeiling, measureW1Ceiling, measureW3Ceiling, renderCeiling } from './ceiling.js';
 import { readTraceOps } from './replay.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
@@ -105,9 +105,9 @@ not recorded; the summary counts them. Programs it starts do not record; one it 
 place (a wrapper script) takes the trace over.
 `;
 
-export const CEILING_USAGE = `Usage: sabmalloc ceiling [W1] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
+export const CEILING_USAGE = `Usage: sabmalloc ceiling [W1] [W3] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
 
-Replays each trace (and runs W1 when it is named), in this thread, alternated round by round on
+Replays each trace (and runs W1, and W3 at one thread, when named), in this thread, alternated round by round on
 fresh primed memory: sabmalloc; "placement", an allocator that hands out the addresses sabmalloc
 returned on a recorded run and does no other work; and glibc's native run of the same operations.
 Prints median M ops/s, x glibc and ns per operation: how fast the timed loop goes at sabmalloc's
@@ -392,6 +392,7 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   let runs: number;
   let prime: boolean;
   let withW1: boolean;
+  let withW3: boolean;
   try {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -403,10 +404,11 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
       io.out(CEILING_USAGE);
       return 0;
     }
-    const unknown = positionals.filter((w) => w !== 'W1');
-    if (unknown.length > 0) throw new UsageError(`unknown workload ${JSON.stringify(unknown[0])} (W1, or traces with --trace)`);
-    withW1 = positionals.length > 0;
-    if (!withW1 && (values.trace === undefined || values.trace.length === 0)) throw new UsageError('name W1 or give --trace FILE|FOLDER');
+    const unknown = positionals.filter((w) => w !== 'W1' && w !== 'W3');
+    if (unknown.length > 0) throw new UsageError(`unknown workload ${JSON.stringify(unknown[0])} (W1, W3, or traces with --trace)`);
+    withW1 = positionals.includes('W1');
+    withW3 = positionals.includes('W3');
+    if (positionals.length === 0 && (values.trace === undefined || values.trace.length === 0)) throw new UsageError('name W1 or W3, or give --trace FILE|FOLDER');
     runs = values.runs === undefined ? 5 : Number(values.runs);
     if (!Number.isSafeInteger(runs) || runs < 1 || runs > 1000) throw new UsageError(`--runs: expected an integer in [1, 1000], got ${JSON.stringify(values.runs)}`);
     traces = expandTraceArgs(values.trace ?? []);
@@ -422,6 +424,7 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
     const progress = (name: string) => (row: string, round: number, opsPerSec: number): void =>
       io.err(`${name} ${row} ${round === 0 ? 'untimed' : `round ${round}/${runs}`}: ${fmtOps(opsPerSec)} ops/s\n`);
     if (withW1) io.out(`\n${renderCeiling(await measureW1Ceiling({ runs, prime, onRun: progress('W1') }))}\n`);
+    if (withW3) io.out(`\n${renderCeiling(await measureW3Ceiling({ runs, prime, onRun: progress('W3') }))}\n`);
     for (let i = 0; i < traces.length; i++) {
       const prepared = prepareTrace(traces[i]!, dir, i);
       const trace = readTraceOps(prepared.opsFile, prepared.name);

@@ -10,13 +10,16 @@ import {
   ceilingHeapOptions,
   measureCeiling,
   measureW1Ceiling,
+  measureW3Ceiling,
   PlacementAllocator,
   recordPlacement,
   recordW1Placement,
+  recordW3Placement,
   renderCeiling,
   W1_CEILING_HEAP,
+  W3_CEILING_HEAP,
 } from '../bench/ceiling.js';
-import { slotCleanup, w1 } from '../bench/workloads.js';
+import { emptyResult, larsonCleanup, larsonFill, larsonRound, slotCleanup, threadRng, w1, W3_DEFAULTS } from '../bench/workloads.js';
 import { main, type CliIO } from '../bench/cli.js';
 import { nativeSkipReason } from '../bench/native.js';
 import { loadTrace, replay, OP_FREE, OP_REALLOC } from '../bench/replay.js';
@@ -97,7 +100,7 @@ describe('sabmalloc ceiling', () => {
     const err: string[] = [];
     const io: CliIO = { out: (s) => out.push(s), err: (s) => err.push(s), isTTY: false };
     expect(await main(['ceiling'], io)).toBe(2);
-    expect(err.join('')).toMatch(/name W1 or give --trace FILE\|FOLDER/);
+    expect(err.join('')).toMatch(/name W1 or W3, or give --trace FILE\|FOLDER/);
     expect(await main(['ceiling', 'W9'], io)).toBe(2);
     expect(err.join('')).toMatch(/unknown workload "W9"/);
     expect(await main(['ceiling', '--trace', SAMPLE, '--runs', '0'], io)).toBe(2);
@@ -134,5 +137,32 @@ describe('sabmalloc ceiling', () => {
     expect(nativeSkipReason()).toBeUndefined(); // CI installs clang (.ci/run)
     expect(r.runs.glibc).toHaveLength(1);
     expect(renderCeiling(r)).toMatch(/^W1: 20,000 operations, 1 timed rounds/);
+  }, 60_000);
+
+  it("W3 at one thread: sabmalloc's placement runs the rounds with its checksum, and every row is measured beside glibc's", async () => {
+    const rounds = 2;
+    const larson = (alloc: PlacementAllocator | SharedHeap) => {
+      const rng = threadRng(W3_DEFAULTS.seed, 0);
+      const tally = emptyResult();
+      const blocks = larsonFill(alloc, rng, W3_DEFAULTS.chunks, undefined, tally);
+      for (let r = 0; r < rounds; r++) larsonRound(alloc, rng, blocks, W3_DEFAULTS.opsPerRound, tally);
+      larsonCleanup(alloc, blocks);
+      return tally;
+    };
+    const heap = SharedHeap.create(W3_CEILING_HEAP);
+    const own = larson(heap);
+    heap.detach();
+    const p = recordW3Placement(rounds);
+    expect(p.addresses.filter((a) => a !== 0).length).toBe(own.mallocs);
+    const placed = larson(new PlacementAllocator(scratchBuffer(W3_CEILING_HEAP), p));
+    expect(placed.checksum).toBe(own.checksum);
+    expect(placed.ops).toBe(2 * rounds * W3_DEFAULTS.opsPerRound);
+
+    const r = await measureW3Ceiling({ runs: 1, prime: false, rounds });
+    expect(r.ops).toBe(placed.ops);
+    expect(r.runs.sabmalloc).toHaveLength(1);
+    expect(r.runs.placement).toHaveLength(1);
+    expect(r.runs.glibc).toHaveLength(1);
+    expect(renderCeiling(r)).toMatch(/^W3 at one thread: 40,000 operations, 1 timed rounds/);
   }, 60_000);
 });
