@@ -1,28 +1,29 @@
 /**
- * `sabmalloc ceiling`: how fast a trace replays through the benchmark's own replay loop when the
- * allocator does no work at all, at sabmalloc's own placement; the ceiling a JavaScript
- * allocator that lays blocks out as sabmalloc does could reach on this machine.
+ * `sabmalloc ceiling`: how fast a trace replays through the benchmark's own replay loop (and W1,
+ * and W3 at one thread, through theirs) when the allocator does no work at all, at sabmalloc's own
+ * placement; the ceiling a JavaScript allocator that lays blocks out as sabmalloc does could reach
+ * on this machine.
  *
- * sabmalloc replays the trace once on a fresh heap (untimed) and its placement is recorded: the
- * address each malloc, calloc and realloc returned and the bytes each moving realloc had to keep.
- * Then, alternated round by round, each on fresh memory primed as in the bench (bench/prime.ts),
- * with its own copy of the replay loop (bench/copies.ts):
+ * sabmalloc runs the trace (or workload) once on a fresh heap (untimed) and its placement is
+ * recorded: the address each malloc, calloc and realloc returned and the bytes each moving realloc
+ * had to keep. Then, alternated round by round, each on fresh memory primed as in the bench
+ * (bench/prime.ts), with its own copy of the loop (bench/copies.ts):
  *
- * - sabmalloc, as in `sabmalloc bench W5`;
+ * - sabmalloc, as in `sabmalloc bench`;
  * - `placement`: an allocator that hands out the recorded addresses and does nothing else (free
  *   is empty, a moving realloc copies the kept bytes, calloc zeroes), over the buffer of a heap
  *   just created with the same options: the same kind of memory, the same pages first touched in
  *   the same order, the same blocks read and written by the loop;
- * - glibc's native replay of the same trace (bench/native/workloads.c), when a C compiler is there.
+ * - glibc's native run of the same operations (bench/native/workloads.c), when a C compiler is there.
  *
- * The replay loop checks every block as in the bench, so a placement that did not hold fails here.
+ * The loops check every block as in the bench, so a placement that did not hold fails here.
  * sabmalloc's ns per operation over placement's is what its own work costs (metadata, magazines,
  * slow paths, its calls); placement's own bookkeeping (one read of the recorded addresses per
  * operation) is in its figure, so the difference is if anything understated. A variant that also
  * made sabmalloc's metadata reads and writes from recorded addresses was tried and dropped: its
  * bookkeeping (three more recorded arrays read per block) cost more than sabmalloc's own
- * metadata work, so the rows could not be told apart. Runs in the calling thread (the bench runs W5
- * in a worker). Not a contender, not in the bench's tables.
+ * metadata work, so the rows could not be told apart. Runs in the calling thread (the bench runs
+ * each case in workers). Not a contender, not in the bench's tables.
  */
 import os from 'node:os';
 import { SharedHeap, type HeapOptions } from '../src/index.js';
@@ -108,10 +109,6 @@ class Recorder implements ReplayAllocator {
     this.#sizes.delete(p);
     this.#heap.free(p);
   }
-
-  footprint(): number {
-    return this.#heap.stats().peakFootprintBytes;
-  }
 }
 
 /** Runs `body` on a recorder over a fresh heap of `options` and returns sabmalloc's placement. */
@@ -139,15 +136,15 @@ export function recordPlacement(trace: Trace, options: Partial<HeapOptions> = ce
 
 /**
  * Hands out a recorded placement and does nothing else: free is empty, a moving realloc copies the
- * bytes it must keep, calloc zeroes its block. Good for one replay of the trace it was recorded from.
+ * bytes it must keep, calloc zeroes its block. Good for one run of what it was recorded from.
  */
 export class PlacementAllocator implements ReplayAllocator {
   readonly buffer: SharedArrayBuffer;
   readonly u8: Uint8Array;
-  protected readonly addresses: Int32Array;
-  protected readonly kept: Int32Array;
-  protected a = 0;
-  protected r = 0;
+  private readonly addresses: Int32Array;
+  private readonly kept: Int32Array;
+  private a = 0;
+  private r = 0;
 
   constructor(buffer: SharedArrayBuffer, placement: Placement) {
     this.buffer = buffer;
