@@ -25,13 +25,13 @@
  * metadata work, so the rows could not be told apart. Runs in the calling thread (the bench runs
  * each case in workers). Not a contender, not in the bench's tables.
  */
-import os from 'node:os';
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { compileCopy } from './copies.js';
 import { collectGarbage } from './gc.js';
 import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
+import { median, spread } from './summarize.js';
 import { replay, replayLoop, tracePeakLive, OP_FREE, OP_REALLOC, type ReplayAllocator, type Trace } from './replay.js';
 import {
   emptyResult,
@@ -326,39 +326,24 @@ export async function measureW3Ceiling(o: CeilingOptions & { rounds?: number }):
   return { trace: 'W3 at one thread', ops, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
 }
 
-function median(a: readonly number[]): number {
-  const s = [...a].sort((x, y) => x - y);
-  const n = s.length;
-  return n === 0 ? NaN : n % 2 === 1 ? s[n >> 1]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
-}
-
-/** The table for one trace: median M ops/s (min-max), x glibc, and each row's ns per operation over the row above. */
+/** The table for one measurement: median M ops/s (min-max), x glibc, ns per operation, and sabmalloc's ns over placement. */
 export function renderCeiling(r: CeilingResult): string {
   const g = median(r.runs.glibc);
   const lines = [`${r.trace}: ${r.ops.toLocaleString('en-US')} operations, ${r.runs.sabmalloc.length} timed rounds`];
   lines.push('  row             M ops/s (min-max)     x glibc  ns/op  over placement');
-  const order: CeilingRow[] = ['placement', 'sabmalloc', 'glibc'];
-  const cells = order.map((row) => {
-    const m = median(r.runs[row]);
-    const runs = r.runs[row];
-    const range = runs.length > 0 ? `${median(runs).toFixed(1)} (${Math.min(...runs).toFixed(1)}-${Math.max(...runs).toFixed(1)})` : 'n/a';
-    return { row, m, range, ns: 1e3 / m };
+  const cells = (['placement', 'sabmalloc', 'glibc'] as const).map((row) => {
+    const s = spread(r.runs[row]);
+    const range = r.runs[row].length > 0 ? `${s.median.toFixed(1)} (${s.min.toFixed(1)}-${s.max.toFixed(1)})` : 'n/a';
+    return { row, m: s.median, range, ns: 1e3 / s.median };
   });
-  for (let i = 0; i < cells.length; i++) {
-    const c = cells[i]!;
+  const placementNs = cells[0]!.ns;
+  for (const c of cells) {
     const ratio = Number.isFinite(g) && Number.isFinite(c.m) ? (c.m / g).toFixed(2) : 'n/a';
     const ns = Number.isFinite(c.ns) ? c.ns.toFixed(1) : 'n/a';
-    const prev = c.row === 'sabmalloc' ? cells[0]! : undefined;
-    const over = prev !== undefined && Number.isFinite(c.ns) && Number.isFinite(prev.ns) ? `${(c.ns - prev.ns >= 0 ? '+' : '')}${(c.ns - prev.ns).toFixed(1)} ns` : '';
+    const d = c.ns - placementNs;
+    const over = c.row === 'sabmalloc' && Number.isFinite(d) ? `${d >= 0 ? '+' : ''}${d.toFixed(1)} ns` : '';
     lines.push(`  ${c.row.padEnd(15)} ${c.range.padEnd(21)} ${ratio.padStart(7)}  ${ns.padStart(5)}  ${over}`);
   }
   if (r.nativeSkipped !== undefined) lines.push(`  glibc: not run (${r.nativeSkipped})`);
   return lines.join('\n');
 }
-
-/** The machine line printed above the tables. */
-export function ceilingMachineLine(): string {
-  const cpu = os.cpus()[0]?.model.trim() ?? 'unknown CPU';
-  return `Node ${process.version}, ${cpu}, ${os.cpus().length} cores, os.availableParallelism() = ${os.availableParallelism()}`;
-}
-

@@ -44,10 +44,10 @@ import { addRatios, summarizeCase } from './summarize.js';
 import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { recordTrace } from './record.js';
-import { ceilingMachineLine, measureCeiling, measureW1Ceiling, measureW3Ceiling, renderCeiling } from './ceiling.js';
+import { measureCeiling, measureW1Ceiling, measureW3Ceiling, renderCeiling } from './ceiling.js';
 import { readTraceOps } from './replay.js';
 import { runMicro, type MicroRow } from './micro.js';
-import { collectEnvironment, fmtOps, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
+import { collectEnvironment, fmtOps, machineLine, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
 
 export const USAGE = `Usage: sabmalloc bench <workload...> [options]
 
@@ -419,7 +419,8 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   }
   const dir = makeTraceDir();
   try {
-    io.out(`sabmalloc ceiling  ${new Date().toISOString()}\n${ceilingMachineLine()}\n` +
+    const env = collectEnvironment();
+    io.out(`sabmalloc ceiling  ${env.date}\n${machineLine(env)}\n` +
       `${prime ? 'memory primed before each run (bench/prime.ts)' : 'not primed (--no-prime)'}; one untimed round, then ${runs} timed\n`);
     const progress = (name: string) => (row: string, round: number, opsPerSec: number): void =>
       io.err(`${name} ${row} ${round === 0 ? 'untimed' : `round ${round}/${runs}`}: ${fmtOps(opsPerSec)} ops/s\n`);
@@ -541,7 +542,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   // Header: machine, parameters
   io.out(
     `sabmalloc bench  ${env.date}\n` +
-      `Node ${env.node} (V8 ${env.v8}), ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() = ${env.availableParallelism}\n` +
+      `${machineLine(env)}\n` +
       `first touch of a fresh page: ${env.firstTouchUs?.toFixed(2) ?? '-'} us (each page fault of a run costs about this)\n` +
       (opts.prime
         ? `memory primed before each run, every allocator's: a child process touches as many pages as the run will, then exits (bench/prime.ts)\n`

@@ -77,6 +77,11 @@ function git(root: string | undefined, args: string[]): string | null {
   }
 }
 
+/** The machine line of a report's header: Node and V8, the CPU, its cores and os.availableParallelism(). */
+export function machineLine(env: Pick<Environment, 'node' | 'v8' | 'cpuModel' | 'cores' | 'availableParallelism'>): string {
+  return `Node ${env.node} (V8 ${env.v8}), ${env.cpuModel}, ${env.cores} cores, os.availableParallelism() = ${env.availableParallelism}`;
+}
+
 export function collectEnvironment(): Environment {
   const root = packageRoot();
   const cpus = os.cpus();
