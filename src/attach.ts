@@ -101,7 +101,7 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
 
 /**
  * Gives up all slabs of t's slot: empty ones to the pool, the others to the abandoned lists.
- * `beforeRelease` (a reclaim's rebuild of each slab from its state bytes) runs on each first.
+ * `beforeRelease` (a reclaim's recount of each slab from its state bytes) runs on each first.
  */
 export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: number) => void): void {
   const i32 = t.i32;

@@ -8,12 +8,12 @@ import {
   ABANDONED_W, F_LARGE_HELD_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
   K_NONE, K_SLAB, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SPANS, LARGE_POOL_W, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
-  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
+  SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
-import { COUNT, HDR, NUM_CLASSES, SIZE, SPAN } from './size-classes.js';
+import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
 import { slabStateBase } from './slots.js';
@@ -290,7 +290,7 @@ function checkSlab(
       const off = b - data;
       if (off < 0 || off % size !== 0 || off / size >= bump) fail(`${where}: ${name} list holds ${hex(b)}, not a carved block of the slab`);
       const idx = off / size;
-      if (onList[idx] !== 0) fail(`${where}: block ${hex(b)} is on the free lists twice`);
+      if (onList[idx] !== 0) fail(`${where}: block ${hex(b)} is on the ${name} list twice`);
       onList[idx] = 1;
       if (bytes[stateBase + idx] !== expect) fail(`${where}: block ${hex(b)} on the ${name} list has state ${bytes[stateBase + idx]}`);
       n++;
@@ -298,9 +298,9 @@ function checkSlab(
     }
     return n;
   };
-  const nLocal = walk(i32[mW + SM_FREE], ST_FREE, 'local free');
   inFlight.remote += walk(Atomics.load(i32, mW + SM_REMOTE), ST_PENDING, 'remote free');
-  if (nLocal !== i32[mW + SM_NFREE]) fail(`${where}: local list has ${nLocal} blocks, NFREE says ${i32[mW + SM_NFREE]}`);
+  const regions = i32[mW + SM_FREE_REGIONS];
+  const rs = REGION_SHIFT[cls];
   let freeStates = 0;
   let allocated = 0;
   let cachedHere = 0;
@@ -311,6 +311,7 @@ function checkSlab(
       if (st !== ST_FREE) fail(`${where}: never-carved block ${idx} has state ${st}`);
     } else if (st === ST_FREE) {
       freeStates++;
+      if ((regions & (1 << (idx >>> rs))) === 0) fail(`${where}: block ${hex(data + idx * size)} is FREE but its region ${idx >>> rs} is not marked in FREE_REGIONS (${hex(regions >>> 0)})`);
     } else if (st === ST_CACHED) {
       cachedHere++;
     } else if (st === ST_PENDING) {
@@ -325,7 +326,7 @@ function checkSlab(
   if (i32[mW + SM_INUSE] !== allocated + cachedHere + pendingHere) {
     fail(`${where}: INUSE ${i32[mW + SM_INUSE]} != ALLOCATED ${allocated} + CACHED ${cachedHere} + PENDING ${pendingHere}`);
   }
-  if (i32[mW + SM_INUSE] + nLocal !== bump) fail(`${where}: INUSE ${i32[mW + SM_INUSE]} + free ${nLocal} != carved ${bump}`);
-  if (freeStates !== nLocal) fail(`${where}: ${freeStates} blocks say FREE but the local list holds ${nLocal}`);
+  if (freeStates !== i32[mW + SM_NFREE]) fail(`${where}: ${freeStates} blocks below BUMP say FREE, NFREE says ${i32[mW + SM_NFREE]}`);
+  if (i32[mW + SM_INUSE] + freeStates !== bump) fail(`${where}: INUSE ${i32[mW + SM_INUSE]} + free ${freeStates} != carved ${bump}`);
   if (owner === OWNER_POOL && i32[mW + SM_INUSE] !== 0) fail(`${where}: pooled with ${i32[mW + SM_INUSE]} blocks in use`);
 }

@@ -24,9 +24,10 @@
  *
  *   Classes of at most SM_STATE_BYTES blocks (8 KiB and up) keep their state bytes in the head
  *   slot's meta entry instead (SM_STATES_W; HDR = 0), so that their blocks fill the slab.
- *   A FREE block on the slab's local list, and a PENDING block on its remote list, holds in its
- *   first word (FREE_LINK_W) the byte offset of the next block of that list, 0 at the end. A
- *   block in any other state holds the user's data in every byte.
+ *   A PENDING block, on the slab's remote list, holds in its first word (FREE_LINK_W) the byte
+ *   offset of the next block of that list, 0 at the end. A block in any other state holds
+ *   nothing of the allocator's: a FREE block is found by its state byte (SM_FREE_REGIONS), not
+ *   by a link, so a write into a freed block cannot mislead the allocator.
  *
  * Tags on every shared field say who may touch it and how:
  *   [C] constant after initialisation (plain reads by anyone)
@@ -201,18 +202,19 @@ export const SS_TABLE_W = HEADER_WORDS;
 // Invariants of a slab (head entry), counting its carved blocks (index < BUMP) by state byte:
 //   BUMP <= COUNT[cls]
 //   INUSE == #ALLOCATED + #CACHED + #PENDING          (blocks out of the slab)
-//   NFREE == #FREE == |local free list|               (so INUSE + NFREE == BUMP)
-//   every block on the local list is FREE, every block on the remote list PENDING
+//   NFREE == #FREE                                   (so INUSE + NFREE == BUMP)
+//   a FREE block's region bit is set in FREE_REGIONS  (a set bit may have no FREE block left)
+//   every block on the remote list is PENDING
 //   OWNER == OWNER_POOL  =>  INUSE == 0, and the slab is on exactly one Stage-1 list
 //   on a Stage-1 list    =>  OWNER == OWNER_POOL, or a thread's slot while it pushes the slab (between
 //                            its CAS and the POOL store) or claims it to pop it (pool.ts; TH_PUSHING,
 //                            TH_POPPING name the slab meanwhile)
 // They hold whenever the owner is outside a batch. Its two batches change them in steps that a
 // reclaim puts right (reclaim.ts): a refill (slab.ts takeBlocks) raises the magazine top, sets
-// the states CACHED, then moves FREE or BUMP and the counts (repairRefill advances BUMP over
-// CACHED magazine entries and rebuilds the list from the states); a drain of a run (magazine.ts
-// drainJournal) links the blocks, sets the states FREE, then moves FREE and the counts (the
-// rebuild of the dead thread's slabs lists FREE blocks the head did not reach yet).
+// the states CACHED, then moves BUMP, FREE_REGIONS and the counts (repairRefill advances BUMP
+// over CACHED magazine entries and recounts NFREE, INUSE and FREE_REGIONS from the states); a
+// drain of a run (magazine.ts drainJournal) sets the states FREE, then the region bits and the
+// counts (the recount of the dead thread's slabs counts FREE blocks the counts did not reach).
 export const SM_SHIFT = 5;
 export const SM_WORDS = 1 << SM_SHIFT; // 32 words (128 bytes)
 export const SM_KIND = 0; //        [L] K_NONE, K_FREE, K_SLAB, K_LARGE
@@ -232,11 +234,14 @@ export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned)
 //                                  OWNER_RETURNING (its slots going back to Stage 2 under the lock). A popper
 //                                  claims a POOL slab by CAS to its slot before the CAS that unlinks it
 export const SM_BUMP = 7; //        [O] head: blocks carved so far in this life of the slab (blocks >= BUMP are FREE
-//                                  and on no list); back to 0, with FREE and NFREE, when the slab goes
-//                                  to Stage 1 empty (pool.ts forgetFreeList), so that its next owner
-//                                  carves its blocks again instead of following links through them
-export const SM_FREE = 8; //        [O] head: local free list, first block (linked through FREE_LINK_W), 0 = empty
-export const SM_NFREE = 9; //       [O] head: length of the local free list
+//                                  and counted nowhere); back to 0, with FREE_REGIONS and NFREE, when the
+//                                  slab goes to Stage 1 empty (pool.ts forgetFreeBlocks), so that its next
+//                                  owner carves its blocks again in address order instead of scanning
+export const SM_FREE_REGIONS = 8; // [O] head: bit r set when the blocks r << REGION_SHIFT[cls] .. ((r + 1) <<
+//                                  REGION_SHIFT[cls]) - 1 (size-classes.ts) may hold a FREE block below BUMP;
+//                                  every such FREE block's bit is set (a refill scans the state bytes of the
+//                                  set regions only, and clears the bit of a region it found empty)
+export const SM_NFREE = 9; //       [O] head: FREE blocks below BUMP (the slab's free blocks a refill can take)
 export const SM_INUSE = 10; //      [O] head: blocks out of the slab (see the invariants)
 export const SM_REMOTE = 11; //     [A] head: remote free list (Treiber push of chains; the owner takes all with exchange)
 export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free's notice of the slab is pending: the
@@ -249,7 +254,7 @@ export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free'
 //                                  the next remote freer adopts (remote.ts notifyOwner)
 export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice list
 export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
-export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with local free blocks, not current)
+export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with free blocks, not current)
 export const SM_PART_PREV = 16; //  [O] head: previous slot on that list
 export const SM_LISTED = 17; //     [O] head: LISTED_NONE, LISTED_PARTIAL or LISTED_CURRENT
 export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARGE_FREED after free (double-free detection);
@@ -295,21 +300,21 @@ export const LARGE_LIVE = 1;
 export const LARGE_FREED = 2;
 export const LARGE_POOLED = 3; // freed into its span's large-run list (LARGE_POOL_W), on it or being pushed or popped
 
-/** Word of a free block (as a word offset from the block's start) that links its list. */
+/** Word of a PENDING block (as a word offset from the block's start) that links its slab's remote list. */
 export const FREE_LINK_W = 0;
 
 /**
  * Debug mode only (G_DEBUG; debug.ts): a live block of requested size n ends in a record of
  * DEBUG_RECORD_BYTES at usable - DEBUG_RECORD_BYTES, words [n, n ^ block ^ seal], with canary bytes
- * between n and the record; a freed small block holds a mark in word DEBUG_MARK_W (after the free
- * list's FREE_LINK_W) and a fill after it.
+ * between n and the record; a freed small block holds a mark in word DEBUG_MARK_W (after the
+ * remote list's FREE_LINK_W) and a fill after it.
  */
 export const DEBUG_RECORD_BYTES = 8;
 export const DEBUG_MARK_W = 1;
 
 // ---- Block state bytes (one per block: in the slab header, or in the head meta entry) ---------
 // The thread holding a block is the only one that changes its byte, so plain writes suffice.
-export const ST_FREE = 0; //      on the slab's local free list, or not carved (index >= BUMP)
+export const ST_FREE = 0; //      back in its slab (counted in NFREE, its region's bit set), or not carved (index >= BUMP)
 export const ST_ALLOCATED = 1; // returned by malloc, not yet freed
 export const ST_CACHED = 2; //    in some thread's magazine (or its drain journal)
 export const ST_PENDING = 3; //   on the slab's remote free list (set before the CAS that publishes it)

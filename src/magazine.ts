@@ -19,10 +19,10 @@ import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, release
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
-  SM_CLS1, SM_DATA, SM_HEAD, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
+  SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
   TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W } = layout;
-const { FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES, SIZE } = classes;
+const { FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES, REGION_SHIFT, SIZE } = classes;
 
 /**
  * The largest class whose magazine, in use, stays through a periodic drain (drainIfOnlyFilled):
@@ -153,7 +153,7 @@ export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, f
 
 /**
  * Returns the journal's entries from TH_JOURNAL_DONE on to their slabs: blocks of t's own slabs
- * onto the local list, the others as one chain per run of blocks of the same slab onto that
+ * back into the slab (FREE, counted), the others as one chain per run of blocks of the same slab onto that
  * slab's remote list. Each run is committed before the progress word moves past it, so a
  * reclaimer can finish a drain stopped anywhere. `keep`: see afterBlocksReturned.
  */
@@ -171,27 +171,30 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
     const mW = smW + (slab << SM_SHIFT);
     let next = 0;
     if (i32[mW + SM_OWNER] === t.slot) {
-      // A run of blocks of one of our own slabs onto its local list, as one batch: links (each
-      // block to the one drained before it, the first to the old head), states FREE, then the
-      // head and counts, then the progress word. A thread stopped before the head moved leaves
-      // FREE blocks off the list, which the reclaim's rebuild of its slabs lists again (and the
-      // journal's redo skips, as their state says FREE).
+      // A run of blocks of one of our own slabs back into it, as one batch: states FREE, then
+      // the region bits and counts, then the progress word. The blocks themselves are not
+      // touched. A thread stopped before the counts moved leaves FREE blocks uncounted, which the
+      // reclaim's recount of its slabs counts (and the journal's redo skips, as their state says
+      // FREE).
       const first = e;
-      let prev = i32[mW + SM_FREE];
       for (;;) {
-        const b = i32[e];
-        i32[(b >>> 2) + FREE_LINK_W] = prev;
-        prev = b;
         e += MAG_ENTRY_WORDS;
         if (e >= end) break;
         next = i32[smW + ((i32[e] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
         if (next !== slab) break;
       }
       crashPoint(CP_DRAIN);
-      for (let f = first; f < e; f += MAG_ENTRY_WORDS) bytes[i32[f + MAG_STATE]] = ST_FREE;
+      const state = i32[mW + SM_STATE];
+      const rs = REGION_SHIFT[cls];
+      let regions = 0;
+      for (let f = first; f < e; f += MAG_ENTRY_WORDS) {
+        const st = i32[f + MAG_STATE];
+        bytes[st] = ST_FREE;
+        regions |= 1 << ((st - state) >>> rs);
+      }
       crashPoint(CP_DRAIN);
       const r = (e - first) / MAG_ENTRY_WORDS;
-      i32[mW + SM_FREE] = prev;
+      i32[mW + SM_FREE_REGIONS] |= regions;
       i32[mW + SM_NFREE] += r;
       i32[mW + SM_INUSE] -= r;
       crashPoint(CP_DRAIN);

@@ -22,7 +22,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_LARGE,
   K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
-  SM_FREE, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
+  SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
 const { largePooledSlots, listCount } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
@@ -342,20 +342,19 @@ export function putBackChain(t: ThreadContext, first: number): void {
 }
 
 /**
- * [O] An owned slab with no block out (INUSE 0) forgets its local free list: BUMP, FREE and NFREE
- * to 0, so that whoever takes it from Stage 1 carves its blocks again in address order, without
- * reading a link from each block (a cache miss each: a slab of four 16 KiB blocks cost four).
- * Every block's state says FREE, as for blocks never carved. A thread stopped between the three
- * stores leaves a slab it still owns, whose list the reclaim rebuilds from the states
- * (rebuildFreeList); a later free of one of its blocks is still a double free (classifyBlock
- * tells handed-out blocks by the slot's SM_TOUCHED, not by BUMP).
+ * [O] An owned slab with no block out (INUSE 0) forgets its free blocks: BUMP, FREE_REGIONS and
+ * NFREE to 0, so that whoever takes it from Stage 1 carves its blocks again in address order,
+ * without scanning their states. Every block's state says FREE, as for blocks never carved. A
+ * thread stopped between the three stores leaves a slab it still owns, whose counts the reclaim
+ * takes from the states (recountFree); a later free of one of its blocks is still a double free
+ * (classifyBlock tells handed-out blocks by the slot's SM_TOUCHED, not by BUMP).
  */
-function forgetFreeList(t: ThreadContext, slot: number): void {
+function forgetFreeBlocks(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   i32[mW + SM_BUMP] = 0;
   crashPoint(CP_STAGE1_PUSH);
-  i32[mW + SM_FREE] = 0;
+  i32[mW + SM_FREE_REGIONS] = 0;
   crashPoint(CP_STAGE1_PUSH);
   i32[mW + SM_NFREE] = 0;
 }
@@ -369,7 +368,7 @@ function forgetFreeList(t: ThreadContext, slot: number): void {
 export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): void {
   const i32 = t.i32;
   if (listCount(i32, t.smW, S1_HEAD_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
-    forgetFreeList(t, slot);
+    forgetFreeBlocks(t, slot);
     stage1Push(t, cls, slot);
     return;
   }

@@ -3,8 +3,8 @@
  * A reclaimer wins the dead slot with one CAS (ATTACHED or DEAD -> RECLAIMING) and then acts as
  * that thread through a thread context bound to its slot (the lock stays in the reclaimer's
  * name): it finishes what the journal words say the thread was doing, drains its magazines,
- * collects its notices, rebuilds each of its slabs from the block state bytes (the thread may
- * have stopped half-way through a list operation) and gives empty slabs to the pool and the
+ * collects its notices, recounts each of its slabs from the block state bytes (the thread may
+ * have stopped half-way through a refill or a drain) and gives empty slabs to the pool and the
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
@@ -22,7 +22,7 @@ import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, publishChain, slabMetaOf } from './remote.js';
-import { notifyOrAdopt, processNotices, rebuildFreeList, repairRefill } from './slab.js';
+import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
 
@@ -186,7 +186,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
   }
   processNotices(dead);
   crashPoint(CP_RECLAIM);
-  abandonAll(dead, (mW, cls) => rebuildFreeList(dead, mW, cls));
+  abandonAll(dead, (mW, cls) => recountFree(dead, mW, cls));
   crashPoint(CP_RECLAIM);
   t.f64[F_RECLAIMS]++;
   Atomics.store(i32, t.threadW(s) + TH_THREAD_ID, 0);
@@ -256,7 +256,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
   if (inflight > 0) resolveInflight(dead, jW + i32[dead.thW + TH_JOURNAL_DONE], inflight);
   // Entries after those were never published: still ours while their state says CACHED, or
   // PENDING (a chain whose states were being set, TH_INFLIGHT not yet stored); FREE: a run of its
-  // own slab's blocks whose states were set (on the slab's list, or listed again by the rebuild of
+  // own slab's blocks whose states were set (counted by the slab already, or by the recount of
   // the dead thread's slabs at the end of the reclaim).
   const rest = new Int32Array(n);
   let m = 0;

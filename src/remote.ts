@@ -5,7 +5,7 @@
  * remote list (SM_REMOTE, linked through each block's FREE_LINK_W). The first push since the
  * owner last looked also puts the slab on the owner's notice list (TH_NOTICE), so that the owner
  * collects it on its next slow path: it takes the whole list with one exchange and moves the
- * blocks to the slab's local list. A slab with no owner (abandoned) is adopted by the pusher.
+ * blocks back into the slab (FREE, counted). A slab with no owner (abandoned) is adopted by the pusher.
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
@@ -14,10 +14,10 @@ import type { ThreadContext } from './context.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE, SM_HEAD, SM_INUSE, SM_LISTED,
+const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, TH_COLLECT_MW,
   TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE } = layout;
-const { COUNT, SIZE } = classes;
+const { COUNT, REGION_SHIFT, SIZE } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
 export function slabMetaOf(t: ThreadContext, block: number): number {
@@ -95,8 +95,8 @@ export function adoptSlab(t: ThreadContext, slot: number): boolean {
 }
 
 /**
- * Takes the slab's whole remote list with one exchange and moves it to the local list, one
- * block at a time; TH_COLLECT_* record where it is, so a reclaimer can finish the walk.
+ * Takes the slab's whole remote list with one exchange and moves its blocks back into the slab,
+ * one block at a time; TH_COLLECT_* record where it is, so a reclaimer can finish the walk.
  * Returns the blocks moved.
  */
 export function collectRemote(t: ThreadContext, mW: number, cls: number): number {
@@ -116,7 +116,7 @@ export function collectRemote(t: ThreadContext, mW: number, cls: number): number
   return n;
 }
 
-/** Moves the taken remote chain starting at `b` onto the slab's local list. */
+/** Moves the blocks of the taken remote chain starting at `b` back into their slab: FREE, counted, their regions marked. */
 export function finishCollect(t: ThreadContext, mW: number, cls: number, b: number): number {
   const i32 = t.i32;
   const bytes = t.bytes;
@@ -126,9 +126,9 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
   while (b !== 0 && n < limit) {
     crashPoint(CP_COLLECT);
     const next = i32[(b >>> 2) + FREE_LINK_W];
-    bytes[stateOf(i32, mW, cls, b)] = ST_FREE;
-    i32[(b >>> 2) + FREE_LINK_W] = i32[mW + SM_FREE];
-    i32[mW + SM_FREE] = b;
+    const st = stateOf(i32, mW, cls, b);
+    bytes[st] = ST_FREE;
+    i32[mW + SM_FREE_REGIONS] |= 1 << ((st - i32[mW + SM_STATE]) >>> REGION_SHIFT[cls]);
     i32[mW + SM_NFREE]++;
     i32[mW + SM_INUSE]--;
     i32[nextW] = next;

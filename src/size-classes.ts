@@ -190,6 +190,13 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
   FREE_DIV[d + FD_COUNT] = COUNT[cls];
 }
 
+/**
+ * A slab's blocks in 32 regions (at most) of 2^REGION_SHIFT[cls] blocks each, at least 4 (one
+ * word of state bytes), for SM_FREE_REGIONS (layout.ts): a refill scans the state bytes of the
+ * regions whose bit is set, a word at a time, instead of following links through freed blocks.
+ */
+export const REGION_SHIFT = Int32Array.from(COUNT, (count) => Math.max(2, 32 - Math.clz32(Math.ceil(count / 32) - 1)));
+
 for (let g = 0, cls = 0; g < CLASS_OF_GRANULE.length; g++) {
   while (SIZE[cls] < g * 16) cls++;
   CLASS_OF_GRANULE[g] = cls;

@@ -2,8 +2,8 @@
  * A thread's own slabs: carving and taking blocks out of them, the partial lists, collecting
  * notices of remote frees, and giving empty slabs back to the pool.
  *
- * A thread owns the slabs it took from the pool. It alone touches their [O] fields (local free
- * list, BUMP, INUSE, partial-list links). Each class has at most one current slab (TH_CUR) that
+ * A thread owns the slabs it took from the pool. It alone touches their [O] fields (free
+ * regions and counts, BUMP, INUSE, partial-list links). Each class has at most one current slab (TH_CUR) that
  * refills come from, and a partial list (TH_PARTIAL .. TH_PARTIAL_TAIL) of other owned slabs with
  * free blocks.
  */
@@ -11,17 +11,16 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import { CP_REFILL, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
-import { HeapCorruptionError, hex } from './errors.js';
 import { releaseEmptySlab } from './pool.js';
 import { noteTouched, ownedSlabs } from './slots.js';
-import { collectRemote, notifyOwner, stateOf, takeNotices } from './remote.js';
+import { collectRemote, notifyOwner, takeNotices } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_LINK_W, G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
-  SM_CLS1, SM_DATA, SM_FREE, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
+const { G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
+  SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
-const { COUNT, SIZE, FD_WORDS, FD_SHIFT, FD_INV, FD_MASK, FREE_DIV } = classes;
+const { COUNT, REGION_SHIFT, SIZE } = classes;
 
 /**
  * A refill carves at most this many bytes of never-used blocks (at least one block) beyond the
@@ -57,23 +56,22 @@ function touchedEnd(t: ThreadContext, head: number, span: number): number {
 }
 
 /**
- * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`, first from its
- * local free list, then never-used blocks, in batches: the entries are written above the top,
- * reversed so that malloc pops them in list order (the most recently freed first) and carved
- * blocks in address order; then the top is raised (states still FREE), the states are set to
- * CACHED, and only then the slab's list head or BUMP and its counts move. A thread stopped
- * anywhere in a batch leaves entries the reclaim can sort out: a magazine entry whose state
- * is still FREE is not taken, and one whose state says CACHED but that the slab has not given
- * up yet (still on its list, or at or above BUMP) is fixed by repairRefill before the reclaim
- * drains the magazine.
+ * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`, first its FREE
+ * blocks (takeFreed), then never-used blocks, in batches: the entries are written above the top,
+ * so that malloc pops them in address order; then the top is raised (states still FREE), the
+ * states are set to CACHED, and only then the slab's region bits or BUMP and its counts move. A
+ * thread stopped anywhere in a batch leaves entries the reclaim can sort out: a magazine entry
+ * whose state is still FREE is not taken, and one whose state says CACHED but that the slab has
+ * not counted out yet (in NFREE, or at or above BUMP) is fixed by repairRefill before the
+ * reclaim drains the magazine.
  */
 export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: number): number {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   const topW = t.topW + cls;
-  if (i32[mW + SM_FREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
+  if (i32[mW + SM_NFREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
   let got = 0;
-  if (i32[mW + SM_FREE] !== 0) got = takeListed(t, mW, cls, topW, n);
+  if (i32[mW + SM_NFREE] !== 0) got = takeFreed(t, mW, cls, topW, n);
   const count = COUNT[cls];
   const bump = i32[mW + SM_BUMP];
   if (got < n && bump < count) {
@@ -107,68 +105,80 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
   return got;
 }
 
-/** takeBlocks' first half: up to `n` blocks off the slab's (non-empty) local free list. */
-function takeListed(t: ThreadContext, mW: number, cls: number, topW: number, n: number): number {
+/**
+ * takeBlocks' first half: up to `n` of the slab's FREE blocks below BUMP (NFREE > 0), found by
+ * their state bytes in the regions SM_FREE_REGIONS marks, lowest address first, a word of four
+ * states at a time (ST_FREE is 0: a word with no zero byte holds none). A region scanned to its
+ * end has no FREE block left and loses its bit. Nothing of the allocator is read from the freed
+ * blocks themselves: their lines stay out of the cache until malloc hands them out, and a write
+ * into a freed block cannot send a refill anywhere.
+ */
+function takeFreed(t: ThreadContext, mW: number, cls: number, topW: number, n: number): number {
   const i32 = t.i32;
   const bytes = t.bytes;
   const data = i32[mW + SM_DATA];
   const state = i32[mW + SM_STATE];
-  const span = COUNT[cls] * SIZE[cls];
+  const stateW = state >>> 2; // slab headers and meta entries are word-aligned
+  const size = SIZE[cls];
   const bump = i32[mW + SM_BUMP];
-  const d = cls * FD_WORDS;
-  const shift = FREE_DIV[d + FD_SHIFT];
-  const inv = FREE_DIV[d + FD_INV];
-  const mask = FREE_DIV[d + FD_MASK];
+  const rs = REGION_SHIFT[cls];
+  const nfree = i32[mW + SM_NFREE];
+  const want = nfree < n ? nfree : n;
   const top = i32[topW];
-  let b = i32[mW + SM_FREE];
-  let st = stateOf(i32, mW, cls, b);
-  let w = top;
+  let regions = i32[mW + SM_FREE_REGIONS];
   let got = 0;
-  // Entries in list order from the top down; each link checked before it is followed (it lives
-  // in the freed block itself: a write after free would send us anywhere).
-  for (;;) {
-    i32[w] = b;
-    i32[w + MAG_STATE] = st;
-    w += MAG_ENTRY_WORDS;
-    got++;
-    const next = i32[(b >>> 2) + FREE_LINK_W];
-    if (next !== 0) {
-      const off = next - data;
-      const idx = Math.imul(off >>> shift, inv);
-      if (off < 0 || off >= span || (off & mask) !== 0 || idx >>> 0 >= bump || bytes[state + idx] !== ST_FREE) {
-        freeListCorrupted(t, mW, cls, b, next); // nothing committed yet
+  // Entries from top + want - 1 down, so that malloc pops the lowest address first.
+  let w = top + (want - 1) * MAG_ENTRY_WORDS;
+  while (got < want && regions !== 0) {
+    const r = 31 - Math.clz32(regions & -regions);
+    let idx = r << rs;
+    const end = Math.min((r + 1) << rs, bump);
+    while (idx < end && got < want) {
+      if ((idx & 3) === 0 && idx + 4 <= end) {
+        const v = i32[stateW + (idx >>> 2)];
+        if (((v - 0x01010101) & ~v & 0x80808080) === 0) { // no zero byte: no FREE block among the four
+          idx += 4;
+          continue;
+        }
       }
-      st = state + idx;
+      if (bytes[state + idx] === ST_FREE) {
+        i32[w] = data + idx * size;
+        i32[w + MAG_STATE] = state + idx;
+        w -= MAG_ENTRY_WORDS;
+        got++;
+      }
+      idx++;
     }
-    b = next;
-    if (b === 0 || got === n) break;
+    if (idx < end) break; // stopped inside the region: its bit stays
+    regions &= ~(1 << r);
   }
-  // Reverse, so that the list's first block is on top.
-  for (let lo = top, hi = w - MAG_ENTRY_WORDS; lo < hi; lo += MAG_ENTRY_WORDS, hi -= MAG_ENTRY_WORDS) {
-    const lb = i32[lo];
-    const ls = i32[lo + MAG_STATE];
-    i32[lo] = i32[hi];
-    i32[lo + MAG_STATE] = i32[hi + MAG_STATE];
-    i32[hi] = lb;
-    i32[hi + MAG_STATE] = ls;
+  if (got < want) {
+    // NFREE counted blocks no region bit led to (never, unless the metadata was overwritten):
+    // the entries found go down to the top, and the counts are taken from the states below.
+    for (let k = 0; k < got; k++) {
+      const from = w + (k + 1) * MAG_ENTRY_WORDS;
+      i32[top + k * MAG_ENTRY_WORDS] = i32[from];
+      i32[top + k * MAG_ENTRY_WORDS + MAG_STATE] = i32[from + MAG_STATE];
+    }
   }
-  i32[topW] = w;
+  const to = top + got * MAG_ENTRY_WORDS;
+  i32[topW] = to;
   crashPoint(CP_REFILL);
-  for (let e = top; e < w; e += MAG_ENTRY_WORDS) bytes[i32[e + MAG_STATE]] = ST_CACHED;
+  for (let e = top; e < to; e += MAG_ENTRY_WORDS) bytes[i32[e + MAG_STATE]] = ST_CACHED;
   crashPoint(CP_REFILL);
-  i32[mW + SM_FREE] = b;
-  i32[mW + SM_NFREE] -= got;
+  i32[mW + SM_FREE_REGIONS] = regions;
+  i32[mW + SM_NFREE] = nfree - got;
   i32[mW + SM_INUSE] += got;
   crashPoint(CP_REFILL);
+  if (got < want) recountFree(t, mW, cls);
   return got;
 }
 
 /**
  * Reclaim, before a dead thread's magazine of `cls` is drained: if it died inside a refill batch
  * from its current slab (takeBlocks), its magazine may hold CACHED blocks the slab has not given
- * up yet. BUMP is moved past the carved ones, and the list and counts are rebuilt from the
- * states (which leaves CACHED blocks off the list and counts them as in use, as the drain that
- * follows expects).
+ * up yet. BUMP is moved past the carved ones, and the counts and region bits are recounted from
+ * the states (which counts CACHED blocks as in use, as the drain that follows expects).
  */
 export function repairRefill(t: ThreadContext, cls: number): void {
   const i32 = t.i32;
@@ -189,47 +199,33 @@ export function repairRefill(t: ThreadContext, cls: number): void {
   }
   if (bump > i32[mW + SM_BUMP]) noteTouched(t, data + i32[mW + SM_BUMP] * size, data + bump * size);
   i32[mW + SM_BUMP] = bump;
-  rebuildFreeList(t, mW, cls);
+  recountFree(t, mW, cls);
 }
 
 /**
- * A local free list link that is not a free block of its slab: the block was written after it
- * was freed. The list is rebuilt from the block state bytes (the truth), so the heap stays
- * usable, and the write is reported.
+ * Recomputes a slab's NFREE, INUSE and FREE_REGIONS from its block state bytes (the truth), and
+ * sets every block at or above BUMP FREE (a refill batch cut short may have marked some CACHED).
  */
-function freeListCorrupted(t: ThreadContext, mW: number, cls: number, b: number, next: number): never {
-  rebuildFreeList(t, mW, cls);
-  throw new HeapCorruptionError(
-    `malloc(size): the free ${SIZE[cls]}-byte block at ${hex(b)} links to ${hex(next >>> 0)}, which is not a free ` +
-      `block of its slab: something wrote into the block after it was freed (a use after free). The slab's free ` +
-      'list was rebuilt from its block states',
-  );
-}
-
-/** Recomputes a slab's local free list, NFREE and INUSE from its block state bytes. */
-export function rebuildFreeList(t: ThreadContext, mW: number, cls: number): void {
+export function recountFree(t: ThreadContext, mW: number, cls: number): void {
   const i32 = t.i32;
   const bytes = t.bytes;
   const state = i32[mW + SM_STATE];
-  const data = i32[mW + SM_DATA];
   const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
-  let head = 0;
+  const rs = REGION_SHIFT[cls];
+  let regions = 0;
   let nfree = 0;
-  for (let idx = bump - 1; idx >= 0; idx--) {
+  for (let idx = 0; idx < bump; idx++) {
     if (bytes[state + idx] !== ST_FREE) continue;
-    const blk = data + idx * SIZE[cls];
-    i32[(blk >>> 2) + FREE_LINK_W] = head;
-    head = blk;
+    regions |= 1 << (idx >>> rs);
     nfree++;
   }
-  i32[mW + SM_FREE] = head;
+  i32[mW + SM_FREE_REGIONS] = regions;
   i32[mW + SM_NFREE] = nfree;
   i32[mW + SM_INUSE] = bump - nfree;
-  // Blocks at or above BUMP were never handed out (a refill batch may have been cut short).
   for (let idx = bump; idx < COUNT[cls]; idx++) bytes[state + idx] = ST_FREE;
 }
 
-// ---- Partial list: owned slabs of one class with local free blocks, not current -------------
+// ---- Partial list: owned slabs of one class with free blocks, not current -------------------
 // Doubly linked through SM_PART_NEXT/PREV, from TH_PARTIAL (first) to TH_PARTIAL_TAIL (last).
 // Refills take from the front; empty slabs (INUSE == 0) are kept at the back, so refills prefer
 // slabs in use (which lets the empty ones go back) and the periodic drain finds the empty ones
