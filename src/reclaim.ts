@@ -213,7 +213,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
   if (collectW !== 0) {
     // NEXT is -1 when it died around the exchange itself: whatever it took is lost (rare).
     const next = i32[dead.thW + TH_COLLECT_NEXT];
-    if (next > 0) finishCollect(dead, collectW, (i32[collectW + SM_CLS1] - 1), next);
+    if (next > 0) finishCollect(dead, collectW, (i32[collectW + SM_CLS1] - 1), next, true);
     Atomics.store(i32, dead.thW + TH_COLLECT_MW, 0);
   }
   // A reclaimer of this thread stopped while it held a Stage-1 list whole: put the list back first.

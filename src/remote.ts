@@ -15,18 +15,29 @@ import type { ThreadContext } from './context.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
-  SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, TH_COLLECT_MW,
+  SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
   TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE } = layout;
-const { COUNT, REGION_SHIFT, SIZE } = classes;
+const { COUNT, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, REGION_SHIFT } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
 export function slabMetaOf(t: ThreadContext, block: number): number {
   return t.metaW(t.i32[t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]);
 }
 
-/** Byte offset of the state byte of `block` in the slab of class `cls` whose head meta is at `mW`. */
-export function stateOf(i32: Int32Array, mW: number, cls: number, block: number): number {
-  return i32[mW + SM_STATE] + (((block - i32[mW + SM_DATA]) / SIZE[cls]) | 0);
+/**
+ * Byte offset of the state byte of `block` in the slab of class `cls` whose head meta is at `mW`,
+ * or -1 unless `block` is a carved block of that slab whose state says `expect` (free's exact
+ * division: an offset that is not a block start gives an index at or above COUNT).
+ */
+function stateIf(t: ThreadContext, mW: number, cls: number, block: number, expect: number): number {
+  const i32 = t.i32;
+  const d = cls * FD_WORDS;
+  const q = Math.imul(block - i32[mW + SM_DATA], FREE_DIV[d + FD_INV]);
+  const sh = FREE_DIV[d + FD_SHIFT];
+  const idx = (q >>> sh) | (q << (32 - sh));
+  if (idx >>> 0 >= FREE_DIV[d + FD_COUNT] || idx >= i32[mW + SM_BUMP]) return -1;
+  const st = i32[mW + SM_STATE] + idx;
+  return t.bytes[st] === expect ? st : -1;
 }
 
 /** Pushes the chain first..last onto the slab's remote list (a Treiber push of a whole chain). */
@@ -116,17 +127,28 @@ export function collectRemote(t: ThreadContext, mW: number, cls: number): number
   return n;
 }
 
-/** Moves the blocks of the taken remote chain starting at `b` back into their slab: FREE, counted, their regions marked. */
-export function finishCollect(t: ThreadContext, mW: number, cls: number, b: number): number {
+/**
+ * Moves the blocks of the taken remote chain starting at `b` back into their slab: FREE,
+ * counted, their regions marked. Each link was written into a freed block, where a stray write
+ * of the program may have hit it: a link to anything but a PENDING block of the slab ends the
+ * walk (the blocks after it stay PENDING, counted in use: lost to the heap, and reported by
+ * check()), so that no state byte but a PENDING one of this slab is ever written.
+ * `resumed`: a reclaim finishing a dead thread's walk from TH_COLLECT_NEXT, whose block the thread
+ * may have moved already (FREE, its link intact) without recording the next: then the walk goes
+ * on from its link (the reclaim's recount of the slab puts the counts right).
+ */
+export function finishCollect(t: ThreadContext, mW: number, cls: number, b: number, resumed = false): number {
   const i32 = t.i32;
   const bytes = t.bytes;
   const nextW = t.thW + TH_COLLECT_NEXT;
   let n = 0;
   const limit = COUNT[cls];
+  if (resumed && b !== 0 && stateIf(t, mW, cls, b, ST_FREE) >= 0) b = i32[(b >>> 2) + FREE_LINK_W];
   while (b !== 0 && n < limit) {
     crashPoint(CP_COLLECT);
+    const st = stateIf(t, mW, cls, b, ST_PENDING);
+    if (st < 0) break;
     const next = i32[(b >>> 2) + FREE_LINK_W];
-    const st = stateOf(i32, mW, cls, b);
     bytes[st] = ST_FREE;
     i32[mW + SM_FREE_REGIONS] |= 1 << ((st - i32[mW + SM_STATE]) >>> REGION_SHIFT[cls]);
     i32[mW + SM_NFREE]++;

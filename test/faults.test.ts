@@ -236,6 +236,54 @@ describe('finding 7: a write into a freed block', () => {
   });
 });
 
+describe('a write into a block freed by another thread, before its owner collects it', () => {
+  it.each([
+    ['the offset of a live block', 'live'],
+    ['a byte pattern (a negative offset)', 'pattern'],
+    ['the offset of the chain\'s first block (a cycle)', 'cycle'],
+  ])('written as %s over its remote-list link: no live block handed out, no byte written outside the chain, and check() names the lost blocks', async (_what, kind) => {
+    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
+    const u8 = heap.u8;
+    const live: number[] = [];
+    for (let i = 0; i < 16; i++) {
+      const p = heap.malloc(64);
+      u8.fill(0x40 + i, p, p + 64);
+      live.push(p);
+    }
+    const sent = Array.from({ length: 8 }, () => heap.malloc(64));
+    const w = startHeapWorker();
+    await w.remote.attach(heap.buffer);
+    for (const p of sent) await w.remote.free(p);
+    await w.remote.flush(); // one chain of the 8 blocks on the slab's remote list, linked through their first words
+    const dv = new DataView(heap.buffer);
+    const hit = sent[3]!; // its link (to the next block of the chain) overwritten
+    if (kind === 'live') dv.setInt32(hit, live[5]!, true);
+    else if (kind === 'cycle') dv.setInt32(hit, sent[0]!, true);
+    else u8.fill(0xab, hit, hit + 64);
+    const before = u8.slice();
+    const handed = Array.from({ length: 200 }, () => heap.malloc(64)); // refills collect the remote list
+    const liveSet = new Set(live);
+    expect(handed.filter((p) => liveSet.has(p)), 'live blocks handed out').toEqual([]);
+    expect(new Set(handed).size, 'a block handed out twice').toBe(200);
+    live.forEach((p, i) => expect(u8.subarray(p, p + 64).every((b) => b === 0x40 + i), `live block ${i}`).toBe(true));
+    // The chain's blocks up to the overwritten link came back; the ones after it did not.
+    const back = sent.filter((p) => handed.includes(p));
+    expect(back.length).toBeLessThan(sent.length);
+    // Outside the handed-out blocks and the slab headers (states, counts), no byte changed.
+    const slab = sent[0]! >>> 16;
+    const inHanded = new Uint8Array(u8.length);
+    for (const p of handed) inHanded.fill(1, p, p + 64);
+    const changed: number[] = [];
+    for (let i = 0; i < u8.length; i++) {
+      if (u8[i] !== before[i] && inHanded[i] === 0 && i >>> 16 !== slab && i >= 1 << 20) changed.push(i);
+    }
+    expect(changed.slice(0, 5), 'bytes changed outside the blocks handed out').toEqual([]);
+    expect(checked(heap)).toMatch(/PENDING/);
+    await w.remote.detach();
+    heap.detach();
+  }, 20_000);
+});
+
 describe('finding 8: from reading', () => {
   it('detach() and reclaim() clear the thread id of the slot they free', async () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
