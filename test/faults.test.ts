@@ -196,20 +196,30 @@ describe('finding 4: reclaiming a thread that is still running', () => {
   }, 20_000);
 });
 
+/** A heap with 16 live blocks of 64 bytes, block i filled with 0x40 + i (for expectLiveIntact). */
+function heapWithLiveBlocks(): { heap: SharedHeap; u8: Uint8Array; live: number[] } {
+  const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
+  const u8 = heap.u8;
+  const live: number[] = [];
+  for (let i = 0; i < 16; i++) {
+    const p = heap.malloc(64);
+    u8.fill(0x40 + i, p, p + 64);
+    live.push(p);
+  }
+  return { heap, u8, live };
+}
+
+function expectLiveIntact(u8: Uint8Array, live: number[]): void {
+  live.forEach((p, i) => expect(u8.subarray(p, p + 64).every((b) => b === 0x40 + i), `live block ${i}`).toBe(true));
+}
+
 describe('finding 7: a write into a freed block', () => {
   it.each([
     ['the offset of a live block', 'live'],
     ['a byte pattern (a negative offset)', 'pattern'],
     ['the offset of another freed block', 'freed'],
   ])('written as %s, cannot make malloc hand out a live block, fail or lose a block: nothing of the allocator lives in a freed block', (_what, kind) => {
-    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
-    const u8 = heap.u8;
-    const live: number[] = [];
-    for (let i = 0; i < 16; i++) {
-      const p = heap.malloc(64);
-      u8.fill(0x40 + i, p, p + 64);
-      live.push(p);
-    }
+    const { heap, u8, live } = heapWithLiveBlocks();
     const freed: number[] = [];
     for (let i = 0; i < 16; i++) freed.push(heap.malloc(64));
     for (const p of freed) heap.free(p);
@@ -230,7 +240,7 @@ describe('finding 7: a write into a freed block', () => {
     const again = handed.filter((p) => freed.includes(p));
     expect(again).toEqual([...freed].sort((x, y) => x - y));
     expect(handed.indexOf(again[0]!)).toBeLessThan(32);
-    live.forEach((p, i) => expect(u8.subarray(p, p + 64).every((b) => b === 0x40 + i), `live block ${i}`).toBe(true));
+    expectLiveIntact(u8, live);
     expect(checked(heap)).toBe('passes');
     heap.detach();
   });
@@ -242,14 +252,7 @@ describe('a write into a block freed by another thread, before its owner collect
     ['a byte pattern (a negative offset)', 'pattern'],
     ['the offset of the chain\'s first block (a cycle)', 'cycle'],
   ])('written as %s over its remote-list link: no live block handed out, no byte written outside the chain, and check() names the lost blocks', async (_what, kind) => {
-    const heap = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
-    const u8 = heap.u8;
-    const live: number[] = [];
-    for (let i = 0; i < 16; i++) {
-      const p = heap.malloc(64);
-      u8.fill(0x40 + i, p, p + 64);
-      live.push(p);
-    }
+    const { heap, u8, live } = heapWithLiveBlocks();
     const sent = Array.from({ length: 8 }, () => heap.malloc(64));
     const w = startHeapWorker();
     await w.remote.attach(heap.buffer);
@@ -265,7 +268,7 @@ describe('a write into a block freed by another thread, before its owner collect
     const liveSet = new Set(live);
     expect(handed.filter((p) => liveSet.has(p)), 'live blocks handed out').toEqual([]);
     expect(new Set(handed).size, 'a block handed out twice').toBe(200);
-    live.forEach((p, i) => expect(u8.subarray(p, p + 64).every((b) => b === 0x40 + i), `live block ${i}`).toBe(true));
+    expectLiveIntact(u8, live);
     // The chain's blocks up to the overwritten link came back; the ones after it did not.
     const back = sent.filter((p) => handed.includes(p));
     expect(back.length).toBeLessThan(sent.length);
