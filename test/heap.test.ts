@@ -127,6 +127,19 @@ describe('malloc and free', () => {
     heap.check();
   });
 
+  it('a refill from a slab with free blocks takes only those: no fresh block is handed out before them', () => {
+    const heap = fresh();
+    const blocks = Array.from({ length: 64 }, () => heap.malloc(256));
+    const freed = blocks.filter((_, i) => i % 8 === 3); // 8 blocks, fewer than a refill (32)
+    for (const p of freed) heap.free(p);
+    heap.flush(); // back into their slab
+    const footprint = heap.stats().peakFootprintBytes;
+    const again = Array.from({ length: freed.length }, () => heap.malloc(256));
+    expect(again).toEqual([...freed].sort((x, y) => x - y));
+    expect(heap.stats().peakFootprintBytes).toBe(footprint);
+    heap.check();
+  });
+
   it('free(0) is a no-op', () => {
     const heap = fresh();
     const p = heap.malloc(10);
