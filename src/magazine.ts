@@ -153,8 +153,8 @@ export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, f
 
 /**
  * Returns the journal's entries from TH_JOURNAL_DONE on to their slabs: blocks of t's own slabs
- * back into the slab (FREE, counted), the others as one chain per run of blocks of the same slab onto that
- * slab's remote list. Each run is committed before the progress word moves past it, so a
+ * back into the slab (FREE, counted), the others as one chain per run of blocks of the same slab
+ * onto that slab's remote list. Each run is committed before the progress word moves past it, so a
  * reclaimer can finish a drain stopped anywhere. `keep`: see afterBlocksReturned.
  */
 export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void {

@@ -5,7 +5,8 @@
  * remote list (SM_REMOTE, linked through each block's FREE_LINK_W). The first push since the
  * owner last looked also puts the slab on the owner's notice list (TH_NOTICE), so that the owner
  * collects it on its next slow path: it takes the whole list with one exchange and moves the
- * blocks back into the slab (FREE, counted). A slab with no owner (abandoned) is adopted by the pusher.
+ * blocks back into the slab (FREE, counted). A slab with no owner (abandoned) is adopted by the
+ * pusher.
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';

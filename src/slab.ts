@@ -3,9 +3,9 @@
  * notices of remote frees, and giving empty slabs back to the pool.
  *
  * A thread owns the slabs it took from the pool. It alone touches their [O] fields (free
- * regions and counts, BUMP, INUSE, partial-list links). Each class has at most one current slab (TH_CUR) that
- * refills come from, and a partial list (TH_PARTIAL .. TH_PARTIAL_TAIL) of other owned slabs with
- * free blocks.
+ * regions and counts, BUMP, INUSE, partial-list links). Each class has at most one current slab
+ * (TH_CUR) that refills come from, and a partial list (TH_PARTIAL .. TH_PARTIAL_TAIL) of other
+ * owned slabs with free blocks.
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
@@ -57,8 +57,8 @@ function touchedEnd(t: ThreadContext, head: number, span: number): number {
 
 /**
  * Moves up to `n` blocks of the owned slab `slot` into the magazine of `cls`: its FREE blocks
- * (takeFreed) if it has any, else never-used blocks, in a batch: the entries are written above the top,
- * so that malloc pops them in address order; then the top is raised (states still FREE), the
+ * (takeFreed) if it has any, else never-used blocks, in a batch: the entries are written above
+ * the top, so that malloc pops them in address order; then the top is raised (states still FREE), the
  * states are set to CACHED, and only then the slab's region bits or BUMP and its counts move. A
  * thread stopped anywhere in a batch leaves entries the reclaim can sort out: a magazine entry
  * whose state is still FREE is not taken, and one whose state says CACHED but that the slab has
