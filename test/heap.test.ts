@@ -140,6 +140,32 @@ describe('malloc and free', () => {
     heap.check();
   });
 
+  it.each([16, 48, 208, 1040, 5000, 20000])(
+    'the freed blocks of %i bytes come back from their slabs, every one, whatever their positions',
+    (size) => {
+      const heap = fresh();
+      const random = rng(size);
+      const blocks = Array.from({ length: 150 }, () => heap.malloc(size));
+      const freed = blocks.filter(() => random() < 0.3);
+      const live = new Set(blocks.filter((p) => !freed.includes(p)));
+      for (const p of freed) heap.free(p);
+      heap.flush(); // back into their slabs: FREE, found again by their state bytes
+      heap.check();
+      // Blocks carved but never handed out went back too: the freed ones come back among them.
+      const missing = new Set(freed);
+      const again: number[] = [];
+      while (missing.size > 0 && again.length < freed.length + 150) {
+        const p = heap.malloc(size);
+        again.push(p);
+        missing.delete(p);
+      }
+      expect([...missing], 'freed blocks never handed out again').toEqual([]);
+      expect(again.filter((p) => live.has(p)), 'live blocks handed out').toEqual([]);
+      expect(new Set(again).size).toBe(again.length);
+      heap.check();
+    },
+  );
+
   it('free(0) is a no-op', () => {
     const heap = fresh();
     const p = heap.malloc(10);
