@@ -326,7 +326,20 @@ export async function measureW3Ceiling(o: CeilingOptions & { rounds?: number }):
   return { trace: 'W3 at one thread', ops, runs, ...(skip !== undefined ? { nativeSkipped: skip } : {}) };
 }
 
-/** The table for one measurement: median M ops/s (min-max), x glibc, ns per operation, and sabmalloc's ns over placement. */
+/**
+ * sabmalloc's ns per operation over the placement's, round by round (the two rows of a round run
+ * one after the other, so a machine whose speed drifts between rounds moves both): each round's
+ * difference, for their median and range.
+ */
+export function ownWorkNs(r: CeilingResult): number[] {
+  const n = Math.min(r.runs.sabmalloc.length, r.runs.placement.length);
+  return Array.from({ length: n }, (_, i) => 1e3 / r.runs.sabmalloc[i]! - 1e3 / r.runs.placement[i]!);
+}
+
+/**
+ * The table for one measurement: median M ops/s (min-max), x glibc, ns per operation, and
+ * sabmalloc's ns over placement (the median of the rounds' differences, and their range).
+ */
 export function renderCeiling(r: CeilingResult): string {
   const g = median(r.runs.glibc);
   const lines = [`${r.trace}: ${r.ops.toLocaleString('en-US')} operations, ${r.runs.sabmalloc.length} timed rounds`];
@@ -336,12 +349,13 @@ export function renderCeiling(r: CeilingResult): string {
     const range = r.runs[row].length > 0 ? `${s.median.toFixed(1)} (${s.min.toFixed(1)}-${s.max.toFixed(1)})` : 'n/a';
     return { row, m: s.median, range, ns: 1e3 / s.median };
   });
-  const placementNs = cells[0]!.ns;
+  const own = ownWorkNs(r);
+  const d = spread(own);
+  const signed = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`;
   for (const c of cells) {
     const ratio = Number.isFinite(g) && Number.isFinite(c.m) ? (c.m / g).toFixed(2) : 'n/a';
     const ns = Number.isFinite(c.ns) ? c.ns.toFixed(1) : 'n/a';
-    const d = c.ns - placementNs;
-    const over = c.row === 'sabmalloc' && Number.isFinite(d) ? `${d >= 0 ? '+' : ''}${d.toFixed(1)} ns` : '';
+    const over = c.row === 'sabmalloc' && own.length > 0 ? `${signed(d.median)} ns (${signed(d.min)} to ${signed(d.max)})` : '';
     lines.push(`  ${c.row.padEnd(15)} ${c.range.padEnd(21)} ${ratio.padStart(7)}  ${ns.padStart(5)}  ${over}`);
   }
   if (r.nativeSkipped !== undefined) lines.push(`  glibc: not run (${r.nativeSkipped})`);

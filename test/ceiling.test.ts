@@ -15,6 +15,7 @@ import {
   recordPlacement,
   recordW1Placement,
   recordW3Placement,
+  ownWorkNs,
   renderCeiling,
   W1_CEILING_HEAP,
   W3_CEILING_HEAP,
@@ -80,6 +81,17 @@ describe('sabmalloc ceiling', () => {
     expect(() => replay(new PlacementAllocator(scratchBuffer(options), { ...p, addresses }), trace)).toThrow(/overwritten|preserve/);
   });
 
+  it("sabmalloc's own work is taken round by round: each round's ns over the placement's, their median and range", () => {
+    // Round 1 runs both rows slower (a drift of the machine): the per-round differences stay 5 ns.
+    const r = { trace: 'made up', ops: 1, runs: { sabmalloc: [40, 20, 40], placement: [50, 22.222222, 50], glibc: [] } };
+    const own = ownWorkNs(r);
+    expect(own.map((x) => Math.round(x * 10) / 10)).toEqual([5, 5, 5]);
+    expect(renderCeiling(r)).toMatch(/\n  sabmalloc .* \+5\.0 ns \(\+5\.0 to \+5\.0\)\n/);
+    // The difference of the medians (25 - 20 = 5 ns here too) would not show the range.
+    const mixed = { ...r, runs: { sabmalloc: [40, 25, 50], placement: [50, 50, 50], glibc: [] } };
+    expect(renderCeiling(mixed)).toMatch(/\+5\.0 ns \(\+0\.0 to \+20\.0\)/);
+  });
+
   it('measures every row, round by round, and says why glibc is missing without a parsed trace file', async () => {
     const seen: string[] = [];
     const r = await measureCeiling(trace, { runs: 2, prime: false, onRun: (row, round) => seen.push(`${row}:${round}`) });
@@ -91,7 +103,7 @@ describe('sabmalloc ceiling', () => {
     for (const v of [...r.runs.sabmalloc, ...r.runs.placement]) expect(v).toBeGreaterThan(0);
     const text = renderCeiling(r);
     expect(text).toMatch(/^\S*sample\.trace: 300 operations, 2 timed rounds/);
-    expect(text).toMatch(/\n  sabmalloc .* [+-]\d+\.\d ns\n/);
+    expect(text).toMatch(/\n  sabmalloc .* [+-]\d+\.\d ns \([+-]\d+\.\d to [+-]\d+\.\d\)\n/);
     expect(text).toMatch(/glibc: not run \(no parsed trace file given\)/);
   });
 
