@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { CLASS_SLOTS, SLOTS_PER_SUPER, SLOT_BYTES, SM_STATE_BYTES } from '../src/layout.js';
 import {
-  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, PER_DOUBLING, SIZE, SPAN,
+  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, PER_DOUBLING, REGION_SHIFT, SIZE, SPAN,
   alignedClassOf, classOf, slabBytes,
   STEP16_FROM,
   STEP16_TO,
@@ -131,6 +131,15 @@ describe('slab geometry', () => {
         const block = start + HDR[cls] + i * size;
         if (block % a !== 0) throw new Error(`class ${cls}: block ${i} at ${block} is not ${a}-aligned`);
       }
+    }
+  });
+
+  it('a slab\'s blocks fit in the 32 bits of SM_FREE_REGIONS, regions of at least 4 blocks (one word of states), and no wider than needed', () => {
+    for (let cls = 0; cls < NUM_CLASSES; cls++) {
+      const rs = REGION_SHIFT[cls]!;
+      expect(rs, `class ${cls}`).toBeGreaterThanOrEqual(2);
+      expect(Math.ceil(COUNT[cls]! / 2 ** rs), `class ${cls}: regions`).toBeLessThanOrEqual(32);
+      if (rs > 2) expect(Math.ceil(COUNT[cls]! / 2 ** (rs - 1)), `class ${cls}: a narrower region fits too`).toBeGreaterThan(32);
     }
   });
 
