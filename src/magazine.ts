@@ -22,7 +22,7 @@ const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENT
   SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
   TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W } = layout;
-const { FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, NUM_CLASSES, REGION_SHIFT, SIZE } = classes;
+const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex } = classes;
 
 /**
  * The largest class whose magazine, in use, stays through a periodic drain (drainIfOnlyFilled):
@@ -94,12 +94,8 @@ export function freeSmall(t: ThreadContext, block: number): void {
   const i32 = t.i32;
   const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
   const cls = i32[mW + SM_CLS1] - 1;
-  const d = cls * FD_WORDS;
-  const off = block - i32[mW + SM_DATA];
-  const q = Math.imul(off, FREE_DIV[d + FD_INV]);
-  const sh = FREE_DIV[d + FD_SHIFT];
-  const idx = (q >>> sh) | (q << (32 - sh));
-  if (idx >>> 0 >= FREE_DIV[d + FD_COUNT]) {
+  const idx = blockIndex(cls, block - i32[mW + SM_DATA]);
+  if (idx >>> 0 >= COUNT[cls]) {
     throw new Error(`sabmalloc internal error: freeSmall(${block}) of a block that is not a block start`);
   }
   pushFreed(t, cls, block, i32[mW + SM_STATE] + idx);

@@ -18,7 +18,7 @@ import type { ThreadContext } from './context.js';
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
   TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE } = layout;
-const { COUNT, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, REGION_SHIFT } = classes;
+const { COUNT, REGION_SHIFT, blockIndex } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
 export function slabMetaOf(t: ThreadContext, block: number): number {
@@ -32,11 +32,8 @@ export function slabMetaOf(t: ThreadContext, block: number): number {
  */
 function stateIf(t: ThreadContext, mW: number, cls: number, block: number, expect: number): number {
   const i32 = t.i32;
-  const d = cls * FD_WORDS;
-  const q = Math.imul(block - i32[mW + SM_DATA], FREE_DIV[d + FD_INV]);
-  const sh = FREE_DIV[d + FD_SHIFT];
-  const idx = (q >>> sh) | (q << (32 - sh));
-  if (idx >>> 0 >= FREE_DIV[d + FD_COUNT] || idx >= i32[mW + SM_BUMP]) return -1;
+  const idx = blockIndex(cls, block - i32[mW + SM_DATA]);
+  if (idx >>> 0 >= COUNT[cls] || idx >= i32[mW + SM_BUMP]) return -1;
   const st = i32[mW + SM_STATE] + idx;
   return t.bytes[st] === expect ? st : -1;
 }

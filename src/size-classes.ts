@@ -114,6 +114,20 @@ export const FD_MASK = 2;
 export const FD_COUNT = 3;
 export const FD_WORDS = 4;
 export const FREE_DIV = new Int32Array(NUM_CLASSES * FD_WORDS);
+/**
+ * Index of the block at byte offset `off` from block 0 of a slab of class `cls`, by free()'s exact
+ * division (a multiply by the inverse of the size's odd part, then a rotate right by its power of
+ * two): an offset that is not a block start, or one below block 0, gives an index whose unsigned
+ * value is at or above COUNT[cls]. For slow paths; free's and realloc's fast paths (heap.ts) keep
+ * their own copies inline.
+ */
+export function blockIndex(cls: number, off: number): number {
+  const d = cls * FD_WORDS;
+  const q = Math.imul(off, FREE_DIV[d + FD_INV]);
+  const sh = FREE_DIV[d + FD_SHIFT];
+  return (q >>> sh) | (q << (32 - sh));
+}
+
 /** Class of a request, indexed by (size + 15) >>> 4: one load on the fast path. */
 export const CLASS_OF_GRANULE = new Uint8Array((MAX_SMALL >>> 4) + 1);
 
