@@ -314,6 +314,23 @@ describe('W5 replay', () => {
     expect(faults).toBeLessThan(pages / 10);
   });
 
+  it('renames ids to the same slots whether they are small (a typed array) or large (a Map)', () => {
+    // The same trace with small ids, and with each id moved up by 2^24 (and by 2^31 - 2^20):
+    // the slots, and everything else, come out the same, and a freed id's slot is reused.
+    const text = (base: number): string =>
+      [`a ${base + 3} 16`, `c ${base + 900000} 32`, `f ${base + 3}`, `a ${base + 7} 48`, `r ${base + 7} 64`, `a ${base + 3} 8`, `f ${base + 900000}`].join('\n');
+    const small = parseTrace(text(0), 't');
+    expect(Array.from(small.slot)).toEqual([0, 1, 0, 0, 0, 2, 1]);
+    expect(small.slots).toBe(3);
+    for (const base of [1 << 24, 2 ** 31 - (1 << 20)]) {
+      const large = parseTrace(text(base), 't');
+      expect(Array.from(large.slot), `ids from ${base}`).toEqual(Array.from(small.slot));
+      expect(Array.from(large.kind)).toEqual(Array.from(small.kind));
+      expect(Array.from(large.size)).toEqual(Array.from(small.size));
+      expect(large.slots).toBe(3);
+    }
+  });
+
   it('checks realloc contents and calloc zeroing', () => {
     const a = new ReferenceAllocator(MiB);
     const r = replay(a, parseTrace('# grow, shrink, zero\nc 7 40\nr 7 5000\nr 7 3\n\na 8 0\nf 7\nf 8\n', 't'));
@@ -340,6 +357,11 @@ describe('W5 replay', () => {
     ['a 2147483648 4\n', 1, /id must be below 2\^31/],
     ['a 1 16\r\nf 1\r\nf1\r\n', 3, /unknown operation/],
     ['a 1 16\nf 1x\n', 2, /expected a decimal id/],
+    // ids from 2^24 up are looked up in a Map, the others in a typed array: both kinds checked
+    ['a 16777216 16\na 16777216 32\n', 2, /id 16777216 is still live/],
+    ['a 2147483647 16\nf 2147483646\n', 2, /id 2147483646 is not live/],
+    ['a 16777215 16\nf 16777215\nf 16777215\n', 3, /id 16777215 is not live/],
+    ['a 5000 16\nf 5000\nr 5000 8\n', 3, /id 5000 is not live/],
   ])('a malformed line is an error naming its number: %j', (text, lineNumber, reason) => {
     const a = new ReferenceAllocator(MiB);
     let err: unknown;
