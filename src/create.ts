@@ -21,7 +21,7 @@ export interface HeapOptions {
   maxBytes?: number;
   /** Thread slots: threads attached at once. Default 64. */
   maxThreads?: number;
-  /** Upper bound of blocks a thread caches per class (large classes cache fewer: 256 KiB per class, 512 KiB for the 6-16 KiB ones). Default 64. */
+  /** Upper bound of blocks a thread caches per class (large classes cache fewer: 256 KiB per class, 512 KiB for the 5-16 KiB ones). Default 64. */
   magazineCapacity?: number;
   /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
   refillCount?: number;

@@ -59,7 +59,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 7; // 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 8; // 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**

@@ -11,6 +11,7 @@ import {
   STEP16_FROM,
   STEP16_TO,
   FINE_TO,
+  FIRST_WIDE_CLASS,
   TWO_PER_DOUBLING_FROM,
   TWO_PER_DOUBLING_TO,
   FEWEST_SLOTS_FROM,
@@ -67,11 +68,18 @@ describe('class sizes', () => {
       // size 0 takes the smallest class (tested below)
       else if (size > 0 && (size <= 128 || (size > STEP16_FROM && size <= STEP16_TO)) && usable - size > 15) failures.push(`size ${size}: ${usable - size} bytes wasted (> 15)`);
       else if (size > STEP16_TO && size <= FINE_TO && !(usable < 1.125 * size)) failures.push(`size ${size}: usable ${usable} >= 1.125 * size`);
-      else if (size > TWO_PER_DOUBLING_FROM && size <= TWO_PER_DOUBLING_TO && !(usable < 1.5 * size)) failures.push(`size ${size}: usable ${usable} >= 1.5 * size`);
+      else if (size > TWO_PER_DOUBLING_FROM && size <= 2 * TWO_PER_DOUBLING_FROM && !(usable < 1.6 * size)) failures.push(`size ${size}: usable ${usable} >= 1.6 * size`);
+      else if (size > 2 * TWO_PER_DOUBLING_FROM && size <= TWO_PER_DOUBLING_TO && !(usable < 1.5 * size)) failures.push(`size ${size}: usable ${usable} >= 1.5 * size`);
       else if (size > 128 && (size <= TWO_PER_DOUBLING_FROM || size > TWO_PER_DOUBLING_TO) && !(usable < 1.25 * size)) failures.push(`size ${size}: usable ${usable} >= 1.25 * size`);
       if (failures.length > 10) break;
     }
     expect(failures).toEqual([]);
+  });
+
+  it("holds SQLite's page-cache blocks (4,104-4,368 bytes) in the 5 KiB class, FIRST_WIDE_CLASS", () => {
+    expect(SIZE[classOf(TWO_PER_DOUBLING_FROM + 1)]).toBe(FIRST_WIDE_CLASS);
+    for (const size of [4104, 4200, 4368, 5120]) expect(SIZE[classOf(size)], `size ${size}`).toBe(5120);
+    expect(SIZE[classOf(5121)]).toBe(8192);
   });
 
   it('maps size 0 to the 16-byte class (malloc(0) returns a real block)', () => {
