@@ -6,14 +6,19 @@
  * 64 MiB, each copy goes from one 64 KiB stride to another (so the blocks are not all in the
  * cache), n bytes a copy; the figure is ns a copy, the median of 5
  * rounds after a warm-up round. Both ways are checked to copy the same bytes.
+ * Then the same for calloc's zeroing: `Uint8Array.fill` on a shared buffer, the Float64Array
+ * stores of alloc.ts zeroBytes (what a thread without the heap's memory does, and every thread
+ * up to ZERO_LOOP_MAX bytes), and WebAssembly's `memory.fill` (what calloc uses above that).
  * Run: npm run build && node dist/bench/copy-cost.js
  */
 import { availableParallelism, cpus } from 'node:os';
-import { createSharedMemory, memoryCopy } from '../src/wasm-copy.js';
+import { ZERO_LOOP_MAX, zeroBytes } from '../src/alloc.js';
+import { createSharedMemory, memoryCopy, memoryZero } from '../src/wasm-copy.js';
 
 const PAGES = 1024; // 64 MiB of 64 KiB wasm pages
 const STRIDE = 65536;
 const SIZES = [64, 256, 1024, 4096, 16384];
+const ZERO_SIZES = [16, ZERO_LOOP_MAX, 64, 256, 1024, 4096];
 
 type Copy = (to: number, from: number, n: number) => void;
 
@@ -35,6 +40,30 @@ function timeCopyWithin(a: Uint8Array, n: number, reps: number): number {
 function timeWasm(copy: Copy, n: number, reps: number): number {
   const t0 = performance.now();
   for (let i = 0; i < reps; i++) copy(destination(i, n), (i & 255) * STRIDE, n);
+  return ((performance.now() - t0) * 1e6) / reps;
+}
+
+type Zero = (p: number, n: number) => void;
+
+/** Uint8Array.fill(0) over a shared buffer. */
+function timeFill(a: Uint8Array, n: number, reps: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) {
+    const p = (i & 255) * STRIDE;
+    a.fill(0, p, p + n);
+  }
+  return ((performance.now() - t0) * 1e6) / reps;
+}
+
+function timeZeroBytes(f64: Float64Array, n: number, reps: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) zeroBytes(f64, (i & 255) * STRIDE, n);
+  return ((performance.now() - t0) * 1e6) / reps;
+}
+
+function timeWasmZero(zero: Zero, n: number, reps: number): number {
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) zero((i & 255) * STRIDE, n);
   return ((performance.now() - t0) * 1e6) / reps;
 }
 
@@ -63,6 +92,20 @@ for (const [to, from, n] of [[100_000, 3, 70_000], [5, 40, 1_000], [200_000, 200
   }
 }
 
+const wasmZero = memoryZero(memory)!; // the one calloc uses
+const f64 = new Float64Array(memory.buffer);
+// The three ways zero exactly what they are asked (zeroBytes: up to the next multiple of 8).
+for (const [p, n] of [[8, 48], [4096, 1000], [65536, 4096]] as const) {
+  for (const zero of [(q: number, m: number) => onMemory.fill(0, q, q + m), (q: number, m: number) => zeroBytes(f64, q, m), wasmZero]) {
+    onMemory.fill(0xa5, 0, 200_000);
+    zero(p, n);
+    for (let i = 0; i < 200_000; i++) {
+      const want = i >= p && i < p + n ? 0 : 0xa5;
+      if (onMemory[i] !== want) throw new Error(`copy-cost: zeroing ${n} bytes at ${p}: byte ${i} is ${onMemory[i]}, not ${want}`);
+    }
+  }
+}
+
 const ways: [string, (n: number, reps: number) => number][] = [
   ['copyWithin, SharedArrayBuffer', (n, reps) => timeCopyWithin(plain, n, reps)],
   ['copyWithin, WebAssembly.Memory', (n, reps) => timeCopyWithin(onMemory, n, reps)],
@@ -78,6 +121,25 @@ for (const n of SIZES) {
     ways.forEach(([, time], k) => {
       const ns = time(n, reps);
       if (r > 0) rounds[k]!.push(ns); // round 0 warms up
+    });
+  }
+  console.log([String(n).padStart(7), ...rounds.map((xs) => median(xs).toFixed(1).padStart(32))].join(''));
+}
+
+const zeroWays: [string, (n: number, reps: number) => number][] = [
+  ['Uint8Array.fill, shared', (n, reps) => timeFill(onMemory, n, reps)],
+  ['zeroBytes (Float64Array)', (n, reps) => timeZeroBytes(f64, n, reps)],
+  ['memory.fill', (n, reps) => timeWasmZero(wasmZero, n, reps)],
+];
+console.log(`ns a zeroing (median of 5 rounds):`);
+console.log(['bytes'.padStart(7), ...zeroWays.map(([w]) => w.padStart(32))].join(''));
+for (const n of ZERO_SIZES) {
+  const reps = Math.max(20_000, Math.min(2_000_000, (1 << 30) / n / 4));
+  const rounds = zeroWays.map(() => [] as number[]);
+  for (let r = 0; r <= 5; r++) {
+    zeroWays.forEach(([, time], k) => {
+      const ns = time(n, reps);
+      if (r > 0) rounds[k]!.push(ns);
     });
   }
   console.log([String(n).padStart(7), ...rounds.map((xs) => median(xs).toFixed(1).padStart(32))].join(''));

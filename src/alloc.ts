@@ -173,7 +173,7 @@ export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number 
   if (total > MAX_HEAP_BYTES) return 0; // overflow or simply too large: out of memory
   const p = mallocImpl(t, total);
   // A large run zeroes only what the heap handed out or wrote before: the rest was never touched.
-  if (p !== 0) zeroBytes(t.f64, p, total > MAX_SMALL ? Math.min(total, t.largeDirtyBytes) : total);
+  if (p !== 0) zeroInHeap(t, p, total > MAX_SMALL ? Math.min(total, t.largeDirtyBytes) : total);
   return p;
 }
 
@@ -186,6 +186,20 @@ export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number 
  */
 export function zeroBytes(f64: Float64Array, p: number, n: number): void {
   for (let w = p >>> 3, end = (p + n + 7) >>> 3; w < end; w++) f64[w] = 0;
+}
+
+/**
+ * calloc zeroes up to this many bytes with zeroBytes' stores even where it could call memory.fill:
+ * a call into WebAssembly costs more than six stores (calloc(1, n) and free in a loop, one
+ * process, Node 20: 13.4 against 16.8 ns for 8-16 bytes, 17.1 against 16.6 ns for 32-64, 21.2
+ * against 16.3 for 64-128, 130 against 27 for 1-2 KiB).
+ */
+export const ZERO_LOOP_MAX = 48;
+
+/** calloc's slow paths' zeroing: WebAssembly's memory.fill where this thread has the heap's memory (wasm-copy.ts) above ZERO_LOOP_MAX bytes, else zeroBytes. */
+function zeroInHeap(t: ThreadContext, p: number, n: number): void {
+  if (t.zero !== null && n > ZERO_LOOP_MAX) t.zero(p, n);
+  else zeroBytes(t.f64, p, n);
 }
 
 export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): number {

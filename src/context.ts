@@ -17,7 +17,7 @@ import * as layout from './layout.js';
 import { type Geometry } from './layout.js';
 import * as classes from './size-classes.js';
 import { HeapStateError } from './errors.js';
-import type { MemoryCopy, SharedMemory } from './wasm-copy.js';
+import type { MemoryCopy, MemoryZero, SharedMemory } from './wasm-copy.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -73,6 +73,11 @@ export class ThreadContext {
    * (wasm-copy.ts: `memory.copy`, 2-4x faster than copyWithin on a shared buffer), else null.
    */
   copy: MemoryCopy | null = null;
+  /**
+   * calloc's zeroing when this thread has the heap's WebAssembly.Memory (wasm-copy.ts:
+   * `memory.fill`, a memset), else null (zeroBytes' Float64Array stores).
+   */
+  zero: MemoryZero | null = null;
   /** The heap's WebAssembly.Memory, when this thread was given it (heap.memory). */
   memory: SharedMemory | undefined = undefined;
   // ---- the bound thread slot -----------------------------------------------------------------

@@ -11,7 +11,7 @@ const SRC = join(import.meta.dirname, '..', 'src');
 
 /** Bottom first. Files of one layer may not import each other. */
 const LAYERS: string[][] = [
-  ['layout', 'errors', 'liveness', 'crash', 'wasm-copy'], // the map of the buffer; every error and message helper; Web Locks (browser: liveness.ts imports nothing); test-only crash points; the WebAssembly.Memory and realloc's memory.copy
+  ['layout', 'errors', 'liveness', 'crash', 'wasm-copy'], // the map of the buffer; every error and message helper; Web Locks (browser: liveness.ts imports nothing); test-only crash points; the WebAssembly.Memory, realloc's memory.copy and calloc's memory.fill
   ['size-classes'], //                classes, slab geometry, the division table
   ['context', 'create'], //           a thread's views and slot; the options and a new buffer
   ['slots'], //                       SuperSlab masks, slot metas, abandoned lists ([L])

@@ -2,11 +2,13 @@
  * A heap of a fixed size is the buffer of a shared WebAssembly.Memory (src/wasm-copy.ts), and
  * realloc copies with WebAssembly's memory.copy in a thread that has that memory: the blocks it
  * moves keep their bytes, in every class and for large runs, in the creating thread and in a
- * worker given heap.memory; a worker given only heap.buffer copies as before.
+ * worker given heap.memory; a worker given only heap.buffer copies as before. calloc zeroes with
+ * memory.fill there (above ZERO_LOOP_MAX bytes): exactly the bytes asked, in every class.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLASS_SIZES, MAX_SMALL, SharedHeap } from '../src/index.js';
-import { createSharedMemory, memoryCopy } from '../src/wasm-copy.js';
+import { ZERO_LOOP_MAX } from '../src/alloc.js';
+import { createSharedMemory, memoryCopy, memoryZero } from '../src/wasm-copy.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 afterEach(terminateAll);
@@ -42,7 +44,73 @@ describe('memory.copy', () => {
   });
 });
 
+describe('memory.fill', () => {
+  it('zeroes exactly n bytes from an offset, the bytes around them untouched', () => {
+    const memory = createSharedMemory(MiB)!;
+    const zero = memoryZero(memory)!;
+    expect(zero).toBeDefined();
+    const u8 = new Uint8Array(memory.buffer);
+    for (const [p, n] of [[16, 1], [100, 47], [4096, 49], [70_000, 65_000], [9, 0], [MiB - 5, 5]] as const) {
+      u8.fill(0xa5);
+      zero(p, n);
+      expect(u8.subarray(p, p + n).every((b) => b === 0)).toBe(true);
+      if (p > 0) expect(u8[p - 1]).toBe(0xa5);
+      if (p + n < MiB) expect(u8[p + n]).toBe(0xa5);
+    }
+  });
+});
+
+/** Asks calloc(1, n) for the block of `n` bytes just freed after filling it with 0xff: zero bytes, neighbours kept. */
+function callocDirty(heap: SharedHeap, n: number): void {
+  const before = heap.malloc(n);
+  const p = heap.malloc(n);
+  const after = heap.malloc(n);
+  heap.u8.fill(0x5a, before, before + n);
+  heap.u8.fill(0x5a, after, after + n);
+  heap.u8.fill(0xff, p, p + heap.usableSize(p));
+  heap.free(p);
+  const q = heap.calloc(1, n);
+  if (n <= MAX_SMALL) expect(q).toBe(p); // the block just freed, dirty: the zeroing is what is tested
+  const u8 = heap.u8;
+  let firstNonZero = -1;
+  for (let i = 0; i < n && firstNonZero < 0; i++) if (u8[q + i] !== 0) firstNonZero = i;
+  expect({ n, firstNonZero }).toEqual({ n, firstNonZero: -1 });
+  expect(u8.subarray(before, before + n).every((b) => b === 0x5a)).toBe(true);
+  expect(u8.subarray(after, after + n).every((b) => b === 0x5a)).toBe(true);
+  heap.free(q);
+  heap.free(before);
+  heap.free(after);
+}
+
+/** Two workers attached to `heap`, one given heap.memory (it copies and zeroes with it), one given heap.buffer. */
+async function twoWorkers(heap: SharedHeap) {
+  const withMemory = startHeapWorker();
+  const withBuffer = startHeapWorker();
+  await withMemory.remote.attach(heap.memory!);
+  await withBuffer.remote.attach(heap.buffer);
+  expect(await withMemory.remote.hasMemory()).toBe(true);
+  expect(await withBuffer.remote.hasMemory()).toBe(false);
+  return { withMemory, withBuffer };
+}
+
 describe('a heap on a shared WebAssembly.Memory', () => {
+  it('calloc zeroes a reused dirty block of every class, at and around ZERO_LOOP_MAX, and large runs', () => {
+    const heap = SharedHeap.create({ initialBytes: 64 * MiB, maxThreads: 2 });
+    expect(heap.memory).toBeDefined();
+    const sizes = [1, 15, ZERO_LOOP_MAX - 1, ZERO_LOOP_MAX, ZERO_LOOP_MAX + 1, 100, ...CLASS_SIZES, MAX_SMALL + 1, 3 * MAX_SMALL];
+    for (const n of sizes) callocDirty(heap, n);
+    // calloc(n, size) with n > 1 and a product above the loop's limit.
+    const p = heap.malloc(640);
+    heap.u8.fill(0xff, p, p + 640);
+    heap.free(p);
+    const q = heap.calloc(10, 64);
+    expect(q).toBe(p);
+    expect(heap.u8.subarray(q, q + 640).every((b) => b === 0)).toBe(true);
+    heap.free(q);
+    heap.check();
+  });
+
+
   it('a heap of a fixed size has its memory, a growable one has none', () => {
     const fixed = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 2 });
     expect(fixed.memory).toBeInstanceOf((globalThis as unknown as { WebAssembly: { Memory: new () => object } }).WebAssembly.Memory);
@@ -80,12 +148,7 @@ describe('a heap on a shared WebAssembly.Memory', () => {
 
   it('a worker given heap.memory copies with it, one given heap.buffer without; both keep the bytes', async () => {
     const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
-    const withMemory = startHeapWorker();
-    const withBuffer = startHeapWorker();
-    await withMemory.remote.attach(heap.memory!);
-    await withBuffer.remote.attach(heap.buffer);
-    expect(await withMemory.remote.hasMemory()).toBe(true);
-    expect(await withBuffer.remote.hasMemory()).toBe(false);
+    const { withMemory, withBuffer } = await twoWorkers(heap);
     for (const [w, seed] of [[withMemory, 1], [withBuffer, 2]] as const) {
       const p = heap.malloc(3000);
       fill(heap, p, 3000, seed);
@@ -95,6 +158,25 @@ describe('a heap on a shared WebAssembly.Memory', () => {
       const r = await w.remote.realloc(q, MAX_SMALL + 5000); // into a large run
       expect(firstWrong(heap, r, 3000, seed)).toBe(-1);
       await w.remote.free(r);
+    }
+    await withMemory.remote.detach();
+    await withBuffer.remote.detach();
+    heap.check();
+  });
+
+  it('a worker given heap.memory and one given heap.buffer both calloc zeroed blocks from dirty ones', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const { withMemory, withBuffer } = await twoWorkers(heap);
+    for (const w of [withMemory, withBuffer]) {
+      for (const n of [ZERO_LOOP_MAX, ZERO_LOOP_MAX + 1, 3000, MAX_SMALL + 5000]) {
+        const p = await w.remote.malloc(n);
+        heap.u8.fill(0xff, p, p + n);
+        await w.remote.free(p);
+        const q = await w.remote.calloc(1, n);
+        if (n <= MAX_SMALL) expect(q).toBe(p);
+        expect((await w.remote.read(q, n)).every((b) => b === 0)).toBe(true);
+        await w.remote.free(q);
+      }
     }
     await withMemory.remote.detach();
     await withBuffer.remote.detach();

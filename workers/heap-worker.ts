@@ -58,6 +58,9 @@ const api = {
   malloc(size: number): number {
     return attached('malloc').malloc(size);
   },
+  calloc(n: number, size: number): number {
+    return attached('calloc').calloc(n, size);
+  },
   realloc(ptr: number, size: number): number {
     return attached('realloc').realloc(ptr, size);
   },
