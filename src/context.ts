@@ -105,6 +105,12 @@ export class ThreadContext {
   readonly seenRefills: Int32Array;
   /** Refills of each class's magazine (refillMagazine), thread-local. */
   readonly refillsCls: Int32Array;
+  /**
+   * 1 for a slab of this thread's that a periodic look found empty at the back of its partial
+   * list and left there (slab.ts releaseEmptyPartials), by slot; cleared when the slab leaves the
+   * list. Thread-local hints, not shared: a stale one gives a slab back one look early.
+   */
+  readonly emptySeen: Uint8Array;
   /** G_UNSURE as of this thread's last settling of unsure notice flags (slab.ts processNotices). Thread-local. */
   unsureSeen = 0;
   /** Float64 index of the slot's counters (TF_*). */
@@ -158,6 +164,7 @@ export class ThreadContext {
     this.seenBlock = new Int32Array(NUM_CLASSES);
     this.seenRefills = new Int32Array(NUM_CLASSES);
     this.refillsCls = new Int32Array(NUM_CLASSES);
+    this.emptySeen = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
     this.drainInterval = i32[G_DRAIN_INTERVAL];
     this.trimInterval = i32[G_TRIM_INTERVAL];
   }

@@ -268,6 +268,7 @@ function partialUnlink(t: ThreadContext, slot: number, cls: number): void {
   if (next !== 0) i32[t.metaW(next) + SM_PART_PREV] = prev;
   else i32[t.thW + TH_PARTIAL_TAIL + cls] = prev;
   i32[mW + SM_LISTED] = LISTED_NONE;
+  t.emptySeen[slot] = 0;
 }
 
 /** The first slab on the partial list of `cls`, taken off it; 0 when the list is empty. */
@@ -367,17 +368,23 @@ export function notifyOrAdopt(t: ThreadContext, slot: number): void {
 
 /**
  * Gives every empty slab on the partial list of `cls` (they are at its back) and an empty
- * current slab back to the pool.
+ * current slab back to the pool. `aged` (the periodic drain's looks): only the slabs a look
+ * before this one found empty already (t.emptySeen); the others are marked and stay until the
+ * next look, so that a program that frees a batch of blocks and allocates it again (tcl_lists:
+ * 2,159 blocks of 16 KiB, three to a slab) finds its slabs still there instead of handing each
+ * back to Stage 1 and taking it again, two CASes and more each way.
  */
-export function releaseEmptyPartials(t: ThreadContext, cls: number): void {
+export function releaseEmptyPartials(t: ThreadContext, cls: number, aged = false): void {
   const i32 = t.i32;
+  const seen = t.emptySeen;
   let slot = i32[t.thW + TH_PARTIAL_TAIL + cls];
   let n = 0;
   while (slot !== 0 && n++ < t.slotLimit) {
     const mW = t.metaW(slot);
     if (i32[mW + SM_INUSE] !== 0) break;
     const prev = i32[mW + SM_PART_PREV];
-    afterBlocksReturned(t, slot, cls, false);
+    if (aged && seen[slot] === 0) seen[slot] = 1; // empty since this look only: stays until the next
+    else afterBlocksReturned(t, slot, cls, false);
     slot = prev;
   }
   const cur = i32[t.thW + TH_CUR + cls];

@@ -10,7 +10,7 @@ import { CLASS_SIZES, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, OWNER_NONE, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER } from '../src/layout.js';
 import { slabsWithBlocksOut } from './inspect.js';
-import { PER_DOUBLING, classOf } from '../src/size-classes.js';
+import { COUNT, PER_DOUBLING, classOf } from '../src/size-classes.js';
 import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -170,6 +170,33 @@ describe('drain interval', () => {
     expect(small.drains).toBeLessThan(small.frees / DRAIN / 8);
     const large = churn(2048); // its magazine may hold 128 KiB: drained at every look, as before
     expect(large.drains).toBeGreaterThanOrEqual(Math.floor(large.frees / DRAIN));
+  });
+
+  it('empty slabs of a class of four blocks a slab stay through one periodic look: a batch freed and allocated again keeps most; flush gives all back', () => {
+    const heap = SharedHeap.create({ ...OPTIONS, initialBytes: 64 * MiB });
+    const size = 16384;
+    const cls = classOf(size);
+    expect(COUNT[cls]).toBe(4); // a class whose empty slabs age (magazine.ts AGED_COUNT_MAX)
+    const takes = () => {
+      const s = heap.stats().stages;
+      return s.stage1 + s.stage2 + s.stage3;
+    };
+    const N = 200;
+    const taken: number[] = [];
+    for (let round = 0; round < 10; round++) {
+      const before = takes();
+      const blocks = Array.from({ length: N }, () => heap.malloc(size));
+      for (const p of blocks) heap.free(p);
+      taken.push(takes() - before);
+    }
+    expect(taken[0]).toBe(N / 4);
+    // Every look gave back all its empty slabs before (33-34 taken again a round); now those the
+    // previous look had not seen empty stay (21-23).
+    for (let round = 2; round < 10; round++) expect(taken[round], `round ${round}`).toBeLessThan(0.6 * taken[0]!);
+    heap.flush();
+    expect(heap.stats().classes[cls].stage1Slabs).toBe(N / 4); // every slab of the class back in the pool
+    expect(heap.stats().liveBytes).toBe(0);
+    heap.check();
   });
 
   it('a worker that only frees the blocks of a live owner keeps fewer than drainInterval of them', async () => {
