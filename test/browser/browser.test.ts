@@ -87,7 +87,7 @@ describe('sabmalloc in Chromium', () => {
     expect(r.remoteFrees).toBeGreaterThan(0);
   });
 
-  it('a heap of a fixed size is a shared WebAssembly.Memory: realloc moves blocks with their bytes intact on the page and in workers given the memory (attach or attachAsync) or only the buffer', async () => {
+  it('a heap of a fixed size is a shared WebAssembly.Memory: realloc moves blocks with their bytes intact and calloc hands out dirty blocks zeroed, on the page and in workers given the memory (attach or attachAsync) or only the buffer', async () => {
     const r = await scenario<{
       mainHasMemory: boolean;
       mainBad: number;

@@ -77,6 +77,7 @@ export function badBytes(u8: Uint8Array, block: number, size: number, seed: numb
 /** What reallocChain needs of a heap. */
 export interface ReallocHeap {
   malloc(size: number): number;
+  calloc(n: number, size: number): number;
   realloc(block: number, size: number): number;
   free(block: number): void;
   readonly u8: Uint8Array;
@@ -84,8 +85,10 @@ export interface ReallocHeap {
 
 /**
  * Grows one block through `sizes` by realloc and shrinks it back (most steps move it), filling it
- * each time with a pattern that does not depend on where it is; returns the bytes a step found
- * changed among those it had to keep.
+ * each time with a pattern that does not depend on where it is; then, for each size, callocs the
+ * block just freed after filling it with 0xff (calloc zeroes with memory.fill where the thread
+ * has the heap's memory). Returns the bytes a step found changed among those it had to keep,
+ * plus the bytes calloc left that were not zero.
  */
 export function reallocChain(h: ReallocHeap, sizes: number[], seed: number): number {
   const byte = (j: number): number => (seed + j * 7) & 255;
@@ -103,5 +106,15 @@ export function reallocChain(h: ReallocHeap, sizes: number[], seed: number): num
     n = size;
   }
   h.free(p);
+  for (const size of sizes) {
+    const d = h.malloc(size);
+    h.u8.fill(0xff, d, d + size);
+    h.free(d);
+    const z = h.calloc(1, size);
+    if (z === 0) throw new Error(`reallocChain: calloc(1, ${size}) returned 0`);
+    const u8 = h.u8;
+    for (let j = 0; j < size; j++) if (u8[z + j] !== 0) bad++;
+    h.free(z);
+  }
   return bad;
 }
