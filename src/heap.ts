@@ -363,9 +363,9 @@ export class SharedHeap {
    * malloc(n * size) whose bytes read as zero; 0 when out of memory or when n * size overflows.
    * Fast path (a small total): malloc's pop, then the bytes zeroed by WebAssembly's memory.fill
    * where this thread has the heap's memory (a memset) and the total is above ZERO_LOOP_MAX, else
-   * eight at a time through the Float64Array view (zeroBytes). Anything else goes to callocImpl. The pop is written out here
-   * rather than called as this.malloc, so that an empty magazine goes to callocImpl, whose errors
-   * (a detached thread) name calloc.
+   * eight at a time through the Float64Array view (zeroBytes). Anything else goes to callocImpl.
+   * The pop is written out here rather than called as this.malloc, so that an empty magazine goes
+   * to callocImpl, whose errors (a detached thread) name calloc.
    */
   calloc(n: number, size: number): number {
     const t = this.#t;

@@ -371,7 +371,7 @@ export function notifyOrAdopt(t: ThreadContext, slot: number): void {
  * current slab back to the pool. `aged` (the periodic drain's looks): only the slabs a look
  * before this one found empty already (t.emptySeen); the others are marked and stay until the
  * next look, so that a program that frees a batch of blocks and allocates it again (tcl_lists:
- * 2,159 blocks of 16 KiB, three to a slab) finds its slabs still there instead of handing each
+ * 2,159 blocks of 16 KiB, four to a slab) finds its slabs still there instead of handing each
  * back to Stage 1 and taking it again, two CASes and more each way.
  */
 export function releaseEmptyPartials(t: ThreadContext, cls: number, aged = false): void {

@@ -4,9 +4,9 @@
  * a call into the runtime, while WebAssembly's `memory.copy` on a shared memory is a plain
  * `memmove`: 2.2-4x faster from 64 bytes to 16 KiB (bench/copy-cost.ts). Likewise `memory.fill`
  * is a `memset`, where `Uint8Array.fill` on a shared buffer stores byte by byte and a loop of
- * Float64Array stores does about 9 bytes/ns (calloc, measured in one process on Node 20: 4.5
- * against 9.3 ns for 16 bytes, 5.4 against 27 ns for 256, 42 against 289 ns for 4 KiB). A thread
- * that has the memory object (the one that created the heap, or one attached with
+ * Float64Array stores does about 10 bytes/ns (calloc; bench/copy-cost.ts on Node 20, memory.fill
+ * against the loop: 16 bytes 6.9 against 8.2 ns, 256 7.8 against 26.4, 4 KiB 48.5 against 370).
+ * A thread that has the memory object (the one that created the heap, or one attached with
  * `SharedHeap.attach(heap.memory)`) copies and zeroes through a two-function module over it; a
  * thread that has only the buffer does as before.
  * Only heaps of a fixed size are made this way: a growable heap grows its SharedArrayBuffer,
