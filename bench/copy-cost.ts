@@ -106,41 +106,33 @@ for (const [p, n] of [[8, 48], [4096, 1000], [65536, 4096]] as const) {
   }
 }
 
-const ways: [string, (n: number, reps: number) => number][] = [
+type Way = [string, (n: number, reps: number) => number];
+
+/** Times every way at every size, alternated over 5 rounds after a warm-up round, and prints the medians. */
+function printTable(what: string, sizes: number[], ways: Way[]): void {
+  console.log(`ns a ${what} (median of 5 rounds):`);
+  console.log(['bytes'.padStart(7), ...ways.map(([w]) => w.padStart(32))].join(''));
+  for (const n of sizes) {
+    const reps = Math.max(20_000, Math.min(2_000_000, (1 << 30) / n / 4));
+    const rounds = ways.map(() => [] as number[]);
+    for (let r = 0; r <= 5; r++) {
+      ways.forEach(([, time], k) => {
+        const ns = time(n, reps);
+        if (r > 0) rounds[k]!.push(ns); // round 0 warms up
+      });
+    }
+    console.log([String(n).padStart(7), ...rounds.map((xs) => median(xs).toFixed(1).padStart(32))].join(''));
+  }
+}
+
+console.log(`${cpus()[0]?.model ?? 'unknown CPU'}, os.availableParallelism() = ${availableParallelism()}, Node ${process.version}`);
+printTable('copy', SIZES, [
   ['copyWithin, SharedArrayBuffer', (n, reps) => timeCopyWithin(plain, n, reps)],
   ['copyWithin, WebAssembly.Memory', (n, reps) => timeCopyWithin(onMemory, n, reps)],
   ['memory.copy, WebAssembly.Memory', (n, reps) => timeWasm(wasmCopy, n, reps)],
-];
-console.log(`${cpus()[0]?.model ?? 'unknown CPU'}, os.availableParallelism() = ${availableParallelism()}, Node ${process.version}`);
-console.log(`ns a copy (median of 5 rounds):`);
-console.log(['bytes'.padStart(7), ...ways.map(([w]) => w.padStart(32))].join(''));
-for (const n of SIZES) {
-  const reps = Math.max(20_000, Math.min(2_000_000, (1 << 30) / n / 4));
-  const rounds = ways.map(() => [] as number[]);
-  for (let r = 0; r <= 5; r++) {
-    ways.forEach(([, time], k) => {
-      const ns = time(n, reps);
-      if (r > 0) rounds[k]!.push(ns); // round 0 warms up
-    });
-  }
-  console.log([String(n).padStart(7), ...rounds.map((xs) => median(xs).toFixed(1).padStart(32))].join(''));
-}
-
-const zeroWays: [string, (n: number, reps: number) => number][] = [
+]);
+printTable('zeroing', ZERO_SIZES, [
   ['Uint8Array.fill, shared', (n, reps) => timeFill(onMemory, n, reps)],
   ['zeroBytes (Float64Array)', (n, reps) => timeZeroBytes(f64, n, reps)],
   ['memory.fill', (n, reps) => timeWasmZero(wasmZero, n, reps)],
-];
-console.log(`ns a zeroing (median of 5 rounds):`);
-console.log(['bytes'.padStart(7), ...zeroWays.map(([w]) => w.padStart(32))].join(''));
-for (const n of ZERO_SIZES) {
-  const reps = Math.max(20_000, Math.min(2_000_000, (1 << 30) / n / 4));
-  const rounds = zeroWays.map(() => [] as number[]);
-  for (let r = 0; r <= 5; r++) {
-    zeroWays.forEach(([, time], k) => {
-      const ns = time(n, reps);
-      if (r > 0) rounds[k]!.push(ns);
-    });
-  }
-  console.log([String(n).padStart(7), ...rounds.map((xs) => median(xs).toFixed(1).padStart(32))].join(''));
-}
+]);
