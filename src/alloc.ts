@@ -196,8 +196,11 @@ export function zeroBytes(f64: Float64Array, p: number, n: number): void {
  */
 export const ZERO_LOOP_MAX = 48;
 
-/** calloc's slow paths' zeroing: WebAssembly's memory.fill where this thread has the heap's memory (wasm-copy.ts) above ZERO_LOOP_MAX bytes, else zeroBytes. */
-function zeroInHeap(t: ThreadContext, p: number, n: number): void {
+/**
+ * calloc's zeroing, its fast path's (heap.ts) and callocImpl's: WebAssembly's memory.fill where
+ * this thread has the heap's memory (wasm-copy.ts) above ZERO_LOOP_MAX bytes, else zeroBytes.
+ */
+export function zeroInHeap(t: ThreadContext, p: number, n: number): void {
   if (t.zero !== null && n > ZERO_LOOP_MAX) t.zero(p, n);
   else zeroBytes(t.f64, p, n);
 }

@@ -10,7 +10,7 @@ import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { flushThread } from './magazine.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, ZERO_LOOP_MAX as ZERO_LOOP_IMPORTED, zeroBytes, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
@@ -30,9 +30,8 @@ export type { HeapOptions };
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_HEAP_ID, G_NEXT_THREAD_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
-// realloc's and calloc's fast paths read alloc.ts's constants through module-local copies too.
+// realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
-const ZERO_LOOP_MAX = ZERO_LOOP_IMPORTED;
 
 /**
  * Instances per heap id in this thread: attaching twice returns the same one while it is
@@ -361,9 +360,9 @@ export class SharedHeap {
 
   /**
    * malloc(n * size) whose bytes read as zero; 0 when out of memory or when n * size overflows.
-   * Fast path (a small total): malloc's pop, then the bytes zeroed by WebAssembly's memory.fill
-   * where this thread has the heap's memory (a memset) and the total is above ZERO_LOOP_MAX, else
-   * eight at a time through the Float64Array view (zeroBytes). Anything else goes to callocImpl.
+   * Fast path (a small total): malloc's pop, then the bytes zeroed by zeroInHeap (WebAssembly's
+   * memory.fill where this thread has the heap's memory, above ZERO_LOOP_MAX bytes; else eight at a
+   * time through the Float64Array view). Anything else goes to callocImpl.
    * The pop is written out here rather than called as this.malloc, so that an empty magazine goes
    * to callocImpl, whose errors (a detached thread) name calloc.
    */
@@ -380,10 +379,7 @@ export class SharedHeap {
         if (block !== 0) { // else the empty sentinel
           i32[topW] = top;
           t.bytes[i32[top + MAG_STATE]] = ST_ALLOCATED;
-          const zero = t.zero;
-          // WebAssembly's memory.fill, where this thread has the heap's memory (wasm-copy.ts), above ZERO_LOOP_MAX.
-          if (zero !== null && total > ZERO_LOOP_MAX) zero(block, total);
-          else zeroBytes(t.f64, block, total);
+          zeroInHeap(t, block, total);
           return block;
         }
       }
