@@ -60,7 +60,7 @@ Workloads (default W1 W2 W3; each checks its own blocks; the README's Benchmarks
          needs --trace
   LOCK   lock storm: magazines of 1 block, small/medium/large sizes, to make lock waits visible
   MICRO  tinybench micro-benchmarks (malloc+free per size class, calloc, realloc, large,
-         cross-thread free)
+         10,000 mallocs then their frees, cross-thread free)
 
 Options:
   --threads LIST      thread counts (default 1,2,4,8)

@@ -48,6 +48,9 @@ const BATCH = 256;
 const LARGE_BATCH = 16;
 const LARGE_SIZE = 1 << 20;
 const REMOTE_BATCH = 4096;
+/** Blocks the batch task allocates before it frees them: more than a magazine holds, so refills and drains are in it. */
+const MANY_BATCH = 10_000;
+const MANY_SIZE = 128;
 const REMOTE_SIZE = 64;
 
 interface TaskDef {
@@ -68,6 +71,37 @@ function pairTask(name: string, a: MicroAllocator, size: number, batch: number):
       }
       const dt = performance.now() - t0;
       return { overriddenDuration: dt / batch, overriddenIterationCost: dt };
+    },
+  };
+}
+
+/**
+ * MANY_BATCH mallocs, then their frees in the same order, timed per block (a malloc and its
+ * free): the pattern of a program that builds a structure and then frees it whole (xmllint's
+ * tree), where each block makes the magazine's whole round trip (refill, pop, push, drain) and
+ * slabs go back to the pool and come out again.
+ */
+function manyTask(a: MicroAllocator): TaskDef {
+  const name = `${MANY_BATCH.toLocaleString('en-US')} x malloc ${MANY_SIZE} B, then their frees (per block)`;
+  const blocks = new Int32Array(MANY_BATCH);
+  return {
+    name,
+    fn: () => {
+      const t0 = performance.now();
+      const u8 = a.u8;
+      for (let i = 0; i < MANY_BATCH; i++) {
+        const p = a.malloc(MANY_SIZE);
+        if (p === 0) throw new Error(`MICRO ${name}: malloc(${MANY_SIZE}) returned 0`);
+        u8[p] = i;
+        blocks[i] = p;
+      }
+      for (let i = 0; i < MANY_BATCH; i++) {
+        const p = blocks[i]!;
+        if (u8[p] !== (i & 0xff)) throw new Error(`MICRO ${name}: block ${p} overwritten`);
+        a.free(p);
+      }
+      const dt = performance.now() - t0;
+      return { overriddenDuration: dt / MANY_BATCH, overriddenIterationCost: dt };
     },
   };
 }
@@ -106,6 +140,7 @@ function singleThreadTasks(a: MicroAllocator): TaskDef[] {
     },
   });
   tasks.push(pairTask('malloc+free 1 MiB (large)', a, LARGE_SIZE, LARGE_BATCH));
+  tasks.push(manyTask(a));
   return tasks;
 }
 
@@ -175,7 +210,7 @@ async function runTasks(
 /** Runs the micro-benchmarks; returns one row per allocator and task. */
 export async function runMicro(opts: MicroOptions): Promise<MicroRow[]> {
   const rows: MicroRow[] = [];
-  const perAlloc = CLASS_SIZES.length + 3;
+  const perAlloc = CLASS_SIZES.length + 4;
   const wantSab = opts.allocators.has('sabmalloc');
   const wantThing = opts.allocators.has('thi.ng') && opts.thingAvailable;
   const total = (wantSab ? perAlloc + 1 : 0) + (wantThing ? perAlloc : 0);
