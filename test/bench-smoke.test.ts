@@ -235,6 +235,26 @@ describe('sabmalloc bench arguments', () => {
     rmSync(tmp, { recursive: true, force: true });
   }, 60_000);
 
+  it('MICRO runs each task for sabmalloc, the batch of mallocs then frees included, and reports a figure for each', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-micro-'));
+    const json = join(tmp, 'micro.json');
+    const io = quiet();
+    expect(await main(['bench', 'MICRO', '--smoke', '--allocators', 'sabmalloc', '--json', json], io)).toBe(0);
+    const r = JSON.parse(readFileSync(json, 'utf8')) as BenchReport;
+    const tasks = r.micro.map((m) => m.task);
+    expect(tasks).toContain('10,000 x malloc 128 B, then their frees (per block)');
+    expect(tasks).toContain('malloc+free 16 B');
+    expect(tasks).toContain('cross-thread free 64 B');
+    for (const m of r.micro) {
+      expect(m.error, m.task).toBeUndefined();
+      expect(m.allocator).toBe('sabmalloc');
+      expect(m.opsPerSec, m.task).toBeGreaterThan(0);
+      expect(m.samples, m.task).toBeGreaterThan(0);
+    }
+    expect(io.text).toContain('10,000 x malloc 128 B, then their frees (per block)');
+    rmSync(tmp, { recursive: true, force: true });
+  }, 120_000);
+
   it('the reference floor runs W2 and W3 at one thread only, on the same operations as sabmalloc', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-reference-'));
     const json = join(tmp, 'reference.json');
