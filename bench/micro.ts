@@ -48,10 +48,10 @@ const BATCH = 256;
 const LARGE_BATCH = 16;
 const LARGE_SIZE = 1 << 20;
 const REMOTE_BATCH = 4096;
+const REMOTE_SIZE = 64;
 /** Blocks the batch task allocates before it frees them: more than a magazine holds, so refills and drains are in it. */
 const MANY_BATCH = 10_000;
 const MANY_SIZE = 128;
-const REMOTE_SIZE = 64;
 
 interface TaskDef {
   name: string;
@@ -79,7 +79,7 @@ function pairTask(name: string, a: MicroAllocator, size: number, batch: number):
  * MANY_BATCH mallocs, then their frees in the same order, timed per block (a malloc and its
  * free): the pattern of a program that builds a structure and then frees it whole (xmllint's
  * tree), where each block makes the magazine's whole round trip (refill, pop, push, drain) and
- * slabs go back to the pool and come out again.
+ * most of the slabs go back to the pool and come out again (for sabmalloc, 15-17 of the 20 a round).
  */
 function manyTask(a: MicroAllocator): TaskDef {
   const name = `${MANY_BATCH.toLocaleString('en-US')} x malloc ${MANY_SIZE} B, then their frees (per block)`;
