@@ -13,7 +13,7 @@
  */
 import { availableParallelism, cpus } from 'node:os';
 import { ZERO_LOOP_MAX, zeroBytes } from '../src/alloc.js';
-import { createSharedMemory, memoryCopy, memoryZero } from '../src/wasm-copy.js';
+import { createSharedMemory, memoryFunctions } from '../src/wasm-copy.js';
 
 const PAGES = 1024; // 64 MiB of 64 KiB wasm pages
 const STRIDE = 65536;
@@ -74,7 +74,7 @@ function median(xs: number[]): number {
 
 const memory = createSharedMemory(PAGES * 65536);
 if (memory === undefined) throw new Error('copy-cost: no shared WebAssembly.Memory here');
-const wasmCopy = memoryCopy(memory)!; // src/wasm-copy.ts: the one realloc uses
+const { copy: wasmCopy, zero: wasmZero } = memoryFunctions(memory)!; // src/wasm-copy.ts: the ones realloc and calloc use
 const onMemory = new Uint8Array(memory.buffer);
 const plain = new Uint8Array(new SharedArrayBuffer(PAGES * 65536));
 for (let i = 0; i < onMemory.length; i += 4096) {
@@ -92,7 +92,6 @@ for (const [to, from, n] of [[100_000, 3, 70_000], [5, 40, 1_000], [200_000, 200
   }
 }
 
-const wasmZero = memoryZero(memory)!; // the one calloc uses
 const f64 = new Float64Array(memory.buffer);
 // The three ways zero exactly what they are asked (zeroBytes: up to the next multiple of 8).
 for (const [p, n] of [[8, 48], [4096, 1000], [65536, 4096]] as const) {

@@ -110,13 +110,3 @@ export function memoryFunctions(memory: SharedMemory): { copy: MemoryCopy; zero:
     return undefined;
   }
 }
-
-/** memory.copy over `memory`, or undefined when the module cannot be made here. */
-export function memoryCopy(memory: SharedMemory): MemoryCopy | undefined {
-  return memoryFunctions(memory)?.copy;
-}
-
-/** memory.fill with 0 over `memory`, or undefined when the module cannot be made here. */
-export function memoryZero(memory: SharedMemory): MemoryZero | undefined {
-  return memoryFunctions(memory)?.zero;
-}

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLASS_SIZES, MAX_SMALL, SharedHeap } from '../src/index.js';
 import { ZERO_LOOP_MAX } from '../src/alloc.js';
-import { createSharedMemory, memoryCopy, memoryZero } from '../src/wasm-copy.js';
+import { createSharedMemory, memoryFunctions } from '../src/wasm-copy.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 afterEach(terminateAll);
@@ -32,7 +32,7 @@ describe('memory.copy', () => {
   it('copies n bytes from one offset to another, overlapping both ways, as copyWithin does', () => {
     const memory = createSharedMemory(MiB)!;
     expect(memory).toBeDefined();
-    const copy = memoryCopy(memory)!;
+    const copy = memoryFunctions(memory)!.copy;
     const u8 = new Uint8Array(memory.buffer);
     const want = new Uint8Array(MiB);
     for (const [to, from, n] of [[70_000, 3, 65_000], [5, 40, 1_000], [200_000, 200_100, 5_000], [300_000, 299_990, 7_000], [9, 9, 0]] as const) {
@@ -47,7 +47,7 @@ describe('memory.copy', () => {
 describe('memory.fill', () => {
   it('zeroes exactly n bytes from an offset, the bytes around them untouched', () => {
     const memory = createSharedMemory(MiB)!;
-    const zero = memoryZero(memory)!;
+    const zero = memoryFunctions(memory)!.zero;
     expect(zero).toBeDefined();
     const u8 = new Uint8Array(memory.buffer);
     for (const [p, n] of [[16, 1], [100, 47], [4096, 49], [70_000, 65_000], [9, 0], [MiB - 5, 5]] as const) {
