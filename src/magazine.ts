@@ -189,21 +189,20 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
       // touched. A thread stopped before the counts moved leaves FREE blocks uncounted, which the
       // reclaim's recount of its slabs counts (and the journal's redo skips, as their state says
       // FREE).
+      // One pass: each entry's state, then the slab of the next entry, which ends the run.
       const first = e;
+      const state = i32[mW + SM_STATE];
+      const rs = REGION_SHIFT[cls];
+      let regions = 0;
+      crashPoint(CP_DRAIN);
       for (;;) {
+        const st = i32[e + MAG_STATE];
+        bytes[st] = ST_FREE;
+        regions |= 1 << ((st - state) >>> rs);
         e += MAG_ENTRY_WORDS;
         if (e >= end) break;
         next = i32[smW + ((i32[e] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
         if (next !== slab) break;
-      }
-      crashPoint(CP_DRAIN);
-      const state = i32[mW + SM_STATE];
-      const rs = REGION_SHIFT[cls];
-      let regions = 0;
-      for (let f = first; f < e; f += MAG_ENTRY_WORDS) {
-        const st = i32[f + MAG_STATE];
-        bytes[st] = ST_FREE;
-        regions |= 1 << ((st - state) >>> rs);
       }
       crashPoint(CP_DRAIN);
       const r = (e - first) / MAG_ENTRY_WORDS;

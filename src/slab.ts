@@ -144,6 +144,24 @@ function takeFreed(t: ThreadContext, mW: number, cls: number, topW: number, n: n
           idx += 4;
           continue;
         }
+        // Four FREE blocks (a slab whose blocks came back in a batch): four entries, no byte tests
+        // (bench MICRO's batch of 10,000 x 128 B, alternated with the build before: 1.03-1.08x).
+        if (v === 0 && got + 4 <= want) {
+          const p = data + idx * size;
+          const s = state + idx;
+          i32[w] = p;
+          i32[w + MAG_STATE] = s;
+          i32[w - MAG_ENTRY_WORDS] = p + size;
+          i32[w - MAG_ENTRY_WORDS + MAG_STATE] = s + 1;
+          i32[w - 2 * MAG_ENTRY_WORDS] = p + 2 * size;
+          i32[w - 2 * MAG_ENTRY_WORDS + MAG_STATE] = s + 2;
+          i32[w - 3 * MAG_ENTRY_WORDS] = p + 3 * size;
+          i32[w - 3 * MAG_ENTRY_WORDS + MAG_STATE] = s + 3;
+          w -= 4 * MAG_ENTRY_WORDS;
+          got += 4;
+          idx += 4;
+          continue;
+        }
       }
       if (bytes[state + idx] === ST_FREE) {
         i32[w] = data + idx * size;
