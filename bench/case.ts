@@ -79,7 +79,7 @@ export interface RunRecord {
   /**
    * Minor page faults of the process during the timed part (first touches of fresh pages, every
    * thread; W5: the replays and their untimed cleanups). Where a first touch is slow (10-22 us a
-   * page on the machine of the README's run 16) they are much of a large trace's time.
+   * page on the machine of run 16 in docs/performance.md, "Round by round, every run") they are much of a large trace's time.
    */
   minorFaults?: number;
 }

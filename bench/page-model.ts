@@ -1,6 +1,6 @@
 /**
  * A model of a trace's footprint in touched pages and of its realloc copies, for the design
- * question README "What falls short" raises for gawk_records: what would blocks from a few KiB
+ * question docs/performance.md "What falls short (full text)" raises for gawk_records: what would blocks from a few KiB
  * up gain from runs of 4 KiB pages, shared by all their sizes, instead of slabs of one block size?
  *
  * The model, one thread, no metadata:

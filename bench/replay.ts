@@ -213,7 +213,7 @@ export function tracePeakLive(t: Trace): number {
  * Ids below this are mapped to their slots through a typed array indexed by id (at most 64 MiB),
  * larger ones through a Map. Recorders hand out small ids (trace-record.c the lowest free one),
  * and V8's Map, under a trace's churn of sets and deletes, took about 0.9 us an operation: 10.9 s
- * of perl_words' 11.0 s parse (5.9 M lines, ids below 48,278), now 0.37 s (README, Other programs).
+ * of perl_words' 11.0 s parse (5.9 M lines, ids below 48,278), now 0.37 s (docs/performance.md, "Parsing traces").
  */
 const DENSE_IDS = 1 << 24;
 

@@ -1,5 +1,5 @@
 /**
- * A model of a trace's memory under ideal slabs, the floor that README "What falls short" gives
+ * A model of a trace's memory under ideal slabs, the floor that docs/performance.md "What falls short (full text)" gives
  * for gawk_records: every size class keeps its blocks in slabs of its own (sabmalloc's SPAN and
  * COUNT, or other classes), a malloc goes to the class's lowest-numbered slab that has room, no
  * thread cache holds anything, and a slab goes back to a pool shared by every class the moment

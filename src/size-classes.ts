@@ -52,7 +52,7 @@ export const TWO_PER_DOUBLING_TO = 16384;
  * 1.869x -> 1.844x, and over fourteen option settings (drainInterval 512 and 2048,
  * magazineCapacity 32 and 128, refillCount 16, stage1Keep 8, each with magazines of 256 and
  * 128 KiB a class) 5 KiB was at most 0.041x above 6 KiB and up to 0.045x below, where a 4,608-byte
- * class (a third class in the doubling) took it over 2.0x (README, Other programs).
+ * class (a third class in the doubling) took it over 2.0x (docs/performance.md, "Other programs: results and investigations").
  */
 export const FIRST_WIDE_CLASS = 5120;
 const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes up to this are naturally aligned

@@ -1,4 +1,4 @@
-/** bench/page-model.ts, the touched-page model README "What falls short" quotes, on traces small enough to count by hand. */
+/** bench/page-model.ts, the touched-page model docs/performance.md "What falls short (full text)" quotes, on traces small enough to count by hand. */
 import { describe, expect, it } from 'vitest';
 import { parseTrace } from '../bench/replay.js';
 import { modelPages } from '../bench/page-model.js';

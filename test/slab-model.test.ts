@@ -1,4 +1,4 @@
-/** bench/slab-model.ts, the ideal-slab floor README "What falls short" quotes, on traces small enough to count by hand. */
+/** bench/slab-model.ts, the ideal-slab floor docs/performance.md "What falls short (full text)" quotes, on traces small enough to count by hand. */
 import { describe, expect, it } from 'vitest';
 import { parseTrace } from '../bench/replay.js';
 import { classShapes, modelTrace } from '../bench/slab-model.js';
