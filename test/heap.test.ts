@@ -140,6 +140,24 @@ describe('malloc and free', () => {
     heap.check();
   });
 
+  it('a run of blocks freed together comes back from its slab lowest first, each once: whole state words at once, the ends and a refill\'s last few one by one', () => {
+    const heap = fresh();
+    const blocks = Array.from({ length: 64 }, () => heap.malloc(256));
+    // Blocks 2..60: a state word half FREE at the start, whole FREE words between, one FREE block
+    // in the last word; a refill of 32 stops two blocks into a whole FREE word.
+    const freed = blocks.slice(2, 61);
+    for (const p of freed) heap.free(p);
+    heap.flush(); // back into their slab
+    heap.check();
+    const footprint = heap.stats().peakFootprintBytes;
+    const again = Array.from({ length: freed.length }, () => heap.malloc(256));
+    expect(again).toEqual([...freed].sort((x, y) => x - y));
+    expect(heap.stats().peakFootprintBytes).toBe(footprint);
+    heap.check();
+    for (const p of again) heap.free(p);
+    heap.check();
+  });
+
   it.each([16, 48, 208, 1040, 5000, 20000])(
     'the freed blocks of %i bytes come back from their slabs, every one, whatever their positions',
     (size) => {
