@@ -5,7 +5,8 @@
  * terminates all workers at a random moment (some inside malloc or free) and starts new ones; the
  * main thread watches each worker so that its slot is reclaimed. At the end every block left is
  * freed from the main thread: check() passes, nothing is live, no slab still counts a block out,
- * and no pattern ever mismatched.
+ * and no pattern ever mismatched. All of it runs twice: on a heap of a fixed size and on a
+ * growable one (HEAPS below).
  *
  * The same loop also runs against a reference allocator (it passes) and against one that hands out
  * overlapping blocks (the pattern check catches it), which shows that the harness can fail.
@@ -69,12 +70,24 @@ function heapAllocator(heap: SharedHeap): StressAllocator & { isLive(p: number):
   };
 }
 
-describe('stress', () => {
+/**
+ * The heaps the stress runs on: one of a fixed size, and a growable one that starts at 8 MiB. The
+ * first iteration's workers grow it (to 33 MiB with the defaults) while they allocate, free each
+ * other's blocks and are terminated; the later ones run on the grown buffer, whose views (the
+ * workers' and the heap's) track its length. Death inside a growth at each of its steps is
+ * test/crash-points.test.ts's (CP_GROWTH).
+ */
+const HEAPS: [string, { initialBytes: number; maxBytes: number }][] = [
+  ['a heap of a fixed size', { initialBytes: 256 * MiB, maxBytes: 256 * MiB }],
+  ['a growable heap (8 MiB up to 256 MiB)', { initialBytes: 8 * MiB, maxBytes: 256 * MiB }],
+];
+
+describe.each(HEAPS)('stress on %s', (_name, size) => {
   it(`${THREADS} workers, ${ITER} iterations of ~${OPS} ops each, terminated at random moments`, async () => {
     const t0 = performance.now();
-    const heap = SharedHeap.create({ initialBytes: 256 * MiB, maxThreads: Math.max(64, THREADS + 8) });
+    const heap = SharedHeap.create({ ...size, maxThreads: Math.max(64, THREADS + 8) });
     const mem = new Int32Array(heap.buffer);
-    const shared = makeShared(THREADS, heap.buffer.byteLength);
+    const shared = makeShared(THREADS, size.maxBytes);
     const { ctl } = shared;
     const alloc = heapAllocator(heap);
     const rand = mulberry32(SEED);
@@ -148,6 +161,9 @@ describe('stress', () => {
     const frees = Atomics.load(ctl, C_FREES);
     const cross = Atomics.load(ctl, C_CROSS);
     expect(cross / frees, `cross-thread frees: ${cross} of ${frees} ${tag}`).toBeGreaterThan(0.5);
+    if (size.maxBytes > size.initialBytes) {
+      expect(s.bufferBytes, `the growable heap grew while the workers ran ${tag}`).toBeGreaterThan(size.initialBytes);
+    }
     const seconds = (performance.now() - t0) / 1000;
     console.log(
       `stress: ${THREADS} workers x ${ITER} iterations, ${totalOps} ops in ${seconds.toFixed(1)} s; ${frees} frees in ` +

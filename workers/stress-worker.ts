@@ -8,7 +8,7 @@ import { C_READY, stressLoop, type StressWorkerData } from '../test/stress-harne
 
 function run(d: StressWorkerData): void {
   const heap = SharedHeap.attach(d.buffer);
-  const mem = new Int32Array(d.buffer); // the heap does not grow in this test: one view is enough
+  const mem = new Int32Array(d.buffer); // over a growable buffer, a view that tracks its length
   Atomics.add(d.shared.ctl, C_READY, 1);
   Atomics.notify(d.shared.ctl, C_READY);
   stressLoop(heap, mem, d.shared, d.w, d.id, Infinity, d.seed);
