@@ -221,7 +221,10 @@ export function findWholeSupers(t: ThreadContext, n: number): number {
 
 /**
  * [L] The first run of `n` free slots in a row (n > SLOTS_PER_SUPER: across SuperSlab
- * boundaries, starting anywhere), 0 when none.
+ * boundaries, starting anywhere), 0 when none. Such a run is the free slots at the top of one
+ * SuperSlab, then wholly free ones, then free slots at the bottom of the next: each SuperSlab's
+ * mask is looked at as a whole (bit by bit, the scan took a third of the time of a program
+ * allocating and freeing blocks of 1-2 MiB).
  */
 export function findRun(t: ThreadContext, n: number): number {
   const i32 = t.i32;
@@ -230,14 +233,17 @@ export function findRun(t: ThreadContext, n: number): number {
   let start = 0;
   for (let sup = t.geo.metaSupers; sup < carved; sup++) {
     const mask = i32[SS_TABLE_W + sup];
-    for (let k = 0; k < SLOTS_PER_SUPER; k++) {
-      if (((mask >>> k) & 1) === 0) {
-        run = 0;
-        continue;
-      }
-      if (run++ === 0) start = (sup << SLOTS_SHIFT_IN_SUPER) + k;
-      if (run === n) return start;
+    if (mask === FULL_MASK) {
+      if (run === 0) start = sup << SLOTS_SHIFT_IN_SUPER;
+      run += SLOTS_PER_SUPER;
+      if (run >= n) return start;
+      continue;
     }
+    const taken = ~mask; // a bit set below bit SLOTS_PER_SUPER, as mask is not FULL_MASK
+    if (run > 0 && run + (31 - Math.clz32(taken & -taken)) >= n) return start; // its free slots at the bottom end the run
+    const top = Math.clz32(~(mask << (32 - SLOTS_PER_SUPER))); // its free slots at the top start one
+    run = top;
+    start = ((sup + 1) << SLOTS_SHIFT_IN_SUPER) - top;
   }
   return 0;
 }

@@ -8,10 +8,10 @@
 import { describe, expect, it } from 'vitest';
 import type { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { K_FREE, K_LARGE, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_SPAN, SS_TABLE_W } from '../src/layout.js';
+import { G_CARVED, K_FREE, K_LARGE, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_SPAN, SS_TABLE_W } from '../src/layout.js';
 import { DoubleFreeError } from '../src/errors.js';
 import { MAX_SMALL } from '../src/size-classes.js';
-import { commitTaken, repairSlotTable } from '../src/slots.js';
+import { commitTaken, findRun, repairSlotTable } from '../src/slots.js';
 import { growthRoom } from '../src/large.js';
 import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
 
@@ -345,5 +345,43 @@ describe('calloc of a large run zeroes only what was used before', () => {
     expect(b).toBe(a); // the same block, from the magazine
     expect(holds(h, b, 1000, 0)).toBe(true);
     h.free(b);
+  });
+});
+
+describe('a run of more than one SuperSlab of slots', () => {
+  /** The first slot of the first `n` free slots in a row by the slot table, bit by bit; 0 when none. */
+  function firstRunByBits(h: SharedHeap, n: number): number {
+    const i32 = new Int32Array(h.buffer);
+    let run = 0;
+    for (let s = internals(h).geo.metaSupers << SLOTS_SHIFT_IN_SUPER; s < Atomics.load(i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER; s++) {
+      run = freeBit(h, s) ? run + 1 : 0;
+      if (run === n) return s - n + 1;
+    }
+    return 0;
+  }
+
+  it('is found at the first place that has it, among free slots left by runs of every length', () => {
+    const h = fresh({ initialBytes: 48 * MiB });
+    const random = rng(2026);
+    for (let round = 0; round < 6; round++) {
+      // Runs of 3-40 slots (and some small blocks) until the heap is full, then some of them freed.
+      const live: number[] = [];
+      for (;;) {
+        const p = h.malloc(random() % 8 === 0 ? 1000 : (3 + (random() % 38)) * SLOT_BYTES - 100);
+        if (p === 0) break;
+        live.push(p);
+      }
+      const kept = live.filter((p) => random() % 3 === 0 || (h.free(p), false));
+      h.flush();
+      h.check();
+      let found = 0;
+      for (let n = SLOTS_PER_SUPER + 1; n <= 4 * SLOTS_PER_SUPER; n++) {
+        const want = firstRunByBits(h, n);
+        expect(findRun(internals(h), n), `round ${round}, ${n} slots`).toBe(want);
+        if (want !== 0) found++;
+      }
+      expect(found, `round ${round}: runs to find`).toBeGreaterThan(0);
+      for (const p of kept) h.free(p);
+    }
   });
 });
