@@ -102,7 +102,10 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     if (state === ST_FREE && (p & (SLOT_BYTES - 1)) >= i32[mW + SM_TOUCHED]) {
       throw pointerError(fn, arg, p, 'is not the start of a block (never allocated)');
     }
-    throw pointerError(fn, arg, p, 'is not allocated: it was already freed (double free)', true);
+    // CACHED, or FREE below the mark: free, and handed out before, unless a refill carved it and
+    // no malloc took it yet (nothing records which): a double free unless the caller made the
+    // offset up, which the message says.
+    throw pointerError(fn, arg, p, 'is not allocated: it is free (a double free, unless malloc never returned this offset)', true);
   }
   if (kind === K_LARGE) {
     const head = i32[mW + SM_HEAD];

@@ -16,6 +16,7 @@ import { releaseEmptySlab } from './pool.js';
 import { abandonedPush, ownedSlabs } from './slots.js';
 import { collectRemote } from './remote.js';
 import { flushThread } from './magazine.js';
+import { stopOnFault } from './fault.js';
 
 function nodeThreadId(): number {
   const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
@@ -30,7 +31,7 @@ function nodeThreadId(): number {
  */
 export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadContext {
   const geo = readGeometry(buffer, 'SharedHeap.attach(buffer)');
-  const runner: Runner = { slot: -1, lockDepth: 0 };
+  const runner: Runner = { slot: -1, lockDepth: 0, faulted: false };
   const t = new ThreadContext(buffer, geo, runner);
   const i32 = t.i32;
   let id = givenId >= 0 ? givenId : nodeThreadId();
@@ -126,6 +127,9 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
         Atomics.store(i32, mW + SM_NOTIFIED, 0);
         abandonedPush(t, (i32[mW + SM_CLS1] - 1), s);
       }
+    } catch (e) {
+      stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+      throw e;
     } finally {
       lockRelease(t);
     }

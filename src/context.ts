@@ -32,6 +32,8 @@ export interface Runner {
   slot: number;
   /** Re-entrancy depth of the global lock held by this thread. */
   lockDepth: number;
+  /** Set when a call was cut off by an error not the allocator's own (fault.ts): the lock, if held, is never released. */
+  faulted: boolean;
 }
 
 /** Checks the header of `buffer` and returns its geometry; `fn` names the call in errors. */

@@ -15,7 +15,7 @@ import { describe } from './errors.js';
 export const FIRST_HEAP_THREAD_ID = 1 << 30;
 
 export interface HeapOptions {
-  /** Bytes of the buffer at creation, rounded up to a multiple of 1 MiB; at most MAX_HEAP_BYTES (2,146,435,072). Default 64 MiB. */
+  /** Bytes of the buffer at creation, rounded up to a multiple of 1 MiB; at least 2 MiB (more with many threads or a large maxBytes: the error says how much), at most MAX_HEAP_BYTES (2,146,435,072). Default 64 MiB. */
   initialBytes?: number;
   /** The most the buffer may grow to (a growable SharedArrayBuffer when above initialBytes), rounded up to 1 MiB, at most 2,146,435,072. Default initialBytes. */
   maxBytes?: number;
@@ -83,8 +83,9 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
       );
     }
   }
-  const initialBytes = option(o, 'initialBytes', 64 << 20, SUPER_BYTES, MAX_HEAP_BYTES);
-  const maxBytes = option(o, 'maxBytes', Math.max(initialBytes, 0), SUPER_BYTES, MAX_HEAP_BYTES);
+  // At least two SuperSlabs: the metadata takes one or more, and blocks need one.
+  const initialBytes = option(o, 'initialBytes', 64 << 20, 2 * SUPER_BYTES, MAX_HEAP_BYTES);
+  const maxBytes = option(o, 'maxBytes', Math.max(initialBytes, 0), 2 * SUPER_BYTES, MAX_HEAP_BYTES);
   if (maxBytes < initialBytes) {
     throw new RangeError(`SharedHeap.create(options.maxBytes): ${maxBytes} is below options.initialBytes ${initialBytes}`);
   }

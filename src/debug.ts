@@ -12,9 +12,10 @@
  * HeapCorruptionError naming the block and n. usableSize() answers n.
  *
  * A freed small block is filled: word 1 (bytes 4..7) holds FREED_MARK ^ p ^ usable, and bytes
- * 8 .. (up to FILL_MAX) hold FREED_FILL (word 0 is the allocator's list link). When malloc hands a
- * block out again and finds the mark, the fill must be intact: a write after free is reported
- * with the offset it hit. A write that hits the mark itself goes unseen. Every block handed out
+ * 8 .. (up to FILL_MAX) hold FREED_FILL (word 0 is not filled: a block freed by another thread
+ * holds the link of its slab's remote list there, and keeps it until handed out). When malloc
+ * hands a block out again and finds the mark, the fill must be intact: a write after free is
+ * reported with the offset it hit. A write into bytes 0..7 goes unseen. Every block handed out
  * has the mark positions inside it cleared (one word per 16 bytes), so that no mark of an earlier
  * life of that memory (another class, a large run) survives into a later one. Large runs are not
  * filled when freed (their slots go back to the pool).
@@ -45,32 +46,35 @@ function usableOf(t: ThreadContext, p: number): number {
 
 /**
  * A block of `usable` bytes is handed out for a request of n bytes: checks the freed fill when
- * the block carries the freed mark, then writes the record and the canary.
+ * the block carries the freed mark, then writes the record and the canary. A fill found written
+ * to is a HeapCorruptionError, thrown after the record and canary are written: the block stays
+ * allocated, a live block of n bytes that no caller was given (something still writes to it, so
+ * it is kept out of use; check() passes, and free(ptr) with the offset the error names gives it
+ * back).
  */
 export function debugHandOut(t: ThreadContext, fn: string, p: number, n: number): void {
   t.ensureViews();
   const i32 = t.i32;
   const bytes = t.bytes;
   const usable = usableOf(t, p);
-  if (usable <= MAX_SMALL) {
-    if (i32[(p >>> 2) + DEBUG_MARK_W] === (FREED_MARK ^ p ^ usable)) {
-      const end = Math.min(p + usable, p + 8 + FILL_MAX);
-      for (let b = p + 8; b < end; b++) {
-        if (bytes[b] !== FREED_FILL) {
-          i32[(p >>> 2) + DEBUG_MARK_W] = 0;
-          throw new HeapCorruptionError(
-            `${fn}: the ${usable}-byte block at ${hex(p)} was written after it was freed: byte ${hex(b)} ` +
-              `(offset ${b - p}) is ${hex(bytes[b])}, the fill was ${hex(FREED_FILL)} (use after free; debug mode)`,
-          );
-        }
-      }
-    }
+  let written = -1;
+  if (usable <= MAX_SMALL && i32[(p >>> 2) + DEBUG_MARK_W] === (FREED_MARK ^ p ^ usable)) {
+    const end = Math.min(p + usable, p + 8 + FILL_MAX);
+    for (let b = p + 8; b < end && written < 0; b++) if (bytes[b] !== FREED_FILL) written = b;
   }
+  const found = written >= 0 ? bytes[written] : 0;
   for (let w = (p >>> 2) + DEBUG_MARK_W, end = (p + usable) >>> 2; w < end; w += 4) i32[w] = 0;
   const rec = p + usable - DEBUG_RECORD_BYTES;
   bytes.fill(CANARY, p + n, Math.min(rec, p + n + CANARY_MAX));
   i32[rec >>> 2] = n; // usable is a multiple of 16: the record is word-aligned
   i32[(rec >>> 2) + 1] = n ^ p ^ SEAL;
+  if (written >= 0) {
+    throw new HeapCorruptionError(
+      `${fn}: the ${usable}-byte block at ${hex(p)} was written after it was freed: byte ${hex(written)} ` +
+        `(offset ${written - p}) is ${hex(found)}, the fill was ${hex(FREED_FILL)} (use after free; debug mode). ` +
+        `The block is kept out of use, allocated; free(${hex(p)}) gives it back`,
+    );
+  }
 }
 
 /** The requested size of the live block p, after checking its record and canary. */

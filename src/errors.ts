@@ -2,8 +2,8 @@
 
 export class HeapError extends Error {
   readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = new.target.name;
     this.code = code;
   }
@@ -49,8 +49,8 @@ export class LockTimeoutError extends HeapError {
 
 /** A call on a heap this thread detached from, or a buffer that is not a sabmalloc heap. */
 export class HeapStateError extends HeapError {
-  constructor(message: string) {
-    super('ERR_HEAP_STATE', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_HEAP_STATE', message, options);
   }
 }
 

@@ -15,7 +15,8 @@ import {
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
-import { markDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { FAULT, faultError, stopOnFault } from './fault.js';
+import { markDead, reclaimOwnDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -107,10 +108,36 @@ function attachedContext(heap: SharedHeap, fn: string): ThreadContext {
 // The fast paths' one call out each (see free): through proxies, which V8 calls but does not
 // inline, so that the slow paths' own calls stay out of the code of the fast paths and of the
 // loops that inline them.
-const mallocMiss = new Proxy(mallocSlow, {});
-const freeMissCall = new Proxy(freeMiss, {});
-const callocMiss = new Proxy(callocImpl, {});
-const reallocMiss = new Proxy(reallocImpl, {});
+// Each catches what cut its call off (fault.ts): an error not the allocator's own stops this
+// thread's use of the heap where it stands, and is thrown as a HeapStateError.
+const mallocMiss = new Proxy(function mallocGuarded(t: ThreadContext, size: unknown): number {
+  try {
+    return mallocSlow(t, size);
+  } catch (e) {
+    throw faultError(t, e, 'malloc(size)');
+  }
+}, {});
+const freeMissCall = new Proxy(function freeGuarded(t: ThreadContext, block: unknown, cls: number, st: number): void {
+  try {
+    freeMiss(t, block, cls, st);
+  } catch (e) {
+    throw faultError(t, e, 'free(ptr)');
+  }
+}, {});
+const callocMiss = new Proxy(function callocGuarded(t: ThreadContext, n: unknown, size: unknown): number {
+  try {
+    return callocImpl(t, n, size);
+  } catch (e) {
+    throw faultError(t, e, 'calloc(n, size)');
+  }
+}, {});
+const reallocMiss = new Proxy(function reallocGuarded(t: ThreadContext, block: unknown, size: unknown): number {
+  try {
+    return reallocImpl(t, block, size);
+  } catch (e) {
+    throw faultError(t, e, 'realloc(ptr, size)');
+  }
+}, {});
 
 export class SharedHeap {
   readonly #t: ThreadContext;
@@ -146,8 +173,20 @@ export class SharedHeap {
     const id = checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
     let heap = SharedHeap.#current(id);
     if (heap === undefined) {
+      // An instance of this thread stopped by a fault (fault.ts) gives up its Web Lock first: the new one takes the same.
+      // Its slot is marked DEAD again, in case the fault left no stack to do it then.
+      const stale = attached.get(id)?.deref();
+      if (stale !== undefined && stale.#t.runner.faulted) {
+        stopOnFault(stale.#t, FAULT);
+        stale.#lock.release();
+      }
       const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
+      try {
+        reclaimOwnDead(t);
+      } catch (e) {
+        throw faultError(t, e, 'SharedHeap.attach(buffer)');
+      }
     }
     return SharedHeap.#withMemory(heap, memory);
   }
@@ -474,17 +513,25 @@ export class SharedHeap {
     return this.#withoutBlocking(() => this.alignedAlloc(align, size));
   }
 
-  /** realloc without blocking the event loop (see mallocAsync). */
+  /** realloc without blocking the event loop (see mallocAsync). Same errors as realloc. */
   async reallocAsync(block: number, size: number): Promise<number> {
-    let usable = 0;
-    if (typeof block === 'number' && block !== 0) usable = this.usableSize(block); // validates, never waits
+    // realloc's checks, in its order and naming it: they never wait.
+    checkInteger('realloc', 'size', size);
+    const t = this.#t;
+    if (t.detached) throw new HeapStateError('realloc(ptr, size): this thread has detached from the heap');
+    const usable = block === 0 ? 0 : (classifyBlock(t, 'realloc', 'ptr', block), this.usableSize(block));
     if (usable <= MAX_SMALL) return this.#withoutBlocking(() => this.realloc(block, size));
     // A large block: its free takes the lock after the copy, so the steps are retried one by one.
-    checkInteger('reallocAsync', 'size', size);
     if (size <= usable && size > usable >>> 1) return block;
     // In place where it can (debug mode moves, to write the block's canary anew).
-    const t = this.#t;
-    if (!(this instanceof DebugSharedHeap) && (await this.#withoutBlocking(() => resizeLargeInPlace(t, block, size)))) return block;
+    const inPlace = (): boolean => {
+      try {
+        return resizeLargeInPlace(t, block, size);
+      } catch (e) {
+        throw faultError(t, e, 'realloc(ptr, size)');
+      }
+    };
+    if (!(this instanceof DebugSharedHeap) && (await this.#withoutBlocking(inPlace))) return block;
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
     copyInHeap(t, q, block, Math.min(size, usable));
@@ -510,12 +557,22 @@ export class SharedHeap {
 
   /** A block of `size` bytes aligned to `align` (a power of two up to 1 MiB); 0 when out of memory. */
   alignedAlloc(align: number, size: number): number {
-    return alignedAllocImpl(this.#t, align, size);
+    const t = this.#t;
+    try {
+      return alignedAllocImpl(t, align, size);
+    } catch (e) {
+      throw faultError(t, e, 'alignedAlloc(align, size)');
+    }
   }
 
   /** Like malloc, but never blocks on the global lock: returns 0 when it is busy. */
   tryMalloc(size: number): number {
-    return tryMallocImpl(this.#t, size);
+    const t = this.#t;
+    try {
+      return tryMallocImpl(t, size);
+    } catch (e) {
+      throw faultError(t, e, 'tryMalloc(size)');
+    }
   }
 
   /** Lock counters, stage counts, per-class and per-thread figures, footprint, live bytes. */
@@ -530,14 +587,23 @@ export class SharedHeap {
 
   /** Returns this thread's cached blocks (magazines) to their slabs, and empty slabs to the pool. */
   flush(): void {
-    flushThread(attachedContext(this, 'flush()'));
+    const t = attachedContext(this, 'flush()');
+    try {
+      flushThread(t);
+    } catch (e) {
+      throw faultError(t, e, 'flush()');
+    }
   }
 
   /** Flushes, abandons this thread's slabs to the pool and gives up its thread slot. */
   detach(): void {
     const t = this.#t;
     if (t.detached) return;
-    detachThread(t);
+    try {
+      detachThread(t);
+    } catch (e) {
+      throw faultError(t, e, 'detach()');
+    }
     this.#lock.release();
     releaseGone(this.#gone);
     dropped.unregister(this);
@@ -552,7 +618,12 @@ export class SharedHeap {
    * terminate()), and the reclaim completes promptly whatever that thread held.
    */
   reclaim(thread: number | WatchableWorker): boolean {
-    return reclaimThread(this.#t, thread);
+    const t = this.#t;
+    try {
+      return reclaimThread(t, thread);
+    } catch (e) {
+      throw faultError(t, e, 'reclaim(threadId)');
+    }
   }
 
   /**
@@ -609,6 +680,15 @@ export class SharedHeap {
 }
 
 /**
+ * What debug mode asks the default mode for, for a request of n bytes: DEBUG_EXTRA more. A size
+ * above the largest heap stays above it (so the answer is 0, out of memory, as in the default
+ * mode) instead of passing the largest safe integer.
+ */
+function debugRequest(n: number): number {
+  return Math.min(n, layout.MAX_HEAP_BYTES + 1) + DEBUG_EXTRA;
+}
+
+/**
  * Debug mode (create({ debug: true }), debug.ts): every call that hands out a block asks for
  * DEBUG_EXTRA bytes more and writes a canary and a size record after the requested size; free,
  * realloc and check() verify them; freed small blocks are filled and checked when handed out
@@ -617,22 +697,25 @@ export class SharedHeap {
 class DebugSharedHeap extends SharedHeap {
   override malloc(size: number): number {
     const n = checkInteger('malloc', 'size', size);
-    return this.#handOut('malloc(size)', super.malloc(n + DEBUG_EXTRA), n);
+    this.#attached('malloc(size)');
+    return this.#handOut('malloc(size)', super.malloc(debugRequest(n)), n);
   }
 
   override tryMalloc(size: number): number {
     const n = checkInteger('tryMalloc', 'size', size);
-    return this.#handOut('tryMalloc(size)', super.tryMalloc(n + DEBUG_EXTRA), n);
+    this.#attached('tryMalloc(size)');
+    return this.#handOut('tryMalloc(size)', super.tryMalloc(debugRequest(n)), n);
   }
 
   override alignedAlloc(align: number, size: number): number {
     const n = checkInteger('alignedAlloc', 'size', size);
-    return this.#handOut('alignedAlloc(align, size)', super.alignedAlloc(align, n + DEBUG_EXTRA), n);
+    return this.#handOut('alignedAlloc(align, size)', super.alignedAlloc(align, debugRequest(n)), n);
   }
 
   override calloc(n: number, size: number): number {
     const count = checkInteger('calloc', 'n', n);
     const each = checkInteger('calloc', 'size', size);
+    this.#attached('calloc(n, size)');
     const total = count * each;
     if (total > layout.MAX_HEAP_BYTES) return 0;
     const p = this.malloc(total);
@@ -653,7 +736,10 @@ class DebugSharedHeap extends SharedHeap {
 
   override realloc(block: number, size: number): number {
     const n = checkInteger('realloc', 'size', size);
-    if (block === 0) return this.malloc(n);
+    if (block === 0) {
+      this.#attached('realloc(ptr, size)');
+      return this.malloc(n);
+    }
     const old = this.#live('realloc', block);
     const q = this.malloc(n);
     if (q === 0) return 0;
@@ -667,10 +753,15 @@ class DebugSharedHeap extends SharedHeap {
     debugCheckAll(contextOf(this));
   }
 
+  /** Throws HeapStateError naming `call` when this thread has detached. */
+  #attached(call: string): void {
+    if (contextOf(this).detached) throw new HeapStateError(`${call}: this thread has detached from the heap`);
+  }
+
   /** Validates a live block (errors name `fn`) and checks its canary; returns its requested size. */
   #live(fn: string, block: number): number {
     const t = contextOf(this);
-    if (t.detached) throw new HeapStateError(`${fn}(ptr): this thread has detached from the heap`);
+    this.#attached(`${fn}(ptr)`);
     classifyBlock(t, fn, 'ptr', block);
     return debugCheckLive(t, `${fn}(ptr)`, block);
   }

@@ -17,6 +17,7 @@ import {
   shrinkRun, writeRunMetas,
 } from './slots.js';
 import { giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
+import { stopOnFault } from './fault.js';
 
 /**
  * A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory.
@@ -74,6 +75,9 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
       }
     }
     if (head !== 0) takeRun(t, head, span);
+  } catch (e) {
+    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    throw e;
   } finally {
     lockRelease(t);
   }
@@ -131,6 +135,9 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean): void {
   try {
     crashPoint(CP_LARGE);
     giveBackRun(t, head);
+  } catch (e) {
+    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    throw e;
   } finally {
     lockRelease(t);
   }
@@ -180,6 +187,9 @@ export function largeResize(t: ThreadContext, head: number, slots: number): bool
     }
     growRun(t, head, span, slots + freeSlotsAfter(t, head, slots, growthRoom(head, slots)));
     return true;
+  } catch (e) {
+    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    throw e;
   } finally {
     lockRelease(t);
   }

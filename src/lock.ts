@@ -211,6 +211,9 @@ function lockTaken(h: ThreadContext, contended: boolean, spins: number, waits: n
 
 export function lockRelease(h: ThreadContext): void {
   if (--h.runner.lockDepth > 0) return;
+  // A critical section cut off by a fault (fault.ts) keeps the lock, held by a slot marked DEAD:
+  // the next thread to take it breaks it and repairs what the section left half done.
+  if (h.runner.faulted) return;
   const i32 = h.i32;
   // Counted before the release (a wake is needed when the word has the waiters bit), so that
   // every Float64 counter of the lock is written under it; a waiter that arrives between this

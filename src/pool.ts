@@ -16,6 +16,7 @@ import type { ThreadContext } from './context.js';
 import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
+import { stopOnFault } from './fault.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -374,6 +375,9 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
   }
   try {
     giveBackOwned(t, slot);
+  } catch (e) {
+    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    throw e;
   } finally {
     lockRelease(t);
   }
@@ -416,6 +420,9 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
         crashPoint(CP_TAKE);
       }
     }
+  } catch (e) {
+    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    throw e;
   } finally {
     lockRelease(t);
   }

@@ -25,6 +25,7 @@ import { finishCollect, publishChain, slabMetaOf } from './remote.js';
 import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
+import { stopOnFault } from './fault.js';
 
 /** Finds the slot of the thread known by `threadId` in one of `states`; -1 when none. */
 function findThread(t: ThreadContext, threadId: number, states: number[]): number {
@@ -118,15 +119,44 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   else if (!lockAcquireNoWait(t)) return 'busy';
   try {
     return reclaimUnderLock(t, threadId);
+  } catch (e) {
+    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    throw e;
   } finally {
     lockRelease(t);
   }
 }
 
 function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
-  const i32 = t.i32;
   const s = findThread(t, threadId, [TS_ATTACHED, TS_DEAD]);
-  if (s < 0) return false;
+  return s >= 0 && reclaimFound(t, s, threadId);
+}
+
+/**
+ * Reclaims the slots an earlier attachment of this very thread left DEAD, when a call of its was
+ * cut off by a fault (fault.ts): `t` is the thread's new attachment, under the same threadId
+ * (SharedHeap.attach calls this right after attaching).
+ */
+export function reclaimOwnDead(t: ThreadContext): void {
+  const i32 = t.i32;
+  for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
+    const w = t.threadW(s);
+    if (s === t.runner.slot || Atomics.load(i32, w + TH_THREAD_ID) !== t.threadId + 1 || Atomics.load(i32, w + TH_STATE) !== TS_DEAD) continue;
+    lockAcquire(t);
+    try {
+      reclaimFound(t, s, t.threadId);
+    } catch (e) {
+      stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+      throw e;
+    } finally {
+      lockRelease(t);
+    }
+  }
+}
+
+/** [L] Reclaims slot `s`, found ATTACHED or DEAD under `threadId`; false when another reclaimer took it first. */
+function reclaimFound(t: ThreadContext, s: number, threadId: number): boolean {
+  const i32 = t.i32;
   const stateW = t.threadW(s) + TH_STATE;
   const old = Atomics.load(i32, stateW);
   if (old !== TS_ATTACHED && old !== TS_DEAD) return false;

@@ -103,7 +103,7 @@ function isLive(heap: SharedHeap, p: number): boolean {
   }
 }
 
-async function runOnce(name: string, n: number, atomics = false): Promise<RunResult> {
+async function runOnce(name: string, n: number, atomics = false, fault = false): Promise<RunResult> {
   const scenario = CRASH_SCENARIOS[name]!;
   const heap = SharedHeap.create(scenario.options);
   const failures: string[] = [];
@@ -116,7 +116,7 @@ async function runOnce(name: string, n: number, atomics = false): Promise<RunRes
     mine.push([p, size]);
   }
   const d: CrashWorkerData = {
-    kind: 'crash', buffer: heap.buffer, scenario: name, n, atomics,
+    kind: 'crash', buffer: heap.buffer, scenario: name, n, atomics, fault,
     ledger: new Int32Array(new SharedArrayBuffer(4 * (L_FIRST + LEDGER_ENTRIES))),
     sizes: new Int32Array(new SharedArrayBuffer(4 * LEDGER_ENTRIES)),
     ctl: new Int32Array(new SharedArrayBuffer(16)),
@@ -131,7 +131,7 @@ async function runOnce(name: string, n: number, atomics = false): Promise<RunRes
   const e = workerEntry('crash-worker');
   const w = new Worker(e.filename, { execArgv: e.execArgv, workerData: d });
   const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-  const messages: { attached?: boolean; threadId?: number; done?: boolean; counts?: number[] }[] = [];
+  const messages: { attached?: boolean; threadId?: number; done?: boolean; counts?: number[]; faulted?: string; stopped?: boolean }[] = [];
   let notify = (): void => {};
   w.on('message', (m) => {
     messages.push(m);
@@ -146,6 +146,13 @@ async function runOnce(name: string, n: number, atomics = false): Promise<RunRes
   w.postMessage('go');
   const end = await next();
   if (n > 0 && end?.done) failures.push(`finished without stopping at crash point ${n}`);
+  if (fault && end?.done !== true) {
+    // The cut-off call threw HeapStateError naming the RangeError, and the thread stopped using the heap.
+    if (!(end?.faulted ?? '').startsWith('HeapStateError') || !(end?.faulted ?? '').includes('cut off by RangeError')) {
+      failures.push(`the cut-off call threw ${end?.faulted}`);
+    }
+    if (end?.stopped !== true) failures.push('the thread did not stop using the heap after the cut-off call');
+  }
   if (n === 0) await w.terminate();
   await exited;
   const stopped = Atomics.load(d.ctl, C_STOPPED);
@@ -255,6 +262,17 @@ describe('crash points: a thread stopped at every step of every slow path is rec
     });
     perScenario.push(`${name} ${total}`);
     expect(failed.slice(0, 20), `${failed.length} of ${total} stops failed`).toEqual([]);
+  }, 120_000);
+});
+
+describe('faults: a call cut off by an exception at every step of every slow path (as a stack overflow cuts it) stops the thread, whose reclaim is clean', () => {
+  it.each(Object.keys(CRASH_SCENARIOS))('%s', async (name) => {
+    const counted = await runOnce(name, 0);
+    expect(counted.failures, `${name}: the run without a fault`).toEqual([]);
+    const total = counted.counts!.reduce((a, b) => a + b, 0);
+    const results = await inPairs(Array.from({ length: total }, (_, k) => () => runOnce(name, k + 1, false, true)));
+    const failed = results.flatMap((r, k) => r.failures.map((f) => `fault at point ${k + 1} (${r.stoppedAt}): ${f}`));
+    expect(failed.slice(0, 20), `${failed.length} of ${total} faults failed`).toEqual([]);
   }, 120_000);
 });
 

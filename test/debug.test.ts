@@ -77,6 +77,49 @@ describe('debug mode', () => {
     heap.detach();
   });
 
+  it('a block found written after free stays allocated and out of use: check() passes, the other blocks keep their bytes, free gives it back', () => {
+    const heap = debugHeap();
+    const others = Array.from({ length: 20 }, (_, k) => {
+      const q = heap.malloc(64);
+      heap.u8.fill(k + 1, q, q + 64);
+      return q;
+    });
+    const p = heap.malloc(64);
+    heap.free(p);
+    heap.u8[p + 40] = 0x55; // use after free
+    const e = thrown(() => {
+      for (let k = 0; k < 100; k++) others.push(heap.malloc(64));
+    });
+    expect(e).toBeInstanceOf(HeapCorruptionError);
+    expect((e as Error).message).toContain(`kept out of use, allocated; free(0x${p.toString(16)}) gives it back`);
+    const live = heap.stats().liveBytes;
+    heap.check();
+    for (let k = 0; k < 20; k++) expect(heap.u8.subarray(others[k]!, others[k]! + 64).every((b) => b === k + 1)).toBe(true);
+    for (let k = 0; k < 200; k++) expect(heap.malloc(64)).not.toBe(p); // never handed out again while it is out of use
+    expect(heap.usableSize(p)).toBe(64);
+    heap.free(p);
+    expect(heap.stats().liveBytes).toBeLessThan(live + 200 * 80);
+    heap.check();
+    heap.detach();
+  });
+
+  it('sizes the default mode answers with 0 are answered with 0, and errors name the call made', () => {
+    const heap = debugHeap();
+    const p = heap.malloc(32);
+    for (const n of [Number.MAX_SAFE_INTEGER, 2 ** 40, 2 ** 31]) {
+      expect(heap.malloc(n)).toBe(0);
+      expect(heap.tryMalloc(n)).toBe(0);
+      expect(heap.realloc(p, n)).toBe(0);
+      expect(heap.alignedAlloc(64, n)).toBe(0);
+    }
+    expect(heap.usableSize(p)).toBe(32);
+    heap.check();
+    heap.detach();
+    expect(() => heap.realloc(0, 10)).toThrow(/^realloc\(ptr, size\): this thread has detached/);
+    expect(() => heap.calloc(1, 10)).toThrow(/^calloc\(n, size\): this thread has detached/);
+    expect(() => heap.malloc(10)).toThrow(/^malloc\(size\): this thread has detached/);
+  });
+
   it('usableSize is the requested size; calloc zeroes; realloc keeps the bytes; every class and large sizes pass check()', () => {
     const heap = debugHeap();
     const live: [number, number][] = [];

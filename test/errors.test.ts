@@ -440,6 +440,14 @@ describe('DoubleFreeError for a second free', () => {
     expect(['ERR_DOUBLE_FREE', 'ERR_INVALID_POINTER']).toContain((err as HeapError).code);
   });
 
+  it('a block made ready in a magazine but never handed out is refused too, by a message that says it may be an offset malloc never returned', () => {
+    const s = scene();
+    const p = s.heap.malloc(64);
+    const next = p + s.heap.usableSize(p); // carved by the same refill, waiting in the magazine
+    const err = expectMisuse(s, () => s.heap.free(next), DoubleFreeError, ['free(ptr)', hex(next)], 'ERR_DOUBLE_FREE');
+    expect(err.message).toContain('is not allocated: it is free (a double free, unless malloc never returned this offset)');
+  });
+
   it('every block of a slab freed twice in a row, in two different orders', () => {
     const s = scene();
     const blocks = Array.from({ length: 300 }, () => s.heap.malloc(48));

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, SharedHeap } from '../src/index.js';
 import { skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
-import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 import { checked } from './fixtures.js';
 
 const MiB = 1 << 20;
@@ -320,6 +320,20 @@ describe('the main thread never waits forever on the lock', () => {
     const d = await heap.alignedAllocAsync(4096, 5000);
     expect(d % 4096).toBe(0);
     await expect(heap.mallocAsync(-1)).rejects.toThrow(RangeError);
+    // Their errors are the synchronous call's, naming it, whichever path the block takes.
+    const freed = heap.malloc(40);
+    heap.free(freed);
+    for (const [ptr, size] of [[freed, 10], [b + 16, 10], [-16, 10], ['x', 10], [d, -1], [c, -1], [c, 2 ** 60]] as [number, number][]) {
+      let sync: unknown;
+      try {
+        heap.realloc(ptr, size);
+      } catch (e) {
+        sync = e;
+      }
+      expect(sync, `realloc(${ptr}, ${size})`).toBeInstanceOf(Error);
+      await expect(heap.reallocAsync(ptr, size), `reallocAsync(${ptr}, ${size})`).rejects.toThrow((sync as Error).message);
+      expect((sync as Error).message).toMatch(/^realloc\((ptr|size)\)/);
+    }
     for (const p of [b, c, d]) heap.free(p);
     heap.check();
     expect(heap.stats().liveBytes).toBe(0);
@@ -348,4 +362,53 @@ describe('check() asserts the magazine bounds and the INUSE equation', () => {
     heap.check();
     heap.detach();
   });
+});
+
+describe('a call cut off by a stack overflow (fault.ts)', () => {
+  it.each([
+    ['default options', {}],
+    ['magazines of one block, drained at every free, no Stage-1 slabs kept, a trim at every take', { magazineCapacity: 1, refillCount: 1, drainInterval: 1, stage1Keep: 0, trimInterval: 1 }],
+  ])('%s: the thread stops using the heap, attaching again reclaims its slot, and the heap and every block are intact', async (_name, options) => {
+    const heap = SharedHeap.create({ initialBytes: 64 * MiB, maxThreads: 4, ...options });
+    const kept = new Map<number, number>(); // block -> its fill byte
+    const sizes = [16, 100, 1000, 5000, 20000, 70000, 200_000, 1_500_000];
+    for (let k = 0; k < 64; k++) {
+      const p = heap.malloc(sizes[k % sizes.length]!);
+      heap.u8.fill(k + 1, p, p + 16);
+      kept.set(p, k + 1);
+    }
+    const worker = startWorker('overflow-worker', { buffer: heap.buffer, rounds: 12 });
+    heap.watch(worker);
+    const result = await new Promise<{ faults: number; messages: string[]; ops: number }>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the worker did not finish in 30 s (a hang, or a loop in a corrupt list)')), 30_000);
+      worker.once('message', (m) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      worker.once('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+    expect(result.faults, 'calls cut off inside the allocator').toBeGreaterThan(0);
+    for (const m of result.messages) expect(m).toMatch(/cut off by RangeError: Maximum call stack size exceeded|detached from the heap/);
+    expect(result.messages.some((m) => m.includes('cut off by RangeError'))).toBe(true);
+    // The worker's slots that faults stopped were reclaimed by its attaches: it holds one, and the lock is free.
+    expect(heap.stats().threadsAttached).toBe(2);
+    expect(Atomics.load(new Int32Array(heap.buffer), 13)).toBe(0); // G_LOCK
+    heap.check();
+    await worker.terminate();
+    await new Promise((r) => setTimeout(r, 20)); // watch() reclaims it at its exit
+    expect(heap.stats().threadsAttached).toBe(1);
+    heap.check();
+    for (const [p, v] of kept) {
+      expect(heap.u8.subarray(p, p + 16).every((b) => b === v), `block ${p}`).toBe(true);
+      heap.free(p);
+    }
+    heap.check();
+    // What a cut-off call leaves is what a thread killed there leaves: at most its one block live
+    // (a malloc that took it, a free that had not given it back), 1.5 MiB at most here.
+    expect(heap.stats().liveBytes).toBeLessThanOrEqual(result.faults * 24 * 65536);
+    heap.detach();
+  }, 60_000);
 });

@@ -116,6 +116,24 @@ describe('every option at the ends of its range works', () => {
   it('a heap too small for its metadata is refused with a RangeError naming initialBytes', () => {
     expect(() => SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 1024 })).toThrow(/options\.initialBytes/);
   });
+
+  it('the range an error gives for initialBytes and maxBytes starts at a size create() takes', () => {
+    for (const name of ['initialBytes', 'maxBytes'] as const) {
+      const e = (() => {
+        try {
+          SharedHeap.create({ ...small, [name]: 1 });
+        } catch (err) {
+          return err as Error;
+        }
+        throw new Error('accepted 1');
+      })();
+      const from = Number(/expected an integer from (\d+) to/.exec(e.message)![1]);
+      const heap = SharedHeap.create({ maxThreads: 1, magazineCapacity: 1, initialBytes: from, maxBytes: from });
+      expect(heap.malloc(100)).toBeGreaterThan(0);
+      heap.check();
+      heap.detach();
+    }
+  });
 });
 
 describe('numeric options out of range', () => {

@@ -19,6 +19,12 @@ export interface CrashWorkerData {
   /** Stop at (and count) the worker's Atomics calls instead of its crash points. */
   atomics?: boolean;
   /**
+   * At the n-th crash point, throw the RangeError a stack overflow throws instead of stopping:
+   * the call is cut off and the thread lives on (src/fault.ts). The worker posts { faulted } with
+   * what the call threw, and exits without touching the heap again.
+   */
+  fault?: boolean;
+  /**
    * Instead of a scenario: stop at the n-th Atomics call (0: count them and post { counts }) of
    * SharedHeap.attach, or of detach() after a few mallocs and frees (blocks in the magazines,
    * one block left allocated).

@@ -87,7 +87,24 @@ function run(d: CrashWorkerData): void {
       return;
     }
     if (d.n === 0) countCrashPoints();
-    else {
+    else if (d.fault === true) {
+      armCrash(d.n, (path) => {
+        Atomics.store(d.ctl, C_STOPPED, path + 1);
+        throw new RangeError('Maximum call stack size exceeded'); // V8's text, as a deep recursion gets it
+      });
+      try {
+        scenario.workerRun(heap, d);
+      } catch (e) {
+        let stopped = false;
+        try {
+          heap.stats();
+        } catch (e2) {
+          stopped = (e2 as Error).message.includes('detached from the heap');
+        }
+        parentPort!.postMessage({ faulted: `${(e as Error).name}: ${(e as Error).message}`, stopped });
+        return stopHere();
+      }
+    } else {
       armCrash(d.n, (path) => {
         Atomics.store(d.ctl, C_STOPPED, path + 1);
         return stopHere();
