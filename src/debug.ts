@@ -11,11 +11,13 @@
  * free, realloc and check() verify the record and the canary: a write past the end is a
  * HeapCorruptionError naming the block and n. usableSize() answers n.
  *
- * A freed small block is filled: word 1 (bytes 4..7) holds FREED_MARK ^ p ^ usable, and bytes
- * 8 .. (up to FILL_MAX) hold FREED_FILL (word 0 is not filled: a block freed by another thread
- * holds the link of its slab's remote list there, and keeps it until handed out). When malloc
- * hands a block out again and finds the mark, the fill must be intact: a write after free is
- * reported with the offset it hit. A write into bytes 0..7 goes unseen. Every block handed out
+ * A freed small block of requested size n >= 8 is filled: word 1 (bytes 4..7) holds FREED_MARK ^
+ * p ^ usable, and bytes 8 .. n (at most FILL_MAX of them) hold FREED_FILL; its canary and record
+ * stay (word 0 is not filled: a block freed by another thread holds the link of its slab's remote
+ * list there, and keeps it until handed out). When malloc hands a block out again and finds the
+ * mark, the fill, the canary and the record must be intact: a write after free is reported with
+ * the offset it hit. A write into bytes 0..7 goes unseen, and so do writes into a freed block of
+ * fewer than 8 requested bytes. Every block handed out
  * has the mark positions inside it cleared (one word per 16 bytes), so that no mark of an earlier
  * life of that memory (another class, a large run) survives into a later one. Large runs are not
  * filled when freed (their slots go back to the pool).
@@ -46,32 +48,60 @@ function usableOf(t: ThreadContext, p: number): number {
 
 /**
  * A block of `usable` bytes is handed out for a request of n bytes: checks the freed fill when
- * the block carries the freed mark, then writes the record and the canary. A fill found written
- * to is a HeapCorruptionError, thrown after the record and canary are written: the block stays
+ * the block carries the freed mark, then writes the canary and, last, the record. A fill found
+ * written to is a HeapCorruptionError, thrown after the record is written: the block stays
  * allocated, a live block of n bytes that no caller was given (something still writes to it, so
  * it is kept out of use; check() passes, and free(ptr) with the offset the error names gives it
  * back).
+ *
+ * A thread stopped anywhere in here (or in the pop before it) leaves a block check() accepts:
+ * until the record is written, the block's old record and canary stand (a freed block keeps
+ * them: debugFillFreed), or, for a block never handed out before, its record reads 0 and its
+ * bytes 0 or CANARY (debugCheckAll lets that be).
  */
 export function debugHandOut(t: ThreadContext, fn: string, p: number, n: number): void {
   t.ensureViews();
   const i32 = t.i32;
   const bytes = t.bytes;
   const usable = usableOf(t, p);
+  const rec = p + usable - DEBUG_RECORD_BYTES;
   let written = -1;
+  let was = '';
   if (usable <= MAX_SMALL && i32[(p >>> 2) + DEBUG_MARK_W] === (FREED_MARK ^ p ^ usable)) {
-    const end = Math.min(p + usable, p + 8 + FILL_MAX);
-    for (let b = p + 8; b < end && written < 0; b++) if (bytes[b] !== FREED_FILL) written = b;
+    // Freed with n >= 8 (the mark): its fill from byte 8, its canary and its record are as free left them.
+    const old = i32[rec >>> 2];
+    if ((old ^ p ^ SEAL) !== i32[(rec >>> 2) + 1] || old < 8 || p + old >= rec) {
+      written = rec;
+      was = 'its size record';
+    }
+    for (let b = p + 8, end = p + Math.min(old, 8 + FILL_MAX); written < 0 && b < end; b++) {
+      if (bytes[b] !== FREED_FILL) {
+        written = b;
+        was = `the fill ${hex(FREED_FILL)}`;
+      }
+    }
+    for (let b = p + old, end = Math.min(rec, p + old + CANARY_MAX); written < 0 && b < end; b++) {
+      if (bytes[b] !== CANARY) {
+        written = b;
+        was = `the canary ${hex(CANARY)}`;
+      }
+    }
   }
   const found = written >= 0 ? bytes[written] : 0;
-  for (let w = (p >>> 2) + DEBUG_MARK_W, end = (p + usable) >>> 2; w < end; w += 4) i32[w] = 0;
-  const rec = p + usable - DEBUG_RECORD_BYTES;
-  bytes.fill(CANARY, p + n, Math.min(rec, p + n + CANARY_MAX));
+  const canaryEnd = Math.min(rec, p + n + CANARY_MAX);
+  bytes.fill(CANARY, p + n, canaryEnd);
+  // The record: two stores with no call between them, where nothing can stop the thread.
   i32[rec >>> 2] = n; // usable is a multiple of 16: the record is word-aligned
   i32[(rec >>> 2) + 1] = n ^ p ^ SEAL;
+  // Marks of earlier lives of this memory, outside the canary and the record (which overwrote theirs).
+  for (let w = (p >>> 2) + DEBUG_MARK_W, end = rec >>> 2; w < end; w += 4) {
+    const at = w << 2;
+    if (at + 4 <= p + n || at >= canaryEnd) i32[w] = 0;
+  }
   if (written >= 0) {
     throw new HeapCorruptionError(
       `${fn}: the ${usable}-byte block at ${hex(p)} was written after it was freed: byte ${hex(written)} ` +
-        `(offset ${written - p}) is ${hex(found)}, the fill was ${hex(FREED_FILL)} (use after free; debug mode). ` +
+        `(offset ${written - p}) is ${hex(found)}, where free left ${was} (use after free; debug mode). ` +
         `The block is kept out of use, allocated; free(${hex(p)}) gives it back`,
     );
   }
@@ -102,12 +132,27 @@ export function debugCheckLive(t: ThreadContext, fn: string, p: number): number 
   return n;
 }
 
-/** Fills a small block being freed (after debugCheckLive). */
-export function debugFillFreed(t: ThreadContext, p: number): void {
+/**
+ * Fills a small block being freed, of requested size n (after debugCheckLive): bytes 8 up to n
+ * (at most FILL_MAX of them), then the mark, when n is at least 8. Its canary and record stay as
+ * they are, so a thread stopped here leaves a live block that check() accepts.
+ */
+export function debugFillFreed(t: ThreadContext, p: number, n: number): void {
   const usable = usableOf(t, p);
-  if (usable > MAX_SMALL) return;
-  t.bytes.fill(FREED_FILL, p + 8, Math.min(p + usable, p + 8 + FILL_MAX));
+  if (usable > MAX_SMALL || n < 8) return;
+  t.bytes.fill(FREED_FILL, p + 8, p + Math.min(n, 8 + FILL_MAX));
   t.i32[(p >>> 2) + DEBUG_MARK_W] = FREED_MARK ^ p ^ usable;
+}
+
+/**
+ * A block never handed out before that a thread was handing out when it stopped (between the pop
+ * and debugHandOut's record): its record reads 0, and its bytes 0 or CANARY. No caller has it.
+ */
+function beingHandedOut(t: ThreadContext, p: number, usable: number): boolean {
+  const rec = p + usable - DEBUG_RECORD_BYTES;
+  if (t.i32[rec >>> 2] !== 0 || t.i32[(rec >>> 2) + 1] !== 0) return false;
+  for (let b = p; b < rec; b++) if (t.bytes[b] !== 0 && t.bytes[b] !== CANARY) return false;
+  return true;
 }
 
 /** check() in debug mode: the record and canary of every live block. */
@@ -125,7 +170,8 @@ export function debugCheckAll(t: ThreadContext): void {
       const cls = i32[mW + SM_CLS1] - 1;
       const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
       for (let idx = 0; idx < bump; idx++) {
-        if (t.bytes[i32[mW + SM_STATE] + idx] === ST_ALLOCATED) debugCheckLive(t, 'check()', i32[mW + SM_DATA] + idx * SIZE[cls]);
+        const p = i32[mW + SM_DATA] + idx * SIZE[cls];
+        if (t.bytes[i32[mW + SM_STATE] + idx] === ST_ALLOCATED && !beingHandedOut(t, p, SIZE[cls])) debugCheckLive(t, 'check()', p);
       }
     }
   }

@@ -725,8 +725,8 @@ class DebugSharedHeap extends SharedHeap {
 
   override free(block: number): void {
     if (block === 0) return;
-    this.#live('free', block);
-    debugFillFreed(contextOf(this), block);
+    const n = this.#live('free', block);
+    debugFillFreed(contextOf(this), block, n);
     super.free(block);
   }
 

@@ -4,8 +4,8 @@
  * attaches is in debug mode; the default mode is the plain class.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { CLASS_SIZES, HeapCorruptionError, SharedHeap } from '../src/index.js';
-import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { CLASS_SIZES, DoubleFreeError, HeapCorruptionError, SharedHeap } from '../src/index.js';
+import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 
 const MiB = 1 << 20;
 
@@ -74,6 +74,24 @@ describe('debug mode', () => {
     });
     expect(e).toBeInstanceOf(HeapCorruptionError);
     expect((e as Error).message).toContain(`the 80-byte block at 0x${p.toString(16)} was written after it was freed: byte 0x${(p + 20).toString(16)} (offset 20)`);
+    heap.detach();
+  });
+
+  it.each([
+    ['its canary', 67, 'the canary 0xcb'],
+    ['its size record', 72, 'its size record'],
+  ])('a write into a freed block\'s %s is reported when it is handed out again', (_what, offset, said) => {
+    const heap = debugHeap();
+    const p = heap.malloc(64); // an 80-byte block: 64 bytes, the canary from 64, the record at 72
+    heap.free(p);
+    heap.u8[p + offset] ^= 0x5a; // use after free
+    const e = thrown(() => {
+      for (let k = 0; k < 100; k++) heap.malloc(64);
+    });
+    expect(e).toBeInstanceOf(HeapCorruptionError);
+    expect((e as Error).message).toContain(`the 80-byte block at 0x${p.toString(16)} was written after it was freed`);
+    expect((e as Error).message).toContain(`where free left ${said}`);
+    heap.check();
     heap.detach();
   });
 
@@ -153,6 +171,32 @@ describe('debug mode', () => {
     await expect(r.remote.free(p)).rejects.toThrow(/requested size 24\) was written past its end/);
     heap.detach();
   });
+
+  it.each([7, 100, 3000, 65532])('a worker terminated anywhere in its malloc and free of %i bytes leaves a heap whose check() passes', async (size) => {
+    for (let run = 0; run < 8; run++) {
+      const heap = debugHeap();
+      const ctl = new Int32Array(new SharedArrayBuffer(8));
+      const worker = startWorker('debug-loop-worker', { buffer: heap.buffer, size, ctl });
+      heap.watch(worker);
+      const exited = new Promise((r) => worker.once('exit', r));
+      while (Atomics.load(ctl, 0) === 0) await new Promise((r) => setTimeout(r, 1));
+      await new Promise((r) => setTimeout(r, 2 + ((run * 7) % 23)));
+      await worker.terminate();
+      await exited;
+      heap.check(); // watch() reclaimed it; a block it was handing out or freeing is a live block, or none
+      expect(heap.stats().threadsAttached).toBe(1);
+      const held = ctl[1]!;
+      if (held !== 0) {
+        try {
+          heap.free(held); // a block it held: freed here (unless its free had got that far)
+        } catch (e) {
+          expect(e).toBeInstanceOf(DoubleFreeError);
+        }
+      }
+      heap.check();
+      heap.detach();
+    }
+  }, 30_000);
 
   it('options.debug must be a boolean', () => {
     expect(() => SharedHeap.create({ debug: 1 as unknown as boolean })).toThrow(/options\.debug\): expected a boolean, got 1/);
