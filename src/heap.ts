@@ -176,14 +176,16 @@ export class SharedHeap {
       // An instance of this thread stopped by a fault (fault.ts) gives up its Web Lock first: the new one takes the same.
       // Its slot is marked DEAD again, in case the fault left no stack to do it then.
       const stale = attached.get(id)?.deref();
+      let staleSlot = -1;
       if (stale !== undefined && stale.#t.runner.faulted) {
         stopOnFault(stale.#t, FAULT);
         stale.#lock.release();
+        staleSlot = stale.#t.runner.slot;
       }
       const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
       try {
-        reclaimOwnDead(t);
+        reclaimOwnDead(t, staleSlot);
       } catch (e) {
         throw faultError(t, e, 'SharedHeap.attach(buffer)');
       }

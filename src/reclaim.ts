@@ -134,17 +134,21 @@ function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
 
 /**
  * Reclaims the slots an earlier attachment of this very thread left DEAD, when a call of its was
- * cut off by a fault (fault.ts): `t` is the thread's new attachment, under the same threadId
- * (SharedHeap.attach calls this right after attaching).
+ * cut off by a fault (fault.ts): `t` is the thread's new attachment, and such a slot carries its
+ * threadId (Node's), or is `staleSlot`, the slot of the stopped instance this thread still had
+ * (a thread whose id the heap handed out gets a new one at each attach). SharedHeap.attach calls
+ * this right after attaching.
  */
-export function reclaimOwnDead(t: ThreadContext): void {
+export function reclaimOwnDead(t: ThreadContext, staleSlot = -1): void {
   const i32 = t.i32;
   for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
     const w = t.threadW(s);
-    if (s === t.runner.slot || Atomics.load(i32, w + TH_THREAD_ID) !== t.threadId + 1 || Atomics.load(i32, w + TH_STATE) !== TS_DEAD) continue;
+    if (s === t.runner.slot || Atomics.load(i32, w + TH_STATE) !== TS_DEAD) continue;
+    const id = Atomics.load(i32, w + TH_THREAD_ID) - 1;
+    if (id !== t.threadId && s !== staleSlot) continue;
     lockAcquire(t);
     try {
-      reclaimFound(t, s, t.threadId);
+      reclaimFound(t, s, id);
     } catch (e) {
       stopOnFault(t, e); // a fault keeps the lock (fault.ts)
       throw e;

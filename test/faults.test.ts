@@ -6,7 +6,9 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { HeapCorruptionError, SharedHeap } from '../src/index.js';
+import { HeapCorruptionError, HeapStateError, SharedHeap } from '../src/index.js';
+import { internals } from '../src/heap.js';
+import { armCrash } from '../src/crash.js';
 import { skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 import { checked } from './fixtures.js';
@@ -365,6 +367,52 @@ describe('check() asserts the magazine bounds and the INUSE equation', () => {
 });
 
 describe('a call cut off by a stack overflow (fault.ts)', () => {
+  it.each([
+    ['under Node\'s threadId', false],
+    ['under an id the heap handed out (as in a browser: a new one at each attach)', true],
+  ])('in this thread, %s: the instance stops, the lock it held is kept, attach() again reclaims the slot', (_name, otherId) => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const kept = heap.malloc(1000);
+    heap.u8.fill(9, kept, kept + 1000);
+    // The RangeError a deep recursion gets, thrown at the 3rd step of a large allocation, under the lock.
+    armCrash(3, () => {
+      throw new RangeError('Maximum call stack size exceeded');
+    });
+    let err: unknown;
+    try {
+      heap.malloc(3 * MiB);
+    } catch (e) {
+      err = e;
+    } finally {
+      armCrash(0, () => {
+        throw new Error('off');
+      });
+    }
+    expect(err).toBeInstanceOf(HeapStateError);
+    expect((err as Error).message).toMatch(/^malloc\(size\): cut off by RangeError: Maximum call stack size exceeded/);
+    expect((err as Error & { cause?: unknown }).cause).toBeInstanceOf(RangeError);
+    expect(() => heap.malloc(16)).toThrow(/detached from the heap/); // the instance refuses every call, fast path included
+    expect(() => heap.free(kept)).toThrow(/detached from the heap/);
+    const i32 = new Int32Array(heap.buffer);
+    expect(Atomics.load(i32, 13)).not.toBe(0); // G_LOCK: kept, by a slot marked DEAD
+    const mine = slotIds(heap).filter((x) => x.state === 2);
+    expect(mine.length).toBe(1);
+    if (otherId) Atomics.store(i32, internals(heap).thW + 1, 1_000_000 + 1); // TH_THREAD_ID: not this thread's id
+    const again = SharedHeap.attach(heap.buffer);
+    expect(again).not.toBe(heap);
+    expect(Atomics.load(i32, 13)).toBe(0);
+    expect(again.stats().threadsAttached).toBe(1);
+    again.check();
+    expect(again.u8.subarray(kept, kept + 1000).every((b) => b === 9)).toBe(true);
+    again.free(kept);
+    const big = again.malloc(3 * MiB);
+    expect(big).toBeGreaterThan(0);
+    again.free(big);
+    again.check();
+    expect(again.stats().liveBytes).toBe(0);
+    again.detach();
+  });
+
   it.each([
     ['default options', {}],
     ['magazines of one block, drained at every free, no Stage-1 slabs kept, a trim at every take', { magazineCapacity: 1, refillCount: 1, drainInterval: 1, stage1Keep: 0, trimInterval: 1 }],
