@@ -9,7 +9,7 @@ import {
   MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SUPER_BYTES, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
-import { describe } from './errors.js';
+import { HeapStateError, describe } from './errors.js';
 
 /** First id handed to threads that have no Node threadId (browsers); Node ids stay far below. */
 export const FIRST_HEAP_THREAD_ID = 1 << 30;
@@ -71,6 +71,13 @@ function option(opts: Record<string, unknown>, name: string, dflt: number, min: 
  * has a fixed size and the platform makes one (wasm-copy.ts; else undefined).
  */
 export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer; memory: SharedMemory | undefined } {
+  if (typeof SharedArrayBuffer === 'undefined') {
+    throw new HeapStateError(
+      'SharedHeap.create(options): SharedArrayBuffer is not defined here. A browser page needs cross-origin isolation: ' +
+        'serve it with the headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp ' +
+        '(self.crossOriginIsolated is then true)',
+    );
+  }
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`SharedHeap.create(options): expected an object, got ${describe(options)}`);
   }

@@ -117,6 +117,19 @@ describe('every option at the ends of its range works', () => {
     expect(() => SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 1024 })).toThrow(/options\.initialBytes/);
   });
 
+  it('where SharedArrayBuffer is not defined (a browser page without cross-origin isolation), create() says what the page needs', () => {
+    const saved = globalThis.SharedArrayBuffer;
+    try {
+      delete (globalThis as { SharedArrayBuffer?: unknown }).SharedArrayBuffer;
+      expect(() => SharedHeap.create({})).toThrow(/SharedArrayBuffer is not defined here\. A browser page needs cross-origin isolation: .*Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp/);
+    } finally {
+      globalThis.SharedArrayBuffer = saved;
+    }
+    const heap = SharedHeap.create({ initialBytes: 4 * MiB });
+    heap.check();
+    heap.detach();
+  });
+
   it('the range an error gives for initialBytes and maxBytes starts at a size create() takes', () => {
     for (const name of ['initialBytes', 'maxBytes'] as const) {
       const e = (() => {

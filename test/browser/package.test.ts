@@ -80,6 +80,8 @@ describe('package', () => {
     // worker files (they hold test hooks).
     expect(files.filter((f) => /^(test|bench|demo|examples|workers|src|dist\/bench|dist\/test|dist\/workers)\//.test(f))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map'))).toEqual([]);
+    // and no shipped file names a source map it lacks (prepack builds dist/src again without them)
+    for (const f of files.filter((x) => x.endsWith('.js'))) expect(readFileSync(`${root}${f}`, 'utf8'), f).not.toContain('sourceMappingURL');
   });
 });
 
