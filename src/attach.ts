@@ -10,13 +10,12 @@ import {
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, readGeometry, type Runner } from './context.js';
-import { HeapStateError, ThreadSlotsExhaustedError } from './errors.js';
-import { lockAcquire, lockRelease } from './lock.js';
+import { HeapError, HeapStateError, ThreadSlotsExhaustedError } from './errors.js';
+import { WOULD_BLOCK, lockAcquire, lockRelease } from './lock.js';
 import { releaseEmptySlab } from './pool.js';
 import { abandonedPush, ownedSlabs } from './slots.js';
 import { collectRemote } from './remote.js';
 import { flushThread } from './magazine.js';
-import { stopOnFault } from './fault.js';
 
 function nodeThreadId(): number {
   const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
@@ -128,7 +127,7 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
         abandonedPush(t, (i32[mW + SM_CLS1] - 1), s);
       }
     } catch (e) {
-      stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+      if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
       throw e;
     } finally {
       lockRelease(t);

@@ -5,51 +5,70 @@
  * or an error in the allocator's own code. The heap's shared state is then what a thread killed
  * at that instruction leaves, which a reclaim repairs (README, "Dead and misbehaving workers"),
  * but the thread lives on: going on with its half-done step, or letting a `finally` release the
- * global lock over it, is what corrupted the heap. So the thread stops using the heap right there
- * (stopOnFault): its slot is marked DEAD (so a thread waiting on a lock it holds breaks it and
- * repairs the slot table), the lock stays held (lockRelease keeps it once `runner.faulted` is
- * set), its context refuses every call, and the call throws HeapStateError with the original
- * error as its cause. Its slot is reclaimed when that thread attaches again (reclaimOwnDead), at
- * a worker's exit by watch(), or by reclaim(threadId) in any other thread.
+ * global lock over it, is what corrupted the heap. So the thread stops using the heap right there:
+ * each critical section of the lock sets `runner.faulted` in its catch (after which lockRelease
+ * keeps the lock), and every call into a slow path goes through `guarded`, whose catch marks the
+ * slot DEAD (so a thread waiting on a lock it holds breaks it and repairs the slot table) and
+ * makes the context refuse every call; the call throws HeapStateError with the original error as
+ * its cause. Its slot is reclaimed when that thread attaches again (reclaimOwnDead), at a
+ * worker's exit by watch(), or by reclaim(threadId) in any other thread.
+ *
+ * Nothing on that way makes a call before the marks are written: a function that was never
+ * called, or whose bytecode V8 flushed after a while unused, is compiled at its first call, and
+ * compiling takes stack that a fault at the limit does not leave (an audit made the handlers
+ * fail that way, the first fault of a process and one after seconds of garbage: the lock went
+ * back over a half-done change). The catch blocks are part of functions already running, and
+ * their marks are plain loads, stores, `instanceof` and string compares.
  */
 import { DETACHED_TOPS_W, TH_STATE, TS_ATTACHED, TS_DEAD } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { HeapError, HeapStateError } from './errors.js';
 import { WOULD_BLOCK } from './lock.js';
 
-/** An error that is not the allocator's own, for stopOnFault's second call (SharedHeap.attach). */
-export const FAULT: Error = new Error('sabmalloc: a call was cut off');
-
-/** Whether `e` is one the allocator throws before it changes anything (argument and state errors). */
-export function isOwnError(e: unknown): boolean {
-  if (e === WOULD_BLOCK || e instanceof HeapError) return true;
-  // No regular expression here: V8 compiling one at the stack's limit ends the process.
-  if (!(e instanceof TypeError || e instanceof RangeError)) return false;
-  const m = e.message;
-  return !(m.includes('call stack') || m.includes('recursion'));
-}
+/** The messages of a stack overflow: V8's, JavaScriptCore's, SpiderMonkey's. */
+const OVERFLOW_V8 = 'Maximum call stack size exceeded';
+const OVERFLOW_JSC = 'Maximum call stack size exceeded.';
+const OVERFLOW_SM = 'too much recursion';
 
 /**
- * If `e` is not the allocator's own: this thread stops using the heap, as described above.
- * Called where the exception is caught, first at each critical section of the lock (before its
- * `finally`), then at the call's entry; a second call only marks the slot DEAD again (in case
- * the first ran out of stack before it could).
+ * Runs `fn(t, a, b, c, d)`, the slow half of `call` ("malloc(size)"), and stops this thread's use
+ * of the heap where an error not the allocator's own cut it off (above). The allocator's own
+ * errors (HeapError, and the TypeError and RangeError of a bad argument, all thrown before
+ * anything changed) pass through.
  */
-export function stopOnFault(t: ThreadContext, e: unknown): boolean {
-  if (isOwnError(e)) return false;
-  if (!t.runner.faulted) {
-    t.runner.faulted = true; // first: from here on lockRelease keeps the lock
+export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext, a: never, b: never, c: never, d: never) => R, a?: unknown, b?: unknown, c?: unknown, d?: unknown): R {
+  try {
+    return fn(t, a as never, b as never, c as never, d as never);
+  } catch (e) {
+    const own =
+      e === WOULD_BLOCK ||
+      e instanceof HeapError ||
+      ((e instanceof TypeError || e instanceof RangeError) && e.message !== OVERFLOW_V8 && e.message !== OVERFLOW_JSC && e.message !== OVERFLOW_SM);
+    if (!t.runner.faulted && own) throw e;
+    // No call until the marks are written (above).
+    t.runner.faulted = true; // lockRelease keeps the lock from here on
     t.detached = true;
     t.topW = DETACHED_TOPS_W; // malloc's fast path misses, into a slow path that throws
     t.slotLimit = 0; // and free's
+    const stateW = t.thW + TH_STATE;
+    // A plain store (tear-free, an aligned Int32Array element): ATTACHED -> DEAD, which only this
+    // thread writes while it is attached (layout.ts).
+    if (t.i32[stateW] === TS_ATTACHED) t.i32[stateW] = TS_DEAD;
+    throw faultError(t, e, call); // a RangeError instead, if even this finds no stack: the marks are written
   }
-  if (t.runner.slot >= 0) Atomics.compareExchange(t.i32, t.threadW(t.runner.slot) + TH_STATE, TS_ATTACHED, TS_DEAD);
-  return true;
 }
 
-/** The error a call entry throws for `e` caught there: `e` itself, or the HeapStateError of a fault. */
-export function faultError(t: ThreadContext, e: unknown, call: string): unknown {
-  if (!stopOnFault(t, e)) return e;
+/** Marks `t` stopped as guarded() does (SharedHeap.attach, for an instance a fault stopped: in case it had no stack to). */
+export function stopOnFault(t: ThreadContext): void {
+  t.runner.faulted = true;
+  t.detached = true;
+  t.topW = DETACHED_TOPS_W;
+  t.slotLimit = 0;
+  if (t.runner.slot >= 0) Atomics.compareExchange(t.i32, t.threadW(t.runner.slot) + TH_STATE, TS_ATTACHED, TS_DEAD);
+}
+
+/** The HeapStateError a call cut off by `e` throws. */
+function faultError(t: ThreadContext, e: unknown, call: string): Error {
   const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   return new HeapStateError(
     `${call}: cut off by ${what}, in the middle of a change to the heap. This thread has stopped using the heap, as if ` +

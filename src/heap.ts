@@ -15,7 +15,7 @@ import {
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
-import { FAULT, faultError, stopOnFault } from './fault.js';
+import { guarded, stopOnFault } from './fault.js';
 import { markDead, reclaimOwnDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
@@ -108,35 +108,19 @@ function attachedContext(heap: SharedHeap, fn: string): ThreadContext {
 // The fast paths' one call out each (see free): through proxies, which V8 calls but does not
 // inline, so that the slow paths' own calls stay out of the code of the fast paths and of the
 // loops that inline them.
-// Each catches what cut its call off (fault.ts): an error not the allocator's own stops this
-// thread's use of the heap where it stands, and is thrown as a HeapStateError.
+// Each goes through guarded (fault.ts): an error not the allocator's own stops this thread's use
+// of the heap where it stands, and is thrown as a HeapStateError.
 const mallocMiss = new Proxy(function mallocGuarded(t: ThreadContext, size: unknown): number {
-  try {
-    return mallocSlow(t, size);
-  } catch (e) {
-    throw faultError(t, e, 'malloc(size)');
-  }
+  return guarded(t, 'malloc(size)', mallocSlow, size);
 }, {});
 const freeMissCall = new Proxy(function freeGuarded(t: ThreadContext, block: unknown, cls: number, st: number): void {
-  try {
-    freeMiss(t, block, cls, st);
-  } catch (e) {
-    throw faultError(t, e, 'free(ptr)');
-  }
+  guarded(t, 'free(ptr)', freeMiss, block, cls, st);
 }, {});
 const callocMiss = new Proxy(function callocGuarded(t: ThreadContext, n: unknown, size: unknown): number {
-  try {
-    return callocImpl(t, n, size);
-  } catch (e) {
-    throw faultError(t, e, 'calloc(n, size)');
-  }
+  return guarded(t, 'calloc(n, size)', callocImpl, n, size);
 }, {});
 const reallocMiss = new Proxy(function reallocGuarded(t: ThreadContext, block: unknown, size: unknown): number {
-  try {
-    return reallocImpl(t, block, size);
-  } catch (e) {
-    throw faultError(t, e, 'realloc(ptr, size)');
-  }
+  return guarded(t, 'realloc(ptr, size)', reallocImpl, block, size);
 }, {});
 
 export class SharedHeap {
@@ -178,17 +162,21 @@ export class SharedHeap {
       const stale = attached.get(id)?.deref();
       let staleSlot = -1;
       if (stale !== undefined && stale.#t.runner.faulted) {
-        stopOnFault(stale.#t, FAULT);
+        // Near the stack's limit the reclaim below would be cut off too, and leave one more slot
+        // DEAD each time (attaching over and over deep in a recursion took every slot): refused.
+        if (!stackHasRoom()) {
+          throw new HeapStateError(
+            "SharedHeap.attach(buffer): this thread is too close to its stack's limit to reclaim the slot that a fault " +
+              'stopped (the reclaim would be cut off too); attach again once the recursion has returned',
+          );
+        }
+        stopOnFault(stale.#t);
         stale.#lock.release();
         staleSlot = stale.#t.runner.slot;
       }
       const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
-      try {
-        reclaimOwnDead(t, staleSlot);
-      } catch (e) {
-        throw faultError(t, e, 'SharedHeap.attach(buffer)');
-      }
+      guarded(t, 'SharedHeap.attach(buffer)', reclaimOwnDead, staleSlot);
     }
     return SharedHeap.#withMemory(heap, memory);
   }
@@ -526,13 +514,7 @@ export class SharedHeap {
     // A large block: its free takes the lock after the copy, so the steps are retried one by one.
     if (size <= usable && size > usable >>> 1) return block;
     // In place where it can (debug mode moves, to write the block's canary anew).
-    const inPlace = (): boolean => {
-      try {
-        return resizeLargeInPlace(t, block, size);
-      } catch (e) {
-        throw faultError(t, e, 'realloc(ptr, size)');
-      }
-    };
+    const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size);
     if (!(this instanceof DebugSharedHeap) && (await this.#withoutBlocking(inPlace))) return block;
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
@@ -559,22 +541,12 @@ export class SharedHeap {
 
   /** A block of `size` bytes aligned to `align` (a power of two up to 1 MiB); 0 when out of memory. */
   alignedAlloc(align: number, size: number): number {
-    const t = this.#t;
-    try {
-      return alignedAllocImpl(t, align, size);
-    } catch (e) {
-      throw faultError(t, e, 'alignedAlloc(align, size)');
-    }
+    return guarded(this.#t, 'alignedAlloc(align, size)', alignedAllocImpl, align, size);
   }
 
   /** Like malloc, but never blocks on the global lock: returns 0 when it is busy. */
   tryMalloc(size: number): number {
-    const t = this.#t;
-    try {
-      return tryMallocImpl(t, size);
-    } catch (e) {
-      throw faultError(t, e, 'tryMalloc(size)');
-    }
+    return guarded(this.#t, 'tryMalloc(size)', tryMallocImpl, size);
   }
 
   /** Lock counters, stage counts, per-class and per-thread figures, footprint, live bytes. */
@@ -589,23 +561,14 @@ export class SharedHeap {
 
   /** Returns this thread's cached blocks (magazines) to their slabs, and empty slabs to the pool. */
   flush(): void {
-    const t = attachedContext(this, 'flush()');
-    try {
-      flushThread(t);
-    } catch (e) {
-      throw faultError(t, e, 'flush()');
-    }
+    guarded(attachedContext(this, 'flush()'), 'flush()', flushThread);
   }
 
   /** Flushes, abandons this thread's slabs to the pool and gives up its thread slot. */
   detach(): void {
     const t = this.#t;
     if (t.detached) return;
-    try {
-      detachThread(t);
-    } catch (e) {
-      throw faultError(t, e, 'detach()');
-    }
+    guarded(t, 'detach()', detachThread);
     this.#lock.release();
     releaseGone(this.#gone);
     dropped.unregister(this);
@@ -620,12 +583,7 @@ export class SharedHeap {
    * terminate()), and the reclaim completes promptly whatever that thread held.
    */
   reclaim(thread: number | WatchableWorker): boolean {
-    const t = this.#t;
-    try {
-      return reclaimThread(t, thread);
-    } catch (e) {
-      throw faultError(t, e, 'reclaim(threadId)');
-    }
+    return guarded(this.#t, 'reclaim(threadId)', reclaimThread, thread);
   }
 
   /**
@@ -678,6 +636,22 @@ export class SharedHeap {
   /** Reclaims automatically when `worker` exits (Node worker_threads Worker). */
   watch(worker: WatchableWorker): void {
     watchWorker(this.#t, worker);
+  }
+}
+
+/** Frames stackHasRoom() asks for: far more stack than a reclaim and the compiling of its functions take. */
+const ROOM_FRAMES = 2000;
+
+function depth(n: number): number {
+  return n === 0 ? 0 : depth(n - 1) + 1;
+}
+
+/** Whether ROOM_FRAMES more calls fit on this thread's stack. */
+function stackHasRoom(): boolean {
+  try {
+    return depth(ROOM_FRAMES) === ROOM_FRAMES;
+  } catch {
+    return false;
   }
 }
 

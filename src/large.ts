@@ -11,13 +11,13 @@ import {
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
-import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
+import { HeapError } from './errors.js';
+import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
   carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
   shrinkRun, writeRunMetas,
 } from './slots.js';
 import { giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
-import { stopOnFault } from './fault.js';
 
 /**
  * A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory.
@@ -76,7 +76,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
     }
     if (head !== 0) takeRun(t, head, span);
   } catch (e) {
-    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
     lockRelease(t);
@@ -136,7 +136,7 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean): void {
     crashPoint(CP_LARGE);
     giveBackRun(t, head);
   } catch (e) {
-    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
     lockRelease(t);
@@ -188,7 +188,7 @@ export function largeResize(t: ThreadContext, head: number, slots: number): bool
     growRun(t, head, span, slots + freeSlotsAfter(t, head, slots, growthRoom(head, slots)));
     return true;
   } catch (e) {
-    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
     lockRelease(t);

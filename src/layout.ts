@@ -332,9 +332,10 @@ export const ST_PENDING = 3; //   on the slab's remote free list (set before the
 // TH_STATE (ATTACHED or DEAD -> RECLAIMING).
 export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING. ATTACHED -> DEAD by a CAS: by
 //                                 watch() or reclaim() in another thread for a thread that exited, or by the
-//                                 thread itself when a call of its was cut off by a fault (fault.ts), which
-//                                 then never touches the heap through that slot again (its attach anew
-//                                 reclaims it). Attach, detach and reclaim make the other moves.
+//                                 thread itself when a call of its was cut off by a fault (fault.ts: a plain
+//                                 store there, which makes no call; an aligned Int32Array element is
+//                                 tear-free), which then never touches the heap through that slot again (its
+//                                 attach anew reclaims it). Attach, detach and reclaim make the other moves.
 export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread; 0 on a free slot. attach reserves a
 //                                 slot by a CAS of this word from 0 before the CAS of TH_STATE from FREE, so
 //                                 no slot is ATTACHED without an id; a FREE slot carrying an id was reserved

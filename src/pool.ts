@@ -13,10 +13,10 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import { CP_GIVE_BACK, CP_RECLAIM, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
-import { lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
+import { HeapError } from './errors.js';
+import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import { carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
-import { stopOnFault } from './fault.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -376,7 +376,7 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
   try {
     giveBackOwned(t, slot);
   } catch (e) {
-    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
     lockRelease(t);
@@ -421,7 +421,7 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
       }
     }
   } catch (e) {
-    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
     lockRelease(t);

@@ -17,15 +17,14 @@ import {
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { COUNT, NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
-import { HeapStateError, checkInteger, describe } from './errors.js';
-import { lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
+import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
+import { WOULD_BLOCK, lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, publishChain, slabMetaOf } from './remote.js';
 import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
-import { stopOnFault } from './fault.js';
 
 /** Finds the slot of the thread known by `threadId` in one of `states`; -1 when none. */
 function findThread(t: ThreadContext, threadId: number, states: number[]): number {
@@ -120,7 +119,7 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   try {
     return reclaimUnderLock(t, threadId);
   } catch (e) {
-    stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
     lockRelease(t);
@@ -150,7 +149,7 @@ export function reclaimOwnDead(t: ThreadContext, staleSlot = -1): void {
     try {
       reclaimFound(t, s, id);
     } catch (e) {
-      stopOnFault(t, e); // a fault keeps the lock (fault.ts)
+      if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
       throw e;
     } finally {
       lockRelease(t);
