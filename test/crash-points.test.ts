@@ -43,6 +43,8 @@ interface RunResult {
   counts: number[] | undefined;
   stoppedAt: string;
   failures: string[];
+  /** A fault run: the fault was thrown inside a call into the heap's slow paths (not in the scenario's own code). */
+  inHeap?: boolean;
 }
 
 /** The dead thread the reclaim scenario reclaims: a worker with cached, remote-freed and live blocks. */
@@ -131,7 +133,7 @@ async function runOnce(name: string, n: number, atomics = false, fault = false):
   const e = workerEntry('crash-worker');
   const w = new Worker(e.filename, { execArgv: e.execArgv, workerData: d });
   const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
-  const messages: { attached?: boolean; threadId?: number; done?: boolean; counts?: number[]; faulted?: string; stopped?: boolean }[] = [];
+  const messages: { attached?: boolean; threadId?: number; done?: boolean; counts?: number[]; faulted?: string; stopped?: boolean; outside?: boolean }[] = [];
   let notify = (): void => {};
   w.on('message', (m) => {
     messages.push(m);
@@ -146,7 +148,7 @@ async function runOnce(name: string, n: number, atomics = false, fault = false):
   w.postMessage('go');
   const end = await next();
   if (n > 0 && end?.done) failures.push(`finished without stopping at crash point ${n}`);
-  if (fault && end?.done !== true) {
+  if (fault && end?.done !== true && end?.outside !== true) {
     // The cut-off call threw HeapStateError naming the RangeError, and the thread stopped using the heap.
     if (!(end?.faulted ?? '').startsWith('HeapStateError') || !(end?.faulted ?? '').includes('cut off by RangeError')) {
       failures.push(`the cut-off call threw ${end?.faulted}`);
@@ -230,7 +232,7 @@ async function runOnce(name: string, n: number, atomics = false, fault = false):
   const c3 = checked(heap);
   if (c3 !== 'passes') failures.push(`check() after more use: ${c3}`);
   heap.detach();
-  return { counts: end?.counts, stoppedAt, failures };
+  return { counts: end?.counts, stoppedAt, failures, inHeap: end?.faulted !== undefined };
 }
 
 /** Runs `jobs` two at a time (the machine has two cores). */
@@ -288,6 +290,20 @@ describe('Atomics calls: a thread stopped before any Atomics call of its slow pa
     const failed = results.flatMap((r, k) => r.failures.map((f) => `stop at Atomics call ${stops[k]}: ${f}`));
     perScenario.push(`${name} ${total} Atomics calls`);
     expect(failed.slice(0, 20), `${failed.length} of ${stops.length} stops failed`).toEqual([]);
+  }, 600_000);
+});
+
+describe('faults at Atomics calls: a call cut off at any Atomics call of its slow paths stops the thread, whose reclaim is clean', () => {
+  it.each(Object.keys(CRASH_SCENARIOS))('%s', async (name) => {
+    const counted = await runOnce(name, 0, true);
+    expect(counted.failures, `${name}: the run without a fault`).toEqual([]);
+    const total = counted.counts![0]!;
+    const every = Number(process.env.ATOMICS_STOP_EVERY ?? 1);
+    const stops = Array.from({ length: Math.ceil(total / every) }, (_, k) => k * every + 1);
+    const results = await inPairs(stops.map((n) => () => runOnce(name, n, true, true)));
+    const failed = results.flatMap((r, k) => r.failures.map((f) => `fault at Atomics call ${stops[k]}: ${f}`));
+    expect(failed.slice(0, 20), `${failed.length} of ${stops.length} faults failed`).toEqual([]);
+    expect(results.filter((r) => r.inHeap).length, `${name}: Atomics calls inside the heap's slow paths`).toBeGreaterThan(0);
   }, 600_000);
 });
 

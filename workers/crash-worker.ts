@@ -58,6 +58,17 @@ function stopAtAtomicsCall(d: CrashWorkerData, n: number): () => number {
   });
 }
 
+/** Posts { faulted, stopped }: what the cut-off call threw, and whether the instance refuses calls now. */
+function reportFault(heap: SharedHeap, e: unknown): void {
+  let stopped = false;
+  try {
+    heap.stats();
+  } catch (e2) {
+    stopped = (e2 as Error).message.includes('detached from the heap');
+  }
+  parentPort!.postMessage({ faulted: `${(e as Error).name}: ${(e as Error).message}`, stopped });
+}
+
 function run(d: CrashWorkerData): void {
   if (d.lifecycle !== undefined) {
     const { phase, n } = d.lifecycle;
@@ -79,6 +90,27 @@ function run(d: CrashWorkerData): void {
   scenario.workerSetup?.(heap, d);
   parentPort!.postMessage({ attached: true, threadId: heap.threadId });
   parentPort!.once('message', () => {
+    if (d.atomics === true && d.fault === true && d.n > 0) {
+      // The RangeError of a stack overflow at the n-th Atomics call, where a call can meet it.
+      // Only Atomics calls inside a call into the heap's slow paths count (guarded() on the stack):
+      // the scenario's own ledger writes and the read-only stats() make Atomics calls too.
+      let inHeap = false;
+      const disarm = armAtomics(d.n, () => {
+        Atomics.store(d.ctl, C_STOPPED, ATOMICS_STOP);
+        inHeap = (new Error().stack ?? '').includes('guarded');
+        throw new RangeError('Maximum call stack size exceeded');
+      });
+      try {
+        scenario.workerRun(heap, d);
+      } catch (e) {
+        disarm();
+        if (inHeap) reportFault(heap, e);
+        else parentPort!.postMessage({ outside: true });
+        return stopHere();
+      }
+      parentPort!.postMessage({ done: true, counts: [disarm()] });
+      return;
+    }
     if (d.atomics === true) {
       const disarm = stopAtAtomicsCall(d, d.n);
       scenario.workerRun(heap, d);
@@ -95,13 +127,7 @@ function run(d: CrashWorkerData): void {
       try {
         scenario.workerRun(heap, d);
       } catch (e) {
-        let stopped = false;
-        try {
-          heap.stats();
-        } catch (e2) {
-          stopped = (e2 as Error).message.includes('detached from the heap');
-        }
-        parentPort!.postMessage({ faulted: `${(e as Error).name}: ${(e as Error).message}`, stopped });
+        reportFault(heap, e);
         return stopHere();
       }
     } else {
