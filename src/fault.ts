@@ -20,7 +20,7 @@
  * back over a half-done change). The catch blocks are part of functions already running, and
  * their marks are plain loads, stores, `instanceof` and string compares.
  */
-import { DETACHED_TOPS_W, TH_STATE, TS_ATTACHED, TS_DEAD } from './layout.js';
+import { DETACHED_TOPS_W, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { HeapError, HeapStateError } from './errors.js';
 import { WOULD_BLOCK } from './lock.js';
@@ -58,13 +58,23 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
   }
 }
 
-/** Marks `t` stopped as guarded() does (SharedHeap.attach, for an instance a fault stopped: in case it had no stack to). */
-export function stopOnFault(t: ThreadContext): void {
+/**
+ * Marks `t` stopped as guarded() does (SharedHeap.attach, for an instance a fault stopped: in case
+ * it had no stack to mark its slot). Returns the slot when it is still this instance's (its
+ * threadId, ATTACHED or DEAD), else -1: another thread may have reclaimed it since, and another
+ * attach taken it (reclaim(threadId) of a stopped thread is allowed), and then nothing there is
+ * this instance's to touch. (Between the load of the id and the CAS the slot would have to be
+ * reclaimed, under the lock, and claimed again for the CAS to meet another thread's ATTACHED.)
+ */
+export function stopOnFault(t: ThreadContext): number {
   t.runner.faulted = true;
   t.detached = true;
   t.topW = DETACHED_TOPS_W;
   t.slotLimit = 0;
-  if (t.runner.slot >= 0) Atomics.compareExchange(t.i32, t.threadW(t.runner.slot) + TH_STATE, TS_ATTACHED, TS_DEAD);
+  const s = t.runner.slot;
+  if (s < 0 || Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) !== t.threadId + 1) return -1;
+  Atomics.compareExchange(t.i32, t.threadW(s) + TH_STATE, TS_ATTACHED, TS_DEAD);
+  return Atomics.load(t.i32, t.threadW(s) + TH_STATE) === TS_DEAD ? s : -1;
 }
 
 /** The HeapStateError a call cut off by `e` throws. */

@@ -161,6 +161,7 @@ export class SharedHeap {
       // Its slot is marked DEAD again, in case the fault left no stack to do it then.
       const stale = attached.get(id)?.deref();
       let staleSlot = -1;
+      let staleId = -1;
       if (stale !== undefined && stale.#t.runner.faulted) {
         // Near the stack's limit the reclaim below would be cut off too, and leave one more slot
         // DEAD each time (attaching over and over deep in a recursion took every slot): refused.
@@ -170,13 +171,13 @@ export class SharedHeap {
               'stopped (the reclaim would be cut off too); attach again once the recursion has returned',
           );
         }
-        stopOnFault(stale.#t);
+        staleSlot = stopOnFault(stale.#t);
+        staleId = stale.#t.threadId;
         stale.#lock.release();
-        staleSlot = stale.#t.runner.slot;
       }
       const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
-      guarded(t, 'SharedHeap.attach(buffer)', reclaimOwnDead, staleSlot);
+      guarded(t, 'SharedHeap.attach(buffer)', reclaimOwnDead, staleSlot, staleId);
     }
     return SharedHeap.#withMemory(heap, memory);
   }

@@ -134,20 +134,22 @@ function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
 /**
  * Reclaims the slots an earlier attachment of this very thread left DEAD, when a call of its was
  * cut off by a fault (fault.ts): `t` is the thread's new attachment, and such a slot carries its
- * threadId (Node's), or is `staleSlot`, the slot of the stopped instance this thread still had
- * (a thread whose id the heap handed out gets a new one at each attach). SharedHeap.attach calls
- * this right after attaching.
+ * threadId (Node's), or is `staleSlot` under `staleId`, the slot of the stopped instance this
+ * thread still had (a thread whose id the heap handed out gets a new one at each attach; a slot
+ * reclaimed meanwhile by another thread, and maybe taken again, carries another id or none).
+ * SharedHeap.attach calls this right after attaching.
  */
-export function reclaimOwnDead(t: ThreadContext, staleSlot = -1): void {
+export function reclaimOwnDead(t: ThreadContext, staleSlot = -1, staleId = -1): void {
   const i32 = t.i32;
   for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
     const w = t.threadW(s);
     if (s === t.runner.slot || Atomics.load(i32, w + TH_STATE) !== TS_DEAD) continue;
     const id = Atomics.load(i32, w + TH_THREAD_ID) - 1;
-    if (id !== t.threadId && s !== staleSlot) continue;
+    if (id !== t.threadId && !(s === staleSlot && id === staleId)) continue;
     lockAcquire(t);
     try {
-      reclaimFound(t, s, id);
+      // Again under the lock: another thread may have reclaimed it meanwhile, and an attach taken it.
+      if (Atomics.load(i32, w + TH_STATE) === TS_DEAD && Atomics.load(i32, w + TH_THREAD_ID) === id + 1) reclaimFound(t, s, id);
     } catch (e) {
       if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
       throw e;

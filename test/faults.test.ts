@@ -397,7 +397,11 @@ describe('a call cut off by a stack overflow (fault.ts)', () => {
     expect(Atomics.load(i32, 13)).not.toBe(0); // G_LOCK: kept, by a slot marked DEAD
     const mine = slotIds(heap).filter((x) => x.state === 2);
     expect(mine.length).toBe(1);
-    if (otherId) Atomics.store(i32, internals(heap).thW + 1, 1_000_000 + 1); // TH_THREAD_ID: not this thread's id
+    if (otherId) {
+      // As if the heap had handed this thread the id 1,000,000 (a browser's): the slot and the instance say so, Node's threadId does not.
+      Atomics.store(i32, internals(heap).thW + 1, 1_000_000 + 1); // TH_THREAD_ID
+      internals(heap).threadId = 1_000_000;
+    }
     // Deep in a recursion, attach refuses (its reclaim would be cut off too), or overflows before it
     // claims anything, or attaches and reclaims: it never leaves one more slot taken.
     const taken = (): number => slotIds(heap).filter((x) => x.state !== 0).length;
@@ -437,6 +441,38 @@ describe('a call cut off by a stack overflow (fault.ts)', () => {
     again.free(big);
     again.check();
     expect(again.stats().liveBytes).toBe(0);
+    again.detach();
+  });
+
+  it('a stopped slot that another thread reclaimed and a third took is left alone when the stopped thread attaches again', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    armCrash(3, () => {
+      throw new RangeError('Maximum call stack size exceeded');
+    });
+    try {
+      expect(() => heap.malloc(3 * MiB)).toThrow(HeapStateError);
+    } finally {
+      armCrash(0, () => {
+        throw new Error('off');
+      });
+    }
+    const mine = internals(heap).runner.slot;
+    const a = startHeapWorker();
+    await a.remote.attach(heap.buffer);
+    expect(await a.remote.reclaim(heap.threadId)).toBe(true); // another thread reclaims the stopped one, as it may
+    const b = startHeapWorker();
+    await b.remote.attach(heap.buffer); // and a third takes the slot it freed
+    expect(slotIds(heap)[mine]!.state).toBe(1); // ATTACHED: b's now
+    const p = await b.remote.malloc(100);
+    await b.remote.write(p, [1, 2, 3]);
+    const again = SharedHeap.attach(heap.buffer); // must not touch b's slot
+    expect(slotIds(heap)[mine]!.state).toBe(1);
+    expect(again.stats().threadsAttached).toBe(3);
+    again.check();
+    expect(Array.from(await b.remote.read(p, 3))).toEqual([1, 2, 3]);
+    await b.remote.free(p);
+    await b.remote.check();
+    again.check();
     again.detach();
   });
 
