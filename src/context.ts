@@ -137,6 +137,8 @@ export class ThreadContext {
   largeProbes = 0;
   /** True once the thread detached (or before it attached): calls then throw. */
   detached = true;
+  /** The thread's next attachment, once a fault stopped this one and it attached again (reclaim.ts adoptWatches). */
+  successor: ThreadContext | null = null;
 
   constructor(buffer: SharedArrayBuffer, geo: Geometry, runner: Runner) {
     this.buffer = buffer;

@@ -16,7 +16,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { markDead, reclaimOwnDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, markDead, reclaimOwnDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -177,6 +177,7 @@ export class SharedHeap {
       }
       const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
+      if (stale !== undefined && stale.#t.runner.faulted) adoptWatches(stale.#t, t);
       guarded(t, 'SharedHeap.attach(buffer)', reclaimOwnDead, staleSlot, staleId);
     }
     return SharedHeap.#withMemory(heap, memory);

@@ -400,11 +400,26 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
     // The record stays until this handler ran: reclaim(threadId) of a recorded worker is refused
     // while it runs. (reclaim(worker) finds the worker in everWatched, before and after this.)
     if (watches.get(id) === worker) watches.delete(id);
-    if (t.detached) return;
-    markDead(t, id);
-    pendingOf(t.runner).push(id);
-    reclaimPending(t);
+    // A context a fault stopped hands its watches to the thread's next attachment (adoptWatches).
+    let c = t;
+    while (c.successor !== null) c = c.successor;
+    if (c.detached) return;
+    markDead(c, id);
+    pendingOf(c.runner).push(id);
+    reclaimPending(c);
   });
+}
+
+/**
+ * The thread attached again (`to`) after a fault stopped `from` (fault.ts): the workers `from`
+ * watched, and the reclaims it had pending, are `to`'s from now on, so that their exits are
+ * still reclaimed and reclaim(threadId) still refuses a watched worker that runs.
+ */
+export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
+  from.successor = to;
+  watchedWorkers.set(to.runner, watchesOf(from.runner));
+  everWatched.set(to.runner, everWatchedOf(from.runner));
+  pendingReclaims.set(to.runner, pendingOf(from.runner));
 }
 
 /** The record of `runner` in `table`, made by `make` the first time it is asked for. */

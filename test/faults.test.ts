@@ -366,6 +366,20 @@ describe('check() asserts the magazine bounds and the INUSE equation', () => {
   });
 });
 
+/** A malloc of 3 MiB in this thread, cut off under the lock by the RangeError of a stack overflow (thrown at its 3rd crash point). */
+function cutOffLargeMalloc(heap: SharedHeap): void {
+  armCrash(3, () => {
+    throw new RangeError('Maximum call stack size exceeded');
+  });
+  try {
+    expect(() => heap.malloc(3 * MiB)).toThrow(HeapStateError);
+  } finally {
+    armCrash(0, () => {
+      throw new Error('off');
+    });
+  }
+}
+
 describe('a call cut off by a stack overflow (fault.ts)', () => {
   it.each([
     ['under Node\'s threadId', false],
@@ -444,18 +458,26 @@ describe('a call cut off by a stack overflow (fault.ts)', () => {
     again.detach();
   });
 
+  it('workers watched before a fault stopped this thread are reclaimed at their exit by its next attachment', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const a = startHeapWorker((w) => heap.watch(w));
+    await a.remote.attach(heap.buffer);
+    await a.remote.malloc(5000);
+    const aId = a.worker.threadId;
+    cutOffLargeMalloc(heap);
+    const again = SharedHeap.attach(heap.buffer);
+    expect(again.stats().threadsAttached).toBe(2);
+    expect(() => again.reclaim(aId)).toThrow(/watched worker that is still running/); // the watch came along
+    await a.worker.terminate();
+    await a.exited;
+    expect(again.stats().threadsAttached).toBe(1); // watch()'s exit handler reclaimed it, through the new attachment
+    again.check();
+    again.detach();
+  });
+
   it('a stopped slot that another thread reclaimed and a third took is left alone when the stopped thread attaches again', async () => {
     const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
-    armCrash(3, () => {
-      throw new RangeError('Maximum call stack size exceeded');
-    });
-    try {
-      expect(() => heap.malloc(3 * MiB)).toThrow(HeapStateError);
-    } finally {
-      armCrash(0, () => {
-        throw new Error('off');
-      });
-    }
+    cutOffLargeMalloc(heap);
     const mine = internals(heap).runner.slot;
     const a = startHeapWorker();
     await a.remote.attach(heap.buffer);
