@@ -20,7 +20,7 @@ import { adoptWatches, markDead, reclaimOwnDead, reclaimThread, watchWorker, typ
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
-import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut } from './debug.js';
+import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut, debugTakeSmall } from './debug.js';
 
 export type { HeapOptions };
 
@@ -676,13 +676,18 @@ class DebugSharedHeap extends SharedHeap {
   override malloc(size: number): number {
     const n = checkInteger('malloc', 'size', size);
     this.#attached('malloc(size)');
-    return this.#handOut('malloc(size)', super.malloc(debugRequest(n)), n);
+    const req = debugRequest(n);
+    // A small block gets its record before it leaves the magazine (debugTakeSmall).
+    if (req <= MAX_SMALL) return guarded(contextOf(this), 'malloc(size)', debugTakeSmall, CLASS_OF_GRANULE[(req + 15) >>> 4], 'malloc(size)', n, true);
+    return this.#handOut('malloc(size)', super.malloc(req), n);
   }
 
   override tryMalloc(size: number): number {
     const n = checkInteger('tryMalloc', 'size', size);
     this.#attached('tryMalloc(size)');
-    return this.#handOut('tryMalloc(size)', super.tryMalloc(debugRequest(n)), n);
+    const req = debugRequest(n);
+    if (req <= MAX_SMALL) return guarded(contextOf(this), 'tryMalloc(size)', debugTakeSmall, CLASS_OF_GRANULE[(req + 15) >>> 4], 'tryMalloc(size)', n, false);
+    return this.#handOut('tryMalloc(size)', super.tryMalloc(req), n);
   }
 
   override alignedAlloc(align: number, size: number): number {

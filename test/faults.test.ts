@@ -501,6 +501,7 @@ describe('a call cut off by a stack overflow (fault.ts)', () => {
   it.each([
     ['default options', {}],
     ['magazines of one block, drained at every free, no Stage-1 slabs kept, a trim at every take', { magazineCapacity: 1, refillCount: 1, drainInterval: 1, stage1Keep: 0, trimInterval: 1 }],
+    ['debug mode, on a heap that grows', { debug: true, initialBytes: 8 * MiB, maxBytes: 256 * MiB }],
   ])('%s: the thread stops using the heap, attaching again reclaims its slot, and the heap and every block are intact', async (_name, options) => {
     const heap = SharedHeap.create({ initialBytes: 64 * MiB, maxThreads: 4, ...options });
     const kept = new Map<number, number>(); // block -> its fill byte
