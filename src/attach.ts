@@ -3,7 +3,7 @@
  * detaching it (flushing, abandoning its slabs, giving the slot back).
  */
 import {
-  DETACHED_TOPS_W, G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
+  G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
   SM_LISTED, SM_NOTIFIED, SM_OWNER, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
   TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots,
@@ -150,7 +150,5 @@ export function detachThread(t: ThreadContext): void {
   // (the other order left an ATTACHED slot that no id named).
   Atomics.store(i32, t.thW + TH_STATE, TS_FREE);
   Atomics.store(i32, t.thW + TH_THREAD_ID, 0);
-  t.detached = true;
-  t.topW = DETACHED_TOPS_W; // malloc now misses into the slow path, which throws
-  t.slotLimit = 0; // and so does free
+  t.refuseCalls();
 }

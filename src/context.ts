@@ -140,6 +140,13 @@ export class ThreadContext {
   /** The thread's next attachment, once a fault stopped this one and it attached again (reclaim.ts adoptWatches). */
   successor: ThreadContext | null = null;
 
+  /** From now on every call refuses: malloc's and free's fast paths miss into slow paths that throw (detach, a fault). */
+  refuseCalls(): void {
+    this.detached = true;
+    this.topW = layout.DETACHED_TOPS_W;
+    this.slotLimit = 0;
+  }
+
   constructor(buffer: SharedArrayBuffer, geo: Geometry, runner: Runner) {
     this.buffer = buffer;
     this.geo = geo;

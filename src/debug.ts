@@ -26,10 +26,10 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
-import { refillMagazine } from './magazine.js';
+import { magazineTop } from './magazine.js';
 
 const { K_LARGE, K_SLAB, LARGE_LIVE, SLOTS_SHIFT_IN_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD,
-  SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, G_CARVED, DEBUG_MARK_W, DEBUG_RECORD_BYTES, MAG_ENTRY_WORDS, MAG_STATE } = layout;
+  SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, G_CARVED, DEBUG_MARK_W, DEBUG_RECORD_BYTES, MAG_STATE } = layout;
 const { COUNT, MAX_SMALL, SIZE } = classes;
 
 /** Bytes added to every request: at least one canary byte and the 8-byte record. */
@@ -76,15 +76,13 @@ export function debugHandOut(t: ThreadContext, fn: string, p: number, n: number)
  * of memory.
  */
 export function debugTakeSmall(t: ThreadContext, cls: number, fn: string, n: number, mayBlock: boolean): number {
-  t.ensureViews();
-  const topW = t.topW + cls;
-  if (t.i32[topW] === t.magazineBase(cls) && refillMagazine(t, cls, mayBlock) === 0) return 0;
-  const i32 = t.i32; // after the refill, which may have refreshed the views
-  const top = i32[topW] - MAG_ENTRY_WORDS;
+  const top = magazineTop(t, cls, mayBlock);
+  if (top < 0) return 0;
+  const i32 = t.i32;
   const p = i32[top];
   const st = i32[top + MAG_STATE];
   const err = debugPrepare(t, fn, p, n);
-  i32[topW] = top;
+  i32[t.topW + cls] = top;
   t.bytes[st] = ST_ALLOCATED;
   if (err !== null) throw err;
   return p;

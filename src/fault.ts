@@ -45,7 +45,7 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
       e instanceof HeapError ||
       ((e instanceof TypeError || e instanceof RangeError) && e.message !== OVERFLOW_V8 && e.message !== OVERFLOW_JSC && e.message !== OVERFLOW_SM);
     if (!t.runner.faulted && own) throw e;
-    // No call until the marks are written (above).
+    // No call until the marks are written (above): ThreadContext.refuseCalls() written out.
     t.runner.faulted = true; // lockRelease keeps the lock from here on
     t.detached = true;
     t.topW = DETACHED_TOPS_W; // malloc's fast path misses, into a slow path that throws
@@ -68,9 +68,7 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
  */
 export function stopOnFault(t: ThreadContext): number {
   t.runner.faulted = true;
-  t.detached = true;
-  t.topW = DETACHED_TOPS_W;
-  t.slotLimit = 0;
+  t.refuseCalls();
   const s = t.runner.slot;
   if (s < 0 || Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) !== t.threadId + 1) return -1;
   Atomics.compareExchange(t.i32, t.threadW(s) + TH_STATE, TS_ATTACHED, TS_DEAD);

@@ -159,10 +159,11 @@ export class SharedHeap {
     if (heap === undefined) {
       // An instance of this thread stopped by a fault (fault.ts) gives up its Web Lock first: the new one takes the same.
       // Its slot is marked DEAD again, in case the fault left no stack to do it then.
-      const stale = attached.get(id)?.deref();
+      const last = attached.get(id)?.deref();
+      const stale = last !== undefined && last.#t.runner.faulted ? last : undefined;
       let staleSlot = -1;
       let staleId = -1;
-      if (stale !== undefined && stale.#t.runner.faulted) {
+      if (stale !== undefined) {
         // Near the stack's limit the reclaim below would be cut off too, and leave one more slot
         // DEAD each time (attaching over and over deep in a recursion took every slot): refused.
         if (!stackHasRoom()) {
@@ -177,7 +178,7 @@ export class SharedHeap {
       }
       const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
-      if (stale !== undefined && stale.#t.runner.faulted) adoptWatches(stale.#t, t);
+      if (stale !== undefined) adoptWatches(stale.#t, t);
       guarded(t, 'SharedHeap.attach(buffer)', reclaimOwnDead, staleSlot, staleId);
     }
     return SharedHeap.#withMemory(heap, memory);

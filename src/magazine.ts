@@ -49,15 +49,25 @@ const PERIODIC_KEEP_MAX = 1024;
  */
 const AGED_COUNT_MAX = 4;
 
+/**
+ * The word of the entry the next pop of class `cls` takes (its block, then its state byte's
+ * address), refilling the magazine first when it is empty; -1 when out of memory. The pop itself
+ * is the caller's: lower the top to it, mark the state byte ALLOCATED.
+ */
+export function magazineTop(t: ThreadContext, cls: number, mayBlock: boolean): number {
+  t.ensureViews();
+  const topW = t.topW + cls;
+  if (t.i32[topW] === t.magazineBase(cls) && refillMagazine(t, cls, mayBlock) === 0) return -1;
+  return t.i32[topW] - MAG_ENTRY_WORDS; // the views as the refill left them
+}
+
 /** Pops a block of class `cls`, refilling the magazine first when it is empty; 0 when out of memory. */
 export function allocFromClass(t: ThreadContext, cls: number, mayBlock: boolean): number {
-  t.ensureViews();
+  const top = magazineTop(t, cls, mayBlock);
+  if (top < 0) return 0;
   const i32 = t.i32;
-  const topW = t.topW + cls;
-  if (i32[topW] === t.magazineBase(cls) && refillMagazine(t, cls, mayBlock) === 0) return 0;
-  const top = i32[topW] - MAG_ENTRY_WORDS;
   const block = i32[top];
-  i32[topW] = top;
+  i32[t.topW + cls] = top;
   t.bytes[i32[top + MAG_STATE]] = ST_ALLOCATED;
   return block;
 }
