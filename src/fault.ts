@@ -44,7 +44,9 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
       e === WOULD_BLOCK ||
       e instanceof HeapError ||
       ((e instanceof TypeError || e instanceof RangeError) && e.message !== OVERFLOW_V8 && e.message !== OVERFLOW_JSC && e.message !== OVERFLOW_SM);
-    if (!t.runner.faulted && own) throw e;
+    // An instance stopped or detached before this call refuses it with an error of its own (and its
+    // old slot may be another thread's by now): nothing to mark.
+    if (own && (!t.runner.faulted || t.detached)) throw e;
     // No call until the marks are written (above): ThreadContext.refuseCalls() written out.
     t.runner.faulted = true; // lockRelease keeps the lock from here on
     t.detached = true;
@@ -52,8 +54,9 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
     t.slotLimit = 0; // and free's
     const stateW = t.thW + TH_STATE;
     // A plain store (tear-free, an aligned Int32Array element): ATTACHED -> DEAD, which only this
-    // thread writes while it is attached (layout.ts).
-    if (t.i32[stateW] === TS_ATTACHED) t.i32[stateW] = TS_DEAD;
+    // thread writes while it is attached (layout.ts), and only while the slot still carries this
+    // instance's thread id: a slot reclaimed since may be another thread's, ATTACHED and live.
+    if (t.i32[stateW] === TS_ATTACHED && t.i32[t.thW + TH_THREAD_ID] === t.threadId + 1) t.i32[stateW] = TS_DEAD;
     throw faultError(t, e, call); // a RangeError instead, if even this finds no stack: the marks are written
   }
 }

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapStateError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { armCrash } from '../src/crash.js';
-import { skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
+import { lockWord, skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 import { checked } from './fixtures.js';
 
@@ -471,6 +471,39 @@ describe('a call cut off by a stack overflow (fault.ts)', () => {
     await a.worker.terminate();
     await a.exited;
     expect(again.stats().threadsAttached).toBe(1); // watch()'s exit handler reclaimed it, through the new attachment
+    again.check();
+    again.detach();
+  });
+
+  it('calls on the stopped instance, once this thread attached again and a worker took the old slot, are refused and leave the worker\'s slot alone', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const kept = heap.malloc(100);
+    cutOffLargeMalloc(heap);
+    const mine = internals(heap).runner.slot;
+    const again = SharedHeap.attach(heap.buffer); // reclaims the old slot
+    expect(internals(again).runner.slot).not.toBe(mine);
+    const a = startHeapWorker();
+    await a.remote.attach(heap.buffer); // takes the slot the reclaim freed
+    expect(slotIds(heap)[mine]).toMatchObject({ state: 1, id: a.worker.threadId });
+    const p = await a.remote.malloc(100);
+    await a.remote.write(p, [4, 5, 6]);
+    const calls: Array<() => unknown> = [
+      () => heap.malloc(16), () => heap.malloc(3 * MiB), () => heap.free(kept), () => heap.realloc(kept, 5000),
+      () => heap.calloc(4, 4), () => heap.alignedAlloc(4096, 100), () => heap.usableSize(kept), () => heap.flush(),
+    ];
+    for (const call of calls) {
+      expect(call).toThrow(HeapStateError);
+      expect(slotIds(heap)[mine]).toMatchObject({ state: 1, id: a.worker.threadId }); // still ATTACHED: the worker's
+    }
+    // The lock is free: no thread breaks it over a live holder.
+    expect(lockWord(heap.buffer)).toBe(0);
+    const q = again.malloc(3 * MiB);
+    expect(q).toBeGreaterThan(0);
+    again.free(q);
+    again.free(kept);
+    expect(Array.from(await a.remote.read(p, 3))).toEqual([4, 5, 6]);
+    await a.remote.free(p);
+    await a.remote.check();
     again.check();
     again.detach();
   });
