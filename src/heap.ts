@@ -232,19 +232,50 @@ export class SharedHeap {
           'in Node attach with SharedHeap.attach(buffer) and reclaim with heap.watch(worker)',
       );
     }
+    // An instance of this thread that a fault stopped (fault.ts): its slot is marked DEAD and its Web
+    // Lock given up, so that reclaimWhenGone(its id) in the thread that reserved that id reclaims it;
+    // this attachment reclaims it too (whichever comes first: reclaimOwnDead). Under the same id, which
+    // that reclaimWhenGone keeps once granted, the attach would wait for good: refused.
+    const last = attached.get(id)?.deref();
+    const stale = last !== undefined && last.#t.runner.faulted ? last : undefined;
+    let staleSlot = -1;
+    let staleId = -1;
+    if (stale !== undefined) {
+      if (!stackHasRoom()) {
+        throw new HeapStateError(
+          `${fn}: this thread is too close to its stack's limit to reclaim the slot that a fault stopped ` +
+            '(the reclaim would be cut off too); attach again once the recursion has returned',
+        );
+      }
+      staleSlot = stopOnFault(stale.#t);
+      staleId = stale.#t.threadId;
+      stale.#lock.release();
+      if (staleId === threadId) {
+        throw new HeapStateError(
+          `${fn}: a fault stopped this thread's instance under threadId ${threadId}, whose slot reclaimWhenGone(${threadId}) ` +
+            'reclaims; attach under a new id from newThreadId(), or with SharedHeap.attach(buffer), which reclaim that slot too',
+        );
+      }
+    }
     const lock = holdThreadLock(threadLockName(id, threadId));
     if (!(await lock.held)) throw new HeapStateError(`${fn}: the Web Lock of threadId ${threadId} was refused`);
+    let heap: SharedHeap;
     try {
       const meanwhile = attachedAs();
       if (meanwhile !== undefined) {
         lock.release();
         return SharedHeap.#withMemory(meanwhile, memory);
       }
-      return SharedHeap.#withMemory(SharedHeap.#adopt(attachThread(buffer, threadId), id, lock), memory);
+      heap = SharedHeap.#adopt(attachThread(buffer, threadId), id, lock);
     } catch (e) {
       lock.release();
       throw e;
     }
+    if (stale !== undefined) {
+      adoptWatches(stale.#t, heap.#t);
+      guarded(heap.#t, fn, reclaimOwnDead, staleSlot, staleId);
+    }
+    return SharedHeap.#withMemory(heap, memory);
   }
 
   /** This thread's attached instance for the heap `id`, if any. */
@@ -626,7 +657,8 @@ export class SharedHeap {
       this.#gone.set(id, gone);
     }
     return gone.then((lock) => {
-      const t = this.#t;
+      let t = this.#t;
+      while (t.successor !== null) t = t.successor; // a fault stopped this instance: its thread's next attachment reclaims
       if (t.detached) {
         lock.release();
         return false;

@@ -1,0 +1,94 @@
+/**
+ * attachAsync and reclaimWhenGone (the browsers' way to attach and reclaim) after a fault stopped
+ * this thread's instance (src/fault.ts), run in Node against a Web Locks stand-in (web-locks.ts).
+ * Every "thread" here is one JavaScript thread in turn: the creator reserves the ids, detaches,
+ * and the same thread then attaches under them.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { HeapStateError, SharedHeap } from '../src/index.js';
+import { attachThread } from '../src/attach.js';
+import { armCrash } from '../src/crash.js';
+import { threadLockName } from '../src/liveness.js';
+import { slotIds } from './fault-internals.js';
+import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
+
+const MiB = 1 << 20;
+let locks: WebLocksStandIn | undefined;
+afterEach(() => {
+  locks?.uninstall();
+  locks = undefined;
+});
+
+/** A large malloc cut off under the lock by the RangeError of a stack overflow. */
+function cutOff(heap: SharedHeap): void {
+  armCrash(3, () => {
+    throw new RangeError('Maximum call stack size exceeded');
+  });
+  try {
+    expect(() => heap.malloc(3 * MiB)).toThrow(HeapStateError);
+  } finally {
+    armCrash(0, () => {
+      throw new Error('off');
+    });
+  }
+}
+
+/** A heap whose creator reserved `n` ids, left a block live and detached. */
+function reserved(n: number): { buffer: SharedArrayBuffer; ids: number[]; kept: number } {
+  const creator = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+  const ids = Array.from({ length: n }, () => creator.newThreadId());
+  const kept = creator.malloc(100);
+  creator.u8.fill(7, kept, kept + 100);
+  const buffer = creator.buffer;
+  creator.detach();
+  return { buffer, ids, kept };
+}
+
+describe('attachAsync after a fault stopped this thread', () => {
+  it('under the stopped id: refused at once (not left waiting for its own Web Lock), the lock given up; under a new id: attaches and reclaims the stopped slot', async () => {
+    const { buffer, ids: [a, b], kept } = reserved(2);
+    locks = installWebLocks();
+    const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
+    const heapId = Number(locks.held().find((n) => n.endsWith(`:${a}`))!.split(':')[1]);
+    expect(locks.held()).toEqual([threadLockName(heapId, a!)]);
+    cutOff(first);
+    expect(slotIds(first).find((s) => s.id === a)?.state).toBe(2); // DEAD
+    const same = SharedHeap.attachAsync(buffer, { threadId: a! });
+    await expect(Promise.race([same, new Promise((r) => setTimeout(() => r('still waiting'), 2000))])).rejects.toThrow(
+      /a fault stopped this thread's instance under threadId .*newThreadId\(\).*SharedHeap\.attach\(buffer\)/,
+    );
+    expect(locks.held()).toEqual([]); // the stopped instance's lock: reclaimWhenGone(a) elsewhere may take it now
+    const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
+    expect(slotIds(second).filter((s) => s.id === a)).toEqual([]); // reclaimed
+    expect(second.stats().threadsAttached).toBe(1);
+    expect(locks.held()).toEqual([threadLockName(heapId, b!)]);
+    expect(Array.from(second.u8.subarray(kept, kept + 100)).every((v) => v === 7)).toBe(true);
+    second.free(kept);
+    const q = second.malloc(3 * MiB); // the lock the fault kept was broken
+    expect(q).toBeGreaterThan(0);
+    second.free(q);
+    second.check();
+    second.detach();
+  });
+
+  it('a reclaimWhenGone() the stopped instance was waiting on reclaims through its next attachment', async () => {
+    const { buffer, ids: [a, b, x] } = reserved(3);
+    locks = installWebLocks();
+    const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
+    const heapId = Number(locks.held()[0]!.split(':')[1]);
+    // A thread under id x, alive while its Web Lock is held: a slot claimed under x with a block out.
+    const child = attachThread(buffer, x!);
+    expect(child.threadId).toBe(x);
+    const release = await locks.hold(threadLockName(heapId, x!));
+    const gone = first.reclaimWhenGone(x!);
+    cutOff(first);
+    const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
+    expect(slotIds(second).some((s) => s.id === x && s.state === 1)).toBe(true);
+    release(); // the child is gone
+    expect(await gone).toBe(true);
+    expect(slotIds(second).filter((s) => s.id === x)).toEqual([]);
+    expect(second.stats().threadsAttached).toBe(1);
+    second.check();
+    second.detach();
+  });
+});
