@@ -157,31 +157,44 @@ export class SharedHeap {
     const id = checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
     let heap = SharedHeap.#current(id);
     if (heap === undefined) {
-      // An instance of this thread stopped by a fault (fault.ts) gives up its Web Lock first: the new one takes the same.
-      // Its slot is marked DEAD again, in case the fault left no stack to do it then.
-      const last = attached.get(id)?.deref();
-      const stale = last !== undefined && last.#t.runner.faulted ? last : undefined;
-      let staleSlot = -1;
-      let staleId = -1;
-      if (stale !== undefined) {
-        // Near the stack's limit the reclaim below would be cut off too, and leave one more slot
-        // DEAD each time (attaching over and over deep in a recursion took every slot): refused.
-        if (!stackHasRoom()) {
-          throw new HeapStateError(
-            "SharedHeap.attach(buffer): this thread is too close to its stack's limit to reclaim the slot that a fault " +
-              'stopped (the reclaim would be cut off too); attach again once the recursion has returned',
-          );
-        }
-        staleSlot = stopOnFault(stale.#t);
-        staleId = stale.#t.threadId;
-        stale.#lock.release();
-      }
+      // An instance of this thread stopped by a fault gives up its Web Lock first: the new one takes the same.
+      const stale = SharedHeap.#stopStale(id, 'SharedHeap.attach(buffer)');
       const t = attachThread(buffer);
       heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
-      if (stale !== undefined) adoptWatches(stale.#t, t);
-      guarded(t, 'SharedHeap.attach(buffer)', reclaimOwnDead, staleSlot, staleId);
+      SharedHeap.#takeOverStale(heap, stale, 'SharedHeap.attach(buffer)');
     }
     return SharedHeap.#withMemory(heap, memory);
+  }
+
+  /**
+   * The last instance of this thread for the heap `id`, when a fault stopped it (fault.ts): its
+   * slot marked DEAD again (in case the fault left no stack to do it then; `slot` -1 once it is no
+   * longer that instance's), and its Web Lock given up. Refused near the stack's limit, where the
+   * reclaim that follows would be cut off too, and leave one more slot DEAD each time (attaching
+   * over and over deep in a recursion took every slot).
+   */
+  static #stopStale(id: number, fn: string): { t: ThreadContext; slot: number } | undefined {
+    const last = attached.get(id)?.deref();
+    if (last === undefined || !last.#t.runner.faulted) return undefined;
+    if (!stackHasRoom()) {
+      throw new HeapStateError(
+        `${fn}: this thread is too close to its stack's limit to reclaim the slot that a fault stopped ` +
+          '(the reclaim would be cut off too); attach again once the recursion has returned',
+      );
+    }
+    const slot = stopOnFault(last.#t);
+    last.#lock.release();
+    return { t: last.#t, slot };
+  }
+
+  /**
+   * The new attachment `heap` takes over the watches of the stopped instance, if any, and reclaims
+   * its slot, and any DEAD slot under its own thread id (an instance of this thread stopped by a
+   * fault and collected since: reclaim.ts reclaimOwnDead).
+   */
+  static #takeOverStale(heap: SharedHeap, stale: { t: ThreadContext; slot: number } | undefined, fn: string): void {
+    if (stale !== undefined) adoptWatches(stale.t, heap.#t);
+    guarded(heap.#t, fn, reclaimOwnDead, stale?.slot ?? -1, stale?.t.threadId ?? -1);
   }
 
   /** `heap`, copying with `memory` from now on when it is given and the instance had none (attach, attachAsync). */
@@ -236,26 +249,12 @@ export class SharedHeap {
     // Lock given up, so that reclaimWhenGone(its id) in the thread that reserved that id reclaims it;
     // this attachment reclaims it too (whichever comes first: reclaimOwnDead). Under the same id, which
     // that reclaimWhenGone keeps once granted, the attach would wait for good: refused.
-    const last = attached.get(id)?.deref();
-    const stale = last !== undefined && last.#t.runner.faulted ? last : undefined;
-    let staleSlot = -1;
-    let staleId = -1;
-    if (stale !== undefined) {
-      if (!stackHasRoom()) {
-        throw new HeapStateError(
-          `${fn}: this thread is too close to its stack's limit to reclaim the slot that a fault stopped ` +
-            '(the reclaim would be cut off too); attach again once the recursion has returned',
-        );
-      }
-      staleSlot = stopOnFault(stale.#t);
-      staleId = stale.#t.threadId;
-      stale.#lock.release();
-      if (staleId === threadId) {
-        throw new HeapStateError(
-          `${fn}: a fault stopped this thread's instance under threadId ${threadId}, whose slot reclaimWhenGone(${threadId}) ` +
-            'reclaims; attach under a new id from newThreadId(), or with SharedHeap.attach(buffer), which reclaim that slot too',
-        );
-      }
+    const stale = SharedHeap.#stopStale(id, fn);
+    if (stale !== undefined && stale.t.threadId === threadId) {
+      throw new HeapStateError(
+        `${fn}: a fault stopped this thread's instance under threadId ${threadId}, whose slot reclaimWhenGone(${threadId}) ` +
+          'reclaims; attach under a new id from newThreadId(), or with SharedHeap.attach(buffer), which reclaim that slot too',
+      );
     }
     const lock = holdThreadLock(threadLockName(id, threadId));
     if (!(await lock.held)) throw new HeapStateError(`${fn}: the Web Lock of threadId ${threadId} was refused`);
@@ -271,10 +270,7 @@ export class SharedHeap {
       lock.release();
       throw e;
     }
-    if (stale !== undefined) {
-      adoptWatches(stale.#t, heap.#t);
-      guarded(heap.#t, fn, reclaimOwnDead, staleSlot, staleId);
-    }
+    SharedHeap.#takeOverStale(heap, stale, fn);
     return SharedHeap.#withMemory(heap, memory);
   }
 

@@ -7,9 +7,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapStateError, SharedHeap } from '../src/index.js';
 import { attachThread } from '../src/attach.js';
-import { armCrash } from '../src/crash.js';
 import { threadLockName } from '../src/liveness.js';
-import { slotIds } from './fault-internals.js';
+import { cutOffLargeMalloc, slotIds } from './fault-internals.js';
 import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
 
 const MiB = 1 << 20;
@@ -18,20 +17,6 @@ afterEach(() => {
   locks?.uninstall();
   locks = undefined;
 });
-
-/** A large malloc cut off under the lock by the RangeError of a stack overflow. */
-function cutOff(heap: SharedHeap): void {
-  armCrash(3, () => {
-    throw new RangeError('Maximum call stack size exceeded');
-  });
-  try {
-    expect(() => heap.malloc(3 * MiB)).toThrow(HeapStateError);
-  } finally {
-    armCrash(0, () => {
-      throw new Error('off');
-    });
-  }
-}
 
 /** A heap whose creator reserved `n` ids, left a block live and detached. */
 function reserved(n: number): { buffer: SharedArrayBuffer; ids: number[]; kept: number } {
@@ -51,7 +36,7 @@ describe('attachAsync after a fault stopped this thread', () => {
     const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
     const heapId = Number(locks.held().find((n) => n.endsWith(`:${a}`))!.split(':')[1]);
     expect(locks.held()).toEqual([threadLockName(heapId, a!)]);
-    cutOff(first);
+    cutOffLargeMalloc(first);
     expect(slotIds(first).find((s) => s.id === a)?.state).toBe(2); // DEAD
     const same = SharedHeap.attachAsync(buffer, { threadId: a! });
     await expect(Promise.race([same, new Promise((r) => setTimeout(() => r('still waiting'), 2000))])).rejects.toThrow(
@@ -81,7 +66,7 @@ describe('attachAsync after a fault stopped this thread', () => {
     expect(child.threadId).toBe(x);
     const release = await locks.hold(threadLockName(heapId, x!));
     const gone = first.reclaimWhenGone(x!);
-    cutOff(first);
+    cutOffLargeMalloc(first);
     const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
     expect(slotIds(second).some((s) => s.id === x && s.state === 1)).toBe(true);
     release(); // the child is gone

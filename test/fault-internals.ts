@@ -4,7 +4,10 @@
  * that a change of the internals touches this file only.
  */
 import type { SharedHeap } from '../src/index.js';
+import { expect } from 'vitest';
+import { HeapStateError } from '../src/index.js';
 import { internals } from '../src/heap.js';
+import { armCrash } from '../src/crash.js';
 import { G_LOCK, G_MAGIC, MAGIC, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_SHIFT, TH_TOP, TH_THREAD_ID, TH_STATE } from '../src/layout.js';
 
 /** The heap's magic word is intact (attach() from any thread would accept the buffer). */
@@ -41,4 +44,18 @@ export function skewInuse(heap: SharedHeap, block: number, delta: number): void 
 export function skewMagazineTop(heap: SharedHeap, cls: number, words: number): void {
   const t = internals(heap);
   new Int32Array(heap.buffer)[t.thW + TH_TOP + cls]! += words;
+}
+
+/** A 3 MiB malloc cut off under the lock by the RangeError of a stack overflow (at its 3rd crash point): the instance stops (fault.ts). */
+export function cutOffLargeMalloc(heap: SharedHeap): void {
+  armCrash(3, () => {
+    throw new RangeError('Maximum call stack size exceeded');
+  });
+  try {
+    expect(() => heap.malloc(3 << 20)).toThrow(HeapStateError);
+  } finally {
+    armCrash(0, () => {
+      throw new Error('off');
+    });
+  }
 }

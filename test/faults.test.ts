@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapStateError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { armCrash } from '../src/crash.js';
-import { lockWord, skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
+import { cutOffLargeMalloc, lockWord, skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 import { checked } from './fixtures.js';
 
@@ -367,19 +367,6 @@ describe('check() asserts the magazine bounds and the INUSE equation', () => {
 });
 
 /** A malloc of 3 MiB in this thread, cut off under the lock by the RangeError of a stack overflow (thrown at its 3rd crash point). */
-function cutOffLargeMalloc(heap: SharedHeap): void {
-  armCrash(3, () => {
-    throw new RangeError('Maximum call stack size exceeded');
-  });
-  try {
-    expect(() => heap.malloc(3 * MiB)).toThrow(HeapStateError);
-  } finally {
-    armCrash(0, () => {
-      throw new Error('off');
-    });
-  }
-}
-
 describe('a call cut off by a stack overflow (fault.ts)', () => {
   it.each([
     ['under Node\'s threadId', false],
