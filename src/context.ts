@@ -142,6 +142,13 @@ export class ThreadContext {
    * so calloc zeroes only these (large.ts largeAlloc). Thread-local, not shared.
    */
   largeDirtyBytes = 0;
+  /**
+   * Debug mode, while this thread takes a large block: writes the block's canary and size record
+   * (debug.ts debugRecordLarge), which large.ts takeRun and pool.ts largePoolPop call before they
+   * mark the run live, so that a thread stopped anywhere leaves no live run without its record.
+   * null otherwise. Thread-local.
+   */
+  debugLarge: ((p: number) => void) | null = null;
   /** Large frees that found keeping runs unprofitable (pool.ts largePoolReserve). Thread-local, not shared. */
   largeProbes = 0;
   /** True once the thread detached (or before it attached): calls then throw. */

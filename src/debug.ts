@@ -88,6 +88,17 @@ export function debugTakeSmall(t: ThreadContext, cls: number, fn: string, n: num
   return p;
 }
 
+/**
+ * Debug mode's record and canary of a large block p of requested size n, written before the run is
+ * marked live (ThreadContext.debugLarge): a thread stopped before the mark leaves a run that is
+ * not live, after it a live run with its record. (Written after the mark, as small blocks once
+ * were, a run cut off between the two held whatever its last bytes held before: check() reported
+ * it written past its end.)
+ */
+export function debugRecordLarge(t: ThreadContext, p: number, n: number): void {
+  debugPrepare(t, 'malloc(size)', p, n); // a large run has no freed fill to check: no error
+}
+
 /** debugHandOut's writes; the error of a fill found written to, for the caller to throw once the block is out, or null. */
 function debugPrepare(t: ThreadContext, fn: string, p: number, n: number): HeapCorruptionError | null {
   t.ensureViews();

@@ -20,7 +20,7 @@ import { adoptWatches, markDead, reclaimOwnDead, reclaimThread, watchWorker, typ
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
-import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut, debugTakeSmall } from './debug.js';
+import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut, debugRecordLarge, debugTakeSmall } from './debug.js';
 
 export type { HeapOptions };
 
@@ -708,7 +708,7 @@ class DebugSharedHeap extends SharedHeap {
     const req = debugRequest(n);
     // A small block gets its record before it leaves the magazine (debugTakeSmall).
     if (req <= MAX_SMALL) return guarded(contextOf(this), 'malloc(size)', debugTakeSmall, CLASS_OF_GRANULE[(req + 15) >>> 4], 'malloc(size)', n, true);
-    return this.#handOut('malloc(size)', super.malloc(req), n);
+    return this.#takeLarge('malloc(size)', n, () => super.malloc(req));
   }
 
   override tryMalloc(size: number): number {
@@ -716,12 +716,12 @@ class DebugSharedHeap extends SharedHeap {
     this.#attached('tryMalloc(size)');
     const req = debugRequest(n);
     if (req <= MAX_SMALL) return guarded(contextOf(this), 'tryMalloc(size)', debugTakeSmall, CLASS_OF_GRANULE[(req + 15) >>> 4], 'tryMalloc(size)', n, false);
-    return this.#handOut('tryMalloc(size)', super.tryMalloc(req), n);
+    return this.#takeLarge('tryMalloc(size)', n, () => super.tryMalloc(req));
   }
 
   override alignedAlloc(align: number, size: number): number {
     const n = checkInteger('alignedAlloc', 'size', size);
-    return this.#handOut('alignedAlloc(align, size)', super.alignedAlloc(align, debugRequest(n)), n);
+    return this.#takeLarge('alignedAlloc(align, size)', n, () => super.alignedAlloc(align, debugRequest(n)));
   }
 
   override calloc(n: number, size: number): number {
@@ -776,6 +776,20 @@ class DebugSharedHeap extends SharedHeap {
     this.#attached(`${fn}(ptr)`);
     classifyBlock(t, fn, 'ptr', block);
     return debugCheckLive(t, `${fn}(ptr)`, block);
+  }
+
+  /**
+   * `take()` (the default mode's call, for a request that may take a large run) with the record of
+   * a large block written before its run is marked live (ThreadContext.debugLarge), then handed out.
+   */
+  #takeLarge(fn: string, n: number, take: () => number): number {
+    const t = contextOf(this);
+    t.debugLarge = (p) => debugRecordLarge(t, p, n);
+    try {
+      return this.#handOut(fn, take(), n);
+    } finally {
+      t.debugLarge = null;
+    }
   }
 
   #handOut(fn: string, p: number, n: number): number {

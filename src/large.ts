@@ -88,8 +88,9 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
 function takeRun(t: ThreadContext, head: number, span: number): void {
   t.largeDirtyBytes = touchedBytes(t, head, span);
   writeRunMetas(t, head, head, head + span, span);
-  t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
   noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size
+  if (t.debugLarge !== null) t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
+  t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
   crashPoint(CP_LARGE);
   commitTaken(t, head, span);
   crashPoint(CP_LARGE);

@@ -22,7 +22,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_LARGE,
   K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
-  OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
+  OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
 const { largePooledSlots, listCount } = layout;
@@ -222,6 +222,7 @@ export function largePoolPop(t: ThreadContext, span: number): number {
   // Subtracted while the run is still marked POOLED: a popper stopped before the LIVE mark leaves a
   // run its repair gives back and recounts; after the mark, the count is right.
   Atomics.sub(t.i32, G_LARGE_POOLED, span);
+  if (t.debugLarge !== null) t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
   t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
   crashPoint(CP_STAGE1_POP);
   t.i32[t.thW + TH_POPPING] = 0;

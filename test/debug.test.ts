@@ -5,6 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLASS_SIZES, DoubleFreeError, HeapCorruptionError, SharedHeap } from '../src/index.js';
+import { HeapStateError } from '../src/index.js';
+import { armCrash } from '../src/crash.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -172,7 +174,7 @@ describe('debug mode', () => {
     heap.detach();
   });
 
-  it.each([7, 100, 3000, 65532])('a worker terminated anywhere in its malloc and free of %i bytes leaves a heap whose check() passes', async (size) => {
+  it.each([7, 100, 3000, 65532, 300_000])('a worker terminated anywhere in its malloc and free of %i bytes leaves a heap whose check() passes', async (size) => {
     for (let run = 0; run < 8; run++) {
       const heap = debugHeap();
       const ctl = new Int32Array(new SharedArrayBuffer(8));
@@ -197,6 +199,50 @@ describe('debug mode', () => {
       heap.detach();
     }
   }, 30_000);
+
+  it.each([
+    ['malloc of 3 MiB (a run under the lock)', (h: SharedHeap) => h.malloc(3 * MiB), false],
+    ['malloc of 200 KB, a run of its span freed before (the lock-free pool)', (h: SharedHeap) => h.malloc(200_000), true],
+    ['alignedAlloc(4096, 200 KB)', (h: SharedHeap) => h.alignedAlloc(4096, 200_000), false],
+    ['alignedAlloc(1 MiB, 100) (whole SuperSlabs)', (h: SharedHeap) => h.alignedAlloc(MiB, 100), false],
+  ])('%s cut off by a fault at each of its crash points leaves a heap whose check() passes', (_what, take, pooled) => {
+    let cut = 0;
+    for (let n = 1; ; n++) {
+      const heap = debugHeap();
+      const kept = heap.malloc(500_000);
+      heap.u8.fill(3, kept, kept + 500_000);
+      if (pooled) heap.free(heap.malloc(200_000));
+      armCrash(n, () => {
+        throw new RangeError('Maximum call stack size exceeded');
+      });
+      let threw: unknown = null;
+      let p = 0;
+      try {
+        p = take(heap);
+      } catch (e) {
+        threw = e;
+      } finally {
+        armCrash(0, () => {
+          throw new Error('off');
+        });
+      }
+      if (threw === null) {
+        expect(p).toBeGreaterThan(0); // past the last crash point
+        heap.check();
+        heap.detach();
+        break;
+      }
+      expect(threw).toBeInstanceOf(HeapStateError);
+      cut++;
+      const again = SharedHeap.attach(heap.buffer); // reclaims the stopped slot
+      again.check(); // a run cut off after its live mark has its record (before: "written past its end")
+      expect(again.u8.subarray(kept, kept + 500_000).every((v) => v === 3)).toBe(true);
+      again.free(kept);
+      again.check();
+      again.detach();
+    }
+    expect(cut).toBeGreaterThan(0);
+  });
 
   it('options.debug must be a boolean', () => {
     expect(() => SharedHeap.create({ debug: 1 as unknown as boolean })).toThrow(/options\.debug\): expected a boolean, got 1/);
