@@ -25,7 +25,7 @@
  *   2 * TWO_PER_DOUBLING_FROM < size <= TWO_PER_DOUBLING_TO: usable < 1.5 * size (a half)
  *   other sizes:                                    usable < 1.25 * size   (a quarter)
  *
- * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each), or, for classes from 5 to 64
+ * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each), or, for classes from 8 to 64
  * KiB, of up to SPAN_MAX[cls] as a thread's demand grows (GROWN_BLOCKS). A slab of a small class is
  *   [ state bytes: one per block, padded to HDR[cls] ][ COUNT[cls] blocks of SIZE[cls] ]
  * A slab of at most SM_STATE_BYTES blocks (classes from 2560 bytes up) keeps its state bytes in its
@@ -65,13 +65,17 @@ const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes
  */
 export const FEWEST_SLOTS_FROM = 4096;
 /**
- * Slabs of the classes from FEWEST_SLOTS_FROM up start at the fewest slots (SPAN) and grow, slab by
- * slab, with a thread's demand for the class (pool.ts slabSpanFor), by doubling up to the span
+ * Slabs of the classes above FIRST_WIDE_CLASS up to 64 KiB (one slot a slab at first) start at the
+ * fewest slots (SPAN) and grow, slab by slab, with a thread's demand for the class (pool.ts
+ * slabSpanFor), by doubling up to the span
  * whose slab holds at least GROWN_BLOCKS blocks, at most GROWN_SPAN_MAX slots and at most
  * SM_STATE_BYTES blocks (their state bytes live in the head meta entry): SPAN_MAX. A program that
  * keeps a few such blocks keeps small slabs, which go back to the pool as soon as their blocks
  * are freed (gawk_records' footprint); one that makes many in a row takes fewer, larger slabs, so
- * fewer trips through the pool (tcl_lists).
+ * fewer trips through the pool (tcl_lists). Not the 5 KiB class, which holds 12 blocks a slot
+ * already, and SQLite's page cache, whose footprint is at its limit: grown, sqlite_shop's went
+ * 1.220x -> 1.226x its peak live bytes. Nor the classes above 64 KiB (two slots, one block), whose
+ * batches ran slower in larger slabs (100,000-byte blocks 0.72x; docs/performance.md).
  */
 export const GROWN_BLOCKS = 16;
 export const GROWN_SPAN_MAX = 8;
@@ -211,7 +215,7 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
   META_STATES[cls] = g.meta ? 1 : 0;
   ALIGN[cls] = Math.min(lowbit(size), g.hdr === 0 ? SLOT_BYTES : lowbit(g.hdr), SLOT_BYTES);
   let span = g.span;
-  if (size >= FEWEST_SLOTS_FROM && g.meta && g.span === 1) {
+  if (size > FIRST_WIDE_CLASS && g.meta && g.span === 1) {
     while (
       Math.floor((span * SLOT_BYTES) / size) < GROWN_BLOCKS &&
       span * 2 <= GROWN_SPAN_MAX &&

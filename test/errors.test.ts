@@ -298,11 +298,11 @@ const invalidPointers: Array<{ what: string; at: (s: Scene) => number }> = [
     // the head meta entry): the index passes free's division test, the state byte says FREE.
     what: "past the last block of a class's smallest slab",
     at: (s) => {
-      const cls = classOf(5000);
+      const cls = classOf(20000);
       expect(SPAN[cls]).toBe(1);
       expect(COUNT_MAX[cls]).toBeGreaterThan(COUNT[cls]! + 1);
-      const past = slabStart(s.p5000, 5000) + COUNT[cls]! * SIZE[cls]!;
-      expect(past).toBeLessThan(slabStart(s.p5000, 5000) + SLOT_BYTES);
+      const past = slabStart(s.p20k, 20000) + COUNT[cls]! * SIZE[cls]!;
+      expect(past).toBeLessThan(slabStart(s.p20k, 20000) + SLOT_BYTES);
       return past;
     },
   },

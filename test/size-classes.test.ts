@@ -197,14 +197,14 @@ describe('exact division on free (FREE_DIV: DIV_SHIFT, DIV_INV, DIV_MASK, COUNT)
     }
   });
 
-  it('slabs grow only for classes from FEWEST_SLOTS_FROM up of one slot, by powers of two, to at most GROWN_SPAN_MAX slots', () => {
+  it('slabs grow only for classes above FIRST_WIDE_CLASS of one slot, by powers of two, to at most GROWN_SPAN_MAX slots', () => {
     const grown: number[] = [];
     for (let cls = 0; cls < NUM_CLASSES; cls++) {
       expect(COUNT[cls], `class ${cls}`).toBe(countAt(cls, SPAN[cls]!));
       expect(COUNT_MAX[cls], `class ${cls}`).toBe(countAt(cls, SPAN_MAX[cls]!));
       if (SPAN_MAX[cls] === SPAN[cls]) continue;
       grown.push(SIZE[cls]!);
-      expect(SIZE[cls]).toBeGreaterThanOrEqual(FEWEST_SLOTS_FROM);
+      expect(SIZE[cls]).toBeGreaterThan(FIRST_WIDE_CLASS);
       expect(SPAN[cls]).toBe(1);
       expect(SPAN_MAX[cls]).toBeLessThanOrEqual(GROWN_SPAN_MAX);
       expect(SPAN_MAX[cls]! & (SPAN_MAX[cls]! - 1)).toBe(0);
@@ -212,7 +212,7 @@ describe('exact division on free (FREE_DIV: DIV_SHIFT, DIV_INV, DIV_MASK, COUNT)
       expect(COUNT_MAX[cls]! >= GROWN_BLOCKS || SPAN_MAX[cls] === GROWN_SPAN_MAX || countAt(cls, SPAN_MAX[cls]! * 2) > SM_STATE_BYTES).toBe(true);
       expect(countAt(cls, SPAN_MAX[cls]! / 2)).toBeLessThan(GROWN_BLOCKS);
     }
-    expect(grown).toEqual([5120, 8192, 12288, 16384, 20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536]);
+    expect(grown).toEqual([8192, 12288, 16384, 20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536]);
   });
 });
 

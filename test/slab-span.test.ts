@@ -29,7 +29,7 @@ function stamped(heap: SharedHeap, p: number, n: number, v: number): boolean {
 }
 
 describe('slabs that grow with demand', () => {
-  it.each([5000, 16384, 40000, 65536])('%i-byte blocks taken in a row: slabs of one slot first, then larger, up to SPAN_MAX; each aligned to its span and holding its count', (size) => {
+  it.each([8000, 16384, 40000, 65536])('%i-byte blocks taken in a row: slabs of one slot first, then larger, up to SPAN_MAX; each aligned to its span and holding its count', (size) => {
     const heap = fresh();
     const cls = classOf(size);
     expect(SPAN[cls]).toBe(1);
