@@ -208,6 +208,32 @@ describe('sabmalloc in Chromium', () => {
     expect(r.liveAfterFree).toBe(r.liveBeforeFree - r.held);
   });
 
+  it('a worker stopped by a fault: attachAsync under its id is refused at once, under a new id it attaches and reclaims the stopped slot', async () => {
+    const r = await scenario<{
+      idB: number;
+      fault: string;
+      stateA: string[];
+      sameId: string;
+      replyB: { threadId: number; lockHeld: boolean };
+      afterA: string[];
+      bad: number;
+      big: number;
+      reclaimedB: boolean;
+      threadsAttached: number;
+      liveBlocks: number;
+    }>('faultThenAttachAsync');
+    expect(r.fault).toMatch(/^HeapStateError: malloc\(size\): cut off by RangeError/);
+    expect(r.stateA).toEqual(['dead']);
+    expect(r.sameId).toMatch(/a fault stopped this thread's instance under threadId/);
+    expect(r.replyB).toMatchObject({ threadId: r.idB, lockHeld: true });
+    expect(r.afterA).toEqual([]); // reclaimed
+    expect(r.bad).toBe(0);
+    expect(r.big).toBeGreaterThan(0);
+    expect(r.reclaimedB).toBe(true);
+    expect(r.threadsAttached).toBe(1);
+    expect(r.liveBlocks).toBe(0);
+  });
+
   it('a worker given its id by the parent (newThreadId, attachAsync) is reclaimed wherever it was terminated, and never attaches once reclaimed', async () => {
     const r = await scenario<{
       idA: number;

@@ -25,6 +25,7 @@ export type Request =
   | { cmd: 'view' }
   | { cmd: 'write'; block: number; size: number; seed: number }
   | { cmd: 'check' }
+  | { cmd: 'faultLarge' }
   | { cmd: 'flush' }
   | { cmd: 'detach' };
 

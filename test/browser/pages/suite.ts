@@ -414,6 +414,49 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * Ids reserved by the parent (newThreadId, attachAsync): a worker is reclaimed wherever it was
  * terminated, attach included, and one whose id was reclaimed before it attached never attaches.
  */
+/**
+ * A worker attached under a reserved id is stopped by a fault (a stack overflow inside a large
+ * malloc, under the lock): attachAsync under the same id is refused at once, under a new id it
+ * attaches and reclaims the stopped slot; the parent's reclaimWhenGone of the old id resolves.
+ */
+async function faultThenAttachAsyncScenario() {
+  const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+  const states = (id: number) => heap.stats().threads.filter((t) => t.threadId === id).map((t) => t.state);
+  try {
+    const idA = heap.newThreadId();
+    const idB = heap.newThreadId();
+    const w = startWorker();
+    await w.call<AttachReply>({ cmd: 'attachAs', buffer: heap.buffer, threadId: idA });
+    const sizes = [100, 5000, 100_000];
+    const filled = await w.call<number[]>({ cmd: 'fill', sizes, seed: 5 });
+    const fault = await w.call<string>({ cmd: 'faultLarge' });
+    const stateA = states(idA);
+    let sameId = 'attached';
+    await Promise.race([
+      w.call({ cmd: 'attachAs', buffer: heap.buffer, threadId: idA }),
+      sleep(3000).then(() => {
+        throw new Error('still waiting after 3 s');
+      }),
+    ]).catch((e: Error) => (sameId = e.message.slice(0, 400)));
+    const replyB = await w.call<AttachReply>({ cmd: 'attachAs', buffer: heap.buffer, threadId: idB });
+    await heap.reclaimWhenGone(idA); // resolves: the stopped instance gave its lock up
+    const afterA = states(idA);
+    heap.check();
+    const bad = filled.reduce((n, p, i) => n + badBytes(heap.u8, p, sizes[i]!, 5), 0);
+    for (const p of filled) heap.free(p);
+    const big = heap.malloc(3 * MiB); // the global lock the fault kept was broken
+    if (big !== 0) heap.free(big);
+    heap.check();
+    w.worker.terminate();
+    const reclaimedB = await heap.reclaimWhenGone(idB);
+    heap.check();
+    return { idB, fault, stateA, sameId, replyB, afterA, bad, big, reclaimedB, threadsAttached: heap.stats().threadsAttached, liveBlocks: heap.stats().liveBlocks };
+  } finally {
+    endWorkers();
+    heap.detach();
+  }
+}
+
 async function reservedIdsScenario() {
   const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
   const named = (id: number) => heap.stats().threads.filter((t) => t.threadId === id).length;
@@ -494,5 +537,6 @@ window.suite = {
   growth: growthScenario,
   reclaim: reclaimScenario,
   reservedIds: reservedIdsScenario,
+  faultThenAttachAsync: faultThenAttachAsyncScenario,
 };
 document.title = 'ready';

@@ -7,6 +7,7 @@ import { internals } from '../../../src/heap.js';
 import { lockAcquire, lockRelease } from '../../../src/lock.js';
 import { threadLockName } from '../../../src/liveness.js';
 import { G_HEAP_ID } from '../../../src/layout.js';
+import { armCrash } from '../../../src/crash.js';
 import {
   CHUNK, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, reallocChain, type AttachReply, type ChainReply, type LoopReply, type Reply,
   type Request, type ViewReply,
@@ -118,6 +119,23 @@ function run(m: Request): unknown {
     case 'check':
       attached().check();
       return null;
+    case 'faultLarge': {
+      // A 3 MiB malloc cut off under the global lock by the RangeError of a stack overflow (thrown
+      // at its 3rd crash point): the instance stops, as if the thread had died there (fault.ts).
+      armCrash(3, () => {
+        throw new RangeError('Maximum call stack size exceeded');
+      });
+      try {
+        attached().malloc(3 << 20);
+        return 'not cut off';
+      } catch (e) {
+        return `${(e as Error).name}: ${(e as Error).message}`;
+      } finally {
+        armCrash(0, () => {
+          throw new Error('off');
+        });
+      }
+    }
     case 'flush':
       attached().flush();
       return null;
