@@ -75,3 +75,7 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 parentPort!.postMessage({ faults, messages, ops });
+// Stays attached until terminated: a listener keeps the port, and so the thread, alive. (Without
+// one the worker exited as soon as its script ended, and watch() reclaimed its slot at that exit,
+// sometimes before the test had counted the slots it expects attached.)
+parentPort!.on('message', () => {});
