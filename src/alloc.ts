@@ -15,7 +15,7 @@ import { allocFromClass, drainPeriodic, freeDrainFull, freeSmall } from './magaz
 const { K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
   ST_FREE, SUPER_BYTES } = layout;
-const { COUNT_MAX, MAX_SMALL, SIZE, alignedClassOf, classOf, slabCount } = classes;
+const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
 
 /**
  * realloc keeps a small block where it is while the new size is above usable >>> REALLOC_SHRINK
@@ -93,7 +93,7 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     if (idx * SIZE[cls] !== off) {
       throw pointerError(fn, arg, p, `is not the start of a block (interior to a ${SIZE[cls]}-byte block)`);
     }
-    if (idx >= slabCount(i32, mW, cls)) throw pointerError(fn, arg, p, "is not the start of a block (past a slab's last block)");
+    if (idx >= COUNT[cls]) throw pointerError(fn, arg, p, "is not the start of a block (past a slab's last block)");
     const state = t.bytes[i32[mW + SM_STATE] + idx];
     if (state === ST_ALLOCATED) return cls;
     // A FREE block was handed out before (a double free) if it starts below its slot's touched
@@ -123,7 +123,7 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
   const freedCls = i32[mW + SM_FREED_CLS] - 1;
   if (kind === K_FREE && freedCls >= 0) {
     const off = p - i32[mW + SM_FREED_DATA];
-    if (off >= 0 && off % SIZE[freedCls] === 0 && off / SIZE[freedCls] < COUNT_MAX[freedCls]) {
+    if (off >= 0 && off % SIZE[freedCls] === 0 && off / SIZE[freedCls] < COUNT[freedCls]) {
       throw pointerError(fn, arg, p, 'is not allocated: it was freed and its slab given back to the pool (double free)', true);
     }
   }

@@ -13,7 +13,7 @@ import {
   TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
-import { COUNT_MAX, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN, SPAN_MAX, countAt, slabCount } from './size-classes.js';
+import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
 import { slabStateBase } from './slots.js';
@@ -97,7 +97,7 @@ export function checkHeap(h: ThreadContext): void {
     }
     // The footprint counts every byte handed out: SM_TOUCHED covers the run, or the slab up to BUMP.
     const cls = i32[mW + SM_CLS1] - 1;
-    const end = kind === K_LARGE ? (s + span) << SLOT_SHIFT : i32[mW + SM_DATA] + Math.min(i32[mW + SM_BUMP], slabCount(i32, mW, cls)) * SIZE[cls]!;
+    const end = kind === K_LARGE ? (s + span) << SLOT_SHIFT : i32[mW + SM_DATA] + Math.min(i32[mW + SM_BUMP], COUNT[cls]!) * SIZE[cls]!;
     for (let k = s; k < s + span && k << SLOT_SHIFT < end; k++) {
       const touched = i32[meta(k) + SM_TOUCHED];
       if (touched < Math.min(end - (k << SLOT_SHIFT), SLOT_BYTES)) fail(`slot ${k}: SM_TOUCHED ${touched} does not cover the bytes handed out (up to ${hex(end)})`);
@@ -243,7 +243,7 @@ function firstStray(h: ThreadContext, cached: Set<number>): string {
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
     const cls = i32[mW + SM_CLS1] - 1;
     const remote = new Set<number>();
-    for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT_MAX[cls]; n++, b = i32[(b >>> 2) + FREE_LINK_W]) remote.add(b);
+    for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT[cls]; n++, b = i32[(b >>> 2) + FREE_LINK_W]) remote.add(b);
     for (let idx = 0; idx < i32[mW + SM_BUMP]; idx++) {
       const st = h.bytes[i32[mW + SM_STATE] + idx];
       const b = i32[mW + SM_DATA] + idx * SIZE[cls];
@@ -268,12 +268,12 @@ function checkSlab(
   const cls = i32[mW + SM_CLS1] - 1;
   const where = `slab at slot ${s} (${hex(s << SLOT_SHIFT)})`;
   if (cls < 0 || cls >= NUM_CLASSES) fail(`${where}: class ${cls}`);
-  if (span < SPAN[cls] || span > SPAN_MAX[cls] || (span & (span - 1)) !== 0) fail(`${where}: span ${span}, class ${cls} uses ${SPAN[cls]}..${SPAN_MAX[cls]}`);
+  if (span !== SPAN[cls]) fail(`${where}: span ${span}, class ${cls} uses ${SPAN[cls]}`);
   if (s % span !== 0) fail(`${where}: not aligned to its span`);
   const start = s << SLOT_SHIFT;
   const stateBase = slabStateBase(h, s, cls);
   if (i32[mW + SM_STATE] !== stateBase || i32[mW + SM_DATA] !== start + HDR[cls]) fail(`${where}: header offsets are wrong`);
-  const count = countAt(cls, span);
+  const count = COUNT[cls];
   const size = SIZE[cls];
   const bump = i32[mW + SM_BUMP];
   if (bump < 0 || bump > count) fail(`${where}: BUMP ${bump} outside 0..${count}`);

@@ -107,15 +107,6 @@ export class ThreadContext {
   readonly seenRefills: Int32Array;
   /** Refills of each class's magazine (refillMagazine), thread-local. */
   readonly refillsCls: Int32Array;
-  /** Periodic drains so far (drainPeriodic), the clock of the slab spans' demand. Thread-local. */
-  drainEpoch = 0;
-  /**
-   * By class: the doublings of the span of this thread's next new slab, the drainEpoch of its last
-   * slab take and the takes since (pool.ts noteSlabDemand). Thread-local hints, not shared.
-   */
-  readonly spanLevel: Uint8Array;
-  readonly takeEpoch: Int32Array;
-  readonly takesInEpoch: Int32Array;
   /**
    * 1 for a slab of this thread's that a periodic look found empty at the back of its partial
    * list and left there (slab.ts releaseEmptyPartials), by slot; cleared when the slab leaves the
@@ -191,9 +182,6 @@ export class ThreadContext {
     this.seenBlock = new Int32Array(NUM_CLASSES);
     this.seenRefills = new Int32Array(NUM_CLASSES);
     this.refillsCls = new Int32Array(NUM_CLASSES);
-    this.spanLevel = new Uint8Array(NUM_CLASSES);
-    this.takeEpoch = new Int32Array(NUM_CLASSES);
-    this.takesInEpoch = new Int32Array(NUM_CLASSES);
     this.emptySeen = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
     this.drainInterval = i32[G_DRAIN_INTERVAL];
     this.trimInterval = i32[G_TRIM_INTERVAL];

@@ -30,7 +30,7 @@ import { magazineTop } from './magazine.js';
 
 const { K_LARGE, K_SLAB, LARGE_LIVE, SLOTS_SHIFT_IN_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD,
   SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, G_CARVED, DEBUG_MARK_W, DEBUG_RECORD_BYTES, MAG_STATE } = layout;
-const { MAX_SMALL, SIZE, slabCount } = classes;
+const { COUNT, MAX_SMALL, SIZE } = classes;
 
 /** Bytes added to every request: at least one canary byte and the 8-byte record. */
 export const DEBUG_EXTRA = 9;
@@ -208,7 +208,7 @@ export function debugCheckAll(t: ThreadContext): void {
       debugCheckLive(t, 'check()', s << SLOT_SHIFT);
     } else if (kind === K_SLAB) {
       const cls = i32[mW + SM_CLS1] - 1;
-      const bump = Math.min(i32[mW + SM_BUMP], slabCount(i32, mW, cls));
+      const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
       for (let idx = 0; idx < bump; idx++) {
         const p = i32[mW + SM_DATA] + idx * SIZE[cls];
         if (t.bytes[i32[mW + SM_STATE] + idx] === ST_ALLOCATED && !beingHandedOut(t, p, SIZE[cls])) debugCheckLive(t, 'check()', p);

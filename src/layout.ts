@@ -223,9 +223,7 @@ export const SM_CLS1 = 1; //        [P] class + 1 while K_SLAB, else 0 (never wr
 export const SM_DATA = 2; //        [P] byte offset of block 0 of the slab this slot belongs to
 export const SM_STATE = 3; //       [P] byte offset of block 0's state byte
 export const SM_HEAD = 4; //        [P] head slot of the slab or large run
-export const SM_SPAN = 5; //        [P] slots of the slab (in each of its slots: from SPAN to SPAN_MAX of its class,
-//                                  chosen when it is set up, pool.ts slabSpanFor; its count follows, slabCount)
-//                                  or of the large run, read at its head only. A live large
+export const SM_SPAN = 5; //        [P] slots of the slab or large run, read at its head only. A live large
 //                                  run's head's also changes under the lock when realloc resizes the run in
 //                                  place (large.ts largeResize; only the thread holding the block reads it
 //                                  then): the commit point of the resize, slots taken beyond it are a dead

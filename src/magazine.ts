@@ -22,7 +22,7 @@ const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENT
   SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
   TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W } = layout;
-const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex, slabCount } = classes;
+const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex } = classes;
 
 /**
  * The largest class whose magazine, in use, stays through a periodic drain (drainIfOnlyFilled):
@@ -122,7 +122,7 @@ export function freeSmall(t: ThreadContext, block: number): void {
   const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
   const cls = i32[mW + SM_CLS1] - 1;
   const idx = blockIndex(cls, block - i32[mW + SM_DATA]);
-  if (idx >>> 0 >= slabCount(i32, mW, cls)) {
+  if (idx >>> 0 >= COUNT[cls]) {
     throw new Error(`sabmalloc internal error: freeSmall(${block}) of a block that is not a block start`);
   }
   pushFreed(t, cls, block, i32[mW + SM_STATE] + idx);
@@ -287,7 +287,6 @@ export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: 
  */
 export function drainPeriodic(t: ThreadContext, cls: number): void {
   t.drainLeft = t.drainInterval;
-  t.drainEpoch++;
   drainIfOnlyFilled(t, cls);
   const other = nextCachedClass(t, cls);
   if (other >= 0) drainIfOnlyFilled(t, other);

@@ -26,7 +26,7 @@ const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
 const { largePooledSlots, listCount } = layout;
-const { NUM_CLASSES, SPAN, SPAN_MAX, slabCount } = classes;
+const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
 
@@ -387,38 +387,10 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
 // ---- Taking a slab ----------------------------------------------------------------------------
 
 /**
- * Slabs taken in a row raise the span of the class's next new slabs (classes whose SPAN_MAX is above
- * SPAN: size-classes.ts GROWN_BLOCKS): every GROW_TAKES slabs this thread takes for the class
- * between two periodic drains (drainPeriodic counts them in t.drainEpoch) double it, up to SPAN_MAX;
- * a take after a whole period without one starts again at SPAN. Thread-local hints: a lost one
- * costs a few more trips through the pool, or keeps a few more blocks in a slab.
- */
-const GROW_TAKES = 8;
-
-function noteSlabDemand(t: ThreadContext, cls: number): void {
-  const epoch = t.drainEpoch;
-  const last = t.takeEpoch[cls];
-  if (epoch !== last) {
-    if (epoch - last > 1) t.spanLevel[cls] = 0;
-    t.takeEpoch[cls] = epoch;
-    t.takesInEpoch[cls] = 1;
-  } else if (++t.takesInEpoch[cls] >= GROW_TAKES) {
-    t.takesInEpoch[cls] = 0;
-    if (SPAN[cls] << t.spanLevel[cls] < SPAN_MAX[cls]) t.spanLevel[cls]++;
-  }
-}
-
-/** The span of the next new slab of `cls` this thread takes (noteSlabDemand). */
-export function slabSpanFor(t: ThreadContext, cls: number): number {
-  return SPAN[cls] << t.spanLevel[cls];
-}
-
-/**
  * A slab of class `cls` owned by t's slot, or 0 when the heap is full (or, with mayBlock false,
  * when the lock is busy).
  */
 export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): number {
-  if (SPAN_MAX[cls] !== SPAN[cls]) noteSlabDemand(t, cls);
   let slot = stage1Pop(t, cls);
   if (slot !== 0) {
     // Ours (the pop claimed it); the views next, since another thread may have grown the buffer
@@ -433,11 +405,9 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
   try {
     slot = adoptAbandoned(t, cls);
     if (slot === 0) {
-      let span = slabSpanFor(t, cls);
+      const span = SPAN[cls];
       if (Atomics.load(t.i32, G_LARGE_POOLED) > 0) returnLargeRuns(t, false);
       slot = findSlots(t, span, span);
-      // A smaller slab in the carved SuperSlabs before a fresh one
-      while (slot === 0 && span > SPAN[cls]) slot = findSlots(t, (span >>>= 1), span);
       if (slot === 0 && returnStage1Slabs(t) > 0) slot = findSlots(t, span, span);
       if (slot !== 0) t.f64[F_STAGE2]++;
       else {
@@ -445,7 +415,7 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
         if (slot !== 0) t.f64[F_STAGE3]++;
       }
       if (slot !== 0) {
-        initSlab(t, slot, cls, span);
+        initSlab(t, slot, cls);
         crashPoint(CP_TAKE);
         commitTaken(t, slot, span);
         crashPoint(CP_TAKE);
@@ -513,7 +483,7 @@ function adoptAbandoned(t: ThreadContext, cls: number): number {
     t.f64[F_ADOPTED]++;
     collectRemote(t, mW, cls);
     // Every block back, free blocks on the list, or blocks never carved: usable now.
-    if (i32[mW + SM_INUSE] === 0 || i32[mW + SM_NFREE] > 0 || i32[mW + SM_BUMP] < slabCount(i32, mW, cls)) return slot;
+    if (i32[mW + SM_INUSE] === 0 || i32[mW + SM_NFREE] > 0 || i32[mW + SM_BUMP] < COUNT[cls]) return slot;
     // full: keep it as ours (remote frees will notify us) and look further
   }
 }

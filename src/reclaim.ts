@@ -15,7 +15,7 @@ import {
   TS_RECLAIMING, magazineWords, usedSlots,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
-import { COUNT_MAX, NUM_CLASSES } from './size-classes.js';
+import { COUNT, NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
 import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
@@ -349,7 +349,7 @@ function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
     const epoch = Atomics.load(i32, mW + SM_COLLECTS);
     if (!someoneCollecting(dead, mW)) {
       let onList = false;
-      for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT_MAX[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
+      for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
         if (b === first) onList = true;
       }
       if (onList) return;

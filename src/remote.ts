@@ -18,7 +18,7 @@ import type { ThreadContext } from './context.js';
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
   TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE } = layout;
-const { REGION_SHIFT, blockIndex, slabCount } = classes;
+const { COUNT, REGION_SHIFT, blockIndex } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
 export function slabMetaOf(t: ThreadContext, block: number): number {
@@ -33,7 +33,7 @@ export function slabMetaOf(t: ThreadContext, block: number): number {
 function stateIf(t: ThreadContext, mW: number, cls: number, block: number, expect: number): number {
   const i32 = t.i32;
   const idx = blockIndex(cls, block - i32[mW + SM_DATA]);
-  if (idx >>> 0 >= slabCount(i32, mW, cls) || idx >= i32[mW + SM_BUMP]) return -1;
+  if (idx >>> 0 >= COUNT[cls] || idx >= i32[mW + SM_BUMP]) return -1;
   const st = i32[mW + SM_STATE] + idx;
   return t.bytes[st] === expect ? st : -1;
 }
@@ -140,7 +140,7 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
   const bytes = t.bytes;
   const nextW = t.thW + TH_COLLECT_NEXT;
   let n = 0;
-  const limit = slabCount(i32, mW, cls);
+  const limit = COUNT[cls];
   if (resumed && b !== 0 && stateIf(t, mW, cls, b, ST_FREE) >= 0) b = i32[(b >>> 2) + FREE_LINK_W];
   while (b !== 0 && n < limit) {
     crashPoint(CP_COLLECT);

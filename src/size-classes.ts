@@ -25,8 +25,7 @@
  *   2 * TWO_PER_DOUBLING_FROM < size <= TWO_PER_DOUBLING_TO: usable < 1.5 * size (a half)
  *   other sizes:                                    usable < 1.25 * size   (a quarter)
  *
- * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each), or, for classes from 8 to 64
- * KiB, of up to SPAN_MAX[cls] as a thread's demand grows (GROWN_BLOCKS). A slab of a small class is
+ * Each class lives in slabs of `SPAN[cls]` slab slots (64 KiB each). A slab of a small class is
  *   [ state bytes: one per block, padded to HDR[cls] ][ COUNT[cls] blocks of SIZE[cls] ]
  * A slab of at most SM_STATE_BYTES blocks (classes from 2560 bytes up) keeps its state bytes in its
  * head slot's meta entry instead (META_STATES[cls] = 1, HDR = 0), so that blocks such as 32 KiB
@@ -36,7 +35,7 @@
  * the span with the least waste; from FEWEST_SLOTS_FROM up, the smallest span that holds a block.
  * (A tail that no block uses is never touched, so it takes no memory: see SM_TOUCHED.)
  */
-import { CLASS_SLOTS, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SM_SPAN, SM_STATE_BYTES } from './layout.js';
+import { CLASS_SLOTS, SLOT_BYTES, SLOT_SHIFT, SLOTS_PER_SUPER, SM_STATE_BYTES } from './layout.js';
 
 export const MAX_SMALL = 128 << 10; // 128 KiB: larger requests take runs of slab slots
 export const STEP16_FROM = 256; // every multiple of 16 in (STEP16_FROM, STEP16_TO] is a class
@@ -64,21 +63,6 @@ const MAX_BLOCK_ALIGN = 4096; // slab headers are padded so power-of-two classes
  * set is mostly 4-64 KiB strings: footprint 2.26x -> 2.04x peak live; W2's speed unchanged).
  */
 export const FEWEST_SLOTS_FROM = 4096;
-/**
- * Slabs of the classes above FIRST_WIDE_CLASS up to 64 KiB (one slot a slab at first) start at the
- * fewest slots (SPAN) and grow, slab by slab, with a thread's demand for the class (pool.ts
- * slabSpanFor), by doubling up to the span
- * whose slab holds at least GROWN_BLOCKS blocks, at most GROWN_SPAN_MAX slots and at most
- * SM_STATE_BYTES blocks (their state bytes live in the head meta entry): SPAN_MAX. A program that
- * keeps a few such blocks keeps small slabs, which go back to the pool as soon as their blocks
- * are freed (gawk_records' footprint); one that makes many in a row takes fewer, larger slabs, so
- * fewer trips through the pool (tcl_lists). Not the 5 KiB class, which holds 12 blocks a slot
- * already, and SQLite's page cache, whose footprint is at its limit: grown, sqlite_shop's went
- * 1.220x -> 1.226x its peak live bytes. Nor the classes above 64 KiB (two slots, one block), whose
- * batches ran slower in larger slabs (100,000-byte blocks 0.72x; docs/performance.md).
- */
-export const GROWN_BLOCKS = 16;
-export const GROWN_SPAN_MAX = 8;
 
 /** Each class's size and how many classes share its doubling (steps of 16 up to 128: 8). */
 function buildSizes(): { sizes: number[]; perDoubling: number[] } {
@@ -114,11 +98,8 @@ export const PER_DOUBLING = Uint8Array.from(BUILT.perDoubling);
 export const SPAN = new Int32Array(NUM_CLASSES);
 /** Bytes of state-byte header before the first block (multiple of 16). */
 export const HDR = new Int32Array(NUM_CLASSES);
-/** Blocks per slab of SPAN slots (a slab's own count: slabCount). */
+/** Blocks per slab. */
 export const COUNT = new Int32Array(NUM_CLASSES);
-/** The largest span a slab of the class takes (SPAN unless it grows: GROWN_BLOCKS), and its count. */
-export const SPAN_MAX = new Int32Array(NUM_CLASSES);
-export const COUNT_MAX = new Int32Array(NUM_CLASSES);
 /** 1 when the class's state bytes live in the slab's head meta entry (see above). */
 export const META_STATES = new Uint8Array(NUM_CLASSES);
 /** Alignment every block of the class has (power of two). */
@@ -214,16 +195,6 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
   COUNT[cls] = g.count;
   META_STATES[cls] = g.meta ? 1 : 0;
   ALIGN[cls] = Math.min(lowbit(size), g.hdr === 0 ? SLOT_BYTES : lowbit(g.hdr), SLOT_BYTES);
-  let span = g.span;
-  if (size > FIRST_WIDE_CLASS && g.meta && g.span === 1) {
-    while (
-      Math.floor((span * SLOT_BYTES) / size) < GROWN_BLOCKS &&
-      span * 2 <= GROWN_SPAN_MAX &&
-      Math.floor((span * 2 * SLOT_BYTES) / size) <= SM_STATE_BYTES
-    ) span *= 2;
-  }
-  SPAN_MAX[cls] = span;
-  COUNT_MAX[cls] = span === g.span ? g.count : Math.floor((span * SLOT_BYTES) / size);
 }
 
 function oddInverse(d: number): number {
@@ -243,11 +214,7 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
   FREE_DIV[d + FD_SHIFT] = shift;
   FREE_DIV[d + FD_INV] = DIV_INV[cls];
   FREE_DIV[d + FD_MASK] = DIV_MASK[cls];
-  // The largest count a slab of the class has: free's test lets a block index through below it, and a
-  // slab with fewer blocks keeps the state bytes above its count FREE (they are in its head meta
-  // entry, zeroed when the slab is set up), so free's state test sends such an offset to the
-  // slow path, which tests the slab's own count (slabCount).
-  FREE_DIV[d + FD_COUNT] = COUNT_MAX[cls];
+  FREE_DIV[d + FD_COUNT] = COUNT[cls];
 }
 
 /**
@@ -277,17 +244,7 @@ export function alignedClassOf(size: number, align: number): number {
   return -1;
 }
 
-/** Bytes of a slab of class `cls` at its first span. */
+/** Bytes of a slab of class `cls`. */
 export function slabBytes(cls: number): number {
   return SPAN[cls] << SLOT_SHIFT;
-}
-
-/** Blocks of a slab of class `cls` that spans `span` slots (SPAN[cls] <= span <= SPAN_MAX[cls]). */
-export function countAt(cls: number, span: number): number {
-  return span === SPAN[cls] ? COUNT[cls] : Math.floor((span << SLOT_SHIFT) / SIZE[cls]);
-}
-
-/** Blocks of the slab of class `cls` one of whose slots has its meta entry at word `mW`. */
-export function slabCount(i32: Int32Array, mW: number, cls: number): number {
-  return countAt(cls, i32[mW + SM_SPAN]);
 }

@@ -20,7 +20,7 @@ import { collectRemote, notifyOwner, takeNotices } from './remote.js';
 const { G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
-const { REGION_SHIFT, SIZE, slabCount } = classes;
+const { COUNT, REGION_SHIFT, SIZE } = classes;
 
 /**
  * A refill carves at most this many bytes of never-used blocks (at least one block) beyond the
@@ -72,7 +72,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
   if (i32[mW + SM_NFREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
   let got = 0;
   if (i32[mW + SM_NFREE] !== 0) got = takeFreed(t, mW, cls, topW, n);
-  const count = slabCount(i32, mW, cls);
+  const count = COUNT[cls];
   const bump = i32[mW + SM_BUMP];
   // Fresh blocks only when the slab has no free one: a refill that takes a few freed blocks and
   // carves the rest touches pages the freed blocks could have spared (gawk_records' footprint
@@ -210,7 +210,7 @@ export function repairRefill(t: ThreadContext, cls: number): void {
   if (i32[mW + SM_OWNER] !== t.slot || i32[mW + SM_CLS1] - 1 !== cls) return;
   const data = i32[mW + SM_DATA];
   const size = SIZE[cls];
-  const count = slabCount(i32, mW, cls);
+  const count = COUNT[cls];
   const end = Math.min(i32[t.topW + cls], t.magazineBase(cls) + t.magCapCls[cls] * MAG_ENTRY_WORDS);
   let bump = i32[mW + SM_BUMP];
   for (let w = t.magazineBase(cls); w < end; w += MAG_ENTRY_WORDS) {
@@ -232,8 +232,7 @@ export function recountFree(t: ThreadContext, mW: number, cls: number): void {
   const i32 = t.i32;
   const bytes = t.bytes;
   const state = i32[mW + SM_STATE];
-  const count = slabCount(i32, mW, cls);
-  const bump = Math.min(i32[mW + SM_BUMP], count);
+  const bump = Math.min(i32[mW + SM_BUMP], COUNT[cls]);
   const rs = REGION_SHIFT[cls];
   let regions = 0;
   let nfree = 0;
@@ -245,7 +244,7 @@ export function recountFree(t: ThreadContext, mW: number, cls: number): void {
   i32[mW + SM_FREE_REGIONS] = regions;
   i32[mW + SM_NFREE] = nfree;
   i32[mW + SM_INUSE] = bump - nfree;
-  for (let idx = bump; idx < count; idx++) bytes[state + idx] = ST_FREE;
+  for (let idx = bump; idx < COUNT[cls]; idx++) bytes[state + idx] = ST_FREE;
 }
 
 // ---- Partial list: owned slabs of one class with free blocks, not current -------------------

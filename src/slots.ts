@@ -14,7 +14,7 @@ import {
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER,
 } from './layout.js';
 import { CP_GIVE_BACK, CP_GROWTH, CP_LARGE, crashPoint } from './crash.js';
-import { HDR, META_STATES } from './size-classes.js';
+import { HDR, META_STATES, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
 
 /** Byte offset of block 0's state byte: the slab's start, or its head meta entry (META_STATES). */
@@ -37,9 +37,10 @@ export function noteTouched(t: ThreadContext, from: number, end: number): void {
   }
 }
 
-/** [L] Writes the metas of a fresh slab of `span` slots owned by t's slot; its state bytes are zeroed (FREE). */
-export function initSlab(t: ThreadContext, head: number, cls: number, span: number): void {
+/** [L] Writes the metas of a fresh slab owned by t's slot; its state bytes are zeroed (FREE). */
+export function initSlab(t: ThreadContext, head: number, cls: number): void {
   const i32 = t.i32;
+  const span = SPAN[cls];
   const start = head << SLOT_SHIFT;
   const state = slabStateBase(t, head, cls);
   for (let s = head; s < head + span; s++) {

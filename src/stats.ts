@@ -9,7 +9,7 @@ import {
   largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_ATTACHED, TS_FREE, usedSlots,
 } from './layout.js';
-import { NUM_CLASSES, SIZE, slabCount } from './size-classes.js';
+import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { ThreadContext } from './context.js';
 
 export interface LockStats {
@@ -131,7 +131,7 @@ export function collectStats(h: ThreadContext): HeapStats {
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
     const cls = i32[mW + SM_CLS1] - 1;
     const state = i32[mW + SM_STATE];
-    const end = state + Math.min(i32[mW + SM_BUMP], slabCount(i32, mW, cls));
+    const end = state + Math.min(i32[mW + SM_BUMP], COUNT[cls]);
     let n = 0;
     for (let b = state; b < end; b++) if (bytes[b] === ST_ALLOCATED) n++;
     livePerClass[cls] += n;

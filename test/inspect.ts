@@ -6,9 +6,9 @@ import type { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import {
   G_CARVED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
-  SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SUPER_SHIFT,
+  SM_REMOTE, SM_SHIFT, SM_STATE, SUPER_SHIFT,
 } from '../src/layout.js';
-import { COUNT_MAX, slabCount } from '../src/size-classes.js';
+import { COUNT } from '../src/size-classes.js';
 
 /**
  * Slabs that count blocks out (INUSE != 0), each described with its block states. Once every
@@ -26,10 +26,10 @@ export function slabsWithBlocksOut(heap: SharedHeap): string[] {
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s || i32[mW + SM_INUSE] === 0) continue;
     const cls = i32[mW + SM_CLS1]! - 1;
     const states = [0, 0, 0, 0]; // FREE, ALLOCATED, CACHED, PENDING
-    const bump = Math.min(i32[mW + SM_BUMP]!, slabCount(i32, mW, cls));
+    const bump = Math.min(i32[mW + SM_BUMP]!, COUNT[cls]!);
     for (let b = 0; b < bump; b++) states[bytes[i32[mW + SM_STATE]! + b]!]!++;
     let remote = 0;
-    for (let b = Atomics.load(i32, mW + SM_REMOTE); b !== 0 && remote <= COUNT_MAX[cls]!; b = i32[b >>> 2]!) remote++;
+    for (let b = Atomics.load(i32, mW + SM_REMOTE); b !== 0 && remote <= COUNT[cls]!; b = i32[b >>> 2]!) remote++;
     out.push(
       `slab ${s} class ${cls} owner ${Atomics.load(i32, mW + SM_OWNER)} INUSE ${i32[mW + SM_INUSE]} NFREE ${i32[mW + SM_NFREE]} ` +
         `BUMP ${bump} LISTED ${i32[mW + SM_LISTED]} NOTIFIED ${Atomics.load(i32, mW + SM_NOTIFIED)} remote list ${remote}; ` +
@@ -37,12 +37,4 @@ export function slabsWithBlocksOut(heap: SharedHeap): string[] {
     );
   }
   return out;
-}
-
-/** Head slot of the slab that holds small block `p`, and its span in slots. */
-export function slabOf(heap: SharedHeap, p: number): { head: number; span: number } {
-  const i32 = new Int32Array(heap.buffer);
-  const mW = internals(heap).metaW(p >>> SLOT_SHIFT);
-  if (i32[mW + SM_KIND] !== K_SLAB) throw new Error(`slabOf: ${p} is not in a slab`);
-  return { head: i32[mW + SM_HEAD]!, span: i32[mW + SM_SPAN]! };
 }

@@ -8,7 +8,7 @@ import { CLASS_SIZES, DoubleFreeError, SharedHeap } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { G_LARGE_POOLED, PAGE_BYTES, TH_PUSHING, SLOT_SHIFT, SUPER_BYTES, SUPER_SHIFT } from '../src/layout.js';
 import { largePoolReserve } from '../src/pool.js';
-import { COUNT, SPAN, SPAN_MAX, classOf } from '../src/size-classes.js';
+import { COUNT, SPAN, classOf } from '../src/size-classes.js';
 import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
 
 const { fresh, heaps } = freshHeaps();
@@ -174,10 +174,9 @@ describe('stages', () => {
 
   it('with the default stage1Keep, 48 empty slabs wait in Stage 1, and give their slots to other classes and a large run before the pool carves a SuperSlab', () => {
     const heap = fresh({ initialBytes: 8 * MiB, maxBytes: 64 * MiB }); // growable
-    const cls = classOf(4096);
+    const cls = classOf(16384);
     expect(SPAN[cls]).toBe(1);
-    expect(SPAN_MAX[cls]).toBe(1); // slabs of one slot each, however many are taken
-    const slabs = fillThenEmpty(heap, 4096, 48).slots; // three SuperSlabs' slots
+    const slabs = fillThenEmpty(heap, 16384, 48).slots; // three SuperSlabs' slots
     let s = heap.stats();
     expect(s.classes[cls].stage1Slabs).toBe(48); // more than the 32 kept before 1024 became the default
     expect(s.stages.slotsReturned).toBe(0);

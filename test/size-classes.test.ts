@@ -6,9 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { CLASS_SLOTS, SLOTS_PER_SUPER, SLOT_BYTES, SM_STATE_BYTES } from '../src/layout.js';
 import {
-  ALIGN, CLASS_OF_GRANULE, COUNT, COUNT_MAX, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, GROWN_BLOCKS, GROWN_SPAN_MAX, HDR, MAX_SMALL, META_STATES, NUM_CLASSES,
-  PER_DOUBLING, REGION_SHIFT, SIZE, SPAN, SPAN_MAX,
-  alignedClassOf, classOf, countAt, slabBytes,
+  ALIGN, CLASS_OF_GRANULE, COUNT, DIV_INV, DIV_MASK, DIV_SHIFT, FREE_DIV, HDR, MAX_SMALL, META_STATES, NUM_CLASSES, PER_DOUBLING, REGION_SHIFT, SIZE, SPAN,
+  alignedClassOf, classOf, slabBytes,
   STEP16_FROM,
   STEP16_TO,
   FINE_TO,
@@ -164,55 +163,28 @@ describe('exact division on free (FREE_DIV: DIV_SHIFT, DIV_INV, DIV_MASK, COUNT)
   // idx >>> 0 < COUNT; the fast paths' form, imul(off, DIV_INV) rotated right by DIV_SHIFT, a
   // block start iff below COUNT. No test of off >= 0 in either: an offset into the slab header
   // (off < 0) must never pass. Checked for every byte offset of a slab, header included.
-  it('FREE_DIV holds the DIV_SHIFT, DIV_INV, DIV_MASK and COUNT_MAX of each class side by side', () => {
+  it('FREE_DIV holds the DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side', () => {
     for (let cls = 0; cls < NUM_CLASSES; cls++) {
-      expect([...FREE_DIV.subarray(cls * 4, cls * 4 + 4)]).toEqual([DIV_SHIFT[cls], DIV_INV[cls], DIV_MASK[cls], COUNT_MAX[cls]]);
+      expect([...FREE_DIV.subarray(cls * 4, cls * 4 + 4)]).toEqual([DIV_SHIFT[cls], DIV_INV[cls], DIV_MASK[cls], COUNT[cls]]);
     }
   });
 
-  // Every span a slab of the class can have (SPAN to SPAN_MAX): an offset the division accepts is a
-  // block start of that slab, or (a smaller slab of a growing class) an index from the slab's count
-  // up to COUNT_MAX whose state byte lies in the head meta entry (META_STATES), zeroed when the slab
-  // is set up and never written: free's state test sends it to the slow path.
   it.each(classes)('class %i (%i bytes): accepts exactly the block starts, with their exact index', (cls, size) => {
+    const end = SPAN[cls] * SLOT_BYTES - HDR[cls];
     const d = cls * 4;
-    for (let span = SPAN[cls]!; span <= SPAN_MAX[cls]!; span *= 2) {
-      const end = span * SLOT_BYTES - HDR[cls];
-      const count = countAt(cls, span);
-      if (span > SPAN[cls]! && (META_STATES[cls] !== 1 || COUNT_MAX[cls]! > SM_STATE_BYTES)) throw new Error(`class ${cls}: grows without its states in the meta entry`);
-      for (let off = -HDR[cls]; off < end; off++) {
-        const idx = Math.imul(off >>> FREE_DIV[d], FREE_DIV[d + 1]);
-        const accepted = (off & FREE_DIV[d + 2]) === 0 && idx >>> 0 < FREE_DIV[d + 3];
-        const isStart = off >= 0 && off % size === 0 && off / size < COUNT_MAX[cls]!;
-        if (accepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted=${accepted}, block start=${isStart}`);
-        if (isStart && idx !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${idx}`);
-        if (isStart && idx >= count && META_STATES[cls] !== 1) throw new Error(`class ${cls}: index ${idx} past a ${span}-slot slab's ${count} blocks`);
-        // The fast paths' form: multiply, rotate right, one test.
-        const q = Math.imul(off, FREE_DIV[d + 1]);
-        const rot = (q >>> FREE_DIV[d]!) | (q << (32 - FREE_DIV[d]!));
-        const rotAccepted = rot >>> 0 < FREE_DIV[d + 3]!;
-        if (rotAccepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted by the rotate=${rotAccepted}, block start=${isStart}`);
-        if (isStart && rot !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${rot} by the rotate`);
-      }
+    for (let off = -HDR[cls]; off < end; off++) {
+      const idx = Math.imul(off >>> FREE_DIV[d], FREE_DIV[d + 1]);
+      const accepted = (off & FREE_DIV[d + 2]) === 0 && idx >>> 0 < FREE_DIV[d + 3];
+      const isStart = off >= 0 && off % size === 0 && off / size < COUNT[cls];
+      if (accepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted=${accepted}, block start=${isStart}`);
+      if (isStart && idx !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${idx}`);
+      // The fast paths' form: multiply, rotate right, one test.
+      const q = Math.imul(off, FREE_DIV[d + 1]);
+      const rot = (q >>> FREE_DIV[d]!) | (q << (32 - FREE_DIV[d]!));
+      const rotAccepted = rot >>> 0 < FREE_DIV[d + 3]!;
+      if (rotAccepted !== isStart) throw new Error(`class ${cls}: offset ${off} accepted by the rotate=${rotAccepted}, block start=${isStart}`);
+      if (isStart && rot !== off / size) throw new Error(`class ${cls}: block ${off / size} gives index ${rot} by the rotate`);
     }
-  });
-
-  it('slabs grow only for classes above FIRST_WIDE_CLASS of one slot, by powers of two, to at most GROWN_SPAN_MAX slots', () => {
-    const grown: number[] = [];
-    for (let cls = 0; cls < NUM_CLASSES; cls++) {
-      expect(COUNT[cls], `class ${cls}`).toBe(countAt(cls, SPAN[cls]!));
-      expect(COUNT_MAX[cls], `class ${cls}`).toBe(countAt(cls, SPAN_MAX[cls]!));
-      if (SPAN_MAX[cls] === SPAN[cls]) continue;
-      grown.push(SIZE[cls]!);
-      expect(SIZE[cls]).toBeGreaterThan(FIRST_WIDE_CLASS);
-      expect(SPAN[cls]).toBe(1);
-      expect(SPAN_MAX[cls]).toBeLessThanOrEqual(GROWN_SPAN_MAX);
-      expect(SPAN_MAX[cls]! & (SPAN_MAX[cls]! - 1)).toBe(0);
-      // The smallest such span with GROWN_BLOCKS blocks, or the largest allowed
-      expect(COUNT_MAX[cls]! >= GROWN_BLOCKS || SPAN_MAX[cls] === GROWN_SPAN_MAX || countAt(cls, SPAN_MAX[cls]! * 2) > SM_STATE_BYTES).toBe(true);
-      expect(countAt(cls, SPAN_MAX[cls]! / 2)).toBeLessThan(GROWN_BLOCKS);
-    }
-    expect(grown).toEqual([8192, 12288, 16384, 20480, 24576, 28672, 32768, 40960, 49152, 57344, 65536]);
   });
 });
 

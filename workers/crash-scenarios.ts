@@ -136,21 +136,6 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 9 * KiB); // Stage-1 pop
     },
   },
-  /**
-   * Slabs that grow with demand (pool.ts noteSlabDemand): seven slabs of one slot (one 40 KiB block
-   * each) taken in a row, then (the eighth take) slabs of two slots (three blocks); the grown slabs
-   * emptied, one to Stage 1 and the other's slots given back, and taken again.
-   */
-  'grown slabs': {
-    options: SMALL,
-    workerRun(heap, d) {
-      const a: number[] = [];
-      for (let k = 0; k < 12; k++) a.push(ledgerMalloc(heap, d, 40 * KiB));
-      for (let k = a.length - 1; k >= 7; k--) ledgerFree(heap, d, a[k]!); // the blocks of the slabs of two slots
-      heap.flush();
-      for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 40 * KiB); // a grown slab from Stage 1, then a new one
-    },
-  },
   /** Remote frees both ways: publishing chains onto another thread's slab, notices, collecting. */
   remote: {
     options: SMALL,
