@@ -44,9 +44,11 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
       e === WOULD_BLOCK ||
       e instanceof HeapError ||
       ((e instanceof TypeError || e instanceof RangeError) && e.message !== OVERFLOW_V8 && e.message !== OVERFLOW_JSC && e.message !== OVERFLOW_SM);
-    // An instance stopped or detached before this call refuses it with an error of its own (and its
-    // old slot may be another thread's by now): nothing to mark.
-    if (own && (!t.runner.faulted || t.detached)) throw e;
+    // An instance stopped or detached (before this call, or by a guarded call inside it) has its
+    // marks written, or gave its slot back; that slot may be another attachment's by now, even one
+    // of this thread under the same id: nothing to mark, whatever cut this call off. (Detach gives
+    // the slot back before it sets detached, so a fault inside it is marked.)
+    if (t.detached || (own && !t.runner.faulted)) throw e;
     // No call until the marks are written (above): ThreadContext.refuseCalls() written out.
     t.runner.faulted = true; // lockRelease keeps the lock from here on
     t.detached = true;

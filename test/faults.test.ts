@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapStateError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { armCrash } from '../src/crash.js';
+import { guarded } from '../src/fault.js';
 import { cutOffLargeMalloc, lockWord, skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 import { checked } from './fixtures.js';
@@ -493,6 +494,30 @@ describe('a call cut off by a stack overflow (fault.ts)', () => {
     await a.remote.check();
     again.check();
     again.detach();
+  });
+
+  it('a stopped instance cut off again, once a later attachment of the same thread (same id) took its old slot, leaves that slot alone', () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const kept = heap.malloc(100);
+    cutOffLargeMalloc(heap); // X: stopped, its slot DEAD
+    const x = internals(heap);
+    const mine = x.runner.slot;
+    const y = SharedHeap.attach(heap.buffer); // reclaims X's slot
+    y.detach();
+    const z = SharedHeap.attach(heap.buffer); // the same thread, the same id, in X's old slot
+    expect(internals(z).runner.slot).toBe(mine);
+    expect(slotIds(heap)[mine]).toMatchObject({ state: 1, id: z.threadId });
+    // A call on X cut off by a real overflow (the refusal itself can meet the stack's limit): no mark.
+    expect(() =>
+      guarded(x, 'malloc(size)', () => {
+        throw new RangeError('Maximum call stack size exceeded');
+      }),
+    ).toThrow(RangeError);
+    expect(() => heap.malloc(16)).toThrow(HeapStateError);
+    expect(slotIds(heap)[mine]).toMatchObject({ state: 1, id: z.threadId }); // Z's, still ATTACHED
+    z.free(kept);
+    z.check();
+    z.detach();
   });
 
   it('a stopped slot that another thread reclaimed and a third took is left alone when the stopped thread attaches again', async () => {
