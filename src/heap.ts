@@ -39,6 +39,8 @@ const REALLOC_SHRINK = SHRINK_IMPORTED;
  * referenced. Held weakly, so that a heap its program dropped without detach() can be collected.
  */
 const attached = new Map<number, WeakRef<SharedHeap>>();
+/** By heap id: the context of this thread's instance that a fault stopped, collected before the thread attached again (see `dropped`). */
+const stopped = new Map<number, ThreadContext>();
 
 /** What the finalizer of a dropped, still attached instance needs; nothing in it refers to the instance. */
 interface Dropped {
@@ -67,7 +69,16 @@ function releaseGone(gone: Map<number, Promise<ThreadLock>>): void {
  */
 const dropped = new FinalizationRegistry<Dropped>((d) => {
   if (attached.get(d.id) === d.ref) attached.delete(d.id);
-  if (d.t.detached) return;
+  if (d.t.detached) {
+    // Stopped by a fault and collected before this thread attached again: its Web Lock goes (so
+    // that reclaimWhenGone() elsewhere may return its DEAD slot), and the next attach takes over
+    // its slot and its watches from `stopped` (SharedHeap #stopStale).
+    if (d.t.runner.faulted && d.t.successor === null) {
+      stopped.set(d.id, d.t);
+      d.lock.release();
+    }
+    return;
+  }
   try {
     detachThread(d.t);
   } catch {
@@ -175,16 +186,19 @@ export class SharedHeap {
    */
   static #stopStale(id: number, fn: string): { t: ThreadContext; slot: number } | undefined {
     const last = attached.get(id)?.deref();
-    if (last === undefined || !last.#t.runner.faulted) return undefined;
+    const live = last !== undefined && last.#t.runner.faulted ? last : undefined;
+    const t = live !== undefined ? live.#t : stopped.get(id); // or one the collector took since (its lock went then)
+    if (t === undefined) return undefined;
     if (!stackHasRoom()) {
       throw new HeapStateError(
         `${fn}: this thread is too close to its stack's limit to reclaim the slot that a fault stopped ` +
           '(the reclaim would be cut off too); attach again once the recursion has returned',
       );
     }
-    const slot = stopOnFault(last.#t);
-    last.#lock.release();
-    return { t: last.#t, slot };
+    if (live === undefined) stopped.delete(id);
+    const slot = stopOnFault(t);
+    if (live !== undefined) live.#lock.release();
+    return { t, slot };
   }
 
   /**

@@ -4,14 +4,19 @@
  * Every "thread" here is one JavaScript thread in turn: the creator reserves the ids, detaches,
  * and the same thread then attaches under them.
  */
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapStateError, SharedHeap } from '../src/index.js';
 import { attachThread } from '../src/attach.js';
 import { threadLockName } from '../src/liveness.js';
 import { cutOffLargeMalloc, slotIds } from './fault-internals.js';
+import { armCrash } from '../src/crash.js';
 import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
 
 const MiB = 1 << 20;
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
 let locks: WebLocksStandIn | undefined;
 afterEach(() => {
   locks?.uninstall();
@@ -72,6 +77,46 @@ describe('attachAsync after a fault stopped this thread', () => {
     release(); // the child is gone
     expect(await gone).toBe(true);
     expect(slotIds(second).filter((s) => s.id === x)).toEqual([]);
+    expect(second.stats().threadsAttached).toBe(1);
+    second.check();
+    second.detach();
+  });
+
+  it('stopped, then collected before the thread attached again: its Web Lock is given up, and attachAsync under a new id reclaims its slot', async () => {
+    const { buffer, ids: [a, b] } = reserved(2);
+    locks = installWebLocks();
+    const stand = locks;
+    let collected = false;
+    const seen = new FinalizationRegistry(() => (collected = true));
+    const stop = async (): Promise<string> => {
+      const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
+      const name = stand.held()[0]!;
+      // cutOffLargeMalloc without expect(), which can keep the instance alive
+      armCrash(3, () => {
+        throw new RangeError('Maximum call stack size exceeded');
+      });
+      try {
+        first.malloc(3 * MiB);
+      } catch {
+        // cut off: the instance stops
+      } finally {
+        armCrash(0, () => {
+          throw new Error('off');
+        });
+      }
+      seen.register(first, 0);
+      return name;
+    };
+    const nameA = await stop();
+    for (let i = 0; i < 100 && !collected; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(collected).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the heap's own finalizer
+    expect(locks.held()).not.toContain(nameA); // given up: reclaimWhenGone(a) elsewhere may take it
+    const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
+    expect(slotIds(second).filter((s) => s.id === a)).toEqual([]); // reclaimed
     expect(second.stats().threadsAttached).toBe(1);
     second.check();
     second.detach();

@@ -5,11 +5,15 @@
  */
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { G_SLOTS_USED, TH_STATE, TS_ATTACHED } from '../src/layout.js';
 import { readGeometry } from '../src/context.js';
 import { MiB } from './fixtures.js';
+import { slotIds } from './fault-internals.js';
+import { armCrash } from '../src/crash.js';
+import type { Worker } from 'node:worker_threads';
+import { startWorker, terminateAll } from './remote-heap.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -86,4 +90,55 @@ describe('a heap instance dropped without detach()', () => {
     heap.detach();
     expect(attachedThreads(heap.buffer)).toBe(0);
   });
+
+  it('stopped by a fault and collected before its thread attached again: the next attach reclaims its slot and takes over its watches', async () => {
+    // The instance is made, watches a worker and is stopped inside a function, so nothing refers to it after.
+    // Collection seen by a registry of the test's own (a WeakRef's deref() would keep it alive for the job).
+    let collected = false;
+    const seen = new FinalizationRegistry(() => (collected = true));
+    const stop = async (): Promise<{ buffer: SharedArrayBuffer; a: Worker; slot: number }> => {
+      const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+      const ctl = new Int32Array(new SharedArrayBuffer(8));
+      const a = startWorker('debug-loop-worker', { buffer: heap.buffer, size: 100, ctl }); // attaches, then mallocs and frees for ever
+      while (Atomics.load(ctl, 0) === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+      heap.watch(a);
+      // cutOffLargeMalloc's steps without expect(), which can keep the function it was given (and so the instance) alive
+      armCrash(3, () => {
+        throw new RangeError('Maximum call stack size exceeded');
+      });
+      let cut = '';
+      try {
+        heap.malloc(3 * MiB);
+      } catch (e) {
+        cut = (e as Error).name;
+      } finally {
+        armCrash(0, () => {
+          throw new Error('off');
+        });
+      }
+      if (cut !== 'HeapStateError') throw new Error(`the large malloc was not cut off (${cut})`);
+      const slot = slotIds(heap).findIndex((x) => x.state === 2);
+      seen.register(heap, 0);
+      return { buffer: heap.buffer, a, slot };
+    };
+    const { buffer, a, slot } = await stop();
+    expect(slot).toBeGreaterThanOrEqual(0);
+    expect(await collectUntil(() => collected)).toBe(true);
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 5)); // its finalizer
+    const again = SharedHeap.attach(buffer);
+    expect(slotIds(again)[slot]!.state).not.toBe(2); // the stopped slot reclaimed
+    expect(again.stats().threadsAttached).toBe(2); // this thread and the worker
+    expect(() => again.reclaim(a.threadId)).toThrow(/watched worker that is still running/); // the watch came along
+    const exited = new Promise((resolve) => a.once('exit', resolve));
+    await a.terminate();
+    await exited;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(again.stats().threadsAttached).toBe(1); // reclaimed at its exit, through the new attachment
+    again.check();
+    again.detach();
+  });
+});
+
+afterEach(async () => {
+  await terminateAll();
 });
