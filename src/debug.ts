@@ -185,8 +185,9 @@ export function debugFillFreed(t: ThreadContext, p: number, n: number): void {
 }
 
 /**
- * A block never handed out before that a thread was handing out when it stopped (between the pop
- * and debugHandOut's record): its record reads 0, and its bytes 0 or CANARY. No caller has it.
+ * A block never handed out before that a thread was handing out when it stopped between the pop
+ * and debugHandOut's record (a small block of alignedAlloc: malloc's get theirs before the pop,
+ * debugTakeSmall): its record reads 0, and its bytes 0 or CANARY. No caller has it.
  */
 function beingHandedOut(t: ThreadContext, p: number, usable: number): boolean {
   const rec = p + usable - DEBUG_RECORD_BYTES;

@@ -16,7 +16,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, markDead, reclaimOwnDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, latestAttachment, markDead, reclaimOwnDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -667,8 +667,7 @@ export class SharedHeap {
       this.#gone.set(id, gone);
     }
     return gone.then((lock) => {
-      let t = this.#t;
-      while (t.successor !== null) t = t.successor; // a fault stopped this instance: its thread's next attachment reclaims
+      const t = latestAttachment(this.#t); // a fault stopped this instance: its thread's next attachment reclaims
       if (t.detached) {
         lock.release();
         return false;

@@ -400,9 +400,7 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
     // The record stays until this handler ran: reclaim(threadId) of a recorded worker is refused
     // while it runs. (reclaim(worker) finds the worker in everWatched, before and after this.)
     if (watches.get(id) === worker) watches.delete(id);
-    // A context a fault stopped hands its watches to the thread's next attachment (adoptWatches).
-    let c = t;
-    while (c.successor !== null) c = c.successor;
+    const c = latestAttachment(t);
     if (c.detached) return;
     markDead(c, id);
     pendingOf(c.runner).push(id);
@@ -420,6 +418,13 @@ export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
   watchedWorkers.set(to.runner, watchesOf(from.runner));
   everWatched.set(to.runner, everWatchedOf(from.runner));
   pendingReclaims.set(to.runner, pendingOf(from.runner));
+}
+
+/** The thread's attachment that now stands for `t`: `t`, or its successor if a fault stopped it and the thread attached again (adoptWatches). */
+export function latestAttachment(t: ThreadContext): ThreadContext {
+  let c = t;
+  while (c.successor !== null) c = c.successor;
+  return c;
 }
 
 /** The record of `runner` in `table`, made by `make` the first time it is asked for. */
