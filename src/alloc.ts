@@ -8,7 +8,7 @@ import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
 import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
-import { allocFromClass, drainPeriodic, freeDrainFull, freeSmall } from './magazine.js';
+import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall } from './magazine.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -56,14 +56,14 @@ export function mallocSlow(t: ThreadContext, size: unknown): number {
   const n = checkInteger('malloc', 'size', size);
   checkAttached(t, 'malloc(size)');
   if (n <= MAX_SMALL) return allocFromClass(t, classOf(n), true);
-  return largeAlloc(t, n, SLOT_BYTES, true);
+  return largeAllocOrFlush(t, n, SLOT_BYTES, true);
 }
 
 export function tryMallocImpl(t: ThreadContext, size: unknown): number {
   const n = checkInteger('tryMalloc', 'size', size);
   checkAttached(t, 'tryMalloc(size)');
   if (n <= MAX_SMALL) return allocFromClass(t, classOf(n), false);
-  return largeAlloc(t, n, SLOT_BYTES, false);
+  return largeAllocOrFlush(t, n, SLOT_BYTES, false);
 }
 
 /** The error for `p` given to `fn(arg)`; the message is built only here, when there is an error. */
@@ -165,7 +165,19 @@ export function usableSizeImpl(t: ThreadContext, block: unknown): number {
 
 export function mallocImpl(t: ThreadContext, n: number): number {
   if (n <= MAX_SMALL) return allocFromClass(t, classOf(n), true);
-  return largeAlloc(t, n, SLOT_BYTES, true);
+  return largeAllocOrFlush(t, n, SLOT_BYTES, true);
+}
+
+/**
+ * largeAlloc, and where it finds no room, once more after this thread gave back what it caches
+ * (every magazine, every empty slab it keeps: magazine.ts flushThread), as a refill does: a heap
+ * this thread filled and freed would otherwise answer 0 until its next periodic look or flush().
+ */
+function largeAllocOrFlush(t: ThreadContext, n: number, align: number, mayBlock: boolean): number {
+  const p = largeAlloc(t, n, align, mayBlock);
+  if (p !== 0 || n > MAX_HEAP_BYTES) return p;
+  flushThread(t);
+  return largeAlloc(t, n, align, mayBlock);
 }
 
 export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number {
@@ -220,13 +232,19 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   if (n > MAX_HEAP_BYTES) return 0;
   if (cls < 0 && resizeLargeInPlace(t, p, n)) return p;
   // A block growing into or within the large runs moves to a run with free slots after it.
-  const q = n > MAX_SMALL && n > usable ? largeAllocToGrow(t, n) : mallocImpl(t, reallocRequest(n, usable));
+  const q = n > MAX_SMALL && n > usable ? largeAllocToGrowOrFlush(t, n) : mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
   copyInHeap(t, q, p, Math.min(n, usable));
   // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
   if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false);
   else freeSmall(t, p);
   return q;
+}
+
+/** largeAllocToGrow, or where there is no room, largeAllocOrFlush. */
+function largeAllocToGrowOrFlush(t: ThreadContext, n: number): number {
+  const p = largeAllocToGrow(t, n);
+  return p !== 0 ? p : largeAllocOrFlush(t, n, SLOT_BYTES, true);
 }
 
 /**
@@ -258,5 +276,5 @@ export function alignedAllocImpl(t: ThreadContext, align: unknown, size: unknown
   if (a <= 16) return mallocImpl(t, n);
   const cls = alignedClassOf(n, a);
   if (cls >= 0) return allocFromClass(t, cls, true);
-  return largeAlloc(t, Math.max(n, 1), a, true); // slot-aligned, or SuperSlab-aligned for a > 64 KiB
+  return largeAllocOrFlush(t, Math.max(n, 1), a, true); // slot-aligned, or SuperSlab-aligned for a > 64 KiB
 }

@@ -21,9 +21,9 @@ import type { MemoryCopy, MemoryZero, SharedMemory } from './wasm-copy.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
+const { G_BUFFER_SUPERS, G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
   G_UNSURE, G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
-  TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
+  SUPER_BYTES, TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
 const { NUM_CLASSES, PER_DOUBLING, SIZE } = classes;
 
 /** The thread that runs the code: whose name the lock is taken in. */
@@ -50,6 +50,14 @@ export function readGeometry(buffer: SharedArrayBuffer, fn: string): Geometry {
   }
   const geo = geometry(i32[G_MAX_SUPERS], i32[G_MAX_THREADS], i32[G_MAG_CAP], NUM_CLASSES);
   if (geo.metaSupers !== i32[G_META_SUPERS]) throw new HeapStateError(`${fn}: inconsistent header`);
+  // The heap's own buffer grows before its header says so (slots.ts growBuffer): shorter is a part of a copy.
+  const supers = Atomics.load(i32, G_BUFFER_SUPERS);
+  if (buffer.byteLength < supers * SUPER_BYTES) {
+    throw new HeapStateError(
+      `${fn}: the buffer holds ${buffer.byteLength} bytes where its heap's header says ${supers * SUPER_BYTES}: ` +
+        "a cut copy of a heap's buffer, not the heap's own",
+    );
+  }
   return geo;
 }
 
@@ -113,6 +121,16 @@ export class ThreadContext {
    * list. Thread-local hints, not shared: a stale one gives a slab back one look early.
    */
   readonly emptySeen: Uint8Array;
+  /**
+   * 1 for a slab of this thread's that is empty and kept for its own reuse (an empty current slab,
+   * or one at the back of a partial list: slab.ts afterBlocksReturned), by slot; keptBytes adds up
+   * their slots' bytes, which keepBudget bounds. Thread-local hints, not shared: a stale one only
+   * moves the moment an empty slab goes back.
+   */
+  readonly kept: Uint8Array;
+  keptBytes = 0;
+  /** The most bytes of empty slabs this thread keeps (slab.ts KEEP_EMPTY_BYTES, at most an eighth of the heap's largest size). */
+  readonly keepBudget: number;
   /** G_UNSURE as of this thread's last settling of unsure notice flags (slab.ts processNotices). Thread-local. */
   unsureSeen = 0;
   /** Float64 index of the slot's counters (TF_*). */
@@ -183,6 +201,8 @@ export class ThreadContext {
     this.seenRefills = new Int32Array(NUM_CLASSES);
     this.refillsCls = new Int32Array(NUM_CLASSES);
     this.emptySeen = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
+    this.kept = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
+    this.keepBudget = Math.min(layout.KEEP_EMPTY_BYTES, (geo.maxSupers * SUPER_BYTES) / 8);
     this.drainInterval = i32[G_DRAIN_INTERVAL];
     this.trimInterval = i32[G_TRIM_INTERVAL];
   }

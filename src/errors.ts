@@ -62,6 +62,7 @@ export function hex(n: number): string {
 export function describe(v: unknown): string {
   switch (typeof v) {
     case 'number':
+      if (Object.is(v, -0)) return '-0';
       return Number.isInteger(v) && v >= 0 ? `${v} (${hex(v)})` : String(v);
     case 'bigint':
       return `${v}n (a bigint)`;

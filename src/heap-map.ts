@@ -9,6 +9,8 @@ import {
   SLOTS_PER_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
+import { describe } from './errors.js';
+import type { SharedMemory } from './wasm-copy.js';
 
 /** What a slab slot holds (HeapMap.kind). */
 export const MAP_METADATA = 0; // the header, slot meta table and thread areas
@@ -43,10 +45,15 @@ export interface HeapMap {
 }
 
 /** Reads the map of the heap in `buffer` (a SharedArrayBuffer made by SharedHeap.create). */
-export function readHeapMap(buffer: SharedArrayBuffer): HeapMap {
+export function readHeapMap(given: SharedArrayBuffer | SharedMemory): HeapMap {
+  // heap.memory as well as heap.buffer, as attach() takes them.
+  const buffer = given instanceof SharedArrayBuffer ? given : (given as { buffer?: unknown } | null)?.buffer;
+  if (!(buffer instanceof SharedArrayBuffer)) {
+    throw new TypeError(`readHeapMap(buffer): expected a heap's SharedArrayBuffer (heap.buffer) or its memory (heap.memory), got ${describe(given)}`);
+  }
   const i32 = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
   if (i32.length < 64 || Atomics.load(i32, G_MAGIC) !== MAGIC) {
-    throw new TypeError('readHeapMap(buffer): the buffer is not a sabmalloc heap (bad magic number)');
+    throw new TypeError(`readHeapMap(buffer): the SharedArrayBuffer of ${buffer.byteLength} bytes is not a sabmalloc heap (no heap header at its start)`);
   }
   const geo = geometry(i32[G_MAX_SUPERS]!, i32[G_MAX_THREADS]!, i32[G_MAG_CAP]!, NUM_CLASSES);
   const supers = Math.min(Atomics.load(i32, G_BUFFER_SUPERS), buffer.byteLength >>> 20);

@@ -16,7 +16,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, latestAttachment, markDead, reclaimOwnDead, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, latestAttachment, markDead, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -627,7 +627,8 @@ export class SharedHeap {
    * terminate()), and the reclaim completes promptly whatever that thread held.
    */
   reclaim(thread: number | WatchableWorker): boolean {
-    return guarded(this.#t, 'reclaim(threadId)', reclaimThread, thread);
+    const t = this.#t;
+    return guarded(t, 'reclaim(threadId)', reclaimId, reclaimTarget(t, thread));
   }
 
   /**
@@ -718,10 +719,15 @@ class DebugSharedHeap extends SharedHeap {
   override malloc(size: number): number {
     const n = checkInteger('malloc', 'size', size);
     this.#attached('malloc(size)');
+    return this.#alloc('malloc(size)', n);
+  }
+
+  /** A block of `n` bytes for malloc, calloc or realloc (`call` names it in errors); the caller checked n. */
+  #alloc(call: string, n: number): number {
     const req = debugRequest(n);
     // A small block gets its record before it leaves the magazine (debugTakeSmall).
-    if (req <= MAX_SMALL) return guarded(contextOf(this), 'malloc(size)', debugTakeSmall, CLASS_OF_GRANULE[(req + 15) >>> 4], 'malloc(size)', n, true);
-    return this.#takeLarge('malloc(size)', n, () => super.malloc(req));
+    if (req <= MAX_SMALL) return guarded(contextOf(this), call, debugTakeSmall, CLASS_OF_GRANULE[(req + 15) >>> 4], call, n, true);
+    return this.#takeLarge(call, n, () => super.malloc(req));
   }
 
   override tryMalloc(size: number): number {
@@ -743,7 +749,7 @@ class DebugSharedHeap extends SharedHeap {
     this.#attached('calloc(n, size)');
     const total = count * each;
     if (total > layout.MAX_HEAP_BYTES) return 0;
-    const p = this.malloc(total);
+    const p = this.#alloc('calloc(n, size)', total);
     if (p !== 0) this.u8.fill(0, p, p + total); // exactly: the canary follows the requested bytes
     return p;
   }
@@ -763,10 +769,10 @@ class DebugSharedHeap extends SharedHeap {
     const n = checkInteger('realloc', 'size', size);
     if (block === 0) {
       this.#attached('realloc(ptr, size)');
-      return this.malloc(n);
+      return this.#alloc('realloc(ptr, size)', n);
     }
     const old = this.#live('realloc', block);
-    const q = this.malloc(n);
+    const q = this.#alloc('realloc(ptr, size)', n);
     if (q === 0) return 0;
     copyInHeap(contextOf(this), q, block, Math.min(n, old));
     this.free(block);

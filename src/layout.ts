@@ -69,6 +69,15 @@ export const LAYOUT_VERSION = 8; // 8: the first class of two per doubling is 5 
  */
 export const MAG_BYTES_PER_CLASS = 256 << 10;
 
+/**
+ * A thread keeps at most this many bytes of empty slabs for its own reuse (at most an eighth of
+ * the heap's largest size: context.ts keepBudget); past that an empty slab goes back to the pool
+ * at once (slab.ts afterBlocksReturned). A thread that freed much and then stays idle holds no
+ * more than this (and its magazines) out of other threads' reach; when a thread itself runs out,
+ * it gives back everything it caches and tries again (magazine.ts refillMagazine, alloc.ts).
+ */
+export const KEEP_EMPTY_BYTES = 2 << 20;
+
 // ---- Global header (words 0 .. HEADER_WORDS-1) ------------------------------------------------
 export const G_MAGIC = 0; //            [C] MAGIC, stored last by create()
 export const G_VERSION = 1; //          [C] LAYOUT_VERSION

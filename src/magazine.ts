@@ -84,6 +84,7 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
   t.f64[t.tfW + TF_REFILLS]++;
   t.refillsCls[cls]++;
   let noticed = false;
+  let flushed = false;
   for (;;) {
     const cur = i32[curW];
     if (cur !== 0) {
@@ -107,7 +108,15 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
       trimOthers(t, cls);
     }
     const slab = takeSlab(t, cls, mayBlock);
-    if (slab === 0) return 0;
+    if (slab === 0) {
+      // Out of memory: first give back what this thread caches (every magazine, every empty slab
+      // it keeps), then try once more. A heap filled and freed by this thread would otherwise
+      // answer 0 until its next periodic look or flush().
+      if (flushed) return 0;
+      flushed = true;
+      flushThread(t);
+      continue;
+    }
     i32[t.metaW(slab) + SM_LISTED] = LISTED_CURRENT;
     t.i32[curW] = slab;
   }

@@ -49,9 +49,22 @@ export function markDead(t: ThreadContext, threadId: number): void {
  * lock the thread died holding is broken by this very acquisition.
  */
 export function reclaimThread(t: ThreadContext, thread: unknown): boolean {
+  return reclaimId(t, reclaimTarget(t, thread));
+}
+
+/**
+ * reclaim()'s argument checked and turned into a thread id: a watched Worker that exited, or a
+ * threadId that is not the caller's nor a watched worker's still running. Reads only what the
+ * caller passed (a getter of its own may throw) and changes nothing, so heap.ts runs it before
+ * guarded(), where an error that is not the allocator's own would stop the thread as a fault.
+ */
+export function reclaimTarget(t: ThreadContext, thread: unknown): number {
   if (t.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
   let threadId: number;
   if (thread !== null && typeof thread === 'object') {
+    if (typeof (thread as WatchableWorker).once !== 'function') {
+      throw new TypeError(`reclaim(threadId): expected a threadId or a Worker, got ${describe(thread)}`);
+    }
     threadId = watchedId(t, thread as WatchableWorker);
   } else {
     if (thread === -1) {
@@ -72,6 +85,11 @@ export function reclaimThread(t: ThreadContext, thread: unknown): boolean {
   if (threadId === t.threadId) {
     throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
   }
+  return threadId;
+}
+
+/** reclaim() of the thread id reclaimTarget() gave: marks its slot dead and reclaims it. */
+export function reclaimId(t: ThreadContext, threadId: number): boolean {
   markDead(t, threadId);
   return reclaimLocked(t, threadId, true) === true;
 }

@@ -69,6 +69,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
   const i32 = t.i32;
   const mW = t.metaW(slot);
   const topW = t.topW + cls;
+  if (t.kept[slot] !== 0) unmarkKept(t, slot, mW); // an empty current slab hands out blocks again
   if (i32[mW + SM_NFREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
   let got = 0;
   if (i32[mW + SM_NFREE] !== 0) got = takeFreed(t, mW, cls, topW, n);
@@ -287,6 +288,7 @@ function partialUnlink(t: ThreadContext, slot: number, cls: number): void {
   else i32[t.thW + TH_PARTIAL_TAIL + cls] = prev;
   i32[mW + SM_LISTED] = LISTED_NONE;
   t.emptySeen[slot] = 0;
+  unmarkKept(t, slot, mW);
 }
 
 /** The first slab on the partial list of `cls`, taken off it; 0 when the list is empty. */
@@ -308,19 +310,43 @@ export function afterBlocksReturned(t: ThreadContext, slot: number, cls: number,
   const i32 = t.i32;
   const mW = t.metaW(slot);
   const listed = i32[mW + SM_LISTED];
-  if (listed === LISTED_CURRENT && keep) return;
   const empty = i32[mW + SM_INUSE] === 0;
+  // Kept empty slabs stay within the thread's budget (layout.ts KEEP_EMPTY_BYTES).
+  if (empty && keep && t.kept[slot] === 0 && t.keptBytes + (i32[mW + SM_SPAN] << SLOT_SHIFT) > t.keepBudget) keep = false;
+  if (listed === LISTED_CURRENT && keep) {
+    if (empty) markKept(t, slot, mW);
+    return;
+  }
   if (empty && !keep && Atomics.load(i32, mW + SM_NOTIFIED) === 0) {
     if (listed === LISTED_PARTIAL) partialUnlink(t, slot, cls);
     else if (listed === LISTED_CURRENT) i32[t.thW + TH_CUR + cls] = 0;
     i32[mW + SM_LISTED] = LISTED_NONE;
+    unmarkKept(t, slot, mW);
     releaseEmptySlab(t, slot, cls);
-  } else if (listed === LISTED_NONE && i32[mW + SM_NFREE] > 0) {
+    return;
+  }
+  if (listed === LISTED_NONE && i32[mW + SM_NFREE] > 0) {
     partialInsert(t, slot, cls, empty);
   } else if (listed === LISTED_PARTIAL && empty && i32[mW + SM_PART_NEXT] !== 0) {
     partialUnlink(t, slot, cls); // now empty: to the back, with the other empty ones
     partialInsert(t, slot, cls, true);
   }
+  if (empty && i32[mW + SM_LISTED] !== LISTED_NONE) markKept(t, slot, mW);
+}
+
+/** Counts the empty slab `slot` (meta at `mW`) as kept by t (context.ts kept, keptBytes). */
+function markKept(t: ThreadContext, slot: number, mW: number): void {
+  if (t.kept[slot] !== 0) return;
+  t.kept[slot] = 1;
+  t.keptBytes += t.i32[mW + SM_SPAN] << SLOT_SHIFT;
+}
+
+/** The slab `slot` is no longer kept empty: it leaves its list, goes back, or hands out blocks. */
+function unmarkKept(t: ThreadContext, slot: number, mW: number): void {
+  if (t.kept[slot] === 0) return;
+  t.kept[slot] = 0;
+  const left = t.keptBytes - (t.i32[mW + SM_SPAN] << SLOT_SHIFT);
+  t.keptBytes = left > 0 ? left : 0;
 }
 
 /**

@@ -80,6 +80,24 @@ describe('debug mode', () => {
   });
 
   it.each([
+    ['calloc(n, size)', (h: SharedHeap) => h.calloc(1, 64)],
+    ['realloc(ptr, size)', (h: SharedHeap) => h.realloc(0, 64)],
+    ['realloc(ptr, size)', (h: SharedHeap) => h.realloc(h.malloc(16), 64)],
+  ])('a write into a freed block found by %s names that call', (call, take) => {
+    const heap = debugHeap();
+    const p = heap.malloc(64);
+    heap.free(p);
+    heap.u8[p + 20] = 0x55; // use after free
+    const e = thrown(() => {
+      for (let k = 0; k < 100; k++) take(heap);
+    });
+    expect(e).toBeInstanceOf(HeapCorruptionError);
+    expect((e as Error).message.startsWith(`${call}: the 80-byte block at 0x${p.toString(16)} was written after it was freed`)).toBe(true);
+    heap.check();
+    heap.detach();
+  });
+
+  it.each([
     ['its canary', 67, 'the canary 0xcb'],
     ['its size record', 72, 'its size record'],
   ])('a write into a freed block\'s %s is reported when it is handed out again', (_what, offset, said) => {

@@ -6,7 +6,7 @@
  * every live block still holds its pattern. valueOf of an argument is never called.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { DoubleFreeError, HeapError, InvalidPointerError, SharedHeap, type HeapOptions } from '../src/index.js';
+import { DoubleFreeError, HeapError, InvalidPointerError, SharedHeap, readHeapMap, type HeapOptions } from '../src/index.js';
 import { G_CARVED, SLOT_BYTES, SLOT_SHIFT, SS_TABLE_W, SUPER_SHIFT, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING } from '../src/layout.js';
 import { COUNT, HDR, SIZE, SPAN, classOf } from '../src/size-classes.js';
 
@@ -526,5 +526,50 @@ describe('block payloads', () => {
     heap.check();
     expect(heap.stats().liveBlocks).toBe(0);
     for (let i = 0; i < all.length; i += 97) expect(() => heap.free(all[i])).toThrow(DoubleFreeError);
+  });
+});
+
+describe('the other calls that take a value from the caller', () => {
+  it("reclaim() refuses an object that is not a Worker, and a Worker's throwing getter stops nothing", () => {
+    const { heap, live } = scene();
+    const notWorker = {
+      get threadId(): number {
+        throw new Error('a getter of the caller');
+      },
+    };
+    expect(() => heap.reclaim(notWorker as never)).toThrow(TypeError);
+    expect(() => heap.reclaim(notWorker as never)).toThrow(/^reclaim\(threadId\): expected a threadId or a Worker, got an object$/);
+    const workerLike = { once: () => undefined, get threadId(): number { throw new Error('a getter of the caller'); } };
+    expect(() => heap.reclaim(workerLike as never)).toThrow(/^a getter of the caller$/);
+    // The thread goes on: nothing was marked, nothing stopped.
+    const p = heap.malloc(100);
+    expect(p).not.toBe(0);
+    heap.free(p);
+    heap.check();
+    for (const [b, n] of live) expect(firstBad(heap, b, n)).toBe(-1);
+    expect(SharedHeap.attach(heap.buffer)).toBe(heap);
+  });
+
+  it('readHeapMap() names its argument and value, and takes heap.memory as attach() does', () => {
+    const heap = fresh();
+    for (const bad of [undefined, null, 5, {}, new ArrayBuffer(8)]) {
+      expect(() => readHeapMap(bad as never)).toThrow(/^readHeapMap\(buffer\): expected a heap's SharedArrayBuffer \(heap\.buffer\) or its memory \(heap\.memory\), got /);
+    }
+    expect(() => readHeapMap(new SharedArrayBuffer(3))).toThrow(/^readHeapMap\(buffer\): the SharedArrayBuffer of 3 bytes is not a sabmalloc heap/);
+    expect(heap.memory).toBeDefined();
+    expect(readHeapMap(heap.memory!).kind).toEqual(readHeapMap(heap.buffer).kind);
+  });
+
+  it('-0 reads as -0 in an error', () => {
+    expect(() => SharedHeap.create({ initialBytes: -0 })).toThrow(/got -0$/);
+    const heap = fresh();
+    expect(() => heap.alignedAlloc(-0, 16)).toThrow(/got -0$/);
+  });
+
+  it("attach() refuses a cut copy of a heap's buffer", () => {
+    const heap = fresh({ initialBytes: 8 * MiB });
+    const part = heap.buffer.slice(0, 4 * MiB);
+    expect(() => SharedHeap.attach(part)).toThrow(/^SharedHeap\.attach\(buffer\): the buffer holds 4194304 bytes where its heap's header says 8388608: a cut copy/);
+    heap.check();
   });
 });

@@ -101,6 +101,14 @@ const api = {
       h.free(p);
     }
   },
+  /** Allocates blocks of `size` bytes until malloc returns 0, frees them all (no flush); returns how many it got. */
+  fillAndFree(size: number): number {
+    const h = attached('fillAndFree');
+    const blocks: number[] = [];
+    for (let p = h.malloc(size); p !== 0; p = h.malloc(size)) blocks.push(p);
+    for (const p of blocks) h.free(p);
+    return blocks.length;
+  },
   /** Resizes large blocks by realloc (workers/realloc-churn.ts reallocChurn). */
   reallocChurn(seed: number, rounds: number): ChurnResult {
     return reallocChurn(attached('reallocChurn'), seed, rounds);

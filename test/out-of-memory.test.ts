@@ -1,0 +1,123 @@
+/**
+ * Out of memory with nothing live: a thread's caches (its magazines, the empty slabs it keeps for
+ * its own reuse) must not make malloc answer 0 while the heap could serve the request. The thread
+ * that runs out gives back everything it caches and tries again (magazine.ts refillMagazine,
+ * alloc.ts largeAllocOrFlush); a thread that freed much and went idle keeps at most
+ * KEEP_EMPTY_BYTES of empty slabs (slab.ts afterBlocksReturned) and its magazines.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { MAP_SLAB, SharedHeap, readHeapMap, type HeapOptions } from '../src/index.js';
+import { KEEP_EMPTY_BYTES, SLOT_BYTES } from '../src/layout.js';
+import { checked, MiB } from './fixtures.js';
+import { release, startHeapWorker, terminateAll } from './remote-heap.js';
+
+const heaps: SharedHeap[] = [];
+function fresh(options: HeapOptions = {}): SharedHeap {
+  const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4, ...options });
+  heaps.push(heap);
+  return heap;
+}
+afterEach(async () => {
+  await terminateAll();
+  for (const h of heaps.splice(0)) h.detach();
+});
+/** Detaches a heap the test is done with (its memory can go before the test ends). */
+function done(heap: SharedHeap): void {
+  heaps.splice(heaps.indexOf(heap), 1);
+  heap.detach();
+}
+
+/** Bytes of the slabs the calling thread owns (readHeapMap). */
+function ownedBytes(heap: SharedHeap): number {
+  const m = readHeapMap(heap.buffer);
+  let n = 0;
+  for (let s = 0; s < m.kind.length; s++) if (m.kind[s] === MAP_SLAB && m.owner[s] === heap.threadId) n += SLOT_BYTES;
+  return n;
+}
+
+/** Allocates blocks of `size` until malloc returns 0; returns them. */
+function fill(heap: SharedHeap, size: number): number[] {
+  const blocks: number[] = [];
+  for (let p = heap.malloc(size); p !== 0; p = heap.malloc(size)) blocks.push(p);
+  return blocks;
+}
+
+// Small classes of many, few and one block a slab, a class of two slots a slab, large runs.
+const SIZES = [100, 1000, 20000, 100000, MiB + 1];
+const capacity = new Map<string, number>();
+/** How many blocks of `size` a fresh heap with `options` holds. */
+function freshCapacity(options: HeapOptions, size: number): number {
+  const key = `${JSON.stringify(options)} ${size}`;
+  let n = capacity.get(key);
+  if (n === undefined) {
+    const heap = fresh(options);
+    n = fill(heap, size).length;
+    capacity.set(key, n);
+    done(heap);
+  }
+  return n;
+}
+
+describe('a heap filled and emptied by one thread', () => {
+  // The option values that keep slabs longest (no periodic look, no Stage-1 list) and the defaults.
+  for (const options of [{}, { drainInterval: 2 ** 30 }, { stage1Keep: 0, magazineCapacity: 4096 }, { trimInterval: 1 }] as HeapOptions[]) {
+    it(`fills again with any size, with ${JSON.stringify(options)}`, () => {
+      for (const x of SIZES) {
+        for (const y of SIZES) {
+          const heap = fresh(options);
+          for (const p of fill(heap, x)) heap.free(p);
+          const again = fill(heap, y);
+          // 90%: large runs after small slabs may find the slots split where the slabs were.
+          expect(again.length, `${x} then ${y}`).toBeGreaterThanOrEqual(Math.floor(0.9 * freshCapacity(options, y)));
+          for (const p of again) heap.free(p);
+          expect(checked(heap)).toBe('passes');
+          done(heap);
+        }
+      }
+    });
+  }
+
+  it('realloc, calloc and alignedAlloc find the memory too', () => {
+    const heap = fresh();
+    for (const p of fill(heap, 20000)) heap.free(p);
+    const a = heap.calloc(1, 8 * MiB);
+    const b = heap.alignedAlloc(MiB, 2 * MiB);
+    const c = heap.realloc(heap.malloc(100), 4 * MiB);
+    expect([a, b, c].every((p) => p !== 0)).toBe(true);
+    expect(heap.u8.subarray(a, a + 8 * MiB).every((v) => v === 0)).toBe(true);
+    expect(checked(heap)).toBe('passes');
+  });
+});
+
+describe('a heap emptied by a thread that then stays idle', () => {
+  it('serves another thread all but what the idle thread may keep', async () => {
+    for (const [x, y] of [[100000, 100000], [20000, 1000], [1000, 20000], [100, MiB + 1]]) {
+      const heap = fresh({ drainInterval: 2 ** 30 });
+      const main = fill(heap, x);
+      for (const p of main) heap.free(p); // and no flush()
+      const w = startHeapWorker();
+      await w.remote.attach(heap.buffer);
+      const got = await w.remote.fillAndFree(y);
+      // What the idle thread may hold: its kept empty slabs and a magazine (256 KiB) of class x.
+      const lost = KEEP_EMPTY_BYTES + (256 << 10) + y;
+      expect(got * y, `${x} then ${y} in a worker`).toBeGreaterThanOrEqual(freshCapacity({ drainInterval: 2 ** 30 }, y) * y - lost);
+      await w.remote.detach();
+      release(w);
+      await w.worker.terminate();
+      expect(checked(heap)).toBe('passes');
+      done(heap);
+    }
+  });
+
+  it('keeps empty slabs within its budget, and gives them back at flush()', () => {
+    const heap = fresh({ drainInterval: 2 ** 30 });
+    const blocks = fill(heap, 5000);
+    expect(ownedBytes(heap)).toBeGreaterThan(16 * MiB);
+    for (const p of blocks) heap.free(p);
+    // What it still owns: the empty slabs it keeps, and the slabs of the blocks in its magazine (256 KiB).
+    expect(ownedBytes(heap)).toBeLessThanOrEqual(KEEP_EMPTY_BYTES + 2 * (256 << 10));
+    heap.flush();
+    expect(ownedBytes(heap)).toBe(0);
+    expect(checked(heap)).toBe('passes');
+  });
+});
