@@ -16,7 +16,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, latestAttachment, markDead, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -628,7 +628,8 @@ export class SharedHeap {
    */
   reclaim(thread: number | WatchableWorker): boolean {
     const t = this.#t;
-    return guarded(t, 'reclaim(threadId)', reclaimId, reclaimTarget(t, thread));
+    const id = reclaimTarget(t, thread);
+    return guarded(t, 'reclaim(threadId)', thread !== null && typeof thread === 'object' ? reclaimExited : reclaimId, id);
   }
 
   /**
@@ -673,8 +674,8 @@ export class SharedHeap {
         lock.release();
         return false;
       }
-      markDead(t, id); // a global lock it held is broken by the reclaim
-      return reclaimThread(t, id);
+      // A fault inside this reclaim stops this thread's use of the heap, as in any call (fault.ts).
+      return guarded(t, 'reclaimWhenGone(threadId)', reclaimThread, id); // marks the slot dead first: a global lock it held is broken
     });
   }
 

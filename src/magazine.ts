@@ -249,11 +249,18 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
       }
       i32[t.thW + TH_INFLIGHT] = n;
       crashPoint(CP_PUBLISH);
+      // From the CAS that publishes the chain to the stores that say so, no call and no loop: V8
+      // stops a thread (terminate(), a stack overflow) only at a function's entry or a loop's back
+      // edge, so no thread dies with TH_INFLIGHT set for a chain already published. Its blocks may
+      // be collected, handed out and freed again at once (PENDING in another thread's chain),
+      // which resolveInflight could not tell from a chain never published: it would publish the
+      // old chain again and write its links into live blocks (an audit's repro, with a crash point
+      // here: 4 of 4 runs).
       publishChain(i32, mW, i32[e], i32[e + MAG_ENTRY_WORDS * (n - 1)]);
-      crashPoint(CP_PUBLISH);
       e += MAG_ENTRY_WORDS * n;
       i32[doneW] = e - jW;
       i32[t.thW + TH_INFLIGHT] = 0;
+      crashPoint(CP_PUBLISH);
       t.f64[t.tfW + TF_REMOTE_FREES] += n;
       notifyOrAdopt(t, slab);
     }

@@ -25,6 +25,7 @@ import { finishCollect, publishChain, slabMetaOf } from './remote.js';
 import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
+import { guarded } from './fault.js';
 
 /** Finds the slot of the thread known by `threadId` in one of `states`; -1 when none. */
 function findThread(t: ThreadContext, threadId: number, states: number[]): number {
@@ -50,6 +51,23 @@ export function markDead(t: ThreadContext, threadId: number): void {
  */
 export function reclaimThread(t: ThreadContext, thread: unknown): boolean {
   return reclaimId(t, reclaimTarget(t, thread));
+}
+
+/**
+ * reclaim(worker) of a watched Worker that exited: as watch()'s own reclaim, never waiting for the
+ * lock. This runs in 'exit' handlers, where the lock's holder may be another exited worker whose
+ * own exit (which marks it dead, so that the lock can be broken) cannot be seen while this one
+ * waits: it would wait out the lock's timeout and throw. When the lock is busy the worker joins
+ * watch()'s list, reclaimed as soon as the lock is free, and this answers false.
+ */
+export function reclaimExited(t: ThreadContext, threadId: number): boolean {
+  markDead(t, threadId);
+  const done = reclaimLocked(t, threadId, false);
+  if (done !== 'busy') return done;
+  const list = pendingOf(t.runner);
+  if (!list.includes(threadId)) list.push(threadId);
+  setTimeout(() => reclaimPending(t), 1);
+  return false;
 }
 
 /**
@@ -129,13 +147,15 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   // A thread killed in attach between reserving a slot (its id) and marking it ATTACHED, or in
   // detach between marking it FREE and clearing its id, holds nothing there: giving the id back
   // frees the slot.
+  // The same id may name a DEAD slot too: an instance of that thread that a fault stopped (fault.ts),
+  // then its attach again killed half way. Both go.
   const reserved = findThread(t, threadId, [TS_FREE]);
-  if (reserved >= 0) return Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
-  if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return false;
+  const freed = reserved >= 0 && Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
+  if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return freed;
   if (mayWait) lockAcquire(t);
   else if (!lockAcquireNoWait(t)) return 'busy';
   try {
-    return reclaimUnderLock(t, threadId);
+    return reclaimUnderLock(t, threadId) || freed;
   } catch (e) {
     if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
@@ -474,6 +494,12 @@ const pendingOf = (runner: Runner): number[] => recordOf(pendingReclaims, runner
  * blocks. What stays busy is retried after the next exit, or a millisecond later.
  */
 function reclaimPending(t: ThreadContext): void {
+  // From an event callback, but a reclaim all the same: a fault inside it stops this thread's use of
+  // the heap as in any call (fault.ts), its slot marked DEAD so that the next waiter breaks the lock.
+  guarded(t, 'watch(worker)', reclaimPendingNow);
+}
+
+function reclaimPendingNow(t: ThreadContext): void {
   const list = pendingOf(t.runner);
   for (let i = 0; i < list.length; ) {
     if (t.detached || reclaimLocked(t, list[i], false) !== 'busy') list.splice(i, 1);

@@ -82,6 +82,37 @@ describe('attachAsync after a fault stopped this thread', () => {
     second.detach();
   });
 
+  it('a fault inside the reclaim reclaimWhenGone() runs stops this instance as any call does: its slot DEAD, the lock it kept broken by the next thread', async () => {
+    const { buffer, ids: [a, b, x] } = reserved(3);
+    locks = installWebLocks();
+    const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
+    const heapId = Number(locks.held()[0]!.split(':')[1]);
+    attachThread(buffer, x!); // a thread under x, with its slot
+    const release = await locks.hold(threadLockName(heapId, x!));
+    const gone = first.reclaimWhenGone(x!);
+    release(); // x is gone: the reclaim runs, and is cut off at its first step under the lock
+    armCrash(1, () => {
+      throw new RangeError('Maximum call stack size exceeded');
+    });
+    try {
+      await expect(gone).rejects.toThrow(/^reclaimWhenGone\(threadId\): cut off by RangeError: Maximum call stack size exceeded/);
+    } finally {
+      armCrash(0, () => {
+        throw new Error('off');
+      });
+    }
+    expect(() => first.malloc(16)).toThrow(/detached/);
+    expect(slotIds(first).find((s) => s.id === a)?.state).toBe(2); // DEAD
+    const second = await SharedHeap.attachAsync(buffer, { threadId: b! }); // reclaims a's slot, and the reclaim of x it was in
+    const q = second.malloc(3 * MiB); // under the lock the fault kept: broken, without a wait
+    expect(q).toBeGreaterThan(0);
+    second.free(q);
+    expect(slotIds(second).filter((s) => s.id === a || s.id === x)).toEqual([]);
+    expect(second.stats().threadsAttached).toBe(1);
+    second.check();
+    second.detach();
+  });
+
   it('stopped, then collected before the thread attached again: its Web Lock is given up, and attachAsync under a new id reclaims its slot', async () => {
     const { buffer, ids: [a, b] } = reserved(2);
     locks = installWebLocks();

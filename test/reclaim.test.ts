@@ -6,10 +6,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { OWNER_POOL, S1_HEAD_W, S1_SLOT_MASK, SM_OWNER, SM_POOL_DEPTH } from '../src/layout.js';
+import { OWNER_POOL, S1_HEAD_W, S1_SLOT_MASK, SM_OWNER, SM_POOL_DEPTH, TH_STATE, TH_THREAD_ID, TS_DEAD, TS_FREE } from '../src/layout.js';
 import { COUNT, classOf } from '../src/size-classes.js';
 import { internals } from '../src/heap.js';
 import { slabsWithBlocksOut } from './inspect.js';
+import { armCrash } from '../src/crash.js';
 import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -155,4 +156,109 @@ describe('reclaim after terminate at a chosen point', () => {
     for (const b of again) heap.free(b);
     heap.check();
   }, 20_000);
+});
+
+describe('reclaim in exit handlers and after a half-done attach', () => {
+  it("reclaim(worker) in the program's own 'exit' handler does not wait on a lock another exited worker holds: false at once, both reclaimed", async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const a = startHeapWorker();
+    const b = startHeapWorker((w) => heap.watch(w));
+    let answer: string | undefined;
+    let tookMs = -1;
+    // Registered before watch()'s own: it runs first.
+    a.worker.once('exit', () => {
+      const t0 = performance.now();
+      try {
+        answer = String(heap.reclaim(a.worker));
+      } catch (e) {
+        answer = `${(e as Error).name}: ${(e as Error).message}`;
+      }
+      tookMs = performance.now() - t0;
+    });
+    heap.watch(a.worker);
+    await a.remote.attach(heap.buffer);
+    await b.remote.attach(heap.buffer);
+    const kept = await a.remote.malloc(5000);
+    await b.remote.holdLock(); // b keeps the global lock
+    void a.worker.terminate();
+    void b.worker.terminate();
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // both exit before this thread sees either
+    await a.exited;
+    await b.exited;
+    expect(answer).toBe('false');
+    expect(tookMs).toBeLessThan(1000);
+    for (let i = 0; i < 100 && heap.stats().threadsAttached > 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(heap.stats().threadsAttached).toBe(1);
+    heap.free(kept);
+    const big = heap.malloc(3 * MiB); // the lock b held was broken
+    expect(big).toBeGreaterThan(0);
+    heap.free(big);
+    heap.check();
+    heap.detach();
+  });
+
+  it("reclaim(threadId) takes both slots of a thread whose instance a fault stopped and whose attach again was killed half way", async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const w = startHeapWorker();
+    const id = await w.remote.attach(heap.buffer);
+    await w.remote.malloc(200);
+    await w.worker.terminate();
+    const other = startHeapWorker(); // its slot, reclaimed, is a free one among the slots in use
+    const otherId = await other.remote.attach(heap.buffer);
+    await other.worker.terminate();
+    expect(heap.reclaim(otherId)).toBe(true);
+    // The slot as a fault leaves it (fault.ts: DEAD), and a free slot reserved under the same id
+    // (attach.ts: the id written, the state not yet ATTACHED).
+    const t = internals(heap);
+    const i32 = new Int32Array(heap.buffer);
+    const slot = (s: number): number => t.geo.threadsW + s * t.geo.threadWords;
+    const dead = [...Array(t.geo.maxThreads).keys()].find((s) => Atomics.load(i32, slot(s) + TH_THREAD_ID) === id + 1)!;
+    Atomics.store(i32, slot(dead) + TH_STATE, TS_DEAD);
+    const spare = [...Array(t.geo.maxThreads).keys()].find((s) => Atomics.load(i32, slot(s) + TH_THREAD_ID) === 0 && Atomics.load(i32, slot(s) + TH_STATE) === TS_FREE)!;
+    Atomics.store(i32, slot(spare) + TH_THREAD_ID, id + 1);
+    expect(heap.reclaim(id)).toBe(true);
+    const left = [...Array(t.geo.maxThreads).keys()].filter((s) => Atomics.load(i32, slot(s) + TH_THREAD_ID) === id + 1);
+    expect(left).toEqual([]);
+    expect(heap.stats().threadsAttached).toBe(1);
+    heap.check();
+    heap.detach();
+  });
+});
+
+describe("a fault inside the reclaim watch() runs at a worker's exit", () => {
+  it('stops this thread as in any call: its slot DEAD, so that another thread breaks the lock it kept', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const victim = startHeapWorker((w) => heap.watch(w));
+    const other = startHeapWorker();
+    await victim.remote.attach(heap.buffer);
+    await other.remote.attach(heap.buffer);
+    await victim.remote.malloc(5000);
+    // The exit listener's error is the process's uncaught exception (as any listener's): caught here.
+    const listeners = process.listeners('uncaughtException');
+    process.removeAllListeners('uncaughtException');
+    const seen: Error[] = [];
+    process.on('uncaughtException', (e) => seen.push(e));
+    armCrash(1, () => {
+      throw new RangeError('Maximum call stack size exceeded'); // at the reclaim's first step under the lock
+    });
+    try {
+      // Not awaited: a listener that throws keeps the exit's later listeners (terminate()'s own) from running.
+      void victim.worker.terminate();
+      for (let i = 0; i < 300 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      armCrash(0, () => {
+        throw new Error('off');
+      });
+      process.removeAllListeners('uncaughtException');
+      for (const l of listeners) process.on('uncaughtException', l);
+    }
+    expect(seen.map((e) => e.message)).toEqual([expect.stringMatching(/^watch\(worker\): cut off by RangeError: Maximum call stack size exceeded/)]);
+    expect(() => heap.malloc(16)).toThrow(/detached/);
+    const t0 = performance.now();
+    const big = await other.remote.malloc(3 * MiB); // takes the lock this thread kept: broken, no wait
+    expect(big).toBeGreaterThan(0);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    await other.remote.free(big);
+    await other.remote.check();
+  });
 });
