@@ -186,7 +186,7 @@ describe('reclaim in exit handlers and after a half-done attach', () => {
     await a.exited;
     await b.exited;
     expect(answer).toBe('false');
-    expect(tookMs).toBeLessThan(1000);
+    expect(tookMs).toBeLessThan(2500); // before: the lock's 3 s timeout, then a throw
     for (let i = 0; i < 100 && heap.stats().threadsAttached > 1; i++) await new Promise((r) => setTimeout(r, 10));
     expect(heap.stats().threadsAttached).toBe(1);
     heap.free(kept);
@@ -257,7 +257,7 @@ describe("a fault inside the reclaim watch() runs at a worker's exit", () => {
     const t0 = performance.now();
     const big = await other.remote.malloc(3 * MiB); // takes the lock this thread kept: broken, no wait
     expect(big).toBeGreaterThan(0);
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(performance.now() - t0).toBeLessThan(2500); // before: the 3 s of a lock timeout
     await other.remote.free(big);
     await other.remote.check();
   });
