@@ -175,7 +175,7 @@ export function mallocImpl(t: ThreadContext, n: number): number {
  */
 function largeAllocOrFlush(t: ThreadContext, n: number, align: number, mayBlock: boolean): number {
   const p = largeAlloc(t, n, align, mayBlock);
-  if (p !== 0 || n > MAX_HEAP_BYTES) return p;
+  if (p !== 0 || n > MAX_HEAP_BYTES || !mayBlock) return p; // tryMalloc's 0 may only mean a busy lock
   flushThread(t);
   return largeAlloc(t, n, align, mayBlock);
 }

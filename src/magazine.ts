@@ -111,8 +111,9 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
     if (slab === 0) {
       // Out of memory: first give back what this thread caches (every magazine, every empty slab
       // it keeps), then try once more. A heap filled and freed by this thread would otherwise
-      // answer 0 until its next periodic look or flush().
-      if (flushed) return 0;
+      // answer 0 until its next periodic look or flush(). Not for tryMalloc (mayBlock false),
+      // whose 0 may only mean a busy lock: it answers at once.
+      if (flushed || !mayBlock) return 0;
       flushed = true;
       flushThread(t);
       continue;

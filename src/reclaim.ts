@@ -456,6 +456,8 @@ export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
   watchedWorkers.set(to.runner, watchesOf(from.runner));
   everWatched.set(to.runner, everWatchedOf(from.runner));
   pendingReclaims.set(to.runner, pendingOf(from.runner));
+  // Exited workers whose reclaim waited for a busy lock, and found the stopped instance (reclaimPending).
+  if (pendingOf(to.runner).length > 0) setTimeout(() => reclaimPending(to), 1);
 }
 
 /** The thread's attachment that now stands for `t`: `t`, or its successor if a fault stopped it and the thread attached again (adoptWatches). */
@@ -493,7 +495,12 @@ const pendingOf = (runner: Runner): number[] => recordOf(pendingReclaims, runner
  * another exited worker whose own exit callback (which marks it dead) cannot run while this one
  * blocks. What stays busy is retried after the next exit, or a millisecond later.
  */
-function reclaimPending(t: ThreadContext): void {
+function reclaimPending(stale: ThreadContext): void {
+  // The thread's attachment now: a fault may have stopped the one that scheduled this, and the
+  // thread attached again, taking the list over (adoptWatches). A thread detached for good
+  // reclaims nothing; its list stays for an attachment that may come.
+  const t = latestAttachment(stale);
+  if (t.detached) return;
   // From an event callback, but a reclaim all the same: a fault inside it stops this thread's use of
   // the heap as in any call (fault.ts), its slot marked DEAD so that the next waiter breaks the lock.
   guarded(t, 'watch(worker)', reclaimPendingNow);
@@ -502,7 +509,7 @@ function reclaimPending(t: ThreadContext): void {
 function reclaimPendingNow(t: ThreadContext): void {
   const list = pendingOf(t.runner);
   for (let i = 0; i < list.length; ) {
-    if (t.detached || reclaimLocked(t, list[i], false) !== 'busy') list.splice(i, 1);
+    if (reclaimLocked(t, list[i], false) !== 'busy') list.splice(i, 1);
     else i++;
   }
   if (list.length > 0) setTimeout(() => reclaimPending(t), 1);

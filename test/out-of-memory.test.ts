@@ -121,3 +121,24 @@ describe('a heap emptied by a thread that then stays idle', () => {
     expect(checked(heap)).toBe('passes');
   });
 });
+
+describe('tryMalloc', () => {
+  it('answers 0 at once while the lock is busy, without giving back what this thread caches', async () => {
+    const heap = fresh();
+    const holder = startHeapWorker((w) => heap.watch(w));
+    await holder.remote.attach(heap.buffer);
+    const warm: number[] = [];
+    for (const size of [16, 64, 256, 1024, 4000]) for (let i = 0; i < 40; i++) warm.push(heap.malloc(size));
+    for (const p of warm) heap.free(p);
+    const mine = (): { drains: number } => heap.stats().threads.find((x) => x.threadId === heap.threadId)!;
+    const drains = mine().drains;
+    await holder.remote.holdLock();
+    expect(heap.tryMalloc(3000)).toBe(0); // a class this thread has no slab of: the pool's lock is needed
+    expect(heap.tryMalloc(300000)).toBe(0);
+    expect(mine().drains).toBe(drains);
+    await holder.worker.terminate(); // watch() marks it dead: the lock it kept is broken by the next taker
+    await holder.exited;
+    expect(heap.malloc(3000)).toBeGreaterThan(0);
+    heap.check();
+  });
+});

@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { OWNER_POOL, S1_HEAD_W, S1_SLOT_MASK, SM_OWNER, SM_POOL_DEPTH, TH_STATE, TH_THREAD_ID, TS_DEAD, TS_FREE } from '../src/layout.js';
+import { G_LOCK, OWNER_POOL, S1_HEAD_W, S1_SLOT_MASK, SM_OWNER, SM_POOL_DEPTH, TH_STATE, TH_THREAD_ID, TS_DEAD, TS_FREE } from '../src/layout.js';
 import { COUNT, classOf } from '../src/size-classes.js';
 import { internals } from '../src/heap.js';
 import { slabsWithBlocksOut } from './inspect.js';
@@ -260,5 +260,41 @@ describe("a fault inside the reclaim watch() runs at a worker's exit", () => {
     expect(performance.now() - t0).toBeLessThan(2500); // before: the 3 s of a lock timeout
     await other.remote.free(big);
     await other.remote.check();
+  });
+});
+
+describe('a reclaim that waited for a busy lock, when a fault then stopped the instance that waited', () => {
+  it('is made by the thread\'s next attachment', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const holder = startHeapWorker((w) => heap.watch(w));
+    const victim = startHeapWorker((w) => heap.watch(w));
+    await holder.remote.attach(heap.buffer);
+    const vid = await victim.remote.attach(heap.buffer);
+    await victim.remote.churn(200, 500);
+    const i32 = new Int32Array(heap.buffer);
+    const held = holder.remote.holdLockFor(400);
+    while (Atomics.load(i32, G_LOCK) === 0) await new Promise((r) => setTimeout(r, 1));
+    await victim.worker.terminate(); // watch() finds the lock busy: the reclaim waits in its list
+    const state = (h: SharedHeap): string => h.stats().threads.find((x) => x.threadId === vid)?.state ?? 'reclaimed';
+    expect(state(heap)).toBe('dead');
+    const cached = [heap.malloc(64), heap.malloc(64)];
+    for (const p of cached) heap.free(p);
+    armCrash(1, () => {
+      throw new RangeError('Maximum call stack size exceeded');
+    });
+    try {
+      expect(() => heap.flush()).toThrow(/cut off by RangeError/);
+    } finally {
+      armCrash(0, () => {
+        throw new Error('off');
+      });
+    }
+    const again = SharedHeap.attach(heap.buffer); // waits for the holder's lock, then reclaims the stopped slot
+    expect(again).not.toBe(heap);
+    await held;
+    for (let i = 0; i < 50 && state(again) !== 'reclaimed'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(state(again)).toBe('reclaimed');
+    again.check();
+    again.detach();
   });
 });

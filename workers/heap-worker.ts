@@ -18,7 +18,8 @@ import { expose, type Endpoint } from 'comlink';
 // @ts-expect-error TS7016: no declaration file for the .mjs
 import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
 import { SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
-import { testHoldGlobalLock } from '../src/heap.js';
+import { internals, testHoldGlobalLock } from '../src/heap.js';
+import { lockAcquire, lockRelease } from '../src/lock.js';
 import { setStage1TestHooks } from '../src/pool.js';
 import { reallocChurn, type ChurnResult } from './realloc-churn.js';
 
@@ -112,6 +113,16 @@ const api = {
   /** Resizes large blocks by realloc (workers/realloc-churn.ts reallocChurn). */
   reallocChurn(seed: number, rounds: number): ChurnResult {
     return reallocChurn(attached('reallocChurn'), seed, rounds);
+  },
+  /** Takes the global lock, keeps it `ms` milliseconds (a long critical section), then lets it go. */
+  holdLockFor(ms: number): void {
+    const t = internals(attached('holdLockFor'));
+    lockAcquire(t);
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      // busy, as a thread in the middle of a slow path
+    }
+    lockRelease(t);
   },
   /** Takes the global lock and keeps it (the test hook testHoldGlobalLock). */
   holdLock(): void {
