@@ -64,7 +64,7 @@ Workloads (default W1 W2 W3; each checks its own blocks; the README's Benchmarks
 
 Options:
   --threads LIST      thread counts (default 1,2,4,8)
-  --runs N            timed runs (default 5), after one warm-up run, the cold figure, and
+  --runs N            timed runs (default 5), after the cold run (the cold figure) and the warm-ups
   --warmup N          untimed warm-up runs before the timed ones (default 2; not for the natives,
                       whose every run is a fresh process): V8 still replaces the loop's code then
   --cycles N          cycles per thread for every workload (W3: operations per thread;

@@ -19,7 +19,7 @@
  */
 import { Piscina } from 'piscina';
 import { SharedHeap, type HeapStats } from '../src/index.js';
-import { workerEntry } from '../src/node.js';
+import { workerEntry } from './worker-entry.js';
 import {
   abortControl,
   controlViews,

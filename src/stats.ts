@@ -5,7 +5,7 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
+  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, K_LARGE, K_SLAB, LARGE_LIVE, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   TH_THREAD_ID, TH_STATE, TS_ATTACHED, TS_FREE, usedSlots,
 } from './layout.js';
@@ -87,7 +87,10 @@ export interface HeapStats {
   maxBytes: number;
   /** Usable bytes of live blocks (small blocks count their class size, large ones their run). */
   liveBytes: number;
+  /** Live blocks: small ones (from the slabs' state bytes) and large ones (largeLiveBlocks). */
   liveBlocks: number;
+  /** Live large blocks (runs of whole slots, above the largest size class). */
+  largeLiveBlocks: number;
   largeLiveBytes: number;
   /** Bytes of freed large runs kept in the large-run lists for reuse (part of the footprint, not live). */
   largePooledBytes: number;
@@ -120,6 +123,7 @@ export function collectStats(h: ThreadContext): HeapStats {
   const classes: ClassStats[] = [];
   let liveBlocks = 0;
   let liveBytes = 0;
+  let largeLiveBlocks = 0;
   // Live blocks are counted from the state bytes (no counter on the fast path): every slab's
   // ALLOCATED bytes among its carved blocks.
   const livePerClass = new Float64Array(NUM_CLASSES);
@@ -128,7 +132,12 @@ export function collectStats(h: ThreadContext): HeapStats {
   const endSlot = Math.min(Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT), h.slotLimit);
   for (let s = firstSlot; s < endSlot; s++) {
     const mW = h.smW + (s << SM_SHIFT);
-    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
+    if (i32[mW + SM_HEAD] !== s) continue;
+    if (i32[mW + SM_KIND] === K_LARGE) {
+      if (i32[mW + SM_LARGE] === LARGE_LIVE) largeLiveBlocks++;
+      continue;
+    }
+    if (i32[mW + SM_KIND] !== K_SLAB) continue;
     const cls = i32[mW + SM_CLS1] - 1;
     const state = i32[mW + SM_STATE];
     const end = state + Math.min(i32[mW + SM_BUMP], COUNT[cls]);
@@ -199,7 +208,8 @@ export function collectStats(h: ThreadContext): HeapStats {
     bufferBytes: Atomics.load(i32, G_BUFFER_SUPERS) * SUPER_BYTES,
     maxBytes: i32[G_MAX_SUPERS] * SUPER_BYTES,
     liveBytes: liveBytes + largeLive,
-    liveBlocks,
+    liveBlocks: liveBlocks + largeLiveBlocks,
+    largeLiveBlocks,
     largeLiveBytes: largeLive,
     largePooledBytes: largePooled,
     largeAllocations: f64[F_LARGE_ALLOCS],

@@ -17,7 +17,7 @@
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.js';
-import { workerEntry } from '../src/node.js';
+import { workerEntry } from '../bench/worker-entry.js';
 import { CRASH_PATHS } from '../src/crash.js';
 import { internals } from '../src/heap.js';
 import { G_LARGE_POOLED, largePooledSlots, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTICE, TH_NOTIFYING, TH_POPPING } from '../src/layout.js';

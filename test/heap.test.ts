@@ -518,6 +518,7 @@ describe('large blocks', () => {
     expect(heap.usableSize(p) % SLOT_BYTES).toBe(0);
     expect(heap.usableSize(p)).toBeLessThan(size + SLOT_BYTES); // slot-granular, above 1 MiB too
     expect(heap.stats().largeLiveBytes).toBe(heap.usableSize(p));
+    expect(heap.stats()).toMatchObject({ liveBlocks: 2, largeLiveBlocks: 1 }); // the small block and this one
     fill(heap, p, size);
     heap.check();
     expectPattern(heap, p, size);
@@ -525,6 +526,7 @@ describe('large blocks', () => {
     heap.free(p);
     heap.check();
     expect(heap.stats().largeLiveBytes).toBe(0);
+    expect(heap.stats()).toMatchObject({ liveBlocks: 1, largeLiveBlocks: 0 });
     expectPattern(heap, small, 100);
   });
 

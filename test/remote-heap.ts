@@ -7,7 +7,7 @@ import { wrap, releaseProxy, type Endpoint, type Remote } from 'comlink';
 // comlink ships node-adapter.d.ts beside node-adapter.mjs, which NodeNext does not pair.
 // @ts-expect-error TS7016: no declaration file for the .mjs
 import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
-import { workerEntry } from '../src/node.js';
+import { workerEntry } from '../bench/worker-entry.js';
 import type { HeapWorkerApi } from '../workers/heap-worker.js';
 
 interface NodeEndpointLike {

@@ -3,7 +3,10 @@
  * cross between the threads as block offsets into the shared heap. The worker detaches and is
  * terminated at the end, so the process exits at once.
  *
- * Build and run: tsc, then `node main.js` (worker.js beside it).
+ * Build and run, copied into a project of your own with sabmalloc, comlink and @types/node installed
+ * and "type": "module": `tsc --module nodenext --target esnext --types node --strict *.ts`, then `node main.js`
+ * (worker.js beside it). (examples/tsconfig.json only type-checks them here, against ../src;
+ * examples.test.ts runs them.)
  */
 import { Worker } from 'node:worker_threads';
 import { releaseProxy, wrap } from 'comlink';

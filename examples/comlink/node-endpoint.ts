@@ -6,7 +6,7 @@
 import type { Endpoint } from 'comlink';
 
 export interface NodePort {
-  postMessage(message: unknown, transfer?: readonly Transferable[]): void;
+  postMessage(message: unknown, transfer: Transferable[]): void;
   on(event: 'message', fn: (data: unknown) => void): unknown;
   off(event: 'message', fn: (data: unknown) => void): unknown;
   start?: () => void;
@@ -18,7 +18,7 @@ type Listener = Parameters<Endpoint['addEventListener']>[1];
 export function nodeEndpoint(port: NodePort): Endpoint {
   const wrapped = new WeakMap<object, (data: unknown) => void>();
   return {
-    postMessage: (message: unknown, transfer?: unknown[]) => port.postMessage(message, transfer as Transferable[] | undefined),
+    postMessage: (message: unknown, transfer?: unknown[]) => port.postMessage(message, (transfer ?? []) as Transferable[]),
     addEventListener: (_type: string, listener: Listener) => {
       const fn = (data: unknown): void => {
         const event = { data } as MessageEvent;

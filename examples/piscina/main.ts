@@ -4,7 +4,10 @@
  * reclaims each pool thread's slot when it exits, so destroying the pool leaves no thread
  * attached.
  *
- * Build and run: tsc, then `node main.js` (task.js beside it).
+ * Build and run, copied into a project of your own with sabmalloc, piscina and @types/node installed
+ * and "type": "module": `tsc --module nodenext --target esnext --types node --strict *.ts`, then `node main.js`
+ * (task.js beside it). (examples/tsconfig.json only type-checks them here, against ../src;
+ * examples.test.ts runs them.)
  */
 import { Piscina } from 'piscina';
 import { SharedHeap } from 'sabmalloc';

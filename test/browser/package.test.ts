@@ -29,13 +29,14 @@ async function nodeImportsOfBrowserBundle(entry: string): Promise<{ imports: str
 }
 
 describe('package', () => {
-  it("the main entry (src/index.ts) bundles for the browser with no node: import; sabmalloc/node does import node: modules", async () => {
+  it('the main entry (src/index.ts) bundles for the browser with no node: import; a module that imports node: modules is caught', async () => {
     const main = await nodeImportsOfBrowserBundle('src/index.ts');
     expect(main.imports).toEqual([]);
     expect(main.text).not.toMatch(/(?:from\s*|import\s*\(\s*|require\s*\(\s*)["']node:/);
     expect(main.text).toContain('reclaimWhenGone');
-    // The same check on the Node-only entry finds its imports: the check can fail.
-    const node = await nodeImportsOfBrowserBundle('src/node.ts');
+    // The same check on a module that does import node: modules (the repository's worker starter,
+    // not in the package) finds them: the check can fail.
+    const node = await nodeImportsOfBrowserBundle('bench/worker-entry.ts');
     expect(node.imports).toEqual(expect.arrayContaining(['node:module', 'node:url', 'node:path', 'node:fs']));
   });
 
