@@ -5,7 +5,7 @@
 import {
   G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
-  SM_LISTED, SM_NOTIFIED, SM_OWNER, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
+  SM_LISTED, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
   TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -14,7 +14,7 @@ import { HeapError, HeapStateError, ThreadSlotsExhaustedError } from './errors.j
 import { WOULD_BLOCK, lockAcquire, lockRelease } from './lock.js';
 import { releaseEmptySlab } from './pool.js';
 import { abandonedPush, ownedSlabs } from './slots.js';
-import { collectRemote } from './remote.js';
+import { adoptSlab, collectRemote } from './remote.js';
 import { flushThread } from './magazine.js';
 
 function nodeThreadId(): number {
@@ -112,19 +112,41 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
     collectRemote(t, mW, cls);
     if (beforeRelease !== undefined) beforeRelease(mW, cls);
     i32[mW + SM_LISTED] = LISTED_NONE;
-    if (i32[mW + SM_INUSE] === 0) releaseEmptySlab(t, s, cls);
-    else toAbandon.push(s);
+    if (i32[mW + SM_INUSE] === 0) {
+      // Every block back: no remote free of it can come any more. A flag still set is a notice
+      // posted to t after its last look (flushThread), which nobody will take now: cleared, or
+      // the slab would carry it through Stage 1 and its next owner would never be notified of
+      // it again, nor give it back once empty (slab.ts afterBlocksReturned).
+      Atomics.store(i32, mW + SM_NOTIFIED, 0);
+      releaseEmptySlab(t, s, cls);
+    } else toAbandon.push(s);
   }
   if (toAbandon.length > 0) {
     lockAcquire(t);
     try {
       for (const s of toAbandon) {
         const mW = t.metaW(s);
-        Atomics.store(i32, mW + SM_OWNER, OWNER_NONE);
-        // A notice posted to this thread from now on would be lost: clear the flag, so the next
-        // remote free finds no owner and adopts the slab (collecting what came in meanwhile).
-        Atomics.store(i32, mW + SM_NOTIFIED, 0);
-        abandonedPush(t, (i32[mW + SM_CLS1] - 1), s);
+        const cls = i32[mW + SM_CLS1] - 1;
+        let released = false;
+        for (;;) {
+          Atomics.store(i32, mW + SM_OWNER, OWNER_NONE);
+          // A notice posted to this thread from now on would be lost: clear the flag, so the next
+          // remote free finds no owner and adopts the slab (collecting what came in meanwhile).
+          Atomics.store(i32, mW + SM_NOTIFIED, 0);
+          // A chain pushed since the collect above, before the owner store, notified t (lost with
+          // it), and its blocks may be the slab's last: no later free would come to adopt it. Any
+          // push from here on finds no owner (or its adopter). So a list not empty now is taken
+          // back by t, as any remote freer would (unless one adopted the slab first), and the
+          // slab decided again.
+          if (Atomics.load(i32, mW + SM_REMOTE) === 0 || !adoptSlab(t, s)) break;
+          collectRemote(t, mW, cls);
+          if (i32[mW + SM_INUSE] === 0) {
+            releaseEmptySlab(t, s, cls); // adoptSlab cleared the flag
+            released = true;
+            break;
+          }
+        }
+        if (!released) abandonedPush(t, cls, s);
       }
     } catch (e) {
       if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
