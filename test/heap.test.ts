@@ -424,6 +424,18 @@ describe('realloc', () => {
     heap.check();
   });
 
+  it.each([100, 300_000])('realloc(p, 0) of a %i-byte block lets p go and returns a unique block of size 0 (as malloc(0))', (size) => {
+    const heap = fresh();
+    const p = heap.malloc(size);
+    const q = heap.realloc(p, 0);
+    expect(q).toBeGreaterThan(0);
+    expect(q).not.toBe(heap.malloc(0));
+    expect(heap.stats().liveBlocks).toBe(2); // q and the malloc(0): p is gone
+    expect(() => heap.free(p)).toThrow(/double free|not allocated|freed/i);
+    heap.free(q);
+    heap.check();
+  });
+
   it('a failed realloc returns 0 and leaves the old block intact', () => {
     const heap = fresh();
     const p = heap.malloc(3000);
