@@ -10,7 +10,7 @@ import {
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
-  TS_RECLAIMING, G_ORPHANS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
+  TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
@@ -223,7 +223,9 @@ export function checkHeap(h: ThreadContext): void {
   // Every CACHED block is in a magazine and every PENDING one on a remote list, but for the
   // blocks that threads which died inside a refill or drain may have left in flight.
   const stray = inFlight.cached - cached.size + (inFlight.pending - inFlight.remote);
-  const allowed = Atomics.load(i32, G_ORPHANS);
+  let allowed = Atomics.load(i32, G_ORPHANS);
+  // And the blocks of chains not decided yet (layout.ts UD_W): PENDING, on no list.
+  for (let k = 0; k < UD_ENTRIES; k++) if (i32[UD_W + k * UD_WORDS + UD_SLAB] !== 0) allowed += i32[UD_W + k * UD_WORDS + UD_N];
   if (stray > allowed) {
     fail(
       `${inFlight.cached - cached.size} blocks say CACHED but are in no magazine and ` +

@@ -59,7 +59,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 8; // 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 9; // 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -106,7 +106,7 @@ export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node th
 export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);
-//                                      check() allows that many and no more
+//                                      check() allows that many, and those of live undecided chains (UD_W), and no more
 export const G_LARGE_POOLED = 22; //    [A] slots in the large-run lists and reserved for a push under way: Atomics.add by a
 //                                      free before its push (taken back by Atomics.sub when it overshoots the budget),
 //                                      Atomics.sub after a pop unlinks (before the run is marked LIVE or given back);
@@ -117,7 +117,12 @@ export const G_LARGE_CREDIT = 23; //    [A] whether keeping freed large runs pay
 export const G_UNSURE = 24; //          [A] epoch of unsure notice flags: Atomics.add by a reclaimer before it marks a slab's
 //                                      SM_NOTIFIED -epoch (reclaim.ts markUnsureNotice); owners compare it with the
 //                                      epoch they last looked at (slab.ts processNotices)
-// Words 25 .. F_BASE_W-1 are reserved [R].
+export const G_UNDECIDED = 25; //      [A] a hint: nonzero while the table of undecided chains (UD_W) may hold one. Stored
+//                                      under the lock only: live entries + 1 before a reclaimer fills an entry and again once
+//                                      it is live (reclaim.ts handOver), the live entries after each settle pass (remote.ts
+//                                      settleUndecided); so it is never 0 while an entry is live, and may be higher. Read
+//                                      without the lock by a slab's owner in collectRemote (after it cleared TH_COLLECT_MW)
+// Words 26 .. F_BASE_W-1 are reserved [R].
 
 // Float64 counters, [L]: updated under the lock (plain), read racily by stats(). F_* are
 // Float64Array indices: word F_BASE_W + 2 * k is counter k.
@@ -152,7 +157,32 @@ export const ABANDONED_W = LARGE_POOL_W + CLASS_SLOTS; //[L] abandoned-slab list
 // instance misses into the slow path (which throws).
 export const DETACHED_W = ABANDONED_W + CLASS_SLOTS;
 export const DETACHED_TOPS_W = DETACHED_W + 2; //      [C] CLASS_SLOTS tops, each = DETACHED_W + 2
-export const HEADER_WORDS = DETACHED_TOPS_W + CLASS_SLOTS;
+// Undecided chains, [L]: UD_ENTRIES entries of UD_WORDS words from UD_W. A dead thread's remote chain
+// (TH_INFLIGHT: PENDING, maybe published) that its reclaimer could not decide, because a collection
+// of its slab was announced (TH_COLLECT_MW) through the reclaim's wait: the collection may have taken
+// it. The reclaimer moves the chain here from the dead thread's journal (reclaim.ts handOver), and
+// it is decided by resolveInflight's rule once no collection of the slab is announced (remote.ts
+// settleUndecided): in every reclaim, after the dead thread's journal is finished, and by the
+// slab's owner at the end of each collection of it (or a call to collect an empty list), with the
+// lock if it gets it without waiting, else on its next look at its notices (it notifies itself).
+// The owner reads UD_SLAB without the lock first, as a hint (tear-free Int32 reads). Only a slab's
+// owner (or its reclaimer, acting as it) takes its remote list: at the end of its collection, and in
+// the reclaim of a collector that died, that collection has ended and no block it freed has been
+// handed out again, so the rule sees what it would have seen at once. Invariant: a live entry's
+// blocks are PENDING, in no journal and on no list, or on the slab's remote list, or were collected
+// (check() allows for them as for G_ORPHANS). A crash at any instruction: an entry becomes live by its
+// UD_SLAB store, made with no call before the stores by which the dead thread's journal forgets the
+// chain (TH_JOURNAL_DONE, TH_INFLIGHT), so exactly one of the two holds it; it is emptied by a
+// UD_SLAB store of 0 made with no call after the CAS that publishes the chain (as drainJournal
+// clears TH_INFLIGHT), or after the chain is found published or counted in G_ORPHANS.
+export const UD_W = DETACHED_TOPS_W + CLASS_SLOTS;
+export const UD_SLAB = 0; //  [L] meta word index of the chain's slab's head slot; 0: the entry is empty (stored last)
+export const UD_FIRST = 1; // [L] the chain's first block (the one published by the CAS)
+export const UD_LAST = 2; //  [L] its last block (whose FREE_LINK_W the publish writes)
+export const UD_N = 3; //     [L] its blocks, linked from UD_FIRST through FREE_LINK_W (drainJournal wrote the links)
+export const UD_WORDS = 4;
+export const UD_ENTRIES = 8; // a full table: the reclaimer gives the chain up (G_ORPHANS), as before it existed
+export const HEADER_WORDS = UD_W + UD_ENTRIES * UD_WORDS;
 
 export const S1_SLOT_BITS = 15; // slot index bits in a Stage-1 head (MAX_SLOTS < 2^15); the rest is the ABA tag
 export const S1_SLOT_MASK = (1 << S1_SLOT_BITS) - 1;
@@ -360,7 +390,8 @@ export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal'
 // two, measured; test/crash-points.test.ts stops a worker before each of its Atomics calls).
 export const TH_RETURNING = 4; //  [O] under the lock, around marking a slab OWNER_RETURNING and giving its slots back (0: none)
 export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab's meta word index (stored
-//                                 before the exchange; reclaimers read it, see resolveInflight) ...
+//                                 before the exchange; reclaimers read it, see resolveInflight; cleared before
+//                                 the collector reads G_UNDECIDED) ...
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
 export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list, or a large run onto its list (from before its
 //                                slots are reserved in G_LARGE_POOLED): its slot (0: none; see repairStage1)

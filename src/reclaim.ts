@@ -12,7 +12,7 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
-  TS_RECLAIMING, magazineWords, usedSlots,
+  TS_RECLAIMING, magazineWords, usedSlots, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { COUNT, NUM_CLASSES } from './size-classes.js';
@@ -21,7 +21,7 @@ import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
-import { finishCollect, publishChain, slabMetaOf } from './remote.js';
+import { finishCollect, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
 import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
@@ -257,6 +257,14 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
       i32[topW] = base;
     }
   }
+  // Chains undecided while their slab was being collected (resolveInflight): decided now if no
+  // collection of their slab is announced any more; the dead thread's own collection, if it was
+  // one, was finished (or given up) by finishJournals. Published ones are notified as the dead
+  // thread (its own slab: collected just below; an abandoned one is adopted, and released with
+  // the dead thread's other slabs).
+  if (Atomics.load(i32, G_UNDECIDED) !== 0) {
+    for (const slot of settleUndecided(dead, 0)) notifyOrAdopt(dead, slot);
+  }
   processNotices(dead);
   crashPoint(CP_RECLAIM);
   abandonAll(dead, (mW, cls) => recountFree(dead, mW, cls));
@@ -372,8 +380,9 @@ const INFLIGHT_WAIT_MS = 50; // a live collector takes microseconds; the reclaim
  * it for a moment (taken off the list, states not yet FREE); collectors announce themselves in
  * TH_COLLECT_MW before taking and bump SM_COLLECTS, so the test below is repeated until no
  * collection overlaps it. Unpublished: publish it now. Undecided after INFLIGHT_WAIT_MS (a
- * collector that died in the middle): leave it, counted in G_ORPHANS, rather than risk a
- * block on two lists.
+ * collector that died in the middle, not yet known dead, or one paused): handed over to the table
+ * of undecided chains (handOver), decided once that collection has ended; only when the table is
+ * full is it left, counted in G_ORPHANS, rather than risk a block on two lists.
  */
 function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
   const i32 = dead.i32;
@@ -403,18 +412,47 @@ function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
       }
     }
     if (performance.now() > deadline) {
-      Atomics.add(i32, G_ORPHANS, n);
+      if (!handOver(dead, mW, fromW, n)) Atomics.add(i32, G_ORPHANS, n);
       return;
     }
   }
 }
 
-/** Whether some thread has announced a collection of the slab whose meta is at `mW`. */
-function someoneCollecting(t: ThreadContext, mW: number): boolean {
-  for (let s = 0, used = usedSlots(t.i32, t.geo.maxThreads); s < used; s++) {
-    if (Atomics.load(t.i32, t.threadW(s) + TH_COLLECT_MW) === mW) return true;
+/**
+ * [L] Moves the dead thread's undecided chain (journal words from `fromW`, `n` blocks, slab at
+ * `mW`) into an empty entry of the table of undecided chains (layout.ts UD_W); false when the
+ * table is full. The entry becomes live by its UD_SLAB store, and with no call in between the
+ * journal forgets the chain (TH_JOURNAL_DONE past it, TH_INFLIGHT 0): a reclaimer stopped anywhere
+ * leaves the chain in exactly one of the two, and a reclaim that runs again never looks at a
+ * chain that a settle may have published meanwhile. Then one look at once: the collection may
+ * have ended since the last one (its collector, finding the lock held, left the chain to us).
+ */
+function handOver(dead: ThreadContext, mW: number, fromW: number, n: number): boolean {
+  const i32 = dead.i32;
+  let live = 0;
+  let eW = 0;
+  for (let k = 0; k < UD_ENTRIES; k++) {
+    const w = UD_W + k * UD_WORDS;
+    if (i32[w + UD_SLAB] !== 0) live++;
+    else if (eW === 0) eW = w;
   }
-  return false;
+  if (eW === 0) return false;
+  Atomics.store(i32, G_UNDECIDED, live + 1); // never 0 while an entry is live
+  crashPoint(CP_RECLAIM);
+  i32[eW + UD_FIRST] = i32[fromW];
+  i32[eW + UD_LAST] = i32[fromW + MAG_ENTRY_WORDS * (n - 1)];
+  i32[eW + UD_N] = n;
+  crashPoint(CP_RECLAIM);
+  i32[eW + UD_SLAB] = mW;
+  i32[dead.thW + TH_JOURNAL_DONE] += MAG_ENTRY_WORDS * n;
+  i32[dead.thW + TH_INFLIGHT] = 0;
+  // Stored again now that the entry is live: a collector that clears its announcement and then
+  // reads this value sees the entry (remote.ts settleOwn), or came before this store, and then the
+  // look below sees its announcement gone.
+  Atomics.store(i32, G_UNDECIDED, live + 1);
+  crashPoint(CP_RECLAIM);
+  for (const slot of settleUndecided(dead, mW)) notifyOrAdopt(dead, slot);
+  return true;
 }
 
 /** What watch() needs of a Node Worker. */

@@ -10,14 +10,17 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_COLLECT, CP_PUBLISH, crashPoint } from './crash.js';
+import { CP_COLLECT, CP_PUBLISH, CP_RECLAIM, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
+import { WOULD_BLOCK, lockRelease, tryLockAcquire } from './lock.js';
+import { HeapError } from './errors.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
-  TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE } = layout;
+  TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
+  UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS } = layout;
 const { COUNT, REGION_SHIFT, blockIndex } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
@@ -110,7 +113,10 @@ export function adoptSlab(t: ThreadContext, slot: number): boolean {
  */
 export function collectRemote(t: ThreadContext, mW: number, cls: number): number {
   const i32 = t.i32;
-  if (Atomics.load(i32, mW + SM_REMOTE) === 0) return 0;
+  if (Atomics.load(i32, mW + SM_REMOTE) === 0) {
+    // Nothing to take; but a chain of this slab may be waiting to be decided (settleOwn).
+    return Atomics.load(i32, G_UNDECIDED) !== 0 && settleOwn(t, mW) ? collectRemote(t, mW, cls) : 0;
+  }
   // Announce the collection before taking the list: a reclaimer deciding whether a dead
   // thread's chain was published looks at TH_COLLECT_MW and SM_COLLECTS (resolveInflight).
   i32[t.thW + TH_COLLECT_NEXT] = -1;
@@ -122,7 +128,120 @@ export function collectRemote(t: ThreadContext, mW: number, cls: number): number
   crashPoint(CP_COLLECT);
   const n = finishCollect(t, mW, cls, first);
   Atomics.store(i32, t.thW + TH_COLLECT_MW, 0);
+  // A chain a reclaimer could not decide while this collection was announced (layout.ts UD_W):
+  // decided now, before any block this collection freed can be handed out again. Cleared the
+  // announcement first: a reclaimer stores G_UNDECIDED before it looks at TH_COLLECT_MW again, so
+  // one of the two sees the other.
+  if (Atomics.load(i32, G_UNDECIDED) !== 0 && settleOwn(t, mW)) return n + collectRemote(t, mW, cls);
   return n;
+}
+
+/**
+ * t, the owner of the slab at `mW`, is not collecting it: settles the undecided chains of that
+ * slab (layout.ts UD_W), if any. True when one was published onto the slab's remote list (the
+ * caller collects it, being the owner: no notice needed). Never waits for the lock (tryMalloc,
+ * event-loop callbacks): when it is busy, the slab goes on t's own notice list, so that t's next
+ * look at its notices (a refill, the periodic drain) comes back here.
+ */
+function settleOwn(t: ThreadContext, mW: number): boolean {
+  const i32 = t.i32;
+  let mine = false;
+  for (let k = 0; k < UD_ENTRIES; k++) if (i32[UD_W + k * UD_WORDS + UD_SLAB] === mW) mine = true; // racy: only a hint
+  if (!mine) return false;
+  if (!tryLockAcquire(t)) {
+    notifyOwner(t, (mW - t.smW) >>> SM_SHIFT);
+    return false;
+  }
+  try {
+    return settleUndecided(t, mW).length > 0;
+  } catch (e) {
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
+    throw e;
+  } finally {
+    lockRelease(t);
+  }
+}
+
+/** Whether some thread has announced a collection of the slab whose meta is at `mW`. */
+export function someoneCollecting(t: ThreadContext, mW: number): boolean {
+  for (let s = 0, used = layout.usedSlots(t.i32, t.geo.maxThreads); s < used; s++) {
+    if (Atomics.load(t.i32, t.threadW(s) + TH_COLLECT_MW) === mW) return true;
+  }
+  return false;
+}
+
+/** Whether `b` is a carved block of the slab whose head meta is at `mW` and says PENDING. */
+function pendingIn(t: ThreadContext, mW: number, b: number): boolean {
+  const i32 = t.i32;
+  if (b <= 0 || (b & 15) !== 0 || b >>> SLOT_SHIFT >= t.slotLimit || i32[mW + SM_KIND] !== K_SLAB) return false;
+  if (slabMetaOf(t, b) !== mW) return false;
+  return stateIf(t, mW, i32[mW + SM_CLS1] - 1, b, ST_PENDING) >= 0;
+}
+
+/**
+ * [L] Settles every live undecided chain (layout.ts UD_W) of the slab at `onlyMW` (0: of any slab)
+ * whose slab no thread is collecting, by resolveInflight's rule: a chain whose first block is no
+ * longer PENDING was published and collected; one on the slab's remote list was published; else,
+ * with no collection announced and SM_COLLECTS unchanged across the look, it was never published:
+ * published now, its links checked first (each a PENDING block of the slab, n of them ending at its
+ * last block; else a stray write hit them and it is given up, counted in G_ORPHANS). Returns the
+ * head slots of the slabs that got a chain, for the caller to notify (or collect, as their owner).
+ * Then stores the live entries left into G_UNDECIDED.
+ */
+export function settleUndecided(t: ThreadContext, onlyMW: number): number[] {
+  const i32 = t.i32;
+  const published: number[] = [];
+  let live = 0;
+  for (let k = 0; k < UD_ENTRIES; k++) {
+    const eW = UD_W + k * UD_WORDS;
+    const mW = i32[eW + UD_SLAB];
+    if (mW === 0) continue;
+    if ((onlyMW !== 0 && mW !== onlyMW) || !settleChain(t, eW, mW, published)) live++;
+  }
+  crashPoint(CP_RECLAIM);
+  Atomics.store(i32, G_UNDECIDED, live);
+  return published;
+}
+
+/** [L] One look at the undecided chain of entry `eW` (slab at `mW`): true when it is decided (the entry emptied). */
+function settleChain(t: ThreadContext, eW: number, mW: number, published: number[]): boolean {
+  const i32 = t.i32;
+  const first = i32[eW + UD_FIRST];
+  crashPoint(CP_RECLAIM);
+  if (!pendingIn(t, mW, first)) {
+    i32[eW + UD_SLAB] = 0; // published and collected since
+    return true;
+  }
+  const epoch = Atomics.load(i32, mW + SM_COLLECTS);
+  if (someoneCollecting(t, mW)) return false;
+  const cls = i32[mW + SM_CLS1] - 1;
+  for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
+    if (b === first) {
+      i32[eW + UD_SLAB] = 0; // published, not collected yet
+      return true;
+    }
+  }
+  if (!pendingIn(t, mW, first)) {
+    i32[eW + UD_SLAB] = 0;
+    return true;
+  }
+  if (Atomics.load(i32, mW + SM_COLLECTS) !== epoch || someoneCollecting(t, mW)) return false;
+  // Never published. The links drainJournal wrote, checked rather than trusted: a program's stray
+  // write into a freed block may have changed one.
+  const n = i32[eW + UD_N];
+  const last = i32[eW + UD_LAST];
+  let b = first;
+  for (let k = 1; k < n && k < COUNT[cls] && pendingIn(t, mW, b); k++) b = i32[(b >>> 2) + FREE_LINK_W];
+  if (b !== last || !pendingIn(t, mW, b) || n < 1 || n > COUNT[cls]) {
+    Atomics.add(i32, G_ORPHANS, n > 0 && n <= COUNT[cls] ? n : 0);
+    i32[eW + UD_SLAB] = 0;
+    return true;
+  }
+  // From the CAS to the store that empties the entry, no call (see drainJournal).
+  publishChain(i32, mW, first, last);
+  i32[eW + UD_SLAB] = 0;
+  published.push((mW - t.smW) >>> SM_SHIFT);
+  return true;
 }
 
 /**
