@@ -12,37 +12,21 @@
  * main thread makes those frees; afterwards every slab must be back in the pool and a fill must get
  * what a fresh heap gives.
  */
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { CP_COLLECT, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals } from '../src/heap.js';
 import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
-import { startWorker, terminateAll, waitFor } from './remote-heap.js';
+import { ask, startThread, terminateAll, waitFor } from './remote-heap.js';
+import type { TestThread as Thread } from './remote-heap.js';
 
 afterEach(terminateAll);
 
 const OPTIONS: HeapOptions = { initialBytes: 16 * MiB, maxThreads: 4 };
 const BIG = MiB; // a fill of these needs whole SuperSlabs: one slab held anywhere costs one block
 
-interface Thread {
-  w: Worker;
-  exit: Promise<number>;
-}
-
-function start(heap: SharedHeap): Promise<Thread> {
-  const w = startWorker('detach-race-worker', { buffer: heap.buffer });
-  const exit = new Promise<number>((r) => w.once('exit', r));
-  return new Promise((r) => w.once('message', () => r({ w, exit })));
-}
-
-function ask<T>(x: Thread, m: unknown): Promise<T> {
-  return new Promise((r) => {
-    x.w.once('message', r);
-    x.w.postMessage(m);
-  });
-}
+const start = (heap: SharedHeap): Promise<Thread> => startThread('detach-race-worker', heap.buffer);
 
 function freeAll(heap: SharedHeap, ps: number[]): void {
   for (const p of ps) heap.free(p);

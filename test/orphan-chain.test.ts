@@ -12,34 +12,17 @@
  * of B's slab is freed at the end, and the heap must give as many whole SuperSlabs as a fresh one;
  * the last test stops the thread that reclaims A and B at each of its crash points in turn.
  */
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { CP_COLLECT } from '../src/crash.js';
 import { G_LOCK, G_ORPHANS, G_UNDECIDED } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
-import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
+import { ask, startHeapWorker, startThread, terminateAll } from './remote-heap.js';
+import type { TestThread as Thread } from './remote-heap.js';
 
 afterEach(terminateAll);
 
-interface Thread {
-  w: Worker;
-  id: number;
-  exit: Promise<number>;
-}
-
-function start(heap: SharedHeap): Promise<Thread> {
-  const w = startWorker('chain-worker', { buffer: heap.buffer });
-  const exit = new Promise<number>((r) => w.once('exit', r));
-  return new Promise((r) => w.once('message', (m: { threadId: number }) => r({ w, id: m.threadId, exit })));
-}
-
-function ask<T>(x: Thread, m: unknown): Promise<T> {
-  return new Promise((r) => {
-    x.w.once('message', r);
-    x.w.postMessage(m);
-  });
-}
+const start = (heap: SharedHeap): Promise<Thread> => startThread('chain-worker', heap.buffer);
 
 /** Whether `x` stopped (exited) on message `m` rather than answering it. */
 async function stops(x: Thread, m: unknown): Promise<boolean> {

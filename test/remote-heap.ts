@@ -78,3 +78,25 @@ export async function waitFor(a: Int32Array, index: number, done: (v: number) =>
     if (r.async) await r.value;
   }
 }
+
+/** A test worker (workers/<name>.ts) given the heap's buffer, which posts { threadId } once attached. */
+export interface TestThread {
+  w: Worker;
+  id: number;
+  exit: Promise<number>;
+}
+
+/** Starts workers/<name>.ts on `buffer` and resolves once it has attached. */
+export function startThread(name: string, buffer: SharedArrayBuffer): Promise<TestThread> {
+  const w = startWorker(name, { buffer });
+  const exit = new Promise<number>((r) => w.once('exit', r));
+  return new Promise((r) => w.once('message', (m: { threadId: number }) => r({ w, id: m.threadId, exit })));
+}
+
+/** Posts `m` to the thread and resolves with its next message. */
+export function ask<T>(x: TestThread, m: unknown): Promise<T> {
+  return new Promise((r) => {
+    x.w.once('message', r);
+    x.w.postMessage(m);
+  });
+}

@@ -9,32 +9,15 @@
  * the blocks again and keeps them live with a pattern; a thread X frees one of them and stops
  * inside its own publish; then D and X are reclaimed, and every live block must keep its bytes.
  */
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { checked, MiB } from './fixtures.js';
-import { startWorker, terminateAll } from './remote-heap.js';
+import { ask, startThread, terminateAll } from './remote-heap.js';
+import type { TestThread as Thread } from './remote-heap.js';
 
 afterEach(terminateAll);
 
-interface Thread {
-  w: Worker;
-  id: number;
-  exit: Promise<number>;
-}
-
-function start(heap: SharedHeap): Promise<Thread> {
-  const w = startWorker('chain-worker', { buffer: heap.buffer });
-  const exit = new Promise<number>((r) => w.once('exit', r));
-  return new Promise((r) => w.once('message', (m: { threadId: number }) => r({ w, id: m.threadId, exit })));
-}
-
-function ask<T>(x: Thread, m: unknown): Promise<T> {
-  return new Promise((r) => {
-    x.w.once('message', r);
-    x.w.postMessage(m);
-  });
-}
+const start = (heap: SharedHeap): Promise<Thread> => startThread('chain-worker', heap.buffer);
 
 const SIZE = 48;
 
