@@ -14,9 +14,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, type HeapOptions } from '../src/index.js';
-import { CP_COLLECT, CP_STAGE1_PUSH } from '../src/crash.js';
+import { CP_COLLECT, CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT } from '../src/layout.js';
+import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
 import { ask, startThread, terminateAll, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
@@ -131,6 +131,60 @@ describe('remote frees that land while their slab\'s owner detaches', () => {
     expect(checked(heap)).toBe('passes');
     expect(fill(heap, BIG)).toBe(fresh());
     expect(slabsHeld(heap)).toEqual([]);
+    heap.detach();
+  });
+});
+
+/** The thread slot of the attached thread whose threadId is `id`. */
+function slotOf(heap: SharedHeap, id: number): number {
+  const t = internals(heap);
+  for (let s = 0; s < usedSlots(t.i32, t.geo.maxThreads); s++) if (Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === id + 1) return s;
+  throw new Error(`no slot for thread ${id}`);
+}
+
+/** Lets the thread go on through its pauses (resuming each) until `at()` holds at one; it stays paused there. */
+async function pauseWhere(gate: Int32Array, at: () => boolean): Promise<void> {
+  for (let k = 1; ; k++) {
+    await pause(gate, k);
+    if (at()) return;
+    resume(gate, k);
+  }
+}
+
+describe('a remote freer late to notify an owner that gives the slab up', () => {
+  it("its notice flag, set after the owner collected the slab's last blocks and before the owner pooled it, does not stay with the slab in the pool", async () => {
+    // F's chain of slab A's last blocks is published; F stops before its flag CAS. T, detaching,
+    // collects them, finds A empty and stops before it pools A (its owner still T). F goes on: its
+    // flag CAS succeeds and it reads T as the owner, so the notice goes to T, which never looks
+    // again. A reaches the pool flagged; whoever takes it next must not keep the flag.
+    const heap = SharedHeap.create(OPTIONS);
+    const t = internals(heap);
+    const i32 = t.i32;
+    const [T, F] = [await start(heap), await start(heap)];
+    const { ps: a } = await ask<{ ps: number[] }>(T, { op: 'malloc', n: 64, size: 48 });
+    const slabA = a[0]! >>> SLOT_SHIFT;
+    const mW = t.metaW(slabA);
+    const [slotT, slotF] = [slotOf(heap, T.id), slotOf(heap, F.id)];
+    const gateF = new Int32Array(new SharedArrayBuffer(8));
+    const freed = ask(F, { op: 'free', ps: a, pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF });
+    await pauseWhere(gateF, () => Atomics.load(i32, mW + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === slabA);
+    expect(Atomics.load(i32, mW + SM_NOTIFIED)).toBe(0);
+    const gateT = new Int32Array(new SharedArrayBuffer(8));
+    const detached = ask(T, { op: 'detach', pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateT });
+    await pauseWhere(gateT, () => Atomics.load(i32, mW + SM_REMOTE) === 0 && i32[mW + SM_INUSE] === 0 && Atomics.load(i32, mW + SM_OWNER) === slotT);
+    resume(gateF, 1 << 20);
+    await freed;
+    expect(Atomics.load(i32, mW + SM_NOTIFIED)).toBe(slotF + 1); // the late notice, sent to T
+    resume(gateT, 1 << 20);
+    await detached;
+    expect(Atomics.load(i32, mW + SM_OWNER)).toBe(OWNER_POOL);
+    // The main thread takes A from the pool, uses it and frees everything.
+    const ps = Array.from({ length: 64 }, () => heap.malloc(48));
+    expect(ps[0]! >>> SLOT_SHIFT).toBe(slabA);
+    freeAll(heap, ps);
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
+    expect(fill(heap, BIG)).toBe(fresh());
     heap.detach();
   });
 });

@@ -3,7 +3,8 @@
  * free, then detaches, pausing at chosen crash points of its detach so that the main thread's
  * remote frees land exactly there (as they do when a detaching thread is preempted there).
  *
- * Messages in: { op: 'malloc', n, size } -> { ps }; { op: 'detach', pauses, gate } -> { done }:
+ * Messages in: { op: 'malloc', n, size } -> { ps }; { op: 'free', ps, pauses, gate } -> { done } (frees
+ * the blocks, then flushes with pauses as detach's); { op: 'detach', pauses, gate } -> { done }:
  * `pauses` lists crash paths (src/crash.ts); the thread stops at the next crash point of
  * pauses[0], stores 1 into gate[0] and waits until gate[1] is 1, then at the next of pauses[1]
  * (2, 2), and so on; then it finishes its detach. Posts { threadId } once attached.
@@ -29,7 +30,10 @@ function pauseAt(pauses: number[], gate: Int32Array): void {
   armCrash(1, on);
 }
 
-type Message = { op: 'malloc'; n: number; size: number } | { op: 'detach'; pauses: number[]; gate: Int32Array };
+type Message =
+  | { op: 'malloc'; n: number; size: number }
+  | { op: 'detach'; pauses: number[]; gate: Int32Array }
+  | { op: 'free'; ps: number[]; pauses: number[]; gate: Int32Array };
 
 parentPort!.postMessage({ threadId: heap.threadId });
 parentPort!.on('message', (m: Message) => {
@@ -37,6 +41,14 @@ parentPort!.on('message', (m: Message) => {
     const ps: number[] = [];
     for (let i = 0; i < m.n; i++) ps.push(heap.malloc(m.size));
     parentPort!.postMessage({ ps });
+  } else if (m.op === 'free') {
+    // Remote frees (the blocks are another thread's): they wait in this thread's magazine, and the
+    // flush publishes them as one chain, pausing as asked.
+    for (const p of m.ps) heap.free(p);
+    pauseAt(m.pauses, m.gate);
+    heap.flush();
+    armCrash(0, () => process.exit(0));
+    parentPort!.postMessage({ done: true });
   } else {
     pauseAt(m.pauses, m.gate);
     heap.detach();
