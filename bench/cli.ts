@@ -16,7 +16,7 @@
  * summarize.ts); print (report.ts). Files are written only for --json/--svg.
  * {@link main} is exported for tests; it returns the exit code.
  */
-import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -194,12 +194,40 @@ function parseHeapOptions(args: string[]): Partial<HeapOptions> {
   return out;
 }
 
+/**
+ * Checks before a run, not after it, that `path` can be written: its folder made if missing, and
+ * the file itself opened for appending (created, then removed, if it did not exist). Throws UsageError.
+ */
+function checkOutputPath(option: string, path: string): void {
+  const p = resolve(path);
+  try {
+    mkdirSync(dirname(p), { recursive: true });
+    const existed = existsSync(p);
+    if (existed && statSync(p).isDirectory()) throw new Error('it is a folder');
+    closeSync(openSync(p, 'a'));
+    if (!existed) rmSync(p);
+  } catch (err) {
+    throw new UsageError(`${option}: cannot write ${JSON.stringify(path)}: ${(err as Error).message}`);
+  }
+}
+
 /** Parses the arguments after `bench`. Throws UsageError. */
 export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   let parsed;
+  // `--runs -1`: parseArgs takes a value that starts with a dash for an option ("ambiguous"); joined
+  // as `--runs=-1`, the value reaches the option's own check, whose message names it.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    if (['--threads', '--runs', '--warmup', '--cycles'].includes(a) && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`${a}=${next}`);
+      i++;
+    } else joined.push(a);
+  }
   try {
     parsed = parseArgs({
-      args,
+      args: joined,
       allowPositionals: true,
       strict: true,
       options: {
@@ -257,12 +285,15 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
       else if (KNOWN_ALLOCATORS.includes(a)) allocators.push(a);
       else throw new UsageError(`--allocators: unknown allocator ${JSON.stringify(raw)} (expected ${KNOWN_ALLOCATORS.join(', ')} or native)`);
     }
+    if (allocators.length === 0) throw new UsageError(`--allocators: no allocator named in ${JSON.stringify(v.allocators)}`);
   }
   const traces = v.trace ?? [];
   if (workloads.includes('W5') && traces.length === 0) {
     throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
   }
   const heapOptions = parseHeapOptions(v.heap ?? []);
+  if (v.json !== undefined) checkOutputPath('--json', v.json);
+  if (v.svg !== undefined) checkOutputPath('--svg', v.svg);
   return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke };
 }
 
@@ -539,6 +570,11 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     }
   }
 
+  if (allocators.size === 0 && opts.workloads.length > 0) {
+    io.err(`sabmalloc bench: no allocator left to run${opts.allocators !== undefined ? ` of ${opts.allocators.join(', ')}` : ''} (each was skipped, or does not run these workloads)\n`);
+    return 1;
+  }
+
   // Header: machine, parameters
   io.out(
     `sabmalloc bench  ${env.date}\n` +
@@ -661,15 +697,16 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   const legend = opts.wide
     ? `cold: the warm-up run (the first call of the timed loop in fresh workers); ops/s: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc peak footprint (pages ' +
-      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, reference bump top, native peak RSS (W5: its growth during the ' +
-      'replay); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
+      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, dlmalloc-wasm memory size, reference bump top, native peak RSS (W5: its growth during the ' +
+      'replay; pages touched only: W2 writes just the ends of its 8-32 KiB blocks, so a native figure there can be below peak live); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
       'bytes (with threads, the sum of per-thread/per-array peaks); page faults: the process\'s minor page faults (first touches ' +
       'of fresh pages, every thread) during a timed run, median (W5: the replays with their untimed cleanups); lock and stage ' +
       'counters: timed part only (S1/S2/S3 and remote frees per run).'
     : `cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: warm median over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc ' +
       'stats().peakFootprintBytes (pages of the buffer handed out or written, metadata included), thi.ng pool top, dlmalloc-wasm memory ' +
-      'size, reference bump top, native peak RSS (W5: its growth during the replay); ' +
+      'size, reference bump top, native peak RSS (W5: its growth during the replay; pages touched only: W2 writes just the ends of ' +
+      'its 8-32 KiB blocks, so a native figure there can be below peak live); ' +
       'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks). ' +
       'Page faults, lock and stage counters: --wide, and in --json.';
   io.out(wrap(legend) + '\n');

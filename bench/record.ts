@@ -10,8 +10,8 @@
  * (calls of other threads and of pointers the trace never saw, which it could not record).
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, existsSync, openSync, readSync, rmSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { cachedBuild, run } from './build-dir.js';
@@ -98,6 +98,15 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
   const out = resolve(o.out);
   const gz = out.endsWith('.gz');
   const text = gz ? `${out}.${process.pid}.part` : out;
+  // The shim opens the trace file itself and, failing that, writes nothing: a path that cannot be
+  // written is told here, not taken for a shim that did not load.
+  try {
+    mkdirSync(dirname(out), { recursive: true });
+    closeSync(openSync(text, 'w'));
+    rmSync(text);
+  } catch (err) {
+    throw new Error(`sabmalloc record: --out: cannot write ${JSON.stringify(o.out)}: ${(err as Error).message}`);
+  }
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     LD_PRELOAD: process.env['LD_PRELOAD'] ? `${lib} ${process.env['LD_PRELOAD']}` : lib,
@@ -118,7 +127,7 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
       throw new Error(
         r.signal !== null
           ? `sabmalloc record: ${o.command[0]} was ended by ${r.signal} before the shim wrote any of its calls`
-          : `sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (is it statically linked?)`,
+          : `sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (it made none, or it is statically linked)`,
       );
     }
     const counts = [0, 0, 0, 0];

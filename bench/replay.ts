@@ -104,7 +104,12 @@ const CH_9 = 0x39;
 export function readTraceBytes(path: string): Uint8Array {
   const raw = readFileSync(path);
   const gz = path.endsWith('.gz') || (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b);
-  return gz ? gunzipSync(raw) : raw;
+  if (!gz) return raw;
+  try {
+    return gunzipSync(raw);
+  } catch (err) {
+    throw new Error(`${path}: not a whole gzip file (${(err as Error).message})`);
+  }
 }
 
 /** Reads and parses a trace file. */

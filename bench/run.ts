@@ -275,7 +275,9 @@ function jsRecord(
       waits: l1.waits - l0.waits,
       wakes: l1.wakes - l0.wakes,
       waitMs: l1.waitMs - l0.waitMs,
-      maxWaitMs: l1.maxWaitMs,
+      // The heap keeps the largest wait of its whole life: that of the timed part when it rose
+      // during it, 0 with no wait there; else at most the smaller of the two bounds known.
+      maxWaitMs: l1.waits === l0.waits ? 0 : l1.maxWaitMs > l0.maxWaitMs ? l1.maxWaitMs : Math.min(l0.maxWaitMs, l1.waitMs - l0.waitMs),
     };
     rec.stages = {
       stage1: after.stages.stage1 - before.stages.stage1,

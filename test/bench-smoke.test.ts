@@ -351,6 +351,24 @@ describe('sabmalloc bench arguments', () => {
       expect(io.text).toContain('Usage: sabmalloc bench');
     }
   });
+
+  it('names the option and the value: a negative number, an empty allocator list, an output path that cannot be written (before the run)', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-args-'));
+    writeFileSync(join(tmp, 'file'), '');
+    const cases: [string[], string][] = [
+      [['--runs', '-3'], '--runs: expected a positive integer, got "-3"'],
+      [['--threads', '-1'], '--threads: expected a positive integer, got "-1"'],
+      [['--allocators', ','], '--allocators: no allocator named in ","'],
+      [['--json', join(tmp, 'file', 'x.json')], `--json: cannot write ${JSON.stringify(join(tmp, 'file', 'x.json'))}`],
+      [['--svg', tmp], `--svg: cannot write ${JSON.stringify(tmp)}: it is a folder`],
+    ];
+    for (const [args, message] of cases) {
+      const io = quiet();
+      expect(await main(['bench', 'W1', '--cycles', '1000', '--runs', '1', ...args], io)).toBe(2);
+      expect(io.text).toContain(message);
+      expect(io.text).not.toContain('threads=1 run'); // refused before any run
+    }
+  });
 });
 
 describe('ratios to glibc', () => {

@@ -263,6 +263,21 @@ describe('W5 replay', () => {
     expect(readFileSync(SAMPLE_TRACE, 'utf8')).toBe(makeSampleTrace());
   });
 
+  it('a cut or corrupt gzipped trace is refused with its path named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sabmalloc-gz-'));
+    try {
+      const whole = gzipSync(readFileSync(SAMPLE_TRACE));
+      const cut = join(dir, 'cut.trace.gz');
+      writeFileSync(cut, whole.subarray(0, whole.length >> 1));
+      expect(() => loadTrace(cut)).toThrow(`${cut}: not a whole gzip file`);
+      const junk = join(dir, 'junk.trace.gz');
+      writeFileSync(junk, 'not gzip');
+      expect(() => loadTrace(junk)).toThrow(`${junk}: not a whole gzip file`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('replays the sample trace, plain and gzipped', () => {
     const a = new ReferenceAllocator(16 * MiB);
     const r = replayFile(a, fileURLToPath(SAMPLE_TRACE));
