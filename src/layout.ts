@@ -290,10 +290,7 @@ export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free'
 //                                  (G_UNSURE) by CAS: on the owner's list or not, nobody can tell, so the owner
 //                                  clears it by CAS only after a take of its notice list that began after that
 //                                  epoch, and collects. Nonzero with no owner (its setter died before adopting):
-//                                  the next remote freer adopts (remote.ts notifyOwner). Stored 0 by an owner that
-//                                  gives up an empty slab while detaching, and by the thread that takes a slab from
-//                                  Stage 1 (no block is out there, so a flag is stale: its notice went to an owner
-//                                  that pooled the slab after the freer read it, pool.ts takeSlab)
+//                                  the next remote freer adopts (remote.ts notifyOwner)
 export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice list
 export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
 export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with free blocks, not current)

@@ -23,7 +23,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_LARGE,
   K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
-  SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_NOTIFIED, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
+  SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
 const { largePooledSlots, listCount } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
@@ -393,14 +393,8 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
 export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): number {
   let slot = stage1Pop(t, cls);
   if (slot !== 0) {
-    // Ours (the pop claimed it). A slab from Stage 1 has no block out, so a notice flag on it is
-    // stale: a remote freer set it after the previous owner had collected the slab's last blocks,
-    // and sent its notice to that owner, read before the owner pooled the slab (an owner that was
-    // detaching never looks again). Kept, it would keep this owner from being notified of the slab,
-    // and from giving it back once empty (slab.ts afterBlocksReturned).
-    const mW = t.metaW(slot);
-    if (Atomics.load(t.i32, mW + SM_NOTIFIED) !== 0) Atomics.store(t.i32, mW + SM_NOTIFIED, 0);
-    // The views next, since another thread may have grown the buffer and carved this slab.
+    // Ours (the pop claimed it); the views next, since another thread may have grown the buffer
+    // and carved this slab.
     Atomics.add(t.i32, G_STAGE1, 1);
     t.ensureViews();
     t.f64[t.tfW + TF_SLABS]++;
