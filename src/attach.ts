@@ -13,9 +13,10 @@ import { ThreadContext, readGeometry, type Runner } from './context.js';
 import { HeapError, HeapStateError, ThreadSlotsExhaustedError } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease } from './lock.js';
 import { releaseEmptySlab } from './pool.js';
-import { abandonedPush, ownedSlabs } from './slots.js';
+import { abandonedPush, abandonedUnlink, ownedSlabs } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
 import { flushThread } from './magazine.js';
+import { CP_GIVE_BACK, crashPoint } from './crash.js';
 
 function nodeThreadId(): number {
   const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
@@ -127,12 +128,17 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
       for (const s of toAbandon) {
         const mW = t.metaW(s);
         const cls = i32[mW + SM_CLS1] - 1;
-        let released = false;
+        // On its abandoned list before it has no owner: a thread stopped anywhere below leaves the
+        // slab either its own (its reclaim gives it up again) or on the list, where a slab of the
+        // class that is needed finds it. (Listed and then owned again, or pooled, it is skipped
+        // there: adoptAbandoned's CAS fails.)
+        abandonedPush(t, cls, s);
         for (;;) {
           Atomics.store(i32, mW + SM_OWNER, OWNER_NONE);
           // A notice posted to this thread from now on would be lost: clear the flag, so the next
           // remote free finds no owner and adopts the slab (collecting what came in meanwhile).
           Atomics.store(i32, mW + SM_NOTIFIED, 0);
+          crashPoint(CP_GIVE_BACK);
           // A chain pushed since the collect above, before the owner store, notified t (lost with
           // it), and its blocks may be the slab's last: no later free would come to adopt it. Any
           // push from here on finds no owner (or its adopter). So a list not empty now is taken
@@ -141,12 +147,11 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
           if (Atomics.load(i32, mW + SM_REMOTE) === 0 || !adoptSlab(t, s)) break;
           collectRemote(t, mW, cls);
           if (i32[mW + SM_INUSE] === 0) {
+            abandonedUnlink(t, cls, s);
             releaseEmptySlab(t, s, cls); // adoptSlab cleared the flag
-            released = true;
             break;
           }
         }
-        if (!released) abandonedPush(t, cls, s);
       }
     } catch (e) {
       if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here

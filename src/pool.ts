@@ -15,7 +15,7 @@ import { CP_GIVE_BACK, CP_RECLAIM, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crash
 import type { ThreadContext } from './context.js';
 import { HeapError } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
-import { carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
+import { abandonedUnlink, carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -258,7 +258,12 @@ function giveBackOwned(t: ThreadContext, slot: number): void {
   i32[t.thW + TH_POPPING] = 0;
   crashPoint(CP_GIVE_BACK);
   if (i32[mW + SM_KIND] === K_LARGE) giveBackRun(t, slot);
-  else returnSlots(t, slot);
+  else {
+    // A slab a detaching thread listed as abandoned and then took back (attach.ts abandonAll),
+    // given back by its reclaim: off the list before its slots are no slab's.
+    if (i32[mW + SM_ABANDON_LISTED] !== 0) abandonedUnlink(t, i32[mW + SM_CLS1] - 1, slot);
+    returnSlots(t, slot);
+  }
   i32[t.thW + TH_RETURNING] = 0;
 }
 

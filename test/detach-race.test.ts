@@ -14,9 +14,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, type HeapOptions } from '../src/index.js';
-import { CP_COLLECT, CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
+import { CP_COLLECT, CP_GIVE_BACK, CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
+import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
 import { ask, startThread, terminateAll, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
@@ -193,6 +193,38 @@ describe('a remote freer late to notify an owner that gives the slab up', () => 
     expect(Atomics.load(i32, mZ + SM_REMOTE)).toBe(0); // Z's block collected
     freeAll(heap, ps.slice(1));
     expect(checked(heap)).toBe('passes');
+    heap.detach();
+  });
+});
+
+describe('a detaching thread killed while it gives a slab up', () => {
+  it('killed just after the slab has no owner, with a chain of its last blocks on its remote list: the slab is on its abandoned list, and taken from there', async () => {
+    // T gives S up (blocks out: abandoned) and is killed right after storing "no owner". F's chain
+    // of all of S's blocks landed on S's remote list just then, and F was killed before its notice.
+    // No remote free will come to adopt S: only its abandoned list can lead a thread to it.
+    const heap = SharedHeap.create(OPTIONS);
+    const t = internals(heap);
+    const i32 = t.i32;
+    const [T, F] = [await start(heap), await start(heap)];
+    const slotF = slotOf(heap, F.id);
+    const { ps: a } = await ask<{ ps: number[] }>(T, { op: 'malloc', n: 64, size: 48 });
+    const S = a[0]! >>> SLOT_SHIFT;
+    const mS = t.metaW(S);
+    const gateT = new Int32Array(new SharedArrayBuffer(8));
+    void ask(T, { op: 'detach', pauses: Array<number>(1024).fill(CP_GIVE_BACK), gate: gateT });
+    await pauseWhere(gateT, () => Atomics.load(i32, mS + SM_OWNER) === OWNER_NONE);
+    const gateF = new Int32Array(new SharedArrayBuffer(8));
+    void ask(F, { op: 'free', ps: a, pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF });
+    await pauseWhere(gateF, () => Atomics.load(i32, mS + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === S);
+    await Promise.all([T.w.terminate(), F.w.terminate()]);
+    expect(heap.reclaim(T.id)).toBe(true);
+    expect(heap.reclaim(F.id)).toBe(true);
+    const ps = Array.from({ length: 64 }, () => heap.malloc(48)); // a slab of S's class: S, from its abandoned list
+    expect(ps.some((p) => p >>> SLOT_SHIFT === S)).toBe(true);
+    freeAll(heap, ps);
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
+    expect(fill(heap, BIG)).toBe(fresh());
     heap.detach();
   });
 });
