@@ -401,17 +401,22 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
     }
   }
   const traceDir = traceFiles.length > 0 ? makeTraceDir() : undefined;
-  // The parsed traces can take hundreds of MB of the temporary folder: remove them on Ctrl-C too.
-  const onInterrupt = (): void => {
+  // The parsed traces can take hundreds of MB of the temporary folder: remove them on Ctrl-C and
+  // on SIGTERM (`timeout`, a CI job's end) too; the exit code is 128 + the signal's number.
+  const onSignal = (signal: NodeJS.Signals): void => {
     if (traceDir !== undefined) removeTraceDir(traceDir);
-    process.exit(130);
+    process.exit(signal === 'SIGTERM' ? 143 : 130);
   };
-  if (traceDir !== undefined) process.once('SIGINT', onInterrupt);
+  if (traceDir !== undefined) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
   try {
     return await runBench(argv, opts, io, traceFiles, traceDir);
   } finally {
     if (traceDir !== undefined) {
-      process.off('SIGINT', onInterrupt);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       removeTraceDir(traceDir);
     }
   }
