@@ -609,7 +609,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   }
   io.out(
     (Object.keys(opts.heapOptions).length > 0 ? `  sabmalloc's heaps: ${heapOptionsNote(opts.heapOptions)}\n` : '') +
-    `  threads ${opts.threads.join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].join(', ') || 'none'}\n`,
+    `  threads ${(single.length === opts.workloads.length ? [1] : opts.threads).join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].join(', ') || 'none'}\n`,
   );
 
   const cases = planCases({
