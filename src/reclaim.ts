@@ -9,19 +9,19 @@
  */
 import {
   F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_NOTIFYING, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
-  SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
+  SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords, usedSlots, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
-import { COUNT, NUM_CLASSES } from './size-classes.js';
+import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
 import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
-import { finishCollect, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
+import { finishCollect, onRemoteList, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
 import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab.js';
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
@@ -395,11 +395,7 @@ function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
     if (dead.bytes[stateW] !== ST_PENDING) return; // published and collected since
     const epoch = Atomics.load(i32, mW + SM_COLLECTS);
     if (!someoneCollecting(dead, mW)) {
-      let onList = false;
-      for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
-        if (b === first) onList = true;
-      }
-      if (onList) return;
+      if (onRemoteList(dead, mW, cls, first)) return;
       if (dead.bytes[stateW] !== ST_PENDING) return;
       if (Atomics.load(i32, mW + SM_COLLECTS) === epoch && !someoneCollecting(dead, mW)) {
         // Never published: link the chain again (the links may be half written) and publish it.

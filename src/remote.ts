@@ -170,6 +170,15 @@ export function someoneCollecting(t: ThreadContext, mW: number): boolean {
   return false;
 }
 
+/** Whether `block` is on the remote list of the slab of class `cls` at `mW` (a walk of at most a slab's count of links). */
+export function onRemoteList(t: ThreadContext, mW: number, cls: number, block: number): boolean {
+  const i32 = t.i32;
+  for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
+    if (b === block) return true;
+  }
+  return false;
+}
+
 /** Whether `b` is a carved block of the slab whose head meta is at `mW` and says PENDING. */
 function pendingIn(t: ThreadContext, mW: number, b: number): boolean {
   const i32 = t.i32;
@@ -215,11 +224,9 @@ function settleChain(t: ThreadContext, eW: number, mW: number, published: number
   const epoch = Atomics.load(i32, mW + SM_COLLECTS);
   if (someoneCollecting(t, mW)) return false;
   const cls = i32[mW + SM_CLS1] - 1;
-  for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
-    if (b === first) {
-      i32[eW + UD_SLAB] = 0; // published, not collected yet
-      return true;
-    }
+  if (onRemoteList(t, mW, cls, first)) {
+    i32[eW + UD_SLAB] = 0; // published, not collected yet
+    return true;
   }
   if (!pendingIn(t, mW, first)) {
     i32[eW + UD_SLAB] = 0;
