@@ -114,10 +114,11 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
     if (beforeRelease !== undefined) beforeRelease(mW, cls);
     i32[mW + SM_LISTED] = LISTED_NONE;
     if (i32[mW + SM_INUSE] === 0) {
-      // Every block back: no remote free of it can come any more. A flag still set is a notice
-      // posted to t after its last look (flushThread), which nobody will take now: cleared, or
-      // the slab would carry it through Stage 1 and its next owner would never be notified of
-      // it again, nor give it back once empty (slab.ts afterBlocksReturned).
+      // Every block back: no remote free of it can come any more. A flag still set belongs to a
+      // freer whose chain came in after t's last look (flushThread), and whose notice finds t's
+      // list closed (remote.ts notifyOwner), or finds it closed later, if the freer is stopped:
+      // cleared here, or the slab would carry it through Stage 1 meanwhile, and its next owner
+      // would not be notified of it, nor give it back once empty (slab.ts afterBlocksReturned).
       Atomics.store(i32, mW + SM_NOTIFIED, 0);
       releaseEmptySlab(t, s, cls);
     } else toAbandon.push(s);
@@ -169,7 +170,7 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
 
 /** Flushes, abandons t's slabs, and gives its slot back; t then refuses every call. */
 export function detachThread(t: ThreadContext): void {
-  flushThread(t);
+  flushThread(t, true);
   abandonAll(t);
   const i32 = t.i32;
   // The state first, the id last: the id going to 0 is what lets attach claim the slot, and a

@@ -59,7 +59,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 9; // 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 10; // 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it); 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -381,7 +381,12 @@ export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread; 0 on 
 //                                 by a thread killed in between (or in detach, which stores FREE first and
 //                                 the id last), and reclaim(id) sets it back to 0. A reclaim clears it while
 //                                 the slot is still RECLAIMING, then stores FREE.
-export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty)
+export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty,
+//                                 NOTICE_CLOSED once the thread took it for the last time: a detach's or a
+//                                 reclaim's last look stores it by exchange; attach stores 0). Freers push by
+//                                 CAS (remote.ts notifyOwner); the owner takes the list whole by exchange
+export const NOTICE_CLOSED = -1; // TH_NOTICE of a thread that will never look at its notices again: a freer
+//                                 that finds it clears its own notice flag by CAS instead of pushing
 export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's
 //                                 magazine itself (a drain in place), or TH_JOURNAL_W (a reclaim's copy)
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it

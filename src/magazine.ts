@@ -378,10 +378,13 @@ function trimOthers(t: ThreadContext, cls: number): void {
   }
 }
 
-/** Drains every magazine of t's slot, collects its notices and gives its empty slabs back. */
-export function flushThread(t: ThreadContext): void {
+/**
+ * Drains every magazine of t's slot, collects its notices and gives its empty slabs back. `last`
+ * (a detach): the look at the notices is t's last, and closes its list (slab.ts processNotices).
+ */
+export function flushThread(t: ThreadContext, last = false): void {
   t.ensureViews();
   for (let c = 0; c < NUM_CLASSES; c++) drainClass(t, c);
-  processNotices(t);
+  processNotices(t, last);
   for (let c = 0; c < NUM_CLASSES; c++) releaseEmptyPartials(t, c);
 }

@@ -265,7 +265,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
   if (Atomics.load(i32, G_UNDECIDED) !== 0) {
     for (const slot of settleUndecided(dead, 0)) notifyOrAdopt(dead, slot);
   }
-  processNotices(dead);
+  processNotices(dead, true); // the last look: the list stays closed (remote.ts takeNotices)
   crashPoint(CP_RECLAIM);
   abandonAll(dead, (mW, cls) => recountFree(dead, mW, cls));
   crashPoint(CP_RECLAIM);

@@ -19,7 +19,7 @@ import { HeapError } from './errors.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
-  TH_COLLECT_NEXT, TH_NOTICE, TH_NOTIFYING, LISTED_NONE, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
+  TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_NOTIFYING, LISTED_NONE, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
   UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS } = layout;
 const { COUNT, REGION_SHIFT, blockIndex } = classes;
 
@@ -82,6 +82,15 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     for (;;) {
       crashPoint(CP_PUBLISH);
       const old = Atomics.load(i32, noticeW);
+      if (old === NOTICE_CLOSED) {
+        // The owner read above has taken its notices for the last time (a detach or a reclaim):
+        // a slab it still owns is collected and decided by its abandonAll, which follows that last
+        // look; one it gave up since had every block back, so this notice has nothing to bring.
+        // The flag goes back to 0, by CAS: if it is no longer this thread's, someone cleared it
+        // since, and a newer notice may rest on it.
+        Atomics.compareExchange(i32, mW + SM_NOTIFIED, t.slot + 1, 0);
+        break;
+      }
       Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
       if (Atomics.compareExchange(i32, noticeW, old, slot) === old) break;
     }
@@ -89,7 +98,9 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     i32[notifyingW] = 0;
     return false;
   }
-  Atomics.store(i32, mW + SM_NOTIFIED, 0);
+  // No owner to notify (abandoned, pooled or being given back): the flag goes back to 0, by CAS as
+  // above (an owner that gave the slab up may have cleared it since, and another freer set it).
+  Atomics.compareExchange(i32, mW + SM_NOTIFIED, t.slot + 1, 0);
   i32[notifyingW] = 0;
   return owner === OWNER_NONE && adoptSlab(t, slot);
 }
@@ -284,8 +295,14 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
   return n;
 }
 
-/** Takes t's notice list whole: the first slot (linked by SM_NOTICE_NEXT), 0 when empty. */
-export function takeNotices(t: ThreadContext): number {
-  return Atomics.exchange(t.i32, t.thW + TH_NOTICE, 0);
+/**
+ * Takes t's notice list whole: the first slot (linked by SM_NOTICE_NEXT), 0 when empty. `last`
+ * (a detach's or a reclaim's last look) leaves the list closed (layout.ts NOTICE_CLOSED): a freer
+ * that reads t as a slab's owner from then on clears its flag instead of pushing a notice that
+ * nobody would take, which left the slab flagged for good, and its next owner never notified.
+ */
+export function takeNotices(t: ThreadContext, last = false): number {
+  const first = Atomics.exchange(t.i32, t.thW + TH_NOTICE, last ? NOTICE_CLOSED : 0);
+  return first > 0 ? first : 0; // NOTICE_CLOSED: a reclaim after a detach's (or another reclaim's) last look
 }
 

@@ -352,11 +352,13 @@ function unmarkKept(t: ThreadContext, slot: number, mW: number): void {
 /**
  * Takes t's notice list whole and collects the remote frees of every slab on it; then, when a
  * reclaimer marked notice flags unsure since t last looked (G_UNSURE), settles those of t's slabs.
+ * `last`: t's last look, before a detach or a reclaim gives its slabs up; the list stays closed
+ * (remote.ts takeNotices).
  */
-export function processNotices(t: ThreadContext): number {
+export function processNotices(t: ThreadContext, last = false): number {
   const i32 = t.i32;
   const unsure = Atomics.load(i32, G_UNSURE); // before the take (see settleUnsure)
-  let slot = takeNotices(t);
+  let slot = takeNotices(t, last);
   let n = 0;
   while (slot !== 0 && n < t.slotLimit) {
     const mW = t.metaW(slot);

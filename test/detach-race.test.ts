@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { CP_COLLECT, CP_GIVE_BACK, CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
+import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, NOTICE_CLOSED, TH_NOTICE, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
 import { ask, startThread, terminateAll, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
@@ -151,6 +151,50 @@ async function pauseWhere(gate: Int32Array, at: () => boolean): Promise<void> {
   }
 }
 
+/**
+ * P allocates 64 blocks of 48 bytes (slab S, its first); F frees all but the first, its chain is
+ * published and F stops just before its notice flag's CAS; the main thread frees the first, a
+ * notice to P. Whoever next collects S for P finds it empty and pools it; a test stops it there.
+ */
+async function lateNotice(heap: SharedHeap) {
+  const t = internals(heap);
+  const i32 = t.i32;
+  const [P, F] = [await start(heap), await start(heap)];
+  const [slotP, slotF] = [slotOf(heap, P.id), slotOf(heap, F.id)];
+  const { ps: a } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 64, size: 48 });
+  const S = a[0]! >>> SLOT_SHIFT;
+  const mS = t.metaW(S);
+  const gateF = new Int32Array(new SharedArrayBuffer(8));
+  const freed = ask(F, { op: 'free', ps: a.slice(1), pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF });
+  await pauseWhere(gateF, () => Atomics.load(i32, mS + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === S);
+  freeAll(heap, [a[0]!]);
+  /** Stopped at a Stage-1 push (pauses of `gate`) with S collected, empty, still P's: just before S is pooled. */
+  const atPoolingS = (gate: Int32Array): Promise<void> => pauseWhere(gate, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
+  /** F goes on: its flag CAS, then its read of S's owner, P. */
+  const resumeF = (): Promise<unknown> => {
+    resume(gateF, 1 << 20);
+    return freed;
+  };
+  return { t, i32, P, F, slotP, slotF, S, mS, gateF, atPoolingS, resumeF };
+}
+
+/**
+ * S, pooled, is taken from Stage 1 by the main thread, F frees one of its blocks remotely: the
+ * main thread must get the notice (a stale flag would swallow it), and its flush collect the block
+ * and pool S again, so that every slab is back in the pool.
+ */
+async function nextOwnerNotified(heap: SharedHeap, S: number, F: Thread, gateF: Int32Array): Promise<void> {
+  const t = internals(heap);
+  const ps = Array.from({ length: 64 }, () => heap.malloc(48));
+  expect(ps[0]! >>> SLOT_SHIFT).toBe(S);
+  await ask(F, { op: 'free', ps: [ps[0]!], pauses: [], gate: gateF });
+  expect(Atomics.load(t.i32, t.threadW(slotOf(heap, heap.threadId)) + TH_NOTICE)).toBe(S);
+  freeAll(heap, ps.slice(1));
+  expect(checked(heap)).toBe('passes');
+  expect(slabsHeld(heap)).toEqual([]);
+  expect(fill(heap, BIG)).toBe(fresh());
+}
+
 describe('a remote freer late to notify an owner that gives the slab up', () => {
   it("a live owner pools a slab whose late notice then reaches its list: the owner's next look clears the flag, and no other slab of that list is lost", async () => {
     // F's chain of slab S's blocks is published; F stops before its flag CAS. The main thread frees
@@ -161,25 +205,14 @@ describe('a remote freer late to notify an owner that gives the slab up', () => 
     // itself let S onto a second list while still on P's, and P's walk then lost Z (an audit, 5
     // of 5 runs, against a clear in Stage 1's take that was tried and reverted).
     const heap = SharedHeap.create(OPTIONS);
-    const t = internals(heap);
-    const i32 = t.i32;
-    const [P, F] = [await start(heap), await start(heap)];
-    const [slotP, slotF] = [slotOf(heap, P.id), slotOf(heap, F.id)];
-    const { ps: a } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 64, size: 48 });
+    const { t, i32, P, F, slotF, S, mS, gateF, atPoolingS, resumeF } = await lateNotice(heap);
     const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
-    const S = a[0]! >>> SLOT_SHIFT;
-    const mS = t.metaW(S);
     const mZ = t.metaW(i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!);
-    const gateF = new Int32Array(new SharedArrayBuffer(8));
-    const freed = ask(F, { op: 'free', ps: a.slice(1), pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF });
-    await pauseWhere(gateF, () => Atomics.load(i32, mS + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === S);
-    freeAll(heap, [a[0]!]); // a notice to P, whose flush collects S's blocks and gives S back
     const gateP = new Int32Array(new SharedArrayBuffer(8));
     const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
-    await pauseWhere(gateP, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
+    await atPoolingS(gateP);
     freeAll(heap, [zs[0]!]); // Z on P's notice list
-    resume(gateF, 1 << 20);
-    await freed; // F: its flag CAS, P read as the owner, S pushed onto P's list ahead of Z
+    await resumeF(); // S pushed onto P's list ahead of Z
     expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(slotF + 1);
     resume(gateP, 1 << 20);
     await flushed;
@@ -193,6 +226,48 @@ describe('a remote freer late to notify an owner that gives the slab up', () => 
     expect(Atomics.load(i32, mZ + SM_REMOTE)).toBe(0); // Z's block collected
     freeAll(heap, ps.slice(1));
     expect(checked(heap)).toBe('passes');
+    heap.detach();
+  });
+
+  it('a detaching owner pools a slab whose late notice then comes: the notice finds its list closed and clears the flag, and the next owner is notified', async () => {
+    // As above, but P detaches: its last look at its notices takes S's (the main thread's), and it
+    // stops just before it pools S, empty. F goes on: its flag CAS succeeds (the look cleared the
+    // flag) and it reads P as the owner. P never looks again: a notice pushed onto its list stayed
+    // there, S went to the pool flagged, and its next owner was never notified of a remote free of
+    // S again, nor gave S back (until 2026-12-03 a window listed as not fixed). Since the last look
+    // closes P's list, F clears its own flag instead.
+    const heap = SharedHeap.create(OPTIONS);
+    const { i32, P, F, slotP, S, mS, gateF, atPoolingS, resumeF } = await lateNotice(heap);
+    const gateP = new Int32Array(new SharedArrayBuffer(8));
+    const detached = ask(P, { op: 'detach', pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
+    await atPoolingS(gateP);
+    expect(Atomics.load(i32, internals(heap).threadW(slotP) + TH_NOTICE)).toBe(NOTICE_CLOSED);
+    await resumeF(); // P's list found closed
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(0);
+    resume(gateP, 1 << 20);
+    await detached;
+    expect(Atomics.load(i32, mS + SM_OWNER)).toBe(OWNER_POOL);
+    await nextOwnerNotified(heap, S, F, gateF);
+    heap.detach();
+  });
+
+  it("a reclaim pools a dead owner's slab whose late notice then comes: the notice finds the dead owner's list closed and clears the flag", async () => {
+    // The same window, with P killed and R reclaiming it: the reclaim's look at P's notices is the
+    // last, and closes P's list.
+    const heap = SharedHeap.create(OPTIONS);
+    const { i32, P, F, slotP, S, mS, gateF, atPoolingS, resumeF } = await lateNotice(heap);
+    const R = await start(heap);
+    await P.w.terminate();
+    const gateR = new Int32Array(new SharedArrayBuffer(8));
+    const reclaimed = ask<{ done: boolean }>(R, { op: 'reclaim', id: P.id, pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateR });
+    await atPoolingS(gateR);
+    expect(Atomics.load(i32, internals(heap).threadW(slotP) + TH_NOTICE)).toBe(NOTICE_CLOSED);
+    await resumeF(); // P's list found closed
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(0);
+    resume(gateR, 1 << 20);
+    expect((await reclaimed).done).toBe(true);
+    expect(Atomics.load(i32, mS + SM_OWNER)).toBe(OWNER_POOL);
+    await nextOwnerNotified(heap, S, F, gateF);
     heap.detach();
   });
 });

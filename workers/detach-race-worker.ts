@@ -7,7 +7,8 @@
  * the blocks, then flushes with pauses as detach's); { op: 'detach', pauses, gate } -> { done }:
  * `pauses` lists crash paths (src/crash.ts); the thread stops at the next crash point of
  * pauses[0], stores 1 into gate[0] and waits until gate[1] is 1, then at the next of pauses[1]
- * (2, 2), and so on; then it finishes its detach. Posts { threadId } once attached.
+ * (2, 2), and so on; then it finishes its detach. { op: 'reclaim', id, pauses, gate } -> { done }:
+ * reclaims the thread `id` (killed), pausing the same way. Posts { threadId } once attached.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
@@ -33,6 +34,7 @@ function pauseAt(pauses: number[], gate: Int32Array): void {
 type Message =
   | { op: 'malloc'; n: number; size: number }
   | { op: 'detach'; pauses: number[]; gate: Int32Array }
+  | { op: 'reclaim'; id: number; pauses: number[]; gate: Int32Array }
   | { op: 'free'; ps: number[]; pauses: number[]; gate: Int32Array };
 
 parentPort!.postMessage({ threadId: heap.threadId });
@@ -49,6 +51,11 @@ parentPort!.on('message', (m: Message) => {
     heap.flush();
     armCrash(0, () => process.exit(0));
     parentPort!.postMessage({ done: true });
+  } else if (m.op === 'reclaim') {
+    pauseAt(m.pauses, m.gate);
+    const done = heap.reclaim(m.id);
+    armCrash(0, () => process.exit(0));
+    parentPort!.postMessage({ done });
   } else {
     pauseAt(m.pauses, m.gate);
     heap.detach();
