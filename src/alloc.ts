@@ -9,6 +9,7 @@ import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
 import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
 import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall } from './magazine.js';
+import { askOthersToFlush } from './flush-ask.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -177,7 +178,9 @@ function largeAllocOrFlush(t: ThreadContext, n: number, align: number, mayBlock:
   const p = largeAlloc(t, n, align, mayBlock);
   if (p !== 0 || n > MAX_HEAP_BYTES || !mayBlock) return p; // tryMalloc's 0 may only mean a busy lock
   flushThread(t);
-  return largeAlloc(t, n, align, mayBlock);
+  const q = largeAlloc(t, n, align, mayBlock);
+  // Still none: other threads may hold it; ask them to flush, once (flush-ask.ts).
+  return q !== 0 || !askOthersToFlush(t) ? q : largeAlloc(t, n, align, mayBlock);
 }
 
 export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number {

@@ -16,6 +16,7 @@ import { releaseEmptySlab } from './pool.js';
 import { abandonedPush, abandonedUnlink, ownedSlabs } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
 import { flushThread } from './magazine.js';
+import { stopListening } from './flush-ask.js';
 import { CP_GIVE_BACK, crashPoint } from './crash.js';
 
 function nodeThreadId(): number {
@@ -172,6 +173,7 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
 export function detachThread(t: ThreadContext): void {
   flushThread(t, true);
   abandonAll(t);
+  stopListening(t);
   const i32 = t.i32;
   // The state first, the id last: the id going to 0 is what lets attach claim the slot, and a
   // thread killed between the two leaves a FREE slot carrying its id, which reclaim(id) releases

@@ -9,6 +9,7 @@ import { HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
 import { flushThread } from './magazine.js';
+import { listenForFlushAsks } from './flush-ask.js';
 import {
   REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
@@ -299,6 +300,9 @@ export class SharedHeap {
     // Debug mode is a class of its own, chosen here: the default class's fast paths never test it.
     const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
     heap.#lock = lock;
+    // Answers other threads' asks to flush from this thread's event loop (flush-ask.ts); through
+    // the context, not the instance, which the listener must not keep alive.
+    listenForFlushAsks(t, () => guarded(t, 'flush()', flushThread));
     const ref = new WeakRef(heap);
     attached.set(id, ref);
     dropped.register(heap, { id, ref, t, lock, gone: heap.#gone }, heap);

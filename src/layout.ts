@@ -59,7 +59,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 10; // 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it); 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 10; // 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -412,7 +412,7 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's, 7 TH_S1_PRIVATE's)
+export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
@@ -422,6 +422,16 @@ export const TH_NOTIFYING = TH_F64_W + 2 * 5 + 1; // [O] (an Int32 word in the c
 //                                reclaimer finding it set resolves the flag (reclaim.ts markUnsureNotice)
 export const TH_POPPING = TH_F64_W + 2 * 6; // [O] (an Int32 word in the counters area) while popping a Stage-1
 //                                slab: the slab it claims or claimed (0: none; see repairStage1)
+export const TH_FLUSH_ASK = TH_F64_W + 2 * 6 + 1; // [A] (an Int32 word in the counters area) asks to flush
+//                                 (flush-ask.ts): FA_NONE (0) while the thread does not listen (no
+//                                 Atomics.waitAsync, or detached: it stores FA_NONE and notifies); FA_LISTENING,
+//                                 stored by the thread itself after attach, which it awaits with waitAsync;
+//                                 FA_ASKED by any thread out of memory, by CAS from FA_LISTENING, then a notify;
+//                                 the thread flushes from its event loop and answers by CAS back to FA_LISTENING
+//                                 and a notify. Zeroed at attach with the counters
+export const FA_NONE = 0;
+export const FA_LISTENING = 1;
+export const FA_ASKED = 2;
 export const TH_S1_PRIVATE = TH_F64_W + 2 * 7; // [L] (an Int32 word in the counters area) of a thread being
 //                                reclaimed: the first slab of the Stage-1 list its reclaimer holds whole (taken off
 //                                the list to repair a push or pop, pool.ts repairStage1), 0 when none; stored

@@ -65,6 +65,11 @@ export const WOULD_BLOCK: object = Object.freeze({ wouldBlock: true });
 
 let noWait = false;
 
+/** False inside runNoWait (the asynchronous calls), where no call may block. */
+export function waitingAllowed(): boolean {
+  return !noWait;
+}
+
 /**
  * Runs `fn` so that any wait for the global lock throws WOULD_BLOCK instead (before the caller
  * changed anything: every acquisition comes before its critical section's writes).

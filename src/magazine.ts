@@ -15,6 +15,7 @@ import type { ThreadContext } from './context.js';
 import { takeSlab } from './pool.js';
 import { publishChain } from './remote.js';
 import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, releaseEmptyPartials, takeBlocks } from './slab.js';
+import { askOthersToFlush } from './flush-ask.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -85,6 +86,7 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
   t.refillsCls[cls]++;
   let noticed = false;
   let flushed = false;
+  let asked = false;
   for (;;) {
     const cur = i32[curW];
     if (cur !== 0) {
@@ -113,10 +115,18 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
       // it keeps), then try once more. A heap filled and freed by this thread would otherwise
       // answer 0 until its next periodic look or flush(). Not for tryMalloc (mayBlock false),
       // whose 0 may only mean a busy lock: it answers at once.
-      if (flushed || !mayBlock) return 0;
-      flushed = true;
-      flushThread(t);
-      continue;
+      if (!mayBlock) return 0;
+      if (!flushed) {
+        flushed = true;
+        flushThread(t);
+        continue;
+      }
+      // Still none: other threads may hold it (an idle owner's slabs, full of blocks freed
+      // remotely): ask them to flush, once (flush-ask.ts).
+      if (asked) return 0;
+      asked = true;
+      if (askOthersToFlush(t)) continue;
+      return 0;
     }
     i32[t.metaW(slab) + SM_LISTED] = LISTED_CURRENT;
     t.i32[curW] = slab;

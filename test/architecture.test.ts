@@ -16,7 +16,7 @@ const LAYERS: string[][] = [
   ['context', 'create'], //           a thread's views and slot; the options and a new buffer
   ['slots'], //                       SuperSlab masks, slot metas, abandoned lists ([L])
   ['lock'], //                        the futex-like global lock (repairs the slot table)
-  ['remote', 'fault'], //             remote free lists, notices, adoption; a call cut off by a fault stops the thread
+  ['remote', 'fault', 'flush-ask'], // remote free lists, notices, adoption; a call cut off by a fault stops the thread; asking idle threads to flush
   ['pool'], //                        Stage 1/2/3
   ['large', 'slab'], //               large runs; a thread's own slabs
   ['magazine'], //                    refill, drain, journal, flush

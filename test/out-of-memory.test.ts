@@ -7,9 +7,10 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAP_SLAB, SharedHeap, readHeapMap, type HeapOptions } from '../src/index.js';
-import { KEEP_EMPTY_BYTES, SLOT_BYTES } from '../src/layout.js';
+import { FA_LISTENING, FA_NONE, KEEP_EMPTY_BYTES, SLOT_BYTES, TH_FLUSH_ASK } from '../src/layout.js';
+import { internals } from '../src/heap.js';
 import { checked, MiB } from './fixtures.js';
-import { release, startHeapWorker, terminateAll } from './remote-heap.js';
+import { release, startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
 
 const heaps: SharedHeap[] = [];
 function fresh(options: HeapOptions = {}): SharedHeap {
@@ -119,6 +120,44 @@ describe('a heap emptied by a thread that then stays idle', () => {
     heap.flush();
     expect(ownedBytes(heap)).toBe(0);
     expect(checked(heap)).toBe('passes');
+  });
+});
+
+describe('blocks other threads freed into the slabs of an owner that stays idle', () => {
+  it('come back to a thread out of memory: the idle owner flushes when asked (flush-ask.ts)', async () => {
+    // The owner fills the heap and hands every block to a worker, which frees them all (remote
+    // frees: they wait on the owner's slabs' remote lists) and then allocates. Until 2026-12-03 the
+    // owner, idle meanwhile, held all of it and the worker's every malloc answered 0 (an audit's
+    // repro). Now the worker, out of memory, asks; the owner's event loop flushes.
+    for (const [x, y] of [[100, 100], [1000, 20000], [20000, 1000], [100, MiB + 1]]) {
+      const heap = fresh();
+      const t = internals(heap);
+      expect(Atomics.load(t.i32, t.thW + TH_FLUSH_ASK)).toBe(FA_LISTENING);
+      const blocks = fill(heap, x);
+      const w = startHeapWorker();
+      await w.remote.attach(heap.buffer);
+      await w.remote.freeMany(blocks);
+      const got = await w.remote.fillAndFree(y);
+      // What the worker may lose: its own magazine of class y (256 KiB) and a block.
+      expect(got * y, `${x} then ${y} in a worker`).toBeGreaterThanOrEqual(freshCapacity({}, y) * y - (256 << 10) - y);
+      // Answered (the worker's last ask, at its last malloc, may be answered after its reply comes).
+      expect(await waitFor(t.i32, t.thW + TH_FLUSH_ASK, (v) => v === FA_LISTENING)).toBe(FA_LISTENING);
+      await w.remote.detach();
+      release(w);
+      await w.worker.terminate();
+      expect(checked(heap)).toBe('passes');
+      done(heap);
+    }
+  });
+
+  it('a detached thread stops listening, and a thread out of memory asks no thread that does not listen', () => {
+    const heap = fresh();
+    const t = internals(heap);
+    expect(Atomics.load(t.i32, t.thW + TH_FLUSH_ASK)).toBe(FA_LISTENING);
+    expect(fill(heap, 1000).length).toBeGreaterThan(0); // alone: nobody to ask, no wait
+    const thW = t.thW;
+    done(heap);
+    expect(Atomics.load(t.i32, thW + TH_FLUSH_ASK)).toBe(FA_NONE);
   });
 });
 

@@ -102,6 +102,12 @@ const api = {
       h.free(p);
     }
   },
+  /** Frees every block of `ps` (another thread's, say: remote frees), then flushes. */
+  freeMany(ps: number[]): void {
+    const h = attached('freeMany');
+    for (const p of ps) h.free(p);
+    h.flush();
+  },
   /** Allocates blocks of `size` bytes until malloc returns 0, frees them all (no flush); returns how many it got. */
   fillAndFree(size: number): number {
     const h = attached('fillAndFree');

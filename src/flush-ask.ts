@@ -1,0 +1,98 @@
+/**
+ * Asking idle threads to flush. Blocks freed into a thread's slabs by other threads wait on the
+ * slabs' remote lists until that owner collects them, and a thread keeps its magazines and a few
+ * empty slabs for itself (README, "Memory a thread caches"). An owner that goes idle (a producer
+ * that handed all its blocks to consumers and awaits their answers) held all of that out of every
+ * other thread's reach: a consumer's every malloc answered 0 on a heap that was all free.
+ *
+ * So each attached thread with an event loop listens (Atomics.waitAsync, which keeps no thread
+ * alive) on a word of its thread area, TH_FLUSH_ASK (layout.ts): a thread about to answer 0 for
+ * want of memory, after it gave back what it caches itself, asks every listening thread with a
+ * CAS LISTENING -> ASKED and a notify, and waits a short while for the answers (where it may
+ * block). An idle thread's event loop runs the flush (the same as its own flush() call) and
+ * answers with a CAS back to LISTENING and a notify; the asker then tries once more. A thread
+ * busy in synchronous code answers when it next yields to its event loop: a later malloc finds
+ * the memory. An ask still unanswered is not made again, so a thread that never answers (killed,
+ * or blocked) costs one wait, not one a call.
+ */
+import type { ThreadContext } from './context.js';
+import { FA_ASKED, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TS_ATTACHED, usedSlots } from './layout.js';
+import { CAN_BLOCK, waitingAllowed } from './lock.js';
+
+/** How long a thread out of memory waits, at most, for the threads it asked to flush. */
+export const FLUSH_ASK_WAIT_MS = 50;
+
+type WaitAsync = (a: Int32Array, index: number, value: number) => { async: boolean; value: Promise<unknown> | string };
+const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
+
+/**
+ * Asks every other attached, listening thread to flush; where this thread may block (and holds
+ * no lock), waits up to FLUSH_ASK_WAIT_MS for their answers. True when at least one answered
+ * (the caller then tries again). Out-of-memory paths only.
+ */
+export function askOthersToFlush(t: ThreadContext): boolean {
+  const i32 = t.i32;
+  const asked: number[] = [];
+  for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
+    if (s === t.slot) continue;
+    const thW = t.threadW(s);
+    if (Atomics.load(i32, thW + TH_STATE) !== TS_ATTACHED) continue;
+    if (Atomics.compareExchange(i32, thW + TH_FLUSH_ASK, FA_LISTENING, FA_ASKED) !== FA_LISTENING) continue;
+    Atomics.notify(i32, thW + TH_FLUSH_ASK);
+    asked.push(thW + TH_FLUSH_ASK);
+  }
+  if (asked.length === 0 || !CAN_BLOCK || !waitingAllowed() || t.runner.lockDepth > 0) return false;
+  const deadline = performance.now() + FLUSH_ASK_WAIT_MS;
+  let answered = 0;
+  for (const w of asked) {
+    for (;;) {
+      if (Atomics.load(i32, w) !== FA_ASKED) {
+        answered++;
+        break;
+      }
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      Atomics.wait(i32, w, FA_ASKED, left);
+    }
+  }
+  return answered > 0;
+}
+
+/**
+ * Makes t's thread answer asks to flush from its event loop, with `flush` (its heap's flush(),
+ * errors caught). Stops once t is detached, or its word no longer says LISTENING or ASKED (a
+ * detach, or another attachment of the slot). Does nothing where there is no Atomics.waitAsync.
+ */
+export function listenForFlushAsks(t: ThreadContext, flush: () => void): void {
+  if (waitAsync === undefined) return;
+  const i32 = t.i32; // the word lies in the header, which every view of the buffer covers
+  const w = t.thW + TH_FLUSH_ASK;
+  const wait = waitAsync;
+  const onWake = (): void => {
+    if (t.detached) return;
+    if (Atomics.load(i32, w) === FA_ASKED) {
+      try {
+        flush();
+      } catch {
+        // A detached or stopped thread (it stops listening below), or a lock that timed out: the
+        // asker tries again anyway, and so does the next one.
+      }
+      if (t.detached) return;
+      Atomics.compareExchange(i32, w, FA_ASKED, FA_LISTENING);
+      Atomics.notify(i32, w);
+    }
+    if (Atomics.load(i32, w) !== FA_LISTENING) return;
+    const r = wait(i32, w, FA_LISTENING);
+    if (r.async) void (r.value as Promise<unknown>).then(onWake);
+    else onWake(); // asked again meanwhile
+  };
+  Atomics.store(i32, w, FA_LISTENING);
+  onWake();
+}
+
+/** t stops answering asks (a detach): an asker no longer waits for it. */
+export function stopListening(t: ThreadContext): void {
+  const w = t.thW + TH_FLUSH_ASK;
+  Atomics.store(t.i32, w, FA_NONE);
+  Atomics.notify(t.i32, w);
+}
