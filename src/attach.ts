@@ -169,10 +169,25 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
   }
 }
 
-/** Flushes, abandons t's slabs, and gives its slot back; t then refuses every call. */
+/**
+ * Flushes, abandons t's slabs, and gives its slot back; t then refuses every call. Holds the
+ * global lock throughout (abandonAll's own acquisition is then re-entrant): a wait for it that
+ * gives up (a main thread's LockTimeoutError, WOULD_BLOCK) does so before anything changed. It
+ * used to come inside abandonAll, after the last look at t's notices had closed its list and
+ * empty slabs had gone back: t stayed attached with its list closed, and the remote frees of its
+ * slabs then went unnoticed (an audit's repro).
+ */
 export function detachThread(t: ThreadContext): void {
-  flushThread(t, true);
-  abandonAll(t);
+  lockAcquire(t);
+  try {
+    flushThread(t, true);
+    abandonAll(t);
+  } catch (e) {
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
+    throw e;
+  } finally {
+    lockRelease(t);
+  }
   stopListening(t);
   const i32 = t.i32;
   // The state first, the id last: the id going to 0 is what lets attach claim the slot, and a

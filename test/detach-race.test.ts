@@ -16,7 +16,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { CP_COLLECT, CP_GIVE_BACK, CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, NOTICE_CLOSED, TH_NOTICE, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
+import { lockHolder } from '../src/lock.js';
+import { LockTimeoutError } from '../src/errors.js';
+import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, NOTICE_CLOSED, G_LOCK, TH_NOTICE, TH_NOTIFYING, TH_STATE, TS_ATTACHED, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
 import { ask, startThread, terminateAll, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
@@ -300,6 +302,43 @@ describe('a detaching thread killed while it gives a slab up', () => {
     expect(checked(heap)).toBe('passes');
     expect(slabsHeld(heap)).toEqual([]);
     expect(fill(heap, BIG)).toBe(fresh());
+    heap.detach();
+  });
+});
+
+describe('a detach that gives up waiting for the global lock', () => {
+  it('changes nothing: the thread stays attached, the heap checks, its notice list stays open and a remote free of its slab is collected', async () => {
+    // W holds the lock (stopped inside its own detach's locked section). The main thread's detach()
+    // gives up after 3 s (LockTimeoutError). It used to take the lock only in abandonAll, after its
+    // last look at its notices had closed its list and its empty slabs had gone back: check()
+    // failed (a current slab not owned), and a remote free of its slab S then cleared its flag
+    // against the closed list, so S's remote list was never collected (an audit's repro).
+    const heap = SharedHeap.create(OPTIONS);
+    const t = internals(heap);
+    const i32 = t.i32;
+    const me = slotOf(heap, heap.threadId);
+    const a = Array.from({ length: 64 }, () => heap.malloc(48));
+    const S = a[0]! >>> SLOT_SHIFT;
+    const mS = t.metaW(S);
+    const W = await start(heap);
+    const slotW = slotOf(heap, W.id);
+    const { ps: w } = await ask<{ ps: number[] }>(W, { op: 'malloc', n: 1, size: 48 }); // a slab W abandons, under the lock
+    const gateW = new Int32Array(new SharedArrayBuffer(8));
+    const detachedW = ask(W, { op: 'detach', pauses: Array<number>(64).fill(CP_GIVE_BACK), gate: gateW });
+    await pauseWhere(gateW, () => lockHolder(Atomics.load(i32, G_LOCK)) === slotW);
+    expect(() => heap.detach()).toThrow(LockTimeoutError);
+    expect(Atomics.load(i32, t.threadW(me) + TH_STATE)).toBe(TS_ATTACHED);
+    expect(Atomics.load(i32, t.threadW(me) + TH_NOTICE)).not.toBe(NOTICE_CLOSED);
+    resume(gateW, 1 << 20);
+    await detachedW;
+    expect(checked(heap)).toBe('passes'); // the main thread's slabs, lists and magazines as they were
+    const F = await start(heap);
+    await ask(F, { op: 'free', ps: a, pauses: [], gate: new Int32Array(new SharedArrayBuffer(8)) }); // S's every block, remotely
+    freeAll(heap, w); // W's block: its slab, abandoned, adopted and given back
+    expect(Atomics.load(i32, mS + SM_REMOTE)).toBe(0);
+    expect(i32[mS + SM_INUSE]).toBe(0);
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
     heap.detach();
   });
 });
