@@ -20,7 +20,7 @@
  * back over a half-done change). The catch blocks are part of functions already running, and
  * their marks are plain loads, stores, `instanceof` and string compares.
  */
-import { DETACHED_TOPS_W, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD } from './layout.js';
+import { DETACHED_TOPS_W, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { HeapError, HeapStateError } from './errors.js';
 import { WOULD_BLOCK } from './lock.js';
@@ -59,6 +59,15 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
     // thread writes while it is attached (layout.ts), and only while the slot still carries this
     // instance's thread id: a slot reclaimed since may be another thread's, ATTACHED and live.
     if (t.i32[stateW] === TS_ATTACHED && t.i32[t.thW + TH_THREAD_ID] === t.threadId + 1) t.i32[stateW] = TS_DEAD;
+    // The marks are written: calls may fail from here on. This instance's listener for asks to
+    // flush (flush-ask.ts) wakes, finds it detached and lets it go, else its pending waitAsync
+    // would hold this context and its buffer for the thread's life (an audit). A notify only: the
+    // word may be another attachment's by now, whose listener just waits again.
+    try {
+      Atomics.notify(t.i32, t.thW + TH_FLUSH_ASK);
+    } catch {
+      // no stack left even for this: the listener stays
+    }
     throw faultError(t, e, call); // a RangeError instead, if even this finds no stack: the marks are written
   }
 }

@@ -69,7 +69,7 @@ export function listenForFlushAsks(t: ThreadContext, flush: () => void): void {
   const w = t.thW + TH_FLUSH_ASK;
   const wait = waitAsync;
   const onWake = (): void => {
-    if (t.detached) return;
+    if (t.detached) return; // detached, or stopped by a fault (fault.ts notifies the word for this)
     if (Atomics.load(i32, w) === FA_ASKED) {
       try {
         flush();
@@ -81,10 +81,15 @@ export function listenForFlushAsks(t: ThreadContext, flush: () => void): void {
       Atomics.compareExchange(i32, w, FA_ASKED, FA_LISTENING);
       Atomics.notify(i32, w);
     }
-    if (Atomics.load(i32, w) !== FA_LISTENING) return;
+    // Armed again unless the word says nobody listens here (a detach). Asked again since the
+    // answer above (another thread out of memory): waitAsync says not-equal, and the ask is
+    // answered on a later turn of the event loop, which runs other tasks meanwhile. (Returning on
+    // anything but LISTENING here left the word ASKED for good: every later asker skipped this
+    // thread. An audit's repro, two askers at once, 3 of 3 runs.)
+    if (Atomics.load(i32, w) === FA_NONE) return;
     const r = wait(i32, w, FA_LISTENING);
     if (r.async) void (r.value as Promise<unknown>).then(onWake);
-    else onWake(); // asked again meanwhile
+    else setTimeout(onWake, 0);
   };
   Atomics.store(i32, w, FA_LISTENING);
   onWake();

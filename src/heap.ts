@@ -64,7 +64,8 @@ function releaseGone(gone: Map<number, Promise<ThreadLock>>): void {
  * magazines go back to their slabs and its slot is freed, as detach() would, and then nothing of
  * this thread holds the buffer (before this, each dropped heap kept its whole SharedArrayBuffer
  * for the life of the thread: 40 heaps of 64 MiB created and dropped in a loop held 2.5 GiB).
- * A failure here has no caller to go to: the slot then stays attached, and its Web Lock is let go
+ * While the global lock is busy it is tried again later (detachDropped). Any other failure here has
+ * no caller to go to: the slot then stays attached, and its Web Lock is let go
  * all the same (nothing in this thread can use the slot again), so that reclaimWhenGone() in
  * another thread can return it; in Node, a reclaim after this thread ends does.
  */
@@ -80,14 +81,32 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
     }
     return;
   }
+  detachDropped(d);
+});
+
+/** How soon the detach of a dropped instance is tried again while the global lock is busy. */
+const DROPPED_RETRY_MS = 50;
+
+/**
+ * The registry's detach of a dropped instance: never waits for the global lock, which detach
+ * holds throughout (attach.ts detachThread). Busy, it gives up before changing anything and is
+ * tried again on a timer that keeps no thread alive: a wait here blocked this thread's event loop
+ * (a main thread's, up to 3 s, then the slot stayed attached; an audit), and nobody awaits it.
+ */
+function detachDropped(d: Dropped): void {
   try {
-    detachThread(d.t);
-  } catch {
+    runNoWait(() => detachThread(d.t));
+  } catch (e) {
+    if (e === WOULD_BLOCK && !d.t.detached && !d.t.runner.faulted) {
+      const timer = setTimeout(() => detachDropped(d), DROPPED_RETRY_MS) as unknown as { unref?: () => void };
+      timer.unref?.();
+      return;
+    }
     // left attached (above)
   }
   d.lock.release();
   releaseGone(d.gone);
-});
+}
 /** `fn`'s check of a heap's buffer (attach, attachAsync); returns its heap id. */
 function checkHeapBuffer(buffer: unknown, fn: string): number {
   if (!(buffer instanceof SharedArrayBuffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);

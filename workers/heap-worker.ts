@@ -108,6 +108,19 @@ const api = {
     for (const p of ps) h.free(p);
     h.flush();
   },
+  /** Calls malloc(size) `n` times, freeing each block it gets at once; returns how many it got (on a full heap, each 0 asks the others to flush). */
+  mallocTimes(size: number, n: number): number {
+    const h = attached('mallocTimes');
+    let got = 0;
+    for (let i = 0; i < n; i++) {
+      const p = h.malloc(size);
+      if (p !== 0) {
+        got++;
+        h.free(p);
+      }
+    }
+    return got;
+  },
   /** Allocates blocks of `size` bytes until malloc returns 0, frees them all (no flush); returns how many it got. */
   fillAndFree(size: number): number {
     const h = attached('fillAndFree');
