@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { armCrash } from '../src/crash.js';
+import { cutOffLargeMallocQuietly } from './fault-internals.js';
 import { internals } from '../src/heap.js';
 import { FA_LISTENING, G_SLOTS_USED, TH_FLUSH_ASK, TH_STATE, TS_ATTACHED } from '../src/layout.js';
 import { readGeometry } from '../src/context.js';
@@ -68,19 +68,7 @@ describe('the listener', () => {
     };
     const faultThenDetach = (): WeakRef<SharedArrayBuffer> => {
       const heap = SharedHeap.create({ initialBytes: 64 * MiB });
-      armCrash(3, () => {
-        throw new RangeError('Maximum call stack size exceeded');
-      });
-      let cut = '';
-      try {
-        heap.malloc(3 * MiB);
-      } catch (e) {
-        cut = (e as Error).name;
-      } finally {
-        armCrash(0, () => {
-          throw new Error('crash points are off');
-        });
-      }
+      const cut = cutOffLargeMallocQuietly(heap);
       expect(cut).toBe('HeapStateError');
       SharedHeap.attach(heap.buffer).detach();
       return new WeakRef(heap.buffer);
