@@ -95,7 +95,11 @@ const DROPPED_RETRY_MS = 50;
  */
 function detachDropped(d: Dropped): void {
   try {
-    runNoWait(() => detachThread(d.t));
+    // Through guarded, as detach() is: a fault in it (which keeps the global lock, held since
+    // detach began) marks the slot DEAD, so that the next taker breaks the lock. Called directly,
+    // it left an ATTACHED slot holding the lock for good (an audit: every later malloc on that
+    // heap timed out).
+    runNoWait(() => guarded(d.t, 'detach()', detachThread));
   } catch (e) {
     if (e === WOULD_BLOCK && !d.t.detached && !d.t.runner.faulted) {
       const timer = setTimeout(() => detachDropped(d), DROPPED_RETRY_MS) as unknown as { unref?: () => void };

@@ -9,6 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { cutOffLargeMallocQuietly } from './fault-internals.js';
+import { armCrash } from '../src/crash.js';
 import { internals } from '../src/heap.js';
 import { FA_LISTENING, G_SLOTS_USED, TH_FLUSH_ASK, TH_STATE, TS_ATTACHED } from '../src/layout.js';
 import { readGeometry } from '../src/context.js';
@@ -107,5 +108,42 @@ describe('a dropped instance', () => {
     expect(attachedSlots(buffer)).toBe(1); // the worker's
     await w.remote.detach();
     release(w);
+  });
+
+  it('that a fault cuts off in its detach leaves the global lock breakable: the next malloc that needs it succeeds', async () => {
+    // detach() holds the lock throughout, and a fault keeps it (fault.ts). The registry's detach
+    // called detachThread outside guarded(): the slot stayed ATTACHED while holding the lock, which
+    // nobody may break, and every later malloc on the heap timed out (an audit). Now the fault marks
+    // the slot DEAD, as in detach().
+    const buffer = ((): SharedArrayBuffer => {
+      const h = SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 4 });
+      const a = h.malloc(100);
+      h.malloc(100); // live: its slab is abandoned at the detach
+      h.free(a); // cached: the detach's flush drains it
+      return h.buffer;
+    })();
+    let hit = -1;
+    armCrash(1, (path) => {
+      hit = path;
+      throw new Error('a fault at a crash point of the registry\'s detach');
+    });
+    try {
+      for (let i = 0; i < 100 && hit < 0; i++) {
+        gc();
+        await sleep(5);
+      }
+    } finally {
+      armCrash(0, () => {
+        throw new Error('crash points are off');
+      });
+    }
+    expect(hit).toBeGreaterThanOrEqual(0);
+    const again = SharedHeap.attach(buffer);
+    const t0 = performance.now();
+    const p = again.malloc(3 * MiB); // a large run: takes the global lock
+    expect(p).not.toBe(0);
+    expect(performance.now() - t0).toBeLessThan(2000); // no LockTimeoutError (3 s), no wait for it
+    again.free(p);
+    again.detach();
   });
 });
