@@ -17,13 +17,11 @@
  */
 import type { ThreadContext } from './context.js';
 import { FA_ASKED, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TS_ATTACHED, usedSlots } from './layout.js';
-import { CAN_BLOCK, waitingAllowed } from './lock.js';
+import { CAN_BLOCK, waitAsync, waitingAllowed } from './lock.js';
 
 /** How long a thread out of memory waits, at most, for the threads it asked to flush. */
 export const FLUSH_ASK_WAIT_MS = 50;
 
-type WaitAsync = (a: Int32Array, index: number, value: number) => { async: boolean; value: Promise<unknown> | string };
-const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
 
 /**
  * Asks every other attached, listening thread to flush; where this thread may block (and holds

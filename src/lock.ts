@@ -88,7 +88,8 @@ type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs?: numbe
   async: boolean;
   value: Promise<'ok' | 'timed-out'> | 'not-equal' | 'timed-out';
 };
-const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
+/** Atomics.waitAsync where the platform has it (Node 16+, Chromium), else undefined. */
+export const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync;
 
 /**
  * Resolves when the lock word changed or WAIT_SLICE_MS passed, the event loop running meanwhile

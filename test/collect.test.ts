@@ -7,24 +7,13 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { G_SLOTS_USED, TH_STATE, TS_ATTACHED } from '../src/layout.js';
-import { readGeometry } from '../src/context.js';
 import { MiB } from './fixtures.js';
-import { cutOffLargeMallocQuietly, slotIds } from './fault-internals.js';
+import { attachedThreads, cutOffLargeMallocQuietly, slotIds } from './fault-internals.js';
 import type { Worker } from 'node:worker_threads';
 import { startWorker, terminateAll } from './remote-heap.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
-
-/** Thread slots in state ATTACHED, read from the buffer alone (no instance of the heap is left). */
-function attachedThreads(buffer: SharedArrayBuffer): number {
-  const geo = readGeometry(buffer, 'attachedThreads');
-  const i32 = new Int32Array(buffer);
-  let n = 0;
-  for (let t = 0; t < Atomics.load(i32, G_SLOTS_USED); t++) if (Atomics.load(i32, geo.threadsW + t * geo.threadWords + TH_STATE) === TS_ATTACHED) n++;
-  return n;
-}
 
 /** Collects until `done()` holds (finalizers run on later turns of the event loop); false if it never did. */
 async function collectUntil(done: () => boolean): Promise<boolean> {

@@ -8,7 +8,8 @@ import { expect } from 'vitest';
 import { HeapStateError } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { armCrash } from '../src/crash.js';
-import { G_LOCK, G_MAGIC, MAGIC, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_SHIFT, TH_TOP, TH_THREAD_ID, TH_STATE } from '../src/layout.js';
+import { G_LOCK, G_MAGIC, G_SLOTS_USED, MAGIC, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_SHIFT, TH_TOP, TH_THREAD_ID, TH_STATE, TS_ATTACHED } from '../src/layout.js';
+import { readGeometry } from '../src/context.js';
 
 /** The heap's magic word is intact (attach() from any thread would accept the buffer). */
 export function magicIntact(buffer: SharedArrayBuffer): boolean {
@@ -79,4 +80,13 @@ export function cutOffLargeMallocQuietly(heap: SharedHeap): string {
       throw new Error('off');
     });
   }
+}
+
+/** Thread slots in state ATTACHED, read from the buffer alone (no instance of the heap need be left). */
+export function attachedThreads(buffer: SharedArrayBuffer): number {
+  const geo = readGeometry(buffer, 'attachedThreads');
+  const i32 = new Int32Array(buffer);
+  let n = 0;
+  for (let t = 0; t < Atomics.load(i32, G_SLOTS_USED); t++) if (Atomics.load(i32, geo.threadsW + t * geo.threadWords + TH_STATE) === TS_ATTACHED) n++;
+  return n;
 }

@@ -8,11 +8,10 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { cutOffLargeMallocQuietly } from './fault-internals.js';
+import { attachedThreads, cutOffLargeMallocQuietly } from './fault-internals.js';
 import { armCrash } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { FA_LISTENING, G_SLOTS_USED, TH_FLUSH_ASK, TH_STATE, TS_ATTACHED } from '../src/layout.js';
-import { readGeometry } from '../src/context.js';
+import { FA_LISTENING, TH_FLUSH_ASK } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
 import { release, startHeapWorker, terminateAll } from './remote-heap.js';
 
@@ -21,14 +20,6 @@ const gc = runInNewContext('gc') as () => void;
 afterEach(terminateAll);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function attachedSlots(buffer: SharedArrayBuffer): number {
-  const geo = readGeometry(buffer, 'test');
-  const i32 = new Int32Array(buffer);
-  let n = 0;
-  for (let s = 0; s < Atomics.load(i32, G_SLOTS_USED); s++) if (Atomics.load(i32, geo.threadsW + s * geo.threadWords + TH_STATE) === TS_ATTACHED) n++;
-  return n;
-}
 
 describe('the listener', () => {
   it('keeps answering when two threads out of memory ask at once, and still answers the ask that brings memory back', async () => {
@@ -97,7 +88,7 @@ describe('a dropped instance', () => {
     await sleep(100);
     let longest = 0;
     const t0 = performance.now();
-    while (attachedSlots(buffer) === 2 && performance.now() - t0 < 10_000) {
+    while (attachedThreads(buffer) === 2 && performance.now() - t0 < 10_000) {
       gc();
       const t1 = performance.now();
       await sleep(5);
@@ -105,7 +96,7 @@ describe('a dropped instance', () => {
     }
     await held;
     expect(longest).toBeLessThan(1000);
-    expect(attachedSlots(buffer)).toBe(1); // the worker's
+    expect(attachedThreads(buffer)).toBe(1); // the worker's
     await w.remote.detach();
     release(w);
   });
