@@ -1,10 +1,23 @@
 /** Every error sabmalloc throws, with its stable `code`, and the messages, in one file. */
 
+/**
+ * Each error's `name`, written out: a minifier renames classes, so `new.target.name` read
+ * `Br` in a minified bundle.
+ */
+const NAMES: Readonly<Record<string, string>> = {
+  ERR_INVALID_POINTER: 'InvalidPointerError',
+  ERR_DOUBLE_FREE: 'DoubleFreeError',
+  ERR_HEAP_CORRUPTION: 'HeapCorruptionError',
+  ERR_THREAD_SLOTS_EXHAUSTED: 'ThreadSlotsExhaustedError',
+  ERR_LOCK_TIMEOUT: 'LockTimeoutError',
+  ERR_HEAP_STATE: 'HeapStateError',
+};
+
 export class HeapError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = new.target.name;
+    this.name = NAMES[code] ?? 'HeapError';
     this.code = code;
   }
 }

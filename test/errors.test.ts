@@ -573,3 +573,16 @@ describe('the other calls that take a value from the caller', () => {
     heap.check();
   });
 });
+
+describe("the errors' names", () => {
+  it('survive a minifier: each class keeps its own name in a minified bundle', async () => {
+    // The name was new.target.name, which a minifier renames: `Br: free(ptr): ...` in a browser
+    // bundle built with esbuild --minify (an audit, 2026-12-04). Exports keep their names.
+    const { buildSync } = await import('esbuild');
+    const out = buildSync({ entryPoints: ['src/errors.ts'], bundle: true, minify: true, format: 'esm', write: false, logLevel: 'silent' });
+    const min = (await import(`data:text/javascript,${encodeURIComponent(out.outputFiles[0]!.text)}`)) as Record<string, new (m: string) => Error>;
+    const names = ['InvalidPointerError', 'DoubleFreeError', 'HeapCorruptionError', 'ThreadSlotsExhaustedError', 'LockTimeoutError', 'HeapStateError'];
+    expect(names.map((n) => new min[n]!('m').name)).toEqual(names);
+    expect(names.filter((n) => min[n]!.name === n)).not.toEqual(names); // the classes themselves were renamed
+  });
+});
