@@ -5,8 +5,8 @@
 import {
   G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
-  SM_LISTED, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
-  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots,
+  SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
+  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots, clearUnsureMark,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, readGeometry, type Runner } from './context.js';
@@ -23,6 +23,21 @@ function nodeThreadId(): number {
   const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
   const wt = proc?.getBuiltinModule?.('node:worker_threads') as { threadId?: number } | undefined;
   return typeof wt?.threadId === 'number' ? wt.threadId : -1;
+}
+
+const ATTACH_NAMED_WAIT_MS = 200; // how long an attach rescans while every free slot is named
+
+/**
+ * Whether a thread names slot `s` in TH_NOTIFY_TO: it read the slot's last thread as a slab's owner
+ * and may still push onto the slot's notice list (remote.ts notifyOwner). Read after the slot was
+ * seen FREE: a freer whose second read of the owner came before that thread gave the slab up named
+ * the slot before that read, so it is seen here; one whose read came after sees the slab's new owner.
+ */
+function namedByFreer(t: ThreadContext, s: number): boolean {
+  for (let o = 0, used = usedSlots(t.i32, t.geo.maxThreads); o < used; o++) {
+    if (o !== s && Atomics.load(t.i32, t.threadW(o) + TH_NOTIFY_TO) === s + 1) return true;
+  }
+  return false;
 }
 
 /**
@@ -48,9 +63,25 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
     }
   }
   let slot = -1;
-  for (let s = 0; s < geo.maxThreads; s++) {
+  let named = false;
+  let until = 0;
+  for (let s = 0; ; s++) {
+    if (s === geo.maxThreads) {
+      // Every free slot was named by a remote freer about to notify its last thread (TH_NOTIFY_TO):
+      // a live one is done within microseconds; a dead one, once reclaimed.
+      if (!named) break;
+      if (until === 0) until = Date.now() + ATTACH_NAMED_WAIT_MS;
+      else if (Date.now() > until) break;
+      named = false;
+      s = -1;
+      continue;
+    }
     const w = t.threadW(s);
     if (Atomics.load(i32, w + TH_STATE) !== TS_FREE) continue;
+    if (namedByFreer(t, s)) {
+      named = true;
+      continue;
+    }
     // G_SLOTS_USED first: a scan bounded by it (usedSlots) never misses a claimed slot, even one
     // whose thread dies right after the claim. A failed claim leaves it one slot high: harmless.
     for (let used = Atomics.load(i32, G_SLOTS_USED); used < s + 1; used = Atomics.load(i32, G_SLOTS_USED)) {
@@ -65,6 +96,12 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
       break;
     }
     Atomics.store(i32, w + TH_THREAD_ID, 0); // a slot being reclaimed (its id cleared, its state not yet FREE): not ours yet
+  }
+  if (slot < 0 && named) {
+    throw new ThreadSlotsExhaustedError(
+      `SharedHeap.attach(buffer): the only free thread slots are named by a remote free under way in another thread ` +
+        '(stopped there: reclaim(threadId) it if it exited; or raise options.maxThreads)',
+    );
   }
   if (slot < 0) {
     throw new ThreadSlotsExhaustedError(
@@ -116,11 +153,13 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
     i32[mW + SM_LISTED] = LISTED_NONE;
     if (i32[mW + SM_INUSE] === 0) {
       // Every block back: no remote free of it can come any more. A flag still set belongs to a
-      // freer whose chain came in after t's last look (flushThread), and whose notice finds t's
-      // list closed (remote.ts notifyOwner), or finds it closed later, if the freer is stopped:
-      // cleared here, or the slab would carry it through Stage 1 meanwhile, and its next owner
-      // would not be notified of it, nor give it back once empty (slab.ts afterBlocksReturned).
-      Atomics.store(i32, mW + SM_NOTIFIED, 0);
+      // freer whose chain came in after t's last look (flushThread): its notice finds t's list
+      // closed, or the slab no longer t's, and it clears the flag itself, noticing to the slab's
+      // next owner whatever that owner's remote frees left meanwhile (remote.ts notifyOwner). Not
+      // cleared here: only that freer knows when it is done (cleared under it, a second freer's
+      // notice could put the slab on a second list). An unsure mark is t's to settle: no list
+      // holds the slab after t's last look.
+      clearUnsureMark(i32, mW);
       releaseEmptySlab(t, s, cls);
     } else toAbandon.push(s);
   }
@@ -136,10 +175,11 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
         // there: adoptAbandoned's CAS fails.)
         abandonedPush(t, cls, s);
         for (;;) {
+          // A notice posted to this thread from now on finds its list closed; the freer then sees
+          // the slab has no owner and adopts it (a flag left set makes the next remote free adopt
+          // it too: remote.ts notifyOwner).
+          clearUnsureMark(i32, mW);
           Atomics.store(i32, mW + SM_OWNER, OWNER_NONE);
-          // A notice posted to this thread from now on would be lost: clear the flag, so the next
-          // remote free finds no owner and adopts the slab (collecting what came in meanwhile).
-          Atomics.store(i32, mW + SM_NOTIFIED, 0);
           crashPoint(CP_GIVE_BACK);
           // A chain pushed since the collect above, before the owner store, notified t (lost with
           // it), and its blocks may be the slab's last: no later free would come to adopt it. Any
@@ -150,7 +190,7 @@ export function abandonAll(t: ThreadContext, beforeRelease?: (mW: number, cls: n
           collectRemote(t, mW, cls);
           if (i32[mW + SM_INUSE] === 0) {
             abandonedUnlink(t, cls, s);
-            releaseEmptySlab(t, s, cls); // adoptSlab cleared the flag
+            releaseEmptySlab(t, s, cls);
             break;
           }
         }

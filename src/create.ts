@@ -4,7 +4,7 @@
  */
 import { createSharedMemory, type SharedMemory } from './wasm-copy.js';
 import {
-  CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_MAG_CAP, G_MAGIC,
+  CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_HEAP_ID_HIGH, G_MAG_CAP, G_MAGIC,
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_TRIM_INTERVAL, G_DEBUG, G_VERSION, LAYOUT_VERSION, MAGIC,
   MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SUPER_BYTES, geometry,
 } from './layout.js';
@@ -70,6 +70,15 @@ function option(opts: Record<string, unknown>, name: string, dflt: number, min: 
  * A new heap's buffer, set up, and the shared WebAssembly.Memory it is the buffer of when the heap
  * has a fixed size and the platform makes one (wasm-copy.ts; else undefined).
  */
+/** Two random 32-bit words: the platform's cryptographic source where there is one (Node, browsers). */
+function randomWords(): Uint32Array {
+  const words = new Uint32Array(2);
+  const c = (globalThis as { crypto?: { getRandomValues?: (a: Uint32Array) => Uint32Array } }).crypto;
+  if (typeof c?.getRandomValues === 'function') c.getRandomValues(words);
+  else for (let k = 0; k < 2; k++) words[k] = Math.random() * 0x100000000;
+  return words;
+}
+
 export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer; memory: SharedMemory | undefined } {
   if (typeof SharedArrayBuffer === 'undefined') {
     throw new HeapStateError(
@@ -126,7 +135,11 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
       : (memory?.buffer ?? new SharedArrayBuffer(bytes));
   const i32 = new Int32Array(buffer);
   i32[G_VERSION] = LAYOUT_VERSION;
-  i32[G_HEAP_ID] = (Math.random() * 0x7fffffff) | 1;
+  // 53 random bits: two heaps with one id would be one to attach() and to the Web Lock names (with
+  // 31 bits from Math.random, a pair of heaps collided once in 2^30).
+  const [low, high] = randomWords();
+  i32[G_HEAP_ID] = (low! & 0x7fffffff) | 1;
+  i32[G_HEAP_ID_HIGH] = high! >>> 10;
   i32[G_MAX_SUPERS] = maxSupers;
   i32[G_MAX_THREADS] = maxThreads;
   i32[G_META_SUPERS] = geo.metaSupers;

@@ -17,7 +17,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, hasWatches, onDetachedReclaim, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -30,7 +30,7 @@ export type { HeapOptions };
 // optimized code too, while a module-local const is folded into it: 16 mallocs then 16 frees
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
-const { G_DEBUG, G_HEAP_ID, G_NEXT_THREAD_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED } = layout;
+const { G_DEBUG, G_NEXT_THREAD_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
@@ -42,6 +42,12 @@ const REALLOC_SHRINK = SHRINK_IMPORTED;
 const attached = new Map<number, WeakRef<SharedHeap>>();
 /** By heap id: the context of this thread's instance that a fault stopped, collected before the thread attached again (see `dropped`). */
 const stopped = new Map<number, ThreadContext>();
+/**
+ * This thread's detached attachment per heap id, while workers it watched run or their exits wait
+ * to be reclaimed: the next attachment takes its watches over (reclaim.ts adoptWatches), so that
+ * their exits are still reclaimed and reclaim(threadId) still refuses a watched worker that runs.
+ */
+const detachedWatching = new Map<number, ThreadContext>();
 
 /** What the finalizer of a dropped, still attached instance needs; nothing in it refers to the instance. */
 interface Dropped {
@@ -118,10 +124,6 @@ function checkHeapBuffer(buffer: unknown, fn: string): number {
   return heapIdOf(buffer);
 }
 
-/** The id create() wrote into the heap's header (the key of `attached` and of the Web Lock names). */
-function heapIdOf(buffer: SharedArrayBuffer): number {
-  return new Int32Array(buffer, 0, G_HEAP_ID + 1)[G_HEAP_ID]!;
-}
 
 /** attach's and attachAsync's argument: the heap's buffer, and its memory when given that (heap.memory). */
 function bufferAndMemory(given: SharedArrayBuffer | SharedMemory): { buffer: SharedArrayBuffer; memory: SharedMemory | undefined } {
@@ -231,6 +233,12 @@ export class SharedHeap {
    * fault and collected since: reclaim.ts reclaimOwnDead).
    */
   static #takeOverStale(heap: SharedHeap, stale: { t: ThreadContext; slot: number } | undefined, fn: string): void {
+    const id = heapIdOf(heap.#t.buffer);
+    const before = detachedWatching.get(id);
+    if (before !== undefined) {
+      detachedWatching.delete(id);
+      adoptWatches(before, heap.#t);
+    }
     if (stale !== undefined) adoptWatches(stale.t, heap.#t);
     guarded(heap.#t, fn, reclaimOwnDead, stale?.slot ?? -1, stale?.t.threadId ?? -1);
   }
@@ -625,7 +633,11 @@ export class SharedHeap {
     return collectStats(attachedContext(this, 'stats()'));
   }
 
-  /** Walks every invariant; throws HeapCorruptionError naming what is wrong and where. */
+  /**
+   * Walks every invariant; throws HeapCorruptionError naming what is wrong and where. For a quiet
+   * heap: while another thread allocates or frees, it can read metadata in the middle of a change
+   * and report that as corruption. Call it when the other threads are idle or done.
+   */
   check(): void {
     checkHeap(attachedContext(this, 'check()'));
   }
@@ -645,6 +657,7 @@ export class SharedHeap {
     dropped.unregister(this);
     const id = heapIdOf(t.buffer);
     if (attached.get(id)?.deref() === this) attached.delete(id);
+    if (hasWatches(t)) detachedWatching.set(id, t);
   }
 
   /**
@@ -857,3 +870,21 @@ export function internals(heap: SharedHeap): ThreadContext {
 export function testHoldGlobalLock(heap: SharedHeap): void {
   testHoldLock(contextOf(heap));
 }
+
+// A thread that detached while workers it watched ran: at such a worker's exit it attaches again,
+// which takes the detached attachment's watches over, reclaims, and detaches again (a detach that
+// finds the lock busy on a main thread gives up after its wait and leaves the thread attached).
+onDetachedReclaim((detached) => {
+  let heap: SharedHeap;
+  try {
+    heap = SharedHeap.attach(detached.buffer);
+  } catch {
+    return; // no slot free, or the heap is being torn down: the exit stays pending for the next attachment
+  }
+  try {
+    reclaimPending(internals(heap));
+    heap.detach();
+  } catch {
+    // a fault stopped it (fault.ts), or the detach gave up waiting for the lock: as any call
+  }
+});

@@ -59,7 +59,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 10; // 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 11; // 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -81,7 +81,7 @@ export const KEEP_EMPTY_BYTES = 2 << 20;
 // ---- Global header (words 0 .. HEADER_WORDS-1) ------------------------------------------------
 export const G_MAGIC = 0; //            [C] MAGIC, stored last by create()
 export const G_VERSION = 1; //          [C] LAYOUT_VERSION
-export const G_HEAP_ID = 2; //          [C] random id: attach() finds an existing instance by it
+export const G_HEAP_ID = 2; //          [C] random id's low 31 bits (odd): attach() finds an existing instance by the id
 export const G_MAX_SUPERS = 3; //       [C] maxBytes >>> SUPER_SHIFT
 export const G_MAX_THREADS = 4; //      [C]
 export const G_META_SUPERS = 5; //      [C] SuperSlabs taken by metadata
@@ -101,7 +101,8 @@ export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1
 export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
 export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_TRIM_INTERVAL = 17; //   [C] trimInterval (0: off; see magazine.ts trimOthers)
-export const G_THREADS_ATTACHED = 18; //[R] (was a count of attached threads, which a thread killed between its state and this count left wrong; stats() counts the states)
+export const G_HEAP_ID_HIGH = 18; //    [C] the id's high 22 bits (heap id = G_HEAP_ID_HIGH * 2^31 + G_HEAP_ID, 53 random
+//                                        bits). Until layout 11 the word was unused (a retired count of attached threads)
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers): Atomics.add by attach and newThreadId
 export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
@@ -225,6 +226,22 @@ export function usedSlots(i32: Int32Array, maxThreads: number): number {
   return used < 0 ? 0 : used > maxThreads ? maxThreads : used;
 }
 
+/**
+ * Clears the notice flag of the slab whose head meta is at `mW` if it is an unsure mark (-epoch),
+ * by CAS; a flag a freer set (its slot + 1) stays, for that freer or a list's taker to clear. Called
+ * where a slab changes hands (adopted, given up by a detach or a reclaim, carved anew).
+ */
+export function clearUnsureMark(i32: Int32Array, mW: number): void {
+  const flag = Atomics.load(i32, mW + SM_NOTIFIED);
+  if (flag < 0) Atomics.compareExchange(i32, mW + SM_NOTIFIED, flag, 0);
+}
+
+/** The id create() wrote into a heap's header (the key by which attach() finds an instance, and of the Web Lock names). */
+export function heapIdOf(buffer: SharedArrayBuffer): number {
+  const head = new Int32Array(buffer, 0, G_HEAP_ID_HIGH + 1);
+  return head[G_HEAP_ID_HIGH]! * 0x80000000 + head[G_HEAP_ID]!;
+}
+
 /** The thread slot holding the lock, or -1 when the word says free. */
 export function lockHolder(word: number): number {
   return word === 0 ? -1 : (word >>> 2) - 1;
@@ -284,13 +301,19 @@ export const SM_NFREE = 9; //       [O] head: FREE blocks below BUMP (the slab's
 export const SM_INUSE = 10; //      [O] head: blocks out of the slab (see the invariants)
 export const SM_REMOTE = 11; //     [A] head: remote free list (Treiber push of chains; the owner takes all with exchange)
 export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free's notice of the slab is pending: the
-//                                  freer's thread slot + 1 (its CAS from 0), then on the owner's notice list until
-//                                  the owner takes it and stores 0 (slab.ts processNotices). A reclaimer of a freer
+//                                  freer's thread slot + 1 (its CAS from 0), then on the notice list of the thread
+//                                  slot it named in TH_NOTIFY_TO until that thread takes it and stores 0 (slab.ts
+//                                  processNotices; a slab it gave up since is noticed anew to its owner). A flag a
+//                                  live freer set is cleared by nobody else: that freer clears it by CAS when it
+//                                  did not push (the list closed, the slab no longer that owner's), and the slab
+//                                  may change hands meanwhile (pooled, adopted, carved anew) with the flag on, so
+//                                  one slab is never on two lists (its link is one word). A reclaimer of a freer
 //                                  that died around its notice (TH_NOTIFYING) turns its slot + 1 into -epoch
 //                                  (G_UNSURE) by CAS: on the owner's list or not, nobody can tell, so the owner
 //                                  clears it by CAS only after a take of its notice list that began after that
-//                                  epoch, and collects. Nonzero with no owner (its setter died before adopting):
-//                                  the next remote freer adopts (remote.ts notifyOwner)
+//                                  epoch, and collects; where the slab changes hands the mark is cleared
+//                                  (clearUnsureMark). Nonzero with no owner: the next remote freer adopts
+//                                  (remote.ts notifyOwner)
 export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice list
 export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
 export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with free blocks, not current)
@@ -412,7 +435,7 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's)
+export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
@@ -437,6 +460,12 @@ export const TH_S1_PRIVATE = TH_F64_W + 2 * 7; // [L] (an Int32 word in the coun
 //                                the list to repair a push or pop, pool.ts repairStage1), 0 when none; stored
 //                                with no call after the CAS that takes the list and cleared likewise after the CAS
 //                                that puts it back, so a reclaim of a reclaimer stopped in between puts it back
+export const TH_NOTIFY_TO = TH_F64_W + 2 * 7 + 1; // [A] (an Int32 word in the counters area) while a remote freer
+//                                notifies a slab's owner (remote.ts notifyOwner): that owner's thread slot + 1, stored
+//                                by the freer before it reads the owner again and pushes onto that slot's notice list,
+//                                cleared after (0: none). An attacher does not take a slot some thread names here
+//                                (attach.ts): a freer that read the slot's last thread as the owner would push the slab
+//                                onto the list of the next. A reclaimer clears a dead thread's (reclaim.ts)
 export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs

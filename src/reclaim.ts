@@ -8,7 +8,7 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_NOTIFYING, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
@@ -290,6 +290,8 @@ function finishJournals(dead: ThreadContext): Set<number> {
     if (notifying > 0 && notifying < dead.slotLimit) markUnsureNotice(dead, notifying);
     i32[dead.thW + TH_NOTIFYING] = 0;
   }
+  // A dead freer pushes nothing more: the slot it named may be attached to again (attach.ts).
+  Atomics.store(i32, dead.thW + TH_NOTIFY_TO, 0);
   const collectW = i32[dead.thW + TH_COLLECT_MW];
   if (collectW !== 0) {
     // NEXT is -1 when it died around the exchange itself: whatever it took is lost (rare).
@@ -465,6 +467,7 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
     throw new RangeError(`watch(worker): the worker has exited already (threadId ${describe(id)}); watch it right after starting it`);
   }
+  if (t.detached) throw new HeapStateError('watch(worker): this thread has detached from the heap');
   const watches = watchesOf(t.runner);
   watches.set(id, worker);
   everWatchedOf(t.runner).set(worker, id);
@@ -473,11 +476,28 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
     // while it runs. (reclaim(worker) finds the worker in everWatched, before and after this.)
     if (watches.get(id) === worker) watches.delete(id);
     const c = latestAttachment(t);
-    if (c.detached) return;
     markDead(c, id);
     pendingOf(c.runner).push(id);
     reclaimPending(c);
   });
+}
+
+/**
+ * Whether t's thread has workers it watches still running, or exits still to reclaim: a detach
+ * hands them to the thread's next attachment (heap.ts), or to one made for their reclaims alone.
+ */
+export function hasWatches(t: ThreadContext): boolean {
+  return watchesOf(t.runner).size > 0 || pendingOf(t.runner).length > 0;
+}
+
+/**
+ * How a thread that detached reclaims the exits of the workers it watched: it attaches again (which
+ * takes the detached attachment's watches over: adoptWatches), reclaims, and detaches (heap.ts).
+ * Without it, such a worker kept its slot for good.
+ */
+let reattachToReclaim: (detached: ThreadContext) => void = () => {};
+export function onDetachedReclaim(fn: (detached: ThreadContext) => void): void {
+  reattachToReclaim = fn;
 }
 
 /**
@@ -529,12 +549,15 @@ const pendingOf = (runner: Runner): number[] => recordOf(pendingReclaims, runner
  * another exited worker whose own exit callback (which marks it dead) cannot run while this one
  * blocks. What stays busy is retried after the next exit, or a millisecond later.
  */
-function reclaimPending(stale: ThreadContext): void {
+export function reclaimPending(stale: ThreadContext): void {
   // The thread's attachment now: a fault may have stopped the one that scheduled this, and the
-  // thread attached again, taking the list over (adoptWatches). A thread detached for good
-  // reclaims nothing; its list stays for an attachment that may come.
+  // thread attached again, taking the list over (adoptWatches). A thread that detached attaches
+  // again for these reclaims (onDetachedReclaim).
   const t = latestAttachment(stale);
-  if (t.detached) return;
+  if (t.detached) {
+    if (pendingOf(t.runner).length > 0) reattachToReclaim(t);
+    return;
+  }
   // From an event callback, but a reclaim all the same: a fault inside it stops this thread's use of
   // the heap as in any call (fault.ts), its slot marked DEAD so that the next waiter breaks the lock.
   guarded(t, 'watch(worker)', reclaimPendingNow);

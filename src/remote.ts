@@ -19,7 +19,7 @@ import { HeapError } from './errors.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
-  TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_NOTIFYING, LISTED_NONE, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
+  TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_NOTIFYING, TH_NOTIFY_TO, LISTED_NONE, clearUnsureMark, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
   UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS } = layout;
 const { COUNT, REGION_SHIFT, blockIndex } = classes;
 
@@ -63,57 +63,81 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     // Set with no owner to take the notice: a thread that set it found the slab abandoned and
     // died before clearing it (or is about to clear it and adopt). Trusting the flag would leave
     // every later remote free on the list for good (the stress test found one: 133 blocks).
-    // Whoever adopts first collects; adoptSlab's CAS decides, and clears the flag.
+    // Whoever adopts first collects; adoptSlab's CAS decides.
     return Atomics.load(i32, mW + SM_OWNER) === OWNER_NONE && adoptSlab(t, slot);
   }
   // TH_NOTIFYING covers the flag's CAS up to the push: a reclaimer of a thread stopped in between
   // cannot tell whether the slab reached the owner's list, and marks the flag for the owner to
   // settle (reclaim.ts markUnsureNotice).
   const notifyingW = t.thW + TH_NOTIFYING;
+  const mine = t.slot + 1;
   i32[notifyingW] = slot;
   crashPoint(CP_PUBLISH);
-  if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, t.slot + 1) !== 0) {
+  if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, mine) !== 0) {
     i32[notifyingW] = 0;
     return false;
   }
   const owner = Atomics.load(i32, mW + SM_OWNER);
   if (owner >= 0) {
-    const noticeW = t.threadW(owner) + TH_NOTICE;
-    for (;;) {
-      crashPoint(CP_PUBLISH);
-      const old = Atomics.load(i32, noticeW);
-      if (old === NOTICE_CLOSED) {
-        // The owner read above has taken its notices for the last time (a detach or a reclaim):
-        // a slab it still owns is collected and decided by its abandonAll, which follows that last
-        // look; one it gave up since had every block back, so this notice has nothing to bring.
-        // The flag goes back to 0, by CAS: if it is no longer this thread's, someone cleared it
-        // since, and a newer notice may rest on it.
-        Atomics.compareExchange(i32, mW + SM_NOTIFIED, t.slot + 1, 0);
-        break;
-      }
-      Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
-      if (Atomics.compareExchange(i32, noticeW, old, slot) === old) break;
-    }
+    // The owner's thread slot is named in TH_NOTIFY_TO before the owner is read again: a slot so
+    // named is not attached to anew (attach.ts), so the list this notice goes onto is the one of
+    // the thread that owned the slab at that second read, never the list of a later thread in the
+    // same slot (which would put the slab on two lists: its link is one word).
+    const toW = t.thW + TH_NOTIFY_TO;
     crashPoint(CP_PUBLISH);
+    Atomics.store(i32, toW, owner + 1);
+    let pushed = false;
+    if (Atomics.load(i32, mW + SM_OWNER) === owner) {
+      const noticeW = t.threadW(owner) + TH_NOTICE;
+      for (;;) {
+        crashPoint(CP_PUBLISH);
+        const old = Atomics.load(i32, noticeW);
+        // The owner has taken its notices for the last time (a detach or a reclaim): a slab it
+        // still owns is collected and decided by its abandonAll, which follows that last look.
+        if (old === NOTICE_CLOSED) break;
+        Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
+        if (Atomics.compareExchange(i32, noticeW, old, slot) === old) {
+          pushed = true;
+          break;
+        }
+      }
+    }
+    Atomics.store(i32, toW, 0);
+    crashPoint(CP_PUBLISH);
+    if (pushed) {
+      i32[notifyingW] = 0;
+      return false;
+    }
+    // Not pushed: the flag goes back to 0, by CAS (only this thread or the taker of a list holding
+    // the slab clears a flag set by a live freer). The remote frees it made others skip their
+    // notices: so when the slab has changed hands (abandoned: adopted here; pooled and taken again:
+    // its new owner), a list not empty is noticed anew. Still the closed owner's, its abandonAll
+    // will collect it.
+    Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
     i32[notifyingW] = 0;
+    if (Atomics.load(i32, mW + SM_REMOTE) !== 0 && Atomics.load(i32, mW + SM_OWNER) !== owner) return notifyOwner(t, slot);
     return false;
   }
   // No owner to notify (abandoned, pooled or being given back): the flag goes back to 0, by CAS as
-  // above (an owner that gave the slab up may have cleared it since, and another freer set it).
-  Atomics.compareExchange(i32, mW + SM_NOTIFIED, t.slot + 1, 0);
+  // above.
+  Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
   i32[notifyingW] = 0;
   return owner === OWNER_NONE && adoptSlab(t, slot);
 }
 
-/** Takes ownership of an abandoned slab with one CAS; true when t's slot now owns it. */
+/**
+ * Takes ownership of an abandoned slab with one CAS; true when t's slot now owns it. A notice flag
+ * it carries stays: set by a live freer (slot + 1), that freer clears it or pushes the slab onto
+ * t's list (remote.ts notifyOwner); set by a dead one, its reclaim marks it unsure for t to settle.
+ * An unsure mark (-epoch) left from before is cleared: the slab's last owner took its list for the
+ * last time after that epoch, so the slab is on no list.
+ */
 export function adoptSlab(t: ThreadContext, slot: number): boolean {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   if (Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_NONE, t.slot) !== OWNER_NONE) return false;
   i32[mW + SM_LISTED] = LISTED_NONE;
-  // A notice posted to the previous owner is lost with it; the caller collects the remote list
-  // next, so clearing the flag first means any later push notifies the new owner.
-  Atomics.store(i32, mW + SM_NOTIFIED, 0);
+  clearUnsureMark(i32, mW);
   return true;
 }
 

@@ -18,7 +18,7 @@ import { collectRemote, notifyOwner, takeNotices } from './remote.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
-  SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
+  K_SLAB, SM_HEAD, SM_KIND, SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, REGION_SHIFT, SIZE } = classes;
 
@@ -364,10 +364,17 @@ export function processNotices(t: ThreadContext, last = false): number {
     const mW = t.metaW(slot);
     const next = Atomics.load(i32, mW + SM_NOTICE_NEXT);
     Atomics.store(i32, mW + SM_NOTIFIED, 0); // before collecting: a later push notifies again
-    if (Atomics.load(i32, mW + SM_OWNER) === t.slot) {
-      const cls = i32[mW + SM_CLS1] - 1;
-      collectRemote(t, mW, cls);
-      afterBlocksReturned(t, slot, cls, true);
+    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === slot) {
+      if (Atomics.load(i32, mW + SM_OWNER) === t.slot) {
+        const cls = i32[mW + SM_CLS1] - 1;
+        collectRemote(t, mW, cls);
+        afterBlocksReturned(t, slot, cls, true);
+      } else if (Atomics.load(i32, mW + SM_REMOTE) !== 0) {
+        // A late notice of a slab t gave up since (pooled, maybe carved anew and another's now):
+        // while it was on t's list its flag made remote frees of the slab skip their notices, so
+        // a list not empty is noticed anew, to its owner (or adopted, as a remote freer would).
+        notifyOrAdopt(t, slot);
+      }
     }
     n++;
     slot = next;

@@ -10,8 +10,8 @@
 import {
   ABANDONED_W, F_LARGE_HELD_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
   K_LARGE, K_SLAB, LARGE_LIVE, LARGE_POOLED, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
-  SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
-  SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER,
+  SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_OWNER,
+  SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER, clearUnsureMark,
 } from './layout.js';
 import { CP_GIVE_BACK, CP_GROWTH, CP_LARGE, crashPoint } from './crash.js';
 import { HDR, META_STATES, SPAN } from './size-classes.js';
@@ -61,7 +61,10 @@ export function initSlab(t: ThreadContext, head: number, cls: number): void {
   i32[mW + SM_INUSE] = 0;
   i32[mW + SM_LISTED] = 0;
   Atomics.store(i32, mW + SM_REMOTE, 0);
-  Atomics.store(i32, mW + SM_NOTIFIED, 0);
+  // A notice flag is left as it is: a slab given back may be on the notice list of the thread that
+  // gave it back, whose late notice came after (remote.ts notifyOwner); that thread's look clears
+  // it and notices the new owner of the slab's remote frees meanwhile (slab.ts processNotices).
+  clearUnsureMark(i32, mW);
   Atomics.store(i32, mW + SM_OWNER, t.slot);
   t.bytes.fill(0, state, state + (META_STATES[cls] !== 0 ? SM_STATE_BYTES : HDR[cls]));
   if (HDR[cls] !== 0) noteTouched(t, start, start + HDR[cls]);

@@ -18,7 +18,7 @@ import { CP_COLLECT, CP_GIVE_BACK, CP_PUBLISH, CP_STAGE1_PUSH } from '../src/cra
 import { internals } from '../src/heap.js';
 import { lockHolder } from '../src/lock.js';
 import { LockTimeoutError } from '../src/errors.js';
-import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, NOTICE_CLOSED, G_LOCK, TH_NOTICE, TH_NOTIFYING, TH_STATE, TS_ATTACHED, TH_THREAD_ID, usedSlots } from '../src/layout.js';
+import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, NOTICE_CLOSED, G_LOCK, TH_NOTICE, TH_NOTIFYING, TH_NOTIFY_TO, TH_STATE, TS_ATTACHED, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { checked, MiB } from './fixtures.js';
 import { ask, startThread, terminateAll, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
@@ -154,11 +154,11 @@ async function pauseWhere(gate: Int32Array, at: () => boolean): Promise<void> {
 }
 
 /**
- * P allocates 64 blocks of 48 bytes (slab S, its first); F frees all but the first, its chain is
- * published and F stops just before its notice flag's CAS; the main thread frees the first, a
- * notice to P. Whoever next collects S for P finds it empty and pools it; a test stops it there.
+ * P allocates 64 blocks of 48 bytes (slab S, its first); F frees all but the first: its chain is
+ * published and it notifies P, stopped at its first crash point of the remote publish where
+ * `at(slotP, slotF, S)` holds. F goes on when `resumeF()` is called.
  */
-async function lateNotice(heap: SharedHeap) {
+async function freerStopped(heap: SharedHeap, at: (i32: Int32Array, slotP: number, slotF: number, S: number) => boolean) {
   const t = internals(heap);
   const i32 = t.i32;
   const [P, F] = [await start(heap), await start(heap)];
@@ -168,16 +168,27 @@ async function lateNotice(heap: SharedHeap) {
   const mS = t.metaW(S);
   const gateF = new Int32Array(new SharedArrayBuffer(8));
   const freed = ask(F, { op: 'free', ps: a.slice(1), pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF });
-  await pauseWhere(gateF, () => Atomics.load(i32, mS + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === S);
-  freeAll(heap, [a[0]!]);
-  /** Stopped at a Stage-1 push (pauses of `gate`) with S collected, empty, still P's: just before S is pooled. */
-  const atPoolingS = (gate: Int32Array): Promise<void> => pauseWhere(gate, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
-  /** F goes on: its flag CAS, then its read of S's owner, P. */
+  await pauseWhere(gateF, () => at(i32, slotP, slotF, S));
   const resumeF = (): Promise<unknown> => {
     resume(gateF, 1 << 20);
     return freed;
   };
-  return { t, i32, P, F, slotP, slotF, S, mS, gateF, atPoolingS, resumeF };
+  return { t, i32, P, F, slotP, slotF, a, S, mS, gateF, resumeF };
+}
+
+/**
+ * freerStopped with F just before its notice flag's CAS; the main thread frees the first block, a
+ * notice to P. Whoever next collects S for P finds it empty and pools it; a test stops it there.
+ * resumeF: F's flag CAS, then its read of S's owner, P.
+ */
+async function lateNotice(heap: SharedHeap) {
+  const t = internals(heap);
+  const r = await freerStopped(heap, (i32, _p, slotF, S) => Atomics.load(i32, t.metaW(S) + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === S);
+  freeAll(heap, [r.a[0]!]);
+  const { i32, mS, slotP } = r;
+  /** Stopped at a Stage-1 push (pauses of `gate`) with S collected, empty, still P's: just before S is pooled. */
+  const atPoolingS = (gate: Int32Array): Promise<void> => pauseWhere(gate, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
+  return { ...r, atPoolingS };
 }
 
 /**
@@ -198,6 +209,45 @@ async function nextOwnerNotified(heap: SharedHeap, S: number, F: Thread, gateF: 
 }
 
 describe('a remote freer late to notify an owner that gives the slab up', () => {
+  /**
+   * lateNotice, with P (S's live owner) stopped at its first crash point of `path` just before it
+   * pools S (or gives its slots back), while the main thread frees Z's block (another slab of P's: a
+   * notice to P) and F goes on: its notice puts S onto P's list ahead of Z. Then P goes on, and
+   * `gone` checks how S left; the main thread takes a slab of S's class, at S again; F frees one of
+   * its blocks (a remote free: its notice skipped, S being flagged); P looks at its notices. P must
+   * take S off its list without losing Z, and notice S's remote free to the main thread.
+   */
+  async function lateNoticeThenTakenAgain(heap: SharedHeap, path: number, gone: (i32: Int32Array, mS: number) => void): Promise<void> {
+    const { t, i32, P, F, slotP, slotF, S, mS, gateF, atPoolingS, resumeF } = await lateNotice(heap);
+    const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
+    const mZ = t.metaW(i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!);
+    const gateP = new Int32Array(new SharedArrayBuffer(8));
+    const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(path), gate: gateP });
+    await atPoolingS(gateP);
+    freeAll(heap, [zs[0]!]); // Z on P's notice list
+    await resumeF(); // S pushed onto P's list ahead of Z
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(slotF + 1);
+    resume(gateP, 1 << 20);
+    await flushed;
+    gone(i32, mS);
+    const ps = Array.from({ length: 64 }, () => heap.malloc(48));
+    expect(ps[0]! >>> SLOT_SHIFT).toBe(S);
+    await ask(F, { op: 'free', ps: [ps[0]!], pauses: [], gate: gateF });
+    await ask(P, { op: 'free', ps: [], pauses: [], gate: gateP }); // P looks at its notices
+    expect(Atomics.load(i32, mZ + SM_NOTIFIED)).toBe(0);
+    expect(Atomics.load(i32, mZ + SM_REMOTE)).toBe(0); // Z's block collected
+    // P took S off its list and, S being the main thread's now with a remote list not empty,
+    // noticed it to the main thread.
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(slotP + 1);
+    expect(Atomics.load(i32, t.threadW(slotOf(heap, heap.threadId)) + TH_NOTICE)).toBe(S);
+    freeAll(heap, ps.slice(1));
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(0);
+    expect(Atomics.load(i32, mS + SM_REMOTE)).toBe(0); // the remote free collected
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
+    heap.detach();
+  }
+
   it("a live owner pools a slab whose late notice then reaches its list: the owner's next look clears the flag, and no other slab of that list is lost", async () => {
     // F's chain of slab S's blocks is published; F stops before its flag CAS. The main thread frees
     // S's last block; P, S's live owner, collects everything and stops just before it pools S. Z,
@@ -206,29 +256,19 @@ describe('a remote freer late to notify an owner that gives the slab up', () => 
     // P's to clear, when it takes its list: a thread that took S from the pool and cleared it
     // itself let S onto a second list while still on P's, and P's walk then lost Z (an audit, 5
     // of 5 runs, against a clear in Stage 1's take that was tried and reverted).
-    const heap = SharedHeap.create(OPTIONS);
-    const { t, i32, P, F, slotF, S, mS, gateF, atPoolingS, resumeF } = await lateNotice(heap);
-    const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
-    const mZ = t.metaW(i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!);
-    const gateP = new Int32Array(new SharedArrayBuffer(8));
-    const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
-    await atPoolingS(gateP);
-    freeAll(heap, [zs[0]!]); // Z on P's notice list
-    await resumeF(); // S pushed onto P's list ahead of Z
-    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(slotF + 1);
-    resume(gateP, 1 << 20);
-    await flushed;
-    expect(Atomics.load(i32, mS + SM_OWNER)).toBe(OWNER_POOL);
-    const ps = Array.from({ length: 64 }, () => heap.malloc(48)); // the main thread takes S from Stage 1
-    expect(ps[0]! >>> SLOT_SHIFT).toBe(S);
-    await ask(F, { op: 'free', ps: [ps[0]!], pauses: [], gate: gateF }); // a remote free of S
-    await ask(P, { op: 'free', ps: [], pauses: [], gate: gateP }); // P looks at its notices
-    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(0);
-    expect(Atomics.load(i32, mZ + SM_NOTIFIED)).toBe(0);
-    expect(Atomics.load(i32, mZ + SM_REMOTE)).toBe(0); // Z's block collected
-    freeAll(heap, ps.slice(1));
-    expect(checked(heap)).toBe('passes');
-    heap.detach();
+    await lateNoticeThenTakenAgain(SharedHeap.create(OPTIONS), CP_STAGE1_PUSH, (i32, mS) => {
+      expect(Atomics.load(i32, mS + SM_OWNER)).toBe(OWNER_POOL);
+    });
+  });
+
+  it("a live owner gives a slab's slots back before its late notice reaches its list: the slab carved anew keeps the flag, and the owner's look notices its remote frees to the new owner", async () => {
+    // As above with no Stage 1 (stage1Keep 0): P gives S's slots back, and the main thread carves a
+    // new slab there while S is on P's list. The carve cleared the flag, so a remote free of the
+    // new slab put S on the main thread's list too, whose link S shares: P's walk then went on
+    // along the main thread's list, and Z, after S on P's list, was lost (its flag set for good).
+    await lateNoticeThenTakenAgain(SharedHeap.create({ ...OPTIONS, stage1Keep: 0 }), CP_GIVE_BACK, (i32, mS) => {
+      expect(i32[mS + SM_KIND]).not.toBe(K_SLAB); // its slots given back
+    });
   });
 
   it('a detaching owner pools a slab whose late notice then comes: the notice finds its list closed and clears the flag, and the next owner is notified', async () => {
@@ -270,6 +310,95 @@ describe('a remote freer late to notify an owner that gives the slab up', () => 
     expect((await reclaimed).done).toBe(true);
     expect(Atomics.load(i32, mS + SM_OWNER)).toBe(OWNER_POOL);
     await nextOwnerNotified(heap, S, F, gateF);
+    heap.detach();
+  });
+});
+
+describe("a remote freer that read a thread as a slab's owner just before that thread detached", () => {
+  /**
+   * P allocates 64 blocks of 48 bytes (slab S); F frees all but the first and stops inside its
+   * notice to P, its flag set and P read as the owner: `named`, after it named P's slot in
+   * TH_NOTIFY_TO and read the owner again (just before its push), else just before it names it.
+   * Then P detaches (S, one block out, abandoned).
+   */
+  async function freerNamingDetached(heap: SharedHeap, named = true) {
+    const t = internals(heap);
+    const r = await freerStopped(
+      heap,
+      (i32, slotP, slotF, S) => Atomics.load(i32, t.metaW(S) + SM_NOTIFIED) === slotF + 1 && (Atomics.load(i32, t.threadW(slotF) + TH_NOTIFY_TO) === slotP + 1) === named,
+    );
+    await ask(r.P, { op: 'detach', pauses: [], gate: new Int32Array(new SharedArrayBuffer(8)) });
+    expect(Atomics.load(r.i32, r.mS + SM_OWNER)).toBe(OWNER_NONE);
+    return r;
+  }
+
+  it("a thread attaching meanwhile does not get the detached thread's slot, and the notice reaches no list", async () => {
+    // The slot P left is the first free one. A thread that took it reopened its notice list, and
+    // F's notice, meant for P, went onto it: S was then on the list of a thread that never owned
+    // it, flagged, and the next remote free of S adopted it but could not give it back once empty
+    // (the flag stayed until that thread looked), or, once S had another owner, its notice put S
+    // on a second list, whose link it shares (an audit's reading, 2026-12-03).
+    const heap = SharedHeap.create(OPTIONS);
+    const { t, i32, slotP, a, S, mS, resumeF } = await freerNamingDetached(heap);
+    const Q = await start(heap);
+    const slotQ = slotOf(heap, Q.id);
+    expect(slotQ).not.toBe(slotP);
+    await resumeF(); // F finds P's list closed; it clears its flag
+    expect(Atomics.load(i32, t.threadW(slotQ) + TH_NOTICE)).not.toBe(S);
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(0);
+    freeAll(heap, [a[0]!]); // S's last block: S adopted, collected, empty, pooled
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
+    expect(fill(heap, BIG)).toBe(fresh());
+    heap.detach();
+  });
+
+  it("stopped before it named the slot: a thread attaching meanwhile may get it, and the freer's second read of the owner keeps the notice off its list", async () => {
+    const heap = SharedHeap.create(OPTIONS);
+    const { t, i32, slotP, a, S, mS, resumeF } = await freerNamingDetached(heap, false);
+    const Q = await start(heap);
+    const slotQ = slotOf(heap, Q.id);
+    expect(slotQ).toBe(slotP); // the first free slot, named by nobody yet
+    await resumeF(); // F names the slot, reads S's owner again: none; it clears its flag
+    expect(Atomics.load(i32, t.threadW(slotQ) + TH_NOTICE)).not.toBe(S);
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(0);
+    freeAll(heap, [a[0]!]);
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
+    expect(fill(heap, BIG)).toBe(fresh());
+    heap.detach();
+  });
+
+  it('an attach that finds only that slot free waits for the freer, and gives up with a clear error when it stays stopped', async () => {
+    const heap = SharedHeap.create({ ...OPTIONS, maxThreads: 3 });
+    const { i32, P, slotP, a, mS, resumeF } = await freerNamingDetached(heap);
+    const t0 = Date.now();
+    const { error } = await ask<{ error?: string }>(P, { op: 'attach' });
+    expect(error).toMatch(/ThreadSlotsExhaustedError: SharedHeap\.attach\(buffer\): the only free thread slots are named by a remote free under way/);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(150); // it waited before giving up
+    await resumeF();
+    const again = await ask<{ error?: string; threadId?: number }>(P, { op: 'attach' });
+    expect(again.error).toBeUndefined();
+    expect(slotOf(heap, again.threadId!)).toBe(slotP);
+    expect(Atomics.load(i32, mS + SM_NOTIFIED)).toBe(0);
+    freeAll(heap, [a[0]!]);
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
+    heap.detach();
+  });
+
+  it('a freer killed there leaves the slot named until its reclaim', async () => {
+    const heap = SharedHeap.create({ ...OPTIONS, maxThreads: 3 });
+    const { P, F, slotP, a } = await freerNamingDetached(heap);
+    await F.w.terminate();
+    expect((await ask<{ error?: string }>(P, { op: 'attach' })).error).toMatch(/named by a remote free under way/);
+    expect(heap.reclaim(F.id)).toBe(true);
+    const again = await ask<{ error?: string; threadId?: number }>(P, { op: 'attach' });
+    expect(again.error).toBeUndefined();
+    expect(slotOf(heap, again.threadId!)).toBe(slotP);
+    freeAll(heap, [a[0]!]);
+    expect(checked(heap)).toBe('passes');
+    expect(slabsHeld(heap)).toEqual([]);
     heap.detach();
   });
 });

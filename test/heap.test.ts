@@ -96,6 +96,26 @@ describe('create', () => {
     expect(SharedHeap.attach(heap.buffer)).toBe(heap);
     heap.check();
   });
+
+  it('two heaps are two, even where Math.random gives the same numbers', () => {
+    // The id (the key by which attach finds this thread's instance) was 31 bits of Math.random:
+    // with a collision, a second create() returned the first heap (an audit, 2026-12-04).
+    const random = Math.random;
+    Math.random = () => 0.5;
+    let a: SharedHeap, b: SharedHeap;
+    try {
+      a = SharedHeap.create({ initialBytes: 4 * MiB });
+      b = SharedHeap.create({ initialBytes: 8 * MiB });
+    } finally {
+      Math.random = random;
+    }
+    expect(b).not.toBe(a);
+    expect(b.buffer.byteLength).toBe(8 * MiB);
+    expect(SharedHeap.attach(a.buffer)).toBe(a);
+    expect(SharedHeap.attach(b.buffer)).toBe(b);
+    a.detach();
+    b.detach();
+  });
 });
 
 describe('malloc and free', () => {

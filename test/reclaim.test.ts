@@ -300,3 +300,58 @@ describe('a reclaim that waited for a busy lock, when a fault then stopped the i
     again.detach();
   });
 });
+
+describe('watch() and detach()', () => {
+  const slotStates = (buffer: SharedArrayBuffer): number[] => {
+    const t = internals(SharedHeap.attach(buffer));
+    const states = Array.from({ length: t.geo.maxThreads }, (_, s) => Atomics.load(t.i32, t.threadW(s) + TH_STATE));
+    return states;
+  };
+
+  it('watch() on a detached instance throws HeapStateError, as every other call does', () => {
+    const heap = SharedHeap.create({ initialBytes: 4 * MiB, maxThreads: 2 });
+    heap.detach();
+    const fake = { threadId: 7, once: () => undefined };
+    expect(() => heap.watch(fake)).toThrow(/watch\(worker\): this thread has detached from the heap/);
+  });
+
+  it("a worker watched by a thread that then detached is reclaimed at its exit: its slot is free again", async () => {
+    // The exit handler found the watching instance detached and did nothing: the worker's slot
+    // stayed taken for good, and with maxThreads 2 the next attach threw ThreadSlotsExhaustedError
+    // (an audit, 2026-12-04). Now the thread attaches again for the reclaim, and detaches.
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+    const buffer = heap.buffer;
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(buffer);
+    await r.remote.churn(100, 200);
+    heap.detach();
+    await r.worker.terminate();
+    await new Promise((res) => setTimeout(res, 20));
+    const again = SharedHeap.attach(buffer);
+    expect(slotStates(buffer).filter((s) => s !== TS_FREE)).toHaveLength(1); // this attachment's alone
+    again.check();
+    const r2 = startHeapWorker((w) => again.watch(w)); // a slot for a new worker
+    await r2.remote.attach(buffer);
+    await r2.worker.terminate();
+    again.detach();
+  });
+
+  it("a thread that detached and attached again: the new instance knows the workers the first watched", async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 3 });
+    const buffer = heap.buffer;
+    const r = startHeapWorker((w) => heap.watch(w));
+    const id = await r.remote.attach(buffer);
+    heap.detach();
+    const again = SharedHeap.attach(buffer);
+    expect(again).not.toBe(heap);
+    // Still running: refused (reclaiming a running thread corrupts the heap); the new instance
+    // said before that it was never watched, and let a reclaim(threadId) of it through.
+    expect(() => again.reclaim(id)).toThrow(/is a watched worker that is still running/);
+    await r.worker.terminate();
+    for (let i = 0; i < 50 && again.stats().threads.some((x) => x.threadId === id); i++) await new Promise((res) => setTimeout(res, 10));
+    expect(again.stats().threads.some((x) => x.threadId === id)).toBe(false);
+    expect(again.reclaim(r.worker)).toBe(false); // known (watched), reclaimed already
+    again.check();
+    again.detach();
+  });
+});

@@ -8,13 +8,15 @@
  * `pauses` lists crash paths (src/crash.ts); the thread stops at the next crash point of
  * pauses[0], stores 1 into gate[0] and waits until gate[1] is 1, then at the next of pauses[1]
  * (2, 2), and so on; then it finishes its detach. { op: 'reclaim', id, pauses, gate } -> { done }:
- * reclaims the thread `id` (killed), pausing the same way. Posts { threadId } once attached.
+ * reclaims the thread `id` (killed), pausing the same way. { op: 'attach' } -> { error } or { threadId }: attaches
+ * again (after a detach). Posts { threadId } once attached.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { armCrash } from '../src/crash.js';
 
-const heap = SharedHeap.attach((workerData as { buffer: SharedArrayBuffer }).buffer);
+const buffer = (workerData as { buffer: SharedArrayBuffer }).buffer;
+let heap = SharedHeap.attach(buffer);
 
 function pauseAt(pauses: number[], gate: Int32Array): void {
   let i = 0;
@@ -35,7 +37,8 @@ type Message =
   | { op: 'malloc'; n: number; size: number }
   | { op: 'detach'; pauses: number[]; gate: Int32Array }
   | { op: 'reclaim'; id: number; pauses: number[]; gate: Int32Array }
-  | { op: 'free'; ps: number[]; pauses: number[]; gate: Int32Array };
+  | { op: 'free'; ps: number[]; pauses: number[]; gate: Int32Array }
+  | { op: 'attach' };
 
 parentPort!.postMessage({ threadId: heap.threadId });
 parentPort!.on('message', (m: Message) => {
@@ -51,6 +54,13 @@ parentPort!.on('message', (m: Message) => {
     heap.flush();
     armCrash(0, () => process.exit(0));
     parentPort!.postMessage({ done: true });
+  } else if (m.op === 'attach') {
+    try {
+      heap = SharedHeap.attach(buffer);
+      parentPort!.postMessage({ threadId: heap.threadId });
+    } catch (e) {
+      parentPort!.postMessage({ error: String(e) });
+    }
   } else if (m.op === 'reclaim') {
     pauseAt(m.pauses, m.gate);
     const done = heap.reclaim(m.id);

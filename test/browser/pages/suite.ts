@@ -3,7 +3,7 @@
  * and returns plain figures that test/browser/browser.test.ts asserts on.
  */
 import { SharedHeap, type SharedMemory } from '../../../src/index.js';
-import { G_HEAP_ID } from '../../../src/layout.js';
+import { heapIdOf } from '../../../src/layout.js';
 import {
   CHUNK, CTL_WORDS, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, reallocChain, type AttachReply, type ChainReply,
   type LoopReply, type Reply, type Request, type ViewReply,
@@ -78,10 +78,6 @@ async function waitAtLeast(ctl: Int32Array, index: number, min: number): Promise
       if ((await r.value) === 'timed-out') throw new Error(`ctl[${index}] stayed at ${v}, expected >= ${min}`);
     }
   }
-}
-
-function heapIdOf(buffer: SharedArrayBuffer): number {
-  return new Int32Array(buffer, 0, 16)[G_HEAP_ID]!;
 }
 
 /** Sizes for the content checks: small, mid and large classes, and a large run. */

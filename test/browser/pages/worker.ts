@@ -6,7 +6,7 @@ import { SharedHeap } from '../../../src/index.js';
 import { internals } from '../../../src/heap.js';
 import { lockAcquire, lockRelease } from '../../../src/lock.js';
 import { threadLockName } from '../../../src/liveness.js';
-import { G_HEAP_ID } from '../../../src/layout.js';
+import { heapIdOf } from '../../../src/layout.js';
 import { armCrash } from '../../../src/crash.js';
 import {
   CHUNK, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, reallocChain, type AttachReply, type ChainReply, type LoopReply, type Reply,
@@ -157,7 +157,7 @@ onmessage = async (e: MessageEvent<Request & { id: number }>) => {
       value = {
         threadId: h.threadId,
         lockHeld,
-        lockName: threadLockName(new Int32Array(h.buffer, 0, 16)[G_HEAP_ID]!, h.threadId),
+        lockName: threadLockName(heapIdOf(h.buffer), h.threadId),
         crossOriginIsolated: globalThis.crossOriginIsolated,
       } satisfies AttachReply;
     }
