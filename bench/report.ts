@@ -450,10 +450,13 @@ export function renderSvg(cases: CaseResult[], env: Environment): string {
     const x1 = ox + PW - M.r;
     const y0 = oy + PH - M.b;
     const y1 = oy + M.t;
-    const xs = (t: number): number => {
-      const k = threads.indexOf(t);
-      return threads.length === 1 ? (x0 + x1) / 2 : x0 + 16 + (k * (x1 - x0 - 32)) / (threads.length - 1);
-    };
+    // A panel at one thread count (every W5 trace) spreads its allocators along the x axis, each
+    // named under it: at one x their points and bars hid one another.
+    const here = allocators.filter((a) => wc.some((c) => c.spec.allocator === a));
+    const byAllocator = threads.length === 1 && here.length > 1;
+    const spread = (k: number, n: number): number => (n === 1 ? (x0 + x1) / 2 : x0 + 16 + (k * (x1 - x0 - 32)) / (n - 1));
+    const xs = (t: number, a?: string): number =>
+      byAllocator && a !== undefined ? spread(here.indexOf(a), here.length) : spread(threads.indexOf(t), threads.length);
     const ys = (v: number): number => y0 - (v / top) * (y0 - y1);
     out.push(`<g>`);
     out.push(`<text x="${(x0 + x1) / 2}" y="${oy + 16}" text-anchor="middle" font-size="13" font-weight="bold">${esc(WORKLOAD_TITLES[w] ?? (w.startsWith('W5 ') ? `W5 replay: ${w.slice(3)}` : w))}</text>`);
@@ -468,21 +471,23 @@ export function renderSvg(cases: CaseResult[], env: Environment): string {
       `<line x1="${x0}" y1="${y0}" x2="${x1}" y2="${y0}" stroke="#333"/>`,
       `<line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y1}" stroke="#333"/>`,
     );
-    for (const t of threads) {
+    // Allocators' names on two staggered rows, so that long neighbours do not overlap.
+    const ticks = byAllocator ? here.map((a, k) => ({ x: xs(threads[0]!, a), label: a, dy: k % 2 === 0 ? 13 : 23 })) : threads.map((t) => ({ x: xs(t), label: String(t), dy: 16 }));
+    for (const { x, label, dy } of ticks) {
       out.push(
-        `<line x1="${xs(t)}" y1="${y0}" x2="${xs(t)}" y2="${y0 + 4}" stroke="#333"/>`,
-        `<text x="${xs(t)}" y="${y0 + 16}" text-anchor="middle">${t}</text>`,
+        `<line x1="${x}" y1="${y0}" x2="${x}" y2="${y0 + 4}" stroke="#333"/>`,
+        `<text x="${x}" y="${y0 + dy}" text-anchor="middle"${byAllocator ? ' font-size="9"' : ''}>${esc(label)}</text>`,
       );
     }
     out.push(
-      `<text x="${(x0 + x1) / 2}" y="${y0 + 32}" text-anchor="middle">threads</text>`,
+      `<text x="${(x0 + x1) / 2}" y="${y0 + (byAllocator ? 36 : 32)}" text-anchor="middle">${byAllocator ? `allocators, ${threads[0]} thread${threads[0] === 1 ? '' : 's'}` : 'threads'}</text>`,
       `<text x="${ox + 14}" y="${(y0 + y1) / 2}" text-anchor="middle" transform="rotate(-90 ${ox + 14} ${(y0 + y1) / 2})">M ops/s</text>`,
     );
     for (const a of allocators) {
       const pts = wc
         .filter((c) => c.spec.allocator === a)
         .sort((p, q) => p.spec.threads - q.spec.threads)
-        .map((c) => ({ x: xs(c.spec.threads), s: c.summary!.opsPerSec }));
+        .map((c) => ({ x: xs(c.spec.threads, a), s: c.summary!.opsPerSec }));
       if (pts.length === 0) continue;
       const col = color(a);
       if (pts.length > 1) {
