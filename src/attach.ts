@@ -5,7 +5,7 @@
 import {
   G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
-  SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE,
+  SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE, TH_NOTICE_CUR, TH_NOTICE_REST,
   TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots, clearUnsureMark,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -132,6 +132,8 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
   i32[thW + TH_RETURNING] = 0;
   i32[thW + TH_JOURNAL_N] = 0;
   i32[thW + TH_INFLIGHT] = 0;
+  i32[thW + TH_NOTICE_CUR] = 0;
+  i32[thW + TH_NOTICE_REST] = 0;
   Atomics.store(i32, thW + TH_NOTICE, 0);
   t.detached = false;
   t.refreshViews();

@@ -135,7 +135,7 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
       : (memory?.buffer ?? new SharedArrayBuffer(bytes));
   const i32 = new Int32Array(buffer);
   i32[G_VERSION] = LAYOUT_VERSION;
-  // 53 random bits: two heaps with one id would be one to attach() and to the Web Lock names (with
+  // 52 random bits (the low word odd): two heaps with one id would be one to attach() and to the Web Lock names (with
   // 31 bits from Math.random, a pair of heaps collided once in 2^30).
   const [low, high] = randomWords();
   i32[G_HEAP_ID] = (low! & 0x7fffffff) | 1;

@@ -17,7 +17,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, hasWatches, onDetachedReclaim, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, hasPending, hasWatches, onDetachedReclaim, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -48,6 +48,11 @@ const stopped = new Map<number, ThreadContext>();
  * their exits are still reclaimed and reclaim(threadId) still refuses a watched worker that runs.
  */
 const detachedWatching = new Map<number, ThreadContext>();
+
+/** After `t` detached: its watches, if any, wait in detachedWatching for the thread's next attachment. */
+function keepWatching(t: ThreadContext): void {
+  if (t.detached && hasWatches(t)) detachedWatching.set(heapIdOf(t.buffer), t);
+}
 
 /** What the finalizer of a dropped, still attached instance needs; nothing in it refers to the instance. */
 interface Dropped {
@@ -106,6 +111,7 @@ function detachDropped(d: Dropped): void {
     // it left an ATTACHED slot holding the lock for good (an audit: every later malloc on that
     // heap timed out).
     runNoWait(() => guarded(d.t, 'detach()', detachThread));
+    keepWatching(d.t); // its watches go to the thread's next attachment, as detach()'s do
   } catch (e) {
     if (e === WOULD_BLOCK && !d.t.detached && !d.t.runner.faulted) {
       const timer = setTimeout(() => detachDropped(d), DROPPED_RETRY_MS) as unknown as { unref?: () => void };
@@ -193,6 +199,7 @@ export class SharedHeap {
     const { buffer, memory } = bufferAndMemory(given);
     const id = checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
     let heap = SharedHeap.#current(id);
+    if (heap !== undefined) reattached.delete(heap); // made for reclaims at a watched exit: the program's now
     if (heap === undefined) {
       // An instance of this thread stopped by a fault gives up its Web Lock first: the new one takes the same.
       const stale = SharedHeap.#stopStale(id, 'SharedHeap.attach(buffer)');
@@ -657,7 +664,7 @@ export class SharedHeap {
     dropped.unregister(this);
     const id = heapIdOf(t.buffer);
     if (attached.get(id)?.deref() === this) attached.delete(id);
-    if (hasWatches(t)) detachedWatching.set(id, t);
+    keepWatching(t);
   }
 
   /**
@@ -722,6 +729,9 @@ export class SharedHeap {
   /** Reclaims automatically when `worker` exits (Node worker_threads Worker). */
   watch(worker: WatchableWorker): void {
     watchWorker(this.#t, worker);
+    // Detached (a pool that starts a thread after this thread detached: watchPool): the watch is
+    // the thread's all the same, for its next attachment, or one made for the reclaim at the exit.
+    if (this.#t.detached) keepWatching(latestAttachment(this.#t));
   }
 }
 
@@ -872,19 +882,60 @@ export function testHoldGlobalLock(heap: SharedHeap): void {
 }
 
 // A thread that detached while workers it watched ran: at such a worker's exit it attaches again,
-// which takes the detached attachment's watches over, reclaims, and detaches again (a detach that
-// finds the lock busy on a main thread gives up after its wait and leaves the thread attached).
-onDetachedReclaim((detached) => {
-  let heap: SharedHeap;
-  try {
-    heap = SharedHeap.attach(detached.buffer);
-  } catch {
-    return; // no slot free, or the heap is being torn down: the exit stays pending for the next attachment
+// which takes the detached attachment's watches over, reclaims, and detaches again. From an exit
+// event, so nothing here waits for the global lock (whose holder may be another exited worker
+// whose own exit event, which marks it dead, cannot run meanwhile): an attach or a detach that
+// would wait is tried again on a timer that keeps no thread alive, as is an attach that finds
+// no slot free.
+onDetachedReclaim((detached) => reattachToReclaim(detached.buffer, 0));
+
+const REATTACH_RETRY_MS = 20; // first wait before an attach or detach for the reclaim is tried again
+const REATTACH_RETRY_MAX_MS = 1000; // the longest wait, doubling from REATTACH_RETRY_MS
+
+/** Instances attached for the reclaims alone, to detach once done (unless the program has since attached and been given one). */
+const reattached = new WeakSet<SharedHeap>();
+
+/** Calls `fn` with the next wait (doubled, from REATTACH_RETRY_MS up to REATTACH_RETRY_MAX_MS) after `wait` ms, on a timer that keeps no thread alive. */
+function retryLater(fn: (next: number) => void, wait: number): void {
+  const ms = Math.min(Math.max(wait, REATTACH_RETRY_MS), REATTACH_RETRY_MAX_MS);
+  const timer = setTimeout(() => fn(ms * 2), ms) as unknown as { unref?: () => void };
+  timer.unref?.();
+}
+
+function reattachToReclaim(buffer: SharedArrayBuffer, wait: number): void {
+  const id = heapIdOf(buffer);
+  let heap = attached.get(id)?.deref();
+  if (heap === undefined || internals(heap).detached) {
+    if (!detachedWatching.has(id)) return; // taken over meanwhile (an attach of the program's, which reclaims them)
+    try {
+      heap = runNoWait(() => SharedHeap.attach(buffer));
+    } catch {
+      // The lock busy, no slot free (a slot frees when another thread detaches or is reclaimed),
+      // or a fault: tried again later, the exits staying pending meanwhile.
+      retryLater((next) => reattachToReclaim(buffer, next), wait);
+      return;
+    }
+    reattached.add(heap);
   }
   try {
-    reclaimPending(internals(heap));
-    heap.detach();
+    runNoWait(() => reclaimPending(internals(heap)));
   } catch {
-    // a fault stopped it (fault.ts), or the detach gave up waiting for the lock: as any call
+    // reclaimPending never waits (what stays busy is retried on its own timer); a fault stopped the instance
   }
-});
+  detachReattached(heap, REATTACH_RETRY_MS);
+}
+
+/** Detaches an instance reattachToReclaim made, without waiting for the lock; once its reclaims are done. */
+function detachReattached(heap: SharedHeap, wait: number): void {
+  const t = internals(heap);
+  if (!reattached.has(heap) || t.detached) return;
+  if (hasPending(t)) {
+    retryLater((next) => detachReattached(heap, next), wait);
+    return;
+  }
+  try {
+    runNoWait(() => heap.detach());
+  } catch (e) {
+    if (e === WOULD_BLOCK && !t.detached && !t.runner.faulted) retryLater((next) => detachReattached(heap, next), wait);
+  }
+}

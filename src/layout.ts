@@ -470,7 +470,12 @@ export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain 
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs
 export const TH_JOURNAL_CLS = TH_INFLIGHT + 3; //    [O] class of the journal's blocks
-export const TH_JOURNAL_W = TH_INFLIGHT + 4; //      [O] room for a copied journal (reclaim), magazineWords(magCap) words
+export const TH_NOTICE_CUR = TH_INFLIGHT + 4; //     [O] while a taken notice list is walked (slab.ts walkNotices): the slab
+//                                                  being handled, + before its flag is cleared, - after (0: none)...
+export const TH_NOTICE_REST = TH_INFLIGHT + 5; //    [O] ...and the rest of that list, whose flags are still set (0: none): a
+//                                                  reclaim finishes the walk (reclaim.ts); left undone, those slabs kept
+//                                                  their flags for good, and their remote frees were never collected
+export const TH_JOURNAL_W = TH_INFLIGHT + 6; //      [O] room for a copied journal (reclaim), magazineWords(magCap) words
 // After the journal come the magazines ([O]): per class, magazineWords(magCap) words from
 // Geometry.magW: entry 0 is the empty sentinel (block MAG_EMPTY_SENTINEL: pop's empty test),
 // then capacity entries, then the full sentinel (block MAG_FULL_SENTINEL: push's full test).

@@ -25,7 +25,7 @@ const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
-const { largePooledSlots, listCount } = layout;
+const { clearUnsureMark, largePooledSlots, listCount } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -63,6 +63,9 @@ function nextHead(head: number, slot: number): number {
 export function stage1Pop(t: ThreadContext, cls: number): number {
   const slot = listPop(t, S1_HEAD_W + cls);
   t.i32[t.thW + TH_POPPING] = 0; // the slab is t's own now (or nothing was taken)
+  // An unsure mark it was pooled with (its freer killed after a detach pooled it flagged): t may
+  // have settled that epoch already, and would never look at it again (an audit).
+  if (slot !== 0) clearUnsureMark(t.i32, t.metaW(slot));
   return slot;
 }
 

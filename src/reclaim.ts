@@ -367,10 +367,17 @@ function finishJournals(dead: ThreadContext): Set<number> {
 function markUnsureNotice(dead: ThreadContext, slot: number): void {
   const i32 = dead.i32;
   const mW = dead.metaW(slot);
-  if (Atomics.load(i32, mW + SM_NOTIFIED) !== dead.slot + 1) return;
-  const epoch = Atomics.add(i32, G_UNSURE, 1) + 1;
+  // The mark first, then the epoch's publication (reclaimers hold the lock: no other marks now).
+  // Published first, an owner could read the new epoch, find the flag not marked yet, record the
+  // epoch as settled, and never look at the mark stored next (an audit). A reclaimer stopped
+  // between the two leaves the mark ahead of G_UNSURE: the next one publishes it.
+  const epoch = Atomics.load(i32, G_UNSURE) + 1;
+  const flag = Atomics.load(i32, mW + SM_NOTIFIED);
+  if (flag === dead.slot + 1) {
+    if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, flag, -epoch) !== flag) return;
+  } else if (flag !== -epoch) return;
   crashPoint(CP_RECLAIM);
-  Atomics.compareExchange(i32, mW + SM_NOTIFIED, dead.slot + 1, -epoch);
+  Atomics.compareExchange(i32, G_UNSURE, epoch - 1, epoch);
 }
 
 const INFLIGHT_WAIT_MS = 50; // a live collector takes microseconds; the reclaimer holds the lock meanwhile
@@ -467,7 +474,6 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
     throw new RangeError(`watch(worker): the worker has exited already (threadId ${describe(id)}); watch it right after starting it`);
   }
-  if (t.detached) throw new HeapStateError('watch(worker): this thread has detached from the heap');
   const watches = watchesOf(t.runner);
   watches.set(id, worker);
   everWatchedOf(t.runner).set(worker, id);
@@ -488,6 +494,11 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
  */
 export function hasWatches(t: ThreadContext): boolean {
   return watchesOf(t.runner).size > 0 || pendingOf(t.runner).length > 0;
+}
+
+/** Whether exits of workers t's thread watched wait to be reclaimed. */
+export function hasPending(t: ThreadContext): boolean {
+  return pendingOf(t.runner).length > 0;
 }
 
 /**

@@ -102,27 +102,37 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
         }
       }
     }
-    Atomics.store(i32, toW, 0);
-    crashPoint(CP_PUBLISH);
     if (pushed) {
+      Atomics.store(i32, toW, 0);
+      crashPoint(CP_PUBLISH);
       i32[notifyingW] = 0;
       return false;
     }
+    crashPoint(CP_PUBLISH);
     // Not pushed: the flag goes back to 0, by CAS (only this thread or the taker of a list holding
     // the slab clears a flag set by a live freer). The remote frees it made others skip their
     // notices: so when the slab has changed hands (abandoned: adopted here; pooled and taken again:
     // its new owner), a list not empty is noticed anew. Still the closed owner's, its abandonAll
     // will collect it.
+    // The slot stays named until the owner is read again after the clear: a thread attached
+    // anew in that slot meanwhile could have taken the slab from the pool, and the same owner
+    // number would hide the change (an audit).
     Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
+    const changed = Atomics.load(i32, mW + SM_OWNER) !== owner;
+    Atomics.store(i32, toW, 0);
     i32[notifyingW] = 0;
-    if (Atomics.load(i32, mW + SM_REMOTE) !== 0 && Atomics.load(i32, mW + SM_OWNER) !== owner) return notifyOwner(t, slot);
+    if (changed && Atomics.load(i32, mW + SM_REMOTE) !== 0) return notifyOwner(t, slot);
     return false;
   }
   // No owner to notify (abandoned, pooled or being given back): the flag goes back to 0, by CAS as
-  // above.
+  // above. Adopted meanwhile by another thread (which kept the flag), the remote frees it made skip
+  // their notices are noticed to that thread (an audit).
+  crashPoint(CP_PUBLISH);
   Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
   i32[notifyingW] = 0;
-  return owner === OWNER_NONE && adoptSlab(t, slot);
+  if (owner === OWNER_NONE && adoptSlab(t, slot)) return true;
+  if (Atomics.load(i32, mW + SM_OWNER) >= 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) return notifyOwner(t, slot);
+  return false;
 }
 
 /**

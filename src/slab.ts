@@ -9,7 +9,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_REFILL, crashPoint } from './crash.js';
+import { CP_NOTICES, CP_REFILL, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { releaseEmptySlab } from './pool.js';
 import { noteTouched, ownedSlabs } from './slots.js';
@@ -19,7 +19,7 @@ import { collectRemote, notifyOwner, takeNotices } from './remote.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   K_SLAB, SM_HEAD, SM_KIND, SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
-  SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
+  SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_NOTICE_CUR, TH_NOTICE_REST, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, REGION_SHIFT, SIZE } = classes;
 
 /**
@@ -356,31 +356,77 @@ function unmarkKept(t: ThreadContext, slot: number, mW: number): void {
  * (remote.ts takeNotices).
  */
 export function processNotices(t: ThreadContext, last = false): number {
+  const unsure = Atomics.load(t.i32, G_UNSURE); // before the take (see settleUnsure)
+  // A walk that did not finish (t died in it: this is its reclaim's look; or an exception cut it
+  // off): its rest first, or those slabs kept their flags for good (an audit).
+  if (t.i32[t.thW + TH_NOTICE_CUR] !== 0 || t.i32[t.thW + TH_NOTICE_REST] !== 0) finishNoticeWalk(t);
+  let n = walkNotices(t, takeNotices(t, last));
+  if (unsure !== t.unsureSeen) n += settleUnsure(t, unsure);
+  return n;
+}
+
+/**
+ * Walks a notice list t took (from `slot`): clears each slab's flag and collects its remote frees
+ * (t's slab), or notices them to its owner (a slab t gave up since). TH_NOTICE_CUR and
+ * TH_NOTICE_REST record where the walk is, so that a reclaim of t finishes it (finishNoticeWalk).
+ */
+export function walkNotices(t: ThreadContext, slot: number): number {
   const i32 = t.i32;
-  const unsure = Atomics.load(i32, G_UNSURE); // before the take (see settleUnsure)
-  let slot = takeNotices(t, last);
+  const curW = t.thW + TH_NOTICE_CUR;
+  const restW = t.thW + TH_NOTICE_REST;
   let n = 0;
   while (slot !== 0 && n < t.slotLimit) {
     const mW = t.metaW(slot);
     const next = Atomics.load(i32, mW + SM_NOTICE_NEXT);
+    i32[restW] = next;
+    i32[curW] = slot;
+    crashPoint(CP_NOTICES);
     Atomics.store(i32, mW + SM_NOTIFIED, 0); // before collecting: a later push notifies again
-    if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === slot) {
-      if (Atomics.load(i32, mW + SM_OWNER) === t.slot) {
-        const cls = i32[mW + SM_CLS1] - 1;
-        collectRemote(t, mW, cls);
-        afterBlocksReturned(t, slot, cls, true);
-      } else if (Atomics.load(i32, mW + SM_REMOTE) !== 0) {
-        // A late notice of a slab t gave up since (pooled, maybe carved anew and another's now):
-        // while it was on t's list its flag made remote frees of the slab skip their notices, so
-        // a list not empty is noticed anew, to its owner (or adopted, as a remote freer would).
-        notifyOrAdopt(t, slot);
-      }
-    }
+    i32[curW] = -slot;
+    crashPoint(CP_NOTICES);
+    noticed(t, slot);
     n++;
     slot = next;
   }
-  if (unsure !== t.unsureSeen) n += settleUnsure(t, unsure);
+  i32[curW] = 0;
+  i32[restW] = 0;
   return n;
+}
+
+/** A notice of `slot` taken off t's list, its flag cleared: t's slab is collected; another's, noticed anew. */
+function noticed(t: ThreadContext, slot: number): void {
+  const i32 = t.i32;
+  const mW = t.metaW(slot);
+  if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== slot) return;
+  if (Atomics.load(i32, mW + SM_OWNER) === t.slot) {
+    const cls = i32[mW + SM_CLS1] - 1;
+    collectRemote(t, mW, cls);
+    afterBlocksReturned(t, slot, cls, true);
+  } else if (Atomics.load(i32, mW + SM_REMOTE) !== 0) {
+    // A late notice of a slab t gave up since (pooled, maybe carved anew and another's now):
+    // while it was on t's list its flag made remote frees of the slab skip their notices, so
+    // a list not empty is noticed anew, to its owner (or adopted, as a remote freer would).
+    notifyOrAdopt(t, slot);
+  }
+}
+
+/**
+ * A walk of a notice list that `dead` took and did not finish (it died: its reclaim; or an
+ * exception cut the walk off: its own next look): the slab it was handling is finished (its flag
+ * cleared unless the walk had), and so is the rest of the list.
+ */
+export function finishNoticeWalk(dead: ThreadContext): void {
+  const i32 = dead.i32;
+  const cur = i32[dead.thW + TH_NOTICE_CUR];
+  const rest = i32[dead.thW + TH_NOTICE_REST];
+  if (cur === 0 && rest === 0) return;
+  const slot = cur < 0 ? -cur : cur;
+  if (slot > 0 && slot < dead.slotLimit) {
+    if (cur > 0) Atomics.store(i32, dead.metaW(slot) + SM_NOTIFIED, 0);
+    i32[dead.thW + TH_NOTICE_CUR] = -slot;
+    noticed(dead, slot);
+  }
+  walkNotices(dead, rest > 0 && rest < dead.slotLimit ? rest : 0);
 }
 
 /**

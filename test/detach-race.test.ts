@@ -13,64 +13,18 @@
  * what a fresh heap gives.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { SharedHeap, type HeapOptions } from '../src/index.js';
+import { SharedHeap } from '../src/index.js';
 import { CP_COLLECT, CP_GIVE_BACK, CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals } from '../src/heap.js';
 import { lockHolder } from '../src/lock.js';
 import { LockTimeoutError } from '../src/errors.js';
-import { G_CARVED, K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SUPER_SHIFT, NOTICE_CLOSED, G_LOCK, TH_NOTICE, TH_NOTIFYING, TH_NOTIFY_TO, TH_STATE, TS_ATTACHED, TH_THREAD_ID, usedSlots } from '../src/layout.js';
-import { checked, MiB } from './fixtures.js';
-import { ask, startThread, terminateAll, waitFor } from './remote-heap.js';
+import { K_SLAB, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, NOTICE_CLOSED, G_LOCK, TH_NOTICE, TH_NOTIFYING, TH_NOTIFY_TO, TH_STATE, TS_ATTACHED } from '../src/layout.js';
+import { checked } from './fixtures.js';
+import { BIG, OPTIONS, fill, freeAll, freerStopped, fresh, lateNotice, pause, pauseWhere, resume, slabsHeld, slotOf, start } from './notice-helpers.js';
+import { ask, terminateAll } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
 
 afterEach(terminateAll);
-
-const OPTIONS: HeapOptions = { initialBytes: 16 * MiB, maxThreads: 4 };
-const BIG = MiB; // a fill of these needs whole SuperSlabs: one slab held anywhere costs one block
-
-const start = (heap: SharedHeap): Promise<Thread> => startThread('detach-race-worker', heap.buffer);
-
-function freeAll(heap: SharedHeap, ps: number[]): void {
-  for (const p of ps) heap.free(p);
-  heap.flush();
-}
-
-/** Blocks of `size` the heap gives until it is full (all freed again). */
-function fill(heap: SharedHeap, size: number): number {
-  const ps: number[] = [];
-  for (let p = heap.malloc(size); p !== 0; p = heap.malloc(size)) ps.push(p);
-  freeAll(heap, ps);
-  return ps.length;
-}
-
-/** Slabs not in the pool, or flagged: none once every block was freed and every thread flushed. */
-function slabsHeld(heap: SharedHeap): string[] {
-  const t = internals(heap);
-  const i32 = t.i32;
-  const out: string[] = [];
-  const end = Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT);
-  for (let s = t.geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT); s < end; s++) {
-    const mW = t.metaW(s);
-    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
-    const owner = Atomics.load(i32, mW + SM_OWNER);
-    const flag = Atomics.load(i32, mW + SM_NOTIFIED);
-    if (owner === OWNER_POOL && flag === 0) continue;
-    out.push(`slab ${s} owner ${owner} INUSE ${i32[mW + SM_INUSE]} remote list ${Atomics.load(i32, mW + SM_REMOTE) !== 0 ? 'not empty' : 'empty'} NOTIFIED ${flag}`);
-  }
-  return out;
-}
-
-const fresh = (() => {
-  let n = -1;
-  return (): number => {
-    if (n < 0) {
-      const heap = SharedHeap.create(OPTIONS);
-      n = fill(heap, BIG);
-      heap.detach();
-    }
-    return n;
-  };
-})();
 
 /**
  * T allocates `a` (48-byte blocks: slab A, its first) and `b` (1000 bytes: slab B, after A) for the
@@ -86,15 +40,6 @@ async function setUp(heap: SharedHeap): Promise<{ T: Thread; a: number[]; b: num
   expect(Math.max(...a) >>> SLOT_SHIFT).toBeLessThan(Math.min(...b) >>> SLOT_SHIFT); // abandonAll meets A first
   freeAll(heap, c);
   return { T, a, b };
-}
-
-async function pause(gate: Int32Array, k: number): Promise<void> {
-  await waitFor(gate, 0, (v) => v >= k);
-}
-
-function resume(gate: Int32Array, k: number): void {
-  Atomics.store(gate, 1, k);
-  Atomics.notify(gate, 1);
 }
 
 describe('remote frees that land while their slab\'s owner detaches', () => {
@@ -138,59 +83,6 @@ describe('remote frees that land while their slab\'s owner detaches', () => {
 });
 
 /** The thread slot of the attached thread whose threadId is `id`. */
-function slotOf(heap: SharedHeap, id: number): number {
-  const t = internals(heap);
-  for (let s = 0; s < usedSlots(t.i32, t.geo.maxThreads); s++) if (Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === id + 1) return s;
-  throw new Error(`no slot for thread ${id}`);
-}
-
-/** Lets the thread go on through its pauses (resuming each) until `at()` holds at one; it stays paused there. */
-async function pauseWhere(gate: Int32Array, at: () => boolean): Promise<void> {
-  for (let k = 1; ; k++) {
-    await pause(gate, k);
-    if (at()) return;
-    resume(gate, k);
-  }
-}
-
-/**
- * P allocates 64 blocks of 48 bytes (slab S, its first); F frees all but the first: its chain is
- * published and it notifies P, stopped at its first crash point of the remote publish where
- * `at(slotP, slotF, S)` holds. F goes on when `resumeF()` is called.
- */
-async function freerStopped(heap: SharedHeap, at: (i32: Int32Array, slotP: number, slotF: number, S: number) => boolean) {
-  const t = internals(heap);
-  const i32 = t.i32;
-  const [P, F] = [await start(heap), await start(heap)];
-  const [slotP, slotF] = [slotOf(heap, P.id), slotOf(heap, F.id)];
-  const { ps: a } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 64, size: 48 });
-  const S = a[0]! >>> SLOT_SHIFT;
-  const mS = t.metaW(S);
-  const gateF = new Int32Array(new SharedArrayBuffer(8));
-  const freed = ask(F, { op: 'free', ps: a.slice(1), pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF });
-  await pauseWhere(gateF, () => at(i32, slotP, slotF, S));
-  const resumeF = (): Promise<unknown> => {
-    resume(gateF, 1 << 20);
-    return freed;
-  };
-  return { t, i32, P, F, slotP, slotF, a, S, mS, gateF, resumeF };
-}
-
-/**
- * freerStopped with F just before its notice flag's CAS; the main thread frees the first block, a
- * notice to P. Whoever next collects S for P finds it empty and pools it; a test stops it there.
- * resumeF: F's flag CAS, then its read of S's owner, P.
- */
-async function lateNotice(heap: SharedHeap) {
-  const t = internals(heap);
-  const r = await freerStopped(heap, (i32, _p, slotF, S) => Atomics.load(i32, t.metaW(S) + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === S);
-  freeAll(heap, [r.a[0]!]);
-  const { i32, mS, slotP } = r;
-  /** Stopped at a Stage-1 push (pauses of `gate`) with S collected, empty, still P's: just before S is pooled. */
-  const atPoolingS = (gate: Int32Array): Promise<void> => pauseWhere(gate, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
-  return { ...r, atPoolingS };
-}
-
 /**
  * S, pooled, is taken from Stage 1 by the main thread, F frees one of its blocks remotely: the
  * main thread must get the notice (a stale flag would swallow it), and its flush collect the block

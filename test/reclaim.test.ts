@@ -12,6 +12,17 @@ import { internals } from '../src/heap.js';
 import { slabsWithBlocksOut } from './inspect.js';
 import { armCrash } from '../src/crash.js';
 import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
+import { ThreadContext, readGeometry } from '../src/context.js';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Word index of thread slot `s`'s area in a heap's buffer (read with no thread attached). */
+function threadWordOf(buffer: SharedArrayBuffer, s: number): number {
+  return new ThreadContext(buffer, readGeometry(buffer, 'test'), { slot: -1, lockDepth: 0, faulted: false }).threadW(s);
+}
 
 const MiB = 1 << 20;
 const SIZE = 1024; // 63 blocks per one-slot slab; magazine of 128 with magazineCapacity 256
@@ -302,18 +313,26 @@ describe('a reclaim that waited for a busy lock, when a fault then stopped the i
 });
 
 describe('watch() and detach()', () => {
-  const slotStates = (buffer: SharedArrayBuffer): number[] => {
-    const t = internals(SharedHeap.attach(buffer));
-    const states = Array.from({ length: t.geo.maxThreads }, (_, s) => Atomics.load(t.i32, t.threadW(s) + TH_STATE));
-    return states;
+  /** Thread slot states read from the buffer (through the context of `heap`, attached or not). */
+  const states = (heap: SharedHeap): number[] => {
+    const t = internals(heap);
+    return Array.from({ length: t.geo.maxThreads }, (_, s) => Atomics.load(t.i32, t.threadW(s) + TH_STATE));
   };
-
-  it('watch() on a detached instance throws HeapStateError, as every other call does', () => {
-    const heap = SharedHeap.create({ initialBytes: 4 * MiB, maxThreads: 2 });
-    heap.detach();
-    const fake = { threadId: 7, once: () => undefined };
-    expect(() => heap.watch(fake)).toThrow(/watch\(worker\): this thread has detached from the heap/);
-  });
+  const until = async (done: () => boolean, ms = 5000): Promise<boolean> => {
+    for (const end = Date.now() + ms; !done() && Date.now() < end; ) await new Promise((res) => setTimeout(res, 5));
+    return done();
+  };
+  /** The longest gap between ticks of a 1 ms interval until stop() is called. */
+  const loopGaps = (): { stop: () => number } => {
+    let last = Date.now();
+    let worst = 0;
+    const timer = setInterval(() => {
+      const now = Date.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 1);
+    return { stop: () => (clearInterval(timer), worst) };
+  };
 
   it("a worker watched by a thread that then detached is reclaimed at its exit: its slot is free again", async () => {
     // The exit handler found the watching instance detached and did nothing: the worker's slot
@@ -326,13 +345,46 @@ describe('watch() and detach()', () => {
     await r.remote.churn(100, 200);
     heap.detach();
     await r.worker.terminate();
-    await new Promise((res) => setTimeout(res, 20));
+    expect(await until(() => states(heap).every((s) => s === TS_FREE))).toBe(true); // attached, reclaimed, detached again
     const again = SharedHeap.attach(buffer);
-    expect(slotStates(buffer).filter((s) => s !== TS_FREE)).toHaveLength(1); // this attachment's alone
     again.check();
     const r2 = startHeapWorker((w) => again.watch(w)); // a slot for a new worker
     await r2.remote.attach(buffer);
     await r2.worker.terminate();
+    again.detach();
+  });
+
+  it('watch() on a detached instance watches for the thread (a pool that starts a worker after the thread detached): reclaimed at its exit', async () => {
+    // It was accepted and did nothing (an audit); then it threw, which crashed a program whose
+    // piscina pool started a thread after the detach (watchPool's listener; a second audit).
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+    heap.detach();
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    expect(states(heap).filter((s) => s !== TS_FREE)).toHaveLength(1);
+    await r.worker.terminate();
+    expect(await until(() => states(heap).every((s) => s === TS_FREE))).toBe(true);
+  });
+
+  it("exits while another exited worker holds the lock: nothing waits in the exit handlers, and both are reclaimed", async () => {
+    // The attach for the reclaim detached with a wait for the lock: in a worker watching others,
+    // a wait for good (the holder's own exit event, which marks it dead, could not run); on a main
+    // thread, a 3 s stall, after which the thread stayed attached (an audit's repro).
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+    const a = startHeapWorker((w) => heap.watch(w));
+    const b = startHeapWorker((w) => heap.watch(w));
+    await a.remote.attach(heap.buffer);
+    await b.remote.attach(heap.buffer);
+    heap.detach();
+    const i32 = new Int32Array(heap.buffer);
+    void a.remote.holdLockFor(60_000);
+    expect(await until(() => Atomics.load(i32, G_LOCK) !== 0)).toBe(true);
+    const gaps = loopGaps();
+    await Promise.all([b.worker.terminate(), a.worker.terminate()]);
+    expect(await until(() => states(heap).every((s) => s === TS_FREE))).toBe(true);
+    expect(gaps.stop()).toBeLessThan(1000);
+    const again = SharedHeap.attach(heap.buffer);
+    again.check();
     again.detach();
   });
 
@@ -348,10 +400,29 @@ describe('watch() and detach()', () => {
     // said before that it was never watched, and let a reclaim(threadId) of it through.
     expect(() => again.reclaim(id)).toThrow(/is a watched worker that is still running/);
     await r.worker.terminate();
-    for (let i = 0; i < 50 && again.stats().threads.some((x) => x.threadId === id); i++) await new Promise((res) => setTimeout(res, 10));
-    expect(again.stats().threads.some((x) => x.threadId === id)).toBe(false);
+    expect(await until(() => !again.stats().threads.some((x) => x.threadId === id))).toBe(true);
     expect(again.reclaim(r.worker)).toBe(false); // known (watched), reclaimed already
     again.check();
     again.detach();
+  });
+
+  it('an instance dropped without detach() hands its watches on too', async () => {
+    // The collector's detach of a dropped instance did not, and a watched worker's exit found
+    // nothing to reclaim: its slot stayed DEAD (an audit's repro).
+    const make = (): { buffer: SharedArrayBuffer; r: ReturnType<typeof startHeapWorker> } => {
+      const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+      return { buffer: heap.buffer, r: startHeapWorker((w) => heap.watch(w)) };
+    };
+    const { buffer, r } = make();
+    await r.remote.attach(buffer);
+    const view = new Int32Array(buffer);
+    const attachedNow = (): number => {
+      let n = 0;
+      for (let s = 0; s < 2; s++) if (Atomics.load(view, threadWordOf(buffer, s) + TH_STATE) !== TS_FREE) n++;
+      return n;
+    };
+    expect(await until(() => (gc(), attachedNow() === 1), 5000)).toBe(true); // the main thread's instance collected and detached
+    await r.worker.terminate();
+    expect(await until(() => attachedNow() === 0)).toBe(true);
   });
 });

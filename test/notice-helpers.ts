@@ -1,0 +1,99 @@
+/** Helpers of the tests that stop threads inside their notices (detach-race, notice-races): heaps, fills, pauses at crash points. */
+import { SharedHeap, type HeapOptions } from '../src/index.js';
+import { internals } from '../src/heap.js';
+import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
+import { CP_PUBLISH } from '../src/crash.js';
+import { MiB } from './fixtures.js';
+import { ask, startThread, waitFor } from './remote-heap.js';
+import type { TestThread as Thread } from './remote-heap.js';
+
+export const OPTIONS: HeapOptions = { initialBytes: 16 * MiB, maxThreads: 4 };
+export const BIG = MiB;
+export const start = (heap: SharedHeap): Promise<Thread> => startThread('detach-race-worker', heap.buffer);
+export function freeAll(heap: SharedHeap, ps: number[]): void {
+  for (const p of ps) heap.free(p);
+  heap.flush();
+}
+export function fill(heap: SharedHeap, size: number): number {
+  const ps: number[] = [];
+  for (let p = heap.malloc(size); p !== 0; p = heap.malloc(size)) ps.push(p);
+  freeAll(heap, ps);
+  return ps.length;
+}
+export function slabsHeld(heap: SharedHeap): string[] {
+  const t = internals(heap);
+  const i32 = t.i32;
+  const out: string[] = [];
+  const end = Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT);
+  for (let s = t.geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT); s < end; s++) {
+    const mW = t.metaW(s);
+    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
+    const owner = Atomics.load(i32, mW + SM_OWNER);
+    const flag = Atomics.load(i32, mW + SM_NOTIFIED);
+    if (owner === OWNER_POOL && flag === 0) continue;
+    out.push(`slab ${s} owner ${owner} INUSE ${i32[mW + SM_INUSE]} remote list ${Atomics.load(i32, mW + SM_REMOTE) !== 0 ? 'not empty' : 'empty'} NOTIFIED ${flag}`);
+  }
+  return out;
+}
+export const fresh = (() => {
+  let n = -1;
+  return (): number => {
+    if (n < 0) {
+      const heap = SharedHeap.create(OPTIONS);
+      n = fill(heap, BIG);
+      heap.detach();
+    }
+    return n;
+  };
+})();
+export async function pause(gate: Int32Array, k: number): Promise<void> {
+  await waitFor(gate, 0, (v) => v >= k);
+}
+export function resume(gate: Int32Array, k: number): void {
+  Atomics.store(gate, 1, k);
+  Atomics.notify(gate, 1);
+}
+export function slotOf(heap: SharedHeap, id: number): number {
+  const t = internals(heap);
+  for (let s = 0; s < usedSlots(t.i32, t.geo.maxThreads); s++) if (Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === id + 1) return s;
+  throw new Error(`no slot for thread ${id}`);
+}
+/** From the thread's current pause (resumed first if `from` > 0), on until `at()` holds at one; it stays paused there. */
+export async function pauseWhere(gate: Int32Array, at: () => boolean, from = 0): Promise<number> {
+  if (from > 0) resume(gate, from);
+  for (let k = from + 1; ; k++) {
+    await pause(gate, k);
+    if (at()) return k;
+    resume(gate, k);
+  }
+}
+/**
+ * P allocates 64 blocks of 48 bytes (slab S, its first); F frees all but the first (all of them
+ * with `all`): its chain is published and it notifies P, stopped at its first crash point of the
+ * remote publish where `at(slotP, slotF, S)` holds. F goes on when `resumeF()` is called.
+ */
+export async function freerStopped(heap: SharedHeap, at: (i32: Int32Array, slotP: number, slotF: number, S: number) => boolean, all = false) {
+  const t = internals(heap);
+  const i32 = t.i32;
+  const [P, F] = [await start(heap), await start(heap)];
+  const [slotP, slotF] = [slotOf(heap, P.id), slotOf(heap, F.id)];
+  const { ps: a } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 64, size: 48 });
+  const S = a[0]! >>> SLOT_SHIFT;
+  const mS = t.metaW(S);
+  const gateF = new Int32Array(new SharedArrayBuffer(8));
+  const freed = ask(F, { op: 'free', ps: all ? a : a.slice(1), pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF });
+  const kF = await pauseWhere(gateF, () => at(i32, slotP, slotF, S));
+  const resumeF = (): Promise<unknown> => {
+    resume(gateF, 1 << 20);
+    return freed;
+  };
+  return { t, i32, P, F, slotP, slotF, a, S, mS, gateF, kF, freed, resumeF };
+}
+export async function lateNotice(heap: SharedHeap) {
+  const t = internals(heap);
+  const r = await freerStopped(heap, (i32, _p, slotF, S) => Atomics.load(i32, t.metaW(S) + SM_REMOTE) !== 0 && Atomics.load(i32, t.threadW(slotF) + TH_NOTIFYING) === S);
+  freeAll(heap, [r.a[0]!]);
+  const { i32, mS, slotP } = r;
+  const atPoolingS = (gate: Int32Array): Promise<number> => pauseWhere(gate, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
+  return { ...r, atPoolingS };
+}
