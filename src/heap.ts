@@ -30,7 +30,7 @@ export type { HeapOptions };
 // optimized code too, while a module-local const is folded into it: 16 mallocs then 16 frees
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
-const { G_DEBUG, G_NEXT_THREAD_ID, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
+const { G_DEBUG, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
@@ -94,6 +94,25 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
   }
   detachDropped(d);
 });
+
+/**
+ * Whether `buffer` is the memory of t's heap (another SharedArrayBuffer object for it, as each
+ * postMessage gives) rather than a copy: a value written through it into one of t's own words,
+ * which no other thread writes while t runs (TH_NOTICE_REST: t's notice walk, not under way now),
+ * must read back through t's view; the word's value is put back after.
+ */
+function sharesMemory(t: ThreadContext, buffer: SharedArrayBuffer): boolean {
+  const w = t.thW + TH_NOTICE_REST;
+  if (buffer.byteLength < (w + 1) * 4) return false;
+  const view = new Int32Array(buffer, 0, w + 1);
+  const before = Atomics.load(view, w);
+  if (before !== Atomics.load(t.i32, w)) return false;
+  const probe = before === -1 ? -2 : -1; // never a slot (the word's values are 0 or a slot)
+  Atomics.store(view, w, probe);
+  const same = Atomics.load(t.i32, w) === probe;
+  Atomics.store(view, w, before);
+  return same;
+}
 
 /** How soon the detach of a dropped instance is tried again while the global lock is busy. */
 const DROPPED_RETRY_MS = 50;
@@ -198,7 +217,7 @@ export class SharedHeap {
   static attach(given: SharedArrayBuffer | SharedMemory): SharedHeap {
     const { buffer, memory } = bufferAndMemory(given);
     const id = checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
-    let heap = SharedHeap.#current(id);
+    let heap = SharedHeap.#current(id, buffer, 'SharedHeap.attach(buffer)');
     if (heap !== undefined) reattached.delete(heap); // made for reclaims at a watched exit: the program's now
     if (heap === undefined) {
       // An instance of this thread stopped by a fault gives up its Web Lock first: the new one takes the same.
@@ -284,7 +303,7 @@ export class SharedHeap {
       throw new RangeError(`${fn}: options.threadId ${threadId} was not handed out by this heap's newThreadId()`);
     }
     const attachedAs = (): SharedHeap | undefined => {
-      const existing = SharedHeap.#current(id);
+      const existing = SharedHeap.#current(id, buffer, fn);
       if (existing !== undefined && existing.threadId !== threadId) {
         throw new HeapStateError(`${fn}: this thread is attached to the heap already, as ${existing.threadId}`);
       }
@@ -327,10 +346,21 @@ export class SharedHeap {
     return SharedHeap.#withMemory(heap, memory);
   }
 
-  /** This thread's attached instance for the heap `id`, if any. */
-  static #current(id: number): SharedHeap | undefined {
+  /**
+   * This thread's attached instance for the heap `id`, if any. Given the `buffer` an attach got:
+   * refused when that buffer is not the instance's memory but a copy of it (the same id), which
+   * was taken for the original (an audit).
+   */
+  static #current(id: number, buffer?: SharedArrayBuffer, fn = ''): SharedHeap | undefined {
     const existing = attached.get(id)?.deref();
-    return existing !== undefined && !existing.#t.detached ? existing : undefined;
+    if (existing === undefined || existing.#t.detached) return undefined;
+    if (buffer !== undefined && buffer !== existing.#t.buffer && !sharesMemory(existing.#t, buffer)) {
+      throw new HeapStateError(
+        `${fn}: this buffer holds a copy of a heap this thread is attached to (the same heap id, other memory); ` +
+          "share a heap's buffer (postMessage it, or heap.memory), never copy it",
+      );
+    }
+    return existing;
   }
 
   /** The instance for a context attachThread() made, registered for this thread. */

@@ -5,6 +5,7 @@
  * every step of the small tests.
  */
 import { describe, expect, it } from 'vitest';
+import { MessageChannel } from 'node:worker_threads';
 import { MAX_SMALL, SharedHeap } from '../src/index.js';
 import { SLOT_BYTES, SUPER_BYTES } from '../src/layout.js';
 import { KiB, MiB, freshHeaps, rng } from './fixtures.js';
@@ -95,6 +96,25 @@ describe('create', () => {
     expect(() => SharedHeap.attach(new SharedArrayBuffer(1 << 20))).toThrow(/not a sabmalloc heap/);
     expect(SharedHeap.attach(heap.buffer)).toBe(heap);
     heap.check();
+  });
+
+  it("attach() refuses a copy of the buffer of a heap this thread is attached to, and takes another object of the same memory", async () => {
+    // A copy (buffer.slice(0)) has the same heap id: attach() returned the original's instance,
+    // whose buffer is not the one given (an audit).
+    const heap = SharedHeap.create({ initialBytes: 4 * MiB });
+    const p = heap.malloc(64);
+    expect(() => SharedHeap.attach(heap.buffer.slice(0))).toThrow(/SharedHeap\.attach\(buffer\): this buffer holds a copy of a heap this thread is attached to/);
+    const { port1, port2 } = new MessageChannel();
+    const again = await new Promise<SharedArrayBuffer>((resolve) => {
+      port2.once('message', (m: SharedArrayBuffer) => resolve(m));
+      port1.postMessage(heap.buffer);
+    });
+    port1.close();
+    expect(again).not.toBe(heap.buffer); // another object, the same memory
+    expect(SharedHeap.attach(again)).toBe(heap);
+    heap.free(p);
+    heap.check();
+    heap.detach();
   });
 
   it('two heaps are two, even where Math.random gives the same numbers', () => {
