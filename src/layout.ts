@@ -474,7 +474,10 @@ export const TH_NOTICE_CUR = TH_INFLIGHT + 4; //     [O] while a taken notice li
 //                                                  being handled, + before its flag is cleared, - after (0: none)...
 export const TH_NOTICE_REST = TH_INFLIGHT + 5; //    [O] ...and the rest of that list, whose flags are still set (0: none): a
 //                                                  reclaim finishes the walk (reclaim.ts); left undone, those slabs kept
-//                                                  their flags for good, and their remote frees were never collected
+//                                                  their flags for good, and their remote frees were never collected.
+//                                                  attach() writes a probe value (-1 or -2) into it through a buffer it
+//                                                  was given and puts it back, to tell a copy of the heap from its memory
+//                                                  (heap.ts sharesMemory): the thread's own word, between its calls
 export const TH_JOURNAL_W = TH_INFLIGHT + 6; //      [O] room for a copied journal (reclaim), magazineWords(magCap) words
 // After the journal come the magazines ([O]): per class, magazineWords(magCap) words from
 // Geometry.magW: entry 0 is the empty sentinel (block MAG_EMPTY_SENTINEL: pop's empty test),
