@@ -17,7 +17,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, hasPending, hasWatches, onDetachedReclaim, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
 import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -49,9 +49,22 @@ const stopped = new Map<number, ThreadContext>();
  */
 const detachedWatching = new Map<number, ThreadContext>();
 
-/** After `t` detached: its watches, if any, wait in detachedWatching for the thread's next attachment. */
+/**
+ * After `t` detached: its watches, if any, go to the thread's attachment now if there is one (the
+ * collector detached an old instance after the thread attached again), else wait in
+ * detachedWatching for its next attachment, with any already waiting there.
+ */
 function keepWatching(t: ThreadContext): void {
-  if (t.detached && hasWatches(t)) detachedWatching.set(heapIdOf(t.buffer), t);
+  if (!t.detached || !hasWatches(t)) return;
+  const id = heapIdOf(t.buffer);
+  const now = attached.get(id)?.deref();
+  if (now !== undefined && !internals(now).detached) {
+    mergeWatches(t, internals(now));
+    return;
+  }
+  const waiting = detachedWatching.get(id);
+  if (waiting !== undefined && waiting !== t) mergeWatches(waiting, t);
+  detachedWatching.set(id, t);
 }
 
 /** What the finalizer of a dropped, still attached instance needs; nothing in it refers to the instance. */
@@ -758,9 +771,11 @@ export class SharedHeap {
 
   /** Reclaims automatically when `worker` exits (Node worker_threads Worker). */
   watch(worker: WatchableWorker): void {
-    watchWorker(this.#t, worker);
     // Detached (a pool that starts a thread after this thread detached: watchPool): the watch is
-    // the thread's all the same, for its next attachment, or one made for the reclaim at the exit.
+    // the thread's all the same: its attachment's now, else for its next attachment, or one made
+    // for the reclaim at the exit.
+    const now = this.#t.detached ? attached.get(heapIdOf(this.#t.buffer))?.deref() : undefined;
+    watchWorker(now !== undefined && !now.#t.detached ? now.#t : this.#t, worker);
     if (this.#t.detached) keepWatching(latestAttachment(this.#t));
   }
 }
@@ -917,7 +932,7 @@ export function testHoldGlobalLock(heap: SharedHeap): void {
 // whose own exit event, which marks it dead, cannot run meanwhile): an attach or a detach that
 // would wait is tried again on a timer that keeps no thread alive, as is an attach that finds
 // no slot free.
-onDetachedReclaim((detached) => reattachToReclaim(detached.buffer, 0));
+onDetachedReclaim((detached) => reattachToReclaim(detached, 0));
 
 const REATTACH_RETRY_MS = 20; // first wait before an attach or detach for the reclaim is tried again
 const REATTACH_RETRY_MAX_MS = 1000; // the longest wait, doubling from REATTACH_RETRY_MS
@@ -925,32 +940,42 @@ const REATTACH_RETRY_MAX_MS = 1000; // the longest wait, doubling from REATTACH_
 /** Instances attached for the reclaims alone, to detach once done (unless the program has since attached and been given one). */
 const reattached = new WeakSet<SharedHeap>();
 
-/** Calls `fn` with the next wait (doubled, from REATTACH_RETRY_MS up to REATTACH_RETRY_MAX_MS) after `wait` ms, on a timer that keeps no thread alive. */
+/** Calls `fn` with the next wait (doubled, from REATTACH_RETRY_MS up to REATTACH_RETRY_MAX_MS) after `wait` ms (reclaim.ts reclaimRetry: the thread kept alive a few seconds after a watched exit, no longer). */
 function retryLater(fn: (next: number) => void, wait: number): void {
   const ms = Math.min(Math.max(wait, REATTACH_RETRY_MS), REATTACH_RETRY_MAX_MS);
-  const timer = setTimeout(() => fn(ms * 2), ms) as unknown as { unref?: () => void };
-  timer.unref?.();
+  reclaimRetry(() => fn(ms * 2), ms);
 }
 
-function reattachToReclaim(buffer: SharedArrayBuffer, wait: number): void {
+function reattachToReclaim(detached: ThreadContext, wait: number): void {
+  const buffer = detached.buffer;
   const id = heapIdOf(buffer);
   let heap = attached.get(id)?.deref();
   if (heap === undefined || internals(heap).detached) {
-    if (!detachedWatching.has(id)) return; // taken over meanwhile (an attach of the program's, which reclaims them)
+    if (!hasPending(latestAttachment(detached))) return; // taken over meanwhile
     try {
       heap = runNoWait(() => SharedHeap.attach(buffer));
     } catch {
       // The lock busy, no slot free (a slot frees when another thread detaches or is reclaimed),
-      // or a fault: tried again later, the exits staying pending meanwhile.
-      retryLater((next) => reattachToReclaim(buffer, next), wait);
+      // or a fault: tried again later, the exits staying pending meanwhile. An instance the attach
+      // registered before it gave up (its reclaim of a stopped slot found the lock busy) is this
+      // one's, to detach once done (it was taken for the program's, and stayed attached).
+      const made = attached.get(id)?.deref();
+      if (made !== undefined && made !== heap && !internals(made).detached) reattached.add(made);
+      retryLater((next) => reattachToReclaim(detached, next), wait);
       return;
     }
     reattached.add(heap);
   }
+  const t = internals(heap);
+  mergeWatches(detached, t);
   try {
-    runNoWait(() => reclaimPending(internals(heap)));
+    // An instance made here may have given up its reclaim of a stopped slot of this thread's
+    // (a busy lock): tried again first.
+    if (reattached.has(heap)) runNoWait(() => guarded(t, 'watch(worker)', reclaimOwnDead, -1, -1));
+    runNoWait(() => reclaimPending(t));
   } catch {
-    // reclaimPending never waits (what stays busy is retried on its own timer); a fault stopped the instance
+    // Busy (retried by reclaimPending's own timer, or at the next exit), or a fault stopped the
+    // instance: its watches go to the thread's next attachment (the next exit makes one).
   }
   detachReattached(heap, REATTACH_RETRY_MS);
 }

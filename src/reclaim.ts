@@ -66,7 +66,7 @@ export function reclaimExited(t: ThreadContext, threadId: number): boolean {
   if (done !== 'busy') return done;
   const list = pendingOf(t.runner);
   if (!list.includes(threadId)) list.push(threadId);
-  setTimeout(() => reclaimPending(t), 1);
+  later(() => reclaimPending(t));
   return false;
 }
 
@@ -481,10 +481,21 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
     // The record stays until this handler ran: reclaim(threadId) of a recorded worker is refused
     // while it runs. (reclaim(worker) finds the worker in everWatched, before and after this.)
     if (watches.get(id) === worker) watches.delete(id);
+    keepAliveUntil = Date.now() + RECLAIM_KEEPALIVE_MS;
     const c = latestAttachment(t);
     markDead(c, id);
     pendingOf(c.runner).push(id);
-    reclaimPending(c);
+    try {
+      reclaimPending(c);
+    } catch (e) {
+      // A fault in the reclaim stopped this thread's instance (fault.ts: its slot DEAD, its watches
+      // taken over by its next attachment). Still the program's uncaught exception, as before, but
+      // thrown on a later turn: thrown here, it kept the worker's later 'exit' listeners (the one
+      // behind `await worker.terminate()`) from running (an audit).
+      setTimeout(() => {
+        throw e;
+      }, 0);
+    }
   });
 }
 
@@ -522,7 +533,41 @@ export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
   everWatched.set(to.runner, everWatchedOf(from.runner));
   pendingReclaims.set(to.runner, pendingOf(from.runner));
   // Exited workers whose reclaim waited for a busy lock, and found the stopped instance (reclaimPending).
-  if (pendingOf(to.runner).length > 0) setTimeout(() => reclaimPending(to), 1);
+  if (pendingOf(to.runner).length > 0) later(() => reclaimPending(to));
+}
+
+/**
+ * `from`, detached, watched workers that `to`, this thread's attachment now, did not take over
+ * (watched through an old instance after the thread attached again, or an instance the collector
+ * detached after that): its watches and pending reclaims become `to`'s, and its exits go to `to`.
+ */
+export function mergeWatches(from: ThreadContext, to: ThreadContext): void {
+  if (latestAttachment(from) === to) return;
+  const watches = watchesOf(to.runner);
+  for (const [id, w] of watchesOf(from.runner)) watches.set(id, w);
+  const pending = pendingOf(to.runner);
+  for (const id of pendingOf(from.runner).splice(0)) if (!pending.includes(id)) pending.push(id);
+  latestAttachment(from).successor = to;
+  if (pending.length > 0) later(() => reclaimPending(to));
+}
+
+/**
+ * How long after a watched worker's exit this thread's retries of its reclaim (and of the attach and
+ * detach made for it, heap.ts) keep the thread alive. Kept alive for good, a thread whose lock
+ * nobody frees (a worker died holding it, watched by nobody) never ended (an audit); never kept
+ * alive, a worker that watched others ended before it had reclaimed them, its slot left attached.
+ */
+const RECLAIM_KEEPALIVE_MS = 5000;
+let keepAliveUntil = 0;
+
+/** A timer for a retry of reclaims: `fn` after `ms`, keeping the thread alive only within RECLAIM_KEEPALIVE_MS of the last watched exit. */
+export function reclaimRetry(fn: () => void, ms: number): void {
+  const timer = setTimeout(fn, ms) as unknown as { unref?: () => void };
+  if (Date.now() > keepAliveUntil) timer.unref?.();
+}
+
+function later(fn: () => void): void {
+  reclaimRetry(fn, 1);
 }
 
 /** The thread's attachment that now stands for `t`: `t`, or its successor if a fault stopped it and the thread attached again (adoptWatches). */
@@ -580,5 +625,5 @@ function reclaimPendingNow(t: ThreadContext): void {
     if (reclaimLocked(t, list[i], false) !== 'busy') list.splice(i, 1);
     else i++;
   }
-  if (list.length > 0) setTimeout(() => reclaimPending(t), 1);
+  if (list.length > 0) later(() => reclaimPending(t));
 }

@@ -19,7 +19,7 @@ import { HeapError } from './errors.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
-  TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_NOTIFYING, TH_NOTIFY_TO, LISTED_NONE, clearUnsureMark, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
+  TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_NOTIFYING, TH_NOTIFY_TO, TH_NOTICE_REST, LISTED_NONE, clearUnsureMark, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
   UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS } = layout;
 const { COUNT, REGION_SHIFT, blockIndex } = classes;
 
@@ -337,6 +337,11 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
  */
 export function takeNotices(t: ThreadContext, last = false): number {
   const first = Atomics.exchange(t.i32, t.thW + TH_NOTICE, last ? NOTICE_CLOSED : 0);
-  return first > 0 ? first : 0; // NOTICE_CLOSED: a reclaim after a detach's (or another reclaim's) last look
+  const taken = first > 0 ? first : 0; // NOTICE_CLOSED: a reclaim after a detach's (or another reclaim's) last look
+  // Recorded with no call after the exchange: the list is the walk's now (slab.ts walkNotices),
+  // which a reclaim finishes; a thread stopped in between lost it whole, every slab on it flagged
+  // for good (an audit).
+  t.i32[t.thW + TH_NOTICE_REST] = taken;
+  return taken;
 }
 

@@ -1,7 +1,7 @@
 /** Helpers of the tests that stop threads inside their notices (detach-race, notice-races): heaps, fills, pauses at crash points. */
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
+import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { CP_PUBLISH } from '../src/crash.js';
 import { MiB } from './fixtures.js';
 import { ask, startThread, waitFor } from './remote-heap.js';
@@ -96,4 +96,20 @@ export async function lateNotice(heap: SharedHeap) {
   const { i32, mS, slotP } = r;
   const atPoolingS = (gate: Int32Array): Promise<number> => pauseWhere(gate, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
   return { ...r, atPoolingS };
+}
+
+/**
+ * P (a started test thread) allocates slab S1 (64 blocks of 48 bytes) and S2 (2 of 1000 bytes); the
+ * main thread frees one block of each, so that P's notice list is S2 -> S1, both flagged.
+ */
+export async function twoNoticed(heap: SharedHeap, P: Thread) {
+  const t = internals(heap);
+  const i32 = t.i32;
+  const { ps: a } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 64, size: 48 });
+  const { ps: b } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 2, size: 1000 });
+  const mS1 = t.metaW(a[0]! >>> SLOT_SHIFT);
+  const mS2 = t.metaW(i32[t.smW + ((b[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!);
+  freeAll(heap, [a[0]!]);
+  freeAll(heap, [b[0]!]);
+  return { t, i32, a, b, mS1, mS2 };
 }

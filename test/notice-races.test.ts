@@ -9,11 +9,11 @@ import { SharedHeap } from '../src/index.js';
 import { CP_COLLECT, CP_PUBLISH, CP_RECLAIM } from '../src/crash.js';
 import { internals } from '../src/heap.js';
 import {
-  G_UNSURE, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_HEAD, SM_NOTIFIED, SM_OWNER, SM_SHIFT, TH_COLLECT_MW, TH_NOTICE, TH_NOTIFYING, TH_NOTIFY_TO,
+  G_UNSURE, OWNER_NONE, OWNER_POOL, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, TH_COLLECT_MW, TH_NOTICE, TH_NOTIFYING, TH_NOTIFY_TO,
 } from '../src/layout.js';
 import { checked } from './fixtures.js';
 import { ask, terminateAll } from './remote-heap.js';
-import { BIG, OPTIONS, fill, freeAll, freerStopped, fresh, pauseWhere, resume, slabsHeld, slotOf, start } from './notice-helpers.js';
+import { BIG, OPTIONS, fill, freeAll, freerStopped, fresh, pauseWhere, resume, slabsHeld, slotOf, start, twoNoticed } from './notice-helpers.js';
 
 afterEach(terminateAll);
 
@@ -29,16 +29,9 @@ describe('notices against stopped and killed threads', () => {
     // P took its list (S2 -> S1) and died collecting S2: S1 was on no list, its flag set for good
     // (the reclaim no longer clears flags); its adopter could never pool it.
     const heap = SharedHeap.create(OPTIONS);
-    const t = internals(heap);
-    const i32 = t.i32;
     const P = await start(heap);
     const slotP = slotOf(heap, P.id);
-    const { ps: a } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 64, size: 48 }); // slab S1
-    const { ps: b } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 2, size: 1000 }); // slab S2
-    const mS1 = t.metaW(a[0]! >>> SLOT_SHIFT);
-    const mS2 = t.metaW(i32[t.smW + ((b[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!);
-    freeAll(heap, [a[0]!]);
-    freeAll(heap, [b[0]!]); // P's list: S2 -> S1
+    const { t, i32, a, b, mS1, mS2 } = await twoNoticed(heap, P); // P's list: S2 -> S1
     const gateP = new Int32Array(new SharedArrayBuffer(8));
     void ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_COLLECT), gate: gateP });
     await pauseWhere(gateP, () => Atomics.load(i32, t.threadW(slotP) + TH_NOTICE) === 0 && Atomics.load(i32, t.threadW(slotP) + TH_COLLECT_MW) === mS2);

@@ -406,6 +406,22 @@ describe('watch() and detach()', () => {
     again.detach();
   });
 
+  it('a worker watched through an old detached instance after the thread attached again is reclaimed by the new one', async () => {
+    // The watch stayed on the old instance, which nothing linked to the new one: at the exit the
+    // reclaim ran on the new instance's empty list and the slot stayed DEAD, one per worker a pool
+    // started (an audit, watchPool with a detach and an attach in between).
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 3 });
+    heap.detach();
+    const again = SharedHeap.attach(heap.buffer);
+    const r = startHeapWorker((w) => heap.watch(w));
+    const id = await r.remote.attach(heap.buffer);
+    expect(() => again.reclaim(id)).toThrow(/is a watched worker that is still running/);
+    await r.worker.terminate();
+    expect(await until(() => !again.stats().threads.some((x) => x.threadId === id))).toBe(true);
+    again.check();
+    again.detach();
+  });
+
   it('an instance dropped without detach() hands its watches on too', async () => {
     // The collector's detach of a dropped instance did not, and a watched worker's exit found
     // nothing to reclaim: its slot stayed DEAD (an audit's repro).
