@@ -278,7 +278,8 @@ export class SharedHeap {
       detachedWatching.delete(id);
       adoptWatches(before, heap.#t);
     }
-    if (stale !== undefined) adoptWatches(stale.t, heap.#t);
+    // Both: the stopped instance's watches join the waiting ones (adopted second, they replaced them).
+    if (stale !== undefined) (before !== undefined ? mergeWatches : adoptWatches)(stale.t, heap.#t);
     guarded(heap.#t, fn, reclaimOwnDead, stale?.slot ?? -1, stale?.t.threadId ?? -1);
   }
 
@@ -775,7 +776,7 @@ export class SharedHeap {
     // the thread's all the same: its attachment's now, else for its next attachment, or one made
     // for the reclaim at the exit.
     const now = this.#t.detached ? attached.get(heapIdOf(this.#t.buffer))?.deref() : undefined;
-    watchWorker(now !== undefined && !now.#t.detached ? now.#t : this.#t, worker);
+    watchWorker(now !== undefined && !now.#t.detached ? now.#t : latestAttachment(this.#t), worker);
     if (this.#t.detached) keepWatching(latestAttachment(this.#t));
   }
 }

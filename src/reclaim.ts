@@ -114,7 +114,8 @@ export function reclaimId(t: ThreadContext, threadId: number): boolean {
 
 /** The threadId watch() recorded for `worker`, which must have exited. */
 function watchedId(t: ThreadContext, worker: WatchableWorker): number {
-  const id = everWatchedOf(t.runner).get(worker);
+  let id = everWatchedOf(t.runner).get(worker);
+  for (const m of mergedEverOf(t.runner)) if (id === undefined) id = m.get(worker);
   if (id !== undefined) {
     if (worker.threadId !== -1) {
       throw new HeapStateError(
@@ -531,6 +532,7 @@ export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
   from.successor = to;
   watchedWorkers.set(to.runner, watchesOf(from.runner));
   everWatched.set(to.runner, everWatchedOf(from.runner));
+  mergedEver.set(to.runner, mergedEverOf(from.runner));
   pendingReclaims.set(to.runner, pendingOf(from.runner));
   // Exited workers whose reclaim waited for a busy lock, and found the stopped instance (reclaimPending).
   if (pendingOf(to.runner).length > 0) later(() => reclaimPending(to));
@@ -547,6 +549,9 @@ export function mergeWatches(from: ThreadContext, to: ThreadContext): void {
   for (const [id, w] of watchesOf(from.runner)) watches.set(id, w);
   const pending = pendingOf(to.runner);
   for (const id of pendingOf(from.runner).splice(0)) if (!pending.includes(id)) pending.push(id);
+  // The workers `from` ever watched (a WeakMap, which cannot be copied): looked up too (watchedId).
+  const ever = mergedEverOf(to.runner);
+  for (const m of [everWatchedOf(from.runner), ...mergedEverOf(from.runner)]) if (m !== everWatchedOf(to.runner) && !ever.includes(m)) ever.push(m);
   latestAttachment(from).successor = to;
   if (pending.length > 0) later(() => reclaimPending(to));
 }
@@ -595,6 +600,10 @@ const watchesOf = (runner: Runner): Map<number, WatchableWorker> => recordOf(wat
  */
 const everWatched = new WeakMap<Runner, WeakMap<object, number>>();
 const everWatchedOf = (runner: Runner): WeakMap<object, number> => recordOf(everWatched, runner, () => new WeakMap());
+
+/** The everWatched maps of attachments merged into this one (mergeWatches). */
+const mergedEver = new WeakMap<Runner, WeakMap<object, number>[]>();
+const mergedEverOf = (runner: Runner): WeakMap<object, number>[] => recordOf(mergedEver, runner, () => []);
 
 /** Exited workers whose reclaim is still to be done (reclaimPending). */
 const pendingReclaims = new WeakMap<Runner, number[]>();

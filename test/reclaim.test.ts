@@ -422,6 +422,59 @@ describe('watch() and detach()', () => {
     again.detach();
   });
 
+  it('watches made through detached instances that were merged, and a stopped instance\'s: the next attachment refuses a reclaim of each running worker and knows each after its exit', async () => {
+    // A watch through an instance merged into another detached one stayed on its own map, and the
+    // stopped instance's watches, adopted after the waiting ones, replaced them: the next attachment
+    // then let reclaim(threadId) of a running watched worker through (an audit).
+    const h0 = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 8 });
+    const buffer = h0.buffer;
+    h0.detach();
+    const h1 = SharedHeap.attach(buffer);
+    h1.detach();
+    const rs = [startHeapWorker((w) => h0.watch(w)), startHeapWorker((w) => h1.watch(w)), startHeapWorker((w) => h0.watch(w))];
+    const ids: number[] = [];
+    for (const r of rs) ids.push(await r.remote.attach(buffer));
+    const h2 = SharedHeap.attach(buffer);
+    for (const id of ids) expect(() => h2.reclaim(id)).toThrow(/is a watched worker that is still running/);
+    await Promise.all(rs.map((r) => r.worker.terminate()));
+    expect(await until(() => !h2.stats().threads.some((x) => ids.includes(x.threadId)))).toBe(true);
+    for (const r of rs) expect(h2.reclaim(r.worker)).toBe(false); // known, reclaimed already
+    h2.check();
+    h2.detach();
+  });
+
+  it("watches waiting from a detach and a stopped instance's: the next attachment takes both", async () => {
+    const h0 = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 6 });
+    const buffer = h0.buffer;
+    h0.detach();
+    const h1 = SharedHeap.attach(buffer);
+    const rf = startHeapWorker((w) => h1.watch(w));
+    const idf = await rf.remote.attach(buffer);
+    const p = h1.malloc(3 * MiB);
+    armCrash(1, () => {
+      throw new RangeError('Maximum call stack size exceeded');
+    });
+    try {
+      expect(() => {
+        h1.free(p);
+        h1.flush();
+      }).toThrow(/cut off by RangeError/); // h1 stopped by the fault
+    } finally {
+      armCrash(0, () => {
+        throw new Error('off');
+      });
+    }
+    const r = startHeapWorker((w) => h0.watch(w)); // through h0, detached: waits for the next attachment
+    const id = await r.remote.attach(buffer);
+    const h2 = SharedHeap.attach(buffer);
+    expect(() => h2.reclaim(id)).toThrow(/is a watched worker that is still running/);
+    expect(() => h2.reclaim(idf)).toThrow(/is a watched worker that is still running/);
+    await Promise.all([r.worker.terminate(), rf.worker.terminate()]);
+    expect(await until(() => !h2.stats().threads.some((x) => x.threadId === id || x.threadId === idf))).toBe(true);
+    h2.check();
+    h2.detach();
+  });
+
   it('an instance dropped without detach() hands its watches on too', async () => {
     // The collector's detach of a dropped instance did not, and a watched worker's exit found
     // nothing to reclaim: its slot stayed DEAD (an audit's repro).
