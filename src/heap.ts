@@ -49,6 +49,12 @@ const stopped = new Map<number, ThreadContext>();
  */
 const detachedWatching = new Map<number, ThreadContext>();
 
+/** This thread's instance for the heap `id` while it is attached (a registered instance may have detached, or a fault stopped it). */
+function attachedNow(id: number): SharedHeap | undefined {
+  const heap = attached.get(id)?.deref();
+  return heap !== undefined && !internals(heap).detached ? heap : undefined;
+}
+
 /**
  * After `t` detached: its watches, if any, go to the thread's attachment now if there is one (the
  * collector detached an old instance after the thread attached again), else wait in
@@ -57,8 +63,8 @@ const detachedWatching = new Map<number, ThreadContext>();
 function keepWatching(t: ThreadContext): void {
   if (!t.detached || !hasWatches(t)) return;
   const id = heapIdOf(t.buffer);
-  const now = attached.get(id)?.deref();
-  if (now !== undefined && !internals(now).detached) {
+  const now = attachedNow(id);
+  if (now !== undefined) {
     mergeWatches(t, internals(now));
     return;
   }
@@ -366,8 +372,8 @@ export class SharedHeap {
    * was taken for the original (an audit).
    */
   static #current(id: number, buffer?: SharedArrayBuffer, fn = ''): SharedHeap | undefined {
-    const existing = attached.get(id)?.deref();
-    if (existing === undefined || existing.#t.detached) return undefined;
+    const existing = attachedNow(id);
+    if (existing === undefined) return undefined;
     if (buffer !== undefined && buffer !== existing.#t.buffer && !sharesMemory(existing.#t, buffer)) {
       throw new HeapStateError(
         `${fn}: this buffer holds a copy of a heap this thread is attached to (the same heap id, other memory); ` +
@@ -775,8 +781,8 @@ export class SharedHeap {
     // Detached (a pool that starts a thread after this thread detached: watchPool): the watch is
     // the thread's all the same: its attachment's now, else for its next attachment, or one made
     // for the reclaim at the exit.
-    const now = this.#t.detached ? attached.get(heapIdOf(this.#t.buffer))?.deref() : undefined;
-    watchWorker(now !== undefined && !now.#t.detached ? now.#t : latestAttachment(this.#t), worker);
+    const now = this.#t.detached ? attachedNow(heapIdOf(this.#t.buffer)) : undefined;
+    watchWorker(now !== undefined ? now.#t : latestAttachment(this.#t), worker);
     if (this.#t.detached) keepWatching(latestAttachment(this.#t));
   }
 }
@@ -950,8 +956,8 @@ function retryLater(fn: (next: number) => void, wait: number): void {
 function reattachToReclaim(detached: ThreadContext, wait: number): void {
   const buffer = detached.buffer;
   const id = heapIdOf(buffer);
-  let heap = attached.get(id)?.deref();
-  if (heap === undefined || internals(heap).detached) {
+  let heap = attachedNow(id);
+  if (heap === undefined) {
     if (!hasPending(latestAttachment(detached))) return; // taken over meanwhile
     try {
       heap = runNoWait(() => SharedHeap.attach(buffer));
@@ -960,8 +966,8 @@ function reattachToReclaim(detached: ThreadContext, wait: number): void {
       // or a fault: tried again later, the exits staying pending meanwhile. An instance the attach
       // registered before it gave up (its reclaim of a stopped slot found the lock busy) is this
       // one's, to detach once done (it was taken for the program's, and stayed attached).
-      const made = attached.get(id)?.deref();
-      if (made !== undefined && made !== heap && !internals(made).detached) reattached.add(made);
+      const made = attachedNow(id);
+      if (made !== undefined) reattached.add(made);
       retryLater((next) => reattachToReclaim(detached, next), wait);
       return;
     }

@@ -505,7 +505,7 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
  * hands them to the thread's next attachment (heap.ts), or to one made for their reclaims alone.
  */
 export function hasWatches(t: ThreadContext): boolean {
-  return watchesOf(t.runner).size > 0 || pendingOf(t.runner).length > 0;
+  return watchesOf(t.runner).size > 0 || hasPending(t);
 }
 
 /** Whether exits of workers t's thread watched wait to be reclaimed. */
@@ -620,7 +620,7 @@ export function reclaimPending(stale: ThreadContext): void {
   // again for these reclaims (onDetachedReclaim).
   const t = latestAttachment(stale);
   if (t.detached) {
-    if (pendingOf(t.runner).length > 0) reattachToReclaim(t);
+    if (hasPending(t)) reattachToReclaim(t);
     return;
   }
   // From an event callback, but a reclaim all the same: a fault inside it stops this thread's use of

@@ -359,7 +359,7 @@ export function processNotices(t: ThreadContext, last = false): number {
   const unsure = Atomics.load(t.i32, G_UNSURE); // before the take (see settleUnsure)
   // A walk that did not finish (t died in it: this is its reclaim's look; or an exception cut it
   // off): its rest first, or those slabs kept their flags for good (an audit).
-  if (t.i32[t.thW + TH_NOTICE_CUR] !== 0 || t.i32[t.thW + TH_NOTICE_REST] !== 0) finishNoticeWalk(t);
+  finishNoticeWalk(t);
   let n = walkNotices(t, takeNotices(t, last));
   if (unsure !== t.unsureSeen) n += settleUnsure(t, unsure);
   return n;
