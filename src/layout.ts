@@ -313,7 +313,10 @@ export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free'
 //                                  clears it by CAS only after a take of its notice list that began after that
 //                                  epoch, and collects; where the slab changes hands the mark is cleared
 //                                  (clearUnsureMark). Nonzero with no owner: the next remote freer adopts
-//                                  (remote.ts notifyOwner)
+//                                  (remote.ts notifyOwner). NOTIFIED_WALK while the taker of a list holding the
+//                                  slab clears it (slab.ts walkNotices): a value no push makes, so that the
+//                                  reclaim that finishes a walk clears its own mark by CAS and never a later push
+export const NOTIFIED_WALK = 0x7fffffff; // SM_NOTIFIED of a slab whose flag its notice list's walker is clearing
 export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice list
 export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
 export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with free blocks, not current)
@@ -440,9 +443,12 @@ export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the count
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
 export const TH_NOTIFYING = TH_F64_W + 2 * 5 + 1; // [O] (an Int32 word in the counters area) while a remote freer
-//                                notifies a slab's owner (remote.ts notifyOwner): the slab, stored before the CAS of
-//                                SM_NOTIFIED and cleared after the push onto the owner's notice list (0: none); a
-//                                reclaimer finding it set resolves the flag (reclaim.ts markUnsureNotice)
+//                                notifies a slab's owner (remote.ts notifyOwner): the slab, stored before the CAS that
+//                                publishes a drained chain onto its remote list (magazine.ts drainJournal) or before
+//                                the CAS of SM_NOTIFIED, and cleared after the push onto the owner's notice list, the
+//                                adoption, or the notice anew that follows a cleared flag (0: none); a reclaimer
+//                                finding it set resolves the flag (reclaim.ts markUnsureNotice) or, the flag 0,
+//                                notices the slab anew as the dead thread (reclaim.ts finishJournals)
 export const TH_POPPING = TH_F64_W + 2 * 6; // [O] (an Int32 word in the counters area) while popping a Stage-1
 //                                slab: the slab it claims or claimed (0: none; see repairStage1)
 export const TH_FLUSH_ASK = TH_F64_W + 2 * 6 + 1; // [A] (an Int32 word in the counters area) asks to flush
@@ -471,7 +477,7 @@ export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain jour
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs
 export const TH_JOURNAL_CLS = TH_INFLIGHT + 3; //    [O] class of the journal's blocks
 export const TH_NOTICE_CUR = TH_INFLIGHT + 4; //     [O] while a taken notice list is walked (slab.ts walkNotices): the slab
-//                                                  being handled, + before its flag is cleared, - after (0: none)...
+//                                                  being handled, + before its flag is marked NOTIFIED_WALK, - after (0: none)...
 export const TH_NOTICE_REST = TH_INFLIGHT + 5; //    [O] ...and the rest of that list, whose flags are still set (0: none): a
 //                                                  reclaim finishes the walk (reclaim.ts); left undone, those slabs kept
 //                                                  their flags for good, and their remote frees were never collected.

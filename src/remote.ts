@@ -59,7 +59,10 @@ export function publishChain(i32: Int32Array, mW: number, first: number, last: n
 export function notifyOwner(t: ThreadContext, slot: number): boolean {
   const i32 = t.i32;
   const mW = t.metaW(slot);
+  const notifyingW = t.thW + TH_NOTIFYING;
   if (Atomics.load(i32, mW + SM_NOTIFIED) !== 0) {
+    // Another notice is under way (its freer pushes, or its reclaim marks it): none needed here.
+    i32[notifyingW] = 0;
     // Set with no owner to take the notice: a thread that set it found the slab abandoned and
     // died before clearing it (or is about to clear it and adopt). Trusting the flag would leave
     // every later remote free on the list for good (the stress test found one: 133 blocks).
@@ -68,8 +71,9 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
   }
   // TH_NOTIFYING covers the flag's CAS up to the push: a reclaimer of a thread stopped in between
   // cannot tell whether the slab reached the owner's list, and marks the flag for the owner to
-  // settle (reclaim.ts markUnsureNotice).
-  const notifyingW = t.thW + TH_NOTIFYING;
+  // settle (reclaim.ts markUnsureNotice); stopped with the flag 0 (before the CAS, or after its
+  // clear below and before the notice anew or the adoption), it notices the slab anew. So the word
+  // stays set up to the last of those steps (drainJournal sets it before its publish already).
   const mine = t.slot + 1;
   i32[notifyingW] = slot;
   crashPoint(CP_PUBLISH);
@@ -120,8 +124,8 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
     const changed = Atomics.load(i32, mW + SM_OWNER) !== owner;
     Atomics.store(i32, toW, 0);
-    i32[notifyingW] = 0;
     if (changed && Atomics.load(i32, mW + SM_REMOTE) !== 0) return notifyOwner(t, slot);
+    i32[notifyingW] = 0;
     return false;
   }
   // No owner to notify (abandoned, pooled or being given back): the flag goes back to 0, by CAS as
@@ -129,9 +133,13 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
   // their notices are noticed to that thread (an audit).
   crashPoint(CP_PUBLISH);
   Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
-  i32[notifyingW] = 0;
-  if (owner === OWNER_NONE && adoptSlab(t, slot)) return true;
+  crashPoint(CP_PUBLISH);
+  if (owner === OWNER_NONE && adoptSlab(t, slot)) {
+    i32[notifyingW] = 0; // stopped before this store, its reclaim finds the slab its own: abandonAll's
+    return true;
+  }
   if (Atomics.load(i32, mW + SM_OWNER) >= 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) return notifyOwner(t, slot);
+  i32[notifyingW] = 0;
   return false;
 }
 

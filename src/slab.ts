@@ -18,7 +18,7 @@ import { collectRemote, notifyOwner, takeNotices } from './remote.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
-  K_SLAB, SM_HEAD, SM_KIND, SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER,
+  K_SLAB, SM_HEAD, SM_KIND, SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, NOTIFIED_WALK,
   SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_NOTICE_CUR, TH_NOTICE_REST, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, REGION_SHIFT, SIZE } = classes;
 
@@ -381,9 +381,12 @@ export function walkNotices(t: ThreadContext, slot: number): number {
     i32[restW] = next;
     i32[curW] = slot;
     crashPoint(CP_NOTICES);
-    Atomics.store(i32, mW + SM_NOTIFIED, 0); // before collecting: a later push notifies again
+    // The list's flag becomes the walker's own mark, then 0: stopped on either side of the store
+    // to curW, the mark tells its reclaim that no later push set the flag (finishNoticeWalk).
+    Atomics.store(i32, mW + SM_NOTIFIED, NOTIFIED_WALK);
     i32[curW] = -slot;
     crashPoint(CP_NOTICES);
+    Atomics.compareExchange(i32, mW + SM_NOTIFIED, NOTIFIED_WALK, 0); // before collecting: a later push notifies again
     noticed(t, slot);
     n++;
     slot = next;
@@ -422,7 +425,10 @@ export function finishNoticeWalk(dead: ThreadContext): void {
   if (cur === 0 && rest === 0) return;
   const slot = cur < 0 ? -cur : cur;
   if (slot > 0 && slot < dead.slotLimit) {
-    if (cur > 0) Atomics.store(i32, dead.metaW(slot) + SM_NOTIFIED, 0);
+    // Its mark cleared by CAS; no mark and cur > 0: stopped before the mark, the flag is still the
+    // list's (nonzero: no push since). With cur < 0 and no mark, a flag there is a later push's.
+    const fW = dead.metaW(slot) + SM_NOTIFIED;
+    if (Atomics.compareExchange(i32, fW, NOTIFIED_WALK, 0) !== NOTIFIED_WALK && cur > 0) Atomics.store(i32, fW, 0);
     i32[dead.thW + TH_NOTICE_CUR] = -slot;
     noticed(dead, slot);
   }
