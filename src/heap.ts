@@ -51,9 +51,17 @@ const detachedWatching = new Map<number, ThreadContext>();
 
 /** This thread's instance for the heap `id` while it is attached (a registered instance may have detached, or a fault stopped it). */
 function attachedNow(id: number): SharedHeap | undefined {
-  const heap = attached.get(id)?.deref();
+  const heap = attached.get(id)?.deref() ?? reviveCollected(id);
   return heap !== undefined && !internals(heap).detached ? heap : undefined;
 }
+
+/**
+ * The finalizer's record of this thread's last instance per heap id, held strongly (the instance
+ * weakly): between the collector taking a dropped instance and its finalizer running, the context
+ * is still attached (its slot, its watches), and what the thread does next must see it.
+ */
+const records = new Map<number, Dropped>();
+let reviveCollected: (id: number) => SharedHeap | undefined;
 
 /**
  * After `t` detached: its watches, if any, go to the thread's attachment now if there is one (the
@@ -81,6 +89,8 @@ interface Dropped {
   lock: ThreadLock;
   /** The Web Locks of gone threads that reclaimWhenGone() took and keeps (see there). */
   gone: Map<number, Promise<ThreadLock>>;
+  /** Settled before the finalizer ran (reviveCollected): the finalizer does nothing. */
+  settled: boolean;
 }
 
 /** Lets go every Web Lock of `gone` (held ones, and pending ones once granted). */
@@ -100,6 +110,14 @@ function releaseGone(gone: Map<number, Promise<ThreadLock>>): void {
  * another thread can return it; in Node, a reclaim after this thread ends does.
  */
 const dropped = new FinalizationRegistry<Dropped>((d) => {
+  if (d.settled) return;
+  settleDropped(d);
+});
+
+/** What the finalizer does with a dropped instance's record (or reviveCollected before it, for a stopped one). */
+function settleDropped(d: Dropped): void {
+  d.settled = true;
+  if (records.get(d.id) === d) records.delete(d.id);
   if (attached.get(d.id) === d.ref) attached.delete(d.id);
   if (d.t.detached) {
     // Stopped by a fault and collected before this thread attached again: its Web Lock goes (so
@@ -112,7 +130,7 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
     return;
   }
   detachDropped(d);
-});
+}
 
 /**
  * Whether `buffer` is the memory of t's heap (another SharedArrayBuffer object for it, as each
@@ -213,6 +231,28 @@ export class SharedHeap {
 
   static {
     contextOf = (heap) => heap.#t;
+    reviveCollected = (id) => SharedHeap.#revive(id);
+  }
+
+  /**
+   * This thread's instance for the heap `id` was collected and its finalizer has not run yet (an
+   * audit: attach() then claimed a second slot, and a new instance without the old one's watches
+   * let reclaim(threadId) through for a watched worker still running, whose slot the next
+   * worker took: check() found blocks CACHED in no magazine). Still attached, its context gets a
+   * new instance, with its slot, Web Lock and watches; stopped by a fault, it is settled as the
+   * finalizer would (the next attach takes its slot over).
+   */
+  static #revive(id: number): SharedHeap | undefined {
+    const d = records.get(id);
+    if (d === undefined || d.settled || d.ref.deref() !== undefined) return undefined;
+    if (d.t.detached) {
+      settleDropped(d);
+      return undefined;
+    }
+    d.settled = true;
+    const heap = SharedHeap.#register(d.t, id, d.lock);
+    for (const [k, v] of d.gone) heap.#gone.set(k, v);
+    return heap;
   }
 
   protected constructor(key: symbol, t: ThreadContext) {
@@ -385,15 +425,22 @@ export class SharedHeap {
 
   /** The instance for a context attachThread() made, registered for this thread. */
   static #adopt(t: ThreadContext, id: number, lock: ThreadLock): SharedHeap {
-    // Debug mode is a class of its own, chosen here: the default class's fast paths never test it.
-    const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
-    heap.#lock = lock;
     // Answers other threads' asks to flush from this thread's event loop (flush-ask.ts); through
     // the context, not the instance, which the listener must not keep alive.
     listenForFlushAsks(t, () => guarded(t, 'flush()', flushThread));
+    return SharedHeap.#register(t, id, lock);
+  }
+
+  /** A new instance over `t`, registered as this thread's for the heap `id`, its finalizer's record kept. */
+  static #register(t: ThreadContext, id: number, lock: ThreadLock): SharedHeap {
+    // Debug mode is a class of its own, chosen here: the default class's fast paths never test it.
+    const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
+    heap.#lock = lock;
     const ref = new WeakRef(heap);
     attached.set(id, ref);
-    dropped.register(heap, { id, ref, t, lock, gone: heap.#gone }, heap);
+    const d: Dropped = { id, ref, t, lock, gone: heap.#gone, settled: false };
+    records.set(id, d);
+    dropped.register(heap, d, heap);
     return heap;
   }
 
@@ -714,6 +761,7 @@ export class SharedHeap {
     dropped.unregister(this);
     const id = heapIdOf(t.buffer);
     if (attached.get(id)?.deref() === this) attached.delete(id);
+    if (records.get(id)?.t === t) records.delete(id);
     keepWatching(t);
   }
 

@@ -17,8 +17,9 @@
  * event that would tell it the holder died (a worker's 'exit') cannot run while it blocks. The
  * asynchronous calls (mallocAsync ...) run the synchronous ones with `noWait` set: where they
  * would wait they throw WOULD_BLOCK before changing anything, and the caller awaits the lock
- * word with Atomics.waitAsync (waitLockAsync), so exit handlers run meanwhile. Workers wait as
- * long as needed.
+ * word with Atomics.waitAsync (waitLockAsync), so exit handlers run meanwhile. A worker that
+ * watches workers of its own (watch(): their 'exit' events run on its event loop) is bounded the
+ * same way while any of them runs; other workers wait as long as needed.
  *
  * Counters (acquisitions, contended, spins, waits, wakes, wait time) are kept in the header's
  * Float64 area and updated by the holder under the lock, so any thread can read them.
@@ -59,6 +60,19 @@ export const IS_MAIN_THREAD: boolean = (() => {
 
 /** How long a main thread waits for the global lock before a LockTimeoutError. */
 export const MAIN_THREAD_WAIT_MS = 3000;
+
+/**
+ * How many workers this thread watches (reclaim.ts watchWorker) and has not seen exit: while any,
+ * its waits for the lock are bounded as a main thread's are, since a watched worker that died
+ * holding the lock is marked dead only by an 'exit' event on this thread's event loop (an audit:
+ * a worker blocked in malloc behind its own dead child waited forever).
+ */
+let watchedRunning = 0;
+
+/** watchWorker's count of this thread's watched workers still running (+1 at watch(), -1 at the exit). */
+export function countWatched(delta: 1 | -1): void {
+  watchedRunning += delta;
+}
 
 /** Thrown (never to the user) by a lock acquisition that would wait while noWait is set. */
 export const WOULD_BLOCK: object = Object.freeze({ wouldBlock: true });
@@ -174,7 +188,7 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean): boolean {
     }
     if (breakLockIfHolderDead(h, c)) break;
     if (noWait) throw WOULD_BLOCK;
-    if (IS_MAIN_THREAD && performance.now() - t0 > MAIN_THREAD_WAIT_MS) throw lockTimeout(h, c, performance.now() - t0);
+    if ((IS_MAIN_THREAD || watchedRunning > 0) && performance.now() - t0 > MAIN_THREAD_WAIT_MS) throw lockTimeout(h, c, performance.now() - t0);
     const waiting = (c & ~STATE_MASK) | WAITERS;
     if (c !== waiting && Atomics.compareExchange(i32, G_LOCK, c, waiting) !== c) continue;
     if (CAN_BLOCK) {
@@ -192,10 +206,10 @@ function lockTimeout(t: ThreadContext, c: number, ms: number): LockTimeoutError 
   const holder = lockHolder(c);
   const id = holder >= 0 && holder < t.geo.maxThreads ? Atomics.load(t.i32, t.threadW(holder) + TH_THREAD_ID) - 1 : -1;
   return new LockTimeoutError(
-    `the main thread waited ${Math.round(ms)} ms for the heap's global lock, held by thread slot ${holder} ` +
+    `${IS_MAIN_THREAD ? 'the main thread' : 'this worker, which watches workers of its own,'} waited ${Math.round(ms)} ms for the heap's global lock, held by thread slot ${holder} ` +
       `(threadId ${id}), and does not wait longer: a worker that dies holding the lock can only be known dead once ` +
       `the event loop runs. If that worker stopped, call heap.reclaim(${id}) (or watch(worker) every worker); ` +
-      'on the main thread use mallocAsync(), callocAsync(), reallocAsync() or alignedAllocAsync(), which wait ' +
+      'on such a thread use mallocAsync(), callocAsync(), reallocAsync() or alignedAllocAsync(), which wait ' +
       'without blocking the event loop. Nothing was changed by this call.',
   );
 }

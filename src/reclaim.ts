@@ -18,7 +18,7 @@ import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
 import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
-import { WOULD_BLOCK, lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
+import { WOULD_BLOCK, countWatched, lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, onRemoteList, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
@@ -490,13 +490,16 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
   }
   const id = worker.threadId;
-  if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
+  if (typeof id !== 'number') throw new TypeError(`watch(worker): worker.threadId: expected a number, got ${describe(id)}`);
+  if (!Number.isSafeInteger(id) || id < 0) {
     throw new RangeError(`watch(worker): the worker has exited already (threadId ${describe(id)}); watch it right after starting it`);
   }
   const watches = watchesOf(t.runner);
   watches.set(id, worker);
   everWatchedOf(t.runner).set(worker, id);
+  countWatched(1); // this thread's lock waits are bounded until the exit (lock.ts)
   worker.once('exit', () => {
+    countWatched(-1);
     // The record stays until this handler ran: reclaim(threadId) of a recorded worker is refused
     // while it runs. (reclaim(worker) finds the worker in everWatched, before and after this.)
     if (watches.get(id) === worker) watches.delete(id);

@@ -10,7 +10,7 @@ import { SharedHeap } from '../src/index.js';
 import { MiB } from './fixtures.js';
 import { attachedThreads, cutOffLargeMallocQuietly, slotIds } from './fault-internals.js';
 import type { Worker } from 'node:worker_threads';
-import { startWorker, terminateAll } from './remote-heap.js';
+import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -111,6 +111,36 @@ describe('a heap instance dropped without detach()', () => {
     expect(again.stats().threadsAttached).toBe(1); // reclaimed at its exit, through the new attachment
     again.check();
     again.detach();
+  });
+
+  // Between the collector taking the instance and its finalizer (a later task), the thread's
+  // context is still attached: an attach() in that window claimed a second slot, and the new
+  // instance did not know the dropped one's watches (an audit, 2026-12-04).
+  it('collected, its finalizer not run yet: the next attach() gets its slot and its watches', async () => {
+    const made = (): { buffer: SharedArrayBuffer; ref: WeakRef<SharedHeap>; r: ReturnType<typeof startHeapWorker> } => {
+      const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+      return { buffer: heap.buffer, ref: new WeakRef(heap), r: startHeapWorker((w) => heap.watch(w)) };
+    };
+    const { buffer, ref, r } = made();
+    const worker = await r.remote.attach(buffer);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // a new task: the WeakRef keeps nothing now
+    gc();
+    expect(ref.deref()).toBeUndefined(); // collected; the finalizer runs on a later task
+    const again = SharedHeap.attach(buffer); // with maxThreads 2 (this thread and the worker), a second slot would not exist
+    expect(again.stats().threadsAttached).toBe(2);
+    expect(() => again.reclaim(worker)).toThrow(/watched worker that is still running/);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the old instance's finalizer: it must leave the slot attached
+    expect(again.stats().threadsAttached).toBe(2);
+    expect(SharedHeap.attach(buffer)).toBe(again);
+    const p = again.malloc(100);
+    again.free(p);
+    await r.worker.terminate();
+    await r.exited;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(again.stats().threadsAttached).toBe(1); // the worker reclaimed at its exit
+    again.check();
+    again.detach();
+    expect(attachedThreads(buffer)).toBe(0);
   });
 });
 

@@ -550,6 +550,16 @@ describe('the other calls that take a value from the caller', () => {
     expect(SharedHeap.attach(heap.buffer)).toBe(heap);
   });
 
+  it("watch() refuses a Worker-like object whose threadId is not a number with a TypeError naming it, and one that exited with a RangeError", () => {
+    const { heap, live } = scene();
+    expect(() => heap.watch({ threadId: '3' as never, once: () => undefined })).toThrow(TypeError);
+    expect(() => heap.watch({ threadId: '3' as never, once: () => undefined })).toThrow(/^watch\(worker\): worker\.threadId: expected a number, got "3" \(a string\)$/);
+    expect(() => heap.watch({ threadId: -1, once: () => undefined })).toThrow(RangeError);
+    expect(() => heap.watch({ threadId: -1, once: () => undefined })).toThrow(/the worker has exited already \(threadId -1\)/);
+    heap.check();
+    for (const [b, n] of live) expect(firstBad(heap, b, n)).toBe(-1);
+  });
+
   it('readHeapMap() names its argument and value, and takes heap.memory as attach() does', () => {
     const heap = fresh();
     for (const bad of [undefined, null, 5, {}, new ArrayBuffer(8)]) {
