@@ -102,8 +102,12 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
   // At least two SuperSlabs: the metadata takes one or more, and blocks need one.
   const initialBytes = option(o, 'initialBytes', 64 << 20, 2 * SUPER_BYTES, MAX_HEAP_BYTES);
   const maxBytes = option(o, 'maxBytes', Math.max(initialBytes, 0), 2 * SUPER_BYTES, MAX_HEAP_BYTES);
+  // The defaults named as such: a message must not present a value the caller never passed as theirs.
+  const initialNamed = o.initialBytes === undefined ? `the default initialBytes ${initialBytes}` : `options.initialBytes ${initialBytes}`;
   if (maxBytes < initialBytes) {
-    throw new RangeError(`SharedHeap.create(options.maxBytes): ${maxBytes} is below options.initialBytes ${initialBytes}`);
+    throw new RangeError(
+      `SharedHeap.create(options.maxBytes): ${maxBytes} is below ${initialNamed}` + (o.initialBytes === undefined ? '; pass initialBytes too' : ''),
+    );
   }
   const maxThreads = option(o, 'maxThreads', 64, 1, 1024);
   const magCap = option(o, 'magazineCapacity', 64, 1, 4096);
@@ -119,9 +123,13 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
   const geo = geometry(maxSupers, maxThreads, magCap, NUM_CLASSES);
   const initialSupers = Math.ceil(initialBytes / SUPER_BYTES);
   if (initialSupers < geo.metaSupers + 1 || maxSupers < geo.metaSupers + 1) {
+    // Named after what the caller passed: the metadata grows with maxThreads x magazineCapacity
+    // (each slot's magazines) and with maxBytes (the slot table).
+    const given = (['initialBytes', 'maxBytes', 'maxThreads', 'magazineCapacity'] as const).filter((k) => o[k] !== undefined);
     throw new RangeError(
-      `SharedHeap.create(options.initialBytes): ${initialBytes} leaves no room for blocks; the metadata for ` +
-        `maxBytes ${maxBytes} and maxThreads ${maxThreads} takes ${geo.metaSupers} MiB, so at least ${(geo.metaSupers + 1) * SUPER_BYTES} is needed`,
+      `SharedHeap.create(options${given.length > 0 ? '.' + given.join(', options.') : ''}): ${initialNamed} leaves no room for blocks; the metadata for ` +
+        `maxBytes ${maxBytes}, maxThreads ${maxThreads} and magazineCapacity ${magCap} takes ${geo.metaSupers} MiB, so initialBytes and ` +
+        `maxBytes of at least ${(geo.metaSupers + 1) * SUPER_BYTES} are needed (or fewer maxThreads, or a smaller magazineCapacity)`,
     );
   }
   const bytes = initialSupers * SUPER_BYTES;

@@ -76,7 +76,7 @@ export function describe(v: unknown): string {
   switch (typeof v) {
     case 'number':
       if (Object.is(v, -0)) return '-0';
-      return Number.isInteger(v) && v >= 0 ? `${v} (${hex(v)})` : String(v);
+      return Number.isSafeInteger(v) && v >= 0 ? `${v} (${hex(v)})` : String(v); // no 256-digit hex of 1e308
     case 'bigint':
       return `${v}n (a bigint)`;
     case 'string':

@@ -117,6 +117,28 @@ describe('every option at the ends of its range works', () => {
     expect(() => SharedHeap.create({ initialBytes: 8 * MiB, maxThreads: 1024 })).toThrow(/options\.initialBytes/);
   });
 
+  // An audit (2026-12-04): the message blamed options.initialBytes, never passed, with its default,
+  // and did not name magazineCapacity, whose magazines are most of the metadata there.
+  it('too small through magazineCapacity: the error names the options given and their values, and the size that works', () => {
+    const e = (() => {
+      try {
+        SharedHeap.create({ magazineCapacity: 4096 });
+      } catch (err) {
+        return err as Error;
+      }
+      throw new Error('accepted');
+    })();
+    expect(e).toBeInstanceOf(RangeError);
+    expect(e.message).toMatch(/^SharedHeap\.create\(options\.magazineCapacity\): the default initialBytes 67108864 leaves no room for blocks; .*magazineCapacity 4096 takes \d+ MiB, so initialBytes and maxBytes of at least (\d+) are needed/);
+    const need = Number(/at least (\d+) are needed/.exec(e.message)![1]);
+    const heap = SharedHeap.create({ magazineCapacity: 4096, initialBytes: need });
+    expect(heap.malloc(100)).toBeGreaterThan(0);
+    heap.check();
+    heap.detach();
+    expect(() => SharedHeap.create({ maxBytes: 32 * MiB })).toThrow(/^SharedHeap\.create\(options\.maxBytes\): 33554432 is below the default initialBytes 67108864; pass initialBytes too$/);
+    expect(() => SharedHeap.create({ refillCount: 1e308 })).toThrow(/got 1e\+308$/); // no 256-digit hex
+  });
+
   it('where SharedArrayBuffer is not defined (a browser page without cross-origin isolation), create() says what the page needs', () => {
     const saved = globalThis.SharedArrayBuffer;
     try {
