@@ -36,10 +36,14 @@ const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SM
 const REALLOC_SHRINK = SHRINK_IMPORTED;
 
 /**
- * Instances per heap id in this thread: attaching twice returns the same one while it is
- * referenced. Held weakly, so that a heap its program dropped without detach() can be collected.
+ * This thread's last instance per heap id, by the record its finalizer gets (`dropped`): attaching
+ * twice returns the same instance while it is referenced. The instance is held weakly (`ref`), so
+ * that a heap its program dropped without detach() can be collected; the record strongly, so that
+ * between the collector taking the instance and its finalizer running, the context, still
+ * attached (its slot, its watches), is found by what the thread does next (#revive).
  */
-const attached = new Map<number, WeakRef<SharedHeap>>();
+const records = new Map<number, Dropped>();
+let reviveCollected: (id: number) => SharedHeap | undefined;
 /** By heap id: the context of this thread's instance that a fault stopped, collected before the thread attached again (see `dropped`). */
 const stopped = new Map<number, ThreadContext>();
 /**
@@ -51,17 +55,9 @@ const detachedWatching = new Map<number, ThreadContext>();
 
 /** This thread's instance for the heap `id` while it is attached (a registered instance may have detached, or a fault stopped it). */
 function attachedNow(id: number): SharedHeap | undefined {
-  const heap = attached.get(id)?.deref() ?? reviveCollected(id);
+  const heap = records.get(id)?.ref.deref() ?? reviveCollected(id);
   return heap !== undefined && !internals(heap).detached ? heap : undefined;
 }
-
-/**
- * The finalizer's record of this thread's last instance per heap id, held strongly (the instance
- * weakly): between the collector taking a dropped instance and its finalizer running, the context
- * is still attached (its slot, its watches), and what the thread does next must see it.
- */
-const records = new Map<number, Dropped>();
-let reviveCollected: (id: number) => SharedHeap | undefined;
 
 /**
  * After `t` detached: its watches, if any, go to the thread's attachment now if there is one (the
@@ -118,7 +114,6 @@ const dropped = new FinalizationRegistry<Dropped>((d) => {
 function settleDropped(d: Dropped): void {
   d.settled = true;
   if (records.get(d.id) === d) records.delete(d.id);
-  if (attached.get(d.id) === d.ref) attached.delete(d.id);
   if (d.t.detached) {
     // Stopped by a fault and collected before this thread attached again: its Web Lock goes (so
     // that reclaimWhenGone() elsewhere may return its DEAD slot), and the next attach takes over
@@ -296,7 +291,7 @@ export class SharedHeap {
    * over and over deep in a recursion took every slot).
    */
   static #stopStale(id: number, fn: string): { t: ThreadContext; slot: number } | undefined {
-    const last = attached.get(id)?.deref();
+    const last = records.get(id)?.ref.deref();
     const live = last !== undefined && last.#t.runner.faulted ? last : undefined;
     const t = live !== undefined ? live.#t : stopped.get(id); // or one the collector took since (its lock went then)
     if (t === undefined) return undefined;
@@ -437,7 +432,6 @@ export class SharedHeap {
     const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
     heap.#lock = lock;
     const ref = new WeakRef(heap);
-    attached.set(id, ref);
     const d: Dropped = { id, ref, t, lock, gone: heap.#gone, settled: false };
     records.set(id, d);
     dropped.register(heap, d, heap);
@@ -760,7 +754,6 @@ export class SharedHeap {
     releaseGone(this.#gone);
     dropped.unregister(this);
     const id = heapIdOf(t.buffer);
-    if (attached.get(id)?.deref() === this) attached.delete(id);
     if (records.get(id)?.t === t) records.delete(id);
     keepWatching(t);
   }
