@@ -239,7 +239,7 @@ export class SharedHeap {
    */
   static #revive(id: number): SharedHeap | undefined {
     const d = records.get(id);
-    if (d === undefined || d.settled || d.ref.deref() !== undefined) return undefined;
+    if (d === undefined || d.ref.deref() !== undefined) return undefined; // (a settled record is no longer in records)
     if (d.t.detached) {
       settleDropped(d);
       return undefined;

@@ -288,29 +288,26 @@ function finishJournals(dead: ThreadContext): Set<number> {
   // First, before this reclaim notifies anything as the dead thread (TH_NOTIFYING is its word too).
   const notifying = i32[dead.thW + TH_NOTIFYING];
   let anew = 0;
-  if (notifying !== 0) {
-    if (notifying > 0 && notifying < dead.slotLimit) {
-      // Flag 0: it stopped after publishing a chain (or after clearing its flag) and before its
-      // notice or its adoption: the owner has not been told, and no other freer will be (their
-      // frees may have found the dead thread's flag set before): noticed anew just below.
-      if (Atomics.load(i32, dead.metaW(notifying) + SM_NOTIFIED) === 0) anew = notifying;
-      else markUnsureNotice(dead, notifying);
-    }
-    if (anew === 0) i32[dead.thW + TH_NOTIFYING] = 0;
+  if (notifying > 0 && notifying < dead.slotLimit) {
+    // Flag 0: it stopped after publishing a chain (or after clearing its flag) and before its
+    // notice or its adoption: the owner has not been told, and no other freer will be (their
+    // frees may have found the dead thread's flag set before): noticed anew just below.
+    if (Atomics.load(i32, dead.metaW(notifying) + SM_NOTIFIED) === 0) anew = notifying;
+    else markUnsureNotice(dead, notifying); // again by a reclaimer stopped before the clear below: no change
   }
   // A dead freer pushes nothing more: the slot it named may be attached to again (attach.ts).
   Atomics.store(i32, dead.thW + TH_NOTIFY_TO, 0);
   if (anew !== 0) {
-    // As the dead thread, as resolveInflight does; TH_NOTIFYING stays set until done, so that a
-    // reclaimer stopped here leaves it to the next. The dead thread's own slab (adopted just before
+    // As the dead thread, as resolveInflight does. The dead thread's own slab (adopted just before
     // it stopped) is left to abandonAll, which collects it.
     const mW = dead.metaW(anew);
     if (i32[mW + SM_KIND] === K_SLAB && i32[mW + SM_HEAD] === anew && Atomics.load(i32, mW + SM_REMOTE) !== 0 &&
       Atomics.load(i32, mW + SM_OWNER) !== dead.slot) {
       notifyOrAdopt(dead, anew);
     }
-    i32[dead.thW + TH_NOTIFYING] = 0;
   }
+  // Cleared once done, so that a reclaimer stopped before this leaves the notice to the next.
+  i32[dead.thW + TH_NOTIFYING] = 0;
   const collectW = i32[dead.thW + TH_COLLECT_MW];
   if (collectW !== 0) {
     // NEXT is -1 when it died around the exchange itself: whatever it took is lost (rare).
