@@ -492,10 +492,31 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
     throw new RangeError(`watch(worker): the worker has exited already (threadId ${describe(id)}); watch it right after starting it`);
   }
   const watches = watchesOf(t.runner);
+  const ever = everWatchedOf(t.runner);
+  const before = watches.get(id); // (an earlier watch of this id, or of this very worker, stands if once() throws)
+  const everBefore = ever.get(worker);
   watches.set(id, worker);
-  everWatchedOf(t.runner).set(worker, id);
+  ever.set(worker, id);
   countWatched(1); // this thread's lock waits are bounded until the exit (lock.ts)
-  worker.once('exit', () => {
+  let exited = false; // the listener ran (a once() that called it at once, then threw, must not undo twice)
+  try {
+    worker.once('exit', onExit);
+  } catch (e) {
+    // A Worker-like object's once() threw: the watch is undone (it left the worker recorded as running
+    // for good, and this thread's lock waits bounded), and the error is watch()'s.
+    if (!exited) {
+      countWatched(-1);
+      if (before !== undefined) watches.set(id, before);
+      else watches.delete(id);
+      if (everBefore !== undefined) ever.set(worker, everBefore);
+      else ever.delete(worker);
+    }
+    const what = e instanceof Error ? `${e.name}: ${e.message}` : describe(e);
+    throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)} whose once('exit', listener) threw ${what}`, { cause: e });
+  }
+  function onExit(): void {
+    if (exited) return; // (a Worker-like object may call it twice; a Worker calls it once)
+    exited = true;
     countWatched(-1);
     // The record stays until this handler ran: reclaim(threadId) of a recorded worker is refused
     // while it runs. (reclaim(worker) finds the worker in everWatched, before and after this.)
@@ -515,7 +536,7 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
         throw e;
       }, 0);
     }
-  });
+  }
 }
 
 /**
