@@ -33,6 +33,12 @@
  *   [C] constant after initialisation (plain reads by anyone)
  *   [O] the owning thread only, plain reads and writes (stats() and check() read it racily)
  *   [A] any thread, Atomics only
+ *   [H] as [A], with the plain accesses its line names and no others: a plain write made before
+ *       the Atomics operation that publishes it (a reader that sees the publication through an
+ *       Atomics read or CAS sees the write), or a plain read used as a hint only, followed by the
+ *       Atomics operation when the hint says there may be work (a stale hint postpones the work
+ *       to the next look, as if what it missed had come a moment later). An Atomics call costs
+ *       6-12 ns here, a plain access about 1 (Stage 1's round trip had some twenty of them)
  *   [L] under the global lock, plain access (stats() and check() read it racily)
  *   [P] published: written under the lock only while no block of the slot exists anywhere
  *       (when the slot is taken or given back); read plain by any thread that holds a block of
@@ -299,7 +305,9 @@ export const SM_FREE_REGIONS = 8; // [O] head: bit r set when the blocks r << RE
 //                                  set regions only, and clears the bit of a region it found empty)
 export const SM_NFREE = 9; //       [O] head: FREE blocks below BUMP (the slab's free blocks a refill can take)
 export const SM_INUSE = 10; //      [O] head: blocks out of the slab (see the invariants)
-export const SM_REMOTE = 11; //     [A] head: remote free list (Treiber push of chains; the owner takes all with exchange)
+export const SM_REMOTE = 11; //     [H] head: remote free list (Treiber push of chains; the owner takes all with exchange).
+//                                  The owner's refill reads it plain as a hint (slab.ts takeBlocks): a chain it
+//                                  misses is on the owner's notice list, collected at a later look
 export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free's notice of the slab is pending: the
 //                                  freer's thread slot + 1 (its CAS from 0), then on the notice list of the thread
 //                                  slot it named in TH_NOTIFY_TO until that thread takes it and stores 0 (slab.ts
@@ -318,7 +326,10 @@ export const SM_NOTIFIED = 12; //   [A] head: 0, or nonzero while a remote free'
 //                                  reclaim that finishes a walk clears its own mark by CAS and never a later push
 export const NOTIFIED_WALK = 0x7fffffff; // SM_NOTIFIED of a slab whose flag its notice list's walker is clearing
 export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice list
-export const SM_POOL_NEXT = 14; //  [A] head: next slot on its Stage-1 list
+export const SM_POOL_NEXT = 14; //  [H] head: next slot on its Stage-1 list (or large-run list). Written plain by
+//                                  the pusher before the head's CAS that links the slab (pool.ts listPush), read
+//                                  plain by the popper after its claim's CAS (the entry is linked and stays so
+//                                  until its own unlink: no one else writes it meanwhile); Atomics elsewhere
 export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with free blocks, not current)
 export const SM_PART_PREV = 16; //  [O] head: previous slot on that list
 export const SM_LISTED = 17; //     [O] head: LISTED_NONE, LISTED_PARTIAL or LISTED_CURRENT
@@ -334,7 +345,9 @@ export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA (read only while 
 // one to its end (1 for the last), written by the pusher before the CAS that links the slab and
 // never changed while it is linked, so that a list's length is its head's word (listCount),
 // exact whenever the head is, with no count to keep beside the CAS.
-export const SM_POOL_DEPTH = SM_FREED_DATA; // [A]
+export const SM_POOL_DEPTH = SM_FREED_DATA; // [H] written plain by the pusher before the head's CAS, from its
+//                                  plain read of the depth of the head it read by Atomics (a head that moved since
+//                                  fails the CAS and the value is made again); Atomics elsewhere
 export const SM_COLLECTS = 23; //      [A] head: bumped before every exchange that takes the remote list
 export const SM_TOUCHED = 24; //    [O]/[L] every slot: bytes from the slot's start that the heap has handed
 //                                  out or written so far, over all the slabs and runs it was part of (it
@@ -407,10 +420,11 @@ export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread; 0 on 
 //                                 by a thread killed in between (or in detach, which stores FREE first and
 //                                 the id last), and reclaim(id) sets it back to 0. A reclaim clears it while
 //                                 the slot is still RECLAIMING, then stores FREE.
-export const TH_NOTICE = 2; //    [A] notice list: slabs of this thread that got remote frees (slot, 0 = empty,
+export const TH_NOTICE = 2; //    [H] notice list: slabs of this thread that got remote frees (slot, 0 = empty,
 //                                 NOTICE_CLOSED once the thread took it for the last time: a detach's or a
 //                                 reclaim's last look stores it by exchange; attach stores 0). Freers push by
-//                                 CAS (remote.ts notifyOwner); the owner takes the list whole by exchange
+//                                 CAS (remote.ts notifyOwner); the owner takes the list whole by exchange, after
+//                                 a plain read as a hint (remote.ts takeNotices; not a last look): 0 skips it
 export const NOTICE_CLOSED = -1; // TH_NOTICE of a thread that will never look at its notices again: a freer
 //                                 that finds it clears its own notice flag by CAS instead of pushing
 export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's

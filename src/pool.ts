@@ -95,7 +95,7 @@ export function listPop(t: ThreadContext, headW: number): number {
       continue;
     }
     crashPoint(CP_STAGE1_POP);
-    const next = Atomics.load(i32, mW + SM_POOL_NEXT);
+    const next = i32[mW + SM_POOL_NEXT]!; // plain (layout.ts [H]): claimed, the entry is linked and its link stays
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, next)) === head) {
       crashPoint(CP_STAGE1_POP);
@@ -142,8 +142,9 @@ function listPush(t: ThreadContext, headW: number, slot: number): void {
     crashPoint(CP_STAGE1_PUSH);
     const head = Atomics.load(i32, headW);
     const top = head & S1_SLOT_MASK;
-    Atomics.store(i32, mW + SM_POOL_NEXT, top);
-    Atomics.store(i32, mW + SM_POOL_DEPTH, top === 0 ? 1 : Atomics.load(i32, t.metaW(top) + SM_POOL_DEPTH) + 1);
+    // Plain writes (layout.ts [H]): the CAS below publishes them; the popper reads them after its claim.
+    i32[mW + SM_POOL_NEXT] = top;
+    i32[mW + SM_POOL_DEPTH] = top === 0 ? 1 : i32[t.metaW(top) + SM_POOL_DEPTH]! + 1;
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, slot)) === head) break;
   }

@@ -344,6 +344,12 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
  * nobody would take, which left the slab flagged for good, and its next owner never notified.
  */
 export function takeNotices(t: ThreadContext, last = false): number {
+  // A plain read first (layout.ts [H]): most looks find the list empty, and the exchange, an
+  // Atomics call, was one of about twenty in a slab's trip through Stage 1.
+  if (!last && t.i32[t.thW + TH_NOTICE] === 0) {
+    t.i32[t.thW + TH_NOTICE_REST] = 0;
+    return 0;
+  }
   const first = Atomics.exchange(t.i32, t.thW + TH_NOTICE, last ? NOTICE_CLOSED : 0);
   const taken = first > 0 ? first : 0; // NOTICE_CLOSED: a reclaim after a detach's (or another reclaim's) last look
   // Recorded with no call after the exchange: the list is the walk's now (slab.ts walkNotices),

@@ -70,7 +70,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
   const mW = t.metaW(slot);
   const topW = t.topW + cls;
   if (t.kept[slot] !== 0) unmarkKept(t, slot, mW); // an empty current slab hands out blocks again
-  if (i32[mW + SM_NFREE] === 0 && Atomics.load(i32, mW + SM_REMOTE) !== 0) collectRemote(t, mW, cls);
+  if (i32[mW + SM_NFREE] === 0 && i32[mW + SM_REMOTE] !== 0) collectRemote(t, mW, cls); // a hint (layout.ts [H])
   let got = 0;
   if (i32[mW + SM_NFREE] !== 0) got = takeFreed(t, mW, cls, topW, n);
   const count = COUNT[cls];
