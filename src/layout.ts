@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 12; // 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 13; // 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -452,7 +452,7 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 16; //       (8 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's)
+export const TF_WORDS = 18; //       (9 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's, 8 TH_FLAGGED's and a reserved word)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
@@ -486,6 +486,17 @@ export const TH_NOTIFY_TO = TH_F64_W + 2 * 7 + 1; // [A] (an Int32 word in the c
 //                                cleared after (0: none). An attacher does not take a slot some thread names here
 //                                (attach.ts): a freer that read the slot's last thread as the owner would push the slab
 //                                onto the list of the next. A reclaimer clears a dead thread's (reclaim.ts)
+export const TH_FLAGGED = TH_F64_W + 2 * 8; // [O] (an Int32 word in the counters area) while a remote freer
+//                                notifies a slab's owner: the slab, stored with no call after the CAS of SM_NOTIFIED
+//                                from 0 that set its flag, and cleared with no call after the push onto the owner's
+//                                notice list or after the CAS that clears the flag again (0: none). A reclaimer
+//                                that finds TH_NOTIFYING set and the flag nonzero marks the flag unsure only when
+//                                this names the slab (reclaim.ts finishJournals): otherwise the flag is another
+//                                freer's, or one this thread set and pushed earlier, its slab on a list (a late
+//                                notice: maybe the list of an owner that gave the slab up since), which an unsure
+//                                mark would let the slab's next owner clear while it is there, and the next notice
+//                                put it on a second list (test/notice-unsure-open.test.ts)
+export const TH_RESERVED_F8 = TH_F64_W + 2 * 8 + 1; // [R]
 export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs

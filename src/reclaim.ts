@@ -8,7 +8,7 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
@@ -292,8 +292,11 @@ function finishJournals(dead: ThreadContext): Set<number> {
     // Flag 0: it stopped after publishing a chain (or after clearing its flag) and before its
     // notice or its adoption: the owner has not been told, and no other freer will be (their
     // frees may have found the dead thread's flag set before): noticed anew just below.
+    // Nonzero and set by its notice, not pushed yet (TH_FLAGGED): marked unsure. Nonzero otherwise,
+    // the flag is another freer's or one it pushed before (its slab on a list, maybe of an owner
+    // that gave the slab up since), and its chain, if published, is collected with that notice.
     if (Atomics.load(i32, dead.metaW(notifying) + SM_NOTIFIED) === 0) anew = notifying;
-    else markUnsureNotice(dead, notifying); // again by a reclaimer stopped before the clear below: no change
+    else if (i32[dead.thW + TH_FLAGGED] === notifying) markUnsureNotice(dead, notifying); // again by a reclaimer stopped before the clear below: no change
   }
   // A dead freer pushes nothing more: the slot it named may be attached to again (attach.ts).
   Atomics.store(i32, dead.thW + TH_NOTIFY_TO, 0);
@@ -307,6 +310,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
     }
   }
   // Cleared once done, so that a reclaimer stopped before this leaves the notice to the next.
+  i32[dead.thW + TH_FLAGGED] = 0;
   i32[dead.thW + TH_NOTIFYING] = 0;
   const collectW = i32[dead.thW + TH_COLLECT_MW];
   if (collectW !== 0) {

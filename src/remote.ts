@@ -19,7 +19,7 @@ import { HeapError } from './errors.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
-  TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_NOTIFYING, TH_NOTIFY_TO, TH_NOTICE_REST, LISTED_NONE, clearUnsureMark, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
+  TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, TH_NOTICE_REST, LISTED_NONE, clearUnsureMark, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
   UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS } = layout;
 const { COUNT, REGION_SHIFT, blockIndex } = classes;
 
@@ -70,17 +70,21 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     return Atomics.load(i32, mW + SM_OWNER) === OWNER_NONE && adoptSlab(t, slot);
   }
   // TH_NOTIFYING covers the flag's CAS up to the push: a reclaimer of a thread stopped in between
-  // cannot tell whether the slab reached the owner's list, and marks the flag for the owner to
-  // settle (reclaim.ts markUnsureNotice); stopped with the flag 0 (before the CAS, or after its
+  // (TH_FLAGGED names the slab) cannot tell whether the slab reached the owner's list, and marks
+  // the flag for the owner to settle (reclaim.ts markUnsureNotice); stopped with the flag 0 (before the CAS, or after its
   // clear below and before the notice anew or the adoption), it notices the slab anew. So the word
   // stays set up to the last of those steps (drainJournal sets it before its publish already).
   const mine = t.slot + 1;
+  const flaggedW = t.thW + TH_FLAGGED;
   i32[notifyingW] = slot;
   crashPoint(CP_PUBLISH);
   if (Atomics.compareExchange(i32, mW + SM_NOTIFIED, 0, mine) !== 0) {
     i32[notifyingW] = 0;
     return false;
   }
+  // With no call after the CAS: the flag is this notice's, not pushed yet, until the stores that
+  // follow the push or the clear (layout.ts TH_FLAGGED; a reclaimer marks it unsure only then).
+  i32[flaggedW] = slot;
   const owner = Atomics.load(i32, mW + SM_OWNER);
   if (owner >= 0) {
     // The owner's thread slot is named in TH_NOTIFY_TO before the owner is read again: a slot so
@@ -101,6 +105,14 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
         if (old === NOTICE_CLOSED) break;
         Atomics.store(i32, mW + SM_NOTICE_NEXT, old);
         if (Atomics.compareExchange(i32, noticeW, old, slot) === old) {
+          // Forgotten with no call after the push: a reclaimer that took the flag for one not
+          // pushed marked it unsure, which the slab's owner settles as if no list but its own held
+          // the slab. After a late notice (onto the list of an owner that gave the slab up since)
+          // the next owner cleared the mark while the slab was on that list, and the next push put
+          // it on a second list (test/notice-unsure-late.test.ts; TH_FLAGGED, for a later chain's
+          // notice of the same slab: test/notice-unsure-open.test.ts).
+          i32[flaggedW] = 0;
+          i32[notifyingW] = 0;
           pushed = true;
           break;
         }
@@ -109,7 +121,6 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     if (pushed) {
       Atomics.store(i32, toW, 0);
       crashPoint(CP_PUBLISH);
-      i32[notifyingW] = 0;
       return false;
     }
     crashPoint(CP_PUBLISH);
@@ -122,6 +133,7 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
     // anew in that slot meanwhile could have taken the slab from the pool, and the same owner
     // number would hide the change (an audit).
     Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
+    i32[flaggedW] = 0;
     const changed = Atomics.load(i32, mW + SM_OWNER) !== owner;
     Atomics.store(i32, toW, 0);
     if (changed && Atomics.load(i32, mW + SM_REMOTE) !== 0) return notifyOwner(t, slot);
@@ -133,6 +145,7 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
   // their notices are noticed to that thread (an audit).
   crashPoint(CP_PUBLISH);
   Atomics.compareExchange(i32, mW + SM_NOTIFIED, mine, 0);
+  i32[flaggedW] = 0;
   crashPoint(CP_PUBLISH);
   if (owner === OWNER_NONE && adoptSlab(t, slot)) {
     i32[notifyingW] = 0; // stopped before this store, its reclaim finds the slab its own: abandonAll's

@@ -20,7 +20,7 @@ import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.j
 import { workerEntry } from '../bench/worker-entry.js';
 import { CRASH_PATHS } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { G_LARGE_POOLED, largePooledSlots, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTICE, TH_NOTIFYING, TH_POPPING } from '../src/layout.js';
+import { G_LARGE_POOLED, largePooledSlots, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_FLAGGED, TH_NOTICE, TH_NOTIFYING, TH_POPPING } from '../src/layout.js';
 import { ownedSlabs } from '../src/slots.js';
 import { COUNT, classOf } from '../src/size-classes.js';
 import {
@@ -64,8 +64,8 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   const tid = heap.stats().threads.find((x) => x.threadId === id)!.tid;
   await v.worker.terminate();
   // ... and is made to look stopped between its CAS of the slab's notice flag and its push onto
-  // the main thread's notice list: the flag says noticed, the list is empty, TH_NOTIFYING names
-  // the slab. Reclaiming it must leave the flag for the main thread to settle.
+  // the main thread's notice list: the flag says noticed, the list is empty, TH_NOTIFYING and
+  // TH_FLAGGED name the slab. Reclaiming it must leave the flag for the main thread to settle.
   const t = internals(heap);
   const noticeW = t.threadW(t.runner.slot) + TH_NOTICE;
   const noticed = theirs[0]! >>> SLOT_SHIFT;
@@ -74,6 +74,7 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   }
   Atomics.store(t.i32, noticeW, 0);
   t.i32[t.threadW(tid) + TH_NOTIFYING] = noticed;
+  t.i32[t.threadW(tid) + TH_FLAGGED] = noticed;
   // It also dies holding its claim on a slab of a Stage-1 list, as a stop between a pop's claim
   // and its unlinking CAS leaves it: the reclaim takes that list whole to repair it.
   const cls = classOf(1024);

@@ -1,0 +1,65 @@
+/**
+ * An unsure mark (reclaim.ts markUnsureNotice) on a slab whose notice its dead freer had already
+ * pushed onto the list of an owner that gave the slab up since (a late notice, detach-race.test.ts):
+ * the mark tells the slab's next owner that the slab is on no list, or on its own list taken since
+ * the mark. Neither holds: the slab is on the former owner's list, whose taker alone may clear its
+ * flag. The next owner's pop cleared the mark (pool.ts stage1Pop), the next remote free put the slab
+ * on that owner's list as well, and the link the two lists share lost the slab behind it on the
+ * former owner's list (its flag set for good, its remote frees never collected). Found auditing the
+ * notice walk's mark (slab.ts finishNoticeWalk), 2026-12-04: the freer was still naming the slab
+ * (TH_NOTIFYING) after its push, where its reclaim cannot tell a push made from none.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { CP_STAGE1_PUSH } from '../src/crash.js';
+import { SLOT_SHIFT, SM_HEAD, SM_NOTICE_NEXT, SM_NOTIFIED, SM_REMOTE, SM_SHIFT, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
+import { checked } from './fixtures.js';
+import { ask, terminateAll } from './remote-heap.js';
+import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabsHeld, slotOf, start } from './notice-helpers.js';
+
+afterEach(terminateAll);
+
+it("a freer killed right after its late notice reached a former owner's list: the slab is never on two lists, and no slab behind it is lost", async () => {
+  const heap = SharedHeap.create(OPTIONS);
+  const { t, i32, P, F, slotP, slotF, S, mS, gateF, kF, atPoolingS } = await lateNotice(heap);
+  const R = await start(heap);
+  const gateR = new Int32Array(new SharedArrayBuffer(8));
+  const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
+  const Z = i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!;
+  const mZ = t.metaW(Z);
+  const gateP = new Int32Array(new SharedArrayBuffer(8));
+  const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
+  await atPoolingS(gateP); // P collected S (empty, flag 0) and stops just before it pools S
+  freeAll(heap, [zs[0]!]); // Z on P's notice list
+  // F goes on: its flag CAS, P read as S's owner, S pushed onto P's list (S -> Z); F stops at the
+  // next crash point, after the push.
+  await pauseWhere(gateF, () => Atomics.load(i32, t.threadW(slotP) + TH_NOTICE) === S, kF);
+  const pushed = { link: Atomics.load(i32, mS + SM_NOTICE_NEXT), flag: Atomics.load(i32, mS + SM_NOTIFIED), naming: i32[t.threadW(slotF) + TH_NOTIFYING] };
+  await F.w.terminate();
+  expect(heap.reclaim(F.id)).toBe(true);
+  const flagAfterReclaim = Atomics.load(i32, mS + SM_NOTIFIED);
+  resume(gateP, 1 << 20);
+  await flushed; // S pooled, still on P's list
+  const ps = Array.from({ length: 64 }, () => heap.malloc(48)); // the main thread takes S from the pool
+  const takenAgain = ps[0]! >>> SLOT_SHIFT === S;
+  await ask(R, { op: 'free', ps: [ps[0]!], pauses: [], gate: gateR }); // a remote free of the main thread's S
+  await ask(P, { op: 'free', ps: [], pauses: [], gate: gateP }); // P looks at its notices: S, then Z
+  const z = { flag: Atomics.load(i32, mZ + SM_NOTIFIED), remote: Atomics.load(i32, mZ + SM_REMOTE) !== 0 ? 'not empty' : 'empty' };
+  const mainNotices = Atomics.load(i32, t.threadW(slotOf(heap, heap.threadId)) + TH_NOTICE);
+  const selfLinked = mainNotices === S && Atomics.load(i32, mS + SM_NOTICE_NEXT) === S;
+  freeAll(heap, ps.slice(1));
+  await ask(R, { op: 'detach', pauses: [], gate: gateR });
+  await ask(P, { op: 'detach', pauses: [], gate: gateP });
+  const held = slabsHeld(heap);
+  const check = checked(heap);
+  heap.detach();
+  expect({ pushed, flagAfterReclaim, takenAgain, z, selfLinked, held, check }).toEqual({
+    pushed: { link: Z, flag: slotF + 1, naming: pushed.naming },
+    flagAfterReclaim: slotF + 1, // pushed: the flag is P's to clear, when it takes its list
+    takenAgain: true,
+    z: { flag: 0, remote: 'empty' },
+    selfLinked: false,
+    held: [],
+    check: 'passes',
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * The other way to the two lists of test/notice-unsure-late.test.ts. F's late notice completed (S on
+ * the list of P, which gave S up; F's flag), then F is killed naming S again for a later chain
+ * (magazine.ts drainJournal names it before the publish). Its reclaim could not tell that flag,
+ * pushed, from one set by a notice it stopped in before its push, and marked it unsure; S's next
+ * owner settled the mark while S was still on P's list, the next remote free put S on the owner's
+ * list too, and Z, behind S on P's list, was lost (an audit, 2026-12-04). Since TH_FLAGGED (layout
+ * version 13) the reclaim marks a flag unsure only when the dead thread's own notice set it and
+ * did not push it.
+ */
+import { afterEach, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
+import { SLOT_SHIFT, SM_HEAD, SM_NOTIFIED, SM_REMOTE, SM_SHIFT, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
+import { checked } from './fixtures.js';
+import { ask, terminateAll } from './remote-heap.js';
+import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabsHeld, start } from './notice-helpers.js';
+
+afterEach(terminateAll);
+
+it("a freer killed before a later chain's notice, its earlier notice of the slab on a former owner's list: the slab is never on two lists", async () => {
+  // The same lists, reached another way: F's late notice completed (S on P's list, F's flag), and
+  // F is killed naming S again for a later chain (magazine.ts drainJournal names it before the
+  // publish): its reclaim cannot tell that flag, pushed, from one set by the notice it stopped in.
+  const heap = SharedHeap.create(OPTIONS);
+  const { t, i32, P, F, slotP, slotF, S, mS, gateF, atPoolingS, resumeF } = await lateNotice(heap);
+  const R = await start(heap);
+  const gateR = new Int32Array(new SharedArrayBuffer(8));
+  const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
+  const mZ = t.metaW(i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!);
+  const gateP = new Int32Array(new SharedArrayBuffer(8));
+  const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
+  await atPoolingS(gateP);
+  freeAll(heap, [zs[0]!]); // Z on P's notice list
+  await resumeF(); // S onto P's list (S -> Z), F's flag; F's notice done
+  const onP = Atomics.load(i32, t.threadW(slotP) + TH_NOTICE) === S;
+  resume(gateP, 1 << 20);
+  await flushed; // S pooled, still on P's list
+  const ps = Array.from({ length: 64 }, () => heap.malloc(48)); // the main thread takes S
+  const takenAgain = ps[0]! >>> SLOT_SHIFT === S;
+  const gateF2 = new Int32Array(new SharedArrayBuffer(8));
+  void ask(F, { op: 'free', ps: [ps[0]!], pauses: Array<number>(1024).fill(CP_PUBLISH), gate: gateF2 });
+  await pauseWhere(gateF2, () => i32[t.threadW(slotF) + TH_NOTIFYING] === S && Atomics.load(i32, mS + SM_REMOTE) !== 0);
+  await F.w.terminate();
+  expect(heap.reclaim(F.id)).toBe(true);
+  const flagAfterReclaim = Atomics.load(i32, mS + SM_NOTIFIED);
+  heap.flush(); // the main thread looks at its notices (and settles marks)
+  await ask(R, { op: 'free', ps: [ps[1]!], pauses: [], gate: gateR }); // a remote free of the main thread's S
+  await ask(P, { op: 'free', ps: [], pauses: [], gate: gateP }); // P looks at its notices: S, then Z
+  const z = { flag: Atomics.load(i32, mZ + SM_NOTIFIED), remote: Atomics.load(i32, mZ + SM_REMOTE) !== 0 ? 'not empty' : 'empty' };
+  freeAll(heap, ps.slice(2));
+  await ask(R, { op: 'detach', pauses: [], gate: gateR });
+  await ask(P, { op: 'detach', pauses: [], gate: gateP });
+  const held = slabsHeld(heap);
+  const check = checked(heap);
+  heap.detach();
+  expect({ onP, takenAgain, flagAfterReclaim, z, held, check }).toEqual({
+    onP: true,
+    takenAgain: true,
+    flagAfterReclaim: slotF + 1,
+    z: { flag: 0, remote: 'empty' },
+    held: [],
+    check: 'passes',
+  });
+});
