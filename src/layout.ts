@@ -153,9 +153,10 @@ export const F_RESERVED_14 = F_BASE_W / 2 + 14; //   [R] (was the peak of G_CARV
 export const F_RECLAIMS = F_BASE_W / 2 + 15; //       threads reclaimed
 export const F_WORDS = 32; //                         (16 doubles; the 16th and up are unused [R])
 // Per-class arrays, CLASS_SLOTS words each (entries NUM_CLASSES and up are reserved [R]).
-export const S1_HEAD_W = F_BASE_W + F_WORDS; //        [A] Stage-1 LIFO head: (tag << S1_SLOT_BITS) | slot, slot 0 = empty
-//                                                       (a list's length is its head slab's SM_POOL_DEPTH: listCount)
-export const LARGE_POOL_W = S1_HEAD_W + CLASS_SLOTS; // [A] per span 1 .. LARGE_POOL_SPANS (entry 0 unused): LIFO head of
+export const S1_HEAD_W = F_BASE_W + F_WORDS; //        [H] Stage-1 LIFO head: (tag << S1_SLOT_BITS) | slot, slot 0 = empty
+//                                                       (a list's length is its head slab's SM_POOL_DEPTH: listCount);
+//                                                       read plain only by the keep tests (listCountHint)
+export const LARGE_POOL_W = S1_HEAD_W + CLASS_SLOTS; // [H] per span 1 .. LARGE_POOL_SPANS (entry 0 unused): LIFO head of
 //                                                       freed large runs of that many slots kept for reuse (pool.ts
 //                                                       largePoolPush/Pop), the same format and protocol as S1_HEAD_W
 export const ABANDONED_W = LARGE_POOL_W + CLASS_SLOTS; //[L] abandoned-slab list head (slot, 0 = empty), linked by SM_ABANDON_NEXT
@@ -212,6 +213,15 @@ export function lockWord(slot: number, state: number): number {
 export function listCount(i32: Int32Array, slotMetaW: number, headW: number): number {
   const slot = Atomics.load(i32, headW) & S1_SLOT_MASK;
   return slot === 0 ? 0 : Atomics.load(i32, slotMetaW + (slot << SM_SHIFT) + SM_POOL_DEPTH);
+}
+
+/**
+ * listCount read plain (S1_HEAD_W and SM_POOL_DEPTH are [H]): a hint for the pool's keep tests,
+ * which are heuristics either way (a stale count keeps a slab or run one too many or too few).
+ */
+export function listCountHint(i32: Int32Array, slotMetaW: number, headW: number): number {
+  const slot = i32[headW]! & S1_SLOT_MASK;
+  return slot === 0 ? 0 : i32[slotMetaW + (slot << SM_SHIFT) + SM_POOL_DEPTH]!;
 }
 
 /** Slots held by the large-run lists together (each list's count times its span); exact as listCount is. */

@@ -25,7 +25,7 @@ const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
-const { clearUnsureMark, largePooledSlots, listCount } = layout;
+const { clearUnsureMark, largePooledSlots, listCountHint } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -176,7 +176,7 @@ const LARGE_CREDIT_MAX = 8; // G_LARGE_CREDIT stays within -8 .. 8 (about: it is
 export function largePoolReserve(t: ThreadContext, head: number, span: number): boolean {
   const i32 = t.i32;
   if (span > LARGE_POOL_SPANS || Atomics.load(i32, G_LARGE_POOLED) + span > LARGE_POOL_SLOTS) return false;
-  if (listCount(i32, t.smW, LARGE_POOL_W + span) >= i32[G_S1_KEEP]) return false;
+  if (listCountHint(i32, t.smW, LARGE_POOL_W + span) >= i32[G_S1_KEEP]) return false;
   // While kept runs mostly go back unused (sizes that do not come back), only every eighth is kept,
   // to find out when that changes (G_LARGE_CREDIT).
   if (Atomics.load(i32, G_LARGE_CREDIT) < 0 && (++t.largeProbes & 7) !== 0) return false;
@@ -378,7 +378,7 @@ function forgetFreeBlocks(t: ThreadContext, slot: number): void {
  */
 export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): void {
   const i32 = t.i32;
-  if (listCount(i32, t.smW, S1_HEAD_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
+  if (listCountHint(i32, t.smW, S1_HEAD_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
     forgetFreeBlocks(t, slot);
     stage1Push(t, cls, slot);
     return;
