@@ -339,7 +339,8 @@ export const SM_NOTICE_NEXT = 13; //[A] head: next slot on the owner's notice li
 export const SM_POOL_NEXT = 14; //  [H] head: next slot on its Stage-1 list (or large-run list). Written plain by
 //                                  the pusher before the head's CAS that links the slab (pool.ts listPush), read
 //                                  plain by the popper after its claim's CAS (the entry is linked and stays so
-//                                  until its own unlink: no one else writes it meanwhile); Atomics elsewhere
+//                                  until its own unlink; a reclaimer's putBackChain may rewrite it meanwhile, and
+//                                  then moves the head's tag, so the popper's CAS fails); Atomics elsewhere
 export const SM_PART_NEXT = 15; //  [O] head: next slot on the owner's partial list (slabs with free blocks, not current)
 export const SM_PART_PREV = 16; //  [O] head: previous slot on that list
 export const SM_LISTED = 17; //     [O] head: LISTED_NONE, LISTED_PARTIAL or LISTED_CURRENT

@@ -502,13 +502,14 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   watches.set(id, worker);
   ever.set(worker, id);
   countWatched(1); // this thread's lock waits are bounded until the exit (lock.ts)
-  let exited = false; // the listener ran (a once() that called it at once, then threw, must not undo twice)
+  let exited = false; // the listener ran, or the watch was undone: either happens once
   try {
     worker.once('exit', onExit);
   } catch (e) {
     // A Worker-like object's once() threw: the watch is undone (it left the worker recorded as running
     // for good, and this thread's lock waits bounded), and the error is watch()'s.
     if (!exited) {
+      exited = true; // a listener once() registered before it threw does nothing when called later
       countWatched(-1);
       if (before !== undefined) watches.set(id, before);
       else watches.delete(id);

@@ -6,7 +6,9 @@
  * of watch()'s: reclaim(threadId) of that id was refused for good as "a watched worker that is
  * still running", a detach handed the phantom watch to the thread's next attachment, and a worker
  * thread's lock waits stayed bounded for good. Now watch() throws a TypeError naming itself, the
- * argument and the value, with the caller's error as its cause, and nothing is recorded.
+ * argument and the value, with the caller's error as its cause, and nothing is recorded. A once()
+ * that registered the listener before it threw: its later call changed the count again and
+ * reclaimed the id (a third audit of the change); now it does nothing.
  */
 import { afterEach, expect, it, vi } from 'vitest';
 import { SharedHeap } from '../src/index.js';
@@ -99,6 +101,34 @@ it('a once() that calls the listener at once and then throws: counted down once,
     },
   };
   expect(() => heap.watch(fake)).toThrow(/^watch\(worker\): expected a Worker, got an object whose once\('exit', listener\) threw Error: late$/);
+  expect(counted.net).toBe(net);
+  heap.check();
+});
+
+it('a once() that registers the listener and then throws: its later call changes nothing', () => {
+  const heap = fresh();
+  const net = counted.net;
+  let listener: (() => void) | undefined;
+  const fake = {
+    threadId: 5151,
+    once: (_: 'exit', fn: () => void): never => {
+      listener = fn; // registered...
+      throw new Error('then thrown');
+    },
+  };
+  expect(() => heap.watch(fake)).toThrow(/^watch\(worker\): expected a Worker, got an object whose once\('exit', listener\) threw Error: then thrown$/);
+  expect(counted.net).toBe(net);
+  // A later watch of a running worker: counted once.
+  let exit2: (() => void) | undefined;
+  const running = { threadId: 6161, once: (_: 'exit', fn: () => void): void => void (exit2 = fn) };
+  heap.watch(running);
+  expect(counted.net).toBe(net + 1);
+  // The first object's "exit": the listener it kept runs.
+  fake.threadId = -1;
+  listener!();
+  expect(counted.net).toBe(net + 1); // was net: the running watched worker no longer counted
+  running.threadId = -1;
+  exit2!();
   expect(counted.net).toBe(net);
   heap.check();
 });
