@@ -45,6 +45,7 @@ import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type Prepa
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { recordTrace } from './record.js';
 import { measureCeiling, measureW1Ceiling, measureW3Ceiling, renderCeiling } from './ceiling.js';
+import { measureAb, renderAb } from './ab.js';
 import { readTraceOps } from './replay.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, machineLine, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
@@ -89,6 +90,7 @@ Options:
 Nothing is written to disk unless --json or --svg is given.
 Record a program's own trace for W5: sabmalloc record --out FILE.trace.gz -- program args...
 How fast the loops go at sabmalloc's own placement with no allocator work: sabmalloc ceiling W1 --trace FILE
+This build against another one, alternated in one process: sabmalloc ab --base OTHER/dist --trace FILE
 From a checkout: npm run build && node dist/bench/cli.js bench ..., or npx tsx bench/cli.ts bench ...
 Quick look at sabmalloc alone on one trace:
   npx tsx bench/cli.ts bench W5 --trace FILE --allocators sabmalloc --runs 3
@@ -103,6 +105,15 @@ of its main thread as a W5 trace (gzip when FILE ends in .gz). Then replay it:
 Linux with glibc only. Calls of other threads and of pointers made before the shim loaded are
 not recorded; the summary counts them. Programs it starts do not record; one it execs in its
 place (a wrapper script) takes the trace over.
+`;
+
+export const AB_USAGE = `Usage: sabmalloc ab --base DIR --trace FILE|FOLDER... [--repeat N] [--rounds N] [--warmup N] [--no-prime]
+
+This build's sabmalloc against another build's (DIR: the dist folder of another checkout after
+npm run build), replaying each trace in this thread, alternated round by round (the order flips
+every round): each round replays the trace --repeat times (default 1) on one fresh heap, on
+primed memory. Prints each side's median ns an operation over --rounds timed rounds (default
+8) after --warmup untimed ones (default 2), and base / new (above 1: the new build is faster).
 `;
 
 export const CEILING_USAGE = `Usage: sabmalloc ceiling [W1] [W3] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
@@ -370,6 +381,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
   }
   if (argv[0] === 'record') return runRecord(argv.slice(1), io);
   if (argv[0] === 'ceiling') return runCeiling(argv.slice(1), io);
+  if (argv[0] === 'ab') return runAb(argv.slice(1), io);
   if (argv[0] !== 'bench') {
     io.err(`sabmalloc: unknown command ${JSON.stringify(argv[0])}\n\n${USAGE}`);
     return 2;
@@ -419,6 +431,59 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
       process.off('SIGTERM', onSignal);
       removeTraceDir(traceDir);
     }
+  }
+}
+
+/** An integer option in [min, max], or `dflt` when absent. */
+function intOption(name: string, value: string | undefined, dflt: number, min: number, max: number): number {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** `sabmalloc ab --base DIR --trace ...` (ab.ts); returns the exit code (0, 1 failed, 2 usage). */
+async function runAb(argv: string[], io: CliIO): Promise<number> {
+  let o: Parameters<typeof measureAb>[0];
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        base: { type: 'string' }, trace: { type: 'string', multiple: true }, repeat: { type: 'string' }, rounds: { type: 'string' },
+        warmup: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (values.help === true) {
+      io.out(AB_USAGE);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    if (values.base === undefined) throw new UsageError('--base DIR is needed (the dist folder of the build to compare with)');
+    const traces = expandTraceArgs(values.trace ?? []);
+    if (traces.length === 0) throw new UsageError('give --trace FILE|FOLDER');
+    o = {
+      base: values.base,
+      traces,
+      repeat: intOption('repeat', values.repeat, 1, 1, 100_000),
+      rounds: intOption('rounds', values.rounds, 8, 1, 1000),
+      warmups: intOption('warmup', values.warmup, 2, 0, 1000),
+      prime: values['no-prime'] !== true,
+    };
+  } catch (err) {
+    io.err(`sabmalloc ab: ${(err as Error).message}\n\n${AB_USAGE}`);
+    return 2;
+  }
+  try {
+    const env = collectEnvironment();
+    io.out(`sabmalloc ab  ${env.date}\n${machineLine(env)}\n`);
+    const rows = await measureAb(o, (line) => io.err(`${line}\n`));
+    io.out(renderAb(rows, o));
+    return 0;
+  } catch (err) {
+    io.err(`sabmalloc ab: ${(err as Error).message}\n`);
+    return 1;
   }
 }
 

@@ -1,0 +1,139 @@
+/**
+ * `sabmalloc ab --base DIR`: this build's sabmalloc against another build's, on the same traces,
+ * alternated round by round in one process. The figures of a change in the commit messages and
+ * docs/performance.md ("base and new alternated in one process") come from this.
+ *
+ * DIR is a build of another checkout (its `dist`, from `npm run build`): its `src/index.js`,
+ * `bench/replay.js` and `bench/copies.js` are imported beside this build's, so both run in this
+ * thread, each through its own compiled copy of its own replay loop. Each round, of each side in
+ * turn (the order flips every round), replays a trace `repeat` times on one fresh heap (primed
+ * memory first, as the bench does): the first replay meets fresh pages, the others the heap's
+ * own, as a program that does the same work again would. Untimed warm-up rounds come first.
+ * Reported: each side's median ns an operation over the timed rounds, and base / new (above 1:
+ * the new build is faster).
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { SharedHeap, type HeapOptions } from '../src/index.js';
+import { copyFor } from './copies.js';
+import { w5HeapBytes } from './plan.js';
+import { primeMemory } from './prime.js';
+import { loadTrace, replay, replayLoop, tracePeakLive, type ReplayAllocator, type Trace } from './replay.js';
+
+interface HeapLike extends ReplayAllocator {
+  detach(): void;
+}
+
+/** What one side needs: a heap factory, the replay driver and its own loop copy. */
+interface Side {
+  label: string;
+  create(options: Partial<HeapOptions>): HeapLike;
+  replay: typeof replay;
+  loop: typeof replayLoop;
+}
+
+export interface AbOptions {
+  /** A build directory of the other checkout (with src/index.js and bench/replay.js). */
+  base: string;
+  traces: string[];
+  /** Replays a round, on one heap. */
+  repeat: number;
+  /** Timed rounds of each side. */
+  rounds: number;
+  /** Untimed rounds of each side first. */
+  warmups: number;
+  prime: boolean;
+}
+
+export interface AbRow {
+  trace: string;
+  ops: number;
+  /** ns an operation, one entry per timed round. */
+  baseNs: number[];
+  newNs: number[];
+  baseMedian: number;
+  newMedian: number;
+  /** baseMedian / newMedian: above 1 when the new build is faster. */
+  speedup: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+async function sideOf(dir: string | undefined, label: string): Promise<Side> {
+  if (dir === undefined) {
+    return { label, create: (o) => SharedHeap.create(o), replay, loop: copyFor(replayLoop, `sabmalloc (ab ${label})`) };
+  }
+  const url = (p: string): string => pathToFileURL(resolve(dir, p)).href;
+  let heapMod: { SharedHeap: { create(o: Partial<HeapOptions>): HeapLike } };
+  let replayMod: { replay: typeof replay; replayLoop: typeof replayLoop };
+  let copiesMod: { copyFor: typeof copyFor };
+  try {
+    heapMod = (await import(url('src/index.js'))) as typeof heapMod;
+    replayMod = (await import(url('bench/replay.js'))) as typeof replayMod;
+    copiesMod = (await import(url('bench/copies.js'))) as typeof copiesMod;
+  } catch (err) {
+    throw new Error(`--base ${dir}: not a build directory with src/index.js, bench/replay.js and bench/copies.js (${(err as Error).message})`);
+  }
+  return {
+    label,
+    create: (o) => heapMod.SharedHeap.create(o),
+    replay: replayMod.replay,
+    loop: copiesMod.copyFor(replayMod.replayLoop, `sabmalloc (ab ${label})`),
+  };
+}
+
+/** One round of one side: `repeat` replays on one fresh heap; ns an operation. */
+function round(side: Side, trace: Trace, options: Partial<HeapOptions>, repeat: number, prime: boolean, primeBytes: number): number {
+  if (prime) primeMemory(primeBytes);
+  const heap = side.create(options);
+  try {
+    let ns = 0;
+    for (let k = 0; k < repeat; k++) ns += side.replay(heap, trace, side.loop).elapsedNs;
+    return ns / (repeat * Math.max(1, trace.count));
+  } finally {
+    heap.detach();
+  }
+}
+
+/** Runs the comparison; `progress` gets a line a trace. */
+export async function measureAb(o: AbOptions, progress: (line: string) => void = () => {}): Promise<AbRow[]> {
+  const sides = [await sideOf(o.base, 'base'), await sideOf(undefined, 'new')];
+  const rows: AbRow[] = [];
+  for (const path of o.traces) {
+    const trace = loadTrace(path);
+    const peak = tracePeakLive(trace);
+    const options = { ...w5HeapBytes(peak), maxThreads: 3 };
+    const primeBytes = 2 * peak;
+    const ns: number[][] = [[], []];
+    for (let r = 0; r < o.warmups + o.rounds; r++) {
+      const order = r % 2 === 0 ? [0, 1] : [1, 0];
+      for (const s of order) {
+        const v = round(sides[s]!, trace, options, o.repeat, o.prime, primeBytes);
+        if (r >= o.warmups) ns[s]!.push(v);
+      }
+    }
+    const baseMedian = median(ns[0]!);
+    const newMedian = median(ns[1]!);
+    const row = { trace: trace.name, ops: trace.count, baseNs: ns[0]!, newNs: ns[1]!, baseMedian, newMedian, speedup: baseMedian / newMedian };
+    progress(`${trace.name}: base ${baseMedian.toFixed(1)}, new ${newMedian.toFixed(1)} ns an operation`);
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** The table: a row a trace, then every round's figures. */
+export function renderAb(rows: AbRow[], o: AbOptions): string {
+  const lines = [`base: ${o.base}; ${o.repeat} replay(s) a round on one fresh heap, ${o.warmups} untimed and ${o.rounds} timed rounds a side, alternated`,
+    'trace                      ops  base ns/op  new ns/op  base/new'];
+  for (const r of rows) {
+    lines.push(`${r.trace.split('/').pop()!.padEnd(22)} ${String(r.ops).padStart(8)}  ${r.baseMedian.toFixed(1).padStart(10)}  ${r.newMedian.toFixed(1).padStart(9)}  ${r.speedup.toFixed(3).padStart(8)}`);
+  }
+  for (const r of rows) {
+    lines.push(`  ${r.trace.split('/').pop()}: base ${r.baseNs.map((x) => x.toFixed(0)).join(' ')} | new ${r.newNs.map((x) => x.toFixed(0)).join(' ')}`);
+  }
+  return lines.join('\n') + '\n';
+}
