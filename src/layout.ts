@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 13; // 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 13; // 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -117,7 +117,7 @@ export const G_ORPHANS = 21; //         [A] blocks that threads which died insid
 export const G_LARGE_POOLED = 22; //    [A] slots in the large-run lists and reserved for a push under way: Atomics.add by a
 //                                      free before its push (taken back by Atomics.sub when it overshoots the budget),
 //                                      Atomics.sub after a pop unlinks (before the run is marked LIVE or given back);
-//                                      set to the lists' sum by a repair (a thread stopped inside a push or pop);
+//                                      a dead thread's share on no list (TH_LARGE_HELD) subtracted by its reclaim;
 //                                      only the pool's keep test reads it (pool.ts largePoolReserve)
 export const G_LARGE_CREDIT = 23; //    [A] whether keeping freed large runs pays, about: +1 when a kept run is taken again,
 //                                      -1 when one goes back to Stage 2 unused (pool.ts), held within -8 .. 8
@@ -463,7 +463,7 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 18; //       (9 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's, 8 TH_FLAGGED's and a reserved word)
+export const TF_WORDS = 18; //       (9 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's, 8 TH_FLAGGED's and TH_LARGE_HELD's)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts)
@@ -507,7 +507,11 @@ export const TH_FLAGGED = TH_F64_W + 2 * 8; // [O] (an Int32 word in the counter
 //                                notice: maybe the list of an owner that gave the slab up since), which an unsure
 //                                mark would let the slab's next owner clear while it is there, and the next notice
 //                                put it on a second list (test/notice-unsure-open.test.ts)
-export const TH_RESERVED_F8 = TH_F64_W + 2 * 8 + 1; // [R]
+export const TH_LARGE_HELD = TH_F64_W + 2 * 8 + 1; // [O] (an Int32 word in the counters area) slots this thread counts in
+//                                G_LARGE_POOLED that are on no large-run list: a free's reservation, stored with no call
+//                                after its Atomics.add, until the push's CAS (or the overshoot's Atomics.sub); a pop's
+//                                run, stored with no call after its unlinking CAS, until its Atomics.sub (0: none).
+//                                A reclaim subtracts it (reclaim.ts finishJournals)
 export const TH_INFLIGHT = TH_F64_W + TF_WORDS; // [O] blocks of a remote chain between its first PENDING state and its CAS
 export const TH_JOURNAL_N = TH_INFLIGHT + 1; //      [O] words in the drain journal (0: no drain under way)
 export const TH_JOURNAL_DONE = TH_INFLIGHT + 2; //   [O] words of the journal already returned to their slabs

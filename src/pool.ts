@@ -22,10 +22,10 @@ import { adoptSlab, collectRemote } from './remote.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_LARGE,
   K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
-  OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
+  OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, CLASS_SLOTS, TH_LARGE_HELD, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
-const { clearUnsureMark, largePooledSlots, listCountHint } = layout;
+const { clearUnsureMark, listCountHint } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -80,6 +80,9 @@ export function stage1Pop(t: ThreadContext, cls: number): number {
 export function listPop(t: ThreadContext, headW: number): number {
   const i32 = t.i32;
   const popW = t.thW + TH_POPPING;
+  // A large-run list's span: its runs' slots stay in G_LARGE_POOLED from the unlinking CAS until
+  // the caller's Atomics.sub, held by t meanwhile (TH_LARGE_HELD).
+  const span = headW > LARGE_POOL_W && headW < LARGE_POOL_W + CLASS_SLOTS ? headW - LARGE_POOL_W : 0;
   for (;;) {
     const head = Atomics.load(i32, headW);
     const slot = head & S1_SLOT_MASK;
@@ -98,6 +101,7 @@ export function listPop(t: ThreadContext, headW: number): number {
     const next = i32[mW + SM_POOL_NEXT]!; // plain (layout.ts [H]): claimed, the entry is linked and its link stays
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
     if (Atomics.compareExchange(i32, headW, head, nextHead(head, next)) === head) {
+      i32[t.thW + TH_LARGE_HELD] = span; // no call since the CAS
       crashPoint(CP_STAGE1_POP);
       return slot;
     }
@@ -146,7 +150,10 @@ function listPush(t: ThreadContext, headW: number, slot: number): void {
     i32[mW + SM_POOL_NEXT] = top;
     i32[mW + SM_POOL_DEPTH] = top === 0 ? 1 : i32[t.metaW(top) + SM_POOL_DEPTH]! + 1;
     if (stage1Hooks !== null) hookDelay(stage1Hooks);
-    if (Atomics.compareExchange(i32, headW, head, nextHead(head, slot)) === head) break;
+    if (Atomics.compareExchange(i32, headW, head, nextHead(head, slot)) === head) {
+      i32[t.thW + TH_LARGE_HELD] = 0; // no call since the CAS: a large run's reservation is its list's now
+      break;
+    }
   }
   crashPoint(CP_STAGE1_PUSH);
   Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
@@ -169,9 +176,10 @@ const LARGE_CREDIT_MAX = 8; // G_LARGE_CREDIT stays within -8 .. 8 (about: it is
  * A true answer has reserved the run's slots in G_LARGE_POOLED (one Atomics.add, taken back when
  * it overshoots), so that frees in other threads cannot all pass the test at once: the caller
  * pushes the run (largePoolPush). Pops subtract after they unlink, so the lists never hold more
- * than the count, which stays within LARGE_POOL_SLOTS; only a repair's recount (after a thread
- * stopped inside a push or pop) can drop reservations still under way elsewhere, and the lists
- * then exceed the budget by those, once, until pops bring the count back under it.
+ * than the count, which stays within LARGE_POOL_SLOTS. A thread's share of the count on no list
+ * (TH_LARGE_HELD) is what the reclaim of a thread stopped inside a push or pop takes back: a
+ * recount of the lists would drop the reservations of pushes (and keep the slots of pops) still
+ * under way in other threads, the count off by those for good.
  */
 export function largePoolReserve(t: ThreadContext, head: number, span: number): boolean {
   const i32 = t.i32;
@@ -180,11 +188,15 @@ export function largePoolReserve(t: ThreadContext, head: number, span: number): 
   // While kept runs mostly go back unused (sizes that do not come back), only every eighth is kept,
   // to find out when that changes (G_LARGE_CREDIT).
   if (Atomics.load(i32, G_LARGE_CREDIT) < 0 && (++t.largeProbes & 7) !== 0) return false;
-  // The push's journal from before the reservation: a thread stopped from here on is repaired,
-  // and its repair recounts (repairStage1).
+  // The push's journal from before the reservation: a thread stopped from here on is repaired
+  // (repairStage1); the reservation is t's (TH_LARGE_HELD, no call after the add) until the push's
+  // CAS, and a reclaim takes it back.
   i32[t.thW + TH_PUSHING] = head;
-  if (Atomics.add(i32, G_LARGE_POOLED, span) + span > LARGE_POOL_SLOTS) {
+  const before = Atomics.add(i32, G_LARGE_POOLED, span);
+  i32[t.thW + TH_LARGE_HELD] = span;
+  if (before + span > LARGE_POOL_SLOTS) {
     Atomics.sub(i32, G_LARGE_POOLED, span);
+    i32[t.thW + TH_LARGE_HELD] = 0;
     i32[t.thW + TH_PUSHING] = 0;
     return false;
   }
@@ -192,19 +204,11 @@ export function largePoolReserve(t: ThreadContext, head: number, span: number): 
 }
 
 /**
- * [L] Sets G_LARGE_POOLED to the slots the large-run lists hold: what a repair does, as a thread
- * stopped between a pop and its subtraction, or between its reservation and its push, left the
- * count high. Only there: a recount drops the reservations of frees still under way elsewhere.
- */
-function recountLargePooled(t: ThreadContext): void {
-  Atomics.store(t.i32, G_LARGE_POOLED, largePooledSlots(t.i32, t.smW));
-}
-
-/**
  * Frees the live large run at `head` into its span's list (no lock): after largePoolReserve
  * (which journals it in TH_PUSHING and reserves its slots), the owner (t's slot) and the mark
  * LARGE_POOLED, then listPush. A thread stopped before the mark leaves a live run; after it,
- * repairStage1 gives the run back or hands it to its list; either way the repair recounts.
+ * repairStage1 gives the run back or hands it to its list; its reclaim takes back the reservation
+ * of a run on no list (TH_LARGE_HELD).
  */
 export function largePoolPush(t: ThreadContext, head: number, span: number): void {
   const i32 = t.i32;
@@ -224,8 +228,10 @@ export function largePoolPop(t: ThreadContext, span: number): number {
   const head = listPop(t, LARGE_POOL_W + span);
   if (head === 0) return 0;
   // Subtracted while the run is still marked POOLED: a popper stopped before the LIVE mark leaves a
-  // run its repair gives back and recounts; after the mark, the count is right.
+  // run its repair gives back (and its reclaim subtracts TH_LARGE_HELD if this had not); after the
+  // mark, the count is right.
   Atomics.sub(t.i32, G_LARGE_POOLED, span);
+  t.i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
   if (t.debugLarge !== null) t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
   t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
   crashPoint(CP_STAGE1_POP);
@@ -281,13 +287,6 @@ function giveBackOwned(t: ThreadContext, slot: number): void {
  * and put back in one CAS (putBackChain), recorded meanwhile in the dead thread's TH_S1_PRIVATE.
  */
 export function repairStage1(t: ThreadContext, slot: number): void {
-  const large = t.i32[t.metaW(slot) + SM_KIND] === K_LARGE;
-  repairListed(t, slot);
-  // A large run's push or pop may have stopped between its list and G_LARGE_POOLED, either way.
-  if (large) recountLargePooled(t);
-}
-
-function repairListed(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   if (Atomics.load(i32, mW + SM_OWNER) !== t.slot) return; // not its slab or run (any more)
@@ -469,6 +468,7 @@ export function returnLargeRuns(t: ThreadContext, all: boolean): number {
   for (let span = 1; span <= LARGE_POOL_SPANS && (all || left > 0); span++) {
     for (let head = listPop(t, LARGE_POOL_W + span); head !== 0; head = listPop(t, LARGE_POOL_W + span)) {
       Atomics.sub(i32, G_LARGE_POOLED, span); // before the give-back, as in largePoolPop
+      i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
       giveBackOwned(t, head);
       if (!all && Atomics.load(i32, G_LARGE_CREDIT) > -LARGE_CREDIT_MAX) Atomics.sub(i32, G_LARGE_CREDIT, 1);
       left -= span;

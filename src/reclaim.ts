@@ -10,7 +10,7 @@
 import {
   F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
-  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE,
+  TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords, usedSlots, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
@@ -328,6 +328,14 @@ function finishJournals(dead: ThreadContext): Set<number> {
       if (slot < dead.slotLimit) repairStage1(dead, slot);
       i32[dead.thW + w] = 0;
     }
+  }
+  // Slots it counted in G_LARGE_POOLED that are on no list (a reservation not pushed, a pop not
+  // subtracted): taken back, the word cleared with no call after (a reclaimer stopped before
+  // the subtraction leaves it to the next).
+  const largeHeld = i32[dead.thW + TH_LARGE_HELD];
+  if (largeHeld !== 0) {
+    Atomics.sub(i32, G_LARGE_POOLED, largeHeld);
+    i32[dead.thW + TH_LARGE_HELD] = 0;
   }
   const returning = i32[dead.thW + TH_RETURNING];
   if (returning !== 0) {
