@@ -307,7 +307,9 @@ function growBuffer(t: ThreadContext, supers: number): boolean {
   const maxSupers = Math.min(t.i32[G_MAX_SUPERS], Math.floor((buf.maxByteLength ?? 0) / SUPER_BYTES));
   if (supers > maxSupers) return false;
   const current = Math.floor(buf.byteLength / SUPER_BYTES);
-  const target = Math.min(maxSupers, Math.max(supers, current + (current >>> 2)));
+  // A buffer already long enough (a grower stopped after its grow, before the header said so)
+  // is taken as it is: the header catches up below, and the buffer does not grow again.
+  const target = current >= supers ? current : Math.min(maxSupers, Math.max(supers, current + (current >>> 2)));
   try {
     if (target * SUPER_BYTES > buf.byteLength) buf.grow(target * SUPER_BYTES);
   } catch {
