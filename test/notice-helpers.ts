@@ -2,7 +2,7 @@
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
-import { CP_PUBLISH } from '../src/crash.js';
+import { CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
 import { MiB } from './fixtures.js';
 import { ask, startThread, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
@@ -96,6 +96,24 @@ export async function lateNotice(heap: SharedHeap) {
   const { i32, mS, slotP } = r;
   const atPoolingS = (gate: Int32Array): Promise<number> => pauseWhere(gate, () => i32[mS + SM_INUSE] === 0 && Atomics.load(i32, mS + SM_OWNER) === slotP);
   return { ...r, atPoolingS };
+}
+
+/**
+ * After lateNotice, the lists of the late-notice tests: a third worker R (for remote frees, gate
+ * gateR), and Z, a slab of P's with a remote free noticed onto P's list, while P is paused just
+ * before it pools S (its flush, `flushed`, under way until gateP lets it go on).
+ */
+export async function slabBehindS(heap: SharedHeap, late: Awaited<ReturnType<typeof lateNotice>>) {
+  const { t, i32, P, atPoolingS } = late;
+  const R = await start(heap);
+  const gateR = new Int32Array(new SharedArrayBuffer(8));
+  const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
+  const Z = i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!;
+  const gateP = new Int32Array(new SharedArrayBuffer(8));
+  const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
+  await atPoolingS(gateP); // P collected S (empty, flag 0) and stops just before it pools S
+  freeAll(heap, [zs[0]!]); // Z on P's notice list
+  return { R, gateR, Z, mZ: t.metaW(Z), gateP, flushed };
 }
 
 /**

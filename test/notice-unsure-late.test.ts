@@ -11,26 +11,18 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { CP_STAGE1_PUSH } from '../src/crash.js';
-import { SLOT_SHIFT, SM_HEAD, SM_NOTICE_NEXT, SM_NOTIFIED, SM_REMOTE, SM_SHIFT, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
+import { SLOT_SHIFT, SM_NOTICE_NEXT, SM_NOTIFIED, SM_REMOTE, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
 import { checked } from './fixtures.js';
 import { ask, terminateAll } from './remote-heap.js';
-import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabsHeld, slotOf, start } from './notice-helpers.js';
+import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabBehindS, slabsHeld, slotOf } from './notice-helpers.js';
 
 afterEach(terminateAll);
 
 it("a freer killed right after its late notice reached a former owner's list: the slab is never on two lists, and no slab behind it is lost", async () => {
   const heap = SharedHeap.create(OPTIONS);
-  const { t, i32, P, F, slotP, slotF, S, mS, gateF, kF, atPoolingS } = await lateNotice(heap);
-  const R = await start(heap);
-  const gateR = new Int32Array(new SharedArrayBuffer(8));
-  const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
-  const Z = i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!;
-  const mZ = t.metaW(Z);
-  const gateP = new Int32Array(new SharedArrayBuffer(8));
-  const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
-  await atPoolingS(gateP); // P collected S (empty, flag 0) and stops just before it pools S
-  freeAll(heap, [zs[0]!]); // Z on P's notice list
+  const late = await lateNotice(heap);
+  const { t, i32, P, F, slotP, slotF, S, mS, gateF, kF } = late;
+  const { R, gateR, Z, mZ, gateP, flushed } = await slabBehindS(heap, late);
   // F goes on: its flag CAS, P read as S's owner, S pushed onto P's list (S -> Z); F stops at the
   // next crash point, after the push.
   await pauseWhere(gateF, () => Atomics.load(i32, t.threadW(slotP) + TH_NOTICE) === S, kF);

@@ -10,11 +10,11 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
-import { SLOT_SHIFT, SM_HEAD, SM_NOTIFIED, SM_REMOTE, SM_SHIFT, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
+import { CP_PUBLISH } from '../src/crash.js';
+import { SLOT_SHIFT, SM_NOTIFIED, SM_REMOTE, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
 import { checked } from './fixtures.js';
 import { ask, terminateAll } from './remote-heap.js';
-import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabsHeld, start } from './notice-helpers.js';
+import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabBehindS, slabsHeld } from './notice-helpers.js';
 
 afterEach(terminateAll);
 
@@ -23,15 +23,9 @@ it("a freer killed before a later chain's notice, its earlier notice of the slab
   // F is killed naming S again for a later chain (magazine.ts drainJournal names it before the
   // publish): its reclaim cannot tell that flag, pushed, from one set by the notice it stopped in.
   const heap = SharedHeap.create(OPTIONS);
-  const { t, i32, P, F, slotP, slotF, S, mS, gateF, atPoolingS, resumeF } = await lateNotice(heap);
-  const R = await start(heap);
-  const gateR = new Int32Array(new SharedArrayBuffer(8));
-  const { ps: zs } = await ask<{ ps: number[] }>(P, { op: 'malloc', n: 1, size: 1000 });
-  const mZ = t.metaW(i32[t.smW + ((zs[0]! >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD]!);
-  const gateP = new Int32Array(new SharedArrayBuffer(8));
-  const flushed = ask(P, { op: 'free', ps: [], pauses: Array<number>(1024).fill(CP_STAGE1_PUSH), gate: gateP });
-  await atPoolingS(gateP);
-  freeAll(heap, [zs[0]!]); // Z on P's notice list
+  const late = await lateNotice(heap);
+  const { t, i32, P, F, slotP, slotF, S, mS, resumeF } = late;
+  const { R, gateR, mZ, gateP, flushed } = await slabBehindS(heap, late);
   await resumeF(); // S onto P's list (S -> Z), F's flag; F's notice done
   const onP = Atomics.load(i32, t.threadW(slotP) + TH_NOTICE) === S;
   resume(gateP, 1 << 20);
