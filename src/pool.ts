@@ -21,7 +21,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, G_STAGE1, G_STAGE1_PUSHES, K_LARGE,
-  K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
+  K_SLAB, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, CLASS_SLOTS, TH_LARGE_HELD, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
@@ -248,8 +248,7 @@ export function largePoolPop(t: ThreadContext, span: number): number {
 export function giveBackRun(t: ThreadContext, head: number): void {
   const i32 = t.i32;
   t.f64[F_LARGE_HELD_BYTES] -= i32[t.metaW(head) + SM_SPAN] * SLOT_BYTES;
-  returnSlots(t, head);
-  i32[t.metaW(head) + SM_LARGE] = LARGE_FREED;
+  returnSlots(t, head); // marks the head LARGE_FREED with its metas (slots.ts giveBack)
 }
 
 /**

@@ -8,8 +8,8 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, LARGE_FREED, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
-  SM_COLLECTS, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
+  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
+  SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
   TS_RECLAIMING, magazineWords, usedSlots, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
@@ -346,8 +346,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
     const kind = i32[mW + SM_KIND];
     if ((kind === K_SLAB || kind === K_LARGE) && i32[mW + SM_HEAD] === returning && Atomics.load(i32, mW + SM_OWNER) === OWNER_RETURNING) {
       // (A large run: the lock was broken, and repairSlotTable's recount left it out of the held bytes.)
-      returnSlots(dead, returning);
-      if (kind === K_LARGE) i32[mW + SM_LARGE] = LARGE_FREED;
+      returnSlots(dead, returning); // a large run's head marked LARGE_FREED with its metas
     }
     i32[dead.thW + TH_RETURNING] = 0;
   }

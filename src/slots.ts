@@ -9,7 +9,7 @@
  */
 import {
   ABANDONED_W, F_LARGE_HELD_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
-  K_LARGE, K_SLAB, LARGE_LIVE, LARGE_POOLED, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
+  K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER, clearUnsureMark,
 } from './layout.js';
@@ -88,22 +88,25 @@ export function returnSlots(t: ThreadContext, head: number): void {
   const i32 = t.i32;
   const hW = t.metaW(head);
   if (i32[hW + SM_ABANDON_LISTED] !== 0) abandonedUnlink(t, (i32[hW + SM_CLS1] - 1), head);
-  const cls1 = i32[hW + SM_KIND] === K_SLAB ? i32[hW + SM_CLS1] : 0;
-  giveBack(t, head, head + i32[hW + SM_SPAN], cls1, CP_GIVE_BACK);
+  const kind = i32[hW + SM_KIND];
+  giveBack(t, head, head + i32[hW + SM_SPAN], kind === K_SLAB ? i32[hW + SM_CLS1] : 0, CP_GIVE_BACK, kind === K_LARGE);
 }
 
 /**
  * [L] Slots [from, end) back to UNUSED: their metas first (recording the class + 1 and data of
- * what they held, so that a late second free is still a double free), then, after a crash point
- * of `path`, their free-mask bits.
+ * what they held, so that a late second free is still a double free; for a large run whose head
+ * is `from`, `runFreed`, its head marked LARGE_FREED right after the head is UNUSED, so that a
+ * second free of a run whose give-back was cut off after that is a double free too), then,
+ * after a crash point of `path`, their free-mask bits.
  */
-function giveBack(t: ThreadContext, from: number, end: number, freedCls1: number, path: number): void {
+function giveBack(t: ThreadContext, from: number, end: number, freedCls1: number, path: number, runFreed = false): void {
   const i32 = t.i32;
   for (let s = from; s < end; s++) {
     const mW = t.metaW(s);
     i32[mW + SM_FREED_CLS] = freedCls1;
     i32[mW + SM_FREED_DATA] = i32[mW + SM_DATA];
     i32[mW + SM_KIND] = K_FREE;
+    if (runFreed && s === from) i32[mW + SM_LARGE] = LARGE_FREED; // after K_FREE: never a K_LARGE head marked freed
     i32[mW + SM_CLS1] = 0;
   }
   crashPoint(path);

@@ -21,6 +21,7 @@ import { SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { lockAcquire, lockRelease } from '../src/lock.js';
 import { setStage1TestHooks } from '../src/pool.js';
+import { armCrash } from '../src/crash.js';
 import { reallocChurn, type ChurnResult } from './realloc-churn.js';
 
 /** What comlink's node adapter needs from a MessagePort. */
@@ -132,6 +133,25 @@ const api = {
   /** Resizes large blocks by realloc (workers/realloc-churn.ts reallocChurn). */
   reallocChurn(seed: number, rounds: number): ChurnResult {
     return reallocChurn(attached('reallocChurn'), seed, rounds);
+  },
+  /**
+   * Frees `ptr` and stops this thread (as worker.terminate() would) at the `nth` crash point of
+   * path `path` (src/crash.ts) that the free passes; returns normally if it passes fewer.
+   */
+  freeStoppingAt(ptr: number, path: number, nth: number): void {
+    const h = attached('freeStoppingAt');
+    let seen = 0;
+    const on = (at: number): never => {
+      if (at === path && ++seen === nth) process.exit(0);
+      armCrash(1, on);
+      return undefined as never; // not this one: the crash point returns
+    };
+    armCrash(1, on);
+    try {
+      h.free(ptr);
+    } finally {
+      armCrash(0, () => process.exit(0));
+    }
   },
   /** Takes the global lock, keeps it `ms` milliseconds (a long critical section), then lets it go. */
   holdLockFor(ms: number): void {
