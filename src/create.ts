@@ -126,10 +126,17 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
     // Named after what the caller passed: the metadata grows with maxThreads x magazineCapacity
     // (each slot's magazines) and with maxBytes (the slot table).
     const given = (['initialBytes', 'maxBytes', 'maxThreads', 'magazineCapacity'] as const).filter((k) => o[k] !== undefined);
+    // The least size that works: where maxBytes has to grow to it, so does the slot table in the
+    // metadata, so it is sought where it stops moving (an audit: the size named was refused).
+    let least = geo.metaSupers + 1;
+    for (let s = Math.max(maxSupers, least); ; s = least) {
+      least = geometry(s, maxThreads, magCap, NUM_CLASSES).metaSupers + 1;
+      if (least <= s) break;
+    }
     throw new RangeError(
       `SharedHeap.create(options${given.length > 0 ? '.' + given.join(', options.') : ''}): ${initialNamed} leaves no room for blocks; the metadata for ` +
         `maxBytes ${maxBytes}, maxThreads ${maxThreads} and magazineCapacity ${magCap} takes ${geo.metaSupers} MiB, so initialBytes and ` +
-        `maxBytes of at least ${(geo.metaSupers + 1) * SUPER_BYTES} are needed (or fewer maxThreads, or a smaller magazineCapacity)`,
+        `maxBytes of at least ${least * SUPER_BYTES} are needed (or fewer maxThreads, or a smaller magazineCapacity)`,
     );
   }
   const bytes = initialSupers * SUPER_BYTES;

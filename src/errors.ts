@@ -91,7 +91,11 @@ export function describe(v: unknown): string {
       return 'a function';
     default:
       if (v === null) return 'null';
-      return Array.isArray(v) ? 'an array' : 'an object';
+      try {
+        return Array.isArray(v) ? 'an array' : 'an object';
+      } catch {
+        return 'a revoked proxy'; // Array.isArray throws for one (an audit): the message is still the call's
+      }
   }
 }
 

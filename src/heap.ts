@@ -14,7 +14,7 @@ import {
   REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
-import { isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
+import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
 import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
@@ -176,7 +176,7 @@ function detachDropped(d: Dropped): void {
 }
 /** `fn`'s check of a heap's buffer (attach, attachAsync); returns its heap id. */
 function checkHeapBuffer(buffer: unknown, fn: string): number {
-  if (!(buffer instanceof SharedArrayBuffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
+  if (!isSharedArrayBuffer(buffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
   readGeometry(buffer, fn);
   return heapIdOf(buffer);
 }
@@ -689,10 +689,12 @@ export class SharedHeap {
     const usable = block === 0 ? 0 : (classifyBlock(t, 'realloc', 'ptr', block), this.usableSize(block));
     if (usable <= MAX_SMALL) return this.#withoutBlocking(() => this.realloc(block, size));
     // A large block: its free takes the lock after the copy, so the steps are retried one by one.
-    if (size <= usable && size > usable >>> 1) return block;
-    // In place where it can (debug mode moves, to write the block's canary anew).
+    // Kept, or resized in place, where it can: not in debug mode, which moves it as realloc does,
+    // to write its size record and canary anew (usable is then the requested size; an audit).
+    const debug = this instanceof DebugSharedHeap;
+    if (!debug && size <= usable && size > usable >>> 1) return block;
     const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size);
-    if (!(this instanceof DebugSharedHeap) && (await this.#withoutBlocking(inPlace))) return block;
+    if (!debug && (await this.#withoutBlocking(inPlace))) return block;
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
     copyInHeap(t, q, block, Math.min(size, usable));

@@ -499,8 +499,16 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   }
   const id = worker.threadId;
   if (typeof id !== 'number') throw new TypeError(`watch(worker): worker.threadId: expected a number, got ${describe(id)}`);
-  if (!Number.isSafeInteger(id) || id < 0) {
+  if (id === -1) {
     throw new RangeError(`watch(worker): the worker has exited already (threadId ${describe(id)}); watch it right after starting it`);
+  }
+  // Anything else that is not an id is not a Worker's (an audit: 1.5 and NaN read as "exited already").
+  if (!Number.isSafeInteger(id) || id < 0) {
+    throw new RangeError(`watch(worker): worker.threadId: expected a non-negative safe integer, got ${describe(id)}`);
+  }
+  // Its exit would mark this running thread's own slot dead (an audit): refused, as reclaim() refuses it.
+  if (id === t.threadId) {
+    throw new RangeError(`watch(worker): worker.threadId ${id} is the calling thread's own id; a thread cannot watch itself (use detach())`);
   }
   const watches = watchesOf(t.runner);
   const ever = everWatchedOf(t.runner);

@@ -110,3 +110,18 @@ export function memoryFunctions(memory: SharedMemory): { copy: MemoryCopy; zero:
     return undefined;
   }
 }
+
+/**
+ * Whether `value` is a real SharedArrayBuffer: `instanceof` also passes a Proxy of one and an
+ * object whose prototype is one, whose byteLength then throws V8's own TypeError (an audit), so
+ * this asks SharedArrayBuffer's byteLength getter, which only a real one answers.
+ */
+export function isSharedArrayBuffer(value: unknown): value is SharedArrayBuffer {
+  if (typeof SharedArrayBuffer === 'undefined' || !(value instanceof SharedArrayBuffer)) return false;
+  try {
+    Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!.call(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
