@@ -5,7 +5,7 @@
 import {
   G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
-  SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE, TH_NOTICE_CUR, TH_NOTICE_REST,
+  SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE, TH_NOTICE_CUR, TH_NOTICE_REST, TH_WATCHING, WATCH_ENTRIES,
   TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots, clearUnsureMark,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -134,6 +134,7 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
   i32[thW + TH_INFLIGHT] = 0;
   i32[thW + TH_NOTICE_CUR] = 0;
   i32[thW + TH_NOTICE_REST] = 0;
+  i32.fill(0, thW + TH_WATCHING, thW + TH_WATCHING + WATCH_ENTRIES);
   Atomics.store(i32, thW + TH_NOTICE, 0);
   t.detached = false;
   t.refreshViews();
@@ -235,6 +236,9 @@ export function detachThread(t: ThreadContext): void {
   // The state first, the id last: the id going to 0 is what lets attach claim the slot, and a
   // thread killed between the two leaves a FREE slot carrying its id, which reclaim(id) releases
   // (the other order left an ATTACHED slot that no id named).
+  // Its record of the workers it watches goes before the slot is free: a thread that takes the
+  // slot and ends before its attach zeroes the record must not take them with it.
+  i32.fill(0, t.thW + TH_WATCHING, t.thW + TH_WATCHING + WATCH_ENTRIES);
   Atomics.store(i32, t.thW + TH_STATE, TS_FREE);
   Atomics.store(i32, t.thW + TH_THREAD_ID, 0);
   t.refuseCalls();

@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 13; // 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 14; // 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -524,7 +524,18 @@ export const TH_NOTICE_REST = TH_INFLIGHT + 5; //    [O] ...and the rest of that
 //                                                  attach() writes a probe value (-1 or -2) into it through a buffer it
 //                                                  was given and puts it back, to tell a copy of the heap from its memory
 //                                                  (heap.ts sharesMemory): the thread's own word, between its calls
-export const TH_JOURNAL_W = TH_INFLIGHT + 6; //      [O] room for a copied journal (reclaim), magazineWords(magCap) words
+export const TH_WATCHING = TH_INFLIGHT + 6; //       [O] WATCH_ENTRIES words: Node threadId + 1 of workers this thread watch()es
+//                                                  (0: an empty entry). Its own thread stores an entry with no call after
+//                                                  watch() recorded the worker, and clears entries of workers whose exits it
+//                                                  has reclaimed only to make room (reclaim.ts recordWatching); attach zeroes
+//                                                  them. Read with Atomics.load by a thread that marks this one dead or reclaims
+//                                                  it as ended (not a stopped instance of a running thread): Node ends a
+//                                                  worker's workers with it, before its 'exit' event, and nobody sees their
+//                                                  exits, so those threads are marked dead and reclaimed with it (reclaim.ts
+//                                                  markDead, reclaimSlot). An entry naming a thread that ended and was
+//                                                  reclaimed finds no slot (Node never reuses a threadId in a process)
+export const WATCH_ENTRIES = 16;
+export const TH_JOURNAL_W = TH_WATCHING + WATCH_ENTRIES; // [O] room for a copied journal (reclaim), magazineWords(magCap) words
 // After the journal come the magazines ([O]): per class, magazineWords(magCap) words from
 // Geometry.magW: entry 0 is the empty sentinel (block MAG_EMPTY_SENTINEL: pop's empty test),
 // then capacity entries, then the full sentinel (block MAG_FULL_SENTINEL: push's full test).

@@ -11,7 +11,7 @@ import {
   F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
-  TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE,
+  TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
   TS_RECLAIMING, magazineWords, usedSlots, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
@@ -37,11 +37,61 @@ function findThread(t: ThreadContext, threadId: number, states: number[]): numbe
   return -1;
 }
 
-/** Marks the slot of an exited thread DEAD, so a waiter on the lock it may hold breaks it. */
-export function markDead(t: ThreadContext, threadId: number): void {
+/**
+ * Marks the slot of an exited thread DEAD, so a waiter on the lock it may hold breaks it; and so,
+ * in turn, the workers it watched (TH_WATCHING), which Node ended with it (`depth` bounds the
+ * nesting followed; a slot met again is left alone, as the CAS fails on it).
+ */
+export function markDead(t: ThreadContext, threadId: number, depth = 0): void {
   const s = findThread(t, threadId, [TS_ATTACHED]);
-  if (s < 0) return;
-  Atomics.compareExchange(t.i32, t.threadW(s) + TH_STATE, TS_ATTACHED, TS_DEAD);
+  if (s < 0 || s === t.runner.slot) return;
+  const w = t.threadW(s);
+  if (Atomics.compareExchange(t.i32, w + TH_STATE, TS_ATTACHED, TS_DEAD) !== TS_ATTACHED || depth >= WATCH_DEPTH) return;
+  for (const id of watchedIds(t, s)) markDead(t, id, depth + 1);
+}
+
+/** How deep markDead and a reclaim follow workers of workers (TH_WATCHING). */
+const WATCH_DEPTH = 8;
+
+/** The thread ids slot `s`'s thread recorded as workers it watches (TH_WATCHING); read after it ended. */
+function watchedIds(t: ThreadContext, s: number): number[] {
+  const ids: number[] = [];
+  const w = t.threadW(s) + TH_WATCHING;
+  for (let k = 0; k < WATCH_ENTRIES; k++) {
+    const id = Atomics.load(t.i32, w + k) - 1;
+    if (id >= 0) ids.push(id);
+  }
+  return ids;
+}
+
+/**
+ * Records in t's thread area (TH_WATCHING) that its thread watches the worker `id`, so that a
+ * thread that marks it dead or reclaims it as ended does the same for that worker (Node ends a
+ * worker's workers with it, and their exits are seen by nobody). An entry of a worker whose exit
+ * this thread has reclaimed stays until its room is needed. With WATCH_ENTRIES workers running at
+ * once, the next is not recorded (its slot then stays taken at this thread's end until a
+ * reclaim(threadId) of it, as before). One plain store (no call) writes an entry or clears one.
+ */
+export function recordWatching(t: ThreadContext, id: number): void {
+  if (t.detached) return;
+  const i32 = t.i32;
+  const w = t.thW + TH_WATCHING;
+  let room = -1;
+  for (let k = 0; k < WATCH_ENTRIES; k++) {
+    const v = i32[w + k];
+    if (v === id + 1) return;
+    if (v === 0 && room < 0) room = k;
+  }
+  if (room < 0) {
+    const running = watchesOf(t.runner);
+    const pending = pendingOf(t.runner);
+    for (let k = 0; k < WATCH_ENTRIES && room < 0; k++) {
+      const v = i32[w + k] - 1;
+      if (!running.has(v) && !pending.includes(v)) room = k;
+    }
+    if (room < 0) return;
+  }
+  i32[w + room] = id + 1;
 }
 
 /**
@@ -167,7 +217,7 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
 
 function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
   const s = findThread(t, threadId, [TS_ATTACHED, TS_DEAD]);
-  return s >= 0 && reclaimFound(t, s, threadId);
+  return s >= 0 && reclaimFound(t, s, threadId, true);
 }
 
 /**
@@ -188,7 +238,8 @@ export function reclaimOwnDead(t: ThreadContext, staleSlot = -1, staleId = -1): 
     lockAcquire(t);
     try {
       // Again under the lock: another thread may have reclaimed it meanwhile, and an attach taken it.
-      if (Atomics.load(i32, w + TH_STATE) === TS_DEAD && Atomics.load(i32, w + TH_THREAD_ID) === id + 1) reclaimFound(t, s, id);
+      // (Not ended: this thread runs on, and so do the workers it watches.)
+      if (Atomics.load(i32, w + TH_STATE) === TS_DEAD && Atomics.load(i32, w + TH_THREAD_ID) === id + 1) reclaimFound(t, s, id, false);
     } catch (e) {
       if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
       throw e;
@@ -198,29 +249,40 @@ export function reclaimOwnDead(t: ThreadContext, staleSlot = -1, staleId = -1): 
   }
 }
 
-/** [L] Reclaims slot `s`, found ATTACHED or DEAD under `threadId`; false when another reclaimer took it first. */
-function reclaimFound(t: ThreadContext, s: number, threadId: number): boolean {
+/**
+ * [L] Reclaims slot `s`, found ATTACHED or DEAD under `threadId`; false when another reclaimer
+ * took it first. `ended`: the thread has ended (not an instance of a thread that runs on,
+ * reclaimOwnDead), so the workers it watched have too, and go with it (reclaimSlot).
+ */
+function reclaimFound(t: ThreadContext, s: number, threadId: number, ended: boolean, depth = 0): boolean {
   const i32 = t.i32;
   const stateW = t.threadW(s) + TH_STATE;
   const old = Atomics.load(i32, stateW);
   if (old !== TS_ATTACHED && old !== TS_DEAD) return false;
   i32[t.threadW(s) + TH_RECLAIMER] = t.runner.slot + 1; // under the lock: one reclaimer at a time
   if (Atomics.compareExchange(i32, stateW, old, TS_RECLAIMING) !== old) return false;
-  reclaimSlot(t, s, threadId);
+  reclaimSlot(t, s, threadId, ended, depth);
   // Slots this thread was reclaiming when it stopped (it held the lock, which we broke): the
-  // journal words of each say how far it got; a reclaim from the start finishes them.
+  // journal words of each say how far it got; a reclaim from the start finishes them. Each
+  // such thread ended, unless it is an instance of this very thread (reclaimOwnDead).
   for (let v = 0, used = usedSlots(i32, t.geo.maxThreads); v < used; v++) {
     const vW = t.threadW(v);
     if (Atomics.load(i32, vW + TH_STATE) === TS_RECLAIMING && i32[vW + TH_RECLAIMER] === s + 1) {
       i32[vW + TH_RECLAIMER] = t.runner.slot + 1;
-      reclaimSlot(t, v, Atomics.load(i32, vW + TH_THREAD_ID) - 1);
+      const id = Atomics.load(i32, vW + TH_THREAD_ID) - 1;
+      reclaimSlot(t, v, id, id !== t.threadId, depth);
     }
   }
   return true;
 }
 
-/** [L] Reclaims slot `s` (state RECLAIMING, won by this thread) of the thread known as `threadId`. */
-function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
+/**
+ * [L] Reclaims slot `s` (state RECLAIMING, won by this thread) of the thread known as `threadId`;
+ * when it `ended`, then the threads of the workers it watched (TH_WATCHING) too, before its slot
+ * is free: a reclaimer stopped among them leaves this slot RECLAIMING in its name, and the
+ * reclaim of that reclaimer starts this one again, with them.
+ */
+function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boolean, depth: number): void {
   const i32 = t.i32;
   const stateW = t.threadW(s) + TH_STATE;
   // Act as the dead thread: a context bound to its slot, run by this thread (same runner).
@@ -270,6 +332,15 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number): void {
   crashPoint(CP_RECLAIM);
   abandonAll(dead, (mW, cls) => recountFree(dead, mW, cls));
   crashPoint(CP_RECLAIM);
+  if (ended && depth < WATCH_DEPTH) {
+    for (const id of watchedIds(t, s)) {
+      const c = findThread(t, id, [TS_ATTACHED, TS_DEAD]);
+      if (c < 0 || c === s || c === t.runner.slot) continue;
+      Atomics.compareExchange(i32, t.threadW(c) + TH_STATE, TS_ATTACHED, TS_DEAD);
+      reclaimFound(t, c, id, true, depth + 1);
+    }
+  }
+  i32.fill(0, t.threadW(s) + TH_WATCHING, t.threadW(s) + TH_WATCHING + WATCH_ENTRIES);
   t.f64[F_RECLAIMS]++;
   Atomics.store(i32, t.threadW(s) + TH_THREAD_ID, 0);
   i32[t.threadW(s) + TH_RECLAIMER] = 0;
@@ -516,6 +587,7 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   const everBefore = ever.get(worker);
   watches.set(id, worker);
   ever.set(worker, id);
+  recordWatching(t, id); // after the record: a thread stopped here is no worse off than before
   countWatched(1); // this thread's lock waits are bounded until the exit (lock.ts)
   let exited = false; // the listener ran, or the watch was undone: either happens once
   try {
@@ -593,6 +665,7 @@ export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
   everWatched.set(to.runner, everWatchedOf(from.runner));
   mergedEver.set(to.runner, mergedEverOf(from.runner));
   pendingReclaims.set(to.runner, pendingOf(from.runner));
+  for (const id of watchesOf(to.runner).keys()) recordWatching(to, id);
   // Exited workers whose reclaim waited for a busy lock, and found the stopped instance (reclaimPending).
   if (pendingOf(to.runner).length > 0) later(() => reclaimPending(to));
 }
@@ -605,7 +678,10 @@ export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
 export function mergeWatches(from: ThreadContext, to: ThreadContext): void {
   if (latestAttachment(from) === to) return;
   const watches = watchesOf(to.runner);
-  for (const [id, w] of watchesOf(from.runner)) watches.set(id, w);
+  for (const [id, w] of watchesOf(from.runner)) {
+    watches.set(id, w);
+    recordWatching(to, id);
+  }
   const pending = pendingOf(to.runner);
   for (const id of pendingOf(from.runner).splice(0)) if (!pending.includes(id)) pending.push(id);
   // The workers `from` ever watched (a WeakMap, which cannot be copied): looked up too (watchedId).

@@ -140,18 +140,12 @@ const api = {
    */
   freeStoppingAt(ptr: number, path: number, nth: number): void {
     const h = attached('freeStoppingAt');
-    let seen = 0;
-    const on = (at: number): never => {
-      if (at === path && ++seen === nth) process.exit(0);
-      armCrash(1, on);
-      return undefined as never; // not this one: the crash point returns
-    };
-    armCrash(1, on);
-    try {
-      h.free(ptr);
-    } finally {
-      armCrash(0, () => process.exit(0));
-    }
+    stoppingAt(path, nth, () => h.free(ptr));
+  },
+  /** reclaim(threadId), stopping this thread at the `nth` crash point of `path` as freeStoppingAt; its answer if it passes fewer. */
+  reclaimStoppingAt(threadId: number, path: number, nth: number): boolean {
+    const h = attached('reclaimStoppingAt');
+    return stoppingAt(path, nth, () => h.reclaim(threadId));
   },
   /** Takes the global lock, keeps it `ms` milliseconds (a long critical section), then lets it go. */
   holdLockFor(ms: number): void {
@@ -172,6 +166,22 @@ const api = {
     setStage1TestHooks(words);
   },
 };
+
+/** Runs `fn`, exiting the thread at the `nth` crash point of `path` it passes (the others return). */
+function stoppingAt<T>(path: number, nth: number, fn: () => T): T {
+  let seen = 0;
+  const on = (at: number): never => {
+    if (at === path && ++seen === nth) process.exit(0);
+    armCrash(1, on);
+    return undefined as never; // not this one: the crash point returns
+  };
+  armCrash(1, on);
+  try {
+    return fn();
+  } finally {
+    armCrash(0, () => process.exit(0));
+  }
+}
 
 export type HeapWorkerApi = typeof api;
 
