@@ -6,7 +6,8 @@
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
-import { DoubleFreeError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
+import { DoubleFreeError, HeapError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
+import { WOULD_BLOCK, lockAcquire, lockRelease, waitsMayGiveUp } from './lock.js';
 import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
 import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall } from './magazine.js';
 import { askOthersToFlush } from './flush-ask.js';
@@ -234,6 +235,26 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : 1) || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
   if (cls < 0 && resizeLargeInPlace(t, p, n)) return p;
+  // A small block's free never waits for the lock; a thread whose waits never give up gets it.
+  if (cls >= 0 || !waitsMayGiveUp()) return moveBlock(t, cls, p, n, usable);
+  // A run that moves is freed under the lock after the new block was taken and the contents
+  // copied: where a wait may give up (a main thread's LockTimeoutError, the async calls'
+  // WOULD_BLOCK), the lock is taken first (the steps take it again, re-entrantly), so that it
+  // gives up before anything changed, not after the new block was taken (which was then lost;
+  // an audit). Elsewhere the copy is made outside the lock.
+  lockAcquire(t);
+  try {
+    return moveBlock(t, cls, p, n, usable);
+  } catch (e) {
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
+    throw e;
+  } finally {
+    lockRelease(t);
+  }
+}
+
+/** realloc's move of the live block p (class `cls`, -1 for a large run) to a new block of n bytes. */
+function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: number): number {
   // A block growing into or within the large runs moves to a run with free slots after it.
   const q = n > MAX_SMALL && n > usable ? largeAllocToGrowOrFlush(t, n) : mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;

@@ -5,9 +5,9 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapStateError, checkInteger, describe } from './errors.js';
+import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
-import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync } from './lock.js';
+import { WOULD_BLOCK, lockAcquire, lockRelease, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
@@ -686,9 +686,16 @@ export class SharedHeap {
     checkInteger('realloc', 'size', size);
     const t = this.#t;
     if (t.detached) throw new HeapStateError('realloc(ptr, size): this thread has detached from the heap');
-    const usable = block === 0 ? 0 : (classifyBlock(t, 'realloc', 'ptr', block), this.usableSize(block));
-    if (usable <= MAX_SMALL) return this.#withoutBlocking(() => this.realloc(block, size));
-    // A large block: its free takes the lock after the copy, so the steps are retried one by one.
+    const cls = block === 0 ? 0 : classifyBlock(t, 'realloc', 'ptr', block);
+    const usable = block === 0 ? 0 : this.usableSize(block);
+    // A small block: realloc's free of it never waits for the lock (a small free only tries it), so
+    // a WOULD_BLOCK comes before anything changed and the whole call is tried again. A large run,
+    // even one whose usable size is at most MAX_SMALL (a run of one slot from alignedAlloc, or in
+    // debug mode a run for a request up to MAX_SMALL), is freed under the lock after the new block
+    // was taken and the contents copied (and, in debug mode, after free wrote its fill into the old
+    // block): retried whole, that leaked the new block and copied the fill (an audit). So its
+    // steps are retried one by one.
+    if (cls >= 0) return this.#withoutBlocking(() => this.realloc(block, size));
     // Kept, or resized in place, where it can: not in debug mode, which moves it as realloc does,
     // to write its size record and canary anew (usable is then the requested size; an audit).
     const debug = this instanceof DebugSharedHeap;
@@ -918,6 +925,24 @@ class DebugSharedHeap extends SharedHeap {
       return this.#alloc('realloc(ptr, size)', n);
     }
     const old = this.#live('realloc', block);
+    const t = contextOf(this);
+    // A small free never waits for the lock; nor does a thread whose waits never give up.
+    if (classifyBlock(t, 'realloc', 'ptr', block) >= 0 || !waitsMayGiveUp()) return this.#move(block, n, old);
+    // A large run's free takes the lock after the new block was taken, the contents copied and the
+    // old block filled as freed: the lock first, so that a wait that gives up (LockTimeoutError,
+    // WOULD_BLOCK) does so before anything changed (see reallocImpl).
+    lockAcquire(t);
+    try {
+      return this.#move(block, n, old);
+    } catch (e) {
+      if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
+      throw e;
+    } finally {
+      lockRelease(t);
+    }
+  }
+
+  #move(block: number, n: number, old: number): number {
     const q = this.#alloc('realloc(ptr, size)', n);
     if (q === 0) return 0;
     copyInHeap(contextOf(this), q, block, Math.min(n, old));

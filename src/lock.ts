@@ -74,6 +74,16 @@ export function countWatched(delta: 1 | -1): void {
   watchedRunning += delta;
 }
 
+/**
+ * Whether a wait of this thread for the lock may give up (a main thread's or a watcher's
+ * LockTimeoutError, runNoWait's WOULD_BLOCK). A slow path whose last step takes the lock after
+ * it changed something (realloc's free of a large run it moved) takes the lock first then, so
+ * that the wait gives up before anything changed; elsewhere the wait always ends with the lock.
+ */
+export function waitsMayGiveUp(): boolean {
+  return IS_MAIN_THREAD || watchedRunning > 0 || noWait;
+}
+
 /** Thrown (never to the user) by a lock acquisition that would wait while noWait is set. */
 export const WOULD_BLOCK: object = Object.freeze({ wouldBlock: true });
 
