@@ -20,7 +20,7 @@
  * back over a half-done change). The catch blocks are part of functions already running, and
  * their marks are plain loads, stores, `instanceof` and string compares.
  */
-import { DETACHED_TOPS_W, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD } from './layout.js';
+import { DETACHED_TOPS_W, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TH_WATCHING, TS_ATTACHED, TS_DEAD, WATCH_ENTRIES } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { HeapError, HeapStateError } from './errors.js';
 import { WOULD_BLOCK } from './lock.js';
@@ -58,7 +58,14 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
     // A plain store (tear-free, an aligned Int32Array element): ATTACHED -> DEAD, which only this
     // thread writes while it is attached (layout.ts), and only while the slot still carries this
     // instance's thread id: a slot reclaimed since may be another thread's, ATTACHED and live.
-    if (t.i32[stateW] === TS_ATTACHED && t.i32[t.thW + TH_THREAD_ID] === t.threadId + 1) t.i32[stateW] = TS_DEAD;
+    // Its record of the workers it watches (TH_WATCHING) goes first, in plain stores: this thread
+    // runs on, and so do they (its next attachment records them again: reclaim.ts adoptWatches).
+    // Left there, a reclaim(threadId) of this stopped instance from another thread, which takes a
+    // DEAD slot as a thread that ended, reclaimed them while they ran (an audit).
+    if (t.i32[stateW] === TS_ATTACHED && t.i32[t.thW + TH_THREAD_ID] === t.threadId + 1) {
+      for (let k = t.thW + TH_WATCHING, end = k + WATCH_ENTRIES; k < end; k++) t.i32[k] = 0;
+      t.i32[stateW] = TS_DEAD;
+    }
     // The marks are written: calls may fail from here on. This instance's listener for asks to
     // flush (flush-ask.ts) wakes, finds it detached and lets it go, else its pending waitAsync
     // would hold this context and its buffer for the thread's life (an audit). A notify only: the
@@ -85,6 +92,10 @@ export function stopOnFault(t: ThreadContext): number {
   t.refuseCalls();
   const s = t.runner.slot;
   if (s < 0 || Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) !== t.threadId + 1) return -1;
+  // Still ATTACHED (the fault left no stack to mark it): its record of the workers it watches goes
+  // first, as in guarded().
+  const w = t.threadW(s);
+  if (Atomics.load(t.i32, w + TH_STATE) === TS_ATTACHED) for (let k = w + TH_WATCHING, end = k + WATCH_ENTRIES; k < end; k++) t.i32[k] = 0;
   Atomics.compareExchange(t.i32, t.threadW(s) + TH_STATE, TS_ATTACHED, TS_DEAD);
   return Atomics.load(t.i32, t.threadW(s) + TH_STATE) === TS_DEAD ? s : -1;
 }

@@ -528,7 +528,8 @@ export const TH_WATCHING = TH_INFLIGHT + 6; //       [O] WATCH_ENTRIES words: No
 //                                                  (0: an empty entry). Its own thread stores an entry with no call after
 //                                                  watch() recorded the worker, and clears entries of workers whose exits it
 //                                                  has reclaimed only to make room (reclaim.ts recordWatching); attach zeroes
-//                                                  them. Read with Atomics.load by a thread that marks this one dead or reclaims
+//                                                  them, and so does a fault's stop before the slot goes DEAD (fault.ts: the
+//                                                  thread and its workers run on; the next attachment records them again). Read with Atomics.load by a thread that marks this one dead or reclaims
 //                                                  it as ended (not a stopped instance of a running thread): Node ends a
 //                                                  worker's workers with it, before its 'exit' event, and nobody sees their
 //                                                  exits, so those threads are marked dead and reclaimed with it (reclaim.ts

@@ -44,7 +44,10 @@ function findThread(t: ThreadContext, threadId: number, states: number[]): numbe
  */
 export function markDead(t: ThreadContext, threadId: number, depth = 0): void {
   const s = findThread(t, threadId, [TS_ATTACHED]);
-  if (s < 0 || s === t.runner.slot) return;
+  // Never the caller's own slot; but a detached context (a watcher that detached, whose watched
+  // workers' exits still come to it) names a slot that is no longer its own, and may be the very
+  // worker's that exited (an audit: skipped, a lock it died holding was never broken).
+  if (s < 0 || (s === t.runner.slot && !t.detached)) return;
   const w = t.threadW(s);
   if (Atomics.compareExchange(t.i32, w + TH_STATE, TS_ATTACHED, TS_DEAD) !== TS_ATTACHED || depth >= WATCH_DEPTH) return;
   for (const id of watchedIds(t, s)) markDead(t, id, depth + 1);
@@ -71,15 +74,16 @@ function watchedIds(t: ThreadContext, s: number): number[] {
  * this thread has reclaimed stays until its room is needed. With WATCH_ENTRIES workers running at
  * once, the next is not recorded (its slot then stays taken at this thread's end until a
  * reclaim(threadId) of it, as before). One plain store (no call) writes an entry or clears one.
+ * Returns the entry's word when this call wrote it, else -1 (watch() undoes it if once() throws).
  */
-export function recordWatching(t: ThreadContext, id: number): void {
-  if (t.detached) return;
+export function recordWatching(t: ThreadContext, id: number): number {
+  if (t.detached) return -1;
   const i32 = t.i32;
   const w = t.thW + TH_WATCHING;
   let room = -1;
   for (let k = 0; k < WATCH_ENTRIES; k++) {
     const v = i32[w + k];
-    if (v === id + 1) return;
+    if (v === id + 1) return -1;
     if (v === 0 && room < 0) room = k;
   }
   if (room < 0) {
@@ -89,9 +93,10 @@ export function recordWatching(t: ThreadContext, id: number): void {
       const v = i32[w + k] - 1;
       if (!running.has(v) && !pending.includes(v)) room = k;
     }
-    if (room < 0) return;
+    if (room < 0) return -1;
   }
   i32[w + room] = id + 1;
+  return w + room;
 }
 
 /**
@@ -334,6 +339,10 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   crashPoint(CP_RECLAIM);
   if (ended && depth < WATCH_DEPTH) {
     for (const id of watchedIds(t, s)) {
+      // One ended inside its attach, between reserving a slot and marking it ATTACHED: the slot
+      // is FREE and carries its id, which goes (as in reclaimLocked).
+      const reserved = findThread(t, id, [TS_FREE]);
+      if (reserved >= 0) Atomics.compareExchange(i32, t.threadW(reserved) + TH_THREAD_ID, id + 1, 0);
       const c = findThread(t, id, [TS_ATTACHED, TS_DEAD]);
       if (c < 0 || c === s || c === t.runner.slot) continue;
       Atomics.compareExchange(i32, t.threadW(c) + TH_STATE, TS_ATTACHED, TS_DEAD);
@@ -587,7 +596,7 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   const everBefore = ever.get(worker);
   watches.set(id, worker);
   ever.set(worker, id);
-  recordWatching(t, id); // after the record: a thread stopped here is no worse off than before
+  const recorded = recordWatching(t, id); // after the record: a thread stopped here is no worse off than before
   countWatched(1); // this thread's lock waits are bounded until the exit (lock.ts)
   let exited = false; // the listener ran, or the watch was undone: either happens once
   try {
@@ -602,6 +611,10 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
       else watches.delete(id);
       if (everBefore !== undefined) ever.set(worker, everBefore);
       else ever.delete(worker);
+      // Its entry in the thread area too (an audit: left there, the thread that object's threadId
+      // named, running and no worker of this one, was marked dead and reclaimed at this one's end).
+      // (Not once a call in once() detached t: its slot, zeroed then, may be another thread's now.)
+      if (recorded >= 0 && !t.detached && t.i32[recorded] === id + 1) t.i32[recorded] = 0;
     }
     const what = e instanceof Error ? `${e.name}: ${e.message}` : describe(e);
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)} whose once('exit', listener) threw ${what}`, { cause: e });

@@ -6,36 +6,19 @@
  * watches (TH_WATCHING), and whoever reclaims it as ended reclaims them too, and marks them dead
  * first (so a lock one of them held is broken).
  */
-import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { CP_RECLAIM } from '../src/crash.js';
-import { workerEntry } from '../bench/worker-entry.js';
-import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { startHeapWorker } from './remote-heap.js';
 import { cutOffLargeMalloc } from './fault-internals.js';
+import { internals } from '../src/heap.js';
+import { TH_STATE, TH_THREAD_ID, TH_WATCHING, TS_FREE, WATCH_ENTRIES } from '../src/layout.js';
 import { MiB } from './fixtures.js';
+import { endStarted, tree, attachedIds } from './nested-watch-helpers.js';
 
-const started = new Set<Worker>();
-afterEach(async () => {
-  await Promise.all([...started].map((w) => w.terminate()));
-  started.clear();
-  await terminateAll();
-});
+afterEach(endStarted);
 
-/** Starts a tree of nested-watch workers; resolves with the worker and every thread id in the tree. */
-async function tree(heap: SharedHeap, depth: number, fanout: number, ctl?: Int32Array): Promise<{ worker: Worker; ids: number[] }> {
-  const e = workerEntry('nested-watch-worker');
-  const workerData = { buffer: heap.buffer, depth, fanout, lockLeaf: ctl !== undefined, ctl: ctl ?? new Int32Array(new SharedArrayBuffer(8)), filename: e.filename };
-  const worker = new Worker(e.filename, { execArgv: e.execArgv, workerData });
-  started.add(worker);
-  const ids = await new Promise<number[]>((resolve, reject) => {
-    worker.once('message', (m: { ids: number[] }) => resolve(m.ids));
-    worker.once('error', reject);
-  });
-  return { worker, ids };
-}
 
-const attachedIds = (heap: SharedHeap): number[] => heap.stats().threads.filter((x) => x.state !== 'free').map((x) => x.threadId);
 
 describe('a watcher of workers, ended', () => {
   for (const [depth, fanout] of [[1, 3], [2, 2]] as const) {
@@ -85,34 +68,36 @@ describe('a watcher of workers, ended', () => {
     expect(ids).toHaveLength(3);
   });
 
-  it('reclaim(threadId) of the watcher, the reclaimer stopped at each of its reclaim steps in turn: the reclaim of the reclaimer finishes every slot', async () => {
-    let stoppedAt = 0;
-    for (let nth = 1; nth < 200; nth++) {
-      const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8 });
-      const { worker, ids } = await tree(heap, 1, 2);
-      await worker.terminate(); // not watched by anyone here: its slots wait for a reclaim(threadId)
-      const r = startHeapWorker();
-      const rid = await r.remote.attach(heap.buffer);
-      const answered = r.remote.reclaimStoppingAt(ids[0]!, CP_RECLAIM, nth).then((done) => `answered ${String(done)}`);
-      const how = await Promise.race([answered, r.exited.then(() => 'exited')]);
-      if (how !== 'exited') {
-        // The reclaim passed fewer steps than nth: done, all of it.
-        expect(how).toBe('answered true');
-        expect(attachedIds(heap).sort()).toEqual([heap.threadId, rid].sort());
+  for (const [depth, least] of [[1, 9], [2, 20]] as const) {
+    it(`depth ${depth}: reclaim(threadId) of the watcher, the reclaimer stopped at each of its reclaim steps in turn: the reclaim of the reclaimer finishes every slot`, async () => {
+      let stoppedAt = 0;
+      for (let nth = 1; nth < 400; nth++) {
+        const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 10 });
+        const { worker, ids } = await tree(heap, depth, 2);
+        await worker.terminate(); // not watched by anyone here: its slots wait for a reclaim(threadId)
+        const r = startHeapWorker();
+        const rid = await r.remote.attach(heap.buffer);
+        const answered = r.remote.reclaimStoppingAt(ids[0]!, CP_RECLAIM, nth).then((done) => `answered ${String(done)}`);
+        const how = await Promise.race([answered, r.exited.then(() => 'exited')]);
+        if (how !== 'exited') {
+          // The reclaim passed fewer steps than nth: done, all of it.
+          expect(how).toBe('answered true');
+          expect(attachedIds(heap).sort()).toEqual([heap.threadId, rid].sort());
+          heap.check();
+          stoppedAt = nth - 1;
+          break;
+        }
+        expect(heap.reclaim(rid)).toBe(true);
+        expect(attachedIds(heap)).toEqual([heap.threadId]);
         heap.check();
-        stoppedAt = nth - 1;
-        break;
+        const p = heap.malloc(3 * MiB);
+        expect(p).toBeGreaterThan(0);
+        heap.free(p);
       }
-      expect(heap.reclaim(rid)).toBe(true);
-      expect(attachedIds(heap)).toEqual([heap.threadId]);
-      heap.check();
-      const p = heap.malloc(3 * MiB);
-      expect(p).toBeGreaterThan(0);
-      heap.free(p);
-    }
-    // The watcher's reclaim and its two workers' each pass several steps.
-    expect(stoppedAt).toBeGreaterThanOrEqual(9);
-  });
+      // The watcher's reclaim and its workers' each pass several steps.
+      expect(stoppedAt).toBeGreaterThanOrEqual(least);
+    });
+  }
 
   it('the reclaim of one of its workers takes that slot only; the watcher\'s, the rest', async () => {
     const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8 });
@@ -145,5 +130,32 @@ describe('a watcher of workers, ended', () => {
     expect(attachedIds(again)).toEqual([again.threadId]); // its exit, reclaimed through the new attachment
     again.check();
     again.detach();
+  });
+
+  it('a worker of it ended inside its attach (a slot reserved under its id, still FREE): the watcher\'s reclaim gives the slot back', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const { worker, ids } = await tree(heap, 1, 1);
+    const other = startHeapWorker(); // takes the fourth slot and gives it back: a FREE slot in use before
+    await other.remote.attach(heap.buffer);
+    await other.remote.detach();
+    await worker.terminate();
+    // A third worker it watched, ended between its attach's two CASes: a FREE slot carrying its id
+    // (made here by hand: the spare slot, and an entry in the watcher's record).
+    const t = internals(heap);
+    const ghost = 999_999;
+    const taken = heap.stats().threads.filter((x) => x.state !== 'free').map((x) => x.tid);
+    const spare = [0, 1, 2, 3].find((s) => !taken.includes(s))!;
+    expect(Atomics.load(t.i32, t.threadW(spare) + TH_STATE)).toBe(TS_FREE);
+    Atomics.store(t.i32, t.threadW(spare) + TH_THREAD_ID, ghost + 1);
+    const wSlot = heap.stats().threads.find((x) => x.threadId === ids[0])!.tid;
+    const rec = t.threadW(wSlot) + TH_WATCHING;
+    const free = [...Array(WATCH_ENTRIES).keys()].find((k) => t.i32[rec + k] === 0)!;
+    t.i32[rec + free] = ghost + 1;
+    expect(heap.reclaim(ids[0]!)).toBe(true);
+    expect(Atomics.load(t.i32, t.threadW(spare) + TH_THREAD_ID)).toBe(0);
+    heap.check();
+    // The three slots are the heap's again.
+    for (let k = 0; k < 3; k++) await startHeapWorker().remote.attach(heap.buffer);
+    expect(attachedIds(heap)).toHaveLength(4);
   });
 });
