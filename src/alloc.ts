@@ -10,7 +10,7 @@ import { DoubleFreeError, HeapError, HeapStateError, InvalidPointerError, checkI
 import { WOULD_BLOCK, lockAcquire, lockRelease, waitsMayGiveUp } from './lock.js';
 import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
 import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall } from './magazine.js';
-import { askOthersToFlush } from './flush-ask.js';
+import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from './flush-ask.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -242,6 +242,15 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // WOULD_BLOCK), the lock is taken first (the steps take it again, re-entrantly), so that it
   // gives up before anything changed, not after the new block was taken (which was then lost;
   // an audit). Elsewhere the copy is made outside the lock.
+  // Out of memory under the lock, its allocation asked the other threads to flush but could not
+  // wait for their answers (they take the lock): it waits once the lock is free, and tries again.
+  recordAsksUnderLock();
+  const q = moveBlockLocked(t, cls, p, n, usable);
+  return answersToAsksUnderLock(t, q === 0) ? moveBlockLocked(t, cls, p, n, usable) : q;
+}
+
+/** moveBlock under the global lock (reallocImpl). */
+function moveBlockLocked(t: ThreadContext, cls: number, p: number, n: number, usable: number): number {
   lockAcquire(t);
   try {
     return moveBlock(t, cls, p, n, usable);

@@ -39,7 +39,45 @@ export function askOthersToFlush(t: ThreadContext): boolean {
     Atomics.notify(i32, thW + TH_FLUSH_ASK);
     asked.push(thW + TH_FLUSH_ASK);
   }
-  if (asked.length === 0 || !CAN_BLOCK || !waitingAllowed() || t.runner.lockDepth > 0) return false;
+  if (asked.length === 0 || !CAN_BLOCK || !waitingAllowed()) return false;
+  if (t.runner.lockDepth > 0) {
+    // Not while this thread holds the lock (the answers take it): a caller that records the asks
+    // waits for them once it let the lock go (recordAsksUnderLock).
+    if (recording) askedUnderLock = { i32, words: asked };
+    return false;
+  }
+  return waitForAnswers(i32, asked);
+}
+
+/**
+ * Whether askOthersToFlush records the threads it asks while this thread holds the global lock,
+ * where it cannot wait for their answers (realloc of a large run that moves, which takes the lock
+ * first where a wait may give up: alloc.ts reallocImpl), and those it recorded; null when none.
+ */
+let recording = false;
+let askedUnderLock: { i32: Int32Array; words: number[] } | null = null;
+
+/** From here on, askOthersToFlush records the threads it asks while this thread holds the lock. */
+export function recordAsksUnderLock(): void {
+  recording = true;
+  askedUnderLock = null;
+}
+
+/**
+ * Stops recordAsksUnderLock's record; with `wait` (the call it was for answered 0 for want of
+ * memory, and let the lock go), waits as askOthersToFlush would have for the threads it asked
+ * meanwhile. True when at least one answered (the caller tries again).
+ */
+export function answersToAsksUnderLock(t: ThreadContext, wait: boolean): boolean {
+  const a = askedUnderLock;
+  recording = false;
+  askedUnderLock = null;
+  if (!wait || a === null || a.i32.buffer !== t.i32.buffer || t.runner.lockDepth > 0 || !waitingAllowed()) return false;
+  return waitForAnswers(a.i32, a.words);
+}
+
+/** Waits up to FLUSH_ASK_WAIT_MS for the threads whose ask words are `asked` to answer; true when one did. */
+function waitForAnswers(i32: Int32Array, asked: number[]): boolean {
   const deadline = performance.now() + FLUSH_ASK_WAIT_MS;
   let answered = 0;
   for (const w of asked) {

@@ -9,7 +9,7 @@ import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
-import { listenForFlushAsks } from './flush-ask.js';
+import { answersToAsksUnderLock, listenForFlushAsks, recordAsksUnderLock } from './flush-ask.js';
 import {
   REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
@@ -862,6 +862,19 @@ function debugRequest(n: number): number {
   return Math.min(n, layout.MAX_HEAP_BYTES + 1) + DEBUG_EXTRA;
 }
 
+/** Debug mode's realloc: `move()` under the global lock (DebugSharedHeap.realloc), through guarded. */
+function debugMoveLocked(t: ThreadContext, move: () => number): number {
+  lockAcquire(t);
+  try {
+    return move();
+  } catch (e) {
+    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
+    throw e;
+  } finally {
+    lockRelease(t);
+  }
+}
+
 /**
  * Debug mode (create({ debug: true }), debug.ts): every call that hands out a block asks for
  * DEBUG_EXTRA bytes more and writes a canary and a size record after the requested size; free,
@@ -930,16 +943,13 @@ class DebugSharedHeap extends SharedHeap {
     if (classifyBlock(t, 'realloc', 'ptr', block) >= 0 || !waitsMayGiveUp()) return this.#move(block, n, old);
     // A large run's free takes the lock after the new block was taken, the contents copied and the
     // old block filled as freed: the lock first, so that a wait that gives up (LockTimeoutError,
-    // WOULD_BLOCK) does so before anything changed (see reallocImpl).
-    lockAcquire(t);
-    try {
-      return this.#move(block, n, old);
-    } catch (e) {
-      if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
-      throw e;
-    } finally {
-      lockRelease(t);
-    }
+    // WOULD_BLOCK) does so before anything changed (see reallocImpl). Through guarded, as
+    // reallocImpl is: the copy and free's fill run here outside any guarded call, and a fault
+    // there must stop the instance (its slot DEAD), not keep the lock for a slot still ATTACHED.
+    // Out of memory there: waits for the threads it asked to flush once the lock is free (reallocImpl).
+    recordAsksUnderLock();
+    const q = guarded(t, 'realloc(ptr, size)', debugMoveLocked, () => this.#move(block, n, old));
+    return answersToAsksUnderLock(t, q === 0) ? guarded(t, 'realloc(ptr, size)', debugMoveLocked, () => this.#move(block, n, old)) : q;
   }
 
   #move(block: number, n: number, old: number): number {
