@@ -200,13 +200,10 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   if (threadId === t.threadId) {
     throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
   }
-  // A thread killed in attach between reserving a slot (its id) and marking it ATTACHED, or in
-  // detach between marking it FREE and clearing its id, holds nothing there: giving the id back
-  // frees the slot.
-  // The same id may name a DEAD slot too: an instance of that thread that a fault stopped (fault.ts),
-  // then its attach again killed half way. Both go.
-  const reserved = findThread(t, threadId, [TS_FREE]);
-  const freed = reserved >= 0 && Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
+  // A slot reserved under the id and left FREE (releaseReserved). The same id may name a DEAD slot
+  // too: an instance of that thread that a fault stopped (fault.ts), then its attach again killed
+  // half way. Both go.
+  const freed = releaseReserved(t, threadId);
   if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return freed;
   if (mayWait) lockAcquire(t);
   else if (!lockAcquireNoWait(t)) return 'busy';
@@ -218,6 +215,16 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   } finally {
     lockRelease(t);
   }
+}
+
+/**
+ * A thread killed in attach between reserving a slot (its id) and marking it ATTACHED, or in
+ * detach between marking it FREE and clearing its id, holds nothing there: its id goes, which
+ * frees the slot. True when it did.
+ */
+function releaseReserved(t: ThreadContext, threadId: number): boolean {
+  const reserved = findThread(t, threadId, [TS_FREE]);
+  return reserved >= 0 && Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
 }
 
 function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
@@ -339,10 +346,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   crashPoint(CP_RECLAIM);
   if (ended && depth < WATCH_DEPTH) {
     for (const id of watchedIds(t, s)) {
-      // One ended inside its attach, between reserving a slot and marking it ATTACHED: the slot
-      // is FREE and carries its id, which goes (as in reclaimLocked).
-      const reserved = findThread(t, id, [TS_FREE]);
-      if (reserved >= 0) Atomics.compareExchange(i32, t.threadW(reserved) + TH_THREAD_ID, id + 1, 0);
+      releaseReserved(t, id); // one ended inside its attach
       const c = findThread(t, id, [TS_ATTACHED, TS_DEAD]);
       if (c < 0 || c === s || c === t.runner.slot) continue;
       Atomics.compareExchange(i32, t.threadW(c) + TH_STATE, TS_ATTACHED, TS_DEAD);
