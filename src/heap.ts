@@ -862,7 +862,19 @@ function debugRequest(n: number): number {
   return Math.min(n, layout.MAX_HEAP_BYTES + 1) + DEBUG_EXTRA;
 }
 
-/** Debug mode's realloc: `move()` under the global lock (DebugSharedHeap.realloc), through guarded. */
+/**
+ * Debug mode's realloc of a large run that moves on a thread whose waits may give up, run through
+ * guarded: `move()` under the global lock and, out of memory, once more after the answers to the
+ * asks to flush made under it (reallocImpl's steps). All of it inside guarded, so that a fault
+ * after the move (in the record's end) stops the instance rather than losing the new block.
+ */
+function debugMoveLockedTwice(t: ThreadContext, move: () => number): number {
+  recordAsksUnderLock();
+  const q = debugMoveLocked(t, move);
+  return answersToAsksUnderLock(t, q === 0) ? debugMoveLocked(t, move) : q;
+}
+
+/** `move()` under the global lock (debugMoveLockedTwice). */
 function debugMoveLocked(t: ThreadContext, move: () => number): number {
   lockAcquire(t);
   try {
@@ -947,9 +959,7 @@ class DebugSharedHeap extends SharedHeap {
     // reallocImpl is: the copy and free's fill run here outside any guarded call, and a fault
     // there must stop the instance (its slot DEAD), not keep the lock for a slot still ATTACHED.
     // Out of memory there: waits for the threads it asked to flush once the lock is free (reallocImpl).
-    recordAsksUnderLock();
-    const q = guarded(t, 'realloc(ptr, size)', debugMoveLocked, () => this.#move(block, n, old));
-    return answersToAsksUnderLock(t, q === 0) ? guarded(t, 'realloc(ptr, size)', debugMoveLocked, () => this.#move(block, n, old)) : q;
+    return guarded(t, 'realloc(ptr, size)', debugMoveLockedTwice, () => this.#move(block, n, old));
   }
 
   #move(block: number, n: number, old: number): number {
