@@ -244,16 +244,25 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // an audit). Elsewhere the copy is made outside the lock.
   // Out of memory under the lock, its allocation asked the other threads to flush but could not
   // wait for their answers (they take the lock): it waits once the lock is free, and tries again.
-  recordAsksUnderLock();
-  const q = moveBlockLocked(t, cls, p, n, usable);
-  return answersToAsksUnderLock(t, q === 0) ? moveBlockLocked(t, cls, p, n, usable) : q;
+  return moveUnderLock(t, () => moveBlock(t, cls, p, n, usable));
 }
 
-/** moveBlock under the global lock (reallocImpl). */
-function moveBlockLocked(t: ThreadContext, cls: number, p: number, n: number, usable: number): number {
+/**
+ * A realloc's `move()` (a new block, the copy, the old block's free) under the global lock, for a
+ * thread whose waits may give up (reallocImpl; debug mode's realloc, heap.ts), run inside
+ * guarded: out of memory there, once more after the answers to the asks to flush that its
+ * allocation made under the lock (it could not wait for them there: they take the lock).
+ */
+export function moveUnderLock(t: ThreadContext, move: () => number): number {
+  recordAsksUnderLock();
+  const q = underLock(t, move);
+  return answersToAsksUnderLock(t, q === 0) ? underLock(t, move) : q;
+}
+
+function underLock(t: ThreadContext, move: () => number): number {
   lockAcquire(t);
   try {
-    return moveBlock(t, cls, p, n, usable);
+    return move();
   } catch (e) {
     if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;

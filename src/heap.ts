@@ -5,13 +5,13 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
+import { HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
-import { WOULD_BLOCK, lockAcquire, lockRelease, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
+import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
-import { answersToAsksUnderLock, listenForFlushAsks, recordAsksUnderLock } from './flush-ask.js';
+import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, moveUnderLock, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
@@ -863,31 +863,6 @@ function debugRequest(n: number): number {
 }
 
 /**
- * Debug mode's realloc of a large run that moves on a thread whose waits may give up, run through
- * guarded: `move()` under the global lock and, out of memory, once more after the answers to the
- * asks to flush made under it (reallocImpl's steps). All of it inside guarded, so that a fault
- * after the move (in the record's end) stops the instance rather than losing the new block.
- */
-function debugMoveLockedTwice(t: ThreadContext, move: () => number): number {
-  recordAsksUnderLock();
-  const q = debugMoveLocked(t, move);
-  return answersToAsksUnderLock(t, q === 0) ? debugMoveLocked(t, move) : q;
-}
-
-/** `move()` under the global lock (debugMoveLockedTwice). */
-function debugMoveLocked(t: ThreadContext, move: () => number): number {
-  lockAcquire(t);
-  try {
-    return move();
-  } catch (e) {
-    if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
-    throw e;
-  } finally {
-    lockRelease(t);
-  }
-}
-
-/**
  * Debug mode (create({ debug: true }), debug.ts): every call that hands out a block asks for
  * DEBUG_EXTRA bytes more and writes a canary and a size record after the requested size; free,
  * realloc and check() verify them; freed small blocks are filled and checked when handed out
@@ -959,7 +934,7 @@ class DebugSharedHeap extends SharedHeap {
     // reallocImpl is: the copy and free's fill run here outside any guarded call, and a fault
     // there must stop the instance (its slot DEAD), not keep the lock for a slot still ATTACHED.
     // Out of memory there: waits for the threads it asked to flush once the lock is free (reallocImpl).
-    return guarded(t, 'realloc(ptr, size)', debugMoveLockedTwice, () => this.#move(block, n, old));
+    return guarded(t, 'realloc(ptr, size)', moveUnderLock, () => this.#move(block, n, old));
   }
 
   #move(block: number, n: number, old: number): number {
