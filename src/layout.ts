@@ -525,16 +525,18 @@ export const TH_NOTICE_REST = TH_INFLIGHT + 5; //    [O] ...and the rest of that
 //                                                  was given and puts it back, to tell a copy of the heap from its memory
 //                                                  (heap.ts sharesMemory): the thread's own word, between its calls
 export const TH_WATCHING = TH_INFLIGHT + 6; //       [O] WATCH_ENTRIES words: Node threadId + 1 of workers this thread watch()es
-//                                                  (0: an empty entry). Its own thread stores an entry with no call after
-//                                                  watch() recorded the worker, and clears entries of workers whose exits it
-//                                                  has reclaimed only to make room (reclaim.ts recordWatching); attach zeroes
-//                                                  them, and so does a fault's stop before the slot goes DEAD (fault.ts: the
-//                                                  thread and its workers run on; the next attachment records them again). Read with Atomics.load by a thread that marks this one dead or reclaims
-//                                                  it as ended (not a stopped instance of a running thread): Node ends a
-//                                                  worker's workers with it, before its 'exit' event, and nobody sees their
-//                                                  exits, so those threads are marked dead and reclaimed with it (reclaim.ts
-//                                                  markDead, reclaimSlot). An entry naming a thread that ended and was
-//                                                  reclaimed finds no slot (Node never reuses a threadId in a process)
+//                                                  (0: an empty entry). Its own thread writes an entry with one plain store
+//                                                  after watch() recorded the worker (and clears it if the watch is undone),
+//                                                  and clears entries of workers whose exits it reclaimed only to make room
+//                                                  (reclaim.ts recordWatching). Zeroed by attach, by detach and a reclaim
+//                                                  before the slot is FREE, and by a fault's stop before the slot is DEAD
+//                                                  (fault.ts: the thread and its workers run on; its next attachment records
+//                                                  them again). Read with Atomics.load by a thread that marks this one dead or
+//                                                  reclaims it as ended: Node ends a worker's workers with it, before its
+//                                                  'exit' event, and nobody sees their exits, so those threads are marked dead
+//                                                  and reclaimed with it (reclaim.ts markDead, reclaimSlot). An entry naming a
+//                                                  thread that ended and was reclaimed finds no slot (Node never reuses a
+//                                                  threadId in a process)
 export const WATCH_ENTRIES = 16;
 export const TH_JOURNAL_W = TH_WATCHING + WATCH_ENTRIES; // [O] room for a copied journal (reclaim), magazineWords(magCap) words
 // After the journal come the magazines ([O]): per class, magazineWords(magCap) words from
