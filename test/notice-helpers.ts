@@ -3,7 +3,7 @@ import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
-import { MiB } from './fixtures.js';
+import { MiB, checked } from './fixtures.js';
 import { ask, startThread, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
 
@@ -130,4 +130,28 @@ export async function twoNoticed(heap: SharedHeap, P: Thread) {
   freeAll(heap, [a[0]!]);
   freeAll(heap, [b[0]!]);
   return { t, i32, a, b, mS1, mS2 };
+}
+
+/**
+ * The end of the late-notice tests (after slabBehindS): P looks at its notices (S, then Z) and
+ * `afterLook` reads what the test wants at that moment; then the main thread frees `rest`, R and P
+ * detach, and the main thread detaches after its check. Returns Z's flag and remote list after
+ * the look, what `afterLook` read, the slabs still held and check()'s verdict.
+ */
+export async function endLateNotice<A>(
+  heap: SharedHeap,
+  b: { i32: Int32Array; mZ: number; P: Thread; gateP: Int32Array; R: Thread; gateR: Int32Array },
+  rest: number[],
+  afterLook: () => A,
+) {
+  await ask(b.P, { op: 'free', ps: [], pauses: [], gate: b.gateP }); // P looks at its notices: S, then Z
+  const z = { flag: Atomics.load(b.i32, b.mZ + SM_NOTIFIED), remote: Atomics.load(b.i32, b.mZ + SM_REMOTE) !== 0 ? 'not empty' : 'empty' };
+  const after = afterLook();
+  freeAll(heap, rest);
+  await ask(b.R, { op: 'detach', pauses: [], gate: b.gateR });
+  await ask(b.P, { op: 'detach', pauses: [], gate: b.gateP });
+  const held = slabsHeld(heap);
+  const check = checked(heap);
+  heap.detach();
+  return { z, after, held, check };
 }

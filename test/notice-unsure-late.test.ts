@@ -11,10 +11,9 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
-import { SLOT_SHIFT, SM_NOTICE_NEXT, SM_NOTIFIED, SM_REMOTE, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
-import { checked } from './fixtures.js';
+import { SLOT_SHIFT, SM_NOTICE_NEXT, SM_NOTIFIED, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
 import { ask, terminateAll } from './remote-heap.js';
-import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabBehindS, slabsHeld, slotOf } from './notice-helpers.js';
+import { OPTIONS, endLateNotice, lateNotice, pauseWhere, resume, slabBehindS, slotOf } from './notice-helpers.js';
 
 afterEach(terminateAll);
 
@@ -35,16 +34,10 @@ it("a freer killed right after its late notice reached a former owner's list: th
   const ps = Array.from({ length: 64 }, () => heap.malloc(48)); // the main thread takes S from the pool
   const takenAgain = ps[0]! >>> SLOT_SHIFT === S;
   await ask(R, { op: 'free', ps: [ps[0]!], pauses: [], gate: gateR }); // a remote free of the main thread's S
-  await ask(P, { op: 'free', ps: [], pauses: [], gate: gateP }); // P looks at its notices: S, then Z
-  const z = { flag: Atomics.load(i32, mZ + SM_NOTIFIED), remote: Atomics.load(i32, mZ + SM_REMOTE) !== 0 ? 'not empty' : 'empty' };
-  const mainNotices = Atomics.load(i32, t.threadW(slotOf(heap, heap.threadId)) + TH_NOTICE);
-  const selfLinked = mainNotices === S && Atomics.load(i32, mS + SM_NOTICE_NEXT) === S;
-  freeAll(heap, ps.slice(1));
-  await ask(R, { op: 'detach', pauses: [], gate: gateR });
-  await ask(P, { op: 'detach', pauses: [], gate: gateP });
-  const held = slabsHeld(heap);
-  const check = checked(heap);
-  heap.detach();
+  const { z, after: selfLinked, held, check } = await endLateNotice(heap, { i32, mZ, P, gateP, R, gateR }, ps.slice(1), () => {
+    const mainNotices = Atomics.load(i32, t.threadW(slotOf(heap, heap.threadId)) + TH_NOTICE);
+    return mainNotices === S && Atomics.load(i32, mS + SM_NOTICE_NEXT) === S;
+  });
   expect({ pushed, flagAfterReclaim, takenAgain, z, selfLinked, held, check }).toEqual({
     pushed: { link: Z, flag: slotF + 1, naming: pushed.naming },
     flagAfterReclaim: slotF + 1, // pushed: the flag is P's to clear, when it takes its list

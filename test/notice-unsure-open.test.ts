@@ -12,9 +12,8 @@ import { afterEach, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { CP_PUBLISH } from '../src/crash.js';
 import { SLOT_SHIFT, SM_NOTIFIED, SM_REMOTE, TH_NOTICE, TH_NOTIFYING } from '../src/layout.js';
-import { checked } from './fixtures.js';
 import { ask, terminateAll } from './remote-heap.js';
-import { OPTIONS, freeAll, lateNotice, pauseWhere, resume, slabBehindS, slabsHeld } from './notice-helpers.js';
+import { OPTIONS, endLateNotice, lateNotice, pauseWhere, resume, slabBehindS } from './notice-helpers.js';
 
 afterEach(terminateAll);
 
@@ -40,14 +39,7 @@ it("a freer killed before a later chain's notice, its earlier notice of the slab
   const flagAfterReclaim = Atomics.load(i32, mS + SM_NOTIFIED);
   heap.flush(); // the main thread looks at its notices (and settles marks)
   await ask(R, { op: 'free', ps: [ps[1]!], pauses: [], gate: gateR }); // a remote free of the main thread's S
-  await ask(P, { op: 'free', ps: [], pauses: [], gate: gateP }); // P looks at its notices: S, then Z
-  const z = { flag: Atomics.load(i32, mZ + SM_NOTIFIED), remote: Atomics.load(i32, mZ + SM_REMOTE) !== 0 ? 'not empty' : 'empty' };
-  freeAll(heap, ps.slice(2));
-  await ask(R, { op: 'detach', pauses: [], gate: gateR });
-  await ask(P, { op: 'detach', pauses: [], gate: gateP });
-  const held = slabsHeld(heap);
-  const check = checked(heap);
-  heap.detach();
+  const { z, held, check } = await endLateNotice(heap, { i32, mZ, P, gateP, R, gateR }, ps.slice(2), () => undefined);
   expect({ onP, takenAgain, flagAfterReclaim, z, held, check }).toEqual({
     onP: true,
     takenAgain: true,
