@@ -41,7 +41,7 @@ import {
 } from './plan.js';
 import { BenchRunner, warmupsFor } from './run.js';
 import { addRatios, summarizeCase } from './summarize.js';
-import { expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
+import { distinctTraceNames, expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { recordTrace } from './record.js';
 import { measureCeiling, measureW1Ceiling, measureW3Ceiling, renderCeiling } from './ceiling.js';
@@ -527,8 +527,9 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
       io.err(`${name} ${row} ${round === 0 ? 'untimed' : `round ${round}/${runs}`}: ${fmtOps(opsPerSec)} ops/s\n`);
     if (withW1) io.out(`\n${renderCeiling(await measureW1Ceiling({ runs, prime, onRun: progress('W1') }))}\n`);
     if (withW3) io.out(`\n${renderCeiling(await measureW3Ceiling({ runs, prime, onRun: progress('W3') }))}\n`);
+    const names = distinctTraceNames(traces);
     for (let i = 0; i < traces.length; i++) {
-      const prepared = prepareTrace(traces[i]!, dir, i);
+      const prepared = prepareTrace(traces[i]!, dir, i, names[i]);
       const trace = readTraceOps(prepared.opsFile, prepared.name);
       const result = await measureCeiling(trace, { runs, prime, traceOps: prepared.opsFile, onRun: progress(prepared.name) });
       io.out(`\n${renderCeiling(result)}\n`);
@@ -596,10 +597,11 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     io.err(m + '\n');
   };
   const traces: PreparedTrace[] = [];
+  const traceNames = distinctTraceNames(traceFiles);
   for (const [i, f] of traceFiles.entries()) {
     const t0 = performance.now();
     try {
-      traces.push(prepareTrace(f, traceDir!, i));
+      traces.push(prepareTrace(f, traceDir!, i, traceNames[i]));
     } catch (err) {
       io.err(`sabmalloc bench: W5: ${(err as Error).message}\n`);
       return 1;

@@ -27,7 +27,8 @@
  *    and last bytes must read as zero. Blocks still live at the end are
  *    checked and freed afterwards, untimed.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { WorkloadCorruptionError, WorkloadOutOfMemoryError, type Allocator } from './workloads.js';
 
@@ -102,13 +103,43 @@ const CH_9 = 0x39;
 
 /** Reads a trace file (gzip if the name ends in `.gz` or the data starts with the gzip magic). */
 export function readTraceBytes(path: string): Uint8Array {
-  const raw = readFileSync(path);
+  const raw = readWhole(path);
   const gz = path.endsWith('.gz') || (raw.length >= 2 && raw[0] === 0x1f && raw[1] === 0x8b);
   if (!gz) return raw;
   try {
     return gunzipSync(raw);
   } catch (err) {
     throw new Error(`${path}: not a whole gzip file (${(err as Error).message})`);
+  }
+}
+
+/**
+ * The bytes of a file. readFileSync refuses a file above 2 GiB with "File size (N) is greater
+ * than 2 GiB", naming no file, though a plain trace of some 130 M operations is that long (and
+ * the same trace gzipped was read); such a file is read in pieces, up to the largest Buffer.
+ */
+function readWhole(path: string): Uint8Array {
+  try {
+    return readFileSync(path); // also pipes (`--trace <(zcat t.gz)`), whose size fstat does not know
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_FS_FILE_TOO_LARGE') throw err;
+  }
+  const fd = openSync(path, 'r');
+  try {
+    const bytes = fstatSync(fd).size;
+    if (bytes > bufferConstants.MAX_LENGTH) {
+      throw new RangeError(`readTraceBytes(path): ${path}: ${bytes} bytes, more than a Buffer holds (${bufferConstants.MAX_LENGTH})`);
+    }
+    const buf = Buffer.allocUnsafe(bytes);
+    let off = 0;
+    while (off < bytes) {
+      const n = readSync(fd, buf, off, Math.min(bytes - off, 1 << 30), off);
+      if (n === 0) break; // the file shrank meanwhile
+      off += n;
+    }
+    return buf.subarray(0, off);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -507,8 +538,16 @@ export function replayFile(alloc: ReplayAllocator, path: string): ReplayResult {
 // ---------------------------------------------------------------------------
 // Helpers and slow paths
 
+/**
+ * The most bytes of a bad line an error quotes: a file given by mistake (a binary, a log) can be
+ * one "line" of megabytes, all of which the error printed (11.6 MB for a 5 MB binary file).
+ */
+const QUOTE_MAX = 120;
+
 function fail(name: string, bytes: Uint8Array, lineNo: number, start: number, end: number, reason: string): never {
-  throw new TraceError(name, lineNo, reason, new TextDecoder().decode(bytes.subarray(start, end)));
+  const long = end - start > QUOTE_MAX;
+  const text = new TextDecoder().decode(bytes.subarray(start, long ? start + QUOTE_MAX : end));
+  throw new TraceError(name, lineNo, long ? `${reason} (a line of ${end - start} bytes; its first ${QUOTE_MAX} quoted)` : reason, text);
 }
 
 function isBlank(c: number): boolean {

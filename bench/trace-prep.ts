@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, join, resolve, sep } from 'node:path';
 import { loadTrace, tracePeakLive, writeTraceOps } from './replay.js';
 
 /** A trace parsed and written in binary form. */
@@ -29,6 +29,27 @@ export interface PreparedTrace {
 /** The name a trace goes by: `x/lua_inventory.trace.gz` -> `lua_inventory`. */
 export function traceName(path: string): string {
   return basename(path).replace(/\.gz$/, '').replace(/\.trace$/, '');
+}
+
+/**
+ * The names of the traces `paths` (as {@link expandTraceArgs} gives them: resolved, each once):
+ * {@link traceName}, unless two share it (`run1/app.trace` and `run2/app.trace`, or `app.trace`
+ * beside `app.trace.gz`); those get their file name, then as many of their folders as tell them
+ * apart. The bench keys its rows and its ratios to glibc by the name: two traces of one name
+ * showed as two rows of that name, both compared with the glibc run of the last one.
+ */
+export function distinctTraceNames(paths: readonly string[]): string[] {
+  const names = paths.map(traceName);
+  for (let folders = 0; ; folders++) {
+    const seen = new Map<string, number>();
+    for (const n of names) seen.set(n, (seen.get(n) ?? 0) + 1);
+    const clash = names.map((n) => seen.get(n)! > 1);
+    if (!clash.includes(true)) return names;
+    // Ends: the paths are distinct, and with all their folders so are the names.
+    paths.forEach((p, i) => {
+      if (clash[i]) names[i] = p.split(sep).slice(-1 - folders).join('/');
+    });
+  }
 }
 
 /**
@@ -65,10 +86,15 @@ export function removeTraceDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-/** Parses and checks `path` (a TraceError names a malformed line) and writes its binary form into `dir`. */
-export function prepareTrace(path: string, dir: string, index: number): PreparedTrace {
+/**
+ * Parses and checks `path` (a TraceError names a malformed line) and writes its binary form into
+ * `dir`; `name` is what the tables call it ({@link distinctTraceNames}). A trace of no operation
+ * (empty, or comments only) is refused: it was replayed a million times and reported at 0 ops/s.
+ */
+export function prepareTrace(path: string, dir: string, index: number, name = traceName(path)): PreparedTrace {
   const trace = loadTrace(path);
+  if (trace.count === 0) throw new Error(`${path}: the trace holds no operation (only blank lines and comments): nothing to replay`);
   const opsFile = join(dir, `${index}-${traceName(path).replace(/[^\w.-]/g, '_')}.w5ops`);
   writeTraceOps(trace, opsFile);
-  return { path, name: traceName(path), ops: trace.count, peakLiveBytes: tracePeakLive(trace), slots: trace.slots, opsFile };
+  return { path, name, ops: trace.count, peakLiveBytes: tracePeakLive(trace), slots: trace.slots, opsFile };
 }
