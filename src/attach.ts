@@ -19,7 +19,8 @@ import { flushThread } from './magazine.js';
 import { stopListening } from './flush-ask.js';
 import { CP_GIVE_BACK, crashPoint } from './crash.js';
 
-function nodeThreadId(): number {
+/** The calling thread's Node threadId; -1 outside Node (a browser), where the heap hands out ids. */
+export function nodeThreadId(): number {
   const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
   const wt = proc?.getBuiltinModule?.('node:worker_threads') as { threadId?: number } | undefined;
   return typeof wt?.threadId === 'number' ? wt.threadId : -1;

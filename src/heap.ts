@@ -15,10 +15,10 @@ import {
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
-import { attachThread, detachThread } from './attach.js';
+import { attachThread, detachThread, nodeThreadId } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
 import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
-import { hasWebLocks, holdThreadLock, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
+import { goneMarkName, hasWebLocks, holdThreadLock, markedGone, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
 import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut, debugRecordLarge, debugTakeSmall } from './debug.js';
@@ -383,8 +383,15 @@ export class SharedHeap {
           'reclaims; attach under a new id from newThreadId(), or with SharedHeap.attach(buffer), which reclaim that slot too',
       );
     }
-    const lock = holdThreadLock(threadLockName(id, threadId));
+    const name = threadLockName(id, threadId);
+    const lock = holdThreadLock(name);
     if (!(await lock.held)) throw new HeapStateError(`${fn}: the Web Lock of threadId ${threadId} was refused`);
+    if (await markedGone(name)) {
+      // A reclaimWhenGone(threadId) saw this id's thread gone (this one, before it got here): it
+      // never attaches behind that reclaim. The lock goes back, for other reclaimers of the id.
+      lock.release();
+      return new Promise<SharedHeap>(() => {});
+    }
     let heap: SharedHeap;
     try {
       const meanwhile = attachedAs();
@@ -792,26 +799,45 @@ export class SharedHeap {
    * Browsers: waits until the thread known by `threadId` is really gone (its Web Lock is
    * released), then reclaims its slot like reclaim(). Resolves to reclaim()'s answer; false when
    * this thread detached meanwhile. Rejects where there is no Web Locks API (in Node use watch()).
-   * Throws at once for a bad threadId or the calling thread's own (whose lock it would wait on).
+   * Throws at once for a bad threadId, one this heap has not handed out (a RangeError), or the
+   * calling thread's own (whose lock it would wait on).
    *
-   * The lock, once granted, stays with this thread until it detaches: a worker still on its way
-   * to attachAsync(buffer, { threadId }) under that id (terminated, or never started) then never
-   * gets it, so never attaches a slot behind the reclaim. Asking again for the same id answers
-   * at once.
+   * The lock, once granted, is traded for a mark that the thread is gone, which this thread holds
+   * until it detaches: a worker still on its way to attachAsync(buffer, { threadId }) under that
+   * id (terminated, or never started) finds it, so never attaches a slot behind the reclaim.
+   * Asking again for the same id answers at once, here and in other threads (false).
    */
   reclaimWhenGone(threadId: number): Promise<boolean> {
     const id = checkInteger('reclaimWhenGone', 'threadId', threadId, 2 ** 31 - 1);
     if (id === this.threadId) throw new HeapStateError(`reclaimWhenGone(threadId): ${id} is the calling thread; use detach()`);
     if (this.#t.detached) throw new HeapStateError('reclaimWhenGone(threadId): this thread has detached from the heap');
+    // An id the heap has not handed out yet is refused: its lock, granted at once (nobody holds
+    // it) and kept, would leave the worker that newThreadId() gives it to later waiting in
+    // attachAsync for good (an audit's repro, test/browser/chaos.test.ts). Ids below 2^30 are
+    // Node's threadIds, which a thread with none (a browser) never meets in its heap.
+    const next = Atomics.load(this.#t.i32, G_NEXT_THREAD_ID);
+    if (id >= next || (id < FIRST_HEAP_THREAD_ID && nodeThreadId() < 0)) {
+      throw new RangeError(
+        `reclaimWhenGone(threadId): threadId ${id} was not handed out by this heap (ids come from newThreadId() and attach, ` +
+          `${FIRST_HEAP_THREAD_ID} to ${next - 1} so far)`,
+      );
+    }
     let gone = this.#gone.get(id);
     if (gone === undefined) {
-      const lock = holdThreadLock(threadLockName(heapIdOf(this.#t.buffer), id));
-      gone = lock.held.then((held) => {
+      const name = threadLockName(heapIdOf(this.#t.buffer), id);
+      const lock = holdThreadLock(name);
+      gone = lock.held.then(async (held) => {
         if (!held) {
           this.#gone.delete(id);
           throw new HeapStateError('reclaimWhenGone(threadId): this thread has no Web Locks API (navigator.locks); in Node use watch(worker)');
         }
-        return lock;
+        // The thread is gone: its lock is traded for the gone mark, shared with any other
+        // reclaimer of the id (which would otherwise wait for this thread to detach) and found
+        // by a late attachAsync under it, which then never attaches (liveness.ts).
+        const mark = holdThreadLock(goneMarkName(name), 'shared');
+        if (!(await mark.held)) return lock;
+        lock.release();
+        return mark;
       });
       this.#gone.set(id, gone);
     }

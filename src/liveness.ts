@@ -22,13 +22,16 @@
  * its `heap.threadId` only after `await heap.threadLockHeld()` resolved (a request made before
  * the worker holds its lock would be granted at once and reclaim a live thread). The first
  * covers a worker that dies inside attach, before it could post anything. Either way the
- * reclaiming thread keeps the lock once granted (`reclaimWhenGone`), so that a worker that was
- * terminated on its way to attachAsync can never take it and attach behind the reclaim.
+ * reclaiming thread, once granted the lock (`reclaimWhenGone`), trades it for a mark saying the
+ * thread is gone (`<name>:gone`, held in shared mode until the reclaimer detaches): a worker that
+ * was terminated on its way to attachAsync and gets the lock then finds the mark and never
+ * attaches behind the reclaim, and a second reclaimer of the id, in another thread, gets the lock
+ * too (it waited for good while the first kept it: an audit's repro, test/browser/chaos.test.ts).
  */
 
 /** The part of the Web Locks API (LockManager) used here. */
 interface LockManagerLike {
-  request(name: string, options: { mode: 'exclusive' }, callback: (lock: unknown) => unknown): Promise<unknown>;
+  request(name: string, options: { mode: 'exclusive' | 'shared'; ifAvailable?: boolean }, callback: (lock: unknown) => unknown): Promise<unknown>;
 }
 
 function lockManager(): LockManagerLike | undefined {
@@ -58,11 +61,30 @@ export interface ThreadLock {
 /** What a thread without the Web Locks API holds. */
 export const NO_THREAD_LOCK: ThreadLock = { held: Promise.resolve(false), release() {} };
 
+/** The name of the mark a reclaimer of the thread whose lock is `name` holds once that thread is gone. */
+export function goneMarkName(name: string): string {
+  return `${name}:gone`;
+}
+
 /**
- * Requests the exclusive lock `name` and holds it until release() or until this thread is gone.
- * Called at attach; returns at once (the lock is granted asynchronously: see `held`).
+ * Resolves true when some thread holds the gone mark of the thread lock `name` (a reclaimer saw
+ * that thread gone); false where there is none, or no Web Locks API.
  */
-export function holdThreadLock(name: string): ThreadLock {
+export function markedGone(name: string): Promise<boolean> {
+  const locks = lockManager();
+  if (locks === undefined) return Promise.resolve(false);
+  return locks.request(goneMarkName(name), { mode: 'exclusive', ifAvailable: true }, (lock) => lock === null).then(
+    (v) => v === true,
+    () => false,
+  );
+}
+
+/**
+ * Requests the lock `name` (exclusive unless `mode` says shared) and holds it until release() or
+ * until this thread is gone. Called at attach; returns at once (the lock is granted
+ * asynchronously: see `held`).
+ */
+export function holdThreadLock(name: string, mode: 'exclusive' | 'shared' = 'exclusive'): ThreadLock {
   const locks = lockManager();
   if (locks === undefined) return NO_THREAD_LOCK;
   let release!: () => void;
@@ -70,7 +92,7 @@ export function holdThreadLock(name: string): ThreadLock {
   let settle!: (held: boolean) => void;
   const held = new Promise<boolean>((resolve) => (settle = resolve));
   locks
-    .request(name, { mode: 'exclusive' }, () => {
+    .request(name, { mode }, () => {
       settle(true);
       return released; // the lock is held until this promise settles
     })

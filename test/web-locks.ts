@@ -20,33 +20,45 @@ export interface WebLocksStandIn {
 }
 
 export function installWebLocks(): WebLocksStandIn {
-  const queues = new Map<string, { busy: boolean; waiting: Waiter[] }>();
+  // Shared holders may be many at once (a reclaimer's gone mark: src/liveness.ts); exclusive ones one.
+  const queues = new Map<string, { busy: number; shared: boolean; waiting: (Waiter & { mode: string })[] }>();
   const grant = (name: string): void => {
     const q = queues.get(name)!;
-    if (q.busy || q.waiting.length === 0) return;
-    const w = q.waiting.shift()!;
-    q.busy = true;
-    Promise.resolve()
-      .then(() => w.callback({ name }))
-      .then(
-        (v) => {
-          q.busy = false;
-          w.done(v);
-          grant(name);
-        },
-        (e) => {
-          q.busy = false;
-          w.failed(e);
-          grant(name);
-        },
-      );
+    for (;;) {
+      const w = q.waiting[0];
+      if (w === undefined) return;
+      if (q.busy > 0 && !(q.shared && w.mode === 'shared')) return;
+      q.waiting.shift();
+      q.busy++;
+      q.shared = w.mode === 'shared';
+      Promise.resolve()
+        .then(() => w.callback({ name }))
+        .then(
+          (v) => {
+            q.busy--;
+            w.done(v);
+            grant(name);
+          },
+          (e) => {
+            q.busy--;
+            w.failed(e);
+            grant(name);
+          },
+        );
+    }
   };
   const locks = {
-    request(name: string, _options: { mode: 'exclusive' }, callback: Waiter['callback']): Promise<unknown> {
+    request(name: string, options: { mode: 'exclusive' | 'shared'; ifAvailable?: boolean }, callback: Waiter['callback']): Promise<unknown> {
       return new Promise((done, failed) => {
         let q = queues.get(name);
-        if (q === undefined) queues.set(name, (q = { busy: false, waiting: [] }));
-        q.waiting.push({ callback, done, failed });
+        if (q === undefined) queues.set(name, (q = { busy: 0, shared: false, waiting: [] }));
+        if (options.ifAvailable === true && (q.busy > 0 || q.waiting.length > 0)) {
+          Promise.resolve()
+            .then(() => callback(null as unknown as { name: string }))
+            .then(done, failed);
+          return;
+        }
+        q.waiting.push({ callback, done, failed, mode: options.mode });
         queueMicrotask(() => grant(name));
       });
     },
@@ -55,7 +67,7 @@ export function installWebLocks(): WebLocksStandIn {
   const had = Object.getOwnPropertyDescriptor(g, 'navigator');
   Object.defineProperty(g, 'navigator', { value: { locks }, configurable: true, writable: true });
   return {
-    held: () => [...queues].filter(([, q]) => q.busy).map(([n]) => n),
+    held: () => [...queues].filter(([, q]) => q.busy > 0).map(([n]) => n),
     hold: (name) =>
       new Promise((granted) => {
         void locks.request(name, { mode: 'exclusive' }, () => new Promise<void>((release) => granted(release)));
