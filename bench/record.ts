@@ -9,7 +9,7 @@
  * used) and summarized: operations by kind, peak live bytes and blocks, and the shim's counters
  * (calls of other threads and of pointers the trace never saw, which it could not record).
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -91,6 +91,40 @@ export function readCounters(path: string): Record<string, number> {
   return counters;
 }
 
+/** The most of the command the trace's `# command:` line keeps, in bytes. */
+const COMMAND_MAX = 4000;
+
+/**
+ * The command as the `# command:` line shows it: one line (a newline in an argument, as in
+ * `python3 -c` or `sh -c` scripts, would start a line the trace cannot parse), and cut at
+ * COMMAND_MAX bytes (it travels in one environment string, which Linux caps at 128 KiB: a longer
+ * one failed to start the program with E2BIG).
+ */
+export function commandLine(command: string[]): string {
+  const line = command.join(' ').replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
+  const bytes = Buffer.from(line, 'utf8');
+  if (bytes.length <= COMMAND_MAX) return line;
+  const kept = bytes.subarray(0, COMMAND_MAX).toString('utf8').replace(/\uFFFD$/, '');
+  return `${kept}... (${bytes.length - Buffer.byteLength(kept)} more bytes)`;
+}
+
+/**
+ * Runs the program to its end as system(3) does: Ctrl-C and Ctrl-\ reach the whole foreground
+ * process group and are the program's to handle. Had they ended this process too, a program that
+ * exits on them (writing its trace) would have left a .part file and no summary.
+ */
+function spawnIgnoringInterrupts(command: string[], env: NodeJS.ProcessEnv, stdio: 'inherit' | 'ignore'): SpawnSyncReturns<Buffer> {
+  const ignore = (): void => {};
+  process.on('SIGINT', ignore);
+  process.on('SIGQUIT', ignore);
+  try {
+    return spawnSync(command[0]!, command.slice(1), { env, stdio });
+  } finally {
+    process.off('SIGINT', ignore);
+    process.off('SIGQUIT', ignore);
+  }
+}
+
 /** Runs the program under the shim, writes the trace, and parses it back to summarize it. */
 export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
   if (o.command.length === 0) throw new Error('recordTrace(command): expected a program to run, got none');
@@ -111,11 +145,11 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
     ...process.env,
     LD_PRELOAD: process.env['LD_PRELOAD'] ? `${lib} ${process.env['LD_PRELOAD']}` : lib,
     SABMALLOC_TRACE_OUT: text,
-    SABMALLOC_TRACE_COMMAND: o.command.join(' '),
+    SABMALLOC_TRACE_COMMAND: commandLine(o.command),
   };
   delete env['SABMALLOC_TRACE_PID']; // a recording started inside a recorded program starts afresh
   try {
-    const r = spawnSync(o.command[0]!, o.command.slice(1), { env, stdio: o.stdio ?? 'inherit' });
+    const r = spawnIgnoringInterrupts(o.command, env, o.stdio ?? 'inherit');
     if (r.error !== undefined) throw new Error(`sabmalloc record: could not run ${JSON.stringify(o.command[0])}: ${r.error.message}`);
     if (!existsSync(text)) {
       throw new Error(

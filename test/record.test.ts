@@ -5,7 +5,7 @@
  * nothing of other threads or of a forked child, and the counters at the end. The trace must then
  * replay on sabmalloc. Needs Linux, glibc and a C compiler (as the native peers of the benchmark).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -214,4 +214,137 @@ describe('sabmalloc record', () => {
     expect(await main(['record', '--out', join(dir, 'x.trace'), '--', join(dir, 'no-such-program')], io)).toBe(1);
     expect(errs.join('')).toMatch(/could not run .*no-such-program/);
   });
+});
+
+/** Compiles a small C program into the test's folder; returns its path. */
+function compile(name: string, source: string): string {
+  const src = join(dir, `${name}.c`);
+  writeFileSync(src, source);
+  const bin = join(dir, name);
+  const cc = spawnSync(findCompiler()!, ['-O0', '-pthread', '-o', bin, src], { encoding: 'utf8' });
+  expect(cc.status, cc.stderr).toBe(0);
+  return bin;
+}
+
+describe('sabmalloc record, programs as users run them', () => {
+  it('an argument with a newline (python3 -c, sh -c scripts) stays on the # command: line', async () => {
+    const out = join(dir, 'newline.trace');
+    const s = await recordTrace({ out, command: ['/bin/sh', '-c', `${prog}\nexit 0`], stdio: 'ignore' });
+    expect(s.status).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toMatch(/^# command: .*\\nexit 0$/m);
+  });
+
+  it('a command line longer than one environment string (128 KiB) still runs', async () => {
+    const args = Array.from({ length: 30000 }, (_, i) => String(i)); // 168,889 bytes
+    const out = join(dir, 'longcmd.trace');
+    const s = await recordTrace({ out, command: ['/bin/sh', '-c', `${prog}; exit 0`, ...args], stdio: 'ignore' });
+    expect(s.status).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^# command: \/bin\/sh -c .{0,4000}\.\.\. \(\d+ more bytes\)$/m);
+  });
+
+  it("a program that opens its own file on descriptor 3 (a shell's exec 3>FILE) keeps its file, and the trace its lines", async () => {
+    const own = join(dir, 'own-fd3.txt');
+    const out = join(dir, 'fd3.trace');
+    const s = await recordTrace({
+      out,
+      command: ['/bin/sh', '-c', `exec 3>${own}; echo mine >&3; ${prog}; i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo end >&3`],
+      stdio: 'ignore',
+    });
+    expect(s.status).toBe(0);
+    expect(readFileSync(own, 'utf8')).toBe('mine\nend\n');
+    expect(s.ops).toBeGreaterThan(0);
+    expect(s.counters['live_at_exit']).toBeGreaterThanOrEqual(0); // the closing line reached the trace
+    expect(Object.keys(s.counters).length).toBeGreaterThan(0);
+  });
+
+  it('a vfork child whose exec fails and calls _exit (Python subprocess of a missing program) leaves the trace to the parent', async () => {
+    const bin = compile(
+      'vfork',
+      '#include <stdlib.h>\n#include <unistd.h>\n#include <sys/wait.h>\n' +
+        'int main(void) { void *a = malloc(11111); pid_t c = vfork();\n' +
+        '  if (c == 0) { execl("/nonexistent", "x", (char *)0); _exit(127); }\n' +
+        '  waitpid(c, 0, 0); void *b = malloc(22222); free(b); free(a); return 0; }\n',
+    );
+    const out = join(dir, 'vfork.trace');
+    const s = await recordTrace({ out, command: [bin], stdio: 'ignore' });
+    const text = readFileSync(out, 'utf8');
+    expect(text).toMatch(/^a (\d+) 11111\na (\d+) 22222\nf \2\nf \1\n# counters: /m);
+    expect(text.match(/^# counters: /gm)).toHaveLength(1);
+    expect(s.counters['live_at_exit']).toBe(0);
+  });
+
+  it('blocks of 2 GiB and more (W5 sizes are below 2^31) are counted, not written, and the trace replays', async () => {
+    const bin = compile(
+      'huge',
+      '#include <stdlib.h>\n' +
+        'int main(void) { char *a = malloc(100); char *b = malloc((size_t)3 << 30); if (!b) return 2;\n' +
+        '  b = realloc(b, (size_t)5 << 30); free(b); char *c = malloc(200); c = realloc(c, (size_t)1 << 31); free(c);\n' +
+        '  free(a); return 0; }\n',
+    );
+    const out = join(dir, 'huge.trace');
+    const s = await recordTrace({ out, command: [bin], stdio: 'ignore' });
+    expect(s.status).toBe(0);
+    expect(readFileSync(out, 'utf8')).not.toMatch(/ \d{10,}$/m);
+    expect(s.counters['too_large']).toBe(2); // the malloc of 3 GiB and c's realloc to 2 GiB (its block leaves the trace)
+    expect(s.counters['unknown_pointers']).toBe(3); // b's realloc and free, c's free
+    expect(s.mallocs).toBeGreaterThanOrEqual(2);
+    const heap = SharedHeap.create({ initialBytes: 4 << 20, maxBytes: 8 << 20 });
+    expect(replayFile(heap, out).ops).toBe(s.ops);
+  });
+
+  it('pvalloc of a size that overflows when rounded to a page fails as in glibc', async () => {
+    const bin = compile(
+      'pvalloc',
+      '#include <malloc.h>\n#include <stdint.h>\n#include <stdlib.h>\n' +
+        'int main(void) { void *p = pvalloc(SIZE_MAX); if (p) return 5; p = pvalloc(100); if (!p) return 6; free(p); return 0; }\n',
+    );
+    const s = await recordTrace({ out: join(dir, 'pvalloc.trace'), command: [bin], stdio: 'ignore' });
+    expect(s.status).toBe(0);
+  });
+
+  it('bash, which has its own getenv and setenv, still gets the # command: line', async () => {
+    const out = join(dir, 'bash.trace');
+    await recordTrace({ out, command: ['bash', '-c', 'x=1; echo $x'], stdio: 'ignore' });
+    expect(readFileSync(out, 'utf8')).toMatch(/^# command: bash -c x=1; echo \$x$/m);
+  });
+
+  it('main-thread blocks that another thread frees are written freed when the main thread gets their address again', async () => {
+    const bin = compile(
+      'consumer',
+      '#include <pthread.h>\n#include <stdlib.h>\n#define N 1000\nstatic void *blocks[N];\n' +
+        'static void *consumer(void *arg) { for (int i = 0; i < N; i++) free(blocks[i]); return arg; }\n' +
+        'int main(void) { for (int r = 0; r < 5; r++) { for (int i = 0; i < N; i++) blocks[i] = malloc(1000);\n' +
+        '  pthread_t t; pthread_create(&t, 0, consumer, 0); pthread_join(t, 0); } return 0; }\n',
+    );
+    const s = await recordTrace({ out: join(dir, 'consumer.trace'), command: [bin], stdio: 'ignore' });
+    expect(s.status).toBe(0);
+    // 1,000 live at a time in the program; the trace had 5,000 (none of the thread's frees).
+    expect(s.peakLiveBlocks).toBeLessThan(1500);
+    expect(s.counters['freed_elsewhere']).toBeGreaterThan(3000);
+  });
+
+  it('Ctrl-C (SIGINT to the whole process group) ends the program, not the recorder: the trace and summary still come', async () => {
+    const bin = compile(
+      'sigint',
+      '#include <signal.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n' +
+        'static volatile sig_atomic_t stop;\nstatic void on_int(int s) { (void)s; stop = 1; }\n' +
+        'int main(void) { signal(SIGINT, on_int); void *p = malloc(4444); free(p); puts("ready"); fflush(stdout);\n' +
+        '  while (!stop) usleep(10000); free(malloc(5555)); return 0; }\n',
+    );
+    const out = join(dir, 'sigint.trace.gz');
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'record', '--out', out, '--', bin], {
+      detached: true, // its own process group, as a terminal's foreground job
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && res()));
+    process.kill(-child.pid!, 'SIGINT');
+    const [code, signal] = await new Promise<[number | null, string | null]>((res) => child.on('exit', (c, s) => res([c, s])));
+    expect(signal).toBeNull();
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/sigint\.trace\.gz: \d+ ops/);
+    expect(gunzipSync(readFileSync(out)).toString('utf8')).toMatch(/^a \d+ 5555$/m);
+  }, 60_000);
 });

@@ -16,6 +16,9 @@
  *   threads, and frees or reallocs of pointers the trace never saw (made before the shim started,
  *   or by another thread), pass through and are counted; the counts are written as `#` lines at
  *   exit. A trace whose counters are not all 0 is still well formed but misses part of the traffic.
+ *   A main-thread block another thread frees is written freed when the main thread gets its
+ *   address again (freed_elsewhere). Sizes of 2^31 and more, which W5 cannot hold, are counted
+ *   (too_large), not written.
  * - A child made by fork stops recording (its calls are not the parent's), and programs started
  *   from the recorded one do not record (SABMALLOC_TRACE_PID names the recording process); a program
  *   the recorded one execs in its place takes the trace over (a wrapper script exec'ing the real
@@ -34,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -44,7 +49,10 @@ extern void __libc_free(void *);
 extern void *__libc_memalign(size_t, size_t);
 
 static int out_fd = -1;
-static pid_t main_tid;
+static char out_path[4096];
+static dev_t out_dev;
+static ino_t out_ino;
+static pid_t main_tid, main_pid;
 static int active;
 static int busy; /* the main thread is inside the shim (no re-entry is recorded) */
 
@@ -62,15 +70,31 @@ static uint32_t *free_ids;
 static size_t free_ids_n, free_ids_cap;
 static uint32_t next_id;
 
-static uint64_t n_other_threads, n_unknown, n_failed;
+static uint64_t n_other_threads, n_unknown, n_failed, n_too_large, n_freed_elsewhere;
+
+/* W5 sizes are below 2^31 (replay.ts refuses a larger one, and with it the whole trace). */
+#define SIZE_LIMIT ((uint64_t)1 << 31)
 
 static void *map(size_t bytes) {
   void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* Whether out_fd is still the trace file: the program may close descriptors it did not open, or
+ * open its own on the same number (a shell's `exec 3>FILE`), and the trace must not go into its
+ * file. When it is not, the trace file is opened again by name and written at its end. */
+static int out_is_trace(void) {
+  struct stat st;
+  if (fstat(out_fd, &st) == 0 && st.st_dev == out_dev && st.st_ino == out_ino) return 1;
+  int fd = open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return 0;
+  out_fd = fd;
+  return 1;
+}
+
 static void flush(void) {
   size_t done = 0;
+  if (buf_len > 0 && !out_is_trace()) { active = 0; buf_len = 0; out_fd = -1; return; } /* not theirs to close */
   while (done < buf_len) {
     ssize_t w = write(out_fd, buf + done, buf_len - done);
     if (w < 0 && errno == EINTR) continue;
@@ -152,8 +176,23 @@ static void put_at(uintptr_t p, uint32_t id) {
   keys[j] = p; vals[j] = id; live++;
 }
 
+static void put_line(char op, uint32_t id, int has_size, uint64_t size);
+static int64_t lookup(uintptr_t p, int remove);
+
+/* `p` is the address of a block just made. When the table still has it, the block it held was
+ * freed where the trace does not see (by another thread, which is not recorded): it is written
+ * freed here, late, rather than left live for good (and its stale entry would shadow the new). */
+static void forget_stale(uintptr_t p) {
+  int64_t old = lookup(p, 1);
+  if (old < 0) return;
+  n_freed_elsewhere++;
+  put_line('f', (uint32_t)old, 0, 0);
+  give_id((uint32_t)old);
+}
+
 /* Records `p` as a new block; returns its id. */
 static uint32_t insert(uintptr_t p) {
+  forget_stale(p);
   uint32_t id = (uint32_t)take_id();
   put_at(p, id);
   return id;
@@ -196,15 +235,31 @@ __attribute__((constructor)) static void start(void) {
   pid_text[k] = 0;
   const char *owner = getenv("SABMALLOC_TRACE_PID");
   if (owner && strcmp(owner, pid_text) != 0) return;
+  /* Read before setenv: a program may bring its own getenv and setenv (bash does), and bash's
+   * setenv before its main left its getenv seeing that one variable only. */
+  const char *cmd = getenv("SABMALLOC_TRACE_COMMAND");
+  size_t path_len = strlen(path);
+  if (path_len >= sizeof out_path) return;
+  memcpy(out_path, path, path_len + 1);
   if (!owner) setenv("SABMALLOC_TRACE_PID", pid_text, 1); /* before recording starts: not traced */
-  out_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (out_fd < 0) return;
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  /* Out of the way of the low numbers a program (a shell's `exec 3>FILE`) takes for itself. */
+  struct rlimit rl;
+  int high = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1024 ? (int)rl.rlim_cur - 64 : 1024 - 64;
+  if (high > 3) {
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, high);
+    if (moved >= 0) { close(fd); fd = moved; }
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) { close(fd); return; }
+  out_fd = fd; out_dev = st.st_dev; out_ino = st.st_ino;
   buf = map(BUF_BYTES);
   if (!buf || !grow_table()) return;
   main_tid = (pid_t)syscall(SYS_gettid);
+  main_pid = (pid_t)syscall(SYS_getpid);
   pthread_atfork(NULL, NULL, stop_in_child);
   put_str("# recorded by sabmalloc's bench/native/trace-record.c\n");
-  const char *cmd = getenv("SABMALLOC_TRACE_COMMAND");
   if (cmd) { put_str("# command: "); put_str(cmd); put_str("\n"); }
   active = 1;
 }
@@ -212,12 +267,17 @@ __attribute__((constructor)) static void start(void) {
 /* At exit (a destructor: exit() from any thread) or _exit: the counters, then the buffer. Another
  * thread's exit may race with a call the main thread is recording; the process is ending then. */
 __attribute__((destructor)) static void finish(void) {
-  if (!active) return;
+  /* Not in a child: a vfork child shares this memory (and pthread_atfork does not run for it), and
+   * its _exit after a failed exec (Python's subprocess of a missing program) had written the
+   * counters, spent the buffer and stopped the parent's recording. */
+  if (!active || (pid_t)syscall(SYS_getpid) != main_pid) return;
   active = 0;
   busy = 1;
   put_str("# counters: other_threads="); put_u64(n_other_threads);
   put_str(" unknown_pointers="); put_u64(n_unknown);
   put_str(" failed_calls="); put_u64(n_failed);
+  put_str(" too_large="); put_u64(n_too_large);
+  put_str(" freed_elsewhere="); put_u64(n_freed_elsewhere);
   put_str(" live_at_exit="); put_u64(live);
   put_str("\n");
   flush();
@@ -238,6 +298,7 @@ void _Exit(int status) {
 
 static void record_new(char op, void *p, uint64_t size) {
   if (!p) { n_failed++; return; }
+  if (size >= SIZE_LIMIT) { n_too_large++; return; } /* not in W5: its later calls are unknown */
   uint32_t id = insert((uintptr_t)p);
   if (active) put_line(op, id, 1, size);
 }
@@ -285,9 +346,16 @@ void *realloc(void *p, size_t n) {
     if (q) record_new('a', q, 0);
   } else if (q == NULL) {
     n_failed++; /* the old block is unchanged */
+  } else if (n >= SIZE_LIMIT) {
+    /* W5 cannot hold the new size: the block leaves the trace here (its later calls are unknown) */
+    n_too_large++;
+    lookup((uintptr_t)p, 1);
+    put_line('f', (uint32_t)id, 0, 0);
+    give_id((uint32_t)id);
   } else {
     if (q != p) {
       lookup((uintptr_t)p, 1); /* the id moves with the block */
+      forget_stale((uintptr_t)q);
       put_at((uintptr_t)q, (uint32_t)id);
     }
     put_line('r', (uint32_t)id, 1, n);
@@ -315,5 +383,8 @@ void *memalign(size_t align, size_t n) { return aligned(align, n); }
 void *valloc(size_t n) { return aligned((size_t)sysconf(_SC_PAGESIZE), n); }
 void *pvalloc(size_t n) {
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  /* as glibc: a size that overflows when rounded up to a page fails (rounded, it would wrap to 0
+   * and succeed) */
+  if (n > SIZE_MAX - (page - 1)) { errno = ENOMEM; return NULL; }
   return aligned(page, (n + page - 1) & ~(page - 1));
 }
