@@ -46,6 +46,8 @@ const records = new Map<number, Dropped>();
 let reviveCollected: (id: number) => SharedHeap | undefined;
 /** By heap id: the context of this thread's instance that a fault stopped, collected before the thread attached again (see `dropped`). */
 const stopped = new Map<number, ThreadContext>();
+/** By heap id: the gone marks that instance kept (reclaimWhenGone), which the thread's next attachment keeps until it detaches. */
+const stoppedGone = new Map<number, Map<number, Promise<ThreadLock>>>();
 /**
  * This thread's detached attachment per heap id, while workers it watched run or their exits wait
  * to be reclaimed: the next attachment takes its watches over (reclaim.ts adoptWatches), so that
@@ -83,7 +85,7 @@ interface Dropped {
   ref: WeakRef<SharedHeap>;
   t: ThreadContext;
   lock: ThreadLock;
-  /** The Web Locks of gone threads that reclaimWhenGone() took and keeps (see there). */
+  /** The gone marks (Web Locks) that reclaimWhenGone() took and keeps until detach (see there). */
   gone: Map<number, Promise<ThreadLock>>;
   /** Settled before the finalizer ran (reviveCollected): the finalizer does nothing. */
   settled: boolean;
@@ -91,7 +93,8 @@ interface Dropped {
 
 /** Lets go every Web Lock of `gone` (held ones, and pending ones once granted). */
 function releaseGone(gone: Map<number, Promise<ThreadLock>>): void {
-  for (const lock of gone.values()) void lock.then((l) => l.release());
+  // A request that failed (no Web Locks API) holds nothing; its rejection is its caller's.
+  for (const lock of gone.values()) void lock.then((l) => l.release(), () => undefined);
   gone.clear();
 }
 
@@ -120,6 +123,7 @@ function settleDropped(d: Dropped): void {
     // its slot and its watches from `stopped` (SharedHeap #stopStale).
     if (d.t.runner.faulted && d.t.successor === null) {
       stopped.set(d.id, d.t);
+      stoppedGone.set(d.id, d.gone);
       d.lock.release();
     }
     return;
@@ -290,7 +294,7 @@ export class SharedHeap {
    * reclaim that follows would be cut off too, and leave one more slot DEAD each time (attaching
    * over and over deep in a recursion took every slot).
    */
-  static #stopStale(id: number, fn: string): { t: ThreadContext; slot: number } | undefined {
+  static #stopStale(id: number, fn: string): { t: ThreadContext; slot: number; gone: Map<number, Promise<ThreadLock>> | undefined } | undefined {
     const last = records.get(id)?.ref.deref();
     const live = last !== undefined && last.#t.runner.faulted ? last : undefined;
     const t = live !== undefined ? live.#t : stopped.get(id); // or one the collector took since (its lock went then)
@@ -301,10 +305,14 @@ export class SharedHeap {
           '(the reclaim would be cut off too); attach again once the recursion has returned',
       );
     }
-    if (live === undefined) stopped.delete(id);
+    const gone = live !== undefined ? live.#gone : stoppedGone.get(id);
+    if (live === undefined) {
+      stopped.delete(id);
+      stoppedGone.delete(id);
+    }
     const slot = stopOnFault(t);
     if (live !== undefined) live.#lock.release();
-    return { t, slot };
+    return { t, slot, gone };
   }
 
   /**
@@ -312,8 +320,14 @@ export class SharedHeap {
    * its slot, and any DEAD slot under its own thread id (an instance of this thread stopped by a
    * fault and collected since: reclaim.ts reclaimOwnDead).
    */
-  static #takeOverStale(heap: SharedHeap, stale: { t: ThreadContext; slot: number } | undefined, fn: string): void {
+  static #takeOverStale(heap: SharedHeap, stale: { t: ThreadContext; slot: number; gone: Map<number, Promise<ThreadLock>> | undefined } | undefined, fn: string): void {
     const id = heapIdOf(heap.#t.buffer);
+    // The gone marks the stopped instance kept are this attachment's, given up when it detaches
+    // (they outlived the thread's detach, held until it ended: an audit).
+    if (stale?.gone !== undefined) {
+      for (const [k, v] of stale.gone) if (!heap.#gone.has(k)) heap.#gone.set(k, v);
+      stale.gone.clear();
+    }
     const before = detachedWatching.get(id);
     if (before !== undefined) {
       detachedWatching.delete(id);
@@ -340,7 +354,7 @@ export class SharedHeap {
    * it holds that id's Web Lock. The parent knows the id before the worker runs, so
    * reclaimWhenGone(threadId) returns the worker's slot wherever the worker dies, inside this
    * call too (with attach() the id exists only once the worker has attached and posted it). A
-   * worker whose id was reclaimed before it got here never attaches (the parent keeps the lock:
+   * worker whose id was reclaimed before it got here never attaches (the parent keeps a gone mark:
    * reclaimWhenGone), and this promise stays pending. Rejects for an id this heap did not hand
    * out, one that names a slot still (a thread under it that was not reclaimed), a thread
    * attached already under another id, and where there is no Web Locks API (Node: there
@@ -374,8 +388,8 @@ export class SharedHeap {
     }
     // An instance of this thread that a fault stopped (fault.ts): its slot is marked DEAD and its Web
     // Lock given up, so that reclaimWhenGone(its id) in the thread that reserved that id reclaims it;
-    // this attachment reclaims it too (whichever comes first: reclaimOwnDead). Under the same id, which
-    // that reclaimWhenGone keeps once granted, the attach would wait for good: refused.
+    // this attachment reclaims it too (whichever comes first: reclaimOwnDead). Under the same id, whose
+    // gone mark that reclaimWhenGone takes once granted, the attach would stay pending for good: refused.
     const stale = SharedHeap.#stopStale(id, fn);
     if (stale !== undefined && stale.t.threadId === threadId) {
       throw new HeapStateError(

@@ -153,3 +153,84 @@ describe('attachAsync after a fault stopped this thread', () => {
     second.detach();
   });
 });
+
+describe('the gone marks reclaimWhenGone() keeps (held until the thread detaches)', () => {
+  it('taken by an instance a fault then stopped: given up when the thread, attached again, detaches', async () => {
+    const { buffer, ids: [a, b, x] } = reserved(3);
+    locks = installWebLocks();
+    const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
+    const heapId = Number(locks.held()[0]!.split(':')[1]);
+    attachThread(buffer, x!); // a thread under x, with its slot
+    const release = await locks.hold(threadLockName(heapId, x!));
+    const gone = first.reclaimWhenGone(x!);
+    release(); // x is gone
+    expect(await gone).toBe(true);
+    expect(locks.held()).toContain(`${threadLockName(heapId, x!)}:gone`);
+    cutOffLargeMalloc(first);
+    const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
+    expect(locks.held()).toContain(`${threadLockName(heapId, x!)}:gone`); // still this thread's: it attached again
+    second.detach();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(locks.held()).toEqual([]); // a mark outlived the thread's detach
+  });
+
+  it('taken by an instance a fault stopped and the collector took: given up when the thread, attached again, detaches', async () => {
+    const { buffer, ids: [a, b, x] } = reserved(3);
+    locks = installWebLocks();
+    const stand = locks;
+    let collected = false;
+    const seen = new FinalizationRegistry(() => (collected = true));
+    const stop = async (): Promise<string> => {
+      const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
+      const heapId = Number(stand.held()[0]!.split(':')[1]);
+      attachThread(buffer, x!);
+      const release = await stand.hold(threadLockName(heapId, x!));
+      const gone = first.reclaimWhenGone(x!);
+      release();
+      if ((await gone) !== true) throw new Error('not reclaimed');
+      armCrash(3, () => {
+        throw new RangeError('Maximum call stack size exceeded');
+      });
+      try {
+        first.malloc(3 * MiB);
+      } catch {
+        // cut off: the instance stops
+      } finally {
+        armCrash(0, () => {
+          throw new Error('off');
+        });
+      }
+      seen.register(first, 0);
+      return `${threadLockName(heapId, x!)}:gone`;
+    };
+    const mark = await stop();
+    for (let i = 0; i < 100 && !collected; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(collected).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 20)); // the heap's own finalizer
+    expect(locks.held()).toEqual([mark]);
+    const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
+    second.detach();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(locks.held()).toEqual([]);
+  });
+
+  it('a thread without Web Locks that detaches before its reclaimWhenGone() rejected: no unhandled rejection', async () => {
+    const unhandled: unknown[] = [];
+    const seen = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', seen);
+    try {
+      const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
+      const id = heap.newThreadId();
+      const gone = heap.reclaimWhenGone(id);
+      heap.detach();
+      await expect(gone).rejects.toThrow(/no Web Locks API/);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled.map(String)).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', seen);
+    }
+  });
+});
