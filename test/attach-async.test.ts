@@ -34,6 +34,32 @@ function reserved(n: number): { buffer: SharedArrayBuffer; ids: number[]; kept: 
   return { buffer, ids, kept };
 }
 
+/** cutOffLargeMalloc without expect(), which can keep the instance alive: `heap` stops. */
+function cutOffQuietly(heap: SharedHeap): void {
+  armCrash(3, () => {
+    throw new RangeError('Maximum call stack size exceeded');
+  });
+  try {
+    heap.malloc(3 * MiB);
+  } catch {
+    // cut off: the instance stops
+  } finally {
+    armCrash(0, () => {
+      throw new Error('off');
+    });
+  }
+}
+
+/** Collects garbage until `collected()` says so (at most 100 times), then lets the heap's own finalizer run. */
+async function collect(collected: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 100 && !collected(); i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  return collected();
+}
+
 describe('attachAsync after a fault stopped this thread', () => {
   it('under the stopped id: refused at once (not left waiting for its own Web Lock), the lock given up; under a new id: attaches and reclaims the stopped slot', async () => {
     const { buffer, ids: [a, b], kept } = reserved(2);
@@ -122,29 +148,12 @@ describe('attachAsync after a fault stopped this thread', () => {
     const stop = async (): Promise<string> => {
       const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
       const name = stand.held()[0]!;
-      // cutOffLargeMalloc without expect(), which can keep the instance alive
-      armCrash(3, () => {
-        throw new RangeError('Maximum call stack size exceeded');
-      });
-      try {
-        first.malloc(3 * MiB);
-      } catch {
-        // cut off: the instance stops
-      } finally {
-        armCrash(0, () => {
-          throw new Error('off');
-        });
-      }
+      cutOffQuietly(first);
       seen.register(first, 0);
       return name;
     };
     const nameA = await stop();
-    for (let i = 0; i < 100 && !collected; i++) {
-      gc();
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    expect(collected).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 20)); // the heap's own finalizer
+    expect(await collect(() => collected)).toBe(true);
     expect(locks.held()).not.toContain(nameA); // given up: reclaimWhenGone(a) elsewhere may take it
     const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
     expect(slotIds(second).filter((s) => s.id === a)).toEqual([]); // reclaimed
@@ -188,28 +197,12 @@ describe('the gone marks reclaimWhenGone() keeps (held until the thread detaches
       const gone = first.reclaimWhenGone(x!);
       release();
       if ((await gone) !== true) throw new Error('not reclaimed');
-      armCrash(3, () => {
-        throw new RangeError('Maximum call stack size exceeded');
-      });
-      try {
-        first.malloc(3 * MiB);
-      } catch {
-        // cut off: the instance stops
-      } finally {
-        armCrash(0, () => {
-          throw new Error('off');
-        });
-      }
+      cutOffQuietly(first);
       seen.register(first, 0);
       return `${threadLockName(heapId, x!)}:gone`;
     };
     const mark = await stop();
-    for (let i = 0; i < 100 && !collected; i++) {
-      gc();
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    expect(collected).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 20)); // the heap's own finalizer
+    expect(await collect(() => collected)).toBe(true);
     expect(locks.held()).toEqual([mark]);
     const second = await SharedHeap.attachAsync(buffer, { threadId: b! });
     second.detach();
