@@ -701,6 +701,16 @@ export class SharedHeap {
     return this.#withoutBlocking(() => this.alignedAlloc(align, size));
   }
 
+  /**
+   * free without blocking the event loop (see mallocAsync). Same errors as free. A small block's
+   * free never waits for the lock (it only tries it), but a large block's takes it: on a main
+   * thread, free of a large block while a dying worker held the lock spun for 3 s and threw
+   * LockTimeoutError (a browser page's loop in test/browser/chaos.test.ts).
+   */
+  freeAsync(block: number): Promise<void> {
+    return this.#withoutBlocking(() => this.free(block));
+  }
+
   /** realloc without blocking the event loop (see mallocAsync). Same errors as realloc. */
   async reallocAsync(block: number, size: number): Promise<number> {
     // realloc's checks, in its order and naming it: they never wait.

@@ -219,7 +219,7 @@ function lockTimeout(t: ThreadContext, c: number, ms: number): LockTimeoutError 
     `${IS_MAIN_THREAD ? 'the main thread' : 'this worker, which watches workers of its own,'} waited ${Math.round(ms)} ms for the heap's global lock, held by thread slot ${holder} ` +
       `(threadId ${id}), and does not wait longer: a worker that dies holding the lock can only be known dead once ` +
       `the event loop runs. If that worker stopped, call heap.reclaim(${id}) (or watch(worker) every worker); ` +
-      'on such a thread use mallocAsync(), callocAsync(), reallocAsync() or alignedAllocAsync(), which wait ' +
+      'on such a thread use mallocAsync(), callocAsync(), reallocAsync(), alignedAllocAsync() or freeAsync(), which wait ' +
       'without blocking the event loop. Nothing was changed by this call.',
   );
 }

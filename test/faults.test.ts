@@ -91,6 +91,20 @@ describe('finding 2: a watched worker dies holding the lock while the main threa
   }, 30_000);
 });
 
+describe('a watched worker dies holding the lock while the main thread frees a large block', () => {
+  it('free ends in a HeapError naming freeAsync and frees nothing; freeAsync then frees it', async () => {
+    const r = await runScenario('watchedHolderDiesWhileMainFrees');
+    expect(r.hung, hangMessage('watchedHolderDiesWhileMainFrees', r)).toBe(false);
+    const res = r.result as { id: number; syncError?: { code?: string; message: string }; syncMs: number };
+    expect(res.syncError?.code, hangMessage('watchedHolderDiesWhileMainFrees', r)).toBe('ERR_LOCK_TIMEOUT');
+    expect(res.syncError!.message).toContain(`threadId ${res.id}`);
+    expect(res.syncError!.message).toMatch(/freeAsync/);
+    expect(res.syncMs).toBeLessThan(10_000);
+    expect(r.result).toMatchObject({ liveAfterSync: 1, keptAfterSync: true, liveAfterAsync: 0, check: 'passes', lock: 0 });
+    expect(r.result!.recoveries as number).toBeGreaterThanOrEqual(1);
+  }, 30_000);
+});
+
 describe('finding 3: worker.threadId is -1 after the exit', () => {
   it('reclaim(worker) in an exit handler registered before watch() reclaims the slot', async () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });
@@ -343,6 +357,28 @@ describe('the main thread never waits forever on the lock', () => {
     heap.detach();
   });
 
+  it('freeAsync frees small and large blocks as free does, and rejects with free\'s errors', async () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
+    const small = heap.malloc(100);
+    const large = heap.malloc(3 * MiB);
+    await heap.freeAsync(small);
+    await heap.freeAsync(large);
+    await heap.freeAsync(0);
+    expect(heap.stats().liveBytes).toBe(0);
+    for (const ptr of [small, large, large + 16, -16, 'x'] as number[]) {
+      let sync: unknown;
+      try {
+        heap.free(ptr);
+      } catch (e) {
+        sync = e;
+      }
+      expect(sync, `free(${ptr})`).toBeInstanceOf(Error);
+      expect((sync as Error).message).toMatch(/^free\(ptr\)/);
+      await expect(heap.freeAsync(ptr), `freeAsync(${ptr})`).rejects.toThrow((sync as Error).message);
+    }
+    heap.check();
+    heap.detach();
+  });
 });
 
 describe('check() asserts the magazine bounds and the INUSE equation', () => {

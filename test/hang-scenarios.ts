@@ -23,7 +23,7 @@ function info(e: unknown): ErrorInfo {
   return { name: err?.name, code: err?.code, message: String(err?.message ?? e) };
 }
 
-type AsyncHeap = SharedHeap & { mallocAsync(size: number): Promise<number> };
+type AsyncHeap = SharedHeap & { mallocAsync(size: number): Promise<number>; freeAsync(block: number): Promise<void> };
 
 export const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
   /** Finding 1: an unwatched worker dies holding the lock; the main thread calls reclaim(threadId). */
@@ -100,6 +100,39 @@ export const scenarios: Record<string, () => Promise<Record<string, unknown>>> =
     };
   },
 
+
+  /**
+   * A watched worker dies holding the lock while the main thread frees a large block, which free
+   * does under the lock: the synchronous free ends in a HeapError and frees nothing; freeAsync
+   * waits with the event loop running and frees it.
+   */
+  async watchedHolderDiesWhileMainFrees() {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 }) as AsyncHeap;
+    // Above the large-run lists' spans (layout.ts LARGE_POOL_SPANS): its free takes the lock.
+    const UNPOOLED = 5 * MiB;
+    const p = heap.malloc(UNPOOLED);
+    heap.u8.fill(5, p, p + UNPOOLED);
+    const r = startHeapWorker((w) => heap.watch(w));
+    await r.remote.attach(heap.buffer);
+    const id = r.worker.threadId;
+    await r.remote.holdLock();
+    void r.worker.terminate();
+    const t0 = performance.now();
+    let syncError: ErrorInfo | undefined;
+    try {
+      heap.free(p);
+    } catch (e) {
+      syncError = info(e);
+    }
+    const syncMs = performance.now() - t0;
+    const liveAfterSync = heap.stats().largeLiveBlocks;
+    const keptAfterSync = heap.u8[p] === 5 && heap.u8[p + UNPOOLED - 1] === 5;
+    await heap.freeAsync(p);
+    return {
+      id, syncError, syncMs, liveAfterSync, keptAfterSync, liveAfterAsync: heap.stats().largeLiveBlocks,
+      check: checked(heap), lock: lockWord(heap.buffer), recoveries: heap.stats().lock.recoveries,
+    };
+  },
 };
 
 const name = process.argv[2];

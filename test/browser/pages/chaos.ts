@@ -157,7 +157,9 @@ async function chaos(o: ChaosOptions) {
           } else {
             const [p, size, seed] = pageHeld.splice(Math.floor(rnd() * pageHeld.length), 1)[0]!;
             for (let j = 0; j < size; j++) if (heap.u8[p + j] !== byteOf(seed, j)) pageBad++;
-            heap.free(p);
+            // freeAsync: a large block's free takes the global lock, which a worker that dies
+            // holding it keeps until its reclaim (a sync free spun 3 s, then LockTimeoutError).
+            await heap.freeAsync(p);
           }
           pageOps++;
         }
