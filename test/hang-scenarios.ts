@@ -25,6 +25,19 @@ function info(e: unknown): ErrorInfo {
 
 type AsyncHeap = SharedHeap & { mallocAsync(size: number): Promise<number>; freeAsync(block: number): Promise<void> };
 
+/**
+ * A worker `heap` watches attaches, takes the global lock and is terminated holding it (not
+ * awaited: its exit event runs only once the event loop does); returns its threadId.
+ */
+async function watchedHolderDies(heap: SharedHeap): Promise<number> {
+  const r = startHeapWorker((w) => heap.watch(w));
+  await r.remote.attach(heap.buffer);
+  const id = r.worker.threadId;
+  await r.remote.holdLock();
+  void r.worker.terminate();
+  return id;
+}
+
 export const scenarios: Record<string, () => Promise<Record<string, unknown>>> = {
   /** Finding 1: an unwatched worker dies holding the lock; the main thread calls reclaim(threadId). */
   async reclaimLockHolder() {
@@ -72,11 +85,7 @@ export const scenarios: Record<string, () => Promise<Record<string, unknown>>> =
    */
   async watchedHolderDiesWhileMainAllocates() {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 }) as AsyncHeap;
-    const r = startHeapWorker((w) => heap.watch(w));
-    await r.remote.attach(heap.buffer);
-    const id = r.worker.threadId;
-    await r.remote.holdLock();
-    void r.worker.terminate();
+    const id = await watchedHolderDies(heap);
     const t0 = performance.now();
     let syncRounds = 0;
     let syncError: ErrorInfo | undefined;
@@ -112,11 +121,7 @@ export const scenarios: Record<string, () => Promise<Record<string, unknown>>> =
     const UNPOOLED = 5 * MiB;
     const p = heap.malloc(UNPOOLED);
     heap.u8.fill(5, p, p + UNPOOLED);
-    const r = startHeapWorker((w) => heap.watch(w));
-    await r.remote.attach(heap.buffer);
-    const id = r.worker.threadId;
-    await r.remote.holdLock();
-    void r.worker.terminate();
+    const id = await watchedHolderDies(heap);
     const t0 = performance.now();
     let syncError: ErrorInfo | undefined;
     try {
