@@ -69,7 +69,8 @@ Options:
   --warmup N          untimed warm-up runs before the timed ones (default 2; not for the natives,
                       whose every run is a fresh process): V8 still replaces the loop's code then
   --cycles N          cycles per thread for every workload (W3: operations per thread;
-                      W5: operations replayed, a trace repeated to reach them); default per workload
+                      W5: operations replayed at least: a trace is replayed whole, and repeated
+                      to reach them); default per workload
   --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
   --allocators LIST   any of sabmalloc, thi.ng, dlmalloc-wasm, reference, glibc, jemalloc, tcmalloc,
                       mimalloc; 'native' = every native one; default: all that are available.
@@ -211,14 +212,19 @@ function parseHeapOptions(args: string[]): Partial<HeapOptions> {
  */
 function checkOutputPath(option: string, path: string): void {
   const p = resolve(path);
+  let made: string | undefined;
   try {
-    mkdirSync(dirname(p), { recursive: true });
+    made = mkdirSync(dirname(p), { recursive: true });
     const existed = existsSync(p);
     if (existed && statSync(p).isDirectory()) throw new Error('it is a folder');
     closeSync(openSync(p, 'a'));
     if (!existed) rmSync(p);
   } catch (err) {
     throw new UsageError(`${option}: cannot write ${JSON.stringify(path)}: ${(err as Error).message}`);
+  } finally {
+    // The folders made for the check go again (the run makes them when it writes): a usage error
+    // later, or a run that fails before writing, left them behind.
+    if (made !== undefined) rmSync(made, { recursive: true, force: true });
   }
 }
 
@@ -302,7 +308,15 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   if (workloads.includes('W5') && traces.length === 0) {
     throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
   }
+  // --trace is W5's alone: without W5, `bench --trace FILE` ran W1 W2 W3 and never the trace.
+  if (traces.length > 0 && !workloads.includes('W5')) {
+    throw new UsageError(`--trace: only W5 replays traces, and the workloads are ${[...workloads, ...(micro ? ['MICRO'] : [])].join(' ')}: name W5`);
+  }
   const heapOptions = parseHeapOptions(v.heap ?? []);
+  // One file for both: the SVG overwrote the JSON, and both were reported written.
+  if (v.json !== undefined && v.svg !== undefined && resolve(v.json) === resolve(v.svg)) {
+    throw new UsageError(`--json and --svg name one file, ${JSON.stringify(v.svg)}: the SVG would overwrite the JSON`);
+  }
   if (v.json !== undefined) checkOutputPath('--json', v.json);
   if (v.svg !== undefined) checkOutputPath('--svg', v.svg);
   return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke };
@@ -438,7 +452,10 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
 function intOption(name: string, value: string | undefined, dflt: number, min: number, max: number): number {
   if (value === undefined) return dflt;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`--${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+  // Digits only: Number() took "" as 0, "0x2" as 2 and "1e1" as 10.
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name}: expected an integer in [${min}, ${max}], got ${JSON.stringify(value)}`);
+  }
   return n;
 }
 
@@ -510,8 +527,7 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
     withW1 = positionals.includes('W1');
     withW3 = positionals.includes('W3');
     if (positionals.length === 0 && (values.trace === undefined || values.trace.length === 0)) throw new UsageError('name W1 or W3, or give --trace FILE|FOLDER');
-    runs = values.runs === undefined ? 5 : Number(values.runs);
-    if (!Number.isSafeInteger(runs) || runs < 1 || runs > 1000) throw new UsageError(`--runs: expected an integer in [1, 1000], got ${JSON.stringify(values.runs)}`);
+    runs = intOption('runs', values.runs, 5, 1, 1000);
     traces = expandTraceArgs(values.trace ?? []);
     prime = values['no-prime'] !== true;
   } catch (err) {
@@ -668,6 +684,10 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       const key = t === undefined ? w : `${w} ${t.name}`;
       cycleInfo[key] = line;
       io.out(`  ${key}: ${line}\n`);
+      // A trace is not cut: --cycles below its operations replays it whole, more than asked.
+      if (t !== undefined && opts.cycles !== undefined && opts.cycles < t.ops) {
+        io.out(`  ${key}: --cycles ${fmtInt(opts.cycles)} is below its ${fmtInt(t.ops)} operations: replayed whole\n`);
+      }
     }
   }
   const single = opts.workloads.filter((w) => SINGLE_THREAD_WORKLOADS.has(w));
@@ -692,6 +712,14 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     heapOptions: opts.heapOptions,
     note,
   });
+  // MICRO runs sabmalloc and thi.ng only; reference, dlmalloc-wasm and thi.ng run at one thread only.
+  const microRuns = opts.micro && (allocators.has('sabmalloc') || (allocators.has('thi.ng') && hasThing));
+  if (opts.micro && !microRuns) note('MICRO: skipped: it runs sabmalloc and thi.ng only');
+  if (cases.length === 0 && !microRuns) {
+    // An empty report that exited 0.
+    io.err(`sabmalloc bench: nothing to run: no case of ${[...opts.workloads, ...(opts.micro ? ['MICRO'] : [])].join(' ')} for ${[...allocators].join(', ') || 'any allocator left'} at threads ${opts.threads.join(',')}\n`);
+    return 1;
+  }
 
   const runsOf = (spec: CaseSpec): number => 1 + warmupsFor(spec, opts.warmups) + opts.runs;
   const progress = new Progress(io, cases.reduce((n, spec) => n + runsOf(spec), 0));
@@ -735,6 +763,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
         allocators,
         thingAvailable: hasThing,
         timeMs: opts.smoke ? 20 : 150,
+        heapOptions: opts.heapOptions,
         pool: () => runner.pool('micro:1', 1),
         onTask: (row, i, n) => {
           if (i === 1) progress.addTotal(n);

@@ -11,7 +11,7 @@
  */
 import { Bench } from 'tinybench';
 import type { Piscina } from 'piscina';
-import { CLASS_SIZES, SharedHeap } from '../src/index.js';
+import { CLASS_SIZES, SharedHeap, type HeapOptions } from '../src/index.js';
 import { createThingAllocator, type MicroAllocTask } from './bench-task.js';
 import type { Allocator } from './workloads.js';
 
@@ -31,6 +31,8 @@ export interface MicroRow {
 
 export interface MicroOptions {
   allocators: Set<string>;
+  /** --heap's create() options for sabmalloc's heap (they were left out of MICRO's). */
+  heapOptions?: Partial<HeapOptions>;
   thingAvailable: boolean;
   /** Time budget per task, ms. */
   timeMs: number;
@@ -215,7 +217,7 @@ export async function runMicro(opts: MicroOptions): Promise<MicroRow[]> {
   const wantThing = opts.allocators.has('thi.ng') && opts.thingAvailable;
   const total = (wantSab ? perAlloc + 1 : 0) + (wantThing ? perAlloc : 0);
   if (wantSab) {
-    const heap = SharedHeap.create({ initialBytes: 256 << 20, maxBytes: 256 << 20, maxThreads: 4 });
+    const heap = SharedHeap.create({ initialBytes: 256 << 20, maxBytes: 256 << 20, maxThreads: 4, ...opts.heapOptions });
     try {
       await runTasks('sabmalloc', [...singleThreadTasks(heap), crossThreadTask(heap, opts.pool)], opts, rows, total);
       await opts.pool().run({ kind: 'micro-detach', heap: heap.buffer });
