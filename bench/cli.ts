@@ -105,7 +105,9 @@ of its main thread as a W5 trace (gzip when FILE ends in .gz). Then replay it:
   sabmalloc bench W5 --trace FILE
 Linux with glibc only. Calls of other threads and of pointers made before the shim loaded are
 not recorded; the summary counts them. Programs it starts do not record; one it execs in its
-place (a wrapper script) takes the trace over.
+place (a wrapper script) takes the trace over. Ctrl-C and Ctrl-\\ are the program's: when they
+end it, the trace is still written and summarized, and the exit code is then 130 (131), so that
+a script running the recorder stops too.
 `;
 
 export const AB_USAGE = `Usage: sabmalloc ab --base DIR --trace FILE|FOLDER... [--repeat N] [--rounds N] [--warmup N] [--no-prime]
@@ -598,7 +600,9 @@ async function runRecord(argv: string[], io: CliIO): Promise<number> {
           : '') +
         (s.status !== 0 ? `  the program ${s.signal !== null ? `was ended by ${s.signal}` : `exited with ${s.status}`}\n` : ''),
     );
-    return 0;
+    // Ctrl-C (Ctrl-\) asked for the whole job to stop: a script running the recorder (record-all.sh
+    // under bash, a loop over programs) must not go on to its next command as after a success.
+    return s.signal === 'SIGINT' ? 130 : s.signal === 'SIGQUIT' ? 131 : 0;
   } catch (err) {
     io.err(`${(err as Error).message}\n`);
     return 1;

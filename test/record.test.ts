@@ -93,6 +93,23 @@ function between(text: string, from: number, to: number): string[] {
   return lines.slice(start, end + 1);
 }
 
+/**
+ * Records `bin` with the CLI in a process group of its own (a terminal's foreground job), and once
+ * the program printed "ready", sends SIGINT to the whole group, as Ctrl-C does.
+ */
+async function recordThenCtrlC(bin: string, out: string): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'record', '--out', out, '--', bin], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  await new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && res()));
+  process.kill(-child.pid!, 'SIGINT');
+  const [code, signal] = await new Promise<[number | null, string | null]>((res) => child.on('exit', (c, s) => res([c, s])));
+  return { code, signal, stderr };
+}
+
 describe('sabmalloc record', () => {
   it('writes the main thread calls in order, with dense ids reused most recent first, kept across a moving realloc', async () => {
     const out = join(dir, 'prog.trace');
@@ -333,18 +350,55 @@ describe('sabmalloc record, programs as users run them', () => {
         '  while (!stop) usleep(10000); free(malloc(5555)); return 0; }\n',
     );
     const out = join(dir, 'sigint.trace.gz');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cli.ts', 'record', '--out', out, '--', bin], {
-      detached: true, // its own process group, as a terminal's foreground job
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    await new Promise<void>((res) => child.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && res()));
-    process.kill(-child.pid!, 'SIGINT');
-    const [code, signal] = await new Promise<[number | null, string | null]>((res) => child.on('exit', (c, s) => res([c, s])));
+    const { code, signal, stderr } = await recordThenCtrlC(bin, out);
     expect(signal).toBeNull();
     expect(code).toBe(0);
     expect(stderr).toMatch(/sigint\.trace\.gz: \d+ ops/);
     expect(gunzipSync(readFileSync(out)).toString('utf8')).toMatch(/^a \d+ 5555$/m);
+  }, 60_000);
+
+  it('a program that closes stdout and then all its descriptors keeps its output out of the trace, and its /dev/null gets descriptor 0', async () => {
+    const bin = compile(
+      'closeall',
+      '#include <fcntl.h>\n#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n' +
+        'static void churn(int n) { for (int i = 0; i < n; i++) free(malloc(16 + i % 7)); }\n' +
+        'static void say(void) { for (int i = 0; i < 10; i++) if (write(1, "program output\\n", 15) < 0) break; }\n' +
+        'int main(int argc, char **argv) { (void)argc; churn(1000); say();\n' +
+        '  close(1); for (int fd = 3; fd < 4096; fd++) close(fd);  /* closefrom(3), stdout already closed */\n' +
+        '  churn(150000); say();                                      /* a flush opens the trace again */\n' +
+        '  for (int fd = 0; fd < 4096; fd++) close(fd);              /* a daemon: everything, then /dev/null as 0 */\n' +
+        '  churn(150000); int fd = open("/dev/null", O_RDWR);\n' +
+        '  int o = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644); dprintf(o, "%d", fd); return 0; }\n',
+    );
+    const got = join(dir, 'closeall.fd');
+    for (const [name, command] of [
+      ['closeall', [bin, got]],
+      // RLIMIT_NOFILE 64 (no room at 960) and stdout closed from the start (prog >&-)
+      ['closeall64', ['/bin/sh', '-c', `ulimit -n 64; exec ${bin} ${got} >&-`]],
+    ] as const) {
+      const out = join(dir, `${name}.trace`);
+      const s = await recordTrace({ out, command: [...command], stdio: 'ignore' }); // parses the trace
+      expect(s.status).toBe(0);
+      expect(readFileSync(out, 'utf8')).not.toMatch(/program output/);
+      expect(s.mallocs).toBeGreaterThanOrEqual(301000); // none lost after the reopen
+      expect(s.frees).toBeGreaterThanOrEqual(301000);
+      expect(readFileSync(got, 'utf8')).toBe('0');
+    }
+  }, 60_000);
+
+  it('Ctrl-C that ends a program which does not handle it: the trace and summary come, and the exit code is 130', async () => {
+    const bin = compile(
+      'sigint-default',
+      '#include <stdio.h>\n#include <stdlib.h>\n#include <unistd.h>\n' +
+        'int main(void) { for (int i = 0; i < 200000; i++) free(malloc(16)); puts("ready"); fflush(stdout);\n' +
+        '  for (;;) { free(malloc(10)); usleep(1000); } }\n',
+    );
+    const out = join(dir, 'sigint-default.trace.gz');
+    const { code, signal, stderr } = await recordThenCtrlC(bin, out);
+    expect(stderr).toMatch(/sigint-default\.trace\.gz: [\d,]+ ops/);
+    expect(stderr).toMatch(/the program was ended by SIGINT/);
+    expect(signal).toBeNull();
+    expect(code).toBe(130); // a script running the recorder stops too (bash goes on after a 0)
+    expect(gunzipSync(readFileSync(out)).toString('utf8')).toMatch(/^a \d+ 16$/m);
   }, 60_000);
 });

@@ -80,13 +80,31 @@ static void *map(size_t bytes) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* Moves a descriptor of the shim's out of the way of the low numbers a program takes for itself
+ * (a shell's `exec 3>FILE`, a daemon's open of /dev/null after closing everything, which expects
+ * 0): to 960, or 64 below a lower RLIMIT_NOFILE, and never below 3. A trace on 0, 1 or 2 (the
+ * program closed stdout, then all its descriptors) would take the program's own output; when it
+ * cannot move there, it is closed and -1 returned. */
+static int move_up(int fd) {
+  if (fd < 0) return -1;
+  struct rlimit rl;
+  int high = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1024 ? (int)rl.rlim_cur - 64 : 1024 - 64;
+  if (high < 3) high = 3;
+  if (fd >= high) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, high);
+  if (moved < 0 && high > 3) moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (moved < 0 && fd > 2) return fd;
+  close(fd);
+  return moved;
+}
+
 /* Whether out_fd is still the trace file: the program may close descriptors it did not open, or
  * open its own on the same number (a shell's `exec 3>FILE`), and the trace must not go into its
  * file. When it is not, the trace file is opened again by name and written at its end. */
 static int out_is_trace(void) {
   struct stat st;
   if (fstat(out_fd, &st) == 0 && st.st_dev == out_dev && st.st_ino == out_ino) return 1;
-  int fd = open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  int fd = move_up(open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC));
   if (fd < 0) return 0;
   out_fd = fd;
   return 1;
@@ -242,15 +260,8 @@ __attribute__((constructor)) static void start(void) {
   if (path_len >= sizeof out_path) return;
   memcpy(out_path, path, path_len + 1);
   if (!owner) setenv("SABMALLOC_TRACE_PID", pid_text, 1); /* before recording starts: not traced */
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = move_up(open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (fd < 0) return;
-  /* Out of the way of the low numbers a program (a shell's `exec 3>FILE`) takes for itself. */
-  struct rlimit rl;
-  int high = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 1024 ? (int)rl.rlim_cur - 64 : 1024 - 64;
-  if (high > 3) {
-    int moved = fcntl(fd, F_DUPFD_CLOEXEC, high);
-    if (moved >= 0) { close(fd); fd = moved; }
-  }
   struct stat st;
   if (fstat(fd, &st) != 0) { close(fd); return; }
   out_fd = fd; out_dev = st.st_dev; out_ino = st.st_ino;
