@@ -285,6 +285,25 @@ describe('finding 9: inputs that get a clear error', () => {
     expect(readme).toMatch(/2,146,435,072/);
   });
 
+  it("the least sizes the README names for maxThreads are create()'s", () => {
+    // An audit: the README said "2 MiB up to maxThreads 16", where 2 MiB holds up to 31.
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const m = /\(2 MiB up to `maxThreads` (\d+), 3 MiB up to (\d+), 4 MiB at the default 64, 34 MiB at 1024/.exec(readme);
+    expect(m).not.toBeNull();
+    const fits = (mib: number, maxThreads: number): boolean => {
+      try {
+        SharedHeap.create({ initialBytes: mib * MiB, maxThreads }).detach();
+        return true;
+      } catch (e) {
+        expect(e).toBeInstanceOf(RangeError);
+        return false;
+      }
+    };
+    const [two, three] = [Number(m![1]), Number(m![2])];
+    expect([fits(2, two), fits(2, two + 1), fits(3, three), fits(3, three + 1)]).toEqual([true, false, true, false]);
+    expect([fits(4, 64), fits(3, 64), fits(34, 1024), fits(33, 1024)]).toEqual([true, false, true, false]);
+  });
+
   it('after detach(), every call throws HeapStateError naming it', () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
     const p = heap.malloc(10);
