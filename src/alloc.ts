@@ -259,6 +259,17 @@ export function moveUnderLock(t: ThreadContext, move: () => number): number {
   return answersToAsksUnderLock(t, q === 0) ? underLock(t, move) : q;
 }
 
+/**
+ * `fn` with the global lock taken first, inside guarded (debug mode's free of a run it fills as
+ * freed, heap.ts): a wait that gives up (LockTimeoutError, WOULD_BLOCK) does so before `fn` changed anything.
+ */
+export function lockedFirst(t: ThreadContext, fn: () => void): void {
+  underLock(t, () => {
+    fn();
+    return 0;
+  });
+}
+
 function underLock(t: ThreadContext, move: () => number): number {
   lockAcquire(t);
   try {
@@ -278,7 +289,7 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
   if (q === 0) return 0;
   copyInHeap(t, q, p, Math.min(n, usable));
   // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
-  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false);
+  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)');
   else freeSmall(t, p);
   return q;
 }

@@ -172,6 +172,11 @@ export function debugCheckLive(t: ThreadContext, fn: string, p: number): number 
   return n;
 }
 
+/** Whether debugFillFreed writes into the live block p of requested size n (a large run too: one of at most MAX_SMALL bytes). */
+export function debugFillsFreed(t: ThreadContext, p: number, n: number): boolean {
+  return n >= 8 && usableOf(t, p) <= MAX_SMALL;
+}
+
 /**
  * Fills a small block being freed, of requested size n (after debugCheckLive): bytes 8 up to n
  * (at most FILL_MAX of them), then the mark, when n is at least 8. Its canary and record stay as

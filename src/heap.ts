@@ -11,7 +11,7 @@ import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } f
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, mallocSlow, moveUnderLock, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
@@ -21,7 +21,7 @@ import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, 
 import { goneMarkName, hasWebLocks, holdThreadLock, markedGone, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
-import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugHandOut, debugRecordLarge, debugTakeSmall } from './debug.js';
+import { DEBUG_EXTRA, debugCheckAll, debugCheckLive, debugFillFreed, debugFillsFreed, debugHandOut, debugRecordLarge, debugTakeSmall } from './debug.js';
 
 export type { HeapOptions };
 
@@ -960,7 +960,20 @@ class DebugSharedHeap extends SharedHeap {
   override free(block: number): void {
     if (block === 0) return;
     const n = this.#live('free', block);
-    debugFillFreed(contextOf(this), block, n);
+    const t = contextOf(this);
+    // A run of at most MAX_SMALL bytes (one or two slots, from alignedAlloc) is filled as a small
+    // block is, and then freed under the lock (unless its list takes it): where a wait for the lock
+    // may give up (a main thread's LockTimeoutError, freeAsync's WOULD_BLOCK), the lock is taken
+    // first, so that it gives up before the fill and the freed mark were written into the block,
+    // which is then still live and the caller's (an audit). Through guarded, as realloc's move.
+    if (waitsMayGiveUp() && debugFillsFreed(t, block, n) && classifyBlock(t, 'free', 'ptr', block) < 0) {
+      guarded(t, 'free(ptr)', lockedFirst, () => {
+        debugFillFreed(t, block, n);
+        super.free(block);
+      });
+      return;
+    }
+    debugFillFreed(t, block, n);
     super.free(block);
   }
 

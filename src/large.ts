@@ -7,11 +7,11 @@
  */
 import {
   F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_LIVE, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
-  SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, SM_TOUCHED, SUPER_BYTES,
+  SLOT_BYTES, SLOT_SHIFT, SM_HEAD, SM_KIND, K_LARGE, SM_LARGE, SM_SPAN, SM_TOUCHED, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
-import { HeapError } from './errors.js';
+import { DoubleFreeError, HeapError, hex } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
   carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
@@ -126,7 +126,7 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
  * Frees a live large run (the caller validated it): with `keep`, into its span's large-run list
  * while the lists have room (no lock; pool.ts largePoolPush), else its slots back under the lock.
  */
-export function largeFree(t: ThreadContext, head: number, keep: boolean): void {
+export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)'): void {
   const span = t.i32[t.metaW(head) + SM_SPAN];
   if (keep && largePoolReserve(t, head, span)) {
     largePoolPush(t, head, span);
@@ -134,6 +134,13 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean): void {
   }
   lockAcquire(t);
   try {
+    // The caller checked the run before the lock, which it may have waited for: another thread
+    // freeing the same run meanwhile (a double free; freeAsync on a main thread and free in a
+    // worker, or two workers) gave it back first, and a second give-back corrupted the counts (an audit).
+    const mW = t.metaW(head);
+    if (t.i32[mW + SM_KIND] !== K_LARGE || t.i32[mW + SM_HEAD] !== head || t.i32[mW + SM_LARGE] !== LARGE_LIVE) {
+      throw new DoubleFreeError(`${fn}: ${hex(head << SLOT_SHIFT)} is not allocated: the large block there was already freed (double free)`);
+    }
     crashPoint(CP_LARGE);
     giveBackRun(t, head);
   } catch (e) {
