@@ -34,6 +34,23 @@ function reserved(n: number): { buffer: SharedArrayBuffer; ids: number[]; kept: 
   return { buffer, ids, kept };
 }
 
+/**
+ * This thread attached under `a` (attachAsync), a thread under `x` attached with its slot and its
+ * Web Lock held (by `stand`), and this thread's reclaimWhenGone(x) asked: `release()` makes x gone.
+ */
+async function reclaimerOf(
+  stand: WebLocksStandIn,
+  buffer: SharedArrayBuffer,
+  a: number,
+  x: number,
+): Promise<{ first: SharedHeap; heapId: number; release: () => void; gone: Promise<boolean> }> {
+  const first = await SharedHeap.attachAsync(buffer, { threadId: a });
+  const heapId = Number(stand.held()[0]!.split(':')[1]);
+  attachThread(buffer, x); // a thread under x, with its slot
+  const release = await stand.hold(threadLockName(heapId, x));
+  return { first, heapId, release, gone: first.reclaimWhenGone(x) };
+}
+
 /** cutOffLargeMalloc without expect(), which can keep the instance alive: `heap` stops. */
 function cutOffQuietly(heap: SharedHeap): void {
   armCrash(3, () => {
@@ -111,11 +128,7 @@ describe('attachAsync after a fault stopped this thread', () => {
   it('a fault inside the reclaim reclaimWhenGone() runs stops this instance as any call does: its slot DEAD, the lock it kept broken by the next thread', async () => {
     const { buffer, ids: [a, b, x] } = reserved(3);
     locks = installWebLocks();
-    const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
-    const heapId = Number(locks.held()[0]!.split(':')[1]);
-    attachThread(buffer, x!); // a thread under x, with its slot
-    const release = await locks.hold(threadLockName(heapId, x!));
-    const gone = first.reclaimWhenGone(x!);
+    const { first, heapId, release, gone } = await reclaimerOf(locks, buffer, a!, x!);
     release(); // x is gone: the reclaim runs, and is cut off at its first step under the lock
     armCrash(1, () => {
       throw new RangeError('Maximum call stack size exceeded');
@@ -167,11 +180,7 @@ describe('the gone marks reclaimWhenGone() keeps (held until the thread detaches
   it('taken by an instance a fault then stopped: given up when the thread, attached again, detaches', async () => {
     const { buffer, ids: [a, b, x] } = reserved(3);
     locks = installWebLocks();
-    const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
-    const heapId = Number(locks.held()[0]!.split(':')[1]);
-    attachThread(buffer, x!); // a thread under x, with its slot
-    const release = await locks.hold(threadLockName(heapId, x!));
-    const gone = first.reclaimWhenGone(x!);
+    const { first, heapId, release, gone } = await reclaimerOf(locks, buffer, a!, x!);
     release(); // x is gone
     expect(await gone).toBe(true);
     expect(locks.held()).toContain(`${threadLockName(heapId, x!)}:gone`);
@@ -190,11 +199,7 @@ describe('the gone marks reclaimWhenGone() keeps (held until the thread detaches
     let collected = false;
     const seen = new FinalizationRegistry(() => (collected = true));
     const stop = async (): Promise<string> => {
-      const first = await SharedHeap.attachAsync(buffer, { threadId: a! });
-      const heapId = Number(stand.held()[0]!.split(':')[1]);
-      attachThread(buffer, x!);
-      const release = await stand.hold(threadLockName(heapId, x!));
-      const gone = first.reclaimWhenGone(x!);
+      const { first, heapId, release, gone } = await reclaimerOf(stand, buffer, a!, x!);
       release();
       if ((await gone) !== true) throw new Error('not reclaimed');
       cutOffQuietly(first);
