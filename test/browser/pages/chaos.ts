@@ -9,6 +9,7 @@ import {
   CTL_WORDS, E_PTR, E_SEED, E_SIZE, E_STATE, ENTRIES, ENTRY_WORDS, M_PTR, M_SEED, M_SIZE, M_STATE, MAIL_SLOTS, MAIL_WORDS,
   S_AMBIGUOUS, S_EMPTY, S_LIVE, X_HELD, X_OPS, X_STOP, byteOf, mix, type ChaosReply, type ChaosRequest,
 } from './chaos-protocol.js';
+import { RequestWorker } from './request-worker.js';
 
 const MiB = 1 << 20;
 const BOUND_MS = 10_000; // every await of the page settles within this
@@ -23,28 +24,10 @@ function within<T>(label: string, p: Promise<T>, ms = BOUND_MS): Promise<T> {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-class ChaosWorker {
-  readonly worker = new Worker('/chaos-worker.js', { type: 'module' });
-  private next = 1;
-  private waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+/** A worker of the chaos page (chaos-worker.ts). */
+class ChaosWorker extends RequestWorker<ChaosRequest> {
   constructor() {
-    this.worker.onmessage = (e: MessageEvent<{ id: number; ok: boolean; value?: unknown; error?: string }>) => {
-      const p = this.waiting.get(e.data.id);
-      this.waiting.delete(e.data.id);
-      if (e.data.ok) p?.resolve(e.data.value);
-      else p?.reject(new Error(e.data.error));
-    };
-    this.worker.onerror = (e) => {
-      for (const p of this.waiting.values()) p.reject(new Error(`worker error: ${e.message}`));
-      this.waiting.clear();
-    };
-  }
-  call<T>(req: ChaosRequest): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ ...req, id });
-    });
+    super('/chaos-worker.js');
   }
 }
 

@@ -6,51 +6,16 @@ import { SharedHeap, type SharedMemory } from '../../../src/index.js';
 import { heapIdOf } from '../../../src/layout.js';
 import {
   CHUNK, CTL_WORDS, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, reallocChain, type AttachReply, type ChainReply,
-  type LoopReply, type Reply, type Request, type ViewReply,
+  type LoopReply, type Request, type ViewReply,
 } from './protocol.js';
+import { RequestWorker } from './request-worker.js';
 
 const MiB = 1 << 20;
 
-/** A module worker with a promise per request. */
-class TestWorker {
-  readonly worker = new Worker('/worker.js', { type: 'module' });
-  private next = 1;
-  private waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  /** Replies with id -1 (sent in the middle of a command). */
-  readonly early: unknown[] = [];
-  private earlyWaiters: ((v: unknown) => void)[] = [];
-
+/** The suite's worker (worker.ts), with its attach request. */
+class TestWorker extends RequestWorker<Request> {
   constructor() {
-    this.worker.onmessage = (e: MessageEvent<Reply>) => {
-      const r = e.data;
-      if (r.id === -1) {
-        const w = this.earlyWaiters.shift();
-        if (w) w(r.value);
-        else this.early.push(r.value);
-        return;
-      }
-      const p = this.waiting.get(r.id);
-      this.waiting.delete(r.id);
-      if (r.ok) p?.resolve(r.value);
-      else p?.reject(new Error(r.error));
-    };
-    this.worker.onerror = (e) => {
-      for (const p of this.waiting.values()) p.reject(new Error(`worker error: ${e.message}`));
-      this.waiting.clear();
-    };
-  }
-
-  call<T>(req: Request): Promise<T> {
-    const id = this.next++;
-    return new Promise<T>((resolve, reject) => {
-      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-      this.worker.postMessage({ ...req, id });
-    });
-  }
-
-  nextEarly<T>(): Promise<T> {
-    if (this.early.length > 0) return Promise.resolve(this.early.shift() as T);
-    return new Promise<T>((resolve) => this.earlyWaiters.push(resolve as (v: unknown) => void));
+    super('/worker.js');
   }
 
   attach(buffer: SharedArrayBuffer | SharedMemory): Promise<AttachReply> {
