@@ -76,15 +76,25 @@ describe('finding 1: reclaim(threadId) of a thread that died holding the lock', 
   }, 30_000);
 });
 
+/**
+ * Runs hang scenario `name`, in which a watched worker dies holding the lock: it must not hang, and
+ * its synchronous call must have ended within seconds in a LockTimeoutError naming the holder and
+ * the asynchronous call to use (`names`). Returns the scenario's outcome.
+ */
+async function syncCallTimedOut(name: string, names: RegExp): Promise<Awaited<ReturnType<typeof runScenario>>> {
+  const r = await runScenario(name);
+  expect(r.hung, hangMessage(name, r)).toBe(false);
+  const res = r.result as { id: number; syncError?: { code?: string; message: string }; syncMs: number };
+  expect(res.syncError?.code, hangMessage(name, r)).toBe('ERR_LOCK_TIMEOUT');
+  expect(res.syncError!.message).toContain(`threadId ${res.id}`);
+  expect(res.syncError!.message).toMatch(names);
+  expect(res.syncMs).toBeLessThan(10_000);
+  return r;
+}
+
 describe('finding 2: a watched worker dies holding the lock while the main thread allocates', () => {
   it('the synchronous calls end in a HeapError within seconds, mallocAsync then succeeds', async () => {
-    const r = await runScenario('watchedHolderDiesWhileMainAllocates');
-    expect(r.hung, hangMessage('watchedHolderDiesWhileMainAllocates', r)).toBe(false);
-    const res = r.result as { id: number; syncError?: { code?: string; message: string }; syncMs: number };
-    expect(res.syncError?.code, hangMessage('watchedHolderDiesWhileMainAllocates', r)).toBe('ERR_LOCK_TIMEOUT');
-    expect(res.syncError!.message).toContain(`threadId ${res.id}`);
-    expect(res.syncError!.message).toMatch(/mallocAsync/);
-    expect(res.syncMs).toBeLessThan(10_000);
+    const r = await syncCallTimedOut('watchedHolderDiesWhileMainAllocates', /mallocAsync/);
     expect(r.result).toMatchObject({ check: 'passes', lock: 0 });
     expect(r.result!.p as number).toBeGreaterThan(0);
     expect(r.result!.recoveries as number).toBeGreaterThanOrEqual(1);
@@ -93,13 +103,7 @@ describe('finding 2: a watched worker dies holding the lock while the main threa
 
 describe('a watched worker dies holding the lock while the main thread frees a large block', () => {
   it('free ends in a HeapError naming freeAsync and frees nothing; freeAsync then frees it', async () => {
-    const r = await runScenario('watchedHolderDiesWhileMainFrees');
-    expect(r.hung, hangMessage('watchedHolderDiesWhileMainFrees', r)).toBe(false);
-    const res = r.result as { id: number; syncError?: { code?: string; message: string }; syncMs: number };
-    expect(res.syncError?.code, hangMessage('watchedHolderDiesWhileMainFrees', r)).toBe('ERR_LOCK_TIMEOUT');
-    expect(res.syncError!.message).toContain(`threadId ${res.id}`);
-    expect(res.syncError!.message).toMatch(/freeAsync/);
-    expect(res.syncMs).toBeLessThan(10_000);
+    const r = await syncCallTimedOut('watchedHolderDiesWhileMainFrees', /freeAsync/);
     expect(r.result).toMatchObject({ liveAfterSync: 1, keptAfterSync: true, liveAfterAsync: 0, check: 'passes', lock: 0 });
     expect(r.result!.recoveries as number).toBeGreaterThanOrEqual(1);
   }, 30_000);
