@@ -14,7 +14,7 @@ import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from '.
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { K_FREE, K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
+const { K_FREE, K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
   ST_FREE, SUPER_BYTES } = layout;
 const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
@@ -114,8 +114,9 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     if (p !== head << SLOT_SHIFT) {
       throw pointerError(fn, arg, p, `is not the start of a block (interior to a large block at ${hex(head << SLOT_SHIFT)})`);
     }
-    if (i32[mW + SM_LARGE] === LARGE_LIVE) return -1;
-    if (i32[mW + SM_LARGE] === LARGE_POOLED) {
+    const mark = i32[mW + SM_LARGE];
+    if (mark === LARGE_LIVE) return -1;
+    if (mark === LARGE_POOLED || mark >= LARGE_CLAIMED) { // pooled, or being freed by another thread
       throw pointerError(fn, arg, p, 'is not allocated: the large block there was already freed (double free)', true);
     }
   }
@@ -288,10 +289,23 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
   const q = n > MAX_SMALL && n > usable ? largeAllocToGrowOrFlush(t, n) : mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
   copyInHeap(t, q, p, Math.min(n, usable));
-  // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
-  if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)');
-  else freeSmall(t, p);
+  try {
+    // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
+    if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)');
+    else freeSmall(t, p);
+  } catch (e) {
+    // Another thread freed the old block since it was checked (a DoubleFreeError): the new block
+    // goes back too, not lost (an audit), and the caller gets the error.
+    if (e instanceof HeapError) freeOwnNew(t, q);
+    throw e;
+  }
   return q;
+}
+
+/** Frees the block `q` that a realloc took before its old block's free failed (moveBlock). */
+function freeOwnNew(t: ThreadContext, q: number): void {
+  if (classifyBlock(t, 'realloc', 'ptr', q) < 0) largeFree(t, q >>> SLOT_SHIFT, false, 'realloc(ptr, size)');
+  else freeSmall(t, q);
 }
 
 /** largeAllocToGrow, or where there is no room, largeAllocOrFlush. */

@@ -5,7 +5,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapStateError, checkInteger, describe } from './errors.js';
+import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
@@ -1004,7 +1004,12 @@ class DebugSharedHeap extends SharedHeap {
     const q = this.#alloc('realloc(ptr, size)', n);
     if (q === 0) return 0;
     copyInHeap(contextOf(this), q, block, Math.min(n, old));
-    this.free(block);
+    try {
+      this.free(block);
+    } catch (e) {
+      if (e instanceof HeapError) this.free(q); // another thread freed the old block meanwhile: the new one is not lost (alloc.ts moveBlock)
+      throw e;
+    }
     return q;
   }
 

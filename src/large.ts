@@ -6,7 +6,7 @@
  * next allocation of that span takes it without the lock.
  */
 import {
-  F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_LIVE, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
+  F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_LIVE, TH_PUSHING, largeClaimMark, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
   SLOT_BYTES, SLOT_SHIFT, SM_HEAD, SM_KIND, K_LARGE, SM_LARGE, SM_SPAN, SM_TOUCHED, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
@@ -129,26 +129,39 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
 export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)'): void {
   const span = t.i32[t.metaW(head) + SM_SPAN];
   if (keep && largePoolReserve(t, head, span)) {
-    largePoolPush(t, head, span);
+    // The claim's CAS fails where another thread freed the run since the caller checked it.
+    if (!largePoolPush(t, head, span)) throw largeDoubleFree(fn, head);
     return;
   }
   lockAcquire(t);
   try {
     // The caller checked the run before the lock, which it may have waited for: another thread
     // freeing the same run meanwhile (a double free; freeAsync on a main thread and free in a
-    // worker, or two workers) gave it back first, and a second give-back corrupted the counts (an audit).
+    // worker, or two workers) gave it back first, and a second give-back corrupted the counts (an
+    // audit). A free into a large-run list takes no lock, so the run is claimed by CAS (as that
+    // free claims it), journaled in TH_PUSHING until given back (pool.ts repairStage1).
+    const i32 = t.i32;
     const mW = t.metaW(head);
-    if (t.i32[mW + SM_KIND] !== K_LARGE || t.i32[mW + SM_HEAD] !== head || t.i32[mW + SM_LARGE] !== LARGE_LIVE) {
-      throw new DoubleFreeError(`${fn}: ${hex(head << SLOT_SHIFT)} is not allocated: the large block there was already freed (double free)`);
+    if (i32[mW + SM_KIND] !== K_LARGE || i32[mW + SM_HEAD] !== head) throw largeDoubleFree(fn, head);
+    i32[t.thW + TH_PUSHING] = head;
+    if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) !== LARGE_LIVE) {
+      i32[t.thW + TH_PUSHING] = 0;
+      throw largeDoubleFree(fn, head);
     }
     crashPoint(CP_LARGE);
     giveBackRun(t, head);
+    i32[t.thW + TH_PUSHING] = 0;
   } catch (e) {
     if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
     lockRelease(t);
   }
+}
+
+/** The DoubleFreeError of a large run freed by another thread since the caller checked it (largeFree). */
+function largeDoubleFree(fn: string, head: number): DoubleFreeError {
+  return new DoubleFreeError(`${fn}: ${hex(head << SLOT_SHIFT)} is not allocated: the large block there was already freed (double free)`);
 }
 
 /** growthRoom gives a run grown in place slots >>> LARGE_GROWTH_ROOM slots of room (a quarter). */

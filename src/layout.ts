@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 14; // 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 15; // 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -346,7 +346,12 @@ export const SM_PART_PREV = 16; //  [O] head: previous slot on that list
 export const SM_LISTED = 17; //     [O] head: LISTED_NONE, LISTED_PARTIAL or LISTED_CURRENT
 export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARGE_FREED after free (double-free detection);
 //                                  [O] LARGE_POOLED while on a large-run list, set and cleared by the thread that owns the
-//                                  run meanwhile (its pusher before the CAS, its popper after)
+//                                  run meanwhile (its pusher before the CAS, its popper after); [A] a free leaves
+//                                  LARGE_LIVE only by Atomics.compareExchange to largeClaimMark(its slot), with or
+//                                  without the lock, so that of two threads freeing one run at once exactly one
+//                                  frees it and the other gets a DoubleFreeError (large.ts largeFree); the claimer
+//                                  alone then writes LARGE_POOLED or LARGE_FREED; a dead claimer's run is given
+//                                  back by its reclaim (TH_PUSHING names it; pool.ts repairStage1)
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
 export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
@@ -388,6 +393,11 @@ export const LISTED_CURRENT = 2; // the owner's current slab of its class (TH_CU
 export const LARGE_LIVE = 1;
 export const LARGE_FREED = 2;
 export const LARGE_POOLED = 3; // freed into its span's large-run list (LARGE_POOL_W), on it or being pushed or popped
+/** SM_LARGE while thread slot `slot` frees the run (claimed from LARGE_LIVE by CAS): LARGE_CLAIMED + slot. */
+export const LARGE_CLAIMED = 16;
+export function largeClaimMark(slot: number): number {
+  return LARGE_CLAIMED + slot;
+}
 
 /** Word of a PENDING block (as a word offset from the block's start) that links its slab's remote list. */
 export const FREE_LINK_W = 0;
@@ -450,7 +460,8 @@ export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab'
 //                                 the collector reads G_UNDECIDED) ...
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
 export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list, or a large run onto its list (from before its
-//                                slots are reserved in G_LARGE_POOLED): its slot (0: none; see repairStage1)
+//                                slots are reserved in G_LARGE_POOLED), or freeing a large run under the lock (from
+//                                before its claim's CAS to the end of its give-back): its slot (0: none; see repairStage1)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
 export const TH_CUR = TH_TOP + CLASS_SLOTS; //      [O] per class: current slab's head slot (0 = none)
 export const TH_PARTIAL = TH_CUR + CLASS_SLOTS; //    [O] per class: first slab on the partial list (0 = none)

@@ -25,7 +25,7 @@ const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, CLASS_SLOTS, TH_LARGE_HELD, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
-const { clearUnsureMark, listCountHint } = layout;
+const { clearUnsureMark, largeClaimMark, listCountHint } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -205,18 +205,28 @@ export function largePoolReserve(t: ThreadContext, head: number, span: number): 
 
 /**
  * Frees the live large run at `head` into its span's list (no lock): after largePoolReserve
- * (which journals it in TH_PUSHING and reserves its slots), the owner (t's slot) and the mark
- * LARGE_POOLED, then listPush. A thread stopped before the mark leaves a live run; after it,
- * repairStage1 gives the run back or hands it to its list; its reclaim takes back the reservation
- * of a run on no list (TH_LARGE_HELD).
+ * (which journals it in TH_PUSHING and reserves its slots), the claim (the mark's CAS from
+ * LARGE_LIVE to t's claim mark), the owner (t's slot) and the mark LARGE_POOLED, then listPush.
+ * False, the reservation taken back and nothing else changed, when the run was not live at the
+ * claim: another thread freed it since the caller checked it (a double free). A thread stopped
+ * before the claim leaves a live run; after it, repairStage1 gives the run back or hands it to
+ * its list; its reclaim takes back the reservation of a run on no list (TH_LARGE_HELD).
  */
-export function largePoolPush(t: ThreadContext, head: number, span: number): void {
+export function largePoolPush(t: ThreadContext, head: number, span: number): boolean {
   const i32 = t.i32;
   const mW = t.metaW(head);
   crashPoint(CP_STAGE1_PUSH); // TH_PUSHING names the run already (largePoolReserve)
+  if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) !== LARGE_LIVE) {
+    Atomics.sub(i32, G_LARGE_POOLED, span);
+    i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
+    i32[t.thW + TH_PUSHING] = 0;
+    return false;
+  }
+  crashPoint(CP_STAGE1_PUSH);
   Atomics.store(i32, mW + SM_OWNER, t.slot);
-  i32[mW + SM_LARGE] = LARGE_POOLED;
+  Atomics.store(i32, mW + SM_LARGE, LARGE_POOLED);
   listPush(t, LARGE_POOL_W + span, head);
+  return true;
 }
 
 /**
@@ -233,7 +243,7 @@ export function largePoolPop(t: ThreadContext, span: number): number {
   Atomics.sub(t.i32, G_LARGE_POOLED, span);
   t.i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
   if (t.debugLarge !== null) t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
-  t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
+  Atomics.store(t.i32, t.metaW(head) + SM_LARGE, LARGE_LIVE);
   crashPoint(CP_STAGE1_POP);
   t.i32[t.thW + TH_POPPING] = 0;
   if (Atomics.load(t.i32, G_LARGE_CREDIT) < LARGE_CREDIT_MAX) Atomics.add(t.i32, G_LARGE_CREDIT, 1);
@@ -277,8 +287,10 @@ function giveBackOwned(t: ThreadContext, slot: number): void {
 }
 
 /**
- * [L] A thread died inside stage1Push or stage1Pop of `slot` (TH_PUSHING, TH_POPPING); t is the
- * dead thread, the caller its reclaimer. Only when the slab still names it as owner is anything
+ * [L] A thread died inside stage1Push or stage1Pop of `slot` (TH_PUSHING, TH_POPPING), or inside a
+ * free of the large run `slot` (TH_PUSHING; large.ts largeFree); t is the dead thread, the caller
+ * its reclaimer. A run still marked with t's claim was freed by t and is on no list: its slots go
+ * back. Otherwise only when the slab still names it as owner is anything
  * left to do: on its list (a push past its CAS, or a pop's claim before its unlink), the slab is
  * given to the list (POOL); on no list, it is the dead thread's empty slab like any other, which
  * the reclaim's abandonAll releases. Membership is decided on a private copy of the list, taken
@@ -288,8 +300,13 @@ function giveBackOwned(t: ThreadContext, slot: number): void {
 export function repairStage1(t: ThreadContext, slot: number): void {
   const i32 = t.i32;
   const mW = t.metaW(slot);
-  if (Atomics.load(i32, mW + SM_OWNER) !== t.slot) return; // not its slab or run (any more)
   const kind = i32[mW + SM_KIND];
+  // A large run it had claimed to free (its mark names this thread alone), pushed on no list: given back.
+  if (kind === K_LARGE && i32[mW + SM_HEAD] === slot && Atomics.load(i32, mW + SM_LARGE) === largeClaimMark(t.slot)) {
+    giveBackRun(t, slot);
+    return;
+  }
+  if (Atomics.load(i32, mW + SM_OWNER) !== t.slot) return; // not its slab or run (any more)
   if ((kind !== K_SLAB && kind !== K_LARGE) || i32[mW + SM_HEAD] !== slot) return;
   if (kind === K_LARGE && (i32[mW + SM_LARGE] !== LARGE_POOLED || i32[mW + SM_SPAN] > LARGE_POOL_SPANS)) return; // live
   const headW = listWordOf(i32, mW);

@@ -9,7 +9,7 @@
  */
 import {
   ABANDONED_W, F_LARGE_HELD_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
-  K_LARGE, K_SLAB, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
+  K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER, clearUnsureMark,
 } from './layout.js';
@@ -425,14 +425,15 @@ export function repairSlotTable(t: ThreadContext): void {
     const mW = t.metaW(s);
     giveBack(t, s, s + 1, i32[mW + SM_KIND] === K_SLAB ? i32[mW + SM_CLS1] : 0, CP_GIVE_BACK);
   }
-  // The held-bytes counter of large runs is written next to their commit: recount it (live and
-  // pooled runs; not one marked RETURNING, whose give-back the reclaim finishes).
+  // The held-bytes counter of large runs is written next to their commit: recount it (live,
+  // claimed and pooled runs; not one marked RETURNING, whose give-back the reclaim finishes; a
+  // dead thread's claimed run is given back by its reclaim, which takes its bytes out then).
   let largeBytes = 0;
   for (let s = first; s < end; s++) {
     const mW = t.metaW(s);
     if (i32[mW + SM_KIND] !== K_LARGE || i32[mW + SM_HEAD] !== s) continue;
     const mark = i32[mW + SM_LARGE];
-    if (mark === LARGE_LIVE || (mark === LARGE_POOLED && Atomics.load(i32, mW + SM_OWNER) !== OWNER_RETURNING)) {
+    if (mark === LARGE_LIVE || mark >= LARGE_CLAIMED || (mark === LARGE_POOLED && Atomics.load(i32, mW + SM_OWNER) !== OWNER_RETURNING)) {
       largeBytes += i32[mW + SM_SPAN] * SLOT_BYTES;
     }
   }

@@ -17,7 +17,7 @@ import { expose, type Endpoint } from 'comlink';
 // .mjs file; the import is typed by hand below.
 // @ts-expect-error TS7016: no declaration file for the .mjs
 import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
-import { SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
+import { HeapError, SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { lockAcquire, lockRelease } from '../src/lock.js';
 import { setStage1TestHooks } from '../src/pool.js';
@@ -146,6 +146,40 @@ const api = {
   reclaimStoppingAt(threadId: number, path: number, nth: number): boolean {
     const h = attached('reclaimStoppingAt');
     return stoppingAt(path, nth, () => h.reclaim(threadId));
+  },
+  /**
+   * Calls free(ptr) (`op` 'free') or realloc(ptr, size) (`op` 'realloc'), pausing at the `nth`
+   * crash point of `path` it passes: there it sets gate[0] to 1 (notified) and waits until the
+   * test sets it to 2, then goes on. Returns the call's result, or the name and message of the
+   * HeapError it threw (a race with another thread's call, made while this one waits).
+   */
+  callPausingAt(op: 'free' | 'realloc', ptr: number, size: number, path: number, nth: number, gate: Int32Array): { result: number; error: string } {
+    const h = attached('callPausingAt');
+    let seen = 0;
+    const on = (at: number): never => {
+      if (at === path && ++seen === nth) {
+        Atomics.store(gate, 0, 1);
+        Atomics.notify(gate, 0);
+        while (Atomics.load(gate, 0) === 1) Atomics.wait(gate, 0, 1, 50);
+        armCrash(0, () => process.exit(0));
+        return undefined as never;
+      }
+      armCrash(1, on);
+      return undefined as never; // not this one: the crash point returns
+    };
+    armCrash(1, on);
+    try {
+      if (op === 'free') {
+        h.free(ptr);
+        return { result: 0, error: '' };
+      }
+      return { result: h.realloc(ptr, size), error: '' };
+    } catch (e) {
+      if (e instanceof HeapError) return { result: 0, error: `${e.name}: ${e.message}` };
+      throw e;
+    } finally {
+      armCrash(0, () => process.exit(0));
+    }
   },
   /** Takes the global lock, keeps it `ms` milliseconds (a long critical section), then lets it go. */
   holdLockFor(ms: number): void {
