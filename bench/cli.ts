@@ -106,8 +106,9 @@ of its main thread as a W5 trace (gzip when FILE ends in .gz). Then replay it:
 Linux with glibc only. Calls of other threads and of pointers made before the shim loaded are
 not recorded; the summary counts them. Programs it starts do not record; one it execs in its
 place (a wrapper script) takes the trace over. Ctrl-C and Ctrl-\\ are the program's: when they
-end it, the trace is still written and summarized, and the exit code is then 130 (131), so that
-a script running the recorder stops too.
+end it, the trace is still written and summarized. The exit code is the program's (128 + the
+signal's number where a signal ended it: 130 for Ctrl-C), so that a script running the recorder
+stops when the program fails; 1 and 2 are also record's own (no trace, usage).
 `;
 
 export const AB_USAGE = `Usage: sabmalloc ab --base DIR --trace FILE|FOLDER... [--repeat N] [--rounds N] [--warmup N] [--no-prime]
@@ -600,9 +601,10 @@ async function runRecord(argv: string[], io: CliIO): Promise<number> {
           : '') +
         (s.status !== 0 ? `  the program ${s.signal !== null ? `was ended by ${s.signal}` : `exited with ${s.status}`}\n` : ''),
     );
-    // Ctrl-C (Ctrl-\) asked for the whole job to stop: a script running the recorder (record-all.sh
-    // under bash, a loop over programs) must not go on to its next command as after a success.
-    return s.signal === 'SIGINT' ? 130 : s.signal === 'SIGQUIT' ? 131 : 0;
+    // The program's own exit code, as time(1) and strace give it: a script running the recorder
+    // (record-all.sh under set -e, a loop over programs) must not go on as after a success when
+    // the program failed, or when Ctrl-C (Ctrl-\) asked for the whole job to stop (130, 131).
+    return s.signal !== null ? 128 + (os.constants.signals[s.signal as NodeJS.Signals] ?? 0) : (s.status ?? 0);
   } catch (err) {
     io.err(`${(err as Error).message}\n`);
     return 1;

@@ -214,12 +214,20 @@ describe('sabmalloc record', () => {
     );
     expect(spawnSync(findCompiler()!, ['-o', join(dir, 'killed'), killed]).status).toBe(0);
     // 200,000 pairs: more than the shim's 1 MiB buffer, so most of it reached the file.
-    expect(await main(['record', '--out', join(dir, 'killed.trace'), '--', join(dir, 'killed'), '200000'], io)).toBe(0);
+    expect(await main(['record', '--out', join(dir, 'killed.trace'), '--', join(dir, 'killed'), '200000'], io)).toBe(128 + 9); // the program's: SIGKILL
     expect(errs.join('')).toMatch(/no closing counters line/);
     expect(errs.join('')).toMatch(/the program was ended by SIGKILL/);
     errs.length = 0;
     expect(await main(['record', '--out', join(dir, 'killed.trace'), '--', join(dir, 'killed'), '1'], io)).toBe(1);
     expect(errs.join('')).toMatch(/was ended by SIGKILL before the shim wrote any of its calls/);
+
+    // A program that fails: its trace and summary come, and its exit code is record's.
+    errs.length = 0;
+    const failing = compile('fails', '#include <stdlib.h>\nint main(void) { free(malloc(77)); return 3; }\n');
+    expect(await main(['record', '--out', join(dir, 'fails.trace'), '--', failing], io)).toBe(3);
+    expect(errs.join('')).toMatch(/fails\.trace: [\d,]+ ops/);
+    expect(errs.join('')).toMatch(/the program exited with 3/);
+    expect(readFileSync(join(dir, 'fails.trace'), 'utf8')).toMatch(/^a \d+ 77$/m);
 
     errs.length = 0;
     expect(await main(['record', '--out', out], io)).toBe(2);
