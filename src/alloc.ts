@@ -14,7 +14,7 @@ import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from '.
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { K_FREE, K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
+const { K_FREE, K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
   ST_FREE, SUPER_BYTES } = layout;
 const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
@@ -116,6 +116,9 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     }
     const mark = i32[mW + SM_LARGE];
     if (mark === LARGE_LIVE) return -1;
+    if (mark === LARGE_RESIZING) {
+      throw pointerError(fn, arg, p, 'is not allocated: another thread is resizing it with realloc (a block passed to realloc is freed by it)', true);
+    }
     if (mark === LARGE_POOLED || mark >= LARGE_CLAIMED) { // pooled, or being freed by another thread
       throw pointerError(fn, arg, p, 'is not allocated: the large block there was already freed (double free)', true);
     }

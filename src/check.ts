@@ -6,7 +6,7 @@
  */
 import {
   ABANDONED_W, F_LARGE_HELD_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
-  K_NONE, K_SLAB, LARGE_CLAIMED, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SPANS, LARGE_POOL_W, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_HEAD_W,
+  K_NONE, K_SLAB, LARGE_CLAIMED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, LARGE_POOL_SPANS, LARGE_POOL_W, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
@@ -90,6 +90,8 @@ export function checkHeap(h: ThreadContext): void {
       if (mark === LARGE_POOLED) {
         if (span > LARGE_POOL_SPANS || Atomics.load(i32, mW + SM_OWNER) !== OWNER_POOL) fail(`large run at slot ${s} is pooled but not owned by the pool`);
         pooledRuns.add(s);
+      } else if (mark === LARGE_RESIZING) {
+        fail(`large run at slot ${s} is being resized in place (a realloc under the lock; a thread stopped there is reclaimed first)`);
       } else if (mark >= LARGE_CLAIMED) {
         fail(`large run at slot ${s} is being freed by thread slot ${mark - LARGE_CLAIMED} (claimed; a thread stopped there is reclaimed first)`);
       } else if (mark !== LARGE_LIVE) fail(`large run at slot ${s} is neither live nor pooled`);

@@ -736,7 +736,14 @@ export class SharedHeap {
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
     copyInHeap(t, q, block, Math.min(size, usable));
-    await this.#withoutBlocking(() => this.free(block));
+    try {
+      await this.#withoutBlocking(() => this.free(block));
+    } catch (e) {
+      // Another call freed the old block while this one waited (a DoubleFreeError): the new block
+      // goes back too, not lost (an audit; alloc.ts moveBlock).
+      if (e instanceof HeapError) await this.#withoutBlocking(() => this.free(q));
+      throw e;
+    }
     return q;
   }
 

@@ -6,7 +6,7 @@
  * next allocation of that span takes it without the lock.
  */
 import {
-  F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_LIVE, TH_PUSHING, largeClaimMark, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
+  F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_LIVE, LARGE_RESIZING, TH_PUSHING, largeClaimMark, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
   SLOT_BYTES, SLOT_SHIFT, SM_HEAD, SM_KIND, K_LARGE, SM_LARGE, SM_SPAN, SM_TOUCHED, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
@@ -17,7 +17,7 @@ import {
   carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
   shrinkRun, writeRunMetas,
 } from './slots.js';
-import { giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
+import { POOL_NOT_LIVE, POOL_PUSHED, giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
 
 /**
  * A large run of at least `size` bytes aligned to `align` (<= SUPER_BYTES); 0 when out of memory.
@@ -128,13 +128,22 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
  */
 export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)'): void {
   const span = t.i32[t.metaW(head) + SM_SPAN];
+  let claimed = false;
   if (keep && largePoolReserve(t, head, span)) {
+    const r = largePoolPush(t, head, span);
+    if (r === POOL_PUSHED) return;
     // The claim's CAS fails where another thread freed the run since the caller checked it.
-    if (!largePoolPush(t, head, span)) throw largeDoubleFree(fn, head);
-    return;
+    if (r === POOL_NOT_LIVE) throw largeDoubleFree(fn, head);
+    claimed = true; // resized since the span was read: claimed (TH_PUSHING names it), given back below
   }
   lockAcquire(t);
   try {
+    if (claimed) {
+      crashPoint(CP_LARGE);
+      giveBackRun(t, head);
+      t.i32[t.thW + TH_PUSHING] = 0;
+      return;
+    }
     // The caller checked the run before the lock, which it may have waited for: another thread
     // freeing the same run meanwhile (a double free; freeAsync on a main thread and free in a
     // worker, or two workers) gave it back first, and a second give-back corrupted the counts (an
@@ -191,8 +200,18 @@ export function growthRoom(head: number, slots: number): number {
  */
 export function largeResize(t: ThreadContext, head: number, slots: number): boolean {
   lockAcquire(t);
+  const i32 = t.i32;
+  const mW = t.metaW(head);
+  let claimed = false;
   try {
-    const span = t.i32[t.metaW(head) + SM_SPAN];
+    // The caller checked the run before the lock, which it may have waited for: another thread
+    // may have freed it meanwhile (a double free), into a large-run list without the lock. So the
+    // run is claimed by CAS as a free claims it (and a free meanwhile is refused), and is live
+    // again after (an audit: a pooled or given-back run was grown and returned as live).
+    if (i32[mW + SM_KIND] !== K_LARGE || i32[mW + SM_HEAD] !== head) throw largeDoubleFree('realloc(ptr, size)', head);
+    if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, LARGE_RESIZING) !== LARGE_LIVE) throw largeDoubleFree('realloc(ptr, size)', head);
+    claimed = true;
+    const span = i32[mW + SM_SPAN];
     if (slots < span) {
       // A run of at most one SuperSlab's slots lies in one SuperSlab: one that would cross moves.
       if (slots <= SLOTS_PER_SUPER && head >>> SLOTS_SHIFT_IN_SUPER !== (head + slots - 1) >>> SLOTS_SHIFT_IN_SUPER) return false;
@@ -212,6 +231,7 @@ export function largeResize(t: ThreadContext, head: number, slots: number): bool
     if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
   } finally {
+    if (claimed) Atomics.store(i32, mW + SM_LARGE, LARGE_LIVE);
     lockRelease(t);
   }
 }

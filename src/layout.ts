@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 15; // 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 15; // 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -351,7 +351,8 @@ export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARG
 //                                  without the lock, so that of two threads freeing one run at once exactly one
 //                                  frees it and the other gets a DoubleFreeError (large.ts largeFree); the claimer
 //                                  alone then writes LARGE_POOLED or LARGE_FREED; a dead claimer's run is given
-//                                  back by its reclaim (TH_PUSHING names it; pool.ts repairStage1)
+//                                  back by its reclaim (TH_PUSHING names it; pool.ts repairStage1). A resize in
+//                                  place claims it the same way, as LARGE_RESIZING, under the lock
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
 export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
@@ -393,6 +394,12 @@ export const LISTED_CURRENT = 2; // the owner's current slab of its class (TH_CU
 export const LARGE_LIVE = 1;
 export const LARGE_FREED = 2;
 export const LARGE_POOLED = 3; // freed into its span's large-run list (LARGE_POOL_W), on it or being pushed or popped
+/**
+ * SM_LARGE while the lock holder resizes the live run in place (large.ts largeResize; claimed from
+ * LARGE_LIVE by CAS, LARGE_LIVE again after): a free meanwhile is refused. A holder that dies
+ * there leaves it to repairSlotTable, which makes it LARGE_LIVE again when the lock is broken.
+ */
+export const LARGE_RESIZING = 8;
 /** SM_LARGE while thread slot `slot` frees the run (claimed from LARGE_LIVE by CAS): LARGE_CLAIMED + slot. */
 export const LARGE_CLAIMED = 16;
 export function largeClaimMark(slot: number): number {

@@ -203,30 +203,39 @@ export function largePoolReserve(t: ThreadContext, head: number, span: number): 
   return true;
 }
 
+/** largePoolPush's answers: pushed; not live at the claim (a double free); claimed, but its span was not the one reserved. */
+export const POOL_PUSHED = 0;
+export const POOL_NOT_LIVE = 1;
+export const POOL_SPAN_CHANGED = 2;
+
 /**
  * Frees the live large run at `head` into its span's list (no lock): after largePoolReserve
  * (which journals it in TH_PUSHING and reserves its slots), the claim (the mark's CAS from
  * LARGE_LIVE to t's claim mark), the owner (t's slot) and the mark LARGE_POOLED, then listPush.
- * False, the reservation taken back and nothing else changed, when the run was not live at the
- * claim: another thread freed it since the caller checked it (a double free). A thread stopped
- * before the claim leaves a live run; after it, repairStage1 gives the run back or hands it to
- * its list; its reclaim takes back the reservation of a run on no list (TH_LARGE_HELD).
+ * POOL_NOT_LIVE, the reservation taken back and nothing else changed, when the run was not live
+ * at the claim: another thread freed it since the caller checked it (a double free).
+ * POOL_SPAN_CHANGED, the reservation taken back, the run claimed and still named by TH_PUSHING,
+ * when its span was not `span` at the claim (a realloc resized it in place since the caller read
+ * it, an audit): the caller gives it back under the lock. A thread stopped before the claim
+ * leaves a live run; after it, repairStage1 gives the run back or hands it to its list; its
+ * reclaim takes back the reservation of a run on no list (TH_LARGE_HELD).
  */
-export function largePoolPush(t: ThreadContext, head: number, span: number): boolean {
+export function largePoolPush(t: ThreadContext, head: number, span: number): number {
   const i32 = t.i32;
   const mW = t.metaW(head);
   crashPoint(CP_STAGE1_PUSH); // TH_PUSHING names the run already (largePoolReserve)
-  if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) !== LARGE_LIVE) {
+  const live = Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) === LARGE_LIVE;
+  if (!live || i32[mW + SM_SPAN] !== span) {
     Atomics.sub(i32, G_LARGE_POOLED, span);
     i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
-    i32[t.thW + TH_PUSHING] = 0;
-    return false;
+    if (!live) i32[t.thW + TH_PUSHING] = 0;
+    return live ? POOL_SPAN_CHANGED : POOL_NOT_LIVE;
   }
   crashPoint(CP_STAGE1_PUSH);
   Atomics.store(i32, mW + SM_OWNER, t.slot);
   Atomics.store(i32, mW + SM_LARGE, LARGE_POOLED);
   listPush(t, LARGE_POOL_W + span, head);
-  return true;
+  return POOL_PUSHED;
 }
 
 /**

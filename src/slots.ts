@@ -9,7 +9,7 @@
  */
 import {
   ABANDONED_W, F_LARGE_HELD_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
-  K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
+  K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER, clearUnsureMark,
 } from './layout.js';
@@ -432,7 +432,9 @@ export function repairSlotTable(t: ThreadContext): void {
   for (let s = first; s < end; s++) {
     const mW = t.metaW(s);
     if (i32[mW + SM_KIND] !== K_LARGE || i32[mW + SM_HEAD] !== s) continue;
-    const mark = i32[mW + SM_LARGE];
+    let mark = i32[mW + SM_LARGE];
+    // A resize in place cut off (only the lock holder resizes, and the lock is being broken): live.
+    if (mark === LARGE_RESIZING) i32[mW + SM_LARGE] = mark = LARGE_LIVE;
     if (mark === LARGE_LIVE || mark >= LARGE_CLAIMED || (mark === LARGE_POOLED && Atomics.load(i32, mW + SM_OWNER) !== OWNER_RETURNING)) {
       largeBytes += i32[mW + SM_SPAN] * SLOT_BYTES;
     }

@@ -12,7 +12,7 @@ import { SharedHeap } from '../src/index.js';
 import { CP_LARGE, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals } from '../src/heap.js';
 import { G_LARGE_POOLED, SLOT_BYTES, largePooledSlots } from '../src/layout.js';
-import { startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
+import { pausedAtCrashPoint, resumeFromCrashPoint, startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
 import { MiB } from './fixtures.js';
 
 afterAll(async () => {
@@ -32,17 +32,7 @@ async function setUp() {
   return { heap, keep, v, gate };
 }
 
-/** Resolves once the worker's call is paused at its crash point (gate[0] 1); fails if the call ended first. */
-async function paused(gate: Int32Array, call: Promise<unknown>): Promise<void> {
-  const where = await Promise.race([waitFor(gate, 0, (x) => x === 1).then(() => 'paused'), call.then(() => 'ended')]);
-  expect(where).toBe('paused');
-}
 
-/** Lets the paused worker go on. */
-function resume(gate: Int32Array): void {
-  Atomics.store(gate, 0, 2);
-  Atomics.notify(gate, 0);
-}
 
 /** The heap whole after the race: check(), the pool's count, the kept block, two runs of the span apart. */
 function expectWhole(heap: SharedHeap, keep: number, liveLarge: number): void {
@@ -66,9 +56,9 @@ describe('two threads freeing one large run at once', () => {
     const p = heap.malloc(RUN);
     // The worker's free stops after its reservation, before its claim; this thread frees the run meanwhile.
     const call = v.remote.callPausingAt('free', p, 0, CP_STAGE1_PUSH, 1, gate);
-    await paused(gate, call);
+    await pausedAtCrashPoint(gate, call);
     heap.free(p);
-    resume(gate);
+    resumeFromCrashPoint(gate);
     const r = await call;
     expect(r.error).toMatch(/^DoubleFreeError: free\(ptr\): 0x[0-9a-f]+ is not allocated: the large block there was already freed \(double free\)$/);
     expectWhole(heap, keep, 0);
@@ -82,9 +72,9 @@ describe('two threads freeing one large run at once', () => {
     heap.u8.fill(0x33, p, p + RUN);
     // Crash points of the large runs: two in the new run's take, the third in the old run's free, after its claim.
     const call = v.remote.callPausingAt('realloc', p, 3 * RUN, CP_LARGE, 3, gate);
-    await paused(gate, call);
+    await pausedAtCrashPoint(gate, call);
     expect(() => heap.free(p)).toThrow(/^free\(ptr\): 0x[0-9a-f]+ is not allocated: the large block there was already freed \(double free\)$/);
-    resume(gate);
+    resumeFromCrashPoint(gate);
     const r = await call;
     expect(r.error).toBe('');
     expect(r.result).not.toBe(p);
@@ -101,9 +91,9 @@ describe('two threads freeing one large run at once', () => {
     const wall = heap.malloc(RUN);
     // Paused inside the new run's take (its second crash point); this thread frees the old run meanwhile.
     const call = v.remote.callPausingAt('realloc', p, 3 * RUN, CP_LARGE, 2, gate);
-    await paused(gate, call);
+    await pausedAtCrashPoint(gate, call);
     heap.free(p);
-    resume(gate);
+    resumeFromCrashPoint(gate);
     const r = await call;
     expect(r.error).toMatch(/^DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ is not allocated: the large block there was already freed \(double free\)$/);
     // Only `wall` is live: the run the realloc took is not lost.

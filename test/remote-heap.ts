@@ -100,3 +100,18 @@ export function ask<T>(x: TestThread, m: unknown): Promise<T> {
     x.w.postMessage(m);
   });
 }
+
+/**
+ * Resolves once a heap-worker's callPausingAt call is paused at its crash point (gate[0] 1);
+ * fails the test if the call ended first (it passed fewer crash points).
+ */
+export async function pausedAtCrashPoint(gate: Int32Array, call: Promise<unknown>): Promise<void> {
+  const where = await Promise.race([waitFor(gate, 0, (x) => x === 1).then(() => 'paused'), call.then(() => 'ended')]);
+  if (where !== 'paused') throw new Error('pausedAtCrashPoint: the call ended before its crash point');
+}
+
+/** Lets a call paused by callPausingAt go on. */
+export function resumeFromCrashPoint(gate: Int32Array): void {
+  Atomics.store(gate, 0, 2);
+  Atomics.notify(gate, 0);
+}

@@ -142,6 +142,11 @@ const api = {
     const h = attached('freeStoppingAt');
     stoppingAt(path, nth, () => h.free(ptr));
   },
+  /** realloc(ptr, size), stopping this thread at the `nth` crash point of `path` as freeStoppingAt; its result if it passes fewer. */
+  reallocStoppingAt(ptr: number, size: number, path: number, nth: number): number {
+    const h = attached('reallocStoppingAt');
+    return stoppingAt(path, nth, () => h.realloc(ptr, size));
+  },
   /** reclaim(threadId), stopping this thread at the `nth` crash point of `path` as freeStoppingAt; its answer if it passes fewer. */
   reclaimStoppingAt(threadId: number, path: number, nth: number): boolean {
     const h = attached('reclaimStoppingAt');
