@@ -128,22 +128,15 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
  */
 export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)'): void {
   const span = t.i32[t.metaW(head) + SM_SPAN];
-  let claimed = false;
   if (keep && largePoolReserve(t, head, span)) {
     const r = largePoolPush(t, head, span);
     if (r === POOL_PUSHED) return;
     // The claim's CAS fails where another thread freed the run since the caller checked it.
     if (r === POOL_NOT_LIVE) throw largeDoubleFree(fn, head);
-    claimed = true; // resized since the span was read: claimed (TH_PUSHING names it), given back below
+    // POOL_SPAN_CHANGED: resized in place since the span was read, live again: freed under the lock.
   }
   lockAcquire(t);
   try {
-    if (claimed) {
-      crashPoint(CP_LARGE);
-      giveBackRun(t, head);
-      t.i32[t.thW + TH_PUSHING] = 0;
-      return;
-    }
     // The caller checked the run before the lock, which it may have waited for: another thread
     // freeing the same run meanwhile (a double free; freeAsync on a main thread and free in a
     // worker, or two workers) gave it back first, and a second give-back corrupted the counts (an

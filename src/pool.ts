@@ -214,9 +214,10 @@ export const POOL_SPAN_CHANGED = 2;
  * LARGE_LIVE to t's claim mark), the owner (t's slot) and the mark LARGE_POOLED, then listPush.
  * POOL_NOT_LIVE, the reservation taken back and nothing else changed, when the run was not live
  * at the claim: another thread freed it since the caller checked it (a double free).
- * POOL_SPAN_CHANGED, the reservation taken back, the run claimed and still named by TH_PUSHING,
- * when its span was not `span` at the claim (a realloc resized it in place since the caller read
- * it, an audit): the caller gives it back under the lock. A thread stopped before the claim
+ * POOL_SPAN_CHANGED, the reservation and the claim taken back (the run live as before), when its
+ * span was not `span` at the claim (a realloc resized it in place since the caller read it, an
+ * audit): the caller frees it under the lock instead, where the claim comes after the lock is
+ * taken (a claim kept across a lock wait that gave up was never undone: a second audit). A thread stopped before the claim
  * leaves a live run; after it, repairStage1 gives the run back or hands it to its list; its
  * reclaim takes back the reservation of a run on no list (TH_LARGE_HELD).
  */
@@ -228,7 +229,8 @@ export function largePoolPush(t: ThreadContext, head: number, span: number): num
   if (!live || i32[mW + SM_SPAN] !== span) {
     Atomics.sub(i32, G_LARGE_POOLED, span);
     i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
-    if (!live) i32[t.thW + TH_PUSHING] = 0;
+    if (live) Atomics.store(i32, mW + SM_LARGE, LARGE_LIVE); // its own claim, no call since: live again
+    i32[t.thW + TH_PUSHING] = 0;
     return live ? POOL_SPAN_CHANGED : POOL_NOT_LIVE;
   }
   crashPoint(CP_STAGE1_PUSH);

@@ -18,7 +18,7 @@ import { CP_LARGE, CP_STAGE1_PUSH } from '../src/crash.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { G_LOCK, LOCK_STATE_MASK, LOCK_WAITERS, SLOT_BYTES } from '../src/layout.js';
 import { pausedAtCrashPoint, resumeFromCrashPoint, startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
-import { MiB } from './fixtures.js';
+import { MiB, checked } from './fixtures.js';
 
 afterAll(async () => {
   await terminateAll();
@@ -27,15 +27,6 @@ afterAll(async () => {
 const RUN = 4 * SLOT_BYTES - 1000; // 4 slots: freed into its large-run list
 const RUN8 = 8 * SLOT_BYTES - 1000; // 8 slots: also freed into its list
 
-/** check()'s error, '' when it passes. */
-function checkError(heap: SharedHeap): string {
-  try {
-    heap.check();
-    return '';
-  } catch (e) {
-    return String(e);
-  }
-}
 
 
 
@@ -74,14 +65,14 @@ describe('realloc in place racing a free of the same large run', () => {
     const r = await call;
     // The free came after the shrink (its claim found the run live, of 3 slots): it freed the run
     // as it now is, under the lock.
-    const err = checkError(heap);
+    const err = checked(heap);
     expect(heap.stats().largeLiveBlocks).toBe(0);
     // A malloc of 8 slots gets 8 slots, none of them another live block's.
     const a = heap.malloc(RUN8);
     const b = heap.malloc(4 * SLOT_BYTES - 1000);
     const overlap = b < a + RUN8 && a < b + 4 * SLOT_BYTES - 1000;
     expect({ shrunkInPlace: shrunk === p, freeError: r.error, check: err, usable: heap.usableSize(a) >= RUN8, overlap })
-      .toEqual({ shrunkInPlace: true, freeError: '', check: '', usable: true, overlap: false });
+      .toEqual({ shrunkInPlace: true, freeError: '', check: 'passes', usable: true, overlap: false });
     heap.free(a);
     heap.free(b);
     heap.check();
@@ -95,12 +86,12 @@ describe('realloc in place racing a free of the same large run', () => {
     const waiting = await reallocWaitingForLock(heap, v, p, 6 * SLOT_BYTES - 1000);
     heap.free(p); // into the list of span 4, no lock
     const { result, error } = await waiting.released();
-    const err = checkError(heap);
+    const err = checked(heap);
     // The next malloc of 4 slots must not get the run the worker's realloc returned.
     const a = heap.malloc(RUN);
     // The free came first: realloc is a DoubleFreeError, not the pooled run handed back.
     expect({ result, error, check: err, sameRunTwice: a === result })
-      .toEqual({ result: -1, error: expect.stringMatching(/DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ is not allocated: the large block there was already freed \(double free\)/), check: '', sameRunTwice: false });
+      .toEqual({ result: -1, error: expect.stringMatching(/DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ is not allocated: the large block there was already freed \(double free\)/), check: 'passes', sameRunTwice: false });
     heap.free(a);
     heap.check();
   });
@@ -117,9 +108,9 @@ describe('realloc in place racing a free of the same large run', () => {
     heap.free(p); // under the lock: claimed, its slots given back
     t.runner.lockDepth = 0;
     const { result, error } = await waiting.released();
-    const err = checkError(heap);
+    const err = checked(heap);
     expect({ result, error, check: err })
-      .toEqual({ result: -1, error: expect.stringMatching(/DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ is not allocated/), check: '' });
+      .toEqual({ result: -1, error: expect.stringMatching(/DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ is not allocated/), check: 'passes' });
     expect(heap.stats().largeLiveBlocks).toBe(0);
   });
 
