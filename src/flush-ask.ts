@@ -76,9 +76,31 @@ export function answersToAsksUnderLock(t: ThreadContext, wait: boolean): boolean
   return waitForAnswers(a.i32, a.words);
 }
 
-/** Waits up to FLUSH_ASK_WAIT_MS for the threads whose ask words are `asked` to answer; true when one did. */
-function waitForAnswers(i32: Int32Array, asked: number[]): boolean {
-  const deadline = performance.now() + FLUSH_ASK_WAIT_MS;
+/**
+ * The ask words of attached threads whose asks to flush are not answered yet: each such thread
+ * flushes, or will, from its event loop at a moment of its own (check.ts walks again after them).
+ */
+export function unansweredAsks(t: ThreadContext): number[] {
+  const i32 = t.i32;
+  const words: number[] = [];
+  for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
+    const thW = t.threadW(s);
+    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) words.push(thW + TH_FLUSH_ASK);
+  }
+  return words;
+}
+
+/**
+ * Waits up to `ms` for the threads whose ask words are `words` to answer, where this thread may
+ * block (check.ts); returns at once where it may not.
+ */
+export function waitForAsksAnswered(t: ThreadContext, words: number[], ms: number): void {
+  if (words.length > 0 && CAN_BLOCK && waitingAllowed()) waitForAnswers(t.i32, words, ms);
+}
+
+/** Waits up to `ms` (FLUSH_ASK_WAIT_MS) for the threads whose ask words are `asked` to answer; true when one did. */
+function waitForAnswers(i32: Int32Array, asked: number[], ms = FLUSH_ASK_WAIT_MS): boolean {
+  const deadline = performance.now() + ms;
   let answered = 0;
   for (const w of asked) {
     for (;;) {

@@ -186,6 +186,27 @@ const api = {
       armCrash(0, () => process.exit(0));
     }
   },
+  /**
+   * Arms this thread to pause at the `nth` crash point of `path` that whatever it runs next
+   * passes (its answer to an ask to flush, say, run from its event loop): there gate[0] is set
+   * to 1 (notified) for up to `ms` milliseconds, or until the test sets it to 2; then 2, and on.
+   */
+  pauseNextAt(path: number, nth: number, gate: Int32Array, ms: number): void {
+    let seen = 0;
+    const on = (at: number): never => {
+      if (at === path && ++seen === nth) {
+        Atomics.store(gate, 0, 1);
+        Atomics.notify(gate, 0);
+        Atomics.wait(gate, 0, 1, ms);
+        Atomics.store(gate, 0, 2);
+        armCrash(0, () => process.exit(0));
+        return undefined as never;
+      }
+      armCrash(1, on);
+      return undefined as never;
+    };
+    armCrash(1, on);
+  },
   /** Takes the global lock, keeps it `ms` milliseconds (a long critical section), then lets it go. */
   holdLockFor(ms: number): void {
     const t = internals(attached('holdLockFor'));
