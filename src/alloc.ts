@@ -297,9 +297,16 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
     if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)');
     else freeSmall(t, p);
   } catch (e) {
-    // Another thread freed the old block since it was checked (a DoubleFreeError): the new block
-    // goes back too, not lost (an audit), and the caller gets the error.
-    if (e instanceof HeapError) freeOwnNew(t, q);
+    // Another thread freed the old block since it was checked (a DoubleFreeError), or any other
+    // HeapError of that free: the new block goes back too, not lost (an audit), and the caller
+    // gets the first error (a failure of this second free would only hide it).
+    if (e instanceof HeapError) {
+      try {
+        freeOwnNew(t, q);
+      } catch {
+        // the caller's error is the one to report
+      }
+    }
     throw e;
   }
   return q;

@@ -16,7 +16,7 @@
  * or blocked) costs one wait, not one a call.
  */
 import type { ThreadContext } from './context.js';
-import { FA_ASKED, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TS_ATTACHED, usedSlots } from './layout.js';
+import { FA_ASKED, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, usedSlots } from './layout.js';
 import { CAN_BLOCK, waitAsync, waitingAllowed } from './lock.js';
 
 /** How long a thread out of memory waits, at most, for the threads it asked to flush. */
@@ -77,30 +77,26 @@ export function answersToAsksUnderLock(t: ThreadContext, wait: boolean): boolean
 }
 
 /**
- * The ask words of attached threads whose asks to flush are not answered yet: each such thread
- * flushes, or will, from its event loop at a moment of its own (check.ts walks again after them).
+ * The thread ids of the other attached threads whose asks to flush are not answered yet: each
+ * may flush from its event loop at any moment (a live, idle one), or never (one killed and not
+ * yet reclaimed). check() names them where a walk fails (check.ts).
  */
 export function unansweredAsks(t: ThreadContext): number[] {
   const i32 = t.i32;
-  const words: number[] = [];
+  const ids: number[] = [];
   for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
+    if (s === t.slot) continue; // its own answer cannot run while it walks
     const thW = t.threadW(s);
-    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) words.push(thW + TH_FLUSH_ASK);
+    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) {
+      ids.push(Atomics.load(i32, thW + TH_THREAD_ID) - 1); // the word holds threadId + 1
+    }
   }
-  return words;
+  return ids;
 }
 
-/**
- * Waits up to `ms` for the threads whose ask words are `words` to answer, where this thread may
- * block (check.ts); returns at once where it may not.
- */
-export function waitForAsksAnswered(t: ThreadContext, words: number[], ms: number): void {
-  if (words.length > 0 && CAN_BLOCK && waitingAllowed()) waitForAnswers(t.i32, words, ms);
-}
-
-/** Waits up to `ms` (FLUSH_ASK_WAIT_MS) for the threads whose ask words are `asked` to answer; true when one did. */
-function waitForAnswers(i32: Int32Array, asked: number[], ms = FLUSH_ASK_WAIT_MS): boolean {
-  const deadline = performance.now() + ms;
+/** Waits up to FLUSH_ASK_WAIT_MS for the threads whose ask words are `asked` to answer; true when one did. */
+function waitForAnswers(i32: Int32Array, asked: number[]): boolean {
+  const deadline = performance.now() + FLUSH_ASK_WAIT_MS;
   let answered = 0;
   for (const w of asked) {
     for (;;) {

@@ -741,7 +741,7 @@ export class SharedHeap {
     } catch (e) {
       // Another call freed the old block while this one waited (a DoubleFreeError): the new block
       // goes back too, not lost (an audit; alloc.ts moveBlock).
-      if (e instanceof HeapError) await this.#withoutBlocking(() => this.free(q));
+      if (e instanceof HeapError) await this.#withoutBlocking(() => this.free(q)).catch(() => undefined); // the first error is the one to report
       throw e;
     }
     return q;
@@ -1014,7 +1014,13 @@ class DebugSharedHeap extends SharedHeap {
     try {
       this.free(block);
     } catch (e) {
-      if (e instanceof HeapError) this.free(q); // another thread freed the old block meanwhile: the new one is not lost (alloc.ts moveBlock)
+      if (e instanceof HeapError) {
+        try {
+          this.free(q); // another thread freed the old block meanwhile: the new one is not lost (alloc.ts moveBlock)
+        } catch {
+          // the first error is the one to report
+        }
+      }
       throw e;
     }
     return q;

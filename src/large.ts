@@ -132,7 +132,7 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'f
     const r = largePoolPush(t, head, span);
     if (r === POOL_PUSHED) return;
     // The claim's CAS fails where another thread freed the run since the caller checked it.
-    if (r === POOL_NOT_LIVE) throw largeDoubleFree(fn, head);
+    if (r === POOL_NOT_LIVE) throw largeDoubleFree(fn, head, t.i32, t.metaW(head));
     // POOL_SPAN_CHANGED: resized in place since the span was read, live again: freed under the lock.
   }
   lockAcquire(t);
@@ -148,7 +148,7 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'f
     i32[t.thW + TH_PUSHING] = head;
     if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) !== LARGE_LIVE) {
       i32[t.thW + TH_PUSHING] = 0;
-      throw largeDoubleFree(fn, head);
+      throw largeDoubleFree(fn, head, i32, mW);
     }
     crashPoint(CP_LARGE);
     giveBackRun(t, head);
@@ -161,9 +161,16 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'f
   }
 }
 
-/** The DoubleFreeError of a large run freed by another thread since the caller checked it (largeFree). */
-function largeDoubleFree(fn: string, head: number): DoubleFreeError {
-  return new DoubleFreeError(`${fn}: ${hex(head << SLOT_SHIFT)} is not allocated: the large block there was already freed (double free)`);
+/**
+ * The DoubleFreeError of a large run that another thread freed, or is resizing with realloc, since
+ * the caller checked it (largeFree, largeResize; after a failed claim, the mark says which).
+ */
+function largeDoubleFree(fn: string, head: number, i32?: Int32Array, mW = 0): DoubleFreeError {
+  const resizing = i32 !== undefined && Atomics.load(i32, mW + SM_LARGE) === LARGE_RESIZING;
+  return new DoubleFreeError(
+    `${fn}: ${hex(head << SLOT_SHIFT)} is not allocated: ` +
+      (resizing ? 'another thread is resizing it with realloc (a block passed to realloc is freed by it)' : 'the large block there was already freed (double free)'),
+  );
 }
 
 /** growthRoom gives a run grown in place slots >>> LARGE_GROWTH_ROOM slots of room (a quarter). */

@@ -350,7 +350,8 @@ export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARG
 //                                  LARGE_LIVE only by Atomics.compareExchange to largeClaimMark(its slot), with or
 //                                  without the lock, so that of two threads freeing one run at once exactly one
 //                                  frees it and the other gets a DoubleFreeError (large.ts largeFree); the claimer
-//                                  alone then writes LARGE_POOLED or LARGE_FREED; a dead claimer's run is given
+//                                  alone then writes LARGE_POOLED or LARGE_FREED (or LARGE_LIVE again: a free into a
+//                                  list that found the span changed, pool.ts largePoolPush); a dead claimer's run is given
 //                                  back by its reclaim (TH_PUSHING names it; pool.ts repairStage1). A resize in
 //                                  place claims it the same way, as LARGE_RESIZING, under the lock
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list

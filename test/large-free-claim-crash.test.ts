@@ -1,7 +1,8 @@
 /**
- * A worker freeing a large run (its claim by CAS, large.ts largeFree) is stopped at each crash point its free passes
- * (into a large-run list: CP_STAGE1_PUSH, before and after the claim's CAS, the owner, the mark,
- * the list's CAS; under the lock: CP_LARGE after the claim, CP_GIVE_BACK inside the give-back),
+ * A worker freeing a large run (its claim by CAS, large.ts largeFree) is stopped at each crash
+ * point its free passes (into a large-run list, the five of CP_STAGE1_PUSH: before the claim's
+ * CAS, after it, before the list's CAS, after it, after the owner's OWNER_POOL; under the lock:
+ * CP_LARGE after the claim, CP_GIVE_BACK inside the give-back),
  * optionally with the lock broken by a waiter (repairSlotTable) before the reclaim, and
  * optionally with the reclaimer itself stopped once mid-reclaim. After the reclaim(s): check()
  * passes (F_LARGE_HELD_BYTES among its checks), G_LARGE_POOLED equals the lists' slots, the run is
@@ -93,6 +94,8 @@ describe('a large free stopped at each crash point, then reclaimed', () => {
       // Two runs of the size apart, then gone again.
       const a = heap.malloc(c.size);
       const b = heap.malloc(c.size);
+      expect(a).toBeGreaterThan(0);
+      expect(b).toBeGreaterThan(0);
       expect(Math.abs(a - b)).toBeGreaterThanOrEqual(c.size);
       heap.free(a);
       heap.free(b);

@@ -18,7 +18,7 @@ afterAll(async () => {
   await terminateAll();
 });
 
-describe('a large free cut off inside its give-back', () => {
+describe('a large free under the lock cut off after its claim: before or inside its give-back', () => {
   for (const [name, path] of [['inside the give-back', CP_GIVE_BACK], ['before it, after its claim', CP_LARGE]] as const) {
     it(`stopped ${name}: reclaimed, the run's slots reusable, a second free a DoubleFreeError`, async () => {
       const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 4 });

@@ -25,7 +25,6 @@ afterAll(async () => {
 const RUN8 = 8 * SLOT_BYTES - 1000; // 8 slots: freed into its large-run list
 const SHRUNK = 3 * SLOT_BYTES - 1000;
 
-
 /**
  * Sets up: the worker's realloc(p, SHRUNK) waiting for the lock this thread holds; arms this
  * thread so that at its first CP_STAGE1_PUSH (largePoolPush, before the claim's CAS) it lets the
@@ -71,7 +70,7 @@ async function setup() {
   return { heap, p, realloc, releaseLock, pausedAt: () => paused, disarm: () => armCrash(0, () => { throw new Error('unreachable'); }) };
 }
 
-describe('largeFree POOL_SPAN_CHANGED: a wait for the lock that gives up after the claim', () => {
+describe('a free into a large-run list that finds the run resized since it read the span: it frees under the lock, claiming after the lock', () => {
   it('freeAsync that waits for the lock there (WOULD_BLOCK, then again): the run freed, no DoubleFreeError', async () => {
     const s = await setup();
     try {

@@ -27,9 +27,6 @@ afterAll(async () => {
 const RUN = 4 * SLOT_BYTES - 1000; // 4 slots: freed into its large-run list
 const RUN8 = 8 * SLOT_BYTES - 1000; // 8 slots: also freed into its list
 
-
-
-
 /**
  * The worker's realloc(p, size), started while this thread holds the global lock: resolves once
  * the worker waits for the lock (the waiters bit set: past realloc's checks, inside largeResize).

@@ -160,19 +160,7 @@ const api = {
    */
   callPausingAt(op: 'free' | 'realloc', ptr: number, size: number, path: number, nth: number, gate: Int32Array): { result: number; error: string } {
     const h = attached('callPausingAt');
-    let seen = 0;
-    const on = (at: number): never => {
-      if (at === path && ++seen === nth) {
-        Atomics.store(gate, 0, 1);
-        Atomics.notify(gate, 0);
-        while (Atomics.load(gate, 0) === 1) Atomics.wait(gate, 0, 1, 50);
-        armCrash(0, () => process.exit(0));
-        return undefined as never;
-      }
-      armCrash(1, on);
-      return undefined as never; // not this one: the crash point returns
-    };
-    armCrash(1, on);
+    armPause(path, nth, gate, Infinity);
     try {
       if (op === 'free') {
         h.free(ptr);
@@ -188,24 +176,12 @@ const api = {
   },
   /**
    * Arms this thread to pause at the `nth` crash point of `path` that whatever it runs next
-   * passes (its answer to an ask to flush, say, run from its event loop): there gate[0] is set
-   * to 1 (notified) for up to `ms` milliseconds, or until the test sets it to 2; then 2, and on.
+   * passes (its answer to an ask to flush, say, run from its event loop), as callPausingAt does,
+   * but for at most `ms` milliseconds: gate[0] is 1 meanwhile (notified), 2 after. The test may
+   * end the pause early by storing 2 and notifying gate[0]. Disarmed once it paused.
    */
   pauseNextAt(path: number, nth: number, gate: Int32Array, ms: number): void {
-    let seen = 0;
-    const on = (at: number): never => {
-      if (at === path && ++seen === nth) {
-        Atomics.store(gate, 0, 1);
-        Atomics.notify(gate, 0);
-        Atomics.wait(gate, 0, 1, ms);
-        Atomics.store(gate, 0, 2);
-        armCrash(0, () => process.exit(0));
-        return undefined as never;
-      }
-      armCrash(1, on);
-      return undefined as never;
-    };
-    armCrash(1, on);
+    armPause(path, nth, gate, ms);
   },
   /** Takes the global lock, keeps it `ms` milliseconds (a long critical section), then lets it go. */
   holdLockFor(ms: number): void {
@@ -226,6 +202,29 @@ const api = {
     setStage1TestHooks(words);
   },
 };
+
+/**
+ * Arms this thread's crash points: at the `nth` of `path` it passes, it sets gate[0] to 1
+ * (notified) and waits until gate[0] is no longer 1 (the test stores 2 and notifies) or `ms`
+ * milliseconds went by, then sets it to 2, disarms, and goes on; the other crash points return.
+ */
+function armPause(path: number, nth: number, gate: Int32Array, ms: number): void {
+  let seen = 0;
+  const on = (at: number): never => {
+    if (at === path && ++seen === nth) {
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      const end = Date.now() + ms;
+      while (Atomics.load(gate, 0) === 1 && Date.now() < end) Atomics.wait(gate, 0, 1, Math.min(50, end - Date.now()));
+      Atomics.store(gate, 0, 2);
+      armCrash(0, () => process.exit(0));
+      return undefined as never;
+    }
+    armCrash(1, on);
+    return undefined as never; // not this one: the crash point returns
+  };
+  armCrash(1, on);
+}
 
 /** Runs `fn`, exiting the thread at the `nth` crash point of `path` it passes (the others return). */
 function stoppingAt<T>(path: number, nth: number, fn: () => T): T {
