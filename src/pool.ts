@@ -217,9 +217,10 @@ export const POOL_SPAN_CHANGED = 2;
  * POOL_SPAN_CHANGED, the reservation and the claim taken back (the run live as before), when its
  * span was not `span` at the claim (a realloc resized it in place since the caller read it, an
  * audit): the caller frees it under the lock instead, where the claim comes after the lock is
- * taken (a claim kept across a lock wait that gave up was never undone: a second audit). A thread stopped before the claim
- * leaves a live run; after it, repairStage1 gives the run back or hands it to its list; its
- * reclaim takes back the reservation of a run on no list (TH_LARGE_HELD).
+ * taken (a claim kept across a lock wait that gave up was never undone: a second audit). A
+ * thread stopped before the claim leaves a live run; after it, repairStage1 gives the run back or
+ * hands it to its list; its reclaim takes back the reservation of a run on no list
+ * (TH_LARGE_HELD).
  */
 export function largePoolPush(t: ThreadContext, head: number, span: number): number {
   const i32 = t.i32;
@@ -301,8 +302,7 @@ function giveBackOwned(t: ThreadContext, slot: number): void {
  * [L] A thread died inside stage1Push or stage1Pop of `slot` (TH_PUSHING, TH_POPPING), or inside a
  * free of the large run `slot` (TH_PUSHING; large.ts largeFree); t is the dead thread, the caller
  * its reclaimer. A run still marked with t's claim was freed by t and is on no list: its slots go
- * back. Otherwise only when the slab still names it as owner is anything
- * left to do: on its list (a push past its CAS, or a pop's claim before its unlink), the slab is
+ * back. Otherwise only when the slab still names it as owner is anything left to do: on its list (a push past its CAS, or a pop's claim before its unlink), the slab is
  * given to the list (POOL); on no list, it is the dead thread's empty slab like any other, which
  * the reclaim's abandonAll releases. Membership is decided on a private copy of the list, taken
  * whole with one CAS (ABA-free; pops and pushes meanwhile see an empty list or fail their CAS)
