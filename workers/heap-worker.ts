@@ -204,20 +204,15 @@ const api = {
 };
 
 /**
- * Arms this thread's crash points: at the `nth` of `path` it passes, it sets gate[0] to 1
- * (notified) and waits until gate[0] is no longer 1 (the test stores 2 and notifies) or `ms`
- * milliseconds went by, then sets it to 2, disarms, and goes on; the other crash points return.
+ * Arms this thread's crash points: at the `nth` of `path` it passes, `action` runs (the others
+ * return at once); then they are off.
  */
-function armPause(path: number, nth: number, gate: Int32Array, ms: number): void {
+function armAt(path: number, nth: number, action: () => void): void {
   let seen = 0;
   const on = (at: number): never => {
     if (at === path && ++seen === nth) {
-      Atomics.store(gate, 0, 1);
-      Atomics.notify(gate, 0);
-      const end = Date.now() + ms;
-      while (Atomics.load(gate, 0) === 1 && Date.now() < end) Atomics.wait(gate, 0, 1, Math.min(50, end - Date.now()));
-      Atomics.store(gate, 0, 2);
       armCrash(0, () => process.exit(0));
+      action();
       return undefined as never;
     }
     armCrash(1, on);
@@ -226,15 +221,24 @@ function armPause(path: number, nth: number, gate: Int32Array, ms: number): void
   armCrash(1, on);
 }
 
+/**
+ * At the `nth` crash point of `path` this thread passes, it sets gate[0] to 1 (notified) and
+ * waits until gate[0] is no longer 1 (the test stores 2 and notifies) or `ms` milliseconds went
+ * by, then sets it to 2 and goes on.
+ */
+function armPause(path: number, nth: number, gate: Int32Array, ms: number): void {
+  armAt(path, nth, () => {
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    const end = Date.now() + ms;
+    while (Atomics.load(gate, 0) === 1 && Date.now() < end) Atomics.wait(gate, 0, 1, Math.min(50, end - Date.now()));
+    Atomics.store(gate, 0, 2);
+  });
+}
+
 /** Runs `fn`, exiting the thread at the `nth` crash point of `path` it passes (the others return). */
 function stoppingAt<T>(path: number, nth: number, fn: () => T): T {
-  let seen = 0;
-  const on = (at: number): never => {
-    if (at === path && ++seen === nth) process.exit(0);
-    armCrash(1, on);
-    return undefined as never; // not this one: the crash point returns
-  };
-  armCrash(1, on);
+  armAt(path, nth, () => process.exit(0));
   try {
     return fn();
   } finally {
