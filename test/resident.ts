@@ -2,11 +2,12 @@
  * Child process of test/footprint.test.ts: one heap (so that its buffer is a mapping of its own),
  * a mixed single-thread run, then the kernel's resident size of the buffer's mapping (smaps Rss,
  * which leaves out pages only read, mapped to the shared zero page) next to the heap's stats.
- * Prints `RESULT {json}`. Argument: "full" writes every usable byte of each block, "ends" one
- * byte at each end (as the trace replay does).
+ * Prints `RESULT {json}`. Arguments: "full" writes every usable byte of each block, "ends" one
+ * byte at each end (as the trace replay does); then, optionally, create()'s options as JSON
+ * (test/footprint.test.ts, a large magazineCapacity), by default a fixed heap of 93 MiB.
  */
 import { readFileSync } from 'node:fs';
-import { SharedHeap } from '../src/index.js';
+import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { KiB, MiB, rng } from './fixtures.js';
 
 function residentBytes(buffer: SharedArrayBuffer): number {
@@ -31,7 +32,8 @@ function residentBytes(buffer: SharedArrayBuffer): number {
 }
 
 const mode = process.argv[2] ?? 'full';
-const heap = SharedHeap.create({ initialBytes: 93 * MiB, maxBytes: 93 * MiB });
+const options = JSON.parse(process.argv[3] ?? 'null') as HeapOptions | null;
+const heap = SharedHeap.create(options ?? { initialBytes: 93 * MiB, maxBytes: 93 * MiB });
 const atStart = { resident: residentBytes(heap.buffer), footprint: heap.stats().footprintBytes };
 // stats() and check() read the heap; they must not make pages resident (they once read every
 // thread slot's area, 63 pages that no thread had used, here of a heap with 64 thread slots).
