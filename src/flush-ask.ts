@@ -13,7 +13,8 @@
  * answers with a CAS back to LISTENING and a notify; the asker then tries once more. A thread
  * busy in synchronous code answers when it next yields to its event loop: a later malloc finds
  * the memory. An ask still unanswered is not made again, so a thread that never answers (killed,
- * or blocked) costs one wait, not one a call.
+ * or blocked) costs one wait, not one a call; its word is notified again though (no wait), since
+ * the asker may have died between its CAS and its notify, leaving the listener asleep for good.
  */
 import type { ThreadContext } from './context.js';
 import { FA_ASKED, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, usedSlots } from './layout.js';
@@ -35,7 +36,18 @@ export function askOthersToFlush(t: ThreadContext): boolean {
     if (s === t.slot) continue;
     const thW = t.threadW(s);
     if (Atomics.load(i32, thW + TH_STATE) !== TS_ATTACHED) continue;
-    if (Atomics.compareExchange(i32, thW + TH_FLUSH_ASK, FA_LISTENING, FA_ASKED) !== FA_LISTENING) continue;
+    const was = Atomics.compareExchange(i32, thW + TH_FLUSH_ASK, FA_LISTENING, FA_ASKED);
+    if (was === FA_ASKED) {
+      // Asked, not answered yet: not waited for again, but woken again. An asker stopped between
+      // its CAS and its notify (worker.terminate() stops a thread between two Atomics calls; a
+      // stack overflow can meet the notify) left the word ASKED with the listener never woken, and
+      // every later asker skipped the thread for good: an idle owner's memory stayed out of reach
+      // (an audit, test/flush-ask-asker-dies.test.ts). A listener already woken, or busy, finds
+      // no waiter here to wake: harmless.
+      Atomics.notify(i32, thW + TH_FLUSH_ASK);
+      continue;
+    }
+    if (was !== FA_LISTENING) continue;
     Atomics.notify(i32, thW + TH_FLUSH_ASK);
     asked.push(thW + TH_FLUSH_ASK);
   }
@@ -147,6 +159,23 @@ export function listenForFlushAsks(t: ThreadContext, flush: () => void): void {
   };
   Atomics.store(i32, w, FA_LISTENING);
   onWake();
+}
+
+/**
+ * Wakes the listener of every attached thread whose word says ASKED (a reclaim of a thread that
+ * ended, which may have died between an ask's CAS and its notify: that listener, its waitAsync
+ * having no timeout, slept for good, and its thread was never asked again; an audit,
+ * test/flush-ask-asker-dies.test.ts). A listener woken for an ask it answers anyway finds it
+ * answered or answers it: a notify with no waiter, or a spare one, changes nothing.
+ */
+export function wakeAskedListeners(t: ThreadContext): void {
+  const i32 = t.i32;
+  for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
+    const thW = t.threadW(s);
+    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) {
+      Atomics.notify(i32, thW + TH_FLUSH_ASK);
+    }
+  }
 }
 
 /** t stops answering asks (a detach): an asker no longer waits for it. */

@@ -151,14 +151,24 @@ export function lockAcquire(h: ThreadContext): void {
   h.runner.lockDepth = 1;
 }
 
-/** Acquires the lock unless that means waiting; returns whether it is held. */
+/**
+ * Acquires the lock unless that means waiting for a live holder; returns whether it is held. A
+ * holder known dead (its slot no longer ATTACHED) has its lock broken, which never waits: a call
+ * cut off by a fault keeps the lock in the name of a slot it marks DEAD while its thread runs on
+ * (fault.ts; no 'exit' comes for watch() to reclaim it), and tryMalloc, which only tried the lock,
+ * then answered 0 for good to every request that needs it (an audit,
+ * test/try-malloc-dead-holder.test.ts).
+ */
 export function tryLockAcquire(h: ThreadContext): boolean {
   if (h.runner.lockDepth > 0) {
     h.runner.lockDepth++;
     return true;
   }
   if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) === 0) lockTaken(h, false, 0, 0, 0);
-  else if (!lockAcquireSlow(h, false)) return false;
+  else if (!lockAcquireSlow(h, false)) {
+    if (!breakLockIfHolderDead(h, Atomics.load(h.i32, G_LOCK))) return false;
+    lockTaken(h, true, 0, 0, 0);
+  }
   h.runner.lockDepth = 1;
   return true;
 }
@@ -166,14 +176,10 @@ export function tryLockAcquire(h: ThreadContext): boolean {
 /**
  * Takes the lock if it is free or its holder is known dead (then breaking it), without waiting
  * for a live holder: for code running in an event-loop callback (watch()), which must not block
- * on a holder that only another callback of the same loop can mark dead.
+ * on a holder that only another callback of the same loop can mark dead. (tryLockAcquire.)
  */
 export function lockAcquireNoWait(h: ThreadContext): boolean {
-  if (tryLockAcquire(h)) return true;
-  if (!breakLockIfHolderDead(h, Atomics.load(h.i32, G_LOCK))) return false;
-  lockTaken(h, true, 0, 0, 0);
-  h.runner.lockDepth = 1;
-  return true;
+  return tryLockAcquire(h);
 }
 
 function lockAcquireSlow(h: ThreadContext, mayWait: boolean): boolean {

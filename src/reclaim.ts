@@ -26,6 +26,7 @@ import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab
 import { drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
 import { guarded } from './fault.js';
+import { wakeAskedListeners } from './flush-ask.js';
 
 /** Finds the slot of the thread known by `threadId` in one of `states`; -1 when none. */
 function findThread(t: ThreadContext, threadId: number, states: number[]): number {
@@ -285,6 +286,9 @@ function reclaimFound(t: ThreadContext, s: number, threadId: number, ended: bool
       reclaimSlot(t, v, id, id !== t.threadId, depth);
     }
   }
+  // It may have died between an ask to flush and the ask's notify (flush-ask.ts): the asked
+  // threads' listeners are woken again, else they slept for good and were never asked again.
+  wakeAskedListeners(t);
   return true;
 }
 

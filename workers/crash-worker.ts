@@ -12,43 +12,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { armCrash, countCrashPoints, crashCounts } from '../src/crash.js';
 import { ATOMICS_STOP, CRASH_SCENARIOS, C_STOPPED, type CrashWorkerData } from './crash-scenarios.js';
-
-function stopHere(): never {
-  process.exit(0);
-  for (;;) {
-    // process.exit() in a worker stops the thread at its next interrupt check: this loop's back-edge.
-  }
-}
-
-/**
- * Stops at Atomics calls instead of crash points (d.atomics): every Atomics method of this
- * thread is wrapped so that the n-th call stops the thread at its entry, before the operation,
- * as worker.terminate() can (test/crash-points.test.ts measured it: a thread terminated in a
- * loop of two Atomics calls stops between them in about half the runs). n = 0 counts the calls;
- * the count is returned by the function this installs.
- */
-const ATOMICS_METHODS = ['add', 'and', 'compareExchange', 'exchange', 'load', 'or', 'store', 'sub', 'xor', 'notify', 'wait'] as const;
-
-function armAtomics(n: number, onStop: () => never): () => number {
-  const table = Atomics as unknown as Record<string, (...args: unknown[]) => unknown>;
-  const originals = ATOMICS_METHODS.map((m) => table[m]!);
-  const restore = (): void => ATOMICS_METHODS.forEach((name, j) => (table[name] = originals[j]!));
-  let calls = 0;
-  ATOMICS_METHODS.forEach((m, k) => {
-    const original = originals[k]!;
-    table[m] = function (this: unknown, ...args: unknown[]): unknown {
-      if (++calls === n) {
-        restore();
-        onStop();
-      }
-      return original.apply(Atomics, args);
-    };
-  });
-  return () => {
-    restore();
-    return calls;
-  };
-}
+import { armAtomics, stopHere } from './atomics-stop.js';
 
 /** Stops the thread before its n-th Atomics call from now, saying so in d.ctl (armAtomics). */
 function stopAtAtomicsCall(d: CrashWorkerData, n: number): () => number {
