@@ -43,7 +43,7 @@ import { BenchRunner, warmupsFor } from './run.js';
 import { addRatios, summarizeCase } from './summarize.js';
 import { distinctTraceNames, expandTraceArgs, makeTraceDir, prepareTrace, removeTraceDir, type PreparedTrace } from './trace-prep.js';
 import { wasmSkipReason } from './wasm-dlmalloc.js';
-import { recordTrace } from './record.js';
+import { recordTrace, signalExitCode } from './record.js';
 import { measureCeiling, measureW1Ceiling, measureW3Ceiling, renderCeiling } from './ceiling.js';
 import { measureAb, renderAb } from './ab.js';
 import { readTraceOps } from './replay.js';
@@ -604,10 +604,10 @@ async function runRecord(argv: string[], io: CliIO): Promise<number> {
     // The program's own exit code, as time(1) and strace give it: a script running the recorder
     // (record-all.sh under set -e, a loop over programs) must not go on as after a success when
     // the program failed, or when Ctrl-C (Ctrl-\) asked for the whole job to stop (130, 131).
-    return s.signal !== null ? 128 + (os.constants.signals[s.signal as NodeJS.Signals] ?? 0) : (s.status ?? 0);
+    return s.signal !== null ? signalExitCode(s.signal) : (s.status ?? 0);
   } catch (err) {
     io.err(`${(err as Error).message}\n`);
-    return 1;
+    return (err as { exitCode?: number }).exitCode ?? 1;
   }
 }
 

@@ -11,6 +11,7 @@
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -125,6 +126,11 @@ function spawnIgnoringInterrupts(command: string[], env: NodeJS.ProcessEnv, stdi
   }
 }
 
+/** 128 + the signal's number: the exit code a shell gives a program a signal ended (130 for SIGINT). */
+export function signalExitCode(signal: string): number {
+  return 128 + (os.constants.signals[signal as NodeJS.Signals] ?? 0);
+}
+
 /** Runs the program under the shim, writes the trace, and parses it back to summarize it. */
 export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
   if (o.command.length === 0) throw new Error('recordTrace(command): expected a program to run, got none');
@@ -158,11 +164,14 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
     }
     const trace = loadTrace(text);
     if (trace.count === 0) {
-      throw new Error(
-        r.signal !== null
-          ? `sabmalloc record: ${o.command[0]} was ended by ${r.signal} before the shim wrote any of its calls`
-          : `sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (it made none, or it is statically linked)`,
-      );
+      if (r.signal !== null) {
+        // The program's fate is still the exit code (130 for Ctrl-C), as when a trace was written:
+        // a script running the recorder tells a stop asked for from a failure (an audit: it was 1).
+        throw Object.assign(new Error(`sabmalloc record: ${o.command[0]} was ended by ${r.signal} before the shim wrote any of its calls`), {
+          exitCode: signalExitCode(r.signal),
+        });
+      }
+      throw new Error(`sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (it made none, or it is statically linked)`);
     }
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < trace.count; i++) counts[trace.kind[i]!]!++;

@@ -218,7 +218,8 @@ describe('sabmalloc record', () => {
     expect(errs.join('')).toMatch(/no closing counters line/);
     expect(errs.join('')).toMatch(/the program was ended by SIGKILL/);
     errs.length = 0;
-    expect(await main(['record', '--out', join(dir, 'killed.trace'), '--', join(dir, 'killed'), '1'], io)).toBe(1);
+    // Killed before the shim wrote anything: no trace, and still the program's exit code (it was 1).
+    expect(await main(['record', '--out', join(dir, 'killed.trace'), '--', join(dir, 'killed'), '1'], io)).toBe(128 + 9);
     expect(errs.join('')).toMatch(/was ended by SIGKILL before the shim wrote any of its calls/);
 
     // A program that fails: its trace and summary come, and its exit code is record's.
