@@ -80,7 +80,7 @@ export class ThreadContext {
   gen = -1;
   /**
    * realloc's copy within the buffer when this thread has the heap's WebAssembly.Memory
-   * (wasm-copy.ts: `memory.copy`, 2-4x faster than copyWithin on a shared buffer), else null.
+   * (wasm-copy.ts: `memory.copy`, faster than copyWithin on a shared buffer), else null.
    */
   copy: MemoryCopy | null = null;
   /**

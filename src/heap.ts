@@ -484,7 +484,7 @@ export class SharedHeap {
    * The shared WebAssembly.Memory whose buffer the heap is, where this thread has it (the thread
    * that created a heap of a fixed size, or one attached with it), else undefined. Post it to a
    * worker instead of the buffer, and the worker's realloc copies with WebAssembly's
-   * `memory.copy`, 2-4x faster than `copyWithin` on a shared buffer (wasm-copy.ts).
+   * `memory.copy`, faster than `copyWithin` on a shared buffer (wasm-copy.ts).
    */
   get memory(): SharedMemory | undefined {
     return this.#t.memory;
