@@ -105,7 +105,9 @@ function faultError(t: ThreadContext, e: unknown, call: string): Error {
   const what = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   return new HeapStateError(
     `${call}: cut off by ${what}, in the middle of a change to the heap. This thread has stopped using the heap, as if ` +
-      `it had died there: attach again in this thread (which reclaims its slot), or reclaim(${t.threadId}) from another`,
+      `it had died there: attach again in this thread (which reclaims its slot), or, if it will not attach again, ` +
+        `reclaim(${t.threadId}) from another (not both: a reclaim(${t.threadId}) made after this thread attached again ` +
+        `reclaims the new, live attachment)`,
     { cause: e },
   );
 }

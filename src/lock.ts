@@ -271,6 +271,17 @@ function breakLockIfHolderDead(h: ThreadContext, c: number): boolean {
   if (holder < 0 || holder === h.runner.slot || holder >= h.geo.maxThreads) return false;
   if (Atomics.load(i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED) return false;
   if (Atomics.compareExchange(i32, G_LOCK, c, me(h) | WAITERS) !== c) return false;
+  // The word names a slot, not an attachment: between the load of the state above and the CAS,
+  // another thread may have broken the lock, reclaimed the slot, and a new thread attached there
+  // and taken the lock, which writes the same word again (an audit: tryMalloc then took the lock
+  // from under that live holder, and its release let it go). The dead holder's slot stays DEAD
+  // while its lock stands (a reclaim, or an attach after one, needs the lock): ATTACHED now, the
+  // word was the new thread's, and goes back to it (with the waiters bit: others may wait). If it
+  // let the lock go meanwhile (its release took this word), the CAS fails and nothing is held.
+  if (Atomics.load(i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED) {
+    Atomics.compareExchange(i32, G_LOCK, me(h) | WAITERS, c | WAITERS);
+    return false;
+  }
   h.f64[F_LOCK_RECOVERIES]++;
   repairSlotTable(h);
   return true;

@@ -164,8 +164,12 @@ export function reclaimTarget(t: ThreadContext, thread: unknown): number {
 
 /** reclaim() of the thread id reclaimTarget() gave: marks its slot dead and reclaims it. */
 export function reclaimId(t: ThreadContext, threadId: number): boolean {
-  markDead(t, threadId);
-  return reclaimLocked(t, threadId, true) === true;
+  // A slot a fault left DEAD under the id is what goes; an ATTACHED one beside it may be the same
+  // thread attached again, neither marked nor, if the DEAD one is gone by the time the lock is
+  // held (that attach reclaimed it), reclaimed (reclaimUnderLock).
+  const deadOnly = findThread(t, threadId, [TS_DEAD]) >= 0;
+  if (!deadOnly) markDead(t, threadId);
+  return reclaimLocked(t, threadId, true, deadOnly) === true;
 }
 
 /** The threadId watch() recorded for `worker`, which must have exited. */
@@ -196,7 +200,7 @@ function watchedId(t: ThreadContext, worker: WatchableWorker): number {
  * The reclaim holds the global lock from start to end (the slow paths it runs take it again,
  * re-entrantly). With mayWait false it returns 'busy' instead of waiting for a live holder.
  */
-function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): boolean | 'busy' {
+function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean, deadOnly = false): boolean | 'busy' {
   if (t.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
   if (threadId === t.threadId) {
     throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
@@ -209,7 +213,7 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean): bo
   if (mayWait) lockAcquire(t);
   else if (!lockAcquireNoWait(t)) return 'busy';
   try {
-    return reclaimUnderLock(t, threadId) || freed;
+    return reclaimUnderLock(t, threadId, deadOnly) || freed;
   } catch (e) {
     if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
@@ -228,8 +232,14 @@ function releaseReserved(t: ThreadContext, threadId: number): boolean {
   return reserved >= 0 && Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
 }
 
-function reclaimUnderLock(t: ThreadContext, threadId: number): boolean {
-  const s = findThread(t, threadId, [TS_ATTACHED, TS_DEAD]);
+function reclaimUnderLock(t: ThreadContext, threadId: number, deadOnly: boolean): boolean {
+  // A DEAD slot first: where a fault stopped an instance of the thread and the thread is attaching
+  // again (its new slot ATTACHED under the same Node threadId, its reclaim of the old one waiting
+  // for this lock), the stopped instance is what the caller means (fault.ts's message), not the
+  // live one in whichever slot comes first (an audit). `deadOnly`: there was a DEAD one when the
+  // caller asked, so an ATTACHED one is not taken in its place.
+  let s = findThread(t, threadId, [TS_DEAD]);
+  if (s < 0 && !deadOnly) s = findThread(t, threadId, [TS_ATTACHED]);
   return s >= 0 && reclaimFound(t, s, threadId, true);
 }
 

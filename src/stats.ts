@@ -183,8 +183,11 @@ export function collectStats(h: ThreadContext): HeapStats {
   }
   const threads: ThreadStats[] = [];
   let threadsAttached = 0; // counted from the states: a count kept beside them went wrong when a thread died between the two
-  // A reclaim writes the journal of the slot it reclaims (metadataBytes): one done, or one under way.
-  let reclaimed = f64[F_RECLAIMS] > 0;
+  // A reclaim writes the journal of the slot it reclaims (metadataBytes): one under way (a slot
+  // RECLAIMING), or one done (F_RECLAIMS, read after the states: a reclaim counts itself before
+  // it stores its slot FREE, so a state read FREE is followed by a count that holds it; read
+  // before, a stats() that met the first reclaim's end saw neither, and left its journal out).
+  let reclaimed = false;
   for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
     const w = geo.threadsW + t * geo.threadWords;
     const state = Atomics.load(i32, w + TH_STATE);
@@ -203,6 +206,8 @@ export function collectStats(h: ThreadContext): HeapStats {
       lockAcquisitions: f64[fw + TF_LOCK_ACQ],
     });
   }
+  if (f64[F_RECLAIMS] > 0) reclaimed = true;
+
   // Pages the heap ever handed out or wrote, slot by slot (SM_TOUCHED): what the operating system
   // holds for the buffer. Nothing gives a page back to it, so this is also the peak.
   let touched = 0;
