@@ -19,8 +19,10 @@
  * the offset it hit. A write into bytes 0..7 goes unseen, and so do writes into a freed block of
  * fewer than 8 requested bytes. Every block handed out
  * has the mark positions inside it cleared (one word per 16 bytes), so that no mark of an earlier
- * life of that memory (another class, a large run) survives into a later one. Large runs are not
- * filled when freed (their slots go back to the pool).
+ * life of that memory (another class, a large run) survives into a later one. Large runs above
+ * MAX_SMALL are not filled when freed (their slots go back to the pool); a run of at most MAX_SMALL
+ * bytes (alignedAlloc's, one or two slots) is, as a small block is, and checked when handed out
+ * again (debugRecordLarge).
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
@@ -93,10 +95,13 @@ export function debugTakeSmall(t: ThreadContext, cls: number, fn: string, n: num
  * marked live (ThreadContext.debugLarge): a thread stopped before the mark leaves a run that is
  * not live, after it a live run with its record. (Written after the mark, as small blocks once
  * were, a run cut off between the two held whatever its last bytes held before: check() reported
- * it written past its end.)
+ * it written past its end.) Returns the error of a freed fill found written to, or null.
  */
-export function debugRecordLarge(t: ThreadContext, p: number, n: number): void {
-  debugPrepare(t, 'malloc(size)', p, n); // a large run has no freed fill to check: no error
+export function debugRecordLarge(t: ThreadContext, fn: string, p: number, n: number): HeapCorruptionError | null {
+  // A run of at most MAX_SMALL bytes was filled when freed (debugFillsFreed): a write found in its
+  // fill is returned, for the caller to throw once the run is live (as debugTakeSmall does), where
+  // it was dropped and the mark cleared, so that the write went unreported (an audit, 2026-12-05).
+  return debugPrepare(t, fn, p, n);
 }
 
 /** debugHandOut's writes; the error of a fill found written to, for the caller to throw once the block is out, or null. */

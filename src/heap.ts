@@ -5,7 +5,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
+import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
@@ -1050,9 +1050,16 @@ class DebugSharedHeap extends SharedHeap {
    */
   #takeLarge(fn: string, n: number, take: () => number): number {
     const t = contextOf(this);
-    t.debugLarge = (p) => debugRecordLarge(t, p, n);
+    let written: HeapCorruptionError | null = null;
+    t.debugLarge = (p) => {
+      written = debugRecordLarge(t, fn, p, n);
+    };
     try {
-      return this.#handOut(fn, take(), n);
+      const p = take();
+      // A run filled as freed (at most MAX_SMALL bytes) found written to after its free: reported
+      // once the run is live, which stays allocated and out of use, as a small block does.
+      if (p !== 0 && written !== null) throw written;
+      return this.#handOut(fn, p, n);
     } finally {
       t.debugLarge = null;
     }
