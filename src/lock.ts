@@ -282,6 +282,13 @@ function breakLockIfHolderDead(h: ThreadContext, c: number): boolean {
     Atomics.compareExchange(i32, G_LOCK, me(h) | WAITERS, c | WAITERS);
     return false;
   }
+  // Not ATTACHED, but the word may still have been a live thread's that has let the lock go since
+  // (its release, an exchange to 0, took this word with it) and then detached (FREE) or ended: the
+  // lock is then free or another's, not this thread's (an audit of c3a32aa). Only this thread
+  // writes its own word, so it is held here iff it still reads so; a holder seen not ATTACHED now
+  // either released before that (detach releases before its slot goes FREE) or never will (a
+  // fault keeps the lock; a thread that ended holding it).
+  if (Atomics.load(i32, G_LOCK) !== (me(h) | WAITERS)) return false;
   h.f64[F_LOCK_RECOVERIES]++;
   repairSlotTable(h);
   return true;

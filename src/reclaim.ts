@@ -12,13 +12,13 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
-  TS_RECLAIMING, magazineWords, usedSlots, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
+  TS_RECLAIMING, magazineWords, usedSlots, G_LOCK, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
 import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
-import { WOULD_BLOCK, countWatched, lockAcquire, lockAcquireNoWait, lockRelease } from './lock.js';
+import { WOULD_BLOCK, countWatched, lockAcquire, lockAcquireNoWait, lockHolder, lockRelease } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, onRemoteList, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
@@ -166,9 +166,18 @@ export function reclaimTarget(t: ThreadContext, thread: unknown): number {
 export function reclaimId(t: ThreadContext, threadId: number): boolean {
   // A slot a fault left DEAD under the id is what goes; an ATTACHED one beside it may be the same
   // thread attached again, neither marked nor, if the DEAD one is gone by the time the lock is
-  // held (that attach reclaimed it), reclaimed (reclaimUnderLock).
+  // held (that attach reclaimed it), reclaimed (reclaimUnderLock). Unless it holds the global
+  // lock: then it is inside its own reclaim of the DEAD one, or ended there (an audit: the lock
+  // stayed held for good, and every slow path of the heap waited on it), and the caller says the
+  // thread stopped; marked, its lock is broken by this reclaim's acquisition.
   const deadOnly = findThread(t, threadId, [TS_DEAD]) >= 0;
   if (!deadOnly) markDead(t, threadId);
+  else {
+    const holder = lockHolder(Atomics.load(t.i32, G_LOCK));
+    if (holder >= 0 && holder < t.geo.maxThreads && holder !== t.runner.slot && Atomics.load(t.i32, t.threadW(holder) + TH_THREAD_ID) === threadId + 1) {
+      Atomics.compareExchange(t.i32, t.threadW(holder) + TH_STATE, TS_ATTACHED, TS_DEAD);
+    }
+  }
   return reclaimLocked(t, threadId, true, deadOnly) === true;
 }
 
@@ -238,8 +247,14 @@ function reclaimUnderLock(t: ThreadContext, threadId: number, deadOnly: boolean)
   // for this lock), the stopped instance is what the caller means (fault.ts's message), not the
   // live one in whichever slot comes first (an audit). `deadOnly`: there was a DEAD one when the
   // caller asked, so an ATTACHED one is not taken in its place.
-  let s = findThread(t, threadId, [TS_DEAD]);
-  if (s < 0 && !deadOnly) s = findThread(t, threadId, [TS_ATTACHED]);
+  // Every DEAD slot under the id (a stopped instance and the attachment that ended reclaiming it).
+  let any = false;
+  for (let s = findThread(t, threadId, [TS_DEAD]); s >= 0; s = findThread(t, threadId, [TS_DEAD])) {
+    if (!reclaimFound(t, s, threadId, true)) break;
+    any = true;
+  }
+  if (any || deadOnly) return any;
+  const s = findThread(t, threadId, [TS_ATTACHED]);
   return s >= 0 && reclaimFound(t, s, threadId, true);
 }
 
