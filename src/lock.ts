@@ -140,13 +140,18 @@ function me(t: ThreadContext): number {
   return lockWord(t.runner.slot, 0);
 }
 
-/** Acquires the global lock, waiting as long as needed. */
-export function lockAcquire(h: ThreadContext): void {
+/**
+ * Acquires the global lock, waiting as long as needed. `stopped(slot)`: a holder slot still
+ * ATTACHED that the caller knows stopped all the same (reclaim.ts: a thread that attached again and
+ * ended inside its reclaim of its stopped slot), whose lock is broken as a dead holder's is; asked
+ * again after the breaking CAS, as the slot's state is.
+ */
+export function lockAcquire(h: ThreadContext, stopped?: (slot: number) => boolean): void {
   if (h.runner.lockDepth > 0) {
     h.runner.lockDepth++;
     return;
   }
-  if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) !== 0) lockAcquireSlow(h, true);
+  if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) !== 0) lockAcquireSlow(h, true, stopped);
   else lockTaken(h, false, 0, 0, 0);
   h.runner.lockDepth = 1;
 }
@@ -182,7 +187,7 @@ export function lockAcquireNoWait(h: ThreadContext): boolean {
   return tryLockAcquire(h);
 }
 
-function lockAcquireSlow(h: ThreadContext, mayWait: boolean): boolean {
+function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: number) => boolean): boolean {
   const i32 = h.i32;
   const mine = me(h);
   const t0 = performance.now();
@@ -202,7 +207,7 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean): boolean {
       if (Atomics.compareExchange(i32, G_LOCK, 0, mine | WAITERS) === 0) break;
       continue;
     }
-    if (breakLockIfHolderDead(h, c)) break;
+    if (breakLockIfHolderDead(h, c, stopped)) break;
     if (noWait) throw WOULD_BLOCK;
     if ((IS_MAIN_THREAD || watchedRunning > 0) && performance.now() - t0 > MAIN_THREAD_WAIT_MS) throw lockTimeout(h, c, performance.now() - t0);
     const waiting = (c & ~STATE_MASK) | WAITERS;
@@ -265,11 +270,12 @@ export function lockRelease(h: ThreadContext): void {
  * marked by watch() or reclaim()), takes the lock over from it with one CAS and repairs the
  * pool. Returns true when the caller now holds the lock.
  */
-function breakLockIfHolderDead(h: ThreadContext, c: number): boolean {
+function breakLockIfHolderDead(h: ThreadContext, c: number, stopped?: (slot: number) => boolean): boolean {
   const i32 = h.i32;
   const holder = lockHolder(c);
   if (holder < 0 || holder === h.runner.slot || holder >= h.geo.maxThreads) return false;
-  if (Atomics.load(i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED) return false;
+  const live = (): boolean => Atomics.load(i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED && (stopped === undefined || !stopped(holder));
+  if (live()) return false;
   if (Atomics.compareExchange(i32, G_LOCK, c, me(h) | WAITERS) !== c) return false;
   // The word names a slot, not an attachment: between the load of the state above and the CAS,
   // another thread may have broken the lock, reclaimed the slot, and a new thread attached there
@@ -278,7 +284,7 @@ function breakLockIfHolderDead(h: ThreadContext, c: number): boolean {
   // while its lock stands (a reclaim, or an attach after one, needs the lock): ATTACHED now, the
   // word was the new thread's, and goes back to it (with the waiters bit: others may wait). If it
   // let the lock go meanwhile (its release took this word), the CAS fails and nothing is held.
-  if (Atomics.load(i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED) {
+  if (live()) {
     Atomics.compareExchange(i32, G_LOCK, me(h) | WAITERS, c | WAITERS);
     return false;
   }

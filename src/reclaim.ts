@@ -166,19 +166,38 @@ export function reclaimTarget(t: ThreadContext, thread: unknown): number {
 export function reclaimId(t: ThreadContext, threadId: number): boolean {
   // A slot a fault left DEAD under the id is what goes; an ATTACHED one beside it may be the same
   // thread attached again, neither marked nor, if the DEAD one is gone by the time the lock is
-  // held (that attach reclaimed it), reclaimed (reclaimUnderLock). Unless it holds the global
-  // lock: then it is inside its own reclaim of the DEAD one, or ended there (an audit: the lock
-  // stayed held for good, and every slow path of the heap waited on it), and the caller says the
-  // thread stopped; marked, its lock is broken by this reclaim's acquisition.
+  // held (that attach reclaimed it), reclaimed (reclaimUnderLock). Unless it is inside its own
+  // reclaim of a stopped slot under the id (that slot names it as its reclaimer), or ended there
+  // (an audit: the lock stayed held for good, and every slow path of the heap waited on it): its
+  // lock is broken by this reclaim's acquisition, and it is marked under the lock
+  // (reclaimUnderLock). Holding the lock is not enough: an attach again whose reclaim gave up (a
+  // LockTimeoutError, WOULD_BLOCK) runs on, holding the lock in its own slow paths; and the lock
+  // read here may have been let go and taken again since (an audit of 5d43d86).
+  // Decided once, from the holder now: a later attachment of the thread that takes the lock for its
+  // own reclaim while this one waits is live, and left alone (test/reclaim-reattached.test.ts).
   const deadOnly = findThread(t, threadId, [TS_DEAD]) >= 0;
   if (!deadOnly) markDead(t, threadId);
-  else {
-    const holder = lockHolder(Atomics.load(t.i32, G_LOCK));
-    if (holder >= 0 && holder < t.geo.maxThreads && holder !== t.runner.slot && Atomics.load(t.i32, t.threadW(holder) + TH_THREAD_ID) === threadId + 1) {
-      Atomics.compareExchange(t.i32, t.threadW(holder) + TH_STATE, TS_ATTACHED, TS_DEAD);
-    }
+  const holder = deadOnly ? lockHolder(Atomics.load(t.i32, G_LOCK)) : -1;
+  const stopped = holder >= 0 && holder < t.geo.maxThreads && holder !== t.runner.slot && inOwnReclaim(t, threadId, holder) ? holder : -1;
+  return reclaimLocked(t, threadId, true, deadOnly, stopped) === true;
+}
+
+/**
+ * Whether the ATTACHED slot `holder` under `threadId` is inside (or ended inside) its reclaim of
+ * another slot under the id: a DEAD or RECLAIMING slot under the id that names it as its reclaimer
+ * (TH_RECLAIMER, written under the lock by reclaimFound and reclaimOwnDead, cleared when the slot
+ * goes FREE and at attach).
+ */
+function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boolean {
+  const i32 = t.i32;
+  if (Atomics.load(i32, t.threadW(holder) + TH_THREAD_ID) !== threadId + 1) return false;
+  for (let v = 0, used = usedSlots(i32, t.geo.maxThreads); v < used; v++) {
+    if (v === holder) continue;
+    const w = t.threadW(v);
+    const state = Atomics.load(i32, w + TH_STATE);
+    if ((state === TS_DEAD || state === TS_RECLAIMING) && Atomics.load(i32, w + TH_THREAD_ID) === threadId + 1 && Atomics.load(i32, w + TH_RECLAIMER) === holder + 1) return true;
   }
-  return reclaimLocked(t, threadId, true, deadOnly) === true;
+  return false;
 }
 
 /** The threadId watch() recorded for `worker`, which must have exited. */
@@ -209,7 +228,7 @@ function watchedId(t: ThreadContext, worker: WatchableWorker): number {
  * The reclaim holds the global lock from start to end (the slow paths it runs take it again,
  * re-entrantly). With mayWait false it returns 'busy' instead of waiting for a live holder.
  */
-function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean, deadOnly = false): boolean | 'busy' {
+function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean, deadOnly = false, stopped = -1): boolean | 'busy' {
   if (t.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
   if (threadId === t.threadId) {
     throw new HeapStateError(`reclaim(threadId): ${threadId} is the calling thread; use detach()`);
@@ -219,10 +238,12 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean, dea
   // half way. Both go.
   const freed = releaseReserved(t, threadId);
   if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return freed;
-  if (mayWait) lockAcquire(t);
+  // `stopped`: an attachment under the id that was inside its reclaim of a stopped slot under the
+  // id when the caller asked (reclaimId); its lock is broken while it still is.
+  if (mayWait) lockAcquire(t, stopped >= 0 ? (holder) => holder === stopped && inOwnReclaim(t, threadId, holder) : undefined);
   else if (!lockAcquireNoWait(t)) return 'busy';
   try {
-    return reclaimUnderLock(t, threadId, deadOnly) || freed;
+    return reclaimUnderLock(t, threadId, deadOnly, stopped) || freed;
   } catch (e) {
     if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
@@ -241,13 +262,15 @@ function releaseReserved(t: ThreadContext, threadId: number): boolean {
   return reserved >= 0 && Atomics.compareExchange(t.i32, t.threadW(reserved) + TH_THREAD_ID, threadId + 1, 0) === threadId + 1;
 }
 
-function reclaimUnderLock(t: ThreadContext, threadId: number, deadOnly: boolean): boolean {
+function reclaimUnderLock(t: ThreadContext, threadId: number, deadOnly: boolean, stopped: number): boolean {
   // A DEAD slot first: where a fault stopped an instance of the thread and the thread is attaching
   // again (its new slot ATTACHED under the same Node threadId, its reclaim of the old one waiting
   // for this lock), the stopped instance is what the caller means (fault.ts's message), not the
   // live one in whichever slot comes first (an audit). `deadOnly`: there was a DEAD one when the
   // caller asked, so an ATTACHED one is not taken in its place.
-  // Every DEAD slot under the id (a stopped instance and the attachment that ended reclaiming it).
+  // Every DEAD slot under the id (a stopped instance and the attachment that ended reclaiming it:
+  // marked here, under the lock, where it can no longer finish that reclaim and go on).
+  if (stopped >= 0 && inOwnReclaim(t, threadId, stopped)) Atomics.compareExchange(t.i32, t.threadW(stopped) + TH_STATE, TS_ATTACHED, TS_DEAD);
   let any = false;
   for (let s = findThread(t, threadId, [TS_DEAD]); s >= 0; s = findThread(t, threadId, [TS_DEAD])) {
     if (!reclaimFound(t, s, threadId, true)) break;
@@ -376,10 +399,12 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   if (ended && depth < WATCH_DEPTH) {
     for (const id of watchedIds(t, s)) {
       releaseReserved(t, id); // one ended inside its attach
-      const c = findThread(t, id, [TS_ATTACHED, TS_DEAD]);
-      if (c < 0 || c === s || c === t.runner.slot) continue;
-      Atomics.compareExchange(i32, t.threadW(c) + TH_STATE, TS_ATTACHED, TS_DEAD);
-      reclaimFound(t, c, id, true, depth + 1);
+      // Every slot under the id (a stopped instance and its attachment again, as reclaimUnderLock):
+      // one left DEAD here stayed so for good, under an id nobody else knows (an audit of 5d43d86).
+      for (let c = findThread(t, id, [TS_ATTACHED, TS_DEAD]); c >= 0 && c !== s && c !== t.runner.slot; c = findThread(t, id, [TS_ATTACHED, TS_DEAD])) {
+        Atomics.compareExchange(i32, t.threadW(c) + TH_STATE, TS_ATTACHED, TS_DEAD);
+        if (!reclaimFound(t, c, id, true, depth + 1)) break;
+      }
     }
   }
   i32.fill(0, t.threadW(s) + TH_WATCHING, t.threadW(s) + TH_WATCHING + WATCH_ENTRIES);

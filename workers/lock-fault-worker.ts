@@ -7,21 +7,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
-import { armCrash } from '../src/crash.js';
+import { faultUnderLock } from './fault-under-lock.js';
 
 const { buffer } = workerData as { buffer: SharedArrayBuffer };
 const heap = SharedHeap.attach(buffer);
-armCrash(3, () => {
-  throw new RangeError('Maximum call stack size exceeded');
-});
-let thrown = 'none';
-try {
-  heap.malloc(3 << 20);
-} catch (e) {
-  thrown = (e as Error).name;
-}
-armCrash(0, () => {
-  throw new Error('off');
-});
+const thrown = faultUnderLock(heap);
 parentPort!.postMessage({ thrown, threadId: heap.threadId });
 parentPort!.on('message', () => undefined); // keeps running until terminated

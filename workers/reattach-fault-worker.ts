@@ -11,24 +11,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { armCrash } from '../src/crash.js';
+import { faultUnderLock } from './fault-under-lock.js';
 import { TH_STATE, TH_THREAD_ID, TS_ATTACHED } from '../src/layout.js';
 
 const { buffer } = workerData as { buffer: SharedArrayBuffer };
 const first = SharedHeap.attach(buffer);
 const firstSlot = internals(first).slot;
-armCrash(3, () => {
-  throw new RangeError('Maximum call stack size exceeded');
-});
-let thrown = 'none';
-try {
-  first.malloc(3 << 20);
-} catch (e) {
-  thrown = (e as Error).name;
-}
-armCrash(0, () => {
-  throw new Error('off');
-});
+const thrown = faultUnderLock(first);
 parentPort!.postMessage({ thrown, threadId: first.threadId, slot: firstSlot });
 parentPort!.once('message', () => {
   const heap = SharedHeap.attach(buffer);

@@ -11,7 +11,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { armCrash } from '../src/crash.js';
+import { faultUnderLock } from './fault-under-lock.js';
 import { TH_STATE, TS_DEAD, TS_RECLAIMING } from '../src/layout.js';
 import { stopHere } from './atomics-stop.js';
 
@@ -20,17 +20,7 @@ const first = SharedHeap.attach(buffer);
 const t = internals(first);
 const firstSlot = t.slot;
 const stateW = t.threadW(firstSlot) + TH_STATE;
-armCrash(3, () => {
-  throw new RangeError('Maximum call stack size exceeded');
-});
-try {
-  first.malloc(3 << 20);
-} catch {
-  // the fault: this instance stopped
-}
-armCrash(0, () => {
-  throw new Error('off');
-});
+faultUnderLock(first); // the instance stops, the lock kept in its slot's name
 parentPort!.postMessage({ threadId: first.threadId, slot: firstSlot });
 parentPort!.once('message', () => {
   const cas = Atomics.compareExchange;
