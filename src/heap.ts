@@ -17,7 +17,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread, nodeThreadId } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimOwnDead, reclaimTarget, reclaimThread, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, watchWorker, type WatchableWorker } from './reclaim.js';
 import { goneMarkName, hasWebLocks, holdThreadLock, markedGone, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -872,14 +872,21 @@ export class SharedHeap {
       });
       this.#gone.set(id, gone);
     }
-    return gone.then((lock) => {
-      const t = latestAttachment(this.#t); // a fault stopped this instance: its thread's next attachment reclaims
-      if (t.detached) {
-        lock.release();
-        return false;
+    return gone.then(async (lock) => {
+      for (;;) {
+        const t = latestAttachment(this.#t); // a fault stopped this instance: its thread's next attachment reclaims
+        if (t.detached) {
+          lock.release();
+          return false;
+        }
+        // A fault inside this reclaim stops this thread's use of the heap, as in any call (fault.ts).
+        // It marks the slot dead first (a global lock it held is broken), and never waits for a live
+        // holder of the lock: it tries again once the lock word changed, the event loop running
+        // meanwhile, where another worker's reclaim may break that holder's lock (reclaimIdNoWait).
+        const done = guarded(t, 'reclaimWhenGone(threadId)', reclaimIdNoWait, id);
+        if (done !== 'busy') return done;
+        await waitLockAsync(t);
       }
-      // A fault inside this reclaim stops this thread's use of the heap, as in any call (fault.ts).
-      return guarded(t, 'reclaimWhenGone(threadId)', reclaimThread, id); // marks the slot dead first: a global lock it held is broken
     });
   }
 

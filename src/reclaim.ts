@@ -101,15 +101,6 @@ export function recordWatching(t: ThreadContext, id: number): number {
 }
 
 /**
- * reclaim(thread): `thread` is a Worker passed to watch() whose exit was seen, or a threadId
- * that the caller states has stopped. The slot is marked DEAD before the lock is taken, so a
- * lock the thread died holding is broken by this very acquisition.
- */
-export function reclaimThread(t: ThreadContext, thread: unknown): boolean {
-  return reclaimId(t, reclaimTarget(t, thread));
-}
-
-/**
  * reclaim(worker) of a watched Worker that exited: as watch()'s own reclaim, never waiting for the
  * lock. This runs in 'exit' handlers, where the lock's holder may be another exited worker whose
  * own exit (which marks it dead, so that the lock can be broken) cannot be seen while this one
@@ -198,6 +189,20 @@ function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boole
     if ((state === TS_DEAD || state === TS_RECLAIMING) && Atomics.load(i32, w + TH_THREAD_ID) === threadId + 1 && Atomics.load(i32, w + TH_RECLAIMER) === holder + 1) return true;
   }
   return false;
+}
+
+/**
+ * reclaimId without waiting for the global lock: 'busy' where it would wait for a live holder
+ * (reclaimWhenGone tries again once the lock word changed, its event loop running). A page's
+ * reclaimWhenGone waited up to 3 s in lockAcquire and threw LockTimeoutError where another worker,
+ * terminated but not yet gone (Chromium runs it on for about 2 s), held the lock: that worker's
+ * own reclaimWhenGone, which breaks its lock, could not run meanwhile (test/browser/chaos.test.ts,
+ * one failure in a CI run under load).
+ */
+export function reclaimIdNoWait(t: ThreadContext, threadId: number): boolean | 'busy' {
+  const deadOnly = findThread(t, threadId, [TS_DEAD]) >= 0;
+  if (!deadOnly) markDead(t, threadId);
+  return reclaimLocked(t, threadId, false, deadOnly);
 }
 
 /** The threadId watch() recorded for `worker`, which must have exited. */
