@@ -176,12 +176,17 @@ export function reclaimId(t: ThreadContext, threadId: number): boolean {
 /**
  * Whether the ATTACHED slot `holder` under `threadId` is inside (or ended inside) its reclaim of
  * another slot under the id: a DEAD or RECLAIMING slot under the id that names it as its reclaimer
- * (TH_RECLAIMER, written under the lock by reclaimFound and reclaimOwnDead, cleared when the slot
- * goes FREE and at attach).
+ * (TH_RECLAIMER, written under the lock by reclaimFound, cleared when the slot goes FREE and at
+ * attach), or whose own TH_RECLAIMER word is set (reclaimOwnDead marks it there before it takes
+ * the lock, and clears it after it let the lock go).
  */
 function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boolean {
   const i32 = t.i32;
   if (Atomics.load(i32, t.threadW(holder) + TH_THREAD_ID) !== threadId + 1) return false;
+  // Its own mark (reclaimOwnDead: set from before it takes the lock until after it let it go), not
+  // the stopped slot's state: that slot may be FREE already (reclaimed, the thread ending before its
+  // release) while another stopped slot under the id waits for the same reclaim.
+  if (Atomics.load(i32, t.threadW(holder) + TH_RECLAIMER) !== 0) return true;
   for (let v = 0, used = usedSlots(i32, t.geo.maxThreads); v < used; v++) {
     if (v === holder) continue;
     const w = t.threadW(v);
@@ -301,7 +306,18 @@ export function reclaimOwnDead(t: ThreadContext, staleSlot = -1, staleId = -1): 
     if (s === t.runner.slot || Atomics.load(i32, w + TH_STATE) !== TS_DEAD) continue;
     const id = Atomics.load(i32, w + TH_THREAD_ID) - 1;
     if (id !== t.threadId && !(s === staleSlot && id === staleId)) continue;
-    lockAcquire(t);
+    // Marked before the lock is taken (in this slot's own TH_RECLAIMER word, 0 while ATTACHED
+    // otherwise): a thread that ends after taking it (breaking the stopped slot's lock runs
+    // repairSlotTable) and before reclaimFound names it in the stopped slot is known to be inside
+    // this reclaim all the same (inOwnReclaim; an audit of ab9e8a1: reclaim(threadId) waited for good).
+    const mark = t.thW + TH_RECLAIMER;
+    Atomics.store(i32, mark, s + 1);
+    try {
+      lockAcquire(t);
+    } catch (e) {
+      i32[mark] = 0;
+      throw e;
+    }
     try {
       // Again under the lock: another thread may have reclaimed it meanwhile, and an attach taken it.
       // (Not ended: this thread runs on, and so do the workers it watches.)
@@ -311,6 +327,7 @@ export function reclaimOwnDead(t: ThreadContext, staleSlot = -1, staleId = -1): 
       throw e;
     } finally {
       lockRelease(t);
+      i32[mark] = 0; // after the lock went: a thread that ends in lockRelease is still known inside
     }
   }
 }

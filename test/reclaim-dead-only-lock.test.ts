@@ -9,6 +9,12 @@
  * slot, marked nothing, and waited for a lock nobody would ever let go: a main thread's LockTimeoutError
  * that tells it to call reclaim() of that same id, which does the same again; a worker waits for
  * good; every thread of the heap stops at its next slow path.
+ *
+ * And a step earlier (an audit of ab9e8a1, whose reclaim(threadId) took such a holder as stopped
+ * only if a stopped slot named it as its reclaimer, TH_RECLAIMER, written by reclaimFound): a
+ * thread that ended right after its attach again broke the stopped slot's lock (which runs
+ * repairSlotTable), before reclaimFound wrote that mark, left the lock held for good too. The
+ * attach again now marks its own slot before it takes the lock (reclaimOwnDead).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
@@ -23,11 +29,14 @@ afterEach(terminateAll);
 const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('message', resolve));
 
 describe('reclaim(threadId) of a thread that ended while it attached again after a fault', () => {
-  it('breaks the lock its new slot held and reclaims', async () => {
+  it.each([
+    ['at its reclaim\'s CAS of the stopped slot', 'reattach-stop-worker'],
+    ['right after it broke the stopped slot\'s lock', 'reattach-stop-early-worker'],
+  ])('ended %s: breaks the lock its new slot held and reclaims', async (_when, worker) => {
     const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
     const t = internals(heap);
     const state = (s: number): number => Atomics.load(t.i32, t.threadW(s) + TH_STATE);
-    const w = startWorker('reattach-stop-worker', { buffer: heap.buffer });
+    const w = startWorker(worker, { buffer: heap.buffer });
     const first = await next<{ threadId: number; slot: number }>(w);
     expect(state(first.slot)).toBe(TS_DEAD);
     expect(lockHolder(Atomics.load(t.i32, G_LOCK))).toBe(first.slot);
