@@ -94,16 +94,21 @@ export function answersToAsksUnderLock(t: ThreadContext, wait: boolean): boolean
  * yet reclaimed). check() names them where a walk fails (check.ts).
  */
 export function unansweredAsks(t: ThreadContext): number[] {
+  // Not its own: its own answer cannot run while it walks.
+  return askedSlots(t)
+    .filter((s) => s !== t.slot)
+    .map((s) => Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) - 1); // the word holds threadId + 1
+}
+
+/** The slots of the attached threads whose ask word says ASKED (an ask not answered yet). */
+function askedSlots(t: ThreadContext): number[] {
   const i32 = t.i32;
-  const ids: number[] = [];
+  const slots: number[] = [];
   for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
-    if (s === t.slot) continue; // its own answer cannot run while it walks
     const thW = t.threadW(s);
-    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) {
-      ids.push(Atomics.load(i32, thW + TH_THREAD_ID) - 1); // the word holds threadId + 1
-    }
+    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) slots.push(s);
   }
-  return ids;
+  return slots;
 }
 
 /** Waits up to FLUSH_ASK_WAIT_MS for the threads whose ask words are `asked` to answer; true when one did. */
@@ -169,13 +174,7 @@ export function listenForFlushAsks(t: ThreadContext, flush: () => void): void {
  * answered or answers it: a notify with no waiter, or a spare one, changes nothing.
  */
 export function wakeAskedListeners(t: ThreadContext): void {
-  const i32 = t.i32;
-  for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
-    const thW = t.threadW(s);
-    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) {
-      Atomics.notify(i32, thW + TH_FLUSH_ASK);
-    }
-  }
+  for (const s of askedSlots(t)) Atomics.notify(t.i32, t.threadW(s) + TH_FLUSH_ASK);
 }
 
 /** t stops answering asks (a detach): an asker no longer waits for it. */

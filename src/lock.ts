@@ -162,7 +162,8 @@ export function lockAcquire(h: ThreadContext, stopped?: (slot: number) => boolea
  * cut off by a fault keeps the lock in the name of a slot it marks DEAD while its thread runs on
  * (fault.ts; no 'exit' comes for watch() to reclaim it), and tryMalloc, which only tried the lock,
  * then answered 0 for good to every request that needs it (an audit,
- * test/try-malloc-dead-holder.test.ts).
+ * test/try-malloc-dead-holder.test.ts). Code in an event-loop callback (watch()) takes the lock
+ * this way: it must not block on a holder that only another callback of the same loop can mark dead.
  */
 export function tryLockAcquire(h: ThreadContext): boolean {
   if (h.runner.lockDepth > 0) {
@@ -176,15 +177,6 @@ export function tryLockAcquire(h: ThreadContext): boolean {
   }
   h.runner.lockDepth = 1;
   return true;
-}
-
-/**
- * Takes the lock if it is free or its holder is known dead (then breaking it), without waiting
- * for a live holder: for code running in an event-loop callback (watch()), which must not block
- * on a holder that only another callback of the same loop can mark dead. (tryLockAcquire.)
- */
-export function lockAcquireNoWait(h: ThreadContext): boolean {
-  return tryLockAcquire(h);
 }
 
 function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: number) => boolean): boolean {
@@ -270,12 +262,16 @@ export function lockRelease(h: ThreadContext): void {
  * marked by watch() or reclaim()), takes the lock over from it with one CAS and repairs the
  * pool. Returns true when the caller now holds the lock.
  */
+/** Whether the lock's holder slot is a live thread's: ATTACHED, and not one the caller knows stopped (lockAcquire). */
+function holderLive(h: ThreadContext, holder: number, stopped: ((slot: number) => boolean) | undefined): boolean {
+  return Atomics.load(h.i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED && (stopped === undefined || !stopped(holder));
+}
+
 function breakLockIfHolderDead(h: ThreadContext, c: number, stopped?: (slot: number) => boolean): boolean {
   const i32 = h.i32;
   const holder = lockHolder(c);
   if (holder < 0 || holder === h.runner.slot || holder >= h.geo.maxThreads) return false;
-  const live = (): boolean => Atomics.load(i32, h.threadW(holder) + TH_STATE) === TS_ATTACHED && (stopped === undefined || !stopped(holder));
-  if (live()) return false;
+  if (holderLive(h, holder, stopped)) return false;
   if (Atomics.compareExchange(i32, G_LOCK, c, me(h) | WAITERS) !== c) return false;
   // The word names a slot, not an attachment: between the load of the state above and the CAS,
   // another thread may have broken the lock, reclaimed the slot, and a new thread attached there
@@ -284,7 +280,7 @@ function breakLockIfHolderDead(h: ThreadContext, c: number, stopped?: (slot: num
   // while its lock stands (a reclaim, or an attach after one, needs the lock): ATTACHED now, the
   // word was the new thread's, and goes back to it (with the waiters bit: others may wait). If it
   // let the lock go meanwhile (its release took this word), the CAS fails and nothing is held.
-  if (live()) {
+  if (holderLive(h, holder, stopped)) {
     Atomics.compareExchange(i32, G_LOCK, me(h) | WAITERS, c | WAITERS);
     return false;
   }

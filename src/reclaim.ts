@@ -18,7 +18,7 @@ import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
 import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
-import { WOULD_BLOCK, countWatched, lockAcquire, lockAcquireNoWait, lockHolder, lockRelease } from './lock.js';
+import { WOULD_BLOCK, countWatched, lockAcquire, lockHolder, lockRelease, tryLockAcquire } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, onRemoteList, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
@@ -166,8 +166,7 @@ export function reclaimId(t: ThreadContext, threadId: number): boolean {
   // read here may have been let go and taken again since (an audit of 5d43d86).
   // Decided once, from the holder now: a later attachment of the thread that takes the lock for its
   // own reclaim while this one waits is live, and left alone (test/reclaim-reattached.test.ts).
-  const deadOnly = findThread(t, threadId, [TS_DEAD]) >= 0;
-  if (!deadOnly) markDead(t, threadId);
+  const deadOnly = markForReclaim(t, threadId);
   const holder = deadOnly ? lockHolder(Atomics.load(t.i32, G_LOCK)) : -1;
   const stopped = holder >= 0 && holder < t.geo.maxThreads && holder !== t.runner.slot && inOwnReclaim(t, threadId, holder) ? holder : -1;
   return reclaimLocked(t, threadId, true, deadOnly, stopped) === true;
@@ -175,25 +174,18 @@ export function reclaimId(t: ThreadContext, threadId: number): boolean {
 
 /**
  * Whether the ATTACHED slot `holder` under `threadId` is inside (or ended inside) its reclaim of
- * another slot under the id: a DEAD or RECLAIMING slot under the id that names it as its reclaimer
- * (TH_RECLAIMER, written under the lock by reclaimFound, cleared when the slot goes FREE and at
- * attach), or whose own TH_RECLAIMER word is set (reclaimOwnDead marks it there before it takes
- * the lock, and clears it after it let the lock go).
+ * another slot under the id: its own TH_RECLAIMER word is set (reclaimOwnDead, the one way a thread
+ * reclaims a slot under its own id, marks it there before it takes the lock and clears it after it
+ * let the lock go; attach zeroes it).
  */
 function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boolean {
   const i32 = t.i32;
   if (Atomics.load(i32, t.threadW(holder) + TH_THREAD_ID) !== threadId + 1) return false;
-  // Its own mark (reclaimOwnDead: set from before it takes the lock until after it let it go), not
-  // the stopped slot's state: that slot may be FREE already (reclaimed, the thread ending before its
-  // release) while another stopped slot under the id waits for the same reclaim.
-  if (Atomics.load(i32, t.threadW(holder) + TH_RECLAIMER) !== 0) return true;
-  for (let v = 0, used = usedSlots(i32, t.geo.maxThreads); v < used; v++) {
-    if (v === holder) continue;
-    const w = t.threadW(v);
-    const state = Atomics.load(i32, w + TH_STATE);
-    if ((state === TS_DEAD || state === TS_RECLAIMING) && Atomics.load(i32, w + TH_THREAD_ID) === threadId + 1 && Atomics.load(i32, w + TH_RECLAIMER) === holder + 1) return true;
-  }
-  return false;
+  // Its own mark (reclaimOwnDead: set from before it takes the lock until after it let it go, so
+  // over the whole time a stopped slot names it as reclaimer, and after: that slot may be FREE
+  // already, reclaimed, the thread ending before its release, while another stopped slot under the
+  // id waits for the same reclaim).
+  return Atomics.load(i32, t.threadW(holder) + TH_RECLAIMER) !== 0;
 }
 
 /**
@@ -205,9 +197,18 @@ function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boole
  * one failure in a CI run under load).
  */
 export function reclaimIdNoWait(t: ThreadContext, threadId: number): boolean | 'busy' {
+  return reclaimLocked(t, threadId, false, markForReclaim(t, threadId));
+}
+
+/**
+ * reclaim(threadId)'s first step: marks the thread's ATTACHED slot DEAD unless a slot under the id
+ * is DEAD already (a stopped instance: then that is what goes, reclaimId). Returns whether there
+ * was one (reclaimUnderLock's `deadOnly`).
+ */
+function markForReclaim(t: ThreadContext, threadId: number): boolean {
   const deadOnly = findThread(t, threadId, [TS_DEAD]) >= 0;
   if (!deadOnly) markDead(t, threadId);
-  return reclaimLocked(t, threadId, false, deadOnly);
+  return deadOnly;
 }
 
 /** The threadId watch() recorded for `worker`, which must have exited. */
@@ -251,7 +252,7 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean, dea
   // `stopped`: an attachment under the id that was inside its reclaim of a stopped slot under the
   // id when the caller asked (reclaimId); its lock is broken while it still is.
   if (mayWait) lockAcquire(t, stopped >= 0 ? (holder) => holder === stopped && inOwnReclaim(t, threadId, holder) : undefined);
-  else if (!lockAcquireNoWait(t)) return 'busy';
+  else if (!tryLockAcquire(t)) return 'busy';
   try {
     return reclaimUnderLock(t, threadId, deadOnly, stopped) || freed;
   } catch (e) {
@@ -277,9 +278,9 @@ function reclaimUnderLock(t: ThreadContext, threadId: number, deadOnly: boolean,
   // again (its new slot ATTACHED under the same Node threadId, its reclaim of the old one waiting
   // for this lock), the stopped instance is what the caller means (fault.ts's message), not the
   // live one in whichever slot comes first (an audit). `deadOnly`: there was a DEAD one when the
-  // caller asked, so an ATTACHED one is not taken in its place.
-  // Every DEAD slot under the id (a stopped instance and the attachment that ended reclaiming it:
-  // marked here, under the lock, where it can no longer finish that reclaim and go on).
+  // caller asked, so an ATTACHED one is not taken in its place. Every DEAD slot under the id goes:
+  // a stopped instance, and `stopped`, the attachment that ended reclaiming it (marked here, under
+  // the lock, where it can no longer finish that reclaim and go on).
   if (stopped >= 0 && inOwnReclaim(t, threadId, stopped)) Atomics.compareExchange(t.i32, t.threadW(stopped) + TH_STATE, TS_ATTACHED, TS_DEAD);
   let any = false;
   for (let s = findThread(t, threadId, [TS_DEAD]); s >= 0; s = findThread(t, threadId, [TS_DEAD])) {

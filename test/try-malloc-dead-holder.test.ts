@@ -6,7 +6,7 @@
  * runs on (no 'exit' for watch() to reclaim), a thread that allocates with tryMalloc alone (a
  * real-time thread) got 0 for every request that needs the lock for as long as no other thread
  * happened to make a blocking call, on a heap that was all free. Breaking a dead holder's lock
- * never waits (watch() does it from event-loop callbacks: lock.ts lockAcquireNoWait).
+ * never waits (watch() does it from event-loop callbacks: lock.ts tryLockAcquire).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
