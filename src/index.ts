@@ -1,5 +1,6 @@
 export { SharedHeap, type HeapOptions } from './heap.js';
 export type { SharedMemory } from './wasm-copy.js';
+export type { WatchableWorker } from './reclaim.js';
 export type { HeapStats, LockStats, StageStats, ClassStats, ThreadStats } from './stats.js';
 export {
   HeapError, InvalidPointerError, DoubleFreeError, HeapCorruptionError, ThreadSlotsExhaustedError, HeapStateError,

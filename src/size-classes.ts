@@ -90,20 +90,25 @@ const BUILT = buildSizes();
 export const NUM_CLASSES = BUILT.sizes.length; // 60
 if (NUM_CLASSES > CLASS_SLOTS) throw new Error(`size-classes: ${NUM_CLASSES} classes, the layout has room for ${CLASS_SLOTS}`);
 
+// The typed arrays below are annotated with the plain types (Int32Array, Uint8Array): left to
+// inference, TypeScript 5.7+ writes `Int32Array<ArrayBuffer>` into the shipped .d.ts, which
+// TypeScript before 5.7 rejects ("Type 'Int32Array' is not generic", 13 errors in a user's
+// project without skipLibCheck, whatever of the package it imports).
+
 /** Block size of each class, in bytes. */
-export const SIZE = Int32Array.from(BUILT.sizes);
+export const SIZE: Int32Array = Int32Array.from(BUILT.sizes);
 /** How many classes share each class's doubling: 2 for the wide ones (TWO_PER_DOUBLING_FROM..TO), which cache twice the bytes. */
-export const PER_DOUBLING = Uint8Array.from(BUILT.perDoubling);
+export const PER_DOUBLING: Uint8Array = Uint8Array.from(BUILT.perDoubling);
 /** Slots per slab of each class. */
-export const SPAN = new Int32Array(NUM_CLASSES);
+export const SPAN: Int32Array = new Int32Array(NUM_CLASSES);
 /** Bytes of state-byte header before the first block (multiple of 16). */
-export const HDR = new Int32Array(NUM_CLASSES);
+export const HDR: Int32Array = new Int32Array(NUM_CLASSES);
 /** Blocks per slab. */
-export const COUNT = new Int32Array(NUM_CLASSES);
+export const COUNT: Int32Array = new Int32Array(NUM_CLASSES);
 /** 1 when the class's state bytes live in the slab's head meta entry (see above). */
-export const META_STATES = new Uint8Array(NUM_CLASSES);
+export const META_STATES: Uint8Array = new Uint8Array(NUM_CLASSES);
 /** Alignment every block of the class has (power of two). */
-export const ALIGN = new Int32Array(NUM_CLASSES);
+export const ALIGN: Int32Array = new Int32Array(NUM_CLASSES);
 /**
  * Exact division for free(): a block offset `off` within a slab is `idx * SIZE` exactly, and
  * SIZE = 2^DIV_SHIFT * odd. Then idx = imul(off >>> DIV_SHIFT, DIV_INV) with DIV_INV the inverse
@@ -116,9 +121,9 @@ export const ALIGN = new Int32Array(NUM_CLASSES);
  * test by the modular inverse): all at or above COUNT, so `idx >>> 0 < COUNT` alone decides. One
  * mask load and test fewer on every free: W1 in one process 40.8-41.8 -> 44.4-45.7 M ops/s.
  */
-export const DIV_SHIFT = new Int32Array(NUM_CLASSES);
-export const DIV_MASK = new Int32Array(NUM_CLASSES);
-export const DIV_INV = new Int32Array(NUM_CLASSES);
+export const DIV_SHIFT: Int32Array = new Int32Array(NUM_CLASSES);
+export const DIV_MASK: Int32Array = new Int32Array(NUM_CLASSES);
+export const DIV_INV: Int32Array = new Int32Array(NUM_CLASSES);
 /** DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side (free() reads one line):
  * entry `cls * FD_WORDS`, fields FD_*. */
 export const FD_SHIFT = 0;
@@ -126,7 +131,7 @@ export const FD_INV = 1;
 export const FD_MASK = 2;
 export const FD_COUNT = 3;
 export const FD_WORDS = 4;
-export const FREE_DIV = new Int32Array(NUM_CLASSES * FD_WORDS);
+export const FREE_DIV: Int32Array = new Int32Array(NUM_CLASSES * FD_WORDS);
 /**
  * Index of the block at byte offset `off` from block 0 of a slab of class `cls`, by free()'s exact
  * division (a multiply by the inverse of the size's odd part, then a rotate right by its power of
@@ -142,7 +147,7 @@ export function blockIndex(cls: number, off: number): number {
 }
 
 /** Class of a request, indexed by (size + 15) >>> 4: one load on the fast path. */
-export const CLASS_OF_GRANULE = new Uint8Array((MAX_SMALL >>> 4) + 1);
+export const CLASS_OF_GRANULE: Uint8Array = new Uint8Array((MAX_SMALL >>> 4) + 1);
 
 function lowbit(x: number): number {
   return x & -x;
@@ -222,7 +227,7 @@ for (let cls = 0; cls < NUM_CLASSES; cls++) {
  * word of state bytes), for SM_FREE_REGIONS (layout.ts): a refill scans the state bytes of the
  * regions whose bit is set, a word at a time, instead of following links through freed blocks.
  */
-export const REGION_SHIFT = Int32Array.from(COUNT, (count) => Math.max(2, 32 - Math.clz32(Math.ceil(count / 32) - 1)));
+export const REGION_SHIFT: Int32Array = Int32Array.from(COUNT, (count) => Math.max(2, 32 - Math.clz32(Math.ceil(count / 32) - 1)));
 
 for (let g = 0, cls = 0; g < CLASS_OF_GRANULE.length; g++) {
   while (SIZE[cls] < g * 16) cls++;
