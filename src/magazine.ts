@@ -6,7 +6,8 @@
  * A drain first copies the entries into the thread's journal (TH_JOURNAL_*), then removes them
  * from the magazine, then processes the journal: TH_JOURNAL_DONE says how many words are done,
  * TH_INFLIGHT how many blocks of a remote chain are between their first PENDING state and the
- * CAS that publishes them. A reclaimer can so finish a drain of a thread that died inside one.
+ * CAS that publishes them (-k while their states are set, k of them so far). A reclaimer can so
+ * finish a drain of a thread that died inside one.
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
@@ -252,10 +253,15 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
       }
       // States and links first; then TH_INFLIGHT says the chain may be published from here on
       // (a reclaimer finds it PENDING throughout); before that it is the dead thread's still.
+      // Meanwhile TH_INFLIGHT is -k, k the blocks made PENDING so far (stored with no call after
+      // the state): a reclaimer takes one of those back only if it is still PENDING, since a
+      // stray write of the program that links a block on the slab's remote list to one of them
+      // lets the owner's collection take it (reclaim.ts finishJournals).
       for (let k = 0; k < n; k++) {
         const ek = e + MAG_ENTRY_WORDS * k;
         bytes[i32[ek + MAG_STATE]] = ST_PENDING;
         if (k + 1 < n) i32[(i32[ek] >>> 2) + FREE_LINK_W] = i32[ek + MAG_ENTRY_WORDS];
+        i32[t.thW + TH_INFLIGHT] = -(k + 1);
         crashPoint(CP_PUBLISH);
       }
       i32[t.thW + TH_INFLIGHT] = n;

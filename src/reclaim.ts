@@ -523,17 +523,21 @@ function finishJournals(dead: ThreadContext): Set<number> {
   }
   for (let w = jW; w < jW + n; w += MAG_ENTRY_WORDS) held.add(i32[w]);
   const inflight = i32[dead.thW + TH_INFLIGHT];
-  const done = i32[dead.thW + TH_JOURNAL_DONE] + MAG_ENTRY_WORDS * inflight;
+  const done = i32[dead.thW + TH_JOURNAL_DONE] + MAG_ENTRY_WORDS * (inflight > 0 ? inflight : 0);
   if (inflight > 0) resolveInflight(dead, jW + i32[dead.thW + TH_JOURNAL_DONE], inflight);
   // Entries after those were never published: still ours while their state says CACHED, or
-  // PENDING (a chain whose states were being set, TH_INFLIGHT not yet stored); FREE: a run of its
-  // own slab's blocks whose states were set (counted by the slab already, or by the recount of
-  // the dead thread's slabs at the end of the reclaim).
+  // PENDING (a chain whose states were being set, TH_INFLIGHT -k); FREE: a run of its own slab's
+  // blocks whose states were set (counted by the slab already, or by the recount of the dead
+  // thread's slabs at the end of the reclaim). Of the chain's first k, whose states it set
+  // PENDING, only those still PENDING: one that is not was taken by a collection that a stray
+  // write led there (see resolveInflight), and may be cached again in another magazine since.
+  const reachedEnd = jW + done + (inflight < 0 ? -MAG_ENTRY_WORDS * inflight : 0);
   const rest = new Int32Array(n);
   let m = 0;
   for (let w = jW + done; w < jW + n; w += MAG_ENTRY_WORDS) {
     const st = dead.bytes[i32[w + MAG_STATE]];
     if (st !== ST_CACHED && st !== ST_PENDING) continue;
+    if (st !== ST_PENDING && w < reachedEnd) continue;
     rest[m++] = i32[w];
     rest[m++] = i32[w + MAG_STATE];
   }
@@ -595,11 +599,20 @@ function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
       if (onRemoteList(dead, mW, cls, first)) return;
       if (dead.bytes[stateW] !== ST_PENDING) return;
       if (Atomics.load(i32, mW + SM_COLLECTS) === epoch && !someoneCollecting(dead, mW)) {
-        // Never published: link the chain again (the links may be half written) and publish it.
-        for (let k = 0; k + 1 < n; k++) {
-          i32[(i32[fromW + MAG_ENTRY_WORDS * k] >>> 2) + FREE_LINK_W] = i32[fromW + MAG_ENTRY_WORDS * (k + 1)];
+        // Never published: link the chain again (the links may be half written) and publish it,
+        // its blocks still PENDING only. A block of it that is not was taken by the owner's
+        // collection, led there by a program's stray write into a block on the slab's remote list
+        // (a link to this chain): it is FREE, or handed out since, live, cached. Linked and
+        // published again, it had its first word overwritten while live, and was on the list
+        // while in use (test/stray-write-dead-freer-chain.test.ts).
+        let last = first;
+        for (let k = 1; k < n; k++) {
+          if (dead.bytes[i32[fromW + MAG_ENTRY_WORDS * k + MAG_STATE]] !== ST_PENDING) continue;
+          const b = i32[fromW + MAG_ENTRY_WORDS * k];
+          i32[(last >>> 2) + FREE_LINK_W] = b;
+          last = b;
         }
-        publishChain(i32, mW, first, i32[fromW + MAG_ENTRY_WORDS * (n - 1)]);
+        publishChain(i32, mW, first, last);
         notifyOrAdopt(dead, (mW - dead.smW) >>> SM_SHIFT);
         return;
       }
