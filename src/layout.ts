@@ -485,7 +485,9 @@ export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
 export const TF_WORDS = 18; //       (9 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's, 8 TH_FLAGGED's and TH_LARGE_HELD's)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
-//                                a reclaim of that reclaimer finishes this one too (reclaim.ts); in an ATTACHED
+//                                a reclaim of that reclaimer finishes this one too (reclaim.ts); left so when the
+//                                slot goes FREE (attach zeroes it), so that a reclaimer stopped right before that
+//                                store is still named (reclaim.ts reclaimSlot); in an ATTACHED
 //                                slot, [O]: the stopped slot + 1 its own reclaim (reclaimOwnDead) is taking, from
 //                                before it takes the lock until after it let it go (reclaim.ts inOwnReclaim), else 0
 export const TH_NOTIFYING = TH_F64_W + 2 * 5 + 1; // [O] (an Int32 word in the counters area) while a remote freer

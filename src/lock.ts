@@ -164,15 +164,16 @@ export function lockAcquire(h: ThreadContext, stopped?: (slot: number) => boolea
  * then answered 0 for good to every request that needs it (an audit,
  * test/try-malloc-dead-holder.test.ts). Code in an event-loop callback (watch()) takes the lock
  * this way: it must not block on a holder that only another callback of the same loop can mark dead.
+ * `stopped`: as lockAcquire's (reclaim.ts reclaimIdNoWait).
  */
-export function tryLockAcquire(h: ThreadContext): boolean {
+export function tryLockAcquire(h: ThreadContext, stopped?: (slot: number) => boolean): boolean {
   if (h.runner.lockDepth > 0) {
     h.runner.lockDepth++;
     return true;
   }
   if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) === 0) lockTaken(h, false, 0, 0, 0);
   else if (!lockAcquireSlow(h, false)) {
-    if (!breakLockIfHolderDead(h, Atomics.load(h.i32, G_LOCK))) return false;
+    if (!breakLockIfHolderDead(h, Atomics.load(h.i32, G_LOCK), stopped)) return false;
     lockTaken(h, true, 0, 0, 0);
   }
   h.runner.lockDepth = 1;

@@ -167,9 +167,18 @@ export function reclaimId(t: ThreadContext, threadId: number): boolean {
   // Decided once, from the holder now: a later attachment of the thread that takes the lock for its
   // own reclaim while this one waits is live, and left alone (test/reclaim-reattached.test.ts).
   const deadOnly = markForReclaim(t, threadId);
+  return reclaimLocked(t, threadId, true, deadOnly, stoppedHolder(t, threadId, deadOnly)) === true;
+}
+
+/**
+ * The slot holding the global lock when it is an attachment under `threadId` inside (or ended
+ * inside) its reclaim of a stopped slot under the id, which reclaimId and reclaimIdNoWait take as
+ * stopped; else -1. Only where a slot under the id is DEAD (`deadOnly`: otherwise the ATTACHED
+ * one is marked DEAD, and its lock broken as a dead holder's).
+ */
+function stoppedHolder(t: ThreadContext, threadId: number, deadOnly: boolean): number {
   const holder = deadOnly ? lockHolder(Atomics.load(t.i32, G_LOCK)) : -1;
-  const stopped = holder >= 0 && holder < t.geo.maxThreads && holder !== t.runner.slot && inOwnReclaim(t, threadId, holder) ? holder : -1;
-  return reclaimLocked(t, threadId, true, deadOnly, stopped) === true;
+  return holder >= 0 && holder < t.geo.maxThreads && holder !== t.runner.slot && inOwnReclaim(t, threadId, holder) ? holder : -1;
 }
 
 /**
@@ -197,7 +206,11 @@ function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boole
  * one failure in a CI run under load).
  */
 export function reclaimIdNoWait(t: ThreadContext, threadId: number): boolean | 'busy' {
-  return reclaimLocked(t, threadId, false, markForReclaim(t, threadId));
+  // As reclaimId, the holder that ended inside its reclaim of the stopped slot taken as stopped:
+  // that lock is let go by nobody, and the word never changes (an audit: reclaimWhenGone tried
+  // again at every change, pending for good, the lock held for good).
+  const deadOnly = markForReclaim(t, threadId);
+  return reclaimLocked(t, threadId, false, deadOnly, stoppedHolder(t, threadId, deadOnly));
 }
 
 /**
@@ -251,8 +264,9 @@ function reclaimLocked(t: ThreadContext, threadId: number, mayWait: boolean, dea
   if (findThread(t, threadId, [TS_ATTACHED, TS_DEAD]) < 0) return freed;
   // `stopped`: an attachment under the id that was inside its reclaim of a stopped slot under the
   // id when the caller asked (reclaimId); its lock is broken while it still is.
-  if (mayWait) lockAcquire(t, stopped >= 0 ? (holder) => holder === stopped && inOwnReclaim(t, threadId, holder) : undefined);
-  else if (!tryLockAcquire(t)) return 'busy';
+  const isStopped = stopped >= 0 ? (holder: number): boolean => holder === stopped && inOwnReclaim(t, threadId, holder) : undefined;
+  if (mayWait) lockAcquire(t, isStopped);
+  else if (!tryLockAcquire(t, isStopped)) return 'busy';
   try {
     return reclaimUnderLock(t, threadId, deadOnly, stopped) || freed;
   } catch (e) {
@@ -433,7 +447,10 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   i32.fill(0, t.threadW(s) + TH_WATCHING, t.threadW(s) + TH_WATCHING + WATCH_ENTRIES);
   t.f64[F_RECLAIMS]++;
   Atomics.store(i32, t.threadW(s) + TH_THREAD_ID, 0);
-  i32[t.threadW(s) + TH_RECLAIMER] = 0;
+  // TH_RECLAIMER is left naming this reclaimer (attach zeroes it): a reclaimer stopped before the
+  // store below leaves the slot RECLAIMING, which the reclaim of that reclaimer finishes only if
+  // the slot still names it (cleared here first, it stayed RECLAIMING for good, one thread slot
+  // fewer: an audit, test/reclaimer-stopped-at-atomics.test.ts).
   Atomics.store(i32, stateW, TS_FREE);
 }
 

@@ -106,6 +106,19 @@ export function ledgerRealloc(heap: SharedHeap, d: CrashWorkerData, i: number, s
   return q;
 }
 
+/** alignedAlloc through the ledger. */
+export function ledgerAligned(heap: SharedHeap, d: CrashWorkerData, align: number, size: number): number {
+  const i = d.ledger[L_COUNT]!;
+  d.sizes[i] = size;
+  Atomics.store(d.ledger, L_INFLIGHT, i);
+  const p = heap.alignedAlloc(align, size);
+  if (p !== 0) heap.u8.fill(patternOf(i), p, p + size);
+  d.ledger[L_FIRST + i] = p;
+  d.ledger[L_COUNT] = i + 1;
+  Atomics.store(d.ledger, L_INFLIGHT, -1);
+  return i;
+}
+
 export interface CrashScenario {
   options: HeapOptions;
   /** In the worker, before 'go' (not counted). */
@@ -183,6 +196,31 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       const e = ledgerMalloc(heap, d, 1200 * KiB);
       ledgerRealloc(heap, d, e, 4 * MiB);
       ledgerRealloc(heap, d, e, 1100 * KiB);
+    },
+  },
+  /** More large paths: alignments above a slot, realloc's move to a run with room, lists of several runs. */
+  'large-more': {
+    options: { ...SMALL, initialBytes: 6 * MiB, stage1Keep: 4 },
+    workerRun(heap, d) {
+      const a = ledgerAligned(heap, d, 128 * KiB, 200 * KiB); // two-slot aligned run in a SuperSlab
+      const b = ledgerAligned(heap, d, 1 * MiB, 300 * KiB); // a whole SuperSlab, aligned
+      const c = ledgerAligned(heap, d, 1 * MiB, 1500 * KiB); // whole SuperSlabs in a row
+      const r1 = ledgerMalloc(heap, d, 150 * KiB);
+      const r2 = ledgerMalloc(heap, d, 150 * KiB);
+      const r3 = ledgerMalloc(heap, d, 150 * KiB);
+      ledgerFree(heap, d, r1);
+      ledgerFree(heap, d, r2);
+      ledgerFree(heap, d, r3); // three runs on the 3-slot list
+      ledgerFree(heap, d, ledgerMalloc(heap, d, 140 * KiB)); // popped and pushed again
+      ledgerFree(heap, d, a);
+      ledgerFree(heap, d, b);
+      const g = ledgerMalloc(heap, d, 200 * KiB); // from the 4-slot list
+      ledgerRealloc(heap, d, g, 260 * KiB); // moved to a run with as many free slots after it (largeAllocToGrow), the pooled runs given back first
+      ledgerRealloc(heap, d, g, 900 * KiB); // moved again (15 slots: no room fits in a SuperSlab)
+      ledgerRealloc(heap, d, g, 1000 * KiB); // grown in place over the free slot after it
+      ledgerFree(heap, d, c);
+      ledgerMalloc(heap, d, 1300 * KiB); // 21 slots in a row across SuperSlabs (findRun) where c was
+      ledgerRealloc(heap, d, g, 60 * KiB); // large to small: moved
     },
   },
   /** Empty slabs given back: slots to Stage 2 (stage1Keep 0), and Stage-1 slabs given back before the heap grows. */
