@@ -15,6 +15,12 @@
  * thread that ended right after its attach again broke the stopped slot's lock (which runs
  * repairSlotTable), before reclaimFound wrote that mark, left the lock held for good too. The
  * attach again now marks its own slot before it takes the lock (reclaimOwnDead).
+ *
+ * reclaimWhenGone(threadId) (reclaim.ts reclaimIdNoWait) of the same thread, an audit of the
+ * session of 2026-12-05: it saw the DEAD slot, marked nothing, found the lock "busy" with a live
+ * holder, and tried again each time the lock word changed, which it never did: pending for good,
+ * the lock held for good. It now takes that holder as stopped, as reclaim(threadId) does. (The
+ * same threadId for both instances is Node's; Web Locks here are the stand-in of test/web-locks.ts.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
@@ -24,46 +30,89 @@ import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD } from '../src/lay
 import { lockHolder } from '../src/lock.js';
 import { checked, MiB } from './fixtures.js';
 import { startWorker, terminateAll } from './remote-heap.js';
+import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
 
-afterEach(terminateAll);
+let locks: WebLocksStandIn | undefined;
+afterEach(async () => {
+  locks?.uninstall();
+  locks = undefined;
+  await terminateAll();
+});
 const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('message', resolve));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+const WHEN = [
+  ['at its reclaim\'s CAS of the stopped slot', 'reattach-stop-worker'],
+  ['right after it broke the stopped slot\'s lock', 'reattach-stop-early-worker'],
+];
+
+/**
+ * A heap where `worker` was stopped by a fault (its first slot DEAD, holding the lock), attached
+ * again and ended in its reclaim of the stopped slot: its new slot ATTACHED under the same id,
+ * holding the lock. Returns the heap and the thread's id.
+ */
+async function endedWhileAttachingAgain(worker: string): Promise<{ heap: SharedHeap; threadId: number }> {
+  const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
+  const t = internals(heap);
+  const state = (s: number): number => Atomics.load(t.i32, t.threadW(s) + TH_STATE);
+  const w = startWorker(worker, { buffer: heap.buffer });
+  const first = await next<{ threadId: number; slot: number }>(w);
+  expect(state(first.slot)).toBe(TS_DEAD);
+  expect(lockHolder(Atomics.load(t.i32, G_LOCK))).toBe(first.slot);
+  const exited = new Promise((r) => w.once('exit', r));
+  w.postMessage('attach');
+  await exited;
+  let again = -1;
+  for (let s = 0; s < 6; s++) {
+    if (s !== first.slot && state(s) === TS_ATTACHED && Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === first.threadId + 1) again = s;
+  }
+  expect(again, 'the new attachment\'s slot').toBeGreaterThanOrEqual(0);
+  expect(state(first.slot)).toBe(TS_DEAD);
+  expect(lockHolder(Atomics.load(t.i32, G_LOCK)), 'the lock, held by the new slot').toBe(again);
+  return { heap, threadId: first.threadId };
+}
+
+/** Nothing left under the id, the lock free, the heap sound and usable. */
+function expectAllReclaimed(heap: SharedHeap, threadId: number): void {
+  const t = internals(heap);
+  expect(lockHolder(Atomics.load(t.i32, G_LOCK)), 'the lock, free again').toBe(-1);
+  for (let s = 0; s < 6; s++) expect(Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID), `slot ${s}`).not.toBe(threadId + 1);
+  const p = heap.malloc(3 * MiB);
+  expect(p).toBeGreaterThan(0);
+  heap.free(p);
+  expect(checked(heap)).toBe('passes');
+}
 
 describe('reclaim(threadId) of a thread that ended while it attached again after a fault', () => {
-  it.each([
-    ['at its reclaim\'s CAS of the stopped slot', 'reattach-stop-worker'],
-    ['right after it broke the stopped slot\'s lock', 'reattach-stop-early-worker'],
-  ])('ended %s: breaks the lock its new slot held and reclaims', async (_when, worker) => {
-    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
-    const t = internals(heap);
-    const state = (s: number): number => Atomics.load(t.i32, t.threadW(s) + TH_STATE);
-    const w = startWorker(worker, { buffer: heap.buffer });
-    const first = await next<{ threadId: number; slot: number }>(w);
-    expect(state(first.slot)).toBe(TS_DEAD);
-    expect(lockHolder(Atomics.load(t.i32, G_LOCK))).toBe(first.slot);
-    const exited = new Promise((r) => w.once('exit', r));
-    w.postMessage('attach');
-    await exited;
-    let again = -1;
-    for (let s = 0; s < 6; s++) {
-      if (s !== first.slot && state(s) === TS_ATTACHED && Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === first.threadId + 1) again = s;
-    }
-    expect(again, 'the new attachment\'s slot').toBeGreaterThanOrEqual(0);
-    expect(state(first.slot)).toBe(TS_DEAD);
-    expect(lockHolder(Atomics.load(t.i32, G_LOCK)), 'the lock, held by the new slot').toBe(again);
-
+  it.each(WHEN)('ended %s: breaks the lock its new slot held and reclaims', async (_when, worker) => {
+    const { heap, threadId } = await endedWhileAttachingAgain(worker);
     // The thread has ended: reclaim(threadId), as the README says for a thread that stopped.
     let error = '';
     try {
-      heap.reclaim(first.threadId);
+      heap.reclaim(threadId);
     } catch (e) {
       error = String(e);
     }
     expect(error).toBe('');
-    expect(lockHolder(Atomics.load(t.i32, G_LOCK)), 'the lock, free again').toBe(-1);
+    expect(lockHolder(Atomics.load(internals(heap).i32, G_LOCK)), 'the lock, free again').toBe(-1);
     // Nothing is left under the id (a second reclaim finds nothing).
-    expect(heap.reclaim(first.threadId)).toBe(false);
-    for (let s = 0; s < 6; s++) expect(Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID)).not.toBe(first.threadId + 1);
-    expect(heap.malloc(3 * MiB)).toBeGreaterThan(0);
-    expect(checked(heap)).toBe('passes');
+    expect(heap.reclaim(threadId)).toBe(false);
+    expectAllReclaimed(heap, threadId);
+  }, 30_000);
+});
+
+describe('reclaimWhenGone(threadId) of a thread that ended while it attached again after a fault', () => {
+  it.each(WHEN)('ended %s: breaks the lock its new slot held, reclaims both slots', async (_when, worker) => {
+    const { heap, threadId } = await endedWhileAttachingAgain(worker);
+    locks = installWebLocks(); // nobody holds the thread's Web Lock: it is gone
+    let answer: boolean | string = 'pending';
+    const gone = heap.reclaimWhenGone(threadId).then(
+      (v) => (answer = v),
+      (e: unknown) => (answer = String(e)),
+    );
+    for (let i = 0; i < 300 && answer === 'pending'; i++) await sleep(10);
+    expect(answer, 'reclaimWhenGone, after 3 s').toBe(true);
+    await gone;
+    expectAllReclaimed(heap, threadId);
   }, 30_000);
 });
