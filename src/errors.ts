@@ -71,6 +71,21 @@ export function hex(n: number): string {
   return '0x' + n.toString(16);
 }
 
+/**
+ * Whether `v` is a revoked Proxy, on which every operation (instanceof, a property read,
+ * Object.keys) throws V8's own TypeError, naming neither the call nor the argument: the calls that
+ * take an object refuse one first, with their own error (an audit; describe() shows it as such).
+ */
+export function isRevokedProxy(v: unknown): boolean {
+  if (v === null || (typeof v !== 'object' && typeof v !== 'function')) return false;
+  try {
+    Array.isArray(v); // throws for a revoked Proxy only
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** How a value is shown in a message; never calls valueOf or toString of user objects. */
 export function describe(v: unknown): string {
   switch (typeof v) {

@@ -5,7 +5,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe } from './errors.js';
+import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isRevokedProxy } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
@@ -365,7 +365,7 @@ export class SharedHeap {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
     const { buffer, memory } = bufferAndMemory(given); // heap.memory, as attach() takes it
     const id = checkHeapBuffer(buffer, fn);
-    if (typeof options !== 'object' || options === null) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
+    if (typeof options !== 'object' || options === null || isRevokedProxy(options)) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
     const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
     const next = Atomics.load(new Int32Array(buffer, 0, G_NEXT_THREAD_ID + 1), G_NEXT_THREAD_ID);
     if (threadId < FIRST_HEAP_THREAD_ID || threadId >= next) {

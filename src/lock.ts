@@ -125,8 +125,17 @@ export function waitLockAsync(t: ThreadContext): Promise<unknown> {
   if (c === 0) return Promise.resolve();
   if (waitAsync !== undefined) {
     const r = waitAsync(i32, G_LOCK, c, WAIT_SLICE_MS);
-    if (r.async) return r.value as Promise<unknown>;
-    return Promise.resolve();
+    if (!r.async) return Promise.resolve();
+    // Node's pending waitAsync keeps no event loop alive, its timeout included, and this waiter sets
+    // no WAITERS bit, so a release does not notify it: where nothing else kept the loop alive (the
+    // holder an unref()'d worker, or one that ended right after its release), the process exited
+    // in the middle of the call (an audit: code 13 under a top-level await, the rest of the
+    // program never run). A timer of the slice's length keeps the loop alive and ends the slice.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const slice = new Promise((resolve) => {
+      timer = setTimeout(resolve, WAIT_SLICE_MS);
+    });
+    return Promise.race([r.value, slice]).finally(() => clearTimeout(timer));
   }
   return new Promise((resolve) => setTimeout(resolve, 1));
 }

@@ -3,6 +3,8 @@
  * a worker pool. (How the repository's own worker files are started is bench/worker-entry.ts: they
  * are not in the package.)
  */
+import { describe, isRevokedProxy } from './errors.js';
+
 /** What watchPool needs of a worker pool (piscina's Piscina has it: `threads` and the 'workerCreate' event). */
 export interface WorkerPoolLike {
   readonly threads: readonly { threadId: number; once(event: 'exit', fn: () => void): unknown }[];
@@ -15,7 +17,12 @@ export interface WorkerPoolLike {
  * (`pool.destroy()` terminates its threads, which get no chance to detach).
  */
 export function watchPool(heap: { watch(worker: WorkerPoolLike['threads'][number]): void }, pool: WorkerPoolLike): void {
-  if (pool === null || typeof pool !== 'object' || !Array.isArray(pool.threads) || typeof pool.on !== 'function') {
+  // A revoked Proxy first: reading its properties threw V8's own TypeError (an audit); and the heap,
+  // whose watch() the pool's threads are given, now rather than at the pool's next thread.
+  if (heap === null || typeof heap !== 'object' || isRevokedProxy(heap) || typeof heap.watch !== 'function') {
+    throw new TypeError(`watchPool(heap, pool): expected a SharedHeap, got ${describe(heap)}`);
+  }
+  if (pool === null || typeof pool !== 'object' || isRevokedProxy(pool) || !Array.isArray(pool.threads) || typeof pool.on !== 'function') {
     throw new TypeError('watchPool(heap, pool): expected a worker pool with `threads` and on() (a Piscina)');
   }
   const watched = new WeakSet<object>();

@@ -17,7 +17,7 @@ import {
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
-import { HeapError, HeapStateError, checkInteger, describe } from './errors.js';
+import { HeapError, HeapStateError, checkInteger, describe, isRevokedProxy } from './errors.js';
 import { WOULD_BLOCK, countWatched, lockAcquire, lockHolder, lockRelease, tryLockAcquire } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
@@ -56,6 +56,9 @@ export function markDead(t: ThreadContext, threadId: number, depth = 0): void {
 
 /** How deep markDead and a reclaim follow workers of workers (TH_WATCHING). */
 const WATCH_DEPTH = 8;
+
+/** The largest worker.threadId watch() records: its TH_WATCHING entry, id + 1, must fit an Int32 word. */
+const MAX_WATCHED_ID = 2 ** 31 - 2;
 
 /** The thread ids slot `s`'s thread recorded as workers it watches (TH_WATCHING); read after it ended. */
 function watchedIds(t: ThreadContext, s: number): number[] {
@@ -127,7 +130,7 @@ export function reclaimTarget(t: ThreadContext, thread: unknown): number {
   if (t.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
   let threadId: number;
   if (thread !== null && typeof thread === 'object') {
-    if (typeof (thread as WatchableWorker).once !== 'function') {
+    if (isRevokedProxy(thread) || typeof (thread as WatchableWorker).once !== 'function') {
       throw new TypeError(`reclaim(threadId): expected a threadId or a Worker, got ${describe(thread)}`);
     }
     threadId = watchedId(t, thread as WatchableWorker);
@@ -685,7 +688,7 @@ export interface WatchableWorker {
 }
 
 export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
-  if (worker === null || typeof worker !== 'object' || typeof worker.once !== 'function') {
+  if (worker === null || typeof worker !== 'object' || isRevokedProxy(worker) || typeof worker.once !== 'function') {
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
   }
   const id = worker.threadId;
@@ -696,6 +699,12 @@ export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
   // Anything else that is not an id is not a Worker's (an audit: 1.5 and NaN read as "exited already").
   if (!Number.isSafeInteger(id) || id < 0) {
     throw new RangeError(`watch(worker): worker.threadId: expected a non-negative safe integer, got ${describe(id)}`);
+  }
+  // Its entry in the thread area (TH_WATCHING) is id + 1 in an Int32 word: a larger id wrapped
+  // there to another thread's (an audit: 2**32 + k recorded k's, and the running thread k was
+  // marked dead and reclaimed when this one ended).
+  if (id > MAX_WATCHED_ID) {
+    throw new RangeError(`watch(worker): worker.threadId: ${describe(id)} is above the limit ${MAX_WATCHED_ID}`);
   }
   // Its exit would mark this running thread's own slot dead (an audit): refused, as reclaim() refuses it.
   if (id === t.threadId) {

@@ -95,7 +95,15 @@ export function createSharedMemory(bytes: number): SharedMemory | undefined {
 /** Whether `value` is a WebAssembly.Memory (of any kind). */
 export function isWasmMemory(value: unknown): value is SharedMemory {
   const api = wasmApi();
-  return api !== undefined && value instanceof api.Memory;
+  if (api === undefined) return false;
+  // By its buffer getter, as isSharedArrayBuffer does: an object made from Memory.prototype passes
+  // instanceof, and reading its buffer then threw V8's own TypeError out of attach() and
+  // readHeapMap(); a revoked Proxy throws in instanceof itself (an audit).
+  try {
+    return value instanceof api.Memory && Object.getOwnPropertyDescriptor(api.Memory.prototype, 'buffer')!.get!.call(value) !== undefined;
+  } catch {
+    return false;
+  }
 }
 
 /** The module's functions over `memory`, or undefined when the module cannot be made here. */
@@ -118,8 +126,9 @@ export function memoryFunctions(memory: SharedMemory): { copy: MemoryCopy; zero:
  * this asks SharedArrayBuffer's byteLength getter, which only a real one answers.
  */
 export function isSharedArrayBuffer(value: unknown): value is SharedArrayBuffer {
-  if (typeof SharedArrayBuffer === 'undefined' || !(value instanceof SharedArrayBuffer)) return false;
+  if (typeof SharedArrayBuffer === 'undefined') return false;
   try {
+    if (!(value instanceof SharedArrayBuffer)) return false; // (inside the try: a revoked Proxy throws here)
     Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!.call(value);
     return true;
   } catch {
