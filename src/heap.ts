@@ -17,7 +17,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.j
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
 import { attachThread, detachThread, nodeThreadId } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, watchWorker, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, watchWorker, type NoWaitTries, type WatchableWorker } from './reclaim.js';
 import { goneMarkName, hasWebLocks, holdThreadLock, markedGone, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -853,9 +853,9 @@ export class SharedHeap {
           `${FIRST_HEAP_THREAD_ID} to ${next - 1} so far)`,
       );
     }
+    const name = threadLockName(heapIdOf(this.#t.buffer), id);
     let gone = this.#gone.get(id);
     if (gone === undefined) {
-      const name = threadLockName(heapIdOf(this.#t.buffer), id);
       const lock = holdThreadLock(name);
       gone = lock.held.then(async (held) => {
         if (!held) {
@@ -873,19 +873,38 @@ export class SharedHeap {
       this.#gone.set(id, gone);
     }
     return gone.then(async (lock) => {
-      for (;;) {
-        const t = latestAttachment(this.#t); // a fault stopped this instance: its thread's next attachment reclaims
-        if (t.detached) {
-          lock.release();
-          return false;
+      // The id's lock asked for again where the thread attached again under the id holds the
+      // global lock inside its own reclaim of the stopped slot (reclaimIdNoWait's 'own-reclaim'):
+      // the lock granted here was maybe the stopped instance's, given up as the thread attached
+      // again (attach(), Node's threadId: SharedHeap #stopStale), and the new attachment asked for
+      // it right after; granted again, that attachment is gone too, and its lock is broken.
+      let again: ThreadLock | undefined;
+      let asking: Promise<unknown> | undefined; // again's request, until it settles
+      const tries: NoWaitTries = { tried: false, holderGone: false };
+      try {
+        for (;;) {
+          const t = latestAttachment(this.#t); // a fault stopped this instance: its thread's next attachment reclaims
+          if (t.detached) {
+            lock.release();
+            return false;
+          }
+          // A fault inside this reclaim stops this thread's use of the heap, as in any call (fault.ts).
+          // It marks the slot dead first (a global lock it held is broken), and never waits for a live
+          // holder of the lock: it tries again once the lock word changed, the event loop running
+          // meanwhile, where another worker's reclaim may break that holder's lock (reclaimIdNoWait).
+          const done = guarded(t, 'reclaimWhenGone(threadId)', reclaimIdNoWait, id, tries);
+          if (done === true || done === false) return done;
+          if (done === 'own-reclaim' && again === undefined) {
+            again = holdThreadLock(name);
+            asking = again.held.then((held) => {
+              tries.holderGone = held;
+              asking = undefined;
+            });
+          }
+          await (asking === undefined ? waitLockAsync(t) : Promise.race([waitLockAsync(t), asking]));
         }
-        // A fault inside this reclaim stops this thread's use of the heap, as in any call (fault.ts).
-        // It marks the slot dead first (a global lock it held is broken), and never waits for a live
-        // holder of the lock: it tries again once the lock word changed, the event loop running
-        // meanwhile, where another worker's reclaim may break that holder's lock (reclaimIdNoWait).
-        const done = guarded(t, 'reclaimWhenGone(threadId)', reclaimIdNoWait, id);
-        if (done !== 'busy') return done;
-        await waitLockAsync(t);
+      } finally {
+        again?.release(); // granted later, let go at once
       }
     });
   }

@@ -208,12 +208,31 @@ function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boole
  * own reclaimWhenGone, which breaks its lock, could not run meanwhile (test/browser/chaos.test.ts,
  * one failure in a CI run under load).
  */
-export function reclaimIdNoWait(t: ThreadContext, threadId: number): boolean | 'busy' {
-  // As reclaimId, the holder that ended inside its reclaim of the stopped slot taken as stopped:
-  // that lock is let go by nobody, and the word never changes (an audit: reclaimWhenGone tried
-  // again at every change, pending for good, the lock held for good).
-  const deadOnly = markForReclaim(t, threadId);
-  return reclaimLocked(t, threadId, false, deadOnly, stoppedHolder(t, threadId, deadOnly));
+export function reclaimIdNoWait(t: ThreadContext, threadId: number, tries: NoWaitTries): boolean | 'busy' | 'own-reclaim' {
+  // The Web Lock reclaimWhenGone was granted may be a stopped instance's, given up as the thread
+  // attached again under the same id (attach(), Node's threadId: SharedHeap #stopStale), the new
+  // attachment running on (an audit of 23da6d8: it was taken as stopped inside its own reclaim of
+  // the stopped slot, its lock broken and its slot reclaimed while it ran; and, a DEAD slot seen
+  // at the first try, a later try found that reclaim done and marked the live attachment DEAD:
+  // test/reclaim-when-gone-live-own-reclaim.test.ts). So, until the caller knows the attachments
+  // under the id gone too (`holderGone`: their lock granted again), the slots to take are decided
+  // at the first try, as reclaimId decides once: after it, DEAD ones only (an ATTACHED one it found
+  // alone it marked DEAD); and the holder that ended inside its reclaim of the stopped slot (taken
+  // as stopped, as reclaimId does: that lock is let go by nobody and the word never changes,
+  // reclaimWhenGone pending for good) is answered 'own-reclaim' instead, busy.
+  const deadOnly = tries.holderGone || !tries.tried ? markForReclaim(t, threadId) : true;
+  tries.tried = true;
+  const stopped = stoppedHolder(t, threadId, deadOnly);
+  if (stopped >= 0 && !tries.holderGone) return 'own-reclaim';
+  return reclaimLocked(t, threadId, false, deadOnly, stopped);
+}
+
+/** reclaimWhenGone's record across its tries of reclaimIdNoWait. */
+export interface NoWaitTries {
+  /** A try was made (markForReclaim ran). */
+  tried: boolean;
+  /** The id's Web Lock was granted again after a try met its attachment inside its own reclaim. */
+  holderGone: boolean;
 }
 
 /**
@@ -362,17 +381,24 @@ function reclaimFound(t: ThreadContext, s: number, threadId: number, ended: bool
   if (old !== TS_ATTACHED && old !== TS_DEAD) return false;
   i32[t.threadW(s) + TH_RECLAIMER] = t.runner.slot + 1; // under the lock: one reclaimer at a time
   if (Atomics.compareExchange(i32, stateW, old, TS_RECLAIMING) !== old) return false;
-  reclaimSlot(t, s, threadId, ended, depth);
   // Slots this thread was reclaiming when it stopped (it held the lock, which we broke): the
   // journal words of each say how far it got; a reclaim from the start finishes them. Each
-  // such thread ended, unless it is an instance of this very thread (reclaimOwnDead).
+  // such thread ended, unless it is an instance of this very thread (reclaimOwnDead). Named ours
+  // before slot s goes FREE (reclaimSlot's end): a reclaimer stopped after that store and before
+  // this left them naming a FREE slot, which no reclaim looks for, RECLAIMING for good (an audit
+  // of 23da6d8, test/reclaimer-of-reclaimer-stopped.test.ts).
+  const taken: number[] = [];
   for (let v = 0, used = usedSlots(i32, t.geo.maxThreads); v < used; v++) {
     const vW = t.threadW(v);
     if (Atomics.load(i32, vW + TH_STATE) === TS_RECLAIMING && i32[vW + TH_RECLAIMER] === s + 1) {
       i32[vW + TH_RECLAIMER] = t.runner.slot + 1;
-      const id = Atomics.load(i32, vW + TH_THREAD_ID) - 1;
-      reclaimSlot(t, v, id, id !== t.threadId, depth);
+      taken.push(v);
     }
+  }
+  reclaimSlot(t, s, threadId, ended, depth);
+  for (const v of taken) {
+    const id = Atomics.load(i32, t.threadW(v) + TH_THREAD_ID) - 1;
+    reclaimSlot(t, v, id, id !== t.threadId, depth);
   }
   // It may have died between an ask to flush and the ask's notify (flush-ask.ts): the asked
   // threads' listeners are woken again, else they slept for good and were never asked again.

@@ -1,0 +1,90 @@
+/**
+ * An audit of 23da6d8 (reclaimWhenGone, reclaim.ts reclaimIdNoWait, takes an attachment under the
+ * id that holds the global lock inside its reclaim of a stopped slot under the id as stopped, and
+ * breaks its lock). A thread whose instance a fault stopped attaches again with attach() under the
+ * same id (Node's threadId, where Node 24.5+ has Web Locks): the stopped instance gives up its Web
+ * Lock (SharedHeap #stopStale), and the new attachment asks for the same one a moment later. A
+ * reclaimWhenGone(threadId) waiting on that lock is granted in between, while the thread runs on
+ * into its own reclaim of the stopped slot (the design's "whichever comes first"). Taken as
+ * stopped, the live thread had its lock broken, its new slot marked DEAD and reclaimed while it ran.
+ * The Web Lock the new attachment holds says it is alive: reclaimWhenGone asks for the id's lock
+ * again and takes the holder as stopped only once that is granted (a thread that ended there).
+ * And an older flaw of its tries (a692871): each decided afresh whether a slot under the id was
+ * DEAD, so the try after the thread's own reclaim had taken the stopped slot found none and marked
+ * the live attachment DEAD, and reclaimed it (answered true); it is decided at the first try now,
+ * as reclaim(threadId) decides it once.
+ *
+ * The thread (workers/reattach-hold-worker.ts) pauses inside that reclaim, holding the lock; the
+ * stand-in Web Locks (test/web-locks.ts) see one thread only, so this one holds the lock the new
+ * attachment asks for, as the browser would show it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Worker } from 'node:worker_threads';
+import { SharedHeap } from '../src/index.js';
+import { internals } from '../src/heap.js';
+import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD, heapIdOf } from '../src/layout.js';
+import { lockHolder } from '../src/lock.js';
+import { threadLockName } from '../src/liveness.js';
+import { checked, MiB } from './fixtures.js';
+import { startWorker, terminateAll } from './remote-heap.js';
+import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
+
+let locks: WebLocksStandIn | undefined;
+afterEach(async () => {
+  locks?.uninstall();
+  locks = undefined;
+  await terminateAll();
+});
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('message', resolve));
+
+describe('reclaimWhenGone(threadId) while the thread, attached again, runs its own reclaim of the stopped slot', () => {
+  it('leaves the live attachment and its lock alone, and answers once that reclaim is done', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
+    const t = internals(heap);
+    const state = (s: number): number => Atomics.load(t.i32, t.threadW(s) + TH_STATE);
+    const ctl = new Int32Array(new SharedArrayBuffer(12));
+    const w = startWorker('reattach-hold-worker', { buffer: heap.buffer, ctl });
+    const first = await next<{ threadId: number; slot: number }>(w);
+    const a = first.slot;
+    expect(state(a)).toBe(TS_DEAD);
+    // The attach again breaks the stopped slot's lock and pauses at its CAS of that slot, holding the lock.
+    w.postMessage('attach');
+    for (let i = 0; i < 500 && Atomics.load(ctl, 0) !== 2; i++) await sleep(10);
+    expect(Atomics.load(ctl, 0), 'paused inside its reclaim of the stopped slot').toBe(2);
+    let b = -1;
+    for (let s = 0; s < 6; s++) if (s !== a && state(s) === TS_ATTACHED && Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === first.threadId + 1) b = s;
+    expect(b).toBeGreaterThanOrEqual(0);
+    expect(lockHolder(Atomics.load(t.i32, G_LOCK))).toBe(b);
+
+    locks = installWebLocks();
+    let answer: boolean | string = 'pending';
+    const gone = heap.reclaimWhenGone(first.threadId).then(
+      (v) => (answer = v),
+      (e: unknown) => (answer = String(e)),
+    );
+    // The new attachment's Web Lock, asked for after the stopped instance gave its up: granted
+    // once reclaimWhenGone traded the lock for its gone mark, and held while the thread lives.
+    const childLock = locks.hold(threadLockName(heapIdOf(heap.buffer), first.threadId));
+    const releaseChild = await childLock;
+    for (let i = 0; i < 50 && answer === 'pending'; i++) await sleep(10);
+    expect({ answer, b: state(b), holder: lockHolder(Atomics.load(t.i32, G_LOCK)) }, 'while the thread runs its reclaim').toEqual({
+      answer: 'pending',
+      b: TS_ATTACHED,
+      holder: b,
+    });
+
+    // The thread goes on: its reclaim takes the stopped slot and lets the lock go.
+    Atomics.store(ctl, 2, 1);
+    Atomics.notify(ctl, 2);
+    for (let i = 0; i < 300 && answer === 'pending'; i++) await sleep(10);
+    await gone;
+    expect(answer, 'the stopped slot was the thread\'s own reclaim\'s').toBe(false);
+    expect(state(b)).toBe(TS_ATTACHED);
+    expect(Atomics.load(t.i32, t.threadW(b) + TH_THREAD_ID)).toBe(first.threadId + 1);
+    expect(state(a)).not.toBe(TS_DEAD);
+    expect(lockHolder(Atomics.load(t.i32, G_LOCK))).toBe(-1);
+    expect(checked(heap)).toBe('passes');
+    releaseChild();
+  }, 30_000);
+});
