@@ -30,7 +30,7 @@ export type { HeapOptions };
 // optimized code too, while a module-local const is folded into it: 16 mallocs then 16 frees
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
-const { G_DEBUG, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
+const { G_DEBUG, G_LOCK, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
 const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
@@ -46,6 +46,9 @@ const records = new Map<number, Dropped>();
 let reviveCollected: (id: number) => SharedHeap | undefined;
 /** By heap id: the context of this thread's instance that a fault stopped, collected before the thread attached again (see `dropped`). */
 const stopped = new Map<number, ThreadContext>();
+/** Threads' Web Locks that reclaimWhenGone kept, its gone mark refused (no other attachment under the id holds them). */
+const keptThreadLocks = new WeakSet<ThreadLock>();
+
 /** By heap id: the gone marks that instance kept (reclaimWhenGone), which the thread's next attachment keeps until it detaches. */
 const stoppedGone = new Map<number, Map<number, Promise<ThreadLock>>>();
 /**
@@ -866,15 +869,18 @@ export class SharedHeap {
         // reclaimer of the id (which would otherwise wait for this thread to detach) and found
         // by a late attachAsync under it, which then never attaches (liveness.ts).
         const mark = holdThreadLock(goneMarkName(name), 'shared');
-        if (!(await mark.held)) return lock;
+        if (!(await mark.held)) {
+          keptThreadLocks.add(lock);
+          return lock;
+        }
         lock.release();
         return mark;
       });
       this.#gone.set(id, gone);
     }
     return gone.then(async (lock) => {
-      // The id's lock asked for again where the thread attached again under the id holds the
-      // global lock inside its own reclaim of the stopped slot (reclaimIdNoWait's 'own-reclaim'):
+      // The id's lock asked for again where an attachment under the id stands in the way, maybe the
+      // thread attached again (reclaimIdNoWait's 'own-reclaim': inside or past its own reclaim):
       // the lock granted here was maybe the stopped instance's, given up as the thread attached
       // again (attach(), Node's threadId: SharedHeap #stopStale), and the new attachment asked for
       // it right after; granted again, that attachment is gone too, and its lock is broken.
@@ -894,6 +900,10 @@ export class SharedHeap {
           // meanwhile, where another worker's reclaim may break that holder's lock (reclaimIdNoWait).
           const done = guarded(t, 'reclaimWhenGone(threadId)', reclaimIdNoWait, id, tries);
           if (done === true || done === false) return done;
+          if (done === 'own-reclaim' && keptThreadLocks.has(lock)) {
+            tries.holderGone = true; // the id's lock kept here: asked again, never granted; nobody else holds it
+            continue;
+          }
           if (done === 'own-reclaim' && again === undefined) {
             again = holdThreadLock(name);
             asking = again.held.then((held) => {
@@ -901,7 +911,11 @@ export class SharedHeap {
               asking = undefined;
             });
           }
-          await (asking === undefined ? waitLockAsync(t) : Promise.race([waitLockAsync(t), asking]));
+          // The lock free (that attachment found alone, its own reclaim done): its Web Lock says when
+          // it is gone, a timer the while (waitLockAsync answers at once there: a loop of microtasks
+          // for good; the timer keeps Node's event loop alive, and sees a detach meanwhile).
+          if (asking === undefined) await waitLockAsync(t);
+          else await Promise.race([Atomics.load(t.i32, G_LOCK) === 0 ? new Promise((r) => setTimeout(r, 20)) : waitLockAsync(t), asking]);
         }
       } finally {
         again?.release(); // granted later, let go at once

@@ -220,18 +220,32 @@ export function reclaimIdNoWait(t: ThreadContext, threadId: number, tries: NoWai
   // alone it marked DEAD); and the holder that ended inside its reclaim of the stopped slot (taken
   // as stopped, as reclaimId does: that lock is let go by nobody and the word never changes,
   // reclaimWhenGone pending for good) is answered 'own-reclaim' instead, busy.
+  // Nor is an ATTACHED slot under the id taken before that: found alone at the first try, it may be
+  // that attachment, its own reclaim of the stopped slot done already (attach() runs it at once,
+  // before the stopped instance's lock is even let go), live (an audit of 7ab504e: marked DEAD and
+  // reclaimed while it ran); holding the lock at a later try, it may have ended there (its slow
+  // paths take it after that reclaim too), a lock nobody breaks otherwise (reclaimWhenGone
+  // pending for good, the lock held for good: before 7ab504e, each try marked it DEAD).
+  if (!tries.holderGone && !tries.tried && findThread(t, threadId, [TS_DEAD]) < 0 && findThread(t, threadId, [TS_ATTACHED]) >= 0) return 'own-reclaim';
   const deadOnly = tries.holderGone || !tries.tried ? markForReclaim(t, threadId) : true;
   tries.tried = true;
-  const stopped = stoppedHolder(t, threadId, deadOnly);
-  if (stopped >= 0 && !tries.holderGone) return 'own-reclaim';
-  return reclaimLocked(t, threadId, false, deadOnly, stopped);
+  if (!tries.holderGone && attachedHolder(t, threadId)) return 'own-reclaim';
+  return reclaimLocked(t, threadId, false, deadOnly, stoppedHolder(t, threadId, deadOnly));
+}
+
+/** Whether the global lock's holder is an ATTACHED slot under `threadId` (not the caller's). */
+function attachedHolder(t: ThreadContext, threadId: number): boolean {
+  const holder = lockHolder(Atomics.load(t.i32, G_LOCK));
+  if (holder < 0 || holder >= t.geo.maxThreads || holder === t.runner.slot) return false;
+  const w = t.threadW(holder);
+  return Atomics.load(t.i32, w + TH_STATE) === TS_ATTACHED && Atomics.load(t.i32, w + TH_THREAD_ID) === threadId + 1;
 }
 
 /** reclaimWhenGone's record across its tries of reclaimIdNoWait. */
 export interface NoWaitTries {
   /** A try was made (markForReclaim ran). */
   tried: boolean;
-  /** The id's Web Lock was granted again after a try met its attachment inside its own reclaim. */
+  /** The id's Web Lock was granted again after a try met an attachment under the id ('own-reclaim'). */
   holderGone: boolean;
 }
 

@@ -6,11 +6,18 @@
  * a stand-in for the Web Locks API (nobody holds v's lock: v is gone). h lets the lock go only
  * when a timer callback of this thread's event loop tells it to: a reclaim that blocked the loop
  * (as the blocking acquisition did: a LockTimeoutError after 3 s) never sees it go.
+ *
+ * reclaimWhenGone(threadId) whose gone mark (`<name>:gone`) is refused keeps the thread's Web Lock
+ * itself (heap.ts). Asking for that lock again, as it does where an attachment under the id stands
+ * in the way (reclaim.ts reclaimIdNoWait's 'own-reclaim'), is then never granted: an audit of
+ * 7ab504e found the reclaim of a terminated worker, its slot ATTACHED alone, pending for good.
+ * Nobody else can hold that lock: the attachment is gone.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_DEAD, TS_FREE } from '../src/layout.js';
+import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD, TS_FREE, heapIdOf } from '../src/layout.js';
+import { threadLockName } from '../src/liveness.js';
 import { lockHolder } from '../src/lock.js';
 import { checked, KiB, MiB } from './fixtures.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
@@ -110,6 +117,39 @@ describe('reclaimWhenGone(threadId) while a live thread holds the global lock', 
     const p = heap.malloc(3 * MiB);
     expect(p).toBeGreaterThan(0);
     heap.free(p);
+    expect(checked(heap)).toBe('passes');
+  }, 30_000);
+});
+
+describe('reclaimWhenGone(threadId) whose gone mark is refused', () => {
+  it('reclaims the terminated worker all the same, with the thread lock it kept', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
+    const t = internals(heap);
+    const v = startHeapWorker();
+    const vId = await v.remote.attach(heap.buffer);
+    for (let i = 0; i < 16; i++) await v.remote.free(await v.remote.malloc(200));
+    let vSlot = -1;
+    for (let s = 0; s < 6; s++) if (Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === vId + 1) vSlot = s;
+    expect(vSlot).toBeGreaterThanOrEqual(0);
+    await v.worker.terminate(); // not watched: its slot stays ATTACHED
+    expect(Atomics.load(t.i32, t.threadW(vSlot) + TH_STATE)).toBe(TS_ATTACHED);
+
+    locks = installWebLocks();
+    const lm = (globalThis as unknown as { navigator: { locks: { request: (...a: unknown[]) => Promise<unknown> } } }).navigator.locks;
+    const request = lm.request.bind(lm);
+    lm.request = (name: unknown, ...rest: unknown[]) =>
+      typeof name === 'string' && name.endsWith(':gone') ? Promise.reject(new Error('refused')) : request(name, ...rest);
+
+    let answer: boolean | string = 'pending';
+    void heap.reclaimWhenGone(vId).then(
+      (a) => (answer = a),
+      (e: unknown) => (answer = String(e)),
+    );
+    for (let i = 0; i < 300 && answer === 'pending'; i++) await sleep(10);
+    expect(answer).toBe(true);
+    expect(Atomics.load(t.i32, t.threadW(vSlot) + TH_STATE)).toBe(TS_FREE);
+    expect(Atomics.load(t.i32, G_LOCK)).toBe(0);
+    expect(locks.held(), 'the thread lock, kept in place of the mark').toEqual([threadLockName(heapIdOf(heap.buffer), vId)]);
     expect(checked(heap)).toBe('passes');
   }, 30_000);
 });
