@@ -46,8 +46,12 @@ const records = new Map<number, Dropped>();
 let reviveCollected: (id: number) => SharedHeap | undefined;
 /** By heap id: the context of this thread's instance that a fault stopped, collected before the thread attached again (see `dropped`). */
 const stopped = new Map<number, ThreadContext>();
-/** Threads' Web Locks that reclaimWhenGone kept, its gone mark refused (no other attachment under the id holds them). */
-const keptThreadLocks = new WeakSet<ThreadLock>();
+/**
+ * Threads' Web Locks that reclaimWhenGone kept, its gone mark refused (no other attachment under the
+ * id holds them), each behind a wrapper whose lock is the one asked for again where an attachment
+ * under the id stood in the way (the first let go for it to go before).
+ */
+const keptThreadLocks = new WeakMap<ThreadLock, { inner: ThreadLock }>();
 
 /** By heap id: the gone marks that instance kept (reclaimWhenGone), which the thread's next attachment keeps until it detaches. */
 const stoppedGone = new Map<number, Map<number, Promise<ThreadLock>>>();
@@ -283,8 +287,21 @@ export class SharedHeap {
     if (heap === undefined) {
       // An instance of this thread stopped by a fault gives up its Web Lock first: the new one takes the same.
       const stale = SharedHeap.#stopStale(id, 'SharedHeap.attach(buffer)');
-      const t = attachThread(buffer);
-      heap = SharedHeap.#adopt(t, id, holdThreadLock(threadLockName(id, t.threadId)));
+      // Under Node's threadId (known now), the Web Lock is asked for before the slot shows ATTACHED:
+      // a reclaimWhenGone(threadId) elsewhere, granted the lock while it was free (the thread
+      // detached, or its stopped instance let it go, earlier), that found the slot ATTACHED alone
+      // and asked for the lock again ('own-reclaim') in between, was granted it at once and took
+      // the live attachment as gone (test/reclaim-when-gone-lock-requests.test.ts).
+      const nodeId = nodeThreadId();
+      const early = nodeId >= 0 ? holdThreadLock(threadLockName(id, nodeId)) : undefined;
+      let t: ThreadContext;
+      try {
+        t = attachThread(buffer);
+      } catch (e) {
+        early?.release(); // no slot: nothing for the lock to say
+        throw e;
+      }
+      heap = SharedHeap.#adopt(t, id, early ?? holdThreadLock(threadLockName(id, t.threadId)));
       SharedHeap.#takeOverStale(heap, stale, 'SharedHeap.attach(buffer)');
     }
     return SharedHeap.#withMemory(heap, memory);
@@ -870,8 +887,10 @@ export class SharedHeap {
         // by a late attachAsync under it, which then never attaches (liveness.ts).
         const mark = holdThreadLock(goneMarkName(name), 'shared');
         if (!(await mark.held)) {
-          keptThreadLocks.add(lock);
-          return lock;
+          const kept = { inner: lock };
+          const wrapper: ThreadLock = { held: lock.held, release: () => kept.inner.release() };
+          keptThreadLocks.set(wrapper, kept);
+          return wrapper;
         }
         lock.release();
         return mark;
@@ -886,6 +905,7 @@ export class SharedHeap {
       // it right after; granted again, that attachment is gone too, and its lock is broken.
       let again: ThreadLock | undefined;
       let asking: Promise<unknown> | undefined; // again's request, until it settles
+      let refused = false; // again's request failed
       const tries: NoWaitTries = { tried: false, holderGone: false };
       try {
         for (;;) {
@@ -900,17 +920,25 @@ export class SharedHeap {
           // meanwhile, where another worker's reclaim may break that holder's lock (reclaimIdNoWait).
           const done = guarded(t, 'reclaimWhenGone(threadId)', reclaimIdNoWait, id, tries);
           if (done === true || done === false) return done;
-          if (done === 'own-reclaim' && keptThreadLocks.has(lock)) {
-            tries.holderGone = true; // the id's lock kept here: asked again, never granted; nobody else holds it
-            continue;
-          }
           if (done === 'own-reclaim' && again === undefined) {
+            // Where the id's lock is kept here (no gone mark): nobody else holds it, but that attachment
+            // may wait for it (the thread attached again under the id, live: taken as gone at once, it
+            // was marked DEAD and reclaimed while it ran: test/reclaim-when-gone-lock-requests.test.ts).
+            // Let go and asked for again behind it, as where the mark was taken; kept in its place.
+            const kept = keptThreadLocks.get(lock);
+            kept?.inner.release();
             again = holdThreadLock(name);
+            if (kept !== undefined) kept.inner = again;
             asking = again.held.then((held) => {
               tries.holderGone = held;
+              refused = !held;
               asking = undefined;
             });
           }
+          // That request failed (the lock manager rejected it): nothing says when that attachment is
+          // gone, and every try answers 'own-reclaim' again (a loop of microtasks for good where the
+          // global lock is free, waitLockAsync answering at once): test/reclaim-when-gone-lock-requests.test.ts.
+          if (refused) throw new HeapStateError(`reclaimWhenGone(threadId): the request of the Web Lock of threadId ${id}, asked again, failed`);
           // The lock free (that attachment found alone, its own reclaim done): its Web Lock says when
           // it is gone, a timer the while (waitLockAsync answers at once there: a loop of microtasks
           // for good; the timer keeps Node's event loop alive, and sees a detach meanwhile).
@@ -918,7 +946,7 @@ export class SharedHeap {
           else await Promise.race([Atomics.load(t.i32, G_LOCK) === 0 ? new Promise((r) => setTimeout(r, 20)) : waitLockAsync(t), asking]);
         }
       } finally {
-        again?.release(); // granted later, let go at once
+        if (again !== keptThreadLocks.get(lock)?.inner) again?.release(); // granted later, let go at once (unless kept)
       }
     });
   }
