@@ -201,31 +201,25 @@ function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boole
 }
 
 /**
- * reclaimId without waiting for the global lock: 'busy' where it would wait for a live holder
- * (reclaimWhenGone tries again once the lock word changed, its event loop running). A page's
- * reclaimWhenGone waited up to 3 s in lockAcquire and threw LockTimeoutError where another worker,
- * terminated but not yet gone (Chromium runs it on for about 2 s), held the lock: that worker's
- * own reclaimWhenGone, which breaks its lock, could not run meanwhile (test/browser/chaos.test.ts,
- * one failure in a CI run under load).
+ * reclaimId for reclaimWhenGone, which was granted the id's Web Lock, and never waits for the
+ * global lock: 'busy' where it would wait for a live holder (reclaimWhenGone tries again once the
+ * lock word changed, its event loop running; a page's reclaimWhenGone that waited in lockAcquire
+ * threw LockTimeoutError while another terminated worker, which Chromium runs on for about 2 s,
+ * held the lock: test/browser/chaos.test.ts). 'own-reclaim' where an ATTACHED slot under the id
+ * stands in the way before the caller knows it gone (`tries.holderGone`: the id's Web Lock,
+ * asked for again, granted). The lock granted first may have been let go by an instance a fault
+ * stopped, the thread attaching again under the same id (attach(), Node's threadId: SharedHeap
+ * #stopStale) and running on; so until then:
+ * - an ATTACHED slot under the id found alone at the first try is left alone (it may be that
+ *   attachment, its own reclaim of the stopped slot done: test/reclaim-when-gone-live-own-reclaim.test.ts);
+ * - the slots to take are decided at the first try, as reclaimId decides once: after it, DEAD ones
+ *   only (a later try found that reclaim done and marked the live attachment DEAD);
+ * - an ATTACHED holder of the global lock under the id is not taken as stopped, inside its own
+ *   reclaim or past it (nor left alone for good: once its Web Lock is granted, it is gone, and its
+ *   lock is broken; before, a holder that ended there left reclaimWhenGone pending for good).
+ * In a browser, where every attachment has an id of its own, the second request is granted at once.
  */
 export function reclaimIdNoWait(t: ThreadContext, threadId: number, tries: NoWaitTries): boolean | 'busy' | 'own-reclaim' {
-  // The Web Lock reclaimWhenGone was granted may be a stopped instance's, given up as the thread
-  // attached again under the same id (attach(), Node's threadId: SharedHeap #stopStale), the new
-  // attachment running on (an audit of 23da6d8: it was taken as stopped inside its own reclaim of
-  // the stopped slot, its lock broken and its slot reclaimed while it ran; and, a DEAD slot seen
-  // at the first try, a later try found that reclaim done and marked the live attachment DEAD:
-  // test/reclaim-when-gone-live-own-reclaim.test.ts). So, until the caller knows the attachments
-  // under the id gone too (`holderGone`: their lock granted again), the slots to take are decided
-  // at the first try, as reclaimId decides once: after it, DEAD ones only (an ATTACHED one it found
-  // alone it marked DEAD); and the holder that ended inside its reclaim of the stopped slot (taken
-  // as stopped, as reclaimId does: that lock is let go by nobody and the word never changes,
-  // reclaimWhenGone pending for good) is answered 'own-reclaim' instead, busy.
-  // Nor is an ATTACHED slot under the id taken before that: found alone at the first try, it may be
-  // that attachment, its own reclaim of the stopped slot done already (attach() runs it at once,
-  // before the stopped instance's lock is even let go), live (an audit of 7ab504e: marked DEAD and
-  // reclaimed while it ran); holding the lock at a later try, it may have ended there (its slow
-  // paths take it after that reclaim too), a lock nobody breaks otherwise (reclaimWhenGone
-  // pending for good, the lock held for good: before 7ab504e, each try marked it DEAD).
   if (!tries.holderGone && !tries.tried && findThread(t, threadId, [TS_DEAD]) < 0 && findThread(t, threadId, [TS_ATTACHED]) >= 0) return 'own-reclaim';
   const deadOnly = tries.holderGone || !tries.tried ? markForReclaim(t, threadId) : true;
   tries.tried = true;
