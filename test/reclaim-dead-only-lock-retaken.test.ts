@@ -13,34 +13,27 @@
  * then (before the load returns) that reclaim ends and the thread takes the lock again and keeps it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Worker } from 'node:worker_threads';
-import { SharedHeap } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
-import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD } from '../src/layout.js';
+import { G_LOCK, TS_ATTACHED, TS_DEAD } from '../src/layout.js';
 import { lockHolder, lockRelease } from '../src/lock.js';
-import { MiB } from './fixtures.js';
-import { startWorker, terminateAll } from './remote-heap.js';
+import { terminateAll } from './remote-heap.js';
+import { stoppedWorker } from './reattach-hold.js';
 
 afterEach(terminateAll);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('message', resolve));
 
 describe('reclaim(threadId) whose read of the lock\'s holder is stale by the time it marks', () => {
   it('does not mark the live attachment, which took the lock again outside its reclaim', async () => {
-    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
-    const t = internals(heap);
-    const state = (s: number): number => Atomics.load(t.i32, t.threadW(s) + TH_STATE);
     const ctl = new Int32Array(new SharedArrayBuffer(12));
-    const w = startWorker('reattach-hold-worker', { buffer: heap.buffer, ctl });
-    const first = await next<{ threadId: number; slot: number }>(w);
-    const a = first.slot;
-    expect(state(a)).toBe(TS_DEAD);
+    const { heap, w, threadId, a, state, slotOf } = await stoppedWorker(ctl);
+    const t = internals(heap);
+    const first = { threadId, slot: a };
     // This thread breaks the stopped slot's lock and keeps it: the attach again waits in its reclaim.
     testHoldGlobalLock(heap);
     w.postMessage('attach');
     let b = -1;
     for (let i = 0; i < 500 && b < 0; i++) {
-      for (let s = 0; s < 6; s++) if (s !== a && state(s) === TS_ATTACHED && Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === first.threadId + 1) b = s;
+      b = slotOf();
       if (b < 0) await sleep(10);
     }
     expect(b).toBeGreaterThanOrEqual(0);

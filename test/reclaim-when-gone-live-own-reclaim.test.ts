@@ -41,12 +41,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD, TS_FREE, heapIdOf } from '../src/layout.js';
+import { G_LOCK, TH_THREAD_ID, TS_ATTACHED, TS_DEAD, TS_FREE, heapIdOf } from '../src/layout.js';
 import { lockHolder } from '../src/lock.js';
 import { threadLockName } from '../src/liveness.js';
-import { checked, MiB } from './fixtures.js';
+import { checked } from './fixtures.js';
 import { startWorker, terminateAll } from './remote-heap.js';
 import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
+import { stoppedWorker } from './reattach-hold.js';
 
 let locks: WebLocksStandIn | undefined;
 afterEach(async () => {
@@ -59,20 +60,15 @@ const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('mess
 
 describe('reclaimWhenGone(threadId) while the thread, attached again, runs its own reclaim of the stopped slot', () => {
   it('leaves the live attachment and its lock alone, and answers once that reclaim is done', async () => {
-    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
-    const t = internals(heap);
-    const state = (s: number): number => Atomics.load(t.i32, t.threadW(s) + TH_STATE);
     const ctl = new Int32Array(new SharedArrayBuffer(12));
-    const w = startWorker('reattach-hold-worker', { buffer: heap.buffer, ctl });
-    const first = await next<{ threadId: number; slot: number }>(w);
-    const a = first.slot;
-    expect(state(a)).toBe(TS_DEAD);
+    const { heap, w, threadId, a, state, slotOf } = await stoppedWorker(ctl);
+    const t = internals(heap);
+    const first = { threadId, slot: a };
     // The attach again breaks the stopped slot's lock and pauses at its CAS of that slot, holding the lock.
     w.postMessage('attach');
     for (let i = 0; i < 500 && Atomics.load(ctl, 0) !== 2; i++) await sleep(10);
     expect(Atomics.load(ctl, 0), 'paused inside its reclaim of the stopped slot').toBe(2);
-    let b = -1;
-    for (let s = 0; s < 6; s++) if (s !== a && state(s) === TS_ATTACHED && Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === first.threadId + 1) b = s;
+    const b = slotOf();
     expect(b).toBeGreaterThanOrEqual(0);
     expect(lockHolder(Atomics.load(t.i32, G_LOCK))).toBe(b);
 
@@ -107,23 +103,6 @@ describe('reclaimWhenGone(threadId) while the thread, attached again, runs its o
     releaseChild();
   }, 30_000);
 });
-
-/** A heap, and a worker (workers/reattach-hold-worker.ts) whose instance a fault stopped: its slot `a` DEAD. */
-async function stoppedWorker(ctl: Int32Array): Promise<{ heap: SharedHeap; w: Worker; threadId: number; a: number; state: (s: number) => number; slotOf: () => number }> {
-  const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 6 });
-  const t = internals(heap);
-  const state = (s: number): number => Atomics.load(t.i32, t.threadW(s) + TH_STATE);
-  const w = startWorker('reattach-hold-worker', { buffer: heap.buffer, ctl });
-  const first = await next<{ threadId: number; slot: number }>(w);
-  expect(state(first.slot)).toBe(TS_DEAD);
-  const slotOf = (): number => {
-    for (let s = 0; s < 6; s++) {
-      if (s !== first.slot && state(s) === TS_ATTACHED && Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) === first.threadId + 1) return s;
-    }
-    return -1;
-  };
-  return { heap, w, threadId: first.threadId, a: first.slot, state, slotOf };
-}
 
 /** reclaimWhenGone(threadId) with the stand-in Web Locks, the new attachment's lock held; its answer so far. */
 function reclaimWhenGone(heap: SharedHeap, threadId: number): { answer: () => boolean | string; child: Promise<() => void>; done: Promise<unknown> } {
