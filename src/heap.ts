@@ -293,6 +293,14 @@ export class SharedHeap {
       // and asked for the lock again ('own-reclaim') in between, was granted it at once and took
       // the live attachment as gone (test/reclaim-when-gone-lock-requests.test.ts).
       const nodeId = nodeThreadId();
+      // Near the stack's limit that request may be cut off (its promise rejected, not thrown: the
+      // attachment would run on without its lock, taken as gone by a reclaimWhenGone elsewhere):
+      // refused, before anything is asked or claimed (test/hold-thread-lock-stack-limit.test.ts).
+      if (nodeId >= 0 && hasWebLocks() && !stackHasRoom()) {
+        throw new HeapStateError(
+          "SharedHeap.attach(buffer): this thread is too close to its stack's limit to ask for its Web Lock; attach again once the recursion has returned",
+        );
+      }
       const early = nodeId >= 0 ? holdThreadLock(threadLockName(id, nodeId)) : undefined;
       let t: ThreadContext;
       try {
