@@ -9,7 +9,7 @@ import {
   MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SUPER_BYTES, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
-import { HeapStateError, describe, isRevokedProxy } from './errors.js';
+import { HeapStateError, describe, isObjectArgument } from './errors.js';
 
 /** First id handed to threads that have no Node threadId (browsers); Node ids stay far below. */
 export const FIRST_HEAP_THREAD_ID = 1 << 30;
@@ -87,7 +87,7 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
         '(self.crossOriginIsolated is then true)',
     );
   }
-  if (options === null || typeof options !== 'object' || isRevokedProxy(options)) {
+  if (!isObjectArgument(options)) {
     throw new TypeError(`SharedHeap.create(options): expected an object, got ${describe(options)}`);
   }
   const o = options as Record<string, unknown>;

@@ -86,6 +86,11 @@ export function isRevokedProxy(v: unknown): boolean {
   }
 }
 
+/** Whether `v` is an object a call can read: not null, not a primitive, not a revoked Proxy. */
+export function isObjectArgument(v: unknown): v is object {
+  return v !== null && typeof v === 'object' && !isRevokedProxy(v);
+}
+
 /** How a value is shown in a message; never calls valueOf or toString of user objects. */
 export function describe(v: unknown): string {
   switch (typeof v) {

@@ -5,9 +5,9 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isRevokedProxy } from './errors.js';
+import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isObjectArgument } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
-import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitsMayGiveUp } from './lock.js';
+import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
@@ -393,7 +393,7 @@ export class SharedHeap {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
     const { buffer, memory } = bufferAndMemory(given); // heap.memory, as attach() takes it
     const id = checkHeapBuffer(buffer, fn);
-    if (typeof options !== 'object' || options === null || isRevokedProxy(options)) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
+    if (!isObjectArgument(options)) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
     const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
     const next = Atomics.load(new Int32Array(buffer, 0, G_NEXT_THREAD_ID + 1), G_NEXT_THREAD_ID);
     if (threadId < FIRST_HEAP_THREAD_ID || threadId >= next) {
@@ -951,7 +951,7 @@ export class SharedHeap {
           // it is gone, a timer the while (waitLockAsync answers at once there: a loop of microtasks
           // for good; the timer keeps Node's event loop alive, and sees a detach meanwhile).
           if (asking === undefined) await waitLockAsync(t);
-          else await Promise.race([Atomics.load(t.i32, G_LOCK) === 0 ? new Promise((r) => setTimeout(r, 20)) : waitLockAsync(t), asking]);
+          else await Promise.race([Atomics.load(t.i32, G_LOCK) === 0 ? waitSlice() : waitLockAsync(t), asking]);
         }
       } finally {
         if (again !== keptThreadLocks.get(lock)?.inner) again?.release(); // granted later, let go at once (unless kept)

@@ -140,6 +140,11 @@ export function waitLockAsync(t: ThreadContext): Promise<unknown> {
   return new Promise((resolve) => setTimeout(resolve, 1));
 }
 
+/** A wait of WAIT_SLICE_MS on a timer (which keeps Node's event loop alive), for a waiter with nothing to wait on. */
+export function waitSlice(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, WAIT_SLICE_MS));
+}
+
 /** The thread slot holding the lock, or -1 when it is free. */
 export function lockHolder(word: number): number {
   return word === 0 ? -1 : (word >>> 2) - 1;

@@ -3,7 +3,7 @@
  * a worker pool. (How the repository's own worker files are started is bench/worker-entry.ts: they
  * are not in the package.)
  */
-import { describe, isRevokedProxy } from './errors.js';
+import { describe, isObjectArgument } from './errors.js';
 
 /** What watchPool needs of a worker pool (piscina's Piscina has it: `threads` and the 'workerCreate' event). */
 export interface WorkerPoolLike {
@@ -19,10 +19,10 @@ export interface WorkerPoolLike {
 export function watchPool(heap: { watch(worker: WorkerPoolLike['threads'][number]): void }, pool: WorkerPoolLike): void {
   // A revoked Proxy first: reading its properties threw V8's own TypeError (an audit); and the heap,
   // whose watch() the pool's threads are given, now rather than at the pool's next thread.
-  if (heap === null || typeof heap !== 'object' || isRevokedProxy(heap) || typeof heap.watch !== 'function') {
+  if (!isObjectArgument(heap) || typeof heap.watch !== 'function') {
     throw new TypeError(`watchPool(heap, pool): expected a SharedHeap, got ${describe(heap)}`);
   }
-  if (pool === null || typeof pool !== 'object' || isRevokedProxy(pool) || !Array.isArray(pool.threads) || typeof pool.on !== 'function') {
+  if (!isObjectArgument(pool) || !Array.isArray(pool.threads) || typeof pool.on !== 'function') {
     throw new TypeError('watchPool(heap, pool): expected a worker pool with `threads` and on() (a Piscina)');
   }
   const watched = new WeakSet<object>();

@@ -17,7 +17,7 @@ import {
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
-import { HeapError, HeapStateError, checkInteger, describe, isRevokedProxy } from './errors.js';
+import { HeapError, HeapStateError, checkInteger, describe, isObjectArgument, isRevokedProxy } from './errors.js';
 import { WOULD_BLOCK, countWatched, lockAcquire, lockHolder, lockRelease, tryLockAcquire } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
@@ -722,7 +722,7 @@ export interface WatchableWorker {
 }
 
 export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
-  if (worker === null || typeof worker !== 'object' || isRevokedProxy(worker) || typeof worker.once !== 'function') {
+  if (!isObjectArgument(worker) || typeof worker.once !== 'function') {
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
   }
   const id = worker.threadId;
