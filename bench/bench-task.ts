@@ -27,7 +27,7 @@ import { SharedHeap, type SharedMemory } from '../src/index.js';
 import { copyFor } from './copies.js';
 import { lockStorm, lockStormCleanup } from './lock-storm.js';
 import { loadTrace, readTraceOps, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
-import { collectGarbage } from './gc.js';
+import { collectGarbageIfHeavy } from './gc.js';
 import { createWasmDlmalloc } from './wasm-dlmalloc.js';
 import { ReferenceAllocator } from './reference-alloc.js';
 import {
@@ -296,17 +296,20 @@ function microAlloc(task: MicroAllocTask): number {
 }
 
 async function runThread(task: RunTask): Promise<ThreadResult> {
+  const rssBefore = process.memoryUsage.rss();
   try {
     return await runThreadOnce(task);
   } finally {
-    // Untimed, once the run is over: this worker lets go of the run's heap (sabmalloc's buffer,
-    // dlmalloc-wasm's memory, the peers' pools) now, not at its next full collection, which with
-    // an idle worker came runs later. Otherwise every run's memory stayed mapped while the next
-    // runs (any allocator's, the native peers' too) took their pages from memory this machine had
-    // not handed out before, whose first touches cost several times more (README, Benchmarks).
+    // Untimed, once the run is over: this worker drops the run's heap (sabmalloc's buffer,
+    // dlmalloc-wasm's memory, the peers' pools) and collects when the process holds a lot
+    // (bench/gc.ts collectGarbageIfHeavy), so that the large traces' heaps do not pile up (an idle
+    // worker did not collect for runs, and with every run's memory still mapped the next runs took
+    // pages this machine had not handed out lately, whose first touches cost several times more;
+    // README, Benchmarks). Not after every run: a collection threw away the optimized code of the
+    // loop copies, and the next warm run ran as a cold one (bench/gc.ts).
     task.heap = undefined;
     task.heapMemory = undefined;
-    collectGarbage();
+    collectGarbageIfHeavy(rssBefore);
   }
 }
 

@@ -27,7 +27,7 @@
  */
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { compileCopy } from './copies.js';
-import { collectGarbage } from './gc.js';
+import { collectGarbage, collectGarbageIfHeavy } from './gc.js';
 import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
@@ -199,8 +199,10 @@ export interface CeilingOptions {
 /**
  * The rounds every measurement makes (the first untimed): sabmalloc on a fresh heap of `options`,
  * then the placement over the buffer of another such heap just created (the same kind of memory,
- * its metadata initialized, the thread detached), then `native` when given; each after a
- * collection and a prime of `primeBytes` (unless o.prime is false). `run(row, alloc)` makes one
+ * its metadata initialized, the thread detached), then `native` when given; each after a prime
+ * of `primeBytes` (unless o.prime is false), and a collection when the process holds a lot
+ * (bench/gc.ts collectGarbageIfHeavy: a collection before every run threw the loops' optimized
+ * code away). `run(row, alloc)` makes one
  * timed run and returns its ops/s.
  */
 async function alternate(
@@ -212,8 +214,10 @@ async function alternate(
   native: (() => Promise<number>) | undefined,
 ): Promise<Record<CeilingRow, number[]>> {
   const runs: Record<CeilingRow, number[]> = { sabmalloc: [], placement: [], glibc: [] };
+  let rssBefore = process.memoryUsage.rss();
   const prepare = (): void => {
-    collectGarbage();
+    collectGarbageIfHeavy(rssBefore);
+    rssBefore = process.memoryUsage.rss();
     if (o.prime !== false) primeMemory(primeBytes);
   };
   for (let round = 0; round <= o.runs; round++) {

@@ -11,12 +11,30 @@
  * 8.3M-9.6M ops/s. The workers hold the heap too (their views of it, the
  * task that brought it), and an idle worker did not collect for runs, so the
  * memory of every run stayed mapped while the next ones ran; each worker
- * now collects once its run is over, and the main thread after each run as
- * well as before it (bench/bench-task.ts runThread, bench/run.ts), untimed.
+ * now collects after a run that grew the process by 128 MiB or more or left
+ * it holding 1 GiB (see below), and the main thread, which runs no timed
+ * loop, after each run as well as before it (bench/bench-task.ts runThread,
+ * bench/run.ts), untimed.
  *
  * `gc` is exposed by setting --expose-gc at run time and fetching the
  * function from a fresh context; if that fails, this does nothing.
+ *
+ * A thread that runs timed loops collects only when the process holds a lot
+ * ({@link collectGarbageIfHeavy}), not after every run: a full collection
+ * threw away the optimized code of the loop copies (V8's trace: "marking
+ * dependent code ... for deoptimization, reason: weak objects", the maps and
+ * objects of the run before, now dead, that the code depended on) and cleared
+ * feedback the code needed, so the next "warm" run ran on-stack-replaced code
+ * again, and W3's loop, called once a round, also left its optimized code at
+ * the end of every round (a deoptimization for want of feedback). Measured in
+ * one session (Intel Xeon, 2 cores, `bench W1 W3 --threads 1 --runs 5
+ * --allocators sabmalloc,glibc,reference`, with a collection after every run
+ * and then without): W3 at one thread sabmalloc 52.5 -> 67.9 M ops/s, the
+ * reference allocator 64.3 -> 99.6 M, glibc unchanged (96.0, 97.0); W1
+ * sabmalloc 39.7 -> 42.1 M. The natives' runs, in their own processes, never
+ * paid this.
  */
+import { totalmem } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
@@ -34,4 +52,28 @@ export function collectGarbage(): void {
     }
   }
   gcFn?.();
+}
+
+/** A run that grew the process's resident set by this much is followed by a collection. */
+export const HEAVY_RUN_BYTES = 128 * 1024 ** 2;
+
+/**
+ * The resident set above which a worker collects after any run: an eighth of the machine's
+ * memory, at most 1 GiB.
+ */
+export const HEAVY_RSS_BYTES = Math.min(1024 ** 3, Math.floor(totalmem() / 8));
+
+/**
+ * Collects, as {@link collectGarbage}, only when the process holds a lot: its resident set grew by
+ * HEAVY_RUN_BYTES or more since `rssBefore` (taken before the run), or is above HEAVY_RSS_BYTES.
+ * Returns whether it did. W1 and W3 runs touch a few MiB each and never get there, nor do W2's at
+ * one or two threads (28-55 MiB) until several are held; the large traces' replays (about 300
+ * MiB each) collect after every run, as every run did before, so that their heaps do not pile
+ * up (with them held, runs met the expensive first touches of prime.ts's comment).
+ */
+export function collectGarbageIfHeavy(rssBefore: number): boolean {
+  const rss = process.memoryUsage.rss();
+  if (rss - rssBefore < HEAVY_RUN_BYTES && rss < HEAVY_RSS_BYTES) return false;
+  collectGarbage();
+  return true;
 }
