@@ -31,7 +31,7 @@ export type { HeapOptions };
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_LOCK, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
-const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
+const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_LOG2_WORDS, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
 
@@ -542,16 +542,16 @@ export class SharedHeap {
     if (typeof size === 'number' && size >>> 0 === size && size <= MAX_SMALL) {
       const cls = CLASS_OF_GRANULE[(size + 15) >>> 4];
       const i32 = t.i32;
-      const topW = t.topW + cls;
-      const top = i32[topW] - MAG_ENTRY_WORDS;
+      const topW = (t.topW + cls) | 0;
+      const top = (i32[topW] - MAG_ENTRY_WORDS) | 0;
       const block = i32[top];
       if (block !== 0) { // else the empty sentinel
         i32[topW] = top;
-        t.bytes[i32[top + MAG_STATE]] = ST_ALLOCATED;
+        t.bytes[i32[(top + MAG_STATE) | 0]] = ST_ALLOCATED;
         return block;
       }
     }
-    return mallocMiss(t, size); // the one call out (see free)
+    return mallocMiss(t, size) | 0; // the one call out (see free); | 0: an int32 to the caller
   }
 
   /**
@@ -581,29 +581,29 @@ export class SharedHeap {
     let st = 0;
     if (typeof block === 'number' && block >>> 0 === block && block >>> SLOT_SHIFT < t.slotLimit) {
       const i32 = t.i32;
-      const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
-      const c = i32[mW + SM_CLS1] - 1; // -1: a large run, free(0), or not a slab
+      const mW = (t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT)) | 0;
+      const c = (i32[(mW + SM_CLS1) | 0] - 1) | 0; // -1: a large run, free(0), or not a slab
       if (c >= 0) {
         // Exact division by the block size: a multiply by the inverse of its odd part, then a rotate
         // right by its power of two, which sends an offset that is not a block start, one into the
         // slab header (off < 0) included, to an index at or above COUNT: one test (size-classes.ts).
-        const off = block - i32[mW + SM_DATA];
-        const d = c * FD_WORDS;
-        const q = Math.imul(off, FREE_DIV[d + FD_INV]);
-        const sh = FREE_DIV[d + FD_SHIFT];
+        const off = (block - i32[(mW + SM_DATA) | 0]) | 0;
+        const d = c << FD_LOG2_WORDS;
+        const q = Math.imul(off, FREE_DIV[d | FD_INV]);
+        const sh = FREE_DIV[d | FD_SHIFT];
         const idx = (q >>> sh) | (q << (32 - sh));
-        const s = i32[mW + SM_STATE] + idx;
+        const s = (i32[(mW + SM_STATE) | 0] + idx) | 0;
         const bytes = t.bytes;
-        if (idx >>> 0 < FREE_DIV[d + FD_COUNT] && bytes[s] === ST_ALLOCATED) {
+        if (idx >>> 0 < FREE_DIV[d | FD_COUNT] && bytes[s] === ST_ALLOCATED) {
           cls = c;
           st = s;
-          const topW = t.topW + c;
+          const topW = (t.topW + c) | 0;
           const top = i32[topW];
           if (i32[top] !== MAG_FULL_SENTINEL) {
             bytes[s] = ST_CACHED;
             i32[top] = block;
-            i32[top + MAG_STATE] = s;
-            i32[topW] = top + MAG_ENTRY_WORDS;
+            i32[(top + MAG_STATE) | 0] = s;
+            i32[topW] = (top + MAG_ENTRY_WORDS) | 0;
             if (--t.drainLeft !== 0) return;
           }
         }

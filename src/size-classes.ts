@@ -125,12 +125,13 @@ export const DIV_SHIFT: Int32Array = new Int32Array(NUM_CLASSES);
 export const DIV_MASK: Int32Array = new Int32Array(NUM_CLASSES);
 export const DIV_INV: Int32Array = new Int32Array(NUM_CLASSES);
 /** DIV_SHIFT, DIV_INV, DIV_MASK and COUNT of each class side by side (free() reads one line):
- * entry `cls * FD_WORDS`, fields FD_*. */
+ * entry `cls << FD_LOG2_WORDS` (= cls * FD_WORDS), fields FD_* (entry | field). */
 export const FD_SHIFT = 0;
 export const FD_INV = 1;
 export const FD_MASK = 2;
 export const FD_COUNT = 3;
-export const FD_WORDS = 4;
+export const FD_LOG2_WORDS = 2;
+export const FD_WORDS = 1 << FD_LOG2_WORDS;
 export const FREE_DIV: Int32Array = new Int32Array(NUM_CLASSES * FD_WORDS);
 /**
  * Index of the block at byte offset `off` from block 0 of a slab of class `cls`, by free()'s exact
