@@ -31,7 +31,7 @@ export type { HeapOptions };
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_LOCK, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
-const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_LOG2_WORDS, FD_SHIFT, FD_WORDS, FREE_DIV, MAX_SMALL, SIZE } = classes;
+const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_LOG2_WORDS, FD_SHIFT, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
 const REALLOC_SHRINK = SHRINK_IMPORTED;
 
@@ -628,18 +628,18 @@ export class SharedHeap {
       if (total <= MAX_SMALL) {
         const cls = CLASS_OF_GRANULE[(total + 15) >>> 4];
         const i32 = t.i32;
-        const topW = t.topW + cls;
-        const top = i32[topW] - MAG_ENTRY_WORDS;
+        const topW = (t.topW + cls) | 0;
+        const top = (i32[topW] - MAG_ENTRY_WORDS) | 0;
         const block = i32[top];
         if (block !== 0) { // else the empty sentinel
           i32[topW] = top;
-          t.bytes[i32[top + MAG_STATE]] = ST_ALLOCATED;
+          t.bytes[i32[(top + MAG_STATE) | 0]] = ST_ALLOCATED;
           zeroInHeap(t, block, total);
           return block;
         }
       }
     }
-    return callocMiss(t, n, size); // the one call out (see free)
+    return callocMiss(t, n, size) | 0; // the one call out (see free)
   }
 
   /**
@@ -657,16 +657,16 @@ export class SharedHeap {
       typeof block === 'number' && block >>> 0 === block && block >>> SLOT_SHIFT < t.slotLimit
     ) {
       const i32 = t.i32;
-      const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
-      const cls = i32[mW + SM_CLS1] - 1;
+      const mW = (t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT)) | 0;
+      const cls = (i32[(mW + SM_CLS1) | 0] - 1) | 0;
       if (cls >= 0) {
-        const off = block - i32[mW + SM_DATA];
-        const d = cls * FD_WORDS;
-        const prod = Math.imul(off, FREE_DIV[d + FD_INV]); // free's exact division, rotate and all
-        const sh = FREE_DIV[d + FD_SHIFT];
+        const off = (block - i32[(mW + SM_DATA) | 0]) | 0;
+        const d = cls << FD_LOG2_WORDS;
+        const prod = Math.imul(off, FREE_DIV[d | FD_INV]); // free's exact division, rotate and all
+        const sh = FREE_DIV[d | FD_SHIFT];
         const idx = (prod >>> sh) | (prod << (32 - sh));
-        const st = i32[mW + SM_STATE] + idx;
-        if (idx >>> 0 < FREE_DIV[d + FD_COUNT] && t.bytes[st] === ST_ALLOCATED) {
+        const st = (i32[(mW + SM_STATE) | 0] + idx) | 0;
+        if (idx >>> 0 < FREE_DIV[d | FD_COUNT] && t.bytes[st] === ST_ALLOCATED) {
           const usable = SIZE[cls];
           // Stays put down to a quarter of its size (any size for the 16-byte class); the floor
           // is computed on every call, so that no compare is left that V8 has not seen made.
@@ -690,13 +690,13 @@ export class SharedHeap {
           // free's push of the old block (validated above; still ALLOCATED, so its slab stayed
           // put), with free's one call out.
           const w = t.i32;
-          const topW = t.topW + cls;
+          const topW = (t.topW + cls) | 0;
           const top = w[topW];
           if (w[top] !== MAG_FULL_SENTINEL) {
             t.bytes[st] = ST_CACHED;
             w[top] = block;
-            w[top + MAG_STATE] = st;
-            w[topW] = top + MAG_ENTRY_WORDS;
+            w[(top + MAG_STATE) | 0] = st;
+            w[topW] = (top + MAG_ENTRY_WORDS) | 0;
             if (--t.drainLeft !== 0) return q;
           }
           freeMissCall(t, block, cls, st);
@@ -707,7 +707,7 @@ export class SharedHeap {
     // realloc(0, n) is malloc(n) (reallocImpl's rule), which programs that allocate through
     // realloc make for every block: malloc's fast path, not the call out, for a valid small size.
     if (block === 0 && typeof size === 'number' && size >>> 0 === size && size <= MAX_SMALL && !t.detached) return this.malloc(size);
-    return reallocMiss(t, block, size); // the one call out (see free)
+    return reallocMiss(t, block, size) | 0; // the one call out (see free)
   }
 
   /**
