@@ -10,7 +10,7 @@ import {
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { describe } from './errors.js';
-import { isSharedArrayBuffer, isWasmMemory, type SharedMemory } from './wasm-copy.js';
+import { isSharedArrayBuffer, isWasmMemory, type SharedMemoryLike } from './wasm-copy.js';
 
 /** What a slab slot holds (HeapMap.kind). */
 export const MAP_METADATA = 0; // the header, slot meta table and thread areas
@@ -45,10 +45,13 @@ export interface HeapMap {
 }
 
 /** Reads the map of the heap in `buffer` (a SharedArrayBuffer made by SharedHeap.create). */
-export function readHeapMap(given: SharedArrayBuffer | SharedMemory): HeapMap {
+export function readHeapMap(given: SharedArrayBuffer | SharedMemoryLike): HeapMap {
   // heap.memory as well as heap.buffer, as attach() takes them.
   // (Not any object's `buffer`: a revoked Proxy threw V8's own TypeError reading it; an audit.)
   const buffer = isSharedArrayBuffer(given) ? given : isWasmMemory(given) ? given.buffer : undefined;
+  if (isWasmMemory(given) && !isSharedArrayBuffer(buffer)) {
+    throw new TypeError(`readHeapMap(buffer): expected a heap's SharedArrayBuffer (heap.buffer) or its memory (heap.memory), got a WebAssembly.Memory that is not shared`);
+  }
   if (!isSharedArrayBuffer(buffer)) {
     throw new TypeError(`readHeapMap(buffer): expected a heap's SharedArrayBuffer (heap.buffer) or its memory (heap.memory), got ${describe(given)}`);
   }

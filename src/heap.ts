@@ -14,7 +14,7 @@ import {
   REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
-import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory } from './wasm-copy.js';
+import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
 import { attachThread, detachThread, nodeThreadId } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
 import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, watchWorker, type NoWaitTries, type WatchableWorker } from './reclaim.js';
@@ -186,16 +186,22 @@ function detachDropped(d: Dropped): void {
   releaseGone(d.gone);
 }
 /** `fn`'s check of a heap's buffer (attach, attachAsync); returns its heap id. */
-function checkHeapBuffer(buffer: unknown, fn: string): number {
+function checkHeapBuffer(buffer: unknown, fn: string): asserts buffer is SharedArrayBuffer {
   if (!isSharedArrayBuffer(buffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
   readGeometry(buffer, fn);
-  return heapIdOf(buffer);
 }
 
 
-/** attach's and attachAsync's argument: the heap's buffer, and its memory when given that (heap.memory). */
-function bufferAndMemory(given: SharedArrayBuffer | SharedMemory): { buffer: SharedArrayBuffer; memory: SharedMemory | undefined } {
-  return isWasmMemory(given) ? { buffer: given.buffer, memory: given } : { buffer: given, memory: undefined };
+/**
+ * attach's and attachAsync's argument: the heap's buffer, and its memory when given that
+ * (heap.memory); a memory that is not shared is refused here, anything else that is not a heap's
+ * SharedArrayBuffer by checkHeapBuffer.
+ */
+function bufferAndMemory(given: SharedArrayBuffer | SharedMemoryLike, fn: string): { buffer: unknown; memory: SharedMemory | undefined } {
+  if (!isWasmMemory(given)) return { buffer: given, memory: undefined };
+  const buffer = given.buffer;
+  if (!isSharedArrayBuffer(buffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer or its memory (heap.memory), got a WebAssembly.Memory that is not shared`);
+  return { buffer, memory: given as SharedMemory };
 }
 
 /** Only create() and attach() may construct an instance. */
@@ -279,9 +285,10 @@ export class SharedHeap {
    * every heap. Claims a thread slot; attaching twice in one thread returns the same instance
    * (given the memory the second time, it copies with it from then on).
    */
-  static attach(given: SharedArrayBuffer | SharedMemory): SharedHeap {
-    const { buffer, memory } = bufferAndMemory(given);
-    const id = checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
+  static attach(given: SharedArrayBuffer | SharedMemoryLike): SharedHeap {
+    const { buffer, memory } = bufferAndMemory(given, 'SharedHeap.attach(buffer)');
+    checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
+    const id = heapIdOf(buffer);
     let heap = SharedHeap.#current(id, buffer, 'SharedHeap.attach(buffer)');
     if (heap !== undefined) reattached.delete(heap); // made for reclaims at a watched exit: the program's now
     if (heap === undefined) {
@@ -389,10 +396,11 @@ export class SharedHeap {
    * worker.threadId names a worker, attach() and watch(worker)).
    * The worker may be given `heap.memory` instead of the buffer, as attach() takes it.
    */
-  static async attachAsync(given: SharedArrayBuffer | SharedMemory, options: { threadId: number }): Promise<SharedHeap> {
+  static async attachAsync(given: SharedArrayBuffer | SharedMemoryLike, options: { threadId: number }): Promise<SharedHeap> {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
-    const { buffer, memory } = bufferAndMemory(given); // heap.memory, as attach() takes it
-    const id = checkHeapBuffer(buffer, fn);
+    const { buffer, memory } = bufferAndMemory(given, fn); // heap.memory, as attach() takes it
+    checkHeapBuffer(buffer, fn);
+    const id = heapIdOf(buffer);
     if (!isObjectArgument(options)) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
     const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
     const next = Atomics.load(new Int32Array(buffer, 0, G_NEXT_THREAD_ID + 1), G_NEXT_THREAD_ID);

@@ -1,5 +1,5 @@
 export { SharedHeap, type HeapOptions } from './heap.js';
-export type { SharedMemory } from './wasm-copy.js';
+export type { SharedMemory, SharedMemoryLike } from './wasm-copy.js';
 export type { WatchableWorker } from './reclaim.js';
 export type { HeapStats, LockStats, StageStats, ClassStats, ThreadStats } from './stats.js';
 export {

@@ -19,6 +19,17 @@
 export interface SharedMemory {
   readonly buffer: SharedArrayBuffer;
 }
+
+/**
+ * What attach(), attachAsync() and readHeapMap() take besides a SharedArrayBuffer: a
+ * WebAssembly.Memory, typed by its buffer alone, and that buffer as either kind, so that the DOM
+ * library's WebAssembly.Memory (whose `buffer` it types as ArrayBuffer, shared or not) is taken
+ * without a cast. At run time it must be a heap's memory (heap.memory): a shared one, whose
+ * buffer is a SharedArrayBuffer; anything else is refused with the call's TypeError.
+ */
+export interface SharedMemoryLike {
+  readonly buffer: ArrayBuffer | SharedArrayBuffer;
+}
 interface WasmApi {
   Memory: new (d: { initial: number; maximum: number; shared: boolean }) => SharedMemory;
   Module: new (bytes: Uint8Array) => object;
@@ -93,7 +104,7 @@ export function createSharedMemory(bytes: number): SharedMemory | undefined {
 }
 
 /** Whether `value` is a WebAssembly.Memory (of any kind). */
-export function isWasmMemory(value: unknown): value is SharedMemory {
+export function isWasmMemory(value: unknown): value is SharedMemoryLike {
   const api = wasmApi();
   if (api === undefined) return false;
   // By its buffer getter, as isSharedArrayBuffer does: an object made from Memory.prototype passes

@@ -6,7 +6,9 @@
  * API section, which is type-checked strict, without skipLibCheck, under each module resolution
  * a project may use. Before an audit of 2026-12-05, `moduleResolution: node10` (what TypeScript
  * uses for `module: commonjs`, where Node 20.19+ requires the package fine) found no types for
- * `sabmalloc/node` (TS2307: node10 reads no `exports`); `typesVersions` points it there.
+ * `sabmalloc/node` (TS2307: node10 reads no `exports`); `typesVersions` points it there. Until
+ * 2026-12-05 a browser user's WebAssembly.Memory (the DOM library types its buffer as ArrayBuffer)
+ * needed a cast to be given to attach, attachAsync or readHeapMap (TS2345).
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,7 +25,7 @@ const NODE_USER = `
 import { Worker } from 'node:worker_threads';
 import {
   SharedHeap, type HeapOptions, type HeapStats, type LockStats, type StageStats, type ClassStats, type ThreadStats,
-  type HeapMap, type SharedMemory, type WatchableWorker, HeapError, InvalidPointerError, DoubleFreeError, HeapCorruptionError,
+  type HeapMap, type SharedMemory, type SharedMemoryLike, type WatchableWorker, HeapError, InvalidPointerError, DoubleFreeError, HeapCorruptionError,
   ThreadSlotsExhaustedError, LockTimeoutError, HeapStateError, CLASS_SIZES, NUM_CLASSES, MAX_SMALL, readHeapMap,
   MAP_METADATA, MAP_UNCARVED, MAP_UNUSED, MAP_SLAB, MAP_POOLED, MAP_LARGE, MAP_NO_OWNER,
 } from 'sabmalloc';
@@ -42,6 +44,7 @@ const sizes: number[] = [heap.usableSize(r), heap.alignedAlloc(4096, 10), heap.t
 const u8: Uint8Array = heap.u8;
 const buffer: SharedArrayBuffer = heap.buffer;
 const memory: SharedMemory | undefined = heap.memory;
+const memoryArgument: SharedMemoryLike | SharedArrayBuffer = heap.memory ?? heap.buffer;
 const stats: HeapStats = heap.stats();
 const parts: [LockStats, StageStats, ClassStats[], ThreadStats[], number] = [stats.lock, stats.stages, stats.classes, stats.threads, stats.liveBytes];
 heap.check();
@@ -75,7 +78,7 @@ try {
 const pool: WorkerPoolLike = { threads: [worker], on: () => undefined };
 watchPool(heap, pool);
 same.detach();
-void [sizes, u8, buffer, memory, parts, reclaimed, later, map, kinds, classSizes];
+void [sizes, u8, buffer, memory, memoryArgument, parts, reclaimed, later, map, kinds, classSizes];
 `;
 
 /** A browser user: the main entry only, with the DOM library and no Node types. */
@@ -90,9 +93,15 @@ onmessage = async (e: MessageEvent<{ buffer: SharedArrayBuffer; threadId: number
   attached.free(attached.malloc(8));
 };
 worker.terminate();
+// A heap's memory posted to a worker arrives as the DOM's WebAssembly.Memory, whose buffer the DOM
+// library types as ArrayBuffer: attach, attachAsync and readHeapMap take it without a cast.
+const memory = new WebAssembly.Memory({ initial: 128, maximum: 128, shared: true });
+const fromMemory: SharedHeap = SharedHeap.attach(memory);
+const fromMemoryAsync: Promise<SharedHeap> = SharedHeap.attachAsync(memory, { threadId });
+const memoryMap = readHeapMap(memory);
 const gone: Promise<boolean> = heap.reclaimWhenGone(threadId);
 const stats: HeapStats = heap.stats();
-void [gone, stats, readHeapMap(heap.buffer).supers, CLASS_SIZES[0], HeapStateError];
+void [gone, stats, readHeapMap(heap.buffer).supers, CLASS_SIZES[0], HeapStateError, fromMemory, fromMemoryAsync, memoryMap];
 `;
 
 beforeAll(() => {
