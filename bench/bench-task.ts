@@ -27,7 +27,7 @@ import { SharedHeap, type SharedMemory } from '../src/index.js';
 import { copyFor } from './copies.js';
 import { lockStorm, lockStormCleanup } from './lock-storm.js';
 import { loadTrace, readTraceOps, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
-import { collectGarbageIfHeavy } from './gc.js';
+import { collectGarbageIfHeavy, endOfJob } from './gc.js';
 import { createWasmDlmalloc } from './wasm-dlmalloc.js';
 import { ReferenceAllocator } from './reference-alloc.js';
 import {
@@ -306,9 +306,11 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
     // worker did not collect for runs, and with every run's memory still mapped the next runs took
     // pages this machine had not handed out lately, whose first touches cost several times more;
     // README, Benchmarks). Not after every run: a collection threw away the optimized code of the
-    // loop copies, and the next warm run ran as a cold one (bench/gc.ts).
+    // loop copies, and the next warm run ran as a cold one (bench/gc.ts). After a turn of the event
+    // loop (bench/gc.ts endOfJob): until this task's job ends, attach's WeakRef keeps the heap.
     task.heap = undefined;
     task.heapMemory = undefined;
+    await endOfJob();
     collectGarbageIfHeavy(rssBefore);
   }
 }

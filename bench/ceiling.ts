@@ -27,7 +27,7 @@
  */
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { compileCopy } from './copies.js';
-import { collectGarbage, collectGarbageIfHeavy } from './gc.js';
+import { collectGarbage, collectGarbageIfHeavy, endOfJob } from './gc.js';
 import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
@@ -215,14 +215,17 @@ async function alternate(
 ): Promise<Record<CeilingRow, number[]>> {
   const runs: Record<CeilingRow, number[]> = { sabmalloc: [], placement: [], glibc: [] };
   let rssBefore = process.memoryUsage.rss();
-  const prepare = (): void => {
+  const prepare = async (): Promise<void> => {
+    // After a turn of the event loop (bench/gc.ts endOfJob): the rounds run in one job otherwise
+    // (no await without the native row), and create()'s WeakRef kept every heap of the job.
+    await endOfJob();
     collectGarbageIfHeavy(rssBefore);
     rssBefore = process.memoryUsage.rss();
     if (o.prime !== false) primeMemory(primeBytes);
   };
   for (let round = 0; round <= o.runs; round++) {
     for (const row of ['sabmalloc', 'placement'] as const) {
-      prepare();
+      await prepare();
       const heap = SharedHeap.create(options);
       let opsPerSec: number;
       if (row === 'sabmalloc') {
@@ -237,12 +240,13 @@ async function alternate(
       o.onRun?.(row, round, opsPerSec);
     }
     if (native !== undefined) {
-      prepare();
+      await prepare();
       const opsPerSec = await native();
       if (round > 0) runs.glibc.push(opsPerSec / 1e6);
       o.onRun?.('glibc', round, opsPerSec);
     }
   }
+  await endOfJob();
   collectGarbage();
   return runs;
 }
