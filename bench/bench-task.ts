@@ -295,11 +295,28 @@ function microAlloc(task: MicroAllocTask): number {
   return task.count;
 }
 
+/**
+ * The allocator of this worker's run now (sabmalloc's heap instance, dlmalloc-wasm's instance, a
+ * peer's pool), and of its run before, held until the run after it ends: see runThread.
+ */
+let runAllocator: unknown;
+let heldAllocator: unknown;
+
 async function runThread(task: RunTask): Promise<ThreadResult> {
   const rssBefore = process.memoryUsage.rss();
   try {
     return await runThreadOnce(task);
   } finally {
+    // The run's allocator stays reachable until the next run of this worker is over, the one
+    // before it is let go now: at most two runs' memory a worker. Where sabmalloc's heap died
+    // before the next run (collected as below), that run was slower: xmllint_format's warm
+    // replays 18.2-18.4 against 22.1-22.4 M ops/s by the medians (its cold run 15.1-17.9 either
+    // way), two comparisons each, 2026-12-05: the optimized code the next run reuses depends on
+    // objects of the one before (as in bench/gc.ts). Not dlmalloc-wasm's: its calls go to each
+    // instance's own exported functions, and with the run before's instance alive the loop's call
+    // sites saw two targets (its xmllint_format replays 18.4 against 19.8-20.8 M ops/s).
+    heldAllocator = task.allocator === 'dlmalloc-wasm' ? undefined : runAllocator;
+    runAllocator = undefined;
     // Untimed, once the run is over: this worker drops the run's heap (sabmalloc's buffer,
     // dlmalloc-wasm's memory, the peers' pools) and collects when the process holds a lot
     // (bench/gc.ts collectGarbageIfHeavy), so that the large traces' heaps do not pile up (an idle
@@ -332,6 +349,7 @@ async function runThreadOnce(task: RunTask): Promise<ThreadResult> {
     } else {
       alloc = await createThingAllocator(task.poolBytes ?? 256 << 20);
     }
+    runAllocator = alloc;
     return runWorkload(task, alloc, ctl, f64); // the peers' footprints are read there
   } catch (err) {
     abortControl(ctl);
