@@ -317,14 +317,15 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
     // sites saw two targets (its xmllint_format replays 18.4 against 19.8-20.8 M ops/s).
     heldAllocator = task.allocator === 'dlmalloc-wasm' ? undefined : runAllocator;
     runAllocator = undefined;
-    // Untimed, once the run is over: this worker drops the run's heap (sabmalloc's buffer,
-    // dlmalloc-wasm's memory, the peers' pools) and collects when the process holds a lot
-    // (bench/gc.ts collectGarbageIfHeavy), so that the large traces' heaps do not pile up (an idle
-    // worker did not collect for runs, and with every run's memory still mapped the next runs took
-    // pages this machine had not handed out lately, whose first touches cost several times more;
-    // README, Benchmarks). Not after every run: a collection threw away the optimized code of the
-    // loop copies, and the next warm run ran as a cold one (bench/gc.ts). After a turn of the event
-    // loop (bench/gc.ts endOfJob): until this task's job ends, attach's WeakRef keeps the heap.
+    // Untimed, once the run is over: this worker drops the task's references to the run's heap
+    // (the allocator held above keeps sabmalloc's heap and the peers' pools until the next run is
+    // over; dlmalloc-wasm's memory and the run before's allocator go now) and collects when the
+    // process holds a lot (bench/gc.ts collectGarbageIfHeavy), so that the large traces' heaps do
+    // not pile up (with every run's memory still mapped the next runs took pages this machine had
+    // not handed out lately, whose first touches cost several times more; README, Benchmarks).
+    // Not after every run: a collection threw away the optimized code of the loop copies, and the
+    // next warm run ran as a cold one (bench/gc.ts). After a turn of the event loop (bench/gc.ts
+    // endOfJob): until this task's job ends, attach's WeakRef keeps the heap.
     task.heap = undefined;
     task.heapMemory = undefined;
     await endOfJob();

@@ -12,9 +12,12 @@
  * task that brought it), and an idle worker did not collect for runs, so the
  * memory of every run stayed mapped while the next ones ran; each worker
  * now collects after a run that grew the process by 128 MiB or more or left
- * it holding 1 GiB (see below), and the main thread, which runs no timed
- * loop, after each run as well as before it (bench/bench-task.ts runThread,
- * bench/run.ts), untimed.
+ * it holding HEAVY_RSS_BYTES (1 GiB on a machine of 8 GiB or more; see
+ * below), and the main thread, which runs no timed loop, after each run as
+ * well as before it (bench/bench-task.ts runThread, bench/run.ts), untimed.
+ * A worker holds its run's allocator (sabmalloc's heap instance, the peers'
+ * pools; not dlmalloc-wasm's) until its next run is over, so a run's memory
+ * goes at the first collection after that (bench/bench-task.ts runThread).
  *
  * `gc` is exposed by setting --expose-gc at run time and fetching the
  * function from a fresh context; if that fails, this does nothing.
@@ -86,8 +89,9 @@ export function collectGarbageIfHeavy(rssBefore: number): boolean {
  * one job (piscina's Atomics.wait loop reads the next task and runs it without returning to the
  * event loop while the tasks finish synchronously), so no collection there took any run's heap:
  * `bench W2 --threads 4 --runs 25 --allocators sabmalloc` went on growing by about 47 MiB a run,
- * to 1.45 GB, above HEAVY_RSS_BYTES, where every run collected. With this await it stays under
- * HEAVY_RSS_BYTES and one run.
+ * to 1.47 GB, above HEAVY_RSS_BYTES, where every run collected. With this await (dedbef5, before
+ * runThread's hold of a run's allocator) the same command peaks at 1.07 GB, then stays at about
+ * 200 MB (test/bench-worker-heap-release.test.ts bounds it by HEAVY_RSS_BYTES and 256 MiB).
  */
 export function endOfJob(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

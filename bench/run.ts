@@ -210,7 +210,9 @@ export class BenchRunner {
     } finally {
       heap?.detach();
       heap = undefined;
-      collectGarbage(); // this run's heap, now, before the next run of any allocator (see runThread); untimed
+      // Untimed: the heaps the workers have let go (a worker holds its run's until its next run is
+      // over: bench/bench-task.ts runThread).
+      collectGarbage();
     }
   }
 }
