@@ -27,7 +27,7 @@ import { SharedHeap, type SharedMemory } from '../src/index.js';
 import { copyFor } from './copies.js';
 import { lockStorm, lockStormCleanup } from './lock-storm.js';
 import { loadTrace, readTraceOps, replay, replayLoop, type ReplayAllocator, type Trace } from './replay.js';
-import { collectGarbageIfHeavy, endOfJob } from './gc.js';
+import { collectGarbageIfHeavy } from './gc.js';
 import { createWasmDlmalloc } from './wasm-dlmalloc.js';
 import { ReferenceAllocator } from './reference-alloc.js';
 import {
@@ -328,8 +328,7 @@ async function runThread(task: RunTask): Promise<ThreadResult> {
     // endOfJob): until this task's job ends, attach's WeakRef keeps the heap.
     task.heap = undefined;
     task.heapMemory = undefined;
-    await endOfJob();
-    collectGarbageIfHeavy(rssBefore);
+    await collectGarbageIfHeavy(rssBefore);
   }
 }
 

@@ -27,7 +27,7 @@
  */
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { compileCopy } from './copies.js';
-import { collectGarbage, collectGarbageIfHeavy, endOfJob } from './gc.js';
+import { collectGarbageAfterJob, collectGarbageIfHeavy } from './gc.js';
 import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
@@ -218,8 +218,7 @@ async function alternate(
   const prepare = async (): Promise<void> => {
     // After a turn of the event loop (bench/gc.ts endOfJob): the rounds run in one job otherwise
     // (no await without the native row), and create()'s WeakRef kept every heap of the job.
-    await endOfJob();
-    collectGarbageIfHeavy(rssBefore);
+    await collectGarbageIfHeavy(rssBefore);
     rssBefore = process.memoryUsage.rss();
     if (o.prime !== false) primeMemory(primeBytes);
   };
@@ -246,8 +245,7 @@ async function alternate(
       o.onRun?.('glibc', round, opsPerSec);
     }
   }
-  await endOfJob();
-  collectGarbage();
+  await collectGarbageAfterJob();
   return runs;
 }
 

@@ -67,23 +67,31 @@ export const HEAVY_RUN_BYTES = 128 * 1024 ** 2;
 export const HEAVY_RSS_BYTES = Math.min(1024 ** 3, Math.floor(totalmem() / 8));
 
 /**
- * Collects, as {@link collectGarbage}, only when the process holds a lot: its resident set grew by
- * HEAVY_RUN_BYTES or more since `rssBefore` (taken before the run), or is above HEAVY_RSS_BYTES.
+ * Collects, as {@link collectGarbage}, after the end of the current job (endOfJob), and only
+ * when the process holds a lot: its resident set grew by HEAVY_RUN_BYTES or more since
+ * `rssBefore` (taken before the run), or is above HEAVY_RSS_BYTES.
  * Returns whether it did. W1 and W3 runs touch a few MiB each and never get there, nor do W2's at
  * one or two threads (28-55 MiB) until several are held; the large traces' replays (about 300
  * MiB each) collect after every run, as every run did before, so that their heaps do not pile
  * up (with them held, runs met the expensive first touches of prime.ts's comment).
  */
-export function collectGarbageIfHeavy(rssBefore: number): boolean {
+export async function collectGarbageIfHeavy(rssBefore: number): Promise<boolean> {
+  await endOfJob();
   const rss = process.memoryUsage.rss();
   if (rss - rssBefore < HEAVY_RUN_BYTES && rss < HEAVY_RSS_BYTES) return false;
   collectGarbage();
   return true;
 }
 
+/** {@link collectGarbage} after the end of the current job (see endOfJob). */
+export async function collectGarbageAfterJob(): Promise<void> {
+  await endOfJob();
+  collectGarbage();
+}
+
 /**
- * Resolves on a later turn of the event loop: await it before a collection that should take what
- * the code before it in the same task dropped. A heap create() or attach() made is held by the
+ * Resolves on a later turn of the event loop: collectGarbageIfHeavy and collectGarbageAfterJob
+ * wait for it, so that a collection takes what the code before it in the same task dropped. A heap create() or attach() made is held by the
  * WeakRef of its record (src/heap.ts), and V8 keeps a WeakRef's target alive until the end of the
  * job that made it, whatever a collection in that job finds. A bench worker ran task after task in
  * one job (piscina's Atomics.wait loop reads the next task and runs it without returning to the
@@ -93,6 +101,6 @@ export function collectGarbageIfHeavy(rssBefore: number): boolean {
  * runThread's hold of a run's allocator) the same command peaks at 1.07 GB, then stays at about
  * 200 MB (test/bench-worker-heap-release.test.ts bounds it by HEAVY_RSS_BYTES and 256 MiB).
  */
-export function endOfJob(): Promise<void> {
+function endOfJob(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }

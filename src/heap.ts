@@ -187,23 +187,22 @@ function detachDropped(d: Dropped): void {
   d.lock.release();
   releaseGone(d.gone);
 }
-/** `fn`'s check of a heap's buffer (attach, attachAsync); returns its heap id. */
-function checkHeapBuffer(buffer: unknown, fn: string): asserts buffer is SharedArrayBuffer {
+/**
+ * attach's and attachAsync's argument (`fn` names the call in errors): the heap's buffer, and its
+ * memory when given that (heap.memory), checked, with the heap's id. A memory that is not shared,
+ * or anything else that is not a heap's SharedArrayBuffer, is refused with `fn`'s TypeError.
+ */
+function heapArgument(given: SharedArrayBuffer | SharedMemoryLike, fn: string): { buffer: SharedArrayBuffer; memory: SharedMemory | undefined; id: number } {
+  let buffer: unknown = given;
+  let memory: SharedMemory | undefined;
+  if (isWasmMemory(given)) {
+    buffer = given.buffer;
+    if (!isSharedArrayBuffer(buffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer or its memory (heap.memory), got a WebAssembly.Memory that is not shared`);
+    memory = given as SharedMemory;
+  }
   if (!isSharedArrayBuffer(buffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer, got ${describe(buffer)}`);
   readGeometry(buffer, fn);
-}
-
-
-/**
- * attach's and attachAsync's argument: the heap's buffer, and its memory when given that
- * (heap.memory); a memory that is not shared is refused here, anything else that is not a heap's
- * SharedArrayBuffer by checkHeapBuffer.
- */
-function bufferAndMemory(given: SharedArrayBuffer | SharedMemoryLike, fn: string): { buffer: unknown; memory: SharedMemory | undefined } {
-  if (!isWasmMemory(given)) return { buffer: given, memory: undefined };
-  const buffer = given.buffer;
-  if (!isSharedArrayBuffer(buffer)) throw new TypeError(`${fn}: expected the heap's SharedArrayBuffer or its memory (heap.memory), got a WebAssembly.Memory that is not shared`);
-  return { buffer, memory: given as SharedMemory };
+  return { buffer, memory, id: heapIdOf(buffer) };
 }
 
 /** Only create() and attach() may construct an instance. */
@@ -288,9 +287,7 @@ export class SharedHeap {
    * (given the memory the second time, it copies with it from then on).
    */
   static attach(given: SharedArrayBuffer | SharedMemoryLike): SharedHeap {
-    const { buffer, memory } = bufferAndMemory(given, 'SharedHeap.attach(buffer)');
-    checkHeapBuffer(buffer, 'SharedHeap.attach(buffer)');
-    const id = heapIdOf(buffer);
+    const { buffer, memory, id } = heapArgument(given, 'SharedHeap.attach(buffer)');
     let heap = SharedHeap.#current(id, buffer, 'SharedHeap.attach(buffer)');
     if (heap !== undefined) reattached.delete(heap); // made for reclaims at a watched exit: the program's now
     if (heap === undefined) {
@@ -400,9 +397,7 @@ export class SharedHeap {
    */
   static async attachAsync(given: SharedArrayBuffer | SharedMemoryLike, options: { threadId: number }): Promise<SharedHeap> {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
-    const { buffer, memory } = bufferAndMemory(given, fn); // heap.memory, as attach() takes it
-    checkHeapBuffer(buffer, fn);
-    const id = heapIdOf(buffer);
+    const { buffer, memory, id } = heapArgument(given, fn); // heap.memory, as attach() takes it
     if (!isObjectArgument(options)) throw new TypeError(`${fn}: options: expected { threadId }, got ${describe(options)}`);
     const threadId = checkInteger('SharedHeap.attachAsync', 'options.threadId', options.threadId, 2 ** 31 - 1);
     const next = Atomics.load(new Int32Array(buffer, 0, G_NEXT_THREAD_ID + 1), G_NEXT_THREAD_ID);
