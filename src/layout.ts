@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 16; // 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 17; // 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -457,7 +457,7 @@ export const TH_NOTICE = 2; //    [H] notice list: slabs of this thread that got
 export const NOTICE_CLOSED = -1; // TH_NOTICE of a thread that will never look at its notices again: a freer
 //                                 that finds it clears its own notice flag by CAS instead of pushing
 export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's
-//                                 magazine itself (a drain in place), or TH_JOURNAL_W (a reclaim's copy)
+//                                 magazine itself (a drain in place), or one of the two journal areas (a reclaim's copy)
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge,
 // and at any Atomics call: between two of them in about half of the terminations of a loop of
@@ -562,7 +562,13 @@ export const TH_WATCHING = TH_INFLIGHT + 6; //       [O] WATCH_ENTRIES words: No
 //                                                  thread that ended and was reclaimed finds no slot (Node never reuses a
 //                                                  threadId in a process)
 export const WATCH_ENTRIES = 16;
-export const TH_JOURNAL_W = TH_WATCHING + WATCH_ENTRIES; // [O] room for a copied journal (reclaim), magazineWords(magCap) words
+export const TH_JOURNAL_W = TH_WATCHING + WATCH_ENTRIES; // [O] room for a copied journal (reclaim): two areas of magazineWords(magCap)
+//                                 words, from TH_JOURNAL_W and from TH_JOURNAL_W + magazineWords(magCap). A reclaim copies the
+//                                 entries it drains into the area TH_JOURNAL_SRC does not name (magazine.ts journalEntries), so
+//                                 that a reclaimer stopped inside the copy (at its loop's back edge) leaves the journal it copies
+//                                 from whole and still named: with one area, a reclaim redoing a reclaim's copy wrote over the
+//                                 entries it read, under their old length and progress words, and the next reclaim lost some
+//                                 blocks and published others twice (test/journal-redo-stopped.test.ts)
 // After the journal come the magazines ([O]): per class, magazineWords(magCap) words from
 // Geometry.magW: entry 0 is the empty sentinel (block MAG_EMPTY_SENTINEL: pop's empty test),
 // then capacity entries, then the full sentinel (block MAG_FULL_SENTINEL: push's full test).
@@ -587,7 +593,7 @@ export function magazineWords(magCap: number): number {
 
 /** Offset of the magazines in a thread area. */
 export function magazinesOffset(magCap: number): number {
-  return TH_JOURNAL_W + magazineWords(magCap);
+  return TH_JOURNAL_W + 2 * magazineWords(magCap); // the two journal areas
 }
 
 export function threadWords(magCap: number, numClasses: number): number {

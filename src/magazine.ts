@@ -23,7 +23,7 @@ import { askOthersToFlush } from './flush-ask.js';
 const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
-  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING } = layout;
+  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords } = layout;
 const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex } = classes;
 
 /**
@@ -187,11 +187,21 @@ export function journalInPlace(t: ThreadContext, cls: number, fromW: number, wor
   crashPoint(CP_JOURNAL);
 }
 
-/** Copies words [fromW, fromW + words) of `src` (entries collected by a reclaim) into the journal area. */
+/**
+ * Copies words [fromW, fromW + words) of `src` (entries collected by a reclaim) into the journal
+ * area that TH_JOURNAL_SRC does not name, then makes them the journal. The journal being redone
+ * (reclaim.ts finishJournals) may sit in the other area: a reclaimer stopped inside this copy
+ * leaves it whole, still named by the journal words, for the next reclaim to redo (layout.ts
+ * TH_JOURNAL_W).
+ */
 export function journalEntries(t: ThreadContext, cls: number, src: Int32Array, fromW: number, words: number): void {
   const i32 = t.i32;
-  const jW = t.thW + TH_JOURNAL_W;
-  for (let i = 0; i < words; i++) i32[jW + i] = src[fromW + i];
+  const first = t.thW + TH_JOURNAL_W;
+  const jW = i32[t.thW + TH_JOURNAL_SRC] === first ? first + magazineWords(t.geo.magCap) : first;
+  for (let i = 0; i < words; i++) {
+    i32[jW + i] = src[fromW + i];
+    crashPoint(CP_JOURNAL); // V8 may stop a thread at this loop's back edge (terminate())
+  }
   journalInPlace(t, cls, jW, words);
 }
 

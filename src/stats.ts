@@ -109,7 +109,7 @@ export interface HeapStats {
  * carved: the header, the SuperSlab table and the slot metas of carved SuperSlabs (the metadata's
  * own slots included: their meta is written once, K_NONE), then, of each thread slot ever used,
  * the words a thread can write: its area's words before the journal, the journal (written only by
- * a reclaim, TH_JOURNAL_W: counted once any slot was reclaimed or is being reclaimed), and of each
+ * a reclaim, the two areas from TH_JOURNAL_W: counted once any slot was reclaimed or is being reclaimed), and of each
  * class's magazine its two sentinels and the entries up to its capacity (magCapCls: at most
  * 256 KiB of blocks a class). The words after a magazine's full sentinel are never written: a
  * magazine has magazineCapacity entries of room, and a class of large blocks uses few of them.
@@ -134,7 +134,7 @@ function metadataBytes(t: ThreadContext, carved: number, reclaimed: boolean): nu
   add(0, geo.slotMetaW + ((carved << SLOTS_SHIFT_IN_SUPER) << SM_SHIFT));
   for (let s = 0, used = usedSlots(t.i32, geo.maxThreads); s < used; s++) {
     const thW = geo.threadsW + s * geo.threadWords;
-    add(thW, thW + TH_JOURNAL_W + (reclaimed ? magWords : 0));
+    add(thW, thW + TH_JOURNAL_W + (reclaimed ? 2 * magWords : 0)); // the two journal areas
     for (let c = 0; c < NUM_CLASSES; c++) {
       const empty = thW + geo.magW + c * magWords; // the empty sentinel, then the entries, then the full sentinel
       add(empty, empty + (t.magCapCls[c]! + 2) * MAG_ENTRY_WORDS);
