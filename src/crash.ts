@@ -44,6 +44,8 @@ export const CP_NOTICES = 12;
 /** 0: off. n > 0: stop at the n-th crash point from now. -1: count crash points. */
 let countdown = 0;
 const counts = new Array<number>(CRASH_PATHS.length).fill(0);
+/** The paths of the crash points passed while counting, in order (crashOrder). */
+const order: number[] = [];
 let stop: (path: number) => never = (path) => {
   throw new Error(`crash point (${CRASH_PATHS[path]}) reached with no onCrash handler`);
 };
@@ -56,6 +58,7 @@ export function crashPoint(path: number): void {
 function crashStep(path: number): void {
   if (countdown < 0) {
     counts[path]++;
+    order.push(path);
     return;
   }
   if (--countdown === 0) stop(path);
@@ -70,6 +73,7 @@ export function armCrash(n: number, onCrash: (path: number) => never): void {
 /** Test hook: count crash points from now on, per path (see crashCounts). */
 export function countCrashPoints(): void {
   counts.fill(0);
+  order.length = 0;
   countdown = -1;
 }
 
@@ -77,4 +81,9 @@ export function countCrashPoints(): void {
 export function crashCounts(): number[] {
   countdown = 0;
   return counts.slice();
+}
+
+/** Test hook: the path of each crash point passed while counting, in order (step n is entry n - 1), as of the last crashCounts(). */
+export function crashOrder(): number[] {
+  return order.slice();
 }
