@@ -7,14 +7,14 @@
  * reclaim lost blocks (CACHED in no magazine) or put blocks on a remote list twice (a FREE block
  * on the list, a slab's count off): once the copy loop had crash points, 51 of the first case's
  * 120 runs below failed so. A copy now goes to the other of two areas (layout.ts TH_JOURNAL_W);
- * a build that copied a journal of the second area onto itself fails 51 of the second case's 120.
+ * a build that copied a journal of the second area onto itself fails 19 of the second case's 53.
  *
  * First case: R1 is stopped at each step of its drain that leaves a journal in the first area
  * whose redo moves entries (one step per state of that journal), R2 at each step of its reclaim of
  * R1 (which takes V over) that copies or switches a journal. Second case, the redo from the
- * second area into the first: R1 stopped as in the first case, R2 at each step that leaves the
- * journal it switched to in the second area for such a redo, R3 at each copy step of its reclaim
- * of R2. The main thread then reclaims what is left: every thread slot comes back, the lock is
+ * second area into the first: R1 stopped at the first such step, R2 at each step that leaves the
+ * journal it switched to in the second area for such a redo (one per progress of that journal),
+ * R3 at each copy step of its reclaim of R2. The main thread then reclaims what is left: every thread slot comes back, the lock is
  * free, check() passes and every live block keeps its bytes.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -118,10 +118,11 @@ const DRAIN_STEPS = [CP_DRAIN, CP_PUBLISH, CP_JOURNAL];
 
 /**
  * Stops of a reclaimer chain: for each `before` (the steps where the earlier reclaimers stop, in
- * turn, each reclaiming the one before it, the first V), the next one's steps on `paths` that leave
- * V's journal in `area` for a redo that moves entries, one per journal state.
+ * turn, each reclaiming the one before it, the first V), the next one's drain steps that leave
+ * V's journal in `area` for a redo that moves entries: one per journal state, or with `byProgress`
+ * one per value of its progress word.
  */
-async function stopsLeavingJournal(befores: number[][], area: 0 | 1): Promise<number[][]> {
+async function stopsLeavingJournal(befores: number[][], area: 0 | 1, byProgress = false): Promise<number[][]> {
   const found: number[][] = [];
   const seen = new Set<string>();
   for (const before of befores) {
@@ -133,8 +134,9 @@ async function stopsLeavingJournal(befores: number[][], area: 0 | 1): Promise<nu
       let id = s.victim;
       for (const m of [...before, n]) id = (await reclaimer(s.heap, id, m)).id;
       const j = journalToRedo(s, area);
-      if (j !== undefined && !seen.has(j)) {
-        seen.add(j);
+      const key = byProgress ? j?.split(' ')[0] : j;
+      if (key !== undefined && !seen.has(key)) {
+        seen.add(key);
         found.push([...before, n]);
       }
     }
@@ -198,9 +200,13 @@ function reclaimAndCheck(s: Setup, ids: number[]): string[] {
   return wrong;
 }
 
+/** R1's stops that leave V's journal in the first area for a redo that moves entries (both cases start from them). */
+let firstArea: Promise<number[][]> | undefined;
+const firstAreaStops = (): Promise<number[][]> => (firstArea ??= stopsLeavingJournal([[]], 0));
+
 describe('a reclaim redoing a journal that a stopped reclaimer left in a journal area', () => {
   it('the first area: stopped at each step of its copy, the next reclaim still finishes it cleanly', async () => {
-    const chains = await stopsLeavingJournal([[]], 0);
+    const chains = await firstAreaStops();
     expect(chains.length, 'stops of R1 that leave a journal whose redo moves entries').toBeGreaterThan(1);
     const { failures, runs } = await stopEachCopyStep(chains);
     expect(runs).toBeGreaterThan(chains.length);
@@ -208,8 +214,10 @@ describe('a reclaim redoing a journal that a stopped reclaimer left in a journal
   }, 300_000);
 
   it('the second area: a redo of a redo goes back to the first, and stopped at each copy step it is finished cleanly', async () => {
-    const first = (await stopsLeavingJournal([[]], 0)).slice(0, 1);
-    const chains = await stopsLeavingJournal(first, 1);
+    // One R1 stop, and of R2's stops one per progress of the journal it leaves: the choice of
+    // area does not depend on the journal's state, which the first case goes through.
+    const first = (await firstAreaStops()).slice(0, 1);
+    const chains = await stopsLeavingJournal(first, 1, true);
     expect(chains.length, 'stops of R2 that leave a journal in the second area whose redo moves entries').toBeGreaterThan(0);
     const { failures, runs } = await stopEachCopyStep(chains);
     expect(runs).toBeGreaterThan(chains.length);
