@@ -562,7 +562,8 @@ export const TH_WATCHING = TH_INFLIGHT + 6; //       [O] WATCH_ENTRIES words: No
 //                                                  thread that ended and was reclaimed finds no slot (Node never reuses a
 //                                                  threadId in a process)
 export const WATCH_ENTRIES = 16;
-export const TH_JOURNAL_W = TH_WATCHING + WATCH_ENTRIES; // [O] room for a copied journal (reclaim): two areas of magazineWords(magCap)
+export const JOURNAL_AREAS = 2;
+export const TH_JOURNAL_W = TH_WATCHING + WATCH_ENTRIES; // [O] room for a copied journal (reclaim): JOURNAL_AREAS areas of magazineWords(magCap)
 //                                 words, from TH_JOURNAL_W and from TH_JOURNAL_W + magazineWords(magCap). A reclaim copies the
 //                                 entries it drains into the area TH_JOURNAL_SRC does not name (magazine.ts journalEntries), so
 //                                 that a reclaimer stopped inside the copy (at its loop's back edge) leaves the journal it copies
@@ -593,7 +594,7 @@ export function magazineWords(magCap: number): number {
 
 /** Offset of the magazines in a thread area. */
 export function magazinesOffset(magCap: number): number {
-  return TH_JOURNAL_W + 2 * magazineWords(magCap); // the two journal areas
+  return TH_JOURNAL_W + JOURNAL_AREAS * magazineWords(magCap);
 }
 
 export function threadWords(magCap: number, numClasses: number): number {

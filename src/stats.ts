@@ -7,7 +7,7 @@ import {
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
   F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_PUSHES, K_LARGE, K_SLAB, LARGE_LIVE, LARGE_RESIZING, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
-  TH_JOURNAL_W, TH_THREAD_ID, TH_STATE, TS_ATTACHED, TS_FREE, TS_RECLAIMING, MAG_ENTRY_WORDS, magazineWords, usedSlots,
+  JOURNAL_AREAS, TH_JOURNAL_W, TH_THREAD_ID, TH_STATE, TS_ATTACHED, TS_FREE, TS_RECLAIMING, MAG_ENTRY_WORDS, magazineWords, usedSlots,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
 import type { ThreadContext } from './context.js';
@@ -134,7 +134,7 @@ function metadataBytes(t: ThreadContext, carved: number, reclaimed: boolean): nu
   add(0, geo.slotMetaW + ((carved << SLOTS_SHIFT_IN_SUPER) << SM_SHIFT));
   for (let s = 0, used = usedSlots(t.i32, geo.maxThreads); s < used; s++) {
     const thW = geo.threadsW + s * geo.threadWords;
-    add(thW, thW + TH_JOURNAL_W + (reclaimed ? 2 * magWords : 0)); // the two journal areas
+    add(thW, thW + TH_JOURNAL_W + (reclaimed ? JOURNAL_AREAS * magWords : 0));
     for (let c = 0; c < NUM_CLASSES; c++) {
       const empty = thW + geo.magW + c * magWords; // the empty sentinel, then the entries, then the full sentinel
       add(empty, empty + (t.magCapCls[c]! + 2) * MAG_ENTRY_WORDS);

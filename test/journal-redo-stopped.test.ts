@@ -76,7 +76,7 @@ async function reclaimer(heap: SharedHeap, victim: number, n: number): Promise<{
   const { threadId } = await new Promise<{ threadId: number }>((resolve) => w.once('message', resolve));
   const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
   const result = new Promise<number[] | undefined>((resolve) => {
-    w.once('message', (m: { order: number[] }) => resolve(m.order));
+    w.once('message', (m: { steps: number[] }) => resolve(m.steps));
     w.once('exit', () => resolve(undefined));
   });
   w.postMessage({ victim, n });
@@ -117,22 +117,33 @@ function journalToRedo(s: Setup, area: 0 | 1): string | undefined {
 const DRAIN_STEPS = [CP_DRAIN, CP_PUBLISH, CP_JOURNAL];
 
 /**
- * Stops of a reclaimer chain: for each `before` (the steps where the earlier reclaimers stop, in
- * turn, each reclaiming the one before it, the first V), the next one's drain steps that leave
- * V's journal in `area` for a redo that moves entries: one per journal state, or with `byProgress`
- * one per value of its progress word.
+ * A fresh heap whose V died, and reclaimers stopped in turn at the steps `stops`, each reclaiming
+ * the one before it (the first V); their threadIds, the last one's first, then V's.
+ */
+async function stopChain(stops: number[]): Promise<{ s: Setup; ids: number[] }> {
+  const s = await makeVictim();
+  const ids = [s.victim];
+  for (const n of stops) ids.unshift((await reclaimer(s.heap, ids[0]!, n)).id);
+  return { s, ids };
+}
+
+/** The path of each step of one more reclaimer after the chain `stops`, counted, not stopped. */
+async function stepsAfter(stops: number[]): Promise<number[]> {
+  const { s, ids } = await stopChain(stops);
+  return (await reclaimer(s.heap, ids[0]!, 0)).steps;
+}
+
+/**
+ * Stops of a reclaimer chain: for each `before` (see stopChain), the next reclaimer's drain steps
+ * that leave V's journal in `area` for a redo that moves entries: one per journal state, or with
+ * `byProgress` one per value of its progress word.
  */
 async function stopsLeavingJournal(befores: number[][], area: 0 | 1, byProgress = false): Promise<number[][]> {
   const found: number[][] = [];
   const seen = new Set<string>();
   for (const before of befores) {
-    const c = await makeVictim();
-    let prev = c.victim;
-    for (const n of before) prev = (await reclaimer(c.heap, prev, n)).id;
-    for (const n of stepsOn((await reclaimer(c.heap, prev, 0)).steps, DRAIN_STEPS)) {
-      const s = await makeVictim();
-      let id = s.victim;
-      for (const m of [...before, n]) id = (await reclaimer(s.heap, id, m)).id;
+    for (const n of stepsOn(await stepsAfter(before), DRAIN_STEPS)) {
+      const { s } = await stopChain([...before, n]);
       const j = journalToRedo(s, area);
       const key = byProgress ? j?.split(' ')[0] : j;
       if (key !== undefined && !seen.has(key)) {
@@ -152,13 +163,8 @@ async function stopEachCopyStep(chains: number[][]): Promise<{ failures: string[
   const failures: string[] = [];
   let runs = 0;
   for (const chain of chains) {
-    const c = await makeVictim();
-    let prev = c.victim;
-    for (const n of chain) prev = (await reclaimer(c.heap, prev, n)).id;
-    for (const n of stepsOn((await reclaimer(c.heap, prev, 0)).steps, [CP_JOURNAL])) {
-      const s = await makeVictim();
-      const ids = [s.victim];
-      for (const m of [...chain, n]) ids.unshift((await reclaimer(s.heap, ids[0]!, m)).id);
+    for (const n of stepsOn(await stepsAfter(chain), [CP_JOURNAL])) {
+      const { s, ids } = await stopChain([...chain, n]);
       const wrong = reclaimAndCheck(s, ids);
       if (wrong.length > 0) failures.push(`stopped at steps ${[...chain, n].join(', ')}: ${wrong.join('; ')}`);
       runs++;
