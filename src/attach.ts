@@ -6,7 +6,7 @@ import {
   G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
   SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE, TH_NOTICE_CUR, TH_NOTICE_REST, TH_WATCHING, WATCH_ENTRIES,
-  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, usedSlots, clearUnsureMark,
+  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, TH_LOCK_GEN, lockWord, usedSlots, clearUnsureMark,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, readGeometry, type Runner } from './context.js';
@@ -48,7 +48,7 @@ function namedByFreer(t: ThreadContext, s: number): boolean {
  */
 export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadContext {
   const geo = readGeometry(buffer, 'SharedHeap.attach(buffer)');
-  const runner: Runner = { slot: -1, lockDepth: 0, faulted: false };
+  const runner: Runner = { slot: -1, lockMe: 0, lockDepth: 0, faulted: false };
   const t = new ThreadContext(buffer, geo, runner);
   const i32 = t.i32;
   let id = givenId >= 0 ? givenId : nodeThreadId();
@@ -112,6 +112,11 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
   }
   t.bind(slot);
   runner.slot = slot;
+  // This attachment's generation, before it can take the lock (layout.ts TH_LOCK_GEN): one plain
+  // store, the slot ours since the CAS above.
+  const gen = (i32[t.thW + TH_LOCK_GEN] + 1) | 0;
+  i32[t.thW + TH_LOCK_GEN] = gen;
+  runner.lockMe = lockWord(slot, 0, gen);
   t.threadId = id;
   const thW = t.thW;
   for (let c = 0; c < NUM_CLASSES; c++) {

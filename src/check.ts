@@ -62,7 +62,7 @@ function walkHeap(h: ThreadContext): void {
   }
   if (bufSupers * (1 << SUPER_SHIFT) > h.viewBytes) fail(`header: buffer length ${bufSupers} MiB exceeds the buffer`);
   const lock = Atomics.load(i32, G_LOCK);
-  if (lock !== 0 && ((lock & LOCK_STATE_MASK) === 0 || (lock & LOCK_STATE_MASK) > LOCK_WAITERS || lockHolder(lock) >= geo.maxThreads)) {
+  if (lock !== 0 && ((lock & LOCK_STATE_MASK) === 0 || (lock & LOCK_STATE_MASK) > LOCK_WAITERS || lockHolder(lock) < 0 || lockHolder(lock) >= geo.maxThreads)) {
     fail(`lock word is ${lock} (${hex(lock)}): neither free nor held by a thread slot in state 1 or 2`);
   }
   const slotsUsed = Atomics.load(i32, G_SLOTS_USED);

@@ -30,6 +30,8 @@ const { NUM_CLASSES, PER_DOUBLING, SIZE } = classes;
 export interface Runner {
   /** Its own thread slot (-1 before it attached). */
   slot: number;
+  /** Its lock word without the state bits: lockWord(slot, 0, the slot's TH_LOCK_GEN after its claim) (lock.ts). */
+  lockMe: number;
   /** Re-entrancy depth of the global lock held by this thread. */
   lockDepth: number;
   /** Set when a call was cut off by an error not the allocator's own (fault.ts): the lock, if held, is never released. */

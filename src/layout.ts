@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 17; // 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 18; // 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -98,7 +98,7 @@ export const G_S1_KEEP = 9; //          [C] EMPTY slabs a class keeps in Stage 1
 export const G_GEN = 10; //             [A] bumped under the lock each time the buffer grows (before G_BUFFER_SUPERS)
 export const G_BUFFER_SUPERS = 11; //   [A] stored under the lock: buffer length >>> SUPER_SHIFT
 export const G_CARVED = 12; //          [A] stored under the lock: SuperSlabs carved, metadata included
-export const G_LOCK = 13; //            [A] the global lock word: lockWord(holder slot, state) (lock.ts)
+export const G_LOCK = 13; //            [A] the global lock word: lockWord(holder slot, state, its TH_LOCK_GEN) (lock.ts)
 export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1, raised by attach before the CAS that
 //                                      claims a slot (so every claimed slot is below it at every instruction):
 //                                      the thread areas beyond it were never touched (stats() metadataBytes),
@@ -196,14 +196,24 @@ export const S1_SLOT_BITS = 15; // slot index bits in a Stage-1 head (MAX_SLOTS 
 export const S1_SLOT_MASK = (1 << S1_SLOT_BITS) - 1;
 
 // ---- The lock word (G_LOCK) ---------------------------------------------------------------------
-// word = ((holder slot + 1) << 2) | state; state LOCK_FREE (word 0), LOCK_HELD, or LOCK_WAITERS
-// (held, and somebody may be waiting). The CAS that takes the lock writes the holder with it.
+// word = (gen << LOCK_GEN_SHIFT) | ((holder slot + 1) << 2) | state; state LOCK_FREE (word 0),
+// LOCK_HELD, or LOCK_WAITERS (held, and somebody may be waiting). The CAS that takes the lock
+// writes the holder with it. gen: the low LOCK_GEN_BITS bits of the holder slot's TH_LOCK_GEN, the
+// count of attachments that slot has had, so that a word names one attachment, not only a slot: a
+// waiter that read the word of a dead holder and breaks its lock by a CAS from that word fails
+// once the slot was reclaimed and attached again and its new thread took the lock (with the slot
+// alone in the word, that CAS took the lock from the live new thread, whose word was the same; the
+// breaker handed it back by a second CAS, and a breaker that died between the two left two holders:
+// test/lock-break-breaker-dies.test.ts).
 export const LOCK_HELD = 1;
 export const LOCK_WAITERS = 2;
 export const LOCK_STATE_MASK = 3;
-/** The lock word naming thread slot `slot` in state `state`. */
-export function lockWord(slot: number, state: number): number {
-  return ((slot + 1) << 2) | state;
+export const LOCK_SLOT_BITS = 11; // holder slot + 1 (maxThreads <= 1024, create.ts)
+export const LOCK_GEN_SHIFT = 2 + LOCK_SLOT_BITS;
+export const LOCK_GEN_BITS = 32 - LOCK_GEN_SHIFT;
+/** The lock word naming thread slot `slot`, in its attachment `gen` (TH_LOCK_GEN), in state `state`. */
+export function lockWord(slot: number, state: number, gen = 0): number {
+  return (((gen & ((1 << LOCK_GEN_BITS) - 1)) << LOCK_GEN_SHIFT) | ((slot + 1) << 2) | state) | 0;
 }
 /**
  * Entries of the LIFO whose head is word `headW` (a Stage-1 list or a large-run list): its head's
@@ -258,9 +268,9 @@ export function heapIdOf(buffer: SharedArrayBuffer): number {
   return head[G_HEAP_ID_HIGH]! * 0x80000000 + head[G_HEAP_ID]!;
 }
 
-/** The thread slot holding the lock, or -1 when the word says free. */
+/** The thread slot holding the lock, or -1 when the word says free (or names no slot). */
 export function lockHolder(word: number): number {
-  return word === 0 ? -1 : (word >>> 2) - 1;
+  return word === 0 ? -1 : ((word >>> 2) & ((1 << LOCK_SLOT_BITS) - 1)) - 1;
 }
 
 // ---- SuperSlab table: one word per SuperSlab, from SS_TABLE_W --------------------------------
@@ -563,7 +573,12 @@ export const TH_WATCHING = TH_INFLIGHT + 6; //       [O] WATCH_ENTRIES words: No
 //                                                  threadId in a process)
 export const WATCH_ENTRIES = 16;
 export const JOURNAL_AREAS = 2;
-export const TH_JOURNAL_W = TH_WATCHING + WATCH_ENTRIES; // [O] room for a copied journal (reclaim): JOURNAL_AREAS areas of magazineWords(magCap)
+export const TH_LOCK_GEN = TH_WATCHING + WATCH_ENTRIES; // [O] attachments this slot has had: the thread that claims the slot
+//                                 (attach.ts) adds one with a plain store after its claim's CAS and before it takes the lock,
+//                                 and puts its low bits into every lock word it writes (lockWord). Never zeroed: attach, detach
+//                                 and reclaim leave it, so that two attachments of one slot that took the lock never share a
+//                                 lock word (until 2^LOCK_GEN_BITS attachments later)
+export const TH_JOURNAL_W = TH_LOCK_GEN + 1; // [O] room for a copied journal (reclaim): JOURNAL_AREAS areas of magazineWords(magCap)
 //                                 words, from TH_JOURNAL_W and from TH_JOURNAL_W + magazineWords(magCap). A reclaim copies the
 //                                 entries it drains into the area TH_JOURNAL_SRC does not name (magazine.ts journalEntries), so
 //                                 that a reclaimer stopped inside the copy (at its loop's back edge) leaves the journal it copies

@@ -2,10 +2,12 @@
  * The global lock: one Int32 word (G_LOCK) in the manner of the classic futex mutex (Drepper,
  * "Futexes Are Tricky", mutex #2), whose three states are kept in the low two bits:
  *   0 free, 1 held with no waiters, 2 held and somebody may be waiting,
- * and whose upper bits hold the holder's thread slot + 1: word = ((tid + 1) << 2) | state.
- * The holder is thus recorded by the very CAS that takes the lock, so a thread terminated at
- * any point leaves either a free lock or a lock that names it; a waiter breaks the lock of a
- * holder whose slot is no longer ATTACHED (marked by watch() or reclaim()).
+ * and whose upper bits hold the holder's thread slot + 1 and its attachment's generation:
+ * word = (gen << 13) | ((slot + 1) << 2) | state (layout.ts lockWord). The holder is thus recorded
+ * by the very CAS that takes the lock, so a thread terminated at any point leaves either a free
+ * lock or a lock that names it; a waiter breaks the lock of a holder whose slot is no longer
+ * ATTACHED (marked by watch() or reclaim()), by a CAS from the word it read, which fails once
+ * the slot was reclaimed and attached again (the generation differs).
  *
  * Acquire: one CAS 0 -> (me | 1); on failure spin a bounded number of times, then set the
  * waiters bit and Atomics.wait on that exact word. Release: exchange to 0, and Atomics.notify
@@ -28,7 +30,7 @@
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
   F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
-  lockWord,
+  lockHolder as layoutLockHolder,
 } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { repairSlotTable } from './slots.js';
@@ -145,13 +147,11 @@ export function waitSlice(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, WAIT_SLICE_MS));
 }
 
-/** The thread slot holding the lock, or -1 when it is free. */
-export function lockHolder(word: number): number {
-  return word === 0 ? -1 : (word >>> 2) - 1;
-}
+/** The thread slot holding the lock, or -1 when it is free (layout.ts). */
+export const lockHolder = layoutLockHolder;
 
 function me(t: ThreadContext): number {
-  return lockWord(t.runner.slot, 0);
+  return t.runner.lockMe;
 }
 
 /**
@@ -288,13 +288,16 @@ function breakLockIfHolderDead(h: ThreadContext, c: number, stopped?: (slot: num
   if (holder < 0 || holder === h.runner.slot || holder >= h.geo.maxThreads) return false;
   if (holderLive(h, holder, stopped)) return false;
   if (Atomics.compareExchange(i32, G_LOCK, c, me(h) | WAITERS) !== c) return false;
-  // The word names a slot, not an attachment: between the load of the state above and the CAS,
-  // another thread may have broken the lock, reclaimed the slot, and a new thread attached there
-  // and taken the lock, which writes the same word again (an audit: tryMalloc then took the lock
-  // from under that live holder, and its release let it go). The dead holder's slot stays DEAD
-  // while its lock stands (a reclaim, or an attach after one, needs the lock): ATTACHED now, the
-  // word was the new thread's, and goes back to it (with the waiters bit: others may wait). If it
-  // let the lock go meanwhile (its release took this word), the CAS fails and nothing is held.
+  // The word names an attachment (its slot and the slot's generation, layout.ts TH_LOCK_GEN): a
+  // slot reclaimed and attached again between the load of the state above and the CAS, its new
+  // thread holding the lock, writes another word, and the CAS fails. (With the slot alone in the
+  // word it succeeded, took the lock from under that live holder, and gave it back by a second
+  // CAS below; a breaker that died between the two left two holders: an audit's window,
+  // test/lock-break-breaker-dies.test.ts.) What is left for the check below: a holder slot the
+  // caller's `stopped` no longer counts stopped, or ATTACHED again under the same generation after
+  // 2^LOCK_GEN_BITS attachments; the word goes back to it (with the waiters bit: others may
+  // wait). If it let the lock go meanwhile (its release took this word), the CAS fails and
+  // nothing is held.
   if (holderLive(h, holder, stopped)) {
     Atomics.compareExchange(i32, G_LOCK, me(h) | WAITERS, c | WAITERS);
     return false;

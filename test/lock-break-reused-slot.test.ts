@@ -10,6 +10,10 @@
  * a slab back while a dead holder's lock stands. Here the other threads act inside that window, at
  * the breaker's load of h's state (a hook, as workers/atomics-stop.ts stops a thread at an
  * Atomics call).
+ *
+ * Since layout version 18 the word names the attachment (the slot's generation, layout.ts
+ * TH_LOCK_GEN): the new thread's word differs from the dead holder's, and the breaker's CAS fails.
+ * test/lock-break-breaker-dies.test.ts stops the breaker right before and right after that CAS.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
@@ -61,6 +65,7 @@ describe('breaking a dead holder\'s lock when its slot was taken again meanwhile
     const load = Atomics.load as (a: Int32Array, i: number) => number;
     let armed = true;
     let reused = false;
+    let differs = false;
     const hook = (a: Int32Array, i: number): number => {
       const v = load(a, i);
       if (armed && a.buffer === t.i32.buffer && i === stateW) {
@@ -72,14 +77,17 @@ describe('breaking a dead holder\'s lock when its slot was taken again meanwhile
         void y.remote.holdLock();
         const until = Date.now() + 5000;
         const idle = new Int32Array(new SharedArrayBuffer(4));
-        while (load(t.i32, G_LOCK) !== c && Date.now() < until) Atomics.wait(idle, 0, 0, 1);
-        reused = load(t.i32, G_LOCK) === c && load(t.i32, t.threadW(h) + TH_THREAD_ID) === yId + 1;
+        const held = (): boolean => lockHolder(load(t.i32, G_LOCK)) === h && load(t.i32, t.threadW(h) + TH_THREAD_ID) === yId + 1;
+        while (!held() && Date.now() < until) Atomics.wait(idle, 0, 0, 1);
+        reused = held();
+        differs = load(t.i32, G_LOCK) !== c;
       }
       return v;
     };
     const p = tryMallocHooked(heap, hook);
     expect(armed).toBe(false);
     expect(reused, 'the new thread attached in the slot and took the lock').toBe(true);
+    expect(differs, 'its lock word is not the dead holder\'s').toBe(true);
     expect(Atomics.load(t.i32, t.threadW(h) + TH_STATE)).toBe(TS_ATTACHED);
     // The lock is the new thread's: tryMalloc answers 0 (busy), the word still names slot h, held
     // (the waiters bit may be set: a release then wakes a waiter, harmless).
@@ -97,7 +105,9 @@ describe('breaking a dead holder\'s lock when its slot was taken again meanwhile
 // slot FREE: not ATTACHED), the breaker went on as the holder of a lock it did not hold: it counted
 // a recovery, repaired the slot table and ran its critical section while another thread held the
 // lock, and its release let that thread's lock go. Here the other threads act at the breaker's two
-// loads of the slot's state (a hook on Atomics.load, as above).
+// loads of the slot's state (a hook on Atomics.load, as above). Since layout version 18 the
+// breaker's CAS fails there (the new thread's word carries the slot's next generation), so the
+// second look never comes: the breaker answers busy, and the lock stays the other threads'.
 describe('breaking a dead holder\'s lock when its slot was taken again, let go and given up meanwhile', () => {
   it('does not go on as the holder of a lock another thread holds', async () => {
     const { heap, t, said, c, h, stateW } = await faultedHolder();
@@ -120,6 +130,7 @@ describe('breaking a dead holder\'s lock when its slot was taken again, let go a
     let calls = 0;
     let inHook = false;
     let reused = false;
+    let differs = false;
     let gone = false;
     const hook = (a: Int32Array, i: number): number => {
       const before = load(a, i);
@@ -133,7 +144,8 @@ describe('breaking a dead holder\'s lock when its slot was taken again, let go a
           void y.remote.attach(heap.buffer);
           void y.remote.holdLockFor(400);
           void y.remote.detach();
-          reused = until(() => load(t.i32, G_LOCK) === c && load(t.i32, t.threadW(h) + TH_THREAD_ID) === yId + 1);
+          reused = until(() => lockHolder(load(t.i32, G_LOCK)) === h && load(t.i32, t.threadW(h) + TH_THREAD_ID) === yId + 1);
+          differs = load(t.i32, G_LOCK) !== c;
         } else {
           // After the CAS, before the second look: that thread lets the lock go and detaches, and
           // another takes the lock and keeps it.
@@ -147,11 +159,12 @@ describe('breaking a dead holder\'s lock when its slot was taken again, let go a
       return load(a, i);
     };
     const p = tryMallocHooked(heap, hook);
-    expect(calls).toBe(2);
     expect(reused, 'the new thread attached in the slot and took the lock').toBe(true);
-    expect(gone, 'it let the lock go and detached; z holds the lock').toBe(true);
-    // z holds the lock: tryMalloc answers 0, and the word still names z.
+    expect(differs, 'its lock word is not the dead holder\'s').toBe(true);
+    // The CAS from the dead holder's word failed: no second look, and tryMalloc answers 0 (busy).
+    expect({ calls, gone, p }).toEqual({ calls: 1, gone: false, p: 0 });
+    // The word never became the breaker's: y's still, or (y let it go) free or z's.
     const word = Atomics.load(t.i32, G_LOCK);
-    expect({ p, holder: lockHolder(word) }).toEqual({ p: 0, holder: zSlot });
+    expect(lockHolder(word)).not.toBe(t.slot);
   }, 30_000);
 });

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapStateError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, TH_STATE, TS_DEAD } from '../src/layout.js';
+import { G_LOCK, TH_STATE, TS_DEAD, lockHolder } from '../src/layout.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -34,7 +34,7 @@ describe('a fault inside realloc of a large run on a main thread', () => {
       }
       // The lock, if kept, names a slot no longer ATTACHED: another thread breaks it.
       const word = Atomics.load(t.i32, G_LOCK);
-      if (word !== 0) expect(Atomics.load(t.i32, t.threadW((word >>> 2) - 1) + TH_STATE)).toBe(TS_DEAD);
+      if (word !== 0) expect(Atomics.load(t.i32, t.threadW(lockHolder(word)) + TH_STATE)).toBe(TS_DEAD);
       expect(err).toBeInstanceOf(HeapStateError);
       const w = startHeapWorker();
       await w.remote.attach(heap.buffer);

@@ -21,7 +21,7 @@ const gc = runInNewContext('gc') as () => void;
 
 /** Word index of thread slot `s`'s area in a heap's buffer (read with no thread attached). */
 function threadWordOf(buffer: SharedArrayBuffer, s: number): number {
-  return new ThreadContext(buffer, readGeometry(buffer, 'test'), { slot: -1, lockDepth: 0, faulted: false }).threadW(s);
+  return new ThreadContext(buffer, readGeometry(buffer, 'test'), { slot: -1, lockMe: 0, lockDepth: 0, faulted: false }).threadW(s);
 }
 
 const MiB = 1 << 20;

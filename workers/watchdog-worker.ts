@@ -27,7 +27,7 @@ export const WD_WORDS = WD_IDS + 1024;
 function run(d: WatchdogData): void {
   const { ctl } = d;
   // A context bound to no slot: all markDead needs (the thread table).
-  const view = new ThreadContext(d.buffer, readGeometry(d.buffer, 'watchdog'), { slot: -1, lockDepth: 0, faulted: false });
+  const view = new ThreadContext(d.buffer, readGeometry(d.buffer, 'watchdog'), { slot: -1, lockMe: 0, lockDepth: 0, faulted: false });
   for (;;) {
     let g = Atomics.load(ctl, WD_ARMED);
     while ((g & 1) === 0) {
