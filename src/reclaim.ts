@@ -39,19 +39,26 @@ function findThread(t: ThreadContext, threadId: number, states: number[]): numbe
 }
 
 /**
- * Marks the slot of an exited thread DEAD, so a waiter on the lock it may hold breaks it; and so,
+ * Marks the slots of an exited thread DEAD, so a waiter on the lock it may hold breaks it; and so,
  * in turn, the workers it watched (TH_WATCHING), which Node ended with it (`depth` bounds the
- * nesting followed; a slot met again is left alone, as the CAS fails on it).
+ * nesting followed; a slot met again is left alone, as the CAS fails on it). Every ATTACHED slot
+ * under the id: a thread that loads two copies of the package (two installs of it, or a bundle
+ * beside the package) attaches once through each, under its one Node threadId; with the first
+ * slot alone marked, the second stayed ATTACHED for good, its cached blocks with it, and a lock it
+ * died holding was never broken: every slow path of every thread waited (test/two-package-copies).
  */
 export function markDead(t: ThreadContext, threadId: number, depth = 0): void {
-  const s = findThread(t, threadId, [TS_ATTACHED]);
-  // Never the caller's own slot; but a detached context (a watcher that detached, whose watched
-  // workers' exits still come to it) names a slot that is no longer its own, and may be the very
-  // worker's that exited (an audit: skipped, a lock it died holding was never broken).
-  if (s < 0 || (s === t.runner.slot && !t.detached)) return;
-  const w = t.threadW(s);
-  if (Atomics.compareExchange(t.i32, w + TH_STATE, TS_ATTACHED, TS_DEAD) !== TS_ATTACHED || depth >= WATCH_DEPTH) return;
-  for (const id of watchedIds(t, s)) markDead(t, id, depth + 1);
+  const i32 = t.i32;
+  for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
+    const w = t.threadW(s);
+    if (Atomics.load(i32, w + TH_THREAD_ID) !== threadId + 1) continue;
+    // Never the caller's own slot; but a detached context (a watcher that detached, whose watched
+    // workers' exits still come to it) names a slot that is no longer its own, and may be the very
+    // worker's that exited (an audit: skipped, a lock it died holding was never broken).
+    if (s === t.runner.slot && !t.detached) continue;
+    if (Atomics.compareExchange(i32, w + TH_STATE, TS_ATTACHED, TS_DEAD) !== TS_ATTACHED || depth >= WATCH_DEPTH) continue;
+    for (const id of watchedIds(t, s)) markDead(t, id, depth + 1);
+  }
 }
 
 /** How deep markDead and a reclaim follow workers of workers (TH_WATCHING). */
