@@ -10,7 +10,7 @@ import {
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
-  TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, lockHolder, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
+  TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
@@ -63,7 +63,18 @@ function walkHeap(h: ThreadContext): void {
   if (bufSupers * (1 << SUPER_SHIFT) > h.viewBytes) fail(`header: buffer length ${bufSupers} MiB exceeds the buffer`);
   const lock = Atomics.load(i32, G_LOCK);
   if (lock !== 0 && ((lock & LOCK_STATE_MASK) === 0 || (lock & LOCK_STATE_MASK) > LOCK_WAITERS || lockHolder(lock) < 0 || lockHolder(lock) >= geo.maxThreads)) {
-    fail(`lock word is ${lock} (${hex(lock)}): neither free nor held by a thread slot in state 1 or 2`);
+    fail(`lock word is ${lock} (${hex(lock >>> 0)}): neither free nor held by a thread slot in state 1 or 2`);
+  }
+  // The generation bits too: a holder writes its slot's TH_LOCK_GEN, which the slot keeps until it
+  // is attached again, after a release or a reclaim that broke the lock. Other bits there are a
+  // word no thread wrote (with the slot alone in the word, nearly every such word named a slot
+  // out of range), naming an attachment that never lets the lock go and whose lock no one breaks.
+  // (Unless the word moved meanwhile: its holder let it go and the slot was attached again.)
+  if (lock !== 0) {
+    const gen = i32[geo.threadsW + lockHolder(lock) * geo.threadWords + TH_LOCK_GEN];
+    if ((lock & ~LOCK_STATE_MASK) !== lockWord(lockHolder(lock), 0, gen) && Atomics.load(i32, G_LOCK) === lock) {
+      fail(`lock word is ${lock} (${hex(lock >>> 0)}): held by thread slot ${lockHolder(lock)} in an attachment it is not in (its TH_LOCK_GEN is ${gen})`);
+    }
   }
   const slotsUsed = Atomics.load(i32, G_SLOTS_USED);
   if (!(h.runner.slot < slotsUsed && slotsUsed <= geo.maxThreads)) {
