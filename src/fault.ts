@@ -20,7 +20,7 @@
  * back over a half-done change). The catch blocks are part of functions already running, and
  * their marks are plain loads, stores, `instanceof` and string compares.
  */
-import { DETACHED_TOPS_W, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TH_WATCHING, TS_ATTACHED, TS_DEAD, WATCH_ENTRIES } from './layout.js';
+import { DETACHED_TOPS_W, TH_FLUSH_ASK, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TH_WATCHING, TS_ATTACHED, TS_DEAD, WATCH_ENTRIES, lockWord } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { HeapError, HeapStateError } from './errors.js';
 import { WOULD_BLOCK } from './lock.js';
@@ -82,16 +82,22 @@ export function guarded<R>(t: ThreadContext, call: string, fn: (t: ThreadContext
 /**
  * Marks `t` stopped as guarded() does (SharedHeap.attach, for an instance a fault stopped: in case
  * it had no stack to mark its slot). Returns the slot when it is still this instance's (its
- * threadId, ATTACHED or DEAD), else -1: another thread may have reclaimed it since, and another
- * attach taken it (reclaim(threadId) of a stopped thread is allowed), and then nothing there is
- * this instance's to touch. (Between the load of the id and the CAS the slot would have to be
- * reclaimed, under the lock, and claimed again for the CAS to meet another thread's ATTACHED.)
+ * threadId and its attachment, ATTACHED or DEAD), else -1: another thread may have reclaimed it
+ * since, and another attach taken it (reclaim(threadId) of a stopped thread is allowed; another
+ * copy of the package in this thread reclaims it too), and then nothing there is this instance's
+ * to touch. (Between the load of the id and the CAS the slot would have to be reclaimed, under
+ * the lock, and claimed again for the CAS to meet another thread's ATTACHED.)
  */
 export function stopOnFault(t: ThreadContext): number {
   t.runner.faulted = true;
   t.refuseCalls();
   const s = t.runner.slot;
   if (s < 0 || Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) !== t.threadId + 1) return -1;
+  // The id is not enough: a thread that loads two copies of the package has slots under its one
+  // Node threadId, and the other copy may have reclaimed this slot (reclaimOwnDead) and attached to
+  // it again; marked here, that live attachment was reclaimed by this copy's next attach (an audit
+  // of 7bfcd5e). Its count of attachments (TH_LOCK_GEN, in this instance's lock word) tells.
+  if (lockWord(s, 0, Atomics.load(t.i32, t.threadW(s) + TH_LOCK_GEN)) !== t.runner.lockMe) return -1;
   // Still ATTACHED (the fault left no stack to mark it): its record of the workers it watches goes
   // first, as in guarded().
   const w = t.threadW(s);

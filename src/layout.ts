@@ -578,7 +578,9 @@ export const TH_LOCK_GEN = TH_WATCHING + WATCH_ENTRIES; // [O] attachments this 
 //                                 and puts its low bits into every lock word it writes (lockWord). Never zeroed: attach, detach
 //                                 and reclaim leave it, so that two attachments of one slot that took the lock never share a
 //                                 lock word (until 2^LOCK_GEN_BITS attachments later). A held lock word's generation bits are
-//                                 its holder slot's (check.ts: a slot is attached again only after its lock was let go or broken)
+//                                 its holder slot's (check.ts: a slot is attached again only after its lock was let go or broken);
+//                                 an instance a fault stopped reads it (Atomics.load) to tell its own attachment of the slot from
+//                                 a later one under the same id (fault.ts stopOnFault: another copy of the package in the thread)
 export const TH_JOURNAL_W = TH_LOCK_GEN + 1; // [O] room for a copied journal (reclaim): JOURNAL_AREAS areas of magazineWords(magCap)
 //                                 words, from TH_JOURNAL_W and from TH_JOURNAL_W + magazineWords(magCap). A reclaim copies the
 //                                 entries it drains into the area TH_JOURNAL_SRC does not name (magazine.ts journalEntries), so

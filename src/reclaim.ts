@@ -220,7 +220,8 @@ function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boole
  * - an ATTACHED slot under the id found alone at the first try is left alone (it may be that
  *   attachment, its own reclaim of the stopped slot done: test/reclaim-when-gone-live-own-reclaim.test.ts);
  * - the slots to take are decided at the first try, as reclaimId decides once: after it, DEAD ones
- *   only (a later try found that reclaim done and marked the live attachment DEAD);
+ *   only (a later try found that reclaim done and marked the live attachment DEAD), until the
+ *   id's Web Lock is granted again: then every slot under the id, ATTACHED ones marked DEAD;
  * - an ATTACHED holder of the global lock under the id is not taken as stopped, inside its own
  *   reclaim or past it (nor left alone for good: once its Web Lock is granted, it is gone, and its
  *   lock is broken; before, a holder that ended there left reclaimWhenGone pending for good).
@@ -228,7 +229,13 @@ function inOwnReclaim(t: ThreadContext, threadId: number, holder: number): boole
  */
 export function reclaimIdNoWait(t: ThreadContext, threadId: number, tries: NoWaitTries): boolean | 'busy' | 'own-reclaim' {
   if (!tries.holderGone && !tries.tried && findThread(t, threadId, [TS_DEAD]) < 0 && findThread(t, threadId, [TS_ATTACHED]) >= 0) return 'own-reclaim';
-  const deadOnly = tries.holderGone || !tries.tried ? markForReclaim(t, threadId) : true;
+  // Once the id's Web Lock was granted again, every attachment under the id is gone, a DEAD slot
+  // beside it or not: all are marked and go. (markForReclaim took the DEAD one alone there: a thread
+  // with two copies of the package, one stopped by a fault, that ended holding the global lock
+  // through the other, left that holder unmarked, its lock never broken, and this pending for good:
+  // an audit of 7bfcd5e, test/two-copies-stopped-holder-gone.test.ts.)
+  if (tries.holderGone) markDead(t, threadId);
+  const deadOnly = tries.holderGone ? false : !tries.tried ? markForReclaim(t, threadId) : true;
   tries.tried = true;
   if (!tries.holderGone && attachedHolder(t, threadId)) return 'own-reclaim';
   return reclaimLocked(t, threadId, false, deadOnly, stoppedHolder(t, threadId, deadOnly));
