@@ -13,31 +13,19 @@
  * The stand-in Web Locks (test/web-locks.ts) see this thread only: the worker's lock is not shown,
  * as after its end. watch() (markDead at the exit) takes both slots; checked here too.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD, TS_FREE } from '../src/layout.js';
 import { internals } from '../src/heap.js';
 import { lockHolder } from '../src/lock.js';
 import { checked, MiB } from './fixtures.js';
+import { useBuiltCopy } from './package-copy.js';
 import { startWorker, terminateAll } from './remote-heap.js';
 import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
 
-const built = fileURLToPath(new URL('../dist/src', import.meta.url));
-let dir = '';
-let copy = '';
+const builtCopy = useBuiltCopy();
 let locks: WebLocksStandIn | undefined;
-beforeAll(() => {
-  if (!existsSync(join(built, 'index.js'))) throw new Error(`${built}/index.js is missing: run npm run build first`);
-  dir = mkdtempSync(join(tmpdir(), 'sabmalloc-copy-'));
-  cpSync(built, join(dir, 'src'), { recursive: true });
-  copy = pathToFileURL(join(dir, 'src')).href;
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 afterEach(async () => {
   locks?.uninstall();
   locks = undefined;
@@ -56,7 +44,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A heap and a worker whose copy A was stopped by a fault and whose copy B holds the global lock. */
 async function stoppedAndHolding(watch: boolean): Promise<{ heap: SharedHeap; w: Worker; said: Said; state: (s: number) => number }> {
   const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
-  const w = startWorker('two-copies-fault-worker', { buffer: heap.buffer, copy, live: 20 });
+  const w = startWorker('two-copies-fault-worker', { buffer: heap.buffer, copy: builtCopy(), live: 20 });
   if (watch) heap.watch(w);
   const said = await next<Said>(w);
   const t = internals(heap);

@@ -12,27 +12,15 @@
  * Both copies run in this thread: the source the test imports, and a copy of the build's dist/src
  * in a folder of its own (a module graph of its own, as a second install is).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { TH_STATE, TH_THREAD_ID, TS_ATTACHED } from '../src/layout.js';
 import { faultUnderLock } from '../workers/fault-under-lock.js';
 import { checked, MiB } from './fixtures.js';
+import { useBuiltCopy } from './package-copy.js';
 
-const built = fileURLToPath(new URL('../dist/src', import.meta.url));
-let dir = '';
-let copy = '';
-beforeAll(() => {
-  if (!existsSync(join(built, 'index.js'))) throw new Error(`${built}/index.js is missing: run npm run build first`);
-  dir = mkdtempSync(join(tmpdir(), 'sabmalloc-copy-'));
-  cpSync(built, join(dir, 'src'), { recursive: true });
-  copy = pathToFileURL(join(dir, 'src')).href;
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const builtCopy = useBuiltCopy();
 
 interface CopyHeap {
   threadId: number;
@@ -43,8 +31,8 @@ interface CopyHeap {
 
 describe('a slot a fault stopped through one copy, reclaimed and taken again by the other copy', () => {
   it("is left alone by the first copy's next attach", async () => {
-    const two = (await import(`${copy}/index.js`)) as { SharedHeap: { attach(b: SharedArrayBuffer): CopyHeap } };
-    const twoHeap = (await import(`${copy}/heap.js`)) as { internals(h: unknown): { slot: number } };
+    const two = (await import(`${builtCopy()}/index.js`)) as { SharedHeap: { attach(b: SharedArrayBuffer): CopyHeap } };
+    const twoHeap = (await import(`${builtCopy()}/heap.js`)) as { internals(h: unknown): { slot: number } };
     const a = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
     const buffer = a.buffer;
     const slotA = internals(a).slot;

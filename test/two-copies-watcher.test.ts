@@ -8,29 +8,17 @@
  * it recorded, both slots of each, the lock broken. Holds at 7bfcd5e (no change of this audit is
  * needed); with the markDead before it (the first ATTACHED slot alone) 5 of the 7 slots stayed.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED } from '../src/layout.js';
 import { internals } from '../src/heap.js';
 import { workerEntry } from '../bench/worker-entry.js';
 import { checked, MiB } from './fixtures.js';
+import { useBuiltCopy } from './package-copy.js';
 import { startWorker, terminateAll } from './remote-heap.js';
 
-const built = fileURLToPath(new URL('../dist/src', import.meta.url));
-let dir = '';
-let copy = '';
-beforeAll(() => {
-  if (!existsSync(join(built, 'index.js'))) throw new Error(`${built}/index.js is missing: run npm run build first`);
-  dir = mkdtempSync(join(tmpdir(), 'sabmalloc-copy-'));
-  cpSync(built, join(dir, 'src'), { recursive: true });
-  copy = pathToFileURL(join(dir, 'src')).href;
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const builtCopy = useBuiltCopy();
 afterEach(terminateAll);
 
 const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('message', resolve));
@@ -40,7 +28,7 @@ describe('a watcher with two copies of the package, watching a worker through ea
   it('is reclaimed at its exit with both workers, every slot of each, the lock broken', async () => {
     const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 8 });
     const t = internals(heap);
-    const w = startWorker('two-copies-watcher-worker', { buffer: heap.buffer, copy, child: workerEntry('two-copies-worker').filename });
+    const w = startWorker('two-copies-watcher-worker', { buffer: heap.buffer, copy: builtCopy(), child: workerEntry('two-copies-worker').filename });
     heap.watch(w);
     const { ids } = await next<{ ids: number[] }>(w);
     expect(new Set(ids).size).toBe(3);

@@ -10,28 +10,16 @@
  * The second copy here is a copy of the build's dist/src in a folder of its own (a module graph of
  * its own, as a second install is); the worker bundles the first.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
 import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED } from '../src/layout.js';
 import { internals } from '../src/heap.js';
 import { checked, MiB } from './fixtures.js';
+import { useBuiltCopy } from './package-copy.js';
 import { startWorker, terminateAll } from './remote-heap.js';
 
-const built = fileURLToPath(new URL('../dist/src', import.meta.url));
-let dir = '';
-let copy = '';
-beforeAll(() => {
-  if (!existsSync(join(built, 'index.js'))) throw new Error(`${built}/index.js is missing: run npm run build first`);
-  dir = mkdtempSync(join(tmpdir(), 'sabmalloc-copy-'));
-  cpSync(built, join(dir, 'src'), { recursive: true });
-  copy = pathToFileURL(join(dir, 'src')).href;
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const builtCopy = useBuiltCopy();
 afterEach(terminateAll);
 
 interface Said {
@@ -45,7 +33,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 /** A heap, and a worker attached to it through two copies of the package (holding the lock through copy `hold`). */
 async function twoCopies(hold: 0 | 1 | 2, watch: boolean): Promise<{ heap: SharedHeap; w: Worker; said: Said }> {
   const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
-  const w = startWorker('two-copies-worker', { buffer: heap.buffer, copy, hold, live: 20 });
+  const w = startWorker('two-copies-worker', { buffer: heap.buffer, copy: builtCopy(), hold, live: 20 });
   if (watch) heap.watch(w);
   const said = await next<Said>(w);
   const t = internals(heap);
