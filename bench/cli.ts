@@ -50,7 +50,7 @@ import { readTraceOps } from './replay.js';
 import { runMicro, type MicroRow } from './micro.js';
 import { collectEnvironment, fmtOps, machineLine, renderMicroTable, renderPairedRatios, renderSvg, renderTable, renderWideTable, wrap, type Environment } from './report.js';
 
-export const USAGE = `Usage: sabmalloc bench <workload...> [options]
+export const USAGE = `Usage: node dist/bench/cli.js bench <workload...> [options]
 
 Workloads (default W1 W2 W3; each checks its own blocks; the README's Benchmarks section has the details):
   W1     random_mixed: one thread frees or allocates (16..1040 B) a random slot of 4096, 10M times
@@ -97,7 +97,7 @@ Quick look at sabmalloc alone on one trace:
   npx tsx bench/cli.ts bench W5 --trace FILE --allocators sabmalloc --runs 3
 `;
 
-export const RECORD_USAGE = `Usage: sabmalloc record --out FILE -- program [args...]
+export const RECORD_USAGE = `Usage: node dist/bench/cli.js record --out FILE -- program [args...]
 
 Runs the program with a shim preloaded (bench/native/trace-record.c, built on first use with the
 machine's C compiler) that writes the malloc, calloc, realloc, free and aligned-allocation calls
@@ -111,7 +111,7 @@ signal's number where a signal ended it: 130 for Ctrl-C), so that a script runni
 stops when the program fails; 1 and 2 are also record's own (no trace, usage).
 `;
 
-export const AB_USAGE = `Usage: sabmalloc ab --base DIR --trace FILE|FOLDER... [--repeat N] [--rounds N] [--warmup N] [--no-prime]
+export const AB_USAGE = `Usage: node dist/bench/cli.js ab --base DIR --trace FILE|FOLDER... [--repeat N] [--rounds N] [--warmup N] [--no-prime]
 
 This build's sabmalloc against another build's (DIR: the dist folder of another checkout after
 npm run build), replaying each trace in this thread, alternated round by round (the order flips
@@ -120,7 +120,7 @@ primed memory. Prints each side's median ns an operation over --rounds timed rou
 8) after --warmup untimed ones (default 2), and base / new (above 1: the new build is faster).
 `;
 
-export const CEILING_USAGE = `Usage: sabmalloc ceiling [W1] [W3] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
+export const CEILING_USAGE = `Usage: node dist/bench/cli.js ceiling [W1] [W3] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
 
 Replays each trace (and runs W1, and W3 at one thread, when named), in this thread, alternated round by round on
 fresh primed memory: sabmalloc; "placement", an allocator that hands out the addresses sabmalloc

@@ -135,3 +135,17 @@ export function checkInteger(fn: string, arg: string, v: unknown, max = Number.M
   }
   return v;
 }
+
+/**
+ * `e` with its message naming the call `name` where it named `sync` (its prefix `sync(`): the
+ * asynchronous calls run the synchronous ones (heap.ts), whose errors name themselves. The stack's
+ * copy of the message follows.
+ */
+export function renamedCall(e: unknown, sync: string, name: string): unknown {
+  if (e instanceof Error && e.message.startsWith(`${sync}(`)) {
+    const old = e.message;
+    e.message = name + old.slice(sync.length);
+    if (typeof e.stack === 'string') e.stack = e.stack.replace(old, e.message);
+  }
+  return e;
+}

@@ -5,7 +5,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isObjectArgument } from './errors.js';
+import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isObjectArgument, renamedCall } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
@@ -727,17 +727,17 @@ export class SharedHeap {
    * mark it and its lock is broken), then tries again. Same result and errors as malloc.
    */
   mallocAsync(size: number): Promise<number> {
-    return this.#withoutBlocking(() => this.malloc(size));
+    return this.#withoutBlocking(() => this.malloc(size), 'malloc', 'mallocAsync');
   }
 
   /** calloc without blocking the event loop (see mallocAsync). */
   callocAsync(n: number, size: number): Promise<number> {
-    return this.#withoutBlocking(() => this.calloc(n, size));
+    return this.#withoutBlocking(() => this.calloc(n, size), 'calloc', 'callocAsync');
   }
 
   /** alignedAlloc without blocking the event loop (see mallocAsync). */
   alignedAllocAsync(align: number, size: number): Promise<number> {
-    return this.#withoutBlocking(() => this.alignedAlloc(align, size));
+    return this.#withoutBlocking(() => this.alignedAlloc(align, size), 'alignedAlloc', 'alignedAllocAsync');
   }
 
   /**
@@ -747,16 +747,16 @@ export class SharedHeap {
    * LockTimeoutError (a browser page's loop in test/browser/chaos.test.ts).
    */
   freeAsync(block: number): Promise<void> {
-    return this.#withoutBlocking(() => this.free(block));
+    return this.#withoutBlocking(() => this.free(block), 'free', 'freeAsync');
   }
 
   /** realloc without blocking the event loop (see mallocAsync). Same errors as realloc. */
   async reallocAsync(block: number, size: number): Promise<number> {
-    // realloc's checks, in its order and naming it: they never wait.
-    checkInteger('realloc', 'size', size);
+    // realloc's checks, in its order: they never wait.
+    checkInteger('reallocAsync', 'size', size);
     const t = this.#t;
-    if (t.detached) throw new HeapStateError('realloc(ptr, size): this thread has detached from the heap');
-    const cls = block === 0 ? 0 : classifyBlock(t, 'realloc', 'ptr', block);
+    if (t.detached) throw new HeapStateError('reallocAsync(ptr, size): this thread has detached from the heap');
+    const cls = block === 0 ? 0 : classifyBlock(t, 'reallocAsync', 'ptr', block);
     const usable = block === 0 ? 0 : this.usableSize(block);
     // A small block: realloc's free of it never waits for the lock (a small free only tries it), so
     // a WOULD_BLOCK comes before anything changed and the whole call is tried again. A large run,
@@ -765,33 +765,38 @@ export class SharedHeap {
     // was taken and the contents copied (and, in debug mode, after free wrote its fill into the old
     // block): retried whole, that leaked the new block and copied the fill (an audit). So its
     // steps are retried one by one.
-    if (cls >= 0) return this.#withoutBlocking(() => this.realloc(block, size));
+    if (cls >= 0) return this.#withoutBlocking(() => this.realloc(block, size), 'realloc', 'reallocAsync');
     // Kept, or resized in place, where it can: not in debug mode, which moves it as realloc does,
     // to write its size record and canary anew (usable is then the requested size; an audit).
     const debug = this instanceof DebugSharedHeap;
     if (!debug && size <= usable && size > usable >>> 1) return block;
     const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size);
-    if (!debug && (await this.#withoutBlocking(inPlace))) return block;
+    if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
     copyInHeap(t, q, block, Math.min(size, usable));
     try {
-      await this.#withoutBlocking(() => this.free(block));
+      await this.#withoutBlocking(() => this.free(block), 'free', 'reallocAsync');
     } catch (e) {
       // Another call freed the old block while this one waited (a DoubleFreeError): the new block
       // goes back too, not lost (an audit; alloc.ts moveBlock).
-      if (e instanceof HeapError) await this.#withoutBlocking(() => this.free(q)).catch(() => undefined); // the first error is the one to report
+      if (e instanceof HeapError) await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync').catch(() => undefined); // the first error is the one to report
       throw e;
     }
     return q;
   }
 
-  async #withoutBlocking<T>(call: () => T): Promise<T> {
+  /**
+   * Runs `call` (the synchronous call named `sync`) without blocking; an error it throws names the
+   * asynchronous call the program made, `name`, as every error names the call it came from (they
+   * named the synchronous one: "malloc(size): ..." from mallocAsync(-1)).
+   */
+  async #withoutBlocking<T>(call: () => T, sync: string, name: string): Promise<T> {
     for (;;) {
       try {
         return runNoWait(call);
       } catch (e) {
-        if (e !== WOULD_BLOCK) throw e;
+        if (e !== WOULD_BLOCK) throw renamedCall(e, sync, name);
       }
       await waitLockAsync(this.#t);
     }

@@ -341,7 +341,10 @@ describe('the main thread never waits forever on the lock', () => {
     const d = await heap.alignedAllocAsync(4096, 5000);
     expect(d % 4096).toBe(0);
     await expect(heap.mallocAsync(-1)).rejects.toThrow(RangeError);
-    // Their errors are the synchronous call's, naming it, whichever path the block takes.
+    await expect(heap.mallocAsync(-1)).rejects.toThrow(/^mallocAsync\(size\): .*-1/);
+    await expect(heap.callocAsync(2, -1)).rejects.toThrow(/^callocAsync\(size\): .*-1/);
+    await expect(heap.alignedAllocAsync(3, 16)).rejects.toThrow(/^alignedAllocAsync\(align\): .*3/);
+    // Their errors are the synchronous call's, naming the asynchronous call, whichever path the block takes.
     const freed = heap.malloc(40);
     heap.free(freed);
     for (const [ptr, size] of [[freed, 10], [b + 16, 10], [-16, 10], ['x', 10], [d, -1], [c, -1], [c, 2 ** 60]] as [number, number][]) {
@@ -352,7 +355,7 @@ describe('the main thread never waits forever on the lock', () => {
         sync = e;
       }
       expect(sync, `realloc(${ptr}, ${size})`).toBeInstanceOf(Error);
-      await expect(heap.reallocAsync(ptr, size), `reallocAsync(${ptr}, ${size})`).rejects.toThrow((sync as Error).message);
+      await expect(heap.reallocAsync(ptr, size), `reallocAsync(${ptr}, ${size})`).rejects.toThrow((sync as Error).message.replace(/^realloc\(/, 'reallocAsync('));
       expect((sync as Error).message).toMatch(/^realloc\((ptr|size)\)/);
     }
     for (const p of [b, c, d]) heap.free(p);
@@ -361,7 +364,7 @@ describe('the main thread never waits forever on the lock', () => {
     heap.detach();
   });
 
-  it('freeAsync frees small and large blocks as free does, and rejects with free\'s errors', async () => {
+  it('freeAsync frees small and large blocks as free does, and rejects with free\'s errors, naming freeAsync', async () => {
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
     const small = heap.malloc(100);
     const large = heap.malloc(3 * MiB);
@@ -378,7 +381,7 @@ describe('the main thread never waits forever on the lock', () => {
       }
       expect(sync, `free(${ptr})`).toBeInstanceOf(Error);
       expect((sync as Error).message).toMatch(/^free\(ptr\)/);
-      await expect(heap.freeAsync(ptr), `freeAsync(${ptr})`).rejects.toThrow((sync as Error).message);
+      await expect(heap.freeAsync(ptr), `freeAsync(${ptr})`).rejects.toThrow((sync as Error).message.replace(/^free\(/, 'freeAsync('));
     }
     heap.check();
     heap.detach();

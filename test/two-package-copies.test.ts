@@ -72,7 +72,7 @@ describe('a worker attached through two copies of the package', () => {
     it(`watch(): both slots reclaimed at its exit (${holding})`, async () => {
       const { heap, w, said } = await twoCopies(hold, true);
       await w.terminate();
-      for (let i = 0; i < 200 && heap.stats().threadsAttached !== 1; i++) await sleep(5);
+      for (let i = 0; i < 1000 && heap.stats().threadsAttached !== 1; i++) await sleep(5);
       afterReclaim(heap, said);
     }, 30_000);
   }
