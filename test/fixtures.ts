@@ -47,3 +47,12 @@ export function checked(heap: SharedHeap): string {
     return (e as Error).message;
   }
 }
+
+/** Waits (polling every 2 ms, the event loop running) until `ok()` holds; throws naming `what` after `ms`. */
+export async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}

@@ -21,19 +21,11 @@ import { internals } from '../src/heap.js';
 import { markDead } from '../src/reclaim.js';
 import { G_LOCK, LOCK_HELD, TH_LOCK_GEN, TH_STATE, TS_DEAD, TS_FREE, lockWord } from '../src/layout.js';
 import { lockHolder } from '../src/lock.js';
-import { checked, MiB } from './fixtures.js';
+import { checked, MiB, until } from './fixtures.js';
 import { startWorker, terminateAll } from './remote-heap.js';
 
 afterEach(terminateAll);
 const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('message', resolve));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await sleep(2);
-  }
-}
 
 describe('breaking a dead holder\'s lock while its slot is reclaimed and attached again', () => {
   for (const stop of ['before', 'after'] as const) {

@@ -19,20 +19,12 @@ import {
   G_LOCK, LOCK_GEN_BITS, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TS_DEAD, lockWord,
 } from '../src/layout.js';
 import { lockHolder } from '../src/lock.js';
-import { checked, MiB } from './fixtures.js';
+import { checked, MiB, until } from './fixtures.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 
 afterEach(terminateAll);
 
 const next = <T>(w: Worker): Promise<T> => new Promise((resolve) => w.once('message', resolve));
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await sleep(2);
-  }
-}
 
 /**
  * A heap whose slot 1 has had `gens` attachments (TH_LOCK_GEN), and a worker attached there that
