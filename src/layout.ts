@@ -212,7 +212,7 @@ export const LOCK_SLOT_BITS = 11; // holder slot + 1 (maxThreads <= 1024, create
 export const LOCK_GEN_SHIFT = 2 + LOCK_SLOT_BITS;
 export const LOCK_GEN_BITS = 32 - LOCK_GEN_SHIFT;
 /** The lock word naming thread slot `slot`, in its attachment `gen` (TH_LOCK_GEN), in state `state`. */
-export function lockWord(slot: number, state: number, gen = 0): number {
+export function lockWord(slot: number, state: number, gen: number): number {
   return (((gen & ((1 << LOCK_GEN_BITS) - 1)) << LOCK_GEN_SHIFT) | ((slot + 1) << 2) | state) | 0;
 }
 /**

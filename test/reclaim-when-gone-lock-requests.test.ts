@@ -46,7 +46,7 @@ import { threadLockName, goneMarkName } from '../src/liveness.js';
 import { slotIds } from './fault-internals.js';
 import { installWebLocks, type WebLocksStandIn } from './web-locks.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, heapIdOf } from '../src/layout.js';
+import { G_LOCK, LOCK_HELD, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TS_ATTACHED, heapIdOf, lockWord } from '../src/layout.js';
 
 const MiB = 1 << 20;
 let locks: WebLocksStandIn | undefined;
@@ -178,7 +178,7 @@ describe('reclaimWhenGone(threadId) whose request of the id\'s Web Lock again fa
       (e: unknown) => (answer = e instanceof HeapStateError ? e.message : `other: ${String(e)}`),
     );
     failing = true; // reclaimWhenGone's first request made: the one asked again fails
-    Atomics.store(t.i32, G_LOCK, (other.slot + 1) << 2 | 1);
+    Atomics.store(t.i32, G_LOCK, lockWord(other.slot, LOCK_HELD, Atomics.load(t.i32, t.threadW(other.slot) + TH_LOCK_GEN))); // held by that attachment
     release(); // the worker gone: the lock granted, the slot found ATTACHED alone, the lock asked for again
     for (let i = 0; i < 100 && answer === 'pending'; i++) await new Promise((r) => setTimeout(r, 10));
     expect(answer).toMatch(/^reclaimWhenGone\(threadId\): .*Web Lock of threadId \d+.*failed/);
