@@ -62,18 +62,20 @@ function walkHeap(h: ThreadContext): void {
   }
   if (bufSupers * (1 << SUPER_SHIFT) > h.viewBytes) fail(`header: buffer length ${bufSupers} MiB exceeds the buffer`);
   const lock = Atomics.load(i32, G_LOCK);
-  if (lock !== 0 && ((lock & LOCK_STATE_MASK) === 0 || (lock & LOCK_STATE_MASK) > LOCK_WAITERS || lockHolder(lock) < 0 || lockHolder(lock) >= geo.maxThreads)) {
-    fail(`lock word is ${lock} (${hex(lock >>> 0)}): neither free nor held by a thread slot in state 1 or 2`);
-  }
-  // The generation bits too: a holder writes its slot's TH_LOCK_GEN, which the slot keeps until it
-  // is attached again, after a release or a reclaim that broke the lock. Other bits there are a
-  // word no thread wrote (with the slot alone in the word, nearly every such word named a slot
-  // out of range), naming an attachment that never lets the lock go and whose lock no one breaks.
-  // (Unless the word moved meanwhile: its holder let it go and the slot was attached again.)
   if (lock !== 0) {
-    const gen = i32[geo.threadsW + lockHolder(lock) * geo.threadWords + TH_LOCK_GEN];
-    if ((lock & ~LOCK_STATE_MASK) !== lockWord(lockHolder(lock), 0, gen) && Atomics.load(i32, G_LOCK) === lock) {
-      fail(`lock word is ${lock} (${hex(lock >>> 0)}): held by thread slot ${lockHolder(lock)} in an attachment it is not in (its TH_LOCK_GEN is ${gen})`);
+    const holder = lockHolder(lock);
+    const state = lock & LOCK_STATE_MASK;
+    if (state === 0 || state > LOCK_WAITERS || holder < 0 || holder >= geo.maxThreads) {
+      fail(`lock word is ${lock} (${hex(lock >>> 0)}): neither free nor held by a thread slot in state 1 or 2`);
+    }
+    // The generation bits too: a holder writes its slot's TH_LOCK_GEN, which the slot keeps until it
+    // is attached again, after a release or a reclaim that broke the lock. Other bits there are a
+    // word no thread wrote (with the slot alone in the word, nearly every such word named a slot
+    // out of range), naming an attachment that never lets the lock go and whose lock no one breaks.
+    // (Unless the word moved meanwhile: its holder let it go and the slot was attached again.)
+    const gen = i32[h.threadW(holder) + TH_LOCK_GEN];
+    if ((lock & ~LOCK_STATE_MASK) !== lockWord(holder, 0, gen) && Atomics.load(i32, G_LOCK) === lock) {
+      fail(`lock word is ${lock} (${hex(lock >>> 0)}): held by thread slot ${holder} in an attachment it is not in (its TH_LOCK_GEN is ${gen})`);
     }
   }
   const slotsUsed = Atomics.load(i32, G_SLOTS_USED);

@@ -30,7 +30,7 @@
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
   F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
-  lockHolder as layoutLockHolder,
+  lockHolder,
 } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { repairSlotTable } from './slots.js';
@@ -148,7 +148,7 @@ export function waitSlice(): Promise<void> {
 }
 
 /** The thread slot holding the lock, or -1 when it is free (layout.ts). */
-export const lockHolder = layoutLockHolder;
+export { lockHolder };
 
 function me(t: ThreadContext): number {
   return t.runner.lockMe;

@@ -234,8 +234,13 @@ export function reclaimIdNoWait(t: ThreadContext, threadId: number, tries: NoWai
   // with two copies of the package, one stopped by a fault, that ended holding the global lock
   // through the other, left that holder unmarked, its lock never broken, and this pending for good:
   // an audit of 7bfcd5e, test/two-copies-stopped-holder-gone.test.ts.)
-  if (tries.holderGone) markDead(t, threadId);
-  const deadOnly = tries.holderGone ? false : !tries.tried ? markForReclaim(t, threadId) : true;
+  let deadOnly = true;
+  if (tries.holderGone) {
+    markDead(t, threadId);
+    deadOnly = false;
+  } else if (!tries.tried) {
+    deadOnly = markForReclaim(t, threadId);
+  }
   tries.tried = true;
   if (!tries.holderGone && attachedHolder(t, threadId)) return 'own-reclaim';
   return reclaimLocked(t, threadId, false, deadOnly, stoppedHolder(t, threadId, deadOnly));
