@@ -204,7 +204,8 @@ export const S1_SLOT_MASK = (1 << S1_SLOT_BITS) - 1;
 // once the slot was reclaimed and attached again and its new thread took the lock (with the slot
 // alone in the word, that CAS took the lock from the live new thread, whose word was the same; the
 // breaker handed it back by a second CAS, and a breaker that died between the two left two holders:
-// test/lock-break-breaker-dies.test.ts).
+// test/lock-break-breaker-dies.test.ts). The holder lets the lock go by a CAS from its own word
+// (lock.ts lockRelease), so a holder whose lock was broken while it ran leaves the new holder's word.
 export const LOCK_HELD = 1;
 export const LOCK_WAITERS = 2;
 export const LOCK_STATE_MASK = 3;

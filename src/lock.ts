@@ -10,8 +10,9 @@
  * the slot was reclaimed and attached again (the generation differs).
  *
  * Acquire: one CAS 0 -> (me | 1); on failure spin a bounded number of times, then set the
- * waiters bit and Atomics.wait on that exact word. Release: exchange to 0, and Atomics.notify
- * only when the old word had the waiters bit. On a thread that may not block (a browser main
+ * waiters bit and Atomics.wait on that exact word. Release: a CAS from the holder's own word to
+ * 0 (none when the word names another holder and this one was reclaimed: its lock was broken),
+ * and Atomics.notify only when the old word had the waiters bit. On a thread that may not block (a browser main
  * thread) the lock only spins.
  *
  * The main thread never waits forever: a main thread (Node's, or any thread that may not block)
@@ -29,8 +30,8 @@
  */
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
-  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
-  lockHolder,
+  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
+  lockHolder, lockWord,
 } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { repairSlotTable } from './slots.js';
@@ -154,6 +155,14 @@ function me(t: ThreadContext): number {
   return t.runner.lockMe;
 }
 
+/** Whether the runner's slot is ATTACHED still under the attachment its lock word names (not reclaimed since). */
+function attachedAsLocker(t: ThreadContext): boolean {
+  const s = t.runner.slot;
+  if (s < 0 || s >= t.geo.maxThreads) return false;
+  const w = t.threadW(s);
+  return Atomics.load(t.i32, w + TH_STATE) === TS_ATTACHED && lockWord(s, 0, Atomics.load(t.i32, w + TH_LOCK_GEN)) === t.runner.lockMe;
+}
+
 /**
  * Acquires the global lock, waiting as long as needed. `stopped(slot)`: a holder slot still
  * ATTACHED that the caller knows stopped all the same (reclaim.ts: a thread that attached again and
@@ -263,13 +272,31 @@ export function lockRelease(h: ThreadContext): void {
   // the next thread to take it breaks it and repairs what the section left half done.
   if (h.runner.faulted) return;
   const i32 = h.i32;
+  const mine = me(h);
   // Counted before the release (a wake is needed when the word has the waiters bit), so that
   // every Float64 counter of the lock is written under it; a waiter that arrives between this
-  // load and the exchange is woken but not counted.
-  if ((Atomics.load(i32, G_LOCK) & WAITERS) !== 0) h.f64[F_LOCK_WAKES]++;
-  if ((Atomics.exchange(i32, G_LOCK, 0) & WAITERS) !== 0) {
-    Atomics.notify(i32, G_LOCK, 1);
+  // load and the release is woken but not counted.
+  let c = Atomics.load(i32, G_LOCK);
+  if ((c & WAITERS) !== 0) h.f64[F_LOCK_WAKES]++;
+  // A CAS from the word that names this attachment, not an exchange: a holder whose lock was
+  // broken while it ran (a live thread wrongly reclaimed: its slot is no longer ATTACHED under
+  // its attachment) finds another holder's word, and an exchange let that holder's lock go in the
+  // middle of its critical section, so that a third thread ran one beside it; the word is left
+  // as it is then. A holder still ATTACHED as itself that finds another word meets a breaker
+  // between its CAS and its hand-back (breakLockIfHolderDead, whose `stopped` no longer counts
+  // this holder stopped): it lets the lock go as before, and the hand-back's CAS then fails (left
+  // to the breaker, the word would go back to a holder that had already released: held for good).
+  for (;;) {
+    if ((c & ~STATE_MASK) !== mine) {
+      if (!attachedAsLocker(h)) return;
+      c = Atomics.exchange(i32, G_LOCK, 0);
+      break;
+    }
+    const was = Atomics.compareExchange(i32, G_LOCK, c, 0);
+    if (was === c) break;
+    c = was; // a waiter set the waiters bit in between
   }
+  if ((c & WAITERS) !== 0) Atomics.notify(i32, G_LOCK, 1);
 }
 
 /**
@@ -303,7 +330,7 @@ function breakLockIfHolderDead(h: ThreadContext, c: number, stopped?: (slot: num
     return false;
   }
   // Not ATTACHED, but the word may still have been a live thread's that has let the lock go since
-  // (its release, an exchange to 0, took this word with it) and then detached (FREE) or ended: the
+  // (its release took this word with it: lockRelease) and then detached (FREE) or ended: the
   // lock is then free or another's, not this thread's (an audit of c3a32aa). Only this thread
   // writes its own word, so it is held here iff it still reads so; a holder seen not ATTACHED now
   // either released before that (detach releases before its slot goes FREE) or never will (a
