@@ -291,6 +291,15 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
   // A block growing into or within the large runs moves to a run with free slots after it.
   const q = n > MAX_SMALL && n > usable ? largeAllocToGrowOrFlush(t, n) : mallocImpl(t, reallocRequest(n, usable));
   if (q === 0) return 0;
+  // The new block over the old one (live blocks never overlap): another thread freed the old
+  // block since it was checked (while this call waited for the lock, or for answers to its asks
+  // to flush) and the allocation took its memory back. The free below would free the new block
+  // and return it free (the next malloc handed it out again: an audit); refused as that free
+  // refuses it otherwise.
+  if (q < p + usable && p < q + n) {
+    freeOwnNew(t, q);
+    throw new DoubleFreeError(`realloc(ptr, size): ${hex(p)} is not allocated: the block there was freed by another thread while this call waited (double free)`);
+  }
   copyInHeap(t, q, p, Math.min(n, usable));
   try {
     // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.

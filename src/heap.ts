@@ -5,7 +5,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isObjectArgument, renamedCall } from './errors.js';
+import { DoubleFreeError, HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, hex, isObjectArgument, renamedCall } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
@@ -774,6 +774,14 @@ export class SharedHeap {
     if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
     const q = await this.mallocAsync(size);
     if (q === 0) return 0;
+    // The new block over the old one (live blocks never overlap): the old block was freed while
+    // this call awaited (a double free, by another call of this thread or another thread) and the
+    // allocation took its memory back. The free below would free the new block and return it free
+    // (the next malloc handed it out again: an audit); refused as that free refuses it otherwise.
+    if (q < block + usable && block < q + size) {
+      await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync');
+      throw new DoubleFreeError(`reallocAsync(ptr, size): ${hex(block)} is not allocated: the large block there was freed while this call awaited (double free)`);
+    }
     copyInHeap(t, q, block, Math.min(size, usable));
     try {
       await this.#withoutBlocking(() => this.free(block), 'free', 'reallocAsync');
@@ -1102,6 +1110,14 @@ class DebugSharedHeap extends SharedHeap {
   #move(block: number, n: number, old: number): number {
     const q = this.#alloc('realloc(ptr, size)', n);
     if (q === 0) return 0;
+    // The new block over the old one (live blocks never overlap): another thread freed the old
+    // block since it was checked (while this realloc waited for the lock) and the allocation took
+    // its memory back; the free below would free the new block and return it free (an audit).
+    // Refused as reallocAsync's.
+    if (q < block + old && block < q + n) {
+      this.free(q);
+      throw new DoubleFreeError(`realloc(ptr, size): ${hex(block)} is not allocated: the large block there was freed by another thread while this call waited (double free)`);
+    }
     copyInHeap(contextOf(this), q, block, Math.min(n, old));
     try {
       this.free(block);
