@@ -740,7 +740,24 @@ export interface WatchableWorker {
   once(event: 'exit', fn: () => void): unknown;
 }
 
+/**
+ * Whether a Worker's 'exit' event means its thread has stopped running, which watch() rests on:
+ * not in Deno (2.9.6, measured by test/other-runtimes.test.ts), whose node:worker_threads Worker
+ * emits 'exit' right after terminate() while a worker busy in a loop runs on, for seconds; a
+ * reclaim at that event handed out blocks the worker was still using (check() then found a block
+ * CACHED in no magazine). Bun's 'exit' comes after the thread stopped, as Node's does.
+ */
+const EXIT_MEANS_STOPPED = (globalThis as { Deno?: unknown }).Deno === undefined;
+
 export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
+  if (!EXIT_MEANS_STOPPED) {
+    throw new HeapStateError(
+      "watch(worker): in Deno a Worker's 'exit' event can come before the worker has stopped (a terminated worker busy in " +
+        'a loop runs on), and a reclaim at that event would hand out blocks it still uses. In Deno, start Web Workers ' +
+        "(new Worker(url, { type: 'module' })), attach them with SharedHeap.attachAsync(buffer, { threadId: heap.newThreadId() }) " +
+        'and reclaim each with heap.reclaimWhenGone(threadId), or have each worker detach() before it ends',
+    );
+  }
   if (!isObjectArgument(worker) || typeof worker.once !== 'function') {
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
   }
