@@ -119,11 +119,17 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     if (mark === LARGE_RESIZING) {
       throw pointerError(fn, arg, p, 'is not allocated: another thread is resizing it with realloc (a block passed to realloc is freed by it)', true);
     }
-    if (mark === LARGE_POOLED || mark >= LARGE_CLAIMED) { // pooled, or being freed by another thread
+    // Pooled, being freed by another thread, or freed: another thread's give-back (slots.ts
+    // giveBack) writes K_FREE, then LARGE_FREED, between this call's read of the kind and of the
+    // mark (a free at the same moment as another thread's realloc that moves the block was an
+    // InvalidPointerError, "never-allocated space"; an audit).
+    if (mark === LARGE_POOLED || mark >= LARGE_CLAIMED || mark === LARGE_FREED) {
       throw pointerError(fn, arg, p, 'is not allocated: the large block there was already freed (double free)', true);
     }
   }
-  if (kind === K_FREE && (p & (SLOT_BYTES - 1)) === 0 && i32[mW + SM_LARGE] === LARGE_FREED) {
+  // Freed, or being given back by the thread that claimed it (K_FREE written, its mark not yet).
+  const freedMark = kind === K_FREE && (p & (SLOT_BYTES - 1)) === 0 ? i32[mW + SM_LARGE] : 0;
+  if (freedMark === LARGE_FREED || freedMark >= LARGE_CLAIMED) {
     throw pointerError(fn, arg, p, 'is not allocated: the large block there was already freed (double free)', true);
   }
   const freedCls = i32[mW + SM_FREED_CLS] - 1;
@@ -240,7 +246,6 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   if (n > MAX_HEAP_BYTES) return 0;
   if (cls < 0 && resizeLargeInPlace(t, p, n)) return p;
   // A small block's free never waits for the lock; a thread whose waits never give up gets it.
-  if (cls >= 0 || !waitsMayGiveUp()) return moveBlock(t, cls, p, n, usable);
   // A run that moves is freed under the lock after the new block was taken and the contents
   // copied: where a wait may give up (a main thread's LockTimeoutError, the async calls'
   // WOULD_BLOCK), the lock is taken first (the steps take it again, re-entrantly), so that it
@@ -248,7 +253,11 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // an audit). Elsewhere the copy is made outside the lock.
   // Out of memory under the lock, its allocation asked the other threads to flush but could not
   // wait for their answers (they take the lock): it waits once the lock is free, and tries again.
-  return moveUnderLock(t, () => moveBlock(t, cls, p, n, usable));
+  const q = cls >= 0 || !waitsMayGiveUp() ? moveBlock(t, cls, p, n, usable) : moveUnderLock(t, () => moveBlock(t, cls, p, n, usable));
+  // Out of memory for the move, whose allocation gave back the runs and slabs kept for reuse and
+  // this thread's caches: they may have held the slots right after the run, so once more in place
+  // (a realloc answered 0 where the run could grow where it was; an audit).
+  return q === 0 && cls < 0 && resizeLargeInPlace(t, p, n) ? p : q;
 }
 
 /**
@@ -303,7 +312,7 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
   copyInHeap(t, q, p, Math.min(n, usable));
   try {
     // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
-    if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)');
+    if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)', usable / SLOT_BYTES);
     else freeSmall(t, p);
   } catch (e) {
     // Another thread freed the old block since it was checked (a DoubleFreeError), or any other
@@ -319,6 +328,15 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
     throw e;
   }
   return q;
+}
+
+/**
+ * reallocAsync's free of the large run `block` it moved, its contents copied at `span` slots: as
+ * moveBlock's (largeFree refuses it where another thread resized the run in place meanwhile).
+ */
+export function freeMovedRun(t: ThreadContext, block: number, span: number): void {
+  if (classifyBlock(t, 'realloc', 'ptr', block) < 0) largeFree(t, block >>> SLOT_SHIFT, false, 'realloc(ptr, size)', span);
+  else freeSmall(t, block);
 }
 
 /** Frees the block `q` that a realloc took before its old block's free failed (moveBlock). */

@@ -11,7 +11,7 @@ import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMa
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
@@ -773,7 +773,9 @@ export class SharedHeap {
     const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size);
     if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
     const q = await this.mallocAsync(size);
-    if (q === 0) return 0;
+    // Out of memory: that malloc gave back the runs and slabs kept for reuse, which may have held
+    // the slots right after the run: once more in place (reallocImpl).
+    if (q === 0) return !debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync')) ? block : 0;
     // The new block over the old one (live blocks never overlap): the old block was freed while
     // this call awaited (a double free, by another call of this thread or another thread) and the
     // allocation took its memory back. The free below would free the new block and return it free
@@ -784,7 +786,10 @@ export class SharedHeap {
     }
     copyInHeap(t, q, block, Math.min(size, usable));
     try {
-      await this.#withoutBlocking(() => this.free(block), 'free', 'reallocAsync');
+      // The run freed as copied (a resize in place by another thread meanwhile is refused: alloc.ts
+      // freeMovedRun); debug mode's free fills it as freed.
+      if (debug) await this.#withoutBlocking(() => this.free(block), 'free', 'reallocAsync');
+      else await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', freeMovedRun, block, usable / layout.SLOT_BYTES), 'realloc', 'reallocAsync');
     } catch (e) {
       // Another call freed the old block while this one waited (a DoubleFreeError): the new block
       // goes back too, not lost (an audit; alloc.ts moveBlock).

@@ -125,8 +125,10 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
 /**
  * Frees a live large run (the caller validated it): with `keep`, into its span's large-run list
  * while the lists have room (no lock; pool.ts largePoolPush), else its slots back under the lock.
+ * `span0`, nonzero (realloc's move, without `keep`): the span the caller copied; where the live run
+ * has another, it is left as it is and the call throws a DoubleFreeError.
  */
-export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)'): void {
+export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)', span0 = 0): void {
   const span = t.i32[t.metaW(head) + SM_SPAN];
   if (keep && largePoolReserve(t, head, span)) {
     const r = largePoolPush(t, head, span);
@@ -145,6 +147,14 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'f
     const i32 = t.i32;
     const mW = t.metaW(head);
     if (i32[mW + SM_KIND] !== K_LARGE || i32[mW + SM_HEAD] !== head) throw largeDoubleFree(fn, head);
+    // realloc's move claims the run only here, after its copy: another thread's realloc that
+    // resized the run in place meanwhile returned it as live, and the copy missed its change (an
+    // audit: both calls succeeded, the first caller holding a run this one then freed). The run
+    // stays as that realloc left it, and this one is refused, as two reallocs of one block are.
+    // Read before the claim, under the lock every resize in place takes: no claim to undo.
+    if (span0 !== 0 && i32[mW + SM_SPAN] !== span0 && Atomics.load(i32, mW + SM_LARGE) === LARGE_LIVE) {
+      throw new DoubleFreeError(`${fn}: ${hex(head << SLOT_SHIFT)} was resized in place by another thread's realloc while this one moved it (a block passed to realloc is freed by it)`);
+    }
     i32[t.thW + TH_PUSHING] = head;
     if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) !== LARGE_LIVE) {
       i32[t.thW + TH_PUSHING] = 0;

@@ -1,0 +1,124 @@
+/**
+ * A realloc that moves a large run (the slots after it taken) and, while it takes its new block and
+ * copies, another thread's realloc of the same run resizing it in place (a program passing one
+ * block to realloc in two threads at once). The README promises that one of two such calls
+ * resizes or moves the block and the other is refused with a DoubleFreeError. The moving realloc
+ * claims the run only when it frees it, after the copy; the resize in place claims and lets go of
+ * it before that. Before (an audit), both succeeded: the resize returned the block as live, the
+ * move copied its old size from a run shrunk meanwhile (slots given back, which another block may
+ * hold) and then freed it, so the first caller held a freed block. The move now finds the run's
+ * span changed at its claim: it leaves the run as the resize made it, gives its new block back and
+ * throws a DoubleFreeError. The moving call is paused inside its new block's pop from a
+ * large-run list (no lock: CP_STAGE1_POP) while the other shrinks the run in place: a worker's
+ * realloc while this thread shrinks, and this thread's reallocAsync while a worker shrinks.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { CP_STAGE1_POP, armCrash } from '../src/crash.js';
+import { SLOT_BYTES } from '../src/layout.js';
+import { pausedAtCrashPoint, resumeFromCrashPoint, startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
+import { MiB, checked, until } from './fixtures.js';
+
+afterAll(async () => {
+  await terminateAll();
+});
+
+/** p's usable size (-1 where it was freed) and whether its first 3 slots less 1000 bytes still all read `byte`. */
+function shrunkRun(heap: SharedHeap, p: number, byte: number): { usable: number; kept: boolean } {
+  let usable = -1;
+  try {
+    usable = heap.usableSize(p);
+  } catch {
+    // p freed by the move: usable stays -1
+  }
+  const u8 = heap.u8;
+  let kept = true;
+  for (let i = 0; i < 3 * SLOT_BYTES - 1000 && usable > 0; i++) if (u8[p + i] !== byte) kept = false;
+  return { usable, kept };
+}
+
+/** Frees p and the run after it: no large block left, and the heap checks. */
+function freeBoth(heap: SharedHeap, p: number, after: number): void {
+  heap.free(p);
+  heap.free(after);
+  expect({ largeLive: heap.stats().largeLiveBlocks, bytes: heap.stats().largeLiveBytes, check: checked(heap) }).toEqual({ largeLive: 0, bytes: 0, check: 'passes' });
+}
+
+describe('a realloc moving a large run while another thread resizes it in place', () => {
+  it('the move is refused with a DoubleFreeError; the run stays live as resized, its bytes kept', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const v = startHeapWorker();
+    await v.remote.attach(heap.buffer);
+    const ten = heap.malloc(10 * SLOT_BYTES - 1000); // freed into the list of span 10: the move's new block
+    const p = heap.malloc(6 * SLOT_BYTES - 1000);
+    const after = heap.malloc(3 * SLOT_BYTES - 1000); // the slots after p taken: a growth moves it
+    heap.free(ten);
+    heap.u8.fill(0x2e, p, p + 6 * SLOT_BYTES - 1000);
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    // The worker's realloc(p, 10 slots): no room in place, a run of 10 from the large-run list.
+    const call = v.remote.callPausingAt('realloc', p, 10 * SLOT_BYTES - 1000, CP_STAGE1_POP, 1, gate);
+    await pausedAtCrashPoint(gate, call);
+    // Meanwhile this thread shrinks p in place to 3 slots (its tail's 3 slots given back).
+    const shrunk = heap.realloc(p, 3 * SLOT_BYTES - 1000);
+    resumeFromCrashPoint(gate);
+    const r = await call;
+    const { usable, kept } = shrunkRun(heap, p, 0x2e);
+    expect({ afterP: after === p + 6 * SLOT_BYTES, shrunkInPlace: shrunk === p, moved: r.result, error: r.error, usable, kept, check: checked(heap) }).toEqual({
+      afterP: true,
+      shrunkInPlace: true,
+      moved: 0,
+      error: expect.stringMatching(/^DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ /),
+      usable: 3 * SLOT_BYTES,
+      kept: true,
+      check: 'passes',
+    });
+    freeBoth(heap, p, after);
+  });
+
+  it('reallocAsync: the same, its move refused with a DoubleFreeError, the run live as resized', async () => {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+    const ctl = new Int32Array(new SharedArrayBuffer(16));
+    startWorker('large-call-on-signal', { buffer: heap.buffer, ctl });
+    await until('the worker attached', () => Atomics.load(ctl, 0) === 1);
+    const ten = heap.malloc(10 * SLOT_BYTES - 1000);
+    const p = heap.malloc(6 * SLOT_BYTES - 1000);
+    const after = heap.malloc(3 * SLOT_BYTES - 1000);
+    heap.free(ten);
+    heap.u8.fill(0x2f, p, p + 6 * SLOT_BYTES - 1000);
+    ctl[1] = p;
+    ctl[2] = 3 * SLOT_BYTES - 1000;
+    // At this thread's first pop from a large-run list (its move's new block), the worker shrinks p in place.
+    let ran = false;
+    const stop = (): never => {
+      armCrash(0, stop);
+      ran = true;
+      Atomics.store(ctl, 0, 2);
+      Atomics.notify(ctl, 0);
+      while (Atomics.load(ctl, 0) !== 3) Atomics.wait(ctl, 0, 2, 1000);
+      return undefined as never;
+    };
+    const on = (at: number): never => (at === CP_STAGE1_POP ? stop() : (armCrash(1, on), undefined as never));
+    armCrash(1, on);
+    let error = '';
+    let result = -1;
+    try {
+      result = await heap.reallocAsync(p, 10 * SLOT_BYTES - 1000);
+    } catch (e) {
+      error = `${(e as Error).name}: ${(e as Error).message}`;
+    } finally {
+      armCrash(0, stop);
+    }
+    const { usable, kept } = shrunkRun(heap, p, 0x2f);
+    expect({ afterP: after === p + 6 * SLOT_BYTES, ran, shrunkInPlace: ctl[3] === p, result, error, usable, kept, check: checked(heap) }).toEqual({
+      afterP: true,
+      ran: true,
+      shrunkInPlace: true,
+      result: -1,
+      error: expect.stringMatching(/^DoubleFreeError: reallocAsync\(ptr, size\): 0x[0-9a-f]+ /),
+      usable: 3 * SLOT_BYTES,
+      kept: true,
+      check: 'passes',
+    });
+    freeBoth(heap, p, after);
+  });
+});
