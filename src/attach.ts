@@ -6,7 +6,7 @@ import {
   G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
   SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE, TH_NOTICE_CUR, TH_NOTICE_REST, TH_WATCHING, WATCH_ENTRIES,
-  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_FREE, LISTED_NONE, TH_LOCK_GEN, lockWord, usedSlots, clearUnsureMark,
+  TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE, LISTED_NONE, TH_LOCK_GEN, RECLAIM_SLOTS, lockWord, usedSlots, clearUnsureMark,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, readGeometry, type Runner } from './context.js';
@@ -42,11 +42,27 @@ function namedByFreer(t: ThreadContext, s: number): boolean {
 }
 
 /**
+ * Whether a slot is DEAD under thread id `id`: an instance of this thread that a fault stopped,
+ * which SharedHeap.attach reclaims once attached (reclaim.ts reclaimOwnDead).
+ */
+function ownDeadSlot(t: ThreadContext, id: number): boolean {
+  for (let s = 0, used = usedSlots(t.i32, t.geo.maxThreads); s < used; s++) {
+    const w = t.threadW(s);
+    if (Atomics.load(t.i32, w + TH_STATE) === TS_DEAD && Atomics.load(t.i32, w + TH_THREAD_ID) === id + 1) return true;
+  }
+  return false;
+}
+
+/**
  * Claims a free thread slot of the heap in `buffer` for the calling thread; returns its context.
  * The thread is known by `givenId` when given (an id newThreadId() handed out, whose Web Lock the
  * caller holds: SharedHeap.attachAsync), else by Node's threadId, else by a fresh heap id.
+ * `forReclaim`: an attachment made to reclaim watched workers' exits (heap.ts reattachToReclaim),
+ * or one of a thread whose earlier instance a fault stopped, which reclaims that slot right after
+ * (heap.ts #takeOverStale): it may take the slots kept for reclaims (the last RECLAIM_SLOTS) when
+ * no other is free, as the slots it reclaims may be all the others (maxThreads 1).
  */
-export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadContext {
+export function attachThread(buffer: SharedArrayBuffer, givenId = -1, forReclaim = false): ThreadContext {
   const geo = readGeometry(buffer, 'SharedHeap.attach(buffer)');
   const runner: Runner = { slot: -1, lockMe: 0, lockDepth: 0, faulted: false };
   const t = new ThreadContext(buffer, geo, runner);
@@ -63,11 +79,13 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
       }
     }
   }
+  const maxThreads = geo.maxThreads - RECLAIM_SLOTS; // options.maxThreads
+  const slots = forReclaim || (givenId < 0 && ownDeadSlot(t, id)) ? geo.maxThreads : maxThreads;
   let slot = -1;
   let named = false;
   let until = 0;
   for (let s = 0; ; s++) {
-    if (s === geo.maxThreads) {
+    if (s === slots) {
       // Every free slot was named by a remote freer about to notify its last thread (TH_NOTIFY_TO):
       // a live one is done within microseconds; a dead one, once reclaimed.
       if (!named) break;
@@ -106,7 +124,7 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1): ThreadCon
   }
   if (slot < 0) {
     throw new ThreadSlotsExhaustedError(
-      `SharedHeap.attach(buffer): all ${geo.maxThreads} thread slots are taken (raise options.maxThreads, ` +
+      `SharedHeap.attach(buffer): all ${maxThreads} thread slots are taken (raise options.maxThreads, ` +
         'detach() threads that are done, and watch(worker) or reclaim(threadId) workers that exited)',
     );
   }

@@ -6,7 +6,7 @@ import { createSharedMemory, type SharedMemory } from './wasm-copy.js';
 import {
   CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_HEAP_ID_HIGH, G_MAG_CAP, G_MAGIC,
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_TRIM_INTERVAL, G_DEBUG, G_VERSION, LAYOUT_VERSION, MAGIC,
-  MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, SUPER_BYTES, geometry,
+  MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, RECLAIM_SLOTS, SUPER_BYTES, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { HeapStateError, describe, isObjectArgument } from './errors.js';
@@ -120,7 +120,9 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
     throw new TypeError(`SharedHeap.create(options.debug): expected a boolean, got ${describe(debug)}`);
   }
   const maxSupers = Math.ceil(maxBytes / SUPER_BYTES);
-  const geo = geometry(maxSupers, maxThreads, magCap, NUM_CLASSES);
+  // The slots for reclaims too (layout.ts RECLAIM_SLOTS).
+  const slots = maxThreads + RECLAIM_SLOTS;
+  const geo = geometry(maxSupers, slots, magCap, NUM_CLASSES);
   const initialSupers = Math.ceil(initialBytes / SUPER_BYTES);
   if (initialSupers < geo.metaSupers + 1 || maxSupers < geo.metaSupers + 1) {
     // Named after what the caller passed: the metadata grows with maxThreads x magazineCapacity
@@ -130,7 +132,7 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
     // metadata, so it is sought where it stops moving (an audit: the size named was refused).
     let least = geo.metaSupers + 1;
     for (let s = Math.max(maxSupers, least); ; s = least) {
-      least = geometry(s, maxThreads, magCap, NUM_CLASSES).metaSupers + 1;
+      least = geometry(s, slots, magCap, NUM_CLASSES).metaSupers + 1;
       if (least <= s) break;
     }
     throw new RangeError(
@@ -156,7 +158,7 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
   i32[G_HEAP_ID] = (low! & 0x7fffffff) | 1;
   i32[G_HEAP_ID_HIGH] = high! >>> 10;
   i32[G_MAX_SUPERS] = maxSupers;
-  i32[G_MAX_THREADS] = maxThreads;
+  i32[G_MAX_THREADS] = slots;
   i32[G_META_SUPERS] = geo.metaSupers;
   i32[G_MAG_CAP] = magCap;
   i32[G_REFILL] = refill;

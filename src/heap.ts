@@ -310,7 +310,7 @@ export class SharedHeap {
       const early = nodeId >= 0 ? holdThreadLock(threadLockName(id, nodeId)) : undefined;
       let t: ThreadContext;
       try {
-        t = attachThread(buffer);
+        t = attachThread(buffer, -1, attachingForReclaim || stale !== undefined); // (a stale instance's slot is reclaimed below)
       } catch (e) {
         early?.release(); // no slot: nothing for the lock to say
         throw e;
@@ -1211,6 +1211,12 @@ const REATTACH_RETRY_MAX_MS = 1000; // the longest wait, doubling from REATTACH_
 /** Instances attached for the reclaims alone, to detach once done (unless the program has since attached and been given one). */
 const reattached = new WeakSet<SharedHeap>();
 
+/**
+ * Set while reattachToReclaim attaches: that attachment may take a slot kept for reclaims
+ * (layout.ts RECLAIM_SLOTS), as the workers it reclaims may hold every other.
+ */
+let attachingForReclaim = false;
+
 /** Calls `fn` with the next wait (doubled, from REATTACH_RETRY_MS up to REATTACH_RETRY_MAX_MS) after `wait` ms (reclaim.ts reclaimRetry: the thread kept alive a few seconds after a watched exit, no longer). */
 function retryLater(fn: (next: number) => void, wait: number): void {
   const ms = Math.min(Math.max(wait, REATTACH_RETRY_MS), REATTACH_RETRY_MAX_MS);
@@ -1224,6 +1230,7 @@ function reattachToReclaim(detached: ThreadContext, wait: number): void {
   if (heap === undefined) {
     if (!hasPending(latestAttachment(detached))) return; // taken over meanwhile
     try {
+      attachingForReclaim = true;
       heap = runNoWait(() => SharedHeap.attach(buffer));
     } catch {
       // The lock busy, no slot free (a slot frees when another thread detaches or is reclaimed),
@@ -1234,6 +1241,8 @@ function reattachToReclaim(detached: ThreadContext, wait: number): void {
       if (made !== undefined) reattached.add(made);
       retryLater((next) => reattachToReclaim(detached, next), wait);
       return;
+    } finally {
+      attachingForReclaim = false;
     }
     reattached.add(heap);
   }

@@ -65,7 +65,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 18; // 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 19; // 19: G_MAX_THREADS counts RECLAIM_SLOTS (a thread of version 18 would attach into that slot for its own use); 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -89,7 +89,17 @@ export const G_MAGIC = 0; //            [C] MAGIC, stored last by create()
 export const G_VERSION = 1; //          [C] LAYOUT_VERSION
 export const G_HEAP_ID = 2; //          [C] random id's low 31 bits (odd): attach() finds an existing instance by the id
 export const G_MAX_SUPERS = 3; //       [C] maxBytes >>> SUPER_SHIFT
-export const G_MAX_THREADS = 4; //      [C]
+export const G_MAX_THREADS = 4; //      [C] thread slots: options.maxThreads + RECLAIM_SLOTS
+/**
+ * Thread slots beyond options.maxThreads, the last ones, which only an attachment that reclaims
+ * takes, when no other slot is free (attach.ts attachThread): a thread that detached after
+ * watching its workers attaches again at an exit to reclaim it (heap.ts reattachToReclaim), and a
+ * thread whose instance a fault stopped attaches again and reclaims its stopped slot (heap.ts
+ * #takeOverStale). Where the slots to reclaim were all the others (maxThreads 1: the main thread
+ * detached so that its worker could attach, or the main thread's own stopped slot), such an
+ * attach found none, and no thread could attach again, nor so reclaim them (an audit).
+ */
+export const RECLAIM_SLOTS = 1;
 export const G_META_SUPERS = 5; //      [C] SuperSlabs taken by metadata
 export const G_MAG_CAP = 6; //          [C] magazineCapacity (entries per class, upper bound)
 export const G_REFILL = 7; //           [C] refillCount
