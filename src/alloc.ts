@@ -313,7 +313,20 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
   try {
     // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
     if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)', usable / SLOT_BYTES);
-    else freeSmall(t, p);
+    else {
+      // freeSmall claims nothing: a small block another thread freed while this call waited (for
+      // the lock, or for answers to its asks to flush) is CACHED in that thread's magazine or on
+      // a remote list, and a second push put it in two places (check() failed, and malloc handed
+      // it out twice: an audit, test/realloc-small-freed-meanwhile.test.ts). Its state is read again.
+      let now = -2;
+      try {
+        now = classifyBlock(t, 'realloc', 'ptr', p);
+      } catch (e) {
+        if (!(e instanceof HeapError)) throw e; // free, or its slab carved for another class since
+      }
+      if (now !== cls) throw new DoubleFreeError(`realloc(ptr, size): ${hex(p)} is not allocated: the block there was freed by another thread while this call waited (double free)`);
+      freeSmall(t, p);
+    }
   } catch (e) {
     // Another thread freed the old block since it was checked (a DoubleFreeError), or any other
     // HeapError of that free: the new block goes back too, not lost (an audit), and the caller
@@ -337,6 +350,17 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
 export function freeMovedRun(t: ThreadContext, block: number, span: number): void {
   if (classifyBlock(t, 'realloc', 'ptr', block) < 0) largeFree(t, block >>> SLOT_SHIFT, false, 'realloc(ptr, size)', span);
   else freeSmall(t, block);
+}
+
+/**
+ * realloc's fast path (heap.ts) found its old block `p`, small, no longer ALLOCATED in its class
+ * after the allocation of the new block `q`, which may have waited (for the lock, or for answers
+ * to its asks to flush): another thread freed it meanwhile (a double free). `q` goes back, and the
+ * call is refused as moveBlock refuses it.
+ */
+export function reallocFreedMeanwhile(t: ThreadContext, p: number, q: number): number {
+  freeOwnNew(t, q);
+  throw new DoubleFreeError(`realloc(ptr, size): ${hex(p)} is not allocated: the block there was freed by another thread while this call waited (double free)`);
 }
 
 /** Frees the block `q` that a realloc took before its old block's free failed (moveBlock). */

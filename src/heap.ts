@@ -11,7 +11,7 @@ import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMa
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
@@ -233,6 +233,10 @@ const callocMiss = new Proxy(function callocGuarded(t: ThreadContext, n: unknown
 }, {});
 const reallocMiss = new Proxy(function reallocGuarded(t: ThreadContext, block: unknown, size: unknown): number {
   return guarded(t, 'realloc(ptr, size)', reallocImpl, block, size);
+}, {});
+// realloc's fast path when its old block was freed by another thread while its malloc waited: it throws.
+const reallocFreedCall = new Proxy(function reallocFreedGuarded(t: ThreadContext, block: number, q: number): number {
+  return guarded(t, 'realloc(ptr, size)', reallocFreedMeanwhile, block, q);
 }, {});
 
 export class SharedHeap {
@@ -686,6 +690,12 @@ export class SharedHeap {
           const keep = size < usable ? size : usable;
           const q = this.malloc(reallocRequest(size, usable));
           if (q === 0) return 0;
+          // That malloc may have waited (for the lock, or for answers to its asks to flush), and
+          // another thread freed the old block meanwhile (a double free): it is CACHED in that
+          // thread's magazine or on a remote list, and the push below put it in two places
+          // (check() failed, and malloc handed it out twice: an audit,
+          // test/realloc-small-freed-meanwhile.test.ts). Refused unless still ALLOCATED in its class.
+          if (t.bytes[st] !== ST_ALLOCATED || ((t.i32[(mW + SM_CLS1) | 0] - 1) | 0) !== cls) return reallocFreedCall(t, block, q) | 0;
           const copy = t.copy;
           if (copy !== null) {
             copy(q, block, keep); // WebAssembly's memory.copy, where this thread has the heap's memory (wasm-copy.ts)
@@ -698,8 +708,8 @@ export class SharedHeap {
           } else {
             t.bytes.copyWithin(q, block, block + keep);
           }
-          // free's push of the old block (validated above; still ALLOCATED, so its slab stayed
-          // put), with free's one call out.
+          // free's push of the old block (validated above, and again after the malloc; still
+          // ALLOCATED, so its slab stayed put), with free's one call out.
           const w = t.i32;
           const topW = (t.topW + cls) | 0;
           const top = w[topW];

@@ -4,6 +4,7 @@
  * are not in the package.)
  */
 import { describe, isObjectArgument } from './errors.js';
+import { EXIT_MEANS_STOPPED, exitNotStoppedError } from './reclaim.js';
 
 /** What watchPool needs of a worker pool (piscina's Piscina has it: `threads` and the 'workerCreate' event). */
 export interface WorkerPoolLike {
@@ -25,6 +26,10 @@ export function watchPool(heap: { watch(worker: WorkerPoolLike['threads'][number
   if (!isObjectArgument(pool) || !Array.isArray(pool.threads) || typeof pool.on !== 'function') {
     throw new TypeError('watchPool(heap, pool): expected a worker pool with `threads` and on() (a Piscina)');
   }
+  // Where watch() refuses (Deno), here and not at the pool's next thread: a pool with no thread yet
+  // (piscina's minThreads: 0) was accepted, and watch() then threw out of the pool's 'workerCreate'
+  // event, an uncaught exception that ended the program at its first pool.run() (an audit).
+  if (!EXIT_MEANS_STOPPED) throw exitNotStoppedError('watchPool(heap, pool)');
   const watched = new WeakSet<object>();
   const watchNew = (): void => {
     for (const w of pool.threads) {

@@ -747,17 +747,23 @@ export interface WatchableWorker {
  * reclaim at that event handed out blocks the worker was still using (check() then found a block
  * CACHED in no magazine). Bun's 'exit' comes after the thread stopped, as Node's does.
  */
-const EXIT_MEANS_STOPPED = (globalThis as { Deno?: unknown }).Deno === undefined;
+export const EXIT_MEANS_STOPPED = (globalThis as { Deno?: unknown }).Deno === undefined;
+
+/**
+ * watch()'s refusal where EXIT_MEANS_STOPPED is false (Deno), `fn` naming the call: watch(worker),
+ * and watchPool (node.ts), which refuses at its own call rather than at the pool's next thread.
+ */
+export function exitNotStoppedError(fn: string): HeapStateError {
+  return new HeapStateError(
+    `${fn}: in Deno a Worker's 'exit' event can come before the worker has stopped (a terminated worker busy in ` +
+      'a loop runs on), and a reclaim at that event would hand out blocks it still uses. In Deno, start Web Workers ' +
+      "(new Worker(url, { type: 'module' })), attach them with SharedHeap.attachAsync(buffer, { threadId: heap.newThreadId() }) " +
+      'and reclaim each with heap.reclaimWhenGone(threadId), or have each worker detach() before it ends',
+  );
+}
 
 export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
-  if (!EXIT_MEANS_STOPPED) {
-    throw new HeapStateError(
-      "watch(worker): in Deno a Worker's 'exit' event can come before the worker has stopped (a terminated worker busy in " +
-        'a loop runs on), and a reclaim at that event would hand out blocks it still uses. In Deno, start Web Workers ' +
-        "(new Worker(url, { type: 'module' })), attach them with SharedHeap.attachAsync(buffer, { threadId: heap.newThreadId() }) " +
-        'and reclaim each with heap.reclaimWhenGone(threadId), or have each worker detach() before it ends',
-    );
-  }
+  if (!EXIT_MEANS_STOPPED) throw exitNotStoppedError('watch(worker)');
   if (!isObjectArgument(worker) || typeof worker.once !== 'function') {
     throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
   }
