@@ -54,6 +54,20 @@ function ownDeadSlot(t: ThreadContext, id: number): boolean {
 }
 
 /**
+ * The thread slots taken (not FREE) where one kept for reclaims (at `maxThreads` and after) is
+ * taken; 0 where none is (every taken slot then is one of the `maxThreads` first).
+ */
+function takenSlots(t: ThreadContext, maxThreads: number): number {
+  const used = usedSlots(t.i32, t.geo.maxThreads);
+  let kept = false;
+  for (let s = maxThreads; s < used && !kept; s++) kept = Atomics.load(t.i32, t.threadW(s) + TH_STATE) !== TS_FREE;
+  if (!kept) return 0;
+  let n = 0;
+  for (let s = 0; s < used; s++) if (Atomics.load(t.i32, t.threadW(s) + TH_STATE) !== TS_FREE) n++;
+  return n;
+}
+
+/**
  * Claims a free thread slot of the heap in `buffer` for the calling thread; returns its context.
  * The thread is known by `givenId` when given (an id newThreadId() handed out, whose Web Lock the
  * caller holds: SharedHeap.attachAsync), else by Node's threadId, else by a fresh heap id.
@@ -84,7 +98,13 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1, forReclaim
   let slot = -1;
   let named = false;
   let until = 0;
-  for (let s = 0; ; s++) {
+  // A thread that took a kept slot stays there once its reclaims are done (an attach again after a
+  // fault, the program's attach while a reattachment for reclaims was under way): it is one of the
+  // maxThreads, and the slot it reclaimed does not make room for one more (maxThreads + 1 attached,
+  // and the next attach to reclaim a fault found no slot: an audit,
+  // test/reclaim-slot-kept-after-fault.test.ts). Another attach counts the slots taken then.
+  const full = slots === maxThreads && takenSlots(t, maxThreads) >= maxThreads;
+  for (let s = 0; !full; s++) {
     if (s === slots) {
       // Every free slot was named by a remote freer about to notify its last thread (TH_NOTIFY_TO):
       // a live one is done within microseconds; a dead one, once reclaimed.

@@ -450,7 +450,10 @@ export class SharedHeap {
         lock.release();
         return SharedHeap.#withMemory(meanwhile, memory);
       }
-      heap = SharedHeap.#adopt(attachThread(buffer, threadId), id, lock);
+      // A stale instance's slot is reclaimed below: the slot kept for reclaims may be taken, as
+      // attach() takes it (with maxThreads 1 the stopped slot was the only one: an audit,
+      // test/attach-async-fault-every-slot-taken.test.ts).
+      heap = SharedHeap.#adopt(attachThread(buffer, threadId, stale !== undefined), id, lock);
     } catch (e) {
       lock.release();
       throw e;

@@ -98,6 +98,9 @@ export const G_MAX_THREADS = 4; //      [C] thread slots: options.maxThreads + R
  * #takeOverStale). Where the slots to reclaim were all the others (maxThreads 1: the main thread
  * detached so that its worker could attach, or the main thread's own stopped slot), such an
  * attach found none, and no thread could attach again, nor so reclaim them (an audit).
+ * Such an attachment may stay in the kept slot (the program goes on with it): while a kept slot
+ * is taken, any other attach counts the slots taken, and at maxThreads is refused (attach.ts
+ * takenSlots; else maxThreads + 1 threads attached, and the next reclaim found no slot).
  */
 export const RECLAIM_SLOTS = 1;
 export const G_META_SUPERS = 5; //      [C] SuperSlabs taken by metadata

@@ -90,3 +90,21 @@ export function attachedThreads(buffer: SharedArrayBuffer): number {
   for (let t = 0; t < Atomics.load(i32, G_SLOTS_USED); t++) if (Atomics.load(i32, geo.threadsW + t * geo.threadWords + TH_STATE) === TS_ATTACHED) n++;
   return n;
 }
+
+/**
+ * After an attach under a new id that took over the instance a fault stopped under `staleId`:
+ * that slot reclaimed, one thread attached, the block `kept` (100 bytes of 7) intact, the lock the
+ * fault kept broken (a 3 MiB block, under the lock, can be had), the heap checked; then detaches.
+ */
+export function expectTakenOver(second: SharedHeap, staleId: number, kept: number, before?: () => void): void {
+  expect(slotIds(second).filter((s) => s.id === staleId)).toEqual([]); // reclaimed
+  expect(second.stats().threadsAttached).toBe(1);
+  before?.();
+  expect(Array.from(second.u8.subarray(kept, kept + 100)).every((v) => v === 7)).toBe(true);
+  second.free(kept);
+  const q = second.malloc(3 * (1 << 20));
+  expect(q).toBeGreaterThan(0);
+  second.free(q);
+  second.check();
+  second.detach();
+}
