@@ -273,11 +273,8 @@ export function lockRelease(h: ThreadContext): void {
   if (h.runner.faulted) return;
   const i32 = h.i32;
   const mine = me(h);
-  // Counted before the release (a wake is needed when the word has the waiters bit), so that
-  // every Float64 counter of the lock is written under it; a waiter that arrives between this
-  // load and the release is woken but not counted.
   let c = Atomics.load(i32, G_LOCK);
-  if ((c & WAITERS) !== 0) h.f64[F_LOCK_WAKES]++;
+  let counted = false;
   // A CAS from the word that names this attachment, not an exchange: a holder whose lock was
   // broken while it ran (a live thread wrongly reclaimed: its slot is no longer ATTACHED under
   // its attachment) finds another holder's word, and an exchange let that holder's lock go in the
@@ -291,6 +288,14 @@ export function lockRelease(h: ThreadContext): void {
       if (!attachedAsLocker(h)) return;
       c = Atomics.exchange(i32, G_LOCK, 0);
       break;
+    }
+    // Counted before the release (a wake is needed when the word has the waiters bit), so that
+    // every Float64 counter of the lock is written under it (and only by its holder: not above,
+    // where the word may be another's); a waiter that arrives between this load and the release
+    // makes the CAS fail and is counted on the next pass.
+    if (!counted && (c & WAITERS) !== 0) {
+      h.f64[F_LOCK_WAKES]++;
+      counted = true;
     }
     const was = Atomics.compareExchange(i32, G_LOCK, c, 0);
     if (was === c) break;

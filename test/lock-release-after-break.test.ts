@@ -58,8 +58,11 @@ describe('the release of a lock that was broken while held', () => {
     expect(lockHolder(Atomics.load(t.i32, G_LOCK))).toBe(t.slot);
     Atomics.store(t.i32, G_LOCK, other);
     Atomics.store(t.i32, stateW, TS_DEAD);
+    const wakes = heap.stats().lock.wakes;
     lockRelease(t);
     expect(Atomics.load(t.i32, G_LOCK)).toBe(other);
+    // Nor does it write the lock's counters, which are the holder's (the word has the waiters bit).
+    expect(heap.stats().lock.wakes).toBe(wakes);
     // Still ATTACHED as itself: the word met is a breaker's between its CAS and its hand-back
     // (src/lock.ts breakLockIfHolderDead), and the release lets it go, so that the hand-back's CAS
     // fails instead of giving the lock back to a holder that had let it go.

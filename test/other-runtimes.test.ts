@@ -62,7 +62,7 @@ describe('other runtimes', () => {
     });
   }
 
-  it('Deno: watch() refuses, saying why and what to use instead, and changes nothing', () => {
+  it('Deno: watch() and reclaim(worker) refuse, saying why and what to use instead, and change nothing', () => {
     const r = run(DENO, ['run', '-A', 'test/runtimes/deno-watch.mjs']);
     const e = r.error as { name: string; code: string; message: string } | null;
     expect(e).not.toBeNull();
@@ -70,6 +70,10 @@ describe('other runtimes', () => {
     expect(e!.code).toBe('ERR_HEAP_STATE');
     expect(e!.message).toMatch(/^watch\(worker\): in Deno a Worker's 'exit' event can come before the worker has stopped/);
     expect(e!.message).toMatch(/reclaimWhenGone\(threadId\)/);
+    // reclaim(worker) of that worker after its exit: the same reason, not watch()'s advice.
+    const re = r.reclaimError as { name: string; message: string } | null;
+    expect(re?.name).toBe('HeapStateError');
+    expect(re!.message).toMatch(/^reclaim\(worker\): in Deno a Worker's 'exit' event can come before the worker has stopped/);
   });
 
   it('Deno: Web Workers terminated in a malloc/free loop are reclaimed by reclaimWhenGone', () => {

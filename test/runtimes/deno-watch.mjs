@@ -1,5 +1,6 @@
 // Run by test/other-runtimes.test.ts under Deno: watch(worker) is refused (Deno's 'exit' event can
-// come while a terminated worker still runs). Prints one JSON line.
+// come while a terminated worker still runs), and reclaim(worker) after the exit says so too rather
+// than advise watch(). Prints one JSON line.
 import { Worker } from 'node:worker_threads';
 import { SharedHeap } from '../../dist/src/index.js';
 
@@ -17,7 +18,13 @@ await new Promise((resolve) => {
   w.once('exit', resolve);
   w.postMessage('detach');
 });
+let reclaimError = null;
+try {
+  heap.reclaim(w);
+} catch (e) {
+  reclaimError = { name: e.name, message: e.message };
+}
 heap.check();
-console.log(JSON.stringify({ error }));
+console.log(JSON.stringify({ error, reclaimError }));
 // The main thread's Web Lock (Deno has navigator.locks) keeps Deno's event loop alive until detach().
 heap.detach();
