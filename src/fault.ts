@@ -20,10 +20,10 @@
  * back over a half-done change). The catch blocks are part of functions already running, and
  * their marks are plain loads, stores, `instanceof` and string compares.
  */
-import { DETACHED_TOPS_W, TH_FLUSH_ASK, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TH_WATCHING, TS_ATTACHED, TS_DEAD, WATCH_ENTRIES, lockWord } from './layout.js';
+import { DETACHED_TOPS_W, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TH_WATCHING, TS_ATTACHED, TS_DEAD, WATCH_ENTRIES } from './layout.js';
 import type { ThreadContext } from './context.js';
 import { HeapError, HeapStateError } from './errors.js';
-import { WOULD_BLOCK } from './lock.js';
+import { WOULD_BLOCK, runnersAttachment } from './lock.js';
 
 /** The messages of a stack overflow: V8's, JavaScriptCore's, SpiderMonkey's. */
 const OVERFLOW_V8 = 'Maximum call stack size exceeded';
@@ -97,7 +97,7 @@ export function stopOnFault(t: ThreadContext): number {
   // Node threadId, and the other copy may have reclaimed this slot (reclaimOwnDead) and attached to
   // it again; marked here, that live attachment was reclaimed by this copy's next attach (an audit
   // of 7bfcd5e). Its count of attachments (TH_LOCK_GEN, in this instance's lock word) tells.
-  if (lockWord(s, 0, Atomics.load(t.i32, t.threadW(s) + TH_LOCK_GEN)) !== t.runner.lockMe) return -1;
+  if (!runnersAttachment(t, s)) return -1;
   // Still ATTACHED (the fault left no stack to mark it): its record of the workers it watches goes
   // first, as in guarded().
   const w = t.threadW(s);

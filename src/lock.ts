@@ -155,12 +155,20 @@ function me(t: ThreadContext): number {
   return t.runner.lockMe;
 }
 
+/**
+ * Whether thread slot `s` holds the runner's attachment still: its count of attachments
+ * (TH_LOCK_GEN) is the one in the runner's lock word, so it was not reclaimed and claimed again
+ * since (by another thread, or by another copy of the package in this one: fault.ts).
+ */
+export function runnersAttachment(t: ThreadContext, s: number): boolean {
+  return lockWord(s, 0, Atomics.load(t.i32, t.threadW(s) + TH_LOCK_GEN)) === t.runner.lockMe;
+}
+
 /** Whether the runner's slot is ATTACHED still under the attachment its lock word names (not reclaimed since). */
 function attachedAsLocker(t: ThreadContext): boolean {
   const s = t.runner.slot;
   if (s < 0 || s >= t.geo.maxThreads) return false;
-  const w = t.threadW(s);
-  return Atomics.load(t.i32, w + TH_STATE) === TS_ATTACHED && lockWord(s, 0, Atomics.load(t.i32, w + TH_LOCK_GEN)) === t.runner.lockMe;
+  return Atomics.load(t.i32, t.threadW(s) + TH_STATE) === TS_ATTACHED && runnersAttachment(t, s);
 }
 
 /**
