@@ -305,10 +305,7 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
   // to flush) and the allocation took its memory back. The free below would free the new block
   // and return it free (the next malloc handed it out again: an audit); refused as that free
   // refuses it otherwise.
-  if (q < p + usable && p < q + n) {
-    freeOwnNew(t, q);
-    throw new DoubleFreeError(`realloc(ptr, size): ${hex(p)} is not allocated: the block there was freed by another thread while this call waited (double free)`);
-  }
+  if (q < p + usable && p < q + n) return reallocFreedMeanwhile(t, p, q);
   copyInHeap(t, q, p, Math.min(n, usable));
   try {
     // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
@@ -324,7 +321,7 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
       } catch (e) {
         if (!(e instanceof HeapError)) throw e; // free, or its slab carved for another class since
       }
-      if (now !== cls) throw new DoubleFreeError(`realloc(ptr, size): ${hex(p)} is not allocated: the block there was freed by another thread while this call waited (double free)`);
+      if (now !== cls) throw freedWhileWaited('realloc', p);
       freeSmall(t, p);
     }
   } catch (e) {
@@ -353,14 +350,23 @@ export function freeMovedRun(t: ThreadContext, block: number, span: number): voi
 }
 
 /**
- * realloc's fast path (heap.ts) found its old block `p`, small, no longer ALLOCATED in its class
- * after the allocation of the new block `q`, which may have waited (for the lock, or for answers
- * to its asks to flush): another thread freed it meanwhile (a double free). `q` goes back, and the
- * call is refused as moveBlock refuses it.
+ * A realloc whose old block `p` another thread freed while the allocation of the new block `q`
+ * waited (for the lock, or for answers to its asks to flush): found by realloc's fast path (heap.ts;
+ * `p` no longer ALLOCATED in its class) and by moveBlock (`q` over `p`). `q` goes back, and the
+ * call is refused (a double free).
  */
 export function reallocFreedMeanwhile(t: ThreadContext, p: number, q: number): number {
   freeOwnNew(t, q);
-  throw new DoubleFreeError(`realloc(ptr, size): ${hex(p)} is not allocated: the block there was freed by another thread while this call waited (double free)`);
+  throw freedWhileWaited('realloc', p);
+}
+
+/**
+ * The DoubleFreeError of a realloc (`fn`: realloc or reallocAsync) whose old block `p` another
+ * thread freed while the call waited (for the lock, for answers to its asks to flush, or, async,
+ * between its awaits): `what` says so.
+ */
+export function freedWhileWaited(fn: string, p: number, what = 'the block there was freed by another thread while this call waited'): DoubleFreeError {
+  return new DoubleFreeError(`${fn}(ptr, size): ${hex(p)} is not allocated: ${what} (double free)`);
 }
 
 /** Frees the block `q` that a realloc took before its old block's free failed (moveBlock). */

@@ -59,12 +59,15 @@ function ownDeadSlot(t: ThreadContext, id: number): boolean {
  */
 function takenSlots(t: ThreadContext, maxThreads: number): number {
   const used = usedSlots(t.i32, t.geo.maxThreads);
-  let kept = false;
-  for (let s = maxThreads; s < used && !kept; s++) kept = Atomics.load(t.i32, t.threadW(s) + TH_STATE) !== TS_FREE;
-  if (!kept) return 0;
+  if (used <= maxThreads) return 0; // no kept slot was ever claimed
   let n = 0;
-  for (let s = 0; s < used; s++) if (Atomics.load(t.i32, t.threadW(s) + TH_STATE) !== TS_FREE) n++;
-  return n;
+  let kept = false;
+  for (let s = 0; s < used; s++) {
+    if (Atomics.load(t.i32, t.threadW(s) + TH_STATE) === TS_FREE) continue;
+    n++;
+    if (s >= maxThreads) kept = true;
+  }
+  return kept ? n : 0;
 }
 
 /**

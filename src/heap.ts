@@ -5,13 +5,13 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { DoubleFreeError, HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, hex, isObjectArgument, renamedCall } from './errors.js';
+import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isObjectArgument, renamedCall } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
@@ -795,7 +795,7 @@ export class SharedHeap {
     // (the next malloc handed it out again: an audit); refused as that free refuses it otherwise.
     if (q < block + usable && block < q + size) {
       await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync');
-      throw new DoubleFreeError(`reallocAsync(ptr, size): ${hex(block)} is not allocated: the large block there was freed while this call awaited (double free)`);
+      throw freedWhileWaited('reallocAsync', block, 'the large block there was freed while this call awaited');
     }
     copyInHeap(t, q, block, Math.min(size, usable));
     try {
@@ -1134,7 +1134,7 @@ class DebugSharedHeap extends SharedHeap {
     // Refused as reallocAsync's.
     if (q < block + old && block < q + n) {
       this.free(q);
-      throw new DoubleFreeError(`realloc(ptr, size): ${hex(block)} is not allocated: the large block there was freed by another thread while this call waited (double free)`);
+      throw freedWhileWaited('realloc', block, 'the large block there was freed by another thread while this call waited');
     }
     copyInHeap(contextOf(this), q, block, Math.min(n, old));
     try {

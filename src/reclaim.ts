@@ -286,9 +286,9 @@ function watchedId(t: ThreadContext, worker: WatchableWorker): number {
     }
     return id; // in an exit handler that ran after watch()'s own, the slot is reclaimed already: false
   }
-  const running = typeof worker.threadId === 'number' && worker.threadId >= 0;
   // In Deno no worker was watched (watch() refuses there): the advice is Deno's course, not watch().
   if (!EXIT_MEANS_STOPPED) throw exitNotStoppedError('reclaim(worker)');
+  const running = typeof worker.threadId === 'number' && worker.threadId >= 0;
   throw new HeapStateError(
     running
       ? `reclaim(worker): the worker with threadId ${worker.threadId} is still running (its 'exit' has not been seen); ` +
