@@ -139,6 +139,16 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1, forReclaim
     }
     Atomics.store(i32, w + TH_THREAD_ID, 0); // a slot being reclaimed (its id cleared, its state not yet FREE): not ours yet
   }
+  if (slot >= 0 && slots === maxThreads && takenSlots(t, maxThreads) > maxThreads) {
+    // Counted again with this slot taken: another ordinary attach passed the count above at the
+    // same moment and took a slot too (both saw one free). Both may back out here (both were
+    // over at that moment); neither stays as a thread more than maxThreads. The state first, as
+    // a thread killed between the two CASes above leaves it (reclaim(id) releases such a slot).
+    const w = t.threadW(slot);
+    Atomics.store(i32, w + TH_STATE, TS_FREE);
+    Atomics.store(i32, w + TH_THREAD_ID, 0);
+    slot = -1;
+  }
   if (slot < 0 && named) {
     throw new ThreadSlotsExhaustedError(
       `SharedHeap.attach(buffer): the only free thread slots are named by a remote free under way in another thread ` +
