@@ -223,13 +223,23 @@ export class ThreadContext {
   /** Re-creates the fixed-length views over the buffer's current length. */
   refreshViews(): void {
     const buf = this.buffer;
-    this.gen = Atomics.load(new Int32Array(buf, 0, 16), G_GEN);
+    const gen = Atomics.load(new Int32Array(buf, 0, 16), G_GEN);
     const bytes = buf.byteLength;
+    // Every view made before any field changes, the generation stored last, with no call between
+    // the stores: a call cut off here by a stack overflow (from heap.u8, usableSize or another
+    // call that runs outside guarded(), fault.ts, and leaves the instance in use) left the new
+    // generation with the old views, which ensureViews then never replaced: malloc handed out
+    // blocks beyond them whose state bytes and contents went nowhere, and free refused them as
+    // outside the heap (an audit of growable heaps, test/refresh-views-cut-off.test.ts).
+    const i32 = new Int32Array(buf, 0, bytes >>> 2);
+    const u8 = new Uint8Array(buf, 0, bytes);
+    const f64 = new Float64Array(buf, 0, bytes >>> 3);
     this.viewBytes = bytes;
-    this.i32 = new Int32Array(buf, 0, bytes >>> 2);
-    this.bytes = new Uint8Array(buf, 0, bytes);
-    this.f64 = new Float64Array(buf, 0, bytes >>> 3);
+    this.i32 = i32;
+    this.bytes = u8;
+    this.f64 = f64;
     this.slotLimit = this.detached ? 0 : bytes >>> SLOT_SHIFT; // a detached context's free() always misses
+    this.gen = gen;
   }
 
   /** Views current with the buffer (a plain load of G_GEN: slow paths only). */

@@ -144,12 +144,43 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
   const bytes = initialSupers * SUPER_BYTES;
   const growable = maxSupers > initialSupers;
   const memory = growable ? undefined : createSharedMemory(bytes);
-  const buffer =
-    growable
-      ? new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(bytes, {
-          maxByteLength: maxSupers * SUPER_BYTES,
-        })
-      : (memory?.buffer ?? new SharedArrayBuffer(bytes));
+  // The option whose value the platform refused, named as the caller gave it: maxBytes reserves
+  // the address space of a growable buffer; initialBytes sizes one of a fixed size.
+  const refused = growable ? `options.maxBytes): ${maxBytes}` : o.initialBytes === undefined ? `options): ${initialNamed}` : `options.initialBytes): ${initialBytes}`;
+  let buffer: SharedArrayBuffer;
+  try {
+    buffer =
+      growable
+        ? new (SharedArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => SharedArrayBuffer)(bytes, {
+            maxByteLength: maxSupers * SUPER_BYTES,
+          })
+        : (memory?.buffer ?? new SharedArrayBuffer(bytes));
+  } catch (e) {
+    // The engine's own "Array buffer allocation failed" (no memory or address space left: the
+    // fourth heap of maxBytes 2047 MiB in a process under `ulimit -v 8000000`) named no call,
+    // option or value (an audit of growable heaps).
+    if (!(e instanceof RangeError)) throw e;
+    throw new RangeError(
+      `SharedHeap.create(${refused}: this platform could not allocate a SharedArrayBuffer of ${bytes} bytes` +
+        (growable ? ` growable to ${maxSupers * SUPER_BYTES}` : '') + ` (RangeError: ${e.message}); a smaller ` +
+        (growable ? 'maxBytes reserves less address space' : 'initialBytes needs less memory'),
+      { cause: e },
+    );
+  }
+  // A runtime whose SharedArrayBuffer takes no maxByteLength (an engine from before growable
+  // SharedArrayBuffers, ES2024) made a buffer of a fixed size here, one that caps it a shorter
+  // one, and the heap never grew past that (slots.ts growBuffer): malloc answered 0 where maxBytes
+  // had room (an audit, test/create-buffer-refused.test.ts).
+  const grows = buffer as SharedArrayBuffer & { growable?: boolean; maxByteLength?: number; grow?: unknown };
+  if (growable && (grows.growable !== true || typeof grows.grow !== 'function' || (grows.maxByteLength ?? 0) < maxSupers * SUPER_BYTES)) {
+    throw new RangeError(
+      `SharedHeap.create(options.maxBytes): ${maxBytes} needs a growable SharedArrayBuffer, which this platform does not make ` +
+        (grows.growable === true && typeof grows.grow === 'function'
+          ? `to ${maxSupers * SUPER_BYTES} bytes (its buffer grows to ${grows.maxByteLength} at most)`
+          : '(its buffers keep the size they are made with)') +
+        `; pass maxBytes equal to initialBytes (${initialBytes}), or as initialBytes the most the heap may need`,
+    );
+  }
   const i32 = new Int32Array(buffer);
   i32[G_VERSION] = LAYOUT_VERSION;
   // 52 random bits (the low word odd): two heaps with one id would be one to attach() and to the Web Lock names (with
