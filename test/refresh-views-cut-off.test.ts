@@ -22,42 +22,10 @@ import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { G_BUFFER_SUPERS, G_GEN, SUPER_BYTES } from '../src/layout.js';
 import { checked } from './fixtures.js';
+import { nearTheStackLimit, throughPads } from '../workers/stack-limit.js';
 
 const MiB = 1 << 20;
 const ROUNDS = 40;
-
-type Pad = ((op: () => void, ...a: number[]) => void) & { go: (f: Pad, op: () => void) => void };
-const pads: Pad[] = [];
-for (let k = 0; k < 16; k++) {
-  const args = Array.from({ length: k }, (_, j) => `a${j}`);
-  const pad = new Function('op', ...args, 'return op();') as Pad;
-  pad.go = new Function('f', 'op', `return f(op${',0'.repeat(k)});`) as Pad['go'];
-  pads.push(pad);
-}
-
-function throughPads(op: () => void): void {
-  for (const pad of pads) {
-    try {
-      pad.go(pad, op);
-    } catch {
-      // the overflow (no RegExp or message here: at the stack's limit)
-    }
-  }
-}
-
-function nearTheStackLimit(depths: number, op: () => void): void {
-  let max = 0;
-  const probe = (n: number): void => {
-    if (n > max) max = n;
-    try {
-      probe(n + 1);
-    } catch {
-      // the limit
-    }
-    if (n > max - depths) throughPads(op);
-  };
-  probe(0);
-}
 
 describe('views made again after a growth, cut off by a stack overflow', () => {
   it('heap.u8 still covers the whole buffer after it threw, and blocks past the old end keep their data', () => {

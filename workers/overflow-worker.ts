@@ -11,6 +11,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { SharedHeap } from '../src/index.js';
+import { nearTheStackLimit, throughPads } from './stack-limit.js';
 
 const { buffer, rounds } = workerData as { buffer: SharedArrayBuffer; rounds: number };
 let heap = SharedHeap.attach(buffer);
@@ -19,52 +20,20 @@ let faults = 0;
 let ops = 0;
 const messages: string[] = [];
 
-// Calls through frames of 0 to 15 more 8-byte arguments, so that the stack left where op runs
-// takes every 8-byte step (an audit's way to meet every point of the slow paths).
-type Pad = ((op: () => void, ...a: number[]) => void) & { go: (f: Pad, op: () => void) => void };
-const pads: Pad[] = [];
-for (let k = 0; k < 16; k++) {
-  const args = Array.from({ length: k }, (_, j) => `a${j}`);
-  const pad = new Function('op', ...args, 'return op();') as Pad;
-  pad.go = new Function('f', 'op', `return f(op${',0'.repeat(k)});`) as Pad['go'];
-  pads.push(pad);
-}
-
-/** Runs op through every pad, keeping what the heap threw (a RangeError: the overflow itself, at a call before anything changed, or while the error of a fault was being made). */
-function throughPads(op: () => void): void {
-  for (const pad of pads) {
-    try {
-      pad.go(pad, op);
-    } catch (e) {
-      // No RegExp here: V8 compiling one at the stack's limit ends the process.
-      if (!(e instanceof RangeError) && messages.length < 200) messages.push((e as Error).message);
-    }
-  }
-}
-
-function nearTheStackLimit(depths: number, op: () => void): void {
-  let max = 0;
-  const probe = (n: number): void => {
-    if (n > max) max = n;
-    try {
-      probe(n + 1);
-    } catch {
-      // the limit
-    }
-    if (n > max - depths) throughPads(op);
-  };
-  probe(0);
-}
+/** What the heap threw besides the overflow itself (a RangeError: at a call before anything changed, or while the error of a fault was being made). */
+const keep = (e: unknown): void => {
+  if (!(e instanceof RangeError) && messages.length < 200) messages.push((e as Error).message);
+};
 
 const op = (): void => {
   const p = heap.malloc(sizes[ops++ % sizes.length]!);
   if (p !== 0) heap.free(p);
   if ((ops & 7) === 0) heap.flush();
 };
-throughPads(op); // the calls' own paths compiled first, not what a fault takes
+throughPads(op, keep); // the calls' own paths compiled first, not what a fault takes
 
 for (let round = 0; round < rounds; round++) {
-  nearTheStackLimit(round === 0 ? 400 : 1000, op);
+  nearTheStackLimit(round === 0 ? 400 : 1000, op, keep);
   try {
     heap.stats();
   } catch (e) {
