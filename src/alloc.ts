@@ -187,7 +187,10 @@ export function mallocImpl(t: ThreadContext, n: number): number {
  */
 function largeAllocOrFlush(t: ThreadContext, n: number, align: number, mayBlock: boolean): number {
   const p = largeAlloc(t, n, align, mayBlock);
-  if (p !== 0 || n > MAX_HEAP_BYTES || !mayBlock) return p; // tryMalloc's 0 may only mean a busy lock
+  // tryMalloc's 0 may only mean a busy lock; a request above the heap's data area (its maxBytes
+  // less the metadata) fits after no flush, and asking the other threads would wait for their
+  // answers (up to 50 ms) for nothing (an audit of growable heaps).
+  if (p !== 0 || n > (t.geo.maxSupers - t.geo.metaSupers) * SUPER_BYTES || !mayBlock) return p;
   flushThread(t);
   const q = largeAlloc(t, n, align, mayBlock);
   // Still none: other threads may hold it; ask them to flush, once (flush-ask.ts).
