@@ -3,7 +3,7 @@
  * detaching it (flushing, abandoning its slabs, giving the slot back).
  */
 import {
-  G_SLOTS_USED, G_NEXT_THREAD_ID, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
+  G_SLOTS_USED, MAG_EMPTY_SENTINEL, MAG_ENTRY_WORDS,
   MAG_FULL_SENTINEL, MAG_STATE, OWNER_NONE, SM_CLS1, SM_INUSE,
   SM_LISTED, SM_OWNER, SM_REMOTE, TF_WORDS, TH_COLLECT_MW, TH_CUR, TH_INFLIGHT, TH_JOURNAL_N, TH_NOTICE, TH_NOTICE_CUR, TH_NOTICE_REST, TH_WATCHING, WATCH_ENTRIES,
   TH_PARTIAL, TH_PARTIAL_TAIL, TH_PUSHING, TH_RETURNING, TH_NOTIFY_TO, TH_STATE, TH_THREAD_ID, TH_TOP, TS_ATTACHED, TS_DEAD, TS_FREE, LISTED_NONE, TH_LOCK_GEN, RECLAIM_SLOTS, lockWord, usedSlots, clearUnsureMark,
@@ -18,6 +18,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 import { flushThread } from './magazine.js';
 import { stopListening } from './flush-ask.js';
 import { CP_GIVE_BACK, crashPoint } from './crash.js';
+import { takeHeapThreadId } from './create.js';
 
 /** The calling thread's Node threadId; -1 outside Node (a browser), where the heap hands out ids. */
 export function nodeThreadId(): number {
@@ -85,7 +86,7 @@ export function attachThread(buffer: SharedArrayBuffer, givenId = -1, forReclaim
   const t = new ThreadContext(buffer, geo, runner);
   const i32 = t.i32;
   let id = givenId >= 0 ? givenId : nodeThreadId();
-  if (id < 0) id = Atomics.add(i32, G_NEXT_THREAD_ID, 1);
+  if (id < 0) id = takeHeapThreadId(i32, 'SharedHeap.attach(buffer)');
   if (givenId >= 0) {
     // Under the id's Web Lock (attachAsync), no other thread attaches or reclaims under it now.
     for (let s = 0, used = usedSlots(i32, geo.maxThreads); s < used; s++) {

@@ -13,6 +13,24 @@ import { HeapStateError, describe, isObjectArgument } from './errors.js';
 
 /** First id handed to threads that have no Node threadId (browsers); Node ids stay far below. */
 export const FIRST_HEAP_THREAD_ID = 1 << 30;
+/** Last id the heap hands out: a slot holds id + 1 in an Int32 word (TH_THREAD_ID), and G_NEXT_THREAD_ID id + 1. */
+export const LAST_HEAP_THREAD_ID = 2 ** 31 - 2;
+
+/**
+ * A fresh thread id of the heap (G_NEXT_THREAD_ID), for `fn` (newThreadId, or attach in a thread
+ * with no Node threadId). By CAS, never past LAST_HEAP_THREAD_ID + 1: an Atomics.add there wrapped
+ * the word to -2^31, after which every id handed out before read as "not handed out" (attachAsync
+ * and reclaimWhenGone refused them all), and the last id's id + 1 was negative (an audit).
+ */
+export function takeHeapThreadId(i32: Int32Array, fn: string): number {
+  for (;;) {
+    const id = Atomics.load(i32, G_NEXT_THREAD_ID);
+    if (id < FIRST_HEAP_THREAD_ID || id > LAST_HEAP_THREAD_ID) {
+      throw new HeapStateError(`${fn}: this heap has handed out all its thread ids (${FIRST_HEAP_THREAD_ID} to ${LAST_HEAP_THREAD_ID})`);
+    }
+    if (Atomics.compareExchange(i32, G_NEXT_THREAD_ID, id, id + 1) === id) return id;
+  }
+}
 
 export interface HeapOptions {
   /** Bytes of the buffer at creation, rounded up to a multiple of 1 MiB; at least 2 MiB (more with many threads or a large maxBytes: the error says how much), at most MAX_HEAP_BYTES (2,146,435,072). Default 64 MiB. */

@@ -13,7 +13,7 @@ import { listenForFlushAsks } from './flush-ask.js';
 import {
   REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
-import { FIRST_HEAP_THREAD_ID, createBuffer, type HeapOptions } from './create.js';
+import { FIRST_HEAP_THREAD_ID, createBuffer, takeHeapThreadId, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
 import { attachThread, detachThread, nodeThreadId } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
@@ -130,7 +130,7 @@ function settleDropped(d: Dropped): void {
     // Stopped by a fault and collected before this thread attached again: its Web Lock goes (so
     // that reclaimWhenGone() elsewhere may return its DEAD slot), and the next attach takes over
     // its slot and its watches from `stopped` (SharedHeap #stopStale).
-    if (d.t.runner.faulted && d.t.successor === null) {
+    if (d.t.runner.faulted && latestAttachment(d.t) === d.t) {
       stopped.set(d.id, d.t);
       stoppedGone.set(d.id, d.gone);
       d.lock.release();
@@ -507,12 +507,7 @@ export class SharedHeap {
    */
   newThreadId(): number {
     const t = attachedContext(this, 'newThreadId()');
-    const threadId = Atomics.add(t.i32, G_NEXT_THREAD_ID, 1);
-    if (threadId < FIRST_HEAP_THREAD_ID) {
-      Atomics.sub(t.i32, G_NEXT_THREAD_ID, 1);
-      throw new HeapStateError('newThreadId(): this heap has handed out all its 2^30 thread ids');
-    }
-    return threadId;
+    return takeHeapThreadId(t.i32, 'newThreadId()');
   }
 
   /** The SharedArrayBuffer holding the heap; post it to workers and attach there. */

@@ -117,13 +117,14 @@ export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1
 //                                      the thread areas beyond it were never touched (stats() metadataBytes),
 //                                      and every scan of the thread areas stops at it (usedSlots), as reading
 //                                      an area makes its page resident
-export const G_STAGE1 = 15; //          [A] Stage-1 pops (Atomics.add)
+export const G_STAGE1 = 15; //          [A] Stage-1 pops, low 32 bits (countUp; G_STAGE1_HIGH the high ones)
 export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_TRIM_INTERVAL = 17; //   [C] trimInterval (0: off; see magazine.ts trimOthers)
 export const G_HEAP_ID_HIGH = 18; //    [C] the id's high 22 bits (heap id = G_HEAP_ID_HIGH * 2^31 + G_HEAP_ID, 53 random
 //                                        bits). Until layout 11 the word was unused (a retired count of attached threads)
-export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers): Atomics.add by attach and newThreadId
-export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1
+export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers): the next to hand out, raised by CAS by attach and
+//                                      newThreadId (create.ts takeHeapThreadId), never past 2^31 - 1: the last id's + 1 fits TH_THREAD_ID
+export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1, low 32 bits (countUp; G_STAGE1_PUSHES_HIGH the high ones)
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);
 //                                      check() allows that many, and those of live undecided chains (UD_W), and no more
@@ -142,7 +143,9 @@ export const G_UNDECIDED = 25; //      [A] a hint: nonzero while the table of un
 //                                      it is live (reclaim.ts handOver), the live entries after each settle pass (remote.ts
 //                                      settleUndecided); so it is never 0 while an entry is live, and may be higher. Read
 //                                      without the lock by a slab's owner in collectRemote (after it cleared TH_COLLECT_MW)
-// Words 26 .. F_BASE_W-1 are reserved [R].
+export const G_STAGE1_HIGH = 26; //     [A] Stage-1 pops: the count's high bits (countUp)
+export const G_STAGE1_PUSHES_HIGH = 27; // [A] Stage-1 pushes: the count's high bits (countUp)
+// Words 28 .. F_BASE_W-1 are reserved [R].
 
 // Float64 counters, [L]: updated under the lock (plain), read racily by stats(). F_* are
 // Float64Array indices: word F_BASE_W + 2 * k is counter k.
@@ -274,6 +277,26 @@ export function usedSlots(i32: Int32Array, maxThreads: number): number {
 export function clearUnsureMark(i32: Int32Array, mW: number): void {
   const flag = Atomics.load(i32, mW + SM_NOTIFIED);
   if (flag < 0) Atomics.compareExchange(i32, mW + SM_NOTIFIED, flag, 0);
+}
+
+/**
+ * Counts one more in the count whose low 32 bits are word `lowW` and high bits word `highW` (both
+ * [A]): counted without the lock, by Atomics.add, which cannot add to a Float64. An Int32 count
+ * alone turned negative after 2^31 (stats().stages.stage1 at some 20,000 Stage-1 pops a second,
+ * the benchmark's busiest cases: within two days of a server's life; an audit). The add that
+ * takes the low word from 2^32 - 1 (-1) to 0 carries into the high word.
+ */
+export function countUp(i32: Int32Array, lowW: number, highW: number): void {
+  if (Atomics.add(i32, lowW, 1) === -1) Atomics.add(i32, highW, 1);
+}
+
+/** The count countUp keeps in words `lowW` and `highW` (racy while it counts, as stats() is). */
+export function readCount(i32: Int32Array, lowW: number, highW: number): number {
+  for (;;) {
+    const high = Atomics.load(i32, highW) >>> 0;
+    const low = Atomics.load(i32, lowW) >>> 0;
+    if (Atomics.load(i32, highW) >>> 0 === high) return high * 2 ** 32 + low;
+  }
 }
 
 /** The id create() wrote into a heap's header (the key by which attach() finds an instance, and of the Web Lock names). */

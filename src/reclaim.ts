@@ -871,7 +871,11 @@ export function onDetachedReclaim(fn: (detached: ThreadContext) => void): void {
  * still reclaimed and reclaim(threadId) still refuses a watched worker that runs.
  */
 export function adoptWatches(from: ThreadContext, to: ThreadContext): void {
-  from.successor = to;
+  // to joins from's line as its latest: an exit listener that names an attachment before from keeps
+  // the line's cell and to, not the attachments between (ThreadContext.line). A to taken over
+  // already keeps its own cell, which names its taker.
+  if (to.line.latest === to) to.line = from.line;
+  from.line.latest = to;
   watchedWorkers.set(to.runner, watchesOf(from.runner));
   everWatched.set(to.runner, everWatchedOf(from.runner));
   mergedEver.set(to.runner, mergedEverOf(from.runner));
@@ -898,7 +902,7 @@ export function mergeWatches(from: ThreadContext, to: ThreadContext): void {
   // The workers `from` ever watched (a WeakMap, which cannot be copied): looked up too (watchedId).
   const ever = mergedEverOf(to.runner);
   for (const m of [everWatchedOf(from.runner), ...mergedEverOf(from.runner)]) if (m !== everWatchedOf(to.runner) && !ever.includes(m)) ever.push(m);
-  latestAttachment(from).successor = to;
+  latestAttachment(from).line.latest = to; // from's line goes on through to's
   if (pending.length > 0) later(() => reclaimPending(to));
 }
 
@@ -921,10 +925,11 @@ function later(fn: () => void): void {
   reclaimRetry(fn, 1);
 }
 
-/** The thread's attachment that now stands for `t`: `t`, or its successor if a fault stopped it and the thread attached again (adoptWatches). */
+/** The thread's attachment that now stands for `t`: `t`, or a later one that took its watches over (adoptWatches, mergeWatches). */
 export function latestAttachment(t: ThreadContext): ThreadContext {
-  let c = t;
-  while (c.successor !== null) c = c.successor;
+  let c = t.line.latest;
+  while (c.line.latest !== c) c = c.line.latest; // lines that mergeWatches joined
+  t.line.latest = c;
   return c;
 }
 
