@@ -17,7 +17,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, takeHeapThreadId, type HeapOptions 
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
 import { attachThread, detachThread, nodeThreadId } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, watchWorker, type NoWaitTries, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, lockHolderId, markLockHolderGone, watchWorker, type NoWaitTries, type WatchableWorker } from './reclaim.js';
 import { goneMarkName, hasWebLocks, holdThreadLock, markedGone, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -48,6 +48,9 @@ const records = new Map<number, Dropped>();
 let reviveCollected: (id: number) => SharedHeap | undefined;
 /** By heap id: the context of this thread's instance that a fault stopped, collected before the thread attached again (see `dropped`). */
 const stopped = new Map<number, ThreadContext>();
+/** This thread's attachAsync calls under way, by heap id and thread id (`${heapId}:${threadId}`). */
+const attachingAsync = new Map<string, Promise<SharedHeap>>();
+
 /**
  * Threads' Web Locks that reclaimWhenGone kept, its gone mark refused (no other attachment under the
  * id holds them), each behind a wrapper whose lock is the one asked for again where an attachment
@@ -397,7 +400,8 @@ export class SharedHeap {
    * out, one that names a slot still (a thread under it that was not reclaimed), a thread
    * attached already under another id, and where there is no Web Locks API (Node: there
    * worker.threadId names a worker, attach() and watch(worker)).
-   * The worker may be given `heap.memory` instead of the buffer, as attach() takes it.
+   * The worker may be given `heap.memory` instead of the buffer, as attach() takes it. A call made
+   * while another of this thread under the same id is under way answers as that one does.
    */
   static async attachAsync(given: SharedArrayBuffer | SharedMemoryLike, options: { threadId: number }): Promise<SharedHeap> {
     const fn = 'SharedHeap.attachAsync(buffer, options)';
@@ -417,6 +421,34 @@ export class SharedHeap {
     };
     const before = attachedAs();
     if (before !== undefined) return SharedHeap.#withMemory(before, memory);
+    // Another attachAsync of this thread under the same id, still under way: its request holds the
+    // id's Web Lock once granted, until the thread detaches, so a request made here waited behind it
+    // for as long as the thread stayed attached (and then attached it again, after its detach: an
+    // audit, test/attach-async-twice.test.ts). This call answers as that one does instead.
+    const key = `${id}:${threadId}`;
+    const earlier = attachingAsync.get(key);
+    if (earlier !== undefined) {
+      await earlier.catch(() => undefined); // its rejection is its caller's: this call tries again
+      return SharedHeap.attachAsync(given, { threadId });
+    }
+    const attaching = SharedHeap.#attachAsyncLocked(buffer, memory, id, threadId, fn, attachedAs);
+    attachingAsync.set(key, attaching);
+    try {
+      return await attaching;
+    } finally {
+      if (attachingAsync.get(key) === attaching) attachingAsync.delete(key);
+    }
+  }
+
+  /** attachAsync once its arguments are checked and no attachAsync of this thread under the id is under way. */
+  static async #attachAsyncLocked(
+    buffer: SharedArrayBuffer,
+    memory: SharedMemory | undefined,
+    id: number,
+    threadId: number,
+    fn: string,
+    attachedAs: () => SharedHeap | undefined,
+  ): Promise<SharedHeap> {
     if (!hasWebLocks()) {
       throw new HeapStateError(
         `${fn}: this thread has no Web Locks API (navigator.locks), which makes a reserved id safe to reclaim; ` +
@@ -901,7 +933,10 @@ export class SharedHeap {
    * The lock, once granted, is traded for a mark that the thread is gone, which this thread holds
    * until it detaches: a worker still on its way to attachAsync(buffer, { threadId }) under that
    * id (terminated, or never started) finds it, so never attaches a slot behind the reclaim.
-   * Asking again for the same id answers at once, here and in other threads (false).
+   * Asking again for the same id answers at once, here and in other threads (false). Where another
+   * attached thread keeps the global lock, its Web Lock is asked for too after a second, and once
+   * granted that thread is taken as gone (its slot marked DEAD, its lock broken), so that the calls
+   * for several terminated workers may be awaited one at a time.
    */
   reclaimWhenGone(threadId: number): Promise<boolean> {
     const id = checkInteger('reclaimWhenGone', 'threadId', threadId, 2 ** 31 - 1);
@@ -952,12 +987,25 @@ export class SharedHeap {
       let asking: Promise<unknown> | undefined; // again's request, until it settles
       let refused = false; // again's request failed
       const tries: NoWaitTries = { tried: false, holderGone: false };
+      // Another attached thread holding the global lock under one word since `since` (its id
+      // `holder`), and the request of its Web Lock, made once the word stayed for STUCK_HOLDER_MS.
+      let stuck: { word: number; holder: number; since: number; ask: ThreadLock | undefined; gone: boolean } | undefined;
       try {
         for (;;) {
           const t = latestAttachment(this.#t); // a fault stopped this instance: its thread's next attachment reclaims
           if (t.detached) {
             lock.release();
             return false;
+          }
+          // That thread's Web Lock granted: it is gone, as surely as the one this call waited for, and
+          // its slot, if it still holds the lock under that word, is marked DEAD (the try below breaks
+          // the lock). Without this, a program that awaited its reclaimWhenGone() calls one at a time
+          // waited here for good when a later one's worker had died holding the lock (an audit,
+          // test/reclaim-when-gone-dead-lock-holder.test.ts); only that later call would break it.
+          if (stuck?.gone === true) {
+            markLockHolderGone(t, stuck.word, stuck.holder);
+            stuck.ask?.release();
+            stuck = undefined;
           }
           // A fault inside this reclaim stops this thread's use of the heap, as in any call (fault.ts).
           // It marks the slot dead first (a global lock it held is broken), and never waits for a live
@@ -984,6 +1032,23 @@ export class SharedHeap {
           // gone, and every try answers 'own-reclaim' again (a loop of microtasks for good where the
           // global lock is free, waitLockAsync answering at once): test/reclaim-when-gone-lock-requests.test.ts.
           if (refused) throw new HeapStateError(`reclaimWhenGone(threadId): the request of the Web Lock of threadId ${id}, asked again, failed`);
+          if (done === 'busy') {
+            // The lock's holder, live or not known gone. Its Web Lock is asked for only once it has
+            // held the lock under one word for a while (a live holder lets it go within
+            // milliseconds), and let go once the word changes (granted later, it is let go at once).
+            const word = Atomics.load(t.i32, G_LOCK) & ~layout.LOCK_STATE_MASK;
+            if (stuck === undefined || stuck.word !== word) {
+              stuck?.ask?.release();
+              const holder = lockHolderId(t, word);
+              stuck = holder >= 0 && holder !== id ? { word, holder, since: performance.now(), ask: undefined, gone: false } : undefined;
+            } else if (stuck.ask === undefined && performance.now() - stuck.since >= STUCK_HOLDER_MS) {
+              const s = stuck;
+              s.ask = holdThreadLock(threadLockName(heapIdOf(t.buffer), s.holder));
+              void s.ask.held.then((held) => {
+                s.gone = held;
+              });
+            }
+          }
           // The lock free (that attachment found alone, its own reclaim done): its Web Lock says when
           // it is gone, a timer the while (waitLockAsync answers at once there: a loop of microtasks
           // for good; the timer keeps Node's event loop alive, and sees a detach meanwhile).
@@ -992,6 +1057,7 @@ export class SharedHeap {
         }
       } finally {
         if (again !== keptThreadLocks.get(lock)?.inner) again?.release(); // granted later, let go at once (unless kept)
+        stuck?.ask?.release();
       }
     });
   }
@@ -1006,6 +1072,12 @@ export class SharedHeap {
     if (this.#t.detached) keepWatching(latestAttachment(this.#t));
   }
 }
+
+/**
+ * How long reclaimWhenGone() waits on the global lock held under one word by another attached thread
+ * before it asks for that thread's Web Lock too (a live holder lets the lock go within milliseconds).
+ */
+const STUCK_HOLDER_MS = 1000;
 
 /** Frames stackHasRoom() asks for: far more stack than a reclaim and the compiling of its functions take. */
 const ROOM_FRAMES = 2000;

@@ -485,7 +485,9 @@ export const ST_PENDING = 3; //   on the slab's remote free list (set before the
 // its thread only ([O]) except the [A] words. A reclaimer acts as the dead thread after winning
 // TH_STATE (ATTACHED or DEAD -> RECLAIMING).
 export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING. ATTACHED -> DEAD by a CAS: by
-//                                 watch() or reclaim() in another thread for a thread that exited, or by the
+//                                 watch() or reclaim() in another thread for a thread that exited (or by
+//                                 reclaimWhenGone() for the global lock's holder once granted its Web Lock:
+//                                 reclaim.ts markLockHolderGone), or by the
 //                                 thread itself when a call of its was cut off by a fault (fault.ts: a plain
 //                                 store there, which makes no call; an aligned Int32Array element is
 //                                 tear-free), which then never touches the heap through that slot again (its

@@ -12,7 +12,7 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
-  TS_RECLAIMING, magazineWords, usedSlots, G_LOCK, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
+  TS_RECLAIMING, magazineWords, usedSlots, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -252,6 +252,30 @@ function attachedHolder(t: ThreadContext, threadId: number): boolean {
   if (holder < 0 || holder >= t.geo.maxThreads || holder === t.runner.slot) return false;
   const w = t.threadW(holder);
   return Atomics.load(t.i32, w + TH_STATE) === TS_ATTACHED && Atomics.load(t.i32, w + TH_THREAD_ID) === threadId + 1;
+}
+
+/**
+ * The thread id of the global lock's holder when the lock word is `word` and names an attachment
+ * still ATTACHED in its slot (the same TH_LOCK_GEN), not the caller's; -1 otherwise.
+ */
+export function lockHolderId(t: ThreadContext, word: number): number {
+  const holder = lockHolder(word);
+  if (holder < 0 || holder >= t.geo.maxThreads || holder === t.runner.slot) return -1;
+  const w = t.threadW(holder);
+  if (Atomics.load(t.i32, w + TH_STATE) !== TS_ATTACHED) return -1;
+  if (lockWord(holder, 0, Atomics.load(t.i32, w + TH_LOCK_GEN)) !== (word & ~LOCK_STATE_MASK)) return -1;
+  return Atomics.load(t.i32, w + TH_THREAD_ID) - 1;
+}
+
+/**
+ * reclaimWhenGone was granted the Web Lock of thread `threadId`, which held the global lock under
+ * `word` when it was asked for: that thread is gone (as surely as for reclaimWhenGone(threadId)).
+ * Its slot is marked DEAD if it still holds the lock under that word, so that the next try breaks
+ * the lock (the slot itself is reclaimed by a reclaim of that id). True when it was marked.
+ */
+export function markLockHolderGone(t: ThreadContext, word: number, threadId: number): boolean {
+  if ((Atomics.load(t.i32, G_LOCK) & ~LOCK_STATE_MASK) !== (word & ~LOCK_STATE_MASK) || lockHolderId(t, word) !== threadId) return false;
+  return Atomics.compareExchange(t.i32, t.threadW(lockHolder(word)) + TH_STATE, TS_ATTACHED, TS_DEAD) === TS_ATTACHED;
 }
 
 /** reclaimWhenGone's record across its tries of reclaimIdNoWait. */
@@ -918,7 +942,10 @@ let keepAliveUntil = 0;
 /** A timer for a retry of reclaims: `fn` after `ms`, keeping the thread alive only within RECLAIM_KEEPALIVE_MS of the last watched exit. */
 export function reclaimRetry(fn: () => void, ms: number): void {
   const timer = setTimeout(fn, ms) as unknown as { unref?: () => void };
-  if (Date.now() > keepAliveUntil) timer.unref?.();
+  // Only when it is due within that time: one made inside it and due after it (the retries of an
+  // attach or detach made for reclaims wait up to a second, heap.ts) kept the thread alive up to a
+  // second past it, where the README says at most 5 s (an audit, test/reclaim-retry-keep-alive.test.ts).
+  if (Date.now() + ms > keepAliveUntil) timer.unref?.();
 }
 
 function later(fn: () => void): void {

@@ -78,3 +78,8 @@ export function installWebLocks(): WebLocksStandIn {
     },
   };
 }
+
+/** `p`'s value, or 'pending' when it has not settled within `ms`. */
+export function within<T>(p: Promise<T>, ms: number): Promise<T | 'pending'> {
+  return Promise.race([p, new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), ms))]);
+}
