@@ -20,8 +20,16 @@ import { stopListening } from './flush-ask.js';
 import { CP_GIVE_BACK, crashPoint } from './crash.js';
 import { takeHeapThreadId } from './create.js';
 
-/** The calling thread's Node threadId; -1 outside Node (a browser), where the heap hands out ids. */
+/**
+ * The calling thread's Node threadId; -1 outside Node (a browser) and in Deno, where the heap hands
+ * out ids. Deno's node:worker_threads answers threadId 0 (and isMainThread true) in every Web
+ * Worker: each took the main thread's id, its Web Lock (the same name) waited behind the main
+ * thread's for good (threadLockHeld() never resolved), and reclaimWhenGone() of its id was refused
+ * as the caller's own (measured in Deno 2.9.6, test/other-runtimes.test.ts). No call there needs
+ * Node's ids: watch() and reclaim(worker) refuse in Deno (reclaim.ts EXIT_MEANS_STOPPED).
+ */
 export function nodeThreadId(): number {
+  if ((globalThis as { Deno?: unknown }).Deno !== undefined) return -1;
   const proc = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
   const wt = proc?.getBuiltinModule?.('node:worker_threads') as { threadId?: number } | undefined;
   return typeof wt?.threadId === 'number' ? wt.threadId : -1;

@@ -76,6 +76,13 @@ describe('other runtimes', () => {
     expect(re!.message).toMatch(/^reclaim\(worker\): in Deno a Worker's 'exit' event can come before the worker has stopped/);
   });
 
+  it('Deno: Web Workers attached with attach() get ids of their own, hold their Web Locks and are reclaimed by reclaimWhenGone', () => {
+    // Deno answers Node's threadId 0 in every Web Worker: each took it (the main thread's) as its
+    // id, its Web Lock waited behind the main thread's for good, and reclaimWhenGone(0) was refused.
+    const r = run(DENO, ['run', '-A', 'test/runtimes/deno-web-attach.mjs']);
+    expect(r).toEqual({ distinct: 3, held: [true, true], wrong: 0, reclaimed: true, attached: 2, end: 1 });
+  });
+
   it('Deno: Web Workers terminated in a malloc/free loop are reclaimed by reclaimWhenGone', () => {
     const r = run(DENO, ['run', '-A', 'test/runtimes/deno-web-workers.mjs', '3']);
     expect(r).toEqual({ rounds: 3, reclaimed: 3, alone: 3 });
