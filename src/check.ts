@@ -5,7 +5,8 @@
  * (no other thread inside malloc or free); throws HeapCorruptionError naming what and where.
  */
 import {
-  ABANDONED_W, F_LARGE_HELD_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAX_SUPERS, K_FREE, K_LARGE,
+  ABANDONED_W, F_LARGE_HELD_BYTES, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS,
+  G_META_SUPERS, G_VERSION, K_FREE, K_LARGE, LAYOUT_VERSION, MAGIC,
   K_NONE, K_SLAB, LARGE_CLAIMED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, LARGE_POOL_SPANS, LARGE_POOL_W, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, OWNER_NONE, OWNER_POOL, S1_HEAD_W,
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
@@ -55,6 +56,15 @@ function walkHeap(h: ThreadContext): void {
   const i32 = h.i32;
   const bytes = h.bytes;
   const geo = h.geo;
+  // The words create() wrote once: a write through offset 0 (a malloc's 0 used as a block, say) went
+  // unnoticed here, while every attach after it refused the buffer as "not a sabmalloc heap" (an audit).
+  const fixed: [string, number, number][] = [
+    ['magic number', G_MAGIC, MAGIC], ['layout version', G_VERSION, LAYOUT_VERSION], ['maxBytes in SuperSlabs', G_MAX_SUPERS, geo.maxSupers],
+    ['thread slots', G_MAX_THREADS, geo.maxThreads], ['metadata SuperSlabs', G_META_SUPERS, geo.metaSupers], ['magazineCapacity', G_MAG_CAP, geo.magCap],
+  ];
+  for (const [what, w, want] of fixed) {
+    if (i32[w] !== want) fail(`header: word ${w} (the ${what}) is ${i32[w]}, expected ${want}: overwritten (a write through offset ${w * 4}?)`);
+  }
   const carved = Atomics.load(i32, G_CARVED);
   const bufSupers = Atomics.load(i32, G_BUFFER_SUPERS);
   if (!(geo.metaSupers <= carved && carved <= bufSupers && bufSupers <= i32[G_MAX_SUPERS])) {

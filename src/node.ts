@@ -40,4 +40,38 @@ export function watchPool(heap: { watch(worker: WorkerPoolLike['threads'][number
   };
   watchNew();
   pool.on('workerCreate', watchNew);
+  // piscina emits 'workerCreate' for a thread started after the pool's construction only once the
+  // thread is ready, that is once it loaded the task module, which attaches it: a thread the pool
+  // destroyed before that (pool.destroy() right after a run()) or that died while loading
+  // kept its slot for good (an audit, test/watch-pool-unready-thread.test.ts). Node's process
+  // 'worker' event comes a tick after any Worker's construction, before its 'exit' can, and the
+  // pool holds the thread by then (piscina adds it in the same tick).
+  let watchers = poolWatchers.get(pool);
+  if (watchers === undefined) {
+    poolWatchers.set(pool, (watchers = []));
+    startedPools.add(new WeakRef(pool));
+  }
+  watchers.push(watchNew); // (a pool watched for two heaps: both)
+  if (!listening) {
+    listening = true;
+    process.on('worker', watchStartedPools);
+  }
+}
+
+/**
+ * The pools watchPool watches in this thread (weakly: a pool nobody holds is forgotten), each
+ * with the watchNew of each call for it (a WeakMap: kept while the pool is): one process listener
+ * for them all, as each call adding its own would keep every pool and heap for good.
+ */
+const startedPools = new Set<WeakRef<WorkerPoolLike>>();
+const poolWatchers = new WeakMap<WorkerPoolLike, (() => void)[]>();
+let listening = false;
+
+/** Node's process 'worker' event: the pools' threads not yet watched are, whichever pool started it. */
+function watchStartedPools(): void {
+  for (const ref of startedPools) {
+    const pool = ref.deref();
+    if (pool === undefined) startedPools.delete(ref);
+    else for (const watchNew of poolWatchers.get(pool) ?? []) watchNew();
+  }
 }
