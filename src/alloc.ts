@@ -403,12 +403,17 @@ export function resizeLargeInPlace(t: ThreadContext, p: number, n: number): bool
   return n > MAX_SMALL && n <= MAX_HEAP_BYTES && largeResize(t, p >>> SLOT_SHIFT, Math.ceil(n / SLOT_BYTES));
 }
 
-export function alignedAllocImpl(t: ThreadContext, align: unknown, size: unknown): number {
-  const a = checkInteger('alignedAlloc', 'align', align);
-  const n = checkInteger('alignedAlloc', 'size', size);
+/** alignedAlloc's `align` (`a`, an integer): a power of two from 1 to SUPER_BYTES, else a RangeError naming it. */
+export function checkAlign(align: unknown, a: number): void {
   if (a === 0 || (a & (a - 1)) !== 0 || a > SUPER_BYTES) {
     throw new RangeError(`alignedAlloc(align): expected a power of two from 1 to ${SUPER_BYTES}, got ${describe(align)}`);
   }
+}
+
+export function alignedAllocImpl(t: ThreadContext, align: unknown, size: unknown): number {
+  const a = checkInteger('alignedAlloc', 'align', align);
+  const n = checkInteger('alignedAlloc', 'size', size);
+  checkAlign(align, a);
   checkAttached(t, 'alignedAlloc(align, size)');
   if (a <= 16) return mallocImpl(t, n);
   const cls = alignedClassOf(n, a);

@@ -5,13 +5,13 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { HeapError, HeapStateError, type HeapCorruptionError, checkInteger, describe, isObjectArgument, renamedCall } from './errors.js';
+import { HeapCorruptionError, HeapError, HeapStateError, checkInteger, describe, isObjectArgument, renamedCall } from './errors.js';
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, takeHeapThreadId, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
@@ -31,7 +31,7 @@ export type { HeapOptions };
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
 const { G_DEBUG, G_LOCK, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
-const { CLASS_OF_GRANULE, FD_COUNT, FD_INV, FD_LOG2_WORDS, FD_SHIFT, FREE_DIV, MAX_SMALL, SIZE } = classes;
+const { CLASS_OF_GRANULE, alignedClassOf, FD_COUNT, FD_INV, FD_LOG2_WORDS, FD_SHIFT, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // free's and realloc's class test masks with -64 (see free).
 if (layout.CLASS_SLOTS !== 64 || classes.NUM_CLASSES > 64) throw new Error('heap.ts: the class test in free and realloc assumes 64 class slots');
 // realloc's fast path reads alloc.ts's constant through a module-local copy too.
@@ -1135,7 +1135,17 @@ class DebugSharedHeap extends SharedHeap {
 
   override alignedAlloc(align: number, size: number): number {
     const n = checkInteger('alignedAlloc', 'size', size);
-    return this.#takeLarge('alignedAlloc(align, size)', n, () => super.alignedAlloc(align, debugRequest(n)));
+    const a = checkInteger('alignedAlloc', 'align', align);
+    checkAlign(align, a);
+    this.#attached('alignedAlloc(align, size)');
+    if (a <= 16) return this.#alloc('alignedAlloc(align, size)', n);
+    // A small block of a class aligned to `a` gets its record before it leaves the magazine, as
+    // malloc's (debugTakeSmall). Popped first by the default mode's alignedAlloc and written after,
+    // a worker terminated in between left a live block that nobody holds with whatever its memory
+    // held before as its record: check() failed for good, and free() of it too (an audit).
+    const cls = alignedClassOf(debugRequest(n), a);
+    if (cls >= 0) return guarded(contextOf(this), 'alignedAlloc(align, size)', debugTakeSmall, cls, 'alignedAlloc(align, size)', n, true);
+    return this.#takeLarge('alignedAlloc(align, size)', n, () => super.alignedAlloc(a, debugRequest(n)));
   }
 
   override calloc(n: number, size: number): number {
@@ -1234,7 +1244,18 @@ class DebugSharedHeap extends SharedHeap {
     const t = contextOf(this);
     this.#attached(`${fn}(ptr)`);
     classifyBlock(t, fn, 'ptr', block);
-    return debugCheckLive(t, `${fn}(ptr)`, block);
+    try {
+      return debugCheckLive(t, `${fn}(ptr)`, block);
+    } catch (e) {
+      if (!(e instanceof HeapCorruptionError)) throw e;
+      // Validated and checked again: another thread that freed the block after the first
+      // validation (the caller's race), and took its memory again, changed the slot or the bytes
+      // the check read, and the block was reported written past its end in an intact heap (an
+      // audit: usableSize beside another thread's free and malloc). Not live now, it gets the
+      // error the default mode gives; a block still live that fails again was written past its end.
+      classifyBlock(t, fn, 'ptr', block);
+      return debugCheckLive(t, `${fn}(ptr)`, block);
+    }
   }
 
   /**

@@ -234,12 +234,19 @@ export function lockWord(slot: number, state: number, gen: number): number {
 }
 /**
  * Entries of the LIFO whose head is word `headW` (a Stage-1 list or a large-run list): its head's
- * SM_POOL_DEPTH. Exact when no push or pop runs; while they run, a value the list had a moment
- * ago or near it (the pool's keep tests).
+ * SM_POOL_DEPTH, read while the head word stays the same (its tag moves at every push and pop), so
+ * a count the list had at that moment. The word is the slot's SM_FREED_DATA once the slab or run
+ * is given back: read after another thread popped the head and gave it back, it was a byte offset
+ * (stats(): largePooledBytes in terabytes, liveBytes as far below zero; an audit).
  */
 export function listCount(i32: Int32Array, slotMetaW: number, headW: number): number {
-  const slot = Atomics.load(i32, headW) & S1_SLOT_MASK;
-  return slot === 0 ? 0 : Atomics.load(i32, slotMetaW + (slot << SM_SHIFT) + SM_POOL_DEPTH);
+  for (;;) {
+    const head = Atomics.load(i32, headW);
+    const slot = head & S1_SLOT_MASK;
+    if (slot === 0) return 0;
+    const depth = Atomics.load(i32, slotMetaW + (slot << SM_SHIFT) + SM_POOL_DEPTH);
+    if (Atomics.load(i32, headW) === head) return depth;
+  }
 }
 
 /**

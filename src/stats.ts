@@ -3,9 +3,9 @@
  * the figures are each a moment's value, not one consistent cut.
  */
 import {
-  F_ADOPTED, F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
+  F_ADOPTED, F_LARGE_ALLOCS, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_HIGH, G_STAGE1_PUSHES, G_STAGE1_PUSHES_HIGH, K_LARGE, K_SLAB, LARGE_LIVE, LARGE_RESIZING, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
+  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_HIGH, G_STAGE1_PUSHES, G_STAGE1_PUSHES_HIGH, K_LARGE, K_SLAB, LARGE_LIVE, LARGE_RESIZING, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   largePooledSlots, listCount, readCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
   JOURNAL_AREAS, TH_JOURNAL_W, TH_THREAD_ID, TH_STATE, TS_ATTACHED, TS_FREE, TS_RECLAIMING, MAG_ENTRY_WORDS, magazineWords, usedSlots,
 } from './layout.js';
@@ -154,6 +154,7 @@ export function collectStats(h: ThreadContext): HeapStats {
   let liveBlocks = 0;
   let liveBytes = 0;
   let largeLiveBlocks = 0;
+  let largeLive = 0;
   // Live blocks are counted from the state bytes (no counter on the fast path): every slab's
   // ALLOCATED bytes among its carved blocks.
   const livePerClass = new Float64Array(NUM_CLASSES);
@@ -164,7 +165,14 @@ export function collectStats(h: ThreadContext): HeapStats {
     const mW = h.smW + (s << SM_SHIFT);
     if (i32[mW + SM_HEAD] !== s) continue;
     if (i32[mW + SM_KIND] === K_LARGE) {
-      if (i32[mW + SM_LARGE] === LARGE_LIVE || i32[mW + SM_LARGE] === LARGE_RESIZING) largeLiveBlocks++; // live, or being resized in place (an audit)
+      // Live, or being resized in place (an audit). Its bytes from its span, here, as its count:
+      // F_LARGE_HELD_BYTES less the pooled runs, read at two moments, went below zero where another
+      // thread gave a pooled run back between them (an audit).
+      const mark = i32[mW + SM_LARGE];
+      if (mark === LARGE_LIVE || mark === LARGE_RESIZING) {
+        largeLiveBlocks++;
+        largeLive += i32[mW + SM_SPAN] * SLOT_BYTES;
+      }
       continue;
     }
     if (i32[mW + SM_KIND] !== K_SLAB) continue;
@@ -212,9 +220,7 @@ export function collectStats(h: ThreadContext): HeapStats {
   // holds for the buffer. Nothing gives a page back to it, so this is also the peak.
   let touched = 0;
   for (let s = firstSlot; s < endSlot; s++) touched += Math.ceil(i32[h.smW + (s << SM_SHIFT) + SM_TOUCHED] / PAGE_BYTES) * PAGE_BYTES;
-  // The held count covers live and pooled runs; the lists' depths give the pooled ones.
   const largePooled = largePooledSlots(i32, h.smW) * SLOT_BYTES;
-  const largeLive = f64[F_LARGE_HELD_BYTES] - largePooled;
   // G_CARVED never decreases (no SuperSlab is uncarved), so the current figures are the peaks.
   const carved = Atomics.load(i32, G_CARVED);
   const meta = metadataBytes(h, carved, reclaimed);
