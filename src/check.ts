@@ -11,7 +11,7 @@ import {
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
-  TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, FREE_LINK_W, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
+  TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
@@ -19,6 +19,7 @@ import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
 import { slabStateBase } from './slots.js';
 import { unansweredAsks } from './flush-ask.js';
+import { linkOf } from './remote.js';
 
 function fail(msg: string): never {
   throw new HeapCorruptionError(`check(): ${msg}`);
@@ -300,7 +301,7 @@ function firstStray(h: ThreadContext, cached: Set<number>): string {
     if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
     const cls = i32[mW + SM_CLS1] - 1;
     const remote = new Set<number>();
-    for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT[cls]; n++, b = i32[(b >>> 2) + FREE_LINK_W]) remote.add(b);
+    for (let b = Atomics.load(i32, mW + SM_REMOTE), n = 0; b !== 0 && n < COUNT[cls]; n++, b = linkOf(h, mW, cls, b)) remote.add(b);
     for (let idx = 0; idx < i32[mW + SM_BUMP]; idx++) {
       const st = h.bytes[i32[mW + SM_STATE] + idx];
       const b = i32[mW + SM_DATA] + idx * SIZE[cls];
@@ -351,7 +352,7 @@ function checkSlab(
       onList[idx] = 1;
       if (bytes[stateBase + idx] !== expect) fail(`${where}: block ${hex(b)} on the ${name} list has state ${bytes[stateBase + idx]}`);
       n++;
-      b = i32[(b >>> 2) + FREE_LINK_W];
+      b = linkOf(h, mW, cls, b); // the two words of a link: remote.ts linkOf
     }
     return n;
   };

@@ -38,8 +38,8 @@ const { COUNT, MAX_SMALL, SIZE } = classes;
 export const DEBUG_EXTRA = 9;
 const CANARY = 0xcb;
 const CANARY_MAX = 64; // canary bytes written and checked after the requested size
-const SEAL = 0x5ab3dbe6;
-const FREED_MARK = 0x0df4ee0d;
+const SEAL = layout.DEBUG_SEAL;
+const FREED_MARK = layout.DEBUG_FREED_MARK;
 const FREED_FILL = 0xdf;
 const FILL_MAX = 256; // bytes of a freed block filled and checked
 

@@ -25,7 +25,9 @@
  *   Classes of at most SM_STATE_BYTES blocks (8 KiB and up) keep their state bytes in the head
  *   slot's meta entry instead (SM_STATES_W; HDR = 0), so that their blocks fill the slab.
  *   A PENDING block, on the slab's remote list, holds in its first word (FREE_LINK_W) the byte
- *   offset of the next block of that list, 0 at the end. A block in any other state holds
+ *   offset of the next block of that list, 0 at the end, and in its second (FREE_CHECK_W) that
+ *   link's check (linkCheck), so that a stray write over either word is told from the link the
+ *   heap wrote (remote.ts linkOf). A block in any other state holds
  *   nothing of the allocator's: a FREE block is found by its state byte (SM_FREE_REGIONS), not
  *   by a link, so a write into a freed block cannot mislead the allocator.
  *
@@ -65,7 +67,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 19; // 19: G_MAX_THREADS counts RECLAIM_SLOTS (a thread of version 18 would attach into that slot for its own use); 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 20; // 20: a PENDING block's second word holds its link's check (FREE_CHECK_W, linkCheck; a collector of version 19 would follow a stray link into a chain not yet published, a freer of version 19 would leave the check word stale and its links be taken for stray ones); 19: G_MAX_THREADS counts RECLAIM_SLOTS (a thread of version 18 would attach into that slot for its own use); 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -463,6 +465,40 @@ export function largeClaimMark(slot: number): number {
 
 /** Word of a PENDING block (as a word offset from the block's start) that links its slab's remote list. */
 export const FREE_LINK_W = 0;
+/**
+ * The word after it: the link's check, linkCheck(link), stored with it by whoever writes a link
+ * (drainJournal, publishChain, a reclaim's relink: writeLink). A program's stray write into a block
+ * waiting on a remote list (a freed node's `next` set to another freed node) changes one of the
+ * two: a link that led the owner's collection into another freer's chain not yet published let it
+ * hand out that chain's blocks, into which the freer's publish then wrote
+ * (test/stray-write-live-freer-chain.test.ts). The readers follow the link where the two agree;
+ * else the check's link when it names the end or a PENDING block of the slab, else the link
+ * (remote.ts linkOf). The check is the link times an odd constant, XOR LINK_KEY: a word whose low
+ * 4 bits are not LINK_KEY's (0, -1, a block offset, a byte pattern) stands for no block, and a byte
+ * written over a check, for a link scattered far from the block's. In debug mode this word is DEBUG_MARK_W: the owner's
+ * collection writes the mark again (remote.ts debugRemark).
+ */
+export const FREE_CHECK_W = 1;
+export const LINK_KEY = 0x3c6ef375;
+export const LINK_MUL = 0x9e3779b1 | 0;
+const LINK_MUL_INV = 0x0e8b2f51; // Math.imul(LINK_MUL, LINK_MUL_INV) === 1
+/** The check word of `link` (FREE_CHECK_W). */
+export function linkCheck(link: number): number {
+  return Math.imul(link, LINK_MUL) ^ LINK_KEY;
+}
+/** The link a check word stands for (linkCheck's inverse). */
+export function checkedLink(check: number): number {
+  return Math.imul(check ^ LINK_KEY, LINK_MUL_INV);
+}
+/**
+ * Stores `link` into the PENDING block `b` (FREE_LINK_W and FREE_CHECK_W). Where a thread must not
+ * stop between a block's state and the store after its link (drainJournal, TH_INFLIGHT), the two
+ * stores are written out in place: a call is a point where V8 may stop a thread.
+ */
+export function writeLink(i32: Int32Array, b: number, link: number): void {
+  i32[(b >>> 2) + FREE_LINK_W] = link;
+  i32[(b >>> 2) + FREE_CHECK_W] = Math.imul(link, LINK_MUL) ^ LINK_KEY;
+}
 
 /**
  * Debug mode only (G_DEBUG; debug.ts): a live block of requested size n ends in a record of
@@ -472,6 +508,8 @@ export const FREE_LINK_W = 0;
  */
 export const DEBUG_RECORD_BYTES = 8;
 export const DEBUG_MARK_W = 1;
+export const DEBUG_SEAL = 0x5ab3dbe6; // the record's second word: n ^ block ^ DEBUG_SEAL
+export const DEBUG_FREED_MARK = 0x0df4ee0d; // the mark: DEBUG_FREED_MARK ^ block ^ usable
 
 // ---- Block state bytes (one per block: in the slab header, or in the head meta entry) ---------
 // The thread holding a block is the only one that changes its byte, so plain writes suffice.

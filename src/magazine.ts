@@ -20,7 +20,7 @@ import { askOthersToFlush } from './flush-ask.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_LINK_W, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
+const { FREE_CHECK_W, FREE_LINK_W, LINK_KEY, LINK_MUL, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
   TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords } = layout;
@@ -265,12 +265,19 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
       // (a reclaimer finds it PENDING throughout); before that it is the dead thread's still.
       // Meanwhile TH_INFLIGHT is -k, k the blocks made PENDING so far (stored with no call after
       // the state): a reclaimer takes one of those back only if it is still PENDING, since a
-      // stray write of the program that links a block on the slab's remote list to one of them
-      // lets the owner's collection take it (reclaim.ts finishJournals).
+      // stray write of the program that links a block on the slab's remote list to one of them,
+      // link and check both (a link alone is told from the heap's: remote.ts linkOf), lets the
+      // owner's collection take it (reclaim.ts finishJournals).
       for (let k = 0; k < n; k++) {
         const ek = e + MAG_ENTRY_WORDS * k;
         bytes[i32[ek + MAG_STATE]] = ST_PENDING;
-        if (k + 1 < n) i32[(i32[ek] >>> 2) + FREE_LINK_W] = i32[ek + MAG_ENTRY_WORDS];
+        if (k + 1 < n) {
+          // The link and its check (layout.ts FREE_CHECK_W), written out: no call after the state.
+          const bW = i32[ek] >>> 2;
+          const link = i32[ek + MAG_ENTRY_WORDS];
+          i32[bW + FREE_LINK_W] = link;
+          i32[bW + FREE_CHECK_W] = Math.imul(link, LINK_MUL) ^ LINK_KEY;
+        }
         i32[t.thW + TH_INFLIGHT] = -(k + 1);
         crashPoint(CP_PUBLISH);
       }

@@ -8,7 +8,7 @@
  * others to the abandoned lists. watch() does this when a Node worker exits.
  */
 import {
-  F_RECLAIMS, FREE_LINK_W, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
+  F_RECLAIMS, writeLink, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
@@ -708,7 +708,7 @@ function resolveInflight(dead: ThreadContext, fromW: number, n: number): void {
         for (let k = 1; k < n; k++) {
           if (dead.bytes[i32[fromW + MAG_ENTRY_WORDS * k + MAG_STATE]] !== ST_PENDING) continue;
           const b = i32[fromW + MAG_ENTRY_WORDS * k];
-          i32[(last >>> 2) + FREE_LINK_W] = b;
+          writeLink(i32, last, b);
           last = b;
         }
         publishChain(i32, mW, first, last);

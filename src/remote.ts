@@ -17,11 +17,11 @@ import { HeapError } from './errors.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_LINK_W, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
+const { DEBUG_FREED_MARK, DEBUG_MARK_W, DEBUG_RECORD_BYTES, DEBUG_SEAL, FREE_CHECK_W, FREE_LINK_W, G_DEBUG, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
   TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, TH_NOTICE_REST, LISTED_NONE, clearUnsureMark, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
   UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS } = layout;
-const { COUNT, REGION_SHIFT, blockIndex } = classes;
+const { COUNT, REGION_SHIFT, SIZE, blockIndex } = classes;
 
 /** Word index of the head slot's meta of the slab holding `block`. */
 export function slabMetaOf(t: ThreadContext, block: number): number {
@@ -46,7 +46,7 @@ export function publishChain(i32: Int32Array, mW: number, first: number, last: n
   for (;;) {
     crashPoint(CP_PUBLISH);
     const old = Atomics.load(i32, mW + SM_REMOTE);
-    i32[(last >>> 2) + FREE_LINK_W] = old;
+    layout.writeLink(i32, last, old);
     if (Atomics.compareExchange(i32, mW + SM_REMOTE, old, first) === old) return;
   }
 }
@@ -236,10 +236,26 @@ export function someoneCollecting(t: ThreadContext, mW: number): boolean {
   return false;
 }
 
+/**
+ * The link of `b`, a block on a remote list of the slab of class `cls` at `mW` (layout.ts
+ * FREE_CHECK_W): where its two words disagree, a stray write of the program hit one of them, and
+ * the other is the heap's: the check word when it names the end or a PENDING block of the slab
+ * (a stray write over it alone does not, but by a chance of about one in millions: layout.ts
+ * linkCheck), else the link. Following a stray link that
+ * named a PENDING block led the collection into another freer's chain not yet published.
+ */
+export function linkOf(t: ThreadContext, mW: number, cls: number, b: number): number {
+  const i32 = t.i32;
+  const link = i32[(b >>> 2) + FREE_LINK_W];
+  const check = layout.checkedLink(i32[(b >>> 2) + FREE_CHECK_W]);
+  if (link === check || check === 0) return check;
+  return stateIf(t, mW, cls, check, ST_PENDING) >= 0 ? check : link;
+}
+
 /** Whether `block` is on the remote list of the slab of class `cls` at `mW` (a walk of at most a slab's count of links). */
 export function onRemoteList(t: ThreadContext, mW: number, cls: number, block: number): boolean {
   const i32 = t.i32;
-  for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = i32[(b >>> 2) + FREE_LINK_W]) {
+  for (let b = Atomics.load(i32, mW + SM_REMOTE), k = 0; b !== 0 && k < COUNT[cls]; k++, b = linkOf(t, mW, cls, b)) {
     if (b === block) return true;
   }
   return false;
@@ -304,7 +320,7 @@ function settleChain(t: ThreadContext, eW: number, mW: number, published: number
   const n = i32[eW + UD_N];
   const last = i32[eW + UD_LAST];
   let b = first;
-  for (let k = 1; k < n && k < COUNT[cls] && pendingIn(t, mW, b); k++) b = i32[(b >>> 2) + FREE_LINK_W];
+  for (let k = 1; k < n && k < COUNT[cls] && pendingIn(t, mW, b); k++) b = linkOf(t, mW, cls, b);
   if (b !== last || !pendingIn(t, mW, b) || n < 1 || n > COUNT[cls]) {
     Atomics.add(i32, G_ORPHANS, n > 0 && n <= COUNT[cls] ? n : 0);
     i32[eW + UD_SLAB] = 0;
@@ -315,6 +331,18 @@ function settleChain(t: ThreadContext, eW: number, mW: number, published: number
   i32[eW + UD_SLAB] = 0;
   published.push((mW - t.smW) >>> SM_SHIFT);
   return true;
+}
+
+/**
+ * Debug mode: a block freed by another thread, being collected: the drain wrote the link's check
+ * over its freed mark (layout.ts FREE_CHECK_W is DEBUG_MARK_W). The mark is written again where
+ * free left one (its size record, debug.ts, says n >= 8), so that the fill is checked when the
+ * block is handed out again, as for a block freed by its owner.
+ */
+function debugRemark(i32: Int32Array, p: number, usable: number): void {
+  const rec = (p + usable - DEBUG_RECORD_BYTES) >>> 2;
+  const n = i32[rec];
+  if ((n ^ p ^ DEBUG_SEAL) === i32[rec + 1] && n >= 8) i32[(p >>> 2) + DEBUG_MARK_W] = DEBUG_FREED_MARK ^ p ^ usable;
 }
 
 /**
@@ -333,12 +361,14 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
   const nextW = t.thW + TH_COLLECT_NEXT;
   let n = 0;
   const limit = COUNT[cls];
-  if (resumed && b !== 0 && stateIf(t, mW, cls, b, ST_FREE) >= 0) b = i32[(b >>> 2) + FREE_LINK_W];
+  const debug = i32[G_DEBUG] === 1; // the drain wrote over the freed mark: debugRemark
+  if (resumed && b !== 0 && stateIf(t, mW, cls, b, ST_FREE) >= 0) b = linkOf(t, mW, cls, b);
   while (b !== 0 && n < limit) {
     crashPoint(CP_COLLECT);
     const st = stateIf(t, mW, cls, b, ST_PENDING);
     if (st < 0) break;
-    const next = i32[(b >>> 2) + FREE_LINK_W];
+    const next = linkOf(t, mW, cls, b);
+    if (debug) debugRemark(i32, b, SIZE[cls]);
     bytes[st] = ST_FREE;
     i32[mW + SM_FREE_REGIONS] |= 1 << ((st - i32[mW + SM_STATE]) >>> REGION_SHIFT[cls]);
     i32[mW + SM_NFREE]++;

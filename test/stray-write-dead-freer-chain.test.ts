@@ -19,7 +19,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { CP_PUBLISH } from '../src/crash.js';
 import { checked } from './fixtures.js';
-import { G_ORPHANS } from '../src/layout.js';
+import { FREE_CHECK_W, G_ORPHANS, linkCheck } from '../src/layout.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 const MiB = 1 << 20;
@@ -59,8 +59,12 @@ describe('a stray link into a dead freer\'s unpublished chain', () => {
     const chain = b.slice(CAP / 2, CAP);
     expect(i32[chain[0]! >>> 2], 'the dead freer linked its chain').toBe(chain[1]);
 
-    // The stray write: the list's last block now links to the chain's second block.
+    // The stray write: the list's last block now links to the chain's second block. One word
+    // written over the link no longer leads there (its check word, layout.ts FREE_CHECK_W, still
+    // says the list ends: test/stray-write-live-freer-chain.test.ts); a write of both words as
+    // the heap writes a link does, and the reclaim must still cope.
     i32[a[5]! >>> 2] = chain[1]!;
+    i32[(a[5]! >>> 2) + FREE_CHECK_W] = linkCheck(chain[1]!);
 
     // The owner mallocs (its refills collect the list, and the chain's blocks after the link),
     // and fills what it gets.

@@ -4,9 +4,9 @@
  * 1 or given back, a large run in its span's list or given back, a block realloc moved away from,
  * an alignedAlloc block, a block its owner collected from another thread's free), then more use.
  * None of it may mislead the allocator: no two live blocks overlap, live blocks keep their bytes,
- * calloc's blocks read zero, check() passes. (The one word the heap keeps in a freed block, the remote-list link of a block
- * freed by another thread and not yet collected: test/faults.test.ts and
- * test/stray-write-dead-freer-chain.test.ts.)
+ * calloc's blocks read zero, check() passes. (The two words the heap keeps in a freed block, the remote-list link of a block
+ * freed by another thread and not yet collected and its check: test/faults.test.ts,
+ * test/stray-write-dead-freer-chain.test.ts and test/stray-write-live-freer-chain.test.ts.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap, type HeapOptions } from '../src/index.js';

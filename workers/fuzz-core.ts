@@ -439,7 +439,8 @@ export class Fuzzer {
     const { u8 } = this.views();
     const usable = Math.max(b.size, 16); // no usableSize() on a freed block: stay within what was asked (16 for tiny)
     const small = (this.cfg.debug ? b.size + 9 : b.size) <= 131072;
-    // Non-debug small blocks: bytes 0..3 may hold a remote list's link (layout.ts FREE_LINK_W): keep out.
+    // Non-debug small blocks: bytes 0..3 may hold a remote list's link (layout.ts FREE_LINK_W): keep out. (Bytes
+    // 4..7 hold its check, FREE_CHECK_W: a write there alone is told from the link, remote.ts linkOf.)
     // Debug small blocks: bytes 4..7 hold the freed mark, 8.. the fill: a write there is reported at hand-out (HeapCorruptionError).
     // Large runs hold nothing of the allocator's (their metas are outside).
     const lo = small ? 4 : 0;

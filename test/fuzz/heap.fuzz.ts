@@ -265,9 +265,10 @@ describe('fuzz: random calls, good and bad, from the main thread and 1-3 workers
 });
 
 /**
- * The README's promise for the one word the allocator keeps in a freed block (layout.ts
- * FREE_LINK_W: the link of a block freed by another thread, PENDING on its slab's remote list):
- * a stray write over it ends the owner's collection there, the blocks after it are lost to the
+ * The README's promise for the words the allocator keeps in a freed block (layout.ts
+ * FREE_LINK_W and FREE_CHECK_W: the link of a block freed by another thread, PENDING on its slab's
+ * remote list, and its check): a stray write over the link is told from it by the check (remote.ts
+ * linkOf); where it is not, the owner's collection ends there, the blocks after it are lost to the
  * heap (check() names them: PENDING on no list) and nothing else changes: no live block is handed
  * out, no live block's bytes change.
  */
