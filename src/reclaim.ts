@@ -246,12 +246,17 @@ export function reclaimIdNoWait(t: ThreadContext, threadId: number, tries: NoWai
   return reclaimLocked(t, threadId, false, deadOnly, stoppedHolder(t, threadId, deadOnly));
 }
 
+/** The slot the lock word `word` names when it is ATTACHED and not the caller's; -1 otherwise. */
+function attachedHolderSlot(t: ThreadContext, word: number): number {
+  const holder = lockHolder(word);
+  if (holder < 0 || holder >= t.geo.maxThreads || holder === t.runner.slot) return -1;
+  return Atomics.load(t.i32, t.threadW(holder) + TH_STATE) === TS_ATTACHED ? holder : -1;
+}
+
 /** Whether the global lock's holder is an ATTACHED slot under `threadId` (not the caller's). */
 function attachedHolder(t: ThreadContext, threadId: number): boolean {
-  const holder = lockHolder(Atomics.load(t.i32, G_LOCK));
-  if (holder < 0 || holder >= t.geo.maxThreads || holder === t.runner.slot) return false;
-  const w = t.threadW(holder);
-  return Atomics.load(t.i32, w + TH_STATE) === TS_ATTACHED && Atomics.load(t.i32, w + TH_THREAD_ID) === threadId + 1;
+  const holder = attachedHolderSlot(t, Atomics.load(t.i32, G_LOCK));
+  return holder >= 0 && Atomics.load(t.i32, t.threadW(holder) + TH_THREAD_ID) === threadId + 1;
 }
 
 /**
@@ -259,10 +264,9 @@ function attachedHolder(t: ThreadContext, threadId: number): boolean {
  * still ATTACHED in its slot (the same TH_LOCK_GEN), not the caller's; -1 otherwise.
  */
 export function lockHolderId(t: ThreadContext, word: number): number {
-  const holder = lockHolder(word);
-  if (holder < 0 || holder >= t.geo.maxThreads || holder === t.runner.slot) return -1;
+  const holder = attachedHolderSlot(t, word);
+  if (holder < 0) return -1;
   const w = t.threadW(holder);
-  if (Atomics.load(t.i32, w + TH_STATE) !== TS_ATTACHED) return -1;
   if (lockWord(holder, 0, Atomics.load(t.i32, w + TH_LOCK_GEN)) !== (word & ~LOCK_STATE_MASK)) return -1;
   return Atomics.load(t.i32, w + TH_THREAD_ID) - 1;
 }

@@ -6,48 +6,22 @@
  * answer the same instance (src/heap.ts attachAsync; in Node against a stand-in,
  * test/attach-async-twice.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { serve, type Served } from '../../demo/server.js';
-import { launchChromium, watchErrors } from './chromium.js';
+import { describe, expect, it } from 'vitest';
+import { pageFixture } from './chromium.js';
 
 const here = new URL('.', import.meta.url).pathname;
-const PAGE = `<!doctype html><meta charset="utf-8"><title>loading</title><script type="module" src="/attach-twice.js"></script>`;
-
-let served: Served;
-let browser: Browser;
-
-beforeAll(async () => {
-  served = await serve({
-    entries: { 'attach-twice': `${here}pages/attach-twice.ts`, 'attach-twice-worker': `${here}pages/attach-twice-worker.ts` },
-    files: { '/index.html': PAGE },
-  });
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await served?.close();
-});
+const pages = pageFixture('attach-twice', { 'attach-twice': `${here}pages/attach-twice.ts`, 'attach-twice-worker': `${here}pages/attach-twice-worker.ts` });
 
 describe('attachAsync twice at once in one Web Worker (Chromium)', () => {
   it('both calls answer the same instance, and after its detach no attachment comes back', async () => {
-    const page: Page = await browser.newPage();
-    const errors = watchErrors(page);
-    try {
-      await page.goto(`${served.origin}/index.html`);
-      await page.waitForFunction(() => document.title === 'ready');
-      const r = (await page.evaluate('window.attachTwice()')) as Record<string, unknown>;
-      console.log(JSON.stringify(r));
-      expect(r.error).toBeUndefined();
-      expect(r.first).toBe('heap');
-      expect(r.second).toBe('heap');
-      expect(r.same).toBe(true);
-      expect(r.heldAfterDetach).toBe(0);
-      expect(r.threadsAttached).toBe(1); // the page alone
-      expect(errors).toEqual([]);
-    } finally {
-      await page.close();
-    }
+    const { value: r, errors } = await pages.evaluate<Record<string, unknown>>('window.attachTwice()');
+    console.log(JSON.stringify(r));
+    expect(r.error).toBeUndefined();
+    expect(r.first).toBe('heap');
+    expect(r.second).toBe('heap');
+    expect(r.same).toBe(true);
+    expect(r.heldAfterDetach).toBe(0);
+    expect(r.threadsAttached).toBe(1); // the page alone
+    expect(errors).toEqual([]);
   });
 });

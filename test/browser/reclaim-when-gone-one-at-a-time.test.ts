@@ -6,47 +6,21 @@
  * lock for a while, and takes the holder as gone when granted (src/heap.ts reclaimWhenGone; the
  * same in Node against a stand-in, test/reclaim-when-gone-dead-lock-holder.test.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { serve, type Served } from '../../demo/server.js';
-import { launchChromium, watchErrors } from './chromium.js';
+import { describe, expect, it } from 'vitest';
+import { pageFixture } from './chromium.js';
 
 const here = new URL('.', import.meta.url).pathname;
-const PAGE = `<!doctype html><meta charset="utf-8"><title>loading</title><script type="module" src="/reclaim-one-at-a-time.js"></script>`;
-
-let served: Served;
-let browser: Browser;
-
-beforeAll(async () => {
-  served = await serve({
-    entries: { 'reclaim-one-at-a-time': `${here}pages/reclaim-one-at-a-time.ts`, 'chaos-worker': `${here}pages/chaos-worker.ts` },
-    files: { '/index.html': PAGE },
-  });
-  browser = await launchChromium();
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await served?.close();
-});
+const pages = pageFixture('reclaim-one-at-a-time', { 'reclaim-one-at-a-time': `${here}pages/reclaim-one-at-a-time.ts`, 'chaos-worker': `${here}pages/chaos-worker.ts` });
 
 describe('reclaimWhenGone() awaited one worker at a time (Chromium)', () => {
   it('a worker reclaimed first while one reclaimed later died holding the global lock: both calls resolve true', async () => {
-    const page: Page = await browser.newPage();
-    const errors = watchErrors(page);
-    try {
-      await page.goto(`${served.origin}/index.html`);
-      await page.waitForFunction(() => document.title === 'ready');
-      const r = (await page.evaluate('window.reclaimOneAtATime()')) as { first: string; second: string; threadsAttached: number; checked: string; malloc: number };
-      console.log(JSON.stringify(r));
-      expect(r.first).toBe('true');
-      expect(r.second).toBe('true');
-      expect(r.threadsAttached).toBe(1);
-      expect(r.checked).toBe('passed');
-      expect(r.malloc).toBeGreaterThan(0);
-      expect(errors).toEqual([]);
-    } finally {
-      await page.close();
-    }
+    const { value: r, errors } = await pages.evaluate<{ first: string; second: string; threadsAttached: number; checked: string; malloc: number }>('window.reclaimOneAtATime()');
+    console.log(JSON.stringify(r));
+    expect(r.first).toBe('true');
+    expect(r.second).toBe('true');
+    expect(r.threadsAttached).toBe(1);
+    expect(r.checked).toBe('passed');
+    expect(r.malloc).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
   });
 });
