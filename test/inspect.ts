@@ -2,13 +2,24 @@
  * Test helper: looks inside a heap (through the layout constants) for what the public API cannot
  * show. Meant for a quiescent heap.
  */
-import type { SharedHeap } from '../src/index.js';
+import { HeapError, type SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import {
   G_CARVED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
   SM_REMOTE, SM_SHIFT, SM_STATE, SUPER_SHIFT,
 } from '../src/layout.js';
 import { COUNT } from '../src/size-classes.js';
+
+/** Whether `p` is a live block of `heap` (usableSize answers it), false where the heap refuses it. */
+export function isLiveBlock(heap: SharedHeap, p: number): boolean {
+  try {
+    heap.usableSize(p);
+    return true;
+  } catch (e) {
+    if (e instanceof HeapError) return false;
+    throw e;
+  }
+}
 
 /**
  * Slabs that count blocks out (INUSE != 0), each described with its block states. Once every

@@ -16,13 +16,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Worker } from 'node:worker_threads';
-import { HeapError, SharedHeap } from '../src/index.js';
+import { SharedHeap } from '../src/index.js';
 import { ReferenceAllocator } from '../bench/reference-alloc.js';
 import {
   C_BAD_BLOCK, C_CROSS, C_FREES, C_MISMATCH, C_OOM, C_OPS, C_PHASE, C_READY, OWNED, PH_FREE, PH_MALLOC, freeAllRecorded, makeShared,
   resolveAfterDeath, stressLoop, type StressAllocator, type StressWorkerData,
 } from './stress-harness.js';
-import { slabsWithBlocksOut } from './inspect.js';
+import { isLiveBlock, slabsWithBlocksOut } from './inspect.js';
 import { startWorker, terminateAll, waitFor } from './remote-heap.js';
 import { startWatchdog } from './watchdog.js';
 
@@ -58,15 +58,7 @@ function heapAllocator(heap: SharedHeap): StressAllocator & { isLive(p: number):
   return {
     malloc: (n) => heap.malloc(n),
     free: (p) => heap.free(p),
-    isLive(p) {
-      try {
-        heap.usableSize(p);
-        return true;
-      } catch (e) {
-        if (e instanceof HeapError) return false;
-        throw e;
-      }
-    },
+    isLive: (p) => isLiveBlock(heap, p),
   };
 }
 
