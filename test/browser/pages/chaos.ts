@@ -10,19 +10,9 @@ import {
   S_AMBIGUOUS, S_EMPTY, S_LIVE, X_HELD, X_OPS, X_STOP, byteOf, mix, type ChaosReply, type ChaosRequest,
 } from './chaos-protocol.js';
 import { RequestWorker } from './request-worker.js';
+import { BOUND_MS, sleep, within } from './bounded.js';
 
 const MiB = 1 << 20;
-const BOUND_MS = 10_000; // every await of the page settles within this
-
-function within<T>(label: string, p: Promise<T>, ms = BOUND_MS): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`hang: ${label} not settled after ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A worker of the chaos page (chaos-worker.ts). */
 class ChaosWorker extends RequestWorker<ChaosRequest> {

@@ -11,17 +11,10 @@ import { G_LOCK } from '../../../src/layout.js';
 import { RequestWorker } from './request-worker.js';
 import { byteOf } from './chaos-protocol.js';
 import type { CrashStopRequest } from './crash-stop-worker.js';
+import { sleep, within } from './bounded.js';
 
 const MiB = 1 << 20;
 
-function within<T>(label: string, p: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`hang: ${label} not settled after ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export interface CrashStopOptions {
   seed: number;
