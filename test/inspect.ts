@@ -6,9 +6,24 @@ import { HeapError, type SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import {
   G_CARVED, K_SLAB, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_INUSE, SM_KIND, SM_LISTED, SM_NFREE, SM_NOTIFIED, SM_OWNER,
-  SM_REMOTE, SM_SHIFT, SM_STATE, SUPER_SHIFT,
+  SM_REMOTE, SM_STATE, SUPER_SHIFT,
 } from '../src/layout.js';
 import { COUNT } from '../src/size-classes.js';
+
+/**
+ * The first slot of every slab and large run carved so far (SM_HEAD names itself), with the word
+ * index of its meta: where the inspections start. Free slots and the metadata's are left out.
+ */
+export function carvedHeads(heap: SharedHeap): { s: number; mW: number }[] {
+  const t = internals(heap);
+  const end = Atomics.load(t.i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT);
+  const out: { s: number; mW: number }[] = [];
+  for (let s = t.geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT); s < end; s++) {
+    const mW = t.metaW(s);
+    if (t.i32[mW + SM_HEAD] === s) out.push({ s, mW });
+  }
+  return out;
+}
 
 /** Whether `p` is a live block of `heap` (usableSize answers it), false where the heap refuses it. */
 export function isLiveBlock(heap: SharedHeap, p: number): boolean {
@@ -29,12 +44,9 @@ export function isLiveBlock(heap: SharedHeap, p: number): boolean {
 export function slabsWithBlocksOut(heap: SharedHeap): string[] {
   const i32 = new Int32Array(heap.buffer);
   const bytes = new Uint8Array(heap.buffer);
-  const first = internals(heap).geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT);
-  const end = Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT);
   const out: string[] = [];
-  for (let s = first; s < end; s++) {
-    const mW = internals(heap).metaW(s);
-    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s || i32[mW + SM_INUSE] === 0) continue;
+  for (const { s, mW } of carvedHeads(heap)) {
+    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_INUSE] === 0) continue;
     const cls = i32[mW + SM_CLS1]! - 1;
     const states = [0, 0, 0, 0]; // FREE, ALLOCATED, CACHED, PENDING
     const bump = Math.min(i32[mW + SM_BUMP]!, COUNT[cls]!);

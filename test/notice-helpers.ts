@@ -1,11 +1,12 @@
 /** Helpers of the tests that stop threads inside their notices (detach-race, notice-races): heaps, fills, pauses at crash points. */
 import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_CARVED, K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SUPER_SHIFT, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
+import { K_SLAB, OWNER_POOL, SLOT_SHIFT, SM_SHIFT, SM_HEAD, SM_INUSE, SM_KIND, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_NOTIFYING, TH_THREAD_ID, usedSlots } from '../src/layout.js';
 import { CP_PUBLISH, CP_STAGE1_PUSH } from '../src/crash.js';
 import { MiB, checked } from './fixtures.js';
 import { ask, startThread, waitFor } from './remote-heap.js';
 import type { TestThread as Thread } from './remote-heap.js';
+import { carvedHeads } from './inspect.js';
 
 export const OPTIONS: HeapOptions = { initialBytes: 16 * MiB, maxThreads: 4 };
 export const BIG = MiB;
@@ -24,10 +25,8 @@ export function slabsHeld(heap: SharedHeap): string[] {
   const t = internals(heap);
   const i32 = t.i32;
   const out: string[] = [];
-  const end = Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT);
-  for (let s = t.geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT); s < end; s++) {
-    const mW = t.metaW(s);
-    if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_HEAD] !== s) continue;
+  for (const { s, mW } of carvedHeads(heap)) {
+    if (i32[mW + SM_KIND] !== K_SLAB) continue;
     const owner = Atomics.load(i32, mW + SM_OWNER);
     const flag = Atomics.load(i32, mW + SM_NOTIFIED);
     if (owner === OWNER_POOL && flag === 0) continue;

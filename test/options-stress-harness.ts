@@ -11,10 +11,9 @@ import {
   CTL_WORDS, C_BAD, C_CROSS, C_DONE, C_ERRORS, C_FREED, C_FREE_ALL, C_MISMATCH, C_MSG, C_MSG_LEN, C_OOM, C_OPS, C_PAUSE, C_PAUSED, C_PHASE,
   C_READY, C_REATTACHED, FILLING, FREEING, OWNED, tagOf, verifyBlock, type OptionsStressData,
 } from '../workers/options-stress-core.js';
-import { isLiveBlock, slabsWithBlocksOut } from './inspect.js';
-import { internals } from '../src/heap.js';
+import { carvedHeads, isLiveBlock, slabsWithBlocksOut } from './inspect.js';
 import {
-  G_CARVED, K_LARGE, K_SLAB, LARGE_LIVE, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_STATE, ST_ALLOCATED, SUPER_SHIFT,
+  K_LARGE, K_SLAB, LARGE_LIVE, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_KIND, SM_LARGE, SM_STATE, ST_ALLOCATED,
 } from '../src/layout.js';
 import { COUNT, SIZE } from '../src/size-classes.js';
 import { startWorker, waitFor } from './remote-heap.js';
@@ -54,12 +53,8 @@ export function leastBytes(o: HeapOptions): number {
 function liveBlocks(heap: SharedHeap): number[] {
   const i32 = new Int32Array(heap.buffer);
   const bytes = new Uint8Array(heap.buffer);
-  const first = internals(heap).geo.metaSupers << (SUPER_SHIFT - SLOT_SHIFT);
-  const end = Atomics.load(i32, G_CARVED) << (SUPER_SHIFT - SLOT_SHIFT);
   const out: number[] = [];
-  for (let s = first; s < end; s++) {
-    const mW = internals(heap).metaW(s);
-    if (i32[mW + SM_HEAD] !== s) continue;
+  for (const { s, mW } of carvedHeads(heap)) {
     if (i32[mW + SM_KIND] === K_LARGE && i32[mW + SM_LARGE] === LARGE_LIVE) out.push(s << SLOT_SHIFT);
     if (i32[mW + SM_KIND] !== K_SLAB) continue;
     const cls = i32[mW + SM_CLS1]! - 1;
