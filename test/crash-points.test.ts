@@ -28,7 +28,7 @@ import {
 } from '../workers/crash-scenarios.js';
 import { lockWord } from './fault-internals.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
-import { checked } from './fixtures.js';
+import { allBytes, checked } from './fixtures.js';
 
 const exercised = new Array<number>(CRASH_PATHS.length).fill(0);
 const perScenario: string[] = [];
@@ -183,7 +183,7 @@ async function runOnce(name: string, n: number, atomics = false, fault = false):
   const held = largePooledSlots(ti.i32, ti.smW);
   if (counted !== held) failures.push(`G_LARGE_POOLED ${counted} after the reclaim, the large-run lists hold ${held} slots`);
   mine.forEach(([p, size], k) => {
-    if (!heap.u8.subarray(p, p + size).every((b) => b === 0xc0 + k)) failures.push(`the main thread's block ${p} lost its bytes`);
+    if (!allBytes(heap.u8, p, p + size, 0xc0 + k)) failures.push(`the main thread's block ${p} lost its bytes`);
   });
   // Free everything; the call in flight may or may not have freed (or got) its block.
   const inflight = d.ledger[L_INFLIGHT]!;
@@ -193,7 +193,7 @@ async function runOnce(name: string, n: number, atomics = false, fault = false):
     if (i === inflight) {
       allowed = 2 * d.sizes[i]! + (64 << 10);
       const keep = Atomics.load(d.ctl, C_KEEP);
-      if (p !== 0 && keep > 0 && isLive(heap, p) && !heap.u8.subarray(p, p + keep).every((b) => b === patternOf(i))) {
+      if (p !== 0 && keep > 0 && isLive(heap, p) && !allBytes(heap.u8, p, p + keep, patternOf(i))) {
         failures.push(`the worker's block ${i} (${p}), stopped in realloc, lost its first ${keep} bytes`);
       }
       if (p !== 0) {
@@ -207,7 +207,7 @@ async function runOnce(name: string, n: number, atomics = false, fault = false):
     }
     if (p === 0) continue;
     const size = d.sizes[i]!;
-    if (!heap.u8.subarray(p, p + size).every((b) => b === patternOf(i))) failures.push(`the worker's block ${i} (${p}) lost its bytes`);
+    if (!allBytes(heap.u8, p, p + size, patternOf(i))) failures.push(`the worker's block ${i} (${p}) lost its bytes`);
     try {
       heap.free(p);
     } catch (err) {

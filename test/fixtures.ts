@@ -48,6 +48,15 @@ export function checked(heap: SharedHeap): string {
   }
 }
 
+/**
+ * Whether every byte of `u8` in [from, to) is `value`: a plain loop (TypedArray.every calls its
+ * callback per byte, which on the megabytes of a large block cost crash-points.test.ts a fifth of its time).
+ */
+export function allBytes(u8: Uint8Array, from: number, to: number, value: number): boolean {
+  for (let i = from; i < to; i++) if (u8[i] !== value) return false;
+  return true;
+}
+
 /** Waits (polling every 2 ms, the event loop running) until `ok()` holds; throws naming `what` after `ms`. */
 export async function until(what: string, ok: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
