@@ -81,7 +81,7 @@ Options:
   --json FILE         write the environment and every run as JSON
   --svg FILE          write a chart of ops/s against threads
   --wide              print every figure (lock and stage counters, metadata) in a wider table
-  --no-prime          no memory prime before each run (bench/prime.ts: a child process touches
+  --no-prime          no memory prime before each run (bench/prime.ts: a worker thread touches
                       as many pages as the run will, so that its first touches land on memory
                       just used; on a VM whose host takes back idle memory, runs without it
                       mostly measure which allocator met the host's page faults)
@@ -675,7 +675,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
       `${machineLine(env)}\n` +
       `first touch of a fresh page: ${env.firstTouchUs?.toFixed(2) ?? '-'} us (each page fault of a run costs about this)\n` +
       (opts.prime
-        ? `memory primed before each run, every allocator's: a child process touches as many pages as the run will, then exits (bench/prime.ts)\n`
+        ? `memory primed before each run, every allocator's: a worker thread touches as many pages as the run will, then exits (bench/prime.ts)\n`
         : `memory not primed (--no-prime): each run's first touches cost what this machine's memory costs at that moment\n`),
   );
   const cycleInfo: Record<string, string> = {};
