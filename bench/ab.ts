@@ -87,8 +87,7 @@ async function sideOf(dir: string | undefined, label: string): Promise<Side> {
 }
 
 /** One round of one side: `repeat` replays on one fresh heap; ns an operation. */
-function round(side: Side, trace: Trace, options: Partial<HeapOptions>, repeat: number, prime: boolean, primeBytes: number): number {
-  if (prime) primeMemory(primeBytes);
+function round(side: Side, trace: Trace, options: Partial<HeapOptions>, repeat: number): number {
   const heap = side.create(options);
   try {
     let ns = 0;
@@ -112,7 +111,8 @@ export async function measureAb(o: AbOptions, progress: (line: string) => void =
     for (let r = 0; r < o.warmups + o.rounds; r++) {
       const order = r % 2 === 0 ? [0, 1] : [1, 0];
       for (const s of order) {
-        const v = round(sides[s]!, trace, options, o.repeat, o.prime, primeBytes);
+        if (o.prime) await primeMemory(primeBytes);
+        const v = round(sides[s]!, trace, options, o.repeat);
         if (r >= o.warmups) ns[s]!.push(v);
       }
     }

@@ -220,7 +220,7 @@ async function alternate(
     // (no await without the native row), and create()'s WeakRef kept every heap of the job.
     await collectGarbageIfHeavy(rssBefore);
     rssBefore = process.memoryUsage.rss();
-    if (o.prime !== false) primeMemory(primeBytes);
+    if (o.prime !== false) await primeMemory(primeBytes);
   };
   for (let round = 0; round <= o.runs; round++) {
     for (const row of ['sabmalloc', 'placement'] as const) {

@@ -1,8 +1,8 @@
 /**
- * The memory prime: before each timed run, of every allocator alike, a worker thread (the bench:
- * primeMemoryInThread) or a child process (`sabmalloc ab` and `sabmalloc ceiling`: primeMemory)
- * writes one byte in each page of a region as large as the run will touch, and ends, so that the
- * pages the run then faults in are pages this machine has just handed out and taken back.
+ * The memory prime: before each timed run, of every allocator alike (the bench, `sabmalloc ab`,
+ * `sabmalloc ceiling`), a worker thread writes one byte in each page of a region as large as the
+ * run will touch, and ends, so that the pages the run then faults in are pages this machine has
+ * just handed out and taken back.
  *
  * Why: on a virtual machine a page the guest has not used lately may no longer be backed by the
  * host (this one, a Firecracker VM with free page reporting and DAMON reclaiming cold memory,
@@ -15,9 +15,8 @@
  * peak live bytes (plan.ts primeBytesFor) no replay of the two largest traces met one (0 of 24:
  * glibc's xmllint_format 10.4-15.2 M ops/s, sabmalloc's 9.2-13.8, dlmalloc-wasm's 8.8-12.0).
  * A machine without a host under it faults at the guest's price only, which is what the prime
- * leaves. Untimed; skipped where no child process can be started.
+ * leaves. Untimed; skipped where no worker can be started.
  */
-import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { freemem } from 'node:os';
 
@@ -25,45 +24,31 @@ const MiB = 1 << 20;
 /** The largest region primed (the largest heap sabmalloc takes). */
 const MAX_PRIME = 2048 * MiB;
 
-/** The child's program: a region of `bytes`, one byte written in each page, then exit. */
-const PROGRAM = 'const n=+process.argv[1];const u=new Uint8Array(n);for(let i=0;i<n;i+=4096)u[i]=1;';
-
-/**
- * Writes a page at a time into `bytes` of fresh memory in a child process, which then exits
- * (its pages go back to the system free lists, from where the next allocations take them).
- * Returns false where the child could not run.
- */
-export function primeMemory(bytes: number): boolean {
-  const n = primeBytes(bytes);
-  if (!(n > 0)) return true;
-  const r = spawnSync(process.execPath, ['-e', PROGRAM, String(n)], { stdio: 'ignore' });
-  return r.status === 0;
-}
-
 /** How much to prime for `bytes`: at most half the memory the system has free (a prime is a courtesy to the runs, not a reason for the machine to swap), in whole MiB. */
 function primeBytes(bytes: number): number {
   return Math.min(MAX_PRIME, Math.floor(freemem() / 2 / MiB) * MiB, Math.ceil(bytes / MiB) * MiB);
 }
 
-/** The worker's program: the same region and writes as PROGRAM's; its memory goes back when the worker ends. */
-const WORKER_PROGRAM = 'const n=require("node:worker_threads").workerData;const u=new Uint8Array(n);for(let i=0;i<n;i+=4096)u[i]=1;';
+/** The worker's program: a region of workerData bytes, one byte written in each page; its memory goes back when the worker ends. */
+const PROGRAM = 'const n=require("node:worker_threads").workerData;const u=new Uint8Array(n);for(let i=0;i<n;i+=4096)u[i]=1;';
 
 /**
- * primeMemory's writes made by a worker thread of this process instead of a child: its region is
- * freed as the worker ends, before this resolves. The bench (run.ts) primes so, because starting
- * a child forks this process, and a fork leaves every page the process had written
- * copy-on-write: the next write to each faults again, in whatever runs next. Measured on an AMD
- * EPYC VM (2 cores), `bench W1` with every allocator, at 91b4e53: sabmalloc's W1 run took 1,872
- * page faults with the child's prime and 561 without a prime (its memory 2.1 MiB), 40.6 against
- * 44.5 M ops/s; the reference floor's 2,748 against 1,035; the natives, each run a process of its
- * own, the same. Resolves false where the worker could not run.
+ * Writes a page at a time into `bytes` of fresh memory in a worker thread of this process, which
+ * then ends: its region is freed (its pages back on the system free lists, from where the next
+ * allocations take them) before this resolves. A worker, not a child process: starting a child
+ * forks this process, and a fork leaves every page the process had written copy-on-write, so the
+ * next write to each faults again, in whatever runs next. Measured on an AMD EPYC VM (2 cores),
+ * `bench W1` with every allocator, at 91b4e53 (the child's prime): sabmalloc's W1 run took 1,872
+ * page faults with the prime and 561 without one (its memory 2.1 MiB), 40.6 against 44.5 M ops/s;
+ * the reference floor's 2,748 against 1,035, and 572-576 with the worker's prime; the natives,
+ * each run a process of its own, the same. Resolves false where the worker could not run.
  */
-export function primeMemoryInThread(bytes: number): Promise<boolean> {
+export function primeMemory(bytes: number): Promise<boolean> {
   const n = primeBytes(bytes);
   if (!(n > 0)) return Promise.resolve(true);
   return new Promise((resolve) => {
     let ok = true;
-    const w = new Worker(WORKER_PROGRAM, { eval: true, workerData: n });
+    const w = new Worker(PROGRAM, { eval: true, workerData: n });
     w.once('error', () => {
       ok = false;
     });

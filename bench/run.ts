@@ -39,7 +39,7 @@ import {
 import type { CaseResult, CaseSpec, RunRecord } from './case.js';
 import { collectGarbage } from './gc.js';
 import { primeBytesFor } from './plan.js';
-import { primeMemoryInThread } from './prime.js';
+import { primeMemory } from './prime.js';
 import { runNative, type NativeParams, type NativeWorkload } from './native.js';
 import { wasmBinaryPath } from './wasm-dlmalloc.js';
 
@@ -89,9 +89,9 @@ export class BenchRunner {
       if (c.result.error !== undefined) return;
       try {
         const untimed = i <= c.w;
-        // Untimed, before every run of every allocator: the previous runs' heaps collected (bench/gc.ts), then the prime (bench/prime.ts), by a worker thread: a child process would fork this one.
+        // Untimed, before every run of every allocator: the previous runs' heaps collected (bench/gc.ts), then the prime (bench/prime.ts).
         collectGarbage();
-        if (this.prime) await primeMemoryInThread(primeBytesFor(c.spec.workload, c.spec.threads, c.spec.params));
+        if (this.prime) await primeMemory(primeBytesFor(c.spec.workload, c.spec.threads, c.spec.params));
         const rec = c.spec.family === 'native' ? await runNativeOnce(c.spec, untimed) : await this.runJsOnce(c.spec, c.poolKey, untimed);
         if (i === 0) c.result.warmup = rec;
         else if (!untimed) c.result.runs.push(rec);

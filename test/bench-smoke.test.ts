@@ -17,7 +17,7 @@ import { nativeSkipReason } from '../bench/native.js';
 import { fmtBytes, fmtOps, renderPairedRatios, renderWideTable, TABLE_HEADER, TABLE_MAX_WIDTH, WIDE_TABLE_HEADER } from '../bench/report.js';
 import { addRatios, pairedRatio, summarizeCase } from '../bench/summarize.js';
 import { primeBytesFor, w5HeapBytes } from '../bench/plan.js';
-import { primeMemory, primeMemoryInThread } from '../bench/prime.js';
+import { primeMemory } from '../bench/prime.js';
 import type { CaseResult, RunRecord } from '../bench/case.js';
 import { makeSampleTrace } from '../bench/traces/make-sample.js';
 
@@ -473,17 +473,12 @@ describe('bench/ modules', () => {
 });
 
 describe('the memory prime (bench/prime.ts)', () => {
-  it('runs its child, which writes a page at a time into the region and exits 0', () => {
-    expect(primeMemory(8 << 20)).toBe(true);
-    expect(primeMemory(0)).toBe(true);
-  });
-
-  it("the bench's prime: a worker thread writes the region and ends, its memory given back before it resolves", async () => {
+  it('a worker thread writes the region and ends, its memory given back before it resolves', async () => {
     const rss = process.memoryUsage.rss();
-    expect(await primeMemoryInThread(96 << 20)).toBe(true);
+    expect(await primeMemory(96 << 20)).toBe(true);
     // Still held, the region would count here whole (each of its pages written).
     expect(process.memoryUsage.rss() - rss).toBeLessThan(48 << 20);
-    expect(await primeMemoryInThread(0)).toBe(true);
+    expect(await primeMemory(0)).toBe(true);
   });
 
   it('covers what a W5 run touches: as much as sabmalloc\'s heap for the trace, every allocator alike', () => {
