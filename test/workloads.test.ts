@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { nativeAllocators, nativeSkipReason, nativeSourcePath, runNative } from '../bench/native.js';
 import { ReferenceAllocator } from '../bench/reference-alloc.js';
@@ -161,6 +162,61 @@ describe('reference counts of shared/workloads.md', () => {
     slotCleanup(a, run);
     expect(a.liveBlocks).toBe(0);
     expect(w1(a, { cycles: 10_000 }).result.checksum, 'deterministic').toBe(w1(a, { cycles: 10_000 }).result.checksum);
+  });
+
+  it('the W1 loop makes no garbage while it requests 2.6 GB (no scavenge in its timed part)', async () => {
+    // Its byte count passed 2^31, and V8 made a heap number at every malloc: a scavenge every
+    // few milliseconds, charged to the JavaScript allocators only. The loop's own text runs in a
+    // worker with a young generation of 1 MiB (where that garbage meant hundreds of scavenges a
+    // run) over a fixed-size free list that makes none, its third run observed.
+    const program = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { PerformanceObserver, constants } = require('node:perf_hooks');
+      const slotLoop = new Function('return (' + workerData.loop + ')')();
+      class FixedBlocks {
+        constructor() {
+          this.u8 = new Uint8Array(4097 * 1040 + 16);
+          this.stack = new Int32Array(4097);
+          this.n = 0;
+          for (let i = 4096; i >= 0; i--) this.stack[this.n++] = 16 + i * 1040;
+        }
+        malloc(size) { return this.stack[--this.n]; }
+        free(p) { this.stack[this.n++] = p; }
+      }
+      const fail = { corrupted() { throw new Error('corrupted'); }, outOfMemory() { throw new Error('out of memory'); } };
+      const a = new FixedBlocks();
+      const run = () => {
+        const r = slotLoop(a, 'W1', { state: 1234567 }, 10000000, 4096, 16, 1025, fail);
+        for (let i = 0; i < r.slots.length; i++) if (r.slots[i] !== 0) a.free(r.slots[i]);
+        return r.result.bytesRequested;
+      };
+      run();
+      run();
+      const seen = [];
+      const observer = new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) if (e.detail && e.detail.kind === constants.NODE_PERFORMANCE_GC_MINOR) seen.push(e.startTime);
+      });
+      observer.observe({ entryTypes: ['gc'] });
+      const t0 = performance.now();
+      const bytes = run();
+      const t1 = performance.now();
+      setTimeout(() => {
+        observer.disconnect();
+        parentPort.postMessage({ bytes, scavenges: seen.filter((t) => t >= t0 && t <= t1).length });
+      }, 100);
+    `;
+    const w = new Worker(program, {
+      eval: true,
+      workerData: { loop: Function.prototype.toString.call(slotLoop) },
+      resourceLimits: { maxYoungGenerationSizeMb: 1 },
+    });
+    const got = await new Promise<{ bytes: number; scavenges: number }>((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    await w.terminate();
+    expect(got.bytes).toBe(2_640_836_101);
+    expect(got.scavenges).toBeLessThanOrEqual(1);
   });
 
   it('W2, one thread, 1,000,000 cycles, ws 2048, seed 42: 500,498 mallocs, 10,258,079,116 bytes', () => {
