@@ -173,7 +173,8 @@ export const F_WORDS = 32; //                         (16 doubles; the 16th and 
 // Per-class arrays, CLASS_SLOTS words each (entries NUM_CLASSES and up are reserved [R]).
 export const S1_HEAD_W = F_BASE_W + F_WORDS; //        [H] Stage-1 LIFO head: (tag << S1_SLOT_BITS) | slot, slot 0 = empty
 //                                                       (a list's length is its head slab's SM_POOL_DEPTH: listCount);
-//                                                       read plain only by the keep tests (listCountHint)
+//                                                       read plain by the keep tests (listCountHint), and by a
+//                                                       push or pop as the hint its CAS checks (pool.ts listPush, listPop)
 export const LARGE_POOL_W = S1_HEAD_W + CLASS_SLOTS; // [H] per span 1 .. LARGE_POOL_SPANS (entry 0 unused): LIFO head of
 //                                                       freed large runs of that many slots kept for reuse (pool.ts
 //                                                       largePoolPush/Pop), the same format and protocol as S1_HEAD_W
