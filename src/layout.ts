@@ -67,7 +67,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 20; // 20: a PENDING block's second word holds its link's check (FREE_CHECK_W, linkCheck; a collector of version 19 would follow a stray link into a chain not yet published, a freer of version 19 would leave the check word stale and its links be taken for stray ones); 19: G_MAX_THREADS counts RECLAIM_SLOTS (a thread of version 18 would attach into that slot for its own use); 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 21; // 21: the Stage-1 counts in each thread slot's counters (TF_STAGE1, TF_STAGE1_PUSHES), the thread area 4 words longer (a thread of version 20 would count into the words that are reserved now, and read its journal 4 words off); 20: a PENDING block's second word holds its link's check (FREE_CHECK_W, linkCheck; a collector of version 19 would follow a stray link into a chain not yet published, a freer of version 19 would leave the check word stale and its links be taken for stray ones); 19: G_MAX_THREADS counts RECLAIM_SLOTS (a thread of version 18 would attach into that slot for its own use); 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -119,14 +119,14 @@ export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1
 //                                      the thread areas beyond it were never touched (stats() metadataBytes),
 //                                      and every scan of the thread areas stops at it (usedSlots), as reading
 //                                      an area makes its page resident
-export const G_STAGE1 = 15; //          [A] Stage-1 pops, low 32 bits (countUp; G_STAGE1_HIGH the high ones)
+export const G_RESERVED_15 = 15; //    [R] (until layout 21 the Stage-1 pops, now TF_STAGE1 in each thread slot)
 export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_TRIM_INTERVAL = 17; //   [C] trimInterval (0: off; see magazine.ts trimOthers)
 export const G_HEAP_ID_HIGH = 18; //    [C] the id's high 22 bits (heap id = G_HEAP_ID_HIGH * 2^31 + G_HEAP_ID, 53 random
 //                                        bits). Until layout 11 the word was unused (a retired count of attached threads)
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers): the next to hand out, raised by CAS by attach and
 //                                      newThreadId (create.ts takeHeapThreadId), never past 2^31 - 1: the last id's + 1 fits TH_THREAD_ID
-export const G_STAGE1_PUSHES = 20; //   [A] slabs given to Stage 1, low 32 bits (countUp; G_STAGE1_PUSHES_HIGH the high ones)
+export const G_RESERVED_20 = 20; //    [R] (until layout 21 the Stage-1 pushes, now TF_STAGE1_PUSHES in each thread slot)
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);
 //                                      check() allows that many, and those of live undecided chains (UD_W), and no more
@@ -145,9 +145,7 @@ export const G_UNDECIDED = 25; //      [A] a hint: nonzero while the table of un
 //                                      it is live (reclaim.ts handOver), the live entries after each settle pass (remote.ts
 //                                      settleUndecided); so it is never 0 while an entry is live, and may be higher. Read
 //                                      without the lock by a slab's owner in collectRemote (after it cleared TH_COLLECT_MW)
-export const G_STAGE1_HIGH = 26; //     [A] Stage-1 pops: the count's high bits (countUp)
-export const G_STAGE1_PUSHES_HIGH = 27; // [A] Stage-1 pushes: the count's high bits (countUp)
-// Words 28 .. F_BASE_W-1 are reserved [R].
+// Words 26 .. F_BASE_W-1 are reserved [R] (26 and 27 held the Stage-1 counts' high bits until layout 21).
 
 // Float64 counters, [L]: updated under the lock (plain), read racily by stats(). F_* are
 // Float64Array indices: word F_BASE_W + 2 * k is counter k.
@@ -287,26 +285,6 @@ export function usedSlots(i32: Int32Array, maxThreads: number): number {
 export function clearUnsureMark(i32: Int32Array, mW: number): void {
   const flag = Atomics.load(i32, mW + SM_NOTIFIED);
   if (flag < 0) Atomics.compareExchange(i32, mW + SM_NOTIFIED, flag, 0);
-}
-
-/**
- * Counts one more in the count whose low 32 bits are word `lowW` and high bits word `highW` (both
- * [A]): counted without the lock, by Atomics.add, which cannot add to a Float64. An Int32 count
- * alone turned negative after 2^31 (stats().stages.stage1 at some 20,000 Stage-1 pops a second,
- * the benchmark's busiest cases: within two days of a server's life; an audit). The add that
- * takes the low word from 2^32 - 1 (-1) to 0 carries into the high word.
- */
-export function countUp(i32: Int32Array, lowW: number, highW: number): void {
-  if (Atomics.add(i32, lowW, 1) === -1) Atomics.add(i32, highW, 1);
-}
-
-/** The count countUp keeps in words `lowW` and `highW` (racy while it counts, as stats() is). */
-export function readCount(i32: Int32Array, lowW: number, highW: number): number {
-  for (;;) {
-    const high = Atomics.load(i32, highW) >>> 0;
-    const low = Atomics.load(i32, lowW) >>> 0;
-    if (Atomics.load(i32, highW) >>> 0 === high) return high * 2 ** 32 + low;
-  }
 }
 
 /** The id create() wrote into a heap's header (the key by which attach() finds an instance, and of the Web Lock names). */
@@ -577,7 +555,19 @@ export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;
 export const TF_SLABS = 3; //        slabs taken from the pool
 export const TF_LOCK_ACQ = 4; //     global lock acquisitions by this thread
-export const TF_WORDS = 18; //       (9 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's, 8 TH_FLAGGED's and TH_LARGE_HELD's)
+/** Words of the counters area that attach zeroes: doubles 0-8 (the two below keep counting across the slot's threads). */
+export const TF_ZEROED_WORDS = 18;
+/**
+ * Stage-1 pops (pool.ts takeSlab) and pushes (stage1Push) made by the threads that had this slot,
+ * every one since the heap was made: not zeroed at attach. stats() sums them over the slots
+ * below G_SLOTS_USED. A plain increment by the slot's thread (a reclaimer pushing a dead
+ * thread's slabs counts in its own slot): an Atomics.add on one word for the whole heap cost a
+ * tenth of a slab's round trip through Stage 1 (two of them a trip; 1,024 blocks of 40 KiB, one
+ * a slab, malloc'd and freed in turn: 196-199 -> 179-191 ns a pair). A Float64: exact to 2^53.
+ */
+export const TF_STAGE1 = 9;
+export const TF_STAGE1_PUSHES = 10;
+export const TF_WORDS = 22; //       (11 doubles; 5 is TH_RECLAIMER's and TH_NOTIFYING's words, 6 TH_POPPING's and TH_FLUSH_ASK's, 7 TH_S1_PRIVATE's and TH_NOTIFY_TO's, 8 TH_FLAGGED's and TH_LARGE_HELD's)
 export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the counters area) thread slot + 1 of the
 //                                reclaimer, stored under the lock before the CAS that makes this slot RECLAIMING;
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts); left so when the

@@ -20,12 +20,12 @@ import { adoptSlab, collectRemote } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, G_STAGE1, G_STAGE1_HIGH, G_STAGE1_PUSHES, G_STAGE1_PUSHES_HIGH, K_LARGE,
+const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, K_LARGE,
   K_SLAB, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, CLASS_SLOTS, TH_LARGE_HELD, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
-  SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TH_POPPING,
+  SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TF_STAGE1, TF_STAGE1_PUSHES, TH_POPPING,
   TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
-const { clearUnsureMark, countUp, largeClaimMark, listCountHint } = layout;
+const { clearUnsureMark, largeClaimMark, listCountHint } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
 // ---- Stage 1: lock-free per-class LIFO of EMPTY slabs -----------------------------------------
@@ -141,7 +141,7 @@ function headMoves(i32: Int32Array, headW: number, head: number): boolean {
 export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
   t.i32[t.thW + TH_PUSHING] = slot; // journal: see repairStage1
   listPush(t, S1_HEAD_W + cls, slot);
-  countUp(t.i32, G_STAGE1_PUSHES, G_STAGE1_PUSHES_HIGH);
+  t.f64[t.tfW + TF_STAGE1_PUSHES]++; // (layout.ts TF_STAGE1_PUSHES: a plain count in t's slot)
 }
 
 /**
@@ -445,7 +445,7 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
   if (slot !== 0) {
     // Ours (the pop claimed it); the views next, since another thread may have grown the buffer
     // and carved this slab.
-    countUp(t.i32, G_STAGE1, G_STAGE1_HIGH);
+    t.f64[t.tfW + TF_STAGE1]++; // (layout.ts TF_STAGE1: a plain count in t's slot)
     t.ensureViews();
     t.f64[t.tfW + TF_SLABS]++;
     return slot;

@@ -5,8 +5,8 @@
 import {
   F_ADOPTED, F_LARGE_ALLOCS, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
-  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, G_STAGE1, G_STAGE1_HIGH, G_STAGE1_PUSHES, G_STAGE1_PUSHES_HIGH, K_LARGE, K_SLAB, LARGE_LIVE, LARGE_RESIZING, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
-  largePooledSlots, listCount, readCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TH_F64_W,
+  F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, K_LARGE, K_SLAB, LARGE_LIVE, LARGE_RESIZING, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
+  largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TF_STAGE1, TF_STAGE1_PUSHES, TH_F64_W,
   JOURNAL_AREAS, TH_JOURNAL_W, TH_THREAD_ID, TH_STATE, TS_ATTACHED, TS_FREE, TS_RECLAIMING, MAG_ENTRY_WORDS, magazineWords, usedSlots,
 } from './layout.js';
 import { COUNT, NUM_CLASSES, SIZE } from './size-classes.js';
@@ -196,8 +196,13 @@ export function collectStats(h: ThreadContext): HeapStats {
   // it stores its slot FREE, so a state read FREE is followed by a count that holds it; read
   // before, a stats() that met the first reclaim's end saw neither, and left its journal out).
   let reclaimed = false;
+  let stage1 = 0;
+  let stage1Pushes = 0;
   for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
     const w = geo.threadsW + t * geo.threadWords;
+    // Every slot's Stage-1 counts, a free one's too: they hold its earlier threads' (layout.ts TF_STAGE1).
+    stage1 += f64[((w + TH_F64_W) >>> 1) + TF_STAGE1];
+    stage1Pushes += f64[((w + TH_F64_W) >>> 1) + TF_STAGE1_PUSHES];
     const state = Atomics.load(i32, w + TH_STATE);
     if (state === TS_ATTACHED) threadsAttached++;
     if (state === TS_RECLAIMING) reclaimed = true;
@@ -237,10 +242,10 @@ export function collectStats(h: ThreadContext): HeapStats {
       recoveries: f64[F_LOCK_RECOVERIES],
     },
     stages: {
-      stage1: readCount(i32, G_STAGE1, G_STAGE1_HIGH),
+      stage1,
       stage2: f64[F_STAGE2],
       stage3: f64[F_STAGE3],
-      stage1Pushes: readCount(i32, G_STAGE1_PUSHES, G_STAGE1_PUSHES_HIGH),
+      stage1Pushes,
       adopted: f64[F_ADOPTED],
       slotsReturned: f64[F_SLOTS_RETURNED],
     },
