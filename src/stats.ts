@@ -200,14 +200,14 @@ export function collectStats(h: ThreadContext): HeapStats {
   let stage1Pushes = 0;
   for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
     const w = geo.threadsW + t * geo.threadWords;
+    const fw = (w + TH_F64_W) >>> 1;
     // Every slot's Stage-1 counts, a free one's too: they hold its earlier threads' (layout.ts TF_STAGE1).
-    stage1 += f64[((w + TH_F64_W) >>> 1) + TF_STAGE1];
-    stage1Pushes += f64[((w + TH_F64_W) >>> 1) + TF_STAGE1_PUSHES];
+    stage1 += f64[fw + TF_STAGE1];
+    stage1Pushes += f64[fw + TF_STAGE1_PUSHES];
     const state = Atomics.load(i32, w + TH_STATE);
     if (state === TS_ATTACHED) threadsAttached++;
     if (state === TS_RECLAIMING) reclaimed = true;
     if (state === TS_FREE && i32[w + TH_THREAD_ID] === 0) continue;
-    const fw = (w + TH_F64_W) >>> 1;
     threads.push({
       tid: t,
       threadId: Atomics.load(i32, w + TH_THREAD_ID) - 1,
