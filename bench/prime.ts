@@ -41,7 +41,10 @@ const PROGRAM = 'const n=require("node:worker_threads").workerData;const u=new U
  * `bench W1` with every allocator, at 91b4e53 (the child's prime): sabmalloc's W1 run took 1,872
  * page faults with the prime and 561 without one (its memory 2.1 MiB), 40.6 against 44.5 M ops/s;
  * the reference floor's 2,748 against 1,035, and 572-576 with the worker's prime; the natives,
- * each run a process of its own, the same. Resolves false where the worker could not run.
+ * each run a process of its own, the same. sabmalloc's stayed at about 1,830 with the worker's
+ * prime until the W1 loop stopped making garbage (bench/workloads.ts slotLoop: the native runs'
+ * forks still leave the young generation copy-on-write): 522-624 since. Resolves false where the
+ * worker could not run.
  */
 export function primeMemory(bytes: number): Promise<boolean> {
   const n = primeBytes(bytes);
