@@ -124,7 +124,8 @@ describe('reclaimWhenGone(threadId) granted the lock a stopped instance gave up,
     const t = internals(heap);
     Atomics.store(ctl, 2, 1); // no pause inside its reclaim
     w.postMessage('attach');
-    for (let i = 0; i < 500 && (state(a) === TS_DEAD || slotOf() < 0); i++) await sleep(10);
+    // Its reclaim marks the stopped slot RECLAIMING, then FREE once done: wait for the end, not the start.
+    for (let i = 0; i < 500 && (state(a) !== TS_FREE || slotOf() < 0); i++) await sleep(10);
     const b = slotOf();
     expect({ a: state(a), found: b >= 0 }, 'the stopped slot reclaimed by the attach again').toEqual({ a: TS_FREE, found: true });
 
