@@ -9,14 +9,14 @@ import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, waitsMayGiveUp } from './lock.js';
 import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
-import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall } from './magazine.js';
+import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall, magazineTop } from './magazine.js';
 import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from './flush-ask.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { K_FREE, K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
-  ST_FREE, SUPER_BYTES } = layout;
+  ST_CLEAN, ST_FREE, SUPER_BYTES, MAG_STATE } = layout;
 const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
 
 /**
@@ -98,15 +98,16 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     if (idx >= COUNT[cls]) throw pointerError(fn, arg, p, "is not the start of a block (past a slab's last block)");
     const state = t.bytes[i32[mW + SM_STATE] + idx];
     if (state === ST_ALLOCATED) return cls;
+    if (state === ST_CLEAN) throw pointerError(fn, arg, p, 'is not allocated: malloc has not returned it yet (a block never used)');
     // A FREE block was handed out before (a double free) if it starts below its slot's touched
     // mark, which covers every block ever carved there; BUMP cannot tell, as it restarts at 0
     // when an empty slab goes to Stage 1.
     if (state === ST_FREE && (p & (SLOT_BYTES - 1)) >= i32[mW + SM_TOUCHED]) {
       throw pointerError(fn, arg, p, 'is not the start of a block (never allocated)');
     }
-    // CACHED, or FREE below the mark: free, and handed out before, unless a refill carved it and
-    // no malloc took it yet (nothing records which): a double free unless the caller made the
-    // offset up, which the message says.
+    // CACHED, or FREE below the mark: free, and handed out before, unless a refill carved it (from
+    // bytes touched before: a CLEAN block, above, is one never used) and no malloc took it yet: a
+    // double free unless the caller made the offset up, which the message says.
     throw pointerError(fn, arg, p, 'is not allocated: it is free (a double free, unless malloc never returned this offset)', true);
   }
   if (kind === K_LARGE) {
@@ -203,9 +204,23 @@ export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number 
   checkAttached(t, 'calloc(n, size)');
   const total = count * each;
   if (total > MAX_HEAP_BYTES) return 0; // overflow or simply too large: out of memory
-  const p = mallocImpl(t, total);
+  if (total <= MAX_SMALL) {
+    // malloc's pop (allocFromClass), zeroing the block unless it is CLEAN (heap.ts calloc).
+    const cls = classOf(total);
+    const top = magazineTop(t, cls, true);
+    if (top < 0) return 0;
+    const i32 = t.i32;
+    const p = i32[top];
+    const st = i32[top + MAG_STATE];
+    const clean = t.bytes[st] === ST_CLEAN;
+    i32[t.topW + cls] = top;
+    t.bytes[st] = ST_ALLOCATED;
+    if (!clean) zeroInHeap(t, p, total);
+    return p;
+  }
+  const p = largeAllocOrFlush(t, total, SLOT_BYTES, true);
   // A large run zeroes only what the heap handed out or wrote before: the rest was never touched.
-  if (p !== 0) zeroInHeap(t, p, total > MAX_SMALL ? Math.min(total, t.largeDirtyBytes) : total);
+  if (p !== 0) zeroInHeap(t, p, Math.min(total, t.largeDirtyBytes));
   return p;
 }
 

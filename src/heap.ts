@@ -30,7 +30,7 @@ export type { HeapOptions };
 // optimized code too, while a module-local const is folded into it: 16 mallocs then 16 frees
 // of 120-248 bytes ran at 37.7 M pairs/s with the imports and 52.5 M with these copies (best of
 // 37 runs each, alternated in one process; the node script is in the commit message).
-const { G_DEBUG, G_LOCK, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, heapIdOf } = layout;
+const { G_DEBUG, G_LOCK, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT, SM_CLS1, SM_DATA, SM_SHIFT, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_CLEAN, heapIdOf } = layout;
 const { CLASS_OF_GRANULE, alignedClassOf, FD_COUNT, FD_INV, FD_LOG2_WORDS, FD_SHIFT, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // free's and realloc's class test masks with -64 (see free).
 if (layout.CLASS_SLOTS !== 64 || classes.NUM_CLASSES > 64) throw new Error('heap.ts: the class test in free and realloc assumes 64 class slots');
@@ -662,7 +662,8 @@ export class SharedHeap {
    * malloc(n * size) whose bytes read as zero; 0 when out of memory or when n * size overflows.
    * Fast path (a small total): malloc's pop, then the bytes zeroed by zeroInHeap (WebAssembly's
    * memory.fill where this thread has the heap's memory, above ZERO_LOOP_MAX bytes; else eight at a
-   * time through the Float64Array view). Anything else goes to callocImpl.
+   * time through the Float64Array view), unless the block is CLEAN (never handed out, its bytes
+   * zero as the buffer made them: its pages stay untouched). Anything else goes to callocImpl.
    * The pop is written out here rather than called as this.malloc, so that an empty magazine goes
    * to callocImpl, whose errors (a detached thread) name calloc.
    */
@@ -678,8 +679,11 @@ export class SharedHeap {
         const block = i32[top];
         if (block !== 0) { // else the empty sentinel
           i32[topW] = top;
-          t.bytes[i32[(top + MAG_STATE) | 0]] = ST_ALLOCATED;
-          zeroInHeap(t, block, total);
+          const bytes = t.bytes;
+          const st = i32[(top + MAG_STATE) | 0];
+          const clean = bytes[st] === ST_CLEAN; // never handed out: its bytes read zero already
+          bytes[st] = ST_ALLOCATED;
+          if (!clean) zeroInHeap(t, block, total);
           return block;
         }
       }

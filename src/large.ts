@@ -14,7 +14,7 @@ import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapError, hex } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
-  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched,
+  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched, touchedTo,
   shrinkRun, writeRunMetas,
 } from './slots.js';
 import { POOL_NOT_LIVE, POOL_PUSHED, giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
@@ -109,17 +109,9 @@ export function largeAllocToGrow(t: ThreadContext, size: number): number {
   return p !== 0 ? p : largeAlloc(t, size, SLOT_BYTES, true);
 }
 
-/**
- * [L] Bytes from the start of the run [head, head + span) up to the end of the last byte the heap
- * ever handed out or wrote there (SM_TOUCHED, which never decreases): everything after reads as
- * zero, as the buffer was created or grown.
- */
+/** [L] Bytes from the start of the run [head, head + span) that may be non-zero (slots.ts touchedTo). */
 function touchedBytes(t: ThreadContext, head: number, span: number): number {
-  for (let s = head + span - 1; s >= head; s--) {
-    const mark = t.i32[t.metaW(s) + SM_TOUCHED];
-    if (mark > 0) return ((s - head) << SLOT_SHIFT) + mark;
-  }
-  return 0;
+  return touchedTo(t, head, span) - (head << SLOT_SHIFT);
 }
 
 /**

@@ -9,7 +9,7 @@
  */
 import {
   F_RECLAIMS, writeLink, G_ORPHANS, G_UNSURE, SM_NOTIFIED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, K_LARGE, K_SLAB, MAG_ENTRY_WORDS, MAG_STATE, OWNER_RETURNING, SM_CLS1,
-  SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_CACHED, ST_PENDING, TH_COLLECT_MW, TH_COLLECT_NEXT,
+  SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, isCached, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
   TS_RECLAIMING, magazineWords, usedSlots, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
@@ -490,7 +490,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
     let n = 0;
     for (let w = base; w < top; w += MAG_ENTRY_WORDS) {
       const b = i32[w];
-      if (dead.bytes[i32[w + MAG_STATE]] === ST_CACHED && !seen.has(b)) {
+      if (isCached(dead.bytes[i32[w + MAG_STATE]]) && !seen.has(b)) {
         seen.add(b);
         src[n++] = b;
         src[n++] = i32[w + MAG_STATE];
@@ -639,7 +639,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
   let m = 0;
   for (let w = jW + done; w < jW + n; w += MAG_ENTRY_WORDS) {
     const st = dead.bytes[i32[w + MAG_STATE]];
-    if (st !== ST_CACHED && st !== ST_PENDING) continue;
+    if (!isCached(st) && st !== ST_PENDING) continue;
     if (st !== ST_PENDING && w < reachedEnd) continue;
     rest[m++] = i32[w];
     rest[m++] = i32[w + MAG_STATE];

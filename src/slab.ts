@@ -12,15 +12,16 @@ import * as classes from './size-classes.js';
 import { CP_NOTICES, CP_REFILL, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { releaseEmptySlab } from './pool.js';
-import { noteTouched, ownedSlabs } from './slots.js';
+import { noteTouched, ownedSlabs, touchedTo } from './slots.js';
 import { collectRemote, notifyOwner, takeNotices } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_UNSURE, SLOT_BYTES, SLOT_SHIFT, SM_SPAN, SM_TOUCHED, LISTED_CURRENT, LISTED_NONE, LISTED_PARTIAL, MAG_ENTRY_WORDS, MAG_STATE, SM_BUMP,
   K_SLAB, SM_HEAD, SM_KIND, SM_CLS1, SM_DATA, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, NOTIFIED_WALK,
-  SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_FREE, TH_CUR, TH_NOTICE_CUR, TH_NOTICE_REST, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
+  SM_PART_NEXT, SM_PART_PREV, SM_REMOTE, SM_STATE, ST_CACHED, ST_CLEAN, ST_FREE, TH_CUR, TH_NOTICE_CUR, TH_NOTICE_REST, TH_PARTIAL, TH_PARTIAL_TAIL } = layout;
 const { COUNT, REGION_SHIFT, SIZE } = classes;
+const { isCached } = layout;
 
 /**
  * A refill carves at most this many bytes of never-used blocks (at least one block) beyond the
@@ -91,6 +92,9 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     }
     const state = i32[mW + SM_STATE] + bump;
     const top = i32[topW];
+    // Blocks from here on were never handed out or written (CLEAN: calloc leaves them as they are),
+    // read before the marks are raised for the batch.
+    const clean = touchedTo(t, slot, i32[mW + SM_SPAN]);
     noteTouched(t, data, data + k * size); // first: a thread that dies in the batch leaves no page uncounted
     // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first.
     for (let j = 0, w = top + (k - 1) * MAG_ENTRY_WORDS; j < k; j++, w -= MAG_ENTRY_WORDS) {
@@ -100,7 +104,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     i32[topW] = top + k * MAG_ENTRY_WORDS;
     crashPoint(CP_REFILL);
     const bytes = t.bytes;
-    for (let j = 0; j < k; j++) bytes[state + j] = ST_CACHED;
+    for (let j = 0; j < k; j++) bytes[state + j] = data + j * size >= clean ? ST_CLEAN : ST_CACHED;
     crashPoint(CP_REFILL);
     i32[mW + SM_BUMP] = bump + k;
     i32[mW + SM_INUSE] += k;
@@ -218,7 +222,7 @@ export function repairRefill(t: ThreadContext, cls: number): void {
     const off = i32[w] - data;
     if (off < 0 || off >= count * size || off % size !== 0) continue;
     const idx = off / size;
-    if (idx >= bump && t.bytes[i32[w + MAG_STATE]] === ST_CACHED) bump = idx + 1;
+    if (idx >= bump && isCached(t.bytes[i32[w + MAG_STATE]])) bump = idx + 1;
   }
   if (bump > i32[mW + SM_BUMP]) noteTouched(t, data + i32[mW + SM_BUMP] * size, data + bump * size);
   i32[mW + SM_BUMP] = bump;

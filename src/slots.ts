@@ -37,6 +37,20 @@ export function noteTouched(t: ThreadContext, from: number, end: number): void {
   }
 }
 
+/**
+ * The offset just past the last byte the heap ever handed out or wrote in the slots [head, head +
+ * span) (SM_TOUCHED, which never decreases), or the first slot's start where it wrote none there:
+ * every byte from it to the end of the slots reads as zero, as the buffer was created or grown.
+ */
+export function touchedTo(t: ThreadContext, head: number, span: number): number {
+  const i32 = t.i32;
+  for (let s = head + span - 1; s >= head; s--) {
+    const mark = i32[t.metaW(s) + SM_TOUCHED];
+    if (mark > 0) return (s << SLOT_SHIFT) + mark;
+  }
+  return head << SLOT_SHIFT;
+}
+
 /** [L] Writes the metas of a fresh slab owned by t's slot; its state bytes are zeroed (FREE). */
 export function initSlab(t: ThreadContext, head: number, cls: number): void {
   const i32 = t.i32;

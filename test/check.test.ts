@@ -11,7 +11,7 @@ import {
   ABANDONED_W, F_LARGE_HELD_BYTES, G_BUFFER_SUPERS, G_CARVED, G_LOCK, G_MAG_CAP, G_MAX_SUPERS, G_MAX_THREADS, HEADER_WORDS,
   K_FREE, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_FREE_REGIONS,
   SM_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN, SM_STATE, SS_TABLE_W,
-  ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_TOP, geometry,
+  ST_ALLOCATED, ST_CACHED, ST_CLEAN, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_TOP, geometry,
   SM_LISTED, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL, TH_THREAD_ID, G_SLOTS_USED,
 } from '../src/layout.js';
 import { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN, classOf } from '../src/size-classes.js';
@@ -208,39 +208,46 @@ describe('current slabs and partial lists', () => {
 });
 
 describe('state bytes', () => {
-  /** A heap whose thread has cached blocks of 48 bytes in its magazine; returns the top entry. */
-  function withCached(): { heap: SharedHeap; block: number; state: number } {
+  /**
+   * A heap whose thread has cached blocks of 48 bytes in its magazine; returns the top entry: a
+   * block the refill carved from fresh bytes (CLEAN), or with `freed` one malloc returned and free
+   * pushed back (CACHED).
+   */
+  function withCached(freed: boolean): { heap: SharedHeap; block: number; state: number } {
     const heap = fresh();
     const p = heap.malloc(48); // the refill left more blocks in the magazine
+    if (freed) heap.free(p);
     heap.check();
     const { i32, thread } = raw(heap);
     const top = i32[thread(0) + TH_TOP + classOf(48)];
     const block = i32[top - 2];
     const state = i32[top - 1];
     expect(block).toBeGreaterThan(0);
-    expect(block).not.toBe(p);
-    expect(new Uint8Array(heap.buffer)[state]).toBe(ST_CACHED);
+    expect(block === p).toBe(freed);
+    expect(new Uint8Array(heap.buffer)[state]).toBe(freed ? ST_CACHED : ST_CLEAN);
     return { heap, block, state };
   }
 
-  it('the state byte of a cached block overwritten with ALLOCATED', () => {
-    const { heap, block, state } = withCached();
-    new Uint8Array(heap.buffer)[state] = ST_ALLOCATED;
-    expectCorruption(heap, hex(block), 'CACHED');
-  }, TIMEOUT);
+  describe.each([{ what: 'CLEAN', freed: false }, { what: 'CACHED', freed: true }])('a magazine entry that says $what', ({ freed }) => {
+    it('the state byte of a cached block overwritten with ALLOCATED', () => {
+      const { heap, block, state } = withCached(freed);
+      new Uint8Array(heap.buffer)[state] = ST_ALLOCATED;
+      expectCorruption(heap, hex(block), 'expected CACHED or CLEAN');
+    }, TIMEOUT);
 
-  it('the state byte of a cached block overwritten with FREE', () => {
-    const { heap, block, state } = withCached();
-    new Uint8Array(heap.buffer)[state] = ST_FREE;
-    const slot = block >>> SLOT_SHIFT;
-    expectCorruption(heap, `slot ${slot}`);
-  }, TIMEOUT);
+    it('the state byte of a cached block overwritten with FREE', () => {
+      const { heap, block, state } = withCached(freed);
+      new Uint8Array(heap.buffer)[state] = ST_FREE;
+      const slot = block >>> SLOT_SHIFT;
+      expectCorruption(heap, `slot ${slot}`);
+    }, TIMEOUT);
 
-  it('the state byte of a cached block overwritten with an unknown value', () => {
-    const { heap, block, state } = withCached();
-    new Uint8Array(heap.buffer)[state] = 0x5a;
-    expectCorruption(heap, `slot ${block >>> SLOT_SHIFT}`);
-  }, TIMEOUT);
+    it('the state byte of a cached block overwritten with an unknown value', () => {
+      const { heap, block, state } = withCached(freed);
+      new Uint8Array(heap.buffer)[state] = 0x5a;
+      expectCorruption(heap, `slot ${block >>> SLOT_SHIFT}`);
+    }, TIMEOUT);
+  });
 
   it('the state byte of a free block (back in its slab) overwritten with ALLOCATED', () => {
     const { heap, slot, blocks } = withLocalList();

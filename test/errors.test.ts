@@ -440,10 +440,25 @@ describe('DoubleFreeError for a second free', () => {
     expect(['ERR_DOUBLE_FREE', 'ERR_INVALID_POINTER']).toContain((err as HeapError).code);
   });
 
-  it('a block made ready in a magazine but never handed out is refused too, by a message that says it may be an offset malloc never returned', () => {
+  it('a block carved from fresh bytes into a magazine and never handed out (CLEAN) is refused as never used, not as a double free', () => {
     const s = scene();
     const p = s.heap.malloc(64);
     const next = p + s.heap.usableSize(p); // carved by the same refill, waiting in the magazine
+    const err = expectMisuse(s, () => s.heap.free(next), InvalidPointerError, ['free(ptr)', hex(next)], 'ERR_INVALID_POINTER');
+    expect(err.message).toContain('is not allocated: malloc has not returned it yet (a block never used)');
+    expectMisuse(s, () => s.heap.usableSize(next), InvalidPointerError, ['usableSize(ptr)', hex(next)], 'ERR_INVALID_POINTER');
+  });
+
+  it('a block carved again from bytes used before and not handed out is refused by a message that says it may be an offset malloc never returned', () => {
+    const s = scene();
+    // A slab of 64-byte blocks used and emptied: its blocks go back, the slab to the pool, and
+    // the next refill carves it again below its touched mark (CACHED: their bytes were written).
+    const ps = Array.from({ length: 200 }, () => s.heap.malloc(64));
+    for (const q of ps) s.heap.free(q);
+    s.heap.flush();
+    const p = s.heap.malloc(64);
+    const next = p + s.heap.usableSize(p);
+    expect(ps).toContain(next);
     const err = expectMisuse(s, () => s.heap.free(next), DoubleFreeError, ['free(ptr)', hex(next)], 'ERR_DOUBLE_FREE');
     expect(err.message).toContain('is not allocated: it is free (a double free, unless malloc never returned this offset)');
   });
