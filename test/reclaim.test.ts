@@ -305,7 +305,7 @@ describe('a reclaim that waited for a busy lock, when a fault then stopped the i
     const again = SharedHeap.attach(heap.buffer); // waits for the holder's lock, then reclaims the stopped slot
     expect(again).not.toBe(heap);
     await held;
-    for (let i = 0; i < 50 && state(again) !== 'reclaimed'; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 300 && state(again) !== 'reclaimed'; i++) await new Promise((r) => setTimeout(r, 10));
     expect(state(again)).toBe('reclaimed');
     again.check();
     again.detach();
