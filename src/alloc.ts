@@ -205,16 +205,13 @@ export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number 
   const total = count * each;
   if (total > MAX_HEAP_BYTES) return 0; // overflow or simply too large: out of memory
   if (total <= MAX_SMALL) {
-    // malloc's pop (allocFromClass), zeroing the block unless it is CLEAN (heap.ts calloc).
+    // Whether the entry the pop takes is CLEAN (heap.ts calloc), read before the pop marks it
+    // ALLOCATED; magazineTop refills an empty magazine, and allocFromClass then pops that entry.
     const cls = classOf(total);
     const top = magazineTop(t, cls, true);
     if (top < 0) return 0;
-    const i32 = t.i32;
-    const p = i32[top];
-    const st = i32[top + MAG_STATE];
-    const clean = t.bytes[st] === ST_CLEAN;
-    i32[t.topW + cls] = top;
-    t.bytes[st] = ST_ALLOCATED;
+    const clean = t.bytes[t.i32[top + MAG_STATE]] === ST_CLEAN;
+    const p = allocFromClass(t, cls, true);
     if (!clean) zeroInHeap(t, p, total);
     return p;
   }

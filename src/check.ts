@@ -11,7 +11,7 @@ import {
   S1_SLOT_MASK, SLOTS_PER_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_TOUCHED,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, SM_REMOTE, SM_SHIFT, SM_SPAN,
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_CLEAN, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
-  TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
+  TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, isCached, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
@@ -269,7 +269,7 @@ function walkHeap(h: ThreadContext): void {
         const off = b - i32[mW + SM_DATA];
         if (off < 0 || off % SIZE[c] !== 0) fail(`${where} is not a block start`);
         if (i32[mW + SM_STATE] + off / SIZE[c] !== st) fail(`${where} has the wrong state byte address`);
-        if (bytes[st] !== ST_CACHED && bytes[st] !== ST_CLEAN) fail(`${where} has state ${bytes[st]}, expected CACHED or CLEAN`);
+        if (!isCached(bytes[st])) fail(`${where} has state ${bytes[st]}, expected CACHED or CLEAN`);
         if (cached.has(b)) fail(`${where} is cached twice`);
         cached.add(b);
       }
@@ -305,7 +305,7 @@ function firstStray(h: ThreadContext, cached: Set<number>): string {
     for (let idx = 0; idx < i32[mW + SM_BUMP]; idx++) {
       const st = h.bytes[i32[mW + SM_STATE] + idx];
       const b = i32[mW + SM_DATA] + idx * SIZE[cls];
-      if (((st === ST_CACHED || st === ST_CLEAN) && !cached.has(b)) || (st === ST_PENDING && !remote.has(b))) {
+      if ((isCached(st) && !cached.has(b)) || (st === ST_PENDING && !remote.has(b))) {
         return `block ${hex(b)} (index ${idx}) of the slab at slot ${s} says ${st === ST_CACHED ? 'CACHED' : st === ST_CLEAN ? 'CLEAN' : 'PENDING'}`;
       }
     }
@@ -370,7 +370,7 @@ function checkSlab(
     } else if (st === ST_FREE) {
       freeStates++;
       if ((regions & (1 << (idx >>> rs))) === 0) fail(`${where}: block ${hex(data + idx * size)} is FREE but its region ${idx >>> rs} is not marked in FREE_REGIONS (${hex(regions >>> 0)})`);
-    } else if (st === ST_CACHED || st === ST_CLEAN) {
+    } else if (isCached(st)) {
       cachedHere++;
     } else if (st === ST_PENDING) {
       pendingHere++;
