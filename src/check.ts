@@ -21,6 +21,9 @@ import { slabStateBase } from './slots.js';
 import { unansweredAsks } from './flush-ask.js';
 import { linkOf } from './remote.js';
 
+/** How many of a CLEAN block's first bytes check() reads (layout.ts ST_CLEAN). */
+const CLEAN_CHECK_BYTES = 64;
+
 function fail(msg: string): never {
   throw new HeapCorruptionError(`check(): ${msg}`);
 }
@@ -270,6 +273,14 @@ function walkHeap(h: ThreadContext): void {
         if (off < 0 || off % SIZE[c] !== 0) fail(`${where} is not a block start`);
         if (i32[mW + SM_STATE] + off / SIZE[c] !== st) fail(`${where} has the wrong state byte address`);
         if (!isCached(bytes[st])) fail(`${where} has state ${bytes[st]}, expected CACHED or CLEAN`);
+        if (bytes[st] === ST_CLEAN) {
+          // Never handed out, so zero (calloc returns it unwritten): a write that ran on past the
+          // end of the block before it lands first in its first bytes, which are all this reads
+          // (a line, not the block's pages).
+          for (let k = b, end = b + Math.min(SIZE[c], CLEAN_CHECK_BYTES); k < end; k++) {
+            if (bytes[k] !== 0) fail(`${where} was never handed out (CLEAN), but its byte at ${hex(k)} is ${bytes[k]}, not 0: written by the program (past the end of another block?), and calloc would return it so`);
+          }
+        }
         if (cached.has(b)) fail(`${where} is cached twice`);
         cached.add(b);
       }

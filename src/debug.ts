@@ -31,7 +31,7 @@ import { HeapCorruptionError, hex } from './errors.js';
 import { magazineTop } from './magazine.js';
 
 const { K_LARGE, K_SLAB, LARGE_LIVE, SLOTS_SHIFT_IN_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD,
-  SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, G_CARVED, DEBUG_MARK_W, DEBUG_RECORD_BYTES, MAG_STATE } = layout;
+  SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_CLEAN, G_CARVED, DEBUG_MARK_W, DEBUG_RECORD_BYTES, MAG_STATE } = layout;
 const { COUNT, MAX_SMALL, SIZE } = classes;
 
 /** Bytes added to every request: at least one canary byte and the 8-byte record. */
@@ -85,6 +85,9 @@ export function debugTakeSmall(t: ThreadContext, cls: number, fn: string, n: num
   const i32 = t.i32;
   const p = i32[top];
   const st = i32[top + MAG_STATE];
+  // A CLEAN block is one the heap never wrote (check() reads it so); the record written next makes
+  // it a CACHED one until the pop below, for a thread stopped in between.
+  if (t.bytes[st] === ST_CLEAN) t.bytes[st] = ST_CACHED;
   const err = debugPrepare(t, fn, p, n);
   i32[t.topW + cls] = top;
   t.bytes[st] = ST_ALLOCATED;

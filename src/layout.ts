@@ -499,7 +499,9 @@ export const ST_PENDING = 3; //   on the slab's remote free list (set before the
 export const ST_CLEAN = 4; //     CACHED, and never handed out since the buffer was made: carved by a refill
 //                                from bytes at or above every touched mark of its slab's slots (SM_TOUCHED), so
 //                                its bytes read zero and calloc does not write them (no page of a fresh block is
-//                                touched before the program touches it). Everything else takes it as CACHED.
+//                                touched before the program touches it). Everything else takes it as CACHED;
+//                                check() reads its first bytes, which must be zero (debug mode's pop makes it
+//                                CACHED before it writes the block's record).
 
 /** CACHED or CLEAN: in some thread's magazine (or its drain journal). */
 export function isCached(st: number): boolean {

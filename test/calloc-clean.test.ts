@@ -8,7 +8,8 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SharedHeap } from '../src/index.js';
+import { HeapCorruptionError, SharedHeap } from '../src/index.js';
+import { hex } from '../src/errors.js';
 import { internals } from '../src/heap.js';
 import { MAG_ENTRY_WORDS, MAG_STATE, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_CLEAN, ST_FREE } from '../src/layout.js';
 import { classOf } from '../src/size-classes.js';
@@ -77,6 +78,20 @@ describe('which blocks are CLEAN', () => {
     const q = heap.calloc(1, size);
     expect([p, next.block, ...written]).toContain(q);
     expect(heap.u8.subarray(q, q + size).every((b) => b === 0)).toBe(true);
+    expect(checked(heap)).toBe('passes');
+  });
+
+  it('check() reports a write into a CLEAN block (past the end of the block before it), which calloc would return as it is', () => {
+    const heap = SharedHeap.create({ initialBytes: 16 * MiB });
+    const p = heap.malloc(48);
+    const usable = heap.usableSize(p);
+    const next = top(heap, 48);
+    expect(next).toEqual({ block: p + usable, state: ST_CLEAN });
+    expect(checked(heap)).toBe('passes');
+    heap.u8[p + usable + 5] = 0x33; // six bytes past the end of p
+    expect(() => heap.check()).toThrow(HeapCorruptionError);
+    expect(checked(heap)).toMatch(new RegExp(`${hex(next.block)} was never handed out \\(CLEAN\\), but its byte at ${hex(next.block + 5)} is 51`));
+    heap.u8[p + usable + 5] = 0;
     expect(checked(heap)).toBe('passes');
   });
 
