@@ -502,11 +502,6 @@ export const ST_CLEAN = 4; //     CACHED, and never handed out since the buffer 
 //                                touched before the program touches it). Everything else takes it as CACHED;
 //                                check() reads its first bytes, which must be zero (debug mode's pop makes it
 //                                CACHED before it writes the block's record).
-
-/** CACHED or CLEAN: in some thread's magazine (or its drain journal). */
-export function isCached(st: number): boolean {
-  return st === ST_CACHED || st === ST_CLEAN;
-}
 //
 // Transitions, and who makes them (CLEAN moves as CACHED does, and is made only by a refill's carve):
 //   from \ to   FREE                    ALLOCATED          CACHED / CLEAN            PENDING
@@ -514,6 +509,11 @@ export function isCached(st: number): boolean {
 //   ALLOCATED   -                       -                  free() (any thread)       -
 //   CACHED      drain, own slab         malloc() pops it   -                         drain, another's slab
 //   PENDING     owner collects remote   -                  -                         -
+
+/** CACHED or CLEAN: in some thread's magazine (or its drain journal). */
+export function isCached(st: number): boolean {
+  return st === ST_CACHED || st === ST_CLEAN;
+}
 
 // ---- Thread areas ---------------------------------------------------------------------------------
 // One per thread slot, threadWords(magCap, classes) words from geometry().threadsW, touched by
