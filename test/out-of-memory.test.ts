@@ -137,9 +137,17 @@ describe('blocks other threads freed into the slabs of an owner that stays idle'
       const w = startHeapWorker();
       await w.remote.attach(heap.buffer);
       await w.remote.freeMany(blocks);
-      const got = await w.remote.fillAndFree(y);
       // What the worker may lose: its own magazine of class y (256 KiB) and a block.
-      expect(got * y, `${x} then ${y} in a worker`).toBeGreaterThanOrEqual(freshCapacity({}, y) * y - (256 << 10) - y);
+      const want = freshCapacity({}, y) * y - (256 << 10) - y;
+      let got = await w.remote.fillAndFree(y);
+      if (got * y < want) {
+        // The owner's flush of ~290,000 blocks (10-15 ms here) can outlast the asker's wait
+        // (FLUSH_ASK_WAIT_MS, 50 ms) on a loaded machine: that malloc answered 0, and a later one
+        // finds the memory (flush-ask.ts). Once the owner answered, the worker fills again.
+        expect(await waitFor(t.i32, t.thW + TH_FLUSH_ASK, (v) => v === FA_LISTENING)).toBe(FA_LISTENING);
+        got = await w.remote.fillAndFree(y);
+      }
+      expect(got * y, `${x} then ${y} in a worker`).toBeGreaterThanOrEqual(want);
       // Answered (the worker's last ask, at its last malloc, may be answered after its reply comes).
       expect(await waitFor(t.i32, t.thW + TH_FLUSH_ASK, (v) => v === FA_LISTENING)).toBe(FA_LISTENING);
       await w.remote.detach();
