@@ -13,7 +13,9 @@ import { hex } from '../src/errors.js';
 import { internals } from '../src/heap.js';
 import { MAG_ENTRY_WORDS, MAG_STATE, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_CLEAN, ST_FREE } from '../src/layout.js';
 import { classOf } from '../src/size-classes.js';
-import { MiB, checked } from './fixtures.js';
+import { MiB, checked, freshHeaps } from './fixtures.js';
+
+const { fresh } = freshHeaps(); // detached after each test
 
 const child = fileURLToPath(new URL('./calloc-resident.ts', import.meta.url));
 
@@ -49,7 +51,7 @@ describe('which blocks are CLEAN', () => {
   }
 
   it('a refill carves fresh bytes CLEAN; a block free pushed is CACHED; calloc zeroes it, by its fast path and its slow one', () => {
-    const heap = SharedHeap.create({ initialBytes: 16 * MiB });
+    const heap = fresh({ initialBytes: 16 * MiB });
     const size = 1000;
     const p = heap.malloc(size); // the refill's first block; the rest wait CLEAN
     const usable = heap.usableSize(p);
@@ -82,7 +84,7 @@ describe('which blocks are CLEAN', () => {
   });
 
   it('check() reports a write into a CLEAN block (past the end of the block before it), which calloc would return as it is', () => {
-    const heap = SharedHeap.create({ initialBytes: 16 * MiB });
+    const heap = fresh({ initialBytes: 16 * MiB });
     const p = heap.malloc(48);
     const usable = heap.usableSize(p);
     const next = top(heap, 48);
@@ -96,7 +98,7 @@ describe('which blocks are CLEAN', () => {
   });
 
   it('a slab carved again from bytes used before is CACHED, not CLEAN', () => {
-    const heap = SharedHeap.create({ initialBytes: 16 * MiB });
+    const heap = fresh({ initialBytes: 16 * MiB });
     const size = 64;
     const ps = Array.from({ length: 300 }, () => heap.malloc(size));
     for (const p of ps) heap.free(p);
