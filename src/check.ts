@@ -48,7 +48,7 @@ export function checkHeap(h: ThreadContext): void {
     const asked = [...new Set([...before, ...unansweredAsks(h)])];
     if (asked.length === 0) throw e;
     throw new HeapCorruptionError(
-      `${e.message} (while thread${asked.length > 1 ? 's' : ''} ${asked.join(', ')} had an ask to flush unanswered: an idle ` +
+      `${e.message} (while thread${asked.length > 1 ? 's' : ''} ${asked.join(', ')} had an ask to flush unanswered or a flush under way: an idle ` +
         'thread answers it from its event loop at a moment of its own, and a walk made meanwhile can read its magazines half ' +
         'drained; if so, check() passes once it has answered)',
     );

@@ -9,19 +9,41 @@
  * alive) on a word of its thread area, TH_FLUSH_ASK (layout.ts): a thread about to answer 0 for
  * want of memory, after it gave back what it caches itself, asks every listening thread with a
  * CAS LISTENING -> ASKED and a notify, and waits a short while for the answers (where it may
- * block). An idle thread's event loop runs the flush (the same as its own flush() call) and
- * answers with a CAS back to LISTENING and a notify; the asker then tries once more. A thread
- * busy in synchronous code answers when it next yields to its event loop: a later malloc finds
- * the memory. An ask still unanswered is not made again, so a thread that never answers (killed,
- * or blocked) costs one wait, not one a call; its word is notified again though (no wait), since
- * the asker may have died between its CAS and its notify, leaving the listener asleep for good.
+ * block). An idle thread's event loop takes the ask up (a CAS to FLUSHING and a notify), runs the
+ * flush (the same as its own flush() call) and answers with a CAS back to LISTENING and a notify;
+ * the asker then tries once more. A thread busy in synchronous code answers when it next yields
+ * to its event loop: a later malloc finds the memory. An ask still unanswered is not made again,
+ * so a thread that never answers (killed, or blocked) costs one wait, not one a call; its word is
+ * notified again though (no wait), since the asker may have died between its CAS and its notify,
+ * leaving the listener asleep for good.
+ *
+ * A flush under way is waited for longer than an ask not taken up yet: an owner with some
+ * hundreds of thousands of blocks freed into its slabs by others takes 10-15 ms to collect them on
+ * a quiet machine, several times that on a loaded one, and an asker that gave up after the short
+ * wait answered 0 while the memory was on its way (CI, 5e5f486). An asker whose own ask was
+ * taken up waits for that flush up to FLUSH_WAIT_MAX_MS, while the flusher's thread is attached;
+ * one that finds a flush already under way (taken up for another asker) waits for it the short
+ * while only, so that a word a thread stopped in its flush left FLUSHING costs each later call at
+ * most that, until the thread is reclaimed or attaches again.
  */
 import type { ThreadContext } from './context.js';
-import { FA_ASKED, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, usedSlots } from './layout.js';
+import { FA_ASKED, FA_FLUSHING, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, usedSlots } from './layout.js';
 import { CAN_BLOCK, waitAsync, waitingAllowed } from './lock.js';
 
-/** How long a thread out of memory waits, at most, for the threads it asked to flush. */
+/** How long a thread out of memory waits, at most, for the threads it asked to take its ask up. */
 export const FLUSH_ASK_WAIT_MS = 50;
+
+/** How long, at most, a thread out of memory waits for a flush that took its own ask up. */
+export const FLUSH_WAIT_MAX_MS = 2000;
+
+/**
+ * A thread's ask word the asker waits on: `mine` when its own CAS made the word ASKED (it waits
+ * for the flush that takes it up), else a flush found under way (waited for the short while only).
+ */
+interface Asked {
+  readonly w: number;
+  readonly mine: boolean;
+}
 
 
 /**
@@ -31,7 +53,7 @@ export const FLUSH_ASK_WAIT_MS = 50;
  */
 export function askOthersToFlush(t: ThreadContext): boolean {
   const i32 = t.i32;
-  const asked: number[] = [];
+  const asked: Asked[] = [];
   for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
     if (s === t.slot) continue;
     const thW = t.threadW(s);
@@ -47,9 +69,14 @@ export function askOthersToFlush(t: ThreadContext): boolean {
       Atomics.notify(i32, thW + TH_FLUSH_ASK);
       continue;
     }
+    if (was === FA_FLUSHING) {
+      // A flush under way, taken up for another asker: what it gives back may serve this one too.
+      asked.push({ w: thW + TH_FLUSH_ASK, mine: false });
+      continue;
+    }
     if (was !== FA_LISTENING) continue;
     Atomics.notify(i32, thW + TH_FLUSH_ASK);
-    asked.push(thW + TH_FLUSH_ASK);
+    asked.push({ w: thW + TH_FLUSH_ASK, mine: true });
   }
   if (asked.length === 0 || !CAN_BLOCK || !waitingAllowed()) return false;
   if (t.runner.lockDepth > 0) {
@@ -67,7 +94,7 @@ export function askOthersToFlush(t: ThreadContext): boolean {
  * first where a wait may give up: alloc.ts reallocImpl), and those it recorded; null when none.
  */
 let recording = false;
-let askedUnderLock: { i32: Int32Array; words: number[] } | null = null;
+let askedUnderLock: { i32: Int32Array; words: Asked[] } | null = null;
 
 /** From here on, askOthersToFlush records the threads it asks while this thread holds the lock. */
 export function recordAsksUnderLock(): void {
@@ -100,30 +127,57 @@ export function unansweredAsks(t: ThreadContext): number[] {
     .map((s) => Atomics.load(t.i32, t.threadW(s) + TH_THREAD_ID) - 1); // the word holds threadId + 1
 }
 
-/** The slots of the attached threads whose ask word says ASKED (an ask not answered yet). */
+/**
+ * The slots of the attached threads whose ask word says ASKED or FLUSHING (an ask not answered
+ * yet, or a flush under way).
+ */
 function askedSlots(t: ThreadContext): number[] {
   const i32 = t.i32;
   const slots: number[] = [];
   for (let s = 0, used = usedSlots(i32, t.geo.maxThreads); s < used; s++) {
     const thW = t.threadW(s);
-    if (Atomics.load(i32, thW + TH_STATE) === TS_ATTACHED && Atomics.load(i32, thW + TH_FLUSH_ASK) === FA_ASKED) slots.push(s);
+    if (Atomics.load(i32, thW + TH_STATE) !== TS_ATTACHED) continue;
+    const v = Atomics.load(i32, thW + TH_FLUSH_ASK);
+    if (v === FA_ASKED || v === FA_FLUSHING) slots.push(s);
   }
   return slots;
 }
 
-/** Waits up to FLUSH_ASK_WAIT_MS for the threads whose ask words are `asked` to answer; true when one did. */
-function waitForAnswers(i32: Int32Array, asked: number[]): boolean {
-  const deadline = performance.now() + FLUSH_ASK_WAIT_MS;
+/** Test hook: the listener waits this long before each flush it takes up (0: none). */
+let answerDelayMs = 0;
+
+/** Test hook: makes this thread's listeners wait `ms` before each flush they take up (0: no wait). */
+export function testDelayFlushAnswers(ms: number): void {
+  answerDelayMs = ms;
+}
+
+/** The longest single Atomics.wait on a FLUSHING word, between looks at whether its thread is still attached. */
+const FLUSHING_SLICE_MS = 20;
+
+/**
+ * Waits for the threads whose ask words are `asked` to answer: up to FLUSH_ASK_WAIT_MS for an ask
+ * to be taken up, and for a flush found under way; up to FLUSH_WAIT_MAX_MS for a flush that took
+ * this thread's own ask up, while its thread is attached (a thread stopped in its flush, and
+ * marked so, is not waited for: fault.ts). True when one answered.
+ */
+function waitForAnswers(i32: Int32Array, asked: Asked[]): boolean {
+  const start = performance.now();
+  const short = start + FLUSH_ASK_WAIT_MS;
+  const long = start + FLUSH_WAIT_MAX_MS;
   let answered = 0;
-  for (const w of asked) {
+  for (const a of asked) {
+    const stateW = a.w - TH_FLUSH_ASK + TH_STATE;
     for (;;) {
-      if (Atomics.load(i32, w) !== FA_ASKED) {
+      const v = Atomics.load(i32, a.w);
+      if (v !== FA_ASKED && v !== FA_FLUSHING) {
         answered++;
         break;
       }
-      const left = deadline - performance.now();
+      const flushing = v === FA_FLUSHING && a.mine;
+      if (flushing && Atomics.load(i32, stateW) !== TS_ATTACHED) break;
+      const left = (flushing ? long : short) - performance.now();
       if (left <= 0) break;
-      Atomics.wait(i32, w, FA_ASKED, left);
+      Atomics.wait(i32, a.w, v, flushing ? Math.min(left, FLUSHING_SLICE_MS) : left);
     }
   }
   return answered > 0;
@@ -141,15 +195,18 @@ export function listenForFlushAsks(t: ThreadContext, flush: () => void): void {
   const wait = waitAsync;
   const onWake = (): void => {
     if (t.detached) return; // detached, or stopped by a fault (fault.ts notifies the word for this)
-    if (Atomics.load(i32, w) === FA_ASKED) {
+    if (Atomics.compareExchange(i32, w, FA_ASKED, FA_FLUSHING) === FA_ASKED) {
+      // Taken up: the asker waits for this flush longer than for an ask not taken up yet.
+      Atomics.notify(i32, w);
+      if (answerDelayMs > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, answerDelayMs); // tests only
       try {
         flush();
       } catch {
         // A detached or stopped thread (it stops listening below), or a lock that timed out: the
         // asker tries again anyway, and so does the next one.
       }
-      if (t.detached) return;
-      Atomics.compareExchange(i32, w, FA_ASKED, FA_LISTENING);
+      if (t.detached) return; // a detach stored NONE; a fault marked the thread DEAD (askers stop waiting)
+      Atomics.compareExchange(i32, w, FA_FLUSHING, FA_LISTENING);
       Atomics.notify(i32, w);
     }
     // Armed again unless the word says nobody listens here (a detach). Asked again since the

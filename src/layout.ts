@@ -600,11 +600,15 @@ export const TH_FLUSH_ASK = TH_F64_W + 2 * 6 + 1; // [A] (an Int32 word in the c
 //                                 Atomics.waitAsync, or detached: it stores FA_NONE and notifies); FA_LISTENING,
 //                                 stored by the thread itself after attach, which it awaits with waitAsync;
 //                                 FA_ASKED by any thread out of memory, by CAS from FA_LISTENING, then a notify;
-//                                 the thread flushes from its event loop and answers by CAS back to FA_LISTENING
-//                                 and a notify. Zeroed at attach with the counters
+//                                 the thread takes the ask up from its event loop by CAS to FA_FLUSHING and a
+//                                 notify, flushes, and answers by CAS back to FA_LISTENING and a notify (a
+//                                 thread stopped in its flush leaves FA_FLUSHING, which askers wait on for a
+//                                 bounded time only, and its next attachment stores FA_LISTENING). Zeroed at
+//                                 attach with the counters
 export const FA_NONE = 0;
 export const FA_LISTENING = 1;
 export const FA_ASKED = 2;
+export const FA_FLUSHING = 3;
 export const TH_S1_PRIVATE = TH_F64_W + 2 * 7; // [L] (an Int32 word in the counters area) of a thread being
 //                                reclaimed: the first slab of the Stage-1 list its reclaimer holds whole (taken off
 //                                the list to repair a push or pop, pool.ts repairStage1), 0 when none; stored

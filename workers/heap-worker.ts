@@ -122,6 +122,13 @@ const api = {
     }
     return got;
   },
+  /** One malloc of `size` bytes, and how long it took (ms). */
+  timedMalloc(size: number): { p: number; ms: number } {
+    const h = attached('timedMalloc');
+    const t0 = performance.now();
+    const p = h.malloc(size);
+    return { p, ms: performance.now() - t0 };
+  },
   /** Allocates blocks of `size` bytes until malloc returns 0, frees them all (no flush); returns how many it got. */
   fillAndFree(size: number): number {
     const h = attached('fillAndFree');
