@@ -45,7 +45,6 @@ interface Asked {
   readonly mine: boolean;
 }
 
-
 /**
  * Asks every other attached, listening thread to flush; where this thread may block (and holds
  * no lock), waits up to FLUSH_ASK_WAIT_MS for their answers. True when at least one answered
@@ -167,12 +166,15 @@ function waitForAnswers(i32: Int32Array, asked: Asked[]): boolean {
   let answered = 0;
   for (const a of asked) {
     const stateW = a.w - TH_FLUSH_ASK + TH_STATE;
+    let sawFlushing = false;
     for (;;) {
       const v = Atomics.load(i32, a.w);
-      if (v !== FA_ASKED && v !== FA_FLUSHING) {
+      // Answered; or the flush seen under way ended, though another asker's ask came in since.
+      if ((v !== FA_ASKED && v !== FA_FLUSHING) || (sawFlushing && v !== FA_FLUSHING)) {
         answered++;
         break;
       }
+      if (v === FA_FLUSHING) sawFlushing = true;
       const flushing = v === FA_FLUSHING && a.mine;
       if (flushing && Atomics.load(i32, stateW) !== TS_ATTACHED) break;
       const left = (flushing ? long : short) - performance.now();

@@ -9,9 +9,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { FA_FLUSHING, FA_LISTENING, TH_FLUSH_ASK } from '../src/layout.js';
+import { FA_ASKED, FA_FLUSHING, FA_LISTENING, FA_NONE, TH_FLUSH_ASK } from '../src/layout.js';
 import { FLUSH_ASK_WAIT_MS, FLUSH_WAIT_MAX_MS, testDelayFlushAnswers } from '../src/flush-ask.js';
 import { checked, MiB } from './fixtures.js';
+import { slotIds } from './fault-internals.js';
 import { release, startHeapWorker, terminateAll, waitFor } from './remote-heap.js';
 
 const heaps: SharedHeap[] = [];
@@ -74,6 +75,51 @@ describe('a flush under way', () => {
     await w.remote.free(later.p);
     await w.remote.detach();
     release(w);
+    expect(checked(heap)).toBe('passes');
+  });
+
+  it('counts as answered once it ends, though another asker has asked the same thread again before the waiter looked', async () => {
+    // The owner's word is driven by hand: a worker stays in synchronous code (its listener held
+    // up) while the main thread plays its listener, and then a second asker. The waiter saw
+    // FLUSHING, then ASKED (the next ask, made between the answer and its look): its flush ended,
+    // and the memory it gave back is there. Before, the waiter took ASKED for its own ask not
+    // taken up yet, gave up at the short deadline and answered 0.
+    const { heap, blocks } = full(100);
+    const t = internals(heap);
+    const mainW = t.thW + TH_FLUSH_ASK;
+    Atomics.store(t.i32, mainW, FA_NONE); // the main thread is asked nothing (no notify: its listener sleeps on)
+    const owner = startHeapWorker();
+    const ownerId = await owner.remote.attach(heap.buffer);
+    const ownerSlot = slotIds(heap).find((x) => x.id === ownerId)!.tid;
+    const ownerW = t.threadW(ownerSlot) + TH_FLUSH_ASK;
+    expect(Atomics.load(t.i32, ownerW)).toBe(FA_LISTENING);
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    const held = owner.remote.blockUntil(gate, 10_000);
+    const asker = startHeapWorker();
+    await asker.remote.attach(heap.buffer);
+    const call = asker.remote.timedMalloc(1000); // the heap is full: it asks the owner, then waits
+    expect(await waitFor(t.i32, ownerW, (v) => v === FA_ASKED, 5)).toBe(FA_ASKED);
+    expect(Atomics.compareExchange(t.i32, ownerW, FA_ASKED, FA_FLUSHING)).toBe(FA_ASKED); // taken up
+    Atomics.notify(t.i32, ownerW);
+    for (const p of blocks.splice(0, blocks.length >>> 1)) heap.free(p);
+    heap.flush(); // the memory the flush gives back
+    await new Promise((r) => setTimeout(r, 2 * FLUSH_ASK_WAIT_MS)); // past the short deadline
+    Atomics.store(t.i32, ownerW, FA_LISTENING); // the answer (no notify: the waiter looks at its next slice)
+    Atomics.store(t.i32, ownerW, FA_ASKED); // another thread's ask, before the waiter looked
+    const r = await call;
+    expect(r.p, `answered after ${r.ms.toFixed(0)} ms`).not.toBe(0);
+    expect(r.ms).toBeLessThan(FLUSH_WAIT_MAX_MS);
+    Atomics.store(t.i32, ownerW, FA_LISTENING);
+    Atomics.store(gate, 0, 1);
+    Atomics.notify(gate, 0);
+    expect(await held).toBe(true);
+    await asker.remote.free(r.p);
+    for (const w of [asker, owner]) {
+      await w.remote.detach();
+      release(w);
+    }
+    for (const p of blocks) heap.free(p);
+    Atomics.store(t.i32, mainW, FA_LISTENING);
     expect(checked(heap)).toBe('passes');
   });
 

@@ -122,6 +122,13 @@ const api = {
     }
     return got;
   },
+  /**
+   * Stays in synchronous code (its event loop, and so its answers to asks to flush, held up) until
+   * gate[0] is not 0, or `ms` pass; true when the gate opened.
+   */
+  blockUntil(gate: Int32Array, ms: number): boolean {
+    return Atomics.wait(gate, 0, 0, ms) !== 'timed-out';
+  },
   /** One malloc of `size` bytes, and how long it took (ms). */
   timedMalloc(size: number): { p: number; ms: number } {
     const h = attached('timedMalloc');
