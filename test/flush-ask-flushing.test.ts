@@ -123,6 +123,34 @@ describe('a flush under way', () => {
     expect(checked(heap)).toBe('passes');
   });
 
+  it('is not waited for once the thread flushing is gone: watch() marks it at its exit, and the asker stops waiting', async () => {
+    const { heap } = full(100);
+    const t = internals(heap);
+    const mainW = t.thW + TH_FLUSH_ASK;
+    Atomics.store(t.i32, mainW, FA_NONE); // the main thread is asked nothing
+    const owner = startHeapWorker((w) => heap.watch(w));
+    const ownerId = await owner.remote.attach(heap.buffer);
+    const ownerW = t.threadW(slotIds(heap).find((x) => x.id === ownerId)!.tid) + TH_FLUSH_ASK;
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    owner.remote.blockUntil(gate, 10_000).catch(() => undefined); // never answers: it is terminated
+    const asker = startHeapWorker();
+    await asker.remote.attach(heap.buffer);
+    const call = asker.remote.timedMalloc(1000);
+    expect(await waitFor(t.i32, ownerW, (v) => v === FA_ASKED, 5)).toBe(FA_ASKED);
+    expect(Atomics.compareExchange(t.i32, ownerW, FA_ASKED, FA_FLUSHING)).toBe(FA_ASKED); // taken up, then the thread dies
+    Atomics.notify(t.i32, ownerW);
+    await new Promise((r) => setTimeout(r, 2 * FLUSH_ASK_WAIT_MS));
+    await owner.worker.terminate();
+    await owner.exited;
+    const r = await call;
+    expect(r.p).toBe(0); // nothing was freed
+    expect(r.ms, 'the asker stopped waiting at the exit, not at FLUSH_WAIT_MAX_MS').toBeLessThan(FLUSH_WAIT_MAX_MS / 2);
+    await asker.remote.detach();
+    release(asker);
+    Atomics.store(t.i32, mainW, FA_LISTENING);
+    expect(checked(heap)).toBe('passes');
+  });
+
   it('left FLUSHING by a thread stopped in it costs a later asker the short wait only, each call', async () => {
     // The main thread stands for a thread stopped in its flush: its word says FLUSHING and nothing
     // will answer. It keeps its blocks, so the heap has no room for the worker.
