@@ -31,13 +31,34 @@ function full(size: number): { heap: SharedHeap; blocks: number[] } {
   return { heap, blocks };
 }
 
+/**
+ * A full heap whose every block the main thread allocated and a worker then freed (remote frees:
+ * they wait on the main thread's slabs until it collects them), and that worker.
+ */
+async function handedToWorker(): Promise<{ heap: SharedHeap; t: ReturnType<typeof internals>; w: ReturnType<typeof startHeapWorker> }> {
+  const { heap, blocks } = full(100);
+  const w = startHeapWorker();
+  await w.remote.attach(heap.buffer);
+  await w.remote.freeMany(blocks);
+  return { heap, t: internals(heap), w };
+}
+
+/** The worker frees `p`, detaches and is let go; the heap then checks. */
+async function finish(heap: SharedHeap, w: ReturnType<typeof startHeapWorker>, p: number): Promise<void> {
+  await w.remote.free(p);
+  await w.remote.detach();
+  release(w);
+  expect(checked(heap)).toBe('passes');
+}
+
+/** The word TH_FLUSH_ASK of the thread slot of the attached thread `id`. */
+function askWordOf(heap: SharedHeap, id: number): number {
+  return internals(heap).threadW(slotIds(heap).find((x) => x.id === id)!.tid) + TH_FLUSH_ASK;
+}
+
 describe('a flush under way', () => {
   it('is waited for by the thread whose ask it took up: that call gets the memory, though the flush outlasts the short wait', async () => {
-    const { heap, blocks } = full(100);
-    const t = internals(heap);
-    const w = startHeapWorker();
-    await w.remote.attach(heap.buffer);
-    await w.remote.freeMany(blocks); // remote frees: they wait on the main thread's slabs until it collects them
+    const { heap, t, w } = await handedToWorker();
     const delay = 6 * FLUSH_ASK_WAIT_MS; // 300 ms
     testDelayFlushAnswers(delay);
     // The worker's first malloc of another class finds the heap full, asks the idle main thread,
@@ -51,18 +72,11 @@ describe('a flush under way', () => {
     const got = await w.remote.fillAndFree(1000);
     expect(got * 1000).toBeGreaterThan(8 * MiB);
     expect(await waitFor(t.i32, t.thW + TH_FLUSH_ASK, (v) => v === FA_LISTENING)).toBe(FA_LISTENING);
-    await w.remote.free(first.p);
-    await w.remote.detach();
-    release(w);
-    expect(checked(heap)).toBe('passes');
+    await finish(heap, w, first.p);
   });
 
   it('is waited for FLUSH_WAIT_MAX_MS at most: a flush that takes longer leaves the call with 0, and a later call finds the memory', async () => {
-    const { heap, blocks } = full(100);
-    const t = internals(heap);
-    const w = startHeapWorker();
-    await w.remote.attach(heap.buffer);
-    await w.remote.freeMany(blocks);
+    const { heap, t, w } = await handedToWorker();
     testDelayFlushAnswers(FLUSH_WAIT_MAX_MS + 700);
     const first = await w.remote.timedMalloc(1000);
     expect(first.p, `the first malloc, answered after ${first.ms.toFixed(0)} ms`).toBe(0);
@@ -72,10 +86,7 @@ describe('a flush under way', () => {
     expect(await waitFor(t.i32, t.thW + TH_FLUSH_ASK, (v) => v === FA_LISTENING)).toBe(FA_LISTENING);
     const later = await w.remote.timedMalloc(1000);
     expect(later.p).not.toBe(0);
-    await w.remote.free(later.p);
-    await w.remote.detach();
-    release(w);
-    expect(checked(heap)).toBe('passes');
+    await finish(heap, w, later.p);
   });
 
   it('counts as answered once it ends, though another asker has asked the same thread again before the waiter looked', async () => {
@@ -89,9 +100,7 @@ describe('a flush under way', () => {
     const mainW = t.thW + TH_FLUSH_ASK;
     Atomics.store(t.i32, mainW, FA_NONE); // the main thread is asked nothing (no notify: its listener sleeps on)
     const owner = startHeapWorker();
-    const ownerId = await owner.remote.attach(heap.buffer);
-    const ownerSlot = slotIds(heap).find((x) => x.id === ownerId)!.tid;
-    const ownerW = t.threadW(ownerSlot) + TH_FLUSH_ASK;
+    const ownerW = askWordOf(heap, await owner.remote.attach(heap.buffer));
     expect(Atomics.load(t.i32, ownerW)).toBe(FA_LISTENING);
     const gate = new Int32Array(new SharedArrayBuffer(4));
     const held = owner.remote.blockUntil(gate, 10_000);
@@ -129,8 +138,7 @@ describe('a flush under way', () => {
     const mainW = t.thW + TH_FLUSH_ASK;
     Atomics.store(t.i32, mainW, FA_NONE); // the main thread is asked nothing
     const owner = startHeapWorker((w) => heap.watch(w));
-    const ownerId = await owner.remote.attach(heap.buffer);
-    const ownerW = t.threadW(slotIds(heap).find((x) => x.id === ownerId)!.tid) + TH_FLUSH_ASK;
+    const ownerW = askWordOf(heap, await owner.remote.attach(heap.buffer));
     const gate = new Int32Array(new SharedArrayBuffer(4));
     owner.remote.blockUntil(gate, 10_000).catch(() => undefined); // never answers: it is terminated
     const asker = startHeapWorker();
