@@ -56,6 +56,31 @@ function askWordOf(heap: SharedHeap, id: number): number {
   return internals(heap).threadW(slotIds(heap).find((x) => x.id === id)!.tid) + TH_FLUSH_ASK;
 }
 
+/**
+ * A full heap whose main thread is asked nothing (its word NONE, no notify: its listener sleeps
+ * on); an owner worker held in synchronous code (its listener held up until `gate` opens); an
+ * asker worker whose malloc of 1000 bytes (`call`) asked the owner, whose ask the main thread took
+ * up by hand (ASKED -> FLUSHING, notified) as the owner's listener would.
+ */
+async function askTakenUpByHand(watchOwner: boolean) {
+  const { heap, blocks } = full(100);
+  const t = internals(heap);
+  const mainW = t.thW + TH_FLUSH_ASK;
+  Atomics.store(t.i32, mainW, FA_NONE);
+  const owner = startHeapWorker(watchOwner ? (w) => heap.watch(w) : undefined);
+  const ownerW = askWordOf(heap, await owner.remote.attach(heap.buffer));
+  expect(Atomics.load(t.i32, ownerW)).toBe(FA_LISTENING);
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  const held = owner.remote.blockUntil(gate, 10_000);
+  const asker = startHeapWorker();
+  await asker.remote.attach(heap.buffer);
+  const call = asker.remote.timedMalloc(1000); // the heap is full: it asks the owner, then waits
+  expect(await waitFor(t.i32, ownerW, (v) => v === FA_ASKED, 5)).toBe(FA_ASKED);
+  expect(Atomics.compareExchange(t.i32, ownerW, FA_ASKED, FA_FLUSHING)).toBe(FA_ASKED);
+  Atomics.notify(t.i32, ownerW);
+  return { heap, blocks, t, mainW, owner, ownerW, gate, held, asker, call };
+}
+
 describe('a flush under way', () => {
   it('is waited for by the thread whose ask it took up: that call gets the memory, though the flush outlasts the short wait', async () => {
     const { heap, t, w } = await handedToWorker();
@@ -95,21 +120,7 @@ describe('a flush under way', () => {
     // FLUSHING, then ASKED (the next ask, made between the answer and its look): its flush ended,
     // and the memory it gave back is there. Before, the waiter took ASKED for its own ask not
     // taken up yet, gave up at the short deadline and answered 0.
-    const { heap, blocks } = full(100);
-    const t = internals(heap);
-    const mainW = t.thW + TH_FLUSH_ASK;
-    Atomics.store(t.i32, mainW, FA_NONE); // the main thread is asked nothing (no notify: its listener sleeps on)
-    const owner = startHeapWorker();
-    const ownerW = askWordOf(heap, await owner.remote.attach(heap.buffer));
-    expect(Atomics.load(t.i32, ownerW)).toBe(FA_LISTENING);
-    const gate = new Int32Array(new SharedArrayBuffer(4));
-    const held = owner.remote.blockUntil(gate, 10_000);
-    const asker = startHeapWorker();
-    await asker.remote.attach(heap.buffer);
-    const call = asker.remote.timedMalloc(1000); // the heap is full: it asks the owner, then waits
-    expect(await waitFor(t.i32, ownerW, (v) => v === FA_ASKED, 5)).toBe(FA_ASKED);
-    expect(Atomics.compareExchange(t.i32, ownerW, FA_ASKED, FA_FLUSHING)).toBe(FA_ASKED); // taken up
-    Atomics.notify(t.i32, ownerW);
+    const { heap, blocks, t, mainW, owner, ownerW, gate, held, asker, call } = await askTakenUpByHand(false);
     for (const p of blocks.splice(0, blocks.length >>> 1)) heap.free(p);
     heap.flush(); // the memory the flush gives back
     await new Promise((r) => setTimeout(r, 2 * FLUSH_ASK_WAIT_MS)); // past the short deadline
@@ -133,20 +144,9 @@ describe('a flush under way', () => {
   });
 
   it('is not waited for once the thread flushing is gone: watch() marks it at its exit, and the asker stops waiting', async () => {
-    const { heap } = full(100);
-    const t = internals(heap);
-    const mainW = t.thW + TH_FLUSH_ASK;
-    Atomics.store(t.i32, mainW, FA_NONE); // the main thread is asked nothing
-    const owner = startHeapWorker((w) => heap.watch(w));
-    const ownerW = askWordOf(heap, await owner.remote.attach(heap.buffer));
-    const gate = new Int32Array(new SharedArrayBuffer(4));
-    owner.remote.blockUntil(gate, 10_000).catch(() => undefined); // never answers: it is terminated
-    const asker = startHeapWorker();
-    await asker.remote.attach(heap.buffer);
-    const call = asker.remote.timedMalloc(1000);
-    expect(await waitFor(t.i32, ownerW, (v) => v === FA_ASKED, 5)).toBe(FA_ASKED);
-    expect(Atomics.compareExchange(t.i32, ownerW, FA_ASKED, FA_FLUSHING)).toBe(FA_ASKED); // taken up, then the thread dies
-    Atomics.notify(t.i32, ownerW);
+    // The ask taken up, then the owner dies in its flush: it never answers.
+    const { heap, t, mainW, owner, held, asker, call } = await askTakenUpByHand(true);
+    held.catch(() => undefined); // terminated while held
     await new Promise((r) => setTimeout(r, 2 * FLUSH_ASK_WAIT_MS));
     await owner.worker.terminate();
     await owner.exited;
