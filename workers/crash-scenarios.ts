@@ -149,6 +149,22 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 9 * KiB); // Stage-1 pop
     },
   },
+  /**
+   * A refill of a class of one block a slab (40 KiB) from a deep Stage-1 list: more than one slab
+   * a refill (magazine.ts FEW_BLOCKS_MAX), each popped, made current, carved and left full.
+   */
+  'few-block refill': {
+    options: { ...SMALL, stage1Keep: 64 },
+    workerSetup(heap) {
+      const a: number[] = [];
+      for (let k = 0; k < 20; k++) a.push(heap.malloc(40 * KiB));
+      for (const p of a) heap.free(p);
+      heap.flush(); // 20 empty slabs of the class on its Stage-1 list
+    },
+    workerRun(heap, d) {
+      for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 40 * KiB); // two refills of two slabs each
+    },
+  },
   /** Remote frees both ways: publishing chains onto another thread's slab, notices, collecting. */
   remote: {
     options: SMALL,
