@@ -43,6 +43,14 @@ export interface AbOptions {
   /** Untimed rounds of each side first. */
   warmups: number;
   prime: boolean;
+  /**
+   * 0: each round on a fresh heap. Above 0: one heap a side for the whole comparison, this many
+   * untimed replays on it first, and then each round times `repeat` replays on it: a program's
+   * steady state (its pages touched, its slow paths compiled), which fresh heaps hide under their
+   * first touches when a trace is short and replayed often (tcl_lists: a fresh heap's first replay
+   * took as long as ~100 later ones at 05:45 UTC on 2026-12-06). No prime between rounds then.
+   */
+  steady?: number;
 }
 
 export interface AbRow {
@@ -86,13 +94,18 @@ async function sideOf(dir: string | undefined, label: string): Promise<Side> {
   };
 }
 
+/** `repeat` replays of `trace` on `heap`; ns an operation. */
+function replays(side: Side, heap: HeapLike, trace: Trace, repeat: number): number {
+  let ns = 0;
+  for (let k = 0; k < repeat; k++) ns += side.replay(heap, trace, side.loop).elapsedNs;
+  return ns / (repeat * Math.max(1, trace.count));
+}
+
 /** One round of one side: `repeat` replays on one fresh heap; ns an operation. */
 function round(side: Side, trace: Trace, options: Partial<HeapOptions>, repeat: number): number {
   const heap = side.create(options);
   try {
-    let ns = 0;
-    for (let k = 0; k < repeat; k++) ns += side.replay(heap, trace, side.loop).elapsedNs;
-    return ns / (repeat * Math.max(1, trace.count));
+    return replays(side, heap, trace, repeat);
   } finally {
     heap.detach();
   }
@@ -108,13 +121,21 @@ export async function measureAb(o: AbOptions, progress: (line: string) => void =
     const options = { ...w5HeapBytes(peak), maxThreads: 3 };
     const primeBytes = 2 * peak;
     const ns: number[][] = [[], []];
-    for (let r = 0; r < o.warmups + o.rounds; r++) {
-      const order = r % 2 === 0 ? [0, 1] : [1, 0];
-      for (const s of order) {
-        if (o.prime) await primeMemory(primeBytes);
-        const v = round(sides[s]!, trace, options, o.repeat);
-        if (r >= o.warmups) ns[s]!.push(v);
+    const steady = o.steady ?? 0;
+    // Steady: one heap a side, made and replayed `steady` times before the first round.
+    const heaps = steady > 0 ? sides.map((side) => side.create(options)) : [];
+    try {
+      for (let s = 0; s < heaps.length; s++) replays(sides[s]!, heaps[s]!, trace, steady);
+      for (let r = 0; r < o.warmups + o.rounds; r++) {
+        const order = r % 2 === 0 ? [0, 1] : [1, 0];
+        for (const s of order) {
+          if (o.prime && steady === 0) await primeMemory(primeBytes);
+          const v = steady > 0 ? replays(sides[s]!, heaps[s]!, trace, o.repeat) : round(sides[s]!, trace, options, o.repeat);
+          if (r >= o.warmups) ns[s]!.push(v);
+        }
       }
+    } finally {
+      for (const h of heaps) h.detach();
     }
     const baseMedian = median(ns[0]!);
     const newMedian = median(ns[1]!);
@@ -127,7 +148,8 @@ export async function measureAb(o: AbOptions, progress: (line: string) => void =
 
 /** The table: a row a trace, then every round's figures. */
 export function renderAb(rows: AbRow[], o: AbOptions): string {
-  const lines = [`base: ${o.base}; ${o.repeat} replay(s) a round on one fresh heap, ${o.warmups} untimed and ${o.rounds} timed rounds a side, alternated`,
+  const heapText = (o.steady ?? 0) > 0 ? `on one heap a side for every round, after ${o.steady} untimed replays on it` : 'on one fresh heap';
+  const lines = [`base: ${o.base}; ${o.repeat} replay(s) a round ${heapText}, ${o.warmups} untimed and ${o.rounds} timed rounds a side, alternated`,
     'trace                      ops  base ns/op  new ns/op  base/new'];
   for (const r of rows) {
     lines.push(`${r.trace.split('/').pop()!.padEnd(22)} ${String(r.ops).padStart(8)}  ${r.baseMedian.toFixed(1).padStart(10)}  ${r.newMedian.toFixed(1).padStart(9)}  ${r.speedup.toFixed(3).padStart(8)}`);

@@ -111,13 +111,15 @@ signal's number where a signal ended it: 130 for Ctrl-C), so that a script runni
 stops when the program fails; 1 and 2 are also record's own (no trace, usage).
 `;
 
-export const AB_USAGE = `Usage: node dist/bench/cli.js ab --base DIR --trace FILE|FOLDER... [--repeat N] [--rounds N] [--warmup N] [--no-prime]
+export const AB_USAGE = `Usage: node dist/bench/cli.js ab --base DIR --trace FILE|FOLDER... [--repeat N] [--rounds N] [--warmup N] [--steady N] [--no-prime]
 
 This build's sabmalloc against another build's (DIR: the dist folder of another checkout after
 npm run build), replaying each trace in this thread, alternated round by round (the order flips
 every round): each round replays the trace --repeat times (default 1) on one fresh heap, on
 primed memory. Prints each side's median ns an operation over --rounds timed rounds (default
 8) after --warmup untimed ones (default 2), and base / new (above 1: the new build is faster).
+--steady N: one heap a side for every round instead, replayed N times untimed first (the
+steady state of a program that does the same work again, without a fresh heap's first touches).
 `;
 
 export const CEILING_USAGE = `Usage: node dist/bench/cli.js ceiling [W1] [W3] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
@@ -470,7 +472,7 @@ async function runAb(argv: string[], io: CliIO): Promise<number> {
       args: argv,
       options: {
         base: { type: 'string' }, trace: { type: 'string', multiple: true }, repeat: { type: 'string' }, rounds: { type: 'string' },
-        warmup: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        warmup: { type: 'string' }, steady: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
       allowPositionals: true,
@@ -489,6 +491,7 @@ async function runAb(argv: string[], io: CliIO): Promise<number> {
       repeat: intOption('repeat', values.repeat, 1, 1, 100_000),
       rounds: intOption('rounds', values.rounds, 8, 1, 1000),
       warmups: intOption('warmup', values.warmup, 2, 0, 1000),
+      steady: intOption('steady', values.steady, 0, 0, 100_000),
       prime: values['no-prime'] !== true,
     };
   } catch (err) {

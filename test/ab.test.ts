@@ -32,6 +32,34 @@ describe('sabmalloc ab', () => {
     expect(text).toMatch(/sample\.trace\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+/);
   });
 
+  it('--steady: one heap a side for every round, replayed untimed first; each round times its replays on it', async () => {
+    const SharedHeapMod = await import('../src/index.js');
+    const made: number[] = [];
+    const create = SharedHeapMod.SharedHeap.create;
+    // Counts the heaps either side makes (both sides load this checkout's src/index.js here).
+    SharedHeapMod.SharedHeap.create = ((o) => {
+      made.push(1);
+      return create.call(SharedHeapMod.SharedHeap, o);
+    }) as typeof create;
+    try {
+      const o = { base: ROOT, traces: [SAMPLE], repeat: 2, rounds: 3, warmups: 1, prime: false, steady: 4 };
+      const rows = await measureAb(o);
+      expect(made).toHaveLength(2); // one a side, not one a round (8)
+      expect(rows[0]!.baseNs).toHaveLength(3);
+      expect(rows[0]!.newNs).toHaveLength(3);
+      for (const v of [...rows[0]!.baseNs, ...rows[0]!.newNs]) expect(v).toBeGreaterThan(0);
+      expect(renderAb(rows, o)).toMatch(/on one heap a side for every round, after 4 untimed replays on it/);
+      made.length = 0;
+      await measureAb({ ...o, steady: 0 });
+      expect(made).toHaveLength(8); // (1 untimed + 3 timed rounds) x 2 sides
+    } finally {
+      SharedHeapMod.SharedHeap.create = create;
+    }
+    const io = capture();
+    expect(await main(['ab', '--base', ROOT, '--trace', SAMPLE, '--steady', 'x'], io)).toBe(2);
+    expect(io.errText()).toMatch(/--steady: expected an integer in \[0, 100000\], got "x"/);
+  });
+
   it('names what is wrong with its arguments (exit 2) and a base that is not a build (exit 1)', async () => {
     const io = capture();
     expect(await main(['ab', '--trace', SAMPLE], io)).toBe(2);
