@@ -54,7 +54,7 @@ const AGED_COUNT_MAX = 4;
 /**
  * Classes of at most this many blocks a slab (16 KiB and up) refill from more than one slab: a
  * refill of four 16 KiB blocks or one 40 KiB block, each a trip through malloc's slow path,
- * became one of up to refillCls blocks (tcl_lists: 867 refills a pass, 2,595 operations).
+ * became one of up to refillCls blocks (tcl_lists: 875 refills a pass of 2,595 operations).
  */
 const FEW_BLOCKS_MAX = 4;
 
@@ -98,7 +98,7 @@ export function allocFromClass(t: ThreadContext, cls: number, mayBlock: boolean)
  * refills stop at the first slab that gives blocks; a class of FEW_BLOCKS_MAX blocks a slab or
  * fewer goes on to more slabs from a deep Stage-1 list (S1_EXTRA_DEPTH) while none of its blocks
  * so far were carved on fresh pages (tcl_lists: 875 refills a pass of 2,595 operations before,
- * 250 after; a pass 131 -> 122 ns an operation by the medians of 12 alternated rounds of 300
+ * 298 after; a pass 131 -> 122 ns an operation by the medians of 12 alternated rounds of 300
  * passes on one heap each).
  */
 export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean): number {
