@@ -125,21 +125,15 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
       i32[t.metaW(cur) + SM_LISTED] = LISTED_NONE; // full: stays ours, on no list
       i32[curW] = 0;
     }
-    const next = total === 0 ? partialPop(t, cls) : 0;
+    // Before any block, the partial list, the notices, then the pool; after the first slab's
+    // blocks, more only from a deep Stage-1 list.
+    const next = total === 0 ? partialPop(t, cls) : deepStage1Slab(t, cls);
     if (next !== 0) {
       i32[t.metaW(next) + SM_LISTED] = LISTED_CURRENT;
       i32[curW] = next;
       continue;
     }
-    if (total > 0) {
-      // More only from Stage 1, without the lock: fresh slots would touch pages for blocks the
-      // thread may never ask for.
-      const s1 = listCountHint(i32, t.smW, S1_HEAD_W + cls) >= S1_EXTRA_DEPTH ? takeStage1Slab(t, cls) : 0;
-      if (s1 === 0) return total;
-      i32[t.metaW(s1) + SM_LISTED] = LISTED_CURRENT;
-      i32[curW] = s1;
-      continue;
-    }
+    if (total > 0) return total;
     if (!noticed) {
       noticed = true;
       if (processNotices(t) > 0) continue;
@@ -170,6 +164,11 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
     i32[t.metaW(slab) + SM_LISTED] = LISTED_CURRENT;
     t.i32[curW] = slab;
   }
+}
+
+/** A slab from the Stage-1 list of `cls` while that holds S1_EXTRA_DEPTH or more (a hint), else 0. */
+function deepStage1Slab(t: ThreadContext, cls: number): number {
+  return listCountHint(t.i32, t.smW, S1_HEAD_W + cls) >= S1_EXTRA_DEPTH ? takeStage1Slab(t, cls) : 0;
 }
 
 /**
