@@ -170,7 +170,7 @@ function waitForAnswers(i32: Int32Array, asked: Asked[]): boolean {
     for (;;) {
       const v = Atomics.load(i32, a.w);
       // Answered; or the flush seen under way ended, though another asker's ask came in since.
-      if ((v !== FA_ASKED && v !== FA_FLUSHING) || (sawFlushing && v !== FA_FLUSHING)) {
+      if (v !== FA_FLUSHING && (v !== FA_ASKED || sawFlushing)) {
         answered++;
         break;
       }

@@ -35,9 +35,11 @@ const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex } = classes;
 const PERIODIC_KEEP_MAX = 1024;
 
 /**
- * Classes of at most this many blocks a slab (16 KiB and up) give their empty slabs back only
- * after they stayed empty from one periodic look to the next (slab.ts releaseEmptyPartials,
- * `aged`): a batch of such blocks freed and allocated again (tcl_lists, 2,159 blocks of 16 KiB
+ * Classes of at most this many blocks a slab (16 KiB and up), whose slabs go round between a
+ * thread and the pool every few blocks, are treated apart in two ways.
+ *
+ * They give their empty slabs back only after they stayed empty from one periodic look to the
+ * next (slab.ts releaseEmptyPartials, `aged`): a batch of such blocks freed and allocated again (tcl_lists, 2,159 blocks of 16 KiB
  * in a loop) handed back and took again a slab every three or four blocks, two CASes and more
  * each way (slabs taken a replay 406 -> 167; 1.16x and 1.20x as fast in two runs of 12 x 500
  * replays, alternated in one process; W2 the same within noise). Aged for every class, the
@@ -48,13 +50,10 @@ const PERIODIC_KEEP_MAX = 1024;
  * blocks of 16 KiB allocated, then freed at drainInterval 64: 88 of the 100 slabs back in the pool
  * at the end, 99 before). Aging only classes the thread refilled since its last look gave the
  * gain back (a batch's frees span two looks, and the second then gave everything back).
- */
-const AGED_COUNT_MAX = 4;
-
-/**
- * Classes of at most this many blocks a slab (16 KiB and up) refill from more than one slab: a
- * refill of four 16 KiB blocks or one 40 KiB block, each a trip through malloc's slow path,
- * became one of up to refillCls blocks (tcl_lists: 875 refills a pass of 2,595 operations).
+ *
+ * And a refill of one of them goes on past its first slab (refillMagazine): a refill of four 16 KiB
+ * blocks or one 40 KiB block, each a trip through malloc's slow path, became one of up to
+ * refillCls blocks (tcl_lists: 875 refills a pass of 2,595 operations before).
  */
 const FEW_BLOCKS_MAX = 4;
 
@@ -382,8 +381,8 @@ export function drainPeriodic(t: ThreadContext, cls: number): void {
   const other = nextCachedClass(t, cls);
   if (other >= 0) drainIfOnlyFilled(t, other);
   processNotices(t);
-  releaseEmptyPartials(t, cls, COUNT[cls] <= AGED_COUNT_MAX);
-  if (other >= 0) releaseEmptyPartials(t, other, COUNT[other] <= AGED_COUNT_MAX);
+  releaseEmptyPartials(t, cls, COUNT[cls] <= FEW_BLOCKS_MAX);
+  if (other >= 0) releaseEmptyPartials(t, other, COUNT[other] <= FEW_BLOCKS_MAX);
 }
 
 /**

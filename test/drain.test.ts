@@ -197,7 +197,7 @@ describe('drain interval', () => {
     const heap = SharedHeap.create({ ...OPTIONS, initialBytes: 64 * MiB });
     const size = 16384;
     const cls = classOf(size);
-    expect(COUNT[cls]).toBe(4); // a class whose empty slabs age (magazine.ts AGED_COUNT_MAX)
+    expect(COUNT[cls]).toBe(4); // a class whose empty slabs age (magazine.ts FEW_BLOCKS_MAX)
     const takes = () => {
       const s = heap.stats().stages;
       return s.stage1 + s.stage2 + s.stage3;
