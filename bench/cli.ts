@@ -3,7 +3,8 @@
  * `sabmalloc bench`: the benchmark suite's command line (dist/bench/cli.js
  * after `npm run build`; not part of the published package); `sabmalloc record` (record.ts)
  * records a program's allocation trace for W5; `sabmalloc ceiling` (ceiling.ts) measures how fast
- * the loops go at sabmalloc's own placement with no allocator work.
+ * the loops go at sabmalloc's own placement with no allocator work; `sabmalloc phases` (phases.ts)
+ * times a trace's run and its exit apart, against the floor and glibc.
  *
  *   sabmalloc bench <workload...> [--threads 1,2,4,8] [--runs N] [--cycles N]
  *                   [--warmup N] [--trace FILE|FOLDER]... [--allocators LIST] [--heap NAME=VALUE]...
@@ -45,6 +46,7 @@ import { distinctTraceNames, expandTraceArgs, makeTraceDir, prepareTrace, remove
 import { wasmSkipReason } from './wasm-dlmalloc.js';
 import { recordTrace, signalExitCode } from './record.js';
 import { measureCeiling, measureW1Ceiling, measureW3Ceiling, renderCeiling } from './ceiling.js';
+import { measurePhases, renderPhases, type PhasesOptions } from './phases.js';
 import { measureAb, renderAb } from './ab.js';
 import { readTraceOps } from './replay.js';
 import { runMicro, type MicroRow } from './micro.js';
@@ -92,6 +94,7 @@ Nothing is written to disk unless --json or --svg is given.
 Record a program's own trace for W5: sabmalloc record --out FILE.trace.gz -- program args...
 How fast the loops go at sabmalloc's own placement with no allocator work: sabmalloc ceiling W1 --trace FILE
 This build against another one, alternated in one process: sabmalloc ab --base OTHER/dist --trace FILE
+A trace's run and its exit (its final frees) timed apart, against the floor and glibc: sabmalloc phases --trace FILE
 From a checkout: npm run build && node dist/bench/cli.js bench ..., or npx tsx bench/cli.ts bench ...
 Quick look at sabmalloc alone on one trace:
   npx tsx bench/cli.ts bench W5 --trace FILE --allocators sabmalloc --runs 3
@@ -120,6 +123,17 @@ primed memory. Prints each side's median ns an operation over --rounds timed rou
 8) after --warmup untimed ones (default 2), and base / new (above 1: the new build is faster).
 --steady N: one heap a side for every round instead, replayed N times untimed first (the
 steady state of a program that does the same work again, without a fresh heap's first touches).
+`;
+
+export const PHASES_USAGE = `Usage: node dist/bench/cli.js phases --trace FILE|FOLDER... [--rounds N] [--warmup N] [--no-native] [--no-prime]
+
+Where a trace's time goes: each trace is cut before its final frees (the run of frees that ends
+it: the program's exit), and sabmalloc, the reference floor (the replay loop with almost no
+allocator) and glibc native (the same loop in C) replay it whole, once a round on a fresh heap,
+timing the run and the exit apart, alternated round by round on primed memory. Prints each
+side's median ms of each part over --rounds timed rounds (default 5) after --warmup untimed
+ones (default 1; not for glibc), and x glibc for each part (glibc's ms over the side's: above 1,
+faster). --no-native: without glibc (it needs a C compiler).
 `;
 
 export const CEILING_USAGE = `Usage: node dist/bench/cli.js ceiling [W1] [W3] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
@@ -401,6 +415,7 @@ export async function main(argv: string[], io: CliIO = defaultIO): Promise<numbe
   if (argv[0] === 'record') return runRecord(argv.slice(1), io);
   if (argv[0] === 'ceiling') return runCeiling(argv.slice(1), io);
   if (argv[0] === 'ab') return runAb(argv.slice(1), io);
+  if (argv[0] === 'phases') return runPhases(argv.slice(1), io);
   if (argv[0] !== 'bench') {
     io.err(`sabmalloc: unknown command ${JSON.stringify(argv[0])}\n\n${USAGE}`);
     return 2;
@@ -506,6 +521,49 @@ async function runAb(argv: string[], io: CliIO): Promise<number> {
     return 0;
   } catch (err) {
     io.err(`sabmalloc ab: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** `sabmalloc phases --trace ...` (phases.ts); returns the exit code (0, 1 failed, 2 usage). */
+async function runPhases(argv: string[], io: CliIO): Promise<number> {
+  let o: PhasesOptions;
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: {
+        trace: { type: 'string', multiple: true }, rounds: { type: 'string' }, warmup: { type: 'string' },
+        'no-native': { type: 'boolean' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: true,
+    });
+    if (values.help === true) {
+      io.out(PHASES_USAGE);
+      return 0;
+    }
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    const traces = expandTraceArgs(values.trace ?? []);
+    if (traces.length === 0) throw new UsageError('give --trace FILE|FOLDER');
+    o = {
+      traces,
+      rounds: intOption('rounds', values.rounds, 5, 1, 1000),
+      warmups: intOption('warmup', values.warmup, 1, 0, 1000),
+      native: values['no-native'] !== true,
+      prime: values['no-prime'] !== true,
+    };
+  } catch (err) {
+    io.err(`sabmalloc phases: ${(err as Error).message}\n\n${PHASES_USAGE}`);
+    return 2;
+  }
+  try {
+    const env = collectEnvironment();
+    io.out(`sabmalloc phases  ${env.date}\n${machineLine(env)}\n`);
+    const rows = await measurePhases(o, (line) => io.err(`${line}\n`));
+    io.out(renderPhases(rows, o));
+    return 0;
+  } catch (err) {
+    io.err(`sabmalloc phases: ${(err as Error).message}\n`);
     return 1;
   }
 }

@@ -42,6 +42,8 @@ export interface NativeParams {
   /** W5: the trace in the binary form of bench/replay.ts writeTraceOps, and how many times to replay it. */
   traceOps?: string;
   repeats?: number;
+  /** W5: time operations [0, split) and [split, count) apart as well (splitSeconds; bench/phases.ts). */
+  split?: number;
 }
 
 /** The program's one line of JSON. */
@@ -74,6 +76,8 @@ export interface NativeResult {
   peakLiveBytes: number;
   /** Minor page faults of the process during the timed part (W5: the replays and their cleanups). */
   minorFaults: number;
+  /** W5: seconds of operations [0, split) and of [split, count), summed over the repeats ([all, 0] without a split). */
+  splitSeconds?: [number, number];
   /** The shared object that defined malloc in the run (checks that the preload took). */
   mallocLibrary: string;
   /** Added here: which allocator ran. */
@@ -217,6 +221,10 @@ export function nativeArgs(workload: NativeWorkload, params: NativeParams = {}):
     if (params.traceOps === undefined) throw new RangeError('runNative(params): W5 needs traceOps');
     const args = ['W5', '--trace-ops', params.traceOps];
     if (params.repeats !== undefined) args.push('--repeats', String(params.repeats));
+    if (params.split !== undefined) {
+      if (!Number.isSafeInteger(params.split) || params.split < 0) throw new RangeError(`runNative(params): split must be a non-negative integer, got ${params.split}`);
+      args.push('--split', String(params.split));
+    }
     return args;
   }
   const args: string[] = [workload];

@@ -76,6 +76,8 @@ export interface ReplayResult extends Omit<ReplayCounts, 'liveBytes'> {
   /** footprintBytes / peakLiveBytes, if both are known and non-zero. */
   footprintRatio: number | undefined;
   opsPerSec: number;
+  /** With a split (replay's `split`): ns of operations [0, split) and of [split, ops); elapsedNs is their sum. */
+  partNs?: [number, number];
 }
 
 /** A malformed or inconsistent trace line. */
@@ -380,9 +382,11 @@ export type ReplayLoop = typeof replayLoop;
 /**
  * Replays a parsed trace on `alloc`: the operations are timed; the blocks
  * the trace leaves live are then checked and freed (untimed). `loop` is
- * {@link replayLoop} or a copy of it compiled for this allocator.
+ * {@link replayLoop} or a copy of it compiled for this allocator. `split`:
+ * the loop runs twice, over operations [0, split) and [split, count) (two
+ * views of the trace, one state), timed apart in `partNs` (bench/phases.ts).
  */
-export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = replayLoop): ReplayResult {
+export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = replayLoop, split?: number): ReplayResult {
   const n = Math.max(1, trace.slots);
   const state: ReplayState = { ptrs: new Int32Array(n), sizes: new Int32Array(n), tags: new Uint8Array(n), used: new Uint8Array(n) };
   // Resident before the timer, as the native replayer's arrays are (bench/native/workloads.c
@@ -394,7 +398,27 @@ export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = 
   state.sizes.fill(0);
   state.tags.fill(0);
   state.used.fill(0);
-  const c = loop(alloc, trace, state, REPLAY_FAILURES);
+  let c: ReplayCounts;
+  let partNs: [number, number] | undefined;
+  if (split === undefined) {
+    c = loop(alloc, trace, state, REPLAY_FAILURES);
+  } else {
+    const k = Math.max(0, Math.min(trace.count, split));
+    const a = loop(alloc, traceSlice(trace, 0, k), state, REPLAY_FAILURES);
+    const b = loop(alloc, traceSlice(trace, k, trace.count), state, REPLAY_FAILURES);
+    partNs = [a.elapsedNs, b.elapsedNs];
+    c = {
+      mallocs: a.mallocs + b.mallocs,
+      callocs: a.callocs + b.callocs,
+      reallocs: a.reallocs + b.reallocs,
+      frees: a.frees + b.frees,
+      // The second part starts from no live bytes of its own: its peak is over the first part's end.
+      peakLiveBytes: Math.max(a.peakLiveBytes, a.liveBytes + b.peakLiveBytes),
+      liveBytes: a.liveBytes + b.liveBytes,
+      checksum: (a.checksum + b.checksum) >>> 0,
+      elapsedNs: a.elapsedNs + b.elapsedNs,
+    };
+  }
   const footprintBytes = alloc.footprint?.();
 
   // Untimed: check and free what the trace left live.
@@ -423,7 +447,31 @@ export function replay(alloc: ReplayAllocator, trace: Trace, loop: ReplayLoop = 
     footprintBytes,
     footprintRatio: footprintBytes !== undefined && c.peakLiveBytes > 0 ? footprintBytes / c.peakLiveBytes : undefined,
     opsPerSec: c.elapsedNs > 0 ? (trace.count * 1e9) / c.elapsedNs : 0,
+    ...(partNs !== undefined ? { partNs } : {}),
   };
+}
+
+/** Operations [from, to) of `trace` as a trace of their own (views, no copy; line numbers kept). */
+export function traceSlice(trace: Trace, from: number, to: number): Trace {
+  return {
+    ...trace,
+    count: to - from,
+    kind: trace.kind.subarray(from, to),
+    slot: trace.slot.subarray(from, to),
+    size: trace.size.subarray(from, to),
+    line: trace.line.subarray(from, to),
+  };
+}
+
+/**
+ * Where the trace's final frees begin: the index after its last operation that is not a free
+ * (the program's exit, as a C program that frees what it holds before it ends; `count` if the
+ * trace ends with anything else).
+ */
+export function finalFreesStart(trace: Trace): number {
+  let k = trace.count;
+  while (k > 0 && trace.kind[k - 1] === OP_FREE) k--;
+  return k;
 }
 
 /**

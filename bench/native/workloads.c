@@ -10,7 +10,7 @@
  *   workloads W1 [--cycles N] [--ws N] [--seed S]
  *   workloads W2 [--threads T] [--cycles N] [--ws N] [--seed S]
  *   workloads W3 [--threads T] [--chunks N] [--rounds N] [--ops N] [--seed S]
- *   workloads W5 --trace-ops FILE [--repeats N]
+ *   workloads W5 --trace-ops FILE [--repeats N] [--split K]
  *
  * W5 replays a trace that bench/replay.ts parsed and wrote in its binary
  * form (writeTraceOps): the file is mapped (not read through malloc), the
@@ -366,6 +366,7 @@ typedef struct {
   double seconds;
   long long rss_growth;
   long long minor_faults; /* during the replays and their cleanups, as bench/run.ts counts them */
+  double split_seconds[2]; /* --split K: operations [0, K) and [K, count), summed over the repeats */
 } w5_result_t;
 
 static void *map_anon(size_t bytes) {
@@ -399,7 +400,7 @@ static __attribute__((noinline, noreturn)) void w5_corrupted(const int32_t *line
       size, expected, b0, b1);
 }
 
-static void w5_replay(const char *path, uint64_t repeats, w5_result_t *r) {
+static void w5_replay(const char *path, uint64_t repeats, uint64_t split, w5_result_t *r) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) die("W5: cannot open %s: %s", path, strerror(errno));
   struct stat st;
@@ -439,69 +440,77 @@ static void w5_replay(const char *path, uint64_t repeats, w5_result_t *r) {
   uint32_t checksum = 0;
   double seconds = 0;
   long long faults0 = minor_faults();
+  if (split > count) split = count;
   for (uint64_t rep = 0; rep < repeats; rep++) {
     uint64_t live = 0;
     double t0 = now_seconds();
-    for (uint64_t i = 0; i < count; i++) {
-      const unsigned k = kind[i];
-      const int32_t s = slot[i];
-      const unsigned char tag = (unsigned char)(i % 255 + 1);
-      if (k <= 1) { /* malloc, calloc */
-        const uint32_t sz = (uint32_t)size[i];
-        unsigned char *p = k == 0 ? malloc(sz) : calloc(1, sz);
-        mallocs++;
-        if (sz > 0) {
-          if (p == NULL) die("W5: line %d: %s(%" PRIu32 ") returned NULL (out of memory)", (int)line[i], k == 0 ? "malloc" : "calloc", sz);
-          if (k == 1 && (p[0] | p[sz - 1]) != 0) w5_corrupted(line, i, count, p, sz, "calloc returned bytes that are not zero", 0, p[0], p[sz - 1]);
-          p[0] = tag;
-          p[sz - 1] = tag;
-        }
-        ptrs[s] = p;
-        sizes[s] = sz;
-        tags[s] = tag;
-        used[s] = 1;
-        bytes += sz;
-        live += sz;
-        if (live > peak) peak = live;
-      } else {
-        unsigned char *p = ptrs[s];
-        const uint32_t old = sizes[s];
-        const unsigned old_tag = tags[s];
-        if (old > 0) {
-          const unsigned b0 = p[0], b1 = p[old - 1];
-          if (b0 != old_tag || b1 != old_tag) w5_corrupted(line, i, count, p, old, "block was overwritten", old_tag, b0, b1);
-          checksum += b0 + b1;
-        }
-        if (k == 3) { /* free */
-          free(p);
-          ptrs[s] = NULL;
-          sizes[s] = 0;
-          used[s] = 0;
-          live -= old;
-          frees++;
-        } else { /* realloc */
+    /* Two parts, [0, split) and [split, count), timed apart (bench/phases.ts); the body is one. */
+    uint64_t i = 0;
+    for (int part = 0; part < 2; part++) {
+      const uint64_t part_end = part == 0 ? split : count;
+      const double tp = now_seconds();
+      for (; i < part_end; i++) {
+        const unsigned k = kind[i];
+        const int32_t s = slot[i];
+        const unsigned char tag = (unsigned char)(i % 255 + 1);
+        if (k <= 1) { /* malloc, calloc */
           const uint32_t sz = (uint32_t)size[i];
-          unsigned char *q = realloc(p, sz);
+          unsigned char *p = k == 0 ? malloc(sz) : calloc(1, sz);
+          mallocs++;
           if (sz > 0) {
-            if (q == NULL) die("W5: line %d: realloc(%" PRIu32 ") returned NULL (out of memory)", (int)line[i], sz);
-            const uint32_t kept = old < sz ? old : sz;
-            if (kept > 0) {
-              const unsigned c0 = q[0], c1 = q[kept - 1];
-              const unsigned want1 = kept == old ? old_tag : c1;
-              if (c0 != old_tag || c1 != want1) w5_corrupted(line, i, count, q, sz, "realloc did not preserve the contents", old_tag, c0, c1);
-            }
-            q[0] = tag;
-            q[sz - 1] = tag;
+            if (p == NULL) die("W5: line %d: %s(%" PRIu32 ") returned NULL (out of memory)", (int)line[i], k == 0 ? "malloc" : "calloc", sz);
+            if (k == 1 && (p[0] | p[sz - 1]) != 0) w5_corrupted(line, i, count, p, sz, "calloc returned bytes that are not zero", 0, p[0], p[sz - 1]);
+            p[0] = tag;
+            p[sz - 1] = tag;
           }
-          ptrs[s] = q;
+          ptrs[s] = p;
           sizes[s] = sz;
           tags[s] = tag;
+          used[s] = 1;
           bytes += sz;
-          live = live + sz - old;
+          live += sz;
           if (live > peak) peak = live;
-          reallocs++;
+        } else {
+          unsigned char *p = ptrs[s];
+          const uint32_t old = sizes[s];
+          const unsigned old_tag = tags[s];
+          if (old > 0) {
+            const unsigned b0 = p[0], b1 = p[old - 1];
+            if (b0 != old_tag || b1 != old_tag) w5_corrupted(line, i, count, p, old, "block was overwritten", old_tag, b0, b1);
+            checksum += b0 + b1;
+          }
+          if (k == 3) { /* free */
+            free(p);
+            ptrs[s] = NULL;
+            sizes[s] = 0;
+            used[s] = 0;
+            live -= old;
+            frees++;
+          } else { /* realloc */
+            const uint32_t sz = (uint32_t)size[i];
+            unsigned char *q = realloc(p, sz);
+            if (sz > 0) {
+              if (q == NULL) die("W5: line %d: realloc(%" PRIu32 ") returned NULL (out of memory)", (int)line[i], sz);
+              const uint32_t kept = old < sz ? old : sz;
+              if (kept > 0) {
+                const unsigned c0 = q[0], c1 = q[kept - 1];
+                const unsigned want1 = kept == old ? old_tag : c1;
+                if (c0 != old_tag || c1 != want1) w5_corrupted(line, i, count, q, sz, "realloc did not preserve the contents", old_tag, c0, c1);
+              }
+              q[0] = tag;
+              q[sz - 1] = tag;
+            }
+            ptrs[s] = q;
+            sizes[s] = sz;
+            tags[s] = tag;
+            bytes += sz;
+            live = live + sz - old;
+            if (live > peak) peak = live;
+            reallocs++;
+          }
         }
       }
+      r->split_seconds[part] += now_seconds() - tp;
     }
     seconds += now_seconds() - t0;
 
@@ -547,7 +556,7 @@ static uint64_t parse_u64(const char *name, const char *s, uint64_t min, uint64_
 static void usage(void) {
   fputs("usage: workloads W1|W2|W3 [--threads T] [--cycles N] [--ws N] [--seed S]\n"
         "                          [--chunks N] [--rounds N] [--ops N]\n"
-        "       workloads W5 --trace-ops FILE [--repeats N]\n",
+        "       workloads W5 --trace-ops FILE [--repeats N] [--split K]\n",
         stderr);
   exit(2);
 }
@@ -586,21 +595,23 @@ int main(int argc, char **argv) {
   if (argc < 2) usage();
   if (strcmp(argv[1], "W5") == 0) {
     const char *ops_file = NULL;
-    uint64_t repeats = 1;
+    uint64_t repeats = 1, split = UINT64_MAX;
     for (int i = 2; i + 1 < argc; i += 2) {
       if (strcmp(argv[i], "--trace-ops") == 0) ops_file = argv[i + 1];
       else if (strcmp(argv[i], "--repeats") == 0) repeats = parse_u64(argv[i], argv[i + 1], 1, UINT32_MAX);
+      else if (strcmp(argv[i], "--split") == 0) split = parse_u64(argv[i], argv[i + 1], 0, UINT32_MAX);
       else usage();
     }
     if (ops_file == NULL || argc % 2 != 0) usage();
     w5_result_t r = {0};
-    w5_replay(ops_file, repeats, &r);
+    w5_replay(ops_file, repeats, split, &r);
     printf("{\"workload\":\"W5\",\"threads\":1,\"ops\":%" PRIu64 ",\"mallocs\":%" PRIu64 ",\"reallocs\":%" PRIu64
            ",\"frees\":%" PRIu64 ",\"bytesRequested\":%" PRIu64 ",\"checksum\":%" PRIu32
            ",\"seconds\":%.9f,\"opsPerSec\":%.1f,\"peakRssBytes\":%lld,\"ruMaxrssBytes\":0,\"peakLiveBytes\":%" PRIu64
-           ",\"minorFaults\":%lld,\"mallocLibrary\":",
+           ",\"minorFaults\":%lld,\"splitSeconds\":[%.9f,%.9f],\"mallocLibrary\":",
            r.ops, r.mallocs, r.reallocs, r.frees, r.bytes_requested, r.checksum, r.seconds,
-           r.seconds > 0 ? (double)r.ops / r.seconds : 0.0, r.rss_growth, r.peak_live, r.minor_faults);
+           r.seconds > 0 ? (double)r.ops / r.seconds : 0.0, r.rss_growth, r.peak_live, r.minor_faults,
+           r.split_seconds[0], r.split_seconds[1]);
     json_string(malloc_library());
     puts("}");
     return 0;
