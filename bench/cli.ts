@@ -128,9 +128,11 @@ steady state of a program that does the same work again, without a fresh heap's 
 export const PHASES_USAGE = `Usage: node dist/bench/cli.js phases --trace FILE|FOLDER... [--rounds N] [--warmup N] [--no-native] [--no-prime]
 
 Where a trace's time goes: each trace is cut before its final frees (the run of frees that ends
-it: the program's exit), and sabmalloc, the reference floor (the replay loop with almost no
-allocator) and glibc native (the same loop in C) replay it whole, once a round on a fresh heap,
-timing the run and the exit apart, alternated round by round on primed memory. Prints each
+it: the program's exit), and sabmalloc, placement (sabmalloc's addresses of a recorded replay
+handed out with no other work: the loop and the pages at sabmalloc's placement), the reference
+floor (the loop with almost no allocator) and glibc native (the same loop in C) replay it
+whole, once a round on a fresh heap, timing the run and the exit apart, alternated round by
+round on primed memory. Prints each
 side's median ms of each part over --rounds timed rounds (default 5) after --warmup untimed
 ones (default 1; not for glibc), and x glibc for each part (glibc's ms over the side's: above 1,
 faster). --no-native: without glibc (it needs a C compiler).

@@ -1,10 +1,13 @@
 /**
  * `sabmalloc phases --trace PATH`: where a trace's time goes, in two parts: the program's run (its
  * operations up to the final frees) and its exit (the run of frees that ends the trace, where a C
- * program frees what it holds), each timed apart, for sabmalloc (this build), the reference floor
- * (bench/reference-alloc.ts: the JavaScript replay loop with almost no allocator) and glibc native
- * (bench/native/workloads.c with `--split`, the same loop in C), so that a distance in the bench's
- * W5 table can be put where it lies: in the run or in the exit, in the allocator or in the loop.
+ * program frees what it holds), each timed apart, for sabmalloc (this build); `placement`
+ * (bench/ceiling.ts: sabmalloc's own addresses of a recorded replay handed out with no other work,
+ * its free empty: what the loop and the pages cost at sabmalloc's placement); the reference floor
+ * (bench/reference-alloc.ts: the loop with almost no allocator, at its own placement); and glibc
+ * native (bench/native/workloads.c with `--split`, the same loop in C). So a distance in the
+ * bench's W5 table can be put where it lies: in the run or in the exit, in sabmalloc's own work
+ * (over placement) or in the loop and the pages (placement over glibc).
  *
  * Each round, each side in turn (the order turns every round) replays the whole trace once on a
  * fresh heap (a fresh process for glibc), after priming memory as the bench does (bench/prime.ts).
@@ -16,7 +19,9 @@ import { unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SharedHeap } from '../src/index.js';
+import { PlacementAllocator, recordPlacement, type Placement } from './ceiling.js';
 import { copyFor } from './copies.js';
+import { collectGarbageAfterJob, collectGarbageIfHeavy } from './gc.js';
 import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
@@ -35,7 +40,7 @@ export interface PhasesOptions {
 }
 
 export interface PhasesSide {
-  /** 'sabmalloc', 'reference' or 'glibc'. */
+  /** 'sabmalloc', 'placement', 'reference' or 'glibc'. */
   name: string;
   /** ms of the run (operations before the final frees) and of the exit, one entry per timed round. */
   runMs: number[];
@@ -62,13 +67,15 @@ function median(xs: number[]): number {
 
 interface JsSide {
   name: string;
-  create(trace: Trace): ReplayAllocator & { detach?(): void };
+  create(trace: Trace, placement: Placement): ReplayAllocator & { detach?(): void };
   loop: typeof replayLoop;
 }
 
+const heapOptions = (t: Trace): { initialBytes: number; maxBytes: number; maxThreads: number } => ({ ...w5HeapBytes(tracePeakLive(t)), maxThreads: 3 });
+
 /** One replay of a JavaScript side on a fresh heap: [run ms, exit ms]. */
-function jsRound(side: JsSide, trace: Trace, split: number): [number, number] {
-  const heap = side.create(trace);
+function jsRound(side: JsSide, trace: Trace, placement: Placement, split: number): [number, number] {
+  const heap = side.create(trace, placement);
   try {
     const r = replay(heap, trace, side.loop, split);
     return [r.partNs![0] / 1e6, r.partNs![1] / 1e6];
@@ -82,13 +89,25 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
   const js: JsSide[] = [
     {
       name: 'sabmalloc',
-      create: (t) => SharedHeap.create({ ...w5HeapBytes(tracePeakLive(t)), maxThreads: 3 }),
+      create: (t) => SharedHeap.create(heapOptions(t)),
       loop: copyFor(replayLoop, 'sabmalloc (phases)'),
+    },
+    {
+      name: 'placement',
+      // Over the buffer of a heap just made with the same options, as bench/ceiling.ts does: the
+      // same pages, first touched in the same order.
+      create: (t, placement) => {
+        const heap = SharedHeap.create(heapOptions(t));
+        const buffer = heap.buffer;
+        heap.detach();
+        return new PlacementAllocator(buffer, placement);
+      },
+      loop: copyFor(replayLoop, 'placement (phases)'),
     },
     {
       name: 'reference',
       // As the bench sizes the floor's buffer: the sabmalloc heap's bytes (bench/run.ts).
-      create: (t) => new ReferenceAllocator(w5HeapBytes(tracePeakLive(t)).initialBytes),
+      create: (t) => new ReferenceAllocator(heapOptions(t).initialBytes),
       loop: copyFor(replayLoop, 'reference (phases)'),
     },
   ];
@@ -98,6 +117,8 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
   for (const path of o.traces) {
     const trace = loadTrace(path);
     const split = finalFreesStart(trace);
+    const placement = recordPlacement(trace, heapOptions(trace));
+    let rssBefore = process.memoryUsage.rss();
     const primeBytes = 2 * tracePeakLive(trace);
     const sides: PhasesSide[] = js.map((s) => ({ name: s.name, runMs: [], exitMs: [], runMedian: 0, exitMedian: 0 }));
     let opsFile: string | undefined;
@@ -112,10 +133,13 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
         if (r % 2 === 1) order.reverse();
         for (const s of order) {
           if (s >= js.length && r < o.warmups) continue; // native code does not warm
+          // Heaps of hundreds of MiB a round: collected before they pile up (bench/gc.ts).
+          await collectGarbageIfHeavy(rssBefore);
+          rssBefore = process.memoryUsage.rss();
           if (o.prime) await primeMemory(primeBytes);
           let part: [number, number];
           if (s < js.length) {
-            part = jsRound(js[s]!, trace, split);
+            part = jsRound(js[s]!, trace, placement, split);
           } else {
             const n = await runNative(glibc!, 'W5', { traceOps: opsFile!, split });
             const [a, b] = n.splitSeconds ?? [n.seconds, 0];
@@ -138,6 +162,7 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
     progress(`${trace.name}: ${sides.map((s) => `${s.name} ${s.runMedian.toFixed(1)} + ${s.exitMedian.toFixed(1)} ms`).join(', ')}`);
     rows.push(row);
   }
+  await collectGarbageAfterJob();
   return rows;
 }
 

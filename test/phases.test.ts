@@ -87,7 +87,7 @@ describe('sabmalloc phases', () => {
     expect(rows).toHaveLength(1);
     const r = rows[0]!;
     expect(r.ops - r.split).toBe(FINAL_FREES);
-    expect(r.sides.map((s) => s.name)).toEqual(['sabmalloc', 'reference', nativeAllocators()[0]!.name]);
+    expect(r.sides.map((s) => s.name)).toEqual(['sabmalloc', 'placement', 'reference', nativeAllocators()[0]!.name]);
     for (const s of r.sides) {
       expect(s.runMs).toHaveLength(3);
       expect(s.exitMs).toHaveLength(3);
@@ -95,7 +95,7 @@ describe('sabmalloc phases', () => {
       expect(s.runMedian).toBe([...s.runMs].sort((x, y) => x - y)[1]);
     }
     const text = renderPhases(rows, o);
-    const g = r.sides[2]!;
+    const g = r.sides[3]!;
     const sab = r.sides[0]!;
     const line = text.split('\n').find((l) => /program\.trace\s+sabmalloc/.test(l))!;
     expect(line).toContain((g.runMedian / sab.runMedian).toFixed(2));
@@ -106,7 +106,7 @@ describe('sabmalloc phases', () => {
   it('--no-native: sabmalloc and the floor only, and the table says why glibc is missing', async () => {
     const o = { traces: [TRACE_FILE], rounds: 1, warmups: 0, prime: false, native: false };
     const rows = await measurePhases(o);
-    expect(rows[0]!.sides.map((s) => s.name)).toEqual(['sabmalloc', 'reference']);
+    expect(rows[0]!.sides.map((s) => s.name)).toEqual(['sabmalloc', 'placement', 'reference']);
     expect(renderPhases(rows, o)).toMatch(/glibc not asked for \(--no-native\)/);
   });
 
