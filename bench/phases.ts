@@ -19,13 +19,13 @@ import { unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SharedHeap } from '../src/index.js';
-import { PlacementAllocator, recordPlacement, type Placement } from './ceiling.js';
+import { ceilingHeapOptions, PlacementAllocator, recordPlacement, type Placement } from './ceiling.js';
 import { copyFor } from './copies.js';
 import { collectGarbageAfterJob, collectGarbageIfHeavy } from './gc.js';
 import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
-import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
 import { ReferenceAllocator } from './reference-alloc.js';
+import { median } from './summarize.js';
 import { finalFreesStart, loadTrace, replay, replayLoop, tracePeakLive, writeTraceOps, type ReplayAllocator, type Trace } from './replay.js';
 
 export interface PhasesOptions {
@@ -59,19 +59,12 @@ export interface PhasesRow {
   nativeSkipped?: string;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 interface JsSide {
   name: string;
   create(trace: Trace, placement: Placement): ReplayAllocator & { detach?(): void };
   loop: typeof replayLoop;
 }
 
-const heapOptions = (t: Trace): { initialBytes: number; maxBytes: number; maxThreads: number } => ({ ...w5HeapBytes(tracePeakLive(t)), maxThreads: 3 });
 
 /** One replay of a JavaScript side on a fresh heap: [run ms, exit ms]. */
 function jsRound(side: JsSide, trace: Trace, placement: Placement, split: number): [number, number] {
@@ -89,7 +82,7 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
   const js: JsSide[] = [
     {
       name: 'sabmalloc',
-      create: (t) => SharedHeap.create(heapOptions(t)),
+      create: (t) => SharedHeap.create(ceilingHeapOptions(t)),
       loop: copyFor(replayLoop, 'sabmalloc (phases)'),
     },
     {
@@ -97,7 +90,7 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
       // Over the buffer of a heap just made with the same options, as bench/ceiling.ts does: the
       // same pages, first touched in the same order.
       create: (t, placement) => {
-        const heap = SharedHeap.create(heapOptions(t));
+        const heap = SharedHeap.create(ceilingHeapOptions(t));
         const buffer = heap.buffer;
         heap.detach();
         return new PlacementAllocator(buffer, placement);
@@ -107,7 +100,7 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
     {
       name: 'reference',
       // As the bench sizes the floor's buffer: the sabmalloc heap's bytes (bench/run.ts).
-      create: (t) => new ReferenceAllocator(heapOptions(t).initialBytes),
+      create: (t) => new ReferenceAllocator(ceilingHeapOptions(t).initialBytes!),
       loop: copyFor(replayLoop, 'reference (phases)'),
     },
   ];
@@ -117,7 +110,7 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
   for (const path of o.traces) {
     const trace = loadTrace(path);
     const split = finalFreesStart(trace);
-    const placement = recordPlacement(trace, heapOptions(trace));
+    const placement = recordPlacement(trace, ceilingHeapOptions(trace));
     let rssBefore = process.memoryUsage.rss();
     const primeBytes = 2 * tracePeakLive(trace);
     const sides: PhasesSide[] = js.map((s) => ({ name: s.name, runMs: [], exitMs: [], runMedian: 0, exitMedian: 0 }));
