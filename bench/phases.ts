@@ -159,6 +159,9 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
   return rows;
 }
 
+/** ms below which a part's time gets no ratio in the table (two clock reads around a few operations). */
+export const RATIO_MIN_MS = 0.1;
+
 /** The table: a line a side a trace (the run, the exit, both; each over glibc's), then every round. */
 export function renderPhases(rows: PhasesRow[], o: PhasesOptions): string {
   const lines = [
@@ -166,7 +169,9 @@ export function renderPhases(rows: PhasesRow[], o: PhasesOptions): string {
       `${o.warmups} untimed (JavaScript sides) and ${o.rounds} timed rounds, alternated; medians in ms; x glibc: glibc's ms over the side's (above 1: faster)`,
     'trace                    side          final frees      run ms  x glibc    exit ms  x glibc   total ms  x glibc',
   ];
-  const ratio = (v: number, g: number | undefined): string => (g !== undefined && v > 0 ? (g / v).toFixed(2) : '-').padStart(7);
+  // A part under RATIO_MIN_MS on either side (gawk_records' exit: 2 frees) is clock noise: no ratio.
+  const ratio = (v: number, g: number | undefined): string =>
+    (g !== undefined && v >= RATIO_MIN_MS && g >= RATIO_MIN_MS ? (g / v).toFixed(2) : '-').padStart(7);
   for (const r of rows) {
     const g = r.sides.find((s) => s.name === 'glibc' || s.name === 'system');
     for (const s of r.sides) {
