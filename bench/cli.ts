@@ -132,10 +132,10 @@ it: the program's exit), and sabmalloc, placement (sabmalloc's addresses of a re
 handed out with no other work: the loop and the pages at sabmalloc's placement), the reference
 floor (the loop with almost no allocator) and glibc native (the same loop in C) replay it
 whole, once a round on a fresh heap, timing the run and the exit apart, alternated round by
-round on primed memory. Prints each
-side's median ms of each part over --rounds timed rounds (default 5) after --warmup untimed
-ones (default 1; not for glibc), and x glibc for each part (glibc's ms over the side's: above 1,
-faster). --no-native: without glibc (it needs a C compiler).
+round on primed memory. Prints each side's median ms of each part over --rounds timed rounds
+(default 5) after --warmup untimed ones (default 1; not for glibc), and x glibc for each part
+(glibc's ms over the side's: above 1, faster; none for a part under 0.1 ms). --no-native:
+without glibc (it needs a C compiler).
 `;
 
 export const CEILING_USAGE = `Usage: node dist/bench/cli.js ceiling [W1] [W3] [--trace FILE|FOLDER]... [--runs N] [--no-prime]
@@ -515,14 +515,21 @@ async function runAb(argv: string[], io: CliIO): Promise<number> {
     io.err(`sabmalloc ab: ${(err as Error).message}\n\n${AB_USAGE}`);
     return 2;
   }
+  return printMeasured('ab', io, async (progress) => renderAb(await measureAb(o, progress), o));
+}
+
+/**
+ * The second half of `ab` and `phases`: a header naming the date and the machine, the measurement
+ * (a progress line a trace on stderr), then its table; 0, or 1 with the error's message.
+ */
+async function printMeasured(name: string, io: CliIO, measure: (progress: (line: string) => void) => Promise<string>): Promise<number> {
   try {
     const env = collectEnvironment();
-    io.out(`sabmalloc ab  ${env.date}\n${machineLine(env)}\n`);
-    const rows = await measureAb(o, (line) => io.err(`${line}\n`));
-    io.out(renderAb(rows, o));
+    io.out(`sabmalloc ${name}  ${env.date}\n${machineLine(env)}\n`);
+    io.out(await measure((line) => io.err(`${line}\n`)));
     return 0;
   } catch (err) {
-    io.err(`sabmalloc ab: ${(err as Error).message}\n`);
+    io.err(`sabmalloc ${name}: ${(err as Error).message}\n`);
     return 1;
   }
 }
@@ -558,16 +565,7 @@ async function runPhases(argv: string[], io: CliIO): Promise<number> {
     io.err(`sabmalloc phases: ${(err as Error).message}\n\n${PHASES_USAGE}`);
     return 2;
   }
-  try {
-    const env = collectEnvironment();
-    io.out(`sabmalloc phases  ${env.date}\n${machineLine(env)}\n`);
-    const rows = await measurePhases(o, (line) => io.err(`${line}\n`));
-    io.out(renderPhases(rows, o));
-    return 0;
-  } catch (err) {
-    io.err(`sabmalloc phases: ${(err as Error).message}\n`);
-    return 1;
-  }
+  return printMeasured('phases', io, async (progress) => renderPhases(await measurePhases(o, progress), o));
 }
 
 /** `sabmalloc ceiling [W1] --trace ...` (ceiling.ts); returns the exit code (0, 1 failed, 2 usage). */
