@@ -32,6 +32,7 @@ export const C_CROSS = 9; //     frees and reallocs of a block another worker fi
 export const C_OPS = 10; //      operations done (all workers)
 export const C_REATTACHED = 11; // detaches and attaches again done mid-run
 export const C_READY = 12; //    workers attached
+export const C_MSG_CLAIM = 13; // 0; 1 while a worker writes the first error's message into C_MSG; 2 once written
 export const C_MSG = 16; //      the first unexpected error's message, as char codes (C_MSG_LEN words)
 export const C_MSG_LEN = 200;
 /** C_PHASE + w: 1 while worker w is inside an allocating call, until the block it got is recorded. */
@@ -129,11 +130,19 @@ function bad(ctl: Int32Array, p: number): void {
   if (Atomics.add(ctl, C_MISMATCH, 1) === 0) Atomics.store(ctl, C_BAD, p);
 }
 
+/**
+ * Counts an unexpected exception; the first one's stack goes to C_MSG. The message is claimed and
+ * written before the count moves, and C_MSG_CLAIM says when it is whole: the main thread, which
+ * looks at the count, read an empty message when the count came first (a CI failure reported as
+ * "seed 71815: : expected 1 to be +0").
+ */
 export function recordError(ctl: Int32Array, e: unknown): void {
-  if (Atomics.add(ctl, C_ERRORS, 1) === 0) {
+  if (Atomics.compareExchange(ctl, C_MSG_CLAIM, 0, 1) === 0) {
     const m = String((e as Error)?.stack ?? e).slice(0, C_MSG_LEN - 1);
     for (let i = 0; i < m.length; i++) ctl[C_MSG + i] = m.charCodeAt(i);
+    Atomics.store(ctl, C_MSG_CLAIM, 2);
   }
+  Atomics.add(ctl, C_ERRORS, 1);
 }
 
 export function run(d: OptionsStressData): void {
