@@ -14,7 +14,7 @@ import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapError, hex } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
-  carveSuperSlabs, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched, touchedTo,
+  carveSuperSlabs, clearStaleMarks, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched, touchedTo,
   shrinkRun, writeRunMetas,
 } from './slots.js';
 import { POOL_NOT_LIVE, POOL_PUSHED, giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
@@ -86,6 +86,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
 
 /** [L] Makes the free slots [head, head + span) a live large run. */
 function takeRun(t: ThreadContext, head: number, span: number): void {
+  clearStaleMarks(t, head, head + span, 0, head << SLOT_SHIFT);
   t.largeDirtyBytes = touchedBytes(t, head, span);
   writeRunMetas(t, head, head, head + span, span);
   noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size

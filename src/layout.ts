@@ -392,7 +392,8 @@ export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARG
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
 export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
-//                                     back (0: none), so a late second free is still a double free
+//                                     back (0: none), so a late second free is still a double free; debug mode's
+//                                     take of the slots compares it to the new slab's (slots.ts clearStaleMarks)
 export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA (read only while K_FREE, written by giveBack)
 // The same word while the slot heads a slab on a Stage-1 list: the slabs on that list from this
 // one to its end (1 for the last), written by the pusher before the CAS that links the slab and

@@ -8,7 +8,7 @@
  * G_CARVED), so a holder that dies half-way leaves a state repairSlotTable() puts right.
  */
 import {
-  ABANDONED_W, F_LARGE_HELD_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
+  ABANDONED_W, DEBUG_MARK_W, F_LARGE_HELD_BYTES, G_DEBUG, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_GEN, G_MAX_SUPERS, K_FREE,
   K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER, clearUnsureMark,
@@ -53,9 +53,10 @@ export function touchedTo(t: ThreadContext, head: number, span: number): number 
 
 /** [L] Writes the metas of a fresh slab owned by t's slot; its state bytes are zeroed (FREE). */
 export function initSlab(t: ThreadContext, head: number, cls: number): void {
-  const i32 = t.i32;
   const span = SPAN[cls];
   const start = head << SLOT_SHIFT;
+  clearStaleMarks(t, head, head + span, cls + 1, start + HDR[cls]);
+  const i32 = t.i32;
   const state = slabStateBase(t, head, cls);
   for (let s = head; s < head + span; s++) {
     const mW = t.metaW(s);
@@ -82,6 +83,31 @@ export function initSlab(t: ThreadContext, head: number, cls: number): void {
   Atomics.store(i32, mW + SM_OWNER, t.slot);
   t.bytes.fill(0, state, state + (META_STATES[cls] !== 0 ? SM_STATE_BYTES : HDR[cls]));
   if (HDR[cls] !== 0) noteTouched(t, start, start + HDR[cls]);
+}
+
+/**
+ * Debug mode (debug.ts), by whoever makes slots [from, end) a slab of class `cls1` - 1 (0: a large
+ * run) whose block 0 is at `data`: the words where freed blocks of the slots' last life keep their
+ * marks (DEBUG_MARK_W of every 16 bytes, below SM_TOUCHED) are zeroed, unless that life had the
+ * same blocks (the same class and data, recorded by giveBack: a slab given back and made again,
+ * a run freed and made again at its head), whose marks stay valid: the memory was no one's in
+ * between, and a write found there is a write after free. A mark names its block's offset and
+ * usable size only, not the slab it lived in, so one left from an earlier life was taken for a
+ * block's own when a later slab of that class put a block there again: if a slab of another
+ * class in between had handed out a block over the old canary or size record but not over the
+ * mark, an intact heap was reported written after free (test/options-stress.test.ts under debug
+ * mode: a 40 KiB block's size record under a 28 KiB block of the slab that came after).
+ */
+export function clearStaleMarks(t: ThreadContext, from: number, end: number, cls1: number, data: number): void {
+  if (t.i32[G_DEBUG] !== 1) return;
+  t.ensureViews(); // the slots may lie beyond this thread's views (another thread grew the buffer)
+  const i32 = t.i32;
+  for (let s = from; s < end; s++) {
+    const mW = t.metaW(s);
+    if (i32[mW + SM_FREED_CLS] === cls1 && i32[mW + SM_FREED_DATA] === data) continue;
+    const start = s << SLOT_SHIFT;
+    for (let w = (start >>> 2) + DEBUG_MARK_W, e = (start + i32[mW + SM_TOUCHED]) >>> 2; w < e; w += 4) i32[w] = 0;
+  }
 }
 
 /** [L] Clears the free-mask bits of slots [head, head + span): the commit point of a take. */
