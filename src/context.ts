@@ -148,6 +148,11 @@ export class ThreadContext {
   /** Slabs taken from the pool since the last trim. Thread-local, not shared. */
   takesSinceTrim = 0;
   /**
+   * Whether the last takeBlocks carved a block beyond its slab's touched marks (fresh pages):
+   * refillMagazine then stops at that slab. Thread-local, not shared.
+   */
+  carvedFresh = false;
+  /**
    * Bytes at the start of the large run this thread took last that the heap had handed out or
    * written before (its slots' SM_TOUCHED marks): the rest was never touched and reads as zero,
    * so calloc zeroes only these (large.ts largeAlloc). Thread-local, not shared.

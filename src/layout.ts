@@ -171,7 +171,7 @@ export const F_WORDS = 32; //                         (16 doubles; the 16th and 
 // Per-class arrays, CLASS_SLOTS words each (entries NUM_CLASSES and up are reserved [R]).
 export const S1_HEAD_W = F_BASE_W + F_WORDS; //        [H] Stage-1 LIFO head: (tag << S1_SLOT_BITS) | slot, slot 0 = empty
 //                                                       (a list's length is its head slab's SM_POOL_DEPTH: listCount);
-//                                                       read plain by the keep tests (listCountHint), and by a
+//                                                       read plain by the keep tests and a refill's depth test (listCountHint), and by a
 //                                                       push or pop as the hint its CAS checks (pool.ts listPush, listPop)
 export const LARGE_POOL_W = S1_HEAD_W + CLASS_SLOTS; // [H] per span 1 .. LARGE_POOL_SPANS (entry 0 unused): LIFO head of
 //                                                       freed large runs of that many slots kept for reuse (pool.ts
@@ -251,8 +251,10 @@ export function listCount(i32: Int32Array, slotMetaW: number, headW: number): nu
 }
 
 /**
- * listCount read plain (S1_HEAD_W and SM_POOL_DEPTH are [H]): a hint for the pool's keep tests,
- * which are heuristics either way (a stale count keeps a slab or run one too many or too few).
+ * listCount read plain (S1_HEAD_W and SM_POOL_DEPTH are [H]): a hint for the pool's keep tests
+ * and for a refill's test whether to take more Stage-1 slabs (magazine.ts S1_EXTRA_DEPTH), which
+ * are heuristics either way (a stale count keeps a slab or run one too many or too few, or takes
+ * one slab more or fewer into a magazine).
  */
 export function listCountHint(i32: Int32Array, slotMetaW: number, headW: number): number {
   const slot = i32[headW]! & S1_SLOT_MASK;

@@ -13,14 +13,14 @@ import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import { CP_DRAIN, CP_JOURNAL, CP_PUBLISH, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
-import { takeSlab } from './pool.js';
+import { takeSlab, takeStage1Slab } from './pool.js';
 import { publishChain } from './remote.js';
 import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, releaseEmptyPartials, takeBlocks } from './slab.js';
 import { askOthersToFlush } from './flush-ask.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { FREE_CHECK_W, FREE_LINK_W, LINK_KEY, LINK_MUL, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
+const { listCountHint, S1_HEAD_W, FREE_CHECK_W, FREE_LINK_W, LINK_KEY, LINK_MUL, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
   TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords } = layout;
@@ -35,9 +35,11 @@ const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex } = classes;
 const PERIODIC_KEEP_MAX = 1024;
 
 /**
- * Classes of at most this many blocks a slab (16 KiB and up) give their empty slabs back only
- * after they stayed empty from one periodic look to the next (slab.ts releaseEmptyPartials,
- * `aged`): a batch of such blocks freed and allocated again (tcl_lists, 2,159 blocks of 16 KiB
+ * Classes of at most this many blocks a slab (16 KiB and up), whose slabs go round between a
+ * thread and the pool every few blocks, are treated apart in two ways.
+ *
+ * They give their empty slabs back only after they stayed empty from one periodic look to the
+ * next (slab.ts releaseEmptyPartials, `aged`): a batch of such blocks freed and allocated again (tcl_lists, 2,159 blocks of 16 KiB
  * in a loop) handed back and took again a slab every three or four blocks, two CASes and more
  * each way (slabs taken a replay 406 -> 167; 1.16x and 1.20x as fast in two runs of 12 x 500
  * replays, alternated in one process; W2 the same within noise). Aged for every class, the
@@ -49,12 +51,25 @@ const PERIODIC_KEEP_MAX = 1024;
  * at the end, 99 before). Aging only classes the thread refilled since its last look gave the
  * gain back (a batch's frees span two looks, and the second then gave everything back).
  *
- * (From 24a03fb to 6c92b3a a refill of such a class also went on past its first slab, to more
- * from a deep Stage-1 list: tcl_lists' steady passes 1.10x as fast, but test/options-stress.test.ts
- * under debug mode, stage1Keep 0 and trimInterval 1 then found blocks of these classes written
- * while free, 4 runs in 24 against none in 30 without it; taken out, its cause not found.)
+ * And a refill of one of them goes on past its first slab (refillMagazine): a refill of four 16 KiB
+ * blocks or one 40 KiB block, each a trip through malloc's slow path, became one of up to
+ * refillCls blocks (tcl_lists: 875 refills a pass of 2,595 operations before). A slab's blocks
+ * may then be handed out in another order than their addresses (a second batch of the same slab
+ * goes on top of the first), which debug mode had taken for granted: it reported blocks written
+ * after free in an intact heap (test/options-stress.test.ts, 4 runs in 24), until d3f60e2 (slots.ts
+ * clearStaleMarks); the refill was out from 489a373 to then.
  */
 const FEW_BLOCKS_MAX = 4;
+
+/**
+ * A refill of such a class takes slabs beyond its first from Stage 1 only while the class's list
+ * holds at least this many (its depth hint): a batch of them came back, and the program takes
+ * them again. Not from the partial list nor with the lock: those slabs would then wait in the
+ * magazine instead of going back for other classes (gawk_records' footprint 1.865x its peak live
+ * bytes before; with extras from the partial list too 1.893x, from any Stage-1 list 2.056x; with
+ * this rule 1.839x; the nine other traces unchanged).
+ */
+const S1_EXTRA_DEPTH = 16;
 
 /**
  * The word of the entry the next pop of class `cls` takes (its block, then its state byte's
@@ -82,7 +97,12 @@ export function allocFromClass(t: ThreadContext, cls: number, mayBlock: boolean)
 /**
  * Moves up to refillCls[cls] blocks into the (empty) magazine: from the current slab (local
  * list, then its remote list taken whole, then never-used blocks), then from slabs on the
- * partial list, then from slabs the notice list names, then from a slab from the pool.
+ * partial list, then from slabs the notice list names, then from a slab from the pool. Most
+ * refills stop at the first slab that gives blocks; a class of FEW_BLOCKS_MAX blocks a slab or
+ * fewer goes on to more slabs from a deep Stage-1 list (S1_EXTRA_DEPTH) while none of its blocks
+ * so far were carved on fresh pages (tcl_lists: 875 refills a pass of 2,595 operations before,
+ * 298 after; a pass 131 -> 122 ns an operation by the medians of 12 alternated rounds of 300
+ * passes on one heap each).
  */
 export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean): number {
   const want = t.refillCls[cls];
@@ -90,23 +110,33 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
   const curW = t.thW + TH_CUR + cls;
   t.f64[t.tfW + TF_REFILLS]++;
   t.refillsCls[cls]++;
+  // A class of a few blocks a slab fills the batch from more than one slab (see FEW_BLOCKS_MAX).
+  const few = COUNT[cls] <= FEW_BLOCKS_MAX;
+  let total = 0;
   let noticed = false;
   let flushed = false;
   let asked = false;
   for (;;) {
     const cur = i32[curW];
     if (cur !== 0) {
-      const got = takeBlocks(t, cur, cls, want);
-      if (got > 0) return got;
+      const got = takeBlocks(t, cur, cls, want - total);
+      total += got;
+      if (got > 0) {
+        if (total >= want || !few || t.carvedFresh) return total;
+        continue; // the slab may have more; else the next round finds it full
+      }
       i32[t.metaW(cur) + SM_LISTED] = LISTED_NONE; // full: stays ours, on no list
       i32[curW] = 0;
     }
-    const next = partialPop(t, cls);
+    // Before any block, the partial list, the notices, then the pool; after the first slab's
+    // blocks, more only from a deep Stage-1 list.
+    const next = total === 0 ? partialPop(t, cls) : deepStage1Slab(t, cls);
     if (next !== 0) {
       i32[t.metaW(next) + SM_LISTED] = LISTED_CURRENT;
       i32[curW] = next;
       continue;
     }
+    if (total > 0) return total;
     if (!noticed) {
       noticed = true;
       if (processNotices(t) > 0) continue;
@@ -137,6 +167,11 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
     i32[t.metaW(slab) + SM_LISTED] = LISTED_CURRENT;
     t.i32[curW] = slab;
   }
+}
+
+/** A slab from the Stage-1 list of `cls` while that holds S1_EXTRA_DEPTH or more (a hint), else 0. */
+function deepStage1Slab(t: ThreadContext, cls: number): number {
+  return listCountHint(t.i32, t.smW, S1_HEAD_W + cls) >= S1_EXTRA_DEPTH ? takeStage1Slab(t, cls) : 0;
 }
 
 /**

@@ -436,20 +436,26 @@ export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): v
 
 // ---- Taking a slab ----------------------------------------------------------------------------
 
-/**
- * A slab of class `cls` owned by t's slot, or 0 when the heap is full (or, with mayBlock false,
- * when the lock is busy).
- */
-export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): number {
-  let slot = stage1Pop(t, cls);
+/** A slab of class `cls` from its Stage-1 list, owned by t's slot, or 0 when the list has none. */
+export function takeStage1Slab(t: ThreadContext, cls: number): number {
+  const slot = stage1Pop(t, cls);
   if (slot !== 0) {
     // Ours (the pop claimed it); the views next, since another thread may have grown the buffer
     // and carved this slab.
     t.f64[t.tfW + TF_STAGE1]++; // (layout.ts TF_STAGE1: a plain count in t's slot)
     t.ensureViews();
     t.f64[t.tfW + TF_SLABS]++;
-    return slot;
   }
+  return slot;
+}
+
+/**
+ * A slab of class `cls` owned by t's slot, or 0 when the heap is full (or, with mayBlock false,
+ * when the lock is busy).
+ */
+export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): number {
+  let slot = takeStage1Slab(t, cls);
+  if (slot !== 0) return slot;
   if (mayBlock) lockAcquire(t);
   else if (!tryLockAcquire(t)) return 0;
   try {

@@ -70,6 +70,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
   const i32 = t.i32;
   const mW = t.metaW(slot);
   const topW = t.topW + cls;
+  t.carvedFresh = false;
   if (t.kept[slot] !== 0) unmarkKept(t, slot, mW); // an empty current slab hands out blocks again
   if (i32[mW + SM_NFREE] === 0 && i32[mW + SM_REMOTE] !== 0) collectRemote(t, mW, cls); // a hint (layout.ts [H])
   let got = 0;
@@ -95,6 +96,7 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     // Blocks from here on were never handed out or written (CLEAN: calloc leaves them as they are),
     // read before the marks are raised for the batch.
     const clean = touchedTo(t, slot, i32[mW + SM_SPAN]);
+    t.carvedFresh = data + k * size > clean;
     noteTouched(t, data, data + k * size); // first: a thread that dies in the batch leaves no page uncounted
     // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first.
     for (let j = 0, w = top + (k - 1) * MAG_ENTRY_WORDS; j < k; j++, w -= MAG_ENTRY_WORDS) {

@@ -150,8 +150,8 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
     },
   },
   /**
-   * Refills of a class of one block a slab (40 KiB) from a Stage-1 list of twenty: a slab a
-   * refill, each popped, made current, carved and left full.
+   * A refill of a class of one block a slab (40 KiB) from a deep Stage-1 list: more than one slab
+   * a refill (magazine.ts FEW_BLOCKS_MAX), each popped, made current, carved and left full.
    */
   'few-block refill': {
     options: { ...SMALL, stage1Keep: 64 },
@@ -162,7 +162,7 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       heap.flush(); // 20 empty slabs of the class on its Stage-1 list
     },
     workerRun(heap, d) {
-      for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 40 * KiB); // four refills, a Stage-1 pop each
+      for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 40 * KiB); // two refills of two slabs each
     },
   },
   /** Remote frees both ways: publishing chains onto another thread's slab, notices, collecting. */
