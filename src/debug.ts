@@ -21,10 +21,7 @@
  * has the mark positions inside it cleared (one word per 16 bytes), so that no mark of an earlier
  * life of that memory (another class, a large run) survives into a later one; and a slab or run
  * made on slots whose last life had other blocks zeroes them in all the slots' touched bytes
- * first (slots.ts clearStaleMarks), since a block of that life that was never handed out kept
- * its old mark, which a block of the old class at that offset in a still later life took for its
- * own (the stress test: a 40 KiB block's record under a 28 KiB block handed out in between,
- * reported written after free in an intact heap). Large runs above
+ * first, for the blocks of that life never handed out (slots.ts clearStaleMarks says why). Large runs above
  * MAX_SMALL are not filled when freed (their slots go back to the pool); a run of at most MAX_SMALL
  * bytes (alignedAlloc's, one or two slots) is, as a small block is, and checked when handed out
  * again (debugRecordLarge).

@@ -13,6 +13,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, SharedHeap } from '../src/index.js';
 import { DEBUG_FREED_MARK, SLOT_BYTES, SLOT_SHIFT } from '../src/layout.js';
+import { DEBUG_EXTRA } from '../src/debug.js';
 import { SIZE, classOf } from '../src/size-classes.js';
 
 const heaps: SharedHeap[] = [];
@@ -27,7 +28,7 @@ function make(): SharedHeap {
   return heap;
 }
 
-const usableOf = (n: number): number => SIZE[classOf(n + 9)]!; // debug mode asks 9 bytes more (debug.ts DEBUG_EXTRA)
+const usableOf = (n: number): number => SIZE[classOf(n + DEBUG_EXTRA)]!; // debug mode asks DEBUG_EXTRA bytes more
 const markOf = (p: number, usable: number): number => (DEBUG_FREED_MARK ^ p ^ usable) | 0;
 
 describe('debug mode: freed marks across the lives of the memory', () => {
