@@ -55,9 +55,8 @@ const PERIODIC_KEEP_MAX = 1024;
  * blocks or one 40 KiB block, each a trip through malloc's slow path, became one of up to
  * refillCls blocks (tcl_lists: 875 refills a pass of 2,595 operations before). A slab's blocks
  * may then be handed out in another order than their addresses (a second batch of the same slab
- * goes on top of the first), which debug mode had taken for granted: it reported blocks written
- * after free in an intact heap (test/options-stress.test.ts, 4 runs in 24), until d3f60e2 (slots.ts
- * clearStaleMarks); the refill was out from 489a373 to then.
+ * goes on top of the first), and a block may never be handed out before its slab goes back:
+ * debug mode's freed marks allow for both (slots.ts clearStaleMarks).
  */
 const FEW_BLOCKS_MAX = 4;
 
