@@ -130,6 +130,14 @@ export class ThreadContext {
    * moves the moment an empty slab goes back.
    */
   readonly kept: Uint8Array;
+  /**
+   * 1 for a thread slot whose ask word this thread found FLUSHING, waited on as long as
+   * flush-ask.ts allows, and found FLUSHING still (a thread stopped in its flush, not reclaimed
+   * yet); cleared when this thread next finds the word saying anything else. A later ask of this
+   * thread's does not wait on that word again (flush-ask.ts waitForAnswers). Thread-local, not
+   * shared: a stale 1 only skips one wait for a flush that is under way.
+   */
+  readonly flushStuck: Uint8Array;
   keptBytes = 0;
   /** The most bytes of empty slabs this thread keeps (slab.ts KEEP_EMPTY_BYTES, at most an eighth of the heap's largest size). */
   readonly keepBudget: number;
@@ -216,6 +224,7 @@ export class ThreadContext {
     this.refillsCls = new Int32Array(NUM_CLASSES);
     this.emptySeen = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
     this.kept = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
+    this.flushStuck = new Uint8Array(geo.maxThreads);
     this.keepBudget = Math.min(layout.KEEP_EMPTY_BYTES, (geo.maxSupers * SUPER_BYTES) / 8);
     this.drainInterval = i32[G_DRAIN_INTERVAL];
     this.trimInterval = i32[G_TRIM_INTERVAL];

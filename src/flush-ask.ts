@@ -23,8 +23,9 @@
  * wait answered 0 while the memory was on its way (CI, 5e5f486). An asker whose own ask was
  * taken up waits for that flush up to FLUSH_WAIT_MAX_MS, while the flusher's thread is attached;
  * one that finds a flush already under way (taken up for another asker) waits for it the short
- * while only, so that a word a thread stopped in its flush left FLUSHING costs each later call at
- * most that, until the thread is reclaimed or attaches again.
+ * while only. A word that stays FLUSHING through such a wait (a thread stopped in its flush, not
+ * reclaimed yet) is not waited on again by the same asker until it finds the word saying
+ * something else (ThreadContext.flushStuck): it costs each asker one wait, not one a call.
  */
 import type { ThreadContext } from './context.js';
 import { FA_ASKED, FA_FLUSHING, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, usedSlots } from './layout.js';
@@ -43,6 +44,8 @@ export const FLUSH_WAIT_MAX_MS = 2000;
 interface Asked {
   readonly w: number;
   readonly mine: boolean;
+  /** The asked thread's slot (ThreadContext.flushStuck). */
+  readonly slot: number;
 }
 
 /**
@@ -58,6 +61,7 @@ export function askOthersToFlush(t: ThreadContext): boolean {
     const thW = t.threadW(s);
     if (Atomics.load(i32, thW + TH_STATE) !== TS_ATTACHED) continue;
     const was = Atomics.compareExchange(i32, thW + TH_FLUSH_ASK, FA_LISTENING, FA_ASKED);
+    if (was !== FA_FLUSHING) t.flushStuck[s] = 0; // the flush this thread found stuck ended (or never was)
     if (was === FA_ASKED) {
       // Asked, not answered yet: not waited for again, but woken again. An asker stopped between
       // its CAS and its notify (worker.terminate() stops a thread between two Atomics calls; a
@@ -70,12 +74,14 @@ export function askOthersToFlush(t: ThreadContext): boolean {
     }
     if (was === FA_FLUSHING) {
       // A flush under way, taken up for another asker: what it gives back may serve this one too.
-      asked.push({ w: thW + TH_FLUSH_ASK, mine: false });
+      // Not when this thread waited on it before and it stayed FLUSHING: its thread stopped in it
+      // (killed, not reclaimed yet), and every call out of memory would wait on it again.
+      if (t.flushStuck[s] === 0) asked.push({ w: thW + TH_FLUSH_ASK, mine: false, slot: s });
       continue;
     }
     if (was !== FA_LISTENING) continue;
     Atomics.notify(i32, thW + TH_FLUSH_ASK);
-    asked.push({ w: thW + TH_FLUSH_ASK, mine: true });
+    asked.push({ w: thW + TH_FLUSH_ASK, mine: true, slot: s });
   }
   if (asked.length === 0 || !CAN_BLOCK || !waitingAllowed()) return false;
   if (t.runner.lockDepth > 0) {
@@ -84,7 +90,7 @@ export function askOthersToFlush(t: ThreadContext): boolean {
     if (recording) askedUnderLock = { i32, words: asked };
     return false;
   }
-  return waitForAnswers(i32, asked);
+  return waitForAnswers(t, i32, asked);
 }
 
 /**
@@ -111,7 +117,7 @@ export function answersToAsksUnderLock(t: ThreadContext, wait: boolean): boolean
   recording = false;
   askedUnderLock = null;
   if (!wait || a === null || a.i32.buffer !== t.i32.buffer || t.runner.lockDepth > 0 || !waitingAllowed()) return false;
-  return waitForAnswers(a.i32, a.words);
+  return waitForAnswers(t, a.i32, a.words);
 }
 
 /**
@@ -159,7 +165,7 @@ const FLUSHING_SLICE_MS = 20;
  * this thread's own ask up, while its thread is attached (a thread stopped in its flush, and
  * marked so, is not waited for: fault.ts). True when one answered.
  */
-function waitForAnswers(i32: Int32Array, asked: Asked[]): boolean {
+function waitForAnswers(t: ThreadContext, i32: Int32Array, asked: Asked[]): boolean {
   const start = performance.now();
   const short = start + FLUSH_ASK_WAIT_MS;
   const long = start + FLUSH_WAIT_MAX_MS;
@@ -178,7 +184,11 @@ function waitForAnswers(i32: Int32Array, asked: Asked[]): boolean {
       const flushing = v === FA_FLUSHING && a.mine;
       if (flushing && Atomics.load(i32, stateW) !== TS_ATTACHED) break;
       const left = (flushing ? long : short) - performance.now();
-      if (left <= 0) break;
+      if (left <= 0) {
+        // Still FLUSHING at the deadline: not waited on again while it stays so (askOthersToFlush).
+        if (v === FA_FLUSHING) t.flushStuck[a.slot] = 1;
+        break;
+      }
       Atomics.wait(i32, a.w, v, flushing ? Math.min(left, FLUSHING_SLICE_MS) : left);
     }
   }
