@@ -2,9 +2,10 @@
  * A flush under way (FA_FLUSHING, src/flush-ask.ts): the asker whose ask an idle owner took up
  * waits for that flush, however long it takes up to FLUSH_WAIT_MAX_MS, and gets the memory in the
  * same call; a word left FLUSHING (a thread stopped in its flush) costs a later asker the short
- * wait once, not at every call. The owner's flush is made slow by a test hook (testDelayFlushAnswers), which stands
- * for a large flush on a loaded machine: ~290,000 remote-freed blocks took 9-15 ms on a quiet
- * 2-core machine and outlasted the 50 ms wait under CI's load (5e5f486).
+ * wait once, not at every call. The owner's flush is made slow by a test hook
+ * (testDelayFlushAnswers), which stands for a large flush on a loaded machine: ~290,000
+ * remote-freed blocks took 9-15 ms on a quiet 2-core machine and outlasted the 50 ms wait under
+ * CI's load (5e5f486).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
