@@ -163,7 +163,8 @@ const FLUSHING_SLICE_MS = 20;
  * Waits for the threads whose ask words are `asked` to answer: up to FLUSH_ASK_WAIT_MS for an ask
  * to be taken up, and for a flush found under way; up to FLUSH_WAIT_MAX_MS for a flush that took
  * this thread's own ask up, while its thread is attached (a thread stopped in its flush, and
- * marked so, is not waited for: fault.ts). True when one answered.
+ * marked so, is not waited for: fault.ts). A word still FLUSHING at its deadline is recorded in
+ * t.flushStuck, which askOthersToFlush reads. True when one answered.
  */
 function waitForAnswers(t: ThreadContext, i32: Int32Array, asked: Asked[]): boolean {
   const start = performance.now();
