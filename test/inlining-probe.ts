@@ -2,7 +2,7 @@
  * Child process of test/inlining.test.ts (run with --allow-natives-syntax and
  * --trace-turbo-inlining): a loop of a user's code that calls malloc and free, and one that calls
  * calloc and free, each warmed up and then optimized by TurboFan, whose inlining decisions V8
- * prints on stdout. The test reads them: the fast paths are meant to be inlined into the caller's
+ * prints on stdout; its own report goes to stderr. The test reads them: the fast paths are meant to be inlined into the caller's
  * loop (src/heap.ts), which V8 does only for a function of at most 460 bytes of bytecode
  * (--max-inlined-bytecode-size; free's is 458 at 9eda8aa).
  */
@@ -43,4 +43,5 @@ for (const loop of [userMallocLoop, userCallocLoop]) {
   loop(2_000);
 }
 for (let k = 0; k < 64; k++) if (blocks[k] !== 0) heap.free(blocks[k]!);
-console.log(JSON.stringify({ done: true, liveBytes: heap.stats().liveBytes }));
+// On stderr, apart from V8's decisions on stdout (see test/inlining.test.ts).
+process.stderr.write(JSON.stringify({ done: true, liveBytes: heap.stats().liveBytes }) + '\n');
