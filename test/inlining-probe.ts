@@ -2,9 +2,9 @@
  * Child process of test/inlining.test.ts (run with --allow-natives-syntax and
  * --trace-turbo-inlining): a loop of a user's code that calls malloc and free, and one that calls
  * calloc and free, each warmed up and then optimized by TurboFan, whose inlining decisions V8
- * prints on stdout; its own report goes to stderr. The test reads them: the fast paths are meant to be inlined into the caller's
- * loop (src/heap.ts), which V8 does only for a function of at most 460 bytes of bytecode
- * (--max-inlined-bytecode-size; free's is 458 at 9eda8aa).
+ * prints on stdout (its own report goes to stderr). The test reads them: the fast paths are meant
+ * to be inlined into the caller's loop (src/heap.ts), which V8 does only for a function of at most
+ * 460 bytes of bytecode (--max-inlined-bytecode-size; free's is 458 at 9eda8aa).
  */
 import { SharedHeap } from '../src/index.js';
 

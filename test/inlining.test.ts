@@ -14,38 +14,46 @@ import { describe, expect, it } from 'vitest';
 
 const probe = fileURLToPath(new URL('./inlining-probe.ts', import.meta.url));
 
+/**
+ * Runs the probe: its exit status, V8's decisions (stdout) and its report (stderr). V8 prints its
+ * decisions through C's buffered stdio onto the descriptor that Node makes non-blocking: into a
+ * pipe that the test's loaded process did not drain fast enough, a write failed and its bytes were
+ * dropped (the output cut at 65,106 bytes, the decisions for userCallocLoop lost: 1 run in 40 with
+ * two busy processes beside it), and the report, when it was on stdout too, landed inside a cut
+ * line (CI, the full suite). So stdout goes to a file, which never refuses a write, and the report
+ * to stderr.
+ */
+function runProbe(): { status: number | null; decisions: string; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'sabmalloc-inlining-'));
+  try {
+    const path = join(dir, 'stdout');
+    const fd = openSync(path, 'w');
+    let status: number | null;
+    let stderr: string;
+    try {
+      ({ status, stderr } = spawnSync(
+        process.execPath,
+        ['--allow-natives-syntax', '--no-concurrent-recompilation', '--trace-turbo-inlining', '--import', 'tsx', probe],
+        { encoding: 'utf8', stdio: ['ignore', fd, 'pipe'], maxBuffer: 64 << 20 },
+      ));
+    } finally {
+      closeSync(fd);
+    }
+    return { status, decisions: readFileSync(path, 'utf8'), stderr };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('the fast paths are inlined into their callers', () => {
   it('malloc, calloc and free, each into a loop that calls it, optimized by TurboFan', () => {
-    // V8 prints its decisions on stdout through C's buffered stdio, onto the descriptor that Node
-    // makes non-blocking: into a pipe that the test's loaded process did not drain fast enough, a
-    // write failed and its bytes were dropped (the output cut at 65,106 bytes, the decisions for
-    // userCallocLoop lost: 1 run in 40 with two busy processes beside it), and the report, once on
-    // stdout, landed inside a cut line (CI, the full suite). So stdout goes to a file, which never
-    // refuses a write, and the report to stderr.
-    const dir = mkdtempSync(join(tmpdir(), 'sabmalloc-inlining-'));
-    let out: string;
-    let child;
-    try {
-      const fd = openSync(join(dir, 'stdout'), 'w');
-      try {
-        child = spawnSync(
-          process.execPath,
-          ['--allow-natives-syntax', '--no-concurrent-recompilation', '--trace-turbo-inlining', '--import', 'tsx', probe],
-          { encoding: 'utf8', stdio: ['ignore', fd, 'pipe'], maxBuffer: 64 << 20 },
-        );
-      } finally {
-        closeSync(fd);
-      }
-      out = readFileSync(join(dir, 'stdout'), 'utf8'); // V8's decisions
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-    expect(child.status, child.stderr.slice(-2000)).toBe(0);
+    const { status, decisions, stderr } = runProbe();
+    expect(status, stderr.slice(-2000)).toBe(0);
     const inlined = (fn: string, into: string): boolean =>
-      new RegExp(`^Inlining .*<SharedFunctionInfo ${fn}>.* into .*<SharedFunctionInfo ${into}>`, 'm').test(out);
-    // The probe's report line (V8 may print more decisions after the probe's end: a compile at exit).
-    const report = child.stderr.split('\n').filter((line) => line.startsWith('{'));
-    expect(report, child.stderr.slice(-2000)).toHaveLength(1);
+      new RegExp(`^Inlining .*<SharedFunctionInfo ${fn}>.* into .*<SharedFunctionInfo ${into}>`, 'm').test(decisions);
+    // The probe's report line (stderr may hold Node's warnings too).
+    const report = stderr.split('\n').filter((line) => line.startsWith('{'));
+    expect(report, stderr.slice(-2000)).toHaveLength(1);
     expect(JSON.parse(report[0]!)).toEqual({ done: true, liveBytes: 0 });
     expect(inlined('malloc', 'userMallocLoop'), 'malloc inlined into a loop that calls it').toBe(true);
     expect(inlined('free', 'userMallocLoop'), 'free inlined into a loop that calls it').toBe(true);
