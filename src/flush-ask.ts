@@ -42,10 +42,9 @@ export const FLUSH_WAIT_MAX_MS = 2000;
  * for the flush that takes it up), else a flush found under way (waited for the short while only).
  */
 interface Asked {
-  readonly w: number;
-  readonly mine: boolean;
-  /** The asked thread's slot (ThreadContext.flushStuck). */
+  /** The asked thread's slot: its ask word and state are in its area (t.threadW). */
   readonly slot: number;
+  readonly mine: boolean;
 }
 
 /**
@@ -76,12 +75,12 @@ export function askOthersToFlush(t: ThreadContext): boolean {
       // A flush under way, taken up for another asker: what it gives back may serve this one too.
       // Not when this thread waited on it before and it stayed FLUSHING: its thread stopped in it
       // (killed, not reclaimed yet), and every call out of memory would wait on it again.
-      if (t.flushStuck[s] === 0) asked.push({ w: thW + TH_FLUSH_ASK, mine: false, slot: s });
+      if (t.flushStuck[s] === 0) asked.push({ slot: s, mine: false });
       continue;
     }
     if (was !== FA_LISTENING) continue;
     Atomics.notify(i32, thW + TH_FLUSH_ASK);
-    asked.push({ w: thW + TH_FLUSH_ASK, mine: true, slot: s });
+    asked.push({ slot: s, mine: true });
   }
   if (asked.length === 0 || !CAN_BLOCK || !waitingAllowed()) return false;
   if (t.runner.lockDepth > 0) {
@@ -172,10 +171,11 @@ function waitForAnswers(t: ThreadContext, i32: Int32Array, asked: Asked[]): bool
   const long = start + FLUSH_WAIT_MAX_MS;
   let answered = 0;
   for (const a of asked) {
-    const stateW = a.w - TH_FLUSH_ASK + TH_STATE;
+    const w = t.threadW(a.slot) + TH_FLUSH_ASK;
+    const stateW = t.threadW(a.slot) + TH_STATE;
     let sawFlushing = false;
     for (;;) {
-      const v = Atomics.load(i32, a.w);
+      const v = Atomics.load(i32, w);
       // Answered; or the flush seen under way ended, though another asker's ask came in since.
       if (v !== FA_FLUSHING && (v !== FA_ASKED || sawFlushing)) {
         answered++;
@@ -190,7 +190,7 @@ function waitForAnswers(t: ThreadContext, i32: Int32Array, asked: Asked[]): bool
         if (v === FA_FLUSHING) t.flushStuck[a.slot] = 1;
         break;
       }
-      Atomics.wait(i32, a.w, v, flushing ? Math.min(left, FLUSHING_SLICE_MS) : left);
+      Atomics.wait(i32, w, v, flushing ? Math.min(left, FLUSHING_SLICE_MS) : left);
     }
   }
   return answered > 0;
