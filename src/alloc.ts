@@ -49,6 +49,25 @@ export function reallocRequest(size: number, usable: number): number {
   return room < REALLOC_SLACK_TO ? room : REALLOC_SLACK_TO;
 }
 
+/**
+ * A small block that grows by realloc to this size or more, by half or more, moves into a large
+ * run (reallocToRun). Not from 32 KiB: with that, gawk_records' footprint went 1.84 -> 2.06x its
+ * peak live bytes, over the issue's 2.0 (64 KiB: 1.84x, unchanged).
+ */
+export const REALLOC_RUN_FROM = 64 << 10;
+
+/**
+ * Whether realloc moves a small block of `usable` bytes that must grow to `size` into a large run
+ * with free slots after it (largeAllocToGrow), where its next growths take those slots in place,
+ * instead of into the next size class: a block that grew by half or more at once (a buffer its
+ * program doubles: Lua's tables, Tcl's lists) to REALLOC_RUN_FROM or more. tcl_lists: 861 -> 321 KB
+ * copied a replay, realloc 125 -> 66 us of it. A block grown a little at a time (gawk's strings)
+ * stays in its classes. The fast path in heap.ts and moveBlock both ask here.
+ */
+export function reallocToRun(size: number, usable: number): boolean {
+  return size >= REALLOC_RUN_FROM && size - usable >= usable >>> 1;
+}
+
 function checkAttached(t: ThreadContext, fn: string): void {
   if (t.detached) throw new HeapStateError(`${fn}: this thread has detached from the heap`);
 }
@@ -259,7 +278,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // A small block stays put down to a quarter of its size (REALLOC_SHRINK), a large run to half.
   if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : 1) || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
-  if (cls < 0 && resizeLargeInPlace(t, p, n)) return p;
+  if (cls < 0 && resizeLargeInPlace(t, p, n, usable)) return p;
   // A small block's free never waits for the lock; a thread whose waits never give up gets it.
   // A run that moves is freed under the lock after the new block was taken and the contents
   // copied: where a wait may give up (a main thread's LockTimeoutError, the async calls'
@@ -272,7 +291,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // Out of memory for the move, whose allocation gave back the runs and slabs kept for reuse and
   // this thread's caches: they may have held the slots right after the run, so once more in place
   // (a realloc answered 0 where the run could grow where it was; an audit).
-  return q === 0 && cls < 0 && resizeLargeInPlace(t, p, n) ? p : q;
+  return q === 0 && cls < 0 && resizeLargeInPlace(t, p, n, usable) ? p : q;
 }
 
 /**
@@ -312,8 +331,10 @@ function underLock(t: ThreadContext, move: () => number): number {
 
 /** realloc's move of the live block p (class `cls`, -1 for a large run) to a new block of n bytes. */
 function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: number): number {
-  // A block growing into or within the large runs moves to a run with free slots after it.
-  const q = n > MAX_SMALL && n > usable ? largeAllocToGrowOrFlush(t, n) : mallocImpl(t, reallocRequest(n, usable));
+  // A block growing into or within the large runs, or a small one growing by half or more from
+  // REALLOC_RUN_FROM (reallocToRun), moves to a run with free slots after it.
+  const toRun = n > usable && (n > MAX_SMALL || cls < 0 || reallocToRun(n, usable));
+  const q = !toRun ? mallocImpl(t, reallocRequest(n, usable)) : n > MAX_SMALL ? largeAllocToGrowOrFlush(t, n) : smallIntoRun(t, n, usable);
   if (q === 0) return 0;
   // The new block over the old one (live blocks never overlap): another thread freed the old
   // block since it was checked (while this call waited for the lock, or for answers to its asks
@@ -390,6 +411,16 @@ function freeOwnNew(t: ThreadContext, q: number): void {
   else freeSmall(t, q);
 }
 
+/**
+ * A run for a block of at most MAX_SMALL bytes that grows (moveBlock): largeAllocToGrow, or where
+ * no run of free slots is left, a block of its size class, which a slab with room may still give
+ * (a realloc to a small size fails only where malloc of it would).
+ */
+function smallIntoRun(t: ThreadContext, n: number, usable: number): number {
+  const p = largeAllocToGrow(t, n);
+  return p !== 0 ? p : mallocImpl(t, reallocRequest(n, usable));
+}
+
 /** largeAllocToGrow, or where there is no room, largeAllocOrFlush. */
 function largeAllocToGrowOrFlush(t: ThreadContext, n: number): number {
   const p = largeAllocToGrow(t, n);
@@ -408,11 +439,13 @@ export function copyInHeap(t: ThreadContext, to: number, from: number, n: number
 }
 
 /**
- * realloc of the live large run `p` to `n` bytes where it is (large.ts largeResize), for sizes
- * that stay large: true when done (the caller returns `p`), false when the run must move.
+ * realloc of the live large run `p` (`usable` bytes) to `n` bytes where it is (large.ts
+ * largeResize), for a run that grows (whatever the size: a run may hold a block of MAX_SMALL or
+ * less, from reallocToRun or alignedAlloc) or shrinks to a size that stays large (a smaller one
+ * moves into its class): true when done (the caller returns `p`), false when the run must move.
  */
-export function resizeLargeInPlace(t: ThreadContext, p: number, n: number): boolean {
-  return n > MAX_SMALL && n <= MAX_HEAP_BYTES && largeResize(t, p >>> SLOT_SHIFT, Math.ceil(n / SLOT_BYTES));
+export function resizeLargeInPlace(t: ThreadContext, p: number, n: number, usable: number): boolean {
+  return (n > MAX_SMALL || n > usable) && n <= MAX_HEAP_BYTES && largeResize(t, p >>> SLOT_SHIFT, Math.ceil(n / SLOT_BYTES));
 }
 
 /** alignedAlloc's `align` (`a`, an integer): a power of two from 1 to SUPER_BYTES, else a RangeError naming it. */

@@ -11,7 +11,7 @@ import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMa
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, takeHeapThreadId, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
@@ -701,7 +701,8 @@ export class SharedHeap {
    * itself when it still fits, else malloc's fast path, a copy (WebAssembly's memory.copy where
    * this thread has the heap's memory, else word by word up to REALLOC_WORD_COPY bytes and
    * copyWithin above) and free's push; no Atomics, no object. Anything
-   * else (errors, large blocks) goes to reallocImpl.
+   * else (errors, large blocks, a block that moves into a large run: alloc.ts reallocToRun) goes
+   * to reallocImpl.
    */
   realloc(block: number, size: number): number {
     const t = this.#t;
@@ -725,41 +726,45 @@ export class SharedHeap {
           // is computed on every call, so that no compare is left that V8 has not seen made.
           const floor = usable > 16 ? usable >>> REALLOC_SHRINK : -1;
           if (size <= usable && size > floor) return block;
-          const keep = size < usable ? size : usable;
-          const q = this.malloc(reallocRequest(size, usable));
-          if (q === 0) return 0;
-          // That malloc may have waited (for the lock, or for answers to its asks to flush), and
-          // another thread freed the old block meanwhile (a double free): it is CACHED in that
-          // thread's magazine or on a remote list, and the push below put it in two places
-          // (check() failed, and malloc handed it out twice: an audit,
-          // test/realloc-small-freed-meanwhile.test.ts). Refused unless still ALLOCATED in its class.
-          if (t.bytes[st] !== ST_ALLOCATED || ((t.i32[(mW + SM_CLS1) | 0] - 1) | 0) !== cls) return reallocFreedCall(t, block, q) | 0;
-          const copy = t.copy;
-          if (copy !== null) {
-            copy(q, block, keep); // WebAssembly's memory.copy, where this thread has the heap's memory (wasm-copy.ts)
-          } else if (keep <= REALLOC_WORD_COPY) {
-            // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
-            const v = t.i32; // malloc may have refreshed the views
-            const from = block >>> 2;
-            const to = q >>> 2;
-            for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
-          } else {
-            t.bytes.copyWithin(q, block, block + keep);
+          // A block that grows by half or more to REALLOC_RUN_FROM or more goes to a large run
+          // with room to grow in place (alloc.ts reallocToRun): by the call out at the end.
+          if (!reallocToRun(size, usable)) {
+            const keep = size < usable ? size : usable;
+            const q = this.malloc(reallocRequest(size, usable));
+            if (q === 0) return 0;
+            // That malloc may have waited (for the lock, or for answers to its asks to flush), and
+            // another thread freed the old block meanwhile (a double free): it is CACHED in that
+            // thread's magazine or on a remote list, and the push below put it in two places
+            // (check() failed, and malloc handed it out twice: an audit,
+            // test/realloc-small-freed-meanwhile.test.ts). Refused unless still ALLOCATED in its class.
+            if (t.bytes[st] !== ST_ALLOCATED || ((t.i32[(mW + SM_CLS1) | 0] - 1) | 0) !== cls) return reallocFreedCall(t, block, q) | 0;
+            const copy = t.copy;
+            if (copy !== null) {
+              copy(q, block, keep); // WebAssembly's memory.copy, where this thread has the heap's memory (wasm-copy.ts)
+            } else if (keep <= REALLOC_WORD_COPY) {
+              // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
+              const v = t.i32; // malloc may have refreshed the views
+              const from = block >>> 2;
+              const to = q >>> 2;
+              for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
+            } else {
+              t.bytes.copyWithin(q, block, block + keep);
+            }
+            // free's push of the old block (validated above, and again after the malloc; still
+            // ALLOCATED, so its slab stayed put), with free's one call out.
+            const w = t.i32;
+            const topW = (t.topW + cls) | 0;
+            const top = w[topW];
+            if (w[top] !== MAG_FULL_SENTINEL) {
+              t.bytes[st] = ST_CACHED;
+              w[top] = block;
+              w[(top + MAG_STATE) | 0] = st;
+              w[topW] = (top + MAG_ENTRY_WORDS) | 0;
+              if (--t.drainLeft !== 0) return q;
+            }
+            freeMissCall(t, block, cls, st);
+            return q;
           }
-          // free's push of the old block (validated above, and again after the malloc; still
-          // ALLOCATED, so its slab stayed put), with free's one call out.
-          const w = t.i32;
-          const topW = (t.topW + cls) | 0;
-          const top = w[topW];
-          if (w[top] !== MAG_FULL_SENTINEL) {
-            t.bytes[st] = ST_CACHED;
-            w[top] = block;
-            w[(top + MAG_STATE) | 0] = st;
-            w[topW] = (top + MAG_ENTRY_WORDS) | 0;
-            if (--t.drainLeft !== 0) return q;
-          }
-          freeMissCall(t, block, cls, st);
-          return q;
         }
       }
     }
@@ -818,7 +823,7 @@ export class SharedHeap {
     // to write its size record and canary anew (usable is then the requested size; an audit).
     const debug = this instanceof DebugSharedHeap;
     if (!debug && size <= usable && size > usable >>> 1) return block;
-    const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size);
+    const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size, usable);
     if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
     const q = await this.mallocAsync(size);
     // Out of memory: that malloc gave back the runs and slabs kept for reuse, which may have held

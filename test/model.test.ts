@@ -12,6 +12,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DoubleFreeError, InvalidPointerError, MAX_SMALL, SharedHeap, type HeapOptions } from '../src/index.js';
+import { classifyBlock, reallocToRun } from '../src/alloc.js';
+import { internals } from '../src/heap.js';
 
 const KiB = 1 << 10;
 const MiB = 1 << 20;
@@ -30,6 +32,7 @@ interface Block {
   size: number; // bytes asked for (and filled with the pattern)
   usable: number;
   tag: number; // the pattern's seed
+  large: boolean; // a large run (above MAX_SMALL, or a small size realloc moved into a run)
 }
 
 interface Model {
@@ -101,7 +104,7 @@ function verifyAll(m: Model, r: Real): void {
 }
 function countLarge(m: Model): number {
   let n = 0;
-  for (const b of m.live.values()) if (b.usable > MAX_SMALL) n++;
+  for (const b of m.live.values()) if (b.large) n++;
   return n;
 }
 
@@ -120,7 +123,12 @@ function expectNoOverlap(m: Model, q: number, usable: number): void {
   }
 }
 
-function addBlock(m: Model, r: Real, q: number, size: number): void {
+/**
+ * `run`: whether the block may be a large run although its size is small: only where realloc grew
+ * a small block by half or more into a run (alloc.ts reallocToRun) or grew a run; `true` for a run
+ * that must stay one (realloc of a run where it is). Above MAX_SMALL it is always a run.
+ */
+function addBlock(m: Model, r: Real, q: number, size: number, run: boolean | 'may' = false): void {
   expect(q).toBeGreaterThan(0);
   expect(q % 16).toBe(0);
   expect(m.live.has(q)).toBe(false);
@@ -130,7 +138,10 @@ function addBlock(m: Model, r: Real, q: number, size: number): void {
   expectNoOverlap(m, q, usable);
   const tag = r.nextTag++;
   fill(r.heap, q, size, tag);
-  m.live.set(q, { size, usable, tag });
+  const large = classifyBlock(internals(r.heap), 'model', 'q', q) < 0;
+  if (size > MAX_SMALL || run === true) expect(large, `${hex(q)} (${size} bytes) a large run`).toBe(true);
+  else if (run === false) expect(large, `${hex(q)} (${size} bytes) a large run`).toBe(false);
+  m.live.set(q, { size, usable, tag, large });
   m.usable += usable;
 }
 
@@ -243,7 +254,9 @@ class ReallocCmd implements Cmd {
       if (bad >= 0) throw new Error(`realloc(${hex(p)}, ${this.size}) = ${hex(q)}: byte ${bad} was not kept`);
       removeBlock(m, p);
       if (q !== p) r.freed.push(p);
-      addBlock(m, r, q, this.size);
+      // A run resized where it is stays a run; a block that moved to grow may have gone into one.
+      const grows = this.size > old.usable && (old.large || reallocToRun(this.size, old.usable));
+      addBlock(m, r, q, this.size, q === p ? old.large : grows ? 'may' : false);
     }
     afterStep(m, r);
   }
