@@ -329,12 +329,21 @@ function underLock(t: ThreadContext, move: () => number): number {
   }
 }
 
+/**
+ * The new block of n bytes that realloc moves a live block of `usable` bytes (class `cls`, -1 for
+ * a large run) to (moveBlock; reallocAsync's move of a run): a block growing into or within the
+ * large runs, or a small one growing by half or more from REALLOC_RUN_FROM (reallocToRun), goes
+ * to a run with free slots after it; anything else to malloc, with reallocRequest's room.
+ */
+export function reallocTarget(t: ThreadContext, cls: number, n: number, usable: number): number {
+  const toRun = n > usable && (n > MAX_SMALL || cls < 0 || reallocToRun(n, usable));
+  if (!toRun) return mallocImpl(t, reallocRequest(n, usable));
+  return n > MAX_SMALL ? largeAllocToGrowOrFlush(t, n) : smallIntoRun(t, n, usable);
+}
+
 /** realloc's move of the live block p (class `cls`, -1 for a large run) to a new block of n bytes. */
 function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: number): number {
-  // A block growing into or within the large runs, or a small one growing by half or more from
-  // REALLOC_RUN_FROM (reallocToRun), moves to a run with free slots after it.
-  const toRun = n > usable && (n > MAX_SMALL || cls < 0 || reallocToRun(n, usable));
-  const q = !toRun ? mallocImpl(t, reallocRequest(n, usable)) : n > MAX_SMALL ? largeAllocToGrowOrFlush(t, n) : smallIntoRun(t, n, usable);
+  const q = reallocTarget(t, cls, n, usable);
   if (q === 0) return 0;
   // The new block over the old one (live blocks never overlap): another thread freed the old
   // block since it was checked (while this call waited for the lock, or for answers to its asks

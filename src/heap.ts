@@ -11,7 +11,7 @@ import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMa
 import { flushThread } from './magazine.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocTarget, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, takeHeapThreadId, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
@@ -825,8 +825,10 @@ export class SharedHeap {
     if (!debug && size <= usable && size > usable >>> 1) return block;
     const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size, usable);
     if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
-    const q = await this.mallocAsync(size);
-    // Out of memory: that malloc gave back the runs and slabs kept for reuse, which may have held
+    // Moved where realloc moves it (alloc.ts reallocTarget: a run that grows lands with room to
+    // grow again); in debug mode by mallocAsync, which writes the new block's size record and canary.
+    const q = debug ? await this.mallocAsync(size) : await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', reallocTarget, -1, size, usable), 'realloc', 'reallocAsync');
+    // Out of memory: that allocation gave back the runs and slabs kept for reuse, which may have held
     // the slots right after the run: once more in place (reallocImpl).
     if (q === 0) return !debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync')) ? block : 0;
     // The new block over the old one (live blocks never overlap): the old block was freed while

@@ -139,18 +139,22 @@ describe('realloc of a large run', () => {
     h.check();
   });
 
-  it('a run that moves to grow lands with free slots after it, so that its next growth stays in place', () => {
+  // realloc and reallocAsync alike (alloc.ts reallocTarget).
+  it.each([
+    ['realloc', (h: SharedHeap, p: number, n: number): Promise<number> => Promise.resolve(h.realloc(p, n))],
+    ['reallocAsync', (h: SharedHeap, p: number, n: number): Promise<number> => h.reallocAsync(p, n)],
+  ] as const)('a run that %s moves to grow lands with free slots after it, so that its next growth stays in place', async (_name, resize) => {
     const h = fresh();
     const a = h.malloc(200 * KiB); // 4 slots
     const b = h.malloc(200 * KiB); // right after it: a cannot grow in place
     expect(b).toBe(a + 4 * SLOT_BYTES);
     fill(h, a, 200 * KiB, 9);
-    const c = h.realloc(a, 400 * KiB); // 7 slots: moves (the 8 free slots after b would hold it, with 1 to spare)
+    const c = await resize(h, a, 400 * KiB); // 7 slots: moves (the 8 free slots after b would hold it, with 1 to spare)
     expect(c).not.toBe(a);
     const slot = c >>> SLOT_SHIFT;
     for (let s = slot + 7; s < slot + 14; s++) expect(freeBit(h, s), `slot ${s - slot} after the moved run`).toBe(true);
     fill(h, c + 200 * KiB, 200 * KiB, 10);
-    const d = h.realloc(c, 800 * KiB); // 13 slots: over the free ones after it
+    const d = await resize(h, c, 800 * KiB); // 13 slots: over the free ones after it
     expect(d).toBe(c);
     expect(holds(h, d, 200 * KiB, 9) && holds(h, d + 200 * KiB, 200 * KiB, 10)).toBe(true);
     h.check();
