@@ -65,3 +65,16 @@ export async function until(what: string, ok: () => boolean, ms = 10_000): Promi
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+
+/** Writes `n` bytes at `p` with a pattern that depends on each byte's place and on `seed`. */
+export function fillPattern(heap: SharedHeap, p: number, n: number, seed: number): void {
+  const u8 = heap.u8;
+  for (let i = 0; i < n; i++) u8[p + i] = (i * 31 + seed) & 0xff;
+}
+
+/** The first of the `n` bytes at `p` that does not hold `seed`'s pattern (fillPattern), or -1. */
+export function firstWrong(heap: SharedHeap, p: number, n: number, seed: number): number {
+  const u8 = heap.u8;
+  for (let i = 0; i < n; i++) if (u8[p + i] !== ((i * 31 + seed) & 0xff)) return i;
+  return -1;
+}

@@ -10,21 +10,11 @@ import { REALLOC_RUN_FROM, classifyBlock, reallocToRun } from '../src/alloc.js';
 import { internals } from '../src/heap.js';
 import { SLOT_BYTES } from '../src/layout.js';
 import { MAX_SMALL } from '../src/size-classes.js';
-import { KiB, MiB, freshHeaps } from './fixtures.js';
+import { KiB, MiB, fillPattern, firstWrong, freshHeaps } from './fixtures.js';
+
+const stamped = (h: SharedHeap, p: number, n: number, seed: number): boolean => firstWrong(h, p, n, seed) < 0;
 
 const { fresh } = freshHeaps({ initialBytes: 8 * MiB, maxBytes: 64 * MiB, maxThreads: 2 });
-
-/** Bytes of the block p, n of them, set to a pattern that depends on each byte's place and on `seed`. */
-function stamp(h: SharedHeap, p: number, n: number, seed: number): void {
-  const u8 = h.u8;
-  for (let i = 0; i < n; i++) u8[p + i] = (i * 31 + seed) & 255;
-}
-
-function stamped(h: SharedHeap, p: number, n: number, seed: number): boolean {
-  const u8 = h.u8;
-  for (let i = 0; i < n; i++) if (u8[p + i] !== ((i * 31 + seed) & 255)) return false;
-  return true;
-}
 
 /** Whether the live block p is a large run (classifyBlock's class -1), not a block of a size class. */
 const inRun = (h: SharedHeap, p: number): boolean => classifyBlock(internals(h), 'test', 'p', p) < 0;
@@ -43,7 +33,7 @@ describe('realloc of a small block into a large run', () => {
     const h = fresh();
     let n = 48 * KiB;
     let p = h.malloc(n);
-    stamp(h, p, n, 1);
+    fillPattern(h, p, n, 1);
     expect(inRun(h, p)).toBe(false);
     const usable = h.usableSize(p);
     n = usable * 2;
@@ -52,7 +42,7 @@ describe('realloc of a small block into a large run', () => {
     expect(q).not.toBe(p);
     expect(inRun(h, q)).toBe(true);
     expect(stamped(h, q, 48 * KiB, 1)).toBe(true);
-    stamp(h, q, n, 2);
+    fillPattern(h, q, n, 2);
     p = q;
     let seed = 2;
     // Its next growths, to 2, 4, 8 slots, take the free slots after it (the move left room).
@@ -64,7 +54,7 @@ describe('realloc of a small block into a large run', () => {
       expect(stamped(h, r, n, seed)).toBe(true);
       n = m;
       seed = slots;
-      stamp(h, r, n, seed);
+      fillPattern(h, r, n, seed);
       h.check();
     }
     const before = h.stats();
@@ -80,7 +70,7 @@ describe('realloc of a small block into a large run', () => {
     const p = h.realloc(h.malloc(40 * KiB), 64 * KiB); // 40 KiB's class holds 40 KiB: 64 grows by more than half
     expect(inRun(h, p)).toBe(true);
     expect(h.usableSize(p)).toBe(SLOT_BYTES);
-    stamp(h, p, SLOT_BYTES, 5);
+    fillPattern(h, p, SLOT_BYTES, 5);
     const q = h.realloc(p, SLOT_BYTES + 1); // at most MAX_SMALL, and a run: in place
     expect(q).toBe(p);
     expect(h.usableSize(q)).toBe(2 * SLOT_BYTES);
@@ -93,7 +83,7 @@ describe('realloc of a small block into a large run', () => {
   it('a block grown a little at a time stays in its size classes', () => {
     const h = fresh();
     let p = h.malloc(24 * KiB);
-    stamp(h, p, 24 * KiB, 3);
+    fillPattern(h, p, 24 * KiB, 3);
     let n = 24 * KiB;
     for (; n < MAX_SMALL; n += 3 * KiB) {
       p = h.realloc(p, n);
@@ -109,7 +99,7 @@ describe('realloc of a small block into a large run', () => {
     const h = fresh();
     const p = h.realloc(h.malloc(40 * KiB), 100 * KiB);
     expect(inRun(h, p)).toBe(true);
-    stamp(h, p, 20 * KiB, 7);
+    fillPattern(h, p, 20 * KiB, 7);
     const q = h.realloc(p, 20 * KiB);
     expect(q).not.toBe(p);
     expect(inRun(h, q)).toBe(false);
@@ -122,7 +112,7 @@ describe('realloc of a small block into a large run', () => {
   it('reallocAsync moves it the same way and grows the run in place', async () => {
     const h = fresh();
     const p = h.malloc(40 * KiB);
-    stamp(h, p, 40 * KiB, 9);
+    fillPattern(h, p, 40 * KiB, 9);
     const q = await h.reallocAsync(p, 64 * KiB);
     expect(inRun(h, q)).toBe(true);
     const r = await h.reallocAsync(q, 100 * KiB);
@@ -135,7 +125,7 @@ describe('realloc of a small block into a large run', () => {
   it('where no run of free slots is left, takes a block its size class has cached instead (no flush of the caches)', () => {
     const h = fresh({ initialBytes: 4 * MiB, maxBytes: 4 * MiB });
     const b = h.malloc(40 * KiB);
-    stamp(h, b, 40 * KiB, 6);
+    fillPattern(h, b, 40 * KiB, 6);
     const a = h.malloc(100 * KiB); // a block of the class that 100 KiB takes
     const rest: number[] = [];
     for (let p = h.malloc(SLOT_BYTES); p !== 0; p = h.malloc(SLOT_BYTES)) rest.push(p); // every slot taken
@@ -153,7 +143,7 @@ describe('realloc of a small block into a large run', () => {
   it('a freed run from a grown block is not freed twice (double free is refused, heap intact)', () => {
     const h = fresh();
     const keep = h.malloc(1000);
-    stamp(h, keep, 1000, 4);
+    fillPattern(h, keep, 1000, 4);
     const p = h.realloc(h.malloc(40 * KiB), 64 * KiB);
     h.free(p);
     expect(() => h.free(p)).toThrow(/double free|not allocated/);

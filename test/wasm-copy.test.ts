@@ -10,23 +10,12 @@ import { CLASS_SIZES, MAX_SMALL, SharedHeap } from '../src/index.js';
 import { ZERO_LOOP_MAX } from '../src/alloc.js';
 import { createSharedMemory, memoryFunctions } from '../src/wasm-copy.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { fillPattern, firstWrong } from './fixtures.js';
 
 afterEach(terminateAll);
 
 const MiB = 1 << 20;
 
-/** Fills `n` bytes at `p` with a pattern of `seed`. */
-function fill(heap: SharedHeap, p: number, n: number, seed: number): void {
-  const u8 = heap.u8;
-  for (let i = 0; i < n; i++) u8[p + i] = (i * 31 + seed) & 0xff;
-}
-
-/** The first byte of the `n` at `p` that does not hold `seed`'s pattern, or -1. */
-function firstWrong(heap: SharedHeap, p: number, n: number, seed: number): number {
-  const u8 = heap.u8;
-  for (let i = 0; i < n; i++) if (u8[p + i] !== ((i * 31 + seed) & 0xff)) return i;
-  return -1;
-}
 
 describe('memory.copy', () => {
   it('copies n bytes from one offset to another, overlapping both ways, as copyWithin does', () => {
@@ -128,13 +117,13 @@ describe('a heap on a shared WebAssembly.Memory', () => {
       // Grow from below the class to its size, then shrink to a quarter and below (a move each).
       let n = Math.max(1, size >>> 3);
       let p = heap.malloc(n);
-      fill(heap, p, n, k);
+      fillPattern(heap, p, n, k);
       for (const next of [size, Math.max(1, size >>> 3) + 1, size >>> 4 || 1]) {
         const q = heap.realloc(p, next);
         expect(q).not.toBe(0);
         const kept = Math.min(n, next);
         expect(firstWrong(heap, q, kept, k)).toBe(-1);
-        fill(heap, q, next, k);
+        fillPattern(heap, q, next, k);
         p = q;
         n = next;
       }
@@ -151,7 +140,7 @@ describe('a heap on a shared WebAssembly.Memory', () => {
     const { withMemory, withBuffer } = await twoWorkers(heap);
     for (const [w, seed] of [[withMemory, 1], [withBuffer, 2]] as const) {
       const p = heap.malloc(3000);
-      fill(heap, p, 3000, seed);
+      fillPattern(heap, p, 3000, seed);
       const q = await w.remote.realloc(p, 20_000); // moves: another class
       expect(q).not.toBe(p);
       expect(firstWrong(heap, q, 3000, seed)).toBe(-1);
