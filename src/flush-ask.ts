@@ -171,8 +171,9 @@ function waitForAnswers(t: ThreadContext, i32: Int32Array, asked: Asked[]): bool
   const long = start + FLUSH_WAIT_MAX_MS;
   let answered = 0;
   for (const a of asked) {
-    const w = t.threadW(a.slot) + TH_FLUSH_ASK;
-    const stateW = t.threadW(a.slot) + TH_STATE;
+    const areaW = t.threadW(a.slot);
+    const w = areaW + TH_FLUSH_ASK;
+    const stateW = areaW + TH_STATE;
     let sawFlushing = false;
     for (;;) {
       const v = Atomics.load(i32, w);

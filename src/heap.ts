@@ -720,51 +720,49 @@ export class SharedHeap {
         const sh = FREE_DIV[d | FD_SHIFT];
         const idx = (prod >>> sh) | (prod << (32 - sh));
         const st = (i32[(mW + SM_STATE) | 0] + idx) | 0;
-        if (idx >>> 0 < FREE_DIV[d | FD_COUNT] && t.bytes[st] === ST_ALLOCATED) {
+        // A block that grows by half or more to REALLOC_RUN_FROM or more goes to a large run with
+        // room to grow in place (alloc.ts reallocToRun; false for a size that fits): by the call out.
+        if (idx >>> 0 < FREE_DIV[d | FD_COUNT] && t.bytes[st] === ST_ALLOCATED && !reallocToRun(size, SIZE[cls])) {
           const usable = SIZE[cls];
           // Stays put down to a quarter of its size (any size for the 16-byte class); the floor
           // is computed on every call, so that no compare is left that V8 has not seen made.
           const floor = usable > 16 ? usable >>> REALLOC_SHRINK : -1;
           if (size <= usable && size > floor) return block;
-          // A block that grows by half or more to REALLOC_RUN_FROM or more goes to a large run
-          // with room to grow in place (alloc.ts reallocToRun): by the call out at the end.
-          if (!reallocToRun(size, usable)) {
-            const keep = size < usable ? size : usable;
-            const q = this.malloc(reallocRequest(size, usable));
-            if (q === 0) return 0;
-            // That malloc may have waited (for the lock, or for answers to its asks to flush), and
-            // another thread freed the old block meanwhile (a double free): it is CACHED in that
-            // thread's magazine or on a remote list, and the push below put it in two places
-            // (check() failed, and malloc handed it out twice: an audit,
-            // test/realloc-small-freed-meanwhile.test.ts). Refused unless still ALLOCATED in its class.
-            if (t.bytes[st] !== ST_ALLOCATED || ((t.i32[(mW + SM_CLS1) | 0] - 1) | 0) !== cls) return reallocFreedCall(t, block, q) | 0;
-            const copy = t.copy;
-            if (copy !== null) {
-              copy(q, block, keep); // WebAssembly's memory.copy, where this thread has the heap's memory (wasm-copy.ts)
-            } else if (keep <= REALLOC_WORD_COPY) {
-              // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
-              const v = t.i32; // malloc may have refreshed the views
-              const from = block >>> 2;
-              const to = q >>> 2;
-              for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
-            } else {
-              t.bytes.copyWithin(q, block, block + keep);
-            }
-            // free's push of the old block (validated above, and again after the malloc; still
-            // ALLOCATED, so its slab stayed put), with free's one call out.
-            const w = t.i32;
-            const topW = (t.topW + cls) | 0;
-            const top = w[topW];
-            if (w[top] !== MAG_FULL_SENTINEL) {
-              t.bytes[st] = ST_CACHED;
-              w[top] = block;
-              w[(top + MAG_STATE) | 0] = st;
-              w[topW] = (top + MAG_ENTRY_WORDS) | 0;
-              if (--t.drainLeft !== 0) return q;
-            }
-            freeMissCall(t, block, cls, st);
-            return q;
+          const keep = size < usable ? size : usable;
+          const q = this.malloc(reallocRequest(size, usable));
+          if (q === 0) return 0;
+          // That malloc may have waited (for the lock, or for answers to its asks to flush), and
+          // another thread freed the old block meanwhile (a double free): it is CACHED in that
+          // thread's magazine or on a remote list, and the push below put it in two places
+          // (check() failed, and malloc handed it out twice: an audit,
+          // test/realloc-small-freed-meanwhile.test.ts). Refused unless still ALLOCATED in its class.
+          if (t.bytes[st] !== ST_ALLOCATED || ((t.i32[(mW + SM_CLS1) | 0] - 1) | 0) !== cls) return reallocFreedCall(t, block, q) | 0;
+          const copy = t.copy;
+          if (copy !== null) {
+            copy(q, block, keep); // WebAssembly's memory.copy, where this thread has the heap's memory (wasm-copy.ts)
+          } else if (keep <= REALLOC_WORD_COPY) {
+            // Whole words: both blocks hold at least keep rounded up to 16 bytes (classes are multiples of 16).
+            const v = t.i32; // malloc may have refreshed the views
+            const from = block >>> 2;
+            const to = q >>> 2;
+            for (let w = 0, n = (keep + 3) >>> 2; w < n; w++) v[to + w] = v[from + w];
+          } else {
+            t.bytes.copyWithin(q, block, block + keep);
           }
+          // free's push of the old block (validated above, and again after the malloc; still
+          // ALLOCATED, so its slab stayed put), with free's one call out.
+          const w = t.i32;
+          const topW = (t.topW + cls) | 0;
+          const top = w[topW];
+          if (w[top] !== MAG_FULL_SENTINEL) {
+            t.bytes[st] = ST_CACHED;
+            w[top] = block;
+            w[(top + MAG_STATE) | 0] = st;
+            w[topW] = (top + MAG_ENTRY_WORDS) | 0;
+            if (--t.drainLeft !== 0) return q;
+          }
+          freeMissCall(t, block, cls, st);
+          return q;
         }
       }
     }
