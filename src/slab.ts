@@ -98,15 +98,23 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     const clean = touchedTo(t, slot, i32[mW + SM_SPAN]);
     t.carvedFresh = data + k * size > clean;
     noteTouched(t, data, data + k * size); // first: a thread that dies in the batch leaves no page uncounted
-    // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first.
-    for (let j = 0, w = top + (k - 1) * MAG_ENTRY_WORDS; j < k; j++, w -= MAG_ENTRY_WORDS) {
-      i32[w] = data + j * size;
-      i32[w + MAG_STATE] = state + j;
+    // Block bump + j goes to entry k - 1 - j: the lowest address on top, popped first. Two
+    // running int32 sums rather than a multiply a block (this loop and the states' ran at about
+    // 30 instructions a block each in V8's code: a fresh heap's mallocs spend them on every block).
+    let p = data;
+    let s = state;
+    for (let w = (top + (k - 1) * MAG_ENTRY_WORDS) | 0; w >= top; w = (w - MAG_ENTRY_WORDS) | 0) {
+      i32[w] = p;
+      i32[(w + MAG_STATE) | 0] = s;
+      p = (p + size) | 0;
+      s = (s + 1) | 0;
     }
     i32[topW] = top + k * MAG_ENTRY_WORDS;
     crashPoint(CP_REFILL);
-    const bytes = t.bytes;
-    for (let j = 0; j < k; j++) bytes[state + j] = data + j * size >= clean ? ST_CLEAN : ST_CACHED;
+    // Blocks from `clean` on are CLEAN, those below it CACHED, in ascending order as before.
+    const firstClean = clean <= data ? 0 : Math.min(k, Math.ceil((clean - data) / size));
+    setStates(t, state, firstClean, ST_CACHED);
+    setStates(t, state + firstClean, k - firstClean, ST_CLEAN);
     crashPoint(CP_REFILL);
     i32[mW + SM_BUMP] = bump + k;
     i32[mW + SM_INUSE] += k;
@@ -114,6 +122,24 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
     got += k;
   }
   return got;
+}
+
+/**
+ * Sets the `n` state bytes from `from` to `v`, lowest first: single bytes up to a word boundary,
+ * then whole words of four, then single bytes. For blocks a refill carves (at or above BUMP): no
+ * other thread writes their states, so a word may hold four of them; a word is written only where
+ * all four of its bytes are in the range, and the bytes next to the range are left alone.
+ */
+function setStates(t: ThreadContext, from: number, n: number, v: number): void {
+  const bytes = t.bytes;
+  const end = (from + n) | 0;
+  let s = from;
+  while (s < end && (s & 3) !== 0) bytes[s++] = v;
+  const i32 = t.i32;
+  const word = Math.imul(v, 0x01010101);
+  for (let w = s >>> 2, wEnd = end >>> 2; w < wEnd; w++) i32[w] = word;
+  s = s > (end & ~3) ? s : end & ~3;
+  while (s < end) bytes[s++] = v;
 }
 
 /**
