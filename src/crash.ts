@@ -1,7 +1,8 @@
 /**
  * Crash points, a test-only switch: every step of a slow path that changes shared state calls
  * crashPoint(path). Off (the default, and always outside tests), a call is one load of a
- * module-level number and one test, on slow paths only; the fast paths have none.
+ * module-level number and one test, on slow paths only; the fast paths have none. The slow paths
+ * that pass points for every block or run of blocks read crashArmed() once a call instead.
  *
  * A test arms a thread with armCrash(n): at the n-th crash point it passes, the thread stops as
  * worker.terminate() would stop it (onCrash: a worker ends its thread with process.exit(), which
@@ -49,6 +50,17 @@ const order: number[] = [];
 let stop: (path: number) => never = (path) => {
   throw new Error(`crash point (${CRASH_PATHS[path]}) reached with no onCrash handler`);
 };
+
+/**
+ * Whether crash points are armed or counting: read once by a slow path that passes many of them
+ * for every block or run of blocks (a drain, a refill), which then passes each as
+ * `if (cp) crashPoint(path)`. Measured under cachegrind, random-order frees of 2 M blocks (each
+ * drained block its own run): 352-363 -> 306 instructions an operation when the drain's four
+ * per-run points read this local instead of the module's countdown each.
+ */
+export function crashArmed(): boolean {
+  return countdown !== 0;
+}
 
 /** A step of a slow path that changes shared state: where a test may stop the thread. */
 export function crashPoint(path: number): void {

@@ -11,7 +11,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_DRAIN, CP_JOURNAL, CP_PUBLISH, crashPoint } from './crash.js';
+import { CP_DRAIN, CP_JOURNAL, CP_PUBLISH, crashArmed, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { takeSlab, takeStage1Slab } from './pool.js';
 import { publishChain } from './remote.js';
@@ -254,6 +254,7 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
   const i32 = t.i32;
   const bytes = t.bytes;
   const smW = t.smW;
+  const cp = crashArmed(); // (see crashArmed)
   const jW = i32[t.thW + TH_JOURNAL_SRC];
   const doneW = t.thW + TH_JOURNAL_DONE;
   const end = jW + i32[t.thW + TH_JOURNAL_N];
@@ -274,7 +275,7 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
       const state = i32[mW + SM_STATE];
       const rs = REGION_SHIFT[cls];
       let regions = 0;
-      crashPoint(CP_DRAIN);
+      if (cp) crashPoint(CP_DRAIN);
       for (;;) {
         const st = i32[e + MAG_STATE];
         bytes[st] = ST_FREE;
@@ -284,14 +285,14 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
         next = i32[smW + ((i32[e] >>> SLOT_SHIFT) << SM_SHIFT) + SM_HEAD];
         if (next !== slab) break;
       }
-      crashPoint(CP_DRAIN);
+      if (cp) crashPoint(CP_DRAIN);
       const r = (e - first) / MAG_ENTRY_WORDS;
       i32[mW + SM_FREE_REGIONS] |= regions;
       i32[mW + SM_NFREE] += r;
       i32[mW + SM_INUSE] -= r;
-      crashPoint(CP_DRAIN);
+      if (cp) crashPoint(CP_DRAIN);
       i32[doneW] = e - jW;
-      crashPoint(CP_DRAIN);
+      if (cp) crashPoint(CP_DRAIN);
       afterBlocksReturned(t, slab, cls, keep);
     } else {
       // Another thread's (or an abandoned) slab: one chain of the consecutive entries of that slab.
@@ -318,14 +319,14 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
           i32[bW + FREE_CHECK_W] = Math.imul(link, LINK_MUL) ^ LINK_KEY;
         }
         i32[t.thW + TH_INFLIGHT] = -(k + 1);
-        crashPoint(CP_PUBLISH);
+        if (cp) crashPoint(CP_PUBLISH);
       }
       i32[t.thW + TH_INFLIGHT] = n;
       // The notice to come is named before the publish: a thread stopped after the CAS but before
       // its notice's flag CAS leaves the slab in TH_NOTIFYING with its flag 0, which its reclaim
       // notices anew (reclaim.ts finishJournals). Named after it, nothing would tell the owner.
       i32[t.thW + TH_NOTIFYING] = slab;
-      crashPoint(CP_PUBLISH);
+      if (cp) crashPoint(CP_PUBLISH);
       // From the CAS that publishes the chain to the stores that say so, no call and no loop: V8
       // stops a thread (terminate(), a stack overflow) only at a function's entry or a loop's back
       // edge, so no thread dies with TH_INFLIGHT set for a chain already published. Its blocks may
@@ -337,7 +338,7 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
       e += MAG_ENTRY_WORDS * n;
       i32[doneW] = e - jW;
       i32[t.thW + TH_INFLIGHT] = 0;
-      crashPoint(CP_PUBLISH);
+      if (cp) crashPoint(CP_PUBLISH);
       t.f64[t.tfW + TF_REMOTE_FREES] += n;
       notifyOrAdopt(t, slab);
     }

@@ -9,7 +9,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_NOTICES, CP_REFILL, crashPoint } from './crash.js';
+import { CP_NOTICES, CP_REFILL, crashArmed, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { releaseEmptySlab } from './pool.js';
 import { noteTouched, ownedSlabs, touchedTo } from './slots.js';
@@ -68,6 +68,7 @@ function touchedEnd(t: ThreadContext, head: number, span: number): number {
  */
 export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: number): number {
   const i32 = t.i32;
+  const cp = crashArmed(); // (see crashArmed)
   const mW = t.metaW(slot);
   const topW = t.topW + cls;
   t.carvedFresh = false;
@@ -110,15 +111,15 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
       s = (s + 1) | 0;
     }
     i32[topW] = top + k * MAG_ENTRY_WORDS;
-    crashPoint(CP_REFILL);
+    if (cp) crashPoint(CP_REFILL);
     // Blocks from `clean` on are CLEAN, those below it CACHED, in ascending order as before.
     const firstClean = clean <= data ? 0 : Math.min(k, Math.ceil((clean - data) / size));
     setStates(t, state, firstClean, ST_CACHED);
     setStates(t, state + firstClean, k - firstClean, ST_CLEAN);
-    crashPoint(CP_REFILL);
+    if (cp) crashPoint(CP_REFILL);
     i32[mW + SM_BUMP] = bump + k;
     i32[mW + SM_INUSE] += k;
-    crashPoint(CP_REFILL);
+    if (cp) crashPoint(CP_REFILL);
     got += k;
   }
   return got;
@@ -152,6 +153,7 @@ function setStates(t: ThreadContext, from: number, n: number, v: number): void {
  */
 function takeFreed(t: ThreadContext, mW: number, cls: number, topW: number, n: number): number {
   const i32 = t.i32;
+  const cp = crashArmed(); // (see crashArmed)
   const bytes = t.bytes;
   const data = i32[mW + SM_DATA];
   const state = i32[mW + SM_STATE];
@@ -218,13 +220,13 @@ function takeFreed(t: ThreadContext, mW: number, cls: number, topW: number, n: n
   }
   const to = top + got * MAG_ENTRY_WORDS;
   i32[topW] = to;
-  crashPoint(CP_REFILL);
+  if (cp) crashPoint(CP_REFILL);
   for (let e = top; e < to; e += MAG_ENTRY_WORDS) bytes[i32[e + MAG_STATE]] = ST_CACHED;
-  crashPoint(CP_REFILL);
+  if (cp) crashPoint(CP_REFILL);
   i32[mW + SM_FREE_REGIONS] = regions;
   i32[mW + SM_NFREE] = nfree - got;
   i32[mW + SM_INUSE] += got;
-  crashPoint(CP_REFILL);
+  if (cp) crashPoint(CP_REFILL);
   if (got < want) recountFree(t, mW, cls);
   return got;
 }

@@ -1,0 +1,54 @@
+/**
+ * The slow paths that pass crash points for every block or run of blocks (takeBlocks, takeFreed,
+ * drainJournal) read crashArmed() once a call and pass each point as `if (cp) crashPoint(...)`.
+ * When counting (as when armed), every one of those points is still passed, in order: a refill of
+ * fresh blocks passes takeBlocks' three, a drain of one slab's blocks its journal's point, then
+ * freeDrainFull's and the four of drainJournal's run. (test/crash-points.test.ts stops a thread at
+ * each point it counts here; a point read as off would be neither counted nor tested.)
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { CP_DRAIN, CP_JOURNAL, CP_REFILL, countCrashPoints, crashArmed, crashCounts, crashOrder } from '../src/crash.js';
+
+afterEach(() => {
+  crashCounts(); // counting off
+});
+
+describe('crash points of the per-block slow paths, read once a call (crashArmed)', () => {
+  it('crashArmed is false unless counting or armed', () => {
+    expect(crashArmed()).toBe(false);
+    countCrashPoints();
+    expect(crashArmed()).toBe(true);
+    crashCounts();
+    expect(crashArmed()).toBe(false);
+  });
+
+  it("a refill of fresh blocks passes takeBlocks' three points", () => {
+    const heap = SharedHeap.create({ initialBytes: 8 << 20, maxThreads: 2, magazineCapacity: 8, refillCount: 4 });
+    const first = heap.malloc(64); // the slab taken and its first refill, before counting
+    const blocks = [first];
+    for (let i = 1; i < 4; i++) blocks.push(heap.malloc(64));
+    countCrashPoints();
+    for (let i = 0; i < 4; i++) blocks.push(heap.malloc(64)); // the magazine is empty: one refill
+    const counts = crashCounts();
+    expect(counts[CP_REFILL]).toBe(3);
+    expect(crashOrder()).toEqual([CP_REFILL, CP_REFILL, CP_REFILL]);
+    for (const p of blocks) heap.free(p);
+    expect(() => heap.check()).not.toThrow();
+    heap.detach();
+  });
+
+  it("a drain of one slab's blocks passes its journal's point and five drain points, each time", () => {
+    const heap = SharedHeap.create({ initialBytes: 8 << 20, maxThreads: 2, magazineCapacity: 8, refillCount: 4 });
+    const blocks: number[] = [];
+    for (let i = 0; i < 16; i++) blocks.push(heap.malloc(64));
+    countCrashPoints();
+    for (const p of blocks) heap.free(p); // a full magazine of 8 drains half, twice
+    const counts = crashCounts();
+    const once = [CP_JOURNAL, CP_DRAIN, CP_DRAIN, CP_DRAIN, CP_DRAIN, CP_DRAIN];
+    expect(crashOrder()).toEqual([...once, ...once]);
+    expect(counts[CP_DRAIN]).toBe(10);
+    expect(() => heap.check()).not.toThrow();
+    heap.detach();
+  });
+});
