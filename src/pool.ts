@@ -11,7 +11,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_GIVE_BACK, CP_RECLAIM, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crashPoint } from './crash.js';
+import { CP_GIVE_BACK, CP_RECLAIM, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crashArmed, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { HeapError } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
@@ -50,8 +50,8 @@ function hookDelay(words: Int32Array): void {
   if (x === 0x7fffffff) Atomics.add(words, 0, 0); // keeps the loop from being removed
 }
 
-function nextHead(head: number, slot: number): number {
-  if (stage1Hooks !== null && Atomics.load(stage1Hooks, 1) !== 0) return slot;
+function nextHead(head: number, slot: number, hooks: Int32Array | null): number {
+  if (hooks !== null && Atomics.load(hooks, 1) !== 0) return slot;
   return ((((head >>> S1_SLOT_BITS) + 1) << S1_SLOT_BITS) | slot) | 0;
 }
 
@@ -79,6 +79,9 @@ export function stage1Pop(t: ThreadContext, cls: number): number {
  */
 export function listPop(t: ThreadContext, headW: number): number {
   const i32 = t.i32;
+  // Test hooks read once a call (see crash.ts crashArmed): a pop or push a slab trip.
+  const cp = crashArmed();
+  const hooks = stage1Hooks;
   const popW = t.thW + TH_POPPING;
   // A large-run list's span: its runs' slots stay in G_LARGE_POOLED from the unlinking CAS until
   // the caller's Atomics.sub, held by t meanwhile (TH_LARGE_HELD).
@@ -97,8 +100,8 @@ export function listPop(t: ThreadContext, headW: number): number {
     const slot = head & S1_SLOT_MASK;
     const mW = t.metaW(slot);
     i32[popW] = slot; // journal: see repairStage1
-    crashPoint(CP_STAGE1_POP);
-    if (!claim(i32, mW, t.slot)) {
+    if (cp) crashPoint(CP_STAGE1_POP);
+    if (!claim(i32, mW, t.slot, hooks)) {
       // Claimed by another popper, not yet POOL after its push, or no longer on the list: a live
       // claimant moves the head within a few instructions; a dead one not until its reclaim.
       i32[popW] = 0;
@@ -106,26 +109,26 @@ export function listPop(t: ThreadContext, headW: number): number {
       head = Atomics.load(i32, headW);
       continue;
     }
-    crashPoint(CP_STAGE1_POP);
+    if (cp) crashPoint(CP_STAGE1_POP);
     const next = i32[mW + SM_POOL_NEXT]!; // plain (layout.ts [H]): claimed, the entry is linked and its link stays
-    if (stage1Hooks !== null) hookDelay(stage1Hooks);
-    const seen = Atomics.compareExchange(i32, headW, head, nextHead(head, next));
+    if (hooks !== null) hookDelay(hooks);
+    const seen = Atomics.compareExchange(i32, headW, head, nextHead(head, next, hooks));
     if (seen === head) {
       i32[t.thW + TH_LARGE_HELD] = span; // no call since the CAS
-      crashPoint(CP_STAGE1_POP);
+      if (cp) crashPoint(CP_STAGE1_POP);
       return slot;
     }
     // The head moved: the entry is still on a list (claimed, nobody unlinks it); unclaim it.
-    crashPoint(CP_STAGE1_POP);
-    if (stage1Hooks === null || Atomics.load(stage1Hooks, 1) !== 1) Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
+    if (cp) crashPoint(CP_STAGE1_POP);
+    if (hooks === null || Atomics.load(hooks, 1) !== 1) Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
     i32[popW] = 0;
     head = seen;
   }
 }
 
 /** A popper's claim of a pooled slab (owner POOL -> its slot); the no-guard test hook skips it. */
-function claim(i32: Int32Array, mW: number, slot: number): boolean {
-  if (stage1Hooks !== null && Atomics.load(stage1Hooks, 1) === 1) return true;
+function claim(i32: Int32Array, mW: number, slot: number, hooks: Int32Array | null): boolean {
+  if (hooks !== null && Atomics.load(hooks, 1) === 1) return true;
   return Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_POOL, slot) === OWNER_POOL;
 }
 
@@ -152,27 +155,30 @@ export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
  */
 function listPush(t: ThreadContext, headW: number, slot: number): void {
   const i32 = t.i32;
+  // Test hooks read once a call (see crash.ts crashArmed): a pop or push a slab trip.
+  const cp = crashArmed();
+  const hooks = stage1Hooks;
   const mW = t.metaW(slot);
   // The head read plain, a hint (layout.ts [H]): the CAS checks it, and a failed CAS returns the
   // head as it is, which the next round links to (one Atomics call fewer a push than a load each round).
   let head = i32[headW]!;
   for (;;) {
-    crashPoint(CP_STAGE1_PUSH);
+    if (cp) crashPoint(CP_STAGE1_PUSH);
     const top = head & S1_SLOT_MASK;
     // Plain writes (layout.ts [H]): the CAS below publishes them; the popper reads them after its claim.
     i32[mW + SM_POOL_NEXT] = top;
     i32[mW + SM_POOL_DEPTH] = top === 0 ? 1 : i32[t.metaW(top) + SM_POOL_DEPTH]! + 1;
-    if (stage1Hooks !== null) hookDelay(stage1Hooks);
-    const seen = Atomics.compareExchange(i32, headW, head, nextHead(head, slot));
+    if (hooks !== null) hookDelay(hooks);
+    const seen = Atomics.compareExchange(i32, headW, head, nextHead(head, slot, hooks));
     if (seen === head) {
       i32[t.thW + TH_LARGE_HELD] = 0; // no call since the CAS: a large run's reservation is its list's now
       break;
     }
     head = seen;
   }
-  crashPoint(CP_STAGE1_PUSH);
+  if (cp) crashPoint(CP_STAGE1_PUSH);
   Atomics.store(i32, mW + SM_OWNER, OWNER_POOL);
-  crashPoint(CP_STAGE1_PUSH);
+  if (cp) crashPoint(CP_STAGE1_PUSH);
   i32[t.thW + TH_PUSHING] = 0;
 }
 
@@ -339,7 +345,7 @@ export function repairStage1(t: ThreadContext, slot: number): void {
   let first = 0;
   for (;;) {
     const head = Atomics.load(i32, headW);
-    if (Atomics.compareExchange(i32, headW, head, nextHead(head, 0)) === head) {
+    if (Atomics.compareExchange(i32, headW, head, nextHead(head, 0, stage1Hooks)) === head) {
       first = head & S1_SLOT_MASK;
       i32[t.thW + TH_S1_PRIVATE] = first; // no call since the CAS: a reclaimer stopped from here on leaves it recorded
       break;
@@ -386,7 +392,7 @@ export function putBackChain(t: ThreadContext, first: number): void {
     for (let s = first, k = 0; k < n; k++, s = Atomics.load(i32, t.metaW(s) + SM_POOL_NEXT)) {
       Atomics.store(i32, t.metaW(s) + SM_POOL_DEPTH, below + n - k);
     }
-    if (Atomics.compareExchange(i32, headW, head, nextHead(head, first)) === head) {
+    if (Atomics.compareExchange(i32, headW, head, nextHead(head, first, stage1Hooks)) === head) {
       i32[t.thW + TH_S1_PRIVATE] = 0; // no call since the CAS
       return;
     }
