@@ -130,6 +130,8 @@ export function takeBlocks(t: ThreadContext, slot: number, cls: number, n: numbe
  * then whole words of four, then single bytes. For blocks a refill carves (at or above BUMP): no
  * other thread writes their states, so a word may hold four of them; a word is written only where
  * all four of its bytes are in the range, and the bytes next to the range are left alone.
+ * (Not `bytes.fill`: on a SharedArrayBuffer it stores byte by byte in the runtime, 0.33-0.43 ns a
+ * byte from 600 bytes up, after the cost of the call.)
  */
 function setStates(t: ThreadContext, from: number, n: number, v: number): void {
   const bytes = t.bytes;
