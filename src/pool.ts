@@ -79,7 +79,7 @@ export function stage1Pop(t: ThreadContext, cls: number): number {
  */
 export function listPop(t: ThreadContext, headW: number): number {
   const i32 = t.i32;
-  // Test hooks read once a call (see crash.ts crashArmed): a pop or push a slab trip.
+  // Test hooks read once a call (see crash.ts crashArmed): every slab trip pops and pushes once.
   const cp = crashArmed();
   const hooks = stage1Hooks;
   const popW = t.thW + TH_POPPING;
@@ -155,7 +155,7 @@ export function stage1Push(t: ThreadContext, cls: number, slot: number): void {
  */
 function listPush(t: ThreadContext, headW: number, slot: number): void {
   const i32 = t.i32;
-  // Test hooks read once a call (see crash.ts crashArmed): a pop or push a slab trip.
+  // Test hooks read once a call (see crash.ts crashArmed): every slab trip pops and pushes once.
   const cp = crashArmed();
   const hooks = stage1Hooks;
   const mW = t.metaW(slot);

@@ -25,9 +25,8 @@ describe('crash points of the per-block slow paths, read once a call (crashArmed
 
   it("a refill of fresh blocks passes takeBlocks' three points", () => {
     const heap = SharedHeap.create({ initialBytes: 8 << 20, maxThreads: 2, magazineCapacity: 8, refillCount: 4 });
-    const first = heap.malloc(64); // the slab taken and its first refill, before counting
-    const blocks = [first];
-    for (let i = 1; i < 4; i++) blocks.push(heap.malloc(64));
+    const blocks: number[] = [];
+    for (let i = 0; i < 4; i++) blocks.push(heap.malloc(64)); // the slab taken and its first refill, before counting
     countCrashPoints();
     for (let i = 0; i < 4; i++) blocks.push(heap.malloc(64)); // the magazine is empty: one refill
     const counts = crashCounts();
