@@ -293,7 +293,11 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
       if (cp) crashPoint(CP_DRAIN);
       i32[doneW] = e - jW;
       if (cp) crashPoint(CP_DRAIN);
-      afterBlocksReturned(t, slab, cls, keep);
+      // Every step of afterBlocksReturned needs the slab empty or on no list: for one still in
+      // use and listed (most runs of frees in random order, one block each) no call. (Random-order
+      // frees of 112 bytes with their mallocs, counted by cachegrind: 343-344 -> 322 instructions
+      // an operation.)
+      if (i32[mW + SM_INUSE] === 0 || i32[mW + SM_LISTED] === LISTED_NONE) afterBlocksReturned(t, slab, cls, keep);
     } else {
       // Another thread's (or an abandoned) slab: one chain of the consecutive entries of that slab.
       let n = 1;

@@ -340,7 +340,8 @@ export function partialPop(t: ThreadContext, cls: number): number {
  * allocating (a drain of a full magazine): then it stays current, or goes to the back of the
  * partial list, until the periodic drain sweeps it. That hysteresis keeps a thread from giving
  * back and taking again the same slab on every drain. A slab with free blocks on no list goes on
- * the partial list.
+ * the partial list. Nothing happens to a slab still in use (INUSE > 0) on a list: drainJournal
+ * does not call this for one (keep it so when a step is added here).
  */
 export function afterBlocksReturned(t: ThreadContext, slot: number, cls: number, keep: boolean): void {
   const i32 = t.i32;
