@@ -1,6 +1,7 @@
 /**
  * The slow paths that pass crash points for every block or run of blocks (takeBlocks, takeFreed,
- * drainJournal, and the Stage-1 list's pop and push) read crashArmed() once a call and pass each point as `if (cp) crashPoint(...)`.
+ * drainJournal, and the Stage-1 list's pop and push) read crashArmed() once a call and pass each
+ * point as `if (cp) crashPoint(...)`.
  * When counting (as when armed), every one of those points is still passed, in order: a refill of
  * fresh blocks passes takeBlocks' three, a drain of one slab's blocks its journal's point, then
  * freeDrainFull's and the four of drainJournal's run. (test/crash-points.test.ts stops a thread at
