@@ -8,7 +8,7 @@ import * as classes from './size-classes.js';
 import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, waitsMayGiveUp } from './lock.js';
-import { largeAlloc, largeAllocToGrow, largeFree, largeResize } from './large.js';
+import { largeAlloc, largeAllocToGrow, largeFree, largeResize, runGeneration } from './large.js';
 import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall, magazineTop } from './magazine.js';
 import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from './flush-ask.js';
 
@@ -279,6 +279,8 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : 1) || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
   if (cls < 0 && resizeLargeInPlace(t, p, n, usable)) return p;
+  // A run that moves: its generation as checked, for the free after the copy (layout.ts SM_RUN_GEN).
+  const gen = cls < 0 ? runGeneration(t, p) : 0;
   // A small block's free never waits for the lock; a thread whose waits never give up gets it.
   // A run that moves is freed under the lock after the new block was taken and the contents
   // copied: where a wait may give up (a main thread's LockTimeoutError, the async calls'
@@ -287,7 +289,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   // an audit). Elsewhere the copy is made outside the lock.
   // Out of memory under the lock, its allocation asked the other threads to flush but could not
   // wait for their answers (they take the lock): it waits once the lock is free, and tries again.
-  const q = cls >= 0 || !waitsMayGiveUp() ? moveBlock(t, cls, p, n, usable) : moveUnderLock(t, () => moveBlock(t, cls, p, n, usable));
+  const q = cls >= 0 || !waitsMayGiveUp() ? moveBlock(t, cls, p, n, usable, gen) : moveUnderLock(t, () => moveBlock(t, cls, p, n, usable, gen));
   // Out of memory for the move, whose allocation gave back the runs and slabs kept for reuse and
   // this thread's caches: they may have held the slots right after the run, so once more in place
   // (a realloc answered 0 where the run could grow where it was; an audit).
@@ -341,8 +343,11 @@ export function reallocTarget(t: ThreadContext, cls: number, n: number, usable: 
   return n > MAX_SMALL ? largeAllocToGrowOrFlush(t, n) : smallIntoRun(t, n, usable);
 }
 
-/** realloc's move of the live block p (class `cls`, -1 for a large run) to a new block of n bytes. */
-function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: number): number {
+/**
+ * realloc's move of the live block p (class `cls`, -1 for a large run, `gen` its generation as
+ * checked: runGeneration) to a new block of n bytes.
+ */
+function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: number, gen: number): number {
   const q = reallocTarget(t, cls, n, usable);
   if (q === 0) return 0;
   // The new block over the old one (live blocks never overlap): another thread freed the old
@@ -354,7 +359,7 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
   copyInHeap(t, q, p, Math.min(n, usable));
   try {
     // A run that moved is not kept for reuse: a block that grows or shrinks rarely comes back to its old size.
-    if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)', usable / SLOT_BYTES);
+    if (cls < 0) largeFree(t, p >>> SLOT_SHIFT, false, 'realloc(ptr, size)', usable / SLOT_BYTES, gen);
     else {
       // freeSmall claims nothing: a small block another thread freed while this call waited (for
       // the lock, or for answers to its asks to flush) is CACHED in that thread's magazine or on
@@ -386,11 +391,12 @@ function moveBlock(t: ThreadContext, cls: number, p: number, n: number, usable: 
 }
 
 /**
- * reallocAsync's free of the large run `block` it moved, its contents copied at `span` slots: as
- * moveBlock's (largeFree refuses it where another thread resized the run in place meanwhile).
+ * reallocAsync's free of the large run `block` it moved, its contents copied at `span` slots, `gen`
+ * its generation as checked: as moveBlock's (largeFree refuses it where another thread resized the
+ * run in place meanwhile, or freed it and took it again).
  */
-export function freeMovedRun(t: ThreadContext, block: number, span: number): void {
-  if (classifyBlock(t, 'realloc', 'ptr', block) < 0) largeFree(t, block >>> SLOT_SHIFT, false, 'realloc(ptr, size)', span);
+export function freeMovedRun(t: ThreadContext, block: number, span: number, gen: number): void {
+  if (classifyBlock(t, 'realloc', 'ptr', block) < 0) largeFree(t, block >>> SLOT_SHIFT, false, 'realloc(ptr, size)', span, gen);
   else freeSmall(t, block);
 }
 

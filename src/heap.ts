@@ -9,6 +9,7 @@ import { HeapCorruptionError, HeapError, HeapStateError, checkInteger, describe,
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
+import { runGeneration } from './large.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
   REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocTarget, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
@@ -823,6 +824,7 @@ export class SharedHeap {
     if (!debug && size <= usable && size > usable >>> 1) return block;
     const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size, usable);
     if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
+    const gen = runGeneration(t, block); // as checked, for the free after the copy (layout.ts SM_RUN_GEN)
     // Moved where realloc moves it (alloc.ts reallocTarget: a run that grows lands with room to
     // grow again); in debug mode by mallocAsync, which writes the new block's size record and canary.
     const q = debug ? await this.mallocAsync(size) : await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', reallocTarget, -1, size, usable), 'realloc', 'reallocAsync');
@@ -842,7 +844,7 @@ export class SharedHeap {
       // The run freed as copied (a resize in place by another thread meanwhile is refused: alloc.ts
       // freeMovedRun); debug mode's free fills it as freed.
       if (debug) await this.#withoutBlocking(() => this.free(block), 'free', 'reallocAsync');
-      else await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', freeMovedRun, block, usable / layout.SLOT_BYTES), 'realloc', 'reallocAsync');
+      else await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', freeMovedRun, block, usable / layout.SLOT_BYTES, gen), 'realloc', 'reallocAsync');
     } catch (e) {
       // Another call freed the old block while this one waited (a DoubleFreeError): the new block
       // goes back too, not lost (an audit; alloc.ts moveBlock).

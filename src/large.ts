@@ -7,7 +7,7 @@
  */
 import {
   F_LARGE_ALLOCS, F_LARGE_HELD_BYTES, G_CARVED, G_LARGE_POOLED, LARGE_LIVE, LARGE_RESIZING, TH_PUSHING, largeClaimMark, LARGE_POOL_SPANS, MAX_HEAP_BYTES, SLOTS_PER_SUPER, SLOTS_SHIFT_IN_SUPER,
-  SLOT_BYTES, SLOT_SHIFT, SM_HEAD, SM_KIND, K_LARGE, SM_LARGE, SM_SPAN, SUPER_BYTES,
+  SLOT_BYTES, SLOT_SHIFT, SM_HEAD, SM_KIND, K_LARGE, SM_LARGE, SM_RUN_GEN, SM_SPAN, SUPER_BYTES,
 } from './layout.js';
 import { CP_LARGE, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
@@ -91,6 +91,7 @@ function takeRun(t: ThreadContext, head: number, span: number): void {
   writeRunMetas(t, head, head, head + span, span);
   noteTouched(t, head << SLOT_SHIFT, (head + span) << SLOT_SHIFT); // the run is the usable size
   if (t.debugLarge !== null) t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
+  Atomics.add(t.i32, t.metaW(head) + SM_RUN_GEN, 1); // a new generation before it is live (layout.ts SM_RUN_GEN)
   t.i32[t.metaW(head) + SM_LARGE] = LARGE_LIVE;
   crashPoint(CP_LARGE);
   commitTaken(t, head, span);
@@ -118,10 +119,12 @@ function touchedBytes(t: ThreadContext, head: number, span: number): number {
 /**
  * Frees a live large run (the caller validated it): with `keep`, into its span's large-run list
  * while the lists have room (no lock; pool.ts largePoolPush), else its slots back under the lock.
- * `span0`, nonzero (realloc's move, without `keep`): the span the caller copied; where the live run
- * has another, it is left as it is and the call throws a DoubleFreeError.
+ * `span0`, nonzero (realloc's move, without `keep`): the span the caller copied, and `gen0` the run's
+ * generation it read once the run was checked (runGeneration); where the live run has another span or
+ * generation (resized in place since, or freed and taken again), it is left as it is and the call
+ * throws a DoubleFreeError.
  */
-export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)', span0 = 0): void {
+export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'free(ptr)', span0 = 0, gen0 = 0): void {
   const span = t.i32[t.metaW(head) + SM_SPAN];
   if (keep && largePoolReserve(t, head, span)) {
     const r = largePoolPush(t, head, span);
@@ -144,9 +147,13 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'f
     // resized the run in place meanwhile returned it as live, and the copy missed its change (an
     // audit: both calls succeeded, the first caller holding a run this one then freed). The run
     // stays as that realloc left it, and this one is refused, as two reallocs of one block are.
-    // Read before the claim, under the lock every resize in place takes: no claim to undo.
-    if (span0 !== 0 && i32[mW + SM_SPAN] !== span0 && Atomics.load(i32, mW + SM_LARGE) === LARGE_LIVE) {
-      throw new DoubleFreeError(`${fn}: ${hex(head << SLOT_SHIFT)} was resized in place by another thread's realloc while this one moved it (a block passed to realloc is freed by it)`);
+    // Read before the claim, under the lock every resize in place takes: no claim to undo. The
+    // generation also catches a shrink and a grow back to the same span, and a run freed and taken
+    // again (layout.ts SM_RUN_GEN).
+    if (span0 !== 0 && (i32[mW + SM_SPAN] !== span0 || Atomics.load(i32, mW + SM_RUN_GEN) !== gen0) && Atomics.load(i32, mW + SM_LARGE) === LARGE_LIVE) {
+      throw new DoubleFreeError(
+        `${fn}: ${hex(head << SLOT_SHIFT)} was resized in place, or freed and allocated again, by another thread while this realloc moved it (a block passed to realloc is freed by it)`,
+      );
     }
     i32[t.thW + TH_PUSHING] = head;
     if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) !== LARGE_LIVE) {
@@ -174,6 +181,14 @@ function largeDoubleFree(fn: string, head: number, i32?: Int32Array, mW = 0): Do
     `${fn}: ${hex(head << SLOT_SHIFT)} is not allocated: ` +
       (resizing ? 'another thread is resizing it with realloc (a block passed to realloc is freed by it)' : 'the large block there was already freed (double free)'),
   );
+}
+
+/**
+ * The generation of the large run whose head is the block `p` (layout.ts SM_RUN_GEN), read by
+ * realloc's move once the run is checked, for its free to compare (largeFree's `gen0`).
+ */
+export function runGeneration(t: ThreadContext, p: number): number {
+  return Atomics.load(t.i32, t.metaW(p >>> SLOT_SHIFT) + SM_RUN_GEN);
 }
 
 /** growthRoom gives a run grown in place slots >>> LARGE_GROWTH_ROOM slots of room (a quarter). */
@@ -218,6 +233,7 @@ export function largeResize(t: ThreadContext, head: number, slots: number): bool
     if (slots < span) {
       // A run of at most one SuperSlab's slots lies in one SuperSlab: one that would cross moves.
       if (slots <= SLOTS_PER_SUPER && head >>> SLOTS_SHIFT_IN_SUPER !== (head + slots - 1) >>> SLOTS_SHIFT_IN_SUPER) return false;
+      Atomics.add(i32, mW + SM_RUN_GEN, 1); // before the resize (layout.ts SM_RUN_GEN)
       shrinkRun(t, head, span, slots);
       return true;
     }
@@ -228,6 +244,7 @@ export function largeResize(t: ThreadContext, head: number, slots: number): bool
       if (slots <= SLOTS_PER_SUPER || head + span + free !== Atomics.load(t.i32, G_CARVED) << SLOTS_SHIFT_IN_SUPER) return false;
       if (carveSuperSlabs(t, Math.ceil((more - free) / SLOTS_PER_SUPER)) === 0) return false;
     }
+    Atomics.add(i32, mW + SM_RUN_GEN, 1); // before the resize (layout.ts SM_RUN_GEN)
     growRun(t, head, span, slots + freeSlotsAfter(t, head, slots, growthRoom(head, slots)));
     return true;
   } catch (e) {

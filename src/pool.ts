@@ -24,7 +24,7 @@ const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_
   K_SLAB, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, CLASS_SLOTS, TH_LARGE_HELD, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TF_STAGE1, TF_STAGE1_PUSHES, TH_POPPING,
-  TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
+  SM_RUN_GEN, TH_PUSHING, TH_RETURNING, TH_S1_PRIVATE } = layout;
 const { clearUnsureMark, largeClaimMark, listCountHint } = layout;
 const { COUNT, NUM_CLASSES, SPAN } = classes;
 
@@ -276,6 +276,7 @@ export function largePoolPop(t: ThreadContext, span: number): number {
   Atomics.sub(t.i32, G_LARGE_POOLED, span);
   t.i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
   if (t.debugLarge !== null) t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
+  Atomics.add(t.i32, t.metaW(head) + SM_RUN_GEN, 1); // a new generation before it is live (layout.ts SM_RUN_GEN)
   Atomics.store(t.i32, t.metaW(head) + SM_LARGE, LARGE_LIVE);
   crashPoint(CP_STAGE1_POP);
   t.i32[t.thW + TH_POPPING] = 0;

@@ -10,7 +10,9 @@
  * span changed at its claim: it leaves the run as the resize made it, gives its new block back and
  * throws a DoubleFreeError. The moving call is paused inside its new block's pop from a
  * large-run list (no lock: CP_STAGE1_POP) while the other shrinks the run in place: a worker's
- * realloc while this thread shrinks, and this thread's reallocAsync while a worker shrinks.
+ * realloc while this thread shrinks, and this thread's reallocAsync while a worker shrinks. Two
+ * more cases leave the span as the move copied it, which only the run's generation tells (layout.ts
+ * SM_RUN_GEN): a shrink and a grow back, and a free and a malloc that takes the run back.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
@@ -44,20 +46,32 @@ function freeBoth(heap: SharedHeap, p: number, after: number): void {
   expect({ largeLive: heap.stats().largeLiveBlocks, bytes: heap.stats().largeLiveBytes, check: checked(heap) }).toEqual({ largeLive: 0, bytes: 0, check: 'passes' });
 }
 
+/** The REFUSED error of a move whose run another thread changed meanwhile (large.ts largeFree). */
+const REFUSED = /^DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ was resized in place, or freed and allocated again, by another thread/;
+
+/**
+ * A heap, a worker, and p (6 slots less 1000 bytes, filled with `byte`) with the slots after it
+ * taken (`after`, 3 slots): the worker's realloc(p, 10 slots), which has no room in place and
+ * takes a run of 10 from the large-run list, paused inside that pop (no lock held).
+ */
+async function pausedMove(byte: number): Promise<{ heap: SharedHeap; p: number; after: number; gate: Int32Array; call: Promise<{ result: number; error: string }> }> {
+  const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+  const v = startHeapWorker();
+  await v.remote.attach(heap.buffer);
+  const ten = heap.malloc(10 * SLOT_BYTES - 1000); // freed into the list of span 10: the move's new block
+  const p = heap.malloc(6 * SLOT_BYTES - 1000);
+  const after = heap.malloc(3 * SLOT_BYTES - 1000); // the slots after p taken: a growth moves it
+  heap.free(ten);
+  heap.u8.fill(byte, p, p + 6 * SLOT_BYTES - 1000);
+  const gate = new Int32Array(new SharedArrayBuffer(4));
+  const call = v.remote.callPausingAt('realloc', p, 10 * SLOT_BYTES - 1000, CP_STAGE1_POP, 1, gate);
+  await pausedAtCrashPoint(gate, call);
+  return { heap, p, after, gate, call };
+}
+
 describe('a realloc moving a large run while another thread resizes it in place', () => {
   it('the move is refused with a DoubleFreeError; the run stays live as resized, its bytes kept', async () => {
-    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
-    const v = startHeapWorker();
-    await v.remote.attach(heap.buffer);
-    const ten = heap.malloc(10 * SLOT_BYTES - 1000); // freed into the list of span 10: the move's new block
-    const p = heap.malloc(6 * SLOT_BYTES - 1000);
-    const after = heap.malloc(3 * SLOT_BYTES - 1000); // the slots after p taken: a growth moves it
-    heap.free(ten);
-    heap.u8.fill(0x2e, p, p + 6 * SLOT_BYTES - 1000);
-    const gate = new Int32Array(new SharedArrayBuffer(4));
-    // The worker's realloc(p, 10 slots): no room in place, a run of 10 from the large-run list.
-    const call = v.remote.callPausingAt('realloc', p, 10 * SLOT_BYTES - 1000, CP_STAGE1_POP, 1, gate);
-    await pausedAtCrashPoint(gate, call);
+    const { heap, p, after, gate, call } = await pausedMove(0x2e);
     // Meanwhile this thread shrinks p in place to 3 slots (its tail's 3 slots given back).
     const shrunk = heap.realloc(p, 3 * SLOT_BYTES - 1000);
     resumeFromCrashPoint(gate);
@@ -73,6 +87,49 @@ describe('a realloc moving a large run while another thread resizes it in place'
       check: 'passes',
     });
     freeBoth(heap, p, after);
+  });
+
+  it('a shrink and a grow back to the same span meanwhile: the move is refused, the run live as the grow left it', async () => {
+    // The span the move copied is the run's span again at its free: only the run's generation
+    // (layout.ts SM_RUN_GEN) tells. Before it, the move freed the run this thread then held.
+    const { heap, p, after, gate, call } = await pausedMove(0x2d);
+    const shrunk = heap.realloc(p, 3 * SLOT_BYTES - 1000);
+    const grown = heap.realloc(p, 6 * SLOT_BYTES - 1000); // back over the slots the shrink gave back
+    resumeFromCrashPoint(gate);
+    const r = await call;
+    const { usable, kept } = shrunkRun(heap, p, 0x2d);
+    expect({ shrunkInPlace: shrunk === p, grownInPlace: grown === p, moved: r.result, error: r.error, usable, kept, check: checked(heap) }).toEqual({
+      shrunkInPlace: true,
+      grownInPlace: true,
+      moved: 0,
+      error: expect.stringMatching(REFUSED),
+      usable: 6 * SLOT_BYTES,
+      kept: true,
+      check: 'passes',
+    });
+    freeBoth(heap, p, after);
+  });
+
+  it('the run freed and allocated again at the same place meanwhile: the move is refused, the new block left live', async () => {
+    // A double free (this thread frees the block the worker passed to realloc), then a malloc of
+    // the same span that takes the freed run back from its large-run list: the same head, span and
+    // LIVE mark. Before the generation, the move freed this thread's new block.
+    const { heap, p, after, gate, call } = await pausedMove(0x2a);
+    heap.free(p);
+    const again = heap.malloc(6 * SLOT_BYTES - 1000);
+    heap.u8.fill(0x2c, again, again + 6 * SLOT_BYTES - 1000);
+    resumeFromCrashPoint(gate);
+    const r = await call;
+    const { usable, kept } = shrunkRun(heap, again, 0x2c);
+    expect({ samePlace: again === p, moved: r.result, error: r.error, usable, kept, check: checked(heap) }).toEqual({
+      samePlace: true,
+      moved: 0,
+      error: expect.stringMatching(REFUSED),
+      usable: 6 * SLOT_BYTES,
+      kept: true,
+      check: 'passes',
+    });
+    freeBoth(heap, again, after);
   });
 
   it('reallocAsync: the same, its move refused with a DoubleFreeError, the run live as resized', async () => {
