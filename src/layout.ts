@@ -404,7 +404,7 @@ export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA (read only while 
 export const SM_POOL_DEPTH = SM_FREED_DATA; // [H] written plain by the pusher before the head's CAS, from its
 //                                  plain read of the depth of the head it read by Atomics (a head that moved since
 //                                  fails the CAS and the value is made again); Atomics elsewhere
-export const SM_COLLECTS = 23; //      [A] head: bumped before every exchange that takes the remote list
+export const SM_COLLECTS = 23; //      [A] head of a slab: bumped before every exchange that takes the remote list (of a large run: SM_RUN_GEN)
 /**
  * [A] The head of a large run: its generation, the same word as SM_COLLECTS (a slab's; the word is
  * only ever added to, never reset, whatever the slot holds). Bumped by Atomics.add before each take
