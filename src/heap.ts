@@ -9,7 +9,7 @@ import { HeapCorruptionError, HeapError, HeapStateError, checkInteger, describe,
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
-import { runGeneration } from './large.js';
+import { largeFree, refuseChangedRun, runGeneration } from './large.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
   REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocTarget, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
@@ -810,6 +810,10 @@ export class SharedHeap {
     if (t.detached) throw new HeapStateError('reallocAsync(ptr, size): this thread has detached from the heap');
     const cls = block === 0 ? 0 : classifyBlock(t, 'reallocAsync', 'ptr', block);
     const usable = block === 0 ? 0 : this.usableSize(block);
+    // A large run's span and generation as checked, for the free after the copy (layout.ts
+    // SM_RUN_GEN), before any wait (debug mode's usable is the size asked for, not the run's).
+    const span = cls < 0 ? t.i32[t.metaW(block >>> layout.SLOT_SHIFT) + layout.SM_SPAN] : 0;
+    const gen = cls < 0 ? runGeneration(t, block) : 0;
     // A small block: realloc's free of it never waits for the lock (a small free only tries it), so
     // a WOULD_BLOCK comes before anything changed and the whole call is tried again. A large run,
     // even one whose usable size is at most MAX_SMALL (a run of one slot from alignedAlloc, or in
@@ -824,7 +828,6 @@ export class SharedHeap {
     if (!debug && size <= usable && size > usable >>> 1) return block;
     const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size, usable);
     if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
-    const gen = runGeneration(t, block); // as checked, for the free after the copy (layout.ts SM_RUN_GEN)
     // Moved where realloc moves it (alloc.ts reallocTarget: a run that grows lands with room to
     // grow again); in debug mode by mallocAsync, which writes the new block's size record and canary.
     const q = debug ? await this.mallocAsync(size) : await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', reallocTarget, -1, size, usable), 'realloc', 'reallocAsync');
@@ -843,8 +846,8 @@ export class SharedHeap {
     try {
       // The run freed as copied (a resize in place by another thread meanwhile is refused: alloc.ts
       // freeMovedRun); debug mode's free fills it as freed.
-      if (debug) await this.#withoutBlocking(() => this.free(block), 'free', 'reallocAsync');
-      else await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', freeMovedRun, block, usable / layout.SLOT_BYTES, gen), 'realloc', 'reallocAsync');
+      if (debug) await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', debugFreeMovedRun, block, span, gen), 'realloc', 'reallocAsync');
+      else await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', freeMovedRun, block, span, gen), 'realloc', 'reallocAsync');
     } catch (e) {
       // Another call freed the old block while this one waited (a DoubleFreeError): the new block
       // goes back too, not lost (an audit; alloc.ts moveBlock).
@@ -1125,6 +1128,25 @@ function debugRequest(n: number): number {
  * realloc and check() verify them; freed small blocks are filled and checked when handed out
  * again. The fast paths are the default class's, reached through super.
  */
+/**
+ * Debug mode's free of the large run `block` that a realloc (or reallocAsync) moved, checked at
+ * `span` slots and generation `gen` (runGeneration): its record and canary as free checks them,
+ * then, under the lock, the default mode's refusal of a run another thread resized or freed and
+ * got back meanwhile (large.ts refuseChangedRun) before free's fill writes into it, then the free
+ * with the same refusal (a thread that waits for the lock and may give up gives up before anything
+ * changed). The default mode's moves free the run by largeFree alone (alloc.ts moveBlock).
+ */
+function debugFreeMovedRun(t: ThreadContext, block: number, span: number, gen: number): void {
+  classifyBlock(t, 'realloc', 'ptr', block);
+  const n = debugCheckLive(t, 'realloc(ptr, size)', block);
+  const head = block >>> layout.SLOT_SHIFT;
+  lockedFirst(t, () => {
+    refuseChangedRun(t, head, span, gen, 'realloc(ptr, size)');
+    debugFillFreed(t, block, n);
+    largeFree(t, head, false, 'realloc(ptr, size)', span, gen);
+  });
+}
+
 class DebugSharedHeap extends SharedHeap {
   override malloc(size: number): number {
     const n = checkInteger('malloc', 'size', size);
@@ -1206,18 +1228,23 @@ class DebugSharedHeap extends SharedHeap {
     }
     const old = this.#live('realloc', block);
     const t = contextOf(this);
+    // A large run: its span and generation as checked, for the free after the copy (debugFreeMovedRun).
+    const large = classifyBlock(t, 'realloc', 'ptr', block) < 0;
+    const span = large ? t.i32[t.metaW(block >>> layout.SLOT_SHIFT) + layout.SM_SPAN] : 0;
+    const gen = large ? runGeneration(t, block) : 0;
     // A small free never waits for the lock; nor does a thread whose waits never give up.
-    if (classifyBlock(t, 'realloc', 'ptr', block) >= 0 || !waitsMayGiveUp()) return this.#move(block, n, old);
+    if (!large || !waitsMayGiveUp()) return this.#move(block, n, old, span, gen);
     // A large run's free takes the lock after the new block was taken, the contents copied and the
     // old block filled as freed: the lock first, so that a wait that gives up (LockTimeoutError,
     // WOULD_BLOCK) does so before anything changed (see reallocImpl). Through guarded, as
     // reallocImpl is: the copy and free's fill run here outside any guarded call, and a fault
     // there must stop the instance (its slot DEAD), not keep the lock for a slot still ATTACHED.
     // Out of memory there: waits for the threads it asked to flush once the lock is free (reallocImpl).
-    return guarded(t, 'realloc(ptr, size)', moveUnderLock, () => this.#move(block, n, old));
+    return guarded(t, 'realloc(ptr, size)', moveUnderLock, () => this.#move(block, n, old, span, gen));
   }
 
-  #move(block: number, n: number, old: number): number {
+  /** realloc's move of `block` (`old` bytes requested; a large run: `span` and `gen` as checked, else 0). */
+  #move(block: number, n: number, old: number, span: number, gen: number): number {
     const q = this.#alloc('realloc(ptr, size)', n);
     if (q === 0) return 0;
     // The new block over the old one (live blocks never overlap): another thread freed the old
@@ -1228,9 +1255,11 @@ class DebugSharedHeap extends SharedHeap {
       this.free(q);
       throw freedWhileWaited('realloc', block, 'the large block there was freed by another thread while this call waited');
     }
-    copyInHeap(contextOf(this), q, block, Math.min(n, old));
+    const t = contextOf(this);
+    copyInHeap(t, q, block, Math.min(n, old));
     try {
-      this.free(block);
+      if (span !== 0) guarded(t, 'realloc(ptr, size)', debugFreeMovedRun, block, span, gen);
+      else this.free(block);
     } catch (e) {
       if (e instanceof HeapError) {
         try {

@@ -150,11 +150,7 @@ export function largeFree(t: ThreadContext, head: number, keep: boolean, fn = 'f
     // Read before the claim, under the lock every resize in place takes: no claim to undo. The
     // generation also catches a shrink and a grow back to the same span, and a run freed and taken
     // again (layout.ts SM_RUN_GEN).
-    if (span0 !== 0 && (i32[mW + SM_SPAN] !== span0 || Atomics.load(i32, mW + SM_RUN_GEN) !== gen0) && Atomics.load(i32, mW + SM_LARGE) === LARGE_LIVE) {
-      throw new DoubleFreeError(
-        `${fn}: ${hex(head << SLOT_SHIFT)} was resized in place, or freed and allocated again, by another thread while this realloc moved it (a block passed to realloc is freed by it)`,
-      );
-    }
+    if (span0 !== 0) refuseChangedRun(t, head, span0, gen0, fn);
     i32[t.thW + TH_PUSHING] = head;
     if (Atomics.compareExchange(i32, mW + SM_LARGE, LARGE_LIVE, largeClaimMark(t.slot)) !== LARGE_LIVE) {
       i32[t.thW + TH_PUSHING] = 0;
@@ -181,6 +177,22 @@ function largeDoubleFree(fn: string, head: number, i32?: Int32Array, mW = 0): Do
     `${fn}: ${hex(head << SLOT_SHIFT)} is not allocated: ` +
       (resizing ? 'another thread is resizing it with realloc (a block passed to realloc is freed by it)' : 'the large block there was already freed (double free)'),
   );
+}
+
+/**
+ * [L] realloc's move of the run at `head`, copied at `span0` slots and generation `gen0`
+ * (runGeneration): throws a DoubleFreeError, changing nothing, where the run is live with another
+ * span or generation (another thread resized it in place, or freed it and took it again, since the
+ * move checked it). largeFree asks before its claim; debug mode's move before it fills the run.
+ */
+export function refuseChangedRun(t: ThreadContext, head: number, span0: number, gen0: number, fn: string): void {
+  const i32 = t.i32;
+  const mW = t.metaW(head);
+  if ((i32[mW + SM_SPAN] !== span0 || Atomics.load(i32, mW + SM_RUN_GEN) !== gen0) && Atomics.load(i32, mW + SM_LARGE) === LARGE_LIVE) {
+    throw new DoubleFreeError(
+      `${fn}: ${hex(head << SLOT_SHIFT)} was resized in place, or freed and allocated again, by another thread while this realloc moved it (a block passed to realloc is freed by it)`,
+    );
+  }
 }
 
 /**

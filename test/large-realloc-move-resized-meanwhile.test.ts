@@ -10,9 +10,10 @@
  * span changed at its claim: it leaves the run as the resize made it, gives its new block back and
  * throws a DoubleFreeError. The moving call is paused inside its new block's pop from a
  * large-run list (no lock: CP_STAGE1_POP) while the other shrinks the run in place: a worker's
- * realloc while this thread shrinks, and this thread's reallocAsync while a worker shrinks. Two
- * more cases leave the span as the move copied it, which only the run's generation tells (layout.ts
- * SM_RUN_GEN): a shrink and a grow back, and a free and a malloc that takes the run back.
+ * realloc while this thread shrinks, and this thread's reallocAsync while a worker shrinks. The
+ * other cases leave the span as the move copied it, which only the run's generation tells (layout.ts
+ * SM_RUN_GEN): a shrink and a grow back, and a free and a malloc that takes the run back (by realloc,
+ * by debug mode's realloc, whose free of the moved run is its own, and by reallocAsync in both modes).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
@@ -54,8 +55,8 @@ const REFUSED = /^DoubleFreeError: realloc\(ptr, size\): 0x[0-9a-f]+ was resized
  * taken (`after`, 3 slots): the worker's realloc(p, 10 slots), which has no room in place and
  * takes a run of 10 from the large-run list, paused inside that pop (no lock held).
  */
-async function pausedMove(byte: number): Promise<{ heap: SharedHeap; p: number; after: number; gate: Int32Array; call: Promise<{ result: number; error: string }> }> {
-  const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+async function pausedMove(byte: number, debug = false): Promise<{ heap: SharedHeap; p: number; after: number; gate: Int32Array; call: Promise<{ result: number; error: string }> }> {
+  const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4, debug });
   const v = startHeapWorker();
   await v.remote.attach(heap.buffer);
   const ten = heap.malloc(10 * SLOT_BYTES - 1000); // freed into the list of span 10: the move's new block
@@ -132,8 +133,36 @@ describe('a realloc moving a large run while another thread resizes it in place'
     freeBoth(heap, again, after);
   });
 
-  it('reallocAsync: the same, its move refused with a DoubleFreeError, the run live as resized', async () => {
-    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4 });
+  it('debug mode: the run freed and allocated again at the same place meanwhile: the move is refused before its fill, the new block left live', async () => {
+    // Debug mode's realloc moves every run (no resize in place) and frees the old one by a free of
+    // its own (heap.ts debugFreeMovedRun), which compares the generation under the lock before it
+    // writes anything. Before, it freed this thread's new block.
+    const { heap, p, after, gate, call } = await pausedMove(0x29, true);
+    heap.free(p);
+    const again = heap.malloc(6 * SLOT_BYTES - 1000);
+    heap.u8.fill(0x28, again, again + 3 * SLOT_BYTES - 1000);
+    resumeFromCrashPoint(gate);
+    const r = await call;
+    const { usable, kept } = shrunkRun(heap, again, 0x28);
+    expect({ samePlace: again === p, moved: r.result, error: r.error, usable, kept, check: checked(heap) }).toEqual({
+      samePlace: true,
+      moved: 0,
+      error: expect.stringMatching(REFUSED),
+      usable: 6 * SLOT_BYTES - 1000,
+      kept: true,
+      check: 'passes',
+    });
+    freeBoth(heap, again, after);
+  });
+
+  /**
+   * This thread's reallocAsync(p, 10 slots) of p (6 slots less 1000 bytes, filled with 0x2f; the
+   * slots after it taken), and at its first pop from a large-run list (its move's new block) the
+   * worker's call: realloc(p, `arg`) (a resize in place), or with `arg` -2 a free of p and a malloc
+   * that takes its memory back.
+   */
+  async function asyncMoveAgainstWorker(arg: number, debug: boolean) {
+    const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 4, debug });
     const ctl = new Int32Array(new SharedArrayBuffer(16));
     startWorker('large-call-on-signal', { buffer: heap.buffer, ctl });
     await until('the worker attached', () => Atomics.load(ctl, 0) === 1);
@@ -143,8 +172,7 @@ describe('a realloc moving a large run while another thread resizes it in place'
     heap.free(ten);
     heap.u8.fill(0x2f, p, p + 6 * SLOT_BYTES - 1000);
     ctl[1] = p;
-    ctl[2] = 3 * SLOT_BYTES - 1000;
-    // At this thread's first pop from a large-run list (its move's new block), the worker shrinks p in place.
+    ctl[2] = arg;
     let ran = false;
     const stop = (): never => {
       armCrash(0, stop);
@@ -165,8 +193,13 @@ describe('a realloc moving a large run while another thread resizes it in place'
     } finally {
       armCrash(0, stop);
     }
+    return { heap, p, after, ran, workerResult: ctl[3]!, result, error };
+  }
+
+  it('reallocAsync: the same, its move refused with a DoubleFreeError, the run live as resized', async () => {
+    const { heap, p, after, ran, workerResult, result, error } = await asyncMoveAgainstWorker(3 * SLOT_BYTES - 1000, false);
     const { usable, kept } = shrunkRun(heap, p, 0x2f);
-    expect({ afterP: after === p + 6 * SLOT_BYTES, ran, shrunkInPlace: ctl[3] === p, result, error, usable, kept, check: checked(heap) }).toEqual({
+    expect({ afterP: after === p + 6 * SLOT_BYTES, ran, shrunkInPlace: workerResult === p, result, error, usable, kept, check: checked(heap) }).toEqual({
       afterP: true,
       ran: true,
       shrunkInPlace: true,
@@ -174,6 +207,25 @@ describe('a realloc moving a large run while another thread resizes it in place'
       error: expect.stringMatching(/^DoubleFreeError: reallocAsync\(ptr, size\): 0x[0-9a-f]+ /),
       usable: 3 * SLOT_BYTES,
       kept: true,
+      check: 'passes',
+    });
+    freeBoth(heap, p, after);
+  });
+
+  it.each([false, true])('reallocAsync (debug %s): the run freed and allocated again at the same place meanwhile: refused, the new block left live', async (debug) => {
+    const { heap, p, after, ran, workerResult, result, error } = await asyncMoveAgainstWorker(-2, debug);
+    let usable = -1;
+    try {
+      usable = heap.usableSize(p);
+    } catch {
+      // freed by the move: usable stays -1
+    }
+    expect({ ran, samePlace: workerResult === p, result, error, live: usable > 0, check: checked(heap) }).toEqual({
+      ran: true,
+      samePlace: true,
+      result: -1,
+      error: expect.stringMatching(/^DoubleFreeError: reallocAsync\(ptr, size\): 0x[0-9a-f]+ was resized in place, or freed and allocated again, by another thread/),
+      live: true,
       check: 'passes',
     });
     freeBoth(heap, p, after);

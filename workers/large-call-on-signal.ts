@@ -2,7 +2,8 @@
  * Test worker for test/large-double-free-torn-read.test.ts and
  * test/large-realloc-move-resized-meanwhile.test.ts: attaches to workerData.buffer, stores
  * 1 into ctl[0] (notified), then waits until the test stores 2 there; makes realloc(ctl[1], ctl[2])
- * (free(ctl[1]) when ctl[2] is -1), stores the result into ctl[3] (-1 if it threw) and 3 into
+ * (free(ctl[1]) when ctl[2] is -1; when -2, free(ctl[1]) and a malloc of its usable size, which
+ * may take its memory back), stores the result into ctl[3] (-1 if it threw) and 3 into
  * ctl[0] (notified), and stays idle, alive, until ended. The test's thread waits for it inside a
  * read or crash point of its own, so that the call happens between two steps of the test's call.
  */
@@ -18,6 +19,10 @@ try {
   if (ctl[2] === -1) {
     heap.free(ctl[1]!);
     ctl[3] = 0;
+  } else if (ctl[2] === -2) {
+    const n = heap.usableSize(ctl[1]!);
+    heap.free(ctl[1]!);
+    ctl[3] = heap.malloc(n);
   } else ctl[3] = heap.realloc(ctl[1]!, ctl[2]!);
 } catch {
   ctl[3] = -1;
