@@ -1123,18 +1123,14 @@ function debugRequest(n: number): number {
 }
 
 /**
- * Debug mode (create({ debug: true }), debug.ts): every call that hands out a block asks for
- * DEBUG_EXTRA bytes more and writes a canary and a size record after the requested size; free,
- * realloc and check() verify them; freed small blocks are filled and checked when handed out
- * again. The fast paths are the default class's, reached through super.
- */
-/**
  * Debug mode's free of the large run `block` that a realloc (or reallocAsync) moved, checked at
  * `span` slots and generation `gen` (runGeneration): its record and canary as free checks them,
  * then, under the lock, the default mode's refusal of a run another thread resized or freed and
  * got back meanwhile (large.ts refuseChangedRun) before free's fill writes into it, then the free
  * with the same refusal (a thread that waits for the lock and may give up gives up before anything
- * changed). The default mode's moves free the run by largeFree alone (alloc.ts moveBlock).
+ * changed). largeFree asks again: a free into a large-run list and a pop from it take no lock, so
+ * the run may be freed and taken again even while this thread holds it. The default mode's moves
+ * free the run by largeFree alone (alloc.ts moveBlock).
  */
 function debugFreeMovedRun(t: ThreadContext, block: number, span: number, gen: number): void {
   classifyBlock(t, 'realloc', 'ptr', block);
@@ -1147,6 +1143,12 @@ function debugFreeMovedRun(t: ThreadContext, block: number, span: number, gen: n
   });
 }
 
+/**
+ * Debug mode (create({ debug: true }), debug.ts): every call that hands out a block asks for
+ * DEBUG_EXTRA bytes more and writes a canary and a size record after the requested size; free,
+ * realloc and check() verify them; freed small blocks are filled and checked when handed out
+ * again. The fast paths are the default class's, reached through super.
+ */
 class DebugSharedHeap extends SharedHeap {
   override malloc(size: number): number {
     const n = checkInteger('malloc', 'size', size);
