@@ -16,7 +16,7 @@ import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from '.
 // imported binding is read through its module cell at every use (see heap.ts).
 const { K_FREE, K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
-  ST_CLEAN, ST_FREE, SUPER_BYTES, MAG_STATE } = layout;
+  ST_CLEAN, ST_DEEP, ST_FREE, SUPER_BYTES, MAG_STATE } = layout;
 const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
 
 /**
@@ -118,6 +118,7 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     const state = t.bytes[i32[mW + SM_STATE] + idx];
     if (state === ST_ALLOCATED) return cls;
     if (state === ST_CLEAN) throw pointerError(fn, arg, p, 'is not allocated: malloc has not returned it yet (a block never used)');
+    if (state === ST_DEEP) throw pointerError(fn, arg, p, "is not allocated: the heap holds it (a thread's magazine); a double free, unless malloc never returned this offset", true);
     // A FREE block was handed out before (a double free) if it starts below its slot's touched
     // mark, which covers every block ever carved there; BUMP cannot tell, as it restarts at 0
     // when an empty slab goes to Stage 1.

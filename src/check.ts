@@ -13,6 +13,7 @@ import {
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_CLEAN, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, isCached, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
+  ST_DEEP, deepMagazineCap, isDeepTop, deepMagazineBase, MAG_EMPTY_SENTINEL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
@@ -20,6 +21,7 @@ import { HeapCorruptionError, hex } from './errors.js';
 import { slabStateBase } from './slots.js';
 import { unansweredAsks } from './flush-ask.js';
 import { linkOf } from './remote.js';
+import { DEEP_CLS, FEW_BLOCKS_MAX } from './magazine.js';
 
 /** How many of a CLEAN block's first bytes check() reads (layout.ts ST_CLEAN). */
 const CLEAN_CHECK_BYTES = 64;
@@ -115,7 +117,7 @@ function walkHeap(h: ThreadContext): void {
 
   // Slabs and large runs.
   const poolSlabs = new Set<number>();
-  const inFlight = { cached: 0, pending: 0, remote: 0 };
+  const inFlight = { cached: 0, pending: 0, remote: 0, deep: new Map<number, number>() };
   let largeBytes = 0;
   const pooledRuns = new Set<number>();
   for (let s = firstSlot; s < endSlot; ) {
@@ -255,11 +257,26 @@ function walkHeap(h: ThreadContext): void {
     if (state !== TS_RECLAIMING && Atomics.load(i32, w + TH_THREAD_ID) === 0) fail(`thread ${t}: in use (state ${state}) with no threadId`);
     const thW = w;
     for (let c = 0; c < NUM_CLASSES; c++) {
-      const base = thW + geo.magW + c * magazineWords(geo.magCap) + MAG_ENTRY_WORDS;
       const top = i32[thW + TH_TOP + c];
+      const deep = isDeepTop(top, geo.metaSupers);
+      const base = deep ? deepMagazineBase(top) : thW + geo.magW + c * magazineWords(geo.magCap) + MAG_ENTRY_WORDS;
+      const cap = deep ? deepMagazineCap(i32, base) : h.magCapCls[c];
+      if (deep && cap === 0) fail(`thread ${t}: deep magazine of class ${c} in block ${hex((base - MAG_ENTRY_WORDS) << 2)}: its capacity word (the empty sentinel's second) is overwritten: ${i32[base - MAG_ENTRY_WORDS + MAG_STATE]}`);
       // base <= top <= base + MAG_ENTRY_WORDS * capacity (layout.ts)
-      if (top < base || top > base + MAG_ENTRY_WORDS * h.magCapCls[c] || (top - base) % MAG_ENTRY_WORDS !== 0) {
-        fail(`thread ${t}: magazine of class ${c} has top ${top} outside ${base} .. ${base + MAG_ENTRY_WORDS * h.magCapCls[c]}`);
+      if (top < base || top > base + MAG_ENTRY_WORDS * cap || (top - base) % MAG_ENTRY_WORDS !== 0) {
+        fail(`thread ${t}: magazine of class ${c} has top ${top} outside ${base} .. ${base + MAG_ENTRY_WORDS * cap}`);
+      }
+      if (deep) {
+        // Its block: of the 64 KiB class, held for this thread (DEEP), its sentinels in place.
+        const block = (base - MAG_ENTRY_WORDS) << 2;
+        const where = `thread ${t}: deep magazine of class ${c} in block ${hex(block)}`;
+        if (c >= DEEP_CLS || COUNT[c]! > FEW_BLOCKS_MAX) fail(`${where}: class ${c} never has one`);
+        if (block >= h.viewBytes) fail(`${where} is outside the heap`);
+        if (inFlight.deep.get(block) !== t) fail(`${where} is not a block that says DEEP in a slab of that thread's`);
+        inFlight.deep.delete(block);
+        if (i32[base - MAG_ENTRY_WORDS] !== MAG_EMPTY_SENTINEL) fail(`${where}: its empty sentinel is overwritten`);
+        const fullW = base + cap * MAG_ENTRY_WORDS;
+        if (i32[fullW] !== MAG_FULL_SENTINEL || i32[fullW + MAG_STATE] !== MAG_FULL_SENTINEL) fail(`${where}: its full sentinel is overwritten`);
       }
       for (let e = base; e < top; e += MAG_ENTRY_WORDS) {
         if (i32[e] === MAG_FULL_SENTINEL) fail(`thread ${t}: magazine of class ${c} runs past its end`);
@@ -286,6 +303,8 @@ function walkHeap(h: ThreadContext): void {
       }
     }
   }
+
+  for (const [block, owner] of inFlight.deep) fail(`block ${hex(block)} says DEEP (a deep magazine of thread slot ${owner}'s) but no magazine top is in it`);
 
   // Every CACHED block is in a magazine and every PENDING one on a remote list, but for the
   // blocks that threads which died inside a refill or drain may have left in flight.
@@ -329,7 +348,7 @@ function checkSlab(
   s: number,
   span: number,
   poolSlabs: Set<number>,
-  inFlight: { cached: number; pending: number; remote: number },
+  inFlight: { cached: number; pending: number; remote: number; deep: Map<number, number> },
 ): void {
   const i32 = h.i32;
   const bytes = h.bytes;
@@ -387,6 +406,11 @@ function checkSlab(
       pendingHere++;
     } else if (st === ST_ALLOCATED) {
       allocated++;
+    } else if (st === ST_DEEP) {
+      // A deep magazine's block (magazine.ts deepen): in use, and named by a top of its owner's (below).
+      if (cls !== DEEP_CLS) fail(`${where}: block ${idx} says DEEP in a slab of class ${cls}`);
+      allocated++;
+      inFlight.deep.set(data + idx * size, owner);
     } else fail(`${where}: block ${idx} has unknown state ${st}`);
   }
   inFlight.cached += cachedHere;

@@ -23,7 +23,7 @@ import type { MemoryCopy, MemoryZero, SharedMemory } from './wasm-copy.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_BUFFER_SUPERS, G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
   G_UNSURE, G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
-  SUPER_BYTES, TH_F64_W, TH_TOP, geometry, magazineWords } = layout;
+  SUPER_BYTES, TH_F64_W, TH_TOP, geometry, magazineWords, isDeepTop, deepMagazineBase, deepMagazineCap } = layout;
 const { NUM_CLASSES, PER_DOUBLING, SIZE } = classes;
 
 /** The thread that runs the code: whose name the lock is taken in. */
@@ -117,6 +117,12 @@ export class ThreadContext {
   readonly seenRefills: Int32Array;
   /** Refills of each class's magazine (refillMagazine), thread-local. */
   readonly refillsCls: Int32Array;
+  /**
+   * Slabs each class's refills took from the pool since the periodic drain last looked at the
+   * class, and looks in a row that found a deep magazine unused (magazine.ts deepen). Thread-local.
+   */
+  readonly slabsSinceLook: Int32Array;
+  readonly deepIdleLooks: Int32Array;
   /**
    * 1 for a slab of this thread's that a periodic look found empty at the back of its partial
    * list and left there (slab.ts releaseEmptyPartials), by slot; cleared when the slab leaves the
@@ -222,6 +228,8 @@ export class ThreadContext {
     this.seenBlock = new Int32Array(NUM_CLASSES);
     this.seenRefills = new Int32Array(NUM_CLASSES);
     this.refillsCls = new Int32Array(NUM_CLASSES);
+    this.slabsSinceLook = new Int32Array(NUM_CLASSES);
+    this.deepIdleLooks = new Int32Array(NUM_CLASSES);
     this.emptySeen = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
     this.kept = new Uint8Array(geo.maxSupers * layout.SLOTS_PER_SUPER);
     this.flushStuck = new Uint8Array(geo.maxThreads);
@@ -268,8 +276,24 @@ export class ThreadContext {
     if (this.i32[G_GEN] !== this.gen) this.refreshViews();
   }
 
-  /** Word index of the first magazine entry of class `cls` (the empty sentinel is just before it). */
+  /**
+   * Word index of the first magazine entry of class `cls` (the empty sentinel is just before it):
+   * in the thread area, or in the deep magazine its top lies in (layout.ts isDeepTop).
+   */
   magazineBase(cls: number): number {
+    const top = this.i32[this.topW + cls];
+    return isDeepTop(top, this.geo.metaSupers) ? deepMagazineBase(top) : this.shallowBase(cls);
+  }
+
+  /** The entries the magazine of `cls` holds at most (while it is deep, the capacity its block says: layout.ts deepMagazineCap). */
+  magazineCap(cls: number): number {
+    const top = this.i32[this.topW + cls];
+    if (!isDeepTop(top, this.geo.metaSupers)) return this.magCapCls[cls];
+    return deepMagazineCap(this.i32, deepMagazineBase(top));
+  }
+
+  /** Word index of the first entry of the magazine of `cls` in the thread area. */
+  shallowBase(cls: number): number {
     return this.thW + this.geo.magW + cls * magazineWords(this.geo.magCap) + MAG_ENTRY_WORDS;
   }
 

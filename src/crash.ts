@@ -27,6 +27,7 @@ export const CRASH_PATHS = [
   'reclaim', // 10
   'slab take', // 11
   'notice walk', // 12
+  'deep magazine', // 13
 ] as const;
 export const CP_STAGE1_POP = 0;
 export const CP_STAGE1_PUSH = 1;
@@ -41,6 +42,7 @@ export const CP_LARGE = 9;
 export const CP_RECLAIM = 10;
 export const CP_TAKE = 11;
 export const CP_NOTICES = 12;
+export const CP_DEEP = 13;
 
 /** 0: off. n > 0: stop at the n-th crash point from now. -1: count crash points. */
 let countdown = 0;

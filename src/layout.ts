@@ -67,7 +67,7 @@ export const PAGE_BYTES = 4096; // what the operating system maps on first touch
 export const CLASS_SLOTS = 64;
 
 export const MAGIC = 0x5ab3a11c;
-export const LAYOUT_VERSION = 23; // 23: a large run's generation, SM_RUN_GEN (SM_COLLECTS' word), bumped at each take and resize in place (a thread of version 22 would leave it as it is, and a realloc of version 23 would free a run such a thread resized or took again while it moved it); 22: ST_CLEAN, a cached block never handed out (a reclaimer of version 21 would leave a dead thread's CLEAN blocks in its magazine as strays, and its check() would fail on the state); 21: the Stage-1 counts in each thread slot's counters (TF_STAGE1, TF_STAGE1_PUSHES), the thread area 4 words longer (a thread of version 20 would count into the words that are reserved now, and read its journal 4 words off); 20: a PENDING block's second word holds its link's check (FREE_CHECK_W, linkCheck; a collector of version 19 would follow a stray link into a chain not yet published, a freer of version 19 would leave the check word stale and its links be taken for stray ones); 19: G_MAX_THREADS counts RECLAIM_SLOTS (a thread of version 18 would attach into that slot for its own use); 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
+export const LAYOUT_VERSION = 24; // 24: deep magazines (a top in a 64 KiB block of ST_DEEP: a thread of version 23 would take it for a stray top, and a reclaimer of version 23 would read past its magazine's bound and leave the block held); 23: a large run's generation, SM_RUN_GEN (SM_COLLECTS' word), bumped at each take and resize in place (a thread of version 22 would leave it as it is, and a realloc of version 23 would free a run such a thread resized or took again while it moved it); 22: ST_CLEAN, a cached block never handed out (a reclaimer of version 21 would leave a dead thread's CLEAN blocks in its magazine as strays, and its check() would fail on the state); 21: the Stage-1 counts in each thread slot's counters (TF_STAGE1, TF_STAGE1_PUSHES), the thread area 4 words longer (a thread of version 20 would count into the words that are reserved now, and read its journal 4 words off); 20: a PENDING block's second word holds its link's check (FREE_CHECK_W, linkCheck; a collector of version 19 would follow a stray link into a chain not yet published, a freer of version 19 would leave the check word stale and its links be taken for stray ones); 19: G_MAX_THREADS counts RECLAIM_SLOTS (a thread of version 18 would attach into that slot for its own use); 18: TH_LOCK_GEN, and its bits in the lock word (a thread of version 17 would read a holder slot out of the generation's bits), the journal areas and magazines one word further on; 17: two journal areas, TH_JOURNAL_W and the one after it, the magazines one journal area further on (a reclaimer of version 16 would copy a journal over the one it copies from); 16: TH_INFLIGHT is -k while a drain sets a chain's states (a reclaimer of version 15 would read a negative count as a chain and skip past the journal's start); 15: SM_LARGE may hold largeClaimMark(slot) while a free of the run is under way, LARGE_RESIZING while realloc resizes it in place (a thread of version 14 would free a claimed run again, and its reclaim would leave a dead freer's claimed run taken); 14: TH_WATCHING (a reclaimer of version 13 would leave a dead watcher's workers attached), the thread area 16 words longer; 13: TH_FLAGGED (a reclaimer of version 12 would mark a pushed flag unsure) and TH_LARGE_HELD (it would recount G_LARGE_POOLED), the thread area 2 words longer; 12: SM_NOTIFIED may hold NOTIFIED_WALK (a reclaim of version 11 would not clear it), TH_NOTIFYING set before a chain's publish; 11: TH_NOTIFY_TO (a freer of version 10 would not name its target), G_HEAP_ID_HIGH; 10: TH_NOTICE may hold NOTICE_CLOSED (a freer of version 9 would push onto it), TH_FLUSH_ASK; 9: the table of undecided chains (UD_W) after the detached tops, G_UNDECIDED; 8: the first class of two per doubling is 5 KiB, not 6 (a slab's class index means another size); 7: SM word 8 holds the free regions (SM_FREE_REGIONS), no longer a free-list head
 
 // ---- Tuning knobs (not layout, but read by the layout's users) ------------------------------
 /**
@@ -516,6 +516,10 @@ export const ST_CLEAN = 4; //     CACHED, and never handed out since the buffer 
 //                                touched before the program touches it). Everything else takes it as CACHED;
 //                                check() reads its first bytes, which must be zero (debug mode's pop makes it
 //                                CACHED before it writes the block's record).
+export const ST_DEEP = 5; //      a block of the 64 KiB class, on a slot no block used before, that the heap holds as
+//                                one of its owner thread's magazines (a deep magazine, magazine.ts deepen): in use (INUSE counts it), never
+//                                the program's: free, realloc and usableSize refuse it, stats() does not count it
+//                                live, check() finds it named by exactly one top of its owner's
 //
 // Transitions, and who makes them (CLEAN moves as CACHED does, and is made only by a refill's carve):
 //   from \ to   FREE                    ALLOCATED          CACHED / CLEAN            PENDING
@@ -523,6 +527,9 @@ export const ST_CLEAN = 4; //     CACHED, and never handed out since the buffer 
 //   ALLOCATED   -                       -                  free() (any thread)       -
 //   CACHED      drain, own slab         malloc() pops it   -                         drain, another's slab
 //   PENDING     owner collects remote   -                  -                         -
+//   FREE -> DEEP: the owner carves the one block of a slab it took on a slot no block ever used,
+//   for a deep magazine (magazine.ts deepen); DEEP -> CACHED: it gives the block back (undeepen),
+//   or a reclaim of the owner does (reclaim.ts releaseDeep)
 
 /** CACHED or CLEAN: in some thread's magazine (or its drain journal). */
 export function isCached(st: number): boolean {
@@ -569,6 +576,8 @@ export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list, 
 //                                slots are reserved in G_LARGE_POOLED), or freeing a large run under the lock (from
 //                                before its claim's CAS to the end of its give-back): its slot (0: none; see repairStage1)
 export const TH_TOP = 8; //       [O] per class: absolute word index of the magazine's next free entry
+//                                 (in this area, or, while the class's magazine is deep, in the 64 KiB block
+//                                 that holds it: isDeepTop, deepMagazineBase, magazine.ts deepen)
 export const TH_CUR = TH_TOP + CLASS_SLOTS; //      [O] per class: current slab's head slot (0 = none)
 export const TH_PARTIAL = TH_CUR + CLASS_SLOTS; //    [O] per class: first slab on the partial list (0 = none)
 export const TH_PARTIAL_TAIL = TH_PARTIAL + CLASS_SLOTS; // [O] per class: last slab on the partial list (0 = none)
@@ -708,6 +717,37 @@ export const TS_FREE = 0;
 export const TS_ATTACHED = 1;
 export const TS_DEAD = 2;
 export const TS_RECLAIMING = 3;
+
+/**
+ * Deep magazines (magazine.ts deepen): a block of the 64 KiB class, which fills one slot
+ * exactly, holds a class's magazine: its first entry is the empty sentinel, its last the full
+ * sentinel, at most DEEP_CAP entries between (the capacity: deepMagazineCap). A top (TH_TOP) at or past the start of the data (the first
+ * SuperSlab after the metadata) lies in such a block, so the top alone names the magazine: its
+ * base is the top's slot start plus one entry (a top never reaches the slot's end). [O] Its words
+ * are its owner thread's, read and written plain, as the magazines in the thread area are (a
+ * reclaimer's once the owner is dead); check() reads them.
+ */
+export const DEEP_CAP = (SLOT_BYTES / 4 - 2 * MAG_ENTRY_WORDS) / MAG_ENTRY_WORDS; // 8,190 entries
+
+/** Whether magazine top `top` lies in a deep magazine (a heap whose metadata takes `metaSupers` SuperSlabs). */
+export function isDeepTop(top: number, metaSupers: number): boolean {
+  return top >= metaSupers << (SUPER_SHIFT - 2);
+}
+
+/**
+ * The capacity of the deep magazine whose base is `base`: its empty sentinel's second word (pop's
+ * empty test reads the first only), set when it was made (magazine.ts deepen, at most DEEP_CAP);
+ * its full sentinel lies that many entries above the base. A value out of range reads as 0.
+ */
+export function deepMagazineCap(i32: Int32Array, base: number): number {
+  const cap = i32[base - MAG_ENTRY_WORDS + MAG_STATE]!;
+  return cap >= 1 && cap <= DEEP_CAP ? cap : 0;
+}
+
+/** The base (first entry) of the deep magazine that top `top` lies in. */
+export function deepMagazineBase(top: number): number {
+  return ((top >>> (SLOT_SHIFT - 2)) << (SLOT_SHIFT - 2)) + MAG_ENTRY_WORDS;
+}
 
 /** Words of one magazine (and of the drain journal): capacity entries and two sentinels. */
 export function magazineWords(magCap: number): number {

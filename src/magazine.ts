@@ -11,20 +11,22 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_DRAIN, CP_JOURNAL, CP_PUBLISH, crashArmed, crashPoint } from './crash.js';
+import { CP_DEEP, CP_DRAIN, CP_JOURNAL, CP_PUBLISH, crashArmed, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
-import { takeSlab, takeStage1Slab } from './pool.js';
+import { takeFreshSlab, takeSlab, takeStage1Slab } from './pool.js';
 import { publishChain } from './remote.js';
 import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, releaseEmptyPartials, takeBlocks } from './slab.js';
 import { askOthersToFlush } from './flush-ask.js';
+import { noteTouched } from './slots.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { listCountHint, S1_HEAD_W, FREE_CHECK_W, FREE_LINK_W, LINK_KEY, LINK_MUL, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
-  SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
+  SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
-  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords } = layout;
-const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex } = classes;
+  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords,
+  DEEP_CAP, G_DEBUG, MAG_EMPTY_SENTINEL, SLOT_BYTES, ST_DEEP, SUPER_BYTES, isDeepTop } = layout;
+const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex, classOf } = classes;
 
 /**
  * The largest class whose magazine, in use, stays through a periodic drain (drainIfOnlyFilled):
@@ -58,7 +60,7 @@ const PERIODIC_KEEP_MAX = 1024;
  * goes on top of the first), and a block may never be handed out before its slab goes back:
  * debug mode's freed marks allow for both (slots.ts clearStaleMarks).
  */
-const FEW_BLOCKS_MAX = 4;
+export const FEW_BLOCKS_MAX = 4;
 
 /**
  * A refill of such a class takes slabs beyond its first from Stage 1 only while the class's list
@@ -69,6 +71,33 @@ const FEW_BLOCKS_MAX = 4;
  * this rule 1.839x; the nine other traces unchanged).
  */
 const S1_EXTRA_DEPTH = 16;
+
+/**
+ * Deep magazines. A class of FEW_BLOCKS_MAX blocks a slab or fewer (below 64 KiB) whose refills
+ * took DEEP_AFTER_SLABS slabs or more from the pool since the periodic drain last looked at it
+ * gets a magazine of DEEP_CAP entries (layout.ts), held in a block of DEEP_CLS (64 KiB, one slot)
+ * that the heap keeps (ST_DEEP): its frees then stay in the thread as cached blocks through the
+ * periodic looks, for as long as the thread takes from it, instead of going back to their slabs
+ * and the pool every few blocks, each slab's trip through a refill, the drain and Stage 1 (about
+ * 260 ns a slab here). tcl_lists (2,158 blocks of 16 KiB and 327 of 38,400 bytes allocated,
+ * then all freed, each pass) took 823 slabs from Stage 1 a pass and ran at 8.3 M ops/s against
+ * dlmalloc-wasm's 14.8 M; held this way, 19.2 M (docs/performance.md, "tcl_lists: what a slab
+ * trip costs"). The threshold is what only a program that frees a batch of such blocks and asks for
+ * it again does between two looks: the other nine traces' few-block classes live at 2-32 blocks
+ * each and never met it (their footprints the same to the byte on eight of them). A deep magazine
+ * that the thread did not take from at DEEP_IDLE_LOOKS looks in a row is drained, and its block
+ * given back (undeepen); so is every one at a flush (an ask of another thread short of memory,
+ * a detach, malloc out of memory). Its block lies on a slot no block ever used (pool.ts
+ * takeFreshSlab): a program that writes into a block it freed cannot reach the words the heap
+ * reads (a block that served as a deep magazine goes back CACHED, and may serve the program
+ * next). Debug mode keeps every magazine in the thread area.
+ */
+export const DEEP_CLS = classOf(SLOT_BYTES);
+const DEEP_AFTER_SLABS = 16;
+const DEEP_IDLE_LOOKS = 3;
+/** A deep magazine holds at most this share of the heap's largest size (its capacity, set at deepen). */
+const DEEP_HEAP_SHARE = 4;
+if (SIZE[DEEP_CLS] !== SLOT_BYTES || COUNT[DEEP_CLS] !== 1) throw new Error('sabmalloc internal error: no 64 KiB class for deep magazines');
 
 /**
  * The word of the entry the next pop of class `cls` takes (its block, then its state byte's
@@ -111,6 +140,9 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
   t.refillsCls[cls]++;
   // A class of a few blocks a slab fills the batch from more than one slab (see FEW_BLOCKS_MAX).
   const few = COUNT[cls] <= FEW_BLOCKS_MAX;
+  if (few && t.slabsSinceLook[cls] >= DEEP_AFTER_SLABS && SIZE[cls] < SLOT_BYTES && !isDeepTop(i32[t.topW + cls], t.geo.metaSupers)) {
+    deepen(t, cls);
+  }
   let total = 0;
   let noticed = false;
   let flushed = false;
@@ -131,6 +163,7 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
     // blocks, more only from a deep Stage-1 list.
     const next = total === 0 ? partialPop(t, cls) : deepStage1Slab(t, cls);
     if (next !== 0) {
+      if (total !== 0) t.slabsSinceLook[cls]++; // from the pool (deepStage1Slab)
       i32[t.metaW(next) + SM_LISTED] = LISTED_CURRENT;
       i32[curW] = next;
       continue;
@@ -163,9 +196,77 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
       if (askOthersToFlush(t)) continue;
       return 0;
     }
+    t.slabsSinceLook[cls]++;
     i32[t.metaW(slab) + SM_LISTED] = LISTED_CURRENT;
     t.i32[curW] = slab;
   }
+}
+
+/**
+ * Moves the (empty) magazine of `cls` into a block of DEEP_CLS (see DEEP_AFTER_SLABS): the one
+ * block of a slab taken for it on a slot no block ever used (pool.ts takeFreshSlab; the lock
+ * busy, or no such slot: the magazine stays as it is). Order, for a thread stopped anywhere: the
+ * slot counted touched and the deep magazine's sentinels written while the slab has no block
+ * carved (its reclaim gives the empty slab back); then the top of `cls` moves into it (a reclaim
+ * finds the block FREE, takes nothing, and moves the top back: reclaim.ts releaseDeep); then the
+ * block is carved (BUMP, INUSE) and its state set ST_DEEP (a stop between: the reclaim's recount
+ * of the slab's states finds it FREE).
+ */
+function deepen(t: ThreadContext, cls: number): void {
+  t.slabsSinceLook[cls] = 0;
+  if (t.i32[G_DEBUG] !== 0) return;
+  const cap = Math.min(DEEP_CAP, Math.floor((t.geo.maxSupers * SUPER_BYTES) / DEEP_HEAP_SHARE / SIZE[cls]));
+  if (cap <= 2 * t.magCapCls[cls]) return; // a small heap: not worth a 64 KiB block
+  const slot = takeFreshSlab(t, DEEP_CLS);
+  if (slot === 0) return;
+  const i32 = t.i32; // the views as the take left them
+  const mW = t.metaW(slot);
+  const block = i32[mW + SM_DATA]; // the slot's start (HDR 0)
+  const st = i32[mW + SM_STATE];
+  i32[mW + SM_LISTED] = LISTED_NONE; // full once carved: ours, on no list
+  noteTouched(t, block, block + SLOT_BYTES);
+  const emptyW = block >>> 2;
+  i32[emptyW] = MAG_EMPTY_SENTINEL;
+  i32[emptyW + MAG_STATE] = cap; // (pop's empty test reads the sentinel's first word only)
+  const fullW = emptyW + MAG_ENTRY_WORDS + cap * MAG_ENTRY_WORDS;
+  i32[fullW] = MAG_FULL_SENTINEL;
+  i32[fullW + MAG_STATE] = MAG_FULL_SENTINEL;
+  crashPoint(CP_DEEP);
+  i32[t.topW + cls] = emptyW + MAG_ENTRY_WORDS;
+  crashPoint(CP_DEEP);
+  i32[mW + SM_BUMP] = 1;
+  i32[mW + SM_INUSE] = 1;
+  t.bytes[st] = ST_DEEP;
+  t.deepIdleLooks[cls] = 0;
+  crashPoint(CP_DEEP);
+}
+
+/**
+ * Gives back the deep magazine of `cls`, which the caller drained: its block goes onto the
+ * DEEP_CLS magazine (CACHED; a drain of that one first when it is full), and only then does the
+ * top of `cls` move back into the thread area: stopped between the two, the block is both the
+ * top's and CACHED in that magazine, which the reclaim tells apart (reclaim.ts releaseDeep).
+ */
+export function undeepen(t: ThreadContext, cls: number): void {
+  const i32 = t.i32;
+  const topW = t.topW + cls;
+  const base = t.magazineBase(cls);
+  if (i32[topW] !== base) throw new Error(`sabmalloc internal error: undeepen of class ${cls} with ${(i32[topW] - base) / MAG_ENTRY_WORDS} entries`);
+  const block = (base - MAG_ENTRY_WORDS) << 2;
+  const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
+  const st = i32[mW + SM_STATE]; // its one block's state byte
+  const dTopW = t.topW + DEEP_CLS;
+  const dTop = i32[dTopW];
+  if (i32[dTop] === MAG_FULL_SENTINEL) freeDrainFull(t, DEEP_CLS, block, st);
+  else {
+    t.bytes[st] = ST_CACHED;
+    i32[dTop] = block;
+    i32[dTop + MAG_STATE] = st;
+    i32[dTopW] = dTop + MAG_ENTRY_WORDS;
+  }
+  crashPoint(CP_DEEP);
+  i32[topW] = t.shallowBase(cls);
+  crashPoint(CP_DEEP);
 }
 
 /** A slab from the Stage-1 list of `cls` while that holds S1_EXTRA_DEPTH or more (a hint), else 0. */
@@ -419,7 +520,15 @@ function drainIfOnlyFilled(t: ThreadContext, cls: number, freedInto = false): vo
   const top = i32[topW];
   const used =
     t.refillsCls[cls] !== t.seenRefills[cls] || (freedInto ? top <= seen : top < seen) || i32[seen - MAG_ENTRY_WORDS] !== t.seenBlock[cls];
-  if (!used || SIZE[cls] > PERIODIC_KEEP_MAX) drainClass(t, cls);
+  t.slabsSinceLook[cls] = 0;
+  if (isDeepTop(top, t.geo.metaSupers)) {
+    // A deep magazine stays while the thread takes from it (see DEEP_AFTER_SLABS).
+    if (used) t.deepIdleLooks[cls] = 0;
+    else if (++t.deepIdleLooks[cls] >= DEEP_IDLE_LOOKS && t.deepIdleLooks[cls] * t.drainInterval >= (top - base) /* 2 x its entries */) {
+      drainClass(t, cls);
+      undeepen(t, cls);
+    }
+  } else if (!used || SIZE[cls] > PERIODIC_KEEP_MAX) drainClass(t, cls);
   const now = i32[topW];
   t.seenTop[cls] = now;
   t.seenBlock[cls] = i32[now - MAG_ENTRY_WORDS];
@@ -473,7 +582,15 @@ function trimOthers(t: ThreadContext, cls: number): void {
  */
 export function flushThread(t: ThreadContext, last = false): void {
   t.ensureViews();
+  // Deep magazines first (every one of a class below DEEP_CLS), so that their blocks, given back
+  // onto the DEEP_CLS magazine, are drained with it.
+  for (let c = 0; c < DEEP_CLS; c++) {
+    if (!isDeepTop(t.i32[t.topW + c], t.geo.metaSupers)) continue;
+    drainClass(t, c);
+    undeepen(t, c);
+  }
   for (let c = 0; c < NUM_CLASSES; c++) drainClass(t, c);
+  t.slabsSinceLook.fill(0); // a flush is a look at every class
   processNotices(t, last);
   for (let c = 0; c < NUM_CLASSES; c++) releaseEmptyPartials(t, c);
 }

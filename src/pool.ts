@@ -15,7 +15,7 @@ import { CP_GIVE_BACK, CP_RECLAIM, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crash
 import type { ThreadContext } from './context.js';
 import { HeapError } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
-import { abandonedUnlink, carveSuperSlabs, commitTaken, findSlots, initSlab, returnSlots } from './slots.js';
+import { abandonedUnlink, carveSuperSlabs, commitTaken, findSlots, findUntouchedSlot, initSlab, returnSlots } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -457,33 +457,41 @@ export function takeStage1Slab(t: ThreadContext, cls: number): number {
 }
 
 /**
+ * A slab of class `cls` owned by t's slot on a slot that no block or run ever used (slots.ts
+ * findUntouchedSlot, else a fresh SuperSlab), without waiting for the lock: 0 when the lock is
+ * busy or no such slot is left. For a deep magazine's block (magazine.ts deepen), which a program
+ * that writes into a block after freeing it must not reach.
+ */
+export function takeFreshSlab(t: ThreadContext, cls: number): number {
+  if (SPAN[cls] !== 1) return 0; // (one slot: the 64 KiB class)
+  return lockedTake(t, false, () => foundOrCarved(t, cls, findUntouchedSlot(t)));
+}
+
+/**
  * A slab of class `cls` owned by t's slot, or 0 when the heap is full (or, with mayBlock false,
  * when the lock is busy).
  */
 export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): number {
-  let slot = takeStage1Slab(t, cls);
+  const slot = takeStage1Slab(t, cls);
   if (slot !== 0) return slot;
+  return lockedTake(t, mayBlock, () => {
+    const adopted = adoptAbandoned(t, cls);
+    if (adopted !== 0) return adopted;
+    const span = SPAN[cls];
+    if (Atomics.load(t.i32, G_LARGE_POOLED) > 0) returnLargeRuns(t, false);
+    let found = findSlots(t, span, span);
+    if (found === 0 && returnStage1Slabs(t) > 0) found = findSlots(t, span, span);
+    return foundOrCarved(t, cls, found);
+  });
+}
+
+/** `take` under the global lock (tried once unless `mayBlock`): the slab it took, counted, or 0. */
+function lockedTake(t: ThreadContext, mayBlock: boolean, take: () => number): number {
   if (mayBlock) lockAcquire(t);
   else if (!tryLockAcquire(t)) return 0;
+  let slot = 0;
   try {
-    slot = adoptAbandoned(t, cls);
-    if (slot === 0) {
-      const span = SPAN[cls];
-      if (Atomics.load(t.i32, G_LARGE_POOLED) > 0) returnLargeRuns(t, false);
-      slot = findSlots(t, span, span);
-      if (slot === 0 && returnStage1Slabs(t) > 0) slot = findSlots(t, span, span);
-      if (slot !== 0) t.f64[F_STAGE2]++;
-      else {
-        slot = carveSuperSlabs(t, 1);
-        if (slot !== 0) t.f64[F_STAGE3]++;
-      }
-      if (slot !== 0) {
-        initSlab(t, slot, cls);
-        crashPoint(CP_TAKE);
-        commitTaken(t, slot, span);
-        crashPoint(CP_TAKE);
-      }
-    }
+    slot = take();
   } catch (e) {
     if (e !== WOULD_BLOCK && !(e instanceof HeapError)) t.runner.faulted = true; // a fault keeps the lock (fault.ts); no call here
     throw e;
@@ -491,6 +499,23 @@ export function takeSlab(t: ThreadContext, cls: number, mayBlock: boolean): numb
     lockRelease(t);
   }
   if (slot !== 0) t.f64[t.tfW + TF_SLABS]++;
+  return slot;
+}
+
+/** [L] Stage 2's `found` slot (0: none), else Stage 3's fresh SuperSlab, made a slab of `cls` owned by t; 0 when neither. */
+function foundOrCarved(t: ThreadContext, cls: number, found: number): number {
+  let slot = found;
+  if (slot !== 0) t.f64[F_STAGE2]++;
+  else {
+    slot = carveSuperSlabs(t, 1);
+    if (slot !== 0) t.f64[F_STAGE3]++;
+  }
+  if (slot !== 0) {
+    initSlab(t, slot, cls);
+    crashPoint(CP_TAKE);
+    commitTaken(t, slot, SPAN[cls]);
+    crashPoint(CP_TAKE);
+  }
   return slot;
 }
 

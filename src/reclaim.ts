@@ -12,7 +12,7 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, isCached, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
-  TS_RECLAIMING, magazineWords, usedSlots, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
+  TS_RECLAIMING, magazineWords, usedSlots, isDeepTop, deepMagazineBase, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -23,7 +23,7 @@ import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, onRemoteList, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
 import { notifyOrAdopt, processNotices, recountFree, repairRefill } from './slab.js';
-import { drainJournal, journalEntries } from './magazine.js';
+import { DEEP_CLS, drainJournal, journalEntries } from './magazine.js';
 import { abandonAll } from './attach.js';
 import { guarded } from './fault.js';
 import { wakeAskedListeners } from './flush-ask.js';
@@ -483,29 +483,41 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   crashPoint(CP_RECLAIM);
   for (let c = 0; c < NUM_CLASSES; c++) repairRefill(dead, c); // a refill batch cut short
   const src = new Int32Array(magazineWords(dead.geo.magCap));
+  const chunk = dead.geo.magCap * MAG_ENTRY_WORDS; // the most words a journal area holds
+  // Every class below the 64 KiB one before it (magazine.ts DEEP_CLS): a deep magazine's block is
+  // given back (releaseDeep) before the magazine it may also sit in is drained.
   for (let c = 0; c < NUM_CLASSES; c++) {
     const base = dead.magazineBase(c);
     const topW = dead.thW + TH_TOP + c;
-    const top = Math.min(i32[topW], base + dead.magCapCls[c] * MAG_ENTRY_WORDS);
-    let n = 0;
-    for (let w = base; w < top; w += MAG_ENTRY_WORDS) {
-      const b = i32[w];
-      if (isCached(dead.bytes[i32[w + MAG_STATE]]) && !seen.has(b)) {
-        seen.add(b);
-        src[n++] = b;
-        src[n++] = i32[w + MAG_STATE];
+    const deep = isDeepTop(i32[topW], dead.geo.metaSupers);
+    const cap = dead.magazineCap(c);
+    // From the top down, at most a journal area's worth at a time (a deep magazine holds more).
+    for (;;) {
+      const top = Math.min(i32[topW], base + cap * MAG_ENTRY_WORDS);
+      if (top <= base) break;
+      const from = Math.max(base, top - chunk);
+      let n = 0;
+      for (let w = from; w < top; w += MAG_ENTRY_WORDS) {
+        const b = i32[w];
+        if (isCached(dead.bytes[i32[w + MAG_STATE]]) && !seen.has(b)) {
+          seen.add(b);
+          src[n++] = b;
+          src[n++] = i32[w + MAG_STATE];
+        }
+      }
+      if (n > 0) {
+        // The journal first, then the magazine lowered past them: a reclaimer stopped between
+        // the two leaves the blocks in both, and the next reclaim drains them once (finishJournals).
+        journalEntries(dead, c, src, 0, n);
+        i32[topW] = from;
+        crashPoint(CP_RECLAIM);
+        drainJournal(dead, c, false);
+      } else {
+        i32[topW] = from;
       }
     }
-    if (n > 0) {
-      // The journal first, then the magazine emptied: a reclaimer stopped between the two
-      // leaves the blocks in both, and the next reclaim drains them once (finishJournals).
-      journalEntries(dead, c, src, 0, n);
-      i32[topW] = base;
-      crashPoint(CP_RECLAIM);
-      drainJournal(dead, c, false);
-    } else {
-      i32[topW] = base;
-    }
+    if (deep) releaseDeep(dead, c, base);
+    i32[topW] = dead.shallowBase(c);
   }
   // Chains undecided while their slab was being collected (resolveInflight): decided now if no
   // collection of their slab is announced any more; the dead thread's own collection, if it was
@@ -540,6 +552,35 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   Atomics.store(i32, stateW, TS_FREE);
 }
 
+
+/**
+ * The dead thread's deep magazine of `cls`, whose entries the reclaim drained (its base at
+ * `base`): its block goes back unless it also sits in the thread's magazine of the 64 KiB class
+ * (a stop inside deepen before its pop, or inside undeepen after its push), which the reclaim
+ * drains after this one. Held (ST_DEEP), or CACHED and in no magazine (a stop inside deepen's pop):
+ * through a journal of its own, marked CACHED after the journal names it, so that a reclaimer
+ * stopped anywhere here leaves it for the next: still ST_DEEP with the top still deep (the
+ * journal's redo skips it, this step takes it again), or CACHED in the journal (the redo drains
+ * it, this step then finds it FREE).
+ */
+function releaseDeep(dead: ThreadContext, cls: number, base: number): void {
+  const i32 = dead.i32;
+  const block = (base - MAG_ENTRY_WORDS) << 2;
+  const mW = dead.metaW(block >>> SLOT_SHIFT);
+  if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS1] - 1 !== DEEP_CLS || i32[mW + SM_DATA] !== block) return; // (not a deep block: never)
+  const st = i32[mW + SM_STATE];
+  const state = dead.bytes[st];
+  if (state !== ST_DEEP && !isCached(state)) return; // given back already
+  if (state !== ST_DEEP) {
+    const dBase = dead.shallowBase(DEEP_CLS);
+    const dTop = Math.min(i32[dead.thW + TH_TOP + DEEP_CLS], dBase + dead.magCapCls[DEEP_CLS] * MAG_ENTRY_WORDS);
+    for (let w = dBase; w < dTop; w += MAG_ENTRY_WORDS) if (i32[w] === block) return; // drained with that magazine
+  }
+  journalEntries(dead, DEEP_CLS, Int32Array.of(block, st), 0, MAG_ENTRY_WORDS);
+  dead.bytes[st] = ST_CACHED;
+  crashPoint(CP_RECLAIM);
+  drainJournal(dead, DEEP_CLS, false);
+}
 
 /**
  * Finishes what a dead thread was in the middle of, from its journal words: a remote list it
@@ -620,7 +661,7 @@ function finishJournals(dead: ThreadContext): Set<number> {
   // The journal's entries: in the dead thread's magazine (a drain in place) or in its journal
   // area (a copy); a word index outside its thread area is not trusted.
   const jW = i32[dead.thW + TH_JOURNAL_SRC];
-  if (jW < dead.thW || jW + n > dead.thW + dead.geo.threadWords) {
+  if ((jW < dead.thW || jW + n > dead.thW + dead.geo.threadWords) && !inDeepMagazine(dead, jW, n)) {
     i32[dead.thW + TH_JOURNAL_N] = 0;
     return held;
   }
@@ -659,6 +700,16 @@ function finishJournals(dead: ThreadContext): Set<number> {
  * epoch's increment, which so follows the death and any push), for the owner to settle
  * (slab.ts settleUnsure). A reclaimer stopped before the CAS leaves TH_NOTIFYING for the next.
  */
+/** Whether words [jW, jW + n) lie in the dead thread's deep magazine of its journal's class (a drain in place there). */
+function inDeepMagazine(dead: ThreadContext, jW: number, n: number): boolean {
+  const cls = dead.i32[dead.thW + TH_JOURNAL_CLS];
+  if (!(cls >= 0 && cls < NUM_CLASSES)) return false;
+  const top = dead.i32[dead.thW + TH_TOP + cls];
+  if (!isDeepTop(top, dead.geo.metaSupers)) return false;
+  const base = deepMagazineBase(top);
+  return jW >= base && jW + n <= base + DEEP_CAP * MAG_ENTRY_WORDS;
+}
+
 function markUnsureNotice(dead: ThreadContext, slot: number): void {
   const i32 = dead.i32;
   const mW = dead.metaW(slot);

@@ -248,7 +248,7 @@ export function repairRefill(t: ThreadContext, cls: number): void {
   const data = i32[mW + SM_DATA];
   const size = SIZE[cls];
   const count = COUNT[cls];
-  const end = Math.min(i32[t.topW + cls], t.magazineBase(cls) + t.magCapCls[cls] * MAG_ENTRY_WORDS);
+  const end = Math.min(i32[t.topW + cls], t.magazineBase(cls) + t.magazineCap(cls) * MAG_ENTRY_WORDS);
   let bump = i32[mW + SM_BUMP];
   for (let w = t.magazineBase(cls); w < end; w += MAG_ENTRY_WORDS) {
     const off = i32[w] - data;

@@ -253,6 +253,31 @@ export function findSlots(t: ThreadContext, count: number, align: number): numbe
   return fallback;
 }
 
+/**
+ * [L] A free slot that no block or run ever used (SM_TOUCHED 0), in a SuperSlab in use before a
+ * wholly free one (kept for large runs); 0 when none is carved.
+ */
+export function findUntouchedSlot(t: ThreadContext): number {
+  const i32 = t.i32;
+  const carved = Atomics.load(i32, G_CARVED);
+  let fallback = 0;
+  for (let sup = t.geo.metaSupers; sup < carved; sup++) {
+    let mask = i32[SS_TABLE_W + sup];
+    if (mask === 0 || (mask === FULL_MASK && fallback !== 0)) continue;
+    const whole = mask === FULL_MASK;
+    while (mask !== 0) {
+      const first = 31 - Math.clz32(mask & -mask);
+      mask &= mask - 1;
+      const slot = (sup << SLOTS_SHIFT_IN_SUPER) + first;
+      if (i32[t.metaW(slot) + SM_TOUCHED] !== 0) continue;
+      if (!whole) return slot;
+      if (fallback === 0) fallback = slot;
+      break;
+    }
+  }
+  return fallback;
+}
+
 /** [L] `n` wholly free SuperSlabs in a row (first slot), 0 when none. */
 export function findWholeSupers(t: ThreadContext, n: number): number {
   const i32 = t.i32;

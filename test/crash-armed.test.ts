@@ -55,12 +55,21 @@ describe('crash points of the per-block slow paths, read once a call (crashArmed
   it("every Stage-1 pop passes its three points, every push the list's three and forgetFreeBlocks' two", () => {
     const heap = SharedHeap.create({ initialBytes: 64 << 20, maxThreads: 2 });
     const blocks: number[] = [];
-    // 40 KiB blocks, one a slab: each malloc takes a slab, each drained free gives one back.
-    for (let i = 0; i < 200; i++) blocks.push(heap.malloc(38400));
+    // 40 KiB blocks, one a slab: each malloc takes a slab, each drained free gives one back. A
+    // flush every 10 mallocs (a look at every class): no refill takes the 16 slabs since the last
+    // look that would give the class a deep magazine (magazine.ts deepen), which would keep the
+    // blocks out of Stage 1.
+    const mallocs = (): void => {
+      for (let i = 0; i < 200; i++) {
+        blocks.push(heap.malloc(38400));
+        if (i % 10 === 9) heap.flush();
+      }
+    };
+    mallocs();
     for (const p of blocks.splice(0)) heap.free(p);
     const before = heap.stats().stages;
     countCrashPoints();
-    for (let i = 0; i < 200; i++) blocks.push(heap.malloc(38400));
+    mallocs();
     const pops = crashCounts()[CP_STAGE1_POP];
     const mid = heap.stats().stages;
     countCrashPoints();

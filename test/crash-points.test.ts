@@ -20,7 +20,7 @@ import { DoubleFreeError, InvalidPointerError, SharedHeap } from '../src/index.j
 import { workerEntry } from '../bench/worker-entry.js';
 import { CRASH_PATHS } from '../src/crash.js';
 import { internals } from '../src/heap.js';
-import { G_LARGE_POOLED, largePooledSlots, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_FLAGGED, TH_NOTICE, TH_NOTIFYING, TH_POPPING } from '../src/layout.js';
+import { G_LARGE_POOLED, isDeepTop, largePooledSlots, S1_HEAD_W, S1_SLOT_MASK, SLOT_SHIFT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, TH_FLAGGED, TH_NOTICE, TH_NOTIFYING, TH_POPPING, TH_TOP } from '../src/layout.js';
 import { ownedSlabs } from '../src/slots.js';
 import { COUNT, classOf } from '../src/size-classes.js';
 import {
@@ -61,7 +61,17 @@ async function makeVictim(heap: SharedHeap, extra: number[]): Promise<number> {
   const theirs = [heap.malloc(64), heap.malloc(64), heap.malloc(64)];
   for (const p of theirs) await v.remote.free(p);
   await v.remote.flush();
+  // It holds a deep magazine (magazine.ts deepen) of ten 40 KiB blocks, more than a journal area
+  // takes at once here (magazineCapacity 4), and ten more of them allocated.
+  const deep: number[] = [];
+  for (let k = 0; k < 20; k++) deep.push(await v.remote.malloc(40 * 1024));
+  for (let k = 0; k < 10; k++) await v.remote.free(deep[k]!);
+  extra.push(...deep.slice(10));
   const tid = heap.stats().threads.find((x) => x.threadId === id)!.tid;
+  {
+    const t = internals(heap);
+    if (!isDeepTop(t.i32[t.threadW(tid) + TH_TOP + classOf(40 * 1024)]!, t.geo.metaSupers)) throw new Error('the victim has no deep magazine');
+  }
   await v.worker.terminate();
   // ... and is made to look stopped between its CAS of the slab's notice flag and its push onto
   // the main thread's notice list: the flag says noticed, the list is empty, TH_NOTIFYING and

@@ -22,9 +22,18 @@ const superOf = (p: number): number => p >>> SUPER_SHIFT;
  * Fills `slabs` slabs of the class of `size`, then frees every block (in allocation order) and
  * flushes; returns the blocks and the slabs' slots.
  */
-function fillThenEmpty(heap: SharedHeap, size: number, slabs: number): { blocks: number[]; slots: Set<number> } {
+/**
+ * `slabs` slabs of `size` filled, then emptied and flushed. `flushEvery`: a flush after every that
+ * many slabs' mallocs, so that no refill takes 16 slabs since the last look or flush and the class
+ * gets no deep magazine (magazine.ts deepen), whose 64 KiB block would take a slot between them.
+ */
+function fillThenEmpty(heap: SharedHeap, size: number, slabs: number, flushEvery = 0): { blocks: number[]; slots: Set<number> } {
   const blocks: number[] = [];
-  for (let i = 0; i < slabs * COUNT[classOf(size)]; i++) blocks.push(heap.malloc(size));
+  const per = COUNT[classOf(size)];
+  for (let i = 0; i < slabs * per; i++) {
+    blocks.push(heap.malloc(size));
+    if (flushEvery > 0 && (i + 1) % (flushEvery * per) === 0) heap.flush();
+  }
   const slots = new Set(blocks.map(slotOf));
   expect(slots.size).toBe(slabs);
   for (const p of blocks) heap.free(p);
@@ -176,7 +185,7 @@ describe('stages', () => {
     const heap = fresh({ initialBytes: 8 * MiB, maxBytes: 64 * MiB }); // growable
     const cls = classOf(16384);
     expect(SPAN[cls]).toBe(1);
-    const slabs = fillThenEmpty(heap, 16384, 48).slots; // three SuperSlabs' slots
+    const slabs = fillThenEmpty(heap, 16384, 48, 12).slots; // three SuperSlabs' slots
     let s = heap.stats();
     expect(s.classes[cls].stage1Slabs).toBe(48); // more than the 32 kept before 1024 became the default
     expect(s.stages.slotsReturned).toBe(0);

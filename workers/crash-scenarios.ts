@@ -165,6 +165,26 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
       for (let k = 0; k < 4; k++) ledgerMalloc(heap, d, 40 * KiB); // two refills of two slabs each
     },
   },
+  /**
+   * Deep magazines (magazine.ts deepen): two classes (40 KiB, one block a slab; 24 KiB, two) whose
+   * refills take 16 slabs or more between two looks get one each, in two fresh 64 KiB blocks; their
+   * frees stay in them; the looks that find them unused give them back (drained in place, the block
+   * onto the 64 KiB magazine), and the flush gives back what is left.
+   */
+  'deep magazine': {
+    options: { ...SMALL, initialBytes: 16 * MiB },
+    workerRun(heap, d) {
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let k = 0; k < 20; k++) a.push(ledgerMalloc(heap, d, 40 * KiB)); // deepened at the 17th slab
+      for (let k = 0; k < 36; k++) b.push(ledgerMalloc(heap, d, 24 * KiB)); // deepened at the 17th slab
+      for (const i of a) ledgerFree(heap, d, i);
+      for (let k = 0; k < 18; k++) ledgerFree(heap, d, b[k]!);
+      for (let k = 0; k < 48; k++) ledgerFree(heap, d, ledgerMalloc(heap, d, 64)); // looks: given back
+      for (let k = 18; k < 36; k++) ledgerFree(heap, d, b[k]!);
+      heap.flush(); // what is left given back
+    },
+  },
   /** Remote frees both ways: publishing chains onto another thread's slab, notices, collecting. */
   remote: {
     options: SMALL,
