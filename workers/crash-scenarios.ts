@@ -166,23 +166,18 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
     },
   },
   /**
-   * Deep magazines (magazine.ts deepen): two classes (40 KiB, one block a slab; 24 KiB, two) whose
-   * refills take 16 slabs or more between two looks get one each, in two fresh 64 KiB blocks; their
-   * frees stay in them; the looks that find them unused give them back (drained in place, the block
-   * onto the 64 KiB magazine), and the flush gives back what is left.
+   * A deep magazine (magazine.ts deepen): a class of one block a slab (40 KiB) whose refills take 16
+   * slabs between two looks gets one, in the block of a slab taken on a fresh slot; its frees stay in
+   * it; the flush gives it back (drained in place, its block onto the 64 KiB magazine). A look that
+   * gives one back calls the same undeepen; a reclaim of a thread holding one: the reclaim scenario.
    */
   'deep magazine': {
     options: { ...SMALL, initialBytes: 16 * MiB },
     workerRun(heap, d) {
       const a: number[] = [];
-      const b: number[] = [];
-      for (let k = 0; k < 20; k++) a.push(ledgerMalloc(heap, d, 40 * KiB)); // deepened at the 17th slab
-      for (let k = 0; k < 36; k++) b.push(ledgerMalloc(heap, d, 24 * KiB)); // deepened at the 17th slab
-      for (const i of a) ledgerFree(heap, d, i);
-      for (let k = 0; k < 18; k++) ledgerFree(heap, d, b[k]!);
-      for (let k = 0; k < 48; k++) ledgerFree(heap, d, ledgerMalloc(heap, d, 64)); // looks: given back
-      for (let k = 18; k < 36; k++) ledgerFree(heap, d, b[k]!);
-      heap.flush(); // what is left given back
+      for (let k = 0; k < 18; k++) a.push(ledgerMalloc(heap, d, 40 * KiB)); // deepened at the 17th slab
+      for (let k = 0; k < 9; k++) ledgerFree(heap, d, a[k]!);
+      heap.flush(); // given back
     },
   },
   /** Remote frees both ways: publishing chains onto another thread's slab, notices, collecting. */
