@@ -119,7 +119,8 @@ export class ThreadContext {
   readonly refillsCls: Int32Array;
   /**
    * Slabs each class's refills took from the pool since the periodic drain last looked at the
-   * class, and looks in a row that found a deep magazine unused (magazine.ts deepen). Thread-local.
+   * class (or a flush), and looks in a row that found a deep magazine unused (magazine.ts deepen).
+   * Thread-local hints, not shared: a stale one only moves the moment a magazine deepens or goes back.
    */
   readonly slabsSinceLook: Int32Array;
   readonly deepIdleLooks: Int32Array;

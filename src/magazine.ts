@@ -85,9 +85,12 @@ const S1_EXTRA_DEPTH = 16;
  * trip costs"). The threshold is what only a program that frees a batch of such blocks and asks for
  * it again does between two looks: the other nine traces' few-block classes live at 2-32 blocks
  * each and never met it (their footprints the same to the byte on eight of them). A deep magazine
- * that the thread did not take from at DEEP_IDLE_LOOKS looks in a row is drained, and its block
- * given back (undeepen); so is every one at a flush (an ask of another thread short of memory,
- * a detach, malloc out of memory). Its block lies on a slot no block ever used (pool.ts
+ * that the thread did not take from at DEEP_IDLE_LOOKS looks in a row, over which it freed twice
+ * the magazine's entries (a batch freed in one go spans several looks: test/drain.test.ts), is
+ * drained and its block given back (undeepen); so is every one at a flush (an ask of another
+ * thread short of memory, a detach, malloc out of memory), which also starts the count of slabs
+ * again. Its capacity is at most 1 / DEEP_HEAP_SHARE of the heap's largest size (layout.ts
+ * deepMagazineCap). Its block lies on a slot no block ever used (pool.ts
  * takeFreshSlab): a program that writes into a block it freed cannot reach the words the heap
  * reads (a block that served as a deep magazine goes back CACHED, and may serve the program
  * next). Debug mode keeps every magazine in the thread area.
