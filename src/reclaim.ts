@@ -555,13 +555,14 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
 
 /**
  * The dead thread's deep magazine of `cls`, whose entries the reclaim drained (its base at
- * `base`): its block goes back unless it also sits in the thread's magazine of the 64 KiB class
- * (a stop inside deepen before its pop, or inside undeepen after its push), which the reclaim
- * drains after this one. Held (ST_DEEP), or CACHED and in no magazine (a stop inside deepen's pop):
- * through a journal of its own, marked CACHED after the journal names it, so that a reclaimer
- * stopped anywhere here leaves it for the next: still ST_DEEP with the top still deep (the
- * journal's redo skips it, this step takes it again), or CACHED in the journal (the redo drains
- * it, this step then finds it FREE).
+ * `base`): its block goes back unless it is FREE (a stop inside deepen before its state was set:
+ * the recount of the dead thread's slabs finds it so) or sits in the thread's magazine of the
+ * 64 KiB class (a stop inside undeepen after its push), which the reclaim drains after this one.
+ * Held (ST_DEEP), or CACHED and in no magazine (a stop inside undeepen's push, between the state
+ * and the top): through a journal of its own, marked CACHED after the journal names it, so that a
+ * reclaimer stopped anywhere here leaves it for the next: still ST_DEEP with the top still deep
+ * (the journal's redo skips it, this step takes it again), or CACHED in the journal (the redo
+ * drains it, this step then finds it FREE).
  */
 function releaseDeep(dead: ThreadContext, cls: number, base: number): void {
   const i32 = dead.i32;
@@ -691,15 +692,6 @@ function finishJournals(dead: ThreadContext): Set<number> {
   return held;
 }
 
-/**
- * The dead thread was notifying the owner of the slab at `slot` (TH_NOTIFYING): if the slab's
- * notice flag is still the one it set (its slot + 1), the slab may be on the owner's notice list
- * (pushed, not taken yet) or on none (stopped before the push), and nothing tells which. Left
- * as it was, the flag would make every later remote free skip the notice while the owner never
- * looks: their blocks would wait on the slab's remote list. Marked -epoch instead (after the
- * epoch's increment, which so follows the death and any push), for the owner to settle
- * (slab.ts settleUnsure). A reclaimer stopped before the CAS leaves TH_NOTIFYING for the next.
- */
 /** Whether words [jW, jW + n) lie in the dead thread's deep magazine of its journal's class (a drain in place there). */
 function inDeepMagazine(dead: ThreadContext, jW: number, n: number): boolean {
   const cls = dead.i32[dead.thW + TH_JOURNAL_CLS];
@@ -710,6 +702,15 @@ function inDeepMagazine(dead: ThreadContext, jW: number, n: number): boolean {
   return jW >= base && jW + n <= base + DEEP_CAP * MAG_ENTRY_WORDS;
 }
 
+/**
+ * The dead thread was notifying the owner of the slab at `slot` (TH_NOTIFYING): if the slab's
+ * notice flag is still the one it set (its slot + 1), the slab may be on the owner's notice list
+ * (pushed, not taken yet) or on none (stopped before the push), and nothing tells which. Left
+ * as it was, the flag would make every later remote free skip the notice while the owner never
+ * looks: their blocks would wait on the slab's remote list. Marked -epoch instead (after the
+ * epoch's increment, which so follows the death and any push), for the owner to settle
+ * (slab.ts settleUnsure). A reclaimer stopped before the CAS leaves TH_NOTIFYING for the next.
+ */
 function markUnsureNotice(dead: ThreadContext, slot: number): void {
   const i32 = dead.i32;
   const mW = dead.metaW(slot);
