@@ -13,7 +13,7 @@ import {
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_CLEAN, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, isCached, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
-  ST_DEEP, deepMagazineCap, isDeepTop, deepMagazineBase, MAG_EMPTY_SENTINEL,
+  ST_DEEP, deepMagazineCap, deepMagazineBlock, isDeepTop, deepMagazineBase, MAG_EMPTY_SENTINEL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
 import type { ThreadContext } from './context.js';
@@ -261,14 +261,14 @@ function walkHeap(h: ThreadContext): void {
       const deep = isDeepTop(top, geo.metaSupers);
       const base = deep ? deepMagazineBase(top) : thW + geo.magW + c * magazineWords(geo.magCap) + MAG_ENTRY_WORDS;
       const cap = deep ? deepMagazineCap(i32, base) : h.magCapCls[c];
-      if (deep && cap === 0) fail(`thread ${t}: deep magazine of class ${c} in block ${hex((base - MAG_ENTRY_WORDS) << 2)}: its capacity word (the empty sentinel's second) is overwritten: ${i32[base - MAG_ENTRY_WORDS + MAG_STATE]}`);
+      if (deep && cap === 0) fail(`thread ${t}: deep magazine of class ${c} in block ${hex(deepMagazineBlock(base))}: its capacity word (the empty sentinel's second) is overwritten: ${i32[base - MAG_ENTRY_WORDS + MAG_STATE]}`);
       // base <= top <= base + MAG_ENTRY_WORDS * capacity (layout.ts)
       if (top < base || top > base + MAG_ENTRY_WORDS * cap || (top - base) % MAG_ENTRY_WORDS !== 0) {
         fail(`thread ${t}: magazine of class ${c} has top ${top} outside ${base} .. ${base + MAG_ENTRY_WORDS * cap}`);
       }
       if (deep) {
         // Its block: of the 64 KiB class, held for this thread (DEEP), its sentinels in place.
-        const block = (base - MAG_ENTRY_WORDS) << 2;
+        const block = deepMagazineBlock(base);
         const where = `thread ${t}: deep magazine of class ${c} in block ${hex(block)}`;
         if (c >= DEEP_CLS || COUNT[c]! > FEW_BLOCKS_MAX) fail(`${where}: class ${c} never has one`);
         if (block >= h.viewBytes) fail(`${where} is outside the heap`);

@@ -282,15 +282,17 @@ export class ThreadContext {
    * in the thread area, or in the deep magazine its top lies in (layout.ts isDeepTop).
    */
   magazineBase(cls: number): number {
-    const top = this.i32[this.topW + cls];
-    return isDeepTop(top, this.geo.metaSupers) ? deepMagazineBase(top) : this.shallowBase(cls);
+    return this.deep(cls) ? deepMagazineBase(this.i32[this.topW + cls]) : this.shallowBase(cls);
+  }
+
+  /** Whether the magazine of `cls` is deep (its top in a 64 KiB block: layout.ts isDeepTop). */
+  deep(cls: number): boolean {
+    return isDeepTop(this.i32[this.topW + cls], this.geo.metaSupers);
   }
 
   /** The entries the magazine of `cls` holds at most (while it is deep, the capacity its block says: layout.ts deepMagazineCap). */
   magazineCap(cls: number): number {
-    const top = this.i32[this.topW + cls];
-    if (!isDeepTop(top, this.geo.metaSupers)) return this.magCapCls[cls];
-    return deepMagazineCap(this.i32, deepMagazineBase(top));
+    return this.deep(cls) ? deepMagazineCap(this.i32, deepMagazineBase(this.i32[this.topW + cls])) : this.magCapCls[cls];
   }
 
   /** Word index of the first entry of the magazine of `cls` in the thread area. */

@@ -9,7 +9,7 @@ import { HeapCorruptionError, HeapError, HeapStateError, checkInteger, describe,
 import { readGeometry, type ThreadContext } from './context.js';
 import { WOULD_BLOCK, runNoWait, testHoldLock, waitLockAsync, waitSlice, waitsMayGiveUp } from './lock.js';
 import { flushThread } from './magazine.js';
-import { largeFree, refuseChangedRun, runGeneration } from './large.js';
+import { largeFree, refuseChangedRun, runGeneration, runSpan } from './large.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
   REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocTarget, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
@@ -812,7 +812,7 @@ export class SharedHeap {
     const usable = block === 0 ? 0 : this.usableSize(block);
     // A large run's span and generation as checked, for the free after the copy (layout.ts
     // SM_RUN_GEN), before any wait (debug mode's usable is the size asked for, not the run's).
-    const span = cls < 0 ? t.i32[t.metaW(block >>> layout.SLOT_SHIFT) + layout.SM_SPAN] : 0;
+    const span = cls < 0 ? runSpan(t, block) : 0;
     const gen = cls < 0 ? runGeneration(t, block) : 0;
     // A small block: realloc's free of it never waits for the lock (a small free only tries it), so
     // a WOULD_BLOCK comes before anything changed and the whole call is tried again. A large run,
@@ -1232,7 +1232,7 @@ class DebugSharedHeap extends SharedHeap {
     const t = contextOf(this);
     // A large run: its span and generation as checked, for the free after the copy (debugFreeMovedRun).
     const large = classifyBlock(t, 'realloc', 'ptr', block) < 0;
-    const span = large ? t.i32[t.metaW(block >>> layout.SLOT_SHIFT) + layout.SM_SPAN] : 0;
+    const span = large ? runSpan(t, block) : 0;
     const gen = large ? runGeneration(t, block) : 0;
     // A small free never waits for the lock; nor does a thread whose waits never give up.
     if (!large || !waitsMayGiveUp()) return this.#move(block, n, old, span, gen);

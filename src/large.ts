@@ -203,6 +203,11 @@ export function runGeneration(t: ThreadContext, p: number): number {
   return Atomics.load(t.i32, t.metaW(p >>> SLOT_SHIFT) + SM_RUN_GEN);
 }
 
+/** The span (slots) of the large run whose head is the block `p`, read with its generation by realloc's move. */
+export function runSpan(t: ThreadContext, p: number): number {
+  return t.i32[t.metaW(p >>> SLOT_SHIFT) + SM_SPAN];
+}
+
 /** growthRoom gives a run grown in place slots >>> LARGE_GROWTH_ROOM slots of room (a quarter). */
 export const LARGE_GROWTH_ROOM = 2;
 

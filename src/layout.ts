@@ -744,6 +744,11 @@ export function deepMagazineCap(i32: Int32Array, base: number): number {
   return cap >= 1 && cap <= DEEP_CAP ? cap : 0;
 }
 
+/** The 64 KiB block that holds the deep magazine whose base is `base` (its slot's start). */
+export function deepMagazineBlock(base: number): number {
+  return (base - MAG_ENTRY_WORDS) << 2;
+}
+
 /** The base (first entry) of the deep magazine that top `top` lies in. */
 export function deepMagazineBase(top: number): number {
   return ((top >>> (SLOT_SHIFT - 2)) << (SLOT_SHIFT - 2)) + MAG_ENTRY_WORDS;

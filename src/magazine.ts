@@ -25,7 +25,7 @@ const { listCountHint, S1_HEAD_W, FREE_CHECK_W, FREE_LINK_W, LINK_KEY, LINK_MUL,
   SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
   TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords,
-  DEEP_CAP, G_DEBUG, MAG_EMPTY_SENTINEL, SLOT_BYTES, ST_DEEP, SUPER_BYTES, isDeepTop } = layout;
+  DEEP_CAP, G_DEBUG, MAG_EMPTY_SENTINEL, SLOT_BYTES, ST_DEEP, SUPER_BYTES, deepMagazineBlock, isDeepTop } = layout;
 const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex, classOf } = classes;
 
 /**
@@ -143,7 +143,7 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
   t.refillsCls[cls]++;
   // A class of a few blocks a slab fills the batch from more than one slab (see FEW_BLOCKS_MAX).
   const few = COUNT[cls] <= FEW_BLOCKS_MAX;
-  if (few && t.slabsSinceLook[cls] >= DEEP_AFTER_SLABS && SIZE[cls] < SLOT_BYTES && !isDeepTop(i32[t.topW + cls], t.geo.metaSupers)) {
+  if (few && t.slabsSinceLook[cls] >= DEEP_AFTER_SLABS && SIZE[cls] < SLOT_BYTES && !t.deep(cls)) {
     deepen(t, cls);
   }
   let total = 0;
@@ -255,7 +255,7 @@ export function undeepen(t: ThreadContext, cls: number): void {
   const topW = t.topW + cls;
   const base = t.magazineBase(cls);
   if (i32[topW] !== base) throw new Error(`sabmalloc internal error: undeepen of class ${cls} with ${(i32[topW] - base) / MAG_ENTRY_WORDS} entries`);
-  const block = (base - MAG_ENTRY_WORDS) << 2;
+  const block = deepMagazineBlock(base);
   const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
   const st = i32[mW + SM_STATE]; // its one block's state byte
   const dTopW = t.topW + DEEP_CLS;
@@ -588,7 +588,7 @@ export function flushThread(t: ThreadContext, last = false): void {
   // Deep magazines first (every one of a class below DEEP_CLS), so that their blocks, given back
   // onto the DEEP_CLS magazine, are drained with it.
   for (let c = 0; c < DEEP_CLS; c++) {
-    if (!isDeepTop(t.i32[t.topW + c], t.geo.metaSupers)) continue;
+    if (!t.deep(c)) continue;
     drainClass(t, c);
     undeepen(t, c);
   }

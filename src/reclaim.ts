@@ -12,7 +12,7 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, isCached, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
-  TS_RECLAIMING, magazineWords, usedSlots, isDeepTop, deepMagazineBase, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
+  TS_RECLAIMING, magazineWords, usedSlots, isDeepTop, deepMagazineBase, deepMagazineBlock, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -489,7 +489,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   for (let c = 0; c < NUM_CLASSES; c++) {
     const base = dead.magazineBase(c);
     const topW = dead.thW + TH_TOP + c;
-    const deep = isDeepTop(i32[topW], dead.geo.metaSupers);
+    const deep = dead.deep(c);
     const cap = dead.magazineCap(c);
     // From the top down, at most a journal area's worth at a time (a deep magazine holds more).
     for (;;) {
@@ -566,7 +566,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
  */
 function releaseDeep(dead: ThreadContext, cls: number, base: number): void {
   const i32 = dead.i32;
-  const block = (base - MAG_ENTRY_WORDS) << 2;
+  const block = deepMagazineBlock(base);
   const mW = dead.metaW(block >>> SLOT_SHIFT);
   if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS1] - 1 !== DEEP_CLS || i32[mW + SM_DATA] !== block) return; // (not a deep block: never)
   const st = i32[mW + SM_STATE];
