@@ -25,7 +25,7 @@ const { listCountHint, S1_HEAD_W, FREE_CHECK_W, FREE_LINK_W, LINK_KEY, LINK_MUL,
   SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
   TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords,
-  DEEP_CAP, G_DEBUG, MAG_EMPTY_SENTINEL, SLOT_BYTES, ST_DEEP, SUPER_BYTES, deepMagazineBlock, isDeepTop } = layout;
+  DEEP_CAP, G_DEBUG, MAG_EMPTY_SENTINEL, SLOT_BYTES, ST_DEEP, SUPER_BYTES, deepMagazineBlock } = layout;
 const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex, classOf } = classes;
 
 /**
@@ -245,30 +245,19 @@ function deepen(t: ThreadContext, cls: number): void {
 }
 
 /**
- * Gives back the deep magazine of `cls`, which the caller drained: its block goes onto the
- * DEEP_CLS magazine (CACHED; a drain of that one first when it is full), and only then does the
- * top of `cls` move back into the thread area: stopped between the two, the block is both the
- * top's and CACHED in that magazine, which the reclaim tells apart (reclaim.ts releaseDeep).
+ * Drains the deep magazine of `cls` and gives it back: its block goes onto the DEEP_CLS magazine
+ * (CACHED; pushCached), and only then does the top of `cls` move back into the thread area:
+ * stopped between the two, the block is both the top's and CACHED in that magazine, which the
+ * reclaim tells apart (reclaim.ts releaseDeep).
  */
 export function undeepen(t: ThreadContext, cls: number): void {
+  drainClass(t, cls);
   const i32 = t.i32;
-  const topW = t.topW + cls;
-  const base = t.magazineBase(cls);
-  if (i32[topW] !== base) throw new Error(`sabmalloc internal error: undeepen of class ${cls} with ${(i32[topW] - base) / MAG_ENTRY_WORDS} entries`);
-  const block = deepMagazineBlock(base);
+  const block = deepMagazineBlock(t.magazineBase(cls));
   const mW = t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT);
-  const st = i32[mW + SM_STATE]; // its one block's state byte
-  const dTopW = t.topW + DEEP_CLS;
-  const dTop = i32[dTopW];
-  if (i32[dTop] === MAG_FULL_SENTINEL) freeDrainFull(t, DEEP_CLS, block, st);
-  else {
-    t.bytes[st] = ST_CACHED;
-    i32[dTop] = block;
-    i32[dTop + MAG_STATE] = st;
-    i32[dTopW] = dTop + MAG_ENTRY_WORDS;
-  }
+  pushCached(t, DEEP_CLS, block, i32[mW + SM_STATE]); // its one block's state byte
   crashPoint(CP_DEEP);
-  i32[topW] = t.shallowBase(cls);
+  i32[t.topW + cls] = t.shallowBase(cls);
   crashPoint(CP_DEEP);
 }
 
@@ -299,18 +288,27 @@ export function freeSmall(t: ThreadContext, block: number): void {
  * call out, heap.ts).
  */
 export function pushFreed(t: ThreadContext, cls: number, block: number, st: number): void {
+  if (pushCached(t, cls, block, st) && --t.drainLeft === 0) drainPeriodic(t, cls);
+}
+
+/**
+ * The magazine push of a block this thread holds (its state byte at `st`, made CACHED) onto the
+ * magazine of `cls`, through freeDrainFull (a drain of its newer half first) when that is full:
+ * false then. free's push (pushFreed) and a deep magazine's block given back (undeepen).
+ */
+function pushCached(t: ThreadContext, cls: number, block: number, st: number): boolean {
   const i32 = t.i32;
   const topW = t.topW + cls;
   const top = i32[topW];
   if (i32[top] === MAG_FULL_SENTINEL) {
     freeDrainFull(t, cls, block, st);
-    return;
+    return false;
   }
   t.bytes[st] = ST_CACHED;
   i32[top] = block;
   i32[top + MAG_STATE] = st;
   i32[topW] = top + MAG_ENTRY_WORDS;
-  if (--t.drainLeft === 0) drainPeriodic(t, cls);
+  return true;
 }
 
 // ---- Drain ------------------------------------------------------------------------------------
@@ -524,11 +522,10 @@ function drainIfOnlyFilled(t: ThreadContext, cls: number, freedInto = false): vo
   const used =
     t.refillsCls[cls] !== t.seenRefills[cls] || (freedInto ? top <= seen : top < seen) || i32[seen - MAG_ENTRY_WORDS] !== t.seenBlock[cls];
   t.slabsSinceLook[cls] = 0;
-  if (isDeepTop(top, t.geo.metaSupers)) {
+  if (t.deep(cls)) {
     // A deep magazine stays while the thread takes from it (see DEEP_AFTER_SLABS).
     if (used) t.deepIdleLooks[cls] = 0;
     else if (++t.deepIdleLooks[cls] >= DEEP_IDLE_LOOKS && t.deepIdleLooks[cls] * t.drainInterval >= (top - base) /* 2 x its entries */) {
-      drainClass(t, cls);
       undeepen(t, cls);
     }
   } else if (!used || SIZE[cls] > PERIODIC_KEEP_MAX) drainClass(t, cls);
@@ -587,11 +584,7 @@ export function flushThread(t: ThreadContext, last = false): void {
   t.ensureViews();
   // Deep magazines first (every one of a class below DEEP_CLS), so that their blocks, given back
   // onto the DEEP_CLS magazine, are drained with it.
-  for (let c = 0; c < DEEP_CLS; c++) {
-    if (!t.deep(c)) continue;
-    drainClass(t, c);
-    undeepen(t, c);
-  }
+  for (let c = 0; c < DEEP_CLS; c++) if (t.deep(c)) undeepen(t, c);
   for (let c = 0; c < NUM_CLASSES; c++) drainClass(t, c);
   t.slabsSinceLook.fill(0); // a flush is a look at every class
   processNotices(t, last);

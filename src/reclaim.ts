@@ -12,7 +12,7 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, isCached, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
-  TS_RECLAIMING, magazineWords, usedSlots, isDeepTop, deepMagazineBase, deepMagazineBlock, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
+  TS_RECLAIMING, magazineWords, usedSlots, deepMagazineBlock, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -696,9 +696,8 @@ function finishJournals(dead: ThreadContext): Set<number> {
 function inDeepMagazine(dead: ThreadContext, jW: number, n: number): boolean {
   const cls = dead.i32[dead.thW + TH_JOURNAL_CLS];
   if (!(cls >= 0 && cls < NUM_CLASSES)) return false;
-  const top = dead.i32[dead.thW + TH_TOP + cls];
-  if (!isDeepTop(top, dead.geo.metaSupers)) return false;
-  const base = deepMagazineBase(top);
+  if (!dead.deep(cls)) return false;
+  const base = dead.magazineBase(cls);
   return jW >= base && jW + n <= base + DEEP_CAP * MAG_ENTRY_WORDS;
 }
 

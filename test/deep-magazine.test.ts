@@ -10,7 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { DoubleFreeError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { DEEP_CAP, G_CARVED, MAG_FULL_SENTINEL, SLOT_BYTES, SM_TOUCHED, SS_TABLE_W, isDeepTop } from '../src/layout.js';
+import { DEEP_CAP, G_CARVED, MAG_FULL_SENTINEL, SLOT_BYTES, SM_TOUCHED, SS_TABLE_W, deepMagazineBlock } from '../src/layout.js';
 import { NUM_CLASSES, classOf } from '../src/size-classes.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 import { MiB } from './fixtures.js';
@@ -24,11 +24,16 @@ const OPTIONS = { initialBytes: 16 * MiB, maxBytes: 40 * MiB, maxThreads: 4, mag
 function deepMagazines(heap: SharedHeap): Map<number, number> {
   const t = internals(heap);
   const out = new Map<number, number>();
-  for (let c = 0; c < NUM_CLASSES; c++) {
-    const top = t.i32[t.topW + c]!;
-    if (isDeepTop(top, t.geo.metaSupers)) out.set(c, (t.magazineBase(c) - 2) << 2);
-  }
+  for (let c = 0; c < NUM_CLASSES; c++) if (t.deep(c)) out.set(c, deepMagazineBlock(t.magazineBase(c)));
   return out;
+}
+
+/** Frees `blocks` and flushes: nothing is left live, and check() passes. */
+function freeAll(heap: SharedHeap, blocks: number[]): void {
+  for (const p of blocks) heap.free(p);
+  heap.flush();
+  expect(heap.stats().liveBytes).toBe(0);
+  heap.check();
 }
 
 function stamped(heap: SharedHeap, n: number, size = SIZE): number[] {
@@ -101,11 +106,7 @@ describe('deep magazines', () => {
     const next = deepMagazines(heap).get(CLS)!;
     expect(next).toBeGreaterThan(0);
     expect(next).not.toBe(block);
-    heap.free(big);
-    for (const p of b) heap.free(p);
-    heap.flush();
-    expect(heap.stats().liveBytes).toBe(0);
-    heap.check();
+    freeAll(heap, [big, ...b]);
   });
 
   it('go back at a flush', () => {
@@ -119,10 +120,7 @@ describe('deep magazines', () => {
     heap.check();
     expect(heap.stats().liveBytes).toBe(keep.length * SIZE);
     expectStamped(heap, keep);
-    for (const p of keep) heap.free(p);
-    heap.flush();
-    expect(heap.stats().liveBytes).toBe(0);
-    heap.check();
+    freeAll(heap, keep);
   });
 
   it('lie on a slot no block ever used, so that writes into blocks the program freed reach none', () => {
@@ -201,10 +199,7 @@ describe('deep magazines', () => {
       expect(heap.reclaim(id)).toBe(true);
       heap.check();
       expect(heap.stats().liveBytes).toBe(10 * SIZE); // the ten it left allocated, not its deep block
-      for (const p of blocks.slice(0, 10)) heap.free(p);
-      heap.flush();
-      expect(heap.stats().liveBytes).toBe(0);
-      heap.check();
+      freeAll(heap, blocks.slice(0, 10));
     } finally {
       await terminateAll();
     }
