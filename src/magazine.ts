@@ -459,18 +459,13 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
  * slabs' lists, which the next refill takes first.)
  */
 export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: number): void {
-  const i32 = t.i32;
   const base = t.magazineBase(cls);
-  const topW = t.topW + cls;
-  const top = i32[topW];
+  const top = t.i32[t.topW + cls];
   const entries = (top - base) / MAG_ENTRY_WORDS;
-  const drained = Math.max(1, entries >>> 1) * MAG_ENTRY_WORDS; // words
-  journalInPlace(t, cls, top - drained, drained);
-  crashPoint(CP_DRAIN);
-  i32[topW] = top - drained;
-  t.f64[t.tfW + TF_DRAINS]++;
-  drainJournal(t, cls, true);
+  drainDownTo(t, cls, top - Math.max(1, entries >>> 1) * MAG_ENTRY_WORDS, true);
   // Now there is room: the fast path's push.
+  const i32 = t.i32;
+  const topW = t.topW + cls;
   const at = i32[topW];
   t.bytes[st] = ST_CACHED;
   i32[at] = block;
@@ -550,16 +545,30 @@ function nextCachedClass(t: ThreadContext, skip: number): number {
 
 /** Empties the magazine of `cls` back into the slabs; empty slabs, the current one too, go to the pool. */
 export function drainClass(t: ThreadContext, cls: number): void {
-  const i32 = t.i32;
   const base = t.magazineBase(cls);
+  if (t.i32[t.topW + cls] !== base) drainDownTo(t, cls, base, false);
+}
+
+/**
+ * Drains the magazine of `cls` from its top down to word `downTo`, in place, at most a journal
+ * area's worth (magCap entries) at a time: a deep magazine holds more than that, and the reclaim
+ * of a thread stopped inside the drain copies what is left of its journal into one journal area
+ * (reclaim.ts finishJournals; a journal of 400 words copied over 12 ran on into the thread's
+ * magazines, and one of 2,000 into the next thread's area: an audit). Each part is a drain of its
+ * own: journal, then the top lowered below it; the entries under it stay in the magazine until
+ * their turn. `keep`: see afterBlocksReturned.
+ */
+function drainDownTo(t: ThreadContext, cls: number, downTo: number, keep: boolean): void {
   const topW = t.topW + cls;
-  const n = i32[topW] - base;
-  if (n === 0) return;
-  journalInPlace(t, cls, base, n);
-  i32[topW] = base;
-  crashPoint(CP_DRAIN);
+  const most = t.geo.magCap * MAG_ENTRY_WORDS;
   t.f64[t.tfW + TF_DRAINS]++;
-  drainJournal(t, cls, false);
+  for (let top = t.i32[topW]; top > downTo; top = t.i32[topW]) {
+    const from = Math.max(downTo, top - most);
+    journalInPlace(t, cls, from, top - from);
+    t.i32[topW] = from;
+    crashPoint(CP_DRAIN);
+    drainJournal(t, cls, keep);
+  }
 }
 
 /**

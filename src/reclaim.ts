@@ -698,7 +698,9 @@ function inDeepMagazine(dead: ThreadContext, jW: number, n: number): boolean {
   if (!(cls >= 0 && cls < NUM_CLASSES)) return false;
   if (!dead.deep(cls)) return false;
   const base = dead.magazineBase(cls);
-  return jW >= base && jW + n <= base + DEEP_CAP * MAG_ENTRY_WORDS;
+  // At most a journal area's worth: a thread drains a deep magazine in such parts (magazine.ts
+  // drainDownTo), and finishJournals copies what is left of it into one journal area.
+  return jW >= base && n <= dead.geo.magCap * MAG_ENTRY_WORDS && jW + n <= base + DEEP_CAP * MAG_ENTRY_WORDS;
 }
 
 /**

@@ -177,11 +177,18 @@ export const CRASH_SCENARIOS: Record<string, CrashScenario> = {
     // scenarios stop at: they run unarmed, before the stops are counted (their slabs still count
     // toward deepening, as no look of the class comes between).
     workerSetup(heap, d) {
+      ledgerMalloc(heap, d, 16);
       for (let k = 0; k < 16; k++) ledgerMalloc(heap, d, 40 * KiB);
     },
     workerRun(heap, d) {
       for (let k = 0; k < 2; k++) ledgerMalloc(heap, d, 40 * KiB); // deepened at the 17th slab
-      for (let k = 0; k < 9; k++) ledgerFree(heap, d, k);
+      // 18 entries: more than the two journal areas hold (magazineCapacity 4), so that the flush
+      // drains the deep magazine in parts (magazine.ts drainDownTo).
+      for (let i = 1; i <= 18; i++) ledgerFree(heap, d, i);
+      // Then a block cached in the magazine of the first class, which lies just after the two
+      // journal areas (the 19th free, after the countdown's drains at the 8th and 16th): a reclaim
+      // that copied a whole deep journal into an area ran over it (an audit).
+      ledgerFree(heap, d, 0);
       heap.flush(); // given back
     },
   },
