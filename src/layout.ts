@@ -562,7 +562,8 @@ export const TH_NOTICE = 2; //    [H] notice list: slabs of this thread that got
 export const NOTICE_CLOSED = -1; // TH_NOTICE of a thread that will never look at its notices again: a freer
 //                                 that finds it clears its own notice flag by CAS instead of pushing
 export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's
-//                                 magazine itself (a drain in place), or one of the two journal areas (a reclaim's copy)
+//                                 magazine itself (a drain in place, at most magCap entries: a deep magazine drains
+//                                 in such parts, magazine.ts drainDownTo), or one of the two journal areas (a reclaim's copy)
 // Journal words: what a slow path is in the middle of, so that a reclaimer can finish or undo it
 // when the thread died there (worker.terminate() stops a thread at any call or loop back-edge,
 // and at any Atomics call: between two of them in about half of the terminations of a loop of
@@ -725,7 +726,11 @@ export const TS_RECLAIMING = 3;
  * SuperSlab after the metadata) lies in such a block, so the top alone names the magazine: its
  * base is the top's slot start plus one entry (a top never reaches the slot's end). [O] Its words
  * are its owner thread's, read and written plain, as the magazines in the thread area are (a
- * reclaimer's once the owner is dead); check() reads them.
+ * reclaimer's once the owner is dead); check() reads them. The top moves back into the thread
+ * area before the block can go back to its slab (undeepen: onto the owner's DEEP_CLS magazine
+ * first; reclaim.ts releaseDeep: named by a journal first), so that no top lies in a block another
+ * thread may hold; a reclaim moves a top whose block no longer says ST_DEEP back first of all
+ * (reclaim.ts settleDeepTops).
  */
 export const DEEP_CAP = (SLOT_BYTES / 4 - 2 * MAG_ENTRY_WORDS) / MAG_ENTRY_WORDS; // 8,190 entries
 

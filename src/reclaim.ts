@@ -479,6 +479,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   dead.detached = false;
   dead.refreshViews();
   // Its magazines: every entry still CACHED that the journal did not hold.
+  settleDeepTops(dead);
   const seen = finishJournals(dead);
   crashPoint(CP_RECLAIM);
   for (let c = 0; c < NUM_CLASSES; c++) repairRefill(dead, c); // a refill batch cut short
@@ -554,31 +555,63 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
 
 
 /**
+ * Before the journals are redone: the top of each class whose magazine is deep but whose block
+ * the magazine no longer holds (deepBlockHeld false) goes back into the thread area. That block
+ * is FREE (a stop inside deepen before its state was set: the recount of the dead thread's slabs
+ * finds it so), or CACHED in the thread's magazine of DEEP_CLS (a stop inside undeepen after its
+ * push) or in the journal (a reclaimer stopped inside releaseDeep after its state): drained by
+ * the journal's redo or with that magazine, it may go back to the pool and to another thread,
+ * and a top still in it would have the class loop below read that thread's data as entries.
+ */
+function settleDeepTops(dead: ThreadContext): void {
+  for (let c = 0; c < DEEP_CLS; c++) {
+    if (dead.deep(c) && !deepBlockHeld(dead, deepMagazineBlock(dead.magazineBase(c)))) dead.i32[dead.thW + TH_TOP + c] = dead.shallowBase(c);
+  }
+}
+
+/**
+ * Whether the dead thread's deep magazine block `block` is its magazine's still, for releaseDeep
+ * to give back: ST_DEEP, or CACHED in no magazine and in no journal (a stop inside undeepen's
+ * push, between the state and the top). False for a block that is not a deep block (never), FREE,
+ * or CACHED in the thread's magazine of DEEP_CLS or in its journal (see settleDeepTops).
+ */
+function deepBlockHeld(dead: ThreadContext, block: number): boolean {
+  const i32 = dead.i32;
+  const mW = dead.metaW(block >>> SLOT_SHIFT);
+  if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS1] - 1 !== DEEP_CLS || i32[mW + SM_DATA] !== block) return false;
+  const state = dead.bytes[i32[mW + SM_STATE]];
+  if (state === ST_DEEP) return true;
+  if (!isCached(state)) return false;
+  const dBase = dead.shallowBase(DEEP_CLS);
+  const dTop = Math.min(i32[dead.thW + TH_TOP + DEEP_CLS], dBase + dead.magCapCls[DEEP_CLS] * MAG_ENTRY_WORDS);
+  for (let w = dBase; w < dTop; w += MAG_ENTRY_WORDS) if (i32[w] === block) return false;
+  const n = i32[dead.thW + TH_JOURNAL_N];
+  const jW = i32[dead.thW + TH_JOURNAL_SRC];
+  if (n > 0 && jW >= dead.thW && jW + n <= dead.thW + dead.geo.threadWords) {
+    for (let w = jW; w < jW + n; w += MAG_ENTRY_WORDS) if (i32[w] === block) return false;
+  }
+  return true;
+}
+
+/**
  * The dead thread's deep magazine of `cls`, whose entries the reclaim drained (its base at
- * `base`): its block goes back unless it is FREE (a stop inside deepen before its state was set:
- * the recount of the dead thread's slabs finds it so) or sits in the thread's magazine of the
- * 64 KiB class (a stop inside undeepen after its push), which the reclaim drains after this one.
- * Held (ST_DEEP), or CACHED and in no magazine (a stop inside undeepen's push, between the state
- * and the top): through a journal of its own, marked CACHED after the journal names it, so that a
- * reclaimer stopped anywhere here leaves it for the next: still ST_DEEP with the top still deep
- * (the journal's redo skips it, this step takes it again), or CACHED in the journal (the redo
- * drains it, this step then finds it FREE).
+ * `base`): its block goes back if the magazine still holds it (deepBlockHeld), through a journal
+ * of its own, marked CACHED after the journal names it, and the top moved back into the thread
+ * area before the drain that may give the block to another thread. A reclaimer stopped anywhere
+ * here leaves it for the next: still ST_DEEP with the top still deep (the journal's redo skips
+ * it, this step takes it again), or CACHED in the journal (settleDeepTops moves the top, the redo
+ * drains it). Given back before the top moved, a reclaimer stopped between the two left a top in a
+ * block that another thread could take, and the next reclaim gave that thread's cached block
+ * back as the dead thread's (an audit: a block handed out twice).
  */
 function releaseDeep(dead: ThreadContext, cls: number, base: number): void {
   const i32 = dead.i32;
   const block = deepMagazineBlock(base);
-  const mW = dead.metaW(block >>> SLOT_SHIFT);
-  if (i32[mW + SM_KIND] !== K_SLAB || i32[mW + SM_CLS1] - 1 !== DEEP_CLS || i32[mW + SM_DATA] !== block) return; // (not a deep block: never)
-  const st = i32[mW + SM_STATE];
-  const state = dead.bytes[st];
-  if (state !== ST_DEEP && !isCached(state)) return; // given back already
-  if (state !== ST_DEEP) {
-    const dBase = dead.shallowBase(DEEP_CLS);
-    const dTop = Math.min(i32[dead.thW + TH_TOP + DEEP_CLS], dBase + dead.magCapCls[DEEP_CLS] * MAG_ENTRY_WORDS);
-    for (let w = dBase; w < dTop; w += MAG_ENTRY_WORDS) if (i32[w] === block) return; // drained with that magazine
-  }
+  if (!deepBlockHeld(dead, block)) return;
+  const st = i32[dead.metaW(block >>> SLOT_SHIFT) + SM_STATE];
   journalEntries(dead, DEEP_CLS, Int32Array.of(block, st), 0, MAG_ENTRY_WORDS);
   dead.bytes[st] = ST_CACHED;
+  i32[dead.thW + TH_TOP + cls] = dead.shallowBase(cls);
   crashPoint(CP_RECLAIM);
   drainJournal(dead, DEEP_CLS, false);
 }
