@@ -67,7 +67,7 @@ function usableOf(t: ThreadContext, p: number): number {
  * pass, which covered only blocks never handed out before).
  */
 export function debugHandOut(t: ThreadContext, fn: string, p: number, n: number): void {
-  const err = debugPrepare(t, fn, p, n);
+  const err = debugPrepare(t, fn, p, n, p + t.largeDirtyBytes); // (as debugRecordLarge: the take set it)
   if (err !== null) throw err;
 }
 
@@ -108,11 +108,15 @@ export function debugRecordLarge(t: ThreadContext, fn: string, p: number, n: num
   // A run of at most MAX_SMALL bytes was filled when freed (debugFillsFreed): a write found in its
   // fill is returned, for the caller to throw once the run is live (as debugTakeSmall does), where
   // it was dropped and the mark cleared, so that the write went unreported (an audit, 2026-12-05).
-  return debugPrepare(t, fn, p, n);
+  // Marks lie only in bytes written before (t.largeDirtyBytes, which the take set): a fresh run's
+  // pages stay untouched, and a take under the lock does no work in proportion to a run never
+  // used (a 1.9 GiB malloc held the lock for 1-9 s clearing them, and a main thread's wait for
+  // the lock gave up on a healthy heap with a LockTimeoutError: an audit).
+  return debugPrepare(t, fn, p, n, p + t.largeDirtyBytes);
 }
 
 /** debugHandOut's writes; the error of a fill found written to, for the caller to throw once the block is out, or null. */
-function debugPrepare(t: ThreadContext, fn: string, p: number, n: number): HeapCorruptionError | null {
+function debugPrepare(t: ThreadContext, fn: string, p: number, n: number, dirtyEnd = Infinity): HeapCorruptionError | null {
   t.ensureViews();
   const i32 = t.i32;
   const bytes = t.bytes;
@@ -146,8 +150,9 @@ function debugPrepare(t: ThreadContext, fn: string, p: number, n: number): HeapC
   // The record: two stores with no call between them, where nothing can stop the thread.
   i32[rec >>> 2] = n; // usable is a multiple of 16: the record is word-aligned
   i32[(rec >>> 2) + 1] = n ^ p ^ SEAL;
-  // Marks of earlier lives of this memory, outside the canary and the record (which overwrote theirs).
-  for (let w = (p >>> 2) + DEBUG_MARK_W, end = rec >>> 2; w < end; w += 4) {
+  // Marks of earlier lives of this memory, outside the canary and the record (which overwrote
+  // theirs), in the bytes written before (`dirtyEnd`: a large run's; a slab's block may hold one anywhere).
+  for (let w = (p >>> 2) + DEBUG_MARK_W, end = Math.min(rec, dirtyEnd) >>> 2; w < end; w += 4) {
     const at = w << 2;
     if (at + 4 <= p + n || at >= canaryEnd) i32[w] = 0;
   }
