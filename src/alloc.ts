@@ -14,7 +14,7 @@ import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from '.
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { K_FREE, K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
+const { K_FREE, K_LARGE, LOCK_BEAT_BYTES, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, MAX_HEAP_BYTES, SLOT_BYTES, SLOT_SHIFT,
   SM_CLS1, SM_DATA, SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED,
   ST_CLEAN, ST_DEEP, ST_FREE, SUPER_BYTES, MAG_STATE } = layout;
 const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
@@ -450,8 +450,16 @@ function largeAllocToGrowOrFlush(t: ThreadContext, n: number): number {
  */
 export function copyInHeap(t: ThreadContext, to: number, from: number, n: number): void {
   t.ensureViews(); // current views for the caller's next steps too (freeSmall expects them)
-  if (t.copy !== null) t.copy(to, from, n);
-  else t.bytes.copyWithin(to, from, from + n);
+  // In parts of LOCK_BEAT_BYTES, with the lock's heartbeat between them (ThreadContext.beatLock):
+  // under the lock (a realloc on a thread whose waits are bounded moves there), a GiB's copy takes
+  // seconds on a busy machine, and a main thread waiting for the lock would give up meanwhile.
+  for (let done = 0; done < n; ) {
+    const k = Math.min(n - done, LOCK_BEAT_BYTES);
+    if (t.copy !== null) t.copy(to + done, from + done, k);
+    else t.bytes.copyWithin(to + done, from + done, from + done + k);
+    done += k;
+    if (done < n) t.beatLock();
+  }
 }
 
 /**

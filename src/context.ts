@@ -22,7 +22,7 @@ import type { MemoryCopy, MemoryZero, SharedMemory } from './wasm-copy.js';
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_BUFFER_SUPERS, G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
-  G_UNSURE, G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
+  G_LOCK_BEAT, G_UNSURE, G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
   SUPER_BYTES, TH_F64_W, TH_TOP, geometry, magazineWords, isDeepTop, deepMagazineBase, deepMagazineCap } = layout;
 const { NUM_CLASSES, PER_DOUBLING, SIZE } = classes;
 
@@ -298,6 +298,16 @@ export class ThreadContext {
   /** Word index of the first entry of the magazine of `cls` in the thread area. */
   shallowBase(cls: number): number {
     return this.thW + this.geo.magW + cls * magazineWords(this.geo.magCap) + MAG_ENTRY_WORDS;
+  }
+
+  /**
+   * The heartbeat of a long hold of the global lock (layout.ts G_LOCK_BEAT): called every
+   * LOCK_BEAT_BYTES or so of work in proportion to a block's size, it tells a waiter whose wait is
+   * bounded (a main thread) that the holder is alive and making progress, so that it waits on
+   * instead of giving up on a healthy heap. Nothing when this thread does not hold the lock.
+   */
+  beatLock(): void {
+    if (this.runner.lockDepth > 0) Atomics.add(this.i32, G_LOCK_BEAT, 1);
   }
 
   /** Word index of slab slot `slot`'s meta entry. */

@@ -32,7 +32,7 @@ import type { ThreadContext } from './context.js';
 import { HeapCorruptionError, hex } from './errors.js';
 import { magazineTop } from './magazine.js';
 
-const { K_LARGE, K_SLAB, LARGE_LIVE, SLOTS_SHIFT_IN_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD,
+const { K_LARGE, K_SLAB, LOCK_BEAT_BYTES, LARGE_LIVE, SLOTS_SHIFT_IN_SUPER, SLOT_BYTES, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD,
   SM_KIND, SM_LARGE, SM_SPAN, SM_STATE, ST_ALLOCATED, ST_CACHED, ST_CLEAN, G_CARVED, DEBUG_MARK_W, DEBUG_RECORD_BYTES, MAG_STATE } = layout;
 const { COUNT, MAX_SMALL, SIZE } = classes;
 
@@ -152,7 +152,12 @@ function debugPrepare(t: ThreadContext, fn: string, p: number, n: number, dirtyE
   i32[(rec >>> 2) + 1] = n ^ p ^ SEAL;
   // Marks of earlier lives of this memory, outside the canary and the record (which overwrote
   // theirs), in the bytes written before (`dirtyEnd`: a large run's; a slab's block may hold one anywhere).
-  for (let w = (p >>> 2) + DEBUG_MARK_W, end = Math.min(rec, dirtyEnd) >>> 2; w < end; w += 4) {
+  // With the lock's heartbeat every LOCK_BEAT_BYTES (a large run's take holds the lock: ThreadContext.beatLock).
+  for (let w = (p >>> 2) + DEBUG_MARK_W, end = Math.min(rec, dirtyEnd) >>> 2, beat = w + (LOCK_BEAT_BYTES >>> 2); w < end; w += 4) {
+    if (w >= beat) {
+      t.beatLock();
+      beat = w + (LOCK_BEAT_BYTES >>> 2);
+    }
     const at = w << 2;
     if (at + 4 <= p + n || at >= canaryEnd) i32[w] = 0;
   }

@@ -119,7 +119,15 @@ export const G_SLOTS_USED = 14; //      [A] highest thread slot ever claimed + 1
 //                                      the thread areas beyond it were never touched (stats() metadataBytes),
 //                                      and every scan of the thread areas stops at it (usedSlots), as reading
 //                                      an area makes its page resident
-export const G_RESERVED_15 = 15; //    [R] (until layout 21 the Stage-1 pops, now TF_STAGE1 in each thread slot)
+export const G_LOCK_BEAT = 15; //       [A] raised by Atomics.add by the global lock's holder (ThreadContext.beatLock) every LOCK_BEAT_BYTES or so of
+//                                      work in proportion to a block's size done under the lock (a large block's copy, debug mode's
+//                                      marks); a waiter whose wait is bounded (a main thread) counts its bound again from each change
+//                                      it sees, read with Atomics.load. Only the holder raises it (runner.lockDepth > 0): a thread's
+//                                      work outside the lock must not keep a waiter waiting on a dead holder. Wraps; only changes
+//                                      count. (Reserved and zero until now, until layout 21 the Stage-1 pops: a thread of layout 24
+//                                      neither raises nor reads it, and its bounded waits give up beside a long hold, as they did.)
+/** The most bytes of work in proportion to a size (copied, or written a word every 16) between two beats of G_LOCK_BEAT. */
+export const LOCK_BEAT_BYTES = 16 << 20;
 export const G_DEBUG = 16; //           [C] 1: debug mode (create({ debug: true })): every thread attaches a DebugSharedHeap (debug.ts)
 export const G_TRIM_INTERVAL = 17; //   [C] trimInterval (0: off; see magazine.ts trimOthers)
 export const G_HEAP_ID_HIGH = 18; //    [C] the id's high 22 bits (heap id = G_HEAP_ID_HIGH * 2^31 + G_HEAP_ID, 53 random

@@ -30,7 +30,7 @@
  */
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
-  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
+  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, G_LOCK_BEAT, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
   lockHolder, lockWord,
 } from './layout.js';
 import type { ThreadContext } from './context.js';
@@ -61,7 +61,10 @@ export const IS_MAIN_THREAD: boolean = (() => {
   return wt?.isMainThread === true;
 })();
 
-/** How long a main thread waits for the global lock before a LockTimeoutError. */
+/**
+ * How long a main thread waits for the global lock before a LockTimeoutError: counted from the
+ * start of its wait, or from the last change it saw of the holder's heartbeat (ThreadContext.beatLock).
+ */
 export const MAIN_THREAD_WAIT_MS = 3000;
 
 /**
@@ -224,6 +227,8 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
     }
   }
   if (!mayWait) return false;
+  let beat = Atomics.load(i32, G_LOCK_BEAT);
+  let since = t0; // the bound's start: the wait's, or the holder's last beat seen
   for (;;) {
     const c = Atomics.load(i32, G_LOCK);
     if (c === 0) {
@@ -233,7 +238,16 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
     }
     if (breakLockIfHolderDead(h, c, stopped)) break;
     if (noWait) throw WOULD_BLOCK;
-    if ((IS_MAIN_THREAD || watchedRunning > 0) && performance.now() - t0 > MAIN_THREAD_WAIT_MS) throw lockTimeout(h, c, performance.now() - t0);
+    if (IS_MAIN_THREAD || watchedRunning > 0) {
+      const now = performance.now();
+      const b = Atomics.load(i32, G_LOCK_BEAT);
+      if (b !== beat) {
+        beat = b;
+        since = now;
+      } else if (now - since > MAIN_THREAD_WAIT_MS) {
+        throw lockTimeout(h, c, now - t0);
+      }
+    }
     const waiting = (c & ~STATE_MASK) | WAITERS;
     if (c !== waiting && Atomics.compareExchange(i32, G_LOCK, c, waiting) !== c) continue;
     if (CAN_BLOCK) {

@@ -9,7 +9,7 @@
  */
 import {
   ABANDONED_W, DEBUG_MARK_W, F_LARGE_HELD_BYTES, F_SLOTS_RETURNED, FULL_MASK, G_BUFFER_SUPERS, G_CARVED, G_DEBUG, G_GEN, G_MAX_SUPERS, K_FREE,
-  K_LARGE, K_SLAB, LARGE_CLAIMED, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
+  K_LARGE, K_SLAB, LARGE_CLAIMED, LOCK_BEAT_BYTES, LARGE_FREED, LARGE_LIVE, LARGE_POOLED, LARGE_RESIZING, OWNER_RETURNING, SLOT_BYTES, SLOTS_PER_SUPER, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1, SM_DATA, SM_FREE_REGIONS,
   SM_FREED_CLS, SM_FREED_DATA, SM_HEAD, SM_INUSE, SM_KIND, SM_LARGE, SM_LISTED, SM_NFREE, SM_OWNER,
   SM_REMOTE, SM_SPAN, SM_STATE, SM_STATES_W, SM_STATE_BYTES, SM_TOUCHED, SS_TABLE_W, SUPER_BYTES, SLOTS_SHIFT_IN_SUPER, clearUnsureMark,
 } from './layout.js';
@@ -109,11 +109,17 @@ export function clearStaleMarks(t: ThreadContext, from: number, end: number, cls
   if (t.i32[G_DEBUG] !== 1) return;
   t.ensureViews(); // the slots may lie beyond this thread's views (another thread grew the buffer)
   const i32 = t.i32;
+  let cleared = 0; // bytes since the lock's last heartbeat (ThreadContext.beatLock; the callers hold the lock)
   for (let s = from; s < end; s++) {
     const mW = t.metaW(s);
     if (i32[mW + SM_FREED_CLS] === cls1 && i32[mW + SM_FREED_DATA] === data) continue;
     const start = s << SLOT_SHIFT;
     for (let w = (start >>> 2) + DEBUG_MARK_W, e = (start + i32[mW + SM_TOUCHED]) >>> 2; w < e; w += 4) i32[w] = 0;
+    cleared += i32[mW + SM_TOUCHED];
+    if (cleared >= LOCK_BEAT_BYTES) {
+      t.beatLock();
+      cleared = 0;
+    }
   }
 }
 

@@ -207,6 +207,23 @@ const api = {
     }
     lockRelease(t);
   },
+  /**
+   * Takes the global lock, keeps it `ms` milliseconds, busy, with the lock's heartbeat every
+   * `beatMs` (ThreadContext.beatLock: a long copy under the lock), then lets it go.
+   */
+  holdLockBeatingFor(ms: number, beatMs: number): void {
+    const t = internals(attached('holdLockBeatingFor'));
+    lockAcquire(t);
+    const end = Date.now() + ms;
+    let next = Date.now() + beatMs;
+    while (Date.now() < end) {
+      if (Date.now() >= next) {
+        t.beatLock();
+        next += beatMs;
+      }
+    }
+    lockRelease(t);
+  },
   /** Takes the global lock and keeps it (the test hook testHoldGlobalLock). */
   holdLock(): void {
     testHoldGlobalLock(attached('holdLock'));
