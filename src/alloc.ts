@@ -27,13 +27,15 @@ const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
 export const REALLOC_SHRINK = 2;
 
 /** A block that grows past this many bytes by realloc is given room to grow (reallocGrowth). */
-export const REALLOC_SLACK_FROM = 512;
+const SLACK_FROM = 512; // module-local: folded into optimized code (an export is read through its cell: heap.ts)
+export const REALLOC_SLACK_FROM = SLACK_FROM;
 /**
  * ... and at most this size: the classes above have few blocks per slab and slabs of up to 1 MiB,
  * where the room would cost more memory than the copies it saves (gawk_records: up to 64 KiB,
  * 267 -> 221 MB copied and its footprint unchanged; up to 128 KiB, its footprint 2.74 -> 3.56).
  */
-export const REALLOC_SLACK_TO = 64 << 10;
+const SLACK_TO = 64 << 10;
+export const REALLOC_SLACK_TO = SLACK_TO;
 
 /**
  * What realloc asks malloc for when a block of `usable` bytes cannot hold `size`: a block that
@@ -44,9 +46,9 @@ export const REALLOC_SLACK_TO = 64 << 10;
  * and reallocImpl both ask here.
  */
 export function reallocRequest(size: number, usable: number): number {
-  if (size <= usable || size <= REALLOC_SLACK_FROM || size > REALLOC_SLACK_TO) return size;
+  if (size <= usable || size <= SLACK_FROM || size > SLACK_TO) return size;
   const room = size * 2;
-  return room < REALLOC_SLACK_TO ? room : REALLOC_SLACK_TO;
+  return room < SLACK_TO ? room : SLACK_TO;
 }
 
 /**
@@ -54,7 +56,8 @@ export function reallocRequest(size: number, usable: number): number {
  * run (reallocToRun). Not from 32 KiB: with that, gawk_records' footprint went 1.84 -> 2.06x its
  * peak live bytes, over the issue's 2.0 (64 KiB: 1.84x, unchanged).
  */
-export const REALLOC_RUN_FROM = 64 << 10;
+const RUN_FROM = 64 << 10;
+export const REALLOC_RUN_FROM = RUN_FROM;
 
 /**
  * Whether realloc moves a small block of `usable` bytes that must grow to `size` into a large run
@@ -65,7 +68,7 @@ export const REALLOC_RUN_FROM = 64 << 10;
  * stays in its classes. The fast path in heap.ts and moveBlock both ask here.
  */
 export function reallocToRun(size: number, usable: number): boolean {
-  return size >= REALLOC_RUN_FROM && size - usable >= usable >>> 1;
+  return size >= RUN_FROM && size - usable >= usable >>> 1;
 }
 
 function checkAttached(t: ThreadContext, fn: string): void {

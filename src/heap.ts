@@ -35,8 +35,12 @@ const { G_DEBUG, G_LOCK, G_NEXT_THREAD_ID, TH_NOTICE_REST, MAG_ENTRY_WORDS, MAG_
 const { CLASS_OF_GRANULE, alignedClassOf, FD_COUNT, FD_INV, FD_LOG2_WORDS, FD_SHIFT, FREE_DIV, MAX_SMALL, SIZE } = classes;
 // free's and realloc's class test masks with -64 (see free).
 if (layout.CLASS_SLOTS !== 64 || classes.NUM_CLASSES > 64) throw new Error('heap.ts: the class test in free and realloc assumes 64 class slots');
-// realloc's fast path reads alloc.ts's constant through a module-local copy too.
+// realloc's fast path reads alloc.ts's constant and calls its two rules through module-local
+// copies too (a call of an imported function checks the binding's cell, then the function's
+// identity, before the inlined body: about 30 instructions a realloc, counted under callgrind).
 const REALLOC_SHRINK = SHRINK_IMPORTED;
+const toRun = reallocToRun;
+const requestFor = reallocRequest;
 
 /**
  * This thread's last instance per heap id, by the record its finalizer gets (`dropped`): attaching
@@ -723,14 +727,14 @@ export class SharedHeap {
         const st = (i32[(mW + SM_STATE) | 0] + idx) | 0;
         // A block that grows by half or more to REALLOC_RUN_FROM or more goes to a large run with
         // room to grow in place (alloc.ts reallocToRun; false for a size that fits): by the call out.
-        if (idx >>> 0 < FREE_DIV[d | FD_COUNT] && t.bytes[st] === ST_ALLOCATED && !reallocToRun(size, SIZE[cls])) {
+        if (idx >>> 0 < FREE_DIV[d | FD_COUNT] && t.bytes[st] === ST_ALLOCATED && !toRun(size, SIZE[cls])) {
           const usable = SIZE[cls];
           // Stays put down to a quarter of its size (any size for the 16-byte class); the floor
           // is computed on every call, so that no compare is left that V8 has not seen made.
           const floor = usable > 16 ? usable >>> REALLOC_SHRINK : -1;
           if (size <= usable && size > floor) return block;
           const keep = size < usable ? size : usable;
-          const q = this.malloc(reallocRequest(size, usable));
+          const q = this.malloc(requestFor(size, usable));
           if (q === 0) return 0;
           // That malloc may have waited (for the lock, or for answers to its asks to flush), and
           // another thread freed the old block meanwhile (a double free): it is CACHED in that
