@@ -10,7 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { DoubleFreeError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { DEEP_CAP, G_CARVED, MAG_FULL_SENTINEL, SLOT_BYTES, SM_TOUCHED, SS_TABLE_W, deepMagazineBlock } from '../src/layout.js';
+import { DEEP_CAP, G_CARVED, MAG_FULL_SENTINEL, SLOT_BYTES, SM_TOUCHED, SS_TABLE_W, TH_TOP, deepMagazineBlock, isDeepTop } from '../src/layout.js';
 import { NUM_CLASSES, classOf } from '../src/size-classes.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 import { MiB } from './fixtures.js';
@@ -200,6 +200,35 @@ describe('deep magazines', () => {
       heap.check();
       expect(heap.stats().liveBytes).toBe(10 * SIZE); // the ten it left allocated, not its deep block
       freeAll(heap, blocks.slice(0, 10));
+    } finally {
+      await terminateAll();
+    }
+  });
+
+  it('of a thread that died holding two, each deeper than a journal area, are both given back by its reclaim', async () => {
+    const heap = SharedHeap.create(OPTIONS);
+    const w = startHeapWorker();
+    const other = 48 * KiB; // another class of one block a slab
+    try {
+      const id = await w.remote.attach(heap.buffer);
+      const blocks: number[] = [];
+      const others: number[] = [];
+      for (let k = 0; k < 20; k++) blocks.push(await w.remote.malloc(SIZE));
+      for (let k = 0; k < 20; k++) others.push(await w.remote.malloc(other));
+      for (const p of blocks.slice(8)) await w.remote.free(p); // twelve in each deep magazine
+      for (const p of others.slice(8)) await w.remote.free(p);
+      const t = internals(heap);
+      const tid = heap.stats().threads.find((x) => x.threadId === id)!.tid;
+      for (const c of [CLS, classOf(other)]) expect(isDeepTop(t.i32[t.threadW(tid) + TH_TOP + c]!, t.geo.metaSupers), `class ${c} deep`).toBe(true);
+      await w.worker.terminate();
+      expect(heap.reclaim(id)).toBe(true);
+      heap.check();
+      expect(heap.stats().liveBytes).toBe(8 * SIZE + 8 * other); // what it left allocated, not its deep blocks
+      // Every block it cached went back: 24 blocks of the two classes are handed out again, none twice.
+      const again = [...stamped(heap, 12), ...stamped(heap, 12, other)];
+      expect(new Set(again).size).toBe(24);
+      heap.check();
+      freeAll(heap, [...blocks.slice(0, 8), ...others.slice(0, 8), ...again]);
     } finally {
       await terminateAll();
     }
