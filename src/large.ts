@@ -14,7 +14,7 @@ import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapError, hex } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
 import {
-  carveSuperSlabs, clearStaleMarks, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched, touchedTo,
+  carveSuperSlabs, clearStaleMarks, commitTaken, findRun, findSlots, findWholeSupers, freeSlotsAfter, freeSlotsAtEnd, freeSupersAtEnd, growRun, noteTouched, touchedBytes,
   shrinkRun, writeRunMetas,
 } from './slots.js';
 import { POOL_NOT_LIVE, POOL_PUSHED, giveBackRun, largePoolReserve, largePoolPop, largePoolPush, returnLargeRuns, returnStage1Slabs } from './pool.js';
@@ -35,7 +35,7 @@ export function largeAlloc(t: ThreadContext, size: number, align: number, mayBlo
     // A run of the same span freed earlier, without the lock (pool.ts largePoolPop).
     const pooled = largePoolPop(t, slots);
     if (pooled !== 0) {
-      t.largeDirtyBytes = touchedBytes(t, pooled, slots);
+      // (the pop set t.largeDirtyBytes)
       t.ensureViews(); // another thread may have grown the buffer and carved these slots
       return pooled << SLOT_SHIFT;
     }
@@ -109,11 +109,6 @@ function takeRun(t: ThreadContext, head: number, span: number): void {
 export function largeAllocToGrow(t: ThreadContext, size: number): number {
   const p = largeAlloc(t, size, SLOT_BYTES, true, true);
   return p !== 0 ? p : largeAlloc(t, size, SLOT_BYTES, true);
-}
-
-/** [L] Bytes from the start of the run [head, head + span) that may be non-zero (slots.ts touchedTo). */
-function touchedBytes(t: ThreadContext, head: number, span: number): number {
-  return touchedTo(t, head, span) - (head << SLOT_SHIFT);
 }
 
 /**

@@ -767,6 +767,15 @@ export function deepMagazineBase(top: number): number {
   return ((top >>> (SLOT_SHIFT - 2)) << (SLOT_SHIFT - 2)) + MAG_ENTRY_WORDS;
 }
 
+/**
+ * The most words of entries one journal area holds (magCap entries): a drain in place takes at most
+ * this many at a time (magazine.ts drainDownTo), as a reclaim copies what is left of a journal, or
+ * of a magazine, into one area (reclaim.ts finishJournals, reclaimSlot).
+ */
+export function journalEntryWords(magCap: number): number {
+  return magCap * MAG_ENTRY_WORDS;
+}
+
 /** Words of one magazine (and of the drain journal): capacity entries and two sentinels. */
 export function magazineWords(magCap: number): number {
   return (magCap + 2) * MAG_ENTRY_WORDS;

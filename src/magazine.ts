@@ -24,7 +24,7 @@ import { noteTouched } from './slots.js';
 const { listCountHint, S1_HEAD_W, FREE_CHECK_W, FREE_LINK_W, LINK_KEY, LINK_MUL, LISTED_CURRENT, LISTED_NONE, MAG_ENTRY_WORDS, MAG_FULL_SENTINEL, MAG_STATE, SLOT_SHIFT,
   SM_BUMP, SM_CLS1, SM_DATA, SM_HEAD, SM_FREE_REGIONS, SM_INUSE, SM_LISTED, SM_NFREE, SM_OWNER, SM_SHIFT, SM_STATE,
   ST_ALLOCATED, ST_CACHED, ST_FREE, ST_PENDING, TF_DRAINS, TF_REFILLS, TF_REMOTE_FREES, TH_CUR, TH_INFLIGHT,
-  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords,
+  TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_JOURNAL_W, TH_NOTIFYING, magazineWords, journalEntryWords,
   DEEP_CAP, G_DEBUG, MAG_EMPTY_SENTINEL, SLOT_BYTES, ST_DEEP, SUPER_BYTES, deepMagazineBlock } = layout;
 const { COUNT, NUM_CLASSES, REGION_SHIFT, SIZE, blockIndex, classOf } = classes;
 
@@ -560,7 +560,7 @@ export function drainClass(t: ThreadContext, cls: number): void {
  */
 function drainDownTo(t: ThreadContext, cls: number, downTo: number, keep: boolean): void {
   const topW = t.topW + cls;
-  const most = t.geo.magCap * MAG_ENTRY_WORDS;
+  const most = journalEntryWords(t.geo.magCap);
   t.f64[t.tfW + TF_DRAINS]++;
   for (let top = t.i32[topW]; top > downTo; top = t.i32[topW]) {
     const from = Math.max(downTo, top - most);

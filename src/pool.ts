@@ -15,7 +15,7 @@ import { CP_GIVE_BACK, CP_RECLAIM, CP_STAGE1_POP, CP_STAGE1_PUSH, CP_TAKE, crash
 import type { ThreadContext } from './context.js';
 import { HeapError } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, tryLockAcquire } from './lock.js';
-import { abandonedUnlink, carveSuperSlabs, commitTaken, findSlots, findUntouchedSlot, initSlab, returnSlots, touchedTo } from './slots.js';
+import { abandonedUnlink, carveSuperSlabs, commitTaken, findSlots, findUntouchedSlot, initSlab, returnSlots, touchedBytes } from './slots.js';
 import { adoptSlab, collectRemote } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -275,10 +275,9 @@ export function largePoolPop(t: ThreadContext, span: number): number {
   // mark, the count is right.
   Atomics.sub(t.i32, G_LARGE_POOLED, span);
   t.i32[t.thW + TH_LARGE_HELD] = 0; // no call since the subtraction
-  if (t.debugLarge !== null) {
-    t.largeDirtyBytes = touchedTo(t, head, span) - (head << SLOT_SHIFT); // (debug.ts debugRecordLarge)
-    t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
-  }
+  // Bytes from its start that may be non-zero: calloc's zeroing and debug mode's record, just below, stop there.
+  t.largeDirtyBytes = touchedBytes(t, head, span);
+  if (t.debugLarge !== null) t.debugLarge(head << SLOT_SHIFT); // debug mode: the record before the run is live
   Atomics.add(t.i32, t.metaW(head) + SM_RUN_GEN, 1); // a new generation before it is live (layout.ts SM_RUN_GEN)
   Atomics.store(t.i32, t.metaW(head) + SM_LARGE, LARGE_LIVE);
   crashPoint(CP_STAGE1_POP);

@@ -12,7 +12,7 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, isCached, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
-  TS_RECLAIMING, magazineWords, usedSlots, deepMagazineBlock, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
+  TS_RECLAIMING, magazineWords, journalEntryWords, usedSlots, deepMagazineBlock, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
@@ -484,7 +484,7 @@ function reclaimSlot(t: ThreadContext, s: number, threadId: number, ended: boole
   crashPoint(CP_RECLAIM);
   for (let c = 0; c < NUM_CLASSES; c++) repairRefill(dead, c); // a refill batch cut short
   const src = new Int32Array(magazineWords(dead.geo.magCap));
-  const chunk = dead.geo.magCap * MAG_ENTRY_WORDS; // the most words a journal area holds
+  const chunk = journalEntryWords(dead.geo.magCap); // the most words a journal area holds
   // Every class below the 64 KiB one before it (magazine.ts DEEP_CLS): a deep magazine's block is
   // given back (releaseDeep) before the magazine it may also sit in is drained.
   for (let c = 0; c < NUM_CLASSES; c++) {
@@ -733,7 +733,7 @@ function inDeepMagazine(dead: ThreadContext, jW: number, n: number): boolean {
   const base = dead.magazineBase(cls);
   // At most a journal area's worth: a thread drains a deep magazine in such parts (magazine.ts
   // drainDownTo), and finishJournals copies what is left of it into one journal area.
-  return jW >= base && n <= dead.geo.magCap * MAG_ENTRY_WORDS && jW + n <= base + DEEP_CAP * MAG_ENTRY_WORDS;
+  return jW >= base && n <= journalEntryWords(dead.geo.magCap) && jW + n <= base + DEEP_CAP * MAG_ENTRY_WORDS;
 }
 
 /**

@@ -51,6 +51,11 @@ export function touchedTo(t: ThreadContext, head: number, span: number): number 
   return head << SLOT_SHIFT;
 }
 
+/** Bytes from the start of the run [head, head + span) that may be non-zero (touchedTo): what calloc zeroes and debug mode clears of a large run. */
+export function touchedBytes(t: ThreadContext, head: number, span: number): number {
+  return touchedTo(t, head, span) - (head << SLOT_SHIFT);
+}
+
 /** [L] Writes the metas of a fresh slab owned by t's slot; its state bytes are zeroed (FREE). */
 export function initSlab(t: ThreadContext, head: number, cls: number): void {
   const span = SPAN[cls];

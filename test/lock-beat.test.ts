@@ -22,7 +22,7 @@ async function mallocBeside(ms: number, beatMs: number): Promise<{ p: number; er
   const w = startHeapWorker();
   await w.remote.attach(heap.buffer);
   const i32 = internals(heap).i32;
-  const held = beatMs > 0 ? w.remote.holdLockBeatingFor(ms, beatMs) : w.remote.holdLockFor(ms);
+  const held = w.remote.holdLockFor(ms, beatMs);
   while (Atomics.load(i32, G_LOCK) === 0) await new Promise((r) => setTimeout(r, 5));
   const t0 = performance.now();
   let p = 0;

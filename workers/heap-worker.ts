@@ -197,25 +197,16 @@ const api = {
   pauseNextAt(path: number, nth: number, gate: Int32Array, ms: number): void {
     armPause(path, nth, gate, ms);
   },
-  /** Takes the global lock, keeps it `ms` milliseconds (a long critical section), then lets it go. */
-  holdLockFor(ms: number): void {
+  /**
+   * Takes the global lock, keeps it `ms` milliseconds, busy (a long critical section), with the
+   * lock's heartbeat every `beatMs` if given (ThreadContext.beatLock: a long copy under the lock),
+   * then lets it go.
+   */
+  holdLockFor(ms: number, beatMs = 0): void {
     const t = internals(attached('holdLockFor'));
     lockAcquire(t);
     const end = Date.now() + ms;
-    while (Date.now() < end) {
-      // busy, as a thread in the middle of a slow path
-    }
-    lockRelease(t);
-  },
-  /**
-   * Takes the global lock, keeps it `ms` milliseconds, busy, with the lock's heartbeat every
-   * `beatMs` (ThreadContext.beatLock: a long copy under the lock), then lets it go.
-   */
-  holdLockBeatingFor(ms: number, beatMs: number): void {
-    const t = internals(attached('holdLockBeatingFor'));
-    lockAcquire(t);
-    const end = Date.now() + ms;
-    let next = Date.now() + beatMs;
+    let next = beatMs > 0 ? Date.now() + beatMs : Infinity;
     while (Date.now() < end) {
       if (Date.now() >= next) {
         t.beatLock();
