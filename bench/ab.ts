@@ -9,8 +9,8 @@
  * turn (the order flips every round), replays a trace `repeat` times on one fresh heap (primed
  * memory first, as the bench does): the first replay meets fresh pages, the others the heap's
  * own, as a program that does the same work again would. Untimed warm-up rounds come first.
- * Reported: each side's median ns an operation over the timed rounds, and base / new (above 1:
- * the new build is faster).
+ * Reported: each side's median ns an operation over the timed rounds, base / new of the medians
+ * (above 1: the new build is faster), and the median of the rounds' own base / new ratios.
  */
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -63,6 +63,13 @@ export interface AbRow {
   newMedian: number;
   /** baseMedian / newMedian: above 1 when the new build is faster. */
   speedup: number;
+  /**
+   * The median of the rounds' own ratios, baseNs[r] / newNs[r]: the two runs of a round are
+   * adjacent in time, so a drift of the machine's speed across the rounds (which moves both
+   * medians) cancels in each ratio. (2026-12-07, lua_inventory, 20 rounds on a machine whose
+   * speed drifted by a third through the run: the medians' ratio 1.052, the rounds' 1.04.)
+   */
+  pairedSpeedup: number;
 }
 
 function median(xs: number[]): number {
@@ -139,7 +146,8 @@ export async function measureAb(o: AbOptions, progress: (line: string) => void =
     }
     const baseMedian = median(ns[0]!);
     const newMedian = median(ns[1]!);
-    const row = { trace: trace.name, ops: trace.count, baseNs: ns[0]!, newNs: ns[1]!, baseMedian, newMedian, speedup: baseMedian / newMedian };
+    const pairedSpeedup = median(ns[0]!.map((b, r) => b / ns[1]![r]!));
+    const row = { trace: trace.name, ops: trace.count, baseNs: ns[0]!, newNs: ns[1]!, baseMedian, newMedian, speedup: baseMedian / newMedian, pairedSpeedup };
     progress(`${trace.name}: base ${baseMedian.toFixed(1)}, new ${newMedian.toFixed(1)} ns an operation`);
     rows.push(row);
   }
@@ -150,10 +158,11 @@ export async function measureAb(o: AbOptions, progress: (line: string) => void =
 export function renderAb(rows: AbRow[], o: AbOptions): string {
   const heapText = (o.steady ?? 0) > 0 ? `on one heap a side for every round, after ${o.steady} untimed replays on it` : 'on one fresh heap';
   const lines = [`base: ${o.base}; ${o.repeat} replay(s) a round ${heapText}, ${o.warmups} untimed and ${o.rounds} timed rounds a side, alternated`,
-    'trace                      ops  base ns/op  new ns/op  base/new'];
+    'trace                      ops  base ns/op  new ns/op  base/new  round by round'];
   for (const r of rows) {
-    lines.push(`${r.trace.split('/').pop()!.padEnd(22)} ${String(r.ops).padStart(8)}  ${r.baseMedian.toFixed(1).padStart(10)}  ${r.newMedian.toFixed(1).padStart(9)}  ${r.speedup.toFixed(3).padStart(8)}`);
+    lines.push(`${r.trace.split('/').pop()!.padEnd(22)} ${String(r.ops).padStart(8)}  ${r.baseMedian.toFixed(1).padStart(10)}  ${r.newMedian.toFixed(1).padStart(9)}  ${r.speedup.toFixed(3).padStart(8)}  ${r.pairedSpeedup.toFixed(3).padStart(14)}`);
   }
+  lines.push('base/new: the ratio of the medians; round by round: the median of each round\'s base / new (above 1: new faster)');
   for (const r of rows) {
     lines.push(`  ${r.trace.split('/').pop()}: base ${r.baseNs.map((x) => x.toFixed(0)).join(' ')} | new ${r.newNs.map((x) => x.toFixed(0)).join(' ')}`);
   }

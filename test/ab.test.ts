@@ -28,8 +28,13 @@ describe('sabmalloc ab', () => {
     expect(r.newNs).toHaveLength(3);
     for (const v of [...r.baseNs, ...r.newNs]) expect(v).toBeGreaterThan(0);
     expect(r.speedup).toBeCloseTo(r.baseMedian / r.newMedian, 10);
+    // Round by round: the median of the three rounds' own ratios, each base run over the new run
+    // of its round (not the ratio of the medians).
+    const ratios = r.baseNs.map((b, k) => b / r.newNs[k]!).sort((a, b) => a - b);
+    expect(r.pairedSpeedup).toBeCloseTo(ratios[1]!, 10);
     const text = renderAb(rows, o);
-    expect(text).toMatch(/sample\.trace\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+/);
+    expect(text).toMatch(/sample\.trace\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+/);
+    expect(text).toContain(r.pairedSpeedup.toFixed(3));
   });
 
   it('--steady: one heap a side for every round, replayed untimed first; each round times its replays on it', async () => {
