@@ -52,11 +52,10 @@ const TINY_ROOM_TO = 32;
 /**
  * What realloc asks malloc for when a block of `usable` bytes cannot hold `size`: a block that
  * grows past REALLOC_SLACK_FROM, or to at most TINY_ROOM_TO, gets twice the size (at most
- * REALLOC_SLACK_TO), so that a block
- * grown a little at a time (a string appended to) moves O(log n) times instead of at every
- * step, and one that doubles (a buffer of a program that doubles its own) moves every other
- * time; the usable size reports the room. Anything else gets `size`. The fast path in heap.ts
- * and reallocImpl both ask here.
+ * REALLOC_SLACK_TO), so that a block grown a little at a time (a string appended to) moves
+ * O(log n) times instead of at every step, and one that doubles (a buffer of a program that
+ * doubles its own) moves every other time; the usable size reports the room. Anything else gets
+ * `size`. The fast path in heap.ts and reallocImpl both ask here.
  */
 export function reallocRequest(size: number, usable: number): number {
   if (size <= usable || size > SLACK_TO || (size > TINY_ROOM_TO && size <= SLACK_FROM)) return size;

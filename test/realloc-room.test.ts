@@ -37,7 +37,7 @@ describe('realloc: room to grow', () => {
     fillPattern(h, q, 32, 4);
     expect(h.realloc(q, 64)).toBe(q); // the second doubling in place
     expect(firstWrong(h, q, 32, 4)).toBe(-1);
-    // Out of the 32-byte class: exactly the size again.
+    // Past 32 bytes (and below REALLOC_SLACK_FROM): exactly the size again.
     const r = h.realloc(q, 128);
     expect(h.usableSize(r)).toBe(128);
     expect(firstWrong(h, r, 32, 4)).toBe(-1);
