@@ -297,18 +297,23 @@ export function pushFreed(t: ThreadContext, cls: number, block: number, st: numb
  * false then. free's push (pushFreed) and a deep magazine's block given back (undeepen).
  */
 function pushCached(t: ThreadContext, cls: number, block: number, st: number): boolean {
-  const i32 = t.i32;
-  const topW = t.topW + cls;
-  const top = i32[topW];
-  if (i32[top] === MAG_FULL_SENTINEL) {
+  if (t.i32[t.i32[t.topW + cls]] === MAG_FULL_SENTINEL) {
     freeDrainFull(t, cls, block, st);
     return false;
   }
+  pushEntry(t, cls, block, st);
+  return true;
+}
+
+/** The push itself, onto a magazine with room: the state CACHED, then the entry, then the top. */
+function pushEntry(t: ThreadContext, cls: number, block: number, st: number): void {
+  const i32 = t.i32;
+  const topW = t.topW + cls;
+  const top = i32[topW];
   t.bytes[st] = ST_CACHED;
   i32[top] = block;
   i32[top + MAG_STATE] = st;
   i32[topW] = top + MAG_ENTRY_WORDS;
-  return true;
 }
 
 // ---- Drain ------------------------------------------------------------------------------------
@@ -463,14 +468,7 @@ export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: 
   const top = t.i32[t.topW + cls];
   const entries = (top - base) / MAG_ENTRY_WORDS;
   drainDownTo(t, cls, top - Math.max(1, entries >>> 1) * MAG_ENTRY_WORDS, true);
-  // Now there is room: the fast path's push.
-  const i32 = t.i32;
-  const topW = t.topW + cls;
-  const at = i32[topW];
-  t.bytes[st] = ST_CACHED;
-  i32[at] = block;
-  i32[at + MAG_STATE] = st;
-  i32[topW] = at + MAG_ENTRY_WORDS;
+  pushEntry(t, cls, block, st); // now there is room
 }
 
 /**
