@@ -825,7 +825,13 @@ export class SharedHeap {
     const t = this.#t;
     if (t.detached) throw new HeapStateError('reallocAsync(ptr, size): this thread has detached from the heap');
     const cls = block === 0 ? 0 : classifyBlock(t, 'reallocAsync', 'ptr', block);
-    const usable = block === 0 ? 0 : this.usableSize(block);
+    // (In debug mode usableSize checks the block's canary: an error there names this call, not usableSize.)
+    let usable = 0;
+    try {
+      if (block !== 0) usable = this.usableSize(block);
+    } catch (e) {
+      throw renamedCall(e, 'usableSize', 'reallocAsync');
+    }
     // A large run's span and generation as checked, for the free after the copy (layout.ts
     // SM_RUN_GEN), before any wait (debug mode's usable is the size asked for, not the run's).
     const span = cls < 0 ? runSpan(t, block) : 0;
@@ -1244,7 +1250,7 @@ class DebugSharedHeap extends SharedHeap {
       this.#attached('realloc(ptr, size)');
       return this.#alloc('realloc(ptr, size)', n);
     }
-    const old = this.#live('realloc', block);
+    const old = this.#live('realloc', block, 'realloc(ptr, size)');
     const t = contextOf(this);
     // A large run: its span and generation as checked, for the free after the copy (debugFreeMovedRun).
     const large = classifyBlock(t, 'realloc', 'ptr', block) < 0;
@@ -1302,9 +1308,9 @@ class DebugSharedHeap extends SharedHeap {
   }
 
   /** Validates a live block (errors name `fn`) and checks its canary; returns its requested size. */
-  #live(fn: string, block: number): number {
+  #live(fn: string, block: number, call = `${fn}(ptr)`): number {
     const t = contextOf(this);
-    this.#attached(`${fn}(ptr)`);
+    this.#attached(call);
     classifyBlock(t, fn, 'ptr', block);
     try {
       return debugCheckLive(t, `${fn}(ptr)`, block);
