@@ -23,7 +23,7 @@ import type { MemoryCopy, MemoryZero, SharedMemory } from './wasm-copy.js';
 // imported binding is read through its module cell at every use (see heap.ts).
 const { G_BUFFER_SUPERS, G_DRAIN_INTERVAL, G_TRIM_INTERVAL, G_GEN, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_REFILL,
   G_LOCK_BEAT, G_UNSURE, G_VERSION, LAYOUT_VERSION, MAGIC, MAG_BYTES_PER_CLASS, MAG_ENTRY_WORDS, SLOT_SHIFT, SM_SHIFT,
-  SUPER_BYTES, TH_F64_W, TH_TOP, geometry, magazineWords, isDeepTop, deepMagazineBase, deepMagazineCap } = layout;
+  SUPER_BYTES, TH_F64_W, TH_TOP, geometry, headerSizesProblem, magazineWords, isDeepTop, deepMagazineBase, deepMagazineCap } = layout;
 const { NUM_CLASSES, PER_DOUBLING, SIZE } = classes;
 
 /** The thread that runs the code: whose name the lock is taken in. */
@@ -50,10 +50,12 @@ export function readGeometry(buffer: SharedArrayBuffer, fn: string): Geometry {
   if (i32[G_VERSION] !== LAYOUT_VERSION) {
     throw new HeapStateError(`${fn}: layout version ${i32[G_VERSION]}, expected ${LAYOUT_VERSION}`);
   }
+  const supers = Atomics.load(i32, G_BUFFER_SUPERS);
+  const wrong = headerSizesProblem(i32[G_MAX_SUPERS], i32[G_MAX_THREADS], i32[G_MAG_CAP], supers);
+  if (wrong !== undefined) throw new HeapStateError(`${fn}: the buffer is not a sabmalloc heap (its header says ${wrong})`);
   const geo = geometry(i32[G_MAX_SUPERS], i32[G_MAX_THREADS], i32[G_MAG_CAP], NUM_CLASSES);
   if (geo.metaSupers !== i32[G_META_SUPERS]) throw new HeapStateError(`${fn}: inconsistent header`);
   // The heap's own buffer grows before its header says so (slots.ts growBuffer): shorter is a part of a copy.
-  const supers = Atomics.load(i32, G_BUFFER_SUPERS);
   if (buffer.byteLength < supers * SUPER_BYTES) {
     throw new HeapStateError(
       `${fn}: the buffer holds ${buffer.byteLength} bytes where its heap's header says ${supers * SUPER_BYTES}: ` +

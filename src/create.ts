@@ -6,7 +6,7 @@ import { createSharedMemory, type SharedMemory } from './wasm-copy.js';
 import {
   CLASS_SLOTS, DETACHED_TOPS_W, DETACHED_W, G_BUFFER_SUPERS, G_CARVED, G_DRAIN_INTERVAL, G_HEAP_ID, G_HEAP_ID_HIGH, G_MAG_CAP, G_MAGIC,
   G_MAX_SUPERS, G_MAX_THREADS, G_META_SUPERS, G_NEXT_THREAD_ID, G_REFILL, G_S1_KEEP, G_TRIM_INTERVAL, G_DEBUG, G_VERSION, LAYOUT_VERSION, MAGIC,
-  MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, RECLAIM_SLOTS, SUPER_BYTES, geometry,
+  MAG_EMPTY_SENTINEL, MAX_HEAP_BYTES, MAX_MAGAZINE_CAPACITY, MAX_THREADS_OPTION, RECLAIM_SLOTS, SUPER_BYTES, geometry,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { HeapStateError, describe, isObjectArgument } from './errors.js';
@@ -127,8 +127,8 @@ export function createBuffer(options: HeapOptions): { buffer: SharedArrayBuffer;
       `SharedHeap.create(options.maxBytes): ${maxBytes} is below ${initialNamed}` + (o.initialBytes === undefined ? '; pass initialBytes too' : ''),
     );
   }
-  const maxThreads = option(o, 'maxThreads', 64, 1, 1024);
-  const magCap = option(o, 'magazineCapacity', 64, 1, 4096);
+  const maxThreads = option(o, 'maxThreads', 64, 1, MAX_THREADS_OPTION);
+  const magCap = option(o, 'magazineCapacity', 64, 1, MAX_MAGAZINE_CAPACITY);
   const refill = option(o, 'refillCount', 32, 1, 4096);
   const drainInterval = option(o, 'drainInterval', 1024, 1, 2 ** 30);
   const keep = option(o, 'stage1Keep', 1024, 0, 1 << 20);

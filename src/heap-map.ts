@@ -6,7 +6,7 @@
  */
 import {
   G_BUFFER_SUPERS, G_CARVED, G_MAG_CAP, G_MAGIC, G_MAX_SUPERS, G_MAX_THREADS, K_FREE, K_LARGE, K_SLAB, LARGE_POOLED, MAGIC, OWNER_POOL,
-  SLOTS_PER_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry,
+  SLOTS_PER_SUPER, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_OWNER, SM_SHIFT, TH_THREAD_ID, geometry, headerSizesProblem,
 } from './layout.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { describe } from './errors.js';
@@ -59,6 +59,8 @@ export function readHeapMap(given: SharedArrayBuffer | SharedMemoryLike): HeapMa
   if (i32.length < 64 || Atomics.load(i32, G_MAGIC) !== MAGIC) {
     throw new TypeError(`readHeapMap(buffer): the SharedArrayBuffer of ${buffer.byteLength} bytes is not a sabmalloc heap (no heap header at its start)`);
   }
+  const wrong = headerSizesProblem(i32[G_MAX_SUPERS]!, i32[G_MAX_THREADS]!, i32[G_MAG_CAP]!, Atomics.load(i32, G_BUFFER_SUPERS));
+  if (wrong !== undefined) throw new TypeError(`readHeapMap(buffer): the SharedArrayBuffer of ${buffer.byteLength} bytes is not a sabmalloc heap (its header says ${wrong})`);
   const geo = geometry(i32[G_MAX_SUPERS]!, i32[G_MAX_THREADS]!, i32[G_MAG_CAP]!, NUM_CLASSES);
   const supers = Math.min(Atomics.load(i32, G_BUFFER_SUPERS), buffer.byteLength >>> 20);
   const carved = Math.min(Atomics.load(i32, G_CARVED), supers);

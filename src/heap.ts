@@ -18,7 +18,7 @@ import { FIRST_HEAP_THREAD_ID, createBuffer, takeHeapThreadId, type HeapOptions 
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
 import { attachThread, detachThread, nodeThreadId } from './attach.js';
 import { guarded, stopOnFault } from './fault.js';
-import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, lockHolderId, markLockHolderGone, watchWorker, type NoWaitTries, type WatchableWorker } from './reclaim.js';
+import { adoptWatches, hasPending, hasWatches, mergeWatches, onDetachedReclaim, reclaimRetry, reclaimPending, latestAttachment, reclaimExited, reclaimCall, reclaimId, reclaimIdNoWait, reclaimOwnDead, reclaimTarget, lockHolderId, markLockHolderGone, watchWorker, type NoWaitTries, type WatchableWorker } from './reclaim.js';
 import { goneMarkName, hasWebLocks, holdThreadLock, markedGone, threadLockName, NO_THREAD_LOCK, type ThreadLock } from './liveness.js';
 import { collectStats, type HeapStats } from './stats.js';
 import { checkHeap } from './check.js';
@@ -951,7 +951,7 @@ export class SharedHeap {
   reclaim(thread: number | WatchableWorker): boolean {
     const t = this.#t;
     const id = reclaimTarget(t, thread);
-    return guarded(t, 'reclaim(threadId)', thread !== null && typeof thread === 'object' ? reclaimExited : reclaimId, id);
+    return guarded(t, reclaimCall(thread), thread !== null && typeof thread === 'object' ? reclaimExited : reclaimId, id);
   }
 
   /**

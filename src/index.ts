@@ -6,7 +6,7 @@ export {
   HeapError, InvalidPointerError, DoubleFreeError, HeapCorruptionError, ThreadSlotsExhaustedError, HeapStateError,
   LockTimeoutError,
 } from './errors.js';
-export { MAX_SMALL, NUM_CLASSES, SIZE as CLASS_SIZES } from './size-classes.js';
+export { MAX_SMALL, NUM_CLASSES, CLASS_SIZES } from './size-classes.js';
 
 export {
   readHeapMap, type HeapMap, MAP_METADATA, MAP_UNCARVED, MAP_UNUSED, MAP_SLAB, MAP_POOLED, MAP_LARGE, MAP_NO_OWNER,

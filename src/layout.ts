@@ -803,6 +803,26 @@ export interface Geometry {
   metaSupers: number; // SuperSlabs the metadata takes
 }
 
+/** The most threads a heap is made for (create()'s maxThreads), its thread slots this plus RECLAIM_SLOTS. */
+export const MAX_THREADS_OPTION = 1024;
+/** The largest magazine (create()'s magazineCapacity). */
+export const MAX_MAGAZINE_CAPACITY = 4096;
+
+/**
+ * What is wrong with a header's sizes (G_MAX_SUPERS, G_MAX_THREADS, G_MAG_CAP, G_BUFFER_SUPERS),
+ * or undefined where each is one create() can write: a header damaged by a stray write, or a
+ * buffer that starts like a heap's without being one, is refused by attach() and readHeapMap()
+ * before any view is made with them (a negative count threw V8's own RangeError; an audit).
+ */
+export function headerSizesProblem(maxSupers: number, maxThreads: number, magCap: number, bufferSupers: number): string | undefined {
+  const within = (v: number, lo: number, hi: number): boolean => Number.isInteger(v) && v >= lo && v <= hi;
+  if (!within(maxSupers, 2, MAX_HEAP_BYTES / SUPER_BYTES)) return `its largest size, ${maxSupers} SuperSlabs`;
+  if (!within(maxThreads, 1 + RECLAIM_SLOTS, MAX_THREADS_OPTION + RECLAIM_SLOTS)) return `its thread slots, ${maxThreads}`;
+  if (!within(magCap, 1, MAX_MAGAZINE_CAPACITY)) return `its magazine capacity, ${magCap}`;
+  if (!within(bufferSupers, 2, maxSupers)) return `its size, ${bufferSupers} SuperSlabs of at most ${maxSupers}`;
+  return undefined;
+}
+
 export function geometry(maxSupers: number, maxThreads: number, magCap: number, numClasses: number): Geometry {
   const slotMetaW = SS_TABLE_W + ((maxSupers + 15) & ~15);
   const threadsW = slotMetaW + maxSupers * SLOTS_PER_SUPER * SM_WORDS;

@@ -4,7 +4,7 @@
  * are not in the package.)
  */
 import { describe, isObjectArgument } from './errors.js';
-import { EXIT_MEANS_STOPPED, exitNotStoppedError } from './reclaim.js';
+import { EXIT_MEANS_STOPPED, exitNotStoppedError, watchableId } from './reclaim.js';
 
 /** What watchPool needs of a worker pool (piscina's Piscina has it: `threads` and the 'workerCreate' event). */
 export interface WorkerPoolLike {
@@ -24,12 +24,16 @@ export function watchPool(heap: { watch(worker: WorkerPoolLike['threads'][number
     throw new TypeError(`watchPool(heap, pool): expected a SharedHeap, got ${describe(heap)}`);
   }
   if (!isObjectArgument(pool) || !Array.isArray(pool.threads) || typeof pool.on !== 'function') {
-    throw new TypeError('watchPool(heap, pool): expected a worker pool with `threads` and on() (a Piscina)');
+    throw new TypeError(`watchPool(heap, pool): expected a worker pool with \`threads\` and on() (a Piscina), got ${describe(pool)}`);
   }
   // Where watch() refuses (Deno), here and not at the pool's next thread: a pool with no thread yet
   // (piscina's minThreads: 0) was accepted, and watch() then threw out of the pool's 'workerCreate'
   // event, an uncaught exception that ended the program at its first pool.run() (an audit).
   if (!EXIT_MEANS_STOPPED) throw exitNotStoppedError('watchPool(heap, pool)');
+  // Every thread the pool holds now is checked before any is watched: a value that is not a Worker
+  // (a number in the array) threw V8's own TypeError out of the WeakSet below, after the threads
+  // before it were watched and with the pool's listener never added (an audit).
+  pool.threads.forEach((w, i) => watchableId(w, 'watchPool(heap, pool)', `pool.threads[${i}]`));
   const watched = new WeakSet<object>();
   const watchNew = (): void => {
     for (const w of pool.threads) {

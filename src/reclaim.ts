@@ -133,8 +133,14 @@ export function reclaimExited(t: ThreadContext, threadId: number): boolean {
  * caller passed (a getter of its own may throw) and changes nothing, so heap.ts runs it before
  * guarded(), where an error that is not the allocator's own would stop the thread as a fault.
  */
+/** reclaim()'s name as its errors write it: reclaim(worker) for an object, reclaim(threadId) else. */
+export function reclaimCall(thread: unknown): string {
+  return thread !== null && typeof thread === 'object' ? 'reclaim(worker)' : 'reclaim(threadId)';
+}
+
 export function reclaimTarget(t: ThreadContext, thread: unknown): number {
-  if (t.detached) throw new HeapStateError('reclaim(threadId): this thread has detached from the heap');
+  // Named after the argument, as the call's other errors are (a Worker's: reclaim(worker); an audit).
+  if (t.detached) throw new HeapStateError(`${reclaimCall(thread)}: this thread has detached from the heap`);
   let threadId: number;
   if (thread !== null && typeof thread === 'object') {
     if (isRevokedProxy(thread) || typeof (thread as WatchableWorker).once !== 'function') {
@@ -878,26 +884,36 @@ export function exitNotStoppedError(fn: string): HeapStateError {
   );
 }
 
-export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
-  if (!EXIT_MEANS_STOPPED) throw exitNotStoppedError('watch(worker)');
-  if (!isObjectArgument(worker) || typeof worker.once !== 'function') {
-    throw new TypeError(`watch(worker): expected a Worker, got ${describe(worker)}`);
+/**
+ * The thread id of `worker` as watch() takes it, or the error of a value that is not a Worker
+ * (`call` and `what` name the call and the argument: watch(worker) and worker, or watchPool's
+ * pool.threads[i], which watchPool checks for every thread before it watches any).
+ */
+export function watchableId(worker: unknown, call: string, what: string): number {
+  if (!isObjectArgument(worker) || typeof (worker as { once?: unknown }).once !== 'function') {
+    throw new TypeError(`${call}: ${what === 'worker' ? '' : `${what}: `}expected a Worker, got ${describe(worker)}`);
   }
-  const id = worker.threadId;
-  if (typeof id !== 'number') throw new TypeError(`watch(worker): worker.threadId: expected a number, got ${describe(id)}`);
+  const id = (worker as { threadId?: unknown }).threadId;
+  if (typeof id !== 'number') throw new TypeError(`${call}: ${what}.threadId: expected a number, got ${describe(id)}`);
   if (id === -1) {
-    throw new RangeError(`watch(worker): the worker has exited already (threadId ${describe(id)}); watch it right after starting it`);
+    throw new RangeError(`${call}: ${what === 'worker' ? 'the worker' : what} has exited already (threadId ${describe(id)}); watch it right after starting it`);
   }
   // Anything else that is not an id is not a Worker's (an audit: 1.5 and NaN read as "exited already").
   if (!Number.isSafeInteger(id) || id < 0) {
-    throw new RangeError(`watch(worker): worker.threadId: expected a non-negative safe integer, got ${describe(id)}`);
+    throw new RangeError(`${call}: ${what}.threadId: expected a non-negative safe integer, got ${describe(id)}`);
   }
   // Its entry in the thread area (TH_WATCHING) is id + 1 in an Int32 word: a larger id wrapped
   // there to another thread's (an audit: 2**32 + k recorded k's, and the running thread k was
   // marked dead and reclaimed when this one ended).
   if (id > MAX_WATCHED_ID) {
-    throw new RangeError(`watch(worker): worker.threadId: ${describe(id)} is above the limit ${MAX_WATCHED_ID}`);
+    throw new RangeError(`${call}: ${what}.threadId: ${describe(id)} is above the limit ${MAX_WATCHED_ID}`);
   }
+  return id;
+}
+
+export function watchWorker(t: ThreadContext, worker: WatchableWorker): void {
+  if (!EXIT_MEANS_STOPPED) throw exitNotStoppedError('watch(worker)');
+  const id = watchableId(worker, 'watch(worker)', 'worker');
   // Its exit would mark this running thread's own slot dead (an audit): refused, as reclaim() refuses it.
   if (id === t.threadId) {
     throw new RangeError(`watch(worker): worker.threadId ${id} is the calling thread's own id; a thread cannot watch itself (use detach())`);

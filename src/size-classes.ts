@@ -97,6 +97,12 @@ if (NUM_CLASSES > CLASS_SLOTS) throw new Error(`size-classes: ${NUM_CLASSES} cla
 
 /** Block size of each class, in bytes. */
 export const SIZE: Int32Array = Int32Array.from(BUILT.sizes);
+/**
+ * The package's CLASS_SIZES: a copy of SIZE, so that a program that writes into the array it was
+ * given changes its copy, not the table every allocation reads (a typed array cannot be frozen;
+ * the exported SIZE itself was written through, an audit).
+ */
+export const CLASS_SIZES: Int32Array = Int32Array.from(BUILT.sizes);
 /** How many classes share each class's doubling: 2 for the wide ones (TWO_PER_DOUBLING_FROM..TO), which cache twice the bytes. */
 export const PER_DOUBLING: Uint8Array = Uint8Array.from(BUILT.perDoubling);
 /** Slots per slab of each class. */
