@@ -990,7 +990,7 @@ export class SharedHeap {
     if (id >= next || (id < FIRST_HEAP_THREAD_ID && nodeThreadId() < 0)) {
       throw new RangeError(
         `reclaimWhenGone(threadId): threadId ${id} was not handed out by this heap (ids come from newThreadId() and attach, ` +
-          `${FIRST_HEAP_THREAD_ID} to ${next - 1} so far)`,
+          (next > FIRST_HEAP_THREAD_ID ? `${FIRST_HEAP_THREAD_ID} to ${next - 1} so far)` : 'none so far)'),
       );
     }
     const name = threadLockName(heapIdOf(this.#t.buffer), id);
