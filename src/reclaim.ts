@@ -127,17 +127,17 @@ export function reclaimExited(t: ThreadContext, threadId: number): boolean {
   return false;
 }
 
+/** reclaim()'s name as its errors write it: reclaim(worker) for an object, reclaim(threadId) else. */
+export function reclaimCall(thread: unknown): string {
+  return thread !== null && typeof thread === 'object' ? 'reclaim(worker)' : 'reclaim(threadId)';
+}
+
 /**
  * reclaim()'s argument checked and turned into a thread id: a watched Worker that exited, or a
  * threadId that is not the caller's nor a watched worker's still running. Reads only what the
  * caller passed (a getter of its own may throw) and changes nothing, so heap.ts runs it before
  * guarded(), where an error that is not the allocator's own would stop the thread as a fault.
  */
-/** reclaim()'s name as its errors write it: reclaim(worker) for an object, reclaim(threadId) else. */
-export function reclaimCall(thread: unknown): string {
-  return thread !== null && typeof thread === 'object' ? 'reclaim(worker)' : 'reclaim(threadId)';
-}
-
 export function reclaimTarget(t: ThreadContext, thread: unknown): number {
   // Named after the argument, as the call's other errors are (a Worker's: reclaim(worker); an audit).
   if (t.detached) throw new HeapStateError(`${reclaimCall(thread)}: this thread has detached from the heap`);
