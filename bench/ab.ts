@@ -18,7 +18,8 @@ import { SharedHeap, type HeapOptions } from '../src/index.js';
 import { copyFor } from './copies.js';
 import { w5HeapBytes } from './plan.js';
 import { primeMemory } from './prime.js';
-import { loadTrace, replay, replayLoop, tracePeakLive, type ReplayAllocator, type Trace } from './replay.js';
+import { replay, replayLoop, tracePeakLive, type ReplayAllocator, type Trace } from './replay.js';
+import { checkTraces, loadCheckedTrace } from './trace-prep.js';
 
 interface HeapLike extends ReplayAllocator {
   detach(): void;
@@ -120,10 +121,11 @@ function round(side: Side, trace: Trace, options: Partial<HeapOptions>, repeat: 
 
 /** Runs the comparison; `progress` gets a line a trace. */
 export async function measureAb(o: AbOptions, progress: (line: string) => void = () => {}): Promise<AbRow[]> {
+  checkTraces(o.traces); // every trace before the first is measured
   const sides = [await sideOf(o.base, 'base'), await sideOf(undefined, 'new')];
   const rows: AbRow[] = [];
   for (const path of o.traces) {
-    const trace = loadTrace(path);
+    const trace = loadCheckedTrace(path);
     const peak = tracePeakLive(trace);
     const options = { ...w5HeapBytes(peak), maxThreads: 3 };
     const primeBytes = 2 * peak;

@@ -91,10 +91,10 @@ Options:
   -h, --help          this text
 
 Nothing is written to disk unless --json or --svg is given.
-Record a program's own trace for W5: sabmalloc record --out FILE.trace.gz -- program args...
-How fast the loops go at sabmalloc's own placement with no allocator work: sabmalloc ceiling W1 --trace FILE
-This build against another one, alternated in one process: sabmalloc ab --base OTHER/dist --trace FILE
-A trace's run and its exit (its final frees) timed apart, against the floor and glibc: sabmalloc phases --trace FILE
+Record a program's own trace for W5: node dist/bench/cli.js record --out FILE.trace.gz -- program args...
+How fast the loops go at sabmalloc's own placement with no allocator work: node dist/bench/cli.js ceiling W1 --trace FILE
+This build against another one, alternated in one process: node dist/bench/cli.js ab --base OTHER/dist --trace FILE
+A trace's run and its exit (its final frees) timed apart, against the floor and glibc: node dist/bench/cli.js phases --trace FILE
 From a checkout: npm run build && node dist/bench/cli.js bench ..., or npx tsx bench/cli.ts bench ...
 Quick look at sabmalloc alone on one trace:
   npx tsx bench/cli.ts bench W5 --trace FILE --allocators sabmalloc --runs 3
@@ -105,7 +105,7 @@ export const RECORD_USAGE = `Usage: node dist/bench/cli.js record --out FILE -- 
 Runs the program with a shim preloaded (bench/native/trace-record.c, built on first use with the
 machine's C compiler) that writes the malloc, calloc, realloc, free and aligned-allocation calls
 of its main thread as a W5 trace (gzip when FILE ends in .gz). Then replay it:
-  sabmalloc bench W5 --trace FILE
+  node dist/bench/cli.js bench W5 --trace FILE
 Linux with glibc only. Calls of other threads and of pointers made before the shim loaded are
 not recorded; the summary counts them. Programs it starts do not record; one it execs in its
 place (a wrapper script) takes the trace over. Ctrl-C and Ctrl-\\ are the program's: when they
@@ -189,6 +189,18 @@ export interface CliOptions {
 }
 
 const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
+/** What each allocator that runs only some workloads or thread counts runs (bench/plan.ts), for the note when a named one has no case. */
+const NATIVE_NAMES = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
+const ONLY_RUNS: Record<string, string> = {
+  'dlmalloc-wasm': 'it runs W1, W2 and W5, at one thread only',
+  reference: 'it runs W1, W2, W3 and W5, at one thread only',
+  'thi.ng': 'it runs at one thread only, and not LOCK',
+  glibc: 'the natives run W1, W2, W3 and W5',
+  system: 'the natives run W1, W2, W3 and W5',
+  jemalloc: 'the natives run W1, W2, W3 and W5',
+  tcmalloc: 'the natives run W1, W2, W3 and W5',
+  mimalloc: 'the natives run W1, W2, W3 and W5',
+};
 
 function positiveInt(name: string, s: string, max: number): number {
   if (!/^\d+$/.test(s.trim())) throw new UsageError(`${name}: expected a positive integer, got ${JSON.stringify(s)}`);
@@ -249,20 +261,41 @@ function checkOutputPath(option: string, path: string): void {
   }
 }
 
-/** Parses the arguments after `bench`. Throws UsageError. */
-export function parseBenchArgs(args: string[]): CliOptions | 'help' {
-  let parsed;
-  // `--runs -1`: parseArgs takes a value that starts with a dash for an option ("ambiguous"); joined
-  // as `--runs=-1`, the value reaches the option's own check, whose message names it.
+/**
+ * `--runs -1`: parseArgs takes a value that starts with a dash for an option ("ambiguous"); joined
+ * as `--runs=-1`, the value reaches the option's own check, whose message names it. For the
+ * number options `numeric` of every command (ab, phases and ceiling said "ambiguous"; an audit).
+ */
+function joinNegatives(args: readonly string[], numeric: readonly string[]): string[] {
   const joined: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const next = args[i + 1];
-    if (['--threads', '--runs', '--warmup', '--cycles'].includes(a) && next !== undefined && /^-\d/.test(next)) {
+    if (numeric.includes(a) && next !== undefined && /^-\d/.test(next)) {
       joined.push(`${a}=${next}`);
       i++;
     } else joined.push(a);
   }
+  return joined;
+}
+
+/**
+ * A one-value option given twice is refused: parseArgs keeps the last, and `--allocators sabmalloc
+ * --allocators reference` ran reference alone, `--threads 1 --threads 2` two threads only (an
+ * audit). The repeatable ones (--trace, --heap) are not in `single`.
+ */
+function refuseRepeated(args: readonly string[], single: readonly string[]): void {
+  for (const flag of single) {
+    const n = args.filter((a) => a === flag || a.startsWith(`${flag}=`)).length;
+    if (n > 1) throw new UsageError(`${flag} given ${n} times: give it once${flag === '--allocators' || flag === '--threads' ? ' with a comma-separated list' : ''}`);
+  }
+}
+
+/** Parses the arguments after `bench`. Throws UsageError. */
+export function parseBenchArgs(args: string[]): CliOptions | 'help' {
+  let parsed;
+  const joined = joinNegatives(args, ['--threads', '--runs', '--warmup', '--cycles']);
+  refuseRepeated(joined, ['--threads', '--runs', '--warmup', '--cycles', '--allocators', '--json', '--svg']);
   try {
     parsed = parseArgs({
       args: joined,
@@ -293,11 +326,17 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   const names = parsed.positionals.map((p) => p.toUpperCase());
   const workloads: Workload[] = [];
   let micro = false;
-  for (const n of names) {
+  for (const [i, n] of names.entries()) {
     if (n === 'MICRO') micro = true;
     else if ((WORKLOADS as readonly string[]).includes(n)) {
       if (!workloads.includes(n as Workload)) workloads.push(n as Workload);
-    } else throw new UsageError(`unknown workload ${JSON.stringify(n)} (expected ${[...WORKLOADS, 'MICRO'].join(', ')})`);
+    } else {
+      // Named as typed; a path there is most often the second file of a shell glob after --trace
+      // (`--trace traces/*.trace.gz`), which took the first one only (an audit).
+      const typed = parsed.positionals[i]!;
+      const path = existsSync(typed) ? `; it is a path: --trace takes one file or folder, repeat --trace for each (or give the folder)` : '';
+      throw new UsageError(`unknown workload ${JSON.stringify(typed)} (expected ${[...WORKLOADS, 'MICRO'].join(', ')})${path}`);
+    }
   }
   if (smoke && names.length === 0) workloads.push('W1', 'W2', 'W3', 'LOCK');
   if (names.length === 0 && !smoke) workloads.push('W1', 'W2', 'W3');
@@ -485,8 +524,10 @@ function intOption(name: string, value: string | undefined, dflt: number, min: n
 async function runAb(argv: string[], io: CliIO): Promise<number> {
   let o: Parameters<typeof measureAb>[0];
   try {
+    const args = joinNegatives(argv, ['--repeat', '--rounds', '--warmup', '--steady']);
+    refuseRepeated(args, ['--base', '--repeat', '--rounds', '--warmup', '--steady']);
     const { values, positionals } = parseArgs({
-      args: argv,
+      args,
       options: {
         base: { type: 'string' }, trace: { type: 'string', multiple: true }, repeat: { type: 'string' }, rounds: { type: 'string' },
         warmup: { type: 'string' }, steady: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -538,8 +579,10 @@ async function printMeasured(name: string, io: CliIO, measure: (progress: (line:
 async function runPhases(argv: string[], io: CliIO): Promise<number> {
   let o: PhasesOptions;
   try {
+    const args = joinNegatives(argv, ['--rounds', '--warmup']);
+    refuseRepeated(args, ['--rounds', '--warmup']);
     const { values, positionals } = parseArgs({
-      args: argv,
+      args,
       options: {
         trace: { type: 'string', multiple: true }, rounds: { type: 'string' }, warmup: { type: 'string' },
         'no-native': { type: 'boolean' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
@@ -576,8 +619,10 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   let withW1: boolean;
   let withW3: boolean;
   try {
+    const args = joinNegatives(argv, ['--runs']);
+    refuseRepeated(args, ['--runs']);
     const { values, positionals } = parseArgs({
-      args: argv,
+      args,
       options: { trace: { type: 'string', multiple: true }, runs: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
       strict: true,
       allowPositionals: true,
@@ -605,11 +650,13 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
       `${prime ? 'memory primed before each run (bench/prime.ts)' : 'not primed (--no-prime)'}; one untimed round, then ${runs} timed\n`);
     const progress = (name: string) => (row: string, round: number, opsPerSec: number): void =>
       io.err(`${name} ${row} ${round === 0 ? 'untimed' : `round ${round}/${runs}`}: ${fmtOps(opsPerSec)} ops/s\n`);
+    // Every trace parsed and checked before anything is measured (W1 and W3 first ran minutes
+    // before a bad trace stopped the command; an audit).
+    const names = distinctTraceNames(traces);
+    const preparedAll = traces.map((t, i) => prepareTrace(t, dir, i, names[i]));
     if (withW1) io.out(`\n${renderCeiling(await measureW1Ceiling({ runs, prime, onRun: progress('W1') }))}\n`);
     if (withW3) io.out(`\n${renderCeiling(await measureW3Ceiling({ runs, prime, onRun: progress('W3') }))}\n`);
-    const names = distinctTraceNames(traces);
-    for (let i = 0; i < traces.length; i++) {
-      const prepared = prepareTrace(traces[i]!, dir, i, names[i]);
+    for (const prepared of preparedAll) {
       const trace = readTraceOps(prepared.opsFile, prepared.name);
       const result = await measureCeiling(trace, { runs, prime, traceOps: prepared.opsFile, onRun: progress(prepared.name) });
       io.out(`\n${renderCeiling(result)}\n`);
@@ -696,11 +743,15 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   // Allocators and peers
   const want = (a: string): boolean => opts.allocators === undefined || opts.allocators.includes(a);
   const allocators = new Set<string>();
+  const skipped = new Set<string>(); // named, and skipped with a note already (not installed, no toolchain)
   if (want('sabmalloc')) allocators.add('sabmalloc');
   const hasThing = await thingAvailable();
   if (want('thi.ng')) {
     if (hasThing) allocators.add('thi.ng');
-    else note('thi.ng: skipped: @thi.ng/malloc is not installed (it is a devDependency: npm install -D @thi.ng/malloc)');
+    else {
+      skipped.add('thi.ng');
+      note('thi.ng: skipped: @thi.ng/malloc is not installed (it is a devDependency: npm install -D @thi.ng/malloc)');
+    }
   }
   let hasWasm = false;
   if (want('dlmalloc-wasm') && opts.workloads.some((w) => w === 'W1' || w === 'W2' || w === 'W5')) {
@@ -708,18 +759,25 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     if (skip === undefined) {
       hasWasm = true;
       allocators.add('dlmalloc-wasm');
-    } else note(`dlmalloc-wasm: ${skip}`);
+    } else {
+      skipped.add('dlmalloc-wasm');
+      note(`dlmalloc-wasm: ${skip}`);
+    }
   }
   if (want('reference') && opts.workloads.some((w) => REFERENCE_WORKLOADS.has(w))) allocators.add('reference');
   const wantsNative = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'].some(want);
   const nativeWorkloads = opts.workloads.some((w) => NATIVE_WORKLOADS.has(w));
   const peers = wantsNative && nativeWorkloads ? nativePeers() : { natives: [] };
-  if (peers.skip !== undefined) note(`native: ${peers.skip}`);
+  if (peers.skip !== undefined) {
+    skipped.add('native');
+    note(`native: ${peers.skip}`);
+  }
   for (const n of peers.natives) if (want(n.name)) allocators.add(n.name);
   if (wantsNative && nativeWorkloads && peers.skip === undefined) {
     const found = new Set(peers.natives.map((n) => n.name));
     for (const lib of ['jemalloc', 'tcmalloc', 'mimalloc']) {
       if (want(lib) && !found.has(lib)) {
+        skipped.add(lib);
         note(`native: ${lib}: skipped: its shared library is not installed (Debian: ${lib === 'jemalloc' ? 'libjemalloc2' : lib === 'tcmalloc' ? 'libtcmalloc-minimal4' : 'libmimalloc2.0'})`);
       }
     }
@@ -761,11 +819,6 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   if (single.length > 0 && opts.threads.some((t) => t !== 1)) {
     io.out(`  ${single.join(', ')}: defined for one thread: run at 1 thread only\n`);
   }
-  io.out(
-    (Object.keys(opts.heapOptions).length > 0 ? `  sabmalloc's heaps: ${heapOptionsNote(opts.heapOptions)}\n` : '') +
-    `  threads ${(single.length === opts.workloads.length ? [1] : opts.threads).join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].join(', ') || 'none'}\n`,
-  );
-
   const cases = planCases({
     workloads: opts.workloads,
     threads: opts.threads,
@@ -777,11 +830,29 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     wasmAvailable: hasWasm,
     natives: peers.natives,
     heapOptions: opts.heapOptions,
-    note,
+    note: (m) => {
+      if (m.startsWith('thi.ng:')) skipped.add('thi.ng'); // a trace too long for it, said here
+      note(m);
+    },
   });
   // MICRO runs sabmalloc and thi.ng only; reference, dlmalloc-wasm and thi.ng run at one thread only.
   const microRuns = opts.micro && (allocators.has('sabmalloc') || (allocators.has('thi.ng') && hasThing));
   if (opts.micro && !microRuns) note('MICRO: skipped: it runs sabmalloc and thi.ng only');
+  // An allocator the user named that has no case here is said to be left out, with why (an audit:
+  // `W3 --threads 2 --allocators sabmalloc,reference` ran sabmalloc alone, listed reference in the
+  // header and exited 0); the header lists the allocators that run.
+  const ran = new Set(cases.map((c) => c.allocator));
+  if (opts.micro && microRuns) for (const a of ['sabmalloc', 'thi.ng']) if (allocators.has(a)) ran.add(a);
+  for (const a of new Set(opts.allocators ?? [])) {
+    if (ran.has(a) || skipped.has(a)) continue;
+    if ((a === 'glibc' || a === 'system') && (ran.has('glibc') || ran.has('system') || skipped.has('native'))) continue; // one name or the other, by platform
+    if (NATIVE_NAMES.includes(a) && skipped.has('native')) continue;
+    note(`${a}: not run: ${ONLY_RUNS[a] ?? 'it runs none of these workloads at these thread counts'}`);
+  }
+  io.out(
+    (Object.keys(opts.heapOptions).length > 0 ? `  sabmalloc's heaps: ${heapOptionsNote(opts.heapOptions)}\n` : '') +
+    `  threads ${(single.length === opts.workloads.length ? [1] : opts.threads).join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].filter((a) => ran.has(a)).join(', ') || 'none'}\n`,
+  );
   if (cases.length === 0 && !microRuns) {
     // An empty report that exited 0.
     io.err(`sabmalloc bench: nothing to run: no case of ${[...opts.workloads, ...(opts.micro ? ['MICRO'] : [])].join(' ')} for ${[...allocators].join(', ') || 'any allocator left'} at threads ${opts.threads.join(',')}\n`);

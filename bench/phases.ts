@@ -26,7 +26,8 @@ import { nativeAllocators, nativeSkipReason, runNative } from './native.js';
 import { primeMemory } from './prime.js';
 import { ReferenceAllocator } from './reference-alloc.js';
 import { median } from './summarize.js';
-import { finalFreesStart, loadTrace, replay, replayLoop, tracePeakLive, writeTraceOps, type ReplayAllocator, type Trace } from './replay.js';
+import { finalFreesStart, replay, replayLoop, tracePeakLive, writeTraceOps, type ReplayAllocator, type Trace } from './replay.js';
+import { checkTraces, loadCheckedTrace } from './trace-prep.js';
 
 export interface PhasesOptions {
   traces: string[];
@@ -79,6 +80,7 @@ function jsRound(side: JsSide, trace: Trace, placement: Placement, split: number
 
 /** Runs the comparison; `progress` gets a line a trace. */
 export async function measurePhases(o: PhasesOptions, progress: (line: string) => void = () => {}): Promise<PhasesRow[]> {
+  checkTraces(o.traces); // every trace before the first is measured
   const js: JsSide[] = [
     {
       name: 'sabmalloc',
@@ -108,7 +110,7 @@ export async function measurePhases(o: PhasesOptions, progress: (line: string) =
   const glibc = skip === undefined ? nativeAllocators()[0]! : undefined;
   const rows: PhasesRow[] = [];
   for (const path of o.traces) {
-    const trace = loadTrace(path);
+    const trace = loadCheckedTrace(path);
     const split = finalFreesStart(trace);
     const placement = recordPlacement(trace, ceilingHeapOptions(trace));
     let rssBefore = process.memoryUsage.rss();

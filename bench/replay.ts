@@ -10,7 +10,8 @@
  *   f <id>          free the block <id>
  *   # ...           a comment; blank lines are ignored too
  *
- * Fields are separated by spaces or tabs; a line may end in CRLF. Ids are
+ * Fields are separated by spaces or tabs; a line may end in CRLF, and the file may start with a
+ * UTF-8 byte order mark. Ids are
  * decimal below 2^31 and may be reused once their block is freed; sizes are
  * decimal below 2^31.
  *
@@ -272,7 +273,10 @@ export function parseTrace(data: Uint8Array | string, name = 'trace'): Trace {
   let slots = 0;
   let count = 0;
 
-  let pos = 0;
+  // A byte order mark at the start (a trace saved by an editor that writes one) is skipped, as CRLF
+  // line ends are taken: it made the first line "an unknown operation" that the message, decoded
+  // without the mark, showed as a valid line (an audit).
+  let pos = n >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
   for (let lineNo = 1; pos <= n; lineNo++) {
     const start = pos;
     let end = pos;

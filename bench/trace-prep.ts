@@ -8,7 +8,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve, sep } from 'node:path';
-import { loadTrace, tracePeakLive, writeTraceOps } from './replay.js';
+import { loadTrace, tracePeakLive, writeTraceOps, type Trace } from './replay.js';
 
 /** A trace parsed and written in binary form. */
 export interface PreparedTrace {
@@ -67,7 +67,12 @@ export function expandTraceArgs(args: readonly string[]): string[] {
         .filter((f) => /\.trace(\.gz)?$/.test(f))
         .sort()
         .map((f) => join(p, f))
-        .filter((f) => statSync(f).isFile());
+        .filter((f) => {
+          // A link to a file moved away threw Node's bare "ENOENT ..., stat" (an audit): named here.
+          const st = statSync(f, { throwIfNoEntry: false });
+          if (st === undefined) throw new Error(`--trace: ${a}: ${basename(f)} is a link to a file that is not there`);
+          return st.isFile();
+        });
       if (found.length === 0) throw new Error(`--trace: ${a}: the folder holds no *.trace or *.trace.gz file`);
       files.push(...found);
     } else {
@@ -86,14 +91,29 @@ export function removeTraceDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** Reads and parses `path` (a TraceError names a malformed line); a trace of no operation is refused. */
+export function loadCheckedTrace(path: string): Trace {
+  const trace = loadTrace(path);
+  if (trace.count === 0) throw new Error(`${path}: the trace holds no operation (only blank lines and comments): nothing to replay`);
+  return trace;
+}
+
+/**
+ * Checks every trace of `paths` before anything is measured, so that a bad one named after a good
+ * one stops the command at once rather than after the good one's minutes (`ab`, `phases` and
+ * `ceiling` read each trace as they came to it; an audit). Each is parsed and let go.
+ */
+export function checkTraces(paths: readonly string[]): void {
+  for (const p of paths) loadCheckedTrace(p);
+}
+
 /**
  * Parses and checks `path` (a TraceError names a malformed line) and writes its binary form into
  * `dir`; `name` is what the tables call it ({@link distinctTraceNames}). A trace of no operation
  * (empty, or comments only) is refused: it was replayed a million times and reported at 0 ops/s.
  */
 export function prepareTrace(path: string, dir: string, index: number, name = traceName(path)): PreparedTrace {
-  const trace = loadTrace(path);
-  if (trace.count === 0) throw new Error(`${path}: the trace holds no operation (only blank lines and comments): nothing to replay`);
+  const trace = loadCheckedTrace(path);
   const opsFile = join(dir, `${index}-${traceName(path).replace(/[^\w.-]/g, '_')}.w5ops`);
   writeTraceOps(trace, opsFile);
   return { path, name, ops: trace.count, peakLiveBytes: tracePeakLive(trace), slots: trace.slots, opsFile };

@@ -9,16 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { main, USAGE, type CliIO } from '../bench/cli.js';
+import { main, USAGE } from '../bench/cli.js';
+import { quietIO } from './fixtures.js';
 import { SharedHeap } from '../src/index.js';
 
 const SAMPLE = fileURLToPath(new URL('../bench/traces/sample.trace', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const quiet = (): CliIO & { text: string } => {
-  const io = { text: '', isTTY: false, out: (s: string) => void (io.text += s), err: (s: string) => void (io.text += s) };
-  return io;
-};
+const quiet = quietIO;
 
 describe('sabmalloc bench arguments (audit)', () => {
   afterEach(() => {

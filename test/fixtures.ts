@@ -78,3 +78,9 @@ export function firstWrong(heap: SharedHeap, p: number, n: number, seed: number)
   for (let i = 0; i < n; i++) if (u8[p + i] !== ((i * 31 + seed) & 0xff)) return i;
   return -1;
 }
+
+/** A CliIO (bench/cli.ts main) that keeps everything written, stdout and stderr in order, in `text`. */
+export function quietIO(): { text: string; isTTY: false; out(s: string): void; err(s: string): void } {
+  const io = { text: '', isTTY: false as const, out: (s: string) => void (io.text += s), err: (s: string) => void (io.text += s) };
+  return io;
+}
