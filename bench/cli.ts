@@ -186,6 +186,8 @@ export interface CliOptions {
   /** The memory prime before each run (bench/prime.ts); false with --no-prime. */
   prime: boolean;
   smoke: boolean;
+  /** A line for each one-value option given more than once (the last counts). */
+  repeated?: string[];
 }
 
 const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
@@ -280,22 +282,29 @@ function joinNegatives(args: readonly string[], numeric: readonly string[]): str
 }
 
 /**
- * A one-value option given twice is refused: parseArgs keeps the last, and `--allocators sabmalloc
- * --allocators reference` ran reference alone, `--threads 1 --threads 2` two threads only (an
- * audit). The repeatable ones (--trace, --heap) are not in `single`.
+ * A one-value option given more than once: the last one counts (so that `npm run bench -- --threads
+ * 8` overrides the script's own --threads), and the run says so, where parseArgs kept the last in
+ * silence (`--allocators sabmalloc --allocators reference` ran reference alone; an audit). The
+ * repeatable ones (--trace, --heap) are not in `single`. One line a repeated option.
  */
-function refuseRepeated(args: readonly string[], single: readonly string[]): void {
+function repeatedNotes(args: readonly string[], single: readonly string[]): string[] {
+  const notes: string[] = [];
   for (const flag of single) {
-    const n = args.filter((a) => a === flag || a.startsWith(`${flag}=`)).length;
-    if (n > 1) throw new UsageError(`${flag} given ${n} times: give it once${flag === '--allocators' || flag === '--threads' ? ' with a comma-separated list' : ''}`);
+    const at = args.flatMap((a, i) => (a === flag || a.startsWith(`${flag}=`) ? [i] : []));
+    if (at.length < 2) continue;
+    const i = at.at(-1)!;
+    const last = args[i] === flag ? args[i + 1] : args[i]!.slice(flag.length + 1);
+    notes.push(`${flag} given ${at.length} times: the last, ${JSON.stringify(last)}, counts` +
+      (flag === '--allocators' || flag === '--threads' ? ' (a comma-separated list names several)' : ''));
   }
+  return notes;
 }
 
 /** Parses the arguments after `bench`. Throws UsageError. */
 export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   let parsed;
   const joined = joinNegatives(args, ['--threads', '--runs', '--warmup', '--cycles']);
-  refuseRepeated(joined, ['--threads', '--runs', '--warmup', '--cycles', '--allocators', '--json', '--svg']);
+  const repeated = repeatedNotes(joined, ['--threads', '--runs', '--warmup', '--cycles', '--allocators', '--json', '--svg']);
   try {
     parsed = parseArgs({
       args: joined,
@@ -379,7 +388,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   }
   if (v.json !== undefined) checkOutputPath('--json', v.json);
   if (v.svg !== undefined) checkOutputPath('--svg', v.svg);
-  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke };
+  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke, repeated };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -525,7 +534,7 @@ async function runAb(argv: string[], io: CliIO): Promise<number> {
   let o: Parameters<typeof measureAb>[0];
   try {
     const args = joinNegatives(argv, ['--repeat', '--rounds', '--warmup', '--steady']);
-    refuseRepeated(args, ['--base', '--repeat', '--rounds', '--warmup', '--steady']);
+    for (const line of repeatedNotes(args, ['--base', '--repeat', '--rounds', '--warmup', '--steady'])) io.err(`sabmalloc ab: ${line}\n`);
     const { values, positionals } = parseArgs({
       args,
       options: {
@@ -580,7 +589,7 @@ async function runPhases(argv: string[], io: CliIO): Promise<number> {
   let o: PhasesOptions;
   try {
     const args = joinNegatives(argv, ['--rounds', '--warmup']);
-    refuseRepeated(args, ['--rounds', '--warmup']);
+    for (const line of repeatedNotes(args, ['--rounds', '--warmup'])) io.err(`sabmalloc phases: ${line}\n`);
     const { values, positionals } = parseArgs({
       args,
       options: {
@@ -620,7 +629,7 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   let withW3: boolean;
   try {
     const args = joinNegatives(argv, ['--runs']);
-    refuseRepeated(args, ['--runs']);
+    for (const line of repeatedNotes(args, ['--runs'])) io.err(`sabmalloc ceiling: ${line}\n`);
     const { values, positionals } = parseArgs({
       args,
       options: { trace: { type: 'string', multiple: true }, runs: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
@@ -726,6 +735,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     messages.push(m);
     io.err(m + '\n');
   };
+  for (const line of opts.repeated ?? []) note(line);
   const traces: PreparedTrace[] = [];
   const traceNames = distinctTraceNames(traceFiles);
   for (const [i, f] of traceFiles.entries()) {
