@@ -191,8 +191,8 @@ export interface CliOptions {
 }
 
 const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
-/** What each allocator that runs only some workloads or thread counts runs (bench/plan.ts), for the note when a named one has no case. */
 const NATIVE_NAMES = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
+/** What each allocator that runs only some workloads or thread counts runs (bench/plan.ts), for the note when a named one has no case. */
 const ONLY_RUNS: Record<string, string> = {
   'dlmalloc-wasm': 'it runs W1, W2 and W5, at one thread only',
   reference: 'it runs W1, W2, W3 and W5, at one thread only',
