@@ -35,6 +35,7 @@ import {
   planCases,
   NATIVE_WORKLOADS,
   REFERENCE_WORKLOADS,
+  WASM_WORKLOADS,
   SINGLE_THREAD_WORKLOADS,
   thingAvailable,
   THING_MAX_CYCLES,
@@ -192,17 +193,16 @@ export interface CliOptions {
 
 const KNOWN_ALLOCATORS = ['sabmalloc', 'thi.ng', 'dlmalloc-wasm', 'reference', 'glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
 const NATIVE_NAMES = ['glibc', 'system', 'jemalloc', 'tcmalloc', 'mimalloc'];
-/** What each allocator that runs only some workloads or thread counts runs (bench/plan.ts), for the note when a named one has no case. */
-const ONLY_RUNS: Record<string, string> = {
-  'dlmalloc-wasm': 'it runs W1, W2 and W5, at one thread only',
-  reference: 'it runs W1, W2, W3 and W5, at one thread only',
-  'thi.ng': 'it runs at one thread only, and not LOCK',
-  glibc: 'the natives run W1, W2, W3 and W5',
-  system: 'the natives run W1, W2, W3 and W5',
-  jemalloc: 'the natives run W1, W2, W3 and W5',
-  tcmalloc: 'the natives run W1, W2, W3 and W5',
-  mimalloc: 'the natives run W1, W2, W3 and W5',
-};
+
+/** What an allocator that runs only some workloads or thread counts runs, by bench/plan.ts's own sets: the note for a named one with no case. */
+function onlyRuns(a: string): string {
+  const list = (w: ReadonlySet<Workload>): string => [...w].join(', ').replace(/, ([^,]*)$/, ' and $1');
+  if (a === 'dlmalloc-wasm') return `it runs ${list(WASM_WORKLOADS)}, at one thread only`;
+  if (a === 'reference') return `it runs ${list(REFERENCE_WORKLOADS)}, at one thread only`;
+  if (a === 'thi.ng') return 'it runs at one thread only, and not LOCK';
+  if (NATIVE_NAMES.includes(a)) return `the natives run ${list(NATIVE_WORKLOADS)}`;
+  return 'it runs none of these workloads at these thread counts';
+}
 
 function positiveInt(name: string, s: string, max: number): number {
   if (!/^\d+$/.test(s.trim())) throw new UsageError(`${name}: expected a positive integer, got ${JSON.stringify(s)}`);
@@ -300,35 +300,44 @@ function repeatedNotes(args: readonly string[], single: readonly string[]): stri
   return notes;
 }
 
-/** Parses the arguments after `bench`. Throws UsageError. */
-export function parseBenchArgs(args: string[]): CliOptions | 'help' {
-  let parsed;
-  const joined = joinNegatives(args, ['--threads', '--runs', '--warmup', '--cycles']);
-  const repeated = repeatedNotes(joined, ['--threads', '--runs', '--warmup', '--cycles', '--allocators', '--json', '--svg']);
+/** The options of a command, as parseArgs takes them. */
+type CommandOptions = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+
+/**
+ * parseArgs for one of this CLI's commands (strict, positionals allowed), with what every command
+ * needs around it: the values of its one-value options that start with a dash joined to them
+ * (joinNegatives) and a line for each of those options given more than once (repeatedNotes);
+ * parseArgs' refusals as UsageError.
+ */
+function parseCommand<const T extends CommandOptions>(args: readonly string[], options: T) {
+  const single = Object.entries(options)
+    .filter(([, o]) => o.type === 'string' && o.multiple !== true)
+    .map(([name]) => `--${name}`);
+  const joined = joinNegatives(args, single);
   try {
-    parsed = parseArgs({
-      args: joined,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        threads: { type: 'string' },
-        runs: { type: 'string' },
-        warmup: { type: 'string' },
-        cycles: { type: 'string' },
-        trace: { type: 'string', multiple: true },
-        heap: { type: 'string', multiple: true },
-        allocators: { type: 'string' },
-        json: { type: 'string' },
-        svg: { type: 'string' },
-        wide: { type: 'boolean' },
-        'no-prime': { type: 'boolean' },
-        smoke: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    return { ...parseArgs({ args: joined, options, strict: true, allowPositionals: true }), repeated: repeatedNotes(joined, single) };
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+/** Parses the arguments after `bench`. Throws UsageError. */
+export function parseBenchArgs(args: string[]): CliOptions | 'help' {
+  const parsed = parseCommand(args, {
+    threads: { type: 'string' },
+    runs: { type: 'string' },
+    warmup: { type: 'string' },
+    cycles: { type: 'string' },
+    trace: { type: 'string', multiple: true },
+    heap: { type: 'string', multiple: true },
+    allocators: { type: 'string' },
+    json: { type: 'string' },
+    svg: { type: 'string' },
+    wide: { type: 'boolean' },
+    'no-prime': { type: 'boolean' },
+    smoke: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   const v = parsed.values;
   if (v.help) return 'help';
   const smoke = v.smoke === true;
@@ -388,7 +397,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   }
   if (v.json !== undefined) checkOutputPath('--json', v.json);
   if (v.svg !== undefined) checkOutputPath('--svg', v.svg);
-  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke, repeated };
+  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke, repeated: parsed.repeated };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -533,17 +542,11 @@ function intOption(name: string, value: string | undefined, dflt: number, min: n
 async function runAb(argv: string[], io: CliIO): Promise<number> {
   let o: Parameters<typeof measureAb>[0];
   try {
-    const args = joinNegatives(argv, ['--repeat', '--rounds', '--warmup', '--steady']);
-    for (const line of repeatedNotes(args, ['--base', '--repeat', '--rounds', '--warmup', '--steady'])) io.err(`sabmalloc ab: ${line}\n`);
-    const { values, positionals } = parseArgs({
-      args,
-      options: {
-        base: { type: 'string' }, trace: { type: 'string', multiple: true }, repeat: { type: 'string' }, rounds: { type: 'string' },
-        warmup: { type: 'string' }, steady: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
+    const { values, positionals, repeated } = parseCommand(argv, {
+      base: { type: 'string' }, trace: { type: 'string', multiple: true }, repeat: { type: 'string' }, rounds: { type: 'string' },
+      warmup: { type: 'string' }, steady: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     });
+    for (const line of repeated) io.err(`sabmalloc ab: ${line}\n`);
     if (values.help === true) {
       io.out(AB_USAGE);
       return 0;
@@ -588,17 +591,11 @@ async function printMeasured(name: string, io: CliIO, measure: (progress: (line:
 async function runPhases(argv: string[], io: CliIO): Promise<number> {
   let o: PhasesOptions;
   try {
-    const args = joinNegatives(argv, ['--rounds', '--warmup']);
-    for (const line of repeatedNotes(args, ['--rounds', '--warmup'])) io.err(`sabmalloc phases: ${line}\n`);
-    const { values, positionals } = parseArgs({
-      args,
-      options: {
-        trace: { type: 'string', multiple: true }, rounds: { type: 'string' }, warmup: { type: 'string' },
-        'no-native': { type: 'boolean' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: true,
+    const { values, positionals, repeated } = parseCommand(argv, {
+      trace: { type: 'string', multiple: true }, rounds: { type: 'string' }, warmup: { type: 'string' },
+      'no-native': { type: 'boolean' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     });
+    for (const line of repeated) io.err(`sabmalloc phases: ${line}\n`);
     if (values.help === true) {
       io.out(PHASES_USAGE);
       return 0;
@@ -628,14 +625,10 @@ async function runCeiling(argv: string[], io: CliIO): Promise<number> {
   let withW1: boolean;
   let withW3: boolean;
   try {
-    const args = joinNegatives(argv, ['--runs']);
-    for (const line of repeatedNotes(args, ['--runs'])) io.err(`sabmalloc ceiling: ${line}\n`);
-    const { values, positionals } = parseArgs({
-      args,
-      options: { trace: { type: 'string', multiple: true }, runs: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: true,
+    const { values, positionals, repeated } = parseCommand(argv, {
+      trace: { type: 'string', multiple: true }, runs: { type: 'string' }, 'no-prime': { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     });
+    for (const line of repeated) io.err(`sabmalloc ceiling: ${line}\n`);
     if (values.help === true) {
       io.out(CEILING_USAGE);
       return 0;
@@ -764,7 +757,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     }
   }
   let hasWasm = false;
-  if (want('dlmalloc-wasm') && opts.workloads.some((w) => w === 'W1' || w === 'W2' || w === 'W5')) {
+  if (want('dlmalloc-wasm') && opts.workloads.some((w) => WASM_WORKLOADS.has(w))) {
     const skip = wasmSkipReason();
     if (skip === undefined) {
       hasWasm = true;
@@ -853,11 +846,11 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   // header and exited 0); the header lists the allocators that run.
   const ran = new Set(cases.map((c) => c.allocator));
   if (opts.micro && microRuns) for (const a of ['sabmalloc', 'thi.ng']) if (allocators.has(a)) ran.add(a);
-  for (const a of new Set(opts.allocators ?? [])) {
-    if (ran.has(a) || skipped.has(a)) continue;
-    if ((a === 'glibc' || a === 'system') && (ran.has('glibc') || ran.has('system') || skipped.has('native'))) continue; // one name or the other, by platform
-    if (NATIVE_NAMES.includes(a) && skipped.has('native')) continue;
-    note(`${a}: not run: ${ONLY_RUNS[a] ?? 'it runs none of these workloads at these thread counts'}`);
+  // glibc and system are one allocator, named by platform: --allocators puts both in for either.
+  if (ran.has('system')) ran.add('glibc');
+  for (const a of new Set((opts.allocators ?? []).map((n) => (n === 'system' ? 'glibc' : n)))) {
+    if (ran.has(a) || skipped.has(a) || (NATIVE_NAMES.includes(a) && skipped.has('native'))) continue;
+    note(`${a}: not run: ${onlyRuns(a)}`);
   }
   io.out(
     (Object.keys(opts.heapOptions).length > 0 ? `  sabmalloc's heaps: ${heapOptionsNote(opts.heapOptions)}\n` : '') +

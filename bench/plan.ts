@@ -303,7 +303,7 @@ export function referenceBytesFor(peakLiveBytes: number): number {
 }
 
 /** The workloads the WebAssembly peer runs: one heap, one thread (W3 frees across threads, LOCK is about the lock). */
-const WASM_WORKLOADS = new Set<Workload>(['W1', 'W2', 'W5']);
+export const WASM_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['W1', 'W2', 'W5']);
 
 /** Whether @thi.ng/malloc can be imported (it is a devDependency). */
 export async function thingAvailable(): Promise<boolean> {

@@ -16,7 +16,6 @@ import { SharedHeap } from '../src/index.js';
 const SAMPLE = fileURLToPath(new URL('../bench/traces/sample.trace', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const quiet = quietIO;
 
 describe('sabmalloc bench arguments (audit)', () => {
   afterEach(() => {
@@ -25,7 +24,7 @@ describe('sabmalloc bench arguments (audit)', () => {
 
   it('--trace without W5 is a usage error naming it, not ignored (bench --trace FILE ran W1 W2 W3 and no trace)', async () => {
     for (const args of [['--trace', SAMPLE], ['W1', '--trace', SAMPLE], ['--smoke', '--trace', SAMPLE]]) {
-      const io = quiet();
+      const io = quietIO();
       const small = ['--threads', '1', '--runs', '1', '--warmup', '0', '--cycles', '1000', '--allocators', 'sabmalloc', '--no-prime'];
       expect(await main(['bench', ...args, ...small], io), args.join(' ')).toBe(2);
       expect(io.text).toMatch(/--trace: only W5 replays traces/);
@@ -36,7 +35,7 @@ describe('sabmalloc bench arguments (audit)', () => {
   it('--json and --svg of one file is a usage error (the SVG overwrote the JSON, and both were reported written)', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-same-'));
     try {
-      const io = quiet();
+      const io = quietIO();
       const f = join(tmp, 'out');
       expect(await main(['bench', 'W1', '--runs', '1', '--cycles', '1000', '--allocators', 'sabmalloc', '--no-prime', '--json', f, '--svg', join(tmp, '.', 'out')], io)).toBe(2);
       expect(io.text).toMatch(/--json and --svg name one file/);
@@ -49,14 +48,14 @@ describe('sabmalloc bench arguments (audit)', () => {
   it('a usage error leaves no folder behind that the check of --json or --svg made', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'sabmalloc-bench-dirs-'));
     try {
-      const io = quiet();
+      const io = quietIO();
       writeFileSync(join(tmp, 'file'), '');
       // --json's folder is fine (and made for the check); --svg's cannot be made (under a file): exit 2.
       expect(await main(['bench', 'W1', '--json', join(tmp, 'new', 'deeper', 'x.json'), '--svg', join(tmp, 'file', 'x.svg')], io)).toBe(2);
       expect(io.text).toMatch(/--svg: cannot write/);
       expect(existsSync(join(tmp, 'new'))).toBe(false);
       // A good run still writes into a folder that did not exist.
-      const io2 = quiet();
+      const io2 = quietIO();
       const json = join(tmp, 'made', 'x.json');
       expect(await main(['bench', 'W1', '--runs', '1', '--warmup', '0', '--cycles', '1000', '--allocators', 'sabmalloc', '--no-prime', '--json', json], io2)).toBe(0);
       expect(JSON.parse(readFileSync(json, 'utf8')).cases.length).toBe(1);
@@ -68,7 +67,7 @@ describe('sabmalloc bench arguments (audit)', () => {
   it('a run that plans no case exits 1 and says so (it printed an empty report and exited 0)', async () => {
     // reference runs at one thread only; MICRO runs sabmalloc and thi.ng only.
     for (const args of [['W2', '--threads', '2', '--allocators', 'reference'], ['MICRO', '--allocators', 'jemalloc']]) {
-      const io = quiet();
+      const io = quietIO();
       expect(await main(['bench', ...args, '--runs', '1', '--warmup', '0', '--cycles', '1000', '--no-prime'], io), args.join(' ')).toBe(1);
       expect(io.text).toMatch(/sabmalloc bench: nothing to run/);
     }
@@ -76,7 +75,7 @@ describe('sabmalloc bench arguments (audit)', () => {
 
   it("MICRO's sabmalloc heap takes the --heap options, as every other sabmalloc heap of the run", async () => {
     const create = vi.spyOn(SharedHeap, 'create');
-    const io = quiet();
+    const io = quietIO();
     expect(await main(['bench', 'MICRO', '--smoke', '--allocators', 'sabmalloc', '--heap', 'trimInterval=16', '--no-prime'], io)).toBe(0);
     const micro = create.mock.calls.filter(([o]) => o?.initialBytes === 256 << 20);
     expect(micro.length).toBe(1);
@@ -85,7 +84,7 @@ describe('sabmalloc bench arguments (audit)', () => {
 
   it('--cycles below a W5 trace\'s operations: the trace is replayed whole, and the header and --help say so', async () => {
     expect(USAGE).toMatch(/W5: operations replayed at least: a trace is replayed whole/);
-    const io = quiet();
+    const io = quietIO();
     expect(await main(['bench', 'W5', '--trace', SAMPLE, '--cycles', '100', '--runs', '1', '--warmup', '0', '--allocators', 'sabmalloc', '--no-prime'], io)).toBe(0);
     expect(io.text).toMatch(/W5 sample: --cycles 100 is below its 300 operations: replayed whole/);
   });
@@ -94,13 +93,13 @@ describe('sabmalloc bench arguments (audit)', () => {
 describe('sabmalloc ab and ceiling integer options (audit)', () => {
   it('take digits only: an empty value, hex and exponents are usage errors naming the option', async () => {
     for (const [opt, value] of [['--warmup', ''], ['--rounds', '1e0'], ['--repeat', '0x2'], ['--rounds', ' 2']]) {
-      const io = quiet();
+      const io = quietIO();
       expect(await main(['ab', '--base', ROOT, '--trace', SAMPLE, '--no-prime', `${opt}=${value}`], io), `${opt}=${value}`).toBe(2);
       expect(io.text).toContain(`${opt}: expected an integer in`);
       expect(io.text).toContain(JSON.stringify(value));
     }
     for (const value of ['0x1', '1e0', '']) {
-      const io = quiet();
+      const io = quietIO();
       expect(await main(['ceiling', '--trace', SAMPLE, '--no-prime', `--runs=${value}`], io), value).toBe(2);
       expect(io.text).toContain(`--runs: expected an integer in [1, 1000], got ${JSON.stringify(value)}`);
     }

@@ -19,18 +19,17 @@ const EMPTY = join(dir, 'empty.trace');
 writeFileSync(EMPTY, '# recorded, but no call\n\n');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const quiet = quietIO;
 
 describe('a trace of no operation (audit)', () => {
   it('ab refuses it as bench and ceiling do, rather than reporting 0 ops at some ns an operation and exiting 0', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['ab', '--base', ROOT, '--trace', EMPTY, '--rounds', '1', '--warmup', '0', '--no-prime'], io);
     expect(io.text).toMatch(/holds no operation|nothing to replay/);
     expect(code, io.text).not.toBe(0);
   });
 
   it('phases refuses it, rather than a row of 0.0 ms and exit 0', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['phases', '--trace', EMPTY, '--rounds', '1', '--warmup', '0', '--no-native', '--no-prime'], io);
     expect(io.text).toMatch(/holds no operation|nothing to replay/);
     expect(code, io.text).not.toBe(0);

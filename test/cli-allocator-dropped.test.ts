@@ -12,7 +12,6 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../bench/cli.js';
 import { quietIO } from './fixtures.js';
 
-const quiet = quietIO;
 
 const SMALL = ['--runs', '1', '--warmup', '0', '--cycles', '1000', '--no-prime'];
 
@@ -24,7 +23,7 @@ describe('an allocator named with --allocators that runs no case (audit)', () =>
     [['LOCK', '--threads', '1', '--allocators', 'sabmalloc,reference'], 'reference'],
   ] as const) {
     it(`bench ${args.join(' ')}: says that ${dropped} is not run, or refuses`, async () => {
-      const io = quiet();
+      const io = quietIO();
       const code = await main(['bench', ...args, ...SMALL], io);
       const table = io.text.split('\n').filter((l) => /^(W3|LOCK)\s+\d+\s+\S+/.test(l));
       expect(table.length, io.text).toBeGreaterThan(0); // sabmalloc ran

@@ -18,11 +18,10 @@ writeFileSync(join(dir, 'good.trace'), 'a 1 16\nf 1\n');
 symlinkSync(join(dir, 'moved-away', 'old.trace'), join(dir, 'broken.trace'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const quiet = quietIO;
 
 describe('a folder with a dangling *.trace link (audit)', () => {
   it('bench W5 --trace FOLDER: a message naming --trace, not a bare ENOENT from stat', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['bench', 'W5', '--trace', dir, '--runs', '1', '--warmup', '0', '--allocators', 'sabmalloc', '--no-prime'], io);
     const first = io.text.split('\n')[0]!;
     expect(code).not.toBe(0);

@@ -21,11 +21,10 @@ const BAD = join(dir, 'bad.trace');
 writeFileSync(BAD, 'a 1 16\nx 2 3\nf 1\n');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const quiet = quietIO;
 
 describe('a malformed trace after a good one (audit)', () => {
   it('ab refuses it before measuring anything', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['ab', '--base', ROOT, '--trace', SAMPLE, '--trace', BAD, '--rounds', '1', '--warmup', '0', '--no-prime'], io);
     expect(code).not.toBe(0);
     expect(io.text).toMatch(/bad\.trace: line 2/);
@@ -33,7 +32,7 @@ describe('a malformed trace after a good one (audit)', () => {
   });
 
   it('phases refuses it before measuring anything', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['phases', '--trace', SAMPLE, '--trace', BAD, '--rounds', '1', '--warmup', '0', '--no-native', '--no-prime'], io);
     expect(code).not.toBe(0);
     expect(io.text).toMatch(/bad\.trace: line 2/);
@@ -41,7 +40,7 @@ describe('a malformed trace after a good one (audit)', () => {
   });
 
   it('ceiling refuses it before measuring anything', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['ceiling', '--trace', SAMPLE, '--trace', BAD, '--runs', '1', '--no-prime'], io);
     expect(code).not.toBe(0);
     expect(io.text).toMatch(/bad\.trace: line 2/);

@@ -14,11 +14,10 @@ import { quietIO } from './fixtures.js';
 const SAMPLE = fileURLToPath(new URL('../bench/traces/sample.trace', import.meta.url));
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-const quiet = quietIO;
 
 describe('a negative integer option (audit)', () => {
   it('bench names the option and the value (as it does now)', async () => {
-    const io = quiet();
+    const io = quietIO();
     expect(await main(['bench', 'W1', '--runs', '-1'], io)).toBe(2);
     expect(io.text.split('\n')[0]).toMatch(/--runs: .*"-1"/);
   });
@@ -29,7 +28,7 @@ describe('a negative integer option (audit)', () => {
     ['ab', '--base', ROOT, '--trace', SAMPLE, '--warmup', '-1'],
   ]) {
     it(`${args.join(' ')}: names the option and the value`, async () => {
-      const io = quiet();
+      const io = quietIO();
       expect(await main(args, io)).toBe(2);
       const first = io.text.split('\n')[0]!;
       expect(first).toContain(args.at(-2)!);

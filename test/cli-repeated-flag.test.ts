@@ -11,11 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { main } from '../bench/cli.js';
 import { quietIO } from './fixtures.js';
 
-const quiet = quietIO;
 
 describe('a one-value option given twice (audit)', () => {
   it('--allocators sabmalloc --allocators reference: both run, or a usage error naming --allocators; not reference alone', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['bench', 'W1', '--allocators', 'sabmalloc', '--allocators', 'reference', '--runs', '1', '--warmup', '0', '--cycles', '1000', '--no-prime'], io);
     expect(code, io.text).toBe(0);
     expect(io.text).toContain('--allocators given 2 times: the last, "reference", counts (a comma-separated list names several)');
@@ -24,7 +23,7 @@ describe('a one-value option given twice (audit)', () => {
   }, 30_000);
 
   it('--threads 1 --threads 2: a usage error naming --threads, or both thread counts run', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['bench', 'W3', '--threads', '1', '--threads', '2', '--allocators', 'sabmalloc', '--runs', '1', '--warmup', '0', '--cycles', '1000', '--no-prime'], io);
     expect(code, io.text).toBe(0);
     expect(io.text).toContain('--threads given 2 times: the last, "2", counts (a comma-separated list names several)');

@@ -19,11 +19,10 @@ writeFileSync(A, 'a 1 16\nf 1\n');
 writeFileSync(B, 'a 1 16\nf 1\n');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const quiet = quietIO;
 
 describe('a second trace path without its --trace (audit)', () => {
   it('is named as typed, not upper-cased, in the usage error', async () => {
-    const io = quiet();
+    const io = quietIO();
     expect(await main(['bench', 'W5', '--trace', A, B, '--runs', '1'], io)).toBe(2);
     const first = io.text.split('\n')[0]!;
     expect(first).not.toContain(B.toUpperCase());

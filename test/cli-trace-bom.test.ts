@@ -18,11 +18,10 @@ const BOM = join(dir, 'saved.trace');
 writeFileSync(BOM, '\ufeffa 1 16\r\nf 1\r\n');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const quiet = quietIO;
 
 describe('a trace with a byte order mark (audit)', () => {
   it('is replayed, or refused with a message that shows the mark', async () => {
-    const io = quiet();
+    const io = quietIO();
     const code = await main(['bench', 'W5', '--trace', BOM, '--runs', '1', '--warmup', '0', '--cycles', '10', '--allocators', 'sabmalloc', '--no-prime'], io);
     expect(code, io.text).toBe(0); // the mark skipped, as CRLF line ends are taken
     expect(io.text).toMatch(/saved: saved\.trace: 2 ops/);
