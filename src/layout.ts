@@ -110,7 +110,11 @@ export const G_MAG_CAP = 6; //          [C] magazineCapacity (entries per class,
 export const G_REFILL = 7; //           [C] refillCount
 export const G_DRAIN_INTERVAL = 8; //   [C] drainInterval
 export const G_S1_KEEP = 9; //          [C] EMPTY slabs a class keeps in Stage 1 before giving slots back
-export const G_GEN = 10; //             [A] bumped under the lock each time the buffer grows (before G_BUFFER_SUPERS)
+export const G_GEN = 10; //             [H] bumped under the lock each time the buffer grows (before G_BUFFER_SUPERS);
+//                                      read plain by ThreadContext.ensureViews (context.ts) on slow paths, whose
+//                                      refresh reads it again by Atomics.load: a block of the grown part reaches a
+//                                      thread after the bump, through the lock, an Atomics operation or a message,
+//                                      and a stale read only leaves the views as they were until the next look
 export const G_BUFFER_SUPERS = 11; //   [A] stored under the lock: buffer length >>> SUPER_SHIFT
 export const G_CARVED = 12; //          [A] stored under the lock: SuperSlabs carved, metadata included
 export const G_LOCK = 13; //            [A] the global lock word: lockWord(holder slot, state, its TH_LOCK_GEN) (lock.ts)
@@ -142,12 +146,16 @@ export const G_LARGE_POOLED = 22; //    [A] slots in the large-run lists and res
 //                                      free before its push (taken back by Atomics.sub when it overshoots the budget),
 //                                      Atomics.sub after a pop unlinks (before the run is marked LIVE or given back);
 //                                      a dead thread's share on no list (TH_LARGE_HELD) subtracted by its reclaim;
-//                                      only the pool's keep test reads it (pool.ts largePoolReserve)
+//                                      read (Atomics.load) by the pool's keep test (pool.ts largePoolReserve), and by
+//                                      largeAlloc and takeSlab, which give pooled runs back before taking a slot
+//                                      while it is above 0, and by that give-back (pool.ts returnLargeRuns)
 export const G_LARGE_CREDIT = 23; //    [A] whether keeping freed large runs pays, about: +1 when a kept run is taken again,
 //                                      -1 when one goes back to Stage 2 unused (pool.ts), held within -8 .. 8
-export const G_UNSURE = 24; //          [A] epoch of unsure notice flags: Atomics.add by a reclaimer before it marks a slab's
-//                                      SM_NOTIFIED -epoch (reclaim.ts markUnsureNotice); owners compare it with the
-//                                      epoch they last looked at (slab.ts processNotices)
+export const G_UNSURE = 24; //          [A] epoch of unsure notice flags: a reclaimer (under the lock) marks a slab's SM_NOTIFIED
+//                                      -(G_UNSURE + 1) by CAS first, then publishes that epoch by a CAS of G_UNSURE from the
+//                                      value it read (reclaim.ts markUnsureNotice; published first, an owner could settle the
+//                                      epoch before the mark was stored); owners compare it with the epoch they last looked at
+//                                      (slab.ts processNotices)
 export const G_UNDECIDED = 25; //      [A] a hint: nonzero while the table of undecided chains (UD_W) may hold one. Stored
 //                                      under the lock only: live entries + 1 before a reclaimer fills an entry and again once
 //                                      it is live (reclaim.ts handOver), the live entries after each settle pass (remote.ts
@@ -346,10 +354,14 @@ export const SM_SPAN = 5; //        [P] slots of the slab or large run, read at 
 //                                  then): the commit point of the resize, slots taken beyond it are a dead
 //                                  holder's to give back (slots.ts repairSlotTable); the run's other slots
 //                                  keep the span they were written with
-export const SM_OWNER = 6; //       [A] head: owner slot, OWNER_NONE (abandoned), OWNER_POOL (EMPTY, Stage 1; or a pooled
+export const SM_OWNER = 6; //       [H] head: owner slot, OWNER_NONE (abandoned), OWNER_POOL (EMPTY, Stage 1; or a pooled
 //                                  large run on its large-run list, whose owner is otherwise unused) or
 //                                  OWNER_RETURNING (its slots going back to Stage 2 under the lock). A popper
-//                                  claims a POOL slab by CAS to its slot before the CAS that unlinks it
+//                                  claims a POOL slab by CAS to its slot before the CAS that unlinks it.
+//                                  Atomics everywhere but two plain reads of "is this slab mine?" (magazine.ts
+//                                  drainJournal; slab.ts repairRefill, a reclaimer's as the dead thread): only
+//                                  the reader's own thread (or its reclaimer) makes the answer yes, so a stale
+//                                  value can only say no for a slab that is not its own
 export const SM_BUMP = 7; //        [O] head: blocks carved so far in this life of the slab (blocks >= BUMP are FREE
 //                                  and counted nowhere); back to 0, with FREE_REGIONS and NFREE, when the
 //                                  slab goes to Stage 1 empty (pool.ts forgetFreeBlocks), so that its next
@@ -410,8 +422,11 @@ export const SM_FREED_DATA = 22; //    [L] that slab's SM_DATA (read only while 
 // never changed while it is linked, so that a list's length is its head's word (listCount),
 // exact whenever the head is, with no count to keep beside the CAS.
 export const SM_POOL_DEPTH = SM_FREED_DATA; // [H] written plain by the pusher before the head's CAS, from its
-//                                  plain read of the depth of the head it read by Atomics (a head that moved since
-//                                  fails the CAS and the value is made again); Atomics elsewhere
+//                                  plain read of the depth of the head it last read (plain on its first round, as
+//                                  the CAS's return after: a head that moved since fails the CAS, whose tag moves at
+//                                  every push and pop, and the value is made again: pool.ts listPush); read plain
+//                                  as a hint by listCountHint (the keep tests and a refill's depth test, as
+//                                  S1_HEAD_W's line says); Atomics elsewhere
 export const SM_COLLECTS = 23; //      [A] head of a slab: bumped before every exchange that takes the remote list (of a large run: SM_RUN_GEN)
 /**
  * [A] The head of a large run: its generation, the same word as SM_COLLECTS (a slab's; the word is
@@ -430,7 +445,10 @@ export const SM_TOUCHED = 24; //    [O]/[L] every slot: bytes from the slot's st
 //                                  touched (stats() footprintBytes). Written plain, only raised, by whoever
 //                                  holds the slot: the slab's owner when it carves blocks ([O]), the lock
 //                                  holder when it makes a slab or a large run there ([L]); check() tests
-//                                  that it covers every block handed out; stats() reads it racily.
+//                                  that it covers every block handed out; stats() reads it racily; so do
+//                                  classifyBlock (alloc.ts: free, realloc or usableSize of a FREE block, from any
+//                                  thread, to tell a double free from a block never handed out, in its message
+//                                  only) and findUntouchedSlot (slots.ts, under the lock: which empty slot to take).
 // Words SM_STATES_W .. SM_WORDS-1 of a head entry hold the state bytes of slabs with at most
 // SM_STATE_BYTES blocks (classes with META_STATES, 2560 bytes and up); [R] for other slabs.
 export const SM_STATES_W = 25; //      [O] head: state bytes (only for classes with META_STATES)
@@ -553,15 +571,18 @@ export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMI
 //                                 reclaimWhenGone() for the global lock's holder once granted its Web Lock:
 //                                 reclaim.ts markLockHolderGone), or by the
 //                                 thread itself when a call of its was cut off by a fault (fault.ts: a plain
-//                                 store there, which makes no call; an aligned Int32Array element is
-//                                 tear-free), which then never touches the heap through that slot again (its
-//                                 attach anew reclaims it). Attach, detach and reclaim make the other moves.
+//                                 read of ATTACHED and of its TH_THREAD_ID, then a plain store, which makes
+//                                 no call; an aligned Int32Array element is tear-free; other threads move a slot
+//                                 out of ATTACHED only once its thread has ended), which then never touches
+//                                 the heap through that slot again (its attach anew reclaims it). Attach, detach and reclaim make the other moves.
 export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread; 0 on a free slot. attach reserves a
 //                                 slot by a CAS of this word from 0 before the CAS of TH_STATE from FREE, so
 //                                 no slot is ATTACHED without an id; a FREE slot carrying an id was reserved
 //                                 by a thread killed in between (or in detach, which stores FREE first and
 //                                 the id last), and reclaim(id) sets it back to 0. A reclaim clears it while
-//                                 the slot is still RECLAIMING, then stores FREE.
+//                                 the slot is still RECLAIMING, then stores FREE. Read plain by the thread itself
+//                                 (fault.ts, as TH_STATE's line says) and by stats() (racily: whether a FREE
+//                                 slot carries an id).
 export const TH_NOTICE = 2; //    [H] notice list: slabs of this thread that got remote frees (slot, 0 = empty,
 //                                 NOTICE_CLOSED once the thread took it for the last time: a detach's or a
 //                                 reclaim's last look stores it by exchange; attach stores 0). Freers push by
@@ -577,9 +598,11 @@ export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal'
 // and at any Atomics call: between two of them in about half of the terminations of a loop of
 // two, measured; test/crash-points.test.ts stops a worker before each of its Atomics calls).
 export const TH_RETURNING = 4; //  [O] under the lock, around marking a slab OWNER_RETURNING and giving its slots back (0: none)
-export const TH_COLLECT_MW = 5; // [A] while collecting a remote list: the slab's meta word index (stored
+export const TH_COLLECT_MW = 5; // [H] while collecting a remote list: the slab's meta word index (stored
 //                                 before the exchange; reclaimers read it, see resolveInflight; cleared before
-//                                 the collector reads G_UNDECIDED) ...
+//                                 the collector reads G_UNDECIDED); plain: attach's store of 0 over the 0 a
+//                                 detach or reclaim left (attach.ts), and a reclaimer's read of a dead thread's
+//                                 under the lock (reclaim.ts finishJournals) ...
 export const TH_COLLECT_NEXT = 6; //[O] ...and the next block of the taken list still to move (-1: not taken yet)
 export const TH_PUSHING = 7; //   [O] while pushing a slab onto a Stage-1 list, or a large run onto its list (from before its
 //                                slots are reserved in G_LARGE_POOLED), or freeing a large run under the lock (from
@@ -616,8 +639,11 @@ export const TH_RECLAIMER = TH_F64_W + 2 * 5; // [L] (an Int32 word in the count
 //                                a reclaim of that reclaimer finishes this one too (reclaim.ts); left so when the
 //                                slot goes FREE (attach zeroes it), so that a reclaimer stopped right before that
 //                                store is still named (reclaim.ts reclaimSlot); in an ATTACHED
-//                                slot, [O]: the stopped slot + 1 its own reclaim (reclaimOwnDead) is taking, from
-//                                before it takes the lock until after it let it go (reclaim.ts inOwnReclaim), else 0
+//                                slot, [H]: the stopped slot + 1 its own reclaim (reclaimOwnDead) is taking, from
+//                                before it takes the lock (Atomics.store) until after it let it go (a plain store
+//                                of 0: a stale mark only makes another thread take it as inside its reclaim a
+//                                moment longer), else 0; other threads read it by Atomics.load (reclaim.ts
+//                                inOwnReclaim)
 export const TH_NOTIFYING = TH_F64_W + 2 * 5 + 1; // [O] (an Int32 word in the counters area) while a remote freer
 //                                notifies a slab's owner (remote.ts notifyOwner): the slab, stored before the CAS that
 //                                publishes a drained chain onto its remote list (magazine.ts drainJournal) or before
@@ -636,7 +662,8 @@ export const TH_FLUSH_ASK = TH_F64_W + 2 * 6 + 1; // [A] (an Int32 word in the c
 //                                 notify, flushes, and answers by CAS back to FA_LISTENING and a notify (a
 //                                 thread stopped in its flush leaves FA_FLUSHING, which askers wait on for a
 //                                 bounded time only, and its next attachment stores FA_LISTENING). Zeroed at
-//                                 attach with the counters
+//                                 attach with the counters, by a plain fill after the slot is ATTACHED (attach.ts;
+//                                 an asker that meets the zero, FA_NONE, asks no more of it)
 export const FA_NONE = 0;
 export const FA_LISTENING = 1;
 export const FA_ASKED = 2;
@@ -645,13 +672,16 @@ export const TH_S1_PRIVATE = TH_F64_W + 2 * 7; // [L] (an Int32 word in the coun
 //                                reclaimed: the first slab of the Stage-1 list its reclaimer holds whole (taken off
 //                                the list to repair a push or pop, pool.ts repairStage1), 0 when none; stored
 //                                with no call after the CAS that takes the list and cleared likewise after the CAS
-//                                that puts it back, so a reclaim of a reclaimer stopped in between puts it back
+//                                that puts it back, so a reclaim of a reclaimer stopped in between puts it back;
+//                                also zeroed, without the lock, by attach's fill of the counters (attach.ts) over
+//                                the 0 its last reclaim left
 export const TH_NOTIFY_TO = TH_F64_W + 2 * 7 + 1; // [A] (an Int32 word in the counters area) while a remote freer
 //                                notifies a slab's owner (remote.ts notifyOwner): that owner's thread slot + 1, stored
 //                                by the freer before it reads the owner again and pushes onto that slot's notice list,
 //                                cleared after (0: none). An attacher does not take a slot some thread names here
 //                                (attach.ts): a freer that read the slot's last thread as the owner would push the slab
-//                                onto the list of the next. A reclaimer clears a dead thread's (reclaim.ts)
+//                                onto the list of the next. A reclaimer clears a dead thread's (reclaim.ts); attach's
+//                                plain fill of the counters zeroes it again over that 0 (attach.ts)
 export const TH_FLAGGED = TH_F64_W + 2 * 8; // [O] (an Int32 word in the counters area) while a remote freer
 //                                notifies a slab's owner: the slab, stored with no call after the CAS of SM_NOTIFIED
 //                                from 0 that set its flag, and cleared with no call after the push onto the owner's
@@ -702,7 +732,9 @@ export const TH_LOCK_GEN = TH_WATCHING + WATCH_ENTRIES; // [O] attachments this 
 //                                 lock word (until 2^LOCK_GEN_BITS attachments later). A held lock word's generation bits are
 //                                 its holder slot's (check.ts: a slot is attached again only after its lock was let go or broken);
 //                                 an instance a fault stopped reads it (Atomics.load) to tell its own attachment of the slot from
-//                                 a later one under the same id (fault.ts stopOnFault: another copy of the package in the thread)
+//                                 a later one under the same id (fault.ts stopOnFault: another copy of the package in the thread);
+//                                 so does another thread that would mark the lock's holder dead (reclaim.ts lockHolderId:
+//                                 the generation the CAS that took the lock published)
 export const TH_JOURNAL_W = TH_LOCK_GEN + 1; // [O] room for a copied journal (reclaim): JOURNAL_AREAS areas of magazineWords(magCap)
 //                                 words, from TH_JOURNAL_W and from TH_JOURNAL_W + magazineWords(magCap). A reclaim copies the
 //                                 entries it drains into the area TH_JOURNAL_SRC does not name (magazine.ts journalEntries), so

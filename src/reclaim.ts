@@ -747,9 +747,9 @@ function inDeepMagazine(dead: ThreadContext, jW: number, n: number): boolean {
  * notice flag is still the one it set (its slot + 1), the slab may be on the owner's notice list
  * (pushed, not taken yet) or on none (stopped before the push), and nothing tells which. Left
  * as it was, the flag would make every later remote free skip the notice while the owner never
- * looks: their blocks would wait on the slab's remote list. Marked -epoch instead (after the
- * epoch's increment, which so follows the death and any push), for the owner to settle
- * (slab.ts settleUnsure). A reclaimer stopped before the CAS leaves TH_NOTIFYING for the next.
+ * looks: their blocks would wait on the slab's remote list. Marked -epoch instead (the epoch
+ * after G_UNSURE's, published by the CAS that follows the mark, so after the death and any push),
+ * for the owner to settle (slab.ts settleUnsure). A reclaimer stopped before the CAS leaves TH_NOTIFYING for the next.
  */
 function markUnsureNotice(dead: ThreadContext, slot: number): void {
   const i32 = dead.i32;
