@@ -939,16 +939,18 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   const legend = opts.wide
     ? `cold: the warm-up run (the first call of the timed loop in fresh workers); ops/s: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc peak footprint (pages ' +
-      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, dlmalloc-wasm memory size, reference bump top, native peak RSS (W5: its growth during the ' +
-      'replay; pages touched only: W2 writes just the ends of its 8-32 KiB blocks, so a native figure there can be below peak live); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
+      'of the buffer handed out or written, incl. metadata (meta)), thi.ng pool top, dlmalloc-wasm memory size, reference bump top, native growth of the peak RSS over the workload (the ' +
+      'program and its libraries left out; pages touched only: W2 writes just the ends of its 8-32 KiB blocks, so a native figure there can be ' +
+      'below peak live, and sabmalloc\'s, which counts pages handed out, above what it holds); carved: sabmalloc stats().peakCarvedBytes, the address space of its carved SuperSlabs; peak live: peak of live requested ' +
       'bytes (with threads, the sum of per-thread/per-array peaks); page faults: the process\'s minor page faults (first touches ' +
       'of fresh pages, every thread) during a timed run, median (W5: the replays with their untimed cleanups); lock and stage ' +
       'counters: timed part only (S1/S2/S3 and remote frees per run).'
     : `cold: the warm-up run (the first call of the timed loop in fresh workers); warm: median of the timed runs (min-max)${untimed}; ` +
       'x glibc: warm median over glibc native on the same workload (W5: trace) and threads; footprint: sabmalloc ' +
       'stats().peakFootprintBytes (pages of the buffer handed out or written, metadata included), thi.ng pool top, dlmalloc-wasm memory ' +
-      'size, reference bump top, native peak RSS (W5: its growth during the replay; pages touched only: W2 writes just the ends of ' +
-      'its 8-32 KiB blocks, so a native figure there can be below peak live); ' +
+      'size, reference bump top, native growth of the peak RSS over the workload (the program and its libraries left out; pages touched ' +
+      'only: W2 writes just the ends of its 8-32 KiB blocks, so a native figure there can be below peak live, and sabmalloc\'s, ' +
+      'which counts pages handed out, above what it holds); ' +
       'peak live: peak of live requested bytes (with threads, the sum of per-thread/per-array peaks). ' +
       'Page faults, lock and stage counters: --wide, and in --json.';
   io.out(wrap(legend) + '\n');

@@ -63,8 +63,10 @@ export interface NativeResult {
   seconds: number;
   opsPerSec: number;
   /**
-   * Peak resident set of the program, in bytes: VmHWM of /proc/self/status,
-   * else ru_maxrss. W5: the growth of the peak RSS during the replay loop.
+   * The growth of the program's peak resident set (VmHWM of /proc/self/status) over the
+   * workload, in bytes (workloads.c: from where the workload starts, after its tables are
+   * made; W5: the replay loop): what the allocator took, not the program's image. Without
+   * /proc, ru_maxrss of the whole process.
    */
   peakRssBytes: number;
   /**

@@ -166,7 +166,9 @@ const W5_SLACK_MIB = 64;
  * SharedArrayBuffer instead and copies with copyWithin). Pages it never
  * touches cost nothing: the footprint reported (stats().peakFootprintBytes,
  * metadata included) counts the pages the heap handed out or wrote, what the
- * operating system holds for it, as the natives' RSS does. (Until the heaps
+ * operating system holds for it once the blocks are written (an upper bound: the
+ * replay writes each block's ends only, so a large block's middle pages are counted
+ * here and not in the natives' RSS; within 6% on the four shared traces). (Until the heaps
  * had a memory this was a growable heap from 64 MiB, so that a replay paid
  * for growing it: a few grows of the buffer in a replay of a second.)
  * Twice the peak live bytes covers size-class rounding (at most 25%), slabs

@@ -20,14 +20,17 @@
  * a realloc keeps and a calloc's zeros, and sums the bytes read back into the
  * same checksum. minorFaults counts the process's minor page faults (first
  * touches of fresh pages) during the timed part (W5: the replays and their
- * cleanups). Its peakRssBytes is the growth of the peak RSS during the
- * loop (the peak is reset with /proc/self/clear_refs first), not the peak of
- * the whole process, whose trace tables would dominate it.
+ * cleanups).
  *
  * Prints one line of JSON on stdout: the workload and its parameters, ops,
  * mallocs (W3 counts its initial fill), bytesRequested, checksum, seconds,
- * opsPerSec, peakRssBytes (the process's peak resident set: VmHWM of
- * /proc/self/status, else getrusage ru_maxrss), ruMaxrssBytes (ru_maxrss
+ * opsPerSec, peakRssBytes (the growth of the process's peak resident set,
+ * VmHWM of /proc/self/status, over the workload: the peak is reset with
+ * /proc/self/clear_refs where the workload starts, after W1's slot tables and
+ * W5's trace tables are made, before W2's and W3's threads start; so not the
+ * program, its libraries or the tables, which a JavaScript allocator's heap
+ * does not hold either; without /proc, getrusage ru_maxrss of the whole
+ * process), ruMaxrssBytes (ru_maxrss
  * itself: on Linux it survives execve, so when the program is started by a
  * large parent such as node it may show the parent's forked image rather than
  * this program), peakLiveBytes (peak of live
@@ -391,6 +394,23 @@ static long long vm_rss_bytes(void) {
 
 static long long vm_hwm_bytes(void);
 
+/* Resets the peak RSS to the current RSS (Linux >= 4.0) and returns the current RSS, so that
+   vm_hwm_bytes() - the result is the growth of the peak from here on (-1: not known). */
+static long long rss_reset(void) {
+  int cr = open("/proc/self/clear_refs", O_WRONLY);
+  if (cr >= 0) {
+    if (write(cr, "5", 1) != 1) { /* older kernel: the peak so far is about the current RSS anyway */ }
+    close(cr);
+  }
+  return vm_rss_bytes();
+}
+
+/* The growth of the peak RSS since rss_reset() returned rss0, in bytes (0 when not known). */
+static long long rss_growth(long long rss0) {
+  long long hwm = vm_hwm_bytes();
+  return hwm >= 0 && rss0 >= 0 && hwm > rss0 ? hwm - rss0 : 0;
+}
+
 static __attribute__((noinline, noreturn)) void w5_corrupted(const int32_t *line, uint64_t i, uint64_t count,
                                                             const void *p, uint32_t size, const char *what,
                                                             unsigned expected, unsigned b0, unsigned b1) {
@@ -428,13 +448,7 @@ static void w5_replay(const char *path, uint64_t repeats, uint64_t split, w5_res
   unsigned char *tags = map_anon(nslots);
   unsigned char *used = map_anon(nslots);
 
-  /* Reset the peak RSS to the current RSS (Linux >= 4.0), so that the growth is the replay's. */
-  int cr = open("/proc/self/clear_refs", O_WRONLY);
-  if (cr >= 0) {
-    if (write(cr, "5", 1) != 1) { /* older kernel: the peak so far is about the current RSS anyway */ }
-    close(cr);
-  }
-  long long rss0 = vm_rss_bytes();
+  long long rss0 = rss_reset(); /* so that the growth is the replay's */
 
   uint64_t mallocs = 0, reallocs = 0, frees = 0, bytes = 0, peak = 0;
   uint32_t checksum = 0;
@@ -527,8 +541,7 @@ static void w5_replay(const char *path, uint64_t repeats, uint64_t split, w5_res
     }
   }
   r->minor_faults = minor_faults() - faults0;
-  long long hwm = vm_hwm_bytes();
-  r->rss_growth = hwm >= 0 && rss0 >= 0 && hwm > rss0 ? hwm - rss0 : 0;
+  r->rss_growth = rss_growth(rss0);
   r->seconds = seconds;
   r->ops = count * repeats;
   r->mallocs = mallocs;
@@ -647,19 +660,23 @@ int main(int argc, char **argv) {
   tally_t total = {0};
   double seconds = 0;
   long long faults = 0; /* minor page faults during the timed part */
+  long long rss0 = -1;  /* the RSS where the workload starts (rss_reset) */
   if (w == 1) {
     slots_t s;
     slots_init(&s, p.ws);
+    rss0 = rss_reset();
     uint32_t rng = p.seed; /* threadSeed(seed, 0) == seed */
     double t0 = now_seconds();
     long long f0 = minor_faults();
     slot_loop("W1", &s, &rng, p.cycles, W1_MIN_SIZE, W1_SIZE_SPAN, &total);
     seconds = now_seconds() - t0;
     faults = minor_faults() - f0;
-    slots_cleanup("W1 cleanup", &s); /* not timed */
+    slots_cleanup("W1 cleanup", &s); /* not timed (freed memory stays in the peak, as it was reached) */
   } else {
     worker_t *workers = xcalloc(p.threads, sizeof *workers);
     if (w == 3) arrays = xcalloc(p.threads, sizeof *arrays);
+    /* Before the threads start: their set-up (slot tables, W3's first fill, their stacks' pages) counts. */
+    rss0 = rss_reset();
     run_threads(workers, p.threads, w == 2 ? w2_thread : w3_thread, &seconds, &faults);
     for (uint64_t t = 0; t < p.threads; t++) {
       total.ops += workers[t].tally.ops;
@@ -679,6 +696,7 @@ int main(int argc, char **argv) {
   getrusage(RUSAGE_SELF, &ru);
   long long ru_maxrss = (long long)ru.ru_maxrss * 1024LL;
   long long hwm = vm_hwm_bytes();
+  long long footprint = hwm >= 0 && rss0 >= 0 ? rss_growth(rss0) : ru_maxrss; /* no /proc: the whole process's */
   printf("{\"workload\":\"W%d\",\"threads\":%" PRIu64, w, p.threads);
   if (w == 3) {
     printf(",\"chunks\":%" PRIu64 ",\"rounds\":%" PRIu64 ",\"opsPerRound\":%" PRIu64, p.chunks, p.rounds,
@@ -690,7 +708,7 @@ int main(int argc, char **argv) {
          ",\"checksum\":%" PRIu32 ",\"seconds\":%.9f,\"opsPerSec\":%.1f,\"peakRssBytes\":%lld,\"ruMaxrssBytes\":%lld"
          ",\"peakLiveBytes\":%" PRIu64 ",\"minorFaults\":%lld,\"mallocLibrary\":",
          p.seed, total.ops, total.mallocs, total.bytes_requested, total.checksum, seconds,
-         seconds > 0 ? (double)total.ops / seconds : 0.0, hwm >= 0 ? hwm : ru_maxrss, ru_maxrss, total.peak_live, faults);
+         seconds > 0 ? (double)total.ops / seconds : 0.0, footprint, ru_maxrss, total.peak_live, faults);
   json_string(malloc_library());
   puts("}");
   return 0;
