@@ -126,10 +126,11 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
     const off = p - i32[mW + SM_DATA];
     if (off < 0) throw pointerError(fn, arg, p, 'is inside a slab header (metadata)');
     const idx = Math.floor(off / SIZE[cls]);
+    // The tail first: an offset there that is not a block-size multiple is inside no block.
+    if (idx >= COUNT[cls]) throw pointerError(fn, arg, p, "is not the start of a block (past a slab's last block)");
     if (idx * SIZE[cls] !== off) {
       throw pointerError(fn, arg, p, `is not the start of a block (interior to a ${SIZE[cls]}-byte block)`);
     }
-    if (idx >= COUNT[cls]) throw pointerError(fn, arg, p, "is not the start of a block (past a slab's last block)");
     const state = t.bytes[i32[mW + SM_STATE] + idx];
     if (state === ST_ALLOCATED) return cls;
     if (state === ST_CLEAN) throw pointerError(fn, arg, p, 'is not allocated: malloc has not returned it yet (a block never used)');

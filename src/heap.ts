@@ -1195,8 +1195,8 @@ class DebugSharedHeap extends SharedHeap {
   }
 
   override alignedAlloc(align: number, size: number): number {
+    const a = checkInteger('alignedAlloc', 'align', align); // in the default mode's order (alignedAllocImpl)
     const n = checkInteger('alignedAlloc', 'size', size);
-    const a = checkInteger('alignedAlloc', 'align', align);
     checkAlign(align, a);
     this.#attached('alignedAlloc(align, size)');
     if (a <= 16) return this.#alloc('alignedAlloc(align, size)', n);
