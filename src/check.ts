@@ -368,6 +368,9 @@ function checkSlab(
   const owner = Atomics.load(i32, mW + SM_OWNER);
   if (owner === OWNER_POOL) poolSlabs.add(s);
   else if (owner !== OWNER_NONE && (owner < 0 || owner >= h.geo.maxThreads)) fail(`${where}: owner ${owner}`);
+  // A slab with no owner is on its abandoned list (abandonAll lists it before the owner store;
+  // adoptAbandoned adopts it before the unlink): else no thread could find its free blocks.
+  if (owner === OWNER_NONE && i32[mW + SM_ABANDON_LISTED] !== 1) fail(`${where}: no owner and on no abandoned list`);
   const data = start + HDR[cls];
   const onList = new Uint8Array(count);
   const walk = (head: number, expect: number, name: string): number => {

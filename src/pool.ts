@@ -567,10 +567,15 @@ function adoptAbandoned(t: ThreadContext, cls: number): number {
     const slot = i32[ABANDONED_W + cls];
     if (slot === 0) return 0;
     const mW = t.metaW(slot);
+    // Adopted before it leaves the list: a thread stopped between the two leaves the slab its own
+    // and listed, which its reclaim gives up again (abandonAll; abandonedPush skips a listed slab).
+    // Off the list first, a thread stopped at the adopting CAS left a slab of no owner on no list,
+    // whose free blocks no thread could find until one of its blocks was freed (an audit of the
+    // crash points, test/adopt-abandoned-stopped.test.ts).
+    const adopted = i32[mW + SM_KIND] === K_SLAB && (i32[mW + SM_CLS1] - 1) === cls && i32[mW + SM_HEAD] === slot && adoptSlab(t, slot);
     i32[ABANDONED_W + cls] = i32[mW + SM_ABANDON_NEXT];
     i32[mW + SM_ABANDON_LISTED] = 0;
-    if (i32[mW + SM_KIND] !== K_SLAB || (i32[mW + SM_CLS1] - 1) !== cls || i32[mW + SM_HEAD] !== slot) continue;
-    if (!adoptSlab(t, slot)) continue; // adopted meanwhile by a remote free, or pooled
+    if (!adopted) continue; // not a slab of the class any more, adopted meanwhile by a remote free, or pooled
     t.f64[F_ADOPTED]++;
     collectRemote(t, mW, cls);
     // Every block back, free blocks on the list, or blocks never carved: usable now.

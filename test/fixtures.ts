@@ -48,6 +48,18 @@ export function checked(heap: SharedHeap): string {
   }
 }
 
+/** Frees `blocks` and flushes, then what is wrong: check()'s message, bytes left live; [] when nothing. */
+export function freedAndChecked(heap: SharedHeap, blocks: Iterable<number>): string[] {
+  for (const p of blocks) heap.free(p);
+  heap.flush();
+  const out: string[] = [];
+  const c = checked(heap);
+  if (c !== 'passes') out.push(`check() after freeing all: ${c}`);
+  const live = heap.stats().liveBytes;
+  if (live !== 0) out.push(`${live} live bytes after freeing all`);
+  return out;
+}
+
 /**
  * Whether every byte of `u8` in [from, to) is `value`: a plain loop (TypedArray.every calls its
  * callback per byte, which on the megabytes of a large block cost crash-points.test.ts a fifth of its time).
