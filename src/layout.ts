@@ -566,7 +566,7 @@ export function isCached(st: number): boolean {
 // One per thread slot, threadWords(magCap, classes) words from geometry().threadsW, touched by
 // its thread only ([O]) except the [A] words. A reclaimer acts as the dead thread after winning
 // TH_STATE (ATTACHED or DEAD -> RECLAIMING).
-export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING. ATTACHED -> DEAD by a CAS: by
+export const TH_STATE = 0; //     [H] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMING. ATTACHED -> DEAD by a CAS: by
 //                                 watch() or reclaim() in another thread for a thread that exited (or by
 //                                 reclaimWhenGone() for the global lock's holder once granted its Web Lock:
 //                                 reclaim.ts markLockHolderGone), or by the
@@ -574,8 +574,9 @@ export const TH_STATE = 0; //     [A] TS_FREE, TS_ATTACHED, TS_DEAD, TS_RECLAIMI
 //                                 read of ATTACHED and of its TH_THREAD_ID, then a plain store, which makes
 //                                 no call; an aligned Int32Array element is tear-free; other threads move a slot
 //                                 out of ATTACHED only once its thread has ended), which then never touches
-//                                 the heap through that slot again (its attach anew reclaims it). Attach, detach and reclaim make the other moves.
-export const TH_THREAD_ID = 1; // [A] threadId + 1 of the attached thread; 0 on a free slot. attach reserves a
+//                                 the heap through that slot again (its attach anew reclaims it). Attach,
+//                                 detach and reclaim make the other moves, by Atomics.
+export const TH_THREAD_ID = 1; // [H] threadId + 1 of the attached thread; 0 on a free slot. attach reserves a
 //                                 slot by a CAS of this word from 0 before the CAS of TH_STATE from FREE, so
 //                                 no slot is ATTACHED without an id; a FREE slot carrying an id was reserved
 //                                 by a thread killed in between (or in detach, which stores FREE first and
@@ -653,7 +654,7 @@ export const TH_NOTIFYING = TH_F64_W + 2 * 5 + 1; // [O] (an Int32 word in the c
 //                                notices the slab anew as the dead thread (reclaim.ts finishJournals)
 export const TH_POPPING = TH_F64_W + 2 * 6; // [O] (an Int32 word in the counters area) while popping a Stage-1
 //                                slab: the slab it claims or claimed (0: none; see repairStage1)
-export const TH_FLUSH_ASK = TH_F64_W + 2 * 6 + 1; // [A] (an Int32 word in the counters area) asks to flush
+export const TH_FLUSH_ASK = TH_F64_W + 2 * 6 + 1; // [H] (an Int32 word in the counters area) asks to flush
 //                                 (flush-ask.ts): FA_NONE (0) while the thread does not listen (no
 //                                 Atomics.waitAsync, or detached: it stores FA_NONE and notifies); FA_LISTENING,
 //                                 stored by the thread itself after attach, which it awaits with waitAsync;
@@ -675,7 +676,7 @@ export const TH_S1_PRIVATE = TH_F64_W + 2 * 7; // [L] (an Int32 word in the coun
 //                                that puts it back, so a reclaim of a reclaimer stopped in between puts it back;
 //                                also zeroed, without the lock, by attach's fill of the counters (attach.ts) over
 //                                the 0 its last reclaim left
-export const TH_NOTIFY_TO = TH_F64_W + 2 * 7 + 1; // [A] (an Int32 word in the counters area) while a remote freer
+export const TH_NOTIFY_TO = TH_F64_W + 2 * 7 + 1; // [H] (an Int32 word in the counters area) while a remote freer
 //                                notifies a slab's owner (remote.ts notifyOwner): that owner's thread slot + 1, stored
 //                                by the freer before it reads the owner again and pushes onto that slot's notice list,
 //                                cleared after (0: none). An attacher does not take a slot some thread names here
