@@ -885,12 +885,16 @@ export class SharedHeap {
    * named the synchronous one: "malloc(size): ..." from mallocAsync(-1)).
    */
   async #withoutBlocking<T>(call: () => T, sync: string, name: string): Promise<T> {
+    let since = 0; // when this call first awaited the lock, and how many times: stats()' lock counters
+    let slices = 0;
     for (;;) {
       try {
-        return runNoWait(call);
+        return runNoWait(call, since, slices);
       } catch (e) {
         if (e !== WOULD_BLOCK) throw renamedCall(e, sync, name);
       }
+      if (since === 0) since = performance.now();
+      slices++;
       await waitLockAsync(this.#t);
     }
   }

@@ -138,7 +138,11 @@ export const G_HEAP_ID_HIGH = 18; //    [C] the id's high 22 bits (heap id = G_H
 //                                        bits). Until layout 11 the word was unused (a retired count of attached threads)
 export const G_NEXT_THREAD_ID = 19; //  [A] ids for threads that have no Node threadId (browsers): the next to hand out, raised by CAS by attach and
 //                                      newThreadId (create.ts takeHeapThreadId), never past 2^31 - 1: the last id's + 1 fits TH_THREAD_ID
-export const G_RESERVED_20 = 20; //    [R] (until layout 21 the Stage-1 pushes, now TF_STAGE1_PUSHES in each thread slot)
+export const G_ADOPTED = 20; //         [A] slabs adopted (an owner's CAS from OWNER_NONE: remote.ts adoptSlab, from the abandoned
+//                                      lists, by a remote free, or by a detaching thread taking a late chain back): Atomics.add
+//                                      after the CAS. (Until layout 21 the Stage-1 pushes; then reserved, and F_ADOPTED counted the
+//                                      adoptions from the abandoned lists only: a thread of layout 24 before this counts there
+//                                      still, and stats() adds the two)
 export const G_ORPHANS = 21; //         [A] blocks that threads which died inside a slow path may have
 //                                      left in flight (CACHED or PENDING, in no magazine or list);
 //                                      check() allows that many, and those of live undecided chains (UD_W), and no more
@@ -176,7 +180,7 @@ export const F_LOCK_MAX_WAIT_MS = F_BASE_W / 2 + 6; // longest single acquisitio
 export const F_LOCK_RECOVERIES = F_BASE_W / 2 + 7; // locks broken because the holder died
 export const F_STAGE2 = F_BASE_W / 2 + 8; //          Stage-2 takes
 export const F_STAGE3 = F_BASE_W / 2 + 9; //          Stage-3 carves
-export const F_ADOPTED = F_BASE_W / 2 + 10; //        abandoned slabs adopted
+export const F_ADOPTED = F_BASE_W / 2 + 10; //        abandoned slabs adopted from the abandoned lists by a thread of layout 24 before G_ADOPTED; 0 since
 export const F_LARGE_HELD_BYTES = F_BASE_W / 2 + 11; // bytes in large runs not given back: live, or pooled (LARGE_POOLED);
 //                                                     not those marked OWNER_RETURNING (repairSlotTable recounts it so)
 export const F_LARGE_ALLOCS = F_BASE_W / 2 + 12; //   large allocations

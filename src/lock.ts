@@ -101,16 +101,31 @@ export function waitingAllowed(): boolean {
 }
 
 /**
- * Runs `fn` so that any wait for the global lock throws WOULD_BLOCK instead (before the caller
- * changed anything: every acquisition comes before its critical section's writes).
+ * The awaits of the asynchronous call now retried (heap.ts #withoutBlocking): since when (0: none)
+ * and how many waitLockAsync slices. Its first acquisition of the lock counts them as its wait
+ * (contended, waits, wait time), as a synchronous call's Atomics.wait calls are counted.
  */
-export function runNoWait<T>(fn: () => T): T {
+let awaitedSince = 0;
+let awaitedSlices = 0;
+
+/**
+ * Runs `fn` so that any wait for the global lock throws WOULD_BLOCK instead (before the caller
+ * changed anything: every acquisition comes before its critical section's writes). `since` and
+ * `slices`: what the caller awaited for the lock before this try (none: 0 and 0).
+ */
+export function runNoWait<T>(fn: () => T, since = 0, slices = 0): T {
   const before = noWait;
+  const beforeSince = awaitedSince;
+  const beforeSlices = awaitedSlices;
   noWait = true;
+  awaitedSince = since;
+  awaitedSlices = slices;
   try {
     return fn();
   } finally {
     noWait = before;
+    awaitedSince = beforeSince;
+    awaitedSlices = beforeSlices;
   }
 }
 
@@ -279,6 +294,14 @@ function lockTaken(h: ThreadContext, contended: boolean, spins: number, waits: n
   const f64 = h.f64;
   f64[F_LOCK_ACQ]++;
   h.f64[h.tfW + TF_LOCK_ACQ]++;
+  if (awaitedSince !== 0) {
+    // An asynchronous call that awaited the lock takes it: its awaits are this acquisition's wait.
+    contended = true;
+    waits += awaitedSlices;
+    waitMs += performance.now() - awaitedSince;
+    awaitedSince = 0;
+    awaitedSlices = 0;
+  }
   if (contended) {
     f64[F_LOCK_CONTENDED]++;
     f64[F_LOCK_SPINS] += spins;

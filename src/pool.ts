@@ -20,7 +20,7 @@ import { adoptSlab, collectRemote } from './remote.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { ABANDONED_W, F_ADOPTED, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, K_LARGE,
+const { ABANDONED_W, F_LARGE_HELD_BYTES, F_STAGE2, F_STAGE3, G_LARGE_CREDIT, G_LARGE_POOLED, G_S1_KEEP, K_LARGE,
   K_SLAB, LARGE_LIVE, LARGE_POOLED, LARGE_POOL_SLOTS, LARGE_POOL_SPANS, LARGE_POOL_W, OWNER_POOL,
   OWNER_RETURNING, S1_HEAD_W, SLOT_BYTES, SLOT_SHIFT, SM_LARGE, SM_SPAN, S1_SLOT_BITS, S1_SLOT_MASK, CLASS_SLOTS, TH_LARGE_HELD, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_BUMP, SM_CLS1,
   SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_KIND, SM_NFREE, SM_OWNER, SM_POOL_DEPTH, SM_POOL_NEXT, TF_SLABS, TF_STAGE1, TF_STAGE1_PUSHES, TH_POPPING,
@@ -576,7 +576,6 @@ function adoptAbandoned(t: ThreadContext, cls: number): number {
     i32[ABANDONED_W + cls] = i32[mW + SM_ABANDON_NEXT];
     i32[mW + SM_ABANDON_LISTED] = 0;
     if (!adopted) continue; // not a slab of the class any more, adopted meanwhile by a remote free, or pooled
-    t.f64[F_ADOPTED]++;
     collectRemote(t, mW, cls);
     // Every block back, free blocks on the list, or blocks never carved: usable now.
     if (i32[mW + SM_INUSE] === 0 || i32[mW + SM_NFREE] > 0 || i32[mW + SM_BUMP] < COUNT[cls]) return slot;

@@ -17,7 +17,7 @@ import { HeapError } from './errors.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
-const { DEBUG_FREED_MARK, DEBUG_MARK_W, DEBUG_RECORD_BYTES, DEBUG_SEAL, FREE_CHECK_W, FREE_LINK_W, G_DEBUG, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
+const { DEBUG_FREED_MARK, DEBUG_MARK_W, DEBUG_RECORD_BYTES, DEBUG_SEAL, FREE_CHECK_W, FREE_LINK_W, G_ADOPTED, G_DEBUG, OWNER_NONE, SLOT_SHIFT, SM_COLLECTS, SM_DATA, SM_FREE_REGIONS, SM_HEAD, SM_INUSE, SM_LISTED,
   SM_BUMP, SM_NFREE, SM_NOTICE_NEXT, SM_NOTIFIED, SM_OWNER, SM_REMOTE, SM_SHIFT, SM_STATE, ST_FREE, ST_PENDING, TH_COLLECT_MW,
   TH_COLLECT_NEXT, TH_NOTICE, NOTICE_CLOSED, TH_FLAGGED, TH_NOTIFYING, TH_NOTIFY_TO, TH_NOTICE_REST, LISTED_NONE, clearUnsureMark, G_ORPHANS, G_UNDECIDED, K_SLAB, SM_CLS1, SM_KIND, UD_ENTRIES,
   UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS } = layout;
@@ -167,6 +167,7 @@ export function adoptSlab(t: ThreadContext, slot: number): boolean {
   const i32 = t.i32;
   const mW = t.metaW(slot);
   if (Atomics.compareExchange(i32, mW + SM_OWNER, OWNER_NONE, t.slot) !== OWNER_NONE) return false;
+  Atomics.add(i32, G_ADOPTED, 1); // stats() stages.adopted
   i32[mW + SM_LISTED] = LISTED_NONE;
   clearUnsureMark(i32, mW);
   return true;

@@ -3,7 +3,7 @@
  * the figures are each a moment's value, not one consistent cut.
  */
 import {
-  F_ADOPTED, F_LARGE_ALLOCS, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
+  F_ADOPTED, G_ADOPTED, F_LARGE_ALLOCS, F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES,
   F_LOCK_SPINS, F_LOCK_WAITS, F_LOCK_WAIT_MS, F_LOCK_WAKES, F_RECLAIMS, F_SLOTS_RETURNED, F_STAGE2,
   F_STAGE3, G_BUFFER_SUPERS, PAGE_BYTES, SLOTS_SHIFT_IN_SUPER, G_CARVED, G_MAX_SUPERS, K_LARGE, K_SLAB, LARGE_LIVE, LARGE_RESIZING, SLOT_SHIFT, SM_BUMP, SM_CLS1, SM_HEAD, SM_KIND, SM_LARGE, SM_SHIFT, SM_SPAN, SM_STATE, SM_TOUCHED, ST_ALLOCATED, SUPER_SHIFT,
   largePooledSlots, listCount, S1_HEAD_W, SLOT_BYTES, SUPER_BYTES, TF_DRAINS, TF_LOCK_ACQ, TF_REFILLS, TF_REMOTE_FREES, TF_SLABS, TF_STAGE1, TF_STAGE1_PUSHES, TH_F64_W,
@@ -15,15 +15,22 @@ import type { ThreadContext } from './context.js';
 export interface LockStats {
   /** Times the global lock was taken. */
   acquisitions: number;
-  /** Acquisitions whose first CAS failed. */
+  /** Acquisitions whose first CAS failed (for an asynchronous call, mallocAsync and the like, its first try's). */
   contended: number;
   /** Spin iterations spent before getting the lock. */
   spins: number;
-  /** Atomics.wait calls: the futex-wait count. */
+  /**
+   * The futex-wait count: Atomics.wait calls (a waiter wakes every 20 ms to look whether the holder
+   * died, so a long wait makes several), and the asynchronous calls' awaits of the lock word.
+   */
   waits: number;
-  /** Atomics.notify calls made on release because someone was waiting. */
+  /**
+   * Atomics.notify calls made on release because the lock word's waiters bit was set: by a
+   * waiter, or kept by a thread that waited or broke a dead holder's lock, which cannot tell
+   * whether others still wait (the futex mutex's conservative rule), so some wake nobody.
+   */
   wakes: number;
-  /** Total milliseconds threads spent getting the lock when it was contended. */
+  /** Total milliseconds threads spent getting the lock when it was contended (an asynchronous call's from its first try). */
   waitMs: number;
   maxWaitMs: number;
   /** Locks taken over from a holder whose thread died. */
@@ -39,7 +46,7 @@ export interface StageStats {
   stage3: number;
   /** EMPTY slabs put on Stage-1 lists. */
   stage1Pushes: number;
-  /** Abandoned slabs (of detached or dead threads) adopted. */
+  /** Abandoned slabs (of detached or dead threads) adopted: taken from the abandoned lists by a thread that needed a slab, or by a free of one of their blocks from another thread. */
   adopted: number;
   /** Slab slots given back as UNUSED (for any class or large run). */
   slotsReturned: number;
@@ -248,7 +255,7 @@ export function collectStats(h: ThreadContext): HeapStats {
       stage2: f64[F_STAGE2],
       stage3: f64[F_STAGE3],
       stage1Pushes,
-      adopted: f64[F_ADOPTED],
+      adopted: Atomics.load(i32, G_ADOPTED) + f64[F_ADOPTED],
       slotsReturned: f64[F_SLOTS_RETURNED],
     },
     footprintBytes: touched + meta,
