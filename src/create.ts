@@ -51,14 +51,17 @@ export interface HeapOptions {
   /**
    * EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also
    * give them back before the pool carves a SuperSlab or the heap grows, so memory kept here
-   * never makes the heap larger). Default 1024.
+   * never makes the heap larger); also the most freed large runs each span's list keeps for
+   * reuse (0 keeps none). Default 1024.
    */
   stage1Keep?: number;
   /**
    * Before every this many slabs a thread takes from the pool, it first drains its magazines of
    * the other classes and gives their empty slabs back, so that blocks cached for one size do not
    * make the heap touch new pages for another: a smaller footprint for programs with small live
-   * sets, paid for in speed (see the README). 0: never. Default 0.
+   * sets, paid for in speed (see the README; the slabs go to Stage 1 while their class keeps fewer
+   * than stage1Keep there, where another class takes them only once no untouched slot is left).
+   * 0: never. Default 0.
    */
   trimInterval?: number;
   /**

@@ -288,7 +288,8 @@ export function freeSmall(t: ThreadContext, block: number): void {
  * call out, heap.ts).
  */
 export function pushFreed(t: ThreadContext, cls: number, block: number, st: number): void {
-  if (pushCached(t, cls, block, st) && --t.drainLeft === 0) drainPeriodic(t, cls);
+  pushCached(t, cls, block, st); // into a full magazine too (freeDrainFull): every free counts
+  if (--t.drainLeft === 0) drainPeriodic(t, cls);
 }
 
 /**
