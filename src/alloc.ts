@@ -196,13 +196,8 @@ export function freeSlow(t: ThreadContext, block: unknown): void {
  */
 export function freeMiss(t: ThreadContext, block: unknown, cls: number, st: number): void {
   if (cls < 0) freeSlow(t, block);
-  else if (t.bytes[st] === ST_ALLOCATED) {
-    // The magazine was full: drained by half, then the push; the free counts toward drainInterval
-    // as every other does (it did not: with magazineCapacity 1 the periodic looks never came, an
-    // audit of the options, test/drain-interval-counts.test.ts).
-    freeDrainFull(t, cls, block as number, st);
-    if (--t.drainLeft === 0) drainPeriodic(t, cls);
-  } else drainPeriodic(t, cls);
+  else if (t.bytes[st] === ST_ALLOCATED) freeDrainFull(t, cls, block as number, st);
+  else drainPeriodic(t, cls);
 }
 
 /** Usable bytes of a live block (`cls` from classifyBlock). */

@@ -44,8 +44,9 @@ export interface HeapOptions {
   /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
   refillCount?: number;
   /**
-   * After every this many frees, a thread drains the magazine of the class it is freeing and, in
-   * turn, one other class's that holds blocks. Default 1024.
+   * After every this many frees into a magazine with room (a free that finds it full drains its
+   * newer half instead and is not counted), a thread drains the magazine of the class it is
+   * freeing and, in turn, one other class's that holds blocks. Default 1024.
    */
   drainInterval?: number;
   /**
@@ -59,9 +60,8 @@ export interface HeapOptions {
    * Before every this many slabs a thread takes from the pool, it first drains its magazines of
    * the other classes and gives their empty slabs back, so that blocks cached for one size do not
    * make the heap touch new pages for another: a smaller footprint for programs with small live
-   * sets, paid for in speed (see the README; the slabs go to Stage 1 while their class keeps fewer
-   * than stage1Keep there, where another class takes them only once no untouched slot is left).
-   * 0: never. Default 0.
+   * sets, paid for in speed (see the README; the slabs go to Stage 2, any class's, whatever
+   * stage1Keep is). 0: never. Default 0.
    */
   trimInterval?: number;
   /**
