@@ -164,6 +164,8 @@ export class ThreadContext {
   readonly trimInterval: number;
   /** Slabs taken from the pool since the last trim. Thread-local, not shared. */
   takesSinceTrim = 0;
+  /** While a trim runs (magazine.ts trimOthers): the slabs it empties go to Stage 2, not Stage 1 (pool.ts releaseEmptySlab). */
+  trimming = false;
   /**
    * Whether the last takeBlocks carved a block beyond its slab's touched marks (fresh pages):
    * refillMagazine then stops at that slab. Thread-local, not shared.

@@ -422,13 +422,14 @@ function forgetFreeBlocks(t: ThreadContext, slot: number): void {
 
 /**
  * An owned slab whose blocks are all back: to Stage 1 while its class keeps fewer than
- * stage1Keep there (reuse without the lock), else its slots to Stage 2 (any class). Never waits:
+ * stage1Keep there (reuse without the lock), else its slots to Stage 2 (any class); to Stage 2
+ * whatever Stage 1 keeps during a trim (t.trimming: magazine.ts trimOthers). Never waits:
  * when the lock is busy the slab goes to Stage 1 anyway (Stage-1 slabs give their slots back
  * before the heap grows), so tryMalloc, whose refill may get here, never blocks.
  */
 export function releaseEmptySlab(t: ThreadContext, slot: number, cls: number): void {
   const i32 = t.i32;
-  if (listCountHint(i32, t.smW, S1_HEAD_W + cls) < i32[G_S1_KEEP] || !tryLockAcquire(t)) {
+  if ((!t.trimming && listCountHint(i32, t.smW, S1_HEAD_W + cls) < i32[G_S1_KEEP]) || !tryLockAcquire(t)) {
     forgetFreeBlocks(t, slot);
     stage1Push(t, cls, slot);
     return;
