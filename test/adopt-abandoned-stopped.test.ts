@@ -12,11 +12,12 @@
  * follows the unlink).
  */
 import { afterEach, expect, it } from 'vitest';
+import { abandonedSlab, stoppedAtCas } from './abandoned-slab.js';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { ABANDONED_W, OWNER_NONE, SLOT_SHIFT, SM_ABANDON_LISTED, SM_ABANDON_NEXT, SM_INUSE, SM_NFREE, SM_OWNER } from '../src/layout.js';
 import { classOf } from '../src/size-classes.js';
-import { startHeapWorker, startWorker, terminateAll, waitFor } from './remote-heap.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 afterEach(terminateAll);
 
@@ -43,35 +44,13 @@ async function stoppedInAdoption(after: number): Promise<Setup> {
     heap.u8.fill(0xa0 + k, p, p + size);
     mine.push([p, size, 0xa0 + k]);
   }
-  const cls = classOf(64);
-  const D = startHeapWorker();
-  await D.remote.attach(heap.buffer);
-  const ps: number[] = [];
-  for (let k = 0; k < 40; k++) ps.push(await D.remote.malloc(64));
-  const live: [number, number][] = [];
-  ps.forEach((p, k) => {
-    heap.u8.fill(0x11 + k, p, p + 64);
-    if (k % 2 === 1) live.push([p, 0x11 + k]);
-  });
-  for (let k = 0; k < 40; k += 2) await D.remote.free(ps[k]!);
-  await D.remote.flush();
-  await D.remote.detach();
-  const S = ps[0]! >>> SLOT_SHIFT;
-  const mS = t.metaW(S);
-  expect(live.every(([p]) => p >>> SLOT_SHIFT === S), 'all of D\'s blocks in one slab').toBe(true);
-  expect(i32[ABANDONED_W + cls], 'S is on its abandoned list').toBe(S);
-  expect(Atomics.load(i32, mS + SM_OWNER)).toBe(OWNER_NONE);
+  const { S, mS, cls, ps } = await abandonedSlab(heap);
+  const live: [number, number][] = ps.flatMap((p, k) => (k % 2 === 1 ? [[p, 0x11 + k] as [number, number]] : []));
   expect(i32[mS + SM_NFREE] + 0, 'S has free blocks').toBeGreaterThan(0);
-
-  const gate = new Int32Array(new SharedArrayBuffer(8));
-  const V = startWorker('stop-at-cas-worker', { buffer: heap.buffer });
-  const hello = await new Promise<{ threadId: number; slot: number }>((r) => V.once('message', r));
-  const exited = new Promise<void>((r) => V.once('exit', () => r()));
-  V.postMessage({ ops: [{ malloc: 64 }], stop: { index: mS + SM_OWNER, expected: OWNER_NONE, after }, gate });
-  const answer = await Promise.race([new Promise((r) => V.once('message', r)), exited.then(() => 'exited')]);
-  await exited;
-  const stoppedThere = answer === 'exited' && Atomics.load(gate, 0) === 1;
-  expect(heap.reclaim(hello.threadId)).toBe(true);
+  const V = await stoppedAtCas(heap, [{ malloc: 64 }], { index: mS + SM_OWNER, expected: OWNER_NONE, after });
+  if (!V.exited) await V.worker.terminate();
+  const stoppedThere = V.exited && V.stopped;
+  expect(heap.reclaim(V.threadId)).toBe(true);
   return { heap, S, cls, live, mine, stoppedThere };
 }
 

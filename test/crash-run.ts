@@ -20,6 +20,7 @@ import {
 import { lockWord } from './fault-internals.js';
 import { startHeapWorker } from './remote-heap.js';
 import { allBytes, checked } from './fixtures.js';
+import { isLiveBlock } from './inspect.js';
 
 export interface RunResult {
   counts: number[] | undefined;
@@ -102,16 +103,6 @@ function remoteListsOf(heap: SharedHeap, slot: number): string[] {
   return ownedSlabs(t, slot)
     .filter((s) => Atomics.load(t.i32, t.metaW(s) + SM_REMOTE) !== 0)
     .map((s) => `${s} (${Atomics.load(t.i32, t.metaW(s) + SM_NOTIFIED)})`);
-}
-
-/** The block is live (usableSize accepts it). */
-function isLive(heap: SharedHeap, p: number): boolean {
-  try {
-    heap.usableSize(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function runOnce(name: string, n: number, atomics = false, fault = false, via?: RunVia): Promise<RunResult> {
@@ -220,7 +211,7 @@ export async function runOnce(name: string, n: number, atomics = false, fault = 
     if (i === inflight) {
       allowed = 2 * d.sizes[i]! + (64 << 10);
       const keep = Atomics.load(d.ctl, C_KEEP);
-      if (p !== 0 && keep > 0 && isLive(heap, p) && !allBytes(heap.u8, p, p + keep, patternOf(i))) {
+      if (p !== 0 && keep > 0 && isLiveBlock(heap, p) && !allBytes(heap.u8, p, p + keep, patternOf(i))) {
         failures.push(`the worker's block ${i} (${p}), stopped in realloc, lost its first ${keep} bytes`);
       }
       if (p !== 0) {

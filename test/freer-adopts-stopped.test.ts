@@ -9,12 +9,12 @@
  * abandoned list) and everything be freeable afterwards.
  */
 import { afterEach, expect, it } from 'vitest';
-import { freedAndChecked } from './fixtures.js';
+import { abandonedSlab, stoppedAtCas } from './abandoned-slab.js';
+import { checked, freedAndChecked } from './fixtures.js';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { ABANDONED_W, OWNER_NONE, SLOT_SHIFT, SM_ABANDON_NEXT, SM_NOTIFIED, SM_OWNER } from '../src/layout.js';
-import { classOf } from '../src/size-classes.js';
-import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
+import { ABANDONED_W, SM_ABANDON_NEXT, SM_NOTIFIED, SM_OWNER } from '../src/layout.js';
+import { terminateAll } from './remote-heap.js';
 
 afterEach(terminateAll);
 
@@ -26,45 +26,26 @@ async function run(after: number): Promise<string[] | null> {
   const t = internals(heap);
   const i32 = t.i32;
   const failures: string[] = [];
-  const cls = classOf(64);
-  const D = startHeapWorker();
-  await D.remote.attach(heap.buffer);
-  const ps: number[] = [];
-  for (let k = 0; k < 40; k++) ps.push(await D.remote.malloc(64));
-  ps.forEach((p, k) => heap.u8.fill(0x11 + k, p, p + 64));
-  for (let k = 0; k < 40; k += 2) await D.remote.free(ps[k]!);
-  await D.remote.flush();
-  await D.remote.detach();
-  const S = ps[0]! >>> SLOT_SHIFT;
-  const mS = t.metaW(S);
-  if (i32[ABANDONED_W + cls] !== S || Atomics.load(i32, mS + SM_OWNER) !== OWNER_NONE) throw new Error('setup: S not abandoned');
+  const { S, mS, cls, ps } = await abandonedSlab(heap);
   const live = ps.filter((_, k) => k % 2 === 1);
   const victim = live.pop()!; // F frees this one
-  const gate = new Int32Array(new SharedArrayBuffer(8));
-  const F = startWorker('stop-at-cas-worker', { buffer: heap.buffer });
-  const hello = await new Promise<{ threadId: number; slot: number }>((r) => F.once('message', r));
-  const exited = new Promise<void>((r) => F.once('exit', () => r()));
-  F.postMessage({ ops: [{ free: victim }, { flush: true }], stop: { index: mS + SM_NOTIFIED, expected: 0, after }, gate });
-  const answer = await Promise.race([new Promise((r) => F.once('message', r)), exited.then(() => 'exited')]);
-  if (answer !== 'exited') {
-    await F.terminate();
-    heap.reclaim(hello.threadId);
+  const F = await stoppedAtCas(heap, [{ free: victim }, { flush: true }], { index: mS + SM_NOTIFIED, expected: 0, after });
+  if (!F.exited) {
+    await F.worker.terminate();
+    heap.reclaim(F.threadId);
     heap.detach();
     return null;
   }
-  if (Atomics.load(gate, 0) !== 1) failures.push('F exited without the stop');
+  if (!F.stopped) failures.push('F exited without the stop');
   let r: unknown;
   try {
-    r = heap.reclaim(hello.threadId);
+    r = heap.reclaim(F.threadId);
   } catch (e) {
     r = (e as Error).message;
   }
   if (r !== true) failures.push(`reclaim: ${String(r)}`);
-  try {
-    heap.check();
-  } catch (e) {
-    failures.push(`check(): ${(e as Error).message}`);
-  }
+  const c = checked(heap);
+  if (c !== 'passes') failures.push(`check(): ${c}`);
   for (const p of live) {
     const k = ps.indexOf(p);
     if (!heap.u8.subarray(p, p + 64).every((b) => b === 0x11 + k)) failures.push(`block ${p} lost its bytes`);

@@ -11,10 +11,11 @@ import { afterAll, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { OWNER_NONE, SLOT_SHIFT, SM_HEAD, SM_OWNER } from '../src/layout.js';
+import { COUNT, classOf } from '../src/size-classes.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 
 const MiB = 1 << 20;
-const PER_SLAB = 63; // 1 KiB blocks a 64 KiB slab (size-classes.ts COUNT of class 35)
+const PER_SLAB = COUNT[classOf(1024)]!; // 1 KiB blocks a slab
 afterAll(terminateAll);
 
 it('counts the abandoned slabs a remote free adopts', async () => {
