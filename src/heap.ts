@@ -150,20 +150,23 @@ function settleDropped(d: Dropped): void {
 
 /**
  * Whether `buffer` is the memory of t's heap (another SharedArrayBuffer object for it, as each
- * postMessage gives) rather than a copy: a value written through it into one of t's own words,
- * which no other thread writes while t runs (TH_NOTICE_REST: t's notice walk, not under way now),
- * must read back through t's view; the word's value is put back after.
+ * postMessage gives) rather than a copy: a value written through t's view into one of t's own
+ * words, which no other thread writes while t runs (TH_NOTICE_REST: t's notice walk, not under way
+ * now), must read back through `buffer`; the word's value is put back after. Written through t's
+ * own view, never through `buffer`: where `buffer` is another heap (a copy, attached by no one or
+ * by another thread), the word at that offset may be another thread's there.
  */
 function sharesMemory(t: ThreadContext, buffer: SharedArrayBuffer): boolean {
+  if (buffer === t.buffer) return true;
   const w = t.thW + TH_NOTICE_REST;
   if (buffer.byteLength < (w + 1) * 4) return false;
   const view = new Int32Array(buffer, 0, w + 1);
-  const before = Atomics.load(view, w);
-  if (before !== Atomics.load(t.i32, w)) return false;
+  const before = Atomics.load(t.i32, w);
+  if (before !== Atomics.load(view, w)) return false;
   const probe = before === -1 ? -2 : -1; // never a slot (the word's values are 0 or a slot)
-  Atomics.store(view, w, probe);
-  const same = Atomics.load(t.i32, w) === probe;
-  Atomics.store(view, w, before);
+  Atomics.store(t.i32, w, probe);
+  const same = Atomics.load(view, w) === probe;
+  Atomics.store(t.i32, w, before);
   return same;
 }
 
@@ -368,19 +371,31 @@ export class SharedHeap {
    */
   static #takeOverStale(heap: SharedHeap, stale: { t: ThreadContext; slot: number; gone: Map<number, Promise<ThreadLock>> | undefined } | undefined, fn: string): void {
     const id = heapIdOf(heap.#t.buffer);
+    const waiting = detachedWatching.get(id);
+    if (waiting !== undefined && !sharesMemory(heap.#t, waiting.buffer)) {
+      // A copy of a heap (the same heap id, other memory) whose original this thread still watches
+      // workers on (detached since): the thread's registries go by heap id, and the copy's
+      // attachment took those watches over, their exits reclaimed on the copy while the original
+      // kept the dead workers' slots (an audit, test/audit-multiheap-copy-watch.test.ts). Refused
+      // once attached (the probe writes one of this attachment's own words), nothing taken over.
+      heap.detach();
+      throw new HeapStateError(
+        `${fn}: this buffer holds a copy of a heap this thread still watches workers on (the same heap id, other memory), ` +
+          "whose exits are reclaimed on the original; share a heap's buffer (postMessage it, or heap.memory), never copy it",
+      );
+    }
     // The gone marks the stopped instance kept are this attachment's, given up when it detaches
     // (they outlived the thread's detach, held until it ended: an audit).
     if (stale?.gone !== undefined) {
       for (const [k, v] of stale.gone) if (!heap.#gone.has(k)) heap.#gone.set(k, v);
       stale.gone.clear();
     }
-    const before = detachedWatching.get(id);
-    if (before !== undefined) {
+    if (waiting !== undefined) {
       detachedWatching.delete(id);
-      adoptWatches(before, heap.#t);
+      adoptWatches(waiting, heap.#t);
     }
     // Both: the stopped instance's watches join the waiting ones (adopted second, they replaced them).
-    if (stale !== undefined) (before !== undefined ? mergeWatches : adoptWatches)(stale.t, heap.#t);
+    if (stale !== undefined) (waiting !== undefined ? mergeWatches : adoptWatches)(stale.t, heap.#t);
     guarded(heap.#t, fn, reclaimOwnDead, stale?.slot ?? -1, stale?.t.threadId ?? -1);
   }
 
@@ -1112,6 +1127,13 @@ export class SharedHeap {
     // the thread's all the same: its attachment's now, else for its next attachment, or one made
     // for the reclaim at the exit.
     const now = this.#t.detached ? attachedNow(heapIdOf(this.#t.buffer)) : undefined;
+    if (now !== undefined && !sharesMemory(now.#t, this.#t.buffer)) {
+      // The thread's attachment now is a copy of this heap (the same id, other memory), which
+      // would take the watch (an audit, test/audit-multiheap-copy-watch.test.ts).
+      throw new HeapStateError(
+        "watch(worker): this instance is detached and this thread is attached to a copy of its heap (the same heap id, other memory), which would take the watch; detach the copy first (share a heap's buffer, never copy it)",
+      );
+    }
     watchWorker(now !== undefined ? now.#t : latestAttachment(this.#t), worker);
     if (this.#t.detached) keepWatching(latestAttachment(this.#t));
   }
