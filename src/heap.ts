@@ -372,16 +372,24 @@ export class SharedHeap {
   static #takeOverStale(heap: SharedHeap, stale: { t: ThreadContext; slot: number; gone: Map<number, Promise<ThreadLock>> | undefined } | undefined, fn: string): void {
     const id = heapIdOf(heap.#t.buffer);
     const waiting = detachedWatching.get(id);
-    if (waiting !== undefined && !sharesMemory(heap.#t, waiting.buffer)) {
+    const watched = waiting !== undefined && !sharesMemory(heap.#t, waiting.buffer);
+    if (watched || (stale !== undefined && !sharesMemory(heap.#t, stale.t.buffer))) {
       // A copy of a heap (the same heap id, other memory) whose original this thread still watches
-      // workers on (detached since): the thread's registries go by heap id, and the copy's
-      // attachment took those watches over, their exits reclaimed on the copy while the original
-      // kept the dead workers' slots (an audit, test/audit-multiheap-copy-watch.test.ts). Refused
-      // once attached (the probe writes one of this attachment's own words), nothing taken over.
+      // workers on (detached since), or where a fault stopped its instance: the thread's registries
+      // go by heap id, and the copy's attachment took those watches over (their exits reclaimed on
+      // the copy while the original kept the dead workers' slots) and reclaimed the stopped slot in
+      // the copy (an audit; test/heap-copy-watch.test.ts, test/heap-copy-stopped.test.ts). Refused
+      // once attached (the probe writes one of this attachment's own words), nothing taken over:
+      // the stopped instance waits for the thread's next attachment of the original again.
       heap.detach();
+      if (stale !== undefined) {
+        stopped.set(id, stale.t);
+        if (stale.gone !== undefined) stoppedGone.set(id, stale.gone);
+      }
       throw new HeapStateError(
-        `${fn}: this buffer holds a copy of a heap this thread still watches workers on (the same heap id, other memory), ` +
-          "whose exits are reclaimed on the original; share a heap's buffer (postMessage it, or heap.memory), never copy it",
+        `${fn}: this buffer holds a copy of a heap ${watched ? 'this thread still watches workers on' : "where a fault stopped this thread's instance"} ` +
+          `(the same heap id, other memory), ${watched ? 'whose exits are reclaimed on the original' : 'whose slot the next attachment of the original reclaims'}; ` +
+          "share a heap's buffer (postMessage it, or heap.memory), never copy it",
       );
     }
     // The gone marks the stopped instance kept are this attachment's, given up when it detaches
