@@ -32,30 +32,34 @@ export function takeHeapThreadId(i32: Int32Array, fn: string): number {
   }
 }
 
+/**
+ * create()'s options. Each may be left out or given as `undefined` (the same: its default), which
+ * the types say too, for projects with `exactOptionalPropertyTypes`.
+ */
 export interface HeapOptions {
   /** Bytes of the buffer at creation, rounded up to a multiple of 1 MiB; at least 2 MiB (more with many threads or a large maxBytes: the error says how much), at most MAX_HEAP_BYTES (2,146,435,072). Default 64 MiB. */
-  initialBytes?: number;
+  initialBytes?: number | undefined;
   /** The most the buffer may grow to (a growable SharedArrayBuffer when above initialBytes), rounded up to 1 MiB, at most 2,146,435,072. Default initialBytes. */
-  maxBytes?: number;
+  maxBytes?: number | undefined;
   /** Thread slots: threads attached at once. Default 64. */
-  maxThreads?: number;
+  maxThreads?: number | undefined;
   /** Upper bound of blocks a thread caches per class (large classes cache fewer: 256 KiB per class, 512 KiB for the 5-16 KiB ones). Default 64. */
-  magazineCapacity?: number;
+  magazineCapacity?: number | undefined;
   /** Blocks moved into an empty magazine at once (at most half its capacity). Default 32. */
-  refillCount?: number;
+  refillCount?: number | undefined;
   /**
    * After every this many frees into a magazine with room (a free that finds it full drains its
    * newer half instead and is not counted), a thread drains the magazine of the class it is
    * freeing and, in turn, one other class's that holds blocks. Default 1024.
    */
-  drainInterval?: number;
+  drainInterval?: number | undefined;
   /**
    * EMPTY slabs a class keeps in its Stage-1 list before giving slots back to Stage 2 (they also
    * give them back before the pool carves a SuperSlab or the heap grows, so memory kept here
    * never makes the heap larger); also the most freed large runs each span's list keeps for
    * reuse (0 keeps none). Default 1024.
    */
-  stage1Keep?: number;
+  stage1Keep?: number | undefined;
   /**
    * Before every this many slabs a thread takes from the pool, it first drains its magazines of
    * the other classes and gives their empty slabs back, so that blocks cached for one size do not
@@ -63,13 +67,13 @@ export interface HeapOptions {
    * sets, paid for in speed (see the README; the slabs go to Stage 2, any class's, whatever
    * stage1Keep is). 0: never. Default 0.
    */
-  trimInterval?: number;
+  trimInterval?: number | undefined;
   /**
    * Debug mode, for every thread that attaches: a canary after each block's requested size
    * (checked by free, realloc and check()) and freed blocks filled with a pattern checked when
    * handed out again. Slower (see the README); the default mode does not pay for it. Default false.
    */
-  debug?: boolean;
+  debug?: boolean | undefined;
 }
 
 /** Every option create() takes: any other key is refused (a misspelt option would be ignored silently). */

@@ -4,7 +4,7 @@
  * Each error's `name`, written out: a minifier renames classes, so `new.target.name` read
  * `Br` in a minified bundle.
  */
-const NAMES: Readonly<Record<string, string>> = {
+const NAMES: Readonly<Record<HeapErrorCode, string>> = {
   ERR_INVALID_POINTER: 'InvalidPointerError',
   ERR_DOUBLE_FREE: 'DoubleFreeError',
   ERR_HEAP_CORRUPTION: 'HeapCorruptionError',
@@ -13,11 +13,20 @@ const NAMES: Readonly<Record<string, string>> = {
   ERR_HEAP_STATE: 'HeapStateError',
 };
 
+/** The `code` of each error sabmalloc throws (one per class below), for a `switch` that the compiler checks. */
+export type HeapErrorCode =
+  | 'ERR_INVALID_POINTER'
+  | 'ERR_DOUBLE_FREE'
+  | 'ERR_HEAP_CORRUPTION'
+  | 'ERR_THREAD_SLOTS_EXHAUSTED'
+  | 'ERR_LOCK_TIMEOUT'
+  | 'ERR_HEAP_STATE';
+
 export class HeapError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: HeapErrorCode;
+  constructor(code: HeapErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = NAMES[code] ?? 'HeapError';
+    this.name = NAMES[code] ?? 'HeapError'; // (a code from JavaScript outside the union)
     this.code = code;
   }
 }

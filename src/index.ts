@@ -4,7 +4,7 @@ export type { WatchableWorker } from './reclaim.js';
 export type { HeapStats, LockStats, StageStats, ClassStats, ThreadStats } from './stats.js';
 export {
   HeapError, InvalidPointerError, DoubleFreeError, HeapCorruptionError, ThreadSlotsExhaustedError, HeapStateError,
-  LockTimeoutError,
+  LockTimeoutError, type HeapErrorCode,
 } from './errors.js';
 export { MAX_SMALL, NUM_CLASSES, CLASS_SIZES } from './size-classes.js';
 

@@ -15,6 +15,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
 
 const root = new URL('../', import.meta.url).pathname;
 const tsc = join(root, 'node_modules/.bin/tsc');
@@ -146,6 +147,40 @@ describe('types through package.json', () => {
     const browser = { lib: ['ES2022', 'DOM'], types: [] };
     expect(typeCheck('browser16', 'browser-user.ts', { ...browser, module: 'Node16', moduleResolution: 'Node16' })).toBe('');
     expect(typeCheck('browserbundler', 'browser-user.ts', { ...browser, module: 'ESNext', moduleResolution: 'Bundler' })).toBe('');
+  });
+
+  it('a strict user with exactOptionalPropertyTypes may give an option as undefined, which create() takes as left out, and switches over error codes', () => {
+    // create() takes an option given as undefined as its default (an audit of the package's
+    // consumers: the declarations said \`maxBytes?: number\`, which that setting reads as refusing
+    // undefined: TS2379 and TS2375 here before).
+    writeFileSync(
+      join(project, 'exact-user.ts'),
+      `import { SharedHeap, HeapStateError, type HeapError, type HeapErrorCode, type HeapOptions } from 'sabmalloc';
+declare const growable: boolean;
+declare const threads: string | undefined;
+const heap: SharedHeap = SharedHeap.create({ initialBytes: 8 << 20, maxBytes: growable ? 16 << 20 : undefined });
+const options: HeapOptions = { maxThreads: threads === undefined ? undefined : Number(threads), debug: undefined };
+void [heap, options];
+// Each error's code is a union the compiler checks a switch against.
+function kind(e: HeapError): string {
+  switch (e.code) {
+    case 'ERR_INVALID_POINTER': case 'ERR_DOUBLE_FREE': case 'ERR_HEAP_CORRUPTION': return 'misuse or corruption';
+    case 'ERR_THREAD_SLOTS_EXHAUSTED': case 'ERR_LOCK_TIMEOUT': case 'ERR_HEAP_STATE': return 'state';
+  }
+}
+const code: HeapErrorCode = new HeapStateError('x').code;
+void [kind, code];
+`,
+    );
+    const strictest = { exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true, isolatedModules: true, verbatimModuleSyntax: true };
+    expect(typeCheck('exact', 'exact-user.ts', { ...node, module: 'NodeNext', moduleResolution: 'NodeNext', ...strictest })).toBe('');
+    const heap = SharedHeap.create({ initialBytes: 8 << 20, maxBytes: undefined, maxThreads: undefined, debug: undefined });
+    try {
+      expect(heap.stats().maxBytes).toBe(8 << 20);
+      expect(heap.buffer.byteLength).toBe(8 << 20);
+    } finally {
+      heap.detach();
+    }
   });
 
   it('a wrong call is an error: the check can fail', () => {

@@ -61,9 +61,18 @@ describe('package', () => {
       maxBuffer: 64 << 20,
     });
     // prepack's build output comes before the JSON on stdout.
-    const [report] = JSON.parse(out.slice(out.indexOf('\n[') + 1)) as { files: { path: string }[]; size: number; entryCount: number }[];
+    const [report] = JSON.parse(out.slice(out.indexOf('\n[') + 1)) as { files: { path: string }[]; size: number; unpackedSize: number; entryCount: number }[];
     const files = report!.files.map((f) => f.path);
-    console.log(`npm pack: ${report!.entryCount} files, ${report!.size} bytes packed`);
+    console.log(`npm pack: ${report!.entryCount} files, ${report!.size} bytes packed, ${report!.unpackedSize} unpacked`);
+    // The README's figures for the tarball ("57 files with README.md, package.json and LICENSE, about
+    // 250 kB packed and 830 kB unpacked"): the count exact, the sizes within 5% (an audit of the
+    // package's consumers found the unpacked figure stale).
+    const readme = readFileSync(`${root}README.md`, 'utf8').replace(/\s+/g, ' ');
+    const said = /(\d+) files with README\.md, package\.json and LICENSE, about (\d+) kB packed and (\d+) kB unpacked/.exec(readme);
+    expect(said, 'the README states the tarball figures in these words').not.toBeNull();
+    expect(report!.entryCount).toBe(Number(said![1]));
+    expect(Math.abs(report!.size / 1000 / Number(said![2]) - 1)).toBeLessThan(0.05);
+    expect(Math.abs(report!.unpackedSize / 1000 / Number(said![3]) - 1)).toBeLessThan(0.05);
     expect(files).toEqual(
       expect.arrayContaining([
         'package.json',
