@@ -256,6 +256,8 @@ export class SharedHeap {
   #lock: ThreadLock = NO_THREAD_LOCK;
   /** The Web Locks of threads reclaimWhenGone() saw gone, by threadId, kept until this thread detaches. */
   readonly #gone = new Map<number, Promise<ThreadLock>>();
+  /** reallocAsync calls between taking a large block's new place and freeing its old one (detach() refuses meanwhile). */
+  #moving = 0;
 
   static {
     contextOf = (heap) => heap.#t;
@@ -871,11 +873,31 @@ export class SharedHeap {
     // to write its size record and canary anew (usable is then the requested size; an audit).
     const debug = this instanceof DebugSharedHeap;
     if (!debug && size <= usable && size > usable >>> 1) return block;
-    const inPlace = (): boolean => guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size, usable);
+    // Each step below runs after an await: the thread may have detached, or a fault stopped this
+    // instance, meanwhile. A step on that context took the global lock in the name of a slot it no
+    // longer had (another thread broke it as a dead holder's, two holders at once), or retried for
+    // good on a lock its own stopped slot kept (an audit, test/realloc-async-detached.test.ts).
+    const attached = (): void => {
+      if (t.detached) {
+        throw new HeapStateError(
+          t.runner.faulted
+            ? "realloc(ptr, size): a fault stopped this thread's instance while this call waited (attach again)"
+            : 'realloc(ptr, size): this thread has detached from the heap',
+        );
+      }
+    };
+    const inPlace = (): boolean => {
+      attached();
+      return guarded(t, 'realloc(ptr, size)', resizeLargeInPlace, block, size, usable);
+    };
     if (!debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync'))) return block;
     // Moved where realloc moves it (alloc.ts reallocTarget: a run that grows lands with room to
     // grow again); in debug mode by mallocAsync, which writes the new block's size record and canary.
-    const q = debug ? await this.mallocAsync(size) : await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', reallocTarget, -1, size, usable), 'realloc', 'reallocAsync');
+    const target = (): number => {
+      attached();
+      return guarded(t, 'realloc(ptr, size)', reallocTarget, -1, size, usable);
+    };
+    const q = debug ? await this.mallocAsync(size) : await this.#withoutBlocking(target, 'realloc', 'reallocAsync');
     // Out of memory: that allocation gave back the runs and slabs kept for reuse, which may have held
     // the slots right after the run: once more in place (reallocImpl).
     if (q === 0) return !debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync')) ? block : 0;
@@ -887,17 +909,31 @@ export class SharedHeap {
       await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync');
       throw freedWhileWaited('reallocAsync', block, 'the large block there was freed while this call awaited');
     }
-    copyInHeap(t, q, block, Math.min(size, usable));
+    // From here until the old run is freed both blocks are live and only this call knows the new
+    // one: detach() refuses meanwhile (#moving), as a detach here left the new block to nobody.
+    this.#moving++;
     try {
+      attached(); // (the debug mallocAsync above awaited too)
+      copyInHeap(t, q, block, Math.min(size, usable));
       // The run freed as copied (a resize in place by another thread meanwhile is refused: alloc.ts
       // freeMovedRun); debug mode's free fills it as freed.
-      if (debug) await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', debugFreeMovedRun, block, span, gen), 'realloc', 'reallocAsync');
-      else await this.#withoutBlocking(() => guarded(t, 'realloc(ptr, size)', freeMovedRun, block, span, gen), 'realloc', 'reallocAsync');
+      const freeOld = debug ? debugFreeMovedRun : freeMovedRun;
+      await this.#withoutBlocking(
+        () => {
+          attached();
+          guarded(t, 'realloc(ptr, size)', freeOld, block, span, gen);
+        },
+        'realloc',
+        'reallocAsync',
+      );
     } catch (e) {
       // Another call freed the old block while this one waited (a DoubleFreeError): the new block
-      // goes back too, not lost (an audit; alloc.ts moveBlock).
-      if (e instanceof HeapError) await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync').catch(() => undefined); // the first error is the one to report
+      // goes back too, not lost (an audit; alloc.ts moveBlock). (A fault meanwhile: the new block
+      // stays with the stopped instance, as a dead thread's blocks do.)
+      if (e instanceof HeapError && !t.detached) await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync').catch(() => undefined); // the first error is the one to report
       throw e;
+    } finally {
+      this.#moving--;
     }
     return q;
   }
@@ -960,6 +996,11 @@ export class SharedHeap {
   detach(): void {
     const t = this.#t;
     if (t.detached) return;
+    if (this.#moving > 0) {
+      throw new HeapStateError(
+        'detach(): a reallocAsync of this instance is moving a large block (the new block taken, the old one not yet freed); await it, then detach',
+      );
+    }
     guarded(t, 'detach()', detachThread);
     this.#lock.release();
     releaseGone(this.#gone);

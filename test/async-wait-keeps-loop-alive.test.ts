@@ -64,3 +64,42 @@ describe('an async call waiting for the global lock', () => {
     expect({ status, out: out.trim() }).toEqual({ status: 0, out: 'resumed true\nchecked' });
   });
 });
+
+describe('every async call at once, the only work of a process (an audit of the async calls interleaved)', () => {
+  const allCalls = (withWorker: boolean): string => `
+import { Worker } from 'node:worker_threads';
+import { SharedHeap } from ${JSON.stringify(dist('index.js'))};
+const heap = SharedHeap.create({ initialBytes: 16 << 20, maxThreads: 2, stage1Keep: 0 });
+const big = heap.malloc(300 << 10); heap.malloc(200 << 10); const big2 = heap.malloc(400 << 10);
+heap.flush();
+const gate = new Int32Array(new SharedArrayBuffer(4));
+if (${withWorker}) {
+  const workerData = { buffer: heap.buffer, gate, index: ${JSON.stringify(dist('index.js'))}, heap: ${JSON.stringify(dist('heap.js'))}, lock: ${JSON.stringify(dist('lock.js'))} };
+  const worker = new Worker(${JSON.stringify(workerCode)}, { eval: true, workerData, execArgv: [] });
+  worker.unref();
+  Atomics.wait(gate, 0, 0, 10000);
+  if (Atomics.load(gate, 0) !== 1) throw new Error('the worker did not take the lock');
+}
+// No await at top level: only the async calls (and the worker, unref()'d) are pending.
+Promise.all([heap.callocAsync(10, 30000), heap.alignedAllocAsync(4096, 500 << 10), heap.reallocAsync(big, 900 << 10), heap.freeAsync(big2), heap.mallocAsync(64)]).then((ps) => {
+  console.log('resolved', ps.filter((p) => p > 0).length);
+  heap.check();
+  globalThis.doneAt = performance.now();
+});
+process.on('exit', () => console.log('exit after', globalThis.doneAt === undefined ? 'never done' : Math.round(performance.now() - globalThis.doneAt) < 1000 ? 'under a second' : Math.round(performance.now() - globalThis.doneAt) + ' ms'));
+`;
+  for (const withWorker of [true, false]) {
+    it(`${withWorker ? 'calls waiting for an unref()\'d worker\'s lock keep it alive until they resolve' : 'nothing waiting'}, and the process exits promptly after`, () => {
+      let out: string;
+      let status = 0;
+      try {
+        out = execFileSync(process.execPath, ['--input-type=module', '-e', allCalls(withWorker)], { encoding: 'utf8', timeout: 30_000 });
+      } catch (e) {
+        const err = e as { status: number; stdout: string; stderr: string };
+        status = err.status;
+        out = `${err.stdout}${err.stderr}`;
+      }
+      expect({ status, out: out.trim() }).toEqual({ status: 0, out: 'resolved 4\nexit after under a second' });
+    }, 40_000);
+  }
+});
