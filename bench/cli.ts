@@ -704,7 +704,7 @@ async function runRecord(argv: string[], io: CliIO): Promise<number> {
     io.err(
       `sabmalloc record: ${s.out}: ${fmtInt(s.ops)} ops (a ${fmtInt(s.mallocs)}, c ${fmtInt(s.callocs)}, r ${fmtInt(s.reallocs)}, ` +
         `f ${fmtInt(s.frees)}), peak live ${fmtInt(s.peakLiveBytes)} B in ${fmtInt(s.peakLiveBlocks)} blocks, ` +
-        `${fmtInt(c['live_at_exit'] ?? 0)} blocks live at exit\n` +
+        `${c['live_at_exit'] !== undefined ? `${fmtInt(c['live_at_exit'])} blocks live at exit` : 'blocks live at exit unknown'}\n` +
         (missed.length > 0 ? `  not recorded: ${missed.map(([k, v]) => `${k} ${fmtInt(v)}`).join(', ')}\n` : '') +
         (Object.keys(c).length === 0
           ? '  the trace has no closing counters line: the program ended without exit or _exit (a signal), so its last calls may be missing\n'

@@ -152,6 +152,7 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
     LD_PRELOAD: process.env['LD_PRELOAD'] ? `${lib} ${process.env['LD_PRELOAD']}` : lib,
     SABMALLOC_TRACE_OUT: text,
     SABMALLOC_TRACE_COMMAND: commandLine(o.command),
+    SABMALLOC_TRACE_PARENT: String(process.pid), // the program is this process's child (trace-record.c start)
   };
   delete env['SABMALLOC_TRACE_PID']; // a recording started inside a recorded program starts afresh
   try {
@@ -171,7 +172,16 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
           exitCode: signalExitCode(r.signal),
         });
       }
-      throw new Error(`sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (it made none, or it is statically linked)`);
+      // The file is there: the shim loaded. With its counters line the program made no call the
+      // shim saw; without it the shim lost the file (an audit: it said "or it is statically
+      // linked" of a program that made 400,000 calls and held every descriptor).
+      if (Object.keys(readCounters(text)).length > 0) {
+        throw new Error(`sabmalloc record: no malloc-family call of ${o.command[0]}'s main thread was recorded (the shim loaded: it made none, or it has an allocator of its own)`);
+      }
+      throw new Error(
+        `sabmalloc record: ${o.command[0]}: the shim loaded but could not write the trace file: the program closed the descriptor the shim kept it on, and ` +
+          'the shim could not open the file again (every descriptor taken, or the file gone), or the program ended without exit or _exit',
+      );
     }
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < trace.count; i++) counts[trace.kind[i]!]!++;

@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -55,6 +56,7 @@ static ino_t out_ino;
 static pid_t main_tid, main_pid;
 static int active;
 static int busy; /* the main thread is inside the shim (no re-entry is recorded) */
+static off_t out_off; /* the trace's bytes in the file: what flush() has written (pwrite at this offset) */
 
 static char *buf;
 static size_t buf_len;
@@ -100,26 +102,31 @@ static int move_up(int fd) {
 
 /* Whether out_fd is still the trace file: the program may close descriptors it did not open, or
  * open its own on the same number (a shell's `exec 3>FILE`), and the trace must not go into its
- * file. When it is not, the trace file is opened again by name and written at its end. */
+ * file. When it is not, the trace file is opened again by name and written where the trace ends. */
 static int out_is_trace(void) {
   struct stat st;
   if (fstat(out_fd, &st) == 0 && st.st_dev == out_dev && st.st_ino == out_ino) return 1;
-  int fd = move_up(open(out_path, O_WRONLY | O_APPEND | O_CLOEXEC));
+  int fd = move_up(open(out_path, O_WRONLY | O_CLOEXEC)); /* written at out_off, by pwrite */
   if (fd < 0) return 0;
   out_fd = fd;
   return 1;
 }
 
+/* Writes the buffer at out_off. The buffer is emptied before out_off moves on: a signal handler
+ * that calls _exit in between (finish) finds the file longer than out_off and the buffer empty,
+ * and writes after the file's end; before that, the buffer's bytes the file already has are
+ * skipped (finish: a flush the handler cut short is neither lost nor written twice). */
 static void flush(void) {
-  size_t done = 0;
-  if (buf_len > 0 && !out_is_trace()) { active = 0; buf_len = 0; out_fd = -1; return; } /* not theirs to close */
-  while (done < buf_len) {
-    ssize_t w = write(out_fd, buf + done, buf_len - done);
+  size_t done = 0, len = buf_len;
+  if (len > 0 && !out_is_trace()) { active = 0; buf_len = 0; out_fd = -1; return; } /* not theirs to close */
+  while (done < len) {
+    ssize_t w = pwrite(out_fd, buf + done, len - done, out_off + (off_t)done);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) { active = 0; break; } /* cannot write: stop recording rather than lose lines silently */
     done += (size_t)w;
   }
-  buf_len = 0;
+  __atomic_store_n(&buf_len, 0, __ATOMIC_RELEASE);
+  __atomic_store_n(&out_off, out_off + (off_t)done, __ATOMIC_RELEASE);
 }
 
 static void put_str(const char *s) {
@@ -137,13 +144,26 @@ static void put_u64(uint64_t v) {
   while (i > 0) buf[buf_len++] = tmp[--i];
 }
 
+/* The digits of `v` at buf[n], which has room; returns the index after them. */
+static size_t put_digits(size_t n, uint64_t v) {
+  char tmp[24];
+  int i = 0;
+  do { tmp[i++] = (char)('0' + v % 10); v /= 10; } while (v != 0);
+  while (i > 0) buf[n++] = tmp[--i];
+  return n;
+}
+
+/* A line counts once it is whole, by one store of buf_len: a signal handler that calls _exit in
+ * the middle of this (finish) writes whole lines only (an audit: it wrote a torn one). */
 static void put_line(char op, uint32_t id, int has_size, uint64_t size) {
   if (buf_len + 48 > BUF_BYTES) flush();
-  buf[buf_len++] = op;
-  buf[buf_len++] = ' ';
-  put_u64(id);
-  if (has_size) { buf[buf_len++] = ' '; put_u64(size); }
-  buf[buf_len++] = '\n';
+  size_t n = buf_len;
+  buf[n++] = op;
+  buf[n++] = ' ';
+  n = put_digits(n, id);
+  if (has_size) { buf[n++] = ' '; n = put_digits(n, size); }
+  buf[n++] = '\n';
+  __atomic_store_n(&buf_len, n, __ATOMIC_RELEASE);
 }
 
 static inline size_t hash(uintptr_t p) {
@@ -231,9 +251,15 @@ static int64_t lookup(uintptr_t p, int remove) {
   return -1;
 }
 
+/* Whether this call is recorded; if so the main thread is now `busy` (the caller clears it). busy
+ * is set before active is read again: finish() in another thread (an exit there) clears active
+ * and then waits for busy to clear, so that one of the two sees the other's store and the trace's
+ * buffer has one writer at a time (an audit: an exit from another thread tore lines). */
 static int recording(void) {
   if (!active || busy) return 0;
   if ((pid_t)syscall(SYS_gettid) != main_tid) { __atomic_fetch_add(&n_other_threads, 1, __ATOMIC_RELAXED); return 0; }
+  __atomic_store_n(&busy, 1, __ATOMIC_SEQ_CST);
+  if (!__atomic_load_n(&active, __ATOMIC_SEQ_CST)) { __atomic_store_n(&busy, 0, __ATOMIC_SEQ_CST); return 0; }
   return 1;
 }
 
@@ -253,6 +279,11 @@ __attribute__((constructor)) static void start(void) {
   pid_text[k] = 0;
   const char *owner = getenv("SABMALLOC_TRACE_PID");
   if (owner && strcmp(owner, pid_text) != 0) return;
+  /* The first image claims the trace only as the recorder's own child: where the program the
+   * recorder started does not load the shim (static, or setuid), a child it starts did, and took
+   * the trace as the program's (an audit). */
+  const char *parent = getenv("SABMALLOC_TRACE_PARENT");
+  if (!owner && parent && strtol(parent, NULL, 10) != (long)getppid()) return;
   /* Read before setenv: a program may bring its own getenv and setenv (bash does), and bash's
    * setenv before its main left its getenv seeing that one variable only. */
   const char *cmd = getenv("SABMALLOC_TRACE_COMMAND");
@@ -281,9 +312,30 @@ __attribute__((destructor)) static void finish(void) {
   /* Not in a child: a vfork child shares this memory (and pthread_atfork does not run for it), and
    * its _exit after a failed exec (Python's subprocess of a missing program) had written the
    * counters, spent the buffer and stopped the parent's recording. */
-  if (!active || (pid_t)syscall(SYS_getpid) != main_pid) return;
-  active = 0;
+  if (!__atomic_load_n(&active, __ATOMIC_SEQ_CST) || (pid_t)syscall(SYS_getpid) != main_pid) return;
+  __atomic_store_n(&active, 0, __ATOMIC_SEQ_CST);
+  if ((pid_t)syscall(SYS_gettid) != main_tid) {
+    /* An exit from another thread: the main thread may be inside the shim; its call ends in a few
+     * microseconds (it records nothing more once active is clear). Not waited for beyond 2 s. */
+    struct timespec t0, now, pause = {0, 100000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (__atomic_load_n(&busy, __ATOMIC_SEQ_CST)) {
+      nanosleep(&pause, NULL);
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      if (now.tv_sec - t0.tv_sec >= 2) return;
+    }
+  }
+  /* On the main thread busy may be set: a signal handler that calls _exit interrupted a call being
+   * recorded. The buffer then holds whole lines (put_line), and a flush it interrupted may have
+   * written some or all of them already: those are skipped, found by the file's length. */
   busy = 1;
+  struct stat st;
+  if (out_is_trace() && fstat(out_fd, &st) == 0 && st.st_size > out_off) {
+    size_t ahead = (size_t)(st.st_size - out_off);
+    if (ahead >= buf_len) buf_len = 0; /* all written (or emptied, out_off not yet moved on) */
+    else { memmove(buf, buf + ahead, buf_len - ahead); buf_len -= ahead; }
+    out_off = st.st_size;
+  }
   put_str("# counters: other_threads="); put_u64(n_other_threads);
   put_str(" unknown_pointers="); put_u64(n_unknown);
   put_str(" failed_calls="); put_u64(n_failed);
@@ -316,13 +368,13 @@ static void record_new(char op, void *p, uint64_t size) {
 
 void *malloc(size_t n) {
   void *p = __libc_malloc(n);
-  if (recording()) { busy = 1; record_new('a', p, n); busy = 0; }
+  if (recording()) { busy = 1; record_new('a', p, n); __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); }
   return p;
 }
 
 void *calloc(size_t k, size_t s) {
   void *p = __libc_calloc(k, s);
-  if (recording()) { busy = 1; record_new('c', p, (uint64_t)k * s); busy = 0; }
+  if (recording()) { busy = 1; record_new('c', p, (uint64_t)k * s); __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); }
   return p;
 }
 
@@ -332,7 +384,7 @@ void free(void *p) {
     int64_t id = lookup((uintptr_t)p, 1);
     if (id < 0) n_unknown++;
     else { put_line('f', (uint32_t)id, 0, 0); give_id((uint32_t)id); }
-    busy = 0;
+    __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
   }
   __libc_free(p);
 }
@@ -343,12 +395,12 @@ void *realloc(void *p, size_t n) {
   if (p == NULL) {
     void *q = __libc_realloc(NULL, n);
     record_new('a', q, n);
-    busy = 0;
+    __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
     return q;
   }
   int64_t id = lookup((uintptr_t)p, 0);
   void *q = __libc_realloc(p, n);
-  if (id < 0) { n_unknown++; busy = 0; return q; }
+  if (id < 0) { n_unknown++; __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); return q; }
   if (n == 0) {
     /* glibc frees the block and returns NULL (or a minimal block for some builds) */
     lookup((uintptr_t)p, 1);
@@ -371,13 +423,13 @@ void *realloc(void *p, size_t n) {
     }
     put_line('r', (uint32_t)id, 1, n);
   }
-  busy = 0;
+  __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
   return q;
 }
 
 static void *aligned(size_t align, size_t n) {
   void *p = __libc_memalign(align, n);
-  if (recording()) { busy = 1; record_new('a', p, n); busy = 0; }
+  if (recording()) { busy = 1; record_new('a', p, n); __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); }
   return p;
 }
 
