@@ -256,7 +256,7 @@ export class SharedHeap {
   #lock: ThreadLock = NO_THREAD_LOCK;
   /** The Web Locks of threads reclaimWhenGone() saw gone, by threadId, kept until this thread detaches. */
   readonly #gone = new Map<number, Promise<ThreadLock>>();
-  /** reallocAsync calls between taking a large block's new place and freeing its old one (detach() refuses meanwhile). */
+  /** reallocAsync calls from taking a large block's new place until its old one is freed (detach() refuses meanwhile). */
   #moving = 0;
 
   static {
@@ -897,45 +897,47 @@ export class SharedHeap {
       attached();
       return guarded(t, 'realloc(ptr, size)', reallocTarget, -1, size, usable);
     };
-    const q = debug ? await this.mallocAsync(size) : await this.#withoutBlocking(target, 'realloc', 'reallocAsync');
-    // Out of memory: that allocation gave back the runs and slabs kept for reuse, which may have held
-    // the slots right after the run: once more in place (reallocImpl).
-    if (q === 0) return !debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync')) ? block : 0;
-    // The new block over the old one (live blocks never overlap): the old block was freed while
-    // this call awaited (a double free, by another call of this thread or another thread) and the
-    // allocation took its memory back. The free below would free the new block and return it free
-    // (the next malloc handed it out again: an audit); refused as that free refuses it otherwise.
-    if (q < block + usable && block < q + size) {
-      await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync');
-      throw freedWhileWaited('reallocAsync', block, 'the large block there was freed while this call awaited');
-    }
-    // From here until the old run is freed both blocks are live and only this call knows the new
-    // one: detach() refuses meanwhile (#moving), as a detach here left the new block to nobody.
+    // From the new block's take until the old run is freed, only this call knows the new block:
+    // detach() refuses meanwhile (#moving), as a detach there left it to nobody.
     this.#moving++;
     try {
-      attached(); // (the debug mallocAsync above awaited too)
-      copyInHeap(t, q, block, Math.min(size, usable));
-      // The run freed as copied (a resize in place by another thread meanwhile is refused: alloc.ts
-      // freeMovedRun); debug mode's free fills it as freed.
-      const freeOld = debug ? debugFreeMovedRun : freeMovedRun;
-      await this.#withoutBlocking(
-        () => {
-          attached();
-          guarded(t, 'realloc(ptr, size)', freeOld, block, span, gen);
-        },
-        'realloc',
-        'reallocAsync',
-      );
-    } catch (e) {
-      // Another call freed the old block while this one waited (a DoubleFreeError): the new block
-      // goes back too, not lost (an audit; alloc.ts moveBlock). (A fault meanwhile: the new block
-      // stays with the stopped instance, as a dead thread's blocks do.)
-      if (e instanceof HeapError && !t.detached) await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync').catch(() => undefined); // the first error is the one to report
-      throw e;
+      const q = debug ? await this.mallocAsync(size) : await this.#withoutBlocking(target, 'realloc', 'reallocAsync');
+      // Out of memory: that allocation gave back the runs and slabs kept for reuse, which may have held
+      // the slots right after the run: once more in place (reallocImpl).
+      if (q === 0) return !debug && (await this.#withoutBlocking(inPlace, 'realloc', 'reallocAsync')) ? block : 0;
+      // The new block over the old one (live blocks never overlap): the old block was freed while
+      // this call awaited (a double free, by another call of this thread or another thread) and the
+      // allocation took its memory back. The free below would free the new block and return it free
+      // (the next malloc handed it out again: an audit); refused as that free refuses it otherwise.
+      if (q < block + usable && block < q + size) {
+        await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync');
+        throw freedWhileWaited('reallocAsync', block, 'the large block there was freed while this call awaited');
+      }
+      try {
+        attached(); // (the debug mallocAsync above awaited too)
+        copyInHeap(t, q, block, Math.min(size, usable));
+        // The run freed as copied (a resize in place by another thread meanwhile is refused: alloc.ts
+        // freeMovedRun); debug mode's free fills it as freed.
+        const freeOld = debug ? debugFreeMovedRun : freeMovedRun;
+        await this.#withoutBlocking(
+          () => {
+            attached();
+            guarded(t, 'realloc(ptr, size)', freeOld, block, span, gen);
+          },
+          'realloc',
+          'reallocAsync',
+        );
+      } catch (e) {
+        // Another call freed the old block while this one waited (a DoubleFreeError): the new block
+        // goes back too, not lost (an audit; alloc.ts moveBlock). (A fault meanwhile: the new block
+        // stays with the stopped instance, as a dead thread's blocks do.)
+        if (e instanceof HeapError && !t.detached) await this.#withoutBlocking(() => this.free(q), 'free', 'reallocAsync').catch(() => undefined); // the first error is the one to report
+        throw e;
+      }
+      return q;
     } finally {
       this.#moving--;
     }
-    return q;
   }
 
   /**
@@ -998,7 +1000,7 @@ export class SharedHeap {
     if (t.detached) return;
     if (this.#moving > 0) {
       throw new HeapStateError(
-        'detach(): a reallocAsync of this instance is moving a large block (the new block taken, the old one not yet freed); await it, then detach',
+        'detach(): a reallocAsync of this instance is moving a large block (taking its new place, or its old one not yet freed); await it, then detach',
       );
     }
     guarded(t, 'detach()', detachThread);
