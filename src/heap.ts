@@ -835,7 +835,8 @@ export class SharedHeap {
 
   /**
    * free without blocking the event loop (see mallocAsync). Same errors as free. A small block's
-   * free never waits for the lock (it only tries it), but a large block's takes it: on a main
+   * free never waits for the lock (it only tries it), but a large block's takes it (not one that
+   * goes to the large-run pool's lock-free lists: large.ts): on a main
    * thread, free of a large block while a dying worker held the lock spun for 3 s and threw
    * LockTimeoutError (a browser page's loop in test/browser/chaos.test.ts).
    */

@@ -8,30 +8,9 @@ import {
   CHUNK, CTL_WORDS, C_COUNT, C_HELD, C_READY, C_STOP, badBytes, fillBlock, reallocChain, type AttachReply, type ChainReply,
   type LoopReply, type Request, type ViewReply,
 } from './protocol.js';
-import { RequestWorker } from './request-worker.js';
+import { endWorkers, startWorker, type TestWorker } from './test-worker.js';
 
 const MiB = 1 << 20;
-
-/** The suite's worker (worker.ts), with its attach request. */
-class TestWorker extends RequestWorker<Request> {
-  constructor() {
-    super('/worker.js');
-  }
-
-  attach(buffer: SharedArrayBuffer | SharedMemory): Promise<AttachReply> {
-    return this.call<AttachReply>({ cmd: 'attach', buffer });
-  }
-}
-
-const all: TestWorker[] = [];
-function startWorker(): TestWorker {
-  const w = new TestWorker();
-  all.push(w);
-  return w;
-}
-function endWorkers(): void {
-  for (const w of all.splice(0)) w.worker.terminate();
-}
 
 /** Resolves when ctl[index] reaches at least `min` (Atomics.waitAsync: the main thread never blocks). */
 async function waitAtLeast(ctl: Int32Array, index: number, min: number): Promise<void> {
