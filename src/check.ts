@@ -277,6 +277,15 @@ function walkHeap(h: ThreadContext): void {
         if (i32[base - MAG_ENTRY_WORDS] !== MAG_EMPTY_SENTINEL) fail(`${where}: its empty sentinel is overwritten`);
         const fullW = base + cap * MAG_ENTRY_WORDS;
         if (i32[fullW] !== MAG_FULL_SENTINEL || i32[fullW + MAG_STATE] !== MAG_FULL_SENTINEL) fail(`${where}: its full sentinel is overwritten`);
+      } else {
+        // The thread area's magazine: its sentinels as attach wrote them (one overwritten let malloc
+        // hand out the sentinel's word and the class below's entries, and a free's drain run on for
+        // good, while check() passed: an audit).
+        const where = `thread ${t}: magazine of class ${c}`;
+        const emptyW = base - MAG_ENTRY_WORDS;
+        if (i32[emptyW] !== MAG_EMPTY_SENTINEL || i32[emptyW + MAG_STATE] !== MAG_EMPTY_SENTINEL) fail(`${where}: its empty sentinel is overwritten (${i32[emptyW]}, ${i32[emptyW + MAG_STATE]})`);
+        const fullW = base + cap * MAG_ENTRY_WORDS;
+        if (i32[fullW] !== MAG_FULL_SENTINEL || i32[fullW + MAG_STATE] !== MAG_FULL_SENTINEL) fail(`${where}: its full sentinel is overwritten (${i32[fullW]}, ${i32[fullW + MAG_STATE]})`);
       }
       for (let e = base; e < top; e += MAG_ENTRY_WORDS) {
         if (i32[e] === MAG_FULL_SENTINEL) fail(`thread ${t}: magazine of class ${c} runs past its end`);

@@ -12,6 +12,7 @@
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import { CP_DEEP, CP_DRAIN, CP_JOURNAL, CP_PUBLISH, crashArmed, crashPoint } from './crash.js';
+import { HeapCorruptionError } from './errors.js';
 import type { ThreadContext } from './context.js';
 import { takeFreshSlab, takeSlab, takeStage1Slab } from './pool.js';
 import { publishChain } from './remote.js';
@@ -109,9 +110,27 @@ if (SIZE[DEEP_CLS] !== SLOT_BYTES || COUNT[DEEP_CLS] !== 1) throw new Error('sab
  */
 export function magazineTop(t: ThreadContext, cls: number, mayBlock: boolean): number {
   t.ensureViews();
+  checkTop(t, cls);
   const topW = t.topW + cls;
   if (t.i32[topW] === t.magazineBase(cls) && refillMagazine(t, cls, mayBlock) === 0) return -1;
   return t.i32[topW] - MAG_ENTRY_WORDS; // the views as the refill left them
+}
+
+/**
+ * Throws HeapCorruptionError when the magazine of `cls` has its top outside its entries: a sentinel
+ * the program overwrote lets the fast paths run past the magazine's ends (malloc handed out the
+ * sentinel's word and then the class below's entries, and a later free's drain ran on for good: an
+ * audit), which their first slow path, here, stops.
+ */
+function checkTop(t: ThreadContext, cls: number): void {
+  const top = t.i32[t.topW + cls];
+  const base = t.magazineBase(cls);
+  const end = base + t.magazineCap(cls) * MAG_ENTRY_WORDS;
+  if (top < base || top > end) {
+    throw new HeapCorruptionError(
+      `the magazine of class ${cls} (${SIZE[cls]} B) of thread slot ${t.slot} has its top at word ${top}, outside ${base} .. ${end}: a sentinel or a top was overwritten (check() tells more)`,
+    );
+  }
 }
 
 /** Pops a block of class `cls`, refilling the magazine first when it is empty; 0 when out of memory. */
@@ -467,6 +486,7 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
  * slabs' lists, which the next refill takes first.)
  */
 export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: number): void {
+  checkTop(t, cls);
   const base = t.magazineBase(cls);
   const top = t.i32[t.topW + cls];
   const entries = (top - base) / MAG_ENTRY_WORDS;

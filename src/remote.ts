@@ -13,7 +13,7 @@ import * as classes from './size-classes.js';
 import { CP_COLLECT, CP_PUBLISH, CP_RECLAIM, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { WOULD_BLOCK, lockRelease, tryLockAcquire } from './lock.js';
-import { HeapError } from './errors.js';
+import { HeapCorruptionError, HeapError } from './errors.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -86,6 +86,14 @@ export function notifyOwner(t: ThreadContext, slot: number): boolean {
   // follow the push or the clear (layout.ts TH_FLAGGED; a reclaimer marks it unsure only then).
   i32[flaggedW] = slot;
   const owner = Atomics.load(i32, mW + SM_OWNER);
+  if (owner >= t.geo.maxThreads) {
+    // No thread slot: the heap's metadata was overwritten (V8's RangeError here before: an audit).
+    // The flag and this thread's record of the notice go back as they were, then the error.
+    Atomics.store(i32, mW + SM_NOTIFIED, 0);
+    i32[flaggedW] = 0;
+    i32[notifyingW] = 0;
+    throw new HeapCorruptionError(`slot ${slot}'s slab names owner ${owner}, which is no thread slot of the heap: its metadata was overwritten`);
+  }
   if (owner >= 0) {
     // The owner's thread slot is named in TH_NOTIFY_TO before the owner is read again: a slot so
     // named is not attached to anew (attach.ts), so the list this notice goes onto is the one of

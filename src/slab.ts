@@ -10,6 +10,7 @@
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
 import { CP_NOTICES, CP_REFILL, crashArmed, crashPoint } from './crash.js';
+import { HeapCorruptionError } from './errors.js';
 import type { ThreadContext } from './context.js';
 import { releaseEmptySlab } from './pool.js';
 import { noteTouched, ownedSlabs, touchedTo } from './slots.js';
@@ -413,6 +414,11 @@ export function walkNotices(t: ThreadContext, slot: number): number {
   const restW = t.thW + TH_NOTICE_REST;
   let n = 0;
   while (slot !== 0 && n < t.slotLimit) {
+    if (slot >>> 0 >= t.slotLimit) {
+      t.ensureViews(); // (a slab of memory the heap grew by since this thread's views)
+      // A link no slab's: the heap's metadata was overwritten (V8's RangeError here before: an audit).
+      if (slot >>> 0 >= t.slotLimit) throw new HeapCorruptionError(`a notice list of thread slot ${t.slot} links to slot ${slot}, which is no slot of the heap: its metadata was overwritten`);
+    }
     const mW = t.metaW(slot);
     const next = Atomics.load(i32, mW + SM_NOTICE_NEXT);
     i32[restW] = next;

@@ -3,7 +3,6 @@
  * blocks. A scenario in which the main thread could block forever runs in a child process with a
  * deadline (test/hang-scenarios.ts), so a hang fails its test instead of hanging the run.
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HeapCorruptionError, HeapStateError, SharedHeap } from '../src/index.js';
@@ -13,40 +12,18 @@ import { guarded } from '../src/fault.js';
 import { cutOffLargeMalloc, lockWord, skewInuse, skewMagazineTop, slotIds } from './fault-internals.js';
 import { startHeapWorker, startWorker, terminateAll } from './remote-heap.js';
 import { checked } from './fixtures.js';
+import { runScenarioFile, type ScenarioRun } from './child-scenario.js';
 
 const MiB = 1 << 20;
 
 afterEach(terminateAll);
 
-interface ScenarioRun {
-  hung: boolean;
-  ms: number;
-  result: Record<string, unknown> | undefined;
-  output: string;
-}
 
 const scenarioFile = fileURLToPath(new URL('./hang-scenarios.ts', import.meta.url));
 
 /** Runs a scenario of test/hang-scenarios.ts in a child process, killed after `deadlineMs`. */
 function runScenario(name: string, deadlineMs = 12_000): Promise<ScenarioRun> {
-  return new Promise((resolve) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', scenarioFile, name], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let hung = false;
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    const timer = setTimeout(() => {
-      hung = true;
-      child.kill('SIGKILL');
-    }, deadlineMs);
-    child.on('exit', () => {
-      clearTimeout(timer);
-      const line = output.split('\n').find((l) => l.startsWith('RESULT '));
-      const result = line === undefined ? undefined : (JSON.parse(line.slice(7)) as Record<string, unknown>);
-      resolve({ hung, ms: performance.now() - t0, result, output });
-    });
-  });
+  return runScenarioFile(scenarioFile, [name], deadlineMs);
 }
 
 function hangMessage(name: string, r: ScenarioRun): string {
