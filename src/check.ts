@@ -266,27 +266,23 @@ function walkHeap(h: ThreadContext): void {
       if (top < base || top > base + MAG_ENTRY_WORDS * cap || (top - base) % MAG_ENTRY_WORDS !== 0) {
         fail(`thread ${t}: magazine of class ${c} has top ${top} outside ${base} .. ${base + MAG_ENTRY_WORDS * cap}`);
       }
+      const where = deep ? `thread ${t}: deep magazine of class ${c} in block ${hex(deepMagazineBlock(base))}` : `thread ${t}: magazine of class ${c}`;
       if (deep) {
-        // Its block: of the 64 KiB class, held for this thread (DEEP), its sentinels in place.
+        // Its block: of the 64 KiB class, held for this thread (DEEP).
         const block = deepMagazineBlock(base);
-        const where = `thread ${t}: deep magazine of class ${c} in block ${hex(block)}`;
         if (c >= DEEP_CLS || COUNT[c]! > FEW_BLOCKS_MAX) fail(`${where}: class ${c} never has one`);
         if (block >= h.viewBytes) fail(`${where} is outside the heap`);
         if (inFlight.deep.get(block) !== t) fail(`${where} is not a block that says DEEP in a slab of that thread's`);
         inFlight.deep.delete(block);
-        if (i32[base - MAG_ENTRY_WORDS] !== MAG_EMPTY_SENTINEL) fail(`${where}: its empty sentinel is overwritten`);
-        const fullW = base + cap * MAG_ENTRY_WORDS;
-        if (i32[fullW] !== MAG_FULL_SENTINEL || i32[fullW + MAG_STATE] !== MAG_FULL_SENTINEL) fail(`${where}: its full sentinel is overwritten`);
-      } else {
-        // The thread area's magazine: its sentinels as attach wrote them (one overwritten let malloc
-        // hand out the sentinel's word and the class below's entries, and a free's drain run on for
-        // good, while check() passed: an audit).
-        const where = `thread ${t}: magazine of class ${c}`;
-        const emptyW = base - MAG_ENTRY_WORDS;
-        if (i32[emptyW] !== MAG_EMPTY_SENTINEL || i32[emptyW + MAG_STATE] !== MAG_EMPTY_SENTINEL) fail(`${where}: its empty sentinel is overwritten (${i32[emptyW]}, ${i32[emptyW + MAG_STATE]})`);
-        const fullW = base + cap * MAG_ENTRY_WORDS;
-        if (i32[fullW] !== MAG_FULL_SENTINEL || i32[fullW + MAG_STATE] !== MAG_FULL_SENTINEL) fail(`${where}: its full sentinel is overwritten (${i32[fullW]}, ${i32[fullW + MAG_STATE]})`);
       }
+      // Its sentinels as attach (or deepen) wrote them: one overwritten in the thread area let malloc
+      // hand out the sentinel's word and the class below's entries, and a free's drain run on for
+      // good, while check() passed (an audit). (A deep magazine's empty sentinel holds its capacity
+      // in its second word.)
+      const emptyW = base - MAG_ENTRY_WORDS;
+      if (i32[emptyW] !== MAG_EMPTY_SENTINEL || (!deep && i32[emptyW + MAG_STATE] !== MAG_EMPTY_SENTINEL)) fail(`${where}: its empty sentinel is overwritten (${i32[emptyW]}, ${i32[emptyW + MAG_STATE]})`);
+      const fullW = base + cap * MAG_ENTRY_WORDS;
+      if (i32[fullW] !== MAG_FULL_SENTINEL || i32[fullW + MAG_STATE] !== MAG_FULL_SENTINEL) fail(`${where}: its full sentinel is overwritten (${i32[fullW]}, ${i32[fullW + MAG_STATE]})`);
       for (let e = base; e < top; e += MAG_ENTRY_WORDS) {
         if (i32[e] === MAG_FULL_SENTINEL) fail(`thread ${t}: magazine of class ${c} runs past its end`);
         const b = i32[e];
