@@ -120,7 +120,7 @@ export function magazineTop(t: ThreadContext, cls: number, mayBlock: boolean): n
  * Throws HeapCorruptionError when the magazine of `cls` has its top outside its entries: a sentinel
  * the program overwrote lets the fast paths run past the magazine's ends (malloc handed out the
  * sentinel's word and then the class below's entries, and a later free's drain ran on for good: an
- * audit), which their first slow path, here, stops.
+ * audit), which their first slow path stops: the refill (magazineTop) or a drain (drainDownTo).
  */
 function checkTop(t: ThreadContext, cls: number): void {
   const top = t.i32[t.topW + cls];
@@ -486,7 +486,6 @@ export function drainJournal(t: ThreadContext, cls: number, keep: boolean): void
  * slabs' lists, which the next refill takes first.)
  */
 export function freeDrainFull(t: ThreadContext, cls: number, block: number, st: number): void {
-  checkTop(t, cls);
   const base = t.magazineBase(cls);
   const top = t.i32[t.topW + cls];
   const entries = (top - base) / MAG_ENTRY_WORDS;
@@ -580,6 +579,7 @@ export function drainClass(t: ThreadContext, cls: number): void {
  * their turn. `keep`: see afterBlocksReturned.
  */
 function drainDownTo(t: ThreadContext, cls: number, downTo: number, keep: boolean): void {
+  checkTop(t, cls); // every drain's way in (a full magazine's, a look's, a flush's)
   const topW = t.topW + cls;
   const most = journalEntryWords(t.geo.magCap);
   t.f64[t.tfW + TF_DRAINS]++;

@@ -251,7 +251,7 @@ static int64_t lookup(uintptr_t p, int remove) {
   return -1;
 }
 
-/* Whether this call is recorded; if so the main thread is now `busy` (the caller clears it). busy
+/* Whether this call is recorded; if so the main thread is now `busy` (done_recording clears it). busy
  * is set before active is read again: finish() in another thread (an exit there) clears active
  * and then waits for busy to clear, so that one of the two sees the other's store and the trace's
  * buffer has one writer at a time (an audit: an exit from another thread tore lines). */
@@ -262,6 +262,9 @@ static int recording(void) {
   if (!__atomic_load_n(&active, __ATOMIC_SEQ_CST)) { __atomic_store_n(&busy, 0, __ATOMIC_SEQ_CST); return 0; }
   return 1;
 }
+
+/* The end of a call recording() let through: its lines are in the buffer before busy clears. */
+static void done_recording(void) { __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); }
 
 static void stop_in_child(void) { active = 0; out_fd = -1; }
 
@@ -368,39 +371,37 @@ static void record_new(char op, void *p, uint64_t size) {
 
 void *malloc(size_t n) {
   void *p = __libc_malloc(n);
-  if (recording()) { busy = 1; record_new('a', p, n); __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); }
+  if (recording()) { record_new('a', p, n); done_recording(); }
   return p;
 }
 
 void *calloc(size_t k, size_t s) {
   void *p = __libc_calloc(k, s);
-  if (recording()) { busy = 1; record_new('c', p, (uint64_t)k * s); __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); }
+  if (recording()) { record_new('c', p, (uint64_t)k * s); done_recording(); }
   return p;
 }
 
 void free(void *p) {
   if (p && recording()) {
-    busy = 1;
     int64_t id = lookup((uintptr_t)p, 1);
     if (id < 0) n_unknown++;
     else { put_line('f', (uint32_t)id, 0, 0); give_id((uint32_t)id); }
-    __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
+    done_recording();
   }
   __libc_free(p);
 }
 
 void *realloc(void *p, size_t n) {
   if (!recording()) return __libc_realloc(p, n);
-  busy = 1;
   if (p == NULL) {
     void *q = __libc_realloc(NULL, n);
     record_new('a', q, n);
-    __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
+    done_recording();
     return q;
   }
   int64_t id = lookup((uintptr_t)p, 0);
   void *q = __libc_realloc(p, n);
-  if (id < 0) { n_unknown++; __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); return q; }
+  if (id < 0) { n_unknown++; done_recording(); return q; }
   if (n == 0) {
     /* glibc frees the block and returns NULL (or a minimal block for some builds) */
     lookup((uintptr_t)p, 1);
@@ -423,13 +424,13 @@ void *realloc(void *p, size_t n) {
     }
     put_line('r', (uint32_t)id, 1, n);
   }
-  __atomic_store_n(&busy, 0, __ATOMIC_RELEASE);
+  done_recording();
   return q;
 }
 
 static void *aligned(size_t align, size_t n) {
   void *p = __libc_memalign(align, n);
-  if (recording()) { busy = 1; record_new('a', p, n); __atomic_store_n(&busy, 0, __ATOMIC_RELEASE); }
+  if (recording()) { record_new('a', p, n); done_recording(); }
   return p;
 }
 

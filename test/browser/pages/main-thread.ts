@@ -56,6 +56,16 @@ function describeError(e: unknown): string {
   return `${err?.name}:${code}:${String(err?.message).slice(0, 160)}`;
 }
 
+/** check()'s outcome: '' when it passes, else its error as describeError gives it. */
+function checkText(heap: SharedHeap): string {
+  try {
+    heap.check();
+    return '';
+  } catch (e) {
+    return describeError(e);
+  }
+}
+
 interface Live {
   p: number;
   n: number;
@@ -138,12 +148,7 @@ async function syncUnderHold(o: { holdMs: number; calls: string[] }): Promise<{ 
         outcomes.push({ ...out, ms, heldAtEnd, checkAfter: out.ok ? 'detached' : '', badLive: 0 });
         if (out.ok) break;
       }
-      let checkAfter = '';
-      try {
-        heap.check();
-      } catch (e) {
-        checkAfter = describeError(e);
-      }
+      const checkAfter = checkText(heap);
       // Give back what the call made, so the next starts alike.
       if (out.ok && typeof out.value === 'number' && out.value > 0 && ['malloc', 'mallocSmall', 'calloc', 'alignedAlloc', 'tryMalloc'].includes(call)) heap.free(out.value);
       if (call === 'realloc') heap.free(out.ok && (out.value as number) > 0 ? (out.value as number) : large);
@@ -210,12 +215,7 @@ async function asyncUnderHold(o: { holdMs: number }) {
     const moved = results[3]!.value as number;
     const bad = results[3]!.ok ? badBytes(heap.u8, moved, 300_000, 8) : -1;
     for (const r of results.slice(0, 4)) if (r.ok && (r.value as number) > 0) heap.free(r.value as number);
-    let checkAfter = '';
-    try {
-      heap.check();
-    } catch (e) {
-      checkAfter = describeError(e);
-    }
+    const checkAfter = checkText(heap);
     return { results, callMs, ticks, frames, maxGap, bad, checkAfter, liveBytes: heap.stats().liveBytes };
   } finally {
     endAll();
@@ -286,12 +286,7 @@ async function terminatedHolder(o: { mode: 'sync' | 'async'; reserved: boolean }
       log.ticks = ticks;
       if (typeof a.v === 'number' && a.v > 0) heap.free(a.v);
     }
-    try {
-      heap.check();
-      log.check = '';
-    } catch (e) {
-      log.check = describeError(e);
-    }
+    log.check = checkText(heap);
     log.bad = badBytes(heap.u8, mine, 5000, 12);
     heap.free(mine);
     const s = heap.stats();
@@ -379,12 +374,7 @@ async function growth() {
     log.viewW = viewW;
     await w.call({ cmd: 'flush' });
     heap.flush();
-    try {
-      heap.check();
-      log.check = '';
-    } catch (e) {
-      log.check = describeError(e);
-    }
+    log.check = checkText(heap);
     log.liveBytes = heap.stats().liveBytes;
     log.memory = heap.memory === undefined ? 'undefined' : 'defined';
     return log;
@@ -424,12 +414,7 @@ async function memoryVsBuffer() {
     log.attachSelfMemory = SharedHeap.attach(heap.memory!) === heap;
     log.attachSelfBuffer = SharedHeap.attach(heap.buffer) === heap;
     for (const w of [m, b, r]) await w.call({ cmd: 'flush' });
-    try {
-      heap.check();
-      log.check = '';
-    } catch (e) {
-      log.check = describeError(e);
-    }
+    log.check = checkText(heap);
     log.threadsAttached = heap.stats().threadsAttached;
     return log;
   } finally {
@@ -486,12 +471,7 @@ async function contention(o: { workers: number; mode: 'large' | 'lock'; size: nu
     const wall = performance.now() - t0;
     Atomics.store(ctl, 0, 1);
     const results = await Promise.all(done);
-    let checkAfter = '';
-    try {
-      heap.check();
-    } catch (e) {
-      checkAfter = describeError(e);
-    }
+    const checkAfter = checkText(heap);
     return { maxMs, total, wall, got, errors, results, checkAfter };
   } finally {
     Atomics.store(ctl, 0, 1);
