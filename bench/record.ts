@@ -10,7 +10,7 @@
  * (calls of other threads and of pointers the trace never saw, which it could not record).
  */
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, createReadStream, createWriteStream, existsSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -137,11 +137,18 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
   const lib = recorderLibrary();
   const out = resolve(o.out);
   const gz = out.endsWith('.gz');
-  const text = gz ? `${out}.${process.pid}.part` : out;
+  // The shim writes a file of its own beside --out, which takes --out's name (or is gzipped into
+  // it) only once the trace is whole: a recording that fails leaves an existing --out as it was
+  // (an audit: a failed run had truncated or removed it).
+  const text = `${out}.${process.pid}.part`;
   // The shim opens the trace file itself and, failing that, writes nothing: a path that cannot be
   // written is told here, not taken for a shim that did not load.
   try {
     mkdirSync(dirname(out), { recursive: true });
+    if (existsSync(out)) {
+      if (statSync(out).isDirectory()) throw new Error('it is a directory');
+      accessSync(out, fsConstants.W_OK);
+    }
     closeSync(openSync(text, 'w'));
     rmSync(text);
   } catch (err) {
@@ -186,7 +193,17 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
     const counts = [0, 0, 0, 0];
     for (let i = 0; i < trace.count; i++) counts[trace.kind[i]!]!++;
     const counters = readCounters(text);
-    if (gz) await pipeline(createReadStream(text), createGzip({ level: 9 }), createWriteStream(out));
+    if (gz) {
+      const gzText = `${text}.gz`;
+      try {
+        await pipeline(createReadStream(text), createGzip({ level: 9 }), createWriteStream(gzText));
+        renameSync(gzText, out);
+      } finally {
+        rmSync(gzText, { force: true });
+      }
+    } else {
+      renameSync(text, out);
+    }
     return {
       out,
       status: r.status,
@@ -201,6 +218,6 @@ export async function recordTrace(o: RecordOptions): Promise<RecordSummary> {
       counters,
     };
   } finally {
-    if (gz) rmSync(text, { force: true });
+    rmSync(text, { force: true });
   }
 }

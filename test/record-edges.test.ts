@@ -16,7 +16,7 @@
  * - a program a signal ended: the summary said "0 blocks live at exit", a count it does not have.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -166,5 +166,29 @@ describe('the summary of a program killed by a signal', () => {
     expect(text).toMatch(/in [\d,]+ blocks/); // the trace's own peak: 1,001 blocks
     // Before: "..., peak live 1,499,524 B in 1,001 blocks, 0 blocks live at exit".
     expect(text).toMatch(/blocks live at exit unknown/);
+  });
+});
+
+describe('an --out that already exists', () => {
+  it('a recording that fails leaves it as it was, one that succeeds replaces it, and no .part file stays', async () => {
+    for (const name of ['kept.trace', 'kept.trace.gz']) {
+      const out = join(dir, name);
+      writeFileSync(out, 'an earlier recording\n');
+      // A program that makes no malloc-family call: the recorder fails.
+      const failed = await recordTrace({ out, command: ['/bin/true'], stdio: 'ignore' }).then(
+        () => 'recorded',
+        (err: Error) => err.message,
+      );
+      expect(failed).toMatch(/sabmalloc record: /);
+      // Before: the shim wrote into --out itself: a failed recording left only its counters line there (a .gz one removed it).
+      expect(existsSync(out) ? readFileSync(out, 'utf8') : 'removed').toBe('an earlier recording\n');
+      const bin = compile('ten', '#include <stdlib.h>\nvoid *volatile sinkp;\nint main(void) { for (int i = 0; i < 10; i++) { sinkp = malloc(40); free(sinkp); } return 0; }\n');
+      const s = await recordTrace({ out, command: [bin], stdio: 'ignore' });
+      expect(s.mallocs).toBe(10);
+      const bytes = readFileSync(out);
+      if (name.endsWith('.gz')) expect([bytes[0], bytes[1]]).toEqual([0x1f, 0x8b]);
+      else expect(bytes.toString('utf8')).toMatch(/^a \d+ 40$/m);
+      expect(readdirSync(dir).filter((f) => f.startsWith(name) && f !== name)).toEqual([]);
+    }
   });
 });
