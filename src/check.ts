@@ -1,6 +1,6 @@
 /**
  * check(): walks every invariant of the header, the SuperSlab masks, the slot metas, every slab's
- * lists and state bytes, the Stage-1 and abandoned lists, the magazines and the large runs.
+ * lists and state bytes, the Stage-1, abandoned and notice lists, the magazines and the large runs.
  * Every walk is bounded, so corrupted links cannot make it hang. Meant for a quiescent heap
  * (no other thread inside malloc or free); throws HeapCorruptionError naming what and where.
  */
@@ -13,6 +13,7 @@ import {
   SM_STATE, SS_TABLE_W, ST_ALLOCATED, ST_CACHED, ST_CLEAN, ST_FREE, ST_PENDING, SUPER_SHIFT, TH_STATE, TH_TOP, TS_ATTACHED, TS_DEAD,
   TS_RECLAIMING, G_ORPHANS, UD_ENTRIES, UD_N, UD_SLAB, UD_W, UD_WORDS, MAG_STATE, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, isCached, lockHolder, lockWord, magazineWords, usedSlots, G_SLOTS_USED, TH_THREAD_ID,
   LISTED_CURRENT, LISTED_PARTIAL, SM_LISTED, SM_PART_NEXT, SM_PART_PREV, TH_CUR, TH_PARTIAL, TH_PARTIAL_TAIL,
+  NOTICE_CLOSED, SM_NOTICE_NEXT, SM_NOTIFIED, TH_NOTICE,
   ST_DEEP, deepMagazineCap, deepMagazineBlock, isDeepTop, deepMagazineBase, MAG_EMPTY_SENTINEL,
 } from './layout.js';
 import { COUNT, HDR, NUM_CLASSES, REGION_SHIFT, SIZE, SPAN } from './size-classes.js';
@@ -211,6 +212,22 @@ function walkHeap(h: ThreadContext): void {
         fail(`abandoned list of class ${c}: slot ${slot} is not a listed slab of that class`);
       }
       slot = i32[mW + SM_ABANDON_NEXT];
+    }
+  }
+
+  // Notice lists (layout.ts TH_NOTICE): acyclic, each slot in the carved heap, on one list only
+  // (its link is one word), its flag on (a flag stays on while the slab is listed: only the
+  // list's walker clears it). The slab itself may have changed hands since its notice.
+  const noticed = new Set<number>();
+  for (let t = 0, used = usedSlots(i32, geo.maxThreads); t < used; t++) {
+    for (let slot = Atomics.load(i32, geo.threadsW + t * geo.threadWords + TH_NOTICE); slot !== 0 && slot !== NOTICE_CLOSED; ) {
+      const where = `thread ${t}'s notice list`;
+      if (slot < firstSlot || slot >= endSlot) fail(`${where} holds slot ${slot}, outside the carved heap`);
+      if (noticed.has(slot)) fail(`${where} holds slot ${slot} a second time (a cycle, or on two lists)`);
+      noticed.add(slot);
+      const mW = meta(slot);
+      if (Atomics.load(i32, mW + SM_NOTIFIED) === 0) fail(`${where} holds slot ${slot}, whose notice flag is 0`);
+      slot = Atomics.load(i32, mW + SM_NOTICE_NEXT);
     }
   }
 

@@ -592,7 +592,8 @@ export const TH_NOTICE = 2; //    [H] notice list: slabs of this thread that got
 //                                 NOTICE_CLOSED once the thread took it for the last time: a detach's or a
 //                                 reclaim's last look stores it by exchange; attach stores 0). Freers push by
 //                                 CAS (remote.ts notifyOwner); the owner takes the list whole by exchange, after
-//                                 a plain read as a hint (remote.ts takeNotices; not a last look): 0 skips it
+//                                 a plain read as a hint (remote.ts takeNotices; not a last look): 0 skips it;
+//                                 check() walks it with Atomics.load (check.ts), on a quiet heap
 export const NOTICE_CLOSED = -1; // TH_NOTICE of a thread that will never look at its notices again: a freer
 //                                 that finds it clears its own notice flag by CAS instead of pushing
 export const TH_JOURNAL_SRC = 3; //[O] absolute word index of the drain journal's first entry: the thread's

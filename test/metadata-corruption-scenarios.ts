@@ -89,6 +89,7 @@ export const scenarios: Record<string, () => Promise<Record<string, unknown>>> =
     const slab = i32[t.metaW(ps[0]! >>> SLOT_SHIFT) + SM_HEAD]!;
     const before = attempt(() => heap.check());
     if (which === 'next') i32[t.metaW(slab) + SM_NOTICE_NEXT] = value; // the stray write
+    else if (which === 'cycle') i32[t.metaW(slab) + SM_NOTICE_NEXT] = slab; // a link to itself
     else i32[t.thW + TH_NOTICE] = value;
     const check = attempt(() => heap.check());
     const calls: Outcome[] = [];

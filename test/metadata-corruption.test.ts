@@ -50,3 +50,20 @@ describe('a stray write over a notice-list link', () => {
     expect(flush.ok || flush.heapError === true, `flush(): ${JSON.stringify(flush)}`).toBe(true);
   }, 15_000);
 });
+
+describe('check() walks the notice lists', () => {
+  // Before: check() walked no notice list, and passed over a link outside the heap and over a
+  // slab linked to itself (a walk then stops only at its bound, the heap's slot count).
+  it('names a link outside the heap and a cycle, and passes on the same heap before the write', async () => {
+    for (const [args, message] of [
+      [['noticeLink', 'next', '-115'], /thread 0's notice list holds slot -115, outside the carved heap/],
+      [['noticeLink', 'cycle'], /thread 0's notice list holds slot \d+ a second time/],
+    ] as const) {
+      const r = await run([...args]);
+      expect(r.hung, r.output).toBe(false);
+      expect(r.result, r.output).toMatchObject({ before: { ok: true }, check: { ok: false, name: 'HeapCorruptionError' } });
+      expect(r.result!.head, 'the slab is on the notice list').toBe(r.result!.slab);
+      expect((r.result!.check as { message: string }).message).toMatch(message);
+    }
+  }, 30_000);
+});
