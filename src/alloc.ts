@@ -9,8 +9,8 @@ import type { ThreadContext } from './context.js';
 import { DoubleFreeError, HeapError, HeapStateError, InvalidPointerError, checkInteger, describe, hex } from './errors.js';
 import { WOULD_BLOCK, lockAcquire, lockRelease, waitsMayGiveUp } from './lock.js';
 import { largeAlloc, largeAllocToGrow, largeFree, largeResize, runGeneration } from './large.js';
-import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall, magazineTop } from './magazine.js';
-import { askOthersToFlush, answersToAsksUnderLock, recordAsksUnderLock } from './flush-ask.js';
+import { allocFromClass, drainPeriodic, flushThread, freeDrainFull, freeSmall, giveBackDeep, magazineTop } from './magazine.js';
+import { askRound, answersToAsksUnderLock, recordAsksUnderLock } from './flush-ask.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
 // imported binding is read through its module cell at every use (see heap.ts).
@@ -223,15 +223,21 @@ export function mallocImpl(t: ThreadContext, n: number): number {
  * this thread filled and freed would otherwise answer 0 until its next periodic look or flush().
  */
 function largeAllocOrFlush(t: ThreadContext, n: number, align: number, mayBlock: boolean): number {
-  const p = largeAlloc(t, n, align, mayBlock);
+  let p = largeAlloc(t, n, align, mayBlock);
+  if (p === 0 && t.deepBytes() >= SUPER_BYTES) {
+    // No fresh memory is carved while this thread's deep magazines hold a SuperSlab's worth (slots.ts carveSuperSlabs).
+    giveBackDeep(t);
+    p = largeAlloc(t, n, align, mayBlock);
+  }
   // tryMalloc's 0 may only mean a busy lock; a request above the heap's data area (its maxBytes
   // less the metadata) fits after no flush, and asking the other threads would wait for their
   // answers (up to 50 ms) for nothing (an audit of growable heaps).
   if (p !== 0 || n > (t.geo.maxSupers - t.geo.metaSupers) * SUPER_BYTES || !mayBlock) return p;
   flushThread(t);
-  const q = largeAlloc(t, n, align, mayBlock);
-  // Still none: other threads may hold it; ask them to flush, once (flush-ask.ts).
-  return q !== 0 || !askOthersToFlush(t) ? q : largeAlloc(t, n, align, mayBlock);
+  let q = largeAlloc(t, n, align, mayBlock);
+  // Still none: other threads may hold it; ask them to flush (flush-ask.ts askRound).
+  for (let round = 0; q === 0 && askRound(t, round); round++) q = largeAlloc(t, n, align, mayBlock);
+  return q;
 }
 
 export function callocImpl(t: ThreadContext, n: unknown, size: unknown): number {

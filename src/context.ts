@@ -147,6 +147,8 @@ export class ThreadContext {
    * shared: a stale 1 only skips one wait for a flush that is under way.
    */
   readonly flushStuck: Uint8Array;
+  /** The other threads' remote frees when this thread last asked them to flush (flush-ask.ts askRound). */
+  remoteFreesAtAsk = 0;
   keptBytes = 0;
   /** The most bytes of empty slabs this thread keeps (slab.ts KEEP_EMPTY_BYTES, at most an eighth of the heap's largest size). */
   readonly keepBudget: number;
@@ -292,6 +294,15 @@ export class ThreadContext {
   /** Whether the magazine of `cls` is deep (its top in a 64 KiB block: layout.ts isDeepTop). */
   deep(cls: number): boolean {
     return isDeepTop(this.i32[this.topW + cls], this.geo.metaSupers);
+  }
+
+  /** The bytes of the blocks this thread's deep magazines hold (slots.ts carveSuperSlabs). */
+  deepBytes(): number {
+    let bytes = 0;
+    for (let c = 0; c < NUM_CLASSES; c++) {
+      if (this.deep(c)) bytes += ((this.i32[this.topW + c] - deepMagazineBase(this.i32[this.topW + c])) / MAG_ENTRY_WORDS) * SIZE[c];
+    }
+    return bytes;
   }
 
   /** The entries the magazine of `cls` holds at most (while it is deep, the capacity its block says: layout.ts deepMagazineCap). */

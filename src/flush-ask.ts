@@ -28,7 +28,7 @@
  * something else (ThreadContext.flushStuck): it costs each asker one wait, not one a call.
  */
 import type { ThreadContext } from './context.js';
-import { FA_ASKED, FA_FLUSHING, FA_LISTENING, FA_NONE, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, usedSlots } from './layout.js';
+import { FA_ASKED, FA_FLUSHING, FA_LISTENING, FA_NONE, TF_REMOTE_FREES, TH_F64_W, TH_FLUSH_ASK, TH_STATE, TH_THREAD_ID, TS_ATTACHED, usedSlots } from './layout.js';
 import { CAN_BLOCK, waitAsync, waitingAllowed } from './lock.js';
 
 /** How long a thread out of memory waits, at most, for the threads it asked to take its ask up. */
@@ -90,6 +90,37 @@ export function askOthersToFlush(t: ThreadContext): boolean {
     return false;
   }
   return waitForAnswers(t, i32, asked);
+}
+
+/** Rounds of asks one call out of memory makes at most (askRound). */
+export const ASK_ROUNDS = 3;
+
+/**
+ * The `round`th ask (0 the first) of one call out of memory, which tries again after each that
+ * was answered: the first always; a later one only while the answers to the one before freed
+ * blocks into other threads' slabs (remote frees), up to ASK_ROUNDS. An owner that answered
+ * before such a freer did collects them only when asked again: a worker's blocks freed by another
+ * worker, both idle, stayed out of reach of a third thread's malloc of the whole heap, which
+ * answered 0 in 5 of 5 runs (an audit; test/capacity-phases.test.ts). True when answered.
+ */
+export function askRound(t: ThreadContext, round: number): boolean {
+  const remote = othersRemoteFrees(t);
+  if (round >= ASK_ROUNDS || (round > 0 && remote === t.remoteFreesAtAsk)) return false;
+  t.remoteFreesAtAsk = remote;
+  return askOthersToFlush(t);
+}
+
+/**
+ * The remote frees the other thread slots counted so far (layout.ts TF_REMOTE_FREES: each
+ * thread's own count, read plain here, as stats() does; a read torn by a concurrent count costs
+ * at most one round more or less).
+ */
+function othersRemoteFrees(t: ThreadContext): number {
+  let n = 0;
+  for (let s = 0, used = usedSlots(t.i32, t.geo.maxThreads); s < used; s++) {
+    if (s !== t.slot) n += t.f64[((t.threadW(s) + TH_F64_W) >>> 1) + TF_REMOTE_FREES]!;
+  }
+  return n;
 }
 
 /**

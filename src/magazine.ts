@@ -17,7 +17,7 @@ import type { ThreadContext } from './context.js';
 import { takeFreshSlab, takeSlab, takeStage1Slab } from './pool.js';
 import { publishChain } from './remote.js';
 import { afterBlocksReturned, notifyOrAdopt, partialPop, processNotices, releaseEmptyPartials, takeBlocks } from './slab.js';
-import { askOthersToFlush } from './flush-ask.js';
+import { askRound } from './flush-ask.js';
 import { noteTouched } from './slots.js';
 
 // Module-local copies of the layout's constants: V8 folds these into optimized code, while an
@@ -168,7 +168,8 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
   let total = 0;
   let noticed = false;
   let flushed = false;
-  let asked = false;
+  let asks = 0;
+  let gaveDeep = false;
   for (;;) {
     const cur = i32[curW];
     if (cur !== 0) {
@@ -201,6 +202,14 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
     }
     const slab = takeSlab(t, cls, mayBlock);
     if (slab === 0) {
+      // None without a new SuperSlab, which is not carved while this thread's deep magazines hold
+      // a SuperSlab's worth (slots.ts carveSuperSlabs): they go back first, and their slabs with
+      // them; for tryMalloc too (nothing here waits).
+      if (!gaveDeep && t.deepBytes() >= SUPER_BYTES) {
+        gaveDeep = true;
+        giveBackDeep(t);
+        continue;
+      }
       // Out of memory: first give back what this thread caches (every magazine, every empty slab
       // it keeps), then try once more. A heap filled and freed by this thread would otherwise
       // answer 0 until its next periodic look or flush(). Not for tryMalloc (mayBlock false),
@@ -212,10 +221,9 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
         continue;
       }
       // Still none: other threads may hold it (an idle owner's slabs, full of blocks freed
-      // remotely): ask them to flush, once (flush-ask.ts).
-      if (asked) return 0;
-      asked = true;
-      if (askOthersToFlush(t)) continue;
+      // remotely): ask them to flush, again while their answers free blocks into others' slabs
+      // (flush-ask.ts askRound).
+      if (askRound(t, asks++)) continue;
       return 0;
     }
     t.slabsSinceLook[cls]++;
@@ -261,6 +269,20 @@ function deepen(t: ThreadContext, cls: number): void {
   t.bytes[st] = ST_DEEP;
   t.deepIdleLooks[cls] = 0;
   crashPoint(CP_DEEP);
+}
+
+/**
+ * Gives back every deep magazine of t (undeepen) and the empty slabs its blocks leave on t's
+ * partial lists, as flushThread does first: before fresh memory is carved (slots.ts
+ * carveSuperSlabs).
+ */
+export function giveBackDeep(t: ThreadContext): void {
+  t.ensureViews();
+  for (let c = 0; c < DEEP_CLS; c++) {
+    if (!t.deep(c)) continue;
+    undeepen(t, c);
+    releaseEmptyPartials(t, c);
+  }
 }
 
 /**

@@ -369,6 +369,13 @@ export function carveSuperSlabs(t: ThreadContext, n: number): number {
   const carved = Atomics.load(t.i32, G_CARVED);
   const need = carved + n;
   if (need > t.i32[G_MAX_SUPERS]) return 0;
+  // Fresh memory is not carved while this thread's deep magazines hold a SuperSlab's worth of
+  // blocks or more, which its caller gives back first and then asks again (magazine.ts
+  // refillMagazine and giveBackDeep, alloc.ts largeAllocOrFlush), as the Stage-1 slabs are
+  // (pool.ts returnStage1Slabs). Before, 64 MiB of 16,000-byte blocks freed into a deep magazine
+  // and then 64 MiB of 100-byte blocks carved, and grew a growable heap, 66 MiB more than either
+  // phase alone (an audit; test/capacity-phases.test.ts).
+  if (t.deepBytes() >= SUPER_BYTES) return 0;
   if (need > Atomics.load(t.i32, G_BUFFER_SUPERS) && !growBuffer(t, need)) return 0;
   t.ensureViews();
   const i32 = t.i32;

@@ -3,21 +3,12 @@
  * keeps a list of every worker started so that afterEach can terminate them all.
  */
 import { Worker } from 'node:worker_threads';
-import { wrap, releaseProxy, type Endpoint, type Remote } from 'comlink';
-// comlink ships node-adapter.d.ts beside node-adapter.mjs, which NodeNext does not pair.
-// @ts-expect-error TS7016: no declaration file for the .mjs
-import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
+import { wrap, releaseProxy, type Remote } from 'comlink';
+import { nodeEndpoint } from '../workers/comlink-node.js';
 import { workerEntry } from '../bench/worker-entry.js';
 import type { HeapWorkerApi } from '../workers/heap-worker.js';
 
-interface NodeEndpointLike {
-  postMessage(message: unknown, transfer?: readonly unknown[]): void;
-  on(type: 'message', listener: (value: unknown) => void): unknown;
-  off(type: 'message', listener: (value: unknown) => void): unknown;
-}
-
-/** comlink's nodeEndpoint, typed. */
-export const nodeEndpoint = nodeEndpointUntyped as (nep: NodeEndpointLike) => Endpoint;
+export { nodeEndpoint };
 
 export interface RemoteHeap {
   worker: Worker;

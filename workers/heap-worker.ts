@@ -12,11 +12,8 @@
  * driving a worker's allocations from the outside, not for hot loops.
  */
 import { parentPort, threadId } from 'node:worker_threads';
-import { expose, type Endpoint } from 'comlink';
-// comlink ships node-adapter.d.ts beside node-adapter.mjs, which NodeNext does not pair with an
-// .mjs file; the import is typed by hand below.
-// @ts-expect-error TS7016: no declaration file for the .mjs
-import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
+import { expose } from 'comlink';
+import { nodeEndpoint } from './comlink-node.js';
 import { HeapError, SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { lockAcquire, lockRelease } from '../src/lock.js';
@@ -24,15 +21,6 @@ import { setStage1TestHooks } from '../src/pool.js';
 import { armCrash } from '../src/crash.js';
 import { reallocChurn, type ChurnResult } from './realloc-churn.js';
 
-/** What comlink's node adapter needs from a MessagePort. */
-interface NodeEndpointLike {
-  postMessage(message: unknown, transfer?: readonly unknown[]): void;
-  on(type: 'message', listener: (value: unknown) => void): unknown;
-  off(type: 'message', listener: (value: unknown) => void): unknown;
-}
-
-/** comlink's nodeEndpoint (comlink/dist/esm/node-adapter.mjs), typed. */
-const nodeEndpoint = nodeEndpointUntyped as (nep: NodeEndpointLike) => Endpoint;
 
 let heap: SharedHeap | undefined;
 

@@ -3,18 +3,10 @@
  * driven through comlink. Every call names the heap by a key the test chose at attach(key, buffer).
  */
 import { parentPort, threadId } from 'node:worker_threads';
-import { expose, type Endpoint } from 'comlink';
-// @ts-expect-error TS7016: no declaration file for the .mjs
-import nodeEndpointUntyped from 'comlink/dist/esm/node-adapter.mjs';
+import { expose } from 'comlink';
+import { nodeEndpoint, type NodeEndpointLike } from './comlink-node.js';
 import { HeapError, SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
-
-interface NodeEndpointLike {
-  postMessage(message: unknown, transfer?: readonly unknown[]): void;
-  on(type: 'message', listener: (value: unknown) => void): unknown;
-  off(type: 'message', listener: (value: unknown) => void): unknown;
-}
-const nodeEndpoint = nodeEndpointUntyped as (nep: NodeEndpointLike) => Endpoint;
 
 const heaps = new Map<string, SharedHeap>();
 function h(key: string): SharedHeap {
