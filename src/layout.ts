@@ -414,7 +414,10 @@ export const SM_LARGE = 18; //      [L] head of a large run: LARGE_LIVE, or LARG
 //                                  alone then writes LARGE_POOLED or LARGE_FREED (or LARGE_LIVE again: a free into a
 //                                  list that found the span changed, pool.ts largePoolPush); a dead claimer's run is given
 //                                  back by its reclaim (TH_PUSHING names it; pool.ts repairStage1). A resize in
-//                                  place claims it the same way, as LARGE_RESIZING, under the lock
+//                                  place claims it the same way, as LARGE_RESIZING, under the lock. realloc's fast
+//                                  path (heap.ts) reads it plain, with SM_KIND, SM_HEAD and SM_SPAN, for a run that
+//                                  stays put: the caller's own live block (a free of it at the same moment by
+//                                  another thread is the program's race, as for two frees)
 export const SM_ABANDON_LISTED = 19; // [L] head: 1 while on an abandoned list
 export const SM_ABANDON_NEXT = 20; //  [L] head: next slot on the abandoned list of its class
 export const SM_FREED_CLS = 21; //     [L] class + 1 of the slab these slots held before they were given
