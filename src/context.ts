@@ -149,6 +149,8 @@ export class ThreadContext {
   readonly flushStuck: Uint8Array;
   /** The other threads' remote frees when this thread last asked them to flush (flush-ask.ts askRound). */
   remoteFreesAtAsk = 0;
+  /** The other threads' slow-path work when this thread's asks last found nothing, or -1 (flush-ask.ts askRound). */
+  workAtFruitlessAsk = -1;
   keptBytes = 0;
   /** The most bytes of empty slabs this thread keeps (slab.ts KEEP_EMPTY_BYTES, at most an eighth of the heap's largest size). */
   readonly keepBudget: number;

@@ -624,7 +624,9 @@ export const TH_PARTIAL = TH_CUR + CLASS_SLOTS; //    [O] per class: first slab 
 export const TH_PARTIAL_TAIL = TH_PARTIAL + CLASS_SLOTS; // [O] per class: last slab on the partial list (0 = none)
 // Invariant of a partial list: its slabs with INUSE == 0 (empty, kept) come after all the others,
 // so the periodic drain finds every empty one by walking back from the tail.
-export const TH_F64_W = TH_PARTIAL_TAIL + CLASS_SLOTS; //  [O] Float64 counters (8 doubles), TF_* from (thW + TH_F64_W) / 2
+export const TH_F64_W = TH_PARTIAL_TAIL + CLASS_SLOTS; //  [O] Float64 counters (8 doubles), TF_* from (thW + TH_F64_W) / 2;
+//                                 other threads read them plain: stats(), and a thread out of memory (flush-ask.ts
+//                                 askRound: TF_REMOTE_FREES, TF_REFILLS, TF_DRAINS), where a torn read costs a round
 export const TF_REMOTE_FREES = 0; // blocks this thread freed that belong to another thread's slab
 export const TF_REFILLS = 1;
 export const TF_DRAINS = 2;

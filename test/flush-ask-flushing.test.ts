@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { FA_ASKED, FA_FLUSHING, FA_LISTENING, FA_NONE, TH_FLUSH_ASK } from '../src/layout.js';
+import { FA_ASKED, FA_FLUSHING, FA_LISTENING, FA_NONE, TF_DRAINS, TH_FLUSH_ASK } from '../src/layout.js';
 import { FLUSH_ASK_WAIT_MS, FLUSH_WAIT_MAX_MS, testDelayFlushAnswers } from '../src/flush-ask.js';
 import { checked, MiB } from './fixtures.js';
 import { slotIds } from './fault-internals.js';
@@ -222,10 +222,44 @@ describe('a flush under way', () => {
     Atomics.store(t.i32, wordW, FA_NONE);
     await timed('a call with nothing to ask', false);
     Atomics.store(t.i32, wordW, FA_FLUSHING);
-    await timed('the first call after the word changed', true);
+    // Since this asker's asks last found nothing no other thread did a slow path's work: it asks
+    // without waiting (flush-ask.ts askRound; a cache evicting on 0 waited at every eviction).
+    await timed('the first call after the word changed, nothing done elsewhere since', false);
+    t.f64[t.tfW + TF_DRAINS] = t.f64[t.tfW + TF_DRAINS]! + 1; // as the main thread's next drain counts itself
+    await timed('the first call after the word changed and work elsewhere', true);
     Atomics.store(t.i32, wordW, FA_LISTENING);
     await w.remote.detach();
     release(w);
     expect(checked(heap)).toBe('passes');
+  });
+});
+
+describe('a thread out of memory again and again (a cache that evicts on a 0)', () => {
+  // Before: every call out of memory asked every idle thread and waited for its event loop's
+  // answer, 0.14-0.34 ms a call with 0-8 other threads attached (an audit; free one block, then a
+  // malloc that answers 0, 200 rounds: 0.215 -> 0.031 ms a round, 0.267 -> 0.049 with 4 idle
+  // workers). Now, after a call whose asks found nothing, the next asks without waiting until
+  // another thread did a slow path's work (flush-ask.ts askRound).
+  it('asks without waiting while nothing was done elsewhere, and waits again, getting the memory, once another thread worked', async () => {
+    const { heap, blocks } = full(100);
+    const t = internals(heap);
+    const w = startHeapWorker();
+    await w.remote.attach(heap.buffer);
+    testDelayFlushAnswers(4 * FLUSH_ASK_WAIT_MS); // the main thread's answers take 200 ms
+    const first = await w.remote.timedMalloc(1000);
+    expect(first.p, 'the heap is full').toBe(0);
+    expect(first.ms, 'the first call waits for the flush its ask started').toBeGreaterThanOrEqual(4 * FLUSH_ASK_WAIT_MS - 5);
+    const second = await w.remote.timedMalloc(1000);
+    expect(second.p).toBe(0);
+    expect(second.ms, 'nothing done elsewhere since: asked, not waited for').toBeLessThan(NO_WAIT_MS);
+    expect(await waitFor(t.i32, t.thW + TH_FLUSH_ASK, (v) => v === FA_LISTENING)).toBe(FA_LISTENING);
+    // The main thread frees 1,300 of its blocks (two slabs' worth: its magazine drains, and it
+    // keeps the empty slabs): the worker's next call asks, waits, and gets them.
+    for (const p of blocks.splice(0, 1300)) heap.free(p);
+    const third = await w.remote.timedMalloc(1000);
+    expect(third.p, 'the memory the main thread held').not.toBe(0);
+    expect(third.ms, 'waited for the flush').toBeGreaterThanOrEqual(4 * FLUSH_ASK_WAIT_MS - 5);
+    testDelayFlushAnswers(0);
+    await finish(heap, w, third.p);
   });
 });
