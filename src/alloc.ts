@@ -22,9 +22,11 @@ const { COUNT, MAX_SMALL, SIZE, alignedClassOf, classOf } = classes;
 /**
  * realloc keeps a small block where it is while the new size is above usable >>> REALLOC_SHRINK
  * (a quarter): a buffer trimmed after it grew is not copied again (gawk_records: 358 -> 267 MB
- * copied, its footprint unchanged). A large run keeps to half, as its slots could serve others.
+ * copied, its footprint unchanged). A large run keeps to half (REALLOC_SHRINK_LARGE), as its
+ * slots could serve others.
  */
 export const REALLOC_SHRINK = 2;
+export const REALLOC_SHRINK_LARGE = 1;
 
 /** A block that grows past this many bytes by realloc is given room to grow (reallocGrowth). */
 const SLACK_FROM = 512; // module-local: folded into optimized code (an export is read through its cell: heap.ts)
@@ -224,7 +226,7 @@ export function mallocImpl(t: ThreadContext, n: number): number {
  */
 function largeAllocOrFlush(t: ThreadContext, n: number, align: number, mayBlock: boolean): number {
   let p = largeAlloc(t, n, align, mayBlock);
-  if (p === 0 && t.deepBytes() >= SUPER_BYTES) {
+  if (p === 0 && t.deepHoldsSuper()) {
     // No fresh memory is carved while this thread's deep magazines hold a SuperSlab's worth (slots.ts carveSuperSlabs).
     giveBackDeep(t);
     p = largeAlloc(t, n, align, mayBlock);
@@ -299,7 +301,7 @@ export function reallocImpl(t: ThreadContext, block: unknown, size: unknown): nu
   const p = block as number;
   const usable = usableOf(t, cls, p);
   // A small block stays put down to a quarter of its size (REALLOC_SHRINK), a large run to half.
-  if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : 1) || usable <= 16)) return p;
+  if (n <= usable && (n > usable >>> (cls >= 0 ? REALLOC_SHRINK : REALLOC_SHRINK_LARGE) || usable <= 16)) return p;
   if (n > MAX_HEAP_BYTES) return 0;
   if (cls < 0 && resizeLargeInPlace(t, p, n, usable)) return p;
   // A run that moves: its generation as checked, for the free after the copy (layout.ts SM_RUN_GEN).

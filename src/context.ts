@@ -298,13 +298,17 @@ export class ThreadContext {
     return isDeepTop(this.i32[this.topW + cls], this.geo.metaSupers);
   }
 
-  /** The bytes of the blocks this thread's deep magazines hold (slots.ts carveSuperSlabs). */
-  deepBytes(): number {
+  /**
+   * Whether this thread's deep magazines hold a SuperSlab's worth of blocks or more: no fresh
+   * memory is carved meanwhile (slots.ts carveSuperSlabs); its callers give them back first
+   * (magazine.ts giveBackDeep).
+   */
+  deepHoldsSuper(): boolean {
     let bytes = 0;
     for (let c = 0; c < NUM_CLASSES; c++) {
       if (this.deep(c)) bytes += ((this.i32[this.topW + c] - deepMagazineBase(this.i32[this.topW + c])) / MAG_ENTRY_WORDS) * SIZE[c];
     }
-    return bytes;
+    return bytes >= SUPER_BYTES;
   }
 
   /** The entries the magazine of `cls` holds at most (while it is deep, the capacity its block says: layout.ts deepMagazineCap). */

@@ -122,20 +122,25 @@ export function askRound(t: ThreadContext, round: number): boolean {
 }
 
 /**
- * A count of the other thread slots' (layout.ts TF_*: each thread's own, read plain here, as
- * stats() does; a read torn by a concurrent count costs at most one round or one wait more or less).
+ * A count of the other thread slots', or with `also`, the sum of two or three (layout.ts TF_*:
+ * each thread's own, read plain here, as stats() does; a read torn by a concurrent count costs at
+ * most one round or one wait more or less).
  */
-function othersCount(t: ThreadContext, tf: number): number {
+function othersCount(t: ThreadContext, tf: number, also = -1, third = -1): number {
   let n = 0;
   for (let s = 0, used = usedSlots(t.i32, t.geo.maxThreads); s < used; s++) {
-    if (s !== t.slot) n += t.f64[((t.threadW(s) + TH_F64_W) >>> 1) + tf]!;
+    if (s === t.slot) continue;
+    const f = (t.threadW(s) + TH_F64_W) >>> 1;
+    n += t.f64[f + tf]!;
+    if (also >= 0) n += t.f64[f + also]!;
+    if (third >= 0) n += t.f64[f + third]!;
   }
   return n;
 }
 
 /** The other threads' slow-path work so far: refills, drains and remote frees (askRound). */
 function othersWork(t: ThreadContext): number {
-  return othersCount(t, TF_REFILLS) + othersCount(t, TF_DRAINS) + othersCount(t, TF_REMOTE_FREES);
+  return othersCount(t, TF_REFILLS, TF_DRAINS, TF_REMOTE_FREES);
 }
 
 /**

@@ -12,7 +12,7 @@ import { flushThread } from './magazine.js';
 import { largeFree, refuseChangedRun, runGeneration, runSpan } from './large.js';
 import { listenForFlushAsks } from './flush-ask.js';
 import {
-  REALLOC_SHRINK as SHRINK_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocTarget, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
+  REALLOC_SHRINK as SHRINK_IMPORTED, REALLOC_SHRINK_LARGE as SHRINK_LARGE_IMPORTED, freeMovedRun, freedWhileWaited, zeroInHeap, alignedAllocImpl, checkAlign, classifyBlock, callocImpl, copyInHeap, freeMiss, lockedFirst, mallocSlow, moveUnderLock, reallocFreedMeanwhile, reallocImpl, reallocRequest, reallocTarget, reallocToRun, resizeLargeInPlace, tryMallocImpl, usableSizeImpl,
 } from './alloc.js';
 import { FIRST_HEAP_THREAD_ID, createBuffer, takeHeapThreadId, type HeapOptions } from './create.js';
 import { isSharedArrayBuffer, isWasmMemory, memoryFunctions, type SharedMemory, type SharedMemoryLike } from './wasm-copy.js';
@@ -39,6 +39,7 @@ if (layout.CLASS_SLOTS !== 64 || classes.NUM_CLASSES > 64) throw new Error('heap
 // copies too (a call of an imported function checks the binding's cell, then the function's
 // identity, before the inlined body: about 30 instructions a realloc, counted under callgrind).
 const REALLOC_SHRINK = SHRINK_IMPORTED;
+const REALLOC_SHRINK_LARGE = SHRINK_LARGE_IMPORTED;
 const toRun = reallocToRun;
 const requestFor = reallocRequest;
 
@@ -811,8 +812,8 @@ export class SharedHeap {
     // realloc(0, n) is malloc(n) (reallocImpl's rule), which programs that allocate through
     // realloc make for every block: malloc's fast path, not the call out, for a valid small size.
     if (block === 0 && typeof size === 'number' && size >>> 0 === size && size <= MAX_SMALL && !t.detached) return this.malloc(size);
-    // A live large run that stays put (a size above half its usable size and up to it: reallocImpl's
-    // rule), without the call out: a buffer grown in small steps (a string builder) reallocs it at
+    // A live large run that stays put (reallocImpl's rule: a size above half its usable size and up
+    // to it), without the call out: a buffer grown in small steps (a string builder) reallocs it at
     // every step (an audit: 25-44 ns a call here against glibc's 4-6). The slot-limit test refuses
     // a detached or stopped thread, as above.
     if (
@@ -823,7 +824,7 @@ export class SharedHeap {
       const mW = (t.smW + ((block >>> SLOT_SHIFT) << SM_SHIFT)) | 0;
       if (i32[(mW + SM_KIND) | 0] === K_LARGE && i32[(mW + SM_HEAD) | 0] === block >>> SLOT_SHIFT && i32[(mW + SM_LARGE) | 0] === LARGE_LIVE) {
         const usable = i32[(mW + SM_SPAN) | 0] * SLOT_BYTES;
-        if (size <= usable && size > usable / 2) return block;
+        if (size <= usable && size > usable >>> REALLOC_SHRINK_LARGE) return block;
       }
     }
     return reallocMiss(t, block, size) | 0; // the one call out (see free)

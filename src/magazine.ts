@@ -205,7 +205,7 @@ export function refillMagazine(t: ThreadContext, cls: number, mayBlock: boolean)
       // None without a new SuperSlab, which is not carved while this thread's deep magazines hold
       // a SuperSlab's worth (slots.ts carveSuperSlabs): they go back first, and their slabs with
       // them; for tryMalloc too (nothing here waits).
-      if (!gaveDeep && t.deepBytes() >= SUPER_BYTES) {
+      if (!gaveDeep && t.deepHoldsSuper()) {
         gaveDeep = true;
         giveBackDeep(t);
         continue;
@@ -642,10 +642,8 @@ function trimOthers(t: ThreadContext, cls: number): void {
  * (a detach): the look at the notices is t's last, and closes its list (slab.ts processNotices).
  */
 export function flushThread(t: ThreadContext, last = false): void {
-  t.ensureViews();
-  // Deep magazines first (every one of a class below DEEP_CLS), so that their blocks, given back
-  // onto the DEEP_CLS magazine, are drained with it.
-  for (let c = 0; c < DEEP_CLS; c++) if (t.deep(c)) undeepen(t, c);
+  // Deep magazines first, so that their blocks, given back onto the DEEP_CLS magazine, are drained with it.
+  giveBackDeep(t);
   for (let c = 0; c < NUM_CLASSES; c++) drainClass(t, c);
   t.slabsSinceLook.fill(0); // a flush is a look at every class
   processNotices(t, last);

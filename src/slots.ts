@@ -375,7 +375,7 @@ export function carveSuperSlabs(t: ThreadContext, n: number): number {
   // (pool.ts returnStage1Slabs). Before, 64 MiB of 16,000-byte blocks freed into a deep magazine
   // and then 64 MiB of 100-byte blocks carved, and grew a growable heap, 66 MiB more than either
   // phase alone (an audit; test/capacity-phases.test.ts).
-  if (t.deepBytes() >= SUPER_BYTES) return 0;
+  if (t.deepHoldsSuper()) return 0;
   if (need > Atomics.load(t.i32, G_BUFFER_SUPERS) && !growBuffer(t, need)) return 0;
   t.ensureViews();
   const i32 = t.i32;
