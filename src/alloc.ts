@@ -178,7 +178,10 @@ export function classifyBlock(t: ThreadContext, fn: string, arg: string, block: 
       throw pointerError(fn, arg, p, 'is not allocated: it was freed and its slab given back to the pool (double free)', true);
     }
   }
-  throw pointerError(fn, arg, p, 'is not the start of a block (never-allocated space)');
+  // No block of the heap as it is now starts here; one may have before, if this is a stale offset
+  // whose memory another slab or run took since (an audit: a second free after such a reuse was
+  // told "never-allocated space").
+  throw pointerError(fn, arg, p, 'is not the start of a block (none starts there: never allocated, or freed and its memory reused since)');
 }
 
 /** free's slow half: free(0), argument errors, large blocks, a block beyond the views. */
