@@ -461,13 +461,36 @@ export function takeStage1Slab(t: ThreadContext, cls: number): number {
 
 /**
  * A slab of class `cls` owned by t's slot on a slot that no block or run ever used (slots.ts
- * findUntouchedSlot, else a fresh SuperSlab), without waiting for the lock: 0 when the lock is
- * busy or no such slot is left. For a deep magazine's block (magazine.ts deepen), which a program
- * that writes into a block after freeing it must not reach.
+ * findUntouchedSlot), without waiting for the lock: 0 when the lock is busy or no such slot is
+ * left. For a deep magazine's block (magazine.ts deepen), which a program that writes into a block
+ * after freeing it must not reach. Where the carved SuperSlabs have no such slot, a fresh one is
+ * carved only if the next slab of any class would be carved too (memoryWaiting false: a heap
+ * being filled); otherwise 0, and the class stays shallow. A deep magazine's block, given back,
+ * may serve the program and counts touched for good, so a SuperSlab carved for each new one grew
+ * the footprint by 64 KiB a round, and a growable buffer with it, in a program that freed a batch
+ * of 16 KiB blocks and asked for it again with a flush or another phase between (1,000 rounds,
+ * nothing live between them: 1.7 -> 64 MiB, a buffer of 8 -> 78 MiB; an audit,
+ * test/deep-magazine-footprint.test.ts). (Never carving for it was tried: the fills of
+ * test/capacity-phases.test.ts and test/drain.test.ts deepened less often then, and held more in
+ * their shallow caches, 7.0 MiB against the 6 MiB they allow.)
  */
 export function takeFreshSlab(t: ThreadContext, cls: number): number {
   if (SPAN[cls] !== 1) return 0; // (one slot: the 64 KiB class)
-  return lockedTake(t, false, () => foundOrCarved(t, cls, findUntouchedSlot(t)));
+  return lockedTake(t, false, () => {
+    const found = findUntouchedSlot(t);
+    return found !== 0 || !memoryWaiting(t) ? foundOrCarved(t, cls, found) : 0;
+  });
+}
+
+/**
+ * [L] Whether the carved SuperSlabs hold memory a slab could be made of: a free slot, an EMPTY
+ * slab on a Stage-1 list, a pooled large run (a hint: the lists' counts are read plain).
+ */
+function memoryWaiting(t: ThreadContext): boolean {
+  const i32 = t.i32;
+  if (Atomics.load(i32, G_LARGE_POOLED) > 0 || findSlots(t, 1, 1) !== 0) return true;
+  for (let c = 0; c < NUM_CLASSES; c++) if (listCountHint(i32, t.smW, S1_HEAD_W + c) > 0) return true;
+  return false;
 }
 
 /**

@@ -123,7 +123,7 @@ describe('deep magazines', () => {
     freeAll(heap, keep);
   });
 
-  it('lie on a slot no block ever used, so that writes into blocks the program freed reach none', () => {
+  it('lie on a slot no block ever used, so that writes into blocks the program freed reach none, and carve none while free slots wait', () => {
     const heap = SharedHeap.create(OPTIONS);
     const live = stamped(heap, 16); // 16 slabs taken: the next refill of the class deepens it
     const other = heap.malloc(8 * KiB); // a slab of another class: a SuperSlab with free slots
@@ -142,10 +142,25 @@ describe('deep magazines', () => {
       }
     }
     expect(used.size).toBeGreaterThan(0);
-    live.push(...stamped(heap, 4)); // the refill that deepens it
+    // Those free slots are memory to reuse: the class stays shallow rather than carve a SuperSlab
+    // for its deep magazine (pool.ts takeFreshSlab; a fresh one each time grew a program's
+    // footprint without end: test/deep-magazine-footprint.test.ts).
+    live.push(...stamped(heap, 4)); // the refill that would deepen it
+    expect(deepMagazines(heap).get(CLS)).toBeUndefined();
+    expect(Atomics.load(t.i32, G_CARVED)).toBe(carved);
+    // A heap being filled: once the free slots are used up and a SuperSlab carved, the deep
+    // magazine comes, on one of the fresh SuperSlab's untouched slots.
+    const filler: number[] = [];
+    for (let p = heap.malloc(60 * KiB); ; p = heap.malloc(60 * KiB)) {
+      filler.push(p);
+      if (Atomics.load(t.i32, G_CARVED) > carved) break; // the fill took the last free slot and carved
+    }
+    heap.free(filler.pop()!); // back to a heap with no free slot but the fresh SuperSlab's
+    for (const p of stamped(heap, 16 + 4)) live.push(p); // 16 slabs taken since the last look, then the refill
     const block = deepMagazines(heap).get(CLS)!;
     expect(block).toBeGreaterThan(0);
     expect(used.has(block >>> 16)).toBe(false);
+    for (const p of filler) heap.free(p);
     heap.free(other);
     heap.check();
   });
