@@ -528,6 +528,18 @@ export function drainPeriodic(t: ThreadContext, cls: number): void {
   drainIfOnlyFilled(t, cls, true);
   const other = nextCachedClass(t, cls);
   if (other >= 0) drainIfOnlyFilled(t, other);
+  // A look that a free of a class this thread never refilled brought (others' blocks: a consumer
+  // of messages) drains every such class, not one in its turn: a consumer's magazines held up to
+  // 2 MiB of others' blocks, which their owner could not reuse and carved more for (an audit of
+  // cross-thread exchanges: one producer, three consumers, 16-4108-byte messages, 9.0-9.3 MiB
+  // against glibc's 2.4; 4.1-4.5 with this). Classes the thread refilled keep the rule above:
+  // draining every idle one at each look put gawk_records at 1.91x its peak live bytes (1.85x),
+  // and the walk over the classes at every look cost it and jq_customers 2-3%.
+  if (t.refillsCls[cls] === 0) {
+    for (let c = 0; c < NUM_CLASSES; c++) {
+      if (t.refillsCls[c] === 0 && c !== cls && c !== other && t.i32[t.topW + c] !== t.magazineBase(c)) drainIfOnlyFilled(t, c);
+    }
+  }
   processNotices(t);
   releaseEmptyPartials(t, cls, COUNT[cls] <= FEW_BLOCKS_MAX);
   if (other >= 0) releaseEmptyPartials(t, other, COUNT[other] <= FEW_BLOCKS_MAX);

@@ -138,7 +138,8 @@ describe("README 'Memory a thread caches': claims corrected after an audit", () 
     // drains the magazine of the class whose free ended the countdown (not if it is at most 1 KiB
     // and in use) and one other class's in turn; the others wait for later looks or a flush().
     // Here blocks cached in three classes (2, 3 and 4 KiB): after one look, two still hold theirs.
-    says("Memory that another thread holds comes back at that thread's next periodic looks (each drains the class it freed last and one other in turn) or `flush()`: its magazines");
+    says("Memory that another thread holds comes back at that thread's next periodic looks (each drains the class it freed last and one other in turn;");
+    // (The rest of that parenthesis, a consumer's classes it never allocated: test/consumer-drain.test.ts.)
     const heap = SharedHeap.create({ initialBytes: 16 * MiB, maxThreads: 2 });
     const sizes = [2048, 3072, 4096];
     for (const s of sizes) {
