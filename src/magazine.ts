@@ -92,10 +92,10 @@ const S1_EXTRA_DEPTH = 16;
  * thread short of memory, a detach, malloc out of memory), which also starts the count of slabs
  * again. Its capacity is at most 1 / DEEP_HEAP_SHARE of the heap's largest size (layout.ts
  * deepMagazineCap). Its block lies on a slot no block ever used (pool.ts takeFreshSlab; a
- * SuperSlab is carved for it only where a slab would be: with free memory waiting and no such slot,
- * the class stays shallow): a program that writes into a block it freed cannot reach the words the heap reads (a
- * block that served as a deep magazine goes back CACHED, and may serve the program next). Debug
- * mode keeps every magazine in the thread area.
+ * SuperSlab is carved for it only where a slab would be: with free memory waiting and no such
+ * slot, the class stays shallow): a program that writes into a block it freed cannot reach the
+ * words the heap reads (a block that served as a deep magazine goes back CACHED, and may serve the
+ * program next). Debug mode keeps every magazine in the thread area.
  */
 export const DEEP_CLS = classOf(SLOT_BYTES);
 const DEEP_AFTER_SLABS = 16;
