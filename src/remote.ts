@@ -10,7 +10,7 @@
  */
 import * as layout from './layout.js';
 import * as classes from './size-classes.js';
-import { CP_COLLECT, CP_PUBLISH, CP_RECLAIM, crashPoint } from './crash.js';
+import { CP_COLLECT, CP_PUBLISH, CP_RECLAIM, crashArmed, crashPoint } from './crash.js';
 import type { ThreadContext } from './context.js';
 import { WOULD_BLOCK, lockRelease, tryLockAcquire } from './lock.js';
 import { HeapCorruptionError, HeapError } from './errors.js';
@@ -368,23 +368,38 @@ export function finishCollect(t: ThreadContext, mW: number, cls: number, b: numb
   const i32 = t.i32;
   const bytes = t.bytes;
   const nextW = t.thW + TH_COLLECT_NEXT;
+  const cp = crashArmed(); // (see crashArmed)
   let n = 0;
   const limit = COUNT[cls];
   const debug = i32[G_DEBUG] === 1; // the drain wrote over the freed mark: debugRemark
   if (resumed && b !== 0 && stateIf(t, mW, cls, b, ST_FREE) >= 0) b = linkOf(t, mW, cls, b);
+  // The slab's fields are read once, and its counts kept in locals and stored after the walk
+  // (stateIf written out): a thread stopped inside it leaves FREE blocks uncounted, which the
+  // reclaim's recount of its slabs counts, as for a drain's run (reclaim.ts abandonAll, slab.ts
+  // recountFree). A read-modify-write of three meta words a block, and the meta's fields read
+  // again for each, were the most of a producer's collection of what a consumer freed (an audit
+  // of fan-in: three producers, one consumer of 64-byte messages, 12.6 -> 5.4 ns a message).
+  const data = i32[mW + SM_DATA];
+  const state = i32[mW + SM_STATE];
+  const bump = i32[mW + SM_BUMP];
+  const regionShift = REGION_SHIFT[cls];
+  let regions = 0;
   while (b !== 0 && n < limit) {
-    crashPoint(CP_COLLECT);
-    const st = stateIf(t, mW, cls, b, ST_PENDING);
-    if (st < 0) break;
+    if (cp) crashPoint(CP_COLLECT);
+    const idx = blockIndex(cls, b - data);
+    if (idx >>> 0 >= limit || idx >= bump || bytes[state + idx] !== ST_PENDING) break;
     const next = linkOf(t, mW, cls, b);
     if (debug) debugRemark(i32, b, SIZE[cls]);
-    bytes[st] = ST_FREE;
-    i32[mW + SM_FREE_REGIONS] |= 1 << ((st - i32[mW + SM_STATE]) >>> REGION_SHIFT[cls]);
-    i32[mW + SM_NFREE]++;
-    i32[mW + SM_INUSE]--;
+    bytes[state + idx] = ST_FREE;
+    regions |= 1 << (idx >>> regionShift);
     i32[nextW] = next;
     n++;
     b = next;
+  }
+  if (n !== 0) {
+    i32[mW + SM_FREE_REGIONS] |= regions;
+    i32[mW + SM_NFREE] += n;
+    i32[mW + SM_INUSE] -= n;
   }
   return n;
 }
