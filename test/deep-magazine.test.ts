@@ -152,6 +152,7 @@ describe('deep magazines', () => {
     // magazine comes, on one of the fresh SuperSlab's untouched slots.
     const filler: number[] = [];
     for (let p = heap.malloc(60 * KiB); ; p = heap.malloc(60 * KiB)) {
+      expect(p).not.toBe(0); // (a heap of OPTIONS carves long before it is full)
       filler.push(p);
       if (Atomics.load(t.i32, G_CARVED) > carved) break; // the fill took the last free slot and carved
     }
