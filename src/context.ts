@@ -293,6 +293,11 @@ export class ThreadContext {
     return this.deep(cls) ? deepMagazineBase(this.i32[this.topW + cls]) : this.shallowBase(cls);
   }
 
+  /** Whether the magazine of `cls` holds blocks (its top above its base). */
+  holdsBlocks(cls: number): boolean {
+    return this.i32[this.topW + cls] !== this.magazineBase(cls);
+  }
+
   /** Whether the magazine of `cls` is deep (its top in a 64 KiB block: layout.ts isDeepTop). */
   deep(cls: number): boolean {
     return isDeepTop(this.i32[this.topW + cls], this.geo.metaSupers);

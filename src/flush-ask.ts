@@ -104,43 +104,40 @@ export const ASK_ROUNDS = 3;
  * answered 0 in 5 of 5 runs (an audit; test/capacity-phases.test.ts). True when answered.
  *
  * After a call whose asks found nothing, and while no other thread has done a slow path's work
- * since (a refill, a drain, a remote free: othersWork), the others are asked without waiting for
- * their answers: what they took up is found by a later call, as a thread that may not block finds
- * it. A cache that evicts on a 0 waited for every idle thread's event loop at each eviction
+ * since (a refill, a drain, a remote free: WORK), the others are asked without waiting for their
+ * answers: what they took up is found by a later call, as a thread that may not block finds it. A cache that evicts on a 0 waited for every idle thread's event loop at each eviction
  * (0.14-0.34 ms with 0-8 other threads attached, against 6 us for a 0 alone: an audit).
  */
 export function askRound(t: ThreadContext, round: number): boolean {
-  const remote = othersCount(t, TF_REMOTE_FREES);
+  const remote = othersCount(t, REMOTE);
   if (round >= ASK_ROUNDS || (round > 0 && remote === t.remoteFreesAtAsk)) {
-    t.workAtFruitlessAsk = othersWork(t);
+    t.workAtFruitlessAsk = othersCount(t, WORK);
     return false;
   }
   t.remoteFreesAtAsk = remote;
-  if (askOthersToFlush(t, round > 0 || othersWork(t) !== t.workAtFruitlessAsk)) return true;
-  t.workAtFruitlessAsk = othersWork(t);
+  if (askOthersToFlush(t, round > 0 || othersCount(t, WORK) !== t.workAtFruitlessAsk)) return true;
+  t.workAtFruitlessAsk = othersCount(t, WORK);
   return false;
 }
 
+/** The remote frees counted in the other thread slots (askRound). */
+const REMOTE = [TF_REMOTE_FREES] as const;
+/** The other thread slots' slow-path work: refills, drains and remote frees (askRound). */
+const WORK = [TF_REFILLS, TF_DRAINS, TF_REMOTE_FREES] as const;
+
 /**
- * A count of the other thread slots', or with `also`, the sum of two or three (layout.ts TF_*:
- * each thread's own, read plain here, as stats() does; a read torn by a concurrent count costs at
- * most one round or one wait more or less).
+ * The sum of the counts `tfs` (layout.ts TF_*) over the other thread slots: each thread's own, read
+ * plain here, as stats() does; a read torn by a concurrent count costs at most one round or one
+ * wait more or less.
  */
-function othersCount(t: ThreadContext, tf: number, also = -1, third = -1): number {
+function othersCount(t: ThreadContext, tfs: readonly number[]): number {
   let n = 0;
   for (let s = 0, used = usedSlots(t.i32, t.geo.maxThreads); s < used; s++) {
     if (s === t.slot) continue;
     const f = (t.threadW(s) + TH_F64_W) >>> 1;
-    n += t.f64[f + tf]!;
-    if (also >= 0) n += t.f64[f + also]!;
-    if (third >= 0) n += t.f64[f + third]!;
+    for (const tf of tfs) n += t.f64[f + tf]!;
   }
   return n;
-}
-
-/** The other threads' slow-path work so far: refills, drains and remote frees (askRound). */
-function othersWork(t: ThreadContext): number {
-  return othersCount(t, TF_REFILLS, TF_DRAINS, TF_REMOTE_FREES);
 }
 
 /**

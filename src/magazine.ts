@@ -537,7 +537,7 @@ export function drainPeriodic(t: ThreadContext, cls: number): void {
   // and the walk over the classes at every look cost it and jq_customers 2-3%.
   if (t.refillsCls[cls] === 0) {
     for (let c = 0; c < NUM_CLASSES; c++) {
-      if (t.refillsCls[c] === 0 && c !== cls && c !== other && t.i32[t.topW + c] !== t.magazineBase(c)) drainIfOnlyFilled(t, c);
+      if (t.refillsCls[c] === 0 && c !== cls && c !== other && t.holdsBlocks(c)) drainIfOnlyFilled(t, c);
     }
   }
   processNotices(t);
@@ -587,10 +587,9 @@ function drainIfOnlyFilled(t: ThreadContext, cls: number, freedInto = false): vo
 
 /** The first class after t.drainCursor (in turn, not `skip`) whose magazine holds blocks; -1 when none. */
 function nextCachedClass(t: ThreadContext, skip: number): number {
-  const i32 = t.i32;
   for (let k = 1; k <= NUM_CLASSES; k++) {
     const c = (t.drainCursor + k) % NUM_CLASSES;
-    if (c !== skip && i32[t.topW + c] !== t.magazineBase(c)) {
+    if (c !== skip && t.holdsBlocks(c)) {
       t.drainCursor = c;
       return c;
     }
@@ -600,8 +599,7 @@ function nextCachedClass(t: ThreadContext, skip: number): number {
 
 /** Empties the magazine of `cls` back into the slabs; empty slabs, the current one too, go to the pool. */
 export function drainClass(t: ThreadContext, cls: number): void {
-  const base = t.magazineBase(cls);
-  if (t.i32[t.topW + cls] !== base) drainDownTo(t, cls, base, false);
+  if (t.holdsBlocks(cls)) drainDownTo(t, cls, t.magazineBase(cls), false);
 }
 
 /**
@@ -633,7 +631,6 @@ function drainDownTo(t: ThreadContext, cls: number, downTo: number, keep: boolea
  * one instead of pages never touched. Each step is a drain's, as crash-safe.
  */
 function trimOthers(t: ThreadContext, cls: number): void {
-  const i32 = t.i32;
   // The slabs it empties go to Stage 2 (unless the lock is busy: pool.ts releaseEmptySlab): kept on
   // their class's Stage-1 list they serve no other class while the carved SuperSlabs have an
   // untouched slot (an audit of the options, 2026-12-07: at the default stage1Keep the trim saved
@@ -642,7 +639,7 @@ function trimOthers(t: ThreadContext, cls: number): void {
   try {
     for (let c = 0; c < NUM_CLASSES; c++) {
       if (c === cls) continue;
-      if (i32[t.topW + c] !== t.magazineBase(c)) drainClass(t, c);
+      drainClass(t, c);
       releaseEmptyPartials(t, c);
     }
   } finally {
