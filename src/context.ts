@@ -106,6 +106,8 @@ export class ThreadContext {
    * thread's object (one word per class cost W1 about 5%).
    */
   drainLeft = 0;
+  /** True only while SharedHeap's #primeFeedback runs: the fast paths' calls out return at once, doing nothing. */
+  priming = false;
   /** The class the last periodic drain took in turn (see drainPeriodic). */
   drainCursor = 0;
   /**

@@ -12,7 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const probe = fileURLToPath(new URL('./jit-probe.ts', import.meta.url));
-const CASES = ['free of a large block', 'free into a full magazine', 'malloc of a large size', 'calloc of a large size', 'realloc to a large size'];
+const CASES = [
+  'free of a large block', 'free into a full magazine', 'malloc of a large size', 'calloc of a large size', 'realloc to a large size',
+  'free leaving its fast path for the first time',
+];
 
 describe('a rare way off a fast path leaves the caller optimized', () => {
   it.each(CASES)('%s', (name) => {
