@@ -305,11 +305,12 @@ export function slotLoop(
       sizes[idx] = size;
       tags[idx] = tag;
       mallocs++;
-      bytesLow += size;
-      while (bytesLow >= 0x4000_0000) {
-        bytesLow -= 0x4000_0000;
-        bytesHigh++;
-      }
+      // The carry without a branch: a branch first taken when the sum passes 2^30 (mid-way
+      // through W1's first run) had no type feedback when V8 compiled the loop, and threw the
+      // cold run's optimized loop away there (--trace-deopt), every JavaScript allocator's alike.
+      bytesLow += size; // size < 2^30: one carry at most
+      bytesHigh += bytesLow >>> 30;
+      bytesLow &= 0x3fff_ffff;
       live += size;
       if (live > peakLive) peakLive = live;
     }
