@@ -37,6 +37,7 @@ import {
   REFERENCE_WORKLOADS,
   WASM_WORKLOADS,
   SINGLE_THREAD_WORKLOADS,
+  threadsFor,
   thingAvailable,
   THING_MAX_CYCLES,
   WORKLOADS,
@@ -60,8 +61,8 @@ Workloads (default W1 W2 W3; each checks its own blocks; the README's Benchmarks
   W2     mid_large: each thread runs W1's loop on its own 2048 slots with 8..32 KiB blocks
   W3     larson: 8..1000 B blocks replaced at random; every round each thread hands its array
          to the next thread, so frees cross threads
-  W5     replay of recorded allocation traces (a/c/r/f lines; text or .gz), one thread;
-         needs --trace
+  W5     replay of recorded allocation traces (a/c/r/f lines; text or .gz), one thread
+         (--trace-threads: several, each replaying the whole trace at once); needs --trace
   LOCK   lock storm: magazines of 1 block, small/medium/large sizes, to make lock waits visible
   MICRO  tinybench micro-benchmarks (malloc+free per size class, calloc, realloc, large,
          10,000 mallocs then their frees, cross-thread free)
@@ -75,6 +76,8 @@ Options:
                       W5: operations replayed at least: a trace is replayed whole, and repeated
                       to reach them); default per workload
   --trace PATH        W5's trace: a file, or a folder (its *.trace and *.trace.gz); repeatable
+  --trace-threads LIST  W5's thread counts (default 1): at T, T threads replay each trace at once
+                      (sabmalloc's on one heap, a native allocator's in one process)
   --allocators LIST   any of sabmalloc, thi.ng, dlmalloc-wasm, reference, glibc, jemalloc, tcmalloc,
                       mimalloc; 'native' = every native one; default: all that are available.
                       reference (W1, W2, W3, W5 at one thread): bench/reference-alloc.ts, a free
@@ -172,6 +175,8 @@ export interface CliOptions {
   workloads: Workload[];
   micro: boolean;
   threads: number[];
+  /** W5's thread counts (--trace-threads, default [1]). */
+  traceThreads: number[];
   runs: number;
   /** Untimed runs after the cold one, before the timed ones (allocators in V8 only). */
   warmups: number;
@@ -329,6 +334,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
     warmup: { type: 'string' },
     cycles: { type: 'string' },
     trace: { type: 'string', multiple: true },
+    'trace-threads': { type: 'string' },
     heap: { type: 'string', multiple: true },
     allocators: { type: 'string' },
     json: { type: 'string' },
@@ -390,6 +396,11 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   if (traces.length > 0 && !workloads.includes('W5')) {
     throw new UsageError(`--trace: only W5 replays traces, and the workloads are ${[...workloads, ...(micro ? ['MICRO'] : [])].join(' ')}: name W5`);
   }
+  const traceThreads =
+    v['trace-threads'] !== undefined ? [...new Set(v['trace-threads'].split(',').map((s) => positiveInt('--trace-threads', s, 256)))].sort((a, b) => a - b) : [1];
+  if (v['trace-threads'] !== undefined && !workloads.includes('W5')) {
+    throw new UsageError(`--trace-threads: only W5 replays traces, and the workloads are ${[...workloads, ...(micro ? ['MICRO'] : [])].join(' ')}: name W5`);
+  }
   const heapOptions = parseHeapOptions(v.heap ?? []);
   // One file for both: the SVG overwrote the JSON, and both were reported written.
   if (v.json !== undefined && v.svg !== undefined && resolve(v.json) === resolve(v.svg)) {
@@ -397,7 +408,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   }
   if (v.json !== undefined) checkOutputPath('--json', v.json);
   if (v.svg !== undefined) checkOutputPath('--svg', v.svg);
-  return { workloads, micro, threads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke, repeated: parsed.repeated };
+  return { workloads, micro, threads, traceThreads, runs, warmups, cycles, traces, heapOptions, allocators, json: v.json, svg: v.svg, wide: v.wide === true, prime: v['no-prime'] !== true, smoke, repeated: parsed.repeated };
 }
 
 /** The progress display: one self-updating line on a terminal, one plain line per run otherwise. */
@@ -451,6 +462,8 @@ export interface BenchReport {
   options: {
     workloads: string[];
     threads: number[];
+    /** W5's thread counts (--trace-threads). */
+    traceThreads: number[];
     runs: number;
     warmups: number;
     heapOptions: Partial<HeapOptions>;
@@ -822,9 +835,14 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   if (single.length > 0 && opts.threads.some((t) => t !== 1)) {
     io.out(`  ${single.join(', ')}: defined for one thread: run at 1 thread only\n`);
   }
+  if (opts.workloads.includes('W5') && (opts.threads.some((t) => t !== 1) || opts.traceThreads.some((t) => t !== 1))) {
+    io.out(`  W5: at --trace-threads ${opts.traceThreads.join(',')} (each thread replays the whole trace at once; --threads is W2's and W3's)\n`);
+  }
+  const plannedThreads = [...new Set(opts.workloads.flatMap((w) => threadsFor(w, opts.threads, opts.traceThreads)))].sort((a, b) => a - b);
   const cases = planCases({
     workloads: opts.workloads,
     threads: opts.threads,
+    traceThreads: opts.traceThreads,
     cycles: opts.cycles,
     smoke: opts.smoke,
     traces,
@@ -854,7 +872,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
   }
   io.out(
     (Object.keys(opts.heapOptions).length > 0 ? `  sabmalloc's heaps: ${heapOptionsNote(opts.heapOptions)}\n` : '') +
-    `  threads ${(single.length === opts.workloads.length ? [1] : opts.threads).join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].filter((a) => ran.has(a)).join(', ') || 'none'}\n`,
+    `  threads ${plannedThreads.join(',')}; a warm-up run (cold)${opts.warmups > 0 ? `, ${opts.warmups} untimed warm-up run${opts.warmups === 1 ? '' : 's'} (not for natives)` : ''}, then ${opts.runs} timed run${opts.runs === 1 ? '' : 's'}; allocators: ${[...allocators].filter((a) => ran.has(a)).join(', ') || 'none'}\n`,
   );
   if (cases.length === 0 && !microRuns) {
     // An empty report that exited 0.
@@ -962,6 +980,7 @@ async function runBench(argv: string[], opts: CliOptions, io: CliIO, traceFiles:
     options: {
       workloads: [...opts.workloads, ...(opts.micro ? ['MICRO'] : [])],
       threads: opts.threads,
+      traceThreads: opts.traceThreads,
       runs: opts.runs,
       warmups: opts.warmups,
       heapOptions: opts.heapOptions,

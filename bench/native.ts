@@ -222,6 +222,10 @@ export function nativeArgs(workload: NativeWorkload, params: NativeParams = {}):
   if (workload === 'W5') {
     if (params.traceOps === undefined) throw new RangeError('runNative(params): W5 needs traceOps');
     const args = ['W5', '--trace-ops', params.traceOps];
+    if (params.threads !== undefined && params.threads !== 1) {
+      if (!Number.isSafeInteger(params.threads) || params.threads < 1) throw new RangeError(`runNative(params): threads must be a positive integer, got ${params.threads}`);
+      args.push('--threads', String(params.threads));
+    }
     if (params.repeats !== undefined) args.push('--repeats', String(params.repeats));
     if (params.split !== undefined) {
       if (!Number.isSafeInteger(params.split) || params.split < 0) throw new RangeError(`runNative(params): split must be a non-negative integer, got ${params.split}`);

@@ -15,8 +15,11 @@ import { W1_DEFAULTS, W2_DEFAULTS, W3_DEFAULTS } from './workloads.js';
 
 export type { Workload } from './case.js';
 export const WORKLOADS: readonly Workload[] = ['W1', 'W2', 'W3', 'W5', 'LOCK'];
-/** Workloads defined for one thread only. */
-export const SINGLE_THREAD_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['W1', 'W5']);
+/**
+ * Workloads defined for one thread only. W5 is defined for one thread too (shared/workloads.md),
+ * and runs at its own thread counts, --trace-threads (default 1; {@link threadsFor}).
+ */
+export const SINGLE_THREAD_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['W1']);
 /** Workloads the C program implements. */
 export const NATIVE_WORKLOADS: ReadonlySet<Workload> = new Set<Workload>(['W1', 'W2', 'W3', 'W5']);
 
@@ -38,6 +41,8 @@ const MiB = 1 << 20;
 export interface PlanOptions {
   workloads: Workload[];
   threads: number[];
+  /** W5's thread counts (--trace-threads; default [1]). */
+  traceThreads?: number[];
   /** Overrides the per-workload cycles (per thread). */
   cycles?: number;
   smoke?: boolean;
@@ -134,7 +139,7 @@ export function heapBytesFor(workload: Workload, threads: number, p: WorkloadPar
       mib = 64 + 64 * threads;
       break;
     case 'W5':
-      return w5HeapBytes(p.traceLiveBytes!).initialBytes;
+      return w5HeapBytes(p.traceLiveBytes! * threads).initialBytes;
   }
   return Math.min(MAX_HEAP_MIB, mib) * MiB;
 }
@@ -148,7 +153,7 @@ export function heapBytesFor(workload: Workload, threads: number, p: WorkloadPar
  * others 64 MiB.
  */
 export function primeBytesFor(workload: Workload, threads: number, p: WorkloadParams): number {
-  if (workload === 'W5') return w5HeapBytes(p.traceLiveBytes!).initialBytes;
+  if (workload === 'W5') return w5HeapBytes(p.traceLiveBytes! * threads).initialBytes;
   if (workload === 'W2') return (64 + 64 * threads) * MiB;
   return 64 * MiB;
 }
@@ -160,7 +165,7 @@ const W5_SLACK_MIB = 64;
 
 /**
  * The sabmalloc heap of a W5 replay: a heap of a fixed size, twice the trace's
- * peak live bytes plus 64 MiB (at most 2047 MiB), as create() makes by
+ * peak live bytes (times the threads that replay it at once) plus 64 MiB (at most 2047 MiB), as create() makes by
  * default (maxBytes = initialBytes), and so on a shared WebAssembly.Memory,
  * whose memory.copy realloc uses (src/wasm-copy.ts; a growable heap grows a
  * SharedArrayBuffer instead and copies with copyWithin). Pages it never
@@ -181,8 +186,14 @@ export function w5HeapBytes(peakLiveBytes: number): { initialBytes: number; maxB
   return { initialBytes: maxMib * MiB, maxBytes: maxMib * MiB };
 }
 
-/** Threads a workload runs at, given the --threads list. */
-export function threadsFor(workload: Workload, threads: number[]): number[] {
+/**
+ * Threads a workload runs at, given the --threads list; W5 at the --trace-threads list (default
+ * 1), where each thread replays the whole trace at once (sabmalloc's workers on the one shared
+ * heap, the natives' threads in one process): an extension of W5's definition for one thread,
+ * real programs' traffic from several threads at a time.
+ */
+export function threadsFor(workload: Workload, threads: number[], traceThreads: number[] = [1]): number[] {
+  if (workload === 'W5') return traceThreads;
   return SINGLE_THREAD_WORKLOADS.has(workload) ? [1] : threads;
 }
 
@@ -199,7 +210,7 @@ export function planCases(o: PlanOptions): CaseSpec[] {
     for (const trace of traces) {
       const params = paramsFor(workload, cycles, trace);
       const traceField = trace !== undefined ? { trace: trace.name } : {};
-      for (const threads of threadsFor(workload, o.threads)) {
+      for (const threads of threadsFor(workload, o.threads, o.traceThreads)) {
         const notes: string[] = [];
         if (SINGLE_THREAD_WORKLOADS.has(workload) && !o.threads.every((t) => t === 1)) notes.push('1 thread only');
         if (o.allocators.has('sabmalloc')) {
@@ -216,7 +227,7 @@ export function planCases(o: PlanOptions): CaseSpec[] {
             params,
             cycles: opsPerThread(workload, params),
             heapBytes: heapBytesFor(workload, threads, params),
-            heapMaxBytes: workload === 'W5' ? w5HeapBytes(params.traceLiveBytes!).maxBytes : undefined,
+            heapMaxBytes: workload === 'W5' ? w5HeapBytes(params.traceLiveBytes! * threads).maxBytes : undefined,
             heapOptions,
             heapNote: userNote,
             notes: [...notes, ...(workload === 'LOCK' ? ['magazines of 1'] : []), ...(userNote !== undefined ? [userNote] : [])],

@@ -88,6 +88,42 @@ describe('sabmalloc bench arguments (audit)', () => {
     expect(await main(['bench', 'W5', '--trace', SAMPLE, '--cycles', '100', '--runs', '1', '--warmup', '0', '--allocators', 'sabmalloc', '--no-prime'], io)).toBe(0);
     expect(io.text).toMatch(/W5 sample: --cycles 100 is below its 300 operations: replayed whole/);
   });
+
+  it('W5 runs at each --trace-threads count: every thread replays the trace at once (sabmalloc on one heap, the natives in one process)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sabmalloc-w5-threads-'));
+    try {
+      const io = quietIO();
+      const json = join(dir, 'w5.json');
+      const args = ['bench', 'W5', '--trace', SAMPLE, '--cycles', '100', '--trace-threads', '1,3', '--runs', '1', '--warmup', '0', '--allocators', 'sabmalloc,glibc', '--no-prime', '--json', json];
+      expect(await main(args, io)).toBe(0);
+      expect(io.text).toMatch(/W5: at --trace-threads 1,3/);
+      expect(io.text).toMatch(/threads 1,3; a warm-up run/);
+      const out = JSON.parse(readFileSync(json, 'utf8')) as { cases: { spec: { allocator: string; threads: number }; runs: { ops: number; peakLiveBytes: number; seconds: number; threadSeconds?: number[] }[] }[] };
+      const timed = (allocator: string, threads: number) => out.cases.find((c) => c.spec.allocator === allocator && c.spec.threads === threads)?.runs[0];
+      for (const allocator of ['sabmalloc', 'glibc']) {
+        const one = timed(allocator, 1);
+        const three = timed(allocator, 3);
+        expect(one, `${allocator} at 1 thread`).toBeDefined();
+        expect(three, `${allocator} at 3 threads`).toBeDefined();
+        expect(one!.ops).toBe(300);
+        expect(three!.ops, `${allocator}: three replays of the trace's 300 operations`).toBe(900);
+        expect(three!.peakLiveBytes, `${allocator}: the threads' peaks summed`).toBe(3 * one!.peakLiveBytes);
+      }
+      // The time of a run is its slowest thread's replays (they run at once), not their sum.
+      const { seconds, threadSeconds } = timed('sabmalloc', 3)!;
+      expect(threadSeconds).toHaveLength(3);
+      expect(seconds).toBe(Math.max(...threadSeconds!));
+      // --threads is W2's and W3's: W5 alone with it stays at one thread; --trace-threads needs W5.
+      const io2 = quietIO();
+      expect(await main(['bench', 'W5', '--trace', SAMPLE, '--cycles', '100', '--threads', '1,2', '--runs', '1', '--warmup', '0', '--allocators', 'sabmalloc', '--no-prime'], io2)).toBe(0);
+      expect(io2.text).toMatch(/threads 1; a warm-up run/);
+      const io3 = quietIO();
+      expect(await main(['bench', 'W1', '--trace-threads', '2'], io3)).toBe(2);
+      expect(io3.text).toMatch(/--trace-threads: only W5 replays traces/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('sabmalloc ab and ceiling integer options (audit)', () => {

@@ -559,6 +559,18 @@ describe('W5 parsed once: the binary form of a trace', () => {
         js.peakLiveBytes,
       ]);
       expect(c.peakRssBytes).toBeGreaterThanOrEqual(0);
+      // At T threads each replays the whole trace at once, on its own tables: T times the counts,
+      // the peak live bytes the sum of the threads' peaks.
+      const t3 = await runNative(sys, 'W5', { traceOps: file, repeats: 2, threads: 3 });
+      expect([t3.threads, t3.ops, t3.mallocs, t3.bytesRequested, t3.checksum, t3.peakLiveBytes]).toEqual([
+        3,
+        6 * js.ops,
+        6 * (js.mallocs + js.callocs),
+        6 * js.bytesRequested,
+        (6 * js.checksum) >>> 0,
+        3 * js.peakLiveBytes,
+      ]);
+      await expect(runNative(sys, 'W5', { traceOps: file, threads: 2, split: 5 })).rejects.toThrow(/--split is for one thread/);
       writeFileSync(file, 'not a trace');
       await expect(runNative(sys, 'W5', { traceOps: file })).rejects.toThrow(/not a parsed W5 trace/);
     } finally {

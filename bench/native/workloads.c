@@ -10,7 +10,7 @@
  *   workloads W1 [--cycles N] [--ws N] [--seed S]
  *   workloads W2 [--threads T] [--cycles N] [--ws N] [--seed S]
  *   workloads W3 [--threads T] [--chunks N] [--rounds N] [--ops N] [--seed S]
- *   workloads W5 --trace-ops FILE [--repeats N] [--split K]
+ *   workloads W5 --trace-ops FILE [--threads T] [--repeats N] [--split K]
  *
  * W5 replays a trace that bench/replay.ts parsed and wrote in its binary
  * form (writeTraceOps): the file is mapped (not read through malloc), the
@@ -18,7 +18,9 @@
  * bench/replay.ts it writes the tag (i % 255 + 1) at the first and last byte
  * of every block, checks both before each free and realloc, checks the bytes
  * a realloc keeps and a calloc's zeros, and sums the bytes read back into the
- * same checksum. minorFaults counts the process's minor page faults (first
+ * same checksum. With --threads T, T threads replay it at once, each on its
+ * own tables (seconds: the slowest thread's replays; counts summed; --split is
+ * for one thread). minorFaults counts the process's minor page faults (first
  * touches of fresh pages) during the timed part (W5: the replays and their
  * cleanups).
  *
@@ -420,7 +422,14 @@ static __attribute__((noinline, noreturn)) void w5_corrupted(const int32_t *line
       size, expected, b0, b1);
 }
 
-static void w5_replay(const char *path, uint64_t repeats, uint64_t split, w5_result_t *r) {
+/* A parsed trace, mapped read-only: shared by every replaying thread. */
+typedef struct {
+  uint64_t count, nslots;
+  const unsigned char *kind;
+  const int32_t *slot, *size, *line;
+} w5_trace_t;
+
+static void w5_load(const char *path, w5_trace_t *tr) {
   int fd = open(path, O_RDONLY);
   if (fd < 0) die("W5: cannot open %s: %s", path, strerror(errno));
   struct stat st;
@@ -436,26 +445,53 @@ static void w5_replay(const char *path, uint64_t repeats, uint64_t split, w5_res
   const uint64_t count = hdr[1], nslots = hdr[2] ? hdr[2] : 1;
   const uint64_t kind_bytes = (count + 3) & ~(uint64_t)3;
   if (file_bytes != 24 + kind_bytes + 12 * count) die("W5: %s: not a parsed W5 trace (wrong length)", path);
-  const unsigned char *kind = file + 24;
-  const int32_t *slot = (const int32_t *)(file + 24 + kind_bytes);
-  const int32_t *size = slot + count;
-  const int32_t *line = size + count;
+  tr->count = count;
+  tr->nslots = nslots;
+  tr->kind = file + 24;
+  tr->slot = (const int32_t *)(file + 24 + kind_bytes);
+  tr->size = tr->slot + count;
+  tr->line = tr->size + count;
   for (uint64_t i = 0; i < count; i++) { /* untimed: a corrupt file must not crash the loop */
-    if (kind[i] > 3 || slot[i] < 0 || (uint64_t)slot[i] >= nslots || size[i] < 0) die("W5: %s: bad operation %" PRIu64, path, i);
+    if (tr->kind[i] > 3 || tr->slot[i] < 0 || (uint64_t)tr->slot[i] >= nslots || tr->size[i] < 0) die("W5: %s: bad operation %" PRIu64, path, i);
   }
-  unsigned char **ptrs = map_anon(nslots * sizeof *ptrs);
-  uint32_t *sizes = map_anon(nslots * sizeof *sizes);
-  unsigned char *tags = map_anon(nslots);
-  unsigned char *used = map_anon(nslots);
+}
 
-  long long rss0 = rss_reset(); /* so that the growth is the replay's */
+/* One replaying thread: its own tables (resident before the timed part), its counts and clock. */
+typedef struct {
+  pthread_t handle;
+  const w5_trace_t *tr;
+  uint64_t repeats, split;
+  unsigned char **ptrs;
+  uint32_t *sizes;
+  unsigned char *tags, *used;
+  w5_result_t r;
+} w5_worker_t;
+
+static void w5_tables(w5_worker_t *me) {
+  const uint64_t nslots = me->tr->nslots;
+  me->ptrs = map_anon(nslots * sizeof *me->ptrs);
+  me->sizes = map_anon(nslots * sizeof *me->sizes);
+  me->tags = map_anon(nslots);
+  me->used = map_anon(nslots);
+}
+
+/* The replays (bench/replay.ts replayLoop), `repeats` times, each followed by its untimed cleanup. */
+static void w5_replay(w5_worker_t *me) {
+  const w5_trace_t *tr = me->tr;
+  const uint64_t count = tr->count, nslots = tr->nslots;
+  const unsigned char *kind = tr->kind;
+  const int32_t *slot = tr->slot, *size = tr->size, *line = tr->line;
+  unsigned char **ptrs = me->ptrs;
+  uint32_t *sizes = me->sizes;
+  unsigned char *tags = me->tags, *used = me->used;
+  w5_result_t *r = &me->r;
+  uint64_t split = me->split;
 
   uint64_t mallocs = 0, reallocs = 0, frees = 0, bytes = 0, peak = 0;
   uint32_t checksum = 0;
   double seconds = 0;
-  long long faults0 = minor_faults();
   if (split > count) split = count;
-  for (uint64_t rep = 0; rep < repeats; rep++) {
+  for (uint64_t rep = 0; rep < me->repeats; rep++) {
     uint64_t live = 0;
     double t0 = now_seconds();
     /* Two parts, [0, split) and [split, count), timed apart (bench/phases.ts); the body is one. */
@@ -540,16 +576,86 @@ static void w5_replay(const char *path, uint64_t repeats, uint64_t split, w5_res
       used[s] = 0;
     }
   }
-  r->minor_faults = minor_faults() - faults0;
-  r->rss_growth = rss_growth(rss0);
   r->seconds = seconds;
-  r->ops = count * repeats;
+  r->ops = count * me->repeats;
   r->mallocs = mallocs;
   r->reallocs = reallocs;
   r->frees = frees;
   r->bytes_requested = bytes;
   r->peak_live = peak;
   r->checksum = checksum;
+}
+
+static pthread_barrier_t ready_barrier; /* W5's threads + main: every thread's tables are made */
+
+static void *w5_thread(void *arg) {
+  w5_worker_t *me = arg;
+  w5_tables(me);
+  pthread_barrier_wait(&ready_barrier);
+  pthread_barrier_wait(&start_barrier);
+  w5_replay(me);
+  pthread_barrier_wait(&end_barrier);
+  return NULL;
+}
+
+/*
+ * W5 at T threads: each thread replays the whole trace at once, on its own tables, all released
+ * together (the JavaScript side: every worker replays it on the one shared heap). The seconds are
+ * the slowest thread's, of its replays alone (each replay's cleanup is untimed, as with one
+ * thread: bench/run.ts takes the same); counts summed; peak live the sum of the threads' peaks (an
+ * upper bound, as W2's). With one thread, no thread is started (as before).
+ */
+static void w5_run(const w5_trace_t *tr, uint64_t threads, uint64_t repeats, uint64_t split, w5_result_t *total) {
+  w5_worker_t *workers = xcalloc(threads, sizeof *workers);
+  for (uint64_t t = 0; t < threads; t++) {
+    workers[t].tr = tr;
+    workers[t].repeats = repeats;
+    workers[t].split = split;
+  }
+  long long rss0, faults0;
+  double wall;
+  if (threads == 1) {
+    w5_tables(&workers[0]);
+    rss0 = rss_reset(); /* so that the growth is the replay's */
+    faults0 = minor_faults();
+    w5_replay(&workers[0]);
+    wall = workers[0].r.seconds;
+  } else {
+    barrier_init(&ready_barrier, (unsigned)threads + 1);
+    barrier_init(&start_barrier, (unsigned)threads + 1);
+    barrier_init(&end_barrier, (unsigned)threads + 1);
+    for (uint64_t t = 0; t < threads; t++) {
+      int e = pthread_create(&workers[t].handle, NULL, w5_thread, &workers[t]);
+      if (e != 0) die("pthread_create: %s", strerror(e));
+    }
+    pthread_barrier_wait(&ready_barrier); /* the threads' tables (and stacks) are resident */
+    rss0 = rss_reset();
+    pthread_barrier_wait(&start_barrier);
+    faults0 = minor_faults();
+    pthread_barrier_wait(&end_barrier);
+    wall = 0;
+    for (uint64_t t = 0; t < threads; t++) if (workers[t].r.seconds > wall) wall = workers[t].r.seconds;
+    for (uint64_t t = 0; t < threads; t++) pthread_join(workers[t].handle, NULL);
+    pthread_barrier_destroy(&ready_barrier);
+    pthread_barrier_destroy(&start_barrier);
+    pthread_barrier_destroy(&end_barrier);
+  }
+  total->minor_faults = minor_faults() - faults0;
+  total->rss_growth = rss_growth(rss0);
+  total->seconds = wall;
+  for (uint64_t t = 0; t < threads; t++) {
+    const w5_result_t *r = &workers[t].r;
+    total->ops += r->ops;
+    total->mallocs += r->mallocs;
+    total->reallocs += r->reallocs;
+    total->frees += r->frees;
+    total->bytes_requested += r->bytes_requested;
+    total->peak_live += r->peak_live;
+    total->checksum += r->checksum;
+    total->split_seconds[0] += r->split_seconds[0];
+    total->split_seconds[1] += r->split_seconds[1];
+  }
+  free(workers);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -569,7 +675,7 @@ static uint64_t parse_u64(const char *name, const char *s, uint64_t min, uint64_
 static void usage(void) {
   fputs("usage: workloads W1|W2|W3 [--threads T] [--cycles N] [--ws N] [--seed S]\n"
         "                          [--chunks N] [--rounds N] [--ops N]\n"
-        "       workloads W5 --trace-ops FILE [--repeats N] [--split K]\n",
+        "       workloads W5 --trace-ops FILE [--threads T] [--repeats N] [--split K]\n",
         stderr);
   exit(2);
 }
@@ -608,21 +714,28 @@ int main(int argc, char **argv) {
   if (argc < 2) usage();
   if (strcmp(argv[1], "W5") == 0) {
     const char *ops_file = NULL;
-    uint64_t repeats = 1, split = UINT64_MAX;
+    uint64_t repeats = 1, split = UINT64_MAX, threads = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
       if (strcmp(argv[i], "--trace-ops") == 0) ops_file = argv[i + 1];
       else if (strcmp(argv[i], "--repeats") == 0) repeats = parse_u64(argv[i], argv[i + 1], 1, UINT32_MAX);
       else if (strcmp(argv[i], "--split") == 0) split = parse_u64(argv[i], argv[i + 1], 0, UINT32_MAX);
+      else if (strcmp(argv[i], "--threads") == 0) threads = parse_u64(argv[i], argv[i + 1], 1, 4096);
       else usage();
     }
     if (ops_file == NULL || argc % 2 != 0) usage();
+    if (threads > 1 && split != UINT64_MAX) {
+      fputs("workloads: W5 --split is for one thread (--threads 1)\n", stderr);
+      exit(2);
+    }
+    w5_trace_t tr;
+    w5_load(ops_file, &tr);
     w5_result_t r = {0};
-    w5_replay(ops_file, repeats, split, &r);
-    printf("{\"workload\":\"W5\",\"threads\":1,\"ops\":%" PRIu64 ",\"mallocs\":%" PRIu64 ",\"reallocs\":%" PRIu64
+    w5_run(&tr, threads, repeats, split, &r);
+    printf("{\"workload\":\"W5\",\"threads\":%" PRIu64 ",\"ops\":%" PRIu64 ",\"mallocs\":%" PRIu64 ",\"reallocs\":%" PRIu64
            ",\"frees\":%" PRIu64 ",\"bytesRequested\":%" PRIu64 ",\"checksum\":%" PRIu32
            ",\"seconds\":%.9f,\"opsPerSec\":%.1f,\"peakRssBytes\":%lld,\"ruMaxrssBytes\":0,\"peakLiveBytes\":%" PRIu64
            ",\"minorFaults\":%lld,\"splitSeconds\":[%.9f,%.9f],\"mallocLibrary\":",
-           r.ops, r.mallocs, r.reallocs, r.frees, r.bytes_requested, r.checksum, r.seconds,
+           threads, r.ops, r.mallocs, r.reallocs, r.frees, r.bytes_requested, r.checksum, r.seconds,
            r.seconds > 0 ? (double)r.ops / r.seconds : 0.0, r.rss_growth, r.peak_live, r.minor_faults,
            r.split_seconds[0], r.split_seconds[1]);
     json_string(malloc_library());
