@@ -165,7 +165,17 @@ export const G_UNDECIDED = 25; //      [A] a hint: nonzero while the table of un
 //                                      it is live (reclaim.ts handOver), the live entries after each settle pass (remote.ts
 //                                      settleUndecided); so it is never 0 while an entry is live, and may be higher. Read
 //                                      without the lock by a slab's owner in collectRemote (after it cleared TH_COLLECT_MW)
-// Words 26 .. F_BASE_W-1 are reserved [R] (26 and 27 held the Stage-1 counts' high bits until layout 21).
+export const G_LOCK_WANT = 26; //      [A] 0, or the lock word (lockWord: slot and generation) of the one thread whose waits for the
+//                                      global lock are bounded (a main thread, a watcher: lock.ts) that wants the lock now: set by
+//                                      CAS from 0 by that thread once its spin found the lock held, cleared by CAS back to 0 when
+//                                      its wait ends (the lock taken, or given up), then Atomics.notify. Read with Atomics.load by
+//                                      every blocking acquisition, which leaves a free lock to the thread named here (waiting on
+//                                      this word, 1 ms at a time), for at most WANT_DEFER_MAX_MS an acquisition; then it clears
+//                                      the word by CAS as stale (its thread died waiting) and takes the lock. A browser's main
+//                                      thread spins for the lock, and two workers taking it back to back on a loaded machine
+//                                      kept it from the page for 3 s (a LockTimeoutError). tryLockAcquire ignores it. A
+//                                      thread of layout 24 before this neither sets nor reads it (its acquisitions go on as before).
+// Words 27 .. F_BASE_W-1 are reserved [R] (26 and 27 held the Stage-1 counts' high bits until layout 21).
 
 // Float64 counters, [L]: updated under the lock (plain), read racily by stats(). F_* are
 // Float64Array indices: word F_BASE_W + 2 * k is counter k.

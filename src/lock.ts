@@ -30,7 +30,7 @@
  */
 import {
   F_LOCK_ACQ, F_LOCK_CONTENDED, F_LOCK_MAX_WAIT_MS, F_LOCK_RECOVERIES, F_LOCK_SPINS, F_LOCK_WAITS,
-  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, G_LOCK_BEAT, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
+  F_LOCK_WAIT_MS, F_LOCK_WAKES, G_LOCK, G_LOCK_BEAT, G_LOCK_WANT, LOCK_HELD, LOCK_STATE_MASK, LOCK_WAITERS, TH_LOCK_GEN, TH_STATE, TH_THREAD_ID, TS_ATTACHED, TF_LOCK_ACQ,
   lockHolder, lockWord,
 } from './layout.js';
 import type { ThreadContext } from './context.js';
@@ -39,6 +39,12 @@ import { LockTimeoutError } from './errors.js';
 
 const SPIN_LIMIT = 128; // bounded spin before waiting (an uncontended lock+unlock costs ~38 ns)
 const WAIT_SLICE_MS = 20; // a waiter wakes this often to check whether the holder died
+/**
+ * The longest a blocking acquisition leaves a free lock to the thread that wants it (layout.ts
+ * G_LOCK_WANT) before it takes the word for stale (that thread died waiting), clears it and
+ * takes the lock: a main thread that wants the lock takes it within a spin of its release.
+ */
+const WANT_DEFER_MAX_MS = 50;
 const HELD = LOCK_HELD;
 const WAITERS = LOCK_WAITERS;
 const STATE_MASK = LOCK_STATE_MASK;
@@ -200,7 +206,8 @@ export function lockAcquire(h: ThreadContext, stopped?: (slot: number) => boolea
     h.runner.lockDepth++;
     return;
   }
-  if (Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) !== 0) lockAcquireSlow(h, true, stopped);
+  // A free lock that a main thread wants (G_LOCK_WANT) is left to it: by the slow path.
+  if (Atomics.load(h.i32, G_LOCK_WANT) !== 0 || Atomics.compareExchange(h.i32, G_LOCK, 0, me(h) | HELD) !== 0) lockAcquireSlow(h, true, stopped);
   else lockTaken(h, false, 0, 0, 0);
   h.runner.lockDepth = 1;
 }
@@ -235,45 +242,90 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
   const t0 = performance.now();
   let spins = 0;
   let waits = 0;
+  // tryLockAcquire (mayWait false) ignores G_LOCK_WANT: it never waits, and code on an event
+  // loop (watch()) takes the lock that way.
   for (; spins < SPIN_LIMIT; spins++) {
-    if (Atomics.load(i32, G_LOCK) === 0 && Atomics.compareExchange(i32, G_LOCK, 0, mine | HELD) === 0) {
+    if (Atomics.load(i32, G_LOCK) === 0 && (!mayWait || !wantedByOther(i32, mine)) && Atomics.compareExchange(i32, G_LOCK, 0, mine | HELD) === 0) {
       lockTaken(h, true, spins, 0, performance.now() - t0);
       return true;
     }
   }
   if (!mayWait) return false;
-  let beat = Atomics.load(i32, G_LOCK_BEAT);
-  let since = t0; // the bound's start: the wait's, or the holder's last beat seen
-  for (;;) {
-    const c = Atomics.load(i32, G_LOCK);
-    if (c === 0) {
-      // Taken with the waiters bit set, conservatively: others may still be waiting.
-      if (Atomics.compareExchange(i32, G_LOCK, 0, mine | WAITERS) === 0) break;
-      continue;
-    }
-    if (breakLockIfHolderDead(h, c, stopped)) break;
-    if (noWait) throw WOULD_BLOCK;
-    if (IS_MAIN_THREAD || watchedRunning > 0) {
-      const now = performance.now();
-      const b = Atomics.load(i32, G_LOCK_BEAT);
-      if (b !== beat) {
-        beat = b;
-        since = now;
-      } else if (now - since > MAIN_THREAD_WAIT_MS) {
-        throw lockTimeout(h, c, now - t0);
+  // A thread whose wait is bounded says it wants the lock (G_LOCK_WANT), so that the others leave
+  // it a free lock: a browser's main thread only spins, and lost every race for it to workers that
+  // took it back to back.
+  const bounded = (IS_MAIN_THREAD || watchedRunning > 0) && !noWait;
+  let wanted = false;
+  let deferSince = 0;
+  try {
+    let beat = Atomics.load(i32, G_LOCK_BEAT);
+    let since = t0; // the bound's start: the wait's, or the holder's last beat seen
+    for (;;) {
+      if (bounded) {
+        // Named again if another thread cleared the word meanwhile, taking it for stale (this
+        // thread was descheduled for longer than WANT_DEFER_MAX_MS).
+        const w0 = Atomics.load(i32, G_LOCK_WANT);
+        wanted = w0 === mine || (w0 === 0 && Atomics.compareExchange(i32, G_LOCK_WANT, 0, mine) === 0);
+      }
+      const c = Atomics.load(i32, G_LOCK);
+      if (c === 0) {
+        const w = wanted ? 0 : Atomics.load(i32, G_LOCK_WANT);
+        if (w !== 0 && w !== mine) {
+          // Left to the thread that wants it, for at most WANT_DEFER_MAX_MS: then the word is taken
+          // for stale (that thread died waiting) and cleared.
+          const now = performance.now();
+          if (deferSince === 0) deferSince = now;
+          else if (now - deferSince > WANT_DEFER_MAX_MS) {
+            Atomics.compareExchange(i32, G_LOCK_WANT, w, 0);
+            deferSince = 0;
+            continue;
+          }
+          if (noWait) throw WOULD_BLOCK;
+          if (CAN_BLOCK) {
+            waits++;
+            Atomics.wait(i32, G_LOCK_WANT, w, 1);
+          } else {
+            spins++;
+          }
+          continue;
+        }
+        // Taken with the waiters bit set, conservatively: others may still be waiting.
+        if (Atomics.compareExchange(i32, G_LOCK, 0, mine | WAITERS) === 0) break;
+        continue;
+      }
+      if (breakLockIfHolderDead(h, c, stopped)) break;
+      if (noWait) throw WOULD_BLOCK;
+      if (IS_MAIN_THREAD || watchedRunning > 0) {
+        const now = performance.now();
+        const b = Atomics.load(i32, G_LOCK_BEAT);
+        if (b !== beat) {
+          beat = b;
+          since = now;
+        } else if (now - since > MAIN_THREAD_WAIT_MS) {
+          throw lockTimeout(h, c, now - t0);
+        }
+      }
+      const waiting = (c & ~STATE_MASK) | WAITERS;
+      if (c !== waiting && Atomics.compareExchange(i32, G_LOCK, c, waiting) !== c) continue;
+      if (CAN_BLOCK) {
+        waits++;
+        Atomics.wait(i32, G_LOCK, waiting, WAIT_SLICE_MS);
+      } else {
+        spins++;
       }
     }
-    const waiting = (c & ~STATE_MASK) | WAITERS;
-    if (c !== waiting && Atomics.compareExchange(i32, G_LOCK, c, waiting) !== c) continue;
-    if (CAN_BLOCK) {
-      waits++;
-      Atomics.wait(i32, G_LOCK, waiting, WAIT_SLICE_MS);
-    } else {
-      spins++;
-    }
+  } finally {
+    // Taken or given up: the others may take a free lock again (those waiting for this word wake).
+    if (bounded && Atomics.compareExchange(i32, G_LOCK_WANT, mine, 0) === mine) Atomics.notify(i32, G_LOCK_WANT);
   }
   lockTaken(h, true, spins, waits, performance.now() - t0);
   return true;
+}
+
+/** Whether another thread wants the lock (G_LOCK_WANT): a free lock is left to it. */
+function wantedByOther(i32: Int32Array, mine: number): boolean {
+  const w = Atomics.load(i32, G_LOCK_WANT);
+  return w !== 0 && w !== mine;
 }
 
 function lockTimeout(t: ThreadContext, c: number, ms: number): LockTimeoutError {
@@ -346,7 +398,9 @@ export function lockRelease(h: ThreadContext): void {
     if (was === c) break;
     c = was; // a waiter set the waiters bit in between
   }
-  if ((c & WAITERS) !== 0) Atomics.notify(i32, G_LOCK, 1);
+  // Every waiter when a thread wants the lock (G_LOCK_WANT): one woken in its place would leave
+  // the lock free to it and sleep again, and it might sleep on until its slice ends.
+  if ((c & WAITERS) !== 0) Atomics.notify(i32, G_LOCK, Atomics.load(i32, G_LOCK_WANT) !== 0 ? Infinity : 1);
 }
 
 /**

@@ -17,6 +17,7 @@ import { nodeEndpoint } from './comlink-node.js';
 import { HeapError, SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { lockAcquire, lockRelease } from '../src/lock.js';
+import { G_LOCK_WANT } from '../src/layout.js';
 import { setStage1TestHooks } from '../src/pool.js';
 import { armCrash } from '../src/crash.js';
 import { reallocChurn, type ChurnResult } from './realloc-churn.js';
@@ -202,6 +203,19 @@ const api = {
       }
     }
     lockRelease(t);
+  },
+  /**
+   * holdLockFor(ms) that reads G_LOCK_WANT (layout.ts) at the end of its hold, before it lets the
+   * lock go: the word a thread waiting for the lock meanwhile wrote there.
+   */
+  holdLockReadingWant(ms: number): number {
+    const t = internals(attached('holdLockReadingWant'));
+    lockAcquire(t);
+    const end = Date.now() + ms;
+    while (Date.now() < end);
+    const want = Atomics.load(t.i32, G_LOCK_WANT);
+    lockRelease(t);
+    return want;
   },
   /** Takes the global lock and keeps it (the test hook testHoldGlobalLock). */
   holdLock(): void {

@@ -1,0 +1,71 @@
+/**
+ * The global lock's want word (layout.ts G_LOCK_WANT): a thread whose waits for the lock are
+ * bounded (a main thread) names itself there while it waits, and every blocking acquisition leaves
+ * a free lock to it. A browser's main thread only spins for the lock, and two workers that took it
+ * back to back on a loaded machine kept it from the page for 3 s, until its LockTimeoutError
+ * (test/browser/main-thread.test.ts, 'two workers that take the lock back to back', with two busy
+ * loops beside it: 3,002-3,004 ms before, 23.6-32.0 ms with the word). Here: the main thread's word
+ * is there while it waits and gone once it has the lock; a word whose thread died waiting delays a
+ * worker's and the main thread's acquisition by at most WANT_DEFER_MAX_MS (50 ms), which clears it.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { SharedHeap } from '../src/index.js';
+import { internals } from '../src/heap.js';
+import { G_LOCK, G_LOCK_WANT, lockWord } from '../src/layout.js';
+import { startHeapWorker, terminateAll } from './remote-heap.js';
+
+afterEach(terminateAll);
+
+const BIG = 4 << 20; // a large run beyond the large-run lists: its malloc and free take the lock
+
+describe('the global lock left to a main thread that wants it (G_LOCK_WANT)', () => {
+  it("a main thread waiting for the lock names itself in the word, and clears it once it has the lock", async () => {
+    const heap = SharedHeap.create({ initialBytes: 64 << 20 });
+    const t = internals(heap);
+    const v = startHeapWorker();
+    await v.remote.attach(heap.memory ?? heap.buffer);
+    const held = v.remote.holdLockReadingWant(400);
+    // Wait until the worker holds the lock, then ask for it from the main thread.
+    const deadline = Date.now() + 5000;
+    while (Atomics.load(t.i32, G_LOCK) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    expect(Atomics.load(t.i32, G_LOCK), 'the worker holds the lock').not.toBe(0);
+    const t0 = performance.now();
+    const p = heap.malloc(BIG); // waits for the worker's hold to end
+    const waited = performance.now() - t0;
+    expect(p).toBeGreaterThan(0);
+    expect(waited, 'the main thread waited for the hold').toBeGreaterThan(100);
+    expect(await held, "the word named the main thread while it waited").toBe(t.runner.lockMe);
+    expect(Atomics.load(t.i32, G_LOCK_WANT), 'cleared once the main thread had the lock').toBe(0);
+    heap.free(p);
+    heap.check();
+    await v.remote.detach();
+  });
+
+  it('a word whose thread died waiting delays a blocking acquisition by at most 50 ms, which clears it (a worker, then the main thread)', async () => {
+    const heap = SharedHeap.create({ initialBytes: 64 << 20 });
+    const t = internals(heap);
+    const v = startHeapWorker();
+    await v.remote.attach(heap.memory ?? heap.buffer);
+    const stale = lockWord(t.geo.maxThreads - 1, 0, 3); // no thread attached there
+    Atomics.store(t.i32, G_LOCK_WANT, stale);
+    const w = await v.remote.timedMalloc(BIG);
+    expect(w.p).toBeGreaterThan(0);
+    expect(w.ms, "the worker left the free lock to the word's thread first").toBeGreaterThanOrEqual(45);
+    expect(w.ms, 'then took the word for stale').toBeLessThan(2000);
+    expect(Atomics.load(t.i32, G_LOCK_WANT)).toBe(0);
+    await v.remote.free(w.p);
+
+    Atomics.store(t.i32, G_LOCK_WANT, stale);
+    const t0 = performance.now();
+    const p = heap.malloc(BIG);
+    const ms = performance.now() - t0;
+    expect(p).toBeGreaterThan(0);
+    expect(ms).toBeGreaterThanOrEqual(45);
+    expect(ms).toBeLessThan(2000);
+    expect(Atomics.load(t.i32, G_LOCK_WANT)).toBe(0);
+    heap.free(p);
+    heap.check();
+    expect(heap.stats().liveBytes).toBe(0);
+    await v.remote.detach();
+  });
+});
