@@ -173,7 +173,9 @@ export const G_LOCK_WANT = 26; //      [A] 0, or the lock word (lockWord: slot a
 //                                      this word, 1 ms at a time), for at most WANT_DEFER_MAX_MS an acquisition; then it clears
 //                                      the word by CAS as stale (its thread died waiting) and takes the lock. A browser's main
 //                                      thread spins for the lock, and two workers taking it back to back on a loaded machine
-//                                      kept it from the page for 3 s (a LockTimeoutError). tryLockAcquire ignores it. A
+//                                      kept it from the page for 3 s (a LockTimeoutError). tryLockAcquire and the
+//                                      asynchronous calls (noWait) ignore it: they never wait, and an async call that
+//                                      met a stale word retried on microtasks for good (an audit of 58d7caa). A
 //                                      thread of layout 24 before this neither sets nor reads it (its acquisitions go on as before).
 // Words 27 .. F_BASE_W-1 are reserved [R] (26 and 27 held the Stage-1 counts' high bits until layout 21).
 

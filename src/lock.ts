@@ -242,10 +242,14 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
   const t0 = performance.now();
   let spins = 0;
   let waits = 0;
-  // tryLockAcquire (mayWait false) ignores G_LOCK_WANT: it never waits, and code on an event
-  // loop (watch()) takes the lock that way.
+  // Only a blocking acquisition leaves a free lock to the thread that wants it (G_LOCK_WANT).
+  // tryLockAcquire (mayWait false) never waits, and code on an event loop (watch()) takes the
+  // lock that way; an asynchronous call (noWait) would throw WOULD_BLOCK, await the lock, find it
+  // free and try again at once, without end while the word stays: one whose thread died waiting
+  // was never cleared, and the call spun on microtasks for good (its event loop starved).
+  const defers = mayWait && !noWait;
   for (; spins < SPIN_LIMIT; spins++) {
-    if (Atomics.load(i32, G_LOCK) === 0 && (!mayWait || !wantedByOther(i32, mine)) && Atomics.compareExchange(i32, G_LOCK, 0, mine | HELD) === 0) {
+    if (Atomics.load(i32, G_LOCK) === 0 && (!defers || !wantedByOther(i32, mine)) && Atomics.compareExchange(i32, G_LOCK, 0, mine | HELD) === 0) {
       lockTaken(h, true, spins, 0, performance.now() - t0);
       return true;
     }
@@ -269,7 +273,7 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
       }
       const c = Atomics.load(i32, G_LOCK);
       if (c === 0) {
-        const w = wanted ? 0 : Atomics.load(i32, G_LOCK_WANT);
+        const w = wanted || !defers ? 0 : Atomics.load(i32, G_LOCK_WANT);
         if (w !== 0 && w !== mine) {
           // Left to the thread that wants it, for at most WANT_DEFER_MAX_MS: then the word is taken
           // for stale (that thread died waiting) and cleared.
@@ -280,7 +284,6 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
             deferSince = 0;
             continue;
           }
-          if (noWait) throw WOULD_BLOCK;
           if (CAN_BLOCK) {
             waits++;
             Atomics.wait(i32, G_LOCK_WANT, w, 1);
@@ -293,6 +296,7 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
         if (Atomics.compareExchange(i32, G_LOCK, 0, mine | WAITERS) === 0) break;
         continue;
       }
+      deferSince = 0; // held: a later deferral counts its own 50 ms
       if (breakLockIfHolderDead(h, c, stopped)) break;
       if (noWait) throw WOULD_BLOCK;
       if (IS_MAIN_THREAD || watchedRunning > 0) {

@@ -84,7 +84,11 @@ describe('several async calls in flight while a worker holds the lock, sync call
     expect(firstWrong(heap, vrs, 40, 4)).toBe(-1);
     expect(firstWrong(heap, blocker, 200 * KiB, 2)).toBe(-1);
     expect(firstWrong(heap, syncP, 64, 5)).toBe(-1);
-    expect(() => heap.free(big2)).toThrow(DoubleFreeError);
+    // big2 was freed: freeing it again is a double free, unless a block handed out since starts
+    // there (its slot reused: rs's 3,000 bytes took it when the calls settled in that order), when
+    // the offset is that block's, and no allocator can tell the program's second free from its own.
+    if (all.includes(big2)) expect(new Set([vm1, vc1, va1, vr1, vrs, vc2]).has(big2)).toBe(true);
+    else expect(() => heap.free(big2)).toThrow(DoubleFreeError);
     expect(heap.stats().liveBlocks).toBe(all.length);
     expect(checked(heap)).toBe('passes');
     for (const p of all) heap.free(p);

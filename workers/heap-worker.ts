@@ -58,6 +58,15 @@ const api = {
   free(ptr: number): void {
     attached('free').free(ptr);
   },
+  /** heap.mallocAsync(size) and how long it took to resolve. */
+  async timedMallocAsync(size: number): Promise<{ p: number; ms: number }> {
+    const t0 = performance.now();
+    const p = await attached('timedMallocAsync').mallocAsync(size);
+    return { p, ms: performance.now() - t0 };
+  },
+  tryMalloc(size: number): number {
+    return attached('tryMalloc').tryMalloc(size);
+  },
   /** Copies `bytes` into the heap at `ptr`. */
   write(ptr: number, bytes: Uint8Array | number[]): void {
     attached('write').u8.set(bytes, ptr);
