@@ -326,6 +326,11 @@ function parseCommand<const T extends CommandOptions>(args: readonly string[], o
   }
 }
 
+/** A comma-separated list of thread counts (1-256), each once, in ascending order. */
+function threadList(flag: string, value: string): number[] {
+  return [...new Set(value.split(',').map((s) => positiveInt(flag, s, 256)))].sort((a, b) => a - b);
+}
+
 /** Parses the arguments after `bench`. Throws UsageError. */
 export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   const parsed = parseCommand(args, {
@@ -366,7 +371,7 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
   if (names.length === 0 && !smoke) workloads.push('W1', 'W2', 'W3');
   const threads =
     v.threads !== undefined
-      ? [...new Set(v.threads.split(',').map((s) => positiveInt('--threads', s, 256)))].sort((a, b) => a - b)
+      ? threadList('--threads', v.threads)
       : smoke
         ? [1, 2]
         : [1, 2, 4, 8];
@@ -393,14 +398,11 @@ export function parseBenchArgs(args: string[]): CliOptions | 'help' {
     throw new UsageError('W5 replays the traces given with --trace FILE or --trace FOLDER (*.trace, *.trace.gz); none was given');
   }
   // --trace is W5's alone: without W5, `bench --trace FILE` ran W1 W2 W3 and never the trace.
-  if (traces.length > 0 && !workloads.includes('W5')) {
-    throw new UsageError(`--trace: only W5 replays traces, and the workloads are ${[...workloads, ...(micro ? ['MICRO'] : [])].join(' ')}: name W5`);
-  }
-  const traceThreads =
-    v['trace-threads'] !== undefined ? [...new Set(v['trace-threads'].split(',').map((s) => positiveInt('--trace-threads', s, 256)))].sort((a, b) => a - b) : [1];
-  if (v['trace-threads'] !== undefined && !workloads.includes('W5')) {
-    throw new UsageError(`--trace-threads: only W5 replays traces, and the workloads are ${[...workloads, ...(micro ? ['MICRO'] : [])].join(' ')}: name W5`);
-  }
+  const w5Only = (flag: string): UsageError =>
+    new UsageError(`${flag}: only W5 replays traces, and the workloads are ${[...workloads, ...(micro ? ['MICRO'] : [])].join(' ')}: name W5`);
+  if (traces.length > 0 && !workloads.includes('W5')) throw w5Only('--trace');
+  const traceThreads = v['trace-threads'] !== undefined ? threadList('--trace-threads', v['trace-threads']) : [1];
+  if (v['trace-threads'] !== undefined && !workloads.includes('W5')) throw w5Only('--trace-threads');
   const heapOptions = parseHeapOptions(v.heap ?? []);
   // One file for both: the SVG overwrote the JSON, and both were reported written.
   if (v.json !== undefined && v.svg !== undefined && resolve(v.json) === resolve(v.svg)) {

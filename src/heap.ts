@@ -557,9 +557,10 @@ export class SharedHeap {
   /** A new instance over `t`, registered as this thread's for the heap `id`, its finalizer's record kept. */
   static #register(t: ThreadContext, id: number, lock: ThreadLock): SharedHeap {
     // Debug mode is a class of its own, chosen here: the default class's fast paths never test it.
-    const heap = t.i32[G_DEBUG] === 1 ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
+    const debug = t.i32[G_DEBUG] === 1;
+    const heap = debug ? new DebugSharedHeap(CONSTRUCT, t) : new SharedHeap(CONSTRUCT, t);
     heap.#lock = lock;
-    if (t.i32[G_DEBUG] !== 1) heap.#primeFeedback();
+    if (!debug) heap.#primeFeedback();
     const ref = new WeakRef(heap);
     const d: Dropped = { id, ref, t, lock, gone: heap.#gone, settled: false };
     records.set(id, d);

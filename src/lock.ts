@@ -259,21 +259,17 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
   // it a free lock: a browser's main thread only spins, and lost every race for it to workers that
   // took it back to back.
   const bounded = (IS_MAIN_THREAD || watchedRunning > 0) && !noWait;
-  let wanted = false;
   let deferSince = 0;
   try {
     let beat = Atomics.load(i32, G_LOCK_BEAT);
     let since = t0; // the bound's start: the wait's, or the holder's last beat seen
     for (;;) {
-      if (bounded) {
-        // Named again if another thread cleared the word meanwhile, taking it for stale (this
-        // thread was descheduled for longer than WANT_DEFER_MAX_MS).
-        const w0 = Atomics.load(i32, G_LOCK_WANT);
-        wanted = w0 === mine || (w0 === 0 && Atomics.compareExchange(i32, G_LOCK_WANT, 0, mine) === 0);
-      }
+      // Named (again, if another thread cleared the word meanwhile, taking it for stale: this
+      // thread was descheduled for longer than WANT_DEFER_MAX_MS) wherever the word is free.
+      if (bounded && Atomics.load(i32, G_LOCK_WANT) === 0) Atomics.compareExchange(i32, G_LOCK_WANT, 0, mine);
       const c = Atomics.load(i32, G_LOCK);
       if (c === 0) {
-        const w = wanted || !defers ? 0 : Atomics.load(i32, G_LOCK_WANT);
+        const w = defers ? Atomics.load(i32, G_LOCK_WANT) : 0;
         if (w !== 0 && w !== mine) {
           // Left to the thread that wants it, for at most WANT_DEFER_MAX_MS: then the word is taken
           // for stale (that thread died waiting) and cleared.

@@ -13,23 +13,28 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { G_LOCK, G_LOCK_WANT, lockWord } from '../src/layout.js';
-import { startHeapWorker, terminateAll } from './remote-heap.js';
+import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
+import { until } from './fixtures.js';
 
 afterEach(terminateAll);
 
 const BIG = 4 << 20; // a large run beyond the large-run lists: its malloc and free take the lock
 
+/** A heap, its context here, a heap-worker attached to it, and a want word of no thread (a slot nobody attached). */
+async function heapAndWorker(): Promise<{ heap: SharedHeap; t: ReturnType<typeof internals>; v: RemoteHeap; stale: number }> {
+  const heap = SharedHeap.create({ initialBytes: 64 << 20 });
+  const t = internals(heap);
+  const v = startHeapWorker();
+  await v.remote.attach(heap.memory ?? heap.buffer);
+  return { heap, t, v, stale: lockWord(t.geo.maxThreads - 1, 0, 3) };
+}
+
 describe('the global lock left to a main thread that wants it (G_LOCK_WANT)', () => {
   it("a main thread waiting for the lock names itself in the word, and clears it once it has the lock", async () => {
-    const heap = SharedHeap.create({ initialBytes: 64 << 20 });
-    const t = internals(heap);
-    const v = startHeapWorker();
-    await v.remote.attach(heap.memory ?? heap.buffer);
-    const held = v.remote.holdLockReadingWant(400);
+    const { heap, t, v } = await heapAndWorker();
+    const held = v.remote.holdLockFor(400); // answers the want word as it read at the hold's end
     // Wait until the worker holds the lock, then ask for it from the main thread.
-    const deadline = Date.now() + 5000;
-    while (Atomics.load(t.i32, G_LOCK) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-    expect(Atomics.load(t.i32, G_LOCK), 'the worker holds the lock').not.toBe(0);
+    await until('the worker holds the lock', () => Atomics.load(t.i32, G_LOCK) !== 0, 5000);
     const t0 = performance.now();
     const p = heap.malloc(BIG); // waits for the worker's hold to end
     const waited = performance.now() - t0;
@@ -43,11 +48,7 @@ describe('the global lock left to a main thread that wants it (G_LOCK_WANT)', ()
   });
 
   it('a word whose thread died waiting delays a blocking acquisition by at most 50 ms, which clears it (a worker, then the main thread)', async () => {
-    const heap = SharedHeap.create({ initialBytes: 64 << 20 });
-    const t = internals(heap);
-    const v = startHeapWorker();
-    await v.remote.attach(heap.memory ?? heap.buffer);
-    const stale = lockWord(t.geo.maxThreads - 1, 0, 3); // no thread attached there
+    const { heap, t, v, stale } = await heapAndWorker();
     Atomics.store(t.i32, G_LOCK_WANT, stale);
     const w = await v.remote.timedMalloc(BIG);
     expect(w.p).toBeGreaterThan(0);
@@ -73,11 +74,7 @@ describe('the global lock left to a main thread that wants it (G_LOCK_WANT)', ()
   it('the asynchronous calls and tryMalloc take a free lock whatever the word says (a stale word held mallocAsync on microtasks for good)', async () => {
     // In a worker, so that a call that spins on microtasks (its event loop starved) fails this
     // test by its timeout instead of stopping the test's own thread.
-    const heap = SharedHeap.create({ initialBytes: 64 << 20 });
-    const t = internals(heap);
-    const v = startHeapWorker();
-    await v.remote.attach(heap.memory ?? heap.buffer);
-    const stale = lockWord(t.geo.maxThreads - 1, 0, 5);
+    const { heap, t, v, stale } = await heapAndWorker();
     Atomics.store(t.i32, G_LOCK_WANT, stale);
     const a = await Promise.race([
       v.remote.timedMallocAsync(BIG),

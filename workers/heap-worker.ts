@@ -198,9 +198,10 @@ const api = {
   /**
    * Takes the global lock, keeps it `ms` milliseconds, busy (a long critical section), with the
    * lock's heartbeat every `beatMs` if given (ThreadContext.beatLock: a long copy under the lock),
-   * then lets it go.
+   * then lets it go. Returns G_LOCK_WANT (layout.ts) as it read at the end of the hold: the word a
+   * thread waiting for the lock meanwhile wrote there.
    */
-  holdLockFor(ms: number, beatMs = 0): void {
+  holdLockFor(ms: number, beatMs = 0): number {
     const t = internals(attached('holdLockFor'));
     lockAcquire(t);
     const end = Date.now() + ms;
@@ -211,17 +212,6 @@ const api = {
         next += beatMs;
       }
     }
-    lockRelease(t);
-  },
-  /**
-   * holdLockFor(ms) that reads G_LOCK_WANT (layout.ts) at the end of its hold, before it lets the
-   * lock go: the word a thread waiting for the lock meanwhile wrote there.
-   */
-  holdLockReadingWant(ms: number): number {
-    const t = internals(attached('holdLockReadingWant'));
-    lockAcquire(t);
-    const end = Date.now() + ms;
-    while (Date.now() < end);
     const want = Atomics.load(t.i32, G_LOCK_WANT);
     lockRelease(t);
     return want;
