@@ -171,7 +171,9 @@ export const G_LOCK_WANT = 26; //      [A] 0, or the lock word (lockWord: slot a
 //                                      its wait ends (the lock taken, or given up), then Atomics.notify. Read with Atomics.load by
 //                                      every blocking acquisition, which leaves a free lock to the thread named here (waiting on
 //                                      this word, 1 ms at a time), for at most WANT_DEFER_MAX_MS an acquisition; then it clears
-//                                      the word by CAS as stale (its thread died waiting) and takes the lock. A browser's main
+//                                      the word by CAS as stale (its thread died waiting) and takes the lock; a word whose
+//                                      thread slot is not ATTACHED in that generation (marked DEAD by a fault or a reclaim, which
+//                                      marks it before it takes the lock; freed; attached again) it clears at once. A browser's main
 //                                      thread spins for the lock, and two workers taking it back to back on a loaded machine
 //                                      kept it from the page for 3 s (a LockTimeoutError). tryLockAcquire and the
 //                                      asynchronous calls (noWait) ignore it: they never wait, and an async call that

@@ -69,7 +69,8 @@ export const IS_MAIN_THREAD: boolean = (() => {
 
 /**
  * How long a main thread waits for the global lock before a LockTimeoutError: counted from the
- * start of its wait, or from the last change it saw of the holder's heartbeat (ThreadContext.beatLock).
+ * start of its wait, from the last change it saw of the holder's heartbeat (ThreadContext.beatLock),
+ * or from the last change of holder.
  */
 export const MAIN_THREAD_WAIT_MS = 3000;
 
@@ -262,7 +263,8 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
   let deferSince = 0;
   try {
     let beat = Atomics.load(i32, G_LOCK_BEAT);
-    let since = t0; // the bound's start: the wait's, or the holder's last beat seen
+    let since = t0; // the bound's start: the wait's, the holder's last beat seen, or the last change of holder
+    let seenHolder = -1;
     for (;;) {
       // Named (again, if another thread cleared the word meanwhile, taking it for stale: this
       // thread was descheduled for longer than WANT_DEFER_MAX_MS) wherever the word is free.
@@ -271,8 +273,15 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
       if (c === 0) {
         const w = defers ? Atomics.load(i32, G_LOCK_WANT) : 0;
         if (w !== 0 && w !== mine) {
+          // A word whose thread is known gone (marked DEAD by a fault or a reclaim, or its slot
+          // freed or attached again since) is cleared at once: the reclaim of a thread that died
+          // waiting left its own acquisition to that thread for 50 ms.
+          if (!wantAttached(h, w)) {
+            Atomics.compareExchange(i32, G_LOCK_WANT, w, 0);
+            continue;
+          }
           // Left to the thread that wants it, for at most WANT_DEFER_MAX_MS: then the word is taken
-          // for stale (that thread died waiting) and cleared.
+          // for stale (that thread died waiting, not yet known dead) and cleared.
           const now = performance.now();
           if (deferSince === 0) deferSince = now;
           else if (now - deferSince > WANT_DEFER_MAX_MS) {
@@ -298,8 +307,13 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
       if (IS_MAIN_THREAD || watchedRunning > 0) {
         const now = performance.now();
         const b = Atomics.load(i32, G_LOCK_BEAT);
-        if (b !== beat) {
+        // From the holder's last beat, and from the last change of holder: a holder that let the
+        // lock go was alive, and the next one's hold counts from its start (a change of holder did
+        // not count: 3 s of holds one after another, each alive, gave up as if one had died).
+        const holder = c & ~STATE_MASK;
+        if (b !== beat || holder !== seenHolder) {
           beat = b;
+          seenHolder = holder;
           since = now;
         } else if (now - since > MAIN_THREAD_WAIT_MS) {
           throw lockTimeout(h, c, now - t0);
@@ -320,6 +334,13 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
   }
   lockTaken(h, true, spins, waits, performance.now() - t0);
   return true;
+}
+
+/** Whether want word `w` names an attachment still ATTACHED (its slot, its generation). */
+function wantAttached(t: ThreadContext, w: number): boolean {
+  const s = lockHolder(w);
+  if (s < 0 || s >= t.geo.maxThreads) return false;
+  return Atomics.load(t.i32, t.threadW(s) + TH_STATE) === TS_ATTACHED && lockWord(s, 0, Atomics.load(t.i32, t.threadW(s) + TH_LOCK_GEN)) === w;
 }
 
 /** Whether another thread wants the lock (G_LOCK_WANT): a free lock is left to it. */

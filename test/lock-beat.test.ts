@@ -2,27 +2,40 @@
  * The lock's heartbeat (layout.ts G_LOCK_BEAT, ThreadContext.beatLock): a holder doing work in
  * proportion to a block's size under the lock (a large block's copy, debug mode's marks) raises it
  * every LOCK_BEAT_BYTES, and a main thread, whose wait for the lock is bounded (MAIN_THREAD_WAIT_MS,
- * 3 s), counts its bound again from each beat it sees: it waits on beside a live holder's long
- * hold, and still gives up beside a hold that says nothing (a holder dead, or stopped) 3 s after.
+ * 3 s), counts its bound again from each beat it sees and each change of holder: it waits on
+ * beside a live holder's long hold, and still gives up beside a hold that says nothing (a holder
+ * dead, or stopped) 3 s after.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { LockTimeoutError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, G_LOCK_BEAT, LOCK_BEAT_BYTES } from '../src/layout.js';
+import { G_LOCK, G_LOCK_BEAT, LOCK_BEAT_BYTES, TH_LOCK_GEN, TS_ATTACHED, lockWord } from '../src/layout.js';
 import { copyInHeap } from '../src/alloc.js';
 import { lockAcquire, lockRelease } from '../src/lock.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 import { MiB } from './fixtures.js';
+import { slotIds } from './fault-internals.js';
 
 afterAll(terminateAll);
 
-/** A worker holds the lock for `ms`, beating every `beatMs` (0: never); the main thread mallocs a large block meanwhile. */
-async function mallocBeside(ms: number, beatMs: number): Promise<{ p: number; error: unknown; waited: number }> {
+/**
+ * A worker holds the lock for `ms`, beating every `beatMs` (0: never), and with `handOver` the lock
+ * names a second attached worker for the hold's second half; the main thread mallocs a large block meanwhile.
+ */
+async function mallocBeside(ms: number, beatMs: number, handOver = false): Promise<{ p: number; error: unknown; waited: number }> {
   const heap = SharedHeap.create({ initialBytes: 32 * MiB, maxThreads: 3 });
   const w = startHeapWorker();
   await w.remote.attach(heap.buffer);
   const i32 = internals(heap).i32;
-  const held = w.remote.holdLockFor(ms, beatMs);
+  let handTo = 0;
+  if (handOver) {
+    const other = startHeapWorker();
+    await other.remote.attach(heap.buffer);
+    const t = internals(heap);
+    const slot = slotIds(heap).find((e) => e.id === other.worker.threadId && e.state === TS_ATTACHED)!.tid;
+    handTo = lockWord(slot, 0, Atomics.load(i32, t.threadW(slot) + TH_LOCK_GEN));
+  }
+  const held = w.remote.holdLockFor(ms, beatMs, handTo);
   while (Atomics.load(i32, G_LOCK) === 0) await new Promise((r) => setTimeout(r, 5));
   const t0 = performance.now();
   let p = 0;
@@ -52,6 +65,13 @@ describe("the lock's heartbeat", () => {
     const r = await mallocBeside(4500, 0);
     expect(r.error).toBeInstanceOf(LockTimeoutError);
     expect(r.p).toBe(0);
+  }, 30_000);
+
+  it('and counts its 3 s again from a change of holder: two silent holds of 2.25 s one after the other, the lock never free between', async () => {
+    const r = await mallocBeside(4500, 0, true);
+    expect(r.error).toBeUndefined();
+    expect(r.p).toBeGreaterThan(0);
+    expect(r.waited).toBeGreaterThan(3000);
   }, 30_000);
 
   it('is raised by a copy under the lock every LOCK_BEAT_BYTES, and not by one outside it', () => {

@@ -6,27 +6,41 @@
  * (test/browser/main-thread.test.ts, 'two workers that take the lock back to back', with two busy
  * loops beside it: 3,002-3,004 ms before, 23.6-32.0 ms with the word). Here: the main thread's word
  * is there while it waits and gone once it has the lock; a word whose thread died waiting delays a
- * worker's and the main thread's acquisition by at most WANT_DEFER_MAX_MS (50 ms), which clears it;
- * the asynchronous calls and tryMalloc never wait on it.
+ * worker's and the main thread's acquisition by at most WANT_DEFER_MAX_MS (50 ms), which clears it,
+ * and not at all once that thread is known gone (marked DEAD, its slot freed); the asynchronous calls
+ * and tryMalloc never wait on it.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, G_LOCK_WANT, lockWord } from '../src/layout.js';
+import { G_LOCK, G_LOCK_WANT, TH_LOCK_GEN, TS_ATTACHED, lockWord } from '../src/layout.js';
 import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
 import { until } from './fixtures.js';
+import { slotIds } from './fault-internals.js';
 
 afterEach(terminateAll);
 
 const BIG = 4 << 20; // a large run beyond the large-run lists: its malloc and free take the lock
 
-/** A heap, its context here, a heap-worker attached to it, and a want word of no thread (a slot nobody attached). */
-async function heapAndWorker(): Promise<{ heap: SharedHeap; t: ReturnType<typeof internals>; v: RemoteHeap; stale: number }> {
+/** The word a worker would leave in G_LOCK_WANT if it died waiting: its slot, its attachment's generation. */
+function wordOf(heap: SharedHeap, r: RemoteHeap): number {
+  const t = internals(heap);
+  const slot = slotIds(heap).find((e) => e.id === r.worker.threadId && e.state === TS_ATTACHED)!.tid;
+  return lockWord(slot, 0, Atomics.load(t.i32, t.threadW(slot) + TH_LOCK_GEN));
+}
+
+/**
+ * A heap, its context here, a heap-worker attached to it, and a stale want word: a second worker's,
+ * attached but not waiting (as a thread that died waiting and is not yet known dead).
+ */
+async function heapAndWorker(): Promise<{ heap: SharedHeap; t: ReturnType<typeof internals>; v: RemoteHeap; other: RemoteHeap; stale: number }> {
   const heap = SharedHeap.create({ initialBytes: 64 << 20 });
   const t = internals(heap);
   const v = startHeapWorker();
   await v.remote.attach(heap.memory ?? heap.buffer);
-  return { heap, t, v, stale: lockWord(t.geo.maxThreads - 1, 0, 3) };
+  const other = startHeapWorker();
+  await other.remote.attach(heap.memory ?? heap.buffer);
+  return { heap, t, v, other, stale: wordOf(heap, other) };
 }
 
 describe('the global lock left to a main thread that wants it (G_LOCK_WANT)', () => {
@@ -69,6 +83,33 @@ describe('the global lock left to a main thread that wants it (G_LOCK_WANT)', ()
     heap.check();
     expect(heap.stats().liveBytes).toBe(0);
     await v.remote.detach();
+  });
+
+  it("a word whose thread is known gone (marked DEAD by its reclaim, or its slot free) is cleared at once", async () => {
+    const { heap, t, other, stale } = await heapAndWorker();
+    // The reclaim of a thread that died waiting: it marks the slot DEAD, then takes the lock.
+    Atomics.store(t.i32, G_LOCK_WANT, stale);
+    const id = other.worker.threadId;
+    await other.worker.terminate();
+    await other.exited;
+    let t0 = performance.now();
+    expect(heap.reclaim(id)).toBe(true);
+    let ms = performance.now() - t0;
+    expect(ms, 'the reclaim did not leave the lock to the thread it reclaims').toBeLessThan(40);
+    expect(Atomics.load(t.i32, G_LOCK_WANT)).toBe(0);
+    // A word of that slot now free (the same word), and of a slot nobody attached.
+    for (const w of [stale, lockWord(t.geo.maxThreads - 1, 0, 3)]) {
+      Atomics.store(t.i32, G_LOCK_WANT, w);
+      t0 = performance.now();
+      const p = heap.malloc(BIG);
+      ms = performance.now() - t0;
+      expect(p).toBeGreaterThan(0);
+      expect(ms, 'no deferral to a thread not attached').toBeLessThan(40);
+      expect(Atomics.load(t.i32, G_LOCK_WANT)).toBe(0);
+      heap.free(p);
+    }
+    heap.check();
+    expect(heap.stats().liveBytes).toBe(0);
   });
 
   it('the asynchronous calls and tryMalloc take a free lock whatever the word says (a stale word held mallocAsync on microtasks for good)', async () => {

@@ -17,7 +17,7 @@ import { nodeEndpoint } from './comlink-node.js';
 import { HeapError, SharedHeap, type HeapStats, type SharedMemory } from '../src/index.js';
 import { internals, testHoldGlobalLock } from '../src/heap.js';
 import { lockAcquire, lockRelease } from '../src/lock.js';
-import { G_LOCK_WANT } from '../src/layout.js';
+import { G_LOCK, G_LOCK_WANT, LOCK_STATE_MASK } from '../src/layout.js';
 import { setStage1TestHooks } from '../src/pool.js';
 import { armCrash } from '../src/crash.js';
 import { reallocChurn, type ChurnResult } from './realloc-churn.js';
@@ -198,20 +198,30 @@ const api = {
   /**
    * Takes the global lock, keeps it `ms` milliseconds, busy (a long critical section), with the
    * lock's heartbeat every `beatMs` if given (ThreadContext.beatLock: a long copy under the lock),
-   * then lets it go. Returns G_LOCK_WANT (layout.ts) as it read at the end of the hold: the word a
-   * thread waiting for the lock meanwhile wrote there.
+   * then lets it go. `handTo`, if given, is another attached thread's lock word (layout.ts
+   * lockWord, no state bits): halfway through the hold the lock word names that thread instead (a
+   * change of holder without a free lock between), and this one again just before the release.
+   * Returns G_LOCK_WANT (layout.ts) as it read at the end of the hold: the word a thread waiting
+   * for the lock meanwhile wrote there.
    */
-  holdLockFor(ms: number, beatMs = 0): number {
+  holdLockFor(ms: number, beatMs = 0, handTo = 0): number {
     const t = internals(attached('holdLockFor'));
     lockAcquire(t);
-    const end = Date.now() + ms;
-    let next = beatMs > 0 ? Date.now() + beatMs : Infinity;
+    const start = Date.now();
+    const end = start + ms;
+    let next = beatMs > 0 ? start + beatMs : Infinity;
+    let handed = false;
     while (Date.now() < end) {
       if (Date.now() >= next) {
         t.beatLock();
         next += beatMs;
       }
+      if (handTo !== 0 && !handed && Date.now() >= start + ms / 2) {
+        renameHolder(t.i32, handTo);
+        handed = true;
+      }
     }
+    if (handed) renameHolder(t.i32, t.runner.lockMe);
     const want = Atomics.load(t.i32, G_LOCK_WANT);
     lockRelease(t);
     return want;
@@ -225,6 +235,14 @@ const api = {
     setStage1TestHooks(words);
   },
 };
+
+/** Makes the held lock word name `holder` (a lock word without state bits), keeping its state bits. */
+function renameHolder(i32: Int32Array, holder: number): void {
+  for (;;) {
+    const c = Atomics.load(i32, G_LOCK);
+    if (Atomics.compareExchange(i32, G_LOCK, c, (c & LOCK_STATE_MASK) | holder) === c) return;
+  }
+}
 
 /**
  * Arms this thread's crash points: at the `nth` of `path` it passes, `action` runs (the others
