@@ -170,7 +170,8 @@ export const G_LOCK_WANT = 26; //      [A] 0, or the lock word (lockWord: slot a
 //                                      CAS from 0 by that thread once its spin found the lock held, cleared by CAS back to 0 when
 //                                      its wait ends (the lock taken, or given up), then Atomics.notify. Read with Atomics.load by
 //                                      every blocking acquisition, which leaves a free lock to the thread named here (waiting on
-//                                      this word, 1 ms at a time), for at most WANT_DEFER_MAX_MS an acquisition; then it clears
+//                                      this word, 1 ms at a time), for at most WANT_DEFER_MAX_MS an acquisition (counted across
+//                                      the holds of threads that do not defer, restarted when the word changes); then it clears
 //                                      the word by CAS as stale (its thread died waiting) and takes the lock; a word whose
 //                                      thread slot is not ATTACHED in that generation (marked DEAD by a fault or a reclaim, which
 //                                      marks it before it takes the lock; freed; attached again) it clears at once. A browser's main

@@ -260,17 +260,23 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
   // it a free lock: a browser's main thread only spins, and lost every race for it to workers that
   // took it back to back.
   const bounded = (IS_MAIN_THREAD || watchedRunning > 0) && !noWait;
+  // The want word this acquisition defers to, and since when: counted across the holds of others
+  // between (threads that never defer, tryMalloc and the async calls, take a free lock in the middle
+  // of a deferral; restarted at each, a stale word was never cleared, and a main thread deferring to
+  // it waited for good: an audit), restarted when the word changes or its thread holds the lock.
+  let deferWord = 0;
   let deferSince = 0;
   try {
     let beat = Atomics.load(i32, G_LOCK_BEAT);
-    let since = t0; // the bound's start: the wait's, the holder's last beat seen, or the last change of holder
-    let seenHolder = -1;
+    let since = t0; // the bound's start: the wait's, the holder's last beat seen, or the last hold seen to end
+    let seenWord = -1; // the lock word as this wait last saw (or set) it; 0 once seen free
     for (;;) {
       // Named (again, if another thread cleared the word meanwhile, taking it for stale: this
       // thread was descheduled for longer than WANT_DEFER_MAX_MS) wherever the word is free.
       if (bounded && Atomics.load(i32, G_LOCK_WANT) === 0) Atomics.compareExchange(i32, G_LOCK_WANT, 0, mine);
       const c = Atomics.load(i32, G_LOCK);
       if (c === 0) {
+        seenWord = 0; // a hold ended: its holder was alive
         const w = defers ? Atomics.load(i32, G_LOCK_WANT) : 0;
         if (w !== 0 && w !== mine) {
           // A word whose thread is known gone (marked DEAD by a fault or a reclaim, or its slot
@@ -283,10 +289,12 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
           // Left to the thread that wants it, for at most WANT_DEFER_MAX_MS: then the word is taken
           // for stale (that thread died waiting, not yet known dead) and cleared.
           const now = performance.now();
-          if (deferSince === 0) deferSince = now;
-          else if (now - deferSince > WANT_DEFER_MAX_MS) {
+          if (w !== deferWord) {
+            deferWord = w;
+            deferSince = now;
+          } else if (now - deferSince > WANT_DEFER_MAX_MS) {
             Atomics.compareExchange(i32, G_LOCK_WANT, w, 0);
-            deferSince = 0;
+            deferWord = 0;
             continue;
           }
           if (CAN_BLOCK) {
@@ -301,19 +309,19 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
         if (Atomics.compareExchange(i32, G_LOCK, 0, mine | WAITERS) === 0) break;
         continue;
       }
-      deferSince = 0; // held: a later deferral counts its own 50 ms
+      if ((c & ~STATE_MASK) === deferWord) deferWord = 0; // the wanting thread has it: a later word of its is a new wait
       if (breakLockIfHolderDead(h, c, stopped)) break;
       if (noWait) throw WOULD_BLOCK;
       if (IS_MAIN_THREAD || watchedRunning > 0) {
         const now = performance.now();
         const b = Atomics.load(i32, G_LOCK_BEAT);
-        // From the holder's last beat, and from the last change of holder: a holder that let the
-        // lock go was alive, and the next one's hold counts from its start (a change of holder did
-        // not count: 3 s of holds one after another, each alive, gave up as if one had died).
-        const holder = c & ~STATE_MASK;
-        if (b !== beat || holder !== seenHolder) {
+        // From the holder's last beat, and from the last hold seen to end (the lock seen free, a
+        // release's wake, a word other than the one this wait set): a holder that let the lock go
+        // was alive, and the next hold counts from its start (holds one after another, each alive,
+        // gave up at 3 s as if one had died, blaming a live thread).
+        if (b !== beat || c !== seenWord) {
           beat = b;
-          seenHolder = holder;
+          seenWord = c;
           since = now;
         } else if (now - since > MAIN_THREAD_WAIT_MS) {
           throw lockTimeout(h, c, now - t0);
@@ -321,9 +329,11 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
       }
       const waiting = (c & ~STATE_MASK) | WAITERS;
       if (c !== waiting && Atomics.compareExchange(i32, G_LOCK, c, waiting) !== c) continue;
+      if (seenWord === c) seenWord = waiting; // the same hold, with the bit this wait set
       if (CAN_BLOCK) {
         waits++;
-        Atomics.wait(i32, G_LOCK, waiting, WAIT_SLICE_MS);
+        // Woken by a release (lockRelease notifies only then): that hold ended.
+        if (Atomics.wait(i32, G_LOCK, waiting, WAIT_SLICE_MS) === 'ok') seenWord = 0;
       } else {
         spins++;
       }

@@ -67,6 +67,21 @@ const api = {
   tryMalloc(size: number): number {
     return attached('tryMalloc').tryMalloc(size);
   },
+  /**
+   * For `ms` milliseconds: tryMalloc(size), then freeAsync of what it gave, again and again (two
+   * acquisitions of the lock a round that never defer to G_LOCK_WANT). Returns the rounds made.
+   */
+  async nonDeferringLoop(size: number, ms: number): Promise<number> {
+    const h = attached('nonDeferringLoop');
+    const end = Date.now() + ms;
+    let rounds = 0;
+    while (Date.now() < end) {
+      const p = h.tryMalloc(size);
+      if (p !== 0) await h.freeAsync(p);
+      rounds++;
+    }
+    return rounds;
+  },
   /** Copies `bytes` into the heap at `ptr`. */
   write(ptr: number, bytes: Uint8Array | number[]): void {
     attached('write').u8.set(bytes, ptr);
