@@ -70,7 +70,7 @@ export const IS_MAIN_THREAD: boolean = (() => {
 /**
  * How long a main thread waits for the global lock before a LockTimeoutError: counted from the
  * start of its wait, from the last change it saw of the holder's heartbeat (ThreadContext.beatLock),
- * or from the last change of holder.
+ * or from the last hold it saw end (lockAcquireSlow).
  */
 export const MAIN_THREAD_WAIT_MS = 3000;
 
