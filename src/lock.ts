@@ -282,7 +282,7 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
           // A word whose thread is known gone (marked DEAD by a fault or a reclaim, or its slot
           // freed or attached again since) is cleared at once: the reclaim of a thread that died
           // waiting left its own acquisition to that thread for 50 ms.
-          if (!wantAttached(h, w)) {
+          if (attachmentSlot(h, w) < 0) {
             Atomics.compareExchange(i32, G_LOCK_WANT, w, 0);
             continue;
           }
@@ -312,7 +312,7 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
       if ((c & ~STATE_MASK) === deferWord) deferWord = 0; // the wanting thread has it: a later word of its is a new wait
       if (breakLockIfHolderDead(h, c, stopped)) break;
       if (noWait) throw WOULD_BLOCK;
-      if (IS_MAIN_THREAD || watchedRunning > 0) {
+      if (bounded) {
         const now = performance.now();
         const b = Atomics.load(i32, G_LOCK_BEAT);
         // From the holder's last beat, and from the last hold seen to end (the lock seen free, a
@@ -346,11 +346,15 @@ function lockAcquireSlow(h: ThreadContext, mayWait: boolean, stopped?: (slot: nu
   return true;
 }
 
-/** Whether want word `w` names an attachment still ATTACHED (its slot, its generation). */
-function wantAttached(t: ThreadContext, w: number): boolean {
-  const s = lockHolder(w);
-  if (s < 0 || s >= t.geo.maxThreads) return false;
-  return Atomics.load(t.i32, t.threadW(s) + TH_STATE) === TS_ATTACHED && lockWord(s, 0, Atomics.load(t.i32, t.threadW(s) + TH_LOCK_GEN)) === w;
+/**
+ * The thread slot a lock word (G_LOCK's, or G_LOCK_WANT's) names when that slot is ATTACHED still
+ * in the word's attachment (its TH_LOCK_GEN); -1 otherwise (no slot, not ATTACHED, or reclaimed
+ * and attached again since).
+ */
+export function attachmentSlot(t: ThreadContext, word: number): number {
+  const s = lockHolder(word);
+  if (s < 0 || s >= t.geo.maxThreads || Atomics.load(t.i32, t.threadW(s) + TH_STATE) !== TS_ATTACHED) return -1;
+  return lockWord(s, 0, Atomics.load(t.i32, t.threadW(s) + TH_LOCK_GEN)) === (word & ~STATE_MASK) ? s : -1;
 }
 
 /** Whether another thread wants the lock (G_LOCK_WANT): a free lock is left to it. */

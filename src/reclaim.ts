@@ -12,13 +12,13 @@ import {
   SM_COLLECTS, SM_HEAD, SM_KIND, SM_OWNER, SM_REMOTE, SM_SHIFT, ST_PENDING, isCached, TH_COLLECT_MW, TH_COLLECT_NEXT,
   TH_INFLIGHT, TH_JOURNAL_CLS, TH_JOURNAL_DONE, TH_JOURNAL_N, TH_JOURNAL_SRC, TH_POPPING, TH_PUSHING, TH_RECLAIMER, TH_RETURNING, TH_S1_PRIVATE, TH_LARGE_HELD, G_LARGE_POOLED,
   TH_STATE, TH_THREAD_ID, TH_TOP, TH_WATCHING, TS_ATTACHED, TS_DEAD, TS_FREE, WATCH_ENTRIES,
-  TS_RECLAIMING, magazineWords, journalEntryWords, usedSlots, deepMagazineBlock, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, lockWord, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
+  TS_RECLAIMING, magazineWords, journalEntryWords, usedSlots, deepMagazineBlock, DEEP_CAP, SLOT_SHIFT, SM_DATA, SM_STATE, ST_CACHED, ST_DEEP, G_LOCK, TH_LOCK_GEN, LOCK_STATE_MASK, G_UNDECIDED, UD_ENTRIES, UD_FIRST, UD_LAST, UD_N, UD_SLAB, UD_W, UD_WORDS,
 } from './layout.js';
 import { CP_RECLAIM, crashPoint } from './crash.js';
 import { NUM_CLASSES } from './size-classes.js';
 import { ThreadContext, type Runner } from './context.js';
 import { HeapError, HeapStateError, checkInteger, describe, isObjectArgument, isRevokedProxy } from './errors.js';
-import { WOULD_BLOCK, countWatched, lockAcquire, lockHolder, lockRelease, tryLockAcquire } from './lock.js';
+import { WOULD_BLOCK, attachmentSlot, countWatched, lockAcquire, lockHolder, lockRelease, tryLockAcquire } from './lock.js';
 import { returnSlots } from './slots.js';
 import { putBackChain, repairStage1 } from './pool.js';
 import { finishCollect, onRemoteList, publishChain, settleUndecided, slabMetaOf, someoneCollecting } from './remote.js';
@@ -270,11 +270,9 @@ function attachedHolder(t: ThreadContext, threadId: number): boolean {
  * still ATTACHED in its slot (the same TH_LOCK_GEN), not the caller's; -1 otherwise.
  */
 export function lockHolderId(t: ThreadContext, word: number): number {
-  const holder = attachedHolderSlot(t, word);
-  if (holder < 0) return -1;
-  const w = t.threadW(holder);
-  if (lockWord(holder, 0, Atomics.load(t.i32, w + TH_LOCK_GEN)) !== (word & ~LOCK_STATE_MASK)) return -1;
-  return Atomics.load(t.i32, w + TH_THREAD_ID) - 1;
+  const holder = attachmentSlot(t, word);
+  if (holder < 0 || holder === t.runner.slot) return -1;
+  return Atomics.load(t.i32, t.threadW(holder) + TH_THREAD_ID) - 1;
 }
 
 /**

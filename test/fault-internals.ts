@@ -8,7 +8,7 @@ import { expect } from 'vitest';
 import { HeapStateError } from '../src/index.js';
 import { internals } from '../src/heap.js';
 import { armCrash } from '../src/crash.js';
-import { G_LOCK, G_MAGIC, G_SLOTS_USED, MAGIC, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_SHIFT, TH_TOP, TH_THREAD_ID, TH_STATE, TS_ATTACHED } from '../src/layout.js';
+import { G_LOCK, G_MAGIC, G_SLOTS_USED, MAGIC, SLOT_SHIFT, SM_HEAD, SM_INUSE, SM_SHIFT, TH_LOCK_GEN, TH_TOP, TH_THREAD_ID, TH_STATE, TS_ATTACHED, lockWord as layoutLockWord } from '../src/layout.js';
 import { readGeometry } from '../src/context.js';
 
 /** The heap's magic word is intact (attach() from any thread would accept the buffer). */
@@ -31,6 +31,16 @@ export function slotIds(heap: SharedHeap): { tid: number; state: number; id: num
     out.push({ tid: t, state: Atomics.load(i32, w + TH_STATE), id: Atomics.load(i32, w + TH_THREAD_ID) - 1 });
   }
   return out;
+}
+
+/**
+ * The lock word (no state bits) of the thread attached under Node `threadId`: its slot and its
+ * attachment's generation, as it writes G_LOCK, and G_LOCK_WANT while it waits.
+ */
+export function lockWordOf(heap: SharedHeap, threadId: number): number {
+  const t = internals(heap);
+  const slot = slotIds(heap).find((e) => e.id === threadId && e.state === TS_ATTACHED)!.tid;
+  return layoutLockWord(slot, 0, Atomics.load(t.i32, t.threadW(slot) + TH_LOCK_GEN));
 }
 
 /** Adds `delta` to the INUSE count of the slab holding `block` (to show check() catches it). */

@@ -9,12 +9,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { LockTimeoutError, SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, G_LOCK_BEAT, LOCK_BEAT_BYTES, TH_LOCK_GEN, TS_ATTACHED, lockWord } from '../src/layout.js';
+import { G_LOCK, G_LOCK_BEAT, LOCK_BEAT_BYTES } from '../src/layout.js';
 import { copyInHeap } from '../src/alloc.js';
 import { lockAcquire, lockRelease } from '../src/lock.js';
 import { startHeapWorker, terminateAll } from './remote-heap.js';
 import { MiB } from './fixtures.js';
-import { slotIds } from './fault-internals.js';
+import { lockWordOf } from './fault-internals.js';
 
 afterAll(terminateAll);
 
@@ -31,9 +31,7 @@ async function mallocBeside(ms: number, beatMs: number, handOver = false): Promi
   if (handOver) {
     const other = startHeapWorker();
     await other.remote.attach(heap.buffer);
-    const t = internals(heap);
-    const slot = slotIds(heap).find((e) => e.id === other.worker.threadId && e.state === TS_ATTACHED)!.tid;
-    handTo = lockWord(slot, 0, Atomics.load(i32, t.threadW(slot) + TH_LOCK_GEN));
+    handTo = lockWordOf(heap, other.worker.threadId);
   }
   const held = w.remote.holdLockFor(ms, beatMs, handTo);
   while (Atomics.load(i32, G_LOCK) === 0) await new Promise((r) => setTimeout(r, 5));

@@ -13,21 +13,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { SharedHeap } from '../src/index.js';
 import { internals } from '../src/heap.js';
-import { G_LOCK, G_LOCK_WANT, TH_LOCK_GEN, TS_ATTACHED, lockWord } from '../src/layout.js';
+import { G_LOCK, G_LOCK_WANT, lockWord } from '../src/layout.js';
 import { startHeapWorker, terminateAll, type RemoteHeap } from './remote-heap.js';
 import { until } from './fixtures.js';
-import { slotIds } from './fault-internals.js';
+import { lockWordOf } from './fault-internals.js';
 
 afterEach(terminateAll);
 
 const BIG = 4 << 20; // a large run beyond the large-run lists: its malloc and free take the lock
-
-/** The word a worker would leave in G_LOCK_WANT if it died waiting: its slot, its attachment's generation. */
-function wordOf(heap: SharedHeap, r: RemoteHeap): number {
-  const t = internals(heap);
-  const slot = slotIds(heap).find((e) => e.id === r.worker.threadId && e.state === TS_ATTACHED)!.tid;
-  return lockWord(slot, 0, Atomics.load(t.i32, t.threadW(slot) + TH_LOCK_GEN));
-}
 
 /**
  * A heap, its context here, a heap-worker attached to it, and a stale want word: a second worker's,
@@ -40,7 +33,7 @@ async function heapAndWorker(): Promise<{ heap: SharedHeap; t: ReturnType<typeof
   await v.remote.attach(heap.memory ?? heap.buffer);
   const other = startHeapWorker();
   await other.remote.attach(heap.memory ?? heap.buffer);
-  return { heap, t, v, other, stale: wordOf(heap, other) };
+  return { heap, t, v, other, stale: lockWordOf(heap, other.worker.threadId) };
 }
 
 describe('the global lock left to a main thread that wants it (G_LOCK_WANT)', () => {
